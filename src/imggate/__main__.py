@@ -1,0 +1,5 @@
+"""``python -m imggate``."""
+
+from imggate._cli import main
+
+main()

@@ -1,0 +1,54 @@
+"""Entry point: parse arguments, run a command, map errors to exit codes.
+
+Exit codes: 0 allowed, 1 denied, 2 usage/config error, 3 could not decide.
+Anything unexpected is exit 3: the gate fails closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+
+import click
+
+from imggate import _app
+from imggate.errors import Error
+
+# Each import registers that module's commands on the app.
+from imggate.commands import resolve as _resolve  # noqa: F401
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI and exit with imggate's exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = any(a in ("-v", "--verbose") for a in args)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="imggate: %(levelname)s: %(message)s",
+    )
+    try:
+        rv = _app.app(args=args, prog_name="imggate", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        sys.stderr.write("imggate: aborted\n")
+        sys.exit(3)
+    except click.exceptions.ClickException as e:
+        e.show()
+        sys.exit(2)
+    except Error as e:
+        if verbose:
+            traceback.print_exc()
+        sys.stderr.write(e.diagnostics() + "\n")
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - fail closed, never a traceback by default
+        if verbose:
+            traceback.print_exc()
+        sys.stderr.write(
+            f"imggate: internal error: {type(e).__name__}: {e}\n  (run with -v for the traceback)\n"
+        )
+        sys.exit(3)
+    sys.exit(rv if isinstance(rv, int) else 0)

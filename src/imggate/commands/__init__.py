@@ -1,0 +1,1 @@
+"""CLI commands, one module each; every module registers on ``imggate._app.app``."""

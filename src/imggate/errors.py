@@ -1,0 +1,127 @@
+"""imggate's errors: one root, each subclass carrying the exit code it maps to.
+
+The tree::
+
+    Error                       exit 3 unless a subclass says otherwise
+    ├── UsageError              exit 2: a bad flag, argument or image reference
+    │   └── InvalidReference    an image reference docker would reject
+    ├── ConfigError             exit 2: a rules file, exception list or key file is invalid
+    ├── RegistryError           exit 3: the registry could not give a trustworthy answer
+    │   ├── AuthError           credentials missing or refused
+    │   ├── NotFound            manifest, blob or tag does not exist
+    │   └── DigestMismatch      bytes do not hash to the digest they were fetched by
+    ├── LayoutError             exit 3: an OCI image layout directory is unusable
+    ├── ReportError             exit 3: a scanner report is unreadable or malformed
+    ├── ScannerError            exit 3: running a scanner failed
+    └── SignatureError          exit 3: signatures could not be fetched (a *failed*
+                                verification is a result, not an error)
+
+Every error has a message a user can act on and never holds a secret.
+``diagnostics()`` renders it for the console.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class Error(Exception):
+    """Root of every error imggate raises on purpose."""
+
+    exit_code: ClassVar[int] = 3
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def diagnostics(self) -> str:
+        """A user-facing rendering: the message and, when there is one, what to do."""
+        text = f"imggate: error: {self.message}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+class UsageError(Error):
+    """A bad flag, argument or combination of them."""
+
+    exit_code: ClassVar[int] = 2
+
+
+class InvalidReference(UsageError):
+    """An image reference that docker would reject; the message names the bad part."""
+
+
+class ConfigError(Error):
+    """A rules file, exception list, key or other user-written input is invalid.
+
+    ``location`` is ``file:line`` when known.
+    """
+
+    exit_code: ClassVar[int] = 2
+
+    def __init__(self, message: str, *, location: str | None = None, hint: str | None = None):
+        super().__init__(f"{location}: {message}" if location else message, hint=hint)
+        self.location = location
+
+
+class RegistryError(Error):
+    """The registry could not give a trustworthy answer.
+
+    The message names registry, repository, reference/digest and HTTP status
+    when they are known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        registry: str | None = None,
+        repository: str | None = None,
+        reference: str | None = None,
+        status: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        parts = []
+        if registry:
+            where = registry + (f"/{repository}" if repository else "")
+            if reference:
+                where += ("@" if reference.startswith("sha256:") else ":") + reference
+            parts.append(where)
+        if status is not None:
+            parts.append(f"HTTP {status}")
+        prefix = f"{' '.join(parts)}: " if parts else ""
+        super().__init__(prefix + message, hint=hint)
+        self.registry = registry
+        self.repository = repository
+        self.reference = reference
+        self.status = status
+
+
+class AuthError(RegistryError):
+    """Credentials are missing or were refused."""
+
+
+class NotFound(RegistryError):
+    """The manifest, blob or tag does not exist."""
+
+
+class DigestMismatch(RegistryError):
+    """Bytes fetched by digest do not hash to that digest: never accepted."""
+
+
+class LayoutError(Error):
+    """An OCI image layout directory is missing, malformed or inconsistent."""
+
+
+class ReportError(Error):
+    """A scanner report could not be read; the message names the file and the place."""
+
+
+class ScannerError(Error):
+    """Running a scanner failed, timed out or produced nothing usable."""
+
+
+class SignatureError(Error):
+    """Signatures or attestations could not be fetched or the request is malformed."""

@@ -1,0 +1,405 @@
+"""Frozen value types that cross stage boundaries.
+
+reference -> resolve (:class:`ResolvedImage`) -> evidence (:class:`ScanReport`,
+:class:`SignatureCheck`) -> evaluate (:class:`ImageVerdict`) -> outputs.
+Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+_HEX = {"sha256": 64, "sha384": 96, "sha512": 128}
+_DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-f0-9]{32,})$")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Digest:
+    """A content digest such as ``sha256:<64 hex>``."""
+
+    algorithm: str
+    hex: str
+
+    @classmethod
+    def parse(cls, text: str) -> Digest:
+        """Parse ``algo:hex``; raise ``ValueError`` naming what is wrong."""
+        m = _DIGEST_RE.match(text)
+        if not m:
+            raise ValueError(f"invalid digest {text[:100]!r}: expected sha256:<64 hex digits>")
+        algo, hx = m.group(1), m.group(2)
+        if algo not in _HEX:
+            raise ValueError(f"unsupported digest algorithm {algo!r}")
+        if len(hx) != _HEX[algo]:
+            raise ValueError(f"invalid digest {text[:100]!r}: {algo} needs {_HEX[algo]} hex digits")
+        return cls(algo, hx)
+
+    @classmethod
+    def of(cls, data: bytes, algorithm: str = "sha256") -> Digest:
+        """The digest of ``data``."""
+        return cls(algorithm, hashlib.new(algorithm, data).hexdigest())
+
+    def matches(self, data: bytes) -> bool:
+        """Whether ``data`` hashes to this digest."""
+        return hashlib.new(self.algorithm, data).hexdigest() == self.hex
+
+    @property
+    def tag_form(self) -> str:
+        """``sha256-<hex>``: the form cosign uses in tag names."""
+        return f"{self.algorithm}-{self.hex}"
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.hex}"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """A normalised image reference (docker's rules; see ``registry.reference``).
+
+    ``registry`` is ``docker.io`` for Docker Hub, ``repository`` includes
+    ``library/`` for official images. ``source`` is ``registry`` or
+    ``oci-layout``; for a layout, ``layout_path`` is the directory.
+    """
+
+    registry: str
+    repository: str
+    tag: str | None = None
+    digest: Digest | None = None
+    source: str = "registry"
+    layout_path: str | None = None
+
+    @property
+    def name(self) -> str:
+        """``registry/repository`` (the layout path for an OCI layout)."""
+        if self.source == "oci-layout":
+            return f"oci:{self.layout_path}"
+        return f"{self.registry}/{self.repository}"
+
+    @property
+    def pinned_by_digest(self) -> bool:
+        """Whether the user gave a digest (not just a tag)."""
+        return self.digest is not None
+
+    def with_digest(self, digest: Digest) -> ImageRef:
+        """The same image pinned to ``digest`` (the tag is kept for display)."""
+        return ImageRef(self.registry, self.repository, self.tag, digest, self.source,
+                        self.layout_path)
+
+    def __str__(self) -> str:
+        text = self.name
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    """``os/architecture[/variant]``."""
+
+    os: str
+    architecture: str
+    variant: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        """Parse ``os/arch[/variant]``; raise ``ValueError`` when malformed."""
+        parts = text.strip().split("/")
+        if len(parts) not in (2, 3) or not all(parts) or not all(
+            re.fullmatch(r"[a-z0-9._-]+", p) for p in parts
+        ):
+            raise ValueError(f"invalid platform {text!r}: expected os/arch[/variant]")
+        return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+
+    def matches(self, other: Platform) -> bool:
+        """Whether ``other`` satisfies this (a missing variant matches any)."""
+        return (self.os == other.os and self.architecture == other.architecture
+                and (self.variant is None or self.variant == other.variant))
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformChild:
+    """One child manifest of an index / manifest list."""
+
+    digest: Digest
+    media_type: str
+    size: int
+    platform: Platform | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigSummary:
+    """What the image config blob says about the image."""
+
+    digest: Digest
+    created: datetime | None
+    os: str | None
+    architecture: str | None
+    variant: str | None
+    user: str | None
+    labels: Mapping[str, str]
+    layer_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedImage:
+    """An image pinned to a verified digest.
+
+    ``digest`` is the top-level manifest (the index for multi-arch images);
+    ``manifest_digest`` is the platform manifest whose config was read.
+    """
+
+    ref: ImageRef
+    digest: Digest
+    media_type: str
+    platforms: tuple[PlatformChild, ...]
+    manifest_digest: Digest
+    config: ConfigSummary | None
+
+    @property
+    def pinned(self) -> str:
+        """``<registry>/<repository>@<digest>``."""
+        return f"{self.ref.name}@{self.digest}"
+
+
+class Severity(str, Enum):
+    """GitLab's severity scale."""
+
+    CRITICAL = "Critical"
+    HIGH = "High"
+    MEDIUM = "Medium"
+    LOW = "Low"
+    INFO = "Info"
+    UNKNOWN = "Unknown"
+
+    @property
+    def rank(self) -> int:
+        """Ordering for thresholds: Critical 5 ... Info 1, Unknown 0."""
+        return _SEVERITY_RANK[self]
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        """Case-insensitive; Grype's ``Negligible`` is Info. ``ValueError`` otherwise."""
+        key = text.strip().lower()
+        if key in _SEVERITY_ALIASES:
+            return _SEVERITY_ALIASES[key]
+        raise ValueError(f"unknown severity {text[:50]!r}")
+
+
+_SEVERITY_RANK = {
+    Severity.CRITICAL: 5, Severity.HIGH: 4, Severity.MEDIUM: 3,
+    Severity.LOW: 2, Severity.INFO: 1, Severity.UNKNOWN: 0,
+}
+_SEVERITY_ALIASES = {
+    "critical": Severity.CRITICAL, "high": Severity.HIGH, "medium": Severity.MEDIUM,
+    "moderate": Severity.MEDIUM, "low": Severity.LOW, "info": Severity.INFO,
+    "informational": Severity.INFO, "negligible": Severity.INFO, "none": Severity.INFO,
+    "unknown": Severity.UNKNOWN, "": Severity.UNKNOWN,
+}
+
+
+class FixState(str, Enum):
+    """Whether a fix exists."""
+
+    FIXED = "fixed"
+    NOT_FIXED = "not-fixed"
+    WONT_FIX = "wont-fix"
+    END_OF_LIFE = "end-of-life"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Cvss:
+    """One CVSS rating from one source (nvd, redhat, ghsa...)."""
+
+    source: str
+    version: str | None
+    vector: str | None
+    score: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One vulnerability in one package version, as one or more scanners reported it."""
+
+    id: str
+    package: str
+    version: str
+    severity: Severity
+    aliases: tuple[str, ...] = ()
+    package_type: str | None = None
+    purl: str | None = None
+    fixed_versions: tuple[str, ...] = ()
+    fix_state: FixState = FixState.UNKNOWN
+    cvss: tuple[Cvss, ...] = ()
+    epss: float | None = None
+    title: str | None = None
+    description: str | None = None
+    links: tuple[str, ...] = ()
+    layer: str | None = None
+    path: str | None = None
+    sources: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """(vulnerability id, package, version): what makes two reports the same finding."""
+        return (self.id, self.package, self.version)
+
+    @property
+    def max_cvss(self) -> float | None:
+        """The highest CVSS base score from any source."""
+        scores = [c.score for c in self.cvss if c.score is not None]
+        return max(scores) if scores else None
+
+    @property
+    def all_ids(self) -> tuple[str, ...]:
+        """The id and every alias."""
+        return (self.id, *self.aliases)
+
+
+@dataclass(frozen=True, slots=True)
+class ScannerInfo:
+    """Which scanner produced a report."""
+
+    name: str
+    version: str | None = None
+    vendor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    """One scanner report, parsed and validated.
+
+    ``image_name`` / ``image_digests`` are what the report says it scanned
+    (``image_digests`` holds manifest/repo digests and the image id; empty
+    when the report names none) so the gate can bind a report to an image.
+    """
+
+    scanner: ScannerInfo
+    findings: tuple[Finding, ...]
+    source: str | None = None
+    image_name: str | None = None
+    image_digests: tuple[Digest, ...] = ()
+    operating_system: str | None = None
+    started: datetime | None = None
+    finished: datetime | None = None
+
+
+class SignatureKind(str, Enum):
+    """What a signature check was about."""
+
+    SIGNATURE = "signature"
+    ATTESTATION = "attestation"
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureCheck:
+    """The outcome of checking one signature (or attestation) against one trust anchor set.
+
+    ``signer`` names what verified it (a key's file name/fingerprint, or
+    ``identity (issuer)`` for keyless) and is ``None`` when nothing did;
+    ``reason`` says why it failed, or how it verified.
+    """
+
+    kind: SignatureKind
+    location: str
+    verified: bool
+    reason: str
+    signer: str | None = None
+    predicate_type: str | None = None
+    predicate: Mapping[str, Any] | None = None
+    tlog: bool = False
+    signed_digest: Digest | None = None
+
+
+class Mode(str, Enum):
+    """Whether a rule fails the gate or only warns."""
+
+    ENFORCE = "enforce"
+    WARN = "warn"
+
+
+class Decision(str, Enum):
+    """The verdict for one image."""
+
+    ALLOW = "allow"
+    DENY = "deny"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleResult:
+    """One rule's outcome for one image (a JUnit testcase)."""
+
+    rule: str
+    passed: bool
+    mode: Mode
+    messages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionUse:
+    """How an exception (allowlist / VEX entry) fared: used, expired or stale."""
+
+    vulnerability: str
+    status: str
+    reason: str
+    source: str
+    expires: date | None = None
+    package: str | None = None
+    matched: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ImageVerdict:
+    """Everything decided about one image."""
+
+    reference: str
+    env: str
+    decision: Decision
+    image: ResolvedImage | None = None
+    rules: tuple[RuleResult, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    suppressed: tuple[tuple[Finding, str], ...] = ()
+    exceptions: tuple[ExceptionUse, ...] = ()
+    signatures: tuple[SignatureCheck, ...] = ()
+    reports: tuple[ScanReport, ...] = ()
+    error: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def violations(self) -> tuple[RuleResult, ...]:
+        """Failed rules in enforce mode."""
+        return tuple(r for r in self.rules if not r.passed and r.mode is Mode.ENFORCE)
+
+    @property
+    def warnings(self) -> tuple[RuleResult, ...]:
+        """Failed rules in warn mode."""
+        return tuple(r for r in self.rules if not r.passed and r.mode is Mode.WARN)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The verdicts for every image checked in one run."""
+
+    env: str
+    images: tuple[ImageVerdict, ...]
+    generated: datetime
+
+    @property
+    def exit_code(self) -> int:
+        """3 if any image could not be decided, else 1 if any was denied, else 0."""
+        if any(i.decision is Decision.ERROR for i in self.images) or not self.images:
+            return 3
+        if any(i.decision is Decision.DENY for i in self.images):
+            return 1
+        return 0

@@ -1,0 +1,1 @@
+"""Turning image references into verified registry facts."""
