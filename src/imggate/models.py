@@ -321,6 +321,23 @@ class SignatureCheck:
     signed_digest: Digest | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Everything gathered about one image before rules are applied.
+
+    ``reference`` is the text the user gave; ``ref`` is it parsed. ``image``
+    is ``None`` when resolution failed, and ``errors`` then says why: any
+    error makes the image's decision ``error`` (exit 3), never an allow.
+    """
+
+    reference: str
+    ref: ImageRef
+    image: ResolvedImage | None
+    reports: tuple[ScanReport, ...] = ()
+    signatures: tuple[SignatureCheck, ...] = ()
+    errors: tuple[str, ...] = ()
+
+
 class Mode(str, Enum):
     """Whether a rule fails the gate or only warns."""
 
