@@ -13,10 +13,10 @@ import traceback
 import click
 
 from imggate import _app
-from imggate.errors import Error
 
 # Each import registers that module's commands on the app.
 from imggate.commands import resolve as _resolve  # noqa: F401
+from imggate.errors import Error
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as e:  # noqa: BLE001 - fail closed, never a traceback by default
+    except Exception as e:  # fail closed, never a traceback by default
         if verbose:
             traceback.print_exc()
         sys.stderr.write(

@@ -61,7 +61,9 @@ class ConfigError(Error):
 
     exit_code: ClassVar[int] = 2
 
-    def __init__(self, message: str, *, location: str | None = None, hint: str | None = None):
+    def __init__(
+        self, message: str, *, location: str | None = None, hint: str | None = None
+    ) -> None:
         super().__init__(f"{location}: {message}" if location else message, hint=hint)
         self.location = location
 

@@ -1,0 +1,90 @@
+"""``imggate resolve REF…``: pin references to verified digests."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from imggate._app import app
+from imggate.commands._registry_opts import (
+    CaFileOpt,
+    InsecureOpt,
+    PasswordStdinOpt,
+    PlatformOpt,
+    TimeoutOpt,
+    UsernameOpt,
+    parse_platform,
+    parse_refs,
+    registry_options,
+)
+from imggate.models import ResolvedImage
+
+
+@app.command()
+def resolve(
+    refs: Annotated[list[str],
+                    typer.Argument(help="Image references (or oci:PATH[:TAG|@DIGEST]).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print details as JSON.")] = False,
+    platform: PlatformOpt = None,
+    insecure_registry: InsecureOpt = None,
+    ca_file: CaFileOpt = None,
+    username: UsernameOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+    timeout: TimeoutOpt = 30.0,
+) -> int:
+    """Pin each image to a verified digest: one `<registry>/<repository>@sha256:…` line each."""
+    import asyncio
+
+    from imggate.registry.client import RegistryOptions
+    from imggate.registry.resolve import resolve_many
+
+    parsed = parse_refs(refs)
+    plat = parse_platform(platform)
+    options = registry_options(parsed, insecure=insecure_registry, ca_file=ca_file,
+                               username=username, password_stdin=password_stdin, timeout=timeout)
+    assert isinstance(options, RegistryOptions)
+    results = asyncio.run(resolve_many(parsed, options, plat))
+    code = 0
+    docs = []
+    for text, result in zip(refs, results, strict=True):
+        if isinstance(result, ResolvedImage):
+            if as_json:
+                docs.append(resolved_json(text, result))
+            else:
+                sys.stdout.write(result.pinned + "\n")
+        else:
+            sys.stderr.write(result.diagnostics() + "\n")
+            code = max(code, result.exit_code)
+    if as_json:
+        sys.stdout.write(json.dumps(docs, indent=2) + "\n")
+    return code
+
+
+def resolved_json(text: str, image: ResolvedImage) -> dict[str, Any]:
+    """The ``--json`` form of one resolved image."""
+    cfg = image.config
+    return {
+        "reference": text,
+        "pinned": image.pinned,
+        "digest": str(image.digest),
+        "mediaType": image.media_type,
+        "manifestDigest": str(image.manifest_digest),
+        "platforms": [
+            {"platform": str(c.platform) if c.platform else None, "digest": str(c.digest),
+             "mediaType": c.media_type, "size": c.size}
+            for c in image.platforms
+        ],
+        "config": None if cfg is None else {
+            "digest": str(cfg.digest),
+            "created": cfg.created.isoformat() if cfg.created else None,
+            "os": cfg.os,
+            "architecture": cfg.architecture,
+            "variant": cfg.variant,
+            "user": cfg.user,
+            "labels": dict(cfg.labels),
+            "layers": cfg.layer_count,
+        },
+    }

@@ -1,0 +1,170 @@
+"""Registry authentication as an ``httpx.Auth`` flow.
+
+Anonymous first; on ``401`` follow the ``WWW-Authenticate`` challenge:
+``Basic`` (send credentials) or ``Bearer realm=…,service=…,scope=…`` (fetch
+a token from the realm, with Basic credentials or an identity token, cache it
+per scope, retry). The flow only ever adds ``Authorization`` to requests for
+the registry host it belongs to; the client follows redirects itself and
+never runs this flow for another host.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+
+import httpx
+
+from imggate.registry.credentials import Credentials
+
+_PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
+_REPO_PATH = re.compile(r"^/v2/(.+?)/(?:manifests|blobs|tags|referrers)/")
+_DEFAULT_TOKEN_TTL = 60.0
+_MAX_TOKEN_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """A parsed ``WWW-Authenticate`` header."""
+
+    scheme: str
+    realm: str | None = None
+    service: str | None = None
+    scope: str | None = None
+
+
+def parse_challenge(header: str | None) -> Challenge | None:
+    """Parse ``Bearer realm="…",service="…"`` / ``Basic realm="…"``; ``None`` if absent."""
+    if not header:
+        return None
+    scheme, _, rest = header.strip().partition(" ")
+    params = {m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3))
+              for m in _PARAM.finditer(rest)}
+    return Challenge(scheme.lower(), params.get("realm"), params.get("service"),
+                     params.get("scope"))
+
+
+def scope_for(path: str, push: bool = False) -> str | None:
+    """The token scope a request path needs (``repository:<name>:pull``)."""
+    m = _REPO_PATH.match(path)
+    if not m:
+        return None
+    return f"repository:{m.group(1)}:{'pull,push' if push else 'pull'}"
+
+
+class TokenError(Exception):
+    """The token endpoint gave no usable token (message is safe to show)."""
+
+
+class RegistryAuth(httpx.Auth):
+    """Challenge-driven auth for one registry host; tokens cached per scope."""
+
+    requires_response_body = True
+
+    def __init__(self, host: str, credentials: Credentials | None, *, plain_http_ok: bool) -> None:
+        self.host = host
+        self.credentials = credentials
+        self.plain_http_ok = plain_http_ok
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._basic = False
+
+    def _matches(self, request: httpx.Request) -> bool:
+        return request.url.netloc.decode("ascii").lower() == self.host
+
+    def _cached(self, scope: str | None) -> str | None:
+        if scope is None:
+            return None
+        hit = self._tokens.get(scope)
+        if hit and hit[1] > time.monotonic():
+            return hit[0]
+        return None
+
+    def _basic_header(self) -> str:
+        assert self.credentials is not None
+        raw = f"{self.credentials.username}:{self.credentials.secret}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Send ``request``, answering an auth challenge at most once."""
+        if not self._matches(request):
+            # Never authenticate anything but our own host.
+            request.headers.pop("Authorization", None)
+            yield request
+            return
+        scope = scope_for(request.url.path)
+        token = self._cached(scope)
+        if token:
+            request.headers["Authorization"] = f"Bearer {token}"
+        elif self._basic and self.credentials:
+            request.headers["Authorization"] = self._basic_header()
+        response = yield request
+        if response.status_code != 401:
+            return
+        challenge = parse_challenge(response.headers.get("WWW-Authenticate"))
+        if challenge is None:
+            return
+        if challenge.scheme == "basic":
+            if self.credentials is None or self._basic:
+                return
+            self._basic = True
+            request.headers["Authorization"] = self._basic_header()
+            yield request
+            return
+        if challenge.scheme != "bearer" or not challenge.realm:
+            return
+        want = challenge.scope or scope
+        token_request = self._token_request(challenge, want)
+        token_response = yield token_request
+        token, ttl = self._parse_token(token_response)
+        key = want or ""
+        self._tokens[key] = (token, time.monotonic() + max(ttl - 5.0, 1.0))
+        if scope and scope != key:
+            self._tokens[scope] = self._tokens[key]
+        request.headers["Authorization"] = f"Bearer {token}"
+        yield request
+
+    def _token_request(self, challenge: Challenge, scope: str | None) -> httpx.Request:
+        assert challenge.realm is not None
+        realm = httpx.URL(challenge.realm)
+        if realm.scheme != "https" and not self.plain_http_ok:
+            raise TokenError(f"token realm {realm.host} is not HTTPS; refusing to send credentials")
+        if realm.scheme not in ("https", "http"):
+            raise TokenError(f"token realm has unsupported scheme {realm.scheme!r}")
+        params: dict[str, str] = {}
+        if challenge.service:
+            params["service"] = challenge.service
+        if scope:
+            params["scope"] = scope
+        creds = self.credentials
+        if creds is not None and creds.identity_token:
+            form = {**params, "grant_type": "refresh_token", "refresh_token": creds.secret,
+                    "client_id": "imggate"}
+            return httpx.Request("POST", realm, data=form)
+        headers = {}
+        if creds is not None:
+            headers["Authorization"] = self._basic_header()
+        return httpx.Request("GET", realm, params=params, headers=headers)
+
+    @staticmethod
+    def _parse_token(response: httpx.Response) -> tuple[str, float]:
+        if response.status_code != 200:
+            raise TokenError(f"token server {response.url.host} answered HTTP "
+                             f"{response.status_code}: credentials missing or refused")
+        if len(response.content) > _MAX_TOKEN_BYTES:
+            raise TokenError("token server response is too large")
+        try:
+            doc = response.json()
+        except ValueError:
+            raise TokenError("token server response is not JSON") from None
+        if not isinstance(doc, dict):
+            raise TokenError("token server response is not a JSON object")
+        token = doc.get("token") or doc.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise TokenError("token server response has no token")
+        ttl = doc.get("expires_in", _DEFAULT_TOKEN_TTL)
+        if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or ttl <= 0:
+            ttl = _DEFAULT_TOKEN_TTL
+        return token, float(ttl)

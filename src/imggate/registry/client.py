@@ -1,0 +1,389 @@
+"""The OCI distribution API client: verified manifests and blobs, tags, referrers.
+
+One :class:`RegistryClient` (one connection pool, HTTP/2 where offered) serves
+many registries and repositories concurrently. Every manifest and blob
+fetched by digest is hashed before it is parsed; a tag is resolved once and
+the body must hash to the digest the registry announced. Bytes that do not
+match are a :class:`DigestMismatch`, never accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import ipaddress
+import logging
+import random
+import ssl
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+import httpx
+
+from imggate.errors import AuthError, DigestMismatch, NotFound, RegistryError, UsageError
+from imggate.models import Digest
+from imggate.registry.auth import RegistryAuth, TokenError
+from imggate.registry.credentials import CredentialStore
+from imggate.registry.interface import (
+    ACCEPT,
+    MAX_MANIFEST_BYTES,
+    OCI_INDEX,
+    Descriptor,
+    Manifest,
+    Repository,
+)
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUS = frozenset({429, 502, 503, 504})
+MAX_REDIRECTS = 5
+MAX_RETRY_AFTER = 30.0
+MAX_TAG_PAGES = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryOptions:
+    """How to talk to registries."""
+
+    credentials: CredentialStore = field(default_factory=CredentialStore)
+    insecure_registries: frozenset[str] = frozenset()
+    ca_file: str | None = None
+    timeout: float = 30.0
+    retries: int = 3
+    backoff: float = 0.5
+    max_connections: int = 64
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, ``127.0.0.0/8`` and ``[::1]`` (with or without a port)."""
+    name = host
+    if name.startswith("["):
+        name = name[1:name.find("]")] if "]" in name else name[1:]
+    else:
+        name = name.rsplit(":", 1)[0] if name.count(":") == 1 else name
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class RegistryClient:
+    """Async client for any number of registries. Use as ``async with``."""
+
+    def __init__(self, options: RegistryOptions | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.options = options or RegistryOptions()
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+        self._auth: dict[str, RegistryAuth] = {}
+
+    async def __aenter__(self) -> Self:
+        verify: ssl.SSLContext | bool = True
+        if self.options.ca_file:
+            try:
+                verify = ssl.create_default_context(cafile=self.options.ca_file)
+            except (OSError, ssl.SSLError) as e:
+                raise UsageError(f"--ca-file {self.options.ca_file}: cannot load ({e})") from None
+        limits = httpx.Limits(max_connections=self.options.max_connections,
+                              max_keepalive_connections=self.options.max_connections)
+        self._http = httpx.AsyncClient(
+            http2=True, verify=verify, timeout=self.options.timeout, limits=limits,
+            follow_redirects=False, transport=self._transport,
+            headers={"User-Agent": "imggate/0.1"},
+        )
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def repository(self, registry: str, repository: str) -> RegistryRepository:
+        """One repository on one registry."""
+        return RegistryRepository(self, registry, repository)
+
+    def base_url(self, registry: str) -> str:
+        """``https://host`` or, for loopback and ``--insecure-registry`` hosts, ``http://host``."""
+        host = "registry-1.docker.io" if registry == "docker.io" else registry
+        plain = registry in self.options.insecure_registries or is_loopback(registry)
+        return f"{'http' if plain else 'https'}://{host}"
+
+    def _auth_for(self, registry: str) -> RegistryAuth:
+        if registry not in self._auth:
+            host = httpx.URL(self.base_url(registry)).netloc.decode("ascii").lower()
+            plain_ok = registry in self.options.insecure_registries or is_loopback(registry)
+            self._auth[registry] = RegistryAuth(
+                host, self.options.credentials.get(registry), plain_http_ok=plain_ok)
+        return self._auth[registry]
+
+    @asynccontextmanager
+    async def stream(self, method: str, registry: str, url: str, *, headers: dict[str, str],
+                     what: RegistryError) -> AsyncIterator[httpx.Response]:
+        """Send with auth, retries and same-host-only credentials on redirects.
+
+        ``what`` is a template error naming registry/repository/reference so
+        every failure says what was being fetched.
+        """
+        assert self._http is not None, "use RegistryClient as an async context manager"
+        auth = self._auth_for(registry)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self._send_following(method, url, headers, auth)
+            except TokenError as e:
+                raise _like(what, AuthError, str(e)) from None
+            except httpx.TransportError as e:
+                if attempt <= self.options.retries:
+                    await asyncio.sleep(self._backoff(attempt, None))
+                    continue
+                raise _like(what, RegistryError,
+                            f"cannot reach registry ({type(e).__name__}: {e})") from None
+            if response.status_code in RETRY_STATUS and attempt <= self.options.retries:
+                delay = self._backoff(attempt, response.headers.get("Retry-After"))
+                await response.aclose()
+                log.debug("%s %s: HTTP %s, retrying in %.2fs", method, url,
+                          response.status_code, delay)
+                await asyncio.sleep(delay)
+                continue
+            try:
+                yield response
+            finally:
+                await response.aclose()
+            return
+
+    async def _send_following(self, method: str, url: str, headers: dict[str, str],
+                              auth: RegistryAuth) -> httpx.Response:
+        assert self._http is not None
+        current = httpx.URL(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            request = self._http.build_request(method, current, headers=headers)
+            same_host = auth._matches(request)
+            response = await self._http.send(request, auth=auth if same_host else None,
+                                             stream=True)
+            if response.status_code not in (301, 302, 303, 307, 308):
+                return response
+            location = response.headers.get("Location")
+            await response.aclose()
+            if not location:
+                return response
+            nxt = current.join(location)
+            if nxt.scheme not in ("https", "http") or (
+                    nxt.scheme == "http" and current.scheme == "https"):
+                raise httpx.UnsupportedProtocol(f"refusing redirect to {nxt.scheme}://{nxt.host}")
+            current = nxt
+        raise httpx.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")
+
+    def _backoff(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after:
+            try:
+                return min(max(float(retry_after), 0.0), MAX_RETRY_AFTER)
+            except ValueError:
+                when = email.utils.parsedate_to_datetime(retry_after) if retry_after else None
+                if when is not None:
+                    return min(max(when.timestamp() - time.time(), 0.0), MAX_RETRY_AFTER)
+        base: float = self.options.backoff * (2 ** (attempt - 1))
+        return float(base * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
+
+
+def _like(template: RegistryError, cls: type[RegistryError], message: str,
+          status: int | None = None) -> RegistryError:
+    return cls(message, registry=template.registry, repository=template.repository,
+               reference=template.reference, status=status)
+
+
+async def _read_limited(response: httpx.Response, limit: int, what: RegistryError) -> bytes:
+    declared = response.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _like(what, RegistryError, f"response is {declared} bytes, over the {limit} "
+                                         "byte limit")
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise _like(what, RegistryError, f"response exceeds the {limit} byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _error_for(response: httpx.Response, what: RegistryError) -> RegistryError:
+    status = response.status_code
+    detail = ""
+    try:
+        body = await _read_limited(response, 64 * 1024, what)
+        import json
+
+        doc = json.loads(body)
+        errs = doc.get("errors") if isinstance(doc, dict) else None
+        if isinstance(errs, list) and errs and isinstance(errs[0], dict):
+            code, msg = errs[0].get("code"), errs[0].get("message")
+            detail = f" ({str(code)[:40]}: {str(msg)[:160]})"
+    except (ValueError, RegistryError, httpx.HTTPError):
+        pass
+    if status in (401, 403):
+        return _like(what, AuthError, "access denied: credentials missing or refused" + detail,
+                     status)
+    if status == 404:
+        return _like(what, NotFound, "not found" + detail, status)
+    return _like(what, RegistryError, "registry error" + detail, status)
+
+
+class RegistryRepository(Repository):
+    """One repository on a registry."""
+
+    def __init__(self, client: RegistryClient, registry: str, repository: str) -> None:
+        self.client = client
+        self.registry = registry
+        self.repository = repository
+        self.name = f"{registry}/{repository}"
+        self._base = f"{client.base_url(registry)}/v2/{repository}"
+
+    def _what(self, reference: str | None) -> RegistryError:
+        return RegistryError("", registry=self.registry, repository=self.repository,
+                             reference=reference)
+
+    async def _get_manifest(self, reference: str, expect: Digest | None,
+                            missing_ok: bool = False) -> Manifest | None:
+        what = self._what(reference)
+        async with self.client.stream("GET", self.registry, f"{self._base}/manifests/{reference}",
+                                      headers={"Accept": ACCEPT}, what=what) as r:
+            if r.status_code == 404 and missing_ok:
+                return None
+            if r.status_code != 200:
+                raise await _error_for(r, what)
+            raw = await _read_limited(r, MAX_MANIFEST_BYTES, what)
+            announced = r.headers.get("Docker-Content-Digest")
+            content_type = r.headers.get("Content-Type", "").split(";")[0].strip() or None
+        digest = expect
+        if digest is None:
+            if announced:
+                try:
+                    digest = Digest.parse(announced.strip())
+                except ValueError:
+                    raise _like(what, RegistryError,
+                                "Docker-Content-Digest header is not a digest") from None
+            else:
+                digest = Digest.of(raw)
+        elif announced and announced.strip() != str(expect):
+            raise _like(what, DigestMismatch,
+                        f"registry announced {announced.strip()[:80]} for a request by digest")
+        if not digest.matches(raw):
+            raise _like(what, DigestMismatch,
+                        f"manifest bytes hash to {Digest.of(raw, digest.algorithm)}, not "
+                        f"{digest}: refusing it")
+        try:
+            return Manifest.parse(raw, digest, content_type, f"{self.name}@{digest}")
+        except ValueError as e:
+            raise _like(what, RegistryError, f"invalid manifest: {e}") from None
+
+    async def resolve(self, reference: str | Digest) -> Manifest:
+        """Resolve a tag (once) or digest to a verified manifest."""
+        if isinstance(reference, Digest):
+            return await self.manifest(reference)
+        m = await self._get_manifest(reference, None)
+        assert m is not None
+        return m
+
+    async def try_resolve_tag(self, tag: str) -> Manifest | None:
+        """Like :meth:`resolve` for a tag; ``None`` when it does not exist."""
+        return await self._get_manifest(tag, None, missing_ok=True)
+
+    async def manifest(self, digest: Digest) -> Manifest:
+        """A verified manifest by digest."""
+        m = await self._get_manifest(str(digest), digest)
+        assert m is not None
+        return m
+
+    async def blob(self, digest: Digest, *, max_size: int = 64 * 1024 * 1024) -> bytes:
+        """A verified blob by digest."""
+        what = self._what(str(digest))
+        async with self.client.stream("GET", self.registry, f"{self._base}/blobs/{digest}",
+                                      headers={}, what=what) as r:
+            if r.status_code != 200:
+                raise await _error_for(r, what)
+            data = await _read_limited(r, max_size, what)
+        if not digest.matches(data):
+            raise _like(what, DigestMismatch,
+                        f"blob bytes hash to {Digest.of(data, digest.algorithm)}: refusing them")
+        return data
+
+    async def tags(self) -> tuple[str, ...]:
+        """Every tag, following ``Link`` pagination."""
+        import json
+
+        what = self._what(None)
+        url: str | None = f"{self._base}/tags/list"
+        out: list[str] = []
+        for _ in range(MAX_TAG_PAGES):
+            if url is None:
+                break
+            async with self.client.stream("GET", self.registry, url, headers={}, what=what) as r:
+                if r.status_code != 200:
+                    raise await _error_for(r, what)
+                body = await _read_limited(r, MAX_MANIFEST_BYTES, what)
+                link = r.headers.get("Link")
+                current = r.url
+            try:
+                doc = json.loads(body)
+                tags = doc.get("tags") or []
+                if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                    raise ValueError
+            except (ValueError, AttributeError):
+                raise _like(what, RegistryError, "tags/list response is malformed") from None
+            out.extend(tags)
+            url = _next_link(link, current)
+        return tuple(out)
+
+    async def referrers(
+        self, digest: Digest, artifact_type: str | None = None
+    ) -> tuple[Descriptor, ...]:
+        """The referrers API, falling back to the ``sha256-<hex>`` tag schema."""
+        what = self._what(str(digest))
+        url = f"{self._base}/referrers/{digest}"
+        if artifact_type:
+            url += "?" + str(httpx.QueryParams({"artifactType": artifact_type}))
+        index: Manifest | None = None
+        async with self.client.stream("GET", self.registry, url,
+                                      headers={"Accept": OCI_INDEX}, what=what) as r:
+            if r.status_code == 200:
+                raw = await _read_limited(r, MAX_MANIFEST_BYTES, what)
+                try:
+                    # A referrers response is generated, so it has no digest to check;
+                    # every descriptor in it is verified when fetched by digest.
+                    index = Manifest.parse(raw, Digest.of(raw), OCI_INDEX, f"{self.name} referrers")
+                except ValueError as e:
+                    raise _like(what, RegistryError, f"invalid referrers response: {e}") from None
+            elif r.status_code not in (404, 400, 405):
+                raise await _error_for(r, what)
+        if index is None:
+            index = await self.try_resolve_tag(digest.tag_form)
+            if index is None or not index.is_index:
+                return ()
+        try:
+            found = index.manifests
+        except ValueError as e:
+            raise _like(what, RegistryError, f"invalid referrers index: {e}") from None
+        if artifact_type:
+            found = tuple(d for d in found if d.artifact_type == artifact_type)
+        return found
+
+
+def _next_link(link: str | None, current: httpx.URL) -> str | None:
+    if not link:
+        return None
+    for part in link.split(","):
+        if 'rel="next"' in part or "rel=next" in part:
+            start, end = part.find("<"), part.find(">")
+            if start != -1 and end > start:
+                nxt = current.join(part[start + 1:end])
+                if nxt.host != current.host:
+                    return None  # pagination never leaves the registry
+                return str(nxt)
+    return None

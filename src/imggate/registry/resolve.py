@@ -1,0 +1,160 @@
+"""Reference -> :class:`ResolvedImage`: pin to a digest, pick a platform, summarise the config.
+
+The tag is resolved exactly once; everything after uses digests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from imggate.errors import Error, LayoutError, RegistryError
+from imggate.models import ConfigSummary, Digest, ImageRef, Platform, PlatformChild, ResolvedImage
+from imggate.registry.client import RegistryClient, RegistryOptions, RegistryRepository
+from imggate.registry.interface import Manifest, Repository
+from imggate.registry.layout import OciLayout
+
+IMAGE_CONFIG_TYPES = frozenset({
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+})
+MAX_CONFIG_BYTES = 8 * 1024 * 1024
+DEFAULT_PLATFORM = Platform("linux", "amd64")
+_MAX_NESTING = 2
+
+
+def open_repository(ref: ImageRef, client: RegistryClient) -> Repository:
+    """The :class:`Repository` an image reference points at."""
+    if ref.source == "oci-layout":
+        assert ref.layout_path is not None
+        return OciLayout(ref.layout_path).repository()
+    return client.repository(ref.registry, ref.repository)
+
+
+def _fail(repo: Repository, message: str) -> Error:
+    if isinstance(repo, RegistryRepository):
+        return RegistryError(message, registry=repo.registry, repository=repo.repository)
+    return LayoutError(f"{repo.name}: {message}")
+
+
+def _children(index: Manifest) -> tuple[PlatformChild, ...]:
+    return tuple(PlatformChild(d.digest, d.media_type, d.size, d.platform)
+                 for d in index.manifests)
+
+
+def _pick(children: Sequence[PlatformChild], want: Platform | None,
+          repo: Repository) -> PlatformChild:
+    # BuildKit stores attestation manifests as unknown/unknown children.
+    real = [c for c in children if c.platform is None or c.platform.os != "unknown"]
+    if want is not None:
+        for c in real:
+            if c.platform is not None and want.matches(c.platform):
+                return c
+        offered = ", ".join(str(c.platform) for c in real if c.platform) or "none"
+        raise _fail(repo, f"no manifest for platform {want} (offers {offered})")
+    for c in real:
+        if c.platform is not None and DEFAULT_PLATFORM.matches(c.platform):
+            return c
+    if not real:
+        raise _fail(repo, "index lists no image manifests")
+    return real[0]
+
+
+def summarise_config(raw: bytes, digest: Digest, layer_count: int, where: str) -> ConfigSummary:
+    """Summarise an image config blob; ``ValueError`` names what is malformed."""
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ValueError(f"{where}: config blob is not JSON") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{where}: config blob is not a JSON object")
+    cfg = doc.get("config") or {}
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{where}: config.config is not an object")
+    labels = cfg.get("Labels") or {}
+    if not isinstance(labels, dict):
+        raise ValueError(f"{where}: config.Labels is not an object")
+    created = doc.get("created")
+    return ConfigSummary(
+        digest=digest,
+        created=parse_time(created) if isinstance(created, str) else None,
+        os=_str(doc.get("os")),
+        architecture=_str(doc.get("architecture")),
+        variant=_str(doc.get("variant")),
+        user=_str(cfg.get("User")),
+        labels={str(k): str(v) for k, v in labels.items()},
+        layer_count=layer_count,
+    )
+
+
+def _str(v: object) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
+def parse_time(text: str) -> datetime | None:
+    """RFC 3339 with up to nanoseconds (Go writes 9 fractional digits); ``None`` if unparsable."""
+    t = text.strip().replace("Z", "+00:00")
+    if "." in t:
+        head, _, frac = t.partition(".")
+        digits = "".join(ch for ch in frac if ch.isdigit())
+        zone = frac[len(digits):]
+        t = f"{head}.{digits[:6].ljust(6, '0')}{zone}" if digits else head + zone
+    try:
+        parsed = datetime.fromisoformat(t)
+    except ValueError:
+        return None
+    # A config without a zone means UTC (Go's time.Time marshals with one; others may not).
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+async def resolve_image(repo: Repository, ref: ImageRef,
+                        platform: Platform | None = None) -> ResolvedImage:
+    """Pin ``ref`` to a verified digest and read its config."""
+    default_tag = "" if ref.source == "oci-layout" else "latest"
+    top = await repo.resolve(ref.digest if ref.digest is not None else (ref.tag or default_tag))
+    children: tuple[PlatformChild, ...] = ()
+    manifest = top
+    for _ in range(_MAX_NESTING):
+        if not manifest.is_index:
+            break
+        kids = _children(manifest)
+        if manifest is top:
+            children = kids
+        chosen = _pick(kids, platform, repo)
+        manifest = await repo.manifest(chosen.digest)
+    if manifest.is_index:
+        raise _fail(repo, f"{top.digest}: indexes nested too deeply")
+    config = None
+    cfg_desc = manifest.config
+    if cfg_desc is not None and cfg_desc.media_type in IMAGE_CONFIG_TYPES:
+        raw = await repo.blob(cfg_desc.digest, max_size=MAX_CONFIG_BYTES)
+        try:
+            config = summarise_config(raw, cfg_desc.digest, len(manifest.layers),
+                                      f"{repo.name}@{cfg_desc.digest}")
+        except ValueError as e:
+            raise _fail(repo, str(e)) from None
+        if platform is not None and not children and config.os and config.architecture:
+            have = Platform(config.os, config.architecture, config.variant)
+            if not platform.matches(have):
+                raise _fail(repo, f"image is {have}, not the requested {platform}")
+    pinned = ref.with_digest(top.digest)
+    return ResolvedImage(ref=pinned, digest=top.digest, media_type=top.media_type,
+                         platforms=children, manifest_digest=manifest.digest, config=config)
+
+
+async def resolve_many(
+    refs: Sequence[ImageRef], options: RegistryOptions, platform: Platform | None = None,
+    *, concurrency: int = 32,
+) -> list[ResolvedImage | Error]:
+    """Resolve every reference concurrently; each result is the image or why it failed."""
+    sem = asyncio.Semaphore(concurrency)
+    async with RegistryClient(options) as client:
+        async def one(ref: ImageRef) -> ResolvedImage | Error:
+            async with sem:
+                try:
+                    return await resolve_image(open_repository(ref, client), ref, platform)
+                except Error as e:
+                    return e
+        return list(await asyncio.gather(*(one(r) for r in refs)))
