@@ -1,0 +1,380 @@
+"""Real-component helpers: a Distribution registry, a token server, umoci images, skopeo.
+
+Nothing here is a stand-in: the registry is Debian's ``docker-registry``
+(Distribution 2.8), images are built by ``umoci`` and pushed by ``skopeo``,
+and the token server issues JWTs that the registry itself verifies.
+
+Pieces (importable by tests, fixtures and ``bench/``):
+
+- :func:`require_binaries` - fail (never skip in CI) when a component is missing.
+- :func:`start_registry` -> :class:`Registry` - anonymous, htpasswd or token auth
+  (the token server is ``harness_token.TokenServer``).
+- :func:`tampered` - corrupt a stored blob on the registry's disk, restored afterwards.
+- :func:`write_docker_config` - a docker ``config.json`` with ``auths``.
+- :func:`run_imggate` - run the CLI in-process or as ``python -m imggate``.
+
+Images (umoci layouts, skopeo push/inspect) live in ``harness_images``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness_token import TokenServer
+
+REQUIRED_BINARIES = ("docker-registry", "skopeo", "umoci", "htpasswd")
+
+
+def in_ci() -> bool:
+    """Whether we run in CI, where a missing component must fail the run."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def may_skip_missing() -> bool:
+    """Skipping for a missing binary is allowed only outside CI and only when asked for."""
+    return not in_ci() and os.environ.get("IMGGATE_SKIP_MISSING") == "1"
+
+
+class MissingComponentError(RuntimeError):
+    """A binary the real-component tests need is not installed."""
+
+
+def require_binaries(*names: str) -> dict[str, str]:
+    """Paths of ``names`` (default: all harness binaries); raise :class:`MissingComponentError`."""
+    wanted = names or REQUIRED_BINARIES
+    found = {n: shutil.which(n) for n in wanted}
+    missing = sorted(n for n, p in found.items() if p is None)
+    if missing:
+        raise MissingComponentError(
+            f"missing {', '.join(missing)}: install with "
+            "`apt-get install -y docker-registry skopeo umoci apache2-utils`"
+        )
+    return {n: p for n, p in found.items() if p is not None}
+
+
+def http_get(url: str, headers: Mapping[str, str] | None = None, *, method: str = "GET",
+             timeout: float = 10) -> tuple[int, Mapping[str, str], bytes]:
+    """(status, headers, body) for a plain-HTTP request; error statuses are returned, not raised."""
+    req = urllib.request.Request(url, headers=dict(headers or {}), method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago (the caller retries on a race)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_tool(cmd: Sequence[str], *, env: Mapping[str, str] | None = None,
+         input_text: str | None = None) -> str:
+    proc = subprocess.run(list(cmd), capture_output=True, text=True, env=env, input=input_text,
+                          timeout=120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])} ... failed ({proc.returncode}): "
+                           f"{proc.stderr.strip()[-2000:]}")
+    return proc.stdout
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass
+class Registry:
+    """A running ``docker-registry serve`` on loopback with filesystem storage."""
+
+    host: str
+    root: Path
+    config_path: Path
+    log_path: Path
+    process: subprocess.Popen[bytes]
+    auth: str = "none"
+    username: str | None = None
+    password: str | None = None
+    token_server: TokenServer | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://{self.host}"
+
+    @property
+    def creds(self) -> str | None:
+        """``user:password`` for skopeo, or None when anonymous."""
+        return f"{self.username}:{self.password}" if self.username else None
+
+    def ref(self, repository: str, tag: str | None = None, digest: str | None = None) -> str:
+        """``127.0.0.1:PORT/repository[:tag][@digest]``."""
+        text = f"{self.host}/{repository}"
+        if tag:
+            text += f":{tag}"
+        if digest:
+            text += f"@{digest}"
+        return text
+
+    def blob_path(self, digest: str) -> Path:
+        """Where the filesystem driver keeps the bytes of ``digest`` (manifests too)."""
+        algo, _, hexpart = digest.partition(":")
+        return self.root / "docker/registry/v2/blobs" / algo / hexpart[:2] / hexpart / "data"
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of the registry's log, for failure messages."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """Terminate the registry (and its token server) and wait for it."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        if self.token_server is not None:
+            self.token_server.stop()
+
+
+def _registry_config(root: Path, port: int, auth: str, htpasswd: Path | None,
+                     token: TokenServer | None) -> str:
+    """Registry YAML (JSON is YAML, so no YAML writer is needed)."""
+    config: dict[str, object] = {
+        "version": 0.1,
+        "log": {"level": "warn", "accesslog": {"disabled": True}},
+        # No blob descriptor cache: a test that rewrites a blob on disk must see it served.
+        "storage": {
+            "filesystem": {"rootdirectory": str(root)},
+            "delete": {"enabled": True},
+            "maintenance": {"uploadpurging": {"enabled": False}},
+        },
+        "http": {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16)},
+        "health": {"storagedriver": {"enabled": False}},
+    }
+    if auth == "htpasswd":
+        config["auth"] = {"htpasswd": {"realm": "imggate-test", "path": str(htpasswd)}}
+    elif auth == "token":
+        assert token is not None
+        config["auth"] = {"token": {"realm": token.realm, "service": token.service,
+                                    "issuer": token.issuer,
+                                    "rootcertbundle": str(token.cert_path)}}
+    return json.dumps(config, indent=2)
+
+
+def write_htpasswd(path: Path, users: Mapping[str, str]) -> None:
+    """A bcrypt htpasswd file (the only hash Distribution accepts) made by ``htpasswd -B``."""
+    lines = []
+    for user, password in users.items():
+        out = subprocess.run(["htpasswd", "-Bbn", user, password], check=True,
+                             capture_output=True, text=True).stdout
+        lines.append(out.strip())
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _wait_ready(reg: Registry, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if reg.process.poll() is not None:
+            raise RuntimeError(f"docker-registry exited ({reg.process.returncode}):\n"
+                               f"{reg.log_tail()}")
+        try:
+            with urllib.request.urlopen(f"{reg.url}/v2/", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except urllib.error.HTTPError as e:
+            if e.code == 401:  # up, and asking for credentials
+                return
+        except OSError:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"docker-registry on {reg.host} did not answer /v2/ in {timeout}s:\n"
+                       f"{reg.log_tail()}")
+
+
+def start_registry(
+    workdir: Path,
+    *,
+    auth: str = "none",
+    users: Mapping[str, str] | None = None,
+    timeout: float = 15.0,
+) -> Registry:
+    """Start a registry in ``workdir`` with ``auth`` = ``none``, ``htpasswd`` or ``token``.
+
+    For auth registries ``users`` maps user -> password (default one user
+    ``imggate``); the first user is the one skopeo pushes with.
+    """
+    if auth not in ("none", "htpasswd", "token"):
+        raise ValueError(f"unknown auth {auth!r}")
+    require_binaries("docker-registry")
+    workdir.mkdir(parents=True, exist_ok=True)
+    if auth != "none" and not users:
+        users = {"imggate": "s3cret-" + secrets.token_hex(8)}
+    users = dict(users or {})
+    htpasswd = None
+    token = None
+    if auth == "htpasswd":
+        htpasswd = workdir / "htpasswd"
+        write_htpasswd(htpasswd, users)
+    elif auth == "token":
+        token = TokenServer(workdir, users)
+    user, password = next(iter(users.items()), (None, None))
+    last_error: Exception | None = None
+    for _attempt in range(3):  # a free port can be taken between probe and bind
+        port = free_port()
+        root = workdir / "storage"
+        root.mkdir(exist_ok=True)
+        config_path = workdir / "config.yml"
+        config_path.write_text(_registry_config(root, port, auth, htpasswd, token))
+        log_path = workdir / "registry.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(["docker-registry", "serve", str(config_path)],
+                                    stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+        reg = Registry(f"127.0.0.1:{port}", root, config_path, log_path, proc, auth,
+                       user, password, token)
+        try:
+            _wait_ready(reg, timeout)
+            return reg
+        except RuntimeError as e:
+            last_error = e
+            reg.token_server = None  # keep the token server for the next attempt
+            reg.stop()
+    if token is not None:
+        token.stop()
+    raise RuntimeError(f"could not start docker-registry: {last_error}")
+
+
+# --------------------------------------------------------------------------- tampering
+
+
+def tamper_bytes(data: bytes) -> bytes:
+    """Same-length bytes that differ from ``data``.
+
+    For JSON documents one hex digit after the first ``sha256:`` changes, so
+    the document still parses and only the hash check can catch it.
+    """
+    out = bytearray(data)
+    pos = data.find(b"sha256:")
+    if pos >= 0 and pos + 7 < len(data):
+        i = pos + 7
+        out[i] = ord("0") if out[i] != ord("0") else ord("1")
+    else:
+        i = len(out) // 2
+        out[i] ^= 0x01
+    return bytes(out)
+
+
+@contextlib.contextmanager
+def tampered(registry: Registry, digest: str) -> Iterator[Path]:
+    """Corrupt the stored bytes of ``digest`` in place; restore them on exit."""
+    path = registry.blob_path(digest)
+    original = path.read_bytes()
+    path.write_bytes(tamper_bytes(original))
+    try:
+        yield path
+    finally:
+        path.write_bytes(original)
+
+
+def write_docker_config(directory: Path, host: str, username: str, password: str, *,
+                        split: bool = False) -> Path:
+    """``config.json`` with ``auths[host]``: ``auth`` (base64) or ``username``/``password``."""
+    if split:
+        entry = {"username": username, "password": password}
+    else:
+        entry = {"auth": base64.b64encode(f"{username}:{password}".encode()).decode()}
+    path = directory / "config.json"
+    path.write_text(json.dumps({"auths": {host: entry}}))
+    return path
+
+
+# --------------------------------------------------------------------------- running imggate
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """Exit code and captured output of one imggate run."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        """stdout and stderr together (for "never in any output" checks)."""
+        return self.stdout + self.stderr
+
+
+@contextlib.contextmanager
+def _patched_env(env: Mapping[str, str | None]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in env}
+    try:
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_imggate(args: Sequence[str], *, stdin: str = "", env: Mapping[str, str | None] = {},
+                subprocess_mode: bool = False, timeout: float = 120) -> CliResult:
+    """Run imggate with ``args``; ``env`` values of None unset a variable.
+
+    In-process (default) calls ``imggate._cli.main`` and captures ``SystemExit``;
+    ``subprocess_mode`` runs ``python -m imggate`` (fresh logging, real stdin).
+    """
+    if subprocess_mode:
+        full_env = dict(os.environ)
+        for k, v in env.items():
+            if v is None:
+                full_env.pop(k, None)
+            else:
+                full_env[k] = v
+        proc = subprocess.run([sys.executable, "-m", "imggate", *args], input=stdin,
+                              capture_output=True, text=True, env=full_env, timeout=timeout)
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    from imggate._cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_stdin = sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    code: int
+    try:
+        with _patched_env(env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(list(args))
+                code = 0
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.stdin = saved_stdin
+    return CliResult(code, out.getvalue(), err.getvalue())
