@@ -1,0 +1,218 @@
+"""Faults a real registry cannot be made to produce, via httpx.MockTransport.
+
+429 with Retry-After, persistent 503, a cross-host redirect to blob storage,
+a lying Docker-Content-Digest header, an oversized manifest, the bearer
+challenge with per-scope token caching, and secrets kept out of errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from imggate.errors import AuthError, DigestMismatch, RegistryError
+from imggate.models import Digest
+from imggate.registry.client import RegistryClient, RegistryOptions
+from imggate.registry.credentials import Credentials, CredentialStore
+
+REG = "reg.example.com"
+CONFIG = json.dumps({"architecture": "amd64", "os": "linux", "config": {}}).encode()
+MANIFEST = json.dumps({
+    "schemaVersion": 2,
+    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+               "digest": str(Digest.of(CONFIG)), "size": len(CONFIG)},
+    "layers": [],
+}).encode()
+MDIGEST = Digest.of(MANIFEST)
+SECRET = "s3cr3t-Pa55"
+
+
+def run(handler: Callable[[httpx.Request], httpx.Response], coro_fn: Callable[..., object],
+        creds: Credentials | None = None, retries: int = 3) -> object:
+    store = CredentialStore(explicit=creds, explicit_hosts=frozenset({REG}), environ={})
+    opts = RegistryOptions(credentials=store, retries=retries, backoff=0.01)
+
+    async def main() -> object:
+        async with RegistryClient(opts, transport=httpx.MockTransport(handler)) as c:
+            return await coro_fn(c.repository(REG, "team/app"))  # type: ignore[misc]
+
+    return asyncio.run(main())
+
+
+def manifest_response(body: bytes = MANIFEST, digest: str | None = None) -> httpx.Response:
+    return httpx.Response(200, content=body, headers={
+        "Content-Type": "application/vnd.oci.image.manifest.v1+json",
+        "Docker-Content-Digest": digest or str(Digest.of(body))})
+
+
+def test_429_retry_after_is_honoured() -> None:
+    calls: list[float] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            return httpx.Response(429, headers={"Retry-After": "1"})
+        return manifest_response()
+
+    m = run(handler, lambda r: r.resolve("v1"))
+    assert m.digest == MDIGEST  # type: ignore[attr-defined]
+    assert len(calls) == 2
+    assert calls[1] - calls[0] >= 0.9
+
+
+def test_persistent_503_is_an_error_naming_registry_repo_and_status() -> None:
+    calls = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        calls.append(req)
+        return httpx.Response(503)
+
+    with pytest.raises(RegistryError) as e:
+        run(handler, lambda r: r.manifest(MDIGEST), retries=2)
+    assert len(calls) == 3
+    msg = str(e.value)
+    assert REG in msg and "team/app" in msg and str(MDIGEST) in msg and "HTTP 503" in msg
+    assert e.value.exit_code == 3
+
+
+def test_connection_errors_are_retried_then_reported() -> None:
+    calls = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        calls.append(req)
+        raise httpx.ConnectError("connection refused")
+
+    with pytest.raises(RegistryError, match="cannot reach registry"):
+        run(handler, lambda r: r.resolve("v1"), retries=2)
+    assert len(calls) == 3
+
+
+def test_cross_host_redirect_drops_credentials() -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append((req.url.host, req.headers.get("Authorization")))
+        if req.url.host == REG:
+            if "Authorization" not in req.headers:
+                return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="r"'})
+            return httpx.Response(307, headers={
+                "Location": "https://storage.example.net/blob?sig=x"})
+        return httpx.Response(200, content=CONFIG)
+
+    data = run(handler, lambda r: r.blob(Digest.of(CONFIG)),
+               creds=Credentials("ci", SECRET, False, "test"))
+    assert data == CONFIG
+    assert ("storage.example.net", None) in seen
+    assert any(h == REG and a and a.startswith("Basic ") for h, a in seen)
+
+
+def test_lying_content_digest_header_is_refused() -> None:
+    other = "sha256:" + "b" * 64
+    with pytest.raises(DigestMismatch):
+        run(lambda req: manifest_response(digest=other), lambda r: r.resolve("v1"))
+
+
+def test_tampered_manifest_by_digest_is_refused() -> None:
+    tampered = MANIFEST.replace(b'"layers": []', b'"layers":  []')
+    with pytest.raises(DigestMismatch, match="refusing"):
+        run(lambda req: httpx.Response(200, content=tampered), lambda r: r.manifest(MDIGEST))
+
+
+def test_tampered_blob_is_refused() -> None:
+    with pytest.raises(DigestMismatch):
+        run(lambda req: httpx.Response(200, content=CONFIG + b" "),
+            lambda r: r.blob(Digest.of(CONFIG)))
+
+
+def test_manifest_over_4_mib_is_refused() -> None:
+    huge = b"{" + b" " * (4 * 1024 * 1024 + 10) + b"}"
+    with pytest.raises(RegistryError, match="limit"):
+        run(lambda req: httpx.Response(200, content=huge), lambda r: r.resolve("v1"))
+
+
+def test_bearer_challenge_token_cached_per_scope() -> None:
+    token_calls: list[httpx.Request] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.url.host == "auth.example.com":
+            token_calls.append(req)
+            expected = "Basic " + base64.b64encode(f"ci:{SECRET}".encode()).decode()
+            if req.headers.get("Authorization") != expected:
+                return httpx.Response(401)
+            assert req.url.params["scope"] == "repository:team/app:pull"
+            assert req.url.params["service"] == "reg"
+            return httpx.Response(200, json={"token": "tok-1", "expires_in": 300})
+        if req.headers.get("Authorization") != "Bearer tok-1":
+            return httpx.Response(401, headers={"WWW-Authenticate":
+                'Bearer realm="https://auth.example.com/jwt",service="reg",'
+                'scope="repository:team/app:pull"'})
+        if "/blobs/" in req.url.path:
+            return httpx.Response(200, content=CONFIG)
+        return manifest_response()
+
+    async def two(r: object) -> object:
+        m = await r.resolve("v1")  # type: ignore[attr-defined]
+        await r.blob(Digest.of(CONFIG))  # type: ignore[attr-defined]
+        return m
+
+    m = run(handler, two, creds=Credentials("ci", SECRET, False, "test"))
+    assert m.digest == MDIGEST  # type: ignore[attr-defined]
+    assert len(token_calls) == 1
+
+
+def test_refused_credentials_never_leak_the_secret() -> None:
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.url.host == "auth.example.com":
+            return httpx.Response(401, json={"details": "bad"})
+        return httpx.Response(401, headers={"WWW-Authenticate":
+            'Bearer realm="https://auth.example.com/jwt",service="reg"'})
+
+    with pytest.raises(AuthError) as e:
+        run(handler, lambda r: r.resolve("v1"), creds=Credentials("ci", SECRET, False, "t"))
+    assert SECRET not in str(e.value) and SECRET not in repr(e.value)
+    assert SECRET not in repr(Credentials("ci", SECRET, False, "t"))
+
+
+def test_plain_http_token_realm_is_refused_for_remote_registry() -> None:
+    def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, headers={"WWW-Authenticate":
+            'Bearer realm="http://auth.example.com/jwt",service="reg"'})
+
+    with pytest.raises(AuthError, match="not HTTPS"):
+        run(handler, lambda r: r.resolve("v1"), creds=Credentials("ci", SECRET, False, "t"))
+
+
+def test_tags_follow_link_pagination() -> None:
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.url.params.get("last") == "b":
+            return httpx.Response(200, json={"name": "team/app", "tags": ["c"]})
+        return httpx.Response(200, json={"name": "team/app", "tags": ["a", "b"]}, headers={
+            "Link": '</v2/team/app/tags/list?n=2&last=b>; rel="next"'})
+
+    assert run(handler, lambda r: r.tags()) == ("a", "b", "c")
+
+
+def test_referrers_fall_back_to_the_tag_schema() -> None:
+    child = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+             "digest": "sha256:" + "c" * 64, "size": 10,
+             "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json"}
+    index = json.dumps({"schemaVersion": 2,
+                        "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": [child]}).encode()
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        if "/referrers/" in req.url.path:
+            return httpx.Response(404)
+        assert req.url.path.endswith(f"/manifests/{MDIGEST.tag_form}")
+        return httpx.Response(200, content=index, headers={
+            "Content-Type": "application/vnd.oci.image.index.v1+json"})
+
+    found = run(handler, lambda r: r.referrers(MDIGEST))
+    assert [str(d.digest) for d in found] == [child["digest"]]  # type: ignore[attr-defined]
