@@ -1,0 +1,144 @@
+"""Public keys and raw signature checks, the way cosign does them.
+
+cosign signs with ECDSA (P-256/SHA-256, P-384/SHA-384), RSA (PKCS#1 v1.5 with
+SHA-256; PSS accepted too) and Ed25519. A signature is checked over the bytes
+exactly as stored: nothing is parsed or re-serialised before this step.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
+from imggate.errors import ConfigError
+
+#: Keys imggate can verify with.
+VerifyingKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+
+_MAX_KEY_FILE = 64 * 1024
+
+
+class BadSignature(Exception):
+    """A signature does not verify; the message says why (never secret)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedKey:
+    """A public key the user trusts, with the label results name it by.
+
+    ``label`` is what a :class:`~imggate.models.SignatureCheck` reports as its
+    signer (the file name, or what the caller chose).
+    """
+
+    label: str
+    key: VerifyingKey = field(compare=False, repr=False)
+
+    @property
+    def spki(self) -> bytes:
+        """DER SubjectPublicKeyInfo: the key's identity for comparisons."""
+        return spki_der(self.key)
+
+    @property
+    def fingerprint(self) -> str:
+        """``sha256:<hex>`` of the DER SubjectPublicKeyInfo."""
+        return "sha256:" + hashlib.sha256(self.spki).hexdigest()
+
+
+def spki_der(key: PublicKeyTypes) -> bytes:
+    """DER SubjectPublicKeyInfo of ``key``."""
+    return key.public_bytes(serialization.Encoding.DER,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def as_verifying_key(key: PublicKeyTypes, where: str) -> VerifyingKey:
+    """Narrow ``key`` to a kind cosign signs with; ``ValueError`` otherwise."""
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if not isinstance(key.curve, ec.SECP256R1 | ec.SECP384R1 | ec.SECP521R1):
+            raise ValueError(f"{where}: unsupported elliptic curve {key.curve.name}")
+        return key
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < 2048:
+            raise ValueError(f"{where}: RSA key of {key.key_size} bits is too small (>= 2048)")
+        return key
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return key
+    raise ValueError(f"{where}: unsupported key type {type(key).__name__}")
+
+
+def parse_public_key(data: bytes, label: str) -> TrustedKey:
+    """Parse a PEM public key (or a PEM certificate, whose key is used).
+
+    Raises :class:`ConfigError` naming ``label`` when the PEM is unusable.
+    """
+    try:
+        if b"-----BEGIN CERTIFICATE-----" in data:
+            key: PublicKeyTypes = x509.load_pem_x509_certificate(data).public_key()
+        else:
+            key = serialization.load_pem_public_key(data)
+        return TrustedKey(label, as_verifying_key(key, label))
+    except ValueError as e:
+        raise ConfigError(f"{label}: not a usable PEM public key or certificate ({e})",
+                          hint="export it with `cosign public-key` or `openssl pkey -pubout`") \
+            from None
+    except Exception as e:
+        raise ConfigError(f"{label}: not a usable PEM public key ({type(e).__name__})") from None
+
+
+def load_public_key(path: str | Path, label: str | None = None) -> TrustedKey:
+    """Read a PEM public key file; the label defaults to the file name."""
+    p = Path(path)
+    name = label or p.name
+    try:
+        with p.open("rb") as f:
+            data = f.read(_MAX_KEY_FILE + 1)
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read key file ({e.strerror})") from None
+    if len(data) > _MAX_KEY_FILE:
+        raise ConfigError(f"{p}: key file is larger than {_MAX_KEY_FILE} bytes")
+    return parse_public_key(data, name)
+
+
+def decode_b64(text: str | bytes, what: str) -> bytes:
+    """Strict standard base64 (padding optional, whitespace not allowed inside)."""
+    try:
+        raw = text.encode("ascii") if isinstance(text, str) else text
+        raw = raw.strip()
+        raw += b"=" * (-len(raw) % 4)
+        return base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raise BadSignature(f"{what} is not valid base64") from None
+
+
+def verify_raw(key: VerifyingKey, signature: bytes, data: bytes) -> None:
+    """Verify ``signature`` over ``data`` as cosign would; raise :class:`BadSignature`."""
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            algo: hashes.HashAlgorithm = (
+                hashes.SHA384() if isinstance(key.curve, ec.SECP384R1)
+                else hashes.SHA512() if isinstance(key.curve, ec.SECP521R1)
+                else hashes.SHA256()
+            )
+            key.verify(signature, data, ec.ECDSA(algo))
+        elif isinstance(key, rsa.RSAPublicKey):
+            try:
+                key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+            except InvalidSignature:
+                # cosign's RSA default is PKCS#1 v1.5; PSS signers exist too.
+                key.verify(signature, data,
+                           padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.AUTO),
+                           hashes.SHA256())
+        else:
+            key.verify(signature, data)
+    except InvalidSignature:
+        raise BadSignature("signature does not verify") from None
+    except (ValueError, TypeError) as e:
+        raise BadSignature(f"signature is malformed ({e})") from None

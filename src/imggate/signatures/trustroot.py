@@ -1,0 +1,213 @@
+"""Sigstore trust material: Fulcio CAs, Rekor keys and CT log keys.
+
+Read from a ``trusted_root.json`` (``application/vnd.dev.sigstore.trustedroot+json``):
+the production one that ships inside the ``sigstore`` package (found on disk
+without importing sigstore, which is slow), or ``--trusted-root FILE`` for a
+private Sigstore. Nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import importlib.util
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from imggate.errors import ConfigError
+from imggate.signatures.keys import VerifyingKey, as_verifying_key
+
+_PRODUCTION_DIR = "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev"
+_MAX_FILE = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Validity:
+    """A ``validFor`` window; ``end`` is ``None`` while still in use."""
+
+    start: datetime | None
+    end: datetime | None
+
+    def contains(self, when: datetime) -> bool:
+        """Whether ``when`` lies inside the window."""
+        return (self.start is None or self.start <= when) and (self.end is None or when <= self.end)
+
+
+@dataclass(frozen=True, slots=True)
+class LogKey:
+    """A transparency log (Rekor) or CT log key, named by its log id."""
+
+    log_id: bytes
+    key: VerifyingKey = field(compare=False, repr=False)
+    validity: Validity
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateAuthority:
+    """A Fulcio CA: its chain (intermediates first, root last) and when it issued."""
+
+    chain: tuple[x509.Certificate, ...] = field(compare=False, repr=False)
+    validity: Validity
+    uri: str
+
+
+@dataclass(frozen=True, slots=True)
+class SigstoreTrustRoot:
+    """The trust material of one Sigstore instance."""
+
+    source: str
+    certificate_authorities: tuple[CertificateAuthority, ...]
+    tlogs: tuple[LogKey, ...]
+    ctlogs: tuple[LogKey, ...]
+
+    def tlog(self, log_id: bytes) -> LogKey | None:
+        """The Rekor key with this log id (sha256 of its DER SPKI)."""
+        return next((k for k in self.tlogs if k.log_id == log_id), None)
+
+    def ctlog(self, log_id: bytes) -> LogKey | None:
+        """The CT log key with this log id."""
+        return next((k for k in self.ctlogs if k.log_id == log_id), None)
+
+
+def _time(value: object, where: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: timestamp must be a string")
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{where}: invalid timestamp {value[:40]!r}") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _validity(obj: object, where: str) -> Validity:
+    if obj is None:
+        return Validity(None, None)
+    if not isinstance(obj, dict):
+        raise ValueError(f"{where}: validFor must be an object")
+    return Validity(_time(obj.get("start"), f"{where}.start"),
+                    _time(obj.get("end"), f"{where}.end"))
+
+
+def _b64(value: object, where: str) -> bytes:
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: expected a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{where}: invalid base64") from None
+
+
+def _log_keys(items: object, where: str) -> tuple[LogKey, ...]:
+    if not isinstance(items, list):
+        raise ValueError(f"{where}: must be a list")
+    out = []
+    for i, item in enumerate(items):
+        w = f"{where}[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("publicKey"), dict):
+            raise ValueError(f"{w}: needs a publicKey object")
+        pk = item["publicKey"]
+        der = _b64(pk.get("rawBytes"), f"{w}.publicKey.rawBytes")
+        try:
+            key = as_verifying_key(serialization.load_der_public_key(der), w)
+        except ValueError as e:
+            raise ValueError(f"{w}: unusable public key ({e})") from None
+        log_id_obj = item.get("logId")
+        log_id = (_b64(log_id_obj.get("keyId"), f"{w}.logId.keyId")
+                  if isinstance(log_id_obj, dict) else hashlib.sha256(der).digest())
+        url = item.get("baseUrl")
+        out.append(LogKey(log_id, key, _validity(pk.get("validFor"), f"{w}.publicKey.validFor"),
+                          url if isinstance(url, str) else ""))
+    return tuple(out)
+
+
+def _authorities(items: object, where: str) -> tuple[CertificateAuthority, ...]:
+    if not isinstance(items, list):
+        raise ValueError(f"{where}: must be a list")
+    out = []
+    for i, item in enumerate(items):
+        w = f"{where}[{i}]"
+        chain = item.get("certChain") if isinstance(item, dict) else None
+        certs = chain.get("certificates") if isinstance(chain, dict) else None
+        if not isinstance(certs, list) or not certs:
+            raise ValueError(f"{w}: needs certChain.certificates")
+        parsed = []
+        for j, c in enumerate(certs):
+            raw = _b64(c.get("rawBytes") if isinstance(c, dict) else None,
+                       f"{w}.certChain.certificates[{j}].rawBytes")
+            try:
+                parsed.append(x509.load_der_x509_certificate(raw))
+            except ValueError as e:
+                raise ValueError(f"{w}.certChain.certificates[{j}]: not a certificate ({e})") \
+                    from None
+        uri = item.get("uri")
+        out.append(CertificateAuthority(tuple(parsed), _validity(item.get("validFor"),
+                                                                 f"{w}.validFor"),
+                                        uri if isinstance(uri, str) else ""))
+    return tuple(out)
+
+
+def parse_trusted_root(data: bytes, source: str) -> SigstoreTrustRoot:
+    """Validate a ``trusted_root.json`` document; :class:`ConfigError` names ``source``."""
+    try:
+        doc: Any = json.loads(data)
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        mt = doc.get("mediaType")
+        if not isinstance(mt, str) or not mt.startswith("application/vnd.dev.sigstore.trustedroot"):
+            raise ValueError(f"mediaType {str(mt)[:80]!r} is not a Sigstore trusted root")
+        root = SigstoreTrustRoot(
+            source,
+            _authorities(doc.get("certificateAuthorities", []), "certificateAuthorities"),
+            _log_keys(doc.get("tlogs", []), "tlogs"),
+            _log_keys(doc.get("ctlogs", []), "ctlogs"),
+        )
+    except (ValueError, RecursionError) as e:
+        raise ConfigError(f"{source}: invalid Sigstore trusted root: {e}") from None
+    if not root.certificate_authorities or not root.tlogs:
+        raise ConfigError(f"{source}: trusted root has no Fulcio CA or no Rekor key")
+    return root
+
+
+def load_trusted_root(path: str | Path) -> SigstoreTrustRoot:
+    """Read ``--trusted-root FILE``."""
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            data = f.read(_MAX_FILE + 1)
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read trusted root ({e.strerror})") from None
+    if len(data) > _MAX_FILE:
+        raise ConfigError(f"{p}: trusted root is larger than {_MAX_FILE} bytes")
+    return parse_trusted_root(data, str(p))
+
+
+def production_trusted_root_path() -> Path:
+    """Where the installed sigstore package keeps the production ``trusted_root.json``."""
+    spec = importlib.util.find_spec("sigstore")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for loc in locations:
+        candidate = Path(loc) / "_store" / _PRODUCTION_DIR / "trusted_root.json"
+        if candidate.is_file():
+            return candidate
+    raise ConfigError("the sigstore package's production trusted_root.json was not found",
+                      hint="reinstall imggate's dependencies or pass --trusted-root FILE")
+
+
+_production_cache: list[SigstoreTrustRoot] = []
+
+
+def production_trusted_root() -> SigstoreTrustRoot:
+    """Sigstore's public-good production trust root (parsed once per process)."""
+    if not _production_cache:
+        _production_cache.append(load_trusted_root(production_trusted_root_path()))
+    return _production_cache[0]
