@@ -1,0 +1,184 @@
+"""The console summary: what a person sees in the job log or terminal.
+
+A table of images (decision, findings per severity, violations, warnings),
+then for each image that was not allowed its top violations and warnings
+(or why it could not be decided), then the overall result and where the
+full reports are.
+
+Colour only on a terminal: the rich ``Console`` is built with
+``force_terminal=None`` so it detects a TTY itself, and rich honours
+``NO_COLOR`` (and ``TERM=dumb``). Text from scanners and registries is shown
+literally: rich markup is off, and control characters (which could move the
+cursor or recolour a terminal) are printed as ``\\xNN``.
+
+rich is imported inside the functions: the CLI must start fast.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from imggate.formats.html import clean
+from imggate.formats.verdict_json import SEVERITY_ORDER, overall_decision, severity_counts
+from imggate.models import Decision, ImageVerdict, RuleResult, Verdict
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+
+_STYLE = {"allow": "bold green", "deny": "bold red", "error": "bold yellow"}
+_LABEL = {"allow": "ALLOW", "deny": "DENY", "error": "ERROR"}
+_SEV_STYLE = {"Critical": "bold red", "High": "red", "Medium": "yellow", "Low": "blue",
+              "Info": "dim", "Unknown": "dim"}
+_SEV_SHORT = {"Critical": "Crit", "High": "High", "Medium": "Med", "Low": "Low", "Info": "Info",
+              "Unknown": "Unkn"}
+_MESSAGE_MAX = 240
+_HEX_RUN = re.compile(r"(?<=:)[0-9a-f]{32,}")
+#: Column width used when writing to something that is not a terminal and
+#: ``COLUMNS`` is unset (rich would use 80, which wraps image references).
+PIPE_WIDTH = 120
+
+
+def _line(text: str) -> str:
+    text = clean(text).replace("\n", " ").replace("\r", " ").replace("\t", " ")
+    return text if len(text) <= _MESSAGE_MAX else text[: _MESSAGE_MAX - 3] + "..."
+
+
+def _short_digests(text: str) -> str:
+    # The table is for scanning by eye; the full digest is on the detail line.
+    return _HEX_RUN.sub(lambda m: m.group()[:12] + "...", text)
+
+
+def _rule_lines(kind: str, style: str, results: Sequence[RuleResult], top: int
+                ) -> list[RenderableType]:
+    from rich.text import Text
+
+    out: list[RenderableType] = []
+    for r in results[:top]:
+        first = r.messages[0] if r.messages else "failed"
+        line = Text("  ")
+        line.append(kind, style=style)
+        line.append(f" {_line(r.rule)}: ", style="bold")
+        line.append(_line(first))
+        if len(r.messages) > 1:
+            line.append(f" (+{len(r.messages) - 1} more)", style="dim")
+        out.append(line)
+    if len(results) > top:
+        out.append(Text(f"  ... and {len(results) - top} more {kind.lower()}s", style="dim"))
+    return out
+
+
+def _image_details(iv: ImageVerdict, top: int) -> list[RenderableType]:
+    from rich.text import Text
+
+    head = Text()
+    head.append(_LABEL[iv.decision.value], style=_STYLE[iv.decision.value])
+    head.append(" " + _line(iv.reference))
+    if iv.image is not None:
+        head.append(f"  {iv.image.digest}", style="dim")
+    out: list[RenderableType] = [head]
+    if iv.error:
+        out.append(Text("  could not decide: " + _line(iv.error), style="yellow"))
+    out += _rule_lines("VIOLATION", "bold red", iv.violations, top)
+    out += _rule_lines("WARNING", "yellow", iv.warnings, top)
+    return out
+
+
+def _table(verdict: Verdict) -> RenderableType:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1),
+                  collapse_padding=True)
+    table.add_column("Decision", no_wrap=True)
+    table.add_column("Image", overflow="fold")
+    for sev in SEVERITY_ORDER:
+        table.add_column(_SEV_SHORT[sev.value], justify="right", no_wrap=True)
+    table.add_column("Viol", justify="right", no_wrap=True)
+    table.add_column("Warn", justify="right", no_wrap=True)
+    for iv in verdict.images:
+        counts = severity_counts(iv.findings)
+        cells = [Text(str(counts[s.value]), style=_SEV_STYLE[s.value] if counts[s.value] else "dim")
+                 for s in SEVERITY_ORDER]
+        table.add_row(
+            Text(_LABEL[iv.decision.value], style=_STYLE[iv.decision.value]),
+            Text(_short_digests(_line(iv.reference))),
+            *cells,
+            Text(str(len(iv.violations)), style="bold red" if iv.violations else "dim"),
+            Text(str(len(iv.warnings)), style="yellow" if iv.warnings else "dim"),
+        )
+    return table
+
+
+def _summary(verdict: Verdict, top: int, written: Sequence[Path]) -> list[RenderableType]:
+    from rich.text import Text
+
+    decision = overall_decision(verdict)
+    decisions = [i.decision for i in verdict.images]
+    head = Text()
+    head.append("imggate", style="bold")
+    head.append(f"  env {_line(verdict.env)}  {len(decisions)} image"
+                f"{'' if len(decisions) == 1 else 's'}: "
+                f"{decisions.count(Decision.ALLOW)} allowed, "
+                f"{decisions.count(Decision.DENY)} denied, "
+                f"{decisions.count(Decision.ERROR)} could not be decided")
+    out: list[RenderableType] = [head]
+    if verdict.images:
+        out.append(_table(verdict))
+    for iv in verdict.images:
+        if iv.decision is not Decision.ALLOW or iv.warnings:
+            out += _image_details(iv, top)
+    if not verdict.images:
+        out.append(Text("no images were checked", style="yellow"))
+    result = Text("Result: ")
+    result.append(_LABEL[decision.value], style=_STYLE[decision.value])
+    result.append(f" (exit code {verdict.exit_code})")
+    out.append(result)
+    for path in written:
+        out.append(Text(f"  report: {path}", style="dim"))
+    return out
+
+
+def make_console(file: IO[str] | None = None, *, width: int | None = None) -> Console:
+    """A rich Console that colours only on a terminal and prints text literally."""
+    from rich.console import Console
+
+    if width is None and "COLUMNS" not in os.environ:
+        stream = file if file is not None else sys.stdout
+        isatty = getattr(stream, "isatty", None)
+        if not (callable(isatty) and isatty()):
+            width = PIPE_WIDTH
+    return Console(file=file, force_terminal=None, width=width, markup=False, emoji=False,
+                   highlight=False)
+
+
+def print_summary(verdict: Verdict, file: IO[str] | None = None, *, top: int = 5,
+                  written: Sequence[Path] = ()) -> None:
+    """Print the summary to ``file`` (stdout by default).
+
+    ``top`` caps the violations and warnings listed per image; ``written``
+    are report paths to point the reader at.
+    """
+    console = make_console(file)
+    for part in _summary(verdict, top, written):
+        console.print(part)
+
+
+def render(verdict: Verdict, *, width: int = PIPE_WIDTH, top: int = 5,
+           written: Sequence[Path] = ()) -> str:
+    """The summary as plain text (no colour), as it appears in a job log."""
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=False, no_color=True, width=width, markup=False,
+                      emoji=False, highlight=False, color_system=None)
+    for part in _summary(verdict, top, written):
+        console.print(part)
+    return buf.getvalue()

@@ -1,0 +1,276 @@
+"""``imggate-report.html``: one self-contained page a person reads to see why.
+
+The page needs nothing from the network: CSS and JavaScript are inlined
+(``templates/report.css`` and ``templates/report.js``), there are no fonts,
+images or external links that load anything. A Content-Security-Policy
+meta tag pins the inline style and script by hash and forbids every other
+source, so even a string that slipped past escaping could not run script or
+fetch anything.
+
+Everything a scanner, registry or user wrote is untrusted: the template is
+rendered with autoescaping on, control characters are made visible, and only
+``http``/``https`` links are ever turned into anchors (no ``javascript:``).
+
+The page is fully readable without JavaScript; the script only adds sorting
+and severity/text filtering to findings tables (also driven by the URL
+fragment, e.g. ``#sev=Critical,High&sort=cvss:desc``).
+
+Rendering builds plain view dicts here so the template stays simple and the
+cost stays linear (10,000 findings render well under a second).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from imggate.formats.verdict_json import (
+    SEVERITY_ORDER,
+    finding_sort_key,
+    overall_decision,
+    severity_counts,
+    write_text,
+)
+from imggate.models import (
+    ExceptionUse,
+    Finding,
+    ImageVerdict,
+    ResolvedImage,
+    RuleResult,
+    SignatureCheck,
+    Verdict,
+)
+
+if TYPE_CHECKING:
+    import jinja2
+
+FILENAME = "imggate-report.html"
+
+# C0/C1 controls (bar tab/newline), DEL, bidi overrides (which can make text
+# read differently from what it is), lone surrogates and non-characters: shown
+# as escapes rather than passed to the browser or the encoder.
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+    "\ud800-\udfff\ufffe\uffff]"
+)
+_SAFE_URL = re.compile(r"^https?://[^\s\"'<>`]+$", re.IGNORECASE)
+
+_DECISION_TEXT = {"allow": "Allowed", "deny": "Denied", "error": "Could not decide"}
+
+
+def clean(value: object) -> str:
+    """``value`` as text a browser shows literally: controls become ``\\xNN``.
+
+    Escaping of ``<``, ``&`` and quotes is the template's job (autoescape).
+    """
+    text = "" if value is None else str(value)
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                       else f"\\u{ord(m.group()):04x}", text)
+
+
+def safe_url(url: str) -> str | None:
+    """``url`` when it is a plain http(s) URL, else ``None`` (never ``javascript:``)."""
+    url = url.strip()
+    return url if _SAFE_URL.match(url) and not _UNSAFE.search(url) else None
+
+
+def _ts(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _rule(r: RuleResult) -> dict[str, Any]:
+    state = "pass" if r.passed else ("fail" if r.mode.value == "enforce" else "warn")
+    return {"rule": clean(r.rule), "mode": r.mode.value, "state": state,
+            "messages": [clean(m) for m in r.messages]}
+
+
+def _finding(f: Finding, suppressed_by: str | None = None) -> dict[str, Any]:
+    link = next((u for u in (safe_url(x) for x in f.links) if u), None)
+    score = f.max_cvss
+    return {
+        "id": clean(f.id),
+        "aliases": ", ".join(clean(a) for a in f.aliases),
+        "title": clean(f.title or ""),
+        "link": link,
+        "package": clean(f.package),
+        "package_type": clean(f.package_type or ""),
+        "version": clean(f.version),
+        "fixed": ", ".join(clean(v) for v in f.fixed_versions),
+        "fix_state": f.fix_state.value,
+        "severity": f.severity.value,
+        "rank": f.severity.rank,
+        "cvss": f"{score:.1f}" if score is not None and score == score else "",
+        "sources": ", ".join(clean(s) for s in f.sources),
+        "suppressed_by": clean(suppressed_by) if suppressed_by is not None else None,
+    }
+
+
+def _signature(s: SignatureCheck) -> dict[str, Any]:
+    return {
+        "kind": s.kind.value,
+        "verified": s.verified,
+        "signer": clean(s.signer or ""),
+        "location": clean(s.location),
+        "reason": clean(s.reason),
+        "predicate_type": clean(s.predicate_type or ""),
+        "tlog": s.tlog,
+        "signed_digest": clean(s.signed_digest or ""),
+    }
+
+
+def _exception(e: ExceptionUse) -> dict[str, Any]:
+    status = clean(e.status)
+    known = status.lower() in ("used", "expired", "stale")
+    return {
+        "vulnerability": clean(e.vulnerability),
+        "status": status,
+        "status_class": status.lower() if known else "other",
+        "package": clean(e.package or ""),
+        "expires": e.expires.isoformat() if e.expires else "",
+        "reason": clean(e.reason),
+        "source": clean(e.source),
+        "matched": [clean(m) for m in e.matched],
+    }
+
+
+def _facts(img: ResolvedImage | None) -> list[tuple[str, Any]]:
+    """Image facts as (label, value) rows; a list value renders as a list."""
+    if img is None:
+        return []
+    rows: list[tuple[str, Any]] = [
+        ("Repository", clean(img.ref.name)),
+        ("Tag", clean(img.ref.tag or "(none: given by digest)")),
+        ("Digest", clean(img.digest)),
+        ("Media type", clean(img.media_type)),
+    ]
+    if img.platforms:
+        rows.append(("Platforms", [
+            f"{clean(p.platform or 'unknown')}  {clean(p.digest)}" for p in img.platforms
+        ]))
+    if img.manifest_digest != img.digest:
+        rows.append(("Platform manifest", clean(img.manifest_digest)))
+    c = img.config
+    if c is not None:
+        arch = "/".join(clean(x) for x in (c.os, c.architecture, c.variant) if x)
+        rows += [
+            ("Created", _ts(c.created) or "(not recorded)"),
+            ("OS/architecture", arch or "(not recorded)"),
+            ("User", clean(c.user) if c.user else "(not set: runs as root)"),
+            ("Layers", str(c.layer_count)),
+            ("Config", clean(c.digest)),
+        ]
+        rows.append(("Labels", [f"{clean(k)}={clean(c.labels[k])}" for k in sorted(c.labels)]
+                     or "(none)"))
+    return rows
+
+
+def _image_view(index: int, iv: ImageVerdict) -> dict[str, Any]:
+    counts = severity_counts(iv.findings)
+    return {
+        "anchor": f"image-{index}",
+        "reference": clean(iv.reference),
+        "pinned": clean(iv.image.pinned) if iv.image else "",
+        "env": clean(iv.env),
+        "decision": iv.decision.value,
+        "decision_text": _DECISION_TEXT[iv.decision.value],
+        "error": clean(iv.error) if iv.error else None,
+        "violations": [_rule(r) for r in iv.violations],
+        "warnings": [_rule(r) for r in iv.warnings],
+        "rules": [_rule(r) for r in iv.rules],
+        "counts": [(k, n) for k, n in counts.items()],
+        "total": len(iv.findings),
+        "findings": [_finding(f) for f in sorted(iv.findings, key=finding_sort_key)],
+        "suppressed": [_finding(f, why) for f, why in
+                       sorted(iv.suppressed, key=lambda p: finding_sort_key(p[0]))],
+        "exceptions": [_exception(e) for e in iv.exceptions],
+        "signatures": [_signature(s) for s in iv.signatures],
+        "reports": [
+            {"scanner": clean(r.scanner.name), "version": clean(r.scanner.version or ""),
+             "source": clean(r.source or ""), "image_name": clean(r.image_name or ""),
+             "digests": ", ".join(clean(d) for d in r.image_digests),
+             "findings": len(r.findings)}
+            for r in iv.reports
+        ],
+        "facts": _facts(iv.image),
+        # An undecided image with nothing gathered gets one line instead of
+        # empty sections that would read like "checked, nothing found".
+        "evidence": bool(iv.decision.value != "error" or iv.image or iv.findings
+                         or iv.suppressed or iv.signatures or iv.exceptions),
+        "notes": [clean(n) for n in iv.notes],
+    }
+
+
+def _asset(name: str) -> str:
+    return resources.files("imggate.formats").joinpath("templates", name).read_text("utf-8")
+
+
+def _csp_hash(text: str) -> str:
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
+
+
+@lru_cache(maxsize=1)
+def _environment() -> tuple[jinja2.Environment, str, str]:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("imggate.formats", "templates"),
+        autoescape=True,  # every value is untrusted text unless marked otherwise here
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    css, js = _asset("report.css"), _asset("report.js")
+    if "</" in css or "</" in js:
+        raise RuntimeError("imggate's report assets must not contain '</'")
+    return env, css, js
+
+
+def _counts_total(images: Iterable[ImageVerdict]) -> list[tuple[str, int]]:
+    total = {s.value: 0 for s in SEVERITY_ORDER}
+    for iv in images:
+        for k, n in severity_counts(iv.findings).items():
+            total[k] += n
+    return list(total.items())
+
+
+def render(verdict: Verdict, *, tool_version: str | None = None) -> str:
+    """The whole report as one HTML document (a ``str``; see :func:`write`)."""
+    import markupsafe
+
+    env, css, js = _environment()
+    decision = overall_decision(verdict).value
+    images = [_image_view(i, iv) for i, iv in enumerate(verdict.images, start=1)]
+    csp = (f"default-src 'none'; style-src {_csp_hash(css)}; script-src {_csp_hash(js)}; "
+           "img-src data:; base-uri 'none'; form-action 'none'")
+    return env.get_template("report.html.j2").render(
+        # The assets are our own static files, checked in _environment() to
+        # hold no "</" that could close their element, so they go in verbatim.
+        css=markupsafe.Markup(css),  # noqa: S704
+        js=markupsafe.Markup(js),  # noqa: S704
+        csp=csp,
+        env=clean(verdict.env),
+        generated=_ts(verdict.generated),
+        decision=decision,
+        decision_text=_DECISION_TEXT[decision],
+        exit_code=verdict.exit_code,
+        images=images,
+        totals=_counts_total(verdict.images),
+        tool_version=clean(tool_version or ""),
+    )
+
+
+def write(verdict: Verdict, output_dir: Path, *, tool_version: str | None = None) -> Path:
+    """Write ``imggate-report.html`` into ``output_dir`` (created if needed); return its path."""
+    return write_text(Path(output_dir) / FILENAME, render(verdict, tool_version=tool_version))

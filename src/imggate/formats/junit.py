@@ -1,0 +1,154 @@
+"""``imggate-junit.xml``: each rule for each image as a JUnit testcase.
+
+GitLab's merge-request widget reads this (``artifacts:reports:junit``), so
+what failed shows up next to the pipeline. The mapping:
+
+* one ``<testsuite>`` per image, named by the reference the user gave, with
+  the environment, decision and pinned digest as ``<property>`` elements;
+* one ``<testcase>`` per :class:`~imggate.models.RuleResult`, ``classname``
+  the image reference (so the same rule for two images never collides when
+  GitLab compares runs) and ``name`` the rule;
+* a failed ``enforce`` rule is a ``<failure>``; a failed ``warn`` rule is
+  ``<skipped>`` with the warning as its message and the details in
+  ``<system-out>`` (visible, but not red); a passed rule is a plain testcase;
+* an image that could not be decided gets an ``<error>`` testcase named
+  ``decision``, and a denied image with no enforce failure (which should not
+  happen) gets a ``<failure>`` one: the report never looks greener than the
+  verdict.
+
+Strings are made valid XML 1.0: characters XML cannot carry (most control
+characters, lone surrogates) are written as visible ``\\xNN`` escapes.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from pathlib import Path
+
+from imggate.formats.verdict_json import write_text
+from imggate.models import Decision, ImageVerdict, Mode, RuleResult, Verdict
+
+FILENAME = "imggate-junit.xml"
+
+# Everything outside XML 1.0's Char production, plus DEL and the C1 controls
+# that XML allows but discourages (they are invisible or garble terminals).
+_NOT_XML = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_MESSAGE_MAX = 1000
+
+
+def xml_text(value: object) -> str:
+    """``value`` as text XML 1.0 can hold; invalid characters become ``\\xNN``/``\\uNNNN``."""
+    text = "" if value is None else str(value)
+    return _NOT_XML.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+        else f"\\u{ord(m.group()):04x}",
+        text,
+    )
+
+
+def _short(text: str) -> str:
+    # A message attribute is a one-liner in most UIs; the body has the rest.
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= _MESSAGE_MAX else line[: _MESSAGE_MAX - 1] + "…"
+
+
+def _timestamp(value: datetime) -> str:
+    # JUnit's schema wants a local ISO time without zone; ours is UTC.
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.replace(microsecond=0).isoformat()
+
+
+def _testcase(suite: ET.Element, classname: str, name: str) -> ET.Element:
+    return ET.SubElement(suite, "testcase",
+                         {"classname": xml_text(classname), "name": xml_text(name), "time": "0"})
+
+
+def _add_rule(suite: ET.Element, iv: ImageVerdict, r: RuleResult) -> str:
+    """Add one rule's testcase; return its outcome (passed, failure, skipped)."""
+    case = _testcase(suite, iv.reference, r.rule)
+    body = "\n".join(xml_text(m) for m in r.messages)
+    if r.passed:
+        if body:
+            ET.SubElement(case, "system-out").text = body
+        return "passed"
+    first = _short(body) or f"rule {xml_text(r.rule)} failed"
+    if r.mode is Mode.ENFORCE:
+        failure = ET.SubElement(case, "failure", {"type": "violation", "message": first})
+        failure.text = body or first
+        return "failure"
+    ET.SubElement(case, "skipped", {"message": "warning (not enforced): " + first})
+    ET.SubElement(case, "system-out").text = "warning (not enforced):\n" + (body or first)
+    return "skipped"
+
+
+def _suite(parent: ET.Element, iv: ImageVerdict, timestamp: str) -> dict[str, int]:
+    suite = ET.SubElement(parent, "testsuite", {"name": xml_text(iv.reference)})
+    props = ET.SubElement(suite, "properties")
+    facts = [("imggate.env", iv.env), ("imggate.decision", iv.decision.value)]
+    if iv.image is not None:
+        facts += [("imggate.pinned", iv.image.pinned), ("imggate.digest", str(iv.image.digest))]
+    for name, value in facts:
+        ET.SubElement(props, "property", {"name": name, "value": xml_text(value)})
+
+    tally = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for r in iv.rules:
+        outcome = _add_rule(suite, iv, r)
+        tally["tests"] += 1
+        if outcome == "failure":
+            tally["failures"] += 1
+        elif outcome == "skipped":
+            tally["skipped"] += 1
+
+    if iv.decision is Decision.ERROR:
+        message = xml_text(iv.error or "the gate could not decide for this image")
+        case = _testcase(suite, iv.reference, "decision")
+        ET.SubElement(case, "error", {"type": "could-not-decide", "message": _short(message)}
+                      ).text = message
+        tally["tests"] += 1
+        tally["errors"] += 1
+    elif iv.decision is Decision.DENY and not iv.violations:
+        case = _testcase(suite, iv.reference, "decision")
+        ET.SubElement(case, "failure", {"type": "violation", "message": "image denied"}
+                      ).text = "the image was denied"
+        tally["tests"] += 1
+        tally["failures"] += 1
+
+    for key in ("tests", "failures", "errors", "skipped"):
+        suite.set(key, str(tally[key]))
+    suite.set("time", "0")
+    suite.set("timestamp", timestamp)
+    return tally
+
+
+def render(verdict: Verdict) -> str:
+    """The JUnit XML document (UTF-8 declaration, indented, trailing newline)."""
+    timestamp = _timestamp(verdict.generated)
+    root = ET.Element("testsuites", {"name": xml_text(f"imggate ({verdict.env})")})
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for iv in verdict.images:
+        for key, n in _suite(root, iv, timestamp).items():
+            totals[key] += n
+    if not verdict.images:
+        # Nothing checked is a failed gate, not an empty green report.
+        suite = ET.SubElement(root, "testsuite", {"name": "imggate", "tests": "1", "failures": "0",
+                                                  "errors": "1", "skipped": "0", "time": "0",
+                                                  "timestamp": timestamp})
+        case = _testcase(suite, "imggate", "decision")
+        ET.SubElement(case, "error", {"type": "could-not-decide",
+                                      "message": "no images were checked"})
+        totals["tests"] += 1
+        totals["errors"] += 1
+    for key in ("tests", "failures", "errors", "skipped"):
+        root.set(key, str(totals[key]))
+    root.set("time", "0")
+    ET.indent(root, space="  ")
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            + ET.tostring(root, encoding="unicode") + "\n")
+
+
+def write(verdict: Verdict, output_dir: Path) -> Path:
+    """Write ``imggate-junit.xml`` into ``output_dir`` (created if needed); return its path."""
+    return write_text(Path(output_dir) / FILENAME, render(verdict))

@@ -1,0 +1,294 @@
+"""``imggate-verdict.json``: the stable, machine-readable verdict.
+
+The document is described in ``docs/verdict-schema.md`` and by the JSON
+schema ``imggate/data/verdict.schema.json``. Its shape only changes with
+``schema_version``: fields are added in a minor version, never renamed or
+removed without a major one.
+
+Output is deterministic: keys are emitted in a fixed order (the order the
+schema documents), lists are in the verdict's order except where that order
+is arbitrary (findings, labels), which are sorted. The same verdict always
+gives the same bytes.
+
+The helpers :func:`overall_decision` and :func:`severity_counts` are shared
+with the other human-facing formats so they all report the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from imggate.errors import Error
+from imggate.models import (
+    ConfigSummary,
+    Decision,
+    ExceptionUse,
+    Finding,
+    ImageVerdict,
+    ResolvedImage,
+    RuleResult,
+    ScanReport,
+    Severity,
+    SignatureCheck,
+    Verdict,
+)
+
+FILENAME = "imggate-verdict.json"
+SCHEMA_ID = "https://imggate.dev/schemas/verdict/1.json"
+SCHEMA_VERSION = "1.0"
+
+#: Severities from worst to least, the order counts are reported in.
+SEVERITY_ORDER: tuple[Severity, ...] = tuple(
+    sorted(Severity, key=lambda s: s.rank, reverse=True)
+)
+
+_EXIT_DECISION = {0: Decision.ALLOW, 1: Decision.DENY, 3: Decision.ERROR}
+
+
+def overall_decision(verdict: Verdict) -> Decision:
+    """The run's decision, consistent with :attr:`Verdict.exit_code`.
+
+    An empty run is ``error``: having checked nothing is never an allow.
+    """
+    return _EXIT_DECISION.get(verdict.exit_code, Decision.ERROR)
+
+
+def severity_counts(findings: Iterable[Finding]) -> dict[str, int]:
+    """Count findings per severity name, every severity present (worst first)."""
+    counts = {s.value: 0 for s in SEVERITY_ORDER}
+    for f in findings:
+        counts[f.severity.value] += 1
+    return counts
+
+
+def finding_sort_key(f: Finding) -> tuple[int, float, str, str, str]:
+    """Worst first: severity, then CVSS, then id/package/version for a stable order."""
+    score = f.max_cvss
+    return (-f.severity.rank, -(score if score is not None else -1.0), f.id, f.package, f.version)
+
+
+def _ts(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC with ``Z``; a naive datetime is taken to be UTC already."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _finite(value: float | None) -> float | None:
+    # JSON has no NaN/Infinity; a nonsensical score is reported as unknown.
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _day(value: date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _rule(r: RuleResult) -> dict[str, Any]:
+    return {"rule": r.rule, "mode": r.mode.value, "passed": r.passed, "messages": list(r.messages)}
+
+
+def _finding(f: Finding) -> dict[str, Any]:
+    return {
+        "id": f.id,
+        "aliases": list(f.aliases),
+        "package": f.package,
+        "version": f.version,
+        "package_type": f.package_type,
+        "severity": f.severity.value,
+        "fix_state": f.fix_state.value,
+        "fixed_versions": list(f.fixed_versions),
+        "cvss": _finite(f.max_cvss),
+        "title": f.title,
+        "sources": list(f.sources),
+    }
+
+
+def _exception(e: ExceptionUse) -> dict[str, Any]:
+    return {
+        "vulnerability": e.vulnerability,
+        "status": e.status,
+        "package": e.package,
+        "expires": _day(e.expires),
+        "reason": e.reason,
+        "source": e.source,
+        "matched": list(e.matched),
+    }
+
+
+def _signature(s: SignatureCheck) -> dict[str, Any]:
+    # The predicate body is deliberately left out: it can be large and is
+    # attacker-supplied; its type is what rules and readers key on.
+    return {
+        "kind": s.kind.value,
+        "verified": s.verified,
+        "signer": s.signer,
+        "location": s.location,
+        "reason": s.reason,
+        "predicate_type": s.predicate_type,
+        "tlog": s.tlog,
+        "signed_digest": str(s.signed_digest) if s.signed_digest else None,
+    }
+
+
+def _report(r: ScanReport) -> dict[str, Any]:
+    return {
+        "scanner": r.scanner.name,
+        "scanner_version": r.scanner.version,
+        "source": r.source,
+        "image_name": r.image_name,
+        "image_digests": [str(d) for d in r.image_digests],
+        "findings": len(r.findings),
+        "finished": _ts(r.finished),
+    }
+
+
+def _config(c: ConfigSummary | None) -> dict[str, Any] | None:
+    if c is None:
+        return None
+    return {
+        "digest": str(c.digest),
+        "created": _ts(c.created),
+        "os": c.os,
+        "architecture": c.architecture,
+        "variant": c.variant,
+        "user": c.user,
+        "labels": {k: c.labels[k] for k in sorted(c.labels)},
+        "layers": c.layer_count,
+    }
+
+
+def _image(img: ResolvedImage | None) -> dict[str, Any] | None:
+    if img is None:
+        return None
+    return {
+        "registry": img.ref.registry,
+        "repository": img.ref.repository,
+        "tag": img.ref.tag,
+        "source": img.ref.source,
+        "digest": str(img.digest),
+        "media_type": img.media_type,
+        "manifest_digest": str(img.manifest_digest),
+        "platforms": [
+            {
+                "platform": str(p.platform) if p.platform else None,
+                "digest": str(p.digest),
+                "media_type": p.media_type,
+                "size": p.size,
+            }
+            for p in img.platforms
+        ],
+        "config": _config(img.config),
+    }
+
+
+def image_document(iv: ImageVerdict) -> dict[str, Any]:
+    """The JSON object for one image (see ``docs/verdict-schema.md``)."""
+    img = iv.image
+    return {
+        "reference": iv.reference,
+        "pinned": img.pinned if img else None,
+        "digest": str(img.digest) if img else None,
+        "env": iv.env,
+        "decision": iv.decision.value,
+        "error": iv.error,
+        "violations": [_rule(r) for r in iv.violations],
+        "warnings": [_rule(r) for r in iv.warnings],
+        "rules": [_rule(r) for r in iv.rules],
+        "counts": severity_counts(iv.findings),
+        "findings_total": len(iv.findings),
+        "suppressed_total": len(iv.suppressed),
+        "findings": [_finding(f) for f in sorted(iv.findings, key=finding_sort_key)],
+        "suppressed": [
+            {**_finding(f), "suppressed_by": why}
+            for f, why in sorted(iv.suppressed, key=lambda p: finding_sort_key(p[0]))
+        ],
+        "exceptions": [_exception(e) for e in iv.exceptions],
+        "signatures": [_signature(s) for s in iv.signatures],
+        "reports": [_report(r) for r in iv.reports],
+        "image": _image(img),
+        "notes": list(iv.notes),
+    }
+
+
+def document(verdict: Verdict, *, tool_version: str | None = None) -> dict[str, Any]:
+    """The whole verdict as a JSON-ready dict, keys in the documented order."""
+    decisions = [i.decision for i in verdict.images]
+    return {
+        "$schema": SCHEMA_ID,
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "imggate", "version": tool_version or _version()},
+        "generated": _ts(verdict.generated),
+        "env": verdict.env,
+        "decision": overall_decision(verdict).value,
+        "exit_code": verdict.exit_code,
+        "summary": {
+            "images": len(verdict.images),
+            "allow": decisions.count(Decision.ALLOW),
+            "deny": decisions.count(Decision.DENY),
+            "error": decisions.count(Decision.ERROR),
+            "violations": sum(len(i.violations) for i in verdict.images),
+            "warnings": sum(len(i.warnings) for i in verdict.images),
+            "counts": _sum_counts(severity_counts(i.findings) for i in verdict.images),
+        },
+        "images": [image_document(i) for i in verdict.images],
+    }
+
+
+def _sum_counts(parts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    total = {s.value: 0 for s in SEVERITY_ORDER}
+    for part in parts:
+        for k, n in part.items():
+            total[k] += n
+    return total
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("imggate")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+def render(verdict: Verdict, *, tool_version: str | None = None) -> str:
+    """The verdict as JSON text (UTF-8 safe, two-space indent, trailing newline)."""
+    # ensure_ascii keeps the file pure ASCII, so lone surrogates or odd code
+    # points in scanner strings can never make it unencodable.
+    return json.dumps(document(verdict, tool_version=tool_version), indent=2,
+                      ensure_ascii=True, allow_nan=False) + "\n"
+
+
+def write(verdict: Verdict, output_dir: Path, *, tool_version: str | None = None) -> Path:
+    """Write ``imggate-verdict.json`` into ``output_dir`` (created if needed); return its path."""
+    return write_text(Path(output_dir) / FILENAME, render(verdict, tool_version=tool_version))
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (readers never see half a report).
+
+    Raises :class:`imggate.errors.Error` naming the path when it cannot be written.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+                fh.write(text)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        raise Error(f"cannot write report {path}: {e.strerror or e}") from e
+    return path
