@@ -1,0 +1,234 @@
+"""``gl-container-scanning-report.json``: GitLab's container-scanning report, schema 15.2.1.
+
+:func:`render` builds the document from merged findings; :func:`write`
+saves it atomically. The output validates against
+``security-report-schemas`` 15.2.1 ``container-scanning-report-format.json``:
+values the schema would reject (over-long names, CVSS vectors it does not
+know, URLs that are not http(s)/ftp) are trimmed or left out, never written.
+
+Vulnerability ids are UUIDv5 over the image *repository* (tag and digest
+stripped, as GitLab's own location fingerprint does), the vulnerability id,
+the package and its version: a re-run, or the next build of the same
+repository, gives the same ids, and ids are unique within a report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from imggate import __version__
+from imggate.models import Finding, FixState, ScannerInfo
+
+SCHEMA_VERSION = "15.2.1"
+#: Namespace for vulnerability ids (uuid5 of the URL of this module's purpose).
+ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://imggate.invalid/gl-container-scanning")
+
+_NAME_MAX = 255
+_DESCRIPTION_MAX = 1_048_576
+_SOLUTION_MAX = 7000
+_URL = re.compile(r"^(https?|ftp)://.+")
+_CVSS2 = re.compile(
+    r"^((AV:[NAL]|AC:[LMH]|Au:[MSN]|[CIA]:[NPC]|E:(U|POC|F|H|ND)|RL:(OF|TF|W|U|ND)|RC:(UC|UR|C|ND)"
+    r"|CDP:(N|L|LM|MH|H|ND)|TD:(N|L|M|H|ND)|[CIA]R:(L|M|H|ND))/)*(AV:[NAL]|AC:[LMH]|Au:[MSN]"
+    r"|[CIA]:[NPC]|E:(U|POC|F|H|ND)|RL:(OF|TF|W|U|ND)|RC:(UC|UR|C|ND)|CDP:(N|L|LM|MH|H|ND)"
+    r"|TD:(N|L|M|H|ND)|[CIA]R:(L|M|H|ND))$")
+_CVSS3 = re.compile(
+    r"^CVSS:3[.][01]/((AV:[NALP]|AC:[LH]|PR:[NLH]|UI:[NR]|S:[UC]|[CIA]:[NLH]|E:[XUPFH]"
+    r"|RL:[XOTWU]|RC:[XURC]|[CIA]R:[XLMH]|MAV:[XNALP]|MAC:[XLH]|MPR:[XNLH]|MUI:[XNR]|MS:[XUC]"
+    r"|M[CIA]:[XNLH])/)*(AV:[NALP]|AC:[LH]|PR:[NLH]|UI:[NR]|S:[UC]|[CIA]:[NLH]|E:[XUPFH]"
+    r"|RL:[XOTWU]|RC:[XURC]|[CIA]R:[XLMH]|MAV:[XNALP]|MAC:[XLH]|MPR:[XNLH]|MUI:[XNR]|MS:[XUC]"
+    r"|M[CIA]:[XNLH])$")
+
+# Identifier type and URL for the id prefixes users meet in container scans.
+_ID_KINDS: tuple[tuple[str, str, str | None], ...] = (
+    ("CVE-", "cve", "https://nvd.nist.gov/vuln/detail/{}"),
+    ("GHSA-", "ghsa", "https://github.com/advisories/{}"),
+    ("RHSA-", "rhsa", "https://access.redhat.com/errata/{}"),
+    ("RHBA-", "rhba", "https://access.redhat.com/errata/{}"),
+    ("DSA-", "dsa", "https://security-tracker.debian.org/tracker/{}"),
+    ("DLA-", "dla", "https://security-tracker.debian.org/tracker/{}"),
+    ("USN-", "usn", "https://ubuntu.com/security/notices/{}"),
+    ("ALAS", "alas", None),
+    ("ELSA-", "elsa", "https://linux.oracle.com/errata/{}.html"),
+    ("GO-", "go", "https://pkg.go.dev/vuln/{}"),
+    ("PYSEC-", "pysec", "https://osv.dev/vulnerability/{}"),
+    ("RUSTSEC-", "rustsec", "https://rustsec.org/advisories/{}"),
+    ("OSV-", "osv", "https://osv.dev/vulnerability/{}"),
+)
+
+
+def identifier(value: str) -> dict[str, str]:
+    """A GitLab identifier object for vulnerability id ``value``."""
+    for prefix, kind, url in _ID_KINDS:
+        if value.startswith(prefix):
+            ident = {"type": kind, "name": value, "value": value}
+            if url:
+                ident["url"] = url.format(value)
+            return ident
+    head = value.split("-", 1)[0].lower()
+    kind = head if head.isalnum() and head != value.lower() else "vendor"
+    return {"type": kind, "name": value, "value": value}
+
+
+def repository_of(image: str) -> str:
+    """``image`` without its ``@digest`` and ``:tag`` (a port colon is kept)."""
+    name = image.split("@", 1)[0]
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    return name[:colon] if colon > slash else name
+
+
+def vulnerability_id(repository: str, finding: Finding) -> str:
+    """The stable id of ``finding`` in a report for ``repository``."""
+    key = "\x00".join((repository, finding.id, finding.package, finding.version))
+    return str(uuid.uuid5(ID_NAMESPACE, key))
+
+
+def solution(f: Finding) -> str | None:
+    """What to do, in GitLab's words ("Upgrade openssl to 1.1.1k-r0")."""
+    if f.fixed_versions:
+        text = f"Upgrade {f.package} to {', '.join(f.fixed_versions)}"
+    elif f.fix_state is FixState.WONT_FIX:
+        text = f"The vendor will not fix this in {f.package}; consider removing the package"
+    elif f.fix_state is FixState.END_OF_LIFE:
+        text = f"{f.package} is end-of-life; move to a supported release"
+    elif f.fix_state is FixState.NOT_FIXED:
+        text = f"No fix is available for {f.package} yet"
+    else:
+        return None
+    return text[:_SOLUTION_MAX]
+
+
+def _cvss_vectors(f: Finding) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for c in f.cvss:
+        v = c.vector
+        if not v or v in seen or len(v) > 128:
+            continue
+        if (len(v) >= 32 and _CVSS3.match(v)) or (len(v) >= 16 and _CVSS2.match(v)):
+            seen.add(v)
+            out.append({"vendor": c.source or "unknown", "vector": v})
+            if len(out) == 10:
+                break
+    return out
+
+
+def _vulnerability(f: Finding, image: str, repo: str, os_name: str,
+                   default_branch_image: str | None) -> dict[str, Any]:
+    location: dict[str, Any] = {
+        "dependency": {"package": {"name": f.package}, "version": f.version},
+        "operating_system": os_name,
+        "image": image,
+    }
+    if default_branch_image:
+        location["default_branch_image"] = default_branch_image
+    name = f.title or f"{f.id} in {f.package}"
+    v: dict[str, Any] = {
+        "id": vulnerability_id(repo, f),
+        "name": name[:_NAME_MAX],
+        "description": (f.description or f.title or name)[:_DESCRIPTION_MAX],
+        "severity": f.severity.value,
+    }
+    sol = solution(f)
+    if sol:
+        v["solution"] = sol
+    v["location"] = location
+    v["identifiers"] = [identifier(i) for i in f.all_ids]
+    v["links"] = [{"url": u} for u in f.links if _URL.match(u)]
+    vectors = _cvss_vectors(f)
+    if vectors:
+        v["cvss_vectors"] = vectors
+    return v
+
+
+def _scanner(scanners: Sequence[ScannerInfo]) -> dict[str, Any]:
+    if not scanners:
+        return {"id": "imggate", "name": "imggate", "version": __version__,
+                "vendor": {"name": "imggate"}}
+    uniq = list(dict.fromkeys(scanners))
+    ids = list(dict.fromkeys(s.name.lower() for s in uniq))
+    version = "; ".join(f"{s.name} {s.version}" if len(uniq) > 1 else s.version
+                        for s in uniq if s.version)
+    vendors = list(dict.fromkeys(s.vendor for s in uniq if s.vendor))
+    return {
+        "id": "+".join(ids)[:255],
+        "name": " + ".join(s.capitalize() for s in ids)[:255],
+        "version": version or "unknown",
+        "vendor": {"name": " + ".join(vendors) or "unknown"},
+    }
+
+
+def _time(t: datetime) -> str:
+    if t.tzinfo is not None:
+        t = t.astimezone(UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def render(
+    findings: Sequence[Finding],
+    *,
+    image: str,
+    operating_system: str | None,
+    scanners: Sequence[ScannerInfo],
+    start: datetime,
+    end: datetime,
+    default_branch_image: str | None = None,
+    status: str = "success",
+) -> dict[str, Any]:
+    """The report for ``findings`` (already merged) found in ``image``.
+
+    ``operating_system`` falls back to ``"Unknown"`` (the schema requires a
+    value); a ``default_branch_image`` longer than the schema's 255
+    characters is left out. ``status`` is ``success`` or ``failure``.
+    """
+    if not image:
+        raise ValueError("image must not be empty")
+    if status not in ("success", "failure"):
+        raise ValueError(f"status must be success or failure, not {status!r}")
+    repo = repository_of(image)
+    os_name = operating_system or "Unknown"
+    dbi = default_branch_image if default_branch_image and len(default_branch_image) <= 255 \
+        else None
+    return {
+        "version": SCHEMA_VERSION,
+        "scan": {
+            "analyzer": {"id": "imggate", "name": "imggate", "version": __version__,
+                         "vendor": {"name": "imggate"}},
+            "scanner": _scanner(scanners),
+            "type": "container_scanning",
+            "start_time": _time(start),
+            "end_time": _time(end),
+            "status": status,
+        },
+        "vulnerabilities": [_vulnerability(f, image, repo, os_name, dbi) for f in findings],
+        "remediations": [],
+    }
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    """``doc`` as compact, deterministic JSON text."""
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+
+
+def write(path: str | os.PathLike[str], doc: dict[str, Any]) -> None:
+    """Write ``doc`` to ``path`` atomically (a reader never sees half a report)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(dumps(doc))
+            fh.write("\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

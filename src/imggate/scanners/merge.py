@@ -1,0 +1,104 @@
+"""Merge what several scanners said into one finding per vulnerability, package and version.
+
+Two findings are the same when they name the same package and version and
+the same vulnerability. The vulnerability is compared by its *canonical*
+id: the CVE when the finding's id and aliases name exactly one CVE (Grype
+reports ``GHSA-…`` with the CVE as a related vulnerability where Trivy
+reports the CVE), else the id itself.
+
+The merged finding lists every source, keeps every alias, CVSS rating, fixed
+version and link, and takes the most severe rating (fail closed) unless
+``prefer`` names the scanners whose rating wins, in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from imggate.models import Finding, FixState, ScanReport
+
+# When sources disagree on the fix state, the one that says most about a fix wins.
+_FIX_ORDER = {
+    FixState.FIXED: 4, FixState.WONT_FIX: 3, FixState.END_OF_LIFE: 2,
+    FixState.NOT_FIXED: 1, FixState.UNKNOWN: 0,
+}
+
+
+def canonical_id(f: Finding) -> str:
+    """The CVE among ``f``'s ids when there is exactly one, else ``f.id``."""
+    if f.id.startswith("CVE-"):
+        return f.id
+    cves = {a for a in f.aliases if a.startswith("CVE-")}
+    return cves.pop() if len(cves) == 1 else f.id
+
+
+def _combine(group: list[Finding], key_id: str, prefer: Sequence[str]) -> Finding:
+    if len(group) == 1 and group[0].id == key_id:
+        return group[0]
+    first = group[0]
+    ids: dict[str, None] = {}
+    for f in group:
+        ids.update(dict.fromkeys(f.all_ids))
+    ids.pop(key_id, None)
+    severity = max((f.severity for f in group), key=lambda s: s.rank)
+    for name in prefer:
+        chosen = next((f for f in group if name in f.sources), None)
+        if chosen is not None:
+            severity = chosen.severity
+            break
+    epss = [f.epss for f in group if f.epss is not None]
+
+    def first_of(attr: str) -> str | None:
+        return next((getattr(f, attr) for f in group if getattr(f, attr)), None)
+
+    def union(attr: str) -> tuple[object, ...]:
+        out: dict[object, None] = {}
+        for f in group:
+            out.update(dict.fromkeys(getattr(f, attr)))
+        return tuple(out)
+
+    return Finding(
+        id=key_id,
+        package=first.package,
+        version=first.version,
+        severity=severity,
+        aliases=tuple(ids),
+        package_type=first_of("package_type"),
+        purl=first_of("purl"),
+        fixed_versions=union("fixed_versions"),  # type: ignore[arg-type]
+        fix_state=max((f.fix_state for f in group), key=_FIX_ORDER.__getitem__),
+        cvss=union("cvss"),  # type: ignore[arg-type]
+        epss=max(epss) if epss else None,
+        title=first_of("title"),
+        description=first_of("description"),
+        links=union("links"),  # type: ignore[arg-type]
+        layer=first_of("layer"),
+        path=first_of("path"),
+        sources=union("sources"),  # type: ignore[arg-type]
+    )
+
+
+def merge_findings(
+    findings: Iterable[Finding], *, prefer: Sequence[str] = ()
+) -> tuple[Finding, ...]:
+    """Merge ``findings`` (from any number of reports); see the module docstring.
+
+    The result is sorted most severe first, then by id, package and version,
+    so the same input always gives the same output.
+    """
+    groups: dict[tuple[str, str, str], list[Finding]] = {}
+    for f in findings:
+        groups.setdefault((canonical_id(f), f.package, f.version), []).append(f)
+    merged = [_combine(g, key[0], prefer) for key, g in groups.items()]
+    merged.sort(key=lambda f: (-f.severity.rank, f.id, f.package, f.version))
+    return tuple(merged)
+
+
+def merge(reports: Iterable[ScanReport], *, prefer: Sequence[str] = ()) -> tuple[Finding, ...]:
+    """One finding per (vulnerability, package, version) across ``reports``, every source listed.
+
+    ``prefer`` (scanner names such as ``("trivy", "grype")``) makes the first
+    listed scanner that reported a finding decide its severity; by default
+    the most severe rating wins.
+    """
+    return merge_findings((f for r in reports for f in r.findings), prefer=prefer)

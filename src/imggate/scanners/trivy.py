@@ -1,0 +1,232 @@
+"""Trivy JSON reports (``trivy image --format json``).
+
+Reads every generation seen in the wild:
+
+* ``SchemaVersion: 2`` objects, from the oldest (no ``Class``, ``Status``,
+  ``PkgIdentifier``, ``ImageID``) to the newest (``Fingerprint``,
+  ``Trivy.Version``, ``Metadata.Layers``, ``ReportID``);
+* the legacy pre-0.20 format: a bare array of results;
+* reports with no ``Results`` (nothing detected), results with no
+  ``Vulnerabilities`` and non-vulnerability classes (config, secret, license,
+  custom), which carry no findings.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from imggate.models import Cvss, Finding, FixState, ScannerInfo, ScanReport, Severity
+from imggate.scanners._doc import (
+    MAX_TEXT_LEN,
+    Invalid,
+    obj,
+    opt_list,
+    opt_obj,
+    opt_str,
+    opt_time,
+    req_str,
+    str_items,
+    type_name,
+    unique,
+)
+from imggate.scanners.interface import ReportParser, dedupe, parse_digests
+
+# Trivy's Status values (pkg/types/vulnerability.go); anything newer is "unknown".
+_STATUS = {
+    "fixed": FixState.FIXED,
+    "affected": FixState.NOT_FIXED,
+    "fix_deferred": FixState.NOT_FIXED,
+    "will_not_fix": FixState.WONT_FIX,
+    "end_of_life": FixState.END_OF_LIFE,
+    "under_investigation": FixState.UNKNOWN,
+    "not_affected": FixState.UNKNOWN,
+    "unknown": FixState.UNKNOWN,
+}
+_SEVERITY = {s.value.upper(): s for s in Severity}
+# "debian (debian 10.8)" -> "debian 10.8": the legacy format's only OS record.
+_TARGET_OS = re.compile(r"\(([a-z][\w.-]*) ([^()]+)\)$")
+_CVSS_FIELDS = (("2.0", "V2Vector", "V2Score"), ("3", "V3Vector", "V3Score"),
+                ("4.0", "V40Vector", "V40Score"))
+
+
+def severity(value: Any, key: str = "Severity") -> Severity:
+    """A Trivy severity (``CRITICAL``...); missing is Unknown, anything else unknown is an error."""
+    if value is None:
+        return Severity.UNKNOWN
+    if type(value) is not str:
+        raise Invalid(f"expected a string, got {type_name(value)}", (key,))
+    sev = _SEVERITY.get(value)
+    if sev is not None:
+        return sev
+    try:
+        return Severity.parse(value)
+    except ValueError as e:
+        raise Invalid(str(e), (key,)) from None
+
+
+def _cvss(d: dict[str, Any]) -> tuple[Cvss, ...]:
+    out: list[Cvss] = []
+    for src, entry in d.items():
+        try:
+            e = obj(entry)
+            for version, vkey, skey in _CVSS_FIELDS:
+                vector = opt_str(e, vkey)
+                score = e.get(skey)
+                if score is not None and (type(score) not in (int, float)
+                                          or not 0 <= score <= 10):
+                    raise Invalid(f"expected a score 0..10, got {type_name(score)}", (skey,))
+                if vector or score is not None:
+                    if version == "3" and vector and vector.startswith("CVSS:3."):
+                        version = vector[5:8]
+                    out.append(Cvss(src, version, vector,
+                                    float(score) if score is not None else None))
+        except Invalid as err:
+            raise err.at(src) from None
+    return tuple(out)
+
+
+def _finding(v: Any, package_type: str | None) -> Finding:
+    v = obj(v)
+    vid = req_str(v, "VulnerabilityID")
+    pkg = req_str(v, "PkgName")
+    version = req_str(v, "InstalledVersion", allow_empty=True) if "InstalledVersion" in v else ""
+    fixed_text = opt_str(v, "FixedVersion")
+    fixed = tuple(x.strip() for x in fixed_text.split(",") if x.strip()) if fixed_text else ()
+    status = opt_str(v, "Status")
+    if status is not None:
+        state = _STATUS.get(status, FixState.UNKNOWN)
+    else:  # reports older than Status (2023-07) only say whether a fix exists
+        state = FixState.FIXED if fixed else FixState.UNKNOWN
+    purl = None
+    ident = opt_obj(v, "PkgIdentifier")
+    if ident is not None:
+        try:
+            purl = opt_str(ident, "PURL", limit=4096)
+        except Invalid as e:
+            raise e.at("PkgIdentifier") from None
+    layer = None
+    layer_obj = opt_obj(v, "Layer")
+    if layer_obj is not None:
+        try:
+            layer = opt_str(layer_obj, "Digest") or opt_str(layer_obj, "DiffID")
+        except Invalid as e:
+            raise e.at("Layer") from None
+    links = str_items(opt_list(v, "References"), "References")
+    primary = opt_str(v, "PrimaryURL", limit=8192)
+    if primary:
+        links = [primary, *links]
+    cvss_obj = opt_obj(v, "CVSS")
+    cvss: tuple[Cvss, ...] = ()
+    if cvss_obj:
+        try:
+            cvss = _cvss(cvss_obj)
+        except Invalid as e:
+            raise e.at("CVSS") from None
+    aliases = [a for a in str_items(opt_list(v, "VendorIDs"), "VendorIDs", limit=1024) if a != vid]
+    return Finding(
+        id=vid,
+        package=pkg,
+        version=version,
+        severity=severity(v.get("Severity")),
+        aliases=unique(aliases),
+        package_type=package_type,
+        purl=purl,
+        fixed_versions=fixed,
+        fix_state=state,
+        cvss=cvss,
+        title=opt_str(v, "Title", limit=MAX_TEXT_LEN),
+        description=opt_str(v, "Description", limit=MAX_TEXT_LEN),
+        links=unique(links),
+        layer=layer,
+        path=opt_str(v, "PkgPath", limit=4096),
+        sources=("trivy",),
+    )
+
+
+def _results(results: list[Any], out: list[Finding], legacy: bool) -> str | None:
+    """Append every result's findings to ``out``; return the OS named by a target, if any."""
+    os_name = None
+    for i, r in enumerate(results):
+        try:
+            r = obj(r)
+            ptype = opt_str(r, "Type")
+            if os_name is None and (legacy or r.get("Class") == "os-pkgs"):
+                m = _TARGET_OS.search(opt_str(r, "Target", limit=8192) or "")
+                os_name = f"{m.group(1)} {m.group(2)}" if m else None
+            for j, v in enumerate(opt_list(r, "Vulnerabilities")):
+                try:
+                    out.append(_finding(v, ptype))
+                except Invalid as e:
+                    raise e.at("Vulnerabilities", j) from None
+        except Invalid as e:
+            raise (e.at(i) if legacy else e.at("Results", i)) from None
+    return os_name
+
+
+class TrivyJsonParser(ReportParser):
+    """Trivy's JSON report, SchemaVersion 2 or the legacy bare array."""
+
+    kind = "trivy"
+    title = "Trivy JSON"
+
+    def detect(self, doc: Any) -> bool:
+        """An object with ``SchemaVersion``, or a non-empty array of objects with ``Target``."""
+        if isinstance(doc, dict):
+            return "SchemaVersion" in doc and ("Results" in doc or "ArtifactName" in doc)
+        return (isinstance(doc, list) and bool(doc)
+                and all(isinstance(r, dict) and "Target" in r for r in doc[:10]))
+
+    def _parse(self, doc: Any, source: str) -> ScanReport:
+        findings: list[Finding] = []
+        if isinstance(doc, list):
+            os_name = _results(doc, findings, legacy=True)
+            return ScanReport(ScannerInfo("trivy", None, "Aqua Security"), dedupe(findings),
+                              source=source, operating_system=os_name)
+        d = obj(doc)
+        sv = d.get("SchemaVersion")
+        if type(sv) is not int or sv != 2:
+            shown = sv if type(sv) is int else type_name(sv)
+            raise Invalid(f"unsupported SchemaVersion {shown}: imggate reads 2",
+                          ("SchemaVersion",))
+        target_os = _results(opt_list(d, "Results"), findings, legacy=False)
+        md = opt_obj(d, "Metadata") or {}
+        try:
+            os_name = _os(md) or target_os
+            digest_texts = str_items(opt_list(md, "RepoDigests"), "RepoDigests")
+            image_id = opt_str(md, "ImageID")
+            reference = opt_str(md, "Reference", limit=4096)
+        except Invalid as e:
+            raise e.at("Metadata") from None
+        name = opt_str(d, "ArtifactName", limit=4096)
+        texts = [*digest_texts, image_id or "", reference or "", name or ""]
+        version = None
+        tool = opt_obj(d, "Trivy")
+        if tool is not None:
+            try:
+                version = opt_str(tool, "Version")
+            except Invalid as e:
+                raise e.at("Trivy") from None
+        return ScanReport(
+            scanner=ScannerInfo("trivy", version, "Aqua Security"),
+            findings=dedupe(findings),
+            source=source,
+            image_name=name,
+            image_digests=parse_digests(t for t in texts if "sha256:" in t),
+            operating_system=os_name,
+            finished=opt_time(d, "CreatedAt"),
+        )
+
+
+def _os(md: dict[str, Any]) -> str | None:
+    os_obj = opt_obj(md, "OS")
+    if os_obj is None:
+        return None
+    try:
+        family, name = opt_str(os_obj, "Family"), opt_str(os_obj, "Name")
+    except Invalid as e:
+        raise e.at("OS") from None
+    return " ".join(p for p in (family, name) if p) or None
+
+
+PARSER = TrivyJsonParser()
