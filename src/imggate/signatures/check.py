@@ -1,0 +1,55 @@
+"""The entry point the gate and ``imggate verify`` call: discover, then verify each attachment.
+
+``check_signatures`` returns one :class:`~imggate.models.SignatureCheck` per
+signature, attestation or bundle found (verified, or why not); deciding whether
+that is enough is a :class:`~imggate.signatures.interface.Requirement`'s job
+(:func:`~imggate.signatures.interface.evaluate`).
+
+Multi-arch: a signature on the index digest covers every platform manifest
+in it. With ``platform_digest`` and ``trust.accept_platform_signatures``, the
+platform manifest's own signatures are checked too and count as well; each
+check's ``signed_digest`` says which digest it was made for.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from imggate.models import Digest, SignatureCheck
+from imggate.registry.interface import Repository
+from imggate.signatures.discovery import describe, discover
+from imggate.signatures.interface import Attachment, AttachmentKind, TrustConfig
+
+logger = logging.getLogger("imggate.signatures")
+
+
+def verify_attachment(att: Attachment, trust: TrustConfig) -> SignatureCheck:
+    """Verify one attachment with the verifier for its kind; never raises."""
+    if att.kind is AttachmentKind.SIGNATURE:
+        from imggate.signatures.cosign import verify_signature
+        return verify_signature(att, trust)
+    if att.kind is AttachmentKind.ATTESTATION:
+        from imggate.signatures.attestations import verify_attestation
+        return verify_attestation(att, trust)
+    from imggate.signatures.bundle import verify_bundle
+    return verify_bundle(att, trust)
+
+
+async def check_signatures(repo: Repository, digest: Digest, trust: TrustConfig, *,
+                           signature_repo: Repository | None = None,
+                           platform_digest: Digest | None = None) -> tuple[SignatureCheck, ...]:
+    """Every signature/attestation/bundle of ``digest`` in ``repo``, verified against ``trust``.
+
+    Raises :class:`~imggate.errors.SignatureError` only when the registry
+    cannot be asked (exit 3); anything found but bad is a failed check.
+    """
+    subjects = [digest]
+    if (platform_digest is not None and platform_digest != digest
+            and trust.accept_platform_signatures):
+        subjects.append(platform_digest)
+    checks: list[SignatureCheck] = []
+    for subject in subjects:
+        found = await discover(repo, subject, trust, signature_repo=signature_repo)
+        logger.debug("%s@%s: found %s", repo.name, subject, describe(found))
+        checks.extend(verify_attachment(a, trust) for a in found)
+    return tuple(checks)
