@@ -1,0 +1,230 @@
+"""``imggate resolve`` against registries that need credentials.
+
+Basic: Distribution's htpasswd (bcrypt) auth. Token: Distribution's token
+auth, validating JWTs from ``harness_token.TokenServer`` (the way GitLab's
+registry works). Credentials come from every source users have; wrong ones
+are exit 3, and no secret ever shows up in any output, even with ``-v``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness_images import PushedImage, Skopeo
+from registry_harness import CliResult, Registry, run_imggate, write_docker_config
+
+pytestmark = [pytest.mark.registry, pytest.mark.usefixtures("isolated_auth_env")]
+
+JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
+
+
+def resolve(*args: str, verbose: bool = False, **kwargs: Any) -> CliResult:
+    return run_imggate([*(["-v"] if verbose else []), "resolve", *args], **kwargs)
+
+
+def with_stdin_password(image: PushedImage, password: str | None = None,
+                        *extra: str, **kwargs: Any) -> CliResult:
+    reg = image.registry
+    assert reg.username
+    secret = reg.password if password is None else password
+    return resolve("--username", reg.username, "--password-stdin", *extra, image.ref,
+                   stdin=f"{secret}\n", **kwargs)
+
+
+def assert_no_secret(result: CliResult, registry: Registry, password: str) -> None:
+    assert registry.username
+    assert password not in result.output
+    basic = base64.b64encode(f"{registry.username}:{password}".encode()).decode()
+    assert basic not in result.output
+    assert not JWT.search(result.output), "a bearer token leaked into the output"
+
+
+def token_requests_since(registry: Registry, start: int) -> list[tuple[str | None, tuple[str, ...]]]:
+    assert registry.token_server is not None
+    return registry.token_server.requests[start:]
+
+
+# --------------------------------------------------------------------------- Basic (htpasswd)
+
+
+def test_basic_without_credentials_is_exit_3(basic_image: PushedImage) -> None:
+    result = resolve(basic_image.ref)
+    assert result.code == 3
+    assert result.stdout == ""
+    assert basic_image.registry.host in result.stderr
+    assert "401" in result.stderr or "auth" in result.stderr.lower()
+
+
+def test_basic_with_password_stdin(skopeo: Skopeo, basic_image: PushedImage) -> None:
+    result = with_stdin_password(basic_image)
+    assert result.code == 0, result.stderr
+    assert result.stdout == f"{basic_image.pinned}\n"
+    assert basic_image.digest == skopeo.digest(basic_image.ref, basic_image.registry)
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["auth-field", "username-password"])
+def test_basic_from_docker_config(isolated_auth_env: Path, basic_image: PushedImage,
+                                  split: bool) -> None:
+    reg = basic_image.registry
+    assert reg.username and reg.password
+    write_docker_config(isolated_auth_env, reg.host, reg.username, reg.password, split=split)
+    result = resolve("--json", basic_image.ref)
+    assert result.code == 0, result.stderr
+    [doc] = json.loads(result.stdout)
+    assert doc["digest"] == basic_image.digest
+    assert doc["config"]["layers"] == 1
+
+
+def test_basic_from_registry_auth_file(tmp_path: Path, basic_image: PushedImage) -> None:
+    reg = basic_image.registry
+    assert reg.username and reg.password
+    auth_file = write_docker_config(tmp_path, reg.host, reg.username, reg.password)
+    result = resolve(basic_image.ref, env={"REGISTRY_AUTH_FILE": str(auth_file)})
+    assert result.code == 0, result.stderr
+    assert result.stdout == f"{basic_image.pinned}\n"
+
+
+def test_basic_from_docker_auth_config_variable(tmp_path: Path, basic_image: PushedImage) -> None:
+    reg = basic_image.registry
+    assert reg.username and reg.password
+    content = write_docker_config(tmp_path, reg.host, reg.username, reg.password).read_text()
+    result = resolve(basic_image.ref, env={"DOCKER_AUTH_CONFIG": content})
+    assert result.code == 0, result.stderr
+
+
+def test_basic_from_gitlab_ci_variables(basic_image: PushedImage) -> None:
+    reg = basic_image.registry
+    assert reg.username and reg.password
+    result = resolve(basic_image.ref, env={"CI_REGISTRY": reg.host,
+                                           "CI_REGISTRY_USER": reg.username,
+                                           "CI_REGISTRY_PASSWORD": reg.password})
+    assert result.code == 0, result.stderr
+
+
+def test_gitlab_ci_credentials_stay_with_their_registry(basic_image: PushedImage) -> None:
+    """CI_REGISTRY_* for another host must not be offered to this one."""
+    reg = basic_image.registry
+    assert reg.username and reg.password
+    result = resolve(basic_image.ref, env={"CI_REGISTRY": "registry.gitlab.example.com",
+                                           "CI_REGISTRY_USER": reg.username,
+                                           "CI_REGISTRY_PASSWORD": reg.password})
+    assert result.code == 3
+
+
+def test_basic_wrong_password_is_exit_3_and_never_printed(basic_image: PushedImage) -> None:
+    wrong = "Wr0ng-pa55word-do-not-print"
+    result = with_stdin_password(basic_image, wrong, verbose=True, subprocess_mode=True)
+    assert result.code == 3
+    assert result.stdout == ""
+    assert basic_image.registry.host in result.stderr
+    assert_no_secret(result, basic_image.registry, wrong)
+
+
+def test_basic_success_with_verbose_logs_leaks_nothing(basic_image: PushedImage) -> None:
+    reg = basic_image.registry
+    assert reg.password
+    result = with_stdin_password(basic_image, None, verbose=True, subprocess_mode=True)
+    assert result.code == 0, result.stderr
+    assert_no_secret(result, reg, reg.password)
+
+
+def test_basic_wrong_docker_config_password_is_exit_3(isolated_auth_env: Path,
+                                                      basic_image: PushedImage) -> None:
+    reg = basic_image.registry
+    assert reg.username
+    wrong = "config-json-wrong-password"
+    write_docker_config(isolated_auth_env, reg.host, reg.username, wrong)
+    result = resolve(basic_image.ref)
+    assert result.code == 3
+    assert_no_secret(result, reg, wrong)
+
+
+# --------------------------------------------------------------------------- token auth
+
+
+def test_token_with_password_stdin(skopeo: Skopeo, token_image: PushedImage) -> None:
+    reg = token_image.registry
+    start = len(reg.token_server.requests) if reg.token_server else 0
+    result = with_stdin_password(token_image)
+    assert result.code == 0, result.stderr
+    assert result.stdout == f"{token_image.pinned}\n"
+    asked = token_requests_since(reg, start)
+    assert token_image.digest == skopeo.digest(token_image.ref, reg)
+    # Pull scope for the repository, asked as the user; the token is reused for the
+    # config blob rather than fetched again per request.
+    assert asked, "imggate never asked the token server"
+    assert all(user == reg.username for user, _ in asked)
+    assert any(f"repository:{token_image.repository}:pull" in scopes for _, scopes in asked)
+    assert len(asked) == 1, f"expected one cached token for one scope, got {asked}"
+
+
+def test_token_json_multiarch_with_platform(token_multiarch: PushedImage) -> None:
+    result = with_stdin_password(token_multiarch, None, "--json", "--platform", "linux/arm64")
+    assert result.code == 0, result.stderr
+    [doc] = json.loads(result.stdout)
+    assert doc["digest"] == token_multiarch.digest
+    children = {p["platform"]: p["digest"] for p in doc["platforms"]}
+    assert set(children) == {"linux/amd64", "linux/arm64"}
+    assert doc["manifestDigest"] == children["linux/arm64"]
+    assert doc["config"]["architecture"] == "arm64"
+
+
+def test_token_from_docker_config(isolated_auth_env: Path, token_image: PushedImage) -> None:
+    reg = token_image.registry
+    assert reg.username and reg.password
+    write_docker_config(isolated_auth_env, reg.host, reg.username, reg.password)
+    result = resolve(token_image.ref)
+    assert result.code == 0, result.stderr
+    assert result.stdout == f"{token_image.pinned}\n"
+
+
+def test_token_two_repositories_in_one_run(token_image: PushedImage,
+                                           token_multiarch: PushedImage) -> None:
+    reg = token_image.registry
+    assert reg.username
+    result = resolve("--username", reg.username, "--password-stdin", token_image.ref,
+                     token_multiarch.ref, stdin=f"{reg.password}\n")
+    assert result.code == 0, result.stderr
+    assert result.stdout.splitlines() == [token_image.pinned, token_multiarch.pinned]
+
+
+def test_token_anonymous_is_refused_with_exit_3(token_image: PushedImage) -> None:
+    result = resolve(token_image.ref)
+    assert result.code == 3
+    assert result.stdout == ""
+    assert token_image.registry.host in result.stderr
+
+
+def test_token_wrong_password_is_exit_3_and_never_printed(token_image: PushedImage) -> None:
+    wrong = "t0ken-realm-wrong-password"
+    result = with_stdin_password(token_image, wrong, verbose=True, subprocess_mode=True)
+    assert result.code == 3
+    assert result.stdout == ""
+    assert token_image.registry.host in result.stderr
+    assert_no_secret(result, token_image.registry, wrong)
+
+
+def test_token_success_with_verbose_logs_leaks_nothing(token_image: PushedImage) -> None:
+    reg = token_image.registry
+    assert reg.password
+    result = with_stdin_password(token_image, None, verbose=True, subprocess_mode=True)
+    assert result.code == 0, result.stderr
+    assert_no_secret(result, reg, reg.password)
+
+
+def test_password_stdin_needs_username(basic_image: PushedImage) -> None:
+    result = resolve("--password-stdin", basic_image.ref, stdin="x\n")
+    assert result.code == 2
+
+
+def test_empty_password_stdin_is_usage_error(basic_image: PushedImage) -> None:
+    reg = basic_image.registry
+    assert reg.username
+    result = resolve("--username", reg.username, "--password-stdin", basic_image.ref, stdin="")
+    assert result.code == 2
