@@ -1,0 +1,191 @@
+"""imggate-verdict.json: schema-valid, deterministic, consistent with the verdict."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jsonschema
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from formats.verdict_samples import (
+    CONTROL,
+    SURROGATE,
+    XSS_TITLE,
+    allow_image,
+    deny_image,
+    error_image,
+    finding,
+    sample_verdict,
+    single,
+)
+
+from imggate.errors import Error
+from imggate.formats import verdict_json
+from imggate.models import Cvss, Decision, Mode, RuleResult, Severity, Verdict
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = json.loads((REPO / "src/imggate/data/verdict.schema.json").read_text())
+DOC = (REPO / "docs/verdict-schema.md").read_text()
+
+
+def validate(doc: dict) -> None:
+    validator = jsonschema.Draft202012Validator(
+        SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    validator.validate(doc)
+
+
+def test_document_is_valid_against_the_published_schema():
+    doc = json.loads(verdict_json.render(sample_verdict()))
+    validate(doc)
+    assert doc["schema_version"] == verdict_json.SCHEMA_VERSION
+    assert doc["$schema"] == SCHEMA["$id"]
+
+
+def test_overall_decision_and_exit_code_follow_the_worst_image():
+    cases = [
+        ((allow_image(),), "allow", 0),
+        ((allow_image(), deny_image(3)), "deny", 1),
+        ((allow_image(), deny_image(3), error_image()), "error", 3),
+        ((), "error", 3),  # nothing checked is never an allow
+    ]
+    for images, decision, code in cases:
+        v = Verdict(env="prod", images=images, generated=datetime(2026, 1, 1, tzinfo=UTC))
+        doc = json.loads(verdict_json.render(v))
+        assert (doc["decision"], doc["exit_code"]) == (decision, code)
+        assert doc["summary"]["images"] == len(images)
+        validate(doc)
+
+
+def test_per_image_fields():
+    doc = json.loads(verdict_json.render(sample_verdict(60)))
+    allow, deny, err = doc["images"]
+
+    assert allow["decision"] == "allow"
+    assert allow["pinned"] == f"registry.example.com/team/app@{allow_image().image.digest}"
+    assert allow["digest"] == str(allow_image().image.digest)
+    assert allow["violations"] == [] and allow["warnings"] == []
+    assert [e["status"] for e in allow["exceptions"]] == ["used", "stale"]
+    assert allow["exceptions"][0]["expires"] == "2027-01-01"
+    assert [s["verified"] for s in allow["signatures"]] == [True, True]
+    assert allow["signatures"][1]["predicate_type"] == "https://slsa.dev/provenance/v1"
+    assert allow["image"]["config"]["created"] == "2026-11-01T12:00:00Z"
+    assert allow["image"]["config"]["user"] == "10001"
+    assert [p["platform"] for p in allow["image"]["platforms"]] == ["linux/amd64", "linux/arm64/v8"]
+    assert allow["suppressed"][0]["suppressed_by"] == "exception: patched in our fork"
+
+    assert deny["decision"] == "deny"
+    assert [v["rule"] for v in deny["violations"]] == ["severity"]
+    assert deny["violations"][0]["mode"] == "enforce"
+    assert deny["violations"][0]["messages"][1] == XSS_TITLE
+    assert [w["rule"] for w in deny["warnings"]] == ["tags", "labels"]
+    assert len(deny["rules"]) == 4
+    assert deny["findings_total"] == 63
+
+    assert err["decision"] == "error"
+    assert err["pinned"] is None and err["digest"] is None and err["image"] is None
+    assert "connection refused" in err["error"]
+
+
+def test_counts_per_severity_are_exact_and_complete():
+    v = sample_verdict(600)
+    doc = json.loads(verdict_json.render(v))
+    deny = doc["images"][1]
+    expected = {s.value: 0 for s in Severity}
+    for f in v.images[1].findings:
+        expected[f.severity.value] += 1
+    assert deny["counts"] == expected
+    assert list(deny["counts"]) == ["Critical", "High", "Medium", "Low", "Info", "Unknown"]
+    assert sum(deny["counts"].values()) == deny["findings_total"] == 603
+    assert doc["summary"]["counts"]["Low"] == expected["Low"] + 1  # + the allowed image's one
+
+
+def test_findings_are_worst_first_and_carry_fixed_versions():
+    doc = json.loads(verdict_json.render(sample_verdict(100)))
+    rows = doc["images"][1]["findings"]
+    ranks = [Severity(r["severity"]).rank for r in rows]
+    assert ranks == sorted(ranks, reverse=True)
+    openssl = next(r for r in rows if r["package"] == "openssl")
+    assert openssl["fixed_versions"] == ["3.0.2"] and openssl["fix_state"] == "fixed"
+
+
+def test_output_is_deterministic_whatever_the_input_order():
+    v = sample_verdict(50)
+    first = verdict_json.render(v, tool_version="1.0")
+    assert first == verdict_json.render(v, tool_version="1.0")
+
+    # Same facts, findings and labels in another order: same bytes.
+    deny = v.images[1]
+    shuffled_findings = replace(deny, findings=tuple(reversed(deny.findings)))
+    allow = v.images[0]
+    cfg = allow.image.config
+    shuffled_labels = replace(allow, image=replace(
+        allow.image, config=replace(cfg, labels=dict(reversed(list(cfg.labels.items()))))))
+    v2 = replace(v, images=(shuffled_labels, shuffled_findings, v.images[2]))
+    assert verdict_json.render(v2, tool_version="1.0") == first
+
+
+def test_key_order_is_the_documented_order():
+    doc = verdict_json.document(sample_verdict(1))
+    assert list(doc) == list(SCHEMA["properties"])
+    image_keys = list(SCHEMA["$defs"]["image_verdict"]["properties"])
+    for image in doc["images"]:
+        assert list(image) == image_keys
+
+
+def test_every_field_is_documented():
+    # The Markdown reference and the JSON schema must not drift apart.
+    documented = set(re.findall(r"`([A-Za-z_$]+)`", DOC))
+    for key in SCHEMA["properties"]:
+        assert key in documented, key
+    for name, definition in SCHEMA["$defs"].items():
+        for key in definition.get("properties", {}):
+            assert key in documented, f"{name}.{key}"
+
+
+def test_hostile_strings_round_trip_and_file_is_ascii():
+    text = verdict_json.render(sample_verdict(5))
+    assert text.isascii()
+    doc = json.loads(text)
+    deny = doc["images"][1]
+    assert deny["warnings"][0]["messages"][1] == CONTROL
+    assert SURROGATE in deny["notes"]
+    assert deny["image"]["config"]["labels"] == {"evil": XSS_TITLE}
+
+
+def test_non_finite_cvss_is_null_not_invalid_json():
+    f = finding(1, Severity.HIGH, cvss=(Cvss("nvd", "3.1", None, float("nan")),))
+    v = single(replace(deny_image(0), findings=(f,)))
+    doc = json.loads(verdict_json.render(v))
+    assert doc["images"][0]["findings"][0]["cvss"] is None
+
+
+def test_write_creates_the_directory_and_returns_the_path(tmp_path):
+    out = tmp_path / "reports" / "nested"
+    path = verdict_json.write(sample_verdict(3), out)
+    assert path == out / "imggate-verdict.json"
+    assert json.loads(path.read_text())["exit_code"] == 3
+    assert [p.name for p in out.iterdir()] == ["imggate-verdict.json"]  # no temp file left
+
+
+def test_write_failure_is_an_imggate_error_naming_the_path(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(Error, match=r"cannot write report .*file"):
+        verdict_json.write(sample_verdict(1), blocker)
+
+
+@settings(max_examples=60, deadline=None)
+@given(reference=st.text(max_size=40), message=st.text(max_size=80), env=st.text(max_size=10))
+def test_any_text_gives_valid_json(reference, message, env):
+    iv = replace(error_image(), reference=reference, env=env, decision=Decision.DENY, rules=(
+        RuleResult(message or "r", False, Mode.ENFORCE, (message,)),))
+    v = Verdict(env=env, images=(iv,), generated=datetime(2026, 1, 1, tzinfo=UTC))
+    doc = json.loads(verdict_json.render(v))
+    validate(doc)
+    assert doc["images"][0]["reference"] == reference
+    assert doc["images"][0]["violations"][0]["messages"] == [message]
