@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from formats.verdict_samples import (
     CONTROL,
     SURROGATE,
@@ -23,7 +24,6 @@ from formats.verdict_samples import (
     sample_verdict,
     single,
 )
-
 from imggate.errors import Error
 from imggate.formats import verdict_json
 from imggate.models import Cvss, Decision, Mode, RuleResult, Severity, Verdict
