@@ -15,8 +15,14 @@ import click
 from imggate import _app
 
 # Each import registers that module's commands on the app.
+from imggate.commands import convert as _convert  # noqa: F401
 from imggate.commands import resolve as _resolve  # noqa: F401
 from imggate.errors import Error
+
+try:  # newer typer vendors click as typer._click: its usage errors are not click's
+    from typer._click.exceptions import ClickException as _TyperUsageError
+except ImportError:  # older typer raises click's own
+    _TyperUsageError = click.exceptions.ClickException  # type: ignore[misc,assignment]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         sys.stderr.write("imggate: aborted\n")
         sys.exit(3)
-    except click.exceptions.ClickException as e:
+    except (click.exceptions.ClickException, _TyperUsageError) as e:
         e.show()
         sys.exit(2)
     except Error as e:

@@ -108,7 +108,8 @@ def _rule(rule: Any) -> dict[str, Any]:
     }
 
 
-def _result(res: Any, rules: dict[str, dict[str, Any]], image: str | None) -> Finding:
+def _result(res: Any, rules: dict[str, dict[str, Any]], image: str | None,
+            tool: str) -> Finding:
     r = obj(res)
     rule_id = req_str(r, "ruleId")
     rule = rules.get(rule_id)
@@ -123,6 +124,7 @@ def _result(res: Any, rules: dict[str, dict[str, Any]], image: str | None) -> Fi
         sev_text = opt_str(props, "severity") or fields.get("Severity")
         fixed_text = opt_str(props, "fixedVersion") or fields.get("Fixed Version")
         state_text = opt_str(props, "fixState")
+        sources = tuple(str_items(opt_list(props, "sources"), "sources", limit=256))
     except Invalid as e:
         raise e.at("properties") from None
     if not package:
@@ -157,7 +159,7 @@ def _result(res: Any, rules: dict[str, dict[str, Any]], image: str | None) -> Fi
         description=rule["description"],
         links=unique([rule["link"]] if rule["link"] else []),
         path=path,
-        sources=("trivy",),
+        sources=sources or (tool,),
     )
 
 
@@ -200,7 +202,7 @@ class TrivySarifParser(ReportParser):
                     rules[parsed["id"]] = parsed
                 for i, res in enumerate(opt_list(run, "results")):
                     try:
-                        findings.append(_result(res, rules, image))
+                        findings.append(_result(res, rules, image, (name or "sarif").lower()))
                     except Invalid as e:
                         raise e.at("results", i) from None
             except Invalid as e:
