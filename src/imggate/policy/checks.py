@@ -1,0 +1,297 @@
+"""One function per rule kind: evidence and a rule section in, a :class:`RuleResult` out.
+
+A check returns ``None`` when its section configures nothing (the rule is
+not run, so it is not reported). Checks never raise on missing evidence: a
+fact that cannot be established is a violation (fail closed), with a message
+saying which fact was missing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from imggate.models import (
+    Digest,
+    Finding,
+    FixState,
+    ImageRef,
+    Mode,
+    ResolvedImage,
+    RuleResult,
+    Severity,
+    SignatureCheck,
+    SignatureKind,
+)
+from imggate.policy.kev import KevCatalog
+from imggate.policy.patterns import prefix_matches, tag_matches
+from imggate.policy.rules import (
+    AgeRules,
+    AttestationRules,
+    LabelRules,
+    RegistryRules,
+    SeverityRules,
+    SignatureRules,
+    TagRules,
+)
+
+#: How many offending items a message lists before summarising the rest.
+SHOW = 10
+_SIGNER_RE = re.compile(r"^(?P<identity>.*) \((?P<issuer>[^()]*)\)$")
+
+
+def listing(items: Sequence[str], total: int | None = None) -> tuple[str, ...]:
+    """The first items, then how many more there are."""
+    total = len(items) if total is None else total
+    shown = tuple(items[:SHOW])
+    return shown + ((f"... and {total - len(shown)} more",) if total > len(shown) else ())
+
+
+def is_unfixed(f: Finding) -> bool:
+    """No fixed version is known (Trivy's ``--ignore-unfixed`` meaning)."""
+    return f.fix_state is not FixState.FIXED and not f.fixed_versions
+
+
+def _describe(f: Finding) -> str:
+    fix = f"fixed in {', '.join(f.fixed_versions)}" if f.fixed_versions else "no fix"
+    cvss = f", CVSS {f.max_cvss:g}" if f.max_cvss is not None else ""
+    return f"{f.id} ({f.severity.value}{cvss}) in {f.package} {f.version}: {fix}"
+
+
+def check_severity(findings: Sequence[Finding], rules: SeverityRules, mode: Mode,
+                   have_report: bool) -> RuleResult | None:
+    """Threshold, per-severity maximum counts, and CVSS threshold over active findings."""
+    if not (rules.fail_on or rules.max or rules.cvss is not None or rules.require_report):
+        return None
+    messages: list[str] = []
+    passed = True
+    if not have_report:
+        if rules.require_report:
+            return RuleResult("severity", False, mode,
+                              ("no scanner report for this image: vulnerabilities not checked",))
+        return RuleResult("severity", True, mode,
+                          ("no scanner report for this image: vulnerabilities not checked",))
+    counted = [f for f in findings if not (rules.ignore_unfixed and is_unfixed(f))]
+    ignored = len(findings) - len(counted)
+    floor = rules.fail_on.rank if rules.fail_on is not None else None
+    cvss = rules.cvss
+    bad = [f for f in counted
+           if (floor is not None and f.severity.rank >= floor)
+           or (cvss is not None and (f.max_cvss or 0.0) >= cvss)]
+    if bad:
+        passed = False
+        by = Counter(f.severity for f in bad)
+        summary = ", ".join(f"{by[s]} {s.value}" for s in Severity if by[s])
+        limit = []
+        if rules.fail_on is not None:
+            limit.append(f"{rules.fail_on.value} or above")
+        if rules.cvss is not None:
+            limit.append(f"CVSS {rules.cvss:g} or above")
+        messages.append(f"{len(bad)} findings {' or '.join(limit)} ({summary})")
+        bad.sort(key=lambda f: (-f.severity.rank, -(f.max_cvss or 0.0), f.id))
+        messages += listing([_describe(f) for f in bad])
+    counts = Counter(f.severity for f in counted)
+    for sev, most in sorted(rules.max.items(), key=lambda kv: -kv[0].rank):
+        if counts[sev] > most:
+            passed = False
+            messages.append(f"{counts[sev]} {sev.value} findings, at most {most} allowed")
+    if passed:
+        messages.append(f"{len(counted)} findings counted, none over the limits")
+    if ignored:
+        messages.append(f"{ignored} findings without a fix ignored (ignore_unfixed)")
+    return RuleResult("severity", passed, mode, tuple(messages))
+
+
+def check_kev(findings: Sequence[Finding], rules: SeverityRules, mode: Mode,
+              kev: KevCatalog | None) -> RuleResult | None:
+    """Every finding in the known-exploited catalog fails, whatever its severity or fix state."""
+    if rules.kev is None:
+        return None
+    if kev is None:
+        return RuleResult("severity.kev", False, mode,
+                          (f"KEV catalog {rules.kev} is configured but was not loaded",))
+    hits = [f for f in findings if any(i in kev for i in f.all_ids)]
+    if not hits:
+        return RuleResult("severity.kev", True, mode,
+                          (f"no finding is in the known-exploited catalog ({len(kev.ids)} CVEs)",))
+    return RuleResult("severity.kev", False, mode, (
+        f"{len(hits)} findings are known to be exploited (CISA KEV)",
+        *listing([_describe(f) for f in hits])))
+
+
+def effective_tag(ref: ImageRef) -> str | None:
+    """The tag a reference names; docker's implicit ``latest`` when it names no tag or digest."""
+    if ref.tag:
+        return ref.tag
+    return None if ref.digest is not None or ref.source != "registry" else "latest"
+
+
+def check_tags(ref: ImageRef, rules: TagRules, mode: Mode) -> list[RuleResult]:
+    """Denied tags, allowed tags, and digest pinning."""
+    results = []
+    tag = effective_tag(ref)
+    if rules.deny:
+        hit = next((p for p in rules.deny if tag is not None and tag_matches(p, tag)), None)
+        if hit is not None:
+            results.append(RuleResult("tags.denied", False, mode,
+                                      (f"tag {tag!r} is denied (pattern {hit!r})",)))
+        else:
+            shown = f"tag {tag!r}" if tag else "no tag"
+            results.append(RuleResult("tags.denied", True, mode, (f"{shown}: not denied",)))
+    if rules.allow:
+        if tag is None:
+            results.append(RuleResult("tags.allowed", True, mode, ("referenced by digest",)))
+        elif any(tag_matches(p, tag) for p in rules.allow):
+            results.append(RuleResult("tags.allowed", True, mode, (f"tag {tag!r} is allowed",)))
+        else:
+            results.append(RuleResult("tags.allowed", False, mode, (
+                f"tag {tag!r} matches no allowed pattern ({', '.join(rules.allow)})",)))
+    if rules.require_digest:
+        if ref.pinned_by_digest:
+            results.append(RuleResult("tags.digest-pinning", True, mode,
+                                      (f"pinned by digest {ref.digest}",)))
+        else:
+            results.append(RuleResult("tags.digest-pinning", False, mode, (
+                f"{ref} is referenced by tag only: give the digest (name@sha256:...)",)))
+    return results
+
+
+def check_registries(ref: ImageRef, rules: RegistryRules, mode: Mode) -> RuleResult | None:
+    """The image comes from an allowed registry / repository prefix."""
+    if not rules.allowed:
+        return None
+    hit = next((p for p in rules.allowed if prefix_matches(p, ref)), None)
+    if hit is not None:
+        return RuleResult("registries", True, mode, (f"{ref.name} is under {hit}",))
+    return RuleResult("registries", False, mode, (
+        f"{ref.name} is not under an allowed prefix ({', '.join(rules.allowed)})",))
+
+
+def check_age(image: ResolvedImage | None, rules: AgeRules, mode: Mode,
+              now: datetime) -> RuleResult | None:
+    """The config's ``created`` is at most ``max_days`` old."""
+    if rules.max_days is None:
+        return None
+    created = image.config.created if image is not None and image.config is not None else None
+    if created is None:
+        return RuleResult("age", False, mode,
+                          ("the image config has no 'created' date: age cannot be checked",))
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    days = (now - created).total_seconds() / 86400
+    text = f"created {created.date().isoformat()} ({days:.0f} days ago, at most {rules.max_days})"
+    return RuleResult("age", days <= rules.max_days, mode, (text,))
+
+
+def check_labels(image: ResolvedImage | None, rules: LabelRules, mode: Mode) -> RuleResult | None:
+    """Required labels are present (and match their regex when one is given)."""
+    if not (rules.required or rules.values):
+        return None
+    labels = image.config.labels if image is not None and image.config is not None else {}
+    problems = [f"label {name!r} is missing" for name in rules.required if not labels.get(name)]
+    for name, pattern in rules.values.items():
+        value = labels.get(name)
+        if value is None:
+            if name not in rules.required:
+                problems.append(f"label {name!r} is missing")
+        elif not re.search(pattern, value):
+            problems.append(f"label {name!r} = {value[:100]!r} does not match /{pattern}/")
+    if problems:
+        return RuleResult("labels", False, mode, tuple(problems))
+    return RuleResult("labels", True, mode, ("required labels present",))
+
+
+def parse_signer(signer: str) -> tuple[str, str | None]:
+    """``identity (issuer)`` -> (identity, issuer); anything else -> (signer, None)."""
+    m = _SIGNER_RE.match(signer)
+    return (m.group("identity"), m.group("issuer")) if m else (signer, None)
+
+
+def signer_trusted(signer: str | None, rules: SignatureRules) -> bool:
+    """Whether ``signer`` is one of the rules' keys (by path or file name) or identities."""
+    if signer is None:
+        return False
+    if not rules.anchors:
+        return True
+    for key in rules.keys:
+        for label in (str(key), key.name):
+            if signer == label or signer.startswith(label + " "):
+                return True
+    identity, issuer = parse_signer(signer)
+    return any(i.matches(identity, issuer) for i in rules.identities)
+
+
+def _bound(c: SignatureCheck, digests: Sequence[Digest]) -> bool:
+    return c.signed_digest is None or c.signed_digest in digests
+
+
+def _usable(c: SignatureCheck, kind: SignatureKind, rules: SignatureRules,
+            digests: Sequence[Digest]) -> bool:
+    return (c.kind is kind and c.verified and _bound(c, digests)
+            and (c.tlog or not rules.require_tlog) and signer_trusted(c.signer, rules))
+
+
+def check_signatures(checks: Sequence[SignatureCheck], rules: SignatureRules, mode: Mode,
+                     digests: Sequence[Digest]) -> RuleResult | None:
+    """At least ``threshold`` distinct trusted signers verified a signature of this image."""
+    if not rules.is_required:
+        return None
+    good = [c for c in checks if _usable(c, SignatureKind.SIGNATURE, rules, digests)]
+    signers = sorted({c.signer or c.location for c in good})
+    need = rules.threshold
+    of = f" of {rules.anchors}" if rules.anchors else ""
+    if len(signers) >= need:
+        return RuleResult("signatures", True, mode, (
+            f"verified by {len(signers)} signer(s) ({need}{of} required): {', '.join(signers)}",))
+    sigs = [c for c in checks if c.kind is SignatureKind.SIGNATURE]
+    messages = [f"{len(signers)} trusted signer(s) verified, {need}{of} required"
+                if sigs else "unsigned: no signature found for this image"]
+    for c in sigs:
+        if c in good:
+            continue
+        if not c.verified:
+            why = c.reason
+        elif not _bound(c, digests):
+            why = f"signs another digest ({c.signed_digest})"
+        elif rules.require_tlog and not c.tlog:
+            why = "not in a transparency log (require_tlog)"
+        else:
+            why = f"signer {c.signer!r} is not trusted by the rules"
+        messages.append(f"{c.location}: {why}")
+    return RuleResult("signatures", False, mode, listing(messages))
+
+
+def check_attestations(checks: Sequence[SignatureCheck], rules: AttestationRules,
+                       trust: SignatureRules, mode: Mode,
+                       digests: Sequence[Digest]) -> RuleResult | None:
+    """Each required predicate type has a verified attestation meeting its conditions."""
+    if not rules.required:
+        return None
+    messages = []
+    passed = True
+    for req in rules.required:
+        candidates = [c for c in checks if c.predicate_type == req.predicate_type
+                      and _usable(c, SignatureKind.ATTESTATION, trust, digests)]
+        if not candidates:
+            passed = False
+            messages.append(f"{req.predicate_type}: no verified attestation")
+            continue
+        found = None
+        last: list[str] = []
+        for c in candidates:
+            outcomes = [cond.holds(c.predicate or {}) for cond in req.conditions]
+            if all(ok for ok, _ in outcomes):
+                found = c
+                break
+            last = [f"{cond} failed: {seen}" for cond, (ok, seen)
+                    in zip(req.conditions, outcomes, strict=True) if not ok]
+        if found is None:
+            passed = False
+            messages.append(f"{req.predicate_type}: conditions not met ({'; '.join(last)})")
+        else:
+            messages.append(f"{req.predicate_type}: verified by {found.signer or found.location}")
+    return RuleResult("attestations", passed, mode, tuple(messages))

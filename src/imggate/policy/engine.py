@@ -1,0 +1,171 @@
+"""Evidence + rules -> verdict, for one image. Pure: no I/O, no clock (``now`` is given).
+
+Order of work:
+
+1. pick the rules for the image (most specific ``images:`` override wins);
+2. bind every scanner report to the image (``report-binding``);
+3. merge findings across reports (same id, package and version = one finding);
+4. apply exceptions (used / expired / stale);
+5. run every configured rule; a failed rule in ``warn`` mode does not deny;
+6. any evidence error makes the decision ``error`` (exit 3): never an allow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from imggate.models import (
+    Decision,
+    Digest,
+    Evidence,
+    Finding,
+    ImageVerdict,
+    Mode,
+    ResolvedImage,
+    RuleResult,
+    ScanReport,
+)
+from imggate.policy import checks
+from imggate.policy.effective import EffectiveRules
+from imggate.policy.exceptions import EXPIRED, STALE, Applied, ExceptionSet
+from imggate.policy.kev import KevCatalog
+from imggate.policy.rules import BindingRules
+
+__all__ = ["evaluate", "image_digests", "merge_findings"]
+
+
+def image_digests(image: ResolvedImage | None) -> tuple[Digest, ...]:
+    """Every digest that names this image: top-level, platform manifest, children, config."""
+    if image is None:
+        return ()
+    found = [image.digest, image.manifest_digest, *(c.digest for c in image.platforms)]
+    if image.config is not None:
+        found.append(image.config.digest)
+    return tuple(dict.fromkeys(found))
+
+
+def _report_name(report: ScanReport, index: int) -> str:
+    return report.source or f"{report.scanner.name} report #{index + 1}"
+
+
+def check_binding(reports: Sequence[ScanReport], image: ResolvedImage | None,
+                  rules: BindingRules, mode: Mode) -> tuple[RuleResult | None, list[str]]:
+    """Each report must name this image's digest; one naming none is used with a note."""
+    if not reports or image is None:
+        return None, []
+    ours = set(image_digests(image))
+    problems: list[str] = []
+    notes: list[str] = []
+    bound = 0
+    for i, report in enumerate(reports):
+        name = _report_name(report, i)
+        if not report.image_digests:
+            text = f"{name} names no image digest: cannot tell which image it scanned"
+            if rules.allow_unbound:
+                notes.append(text + "; used anyway")
+                bound += 1
+            else:
+                problems.append(text)
+        elif ours.isdisjoint(report.image_digests):
+            scanned = report.image_name or ", ".join(str(d) for d in report.image_digests[:2])
+            problems.append(f"{name}: report is for another image ({scanned}), "
+                            f"not {image.digest}")
+        else:
+            bound += 1
+    if problems:
+        return RuleResult("report-binding", False, mode, tuple(problems)), notes
+    return RuleResult("report-binding", True, mode,
+                      (f"{bound} report(s) bound to {image.digest}",)), notes
+
+
+def merge_findings(reports: Sequence[ScanReport]) -> tuple[Finding, ...]:
+    """One finding per (id, package, version); the highest severity and every source kept."""
+    merged: dict[tuple[str, str, str], Finding] = {}
+    for report in reports:
+        for f in report.findings:
+            seen = merged.get(f.key)
+            if seen is None:
+                merged[f.key] = f
+                continue
+            keep = f if f.severity.rank > seen.severity.rank else seen
+            other = seen if keep is f else f
+            sources = tuple(dict.fromkeys((*keep.sources, *other.sources)))
+            fixed = keep.fixed_versions or other.fixed_versions
+            merged[f.key] = replace(keep, sources=sources, fixed_versions=fixed,
+                                    cvss=keep.cvss or other.cvss)
+    return tuple(merged.values())
+
+
+def _exception_result(applied: Applied) -> RuleResult | None:
+    # Always warn-only: an expired exception already makes its finding count again.
+    if not applied.uses:
+        return None
+    messages = []
+    for u in applied.uses:
+        if u.status == EXPIRED:
+            messages.append(f"{u.vulnerability}: exception expired on {u.expires} ({u.source})"
+                            + (f"; applies again to {', '.join(u.matched[:3])}"
+                               if u.matched else ""))
+        elif u.status == STALE:
+            messages.append(f"{u.vulnerability}: exception matched nothing, remove it? "
+                            f"({u.source})")
+    if messages:
+        return RuleResult("exceptions", False, Mode.WARN, checks.listing(messages))
+    used = sum(1 for u in applied.uses if u.matched)
+    return RuleResult("exceptions", True, Mode.WARN, (f"{used} exception(s) used",))
+
+
+def evaluate(evidence: Evidence, rules: EffectiveRules, *,
+             exceptions: ExceptionSet | None = None, now: datetime,
+             kev: KevCatalog | None = None) -> ImageVerdict:
+    """Apply ``rules`` to one image's ``evidence``.
+
+    ``kev`` is the catalog loaded from ``rules.kev_paths()`` (``None`` when not
+    loaded: a rule naming one then fails closed). ``now`` decides exception
+    expiry and image age.
+    """
+    chosen = rules.for_image(evidence.ref)
+    r = chosen.rules
+    image = evidence.image
+    digests = image_digests(image)
+    notes: list[str] = []
+    if chosen.pattern is not None:
+        notes.append(f"rules for images matching {chosen.pattern!r} apply")
+
+    results: list[RuleResult | None] = []
+    binding, binding_notes = check_binding(evidence.reports, image, r.report_binding,
+                                           r.mode_of("report_binding"))
+    notes += binding_notes
+    findings = merge_findings(evidence.reports)
+    applied = (exceptions or ExceptionSet()).apply(
+        findings, ref=evidence.ref, digests=digests, env=rules.env, today=now.date())
+
+    sev_mode = r.mode_of("severity")
+    results.append(checks.check_severity(applied.active, r.severity, sev_mode,
+                                         bool(evidence.reports)))
+    results.append(checks.check_kev(applied.active, r.severity, sev_mode, kev))
+    results += checks.check_tags(evidence.ref, r.tags, r.mode_of("tags"))
+    results.append(checks.check_registries(evidence.ref, r.registries, r.mode_of("registries")))
+    results.append(checks.check_age(image, r.age, r.mode_of("age"), now))
+    results.append(checks.check_labels(image, r.labels, r.mode_of("labels")))
+    results.append(checks.check_signatures(evidence.signatures, r.signatures,
+                                           r.mode_of("signatures"), digests))
+    results.append(checks.check_attestations(evidence.signatures, r.attestations, r.signatures,
+                                             r.mode_of("attestations"), digests))
+    results.append(binding)
+    results.append(_exception_result(applied))
+    ran = tuple(x for x in results if x is not None)
+
+    if evidence.errors:
+        decision = Decision.ERROR
+    elif any(not x.passed and x.mode is Mode.ENFORCE for x in ran):
+        decision = Decision.DENY
+    else:
+        decision = Decision.ALLOW
+    return ImageVerdict(
+        reference=evidence.reference, env=rules.env, decision=decision, image=image,
+        rules=ran, findings=applied.active, suppressed=applied.suppressed,
+        exceptions=applied.uses, signatures=evidence.signatures, reports=evidence.reports,
+        error="; ".join(evidence.errors) or None, notes=tuple(notes))

@@ -1,0 +1,211 @@
+"""Exceptions: findings a person decided to accept, until a date, for a reason.
+
+Every source (imggate's own ``exceptions:`` entries, ``.trivyignore``,
+``.trivyignore.yaml``, GitLab's ``vulnerability-allowlist.yml``, OpenVEX)
+becomes :class:`AllowEntry` values; :meth:`ExceptionSet.apply` splits an
+image's findings into active and suppressed and says, for every entry that is
+in scope for the image, whether it was ``used``, ``expired`` (it stopped
+applying: the finding counts again) or ``stale`` (it matched nothing).
+Nothing here writes to a user's file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from fnmatch import fnmatchcase
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from imggate.models import Digest, ExceptionUse, Finding, ImageRef
+from imggate.policy.patterns import image_names
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+USED = "used"
+EXPIRED = "expired"
+STALE = "stale"
+
+
+class ExceptionEntry(BaseModel):
+    """imggate's allowlist entry, as written in a rules or exceptions file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: NonEmpty = Field(description="vulnerability id (CVE, GHSA...); aliases match too")
+    package: NonEmpty | None = Field(default=None, description="package name (glob) or purl prefix")
+    images: tuple[NonEmpty, ...] = Field(
+        (), description="image globs, optionally with :tag or @digest; empty = every image")
+    environments: tuple[NonEmpty, ...] = Field(default=(), description="empty = every environment")
+    expires: date = Field(description="last day the exception applies")
+    reason: NonEmpty = Field(description="why the risk is accepted")
+
+
+class ExceptionsDocument(BaseModel):
+    """A standalone imggate exceptions file: ``exceptions: [...]``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    exceptions: tuple[ExceptionEntry, ...] = ()
+
+
+def _split_image_pattern(pattern: str) -> tuple[str, str | None, str | None]:
+    """``name[:tag][@digest]`` -> (name, tag, digest); a registry port is not a tag."""
+    digest = None
+    if "@" in pattern:
+        pattern, digest = pattern.split("@", 1)
+    tag = None
+    slash = pattern.rfind("/")
+    colon = pattern.rfind(":")
+    if colon > slash:
+        pattern, tag = pattern[:colon], pattern[colon + 1:]
+    return pattern, tag, digest
+
+
+def image_scope_matches(pattern: str, ref: ImageRef, digests: Sequence[Digest]) -> bool:
+    """Whether an image scope pattern (``name-glob[:tag][@digest]``) covers this image."""
+    name, tag, digest = _split_image_pattern(pattern)
+    if name and not any(fnmatchcase(n, name) for n in image_names(ref)):
+        return False
+    if tag is not None and tag != (ref.tag or ""):
+        return False
+    if digest is not None:
+        known = {str(d) for d in digests}
+        if ref.digest is not None:
+            known.add(str(ref.digest))
+        return digest in known or any(d.hex == digest for d in digests)
+    return True
+
+
+def _purl_base(purl: str) -> tuple[str, str | None]:
+    """``pkg:type/ns/name@version?q#s`` -> (``pkg:type/ns/name`` lower-cased, version)."""
+    text = purl.split("#", 1)[0].split("?", 1)[0]
+    version = None
+    if "@" in text:
+        text, version = text.rsplit("@", 1)
+    return text.lower(), version
+
+
+def purl_matches(pattern: str, purl: str | None) -> bool:
+    """A purl without a version matches every version; with one, only that version."""
+    if purl is None:
+        return False
+    base, version = _purl_base(pattern)
+    fbase, fversion = _purl_base(purl)
+    return base == fbase and (version is None or version == fversion)
+
+
+@dataclass(frozen=True, slots=True)
+class AllowEntry:
+    """One exception from any source, normalised.
+
+    ``ids`` are the vulnerability id and aliases it names; ``source`` is
+    ``file:line`` (or the file); ``kind`` is ``imggate``, ``trivyignore``,
+    ``gitlab-allowlist`` or ``openvex``.
+    """
+
+    ids: tuple[str, ...]
+    reason: str
+    source: str
+    kind: str
+    expires: date | None = None
+    package: str | None = None
+    purls: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    images: tuple[str, ...] = ()
+    environments: tuple[str, ...] = ()
+
+    @property
+    def vulnerability(self) -> str:
+        """The id the entry is listed under."""
+        return self.ids[0]
+
+    def expired(self, today: date) -> bool:
+        """Whether ``today`` is after the last day the entry applies."""
+        return self.expires is not None and today > self.expires
+
+    def in_scope(self, ref: ImageRef, digests: Sequence[Digest], env: str) -> bool:
+        """Whether the entry is meant for this image in this environment."""
+        if self.environments and not any(fnmatchcase(env, e) for e in self.environments):
+            return False
+        return not self.images or any(image_scope_matches(p, ref, digests) for p in self.images)
+
+    def matches(self, finding: Finding) -> bool:
+        """Whether the entry covers ``finding`` (by id or alias, then package scope)."""
+        wanted = {i.upper() for i in self.ids}
+        if not any(i.upper() in wanted for i in finding.all_ids):
+            return False
+        if self.package is not None:
+            if self.package.startswith("pkg:"):
+                if not purl_matches(self.package, finding.purl):
+                    return False
+            elif not fnmatchcase(finding.package, self.package):
+                return False
+        if self.purls and not any(purl_matches(p, finding.purl) for p in self.purls):
+            return False
+        return not self.paths or (finding.path is not None and any(
+            fnmatchcase(finding.path.lstrip("/"), p.lstrip("/")) for p in self.paths))
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """Findings after exceptions: what still counts, what was suppressed and why."""
+
+    active: tuple[Finding, ...]
+    suppressed: tuple[tuple[Finding, str], ...]
+    uses: tuple[ExceptionUse, ...]
+
+
+def _describe(f: Finding) -> str:
+    return f"{f.id} in {f.package} {f.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionSet:
+    """Every exception that applies to a run, from every source."""
+
+    entries: tuple[AllowEntry, ...] = field(default=())
+
+    def __add__(self, other: ExceptionSet) -> ExceptionSet:
+        return ExceptionSet(self.entries + other.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def apply(self, findings: Iterable[Finding], *, ref: ImageRef, digests: Sequence[Digest],
+              env: str, today: date) -> Applied:
+        """Split ``findings`` for one image and account for every in-scope entry."""
+        scoped = [e for e in self.entries if e.in_scope(ref, digests, env)]
+        live = {id(e) for e in scoped if not e.expired(today)}
+        hits: dict[int, list[str]] = {id(e): [] for e in scoped}
+        active: list[Finding] = []
+        suppressed: list[tuple[Finding, str]] = []
+        for f in findings:
+            first: AllowEntry | None = None
+            for e in scoped:
+                if e.matches(f):
+                    hits[id(e)].append(_describe(f))
+                    if first is None and id(e) in live:
+                        first = e
+            if first is None:
+                active.append(f)
+            else:
+                suppressed.append((f, f"{first.kind} {first.source}: {first.reason}"))
+        uses = []
+        for e in scoped:
+            matched = tuple(dict.fromkeys(hits[id(e)]))
+            status = EXPIRED if e.expired(today) else (USED if matched else STALE)
+            uses.append(ExceptionUse(vulnerability=e.vulnerability, status=status,
+                                     reason=e.reason, source=e.source, expires=e.expires,
+                                     package=e.package, matched=matched))
+        return Applied(tuple(active), tuple(suppressed), tuple(uses))
+
+
+def from_models(models: Sequence[ExceptionEntry], where: Sequence[str]) -> ExceptionSet:
+    """Normalise imggate entries; ``where[i]`` is entry i's ``file:line``."""
+    return ExceptionSet(tuple(
+        AllowEntry(ids=(m.id,), reason=m.reason, source=w, kind="imggate", expires=m.expires,
+                   package=m.package, images=m.images, environments=m.environments)
+        for m, w in zip(models, where, strict=True)))

@@ -1,0 +1,196 @@
+"""Load a rules file (or the built-in defaults), resolve inheritance, choose the environment.
+
+Every problem is a :class:`~imggate.errors.ConfigError` whose location is
+``file:line`` and whose message names the key, so ``imggate`` exits 2 with
+something a person can fix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+from imggate.errors import ConfigError, UsageError
+from imggate.policy import _yaml
+from imggate.policy.allowlists import discover_allowlists, load_allowlists
+from imggate.policy.effective import EffectiveRules
+from imggate.policy.exceptions import ExceptionSet, from_models
+from imggate.policy.rules import ImageOverride, RulesDocument, RuleSet, overlay
+
+BUILTIN_SOURCE = "<built-in defaults>"
+
+#: The rules used when no rules file is given (``rules/default.yaml`` is a superset).
+BUILTIN_RULES = """\
+version: 1
+default_env: dev
+environments:
+  dev:
+    description: Development and review apps. Fail on Critical vulnerabilities.
+    aliases: [development, testing, other, "review/*"]
+    severity:
+      fail_on: Critical
+  prod:
+    extends: dev
+    description: Production. Pinned by digest, never latest, nothing High or above.
+    aliases: [production, "production/*"]
+    severity:
+      fail_on: High
+    tags:
+      deny: ["latest"]
+      require_digest: true
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class EnvChoice:
+    """The environment chosen and why (``--env``, a CI variable, or the default)."""
+
+    name: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class RulesFile:
+    """A validated rules file with every environment resolved."""
+
+    source: str
+    document: RulesDocument
+    environments: Mapping[str, EffectiveRules]
+    default_env: str
+    exceptions: ExceptionSet
+    allowlists: tuple[Path, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Environment names in file order."""
+        return tuple(self.environments)
+
+    def effective(self, env: str) -> EffectiveRules:
+        """The rules of ``env``; an unknown name is a :class:`UsageError` listing the known ones."""
+        try:
+            return self.environments[env]
+        except KeyError:
+            raise UsageError(f"unknown environment {env!r} in {self.source}",
+                             hint=f"known environments: {', '.join(self.names)}") from None
+
+    def aliases(self, env: str) -> tuple[str, ...]:
+        """The alias globs an environment answers to."""
+        return self.document.environments[env].aliases
+
+
+def _chain(doc: RulesDocument, ydoc: _yaml.YamlDoc, name: str) -> tuple[str, ...]:
+    chain = [name]
+    current = name
+    while (parent := doc.environments[current].extends) is not None:
+        loc = ("environments", current, "extends")
+        if parent not in doc.environments:
+            raise ydoc.error(loc, f"extends unknown environment {parent!r}",
+                             hint=f"known environments: {', '.join(doc.environments)}")
+        if parent in chain:
+            raise ydoc.error(loc, "inheritance cycle: " + " -> ".join([*chain, parent]))
+        chain.append(parent)
+        current = parent
+    return tuple(reversed(chain))
+
+
+def _check_threshold(rules: RuleSet, ydoc: _yaml.YamlDoc, loc: tuple[str, ...]) -> None:
+    sig = rules.signatures
+    if sig.anchors and sig.threshold > sig.anchors:
+        raise ydoc.error((*loc, "signatures", "threshold"),
+                         f"threshold {sig.threshold} is more than the {sig.anchors} "
+                         "keys and identities given")
+
+
+def _resolve(doc: RulesDocument, ydoc: _yaml.YamlDoc, name: str) -> EffectiveRules:
+    chain = _chain(doc, ydoc, name)
+    rules = RuleSet()
+    images: dict[str, ImageOverride] = {}
+    for env in chain:
+        spec = doc.environments[env]
+        rules = overlay(rules, spec)
+        for o in spec.images:
+            images[o.match] = overlay(images[o.match], o) if o.match in images else o
+    loc = ("environments", name)
+    _check_threshold(rules, ydoc, loc)
+    for o in images.values():
+        _check_threshold(overlay(rules, o), ydoc, (*loc, "images"))
+    return EffectiveRules(env=name, rules=rules, images=tuple(images.values()),
+                          source=ydoc.source, chain=chain)
+
+
+def parse_rules(text: str, source: str, base_dir: Path | None = None) -> RulesFile:
+    """Validate rules text; paths in it are relative to ``base_dir``."""
+    ydoc = _yaml.parse_yaml(text, source)
+    if not isinstance(ydoc.data, dict):
+        raise ConfigError("a rules file must be a mapping with an 'environments' key",
+                          location=f"{source}:1")
+    context = {"base_dir": base_dir} if base_dir is not None else {}
+    doc = _yaml.validate(RulesDocument, ydoc, context=context)
+    default = doc.default_env
+    if default is None:
+        default = "dev" if "dev" in doc.environments else next(iter(doc.environments))
+    elif default not in doc.environments:
+        raise ydoc.error(("default_env",), f"names unknown environment {default!r}",
+                         hint=f"known environments: {', '.join(doc.environments)}")
+    envs = {name: _resolve(doc, ydoc, name) for name in doc.environments}
+    where = [ydoc.where(("exceptions", i)) for i in range(len(doc.exceptions))]
+    return RulesFile(source=source, document=doc, environments=envs, default_env=default,
+                     exceptions=from_models(doc.exceptions, where),
+                     allowlists=tuple(doc.allowlists))
+
+
+def load_rules(path: Path | None = None) -> RulesFile:
+    """Load ``path`` (a file, or a directory holding ``default.yaml``); ``None``: built-ins."""
+    if path is None:
+        return parse_rules(BUILTIN_RULES, BUILTIN_SOURCE)
+    if path.is_dir():
+        path = path / "default.yaml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read rules file {path}: {getattr(e, 'strerror', e)}") from None
+    return parse_rules(text, str(path), path.resolve().parent)
+
+
+def _env_for(rules: RulesFile, value: str) -> str | None:
+    if value in rules.environments:
+        return value
+    for name in rules.names:
+        if any(fnmatchcase(value.lower(), a.lower()) for a in rules.aliases(name)):
+            return name
+    return None
+
+
+def select_env(rules: RulesFile, explicit: str | None = None,
+               environ: Mapping[str, str] | None = None) -> EnvChoice:
+    """``--env``, else ``CI_ENVIRONMENT_TIER``, else ``CI_ENVIRONMENT_NAME``, else the default.
+
+    An explicit name must exist (or match an alias). A CI variable that names
+    no environment falls through to the next source.
+    """
+    if explicit:
+        name = _env_for(rules, explicit)
+        if name is None:
+            raise UsageError(f"unknown environment {explicit!r} in {rules.source}",
+                             hint=f"known environments: {', '.join(rules.names)}")
+        return EnvChoice(name, "--env")
+    env = os.environ if environ is None else environ
+    for var in ("CI_ENVIRONMENT_TIER", "CI_ENVIRONMENT_NAME"):
+        value = env.get(var, "").strip()
+        if value and (name := _env_for(rules, value)) is not None:
+            return EnvChoice(name, f"{var}={value}")
+    return EnvChoice(rules.default_env, "default")
+
+
+def load_exceptions(rules: RulesFile, extra: Sequence[Path] = (), *,
+                    discover: Path | None = None) -> ExceptionSet:
+    """Every exception for a run: the rules file's entries, its ``allowlists``, ``extra``
+    files, and (when ``discover`` is a directory) the allowlists found there."""
+    paths = [*rules.allowlists, *extra]
+    if discover is not None:
+        paths += discover_allowlists(discover)
+    resolved = list(dict.fromkeys(p.resolve() for p in paths))
+    return rules.exceptions + load_allowlists(resolved)

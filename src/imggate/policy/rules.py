@@ -1,0 +1,350 @@
+"""The schema of ``rules/*.yaml`` (pydantic v2, frozen, unknown keys rejected).
+
+A rules file names environments; each is a :class:`RuleSet` (one section per
+rule kind) that may ``extends`` another and may carry per-image overrides
+(``images:``, most specific pattern wins). Every field left out inherits;
+:func:`overlay` implements that by copying only the fields a layer *set*.
+
+Sections and the rule names they produce (stable: they are JUnit testcases)::
+
+    severity      -> "severity", "severity.kev"
+    tags          -> "tags.denied", "tags.allowed", "tags.digest-pinning"
+    signatures    -> "signatures"
+    attestations  -> "attestations"
+    registries    -> "registries"
+    age           -> "age"
+    labels        -> "labels"
+    report_binding-> "report-binding"
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from imggate.models import Mode, Severity
+from imggate.policy.exceptions import ExceptionEntry
+from imggate.policy.patterns import check_regex, compile_regex
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _severity(value: Any) -> Any:
+    # GitLab spells severities Capitalised; accept any case (and Grype's Negligible).
+    if isinstance(value, str):
+        return Severity.parse(value)
+    return value
+
+
+SeverityName = Annotated[Severity, BeforeValidator(_severity)]
+Regex = Annotated[str, AfterValidator(check_regex)]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+def _relative_path(value: Any, info: ValidationInfo) -> Any:
+    # Paths in a rules file are relative to the file, not to wherever imggate runs.
+    if isinstance(value, str) and value:
+        base = (info.context or {}).get("base_dir")
+        p = Path(value).expanduser()
+        if base is not None and not p.is_absolute():
+            p = Path(base) / p
+        return p
+    return value
+
+
+FilePath = Annotated[Path, BeforeValidator(_relative_path)]
+
+#: cosign's short names for predicate types (``cosign attest --type``).
+PREDICATE_ALIASES: dict[str, str] = {
+    "slsaprovenance": "https://slsa.dev/provenance/v0.2",
+    "slsaprovenance02": "https://slsa.dev/provenance/v0.2",
+    "slsaprovenance1": "https://slsa.dev/provenance/v1",
+    "link": "https://in-toto.io/Link/v1",
+    "spdx": "https://spdx.dev/Document",
+    "spdxjson": "https://spdx.dev/Document",
+    "cyclonedx": "https://cyclonedx.org/bom",
+    "vuln": "https://cosign.sigstore.dev/attestation/vuln/v1",
+    "openvex": "https://openvex.dev/ns",
+    "custom": "https://cosign.sigstore.dev/attestation/v1",
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _Section(_Model):
+    mode: Mode | None = Field(
+        default=None, description="enforce or warn; default: the environment's")
+
+
+class SeverityRules(_Section):
+    """Vulnerability thresholds."""
+
+    fail_on: SeverityName | None = Field(default=None, description="fail at or above this severity")
+    max: dict[SeverityName, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict, description="most findings allowed of exactly that severity")
+    ignore_unfixed: bool = Field(
+        default=False, description="findings without a fixed version don't count")
+    cvss: float | None = Field(
+        default=None, ge=0, le=10, description="fail at or above this CVSS score")
+    kev: FilePath | None = Field(default=None, description="CISA KEV JSON: listed CVEs always fail")
+    require_report: bool = Field(default=False, description="fail when no scanner report was given")
+
+    @property
+    def active(self) -> bool:
+        """Whether any vulnerability check is configured."""
+        return bool(self.fail_on or self.max or self.cvss is not None or self.kev
+                    or self.require_report)
+
+
+class TagRules(_Section):
+    """Which tags may be deployed, and whether a digest is required."""
+
+    deny: tuple[Regex, ...] = Field(default=(), description="regexes (whole tag) that are refused")
+    allow: tuple[Regex, ...] = Field(
+        default=(), description="if set, a tag must match one of these")
+    require_digest: bool = Field(
+        default=False, description="a reference by tag alone is a violation")
+
+
+class Identity(_Model):
+    """A keyless signer, as cosign's ``--certificate-identity[-regexp]`` and issuer flags.
+
+    Regexps are searched, not anchored (as cosign's Go regexps are): anchor them.
+    """
+
+    identity: NonEmpty | None = None
+    identity_regexp: Regex | None = None
+    issuer: NonEmpty | None = None
+    issuer_regexp: Regex | None = None
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> Identity:
+        if (self.identity is None) == (self.identity_regexp is None):
+            raise ValueError("give exactly one of identity or identity_regexp")
+        if (self.issuer is None) == (self.issuer_regexp is None):
+            raise ValueError("give exactly one of issuer or issuer_regexp")
+        return self
+
+    def matches(self, identity: str, issuer: str | None) -> bool:
+        """Whether a certificate's identity and issuer satisfy this entry."""
+        if self.identity is not None:
+            ok = identity == self.identity
+        else:
+            ok = compile_regex(self.identity_regexp or "").search(identity) is not None
+        if not ok or issuer is None:
+            return False
+        if self.issuer is not None:
+            return issuer == self.issuer
+        return compile_regex(self.issuer_regexp or "").search(issuer) is not None
+
+    def __str__(self) -> str:
+        who = self.identity if self.identity is not None else f"~/{self.identity_regexp}/"
+        iss = self.issuer if self.issuer is not None else f"~/{self.issuer_regexp}/"
+        return f"{who} ({iss})"
+
+
+class SignatureRules(_Section):
+    """Required signatures: any ``threshold`` distinct signers among keys and identities."""
+
+    required: bool | None = Field(
+        default=None, description="default: true when keys/identities given")
+    keys: tuple[FilePath, ...] = Field(default=(), description="PEM public keys (paths)")
+    identities: tuple[Identity, ...] = Field(default=(), description="keyless signers")
+    threshold: int = Field(default=1, ge=1, description="k of n: distinct signers needed")
+    require_tlog: bool = Field(
+        default=False, description="signatures must be in a transparency log")
+
+    @property
+    def is_required(self) -> bool:
+        """Whether a verified signature is required."""
+        return self.required if self.required is not None else bool(self.keys or self.identities)
+
+    @property
+    def anchors(self) -> int:
+        """n: how many keys and identities are trusted."""
+        return len(self.keys) + len(self.identities)
+
+
+class Condition(_Model):
+    """A condition on a predicate field (dotted ``path``, list items by index)."""
+
+    path: NonEmpty
+    equals: Any = None
+    matches: Regex | None = None
+    one_of: tuple[Any, ...] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Condition:
+        given = [n for n in ("equals", "matches", "one_of") if n in self.model_fields_set]
+        if len(given) != 1:
+            raise ValueError("give exactly one of equals, matches or one_of")
+        return self
+
+    def holds(self, predicate: Any) -> tuple[bool, str]:
+        """Whether the condition holds on ``predicate``, and what was found there."""
+        value: Any = predicate
+        for part in self.path.split("."):
+            if isinstance(value, dict) and part in value:
+                value = value[part]
+            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            else:
+                return False, f"{self.path} is missing"
+        shown = repr(value)[:200]
+        if "equals" in self.model_fields_set:
+            return value == self.equals, f"{self.path} is {shown}"
+        if self.matches is not None:
+            ok = isinstance(value, str) and compile_regex(self.matches).search(value) is not None
+            return ok, f"{self.path} is {shown}"
+        return value in (self.one_of or ()), f"{self.path} is {shown}"
+
+    def __str__(self) -> str:
+        if "equals" in self.model_fields_set:
+            return f"{self.path} == {self.equals!r}"
+        if self.matches is not None:
+            return f"{self.path} ~ /{self.matches}/"
+        return f"{self.path} in {list(self.one_of or ())!r}"
+
+
+class AttestationRequirement(_Model):
+    """One attestation that must be present, verified, and satisfy ``conditions``."""
+
+    predicate_type: NonEmpty
+    conditions: tuple[Condition, ...] = ()
+
+    @field_validator("predicate_type")
+    @classmethod
+    def _expand(cls, v: str) -> str:
+        return PREDICATE_ALIASES.get(v.lower(), v)
+
+
+class AttestationRules(_Section):
+    """Required attestations."""
+
+    required: tuple[AttestationRequirement, ...] = ()
+
+
+class RegistryRules(_Section):
+    """Where images may come from."""
+
+    allowed: tuple[NonEmpty, ...] = Field(
+        default=(), description="registry or registry/path prefixes")
+
+
+class AgeRules(_Section):
+    """How old an image may be."""
+
+    max_days: int | None = Field(default=None, ge=1, description="days since the config's created")
+
+
+class LabelRules(_Section):
+    """OCI labels an image must carry."""
+
+    required: tuple[NonEmpty, ...] = ()
+    values: dict[str, Regex] = Field(default_factory=dict,
+                                     description="label -> regex its value must match")
+
+
+class BindingRules(_Section):
+    """Whether scanner reports must name the image they are about."""
+
+    allow_unbound: bool = Field(
+        default=True, description="use a report naming no digest (with a note)")
+
+
+_SECTIONS = ("severity", "tags", "signatures", "attestations", "registries", "age", "labels",
+             "report_binding")
+
+
+class RuleSet(_Model):
+    """Every rule section; what an environment or an image override says."""
+
+    mode: Mode | None = None
+    severity: SeverityRules = SeverityRules()
+    tags: TagRules = TagRules()
+    signatures: SignatureRules = SignatureRules()
+    attestations: AttestationRules = AttestationRules()
+    registries: RegistryRules = RegistryRules()
+    age: AgeRules = AgeRules()
+    labels: LabelRules = LabelRules()
+    report_binding: BindingRules = BindingRules()
+
+    def mode_of(self, section: str) -> Mode:
+        """The mode a section's rules run in: its own, else the set's, else enforce."""
+        own = getattr(self, section).mode
+        return own or self.mode or Mode.ENFORCE
+
+    def rules_only(self) -> RuleSet:
+        """Just the :class:`RuleSet` fields (drops ``extends``/``match``...)."""
+        if type(self) is RuleSet:
+            return self
+        return overlay(RuleSet(), self)
+
+
+class ImageOverride(RuleSet):
+    """Rules for images whose name matches ``match`` (a glob over registry/repository)."""
+
+    match: NonEmpty
+
+
+class EnvironmentSpec(RuleSet):
+    """One environment: rules, what it inherits, and other names it answers to."""
+
+    extends: NonEmpty | None = None
+    description: str | None = None
+    aliases: tuple[NonEmpty, ...] = Field(
+        (), description="globs matched against CI_ENVIRONMENT_TIER / CI_ENVIRONMENT_NAME")
+    images: tuple[ImageOverride, ...] = ()
+
+
+class RulesDocument(_Model):
+    """A whole rules file."""
+
+    version: Literal[1] = 1
+    default_env: NonEmpty | None = None
+    environments: dict[NonEmpty, EnvironmentSpec] = Field(min_length=1)
+    exceptions: tuple[ExceptionEntry, ...] = ()
+    allowlists: tuple[FilePath, ...] = Field(
+        (), description=".trivyignore, vulnerability-allowlist.yml, OpenVEX... (relative paths)")
+
+    @field_validator("environments")
+    @classmethod
+    def _names(cls, v: dict[str, EnvironmentSpec]) -> dict[str, EnvironmentSpec]:
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", name):
+                raise ValueError(f"invalid environment name {name!r}")
+        return v
+
+
+def overlay(base: M, over: BaseModel) -> M:
+    """``base`` with every field that ``over`` explicitly set (sections merge field by field)."""
+    fields = type(base).model_fields
+    updates: dict[str, Any] = {}
+    for name in over.model_fields_set:
+        if name not in fields:
+            continue
+        value = getattr(over, name)
+        current = getattr(base, name)
+        if isinstance(value, _Section) and type(value) is type(current):
+            value = overlay(current, value)
+        updates[name] = value
+    return base.model_copy(update=updates)
+
+
+def section_names() -> tuple[str, ...]:
+    """The rule sections of a :class:`RuleSet`, in display order."""
+    return _SECTIONS
