@@ -40,7 +40,9 @@ _MESSAGE_MAX = 1000
 
 def xml_text(value: object) -> str:
     """``value`` as text XML 1.0 can hold; invalid characters become ``\\xNN``/``\\uNNNN``."""
-    text = "" if value is None else str(value)
+    # XML parsers turn CR and CRLF into LF; do it here so what we write is
+    # what a reader gets back.
+    text = ("" if value is None else str(value)).replace("\r\n", "\n").replace("\r", "\n")
     return _NOT_XML.sub(
         lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
         else f"\\u{ord(m.group()):04x}",
