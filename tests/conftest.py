@@ -103,9 +103,10 @@ def image_layout(harness_binaries: dict[str, str], harness_dir: Path) -> LayoutB
 
 
 def _push(skopeo: Skopeo, layout: LayoutBuilder, registry: Registry, tag: str,
-          repository: str, dest_tag: str, platforms: tuple[str, ...] = ()) -> PushedImage:
+          repository: str, dest_tag: str, platforms: tuple[str, ...] = (), *,
+          docker_format: bool = False) -> PushedImage:
     digest = skopeo.push(layout.path, tag, registry, repository, dest_tag,
-                         all_platforms=bool(platforms))
+                         all_platforms=bool(platforms), docker_format=docker_format)
     return PushedImage(registry, repository, dest_tag, digest, platforms)
 
 
@@ -122,6 +123,22 @@ def anon_multiarch(skopeo: Skopeo, image_layout: LayoutBuilder, anon_registry: R
     """The two-platform OCI index pushed (``--all``) to the anonymous registry: ``team/multi``."""
     return _push(skopeo, image_layout, anon_registry, MULTI_TAG, "team/multi", "v1",
                  tuple(p for _, p in MULTI_PLATFORMS))
+
+
+@pytest.fixture(scope="session")
+def anon_docker_image(skopeo: Skopeo, image_layout: LayoutBuilder, anon_registry: Registry
+                      ) -> PushedImage:
+    """``APP_SPEC`` converted to Docker schema 2 on push: ``team/docker-app:v1``."""
+    return _push(skopeo, image_layout, anon_registry, "app", "team/docker-app", "v1",
+                 docker_format=True)
+
+
+@pytest.fixture(scope="session")
+def anon_docker_list(skopeo: Skopeo, image_layout: LayoutBuilder, anon_registry: Registry
+                     ) -> PushedImage:
+    """The two-platform index as a Docker manifest list: ``team/docker-multi:v1``."""
+    return _push(skopeo, image_layout, anon_registry, MULTI_TAG, "team/docker-multi", "v1",
+                 tuple(p for _, p in MULTI_PLATFORMS), docker_format=True)
 
 
 @pytest.fixture(scope="session")

@@ -148,8 +148,12 @@ class Skopeo:
                     if k not in ("REGISTRY_AUTH_FILE", "DOCKER_CONFIG")}
 
     def push(self, layout: Path, tag: str, registry: Registry, repository: str,
-             dest_tag: str | None = None, *, all_platforms: bool = False) -> str:
-        """``skopeo copy oci:LAYOUT:TAG docker://REG/REPO:DEST_TAG``; return the pushed digest."""
+             dest_tag: str | None = None, *, all_platforms: bool = False,
+             docker_format: bool = False) -> str:
+        """``skopeo copy oci:LAYOUT:TAG docker://REG/REPO:DEST_TAG``; return the pushed digest.
+
+        ``docker_format`` converts to Docker schema 2 (manifest list for indexes).
+        """
         digestfile = layout.parent / f".digest-{secrets.token_hex(6)}"
         cmd = ["skopeo", "copy", "--quiet", "--authfile", str(self.authfile),
                "--dest-tls-verify=false", "--digestfile", str(digestfile)]
@@ -157,6 +161,8 @@ class Skopeo:
             cmd += ["--dest-creds", registry.creds]
         if all_platforms:
             cmd.append("--all")
+        if docker_format:
+            cmd += ["--format", "v2s2"]
         cmd += [f"oci:{layout}:{tag}", f"docker://{registry.ref(repository, dest_tag or tag)}"]
         run_tool(cmd, env=self.env)
         try:

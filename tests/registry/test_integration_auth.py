@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,13 @@ from typing import Any
 import pytest
 
 from harness_images import PushedImage, Skopeo
-from registry_harness import CliResult, Registry, run_imggate, write_docker_config
+from registry_harness import (
+    CliResult,
+    Registry,
+    run_imggate,
+    write_credential_helper,
+    write_docker_config,
+)
 
 pytestmark = [pytest.mark.registry, pytest.mark.usefixtures("isolated_auth_env")]
 
@@ -228,3 +235,32 @@ def test_empty_password_stdin_is_usage_error(basic_image: PushedImage) -> None:
     assert reg.username
     result = resolve("--username", reg.username, "--password-stdin", basic_image.ref, stdin="")
     assert result.code == 2
+
+
+# --------------------------------------------------------------------------- credential helpers
+
+
+@pytest.mark.parametrize("key", ["credHelpers", "credsStore"])
+def test_credentials_from_a_helper_program(isolated_auth_env: Path, tmp_path: Path,
+                                           token_image: PushedImage, key: str) -> None:
+    reg = token_image.registry
+    assert reg.username and reg.password
+    bin_dir = write_credential_helper(tmp_path / "bin", "imggate-standin",
+                                      {reg.host: (reg.username, reg.password)})
+    config = ({"credHelpers": {reg.host: "imggate-standin"}} if key == "credHelpers"
+              else {"credsStore": "imggate-standin"})
+    (isolated_auth_env / "config.json").write_text(json.dumps(config))
+    path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    result = resolve(token_image.ref, env={"PATH": path})
+    assert result.code == 0, result.stderr
+    assert result.stdout == f"{token_image.pinned}\n"
+
+
+def test_helper_without_entry_means_anonymous(isolated_auth_env: Path, tmp_path: Path,
+                                              token_image: PushedImage) -> None:
+    bin_dir = write_credential_helper(tmp_path / "bin", "imggate-standin", {})
+    (isolated_auth_env / "config.json").write_text(json.dumps({"credsStore": "imggate-standin"}))
+    path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    result = resolve(token_image.ref, env={"PATH": path})
+    assert result.code == 3  # anonymous is refused by this registry
+    assert token_image.registry.host in result.stderr

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from harness_images import APP_SPEC, ARM_SPEC, LayoutBuilder, PushedImage, Skopeo
-from registry_harness import CliResult, free_port, run_imggate, start_registry
+from registry_harness import CliResult, Registry, free_port, run_imggate, start_registry
 
 pytestmark = [pytest.mark.registry, pytest.mark.usefixtures("isolated_auth_env")]
 
@@ -204,3 +204,52 @@ def test_module_entry_point(anon_image: PushedImage) -> None:
     assert result.stdout == f"{anon_image.pinned}\n"
     bad = resolve("127.0.0.1:5000/Bad:v1", subprocess_mode=True)
     assert bad.code == 2
+
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+
+
+def test_docker_schema2_manifest(skopeo: Skopeo, anon_docker_image: PushedImage) -> None:
+    [doc] = resolve_json(anon_docker_image.ref)
+    assert doc["digest"] == anon_docker_image.digest == skopeo.digest(
+        anon_docker_image.ref, anon_docker_image.registry)
+    assert doc["mediaType"] == DOCKER_MANIFEST
+    cfg = doc["config"]
+    assert cfg["labels"] == dict(APP_SPEC.labels)
+    assert cfg["user"] == APP_SPEC.user
+    assert cfg["layers"] == 1
+
+
+def test_docker_manifest_list_with_platform(skopeo: Skopeo,
+                                            anon_docker_list: PushedImage) -> None:
+    raw = json.loads(skopeo.raw(anon_docker_list.ref, anon_docker_list.registry))
+    assert raw["mediaType"] == DOCKER_LIST
+    [doc] = resolve_json("--platform", "linux/arm64", anon_docker_list.ref)
+    assert doc["digest"] == anon_docker_list.digest
+    assert doc["mediaType"] == DOCKER_LIST
+    children = {p["platform"]: p["digest"] for p in doc["platforms"]}
+    assert children == {f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"]
+                        for m in raw["manifests"]}
+    assert {p["mediaType"] for p in doc["platforms"]} == {DOCKER_MANIFEST}
+    assert doc["manifestDigest"] == children["linux/arm64"]
+    assert doc["config"]["architecture"] == "arm64"
+
+
+def test_missing_tag_means_latest(skopeo: Skopeo, image_layout: LayoutBuilder,
+                                  anon_registry: Registry) -> None:
+    digest = skopeo.push(image_layout.path, "app", anon_registry, "team/latest-app", "latest")
+    result = resolve(anon_registry.ref("team/latest-app"))
+    assert result.code == 0, result.stderr
+    assert result.stdout == f"{anon_registry.ref('team/latest-app', digest=digest)}\n"
+
+
+@pytest.mark.parametrize("args", [
+    ["resolve", "--no-such-flag", "127.0.0.1:5000/team/app:v1"],
+    ["resolve"],
+    ["no-such-command"],
+], ids=["unknown-flag", "no-reference", "unknown-command"])
+def test_cli_usage_errors_are_exit_2(args: list[str]) -> None:
+    result = run_imggate(args)
+    assert result.code == 2, result.output
+    assert "internal error" not in result.output
