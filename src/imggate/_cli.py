@@ -17,6 +17,7 @@ from imggate import _app
 # Each import registers that module's commands on the app.
 from imggate.commands import convert as _convert  # noqa: F401
 from imggate.commands import resolve as _resolve  # noqa: F401
+from imggate.commands import rules as _rules  # noqa: F401
 from imggate.errors import Error
 
 try:  # newer typer vendors click as typer._click: its usage errors are not click's

@@ -115,22 +115,23 @@ class EffectiveRules:
 
     def explain(self) -> dict[str, object]:
         """A plain-data view of the effective rules, with each rule's resolved mode."""
-        def dump(rules: RuleSet) -> dict[str, object]:
-            out: dict[str, object] = {}
-            for name in section_names():
-                section = getattr(rules, name).model_dump(mode="json", exclude={"mode"})
-                if name == "signatures":
-                    section["required"] = rules.signatures.is_required
-                out[name] = {"mode": rules.mode_of(name).value, **section}
-            return out
-
-        env_rules = self._with_cli(self.rules)
         return {
             "environment": self.env,
             "source": self.source,
             "inherits": list(self.chain[:-1]),
-            "rules": dump(env_rules),
+            "rules": describe(self._with_cli(self.rules)),
             "images": [{"match": o.match,
-                        "rules": dump(self._with_cli(overlay(self.rules, o)))}
+                        "rules": describe(self._with_cli(overlay(self.rules, o)))}
                        for o in self.images],
         }
+
+
+def describe(rules: RuleSet) -> dict[str, object]:
+    """Plain data for a rule set: every section with its resolved mode (for ``rules explain``)."""
+    out: dict[str, object] = {}
+    for name in section_names():
+        section = getattr(rules, name).model_dump(mode="json", exclude={"mode"})
+        if name == "signatures":
+            section["required"] = rules.signatures.is_required
+        out[name] = {"mode": rules.mode_of(name).value, **section}
+    return out

@@ -1,0 +1,79 @@
+"""``imggate rules validate [PATH]`` and ``imggate rules explain --env E``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from imggate._app import rules_app
+from imggate.errors import ConfigError, UsageError
+
+
+def _rule_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+        if not found:
+            raise UsageError(f"{path}: no *.yaml rules files in this directory")
+        return found
+    if not path.exists():
+        raise UsageError(f"{path}: no such file or directory")
+    return [path]
+
+
+@rules_app.command("validate")
+def validate(
+    path: Annotated[Path, typer.Argument(
+        help="A rules file, or a directory whose *.yaml files are all checked.")] = Path("rules"),
+) -> int:
+    """Check rules files; print each error with file:line and key. Exit 2 if any is invalid."""
+    from imggate.policy.loader import load_rules
+
+    bad = 0
+    for f in _rule_files(path):
+        try:
+            rules = load_rules(f)
+        except ConfigError as e:
+            bad += 1
+            sys.stderr.write(e.diagnostics() + "\n")
+            continue
+        envs = ", ".join(f"{n}*" if n == rules.default_env else n for n in rules.names)
+        extra = f", {len(rules.exceptions)} exception(s)" if len(rules.exceptions) else ""
+        sys.stdout.write(f"ok {f} (environments: {envs}{extra})\n")
+    return 2 if bad else 0
+
+
+@rules_app.command("explain")
+def explain(
+    env: Annotated[str | None, typer.Option(
+        "--env", help="Environment (default: CI_ENVIRONMENT_TIER, CI_ENVIRONMENT_NAME, "
+                      "then the file's default).")] = None,
+    rules_path: Annotated[Path | None, typer.Option(
+        "--rules", help="Rules file (default: the built-in defaults).")] = None,
+    image: Annotated[str | None, typer.Option(
+        "--image", help="Show the rules for this image reference (after images: overrides).")
+    ] = None,
+) -> int:
+    """Print the effective rules of an environment after inheritance, as YAML."""
+    import yaml
+
+    from imggate.policy.effective import describe
+    from imggate.policy.loader import load_rules, select_env
+
+    rules = load_rules(rules_path)
+    choice = select_env(rules, env)
+    effective = rules.effective(choice.name)
+    data = effective.explain()
+    data["selected_by"] = choice.source
+    if image is not None:
+        from imggate.registry.reference import parse_reference
+
+        ref = parse_reference(image)
+        chosen = effective.for_image(ref)
+        data = {**data, "image": str(ref), "image_match": chosen.pattern,
+                "image_rules": describe(chosen.rules)}
+    sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return 0
+
