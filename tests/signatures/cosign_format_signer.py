@@ -25,10 +25,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from signatures.inmemory import InMemoryRepository
 
 from imggate.models import Digest
 from imggate.signatures.keys import TrustedKey, parse_public_key
+from signatures.inmemory import InMemoryRepository
 
 SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 DSSE = "application/vnd.dsse.envelope.v1+json"

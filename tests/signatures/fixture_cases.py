@@ -13,12 +13,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from signatures.cosign_format_signer import SIMPLESIGNING, append_layer
-from signatures.inmemory import InMemoryRepository
-
 from imggate.models import Digest, SignatureCheck
 from imggate.registry.interface import Repository
 from imggate.signatures import TrustConfig, check_signatures, default_requirement, evaluate
+from signatures.cosign_format_signer import SIMPLESIGNING, append_layer
+from signatures.inmemory import InMemoryRepository
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "cosign"
 

@@ -6,6 +6,12 @@ import base64
 import json
 
 import pytest
+
+from imggate.models import Digest
+from imggate.signatures import CertificateAuthority, Identity, TrustConfig, load_public_key
+from imggate.signatures.keyless import load_certificates
+from imggate.signatures.keys import parse_public_key
+from imggate.signatures.trustroot import LogKey, SigstoreTrustRoot, production_trusted_root
 from signatures.cosign_format_signer import append_layer
 from signatures.fixture_cases import (
     case_dir,
@@ -15,12 +21,6 @@ from signatures.fixture_cases import (
     signed_repo,
 )
 from signatures.inmemory import InMemoryRepository
-
-from imggate.models import Digest
-from imggate.signatures import CertificateAuthority, Identity, TrustConfig, load_public_key
-from imggate.signatures.keyless import load_certificates
-from imggate.signatures.keys import parse_public_key
-from imggate.signatures.trustroot import LogKey, SigstoreTrustRoot, production_trusted_root
 
 
 def key(case: str, name: str) -> TrustConfig:
