@@ -1,0 +1,256 @@
+"""Rules files: validation with file:line, inheritance, image overrides, env selection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imggate.errors import ConfigError, UsageError
+from imggate.models import Mode, Severity
+from imggate.policy.loader import BUILTIN_RULES, load_rules, parse_rules, select_env
+from imggate.policy.rules import Identity
+from policy.policy_builders import ref, rules
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _error(text: str) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        rules(text)
+    return info.value
+
+
+# --- built-in defaults -------------------------------------------------------------------
+
+def test_builtin_dev_fails_on_critical_only() -> None:
+    dev = load_rules().effective("dev").rules
+    assert dev.severity.fail_on is Severity.CRITICAL
+    assert dev.tags.deny == ()
+    assert not dev.tags.require_digest
+
+
+def test_builtin_prod_denies_latest_requires_digest_fails_on_high() -> None:
+    r = load_rules()
+    assert r.default_env == "dev"
+    prod = r.effective("prod")
+    assert prod.chain == ("dev", "prod")
+    assert prod.rules.severity.fail_on is Severity.HIGH
+    assert prod.rules.tags.deny == ("latest",)
+    assert prod.rules.tags.require_digest
+    assert not prod.signatures.is_required
+
+
+def test_shipped_default_yaml_is_at_least_the_builtins() -> None:
+    shipped = load_rules(REPO_ROOT / "rules" / "default.yaml")
+    builtin = parse_rules(BUILTIN_RULES, "builtin")
+    for env in ("dev", "prod"):
+        a, b = shipped.effective(env).rules, builtin.effective(env).rules
+        assert a.severity.fail_on == b.severity.fail_on
+        assert set(b.tags.deny) <= set(a.tags.deny)
+        assert a.tags.require_digest == b.tags.require_digest
+
+
+@pytest.mark.parametrize("path", sorted((REPO_ROOT / "rules").rglob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_shipped_rules_file_validates(path: Path) -> None:
+    assert load_rules(path).names
+
+
+def test_directory_means_its_default_yaml() -> None:
+    assert load_rules(REPO_ROOT / "rules").names == ("dev", "staging", "prod")
+
+
+# --- errors name file:line and key -------------------------------------------------------
+
+def test_unknown_key_names_line_and_key() -> None:
+    e = _error("version: 1\nenvironments:\n  prod:\n    severity:\n      fail_onn: High\n")
+    assert e.location == "rules.yaml:5"
+    assert "environments.prod.severity.fail_onn: unknown key" in e.message
+
+
+def test_bad_value_names_its_line() -> None:
+    e = _error("version: 1\nenvironments:\n  dev:\n    tags:\n      deny: ['(']\n")
+    assert e.location == "rules.yaml:5"
+    assert "invalid regular expression" in e.message
+    assert "environments.dev.tags.deny.0" in e.message
+
+
+def test_bad_severity_and_several_errors_listed() -> None:
+    e = _error("environments:\n  dev:\n    severity:\n      fail_on: Terrible\n"
+               "    age:\n      max_days: 0\n")
+    assert e.location == "rules.yaml:4"
+    assert "unknown severity 'Terrible'" in e.message
+    assert "rules.yaml:6: environments.dev.age.max_days" in e.message
+
+
+def test_missing_required_key_points_at_parent() -> None:
+    e = _error("environments:\n  prod:\n    attestations:\n      required:\n"
+               "        - conditions: []\n")
+    assert e.location == "rules.yaml:5"
+    assert "predicate_type" in e.message
+
+
+def test_yaml_syntax_error_has_line() -> None:
+    e = _error("environments:\n  dev:\n    severity: [\n")
+    assert e.location is not None and e.location.startswith("rules.yaml:")
+    assert "invalid YAML" in e.message
+
+
+def test_duplicate_key_is_an_error() -> None:
+    e = _error("environments:\n  dev: {}\n  dev: {}\n")
+    assert e.location == "rules.yaml:3"
+    assert "duplicate key 'dev'" in e.message
+
+
+def test_unknown_extends_and_cycle() -> None:
+    e = _error("environments:\n  prod:\n    extends: base\n")
+    assert e.location == "rules.yaml:3" and "unknown environment 'base'" in e.message
+    e = _error("environments:\n  a:\n    extends: b\n  b:\n    extends: a\n")
+    assert "inheritance cycle" in e.message
+
+
+def test_threshold_above_n_after_inheritance() -> None:
+    e = _error("environments:\n  base:\n    signatures:\n      keys: [a.pub]\n"
+               "  prod:\n    extends: base\n    signatures:\n      threshold: 2\n")
+    assert e.location == "rules.yaml:8"
+    assert "threshold 2 is more than the 1" in e.message
+
+
+def test_identity_needs_one_identity_and_one_issuer() -> None:
+    with pytest.raises(ValueError, match="exactly one of identity"):
+        Identity(issuer="https://x")
+    e = _error("environments:\n  prod:\n    signatures:\n      identities:\n"
+               "        - identity: a@example.com\n          identity_regexp: a\n"
+               "          issuer: https://x\n")
+    assert e.location == "rules.yaml:5"
+
+
+def test_default_env_must_exist() -> None:
+    e = _error("default_env: qa\nenvironments:\n  dev: {}\n")
+    assert e.location == "rules.yaml:1"
+
+
+def test_not_a_mapping_and_wrong_version() -> None:
+    assert "mapping" in _error("- a\n- b\n").message
+    assert _error("version: 2\nenvironments:\n  dev: {}\n").location == "rules.yaml:1"
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read rules file"):
+        load_rules(tmp_path / "missing.yaml")
+
+
+# --- inheritance and overrides -----------------------------------------------------------
+
+INHERIT = """
+environments:
+  base:
+    mode: warn
+    severity: {fail_on: Critical, ignore_unfixed: true}
+    tags: {deny: [latest]}
+  prod:
+    extends: base
+    mode: enforce
+    severity: {fail_on: High}
+    labels: {required: [org.opencontainers.image.source], mode: warn}
+    images:
+      - match: "registry.example.com/*"
+        severity: {fail_on: Medium}
+      - match: "registry.example.com/team/*"
+        tags: {require_digest: true}
+      - match: "registry.example.com/team/app"
+        mode: warn
+"""
+
+
+def test_child_overrides_only_what_it_writes() -> None:
+    prod = rules(INHERIT).effective("prod").rules
+    assert prod.severity.fail_on is Severity.HIGH
+    assert prod.severity.ignore_unfixed  # inherited field inside an overridden section
+    assert prod.tags.deny == ("latest",)
+    assert prod.mode_of("severity") is Mode.ENFORCE
+    assert prod.mode_of("labels") is Mode.WARN
+    base = rules(INHERIT).effective("base").rules
+    assert base.mode_of("severity") is Mode.WARN
+
+
+def test_most_specific_image_pattern_wins() -> None:
+    prod = rules(INHERIT).effective("prod")
+    exact = prod.for_image(ref(repository="team/app"))
+    assert exact.pattern == "registry.example.com/team/app"
+    assert exact.mode("tags") is Mode.WARN
+    assert exact.rules.severity.fail_on is Severity.HIGH  # only the winner applies
+    team = prod.for_image(ref(repository="team/other"))
+    assert team.pattern == "registry.example.com/team/*"
+    assert team.rules.tags.require_digest and team.rules.tags.deny == ("latest",)
+    other = prod.for_image(ref(repository="x/y"))
+    assert other.pattern == "registry.example.com/*"
+    assert other.rules.severity.fail_on is Severity.MEDIUM
+    assert prod.for_image(ref(registry="ghcr.io")).pattern is None
+
+
+def test_docker_hub_short_names_match() -> None:
+    r = rules("environments:\n  dev:\n    images:\n      - match: nginx\n"
+              "        severity: {fail_on: Low}\n").effective("dev")
+    assert r.for_image(ref(registry="docker.io", repository="library/nginx")).pattern == "nginx"
+
+
+def test_paths_are_relative_to_the_rules_file(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "environments:\n  prod:\n    signatures: {keys: [keys/a.pub]}\n"
+        "    severity: {kev: kev.json}\n")
+    prod = load_rules(tmp_path / "r.yaml").effective("prod")
+    assert prod.signatures.keys == (tmp_path / "keys" / "a.pub",)
+    assert prod.signatures.is_required
+    assert prod.kev_paths() == (tmp_path / "kev.json",)
+
+
+def test_cli_signers_make_signatures_required_and_are_trust_material(tmp_path: Path) -> None:
+    dev = load_rules().effective("dev")
+    ident = Identity(identity="me@example.com", issuer="https://accounts.google.com")
+    with_cli = dev.with_signers(keys=(tmp_path / "k.pub",), identities=(ident,))
+    trust = with_cli.trust(ref())
+    assert trust.signatures_required and trust.needed
+    assert trust.keys == (tmp_path / "k.pub",) and trust.identities == (ident,)
+    assert not dev.trust(ref()).needed
+
+
+def test_trust_lists_attestation_types_with_cosign_aliases() -> None:
+    r = rules("environments:\n  prod:\n    attestations:\n      required:\n"
+              "        - predicate_type: slsaprovenance1\n").effective("prod")
+    assert r.trust(ref()).attestation_types == ("https://slsa.dev/provenance/v1",)
+
+
+def test_explain_shows_resolved_modes_and_inheritance() -> None:
+    data = rules(INHERIT).effective("prod").explain()
+    assert data["inherits"] == ["base"]
+    rules_data = data["rules"]
+    assert isinstance(rules_data, dict)
+    assert rules_data["labels"]["mode"] == "warn"
+    assert rules_data["severity"] == {"mode": "enforce", "fail_on": "High", "max": {},
+                                      "ignore_unfixed": True, "cvss": None, "kev": None,
+                                      "require_report": False}
+
+
+# --- environment selection ---------------------------------------------------------------
+
+def test_env_selection_order() -> None:
+    r = load_rules()
+    assert select_env(r, "prod", {"CI_ENVIRONMENT_TIER": "development"}).name == "prod"
+    choice = select_env(r, None, {"CI_ENVIRONMENT_TIER": "production",
+                                  "CI_ENVIRONMENT_NAME": "review/x"})
+    assert (choice.name, choice.source) == ("prod", "CI_ENVIRONMENT_TIER=production")
+    assert select_env(r, None, {"CI_ENVIRONMENT_NAME": "production/eu"}).name == "prod"
+    # A tier that names no environment falls through to the name, then the default.
+    assert select_env(r, None, {"CI_ENVIRONMENT_TIER": "staging",
+                                "CI_ENVIRONMENT_NAME": "prod"}).name == "prod"
+    assert select_env(r, None, {"CI_ENVIRONMENT_TIER": "staging"}) .source == "default"
+    assert select_env(r, "production", {}).name == "prod"  # aliases work for --env too
+
+
+def test_unknown_explicit_env_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="unknown environment 'qa'"):
+        select_env(load_rules(), "qa", {})
+    with pytest.raises(UsageError):
+        load_rules().effective("qa")
