@@ -1,0 +1,95 @@
+"""Format detection and reading report files: every failure is a ReportError naming the file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from imggate.errors import ReportError, UsageError
+from imggate.scanners.detect import KINDS, detect_kind, load_report, parse_report, parser_for
+from scanners.report_fixtures import ALL_REPORTS, FIXTURES, GRYPE, TRIVY_JSON, fixture_id, load
+
+
+@pytest.mark.parametrize(("path", "kind"), ALL_REPORTS, ids=[fixture_id(p) for p, _ in ALL_REPORTS])
+def test_each_fixture_is_detected_as_its_kind(path: Path, kind: str) -> None:
+    parser = detect_kind(load(path))
+    assert parser is not None and parser.kind == kind
+    # naming the kind gives the same result as detecting it
+    assert load_report(path, kind=kind) == load_report(path)
+
+
+def test_kind_aliases_and_unknown_kind() -> None:
+    assert parser_for("gitlab-cs").kind == "gitlab"
+    assert parser_for("SARIF").kind == "trivy-sarif"
+    assert set(KINDS) == {"trivy", "grype", "gitlab", "trivy-sarif", "cyclonedx"}
+    with pytest.raises(UsageError, match="unknown report kind 'nessus'"):
+        parser_for("nessus")
+
+
+def test_wrong_kind_named_is_an_error_not_an_empty_report() -> None:
+    with pytest.raises(ReportError, match=r"invalid Trivy JSON report at \$\.SchemaVersion"):
+        load_report(GRYPE[0], kind="trivy")
+    with pytest.raises(ReportError, match=r"invalid Grype JSON report at \$\.matches"):
+        load_report(TRIVY_JSON[0], kind="grype")
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", "report is empty"),
+    (b"   \n", "report is empty"),
+    (b"\xff\xfe{}", "not UTF-8"),
+    (b'{"SchemaVersion": 2, "Results": [', "not valid JSON"),
+    (b"{\"a\": NaN}", "NaN is not valid JSON"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    (b"{}", "not a scanner report imggate recognises"),
+    (b"[]", "an empty array"),
+    (b"42", "not a scanner report"),
+    (b'"text"', "not a scanner report"),
+    (b'{"matches": 1}', "not a scanner report"),
+])
+def test_unreadable_documents(tmp_path: Path, content: bytes, message: str) -> None:
+    p = tmp_path / "report.json"
+    p.write_bytes(content)
+    with pytest.raises(ReportError) as e:
+        load_report(p)
+    assert e.value.message.startswith(f"{p}: ")
+    assert message in e.value.message
+
+
+def test_empty_array_is_a_legacy_trivy_report_only_when_named() -> None:
+    report = parse_report(b"[]", source="x", kind="trivy")
+    assert report.findings == ()
+
+
+def test_truncated_real_report(tmp_path: Path) -> None:
+    data = (FIXTURES / "trivy" / "alpine-310.json").read_bytes()
+    p = tmp_path / "cut.json"
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ReportError, match=r"cut\.json: not valid JSON: .* line \d+ column \d+"):
+        load_report(p)
+
+
+def test_missing_file_and_directory(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="nope.json: cannot read report"):
+        load_report(tmp_path / "nope.json")
+    with pytest.raises(ReportError, match="cannot read report"):
+        load_report(tmp_path)
+
+
+def test_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    p = tmp_path / "bom.json"
+    p.write_bytes(b"\xef\xbb\xbf" + (FIXTURES / "trivy" / "alpine-310.json").read_bytes())
+    assert len(load_report(p).findings) == 4
+
+
+def test_huge_strings_are_cut_or_refused() -> None:
+    doc = load(FIXTURES / "trivy" / "alpine-310.json")
+    v = doc["Results"][0]["Vulnerabilities"][0]
+    v["Description"] = "A" * 3_000_000
+    report = parse_report(json.dumps(doc).encode(), source="big.json")
+    assert report.findings[0].description is not None
+    assert len(report.findings[0].description) == 1 << 20
+    v["PkgName"] = "p" * 100_000
+    with pytest.raises(ReportError, match=r"PkgName: string of 100000 characters is too long"):
+        parse_report(json.dumps(doc).encode(), source="big.json")
