@@ -1,0 +1,211 @@
+"""The scenario matrix at the engine level: evidence + rules -> decision, rules and exceptions."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from imggate.errors import ConfigError
+from imggate.models import Decision, ImageVerdict, Mode, Severity
+from imggate.policy.engine import evaluate, merge_findings
+from imggate.policy.exceptions import AllowEntry, ExceptionSet
+from imggate.policy.loader import load_rules
+from policy.policy_builders import (
+    DIGEST,
+    NOW,
+    OTHER_DIGEST,
+    evidence,
+    finding,
+    image,
+    ref,
+    report,
+    rules,
+    signature,
+)
+
+CLEAN = report(finding("CVE-2024-0100", Severity.LOW))
+CRITICAL = report(finding("CVE-2024-0001", Severity.CRITICAL))
+SIGNED = """
+environments:
+  prod:
+    signatures: {keys: [/keys/cosign.pub]}
+"""
+
+
+def _exc(expires: date, vid: str = "CVE-2024-0001") -> ExceptionSet:
+    return ExceptionSet((AllowEntry(ids=(vid,), reason="tracked in APP-1", source="ex.yaml:3",
+                                    kind="imggate", expires=expires),))
+
+
+def _failed(v: ImageVerdict) -> set[str]:
+    return {r.rule for r in v.rules if not r.passed}
+
+
+def _run(env: str, ev: object, *, text: str | None = None,
+         exceptions: ExceptionSet | None = None) -> ImageVerdict:
+    rf = rules(text) if text is not None else load_rules()
+    return evaluate(ev, rf.effective(env), exceptions=exceptions, now=NOW)  # type: ignore[arg-type]
+
+
+# (name, env, reference, reports, signatures, rules text, exceptions, decision, failed rules)
+MATRIX = [
+    ("latest in prod", "prod", ref("latest"), (CLEAN,), (), None, None,
+     Decision.DENY, {"tags.denied", "tags.digest-pinning"}),
+    ("latest in dev", "dev", ref("latest"), (CLEAN,), (), None, None, Decision.ALLOW, set()),
+    ("tag-only in prod", "prod", ref("1.2.3"), (CLEAN,), (), None, None,
+     Decision.DENY, {"tags.digest-pinning"}),
+    ("by digest in prod", "prod", ref(None, DIGEST), (CLEAN,), (), None, None,
+     Decision.ALLOW, set()),
+    ("critical finding", "dev", ref(None, DIGEST), (CRITICAL,), (), None, None,
+     Decision.DENY, {"severity"}),
+    ("excepted", "dev", ref(None, DIGEST), (CRITICAL,), (), None, _exc(date(2026, 12, 31)),
+     Decision.ALLOW, set()),
+    ("expired exception", "dev", ref(None, DIGEST), (CRITICAL,), (), None,
+     _exc(date(2026, 11, 1)), Decision.DENY, {"severity", "exceptions"}),
+    ("stale exception", "dev", ref(None, DIGEST), (CLEAN,), (), None,
+     _exc(date(2026, 12, 31), "CVE-1999-0001"), Decision.ALLOW, {"exceptions"}),
+    ("unsigned where required", "prod", ref(None, DIGEST), (CLEAN,), (), SIGNED, None,
+     Decision.DENY, {"signatures"}),
+    ("signed where required", "prod", ref(None, DIGEST), (CLEAN,), (signature(),), SIGNED,
+     None, Decision.ALLOW, set()),
+    ("report for another image", "dev", ref(None, DIGEST),
+     (report(digests=(OTHER_DIGEST,), name="ghcr.io/other/app"),), (), None, None,
+     Decision.DENY, {"report-binding"}),
+]
+
+
+@pytest.mark.parametrize(("name", "env", "r", "reports", "sigs", "text", "exceptions",
+                          "decision", "failed"), MATRIX, ids=[m[0] for m in MATRIX])
+def test_scenario(name: str, env: str, r: object, reports: tuple[object, ...],
+                  sigs: tuple[object, ...], text: str | None, exceptions: ExceptionSet | None,
+                  decision: Decision, failed: set[str]) -> None:
+    ev = evidence(r, reports=reports, signatures=sigs)  # type: ignore[arg-type]
+    v = _run(env, ev, text=text, exceptions=exceptions)
+    assert v.decision is decision, [(x.rule, x.messages) for x in v.rules]
+    assert _failed(v) == failed
+    assert v.env == env
+
+
+def test_broken_rules_are_a_config_error_with_file_and_line() -> None:
+    with pytest.raises(ConfigError) as info:
+        rules("environments:\n  prod:\n    tags:\n      require_digests: true\n")
+    assert info.value.location == "rules.yaml:4"
+    assert info.value.exit_code == 2
+
+
+def test_latest_in_prod_says_why() -> None:
+    v = _run("prod", evidence(ref("latest"), reports=(CLEAN,)))
+    by_rule = {x.rule: x for x in v.rules}
+    assert by_rule["tags.denied"].messages == ("tag 'latest' is denied (pattern 'latest')",)
+    assert "referenced by tag only" in by_rule["tags.digest-pinning"].messages[0]
+    assert {x.rule for x in v.violations} == {"tags.denied", "tags.digest-pinning"}
+
+
+def test_excepted_finding_is_suppressed_and_use_reported() -> None:
+    v = _run("dev", evidence(ref(None, DIGEST), reports=(CRITICAL,)),
+             exceptions=_exc(date(2026, 12, 31)))
+    assert v.findings == ()
+    (f, why), = v.suppressed
+    assert f.id == "CVE-2024-0001" and "tracked in APP-1" in why and "ex.yaml:3" in why
+    (use,) = v.exceptions
+    assert (use.status, use.matched) == ("used", ("CVE-2024-0001 in openssl 3.0.1",))
+
+
+def test_expired_exception_is_reported_and_finding_counts_again() -> None:
+    v = _run("dev", evidence(ref(None, DIGEST), reports=(CRITICAL,)),
+             exceptions=_exc(date(2026, 11, 1)))
+    (use,) = v.exceptions
+    assert use.status == "expired" and use.expires == date(2026, 11, 1)
+    assert [f.id for f in v.findings] == ["CVE-2024-0001"]
+    warn = next(x for x in v.rules if x.rule == "exceptions")
+    assert warn.mode is Mode.WARN and "expired on 2026-11-01" in warn.messages[0]
+
+
+def test_stale_exception_is_reported_as_a_warning() -> None:
+    v = _run("dev", evidence(ref(None, DIGEST), reports=(CLEAN,)),
+             exceptions=_exc(date(2026, 12, 31), "CVE-1999-0001"))
+    assert [u.status for u in v.exceptions] == ["stale"]
+    assert [w.rule for w in v.warnings] == ["exceptions"]
+    assert v.decision is Decision.ALLOW
+
+
+def test_evidence_errors_are_never_an_allow() -> None:
+    ev = evidence(ref(None, DIGEST), resolve=False, errors=("registry unreachable",))
+    v = _run("dev", ev)
+    assert v.decision is Decision.ERROR and v.error == "registry unreachable"
+    ok = evidence(ref(None, DIGEST), reports=(CLEAN,), errors=("trivy failed",))
+    assert _run("dev", ok).decision is Decision.ERROR
+
+
+def test_warn_mode_reports_but_does_not_deny() -> None:
+    text = "environments:\n  prod:\n    mode: warn\n    tags: {deny: [latest]}\n"
+    v = _run("prod", evidence(ref("latest"), reports=(CLEAN,)), text=text)
+    assert v.decision is Decision.ALLOW
+    assert [w.rule for w in v.warnings] == ["tags.denied"]
+    per_rule = "environments:\n  prod:\n    tags: {deny: [latest], mode: warn}\n" \
+               "    severity: {fail_on: Critical}\n"
+    v = _run("prod", evidence(ref("latest"), reports=(CRITICAL,)), text=per_rule)
+    assert v.decision is Decision.DENY
+    assert [x.rule for x in v.violations] == ["severity"]
+    assert [x.rule for x in v.warnings] == ["tags.denied"]
+
+
+def test_report_naming_no_digest_is_used_with_a_note() -> None:
+    unbound = report(finding("CVE-2024-0001", Severity.CRITICAL), digests=(), name=None)
+    v = _run("dev", evidence(ref(None, DIGEST), reports=(unbound,)))
+    assert v.decision is Decision.DENY and _failed(v) == {"severity"}
+    assert any("names no image digest" in n for n in v.notes)
+    strict = "environments:\n  dev:\n    report_binding: {allow_unbound: false}\n"
+    v = _run("dev", evidence(ref(None, DIGEST), reports=(report(digests=()),)), text=strict)
+    assert _failed(v) == {"report-binding"}
+
+
+def test_report_naming_the_config_digest_is_bound() -> None:
+    img = image(ref(None, DIGEST))
+    assert img.config is not None
+    v = _run("dev", evidence(ref(None, DIGEST), reports=(report(digests=(img.config.digest,)),)))
+    binding = next(x for x in v.rules if x.rule == "report-binding")
+    assert binding.passed
+
+
+def test_report_for_another_image_message() -> None:
+    other = report(digests=(OTHER_DIGEST,), name="ghcr.io/other/app")
+    v = _run("dev", evidence(ref(None, DIGEST), reports=(other,)))
+    (msg,) = next(x for x in v.rules if x.rule == "report-binding").messages
+    assert "report is for another image (ghcr.io/other/app)" in msg
+
+
+def test_image_override_applies_in_engine() -> None:
+    text = ("environments:\n  prod:\n    severity: {fail_on: Critical}\n    images:\n"
+            "      - match: registry.example.com/team/*\n        severity: {mode: warn}\n")
+    v = _run("prod", evidence(ref(None, DIGEST), reports=(CRITICAL,)), text=text)
+    assert v.decision is Decision.ALLOW and [w.rule for w in v.warnings] == ["severity"]
+    assert "registry.example.com/team/*" in v.notes[0]
+
+
+def test_cli_signers_require_a_signature() -> None:
+    env = load_rules().effective("dev").with_signers(keys=(Path("k.pub"),))
+    unsigned = evaluate(evidence(ref(None, DIGEST), reports=(CLEAN,)), env, now=NOW)
+    assert unsigned.decision is Decision.DENY
+    signed = evaluate(evidence(ref(None, DIGEST), reports=(CLEAN,),
+                               signatures=(signature("k.pub"),)), env, now=NOW)
+    assert signed.decision is Decision.ALLOW
+
+
+def test_findings_from_two_scanners_are_merged() -> None:
+    a = finding("CVE-2024-0001", Severity.HIGH, fixed=())
+    b = finding("CVE-2024-0001", Severity.CRITICAL)
+    b = replace(b, sources=("grype",))
+    (m,) = merge_findings((report(a), report(b)))
+    assert m.severity is Severity.CRITICAL and m.sources == ("grype", "trivy")
+    assert m.fixed_versions == ("3.0.2",)
+
+
+def test_verdict_carries_evidence_through() -> None:
+    ev = evidence(ref(None, DIGEST), reports=(CLEAN,), signatures=(signature(),))
+    v = _run("dev", ev)
+    assert v.reports == ev.reports and v.signatures == ev.signatures and v.image == ev.image
+    assert v.reference == ev.reference
