@@ -287,7 +287,10 @@ class AllOf(Requirement):
 
     def verify(self, checks: Sequence[SignatureCheck]) -> None:
         """Raise for the first child that fails."""
-        Threshold(len(self.children), self.children).verify(checks)
+        if not self.children:
+            raise NotVerified("empty all-of requirement is never satisfied")
+        for child in self.children:
+            child.verify(checks)
 
     def describe(self) -> str:
         """E.g. ``all of [...]``."""
@@ -305,7 +308,19 @@ class AnyOf(Requirement):
 
     def verify(self, checks: Sequence[SignatureCheck]) -> None:
         """Pass when one child passes."""
-        Threshold(1, self.children).verify(checks)
+        if not self.children:
+            raise NotVerified("empty any-of requirement is never satisfied")
+        reasons = []
+        for child in self.children:
+            try:
+                child.verify(checks)
+            except NotVerified as e:
+                reasons.append(e.message)
+            else:
+                return
+        if len(reasons) == 1:
+            raise NotVerified(reasons[0])
+        raise NotVerified("none of: " + "; ".join(reasons)[:1000])
 
     def describe(self) -> str:
         """E.g. ``any of [...]``."""
