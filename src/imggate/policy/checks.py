@@ -183,7 +183,7 @@ def check_age(image: ResolvedImage | None, rules: AgeRules, mode: Mode,
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     days = (now - created).total_seconds() / 86400
-    text = f"created {created.date().isoformat()} ({days:.0f} days ago, at most {rules.max_days})"
+    text = f"created {created.date().isoformat()} ({int(days)} days ago, at most {rules.max_days})"
     return RuleResult("age", days <= rules.max_days, mode, (text,))
 
 
