@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
+from html import escape as _escape
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +52,7 @@ from imggate.models import (
 
 if TYPE_CHECKING:
     import jinja2
+    import markupsafe
 
 FILENAME = "imggate-report.html"
 
@@ -95,25 +98,51 @@ def _rule(r: RuleResult) -> dict[str, Any]:
             "messages": [clean(m) for m in r.messages]}
 
 
-def _finding(f: Finding, suppressed_by: str | None = None) -> dict[str, Any]:
-    link = next((u for u in (safe_url(x) for x in f.links) if u), None)
-    score = f.max_cvss
-    return {
-        "id": clean(f.id),
-        "aliases": ", ".join(clean(a) for a in f.aliases),
-        "title": clean(f.title or ""),
-        "link": link,
-        "package": clean(f.package),
-        "package_type": clean(f.package_type or ""),
-        "version": clean(f.version),
-        "fixed": ", ".join(clean(v) for v in f.fixed_versions),
-        "fix_state": f.fix_state.value,
-        "severity": f.severity.value,
-        "rank": f.severity.rank,
-        "cvss": f"{score:.1f}" if score is not None and score == score else "",
-        "sources": ", ".join(clean(s) for s in f.sources),
-        "suppressed_by": clean(suppressed_by) if suppressed_by is not None else None,
-    }
+def _e(value: object) -> str:
+    """``value`` cleaned and HTML-escaped (quotes too: safe in attributes)."""
+    return _escape(clean(value), quote=True)
+
+
+def _finding_rows(items: Iterable[tuple[Finding, str | None]]) -> markupsafe.Markup:
+    """The ``<tr>`` elements of a findings table, every value escaped here.
+
+    Built in Python rather than the template because this is the one part
+    that scales with the report (10,000 rows through Jinja cost ~0.3 s).
+    ``str | None`` is the suppression reason, shown instead of the scanners.
+    """
+    import markupsafe
+
+    out: list[str] = []
+    for f, suppressed_by in items:
+        sev = f.severity.value
+        score = f.max_cvss
+        cvss = f"{score:.1f}" if score is not None and math.isfinite(score) else ""
+        link = next((u for u in (safe_url(x) for x in f.links) if u), None)
+        ident = _e(f.id)
+        if link:
+            ident = (f'<a href="{_e(link)}" rel="noreferrer noopener" target="_blank">'
+                     f"{ident}</a>")
+        extra = ""
+        if f.aliases:
+            extra += f'<span class="aliases">{_e(", ".join(f.aliases))}</span>'
+        if f.title:
+            extra += f'<span class="title">{_e(f.title)}</span>'
+        pkg = _e(f.package)
+        if f.package_type:
+            pkg += f' <span class="ptype">{_e(f.package_type)}</span>'
+        fixed = (_e(", ".join(f.fixed_versions)) if f.fixed_versions
+                 else f'<span class="nofix">{f.fix_state.value}</span>')
+        last = suppressed_by if suppressed_by is not None else ", ".join(f.sources)
+        out.append(
+            f'<tr data-sev="{sev}"><td data-sort="{f.severity.rank}">'
+            f'<span class="sev sev-{sev.lower()}">{sev}</span></td>'
+            f'<td class="vuln"><span class="id">{ident}</span>{extra}</td>'
+            f'<td class="pkg">{pkg}</td><td class="ver">{_e(f.version)}</td>'
+            f'<td class="ver fixed">{fixed}</td>'
+            f'<td class="num" data-sort="{cvss or -1}">{cvss}</td>'
+            f'<td class="src">{_e(last)}</td></tr>\n'
+        )
+    return markupsafe.Markup("".join(out))  # noqa: S704 - every value above is escaped
 
 
 def _signature(s: SignatureCheck) -> dict[str, Any]:
@@ -190,9 +219,9 @@ def _image_view(index: int, iv: ImageVerdict) -> dict[str, Any]:
         "rules": [_rule(r) for r in iv.rules],
         "counts": [(k, n) for k, n in counts.items()],
         "total": len(iv.findings),
-        "findings": [_finding(f) for f in sorted(iv.findings, key=finding_sort_key)],
-        "suppressed": [_finding(f, why) for f, why in
-                       sorted(iv.suppressed, key=lambda p: finding_sort_key(p[0]))],
+        "findings": _finding_rows((f, None) for f in sorted(iv.findings, key=finding_sort_key)),
+        "suppressed": _finding_rows(sorted(iv.suppressed, key=lambda p: finding_sort_key(p[0]))),
+        "suppressed_count": len(iv.suppressed),
         "exceptions": [_exception(e) for e in iv.exceptions],
         "signatures": [_signature(s) for s in iv.signatures],
         "reports": [
