@@ -71,7 +71,7 @@ def test_truncated_real_report(tmp_path: Path) -> None:
 
 
 def test_missing_file_and_directory(tmp_path: Path) -> None:
-    with pytest.raises(ReportError, match="nope.json: cannot read report"):
+    with pytest.raises(ReportError, match=r"nope\.json: cannot read report"):
         load_report(tmp_path / "nope.json")
     with pytest.raises(ReportError, match="cannot read report"):
         load_report(tmp_path)
