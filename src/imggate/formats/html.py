@@ -33,6 +33,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from imggate import __version__
 from imggate.formats.verdict_json import (
     SEVERITY_ORDER,
     finding_sort_key,
@@ -296,7 +297,7 @@ def render(verdict: Verdict, *, tool_version: str | None = None) -> str:
         exit_code=verdict.exit_code,
         images=images,
         totals=_counts_total(verdict.images),
-        tool_version=clean(tool_version or ""),
+        tool_version=clean(tool_version or __version__),
     )
 
 

@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from imggate import __version__
 from imggate.errors import Error
 from imggate.models import (
     ConfigSummary,
@@ -225,7 +226,7 @@ def document(verdict: Verdict, *, tool_version: str | None = None) -> dict[str, 
     return {
         "$schema": SCHEMA_ID,
         "schema_version": SCHEMA_VERSION,
-        "tool": {"name": "imggate", "version": tool_version or _version()},
+        "tool": {"name": "imggate", "version": tool_version or __version__},
         "generated": _ts(verdict.generated),
         "env": verdict.env,
         "decision": overall_decision(verdict).value,
@@ -249,15 +250,6 @@ def _sum_counts(parts: Iterable[Mapping[str, int]]) -> dict[str, int]:
         for k, n in part.items():
             total[k] += n
     return total
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("imggate")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "0+unknown"
 
 
 def render(verdict: Verdict, *, tool_version: str | None = None) -> str:
