@@ -180,11 +180,19 @@ class ExceptionSet:
         scoped = [e for e in self.entries if e.in_scope(ref, digests, env)]
         live = {id(e) for e in scoped if not e.expired(today)}
         hits: dict[int, list[str]] = {id(e): [] for e in scoped}
+        # Index by id so 10,000 findings x hundreds of entries stays linear.
+        by_id: dict[str, list[AllowEntry]] = {}
+        order = {id(e): n for n, e in enumerate(scoped)}
+        for e in scoped:
+            for vid in dict.fromkeys(i.upper() for i in e.ids):
+                by_id.setdefault(vid, []).append(e)
         active: list[Finding] = []
         suppressed: list[tuple[Finding, str]] = []
         for f in findings:
             first: AllowEntry | None = None
-            for e in scoped:
+            candidates = {id(e): e for i in f.all_ids for e in by_id.get(i.upper(), ())}
+            # Declaration order decides which entry's reason is shown.
+            for e in sorted(candidates.values(), key=lambda e: order[id(e)]):
                 if e.matches(f):
                     hits[id(e)].append(_describe(f))
                     if first is None and id(e) in live:

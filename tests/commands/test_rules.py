@@ -1,0 +1,90 @@
+"""``imggate rules validate`` and ``imggate rules explain`` through the real entry point."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from imggate._cli import main
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    out, err = capsys.readouterr()
+    code = info.value.code
+    return (code if isinstance(code, int) else 0), out, err
+
+
+def test_validate_shipped_rules_directory(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["rules", "validate", str(REPO_ROOT / "rules")], capsys)
+    assert code == 0
+    assert f"ok {REPO_ROOT / 'rules' / 'default.yaml'} (environments: dev*, staging, prod)" in out
+    assert "exceptions.yaml (environments: prod*, 2 exception(s))" in out
+
+
+def test_validate_broken_file_is_exit_2_with_file_line_and_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "a.yaml"
+    good.write_text("environments:\n  dev: {}\n")
+    bad = tmp_path / "b.yaml"
+    bad.write_text("environments:\n  prod:\n    signatures:\n      threshold: zero\n")
+    code, out, err = run(["rules", "validate", str(tmp_path)], capsys)
+    assert code == 2
+    assert f"ok {good}" in out
+    assert f"{bad}:4: environments.prod.signatures.threshold:" in err
+    assert "Traceback" not in err
+
+
+def test_validate_missing_path_is_usage_error(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["rules", "validate", str(tmp_path / "nope.yaml")], capsys)
+    assert code == 2 and "no such file" in err
+
+
+def test_explain_prints_effective_rules(capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI_ENVIRONMENT_TIER", raising=False)
+    monkeypatch.delenv("CI_ENVIRONMENT_NAME", raising=False)
+    code, out, _ = run(["rules", "explain", "--env", "prod"], capsys)
+    assert code == 0
+    data = yaml.safe_load(out)
+    assert data["environment"] == "prod" and data["inherits"] == ["dev"]
+    assert data["selected_by"] == "--env"
+    assert data["rules"]["tags"] == {"mode": "enforce", "deny": ["latest"], "allow": [],
+                                     "require_digest": True}
+    assert data["rules"]["severity"]["fail_on"] == "High"
+
+
+def test_explain_uses_ci_tier_and_image_overrides(capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI_ENVIRONMENT_TIER", "production")
+    code, out, _ = run(["rules", "explain", "--rules",
+                        str(REPO_ROOT / "rules" / "examples" / "per-image.yaml"),
+                        "--image", "registry.example.com/apps/legacy-billing:1.0"], capsys)
+    assert code == 0
+    data = yaml.safe_load(out)
+    assert data["selected_by"] == "CI_ENVIRONMENT_TIER=production"
+    assert data["image_match"] == "registry.example.com/apps/legacy-billing"
+    assert data["image_rules"]["severity"]["mode"] == "warn"
+    assert data["rules"]["severity"]["mode"] == "enforce"
+
+
+def test_explain_unknown_env_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["rules", "explain", "--env", "qa"], capsys)
+    assert code == 2 and "unknown environment 'qa'" in err and "dev, prod" in err
+
+
+def test_real_entry_point_exit_code(tmp_path: Path) -> None:
+    bad = tmp_path / "rules.yaml"
+    bad.write_text("environments:\n  prod:\n    extends: nowhere\n")
+    proc = subprocess.run([sys.executable, "-m", "imggate", "rules", "validate", str(bad)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2
+    assert f"{bad}:3: environments.prod.extends: extends unknown environment" in proc.stderr
