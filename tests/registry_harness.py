@@ -163,8 +163,10 @@ def _registry_config(root: Path, port: int, auth: str, htpasswd: Path | None,
     config: dict[str, object] = {
         "version": 0.1,
         "log": {"level": "warn", "accesslog": {"disabled": True}},
-        # No blob descriptor cache: a test that rewrites a blob on disk must see it served.
+        # The in-memory descriptor cache (Debian's default) holds digest/size/type only,
+        # not bytes, so rewriting a blob on disk with the same length is still served.
         "storage": {
+            "cache": {"blobdescriptor": "inmemory"},
             "filesystem": {"rootdirectory": str(root)},
             "delete": {"enabled": True},
             "maintenance": {"uploadpurging": {"enabled": False}},

@@ -1,0 +1,150 @@
+"""Benchmark: ``imggate resolve`` of many images in one process vs ``skopeo inspect`` per image.
+
+Starts a throw-away Distribution registry on loopback, pushes N distinct small
+images (one umoci layout, one label varied per image, pushed by skopeo), then
+times, in the same run:
+
+- ``imggate resolve REF...`` for all N references in one process (start-up included),
+- ``skopeo inspect --format {{.Digest}}`` once per reference, sequentially,
+- ``imggate --help`` (the start-up cost every CI job pays).
+
+Both tools must report the same digests, or the run fails. Usage::
+
+    python bench/resolve_bench.py [--images 200] [--auth none|htpasswd|token]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from harness_images import ImageSpec, LayoutBuilder, Skopeo
+from registry_harness import Registry, require_binaries, start_registry
+
+TARGET_RATIO = 10.0
+TARGET_HELP_SECONDS = 0.2
+
+
+def build_and_push(workdir: Path, registry: Registry, count: int) -> list[tuple[str, str]]:
+    """Push ``count`` distinct images; return ``(reference, digest)`` pairs."""
+    layout = LayoutBuilder(workdir / "layout")
+    base = ImageSpec(tag="base", labels={"bench": "base"}, content=b"imggate bench layer\n")
+    layout.build(base)
+    tags = []
+    for i in range(count):
+        tag = f"img-{i:04d}"
+        # A different label gives a different config blob and so a distinct manifest digest.
+        layout.configure("base", ImageSpec(tag=tag, labels={"bench.index": str(i)}), new_tag=tag)
+        tags.append(tag)
+    skopeo = Skopeo(workdir / "skopeo")
+
+    def push(tag: str) -> tuple[str, str]:
+        repo = f"bench/app-{tag}"
+        digest = skopeo.push(layout.path, tag, registry, repo, "v1")
+        return registry.ref(repo, "v1"), digest
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(push, tags))
+
+
+def imggate_cmd() -> list[str]:
+    """The installed console script, or ``python -m imggate``."""
+    exe = shutil.which("imggate")
+    return [exe] if exe else [sys.executable, "-m", "imggate"]
+
+
+def time_imggate(registry: Registry, refs: list[str]) -> tuple[float, list[str]]:
+    cmd = [*imggate_cmd(), "resolve"]
+    stdin = ""
+    if registry.username:
+        cmd += ["--username", registry.username, "--password-stdin"]
+        stdin = f"{registry.password}\n"
+    started = time.perf_counter()
+    proc = subprocess.run([*cmd, *refs], input=stdin, capture_output=True, text=True,
+                          check=False)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"imggate resolve failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return elapsed, [line.rsplit("@", 1)[1] for line in proc.stdout.splitlines()]
+
+
+def time_skopeo(registry: Registry, refs: list[str], authfile: Path) -> tuple[float, list[str]]:
+    base = ["skopeo", "inspect", "--authfile", str(authfile), "--tls-verify=false",
+            "--format", "{{.Digest}}"]
+    if registry.creds:
+        base += ["--creds", registry.creds]
+    digests = []
+    started = time.perf_counter()
+    for ref in refs:
+        proc = subprocess.run([*base, f"docker://{ref}"], capture_output=True, text=True,
+                              check=True)
+        digests.append(proc.stdout.strip())
+    return time.perf_counter() - started, digests
+
+
+def time_help(runs: int = 7) -> list[float]:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([*imggate_cmd(), "--help"], capture_output=True, check=True)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--auth", choices=["none", "htpasswd", "token"], default="none")
+    args = parser.parse_args()
+    require_binaries()
+
+    with tempfile.TemporaryDirectory(prefix="imggate-bench-") as tmp:
+        workdir = Path(tmp)
+        registry = start_registry(workdir / "registry", auth=args.auth)
+        try:
+            t0 = time.perf_counter()
+            pushed = build_and_push(workdir, registry, args.images)
+            setup = time.perf_counter() - t0
+            refs = [ref for ref, _ in pushed]
+            expected = [digest for _, digest in pushed]
+            authfile = workdir / "skopeo" / "skopeo-auth.json"
+
+            # Warm both paths once (page cache, registry), then measure.
+            time_imggate(registry, refs[:1])
+            time_skopeo(registry, refs[:1], authfile)
+            imggate_s, imggate_digests = time_imggate(registry, refs)
+            skopeo_s, skopeo_digests = time_skopeo(registry, refs, authfile)
+            help_times = time_help()
+        finally:
+            registry.stop()
+
+    if imggate_digests != expected or skopeo_digests != expected:
+        print("MISMATCH: imggate and skopeo disagree with the pushed digests")
+        return 1
+    ratio = skopeo_s / imggate_s
+    help_best, help_median = min(help_times), statistics.median(help_times)
+    n = len(refs)
+    print(f"images: {n} distinct, pushed in {setup:.1f}s (auth: {args.auth})")
+    for label, secs in (("imggate resolve, one process: ", imggate_s),
+                        ("skopeo inspect, one per image:", skopeo_s)):
+        print(f"{label} {secs:7.3f} s  ({secs / n * 1000:6.2f} ms/image)")
+    print(f"ratio skopeo/imggate: {ratio:.1f}x  (target >= {TARGET_RATIO:.0f}x: "
+          f"{'met' if ratio >= TARGET_RATIO else 'MISSED'})")
+    print(f"imggate --help: best {help_best:.3f} s, median {help_median:.3f} s "
+          f"(target < {TARGET_HELP_SECONDS} s: "
+          f"{'met' if help_median < TARGET_HELP_SECONDS else 'MISSED'})")
+    print("digests: imggate == skopeo == pushed for all images")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
