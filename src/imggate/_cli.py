@@ -18,6 +18,7 @@ from imggate import _app
 from imggate.commands import convert as _convert  # noqa: F401
 from imggate.commands import resolve as _resolve  # noqa: F401
 from imggate.commands import rules as _rules  # noqa: F401
+from imggate.commands import verify as _verify  # noqa: F401
 from imggate.errors import Error
 
 try:  # newer typer vendors click as typer._click: its usage errors are not click's

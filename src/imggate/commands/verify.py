@@ -1,0 +1,262 @@
+"""``imggate verify REF…``: cosign-compatible signature and attestation verification.
+
+Exit 0 when every image meets the requirement, 1 when one does not (each
+signature found is listed with who verified it or why not), 3 when
+signatures could not be fetched. Flags follow ``cosign verify`` /
+``cosign verify-attestation``; ``--type`` switches to attestation checking.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from imggate._app import app
+from imggate.commands._registry_opts import (
+    CaFileOpt,
+    InsecureOpt,
+    PasswordStdinOpt,
+    PlatformOpt,
+    TimeoutOpt,
+    UsernameOpt,
+    parse_platform,
+    parse_refs,
+    registry_options,
+)
+from imggate.errors import Error, UsageError
+from imggate.models import ImageRef, Platform, SignatureCheck
+
+if TYPE_CHECKING:
+    from imggate.registry.client import RegistryOptions
+    from imggate.registry.interface import Repository
+    from imggate.signatures.interface import Requirement, TrustConfig
+
+
+@dataclass(frozen=True, slots=True)
+class ImageResult:
+    """What ``verify`` found for one reference."""
+
+    reference: str
+    pinned: str | None
+    checks: tuple[SignatureCheck, ...]
+    verified: bool
+    explanation: str
+    error: Error | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0 verified, 1 not verified, the error's code (3) when it could not be checked."""
+        if self.error is not None:
+            return self.error.exit_code
+        return 0 if self.verified else 1
+
+
+def _annotations(pairs: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for p in pairs:
+        k, sep, v = p.partition("=")
+        if not sep or not k:
+            raise UsageError(f"-a/--annotations {p[:80]!r}: expected key=value")
+        out[k] = v
+    return out
+
+
+def build_trust(*, keys: Sequence[str], certificates: Sequence[str],
+                certificate_chains: Sequence[str], identity: str | None,
+                identity_regexp: str | None, issuer: str | None, issuer_regexp: str | None,
+                types: Sequence[str], ignore_tlog: bool, trusted_root: str | None,
+                annotations: Sequence[str], accept_platform: bool) -> TrustConfig:
+    """Turn cosign-style flags into a :class:`TrustConfig` (ConfigError/UsageError on misuse)."""
+    from imggate.signatures.attestations import predicate_type_uri
+    from imggate.signatures.interface import CertificateAuthority, Identity, TrustConfig
+    from imggate.signatures.keyless import CertificateError, load_certificates
+    from imggate.signatures.keys import load_public_key
+    from imggate.signatures.trustroot import load_trusted_root
+
+    idents: tuple[Identity, ...] = ()
+    if any(x is not None for x in (identity, identity_regexp, issuer, issuer_regexp)):
+        idents = (Identity(identity, identity_regexp, issuer, issuer_regexp),)
+    cas = []
+    for path in certificate_chains:
+        try:
+            with open(path, "rb") as f:
+                roots = load_certificates(f.read(256 * 1024), path)
+        except OSError as e:
+            raise UsageError(f"--certificate-chain {path}: cannot read ({e.strerror})") from None
+        except CertificateError as e:
+            raise UsageError(f"--certificate-chain {path}: {e}") from None
+        if not roots:
+            raise UsageError(f"--certificate-chain {path}: no certificates")
+        cas.append(CertificateAuthority(path, roots))
+    if not keys and not certificates and not idents and not cas:
+        raise UsageError("nothing to verify against: give --key, --certificate, "
+                         "--certificate-chain, or --certificate-identity[-regexp] with "
+                         "--certificate-oidc-issuer[-regexp]")
+    return TrustConfig(
+        keys=tuple(load_public_key(p, p) for p in (*keys, *certificates)),
+        identities=idents,
+        authorities=tuple(cas),
+        check_signatures=not types,
+        check_attestations=bool(types),
+        attestation_types=tuple(predicate_type_uri(t) for t in types),
+        ignore_tlog=ignore_tlog,
+        trusted_root=load_trusted_root(trusted_root) if trusted_root else None,
+        trusted_root_path=trusted_root,
+        annotations=_annotations(annotations),
+        accept_platform_signatures=accept_platform,
+    )
+
+
+async def verify_refs(refs: Sequence[ImageRef], texts: Sequence[str], trust: TrustConfig,
+                      requirement: Requirement, options: RegistryOptions,
+                      platform: Platform | None,
+                      signature_repository: ImageRef | None) -> list[ImageResult]:
+    """Resolve each reference once, then check and evaluate its signatures."""
+    from imggate.registry.client import RegistryClient
+    from imggate.registry.resolve import open_repository
+
+    results = []
+    async with RegistryClient(options) as client:
+        sig_repo = open_repository(signature_repository, client) \
+            if signature_repository else None
+        for ref, text in zip(refs, texts, strict=True):
+            try:
+                repo = open_repository(ref, client)
+                results.append(await _one(repo, ref, text, trust, requirement, platform,
+                                          sig_repo))
+            except Error as e:
+                results.append(ImageResult(text, None, (), False, e.message, e))
+    return results
+
+
+async def _one(repo: Repository, ref: ImageRef, text: str, trust: TrustConfig,
+               requirement: Requirement, platform: Platform | None,
+               sig_repo: Repository | None) -> ImageResult:
+    from imggate.signatures.check import check_signatures
+    from imggate.signatures.interface import evaluate
+
+    default_tag = "" if ref.source == "oci-layout" else "latest"
+    top = await repo.resolve(ref.digest if ref.digest is not None else (ref.tag or default_tag))
+    child = None
+    if platform is not None and top.is_index:
+        child = next((d.digest for d in top.manifests
+                      if d.platform is not None and platform.matches(d.platform)), None)
+        if child is None:
+            raise UsageError(f"{text}: no manifest for platform {platform}")
+    checks = await check_signatures(repo, top.digest, trust, signature_repo=sig_repo,
+                                    platform_digest=child)
+    met, why = evaluate(requirement, checks)
+    return ImageResult(text, f"{ref.name}@{top.digest}", checks, met, why)
+
+
+def _check_json(c: SignatureCheck) -> dict[str, Any]:
+    return {"kind": c.kind.value, "location": c.location, "verified": c.verified,
+            "signer": c.signer, "reason": c.reason, "tlog": c.tlog,
+            "signedDigest": str(c.signed_digest) if c.signed_digest else None,
+            "predicateType": c.predicate_type,
+            "predicate": dict(c.predicate) if c.predicate is not None else None}
+
+
+def _render_text(r: ImageResult) -> str:
+    lines = []
+    if r.error is not None:
+        return f"{r.reference}: could not verify: {r.error.message}"
+    status = "VERIFIED" if r.verified else "NOT VERIFIED"
+    lines.append(f"{r.pinned or r.reference}: {status} ({r.explanation})")
+    if not r.checks:
+        lines.append("  no signatures found")
+    for c in r.checks:
+        mark = "ok  " if c.verified else "FAIL"
+        who = f" by {c.signer}" if c.signer else ""
+        ptype = f" [{c.predicate_type}]" if c.predicate_type else ""
+        lines.append(f"  {mark} {c.kind.value}{ptype}{who} at {c.location}: {c.reason}")
+    return "\n".join(lines)
+
+
+@app.command()
+def verify(
+    refs: Annotated[list[str], typer.Argument(
+        help="Image references (or oci:PATH[:TAG|@DIGEST]).")],
+    key: Annotated[list[str] | None, typer.Option(
+        "--key", help="PEM public key (repeatable).")] = None,
+    certificate: Annotated[list[str] | None, typer.Option(
+        "--certificate", help="PEM certificate whose key verifies (repeatable).")] = None,
+    certificate_chain: Annotated[list[str] | None, typer.Option(
+        "--certificate-chain", help="PEM roots of your own PKI (repeatable).")] = None,
+    certificate_identity: Annotated[str | None, typer.Option(
+        "--certificate-identity", help="Keyless: exact SAN (email or URI).")] = None,
+    certificate_identity_regexp: Annotated[str | None, typer.Option(
+        "--certificate-identity-regexp", help="Keyless: SAN regular expression.")] = None,
+    certificate_oidc_issuer: Annotated[str | None, typer.Option(
+        "--certificate-oidc-issuer", help="Keyless: exact OIDC issuer.")] = None,
+    certificate_oidc_issuer_regexp: Annotated[str | None, typer.Option(
+        "--certificate-oidc-issuer-regexp", help="Keyless: OIDC issuer regexp.")] = None,
+    type_: Annotated[list[str] | None, typer.Option(
+        "--type", help="Verify attestations of this predicate type (cosign short name or URI; "
+                       "repeatable) instead of signatures.")] = None,
+    threshold: Annotated[int | None, typer.Option(
+        "--threshold", help="Require this many distinct trusted signers.")] = None,
+    annotations: Annotated[list[str] | None, typer.Option(
+        "-a", "--annotations", help="Require key=value in the signed payload.")] = None,
+    insecure_ignore_tlog: Annotated[bool, typer.Option(
+        "--insecure-ignore-tlog", help="UNSAFE: accept key signatures with no Rekor entry.")
+    ] = False,
+    trusted_root: Annotated[str | None, typer.Option(
+        "--trusted-root", help="Sigstore trusted_root.json (default: production).")] = None,
+    signature_repository: Annotated[str | None, typer.Option(
+        "--signature-repository",
+        help="Where signatures live (default: $COSIGN_REPOSITORY, else beside the image).")
+    ] = None,
+    accept_platform_signatures: Annotated[bool, typer.Option(
+        "--accept-platform-signatures",
+        help="With --platform, a signature on the platform manifest also counts.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+    platform: PlatformOpt = None,
+    insecure_registry: InsecureOpt = None,
+    ca_file: CaFileOpt = None,
+    username: UsernameOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+    timeout: TimeoutOpt = 30.0,
+) -> int:
+    """Verify cosign signatures (or attestations with --type) of each image."""
+    import asyncio
+
+    from imggate.registry.client import RegistryOptions
+    from imggate.signatures.interface import default_requirement
+
+    if threshold is not None and threshold < 1:
+        raise UsageError("--threshold must be at least 1")
+    parsed = parse_refs(refs)
+    sig_text = signature_repository or os.environ.get("COSIGN_REPOSITORY") or None
+    sig_ref = parse_refs([sig_text])[0] if sig_text else None
+    trust = build_trust(
+        keys=key or [], certificates=certificate or [],
+        certificate_chains=certificate_chain or [], identity=certificate_identity,
+        identity_regexp=certificate_identity_regexp, issuer=certificate_oidc_issuer,
+        issuer_regexp=certificate_oidc_issuer_regexp, types=type_ or [],
+        ignore_tlog=insecure_ignore_tlog, trusted_root=trusted_root,
+        annotations=annotations or [], accept_platform=accept_platform_signatures)
+    requirement = default_requirement(trust, threshold)
+    plat = parse_platform(platform)
+    options = registry_options([*parsed, *([sig_ref] if sig_ref else [])],
+                               insecure=insecure_registry, ca_file=ca_file, username=username,
+                               password_stdin=password_stdin, timeout=timeout)
+    assert isinstance(options, RegistryOptions)
+    results = asyncio.run(verify_refs(parsed, refs, trust, requirement, options, plat, sig_ref))
+    if as_json:
+        doc = [{"reference": r.reference, "pinned": r.pinned, "verified": r.verified,
+                "explanation": r.explanation,
+                "error": r.error.message if r.error else None,
+                "signatures": [_check_json(c) for c in r.checks]} for r in results]
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        for r in results:
+            stream = sys.stderr if r.error is not None else sys.stdout
+            stream.write(_render_text(r) + "\n")
+    return max((r.exit_code for r in results), default=3)
