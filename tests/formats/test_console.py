@@ -77,6 +77,16 @@ def test_only_the_top_violations_are_listed():
     assert "Result: DENY (exit code 1)" in text
 
 
+def test_many_images_list_errors_first_and_stop_at_max_images():
+    images = tuple(replace(deny_image(0), reference=f"reg.example/deny-{i}") for i in range(30))
+    v = replace(sample_verdict(0), images=(*images, error_image()))
+    text = console.render(v, max_images=5)
+    details = re.findall(r"^(DENY|ERROR) (\S+)", text, re.M)
+    assert details[0] == ("ERROR", "registry.invalid/team/down:1.0")
+    assert len(details) == 5
+    assert "... and 26 more images with violations, warnings or errors" in text
+
+
 def test_allowed_run_is_short_and_points_at_reports():
     reports = [Path("reports/imggate-report.html"), Path("reports/imggate-verdict.json")]
     text = console.render(single(allow_image()), written=reports)

@@ -115,7 +115,8 @@ def _table(verdict: Verdict) -> RenderableType:
     return table
 
 
-def _summary(verdict: Verdict, top: int, written: Sequence[Path]) -> list[RenderableType]:
+def _summary(verdict: Verdict, top: int, written: Sequence[Path], max_images: int
+             ) -> list[RenderableType]:
     from rich.text import Text
 
     decision = overall_decision(verdict)
@@ -130,9 +131,17 @@ def _summary(verdict: Verdict, top: int, written: Sequence[Path]) -> list[Render
     out: list[RenderableType] = [head]
     if verdict.images:
         out.append(_table(verdict))
-    for iv in verdict.images:
-        if iv.decision is not Decision.ALLOW or iv.warnings:
-            out += _image_details(iv, top)
+    # Undecided first, then denied, then allowed-with-warnings: what blocks
+    # the pipeline is what the reader needs; the HTML report has the rest.
+    order = {Decision.ERROR: 0, Decision.DENY: 1, Decision.ALLOW: 2}
+    noteworthy = sorted((iv for iv in verdict.images
+                         if iv.decision is not Decision.ALLOW or iv.warnings),
+                        key=lambda iv: order[iv.decision])
+    for iv in noteworthy[:max_images]:
+        out += _image_details(iv, top)
+    if len(noteworthy) > max_images:
+        out.append(Text(f"... and {len(noteworthy) - max_images} more images with violations, "
+                        "warnings or errors (see the HTML report)", style="dim"))
     if not verdict.images:
         out.append(Text("no images were checked", style="yellow"))
     result = Text("Result: ")
@@ -158,18 +167,19 @@ def make_console(file: IO[str] | None = None, *, width: int | None = None) -> Co
 
 
 def print_summary(verdict: Verdict, file: IO[str] | None = None, *, top: int = 5,
-                  written: Sequence[Path] = ()) -> None:
+                  max_images: int = 20, written: Sequence[Path] = ()) -> None:
     """Print the summary to ``file`` (stdout by default).
 
-    ``top`` caps the violations and warnings listed per image; ``written``
-    are report paths to point the reader at.
+    ``top`` caps the violations and warnings listed per image, ``max_images``
+    the images listed in detail (errors first, then denials); ``written`` are
+    report paths to point the reader at.
     """
     console = make_console(file)
-    for part in _summary(verdict, top, written):
+    for part in _summary(verdict, top, written, max_images):
         console.print(part)
 
 
-def render(verdict: Verdict, *, width: int = PIPE_WIDTH, top: int = 5,
+def render(verdict: Verdict, *, width: int = PIPE_WIDTH, top: int = 5, max_images: int = 20,
            written: Sequence[Path] = ()) -> str:
     """The summary as plain text (no colour), as it appears in a job log."""
     import io
@@ -179,6 +189,6 @@ def render(verdict: Verdict, *, width: int = PIPE_WIDTH, top: int = 5,
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=False, no_color=True, width=width, markup=False,
                       emoji=False, highlight=False, color_system=None)
-    for part in _summary(verdict, top, written):
+    for part in _summary(verdict, top, written, max_images):
         console.print(part)
     return buf.getvalue()

@@ -42,7 +42,7 @@ from imggate.models import (
 )
 
 FILENAME = "imggate-verdict.json"
-SCHEMA_ID = "https://imggate.dev/schemas/verdict/1.json"
+SCHEMA_ID = "urn:imggate:schema:verdict:1"
 SCHEMA_VERSION = "1.0"
 
 #: Severities from worst to least, the order counts are reported in.
