@@ -1,0 +1,190 @@
+"""gl-container-scanning-report.json writer: schema 15.2.1-valid for every real report."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from imggate.formats import gitlab
+from imggate.models import Cvss, Finding, FixState, ScannerInfo, Severity
+from imggate.scanners.detect import load_report
+from imggate.scanners.merge import merge
+from scanners.report_fixtures import (
+    ALL_REPORTS,
+    FIXTURES,
+    GITLAB,
+    fixture_id,
+    load,
+    raw_keys,
+    schema_errors,
+)
+
+START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+END = START + timedelta(seconds=42)
+IMAGE = "registry.example.com/group/app:1.0@sha256:" + "ab" * 32
+
+
+def _render(findings, **kw):
+    args = {"image": IMAGE, "operating_system": "debian 10", "scanners": [ScannerInfo("trivy",
+            "0.50.0", "Aqua Security")], "start": START, "end": END}
+    args.update(kw)
+    return gitlab.render(findings, **args)
+
+
+@pytest.mark.parametrize(("path", "kind"), ALL_REPORTS, ids=[fixture_id(p) for p, _ in ALL_REPORTS])
+def test_every_fixture_converts_to_a_schema_valid_report(path: Path, kind: str) -> None:
+    report = load_report(path)
+    findings = merge([report])
+    doc = gitlab.render(findings, image=report.image_name or "unknown-image",
+                        operating_system=report.operating_system, scanners=[report.scanner],
+                        start=START, end=END, default_branch_image="registry.example.com/g/a:main")
+    assert schema_errors(doc) == []
+    assert len(doc["vulnerabilities"]) == len(raw_keys(path, kind))
+    ids = [v["id"] for v in doc["vulnerabilities"]]
+    assert len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize("path", GITLAB, ids=fixture_id)
+def test_gitlab_in_gitlab_out_keeps_every_vulnerability(path: Path) -> None:
+    report = load_report(path)
+    doc = _render(merge([report]), image=report.image_name or "img")
+    source = load(path)["vulnerabilities"]
+
+    def keyed(vulns: list[dict]) -> dict[tuple[str, str, str], str]:
+        out = {}
+        for v in vulns:
+            values = {i["value"] for i in v["identifiers"]} | ({v["cve"]} if "cve" in v else set())
+            dep = v["location"]["dependency"]
+            for value in values:
+                out[(value, dep["package"]["name"], dep["version"])] = v.get("severity")
+        return out
+
+    before, after = keyed(source), keyed(doc["vulnerabilities"])
+    assert before.keys() <= after.keys()
+    assert all(after[k] == sev for k, sev in before.items())
+    assert len(doc["vulnerabilities"]) == len(raw_keys(path, "gitlab"))
+    assert schema_errors(doc) == []
+
+
+def test_trivy_and_grype_merged_into_one_valid_report() -> None:
+    t = load_report(FIXTURES / "trivy" / "legacy" / "defectdojo-legacy_many_vulns.json")
+    g = load_report(FIXTURES / "grype" / "defectdojo-many_vulns3.json")
+    merged = merge([t, g])
+    doc = _render(merged, scanners=[t.scanner, g.scanner])
+    assert schema_errors(doc) == []
+    keys = [(v["identifiers"][0]["value"], v["location"]["dependency"]["package"]["name"],
+             v["location"]["dependency"]["version"]) for v in doc["vulnerabilities"]]
+    assert len(keys) == len(set(keys)) == len(merged)
+    assert doc["scan"]["scanner"]["id"] == "trivy+grype"
+    assert doc["scan"]["scanner"]["version"] == "grype 0.7.0"
+    assert doc["scan"]["scanner"]["vendor"]["name"] == "Aqua Security + Anchore"
+
+
+def test_scan_section() -> None:
+    doc = _render([])
+    assert doc["version"] == "15.2.1"
+    scan = doc["scan"]
+    assert scan["type"] == "container_scanning" and scan["status"] == "success"
+    assert scan["start_time"] == "2026-01-02T03:04:05" and scan["end_time"] == "2026-01-02T03:04:47"
+    assert scan["analyzer"]["id"] == "imggate"
+    assert scan["scanner"] == {"id": "trivy", "name": "Trivy", "version": "0.50.0",
+                               "vendor": {"name": "Aqua Security"}}
+    assert schema_errors(doc) == []
+    # aware times are written in UTC; no scanners at all still gives a valid scanner object
+    other = _render([], start=datetime(2026, 1, 2, 5, 0, tzinfo=timezone(timedelta(hours=2))),
+                    scanners=[])
+    assert other["scan"]["start_time"] == "2026-01-02T03:00:00"
+    assert schema_errors(other) == []
+
+
+def test_vulnerability_fields() -> None:
+    f = Finding("CVE-2021-3711", "openssl", "1.1.1k-r0", Severity.CRITICAL,
+                aliases=("GHSA-aaaa-bbbb-cccc", "DSA-4963-1"), fixed_versions=("1.1.1l-r0",),
+                fix_state=FixState.FIXED, title="openssl: SM2 buffer overflow",
+                description="A buffer overflow.",
+                cvss=(Cvss("nvd", "3.1", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", 9.8),
+                      Cvss("nvd", "2.0", "AV:N/AC:L/Au:N/C:P/I:P/A:P", 7.5),
+                      Cvss("ghsa", "4.0", "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H", 9.3)),
+                links=("https://example.com/a", "javascript:alert(1)", "ftp://ftp.example.com/x"))
+    v = _render([f], default_branch_image="registry.example.com/group/app:main")[
+        "vulnerabilities"][0]
+    assert v["name"] == "openssl: SM2 buffer overflow"
+    assert v["severity"] == "Critical"
+    assert v["solution"] == "Upgrade openssl to 1.1.1l-r0"
+    assert v["location"] == {
+        "dependency": {"package": {"name": "openssl"}, "version": "1.1.1k-r0"},
+        "operating_system": "debian 10", "image": IMAGE,
+        "default_branch_image": "registry.example.com/group/app:main"}
+    assert v["identifiers"] == [
+        {"type": "cve", "name": "CVE-2021-3711", "value": "CVE-2021-3711",
+         "url": "https://nvd.nist.gov/vuln/detail/CVE-2021-3711"},
+        {"type": "ghsa", "name": "GHSA-aaaa-bbbb-cccc", "value": "GHSA-aaaa-bbbb-cccc",
+         "url": "https://github.com/advisories/GHSA-aaaa-bbbb-cccc"},
+        {"type": "dsa", "name": "DSA-4963-1", "value": "DSA-4963-1",
+         "url": "https://security-tracker.debian.org/tracker/DSA-4963-1"}]
+    assert v["links"] == [{"url": "https://example.com/a"}, {"url": "ftp://ftp.example.com/x"}]
+    # the schema knows CVSS 2 and 3 vectors only
+    assert [c["vector"][:8] for c in v["cvss_vectors"]] == ["CVSS:3.1", "AV:N/AC:"]
+
+
+def test_solutions_by_fix_state() -> None:
+    base = Finding("CVE-1", "bash", "5.0", Severity.LOW)
+    assert gitlab.solution(base) is None
+    assert "will not fix" in (gitlab.solution(Finding(
+        "CVE-1", "bash", "5.0", Severity.LOW, fix_state=FixState.WONT_FIX)) or "")
+    assert "No fix" in (gitlab.solution(Finding(
+        "CVE-1", "bash", "5.0", Severity.LOW, fix_state=FixState.NOT_FIXED)) or "")
+    assert gitlab.solution(Finding("CVE-1", "p", "1", Severity.LOW,
+                                   fixed_versions=("1.1", "2.0.1"))) == "Upgrade p to 1.1, 2.0.1"
+
+
+def test_ids_are_stable_per_repository_and_unique() -> None:
+    f = Finding("CVE-2021-3711", "openssl", "1.1.1k-r0", Severity.HIGH)
+    g = Finding("CVE-2021-3711", "openssl", "1.1.1l-r0", Severity.HIGH)
+    a = _render([f, g])["vulnerabilities"]
+    b = _render([f, g], image="registry.example.com/group/app:2.0")["vulnerabilities"]
+    c = _render([f, g], image="registry.example.com/group/other:1.0")["vulnerabilities"]
+    assert [v["id"] for v in a] == [v["id"] for v in b]  # next build, same repository
+    assert a[0]["id"] != a[1]["id"]
+    assert {v["id"] for v in a}.isdisjoint(v["id"] for v in c)
+    assert uuid.UUID(a[0]["id"]).version == 5
+    assert gitlab.repository_of("localhost:5000/app:1@sha256:" + "0" * 64) == "localhost:5000/app"
+    assert gitlab.repository_of("localhost:5000/app") == "localhost:5000/app"
+
+
+def test_hostile_values_are_trimmed_to_what_the_schema_allows() -> None:
+    f = Finding("X" * 300, "p" * 2000, "v", Severity.UNKNOWN, title="t" * 10_000,
+                description="d" * 2_000_000, fixed_versions=("9" * 8000,),
+                cvss=tuple(Cvss(f"s{i}", "3.1", f"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:{x}",
+                                None) for i, x in enumerate("HLN" * 5)),
+                links=("http://\n",))
+    doc = _render([f], operating_system=None, default_branch_image="r/" + "x" * 300)
+    assert schema_errors(doc) == []
+    v = doc["vulnerabilities"][0]
+    assert len(v["name"]) == 255 and len(v["solution"]) == 7000
+    assert len(v["description"]) == 1_048_576
+    assert v["location"]["operating_system"] == "Unknown"
+    assert "default_branch_image" not in v["location"]
+    assert len(v["cvss_vectors"]) == 3  # three distinct vectors, repeats dropped
+
+
+def test_render_refuses_nonsense_arguments() -> None:
+    with pytest.raises(ValueError, match="image"):
+        _render([], image="")
+    with pytest.raises(ValueError, match="status"):
+        _render([], status="partial")
+
+
+def test_write_is_atomic_and_valid_json(tmp_path: Path) -> None:
+    report = load_report(FIXTURES / "trivy" / "alpine-310.json")
+    doc = _render(merge([report]))
+    out = tmp_path / "reports" / "gl-container-scanning-report.json"
+    gitlab.write(out, doc)
+    assert json.loads(out.read_text(encoding="utf-8")) == doc
+    assert [p.name for p in out.parent.iterdir()] == [out.name]
+    gitlab.write(out, _render([]))  # replaces in place
+    assert json.loads(out.read_text())["vulnerabilities"] == []
