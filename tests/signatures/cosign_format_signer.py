@@ -21,6 +21,7 @@ import json
 import secrets
 import urllib.request
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -237,3 +238,21 @@ def push_repository(repo: InMemoryRepository, base_url: str, repository: str) ->
         raw = repo.manifests[d]
         mt = json.loads(raw).get("mediaType") or OCI_MANIFEST
         _http("PUT", f"{base_url}/v2/{repository}/manifests/{tag}", raw, {"Content-Type": mt})
+
+
+def write_layout(repo: InMemoryRepository, path: Path) -> Path:
+    """Write ``repo`` as an OCI image layout (tags as ``org.opencontainers.image.ref.name``)."""
+    blobs = path / "blobs" / "sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+    for d, raw in (*repo.blobs.items(), *repo.manifests.items()):
+        (blobs / d.hex).write_bytes(raw)
+    entries = []
+    for tag, d in repo.tag_map.items():
+        raw = repo.manifests[d]
+        entries.append({"mediaType": json.loads(raw).get("mediaType") or OCI_MANIFEST,
+                        "digest": str(d), "size": len(raw),
+                        "annotations": {"org.opencontainers.image.ref.name": tag}})
+    (path / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (path / "index.json").write_text(json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                                                 "manifests": entries}))
+    return path
