@@ -1,0 +1,127 @@
+"""``imggate convert``: exit codes, outputs and merging, through the real CLI entry point."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from imggate._cli import main
+from scanners.report_fixtures import FIXTURES, load, raw_keys, schema_errors
+
+TRIVY = FIXTURES / "trivy" / "alpine-310.json"
+TRIVY_DEBIAN = FIXTURES / "trivy" / "legacy" / "defectdojo-legacy_many_vulns.json"
+GRYPE_DEBIAN = FIXTURES / "grype" / "defectdojo-many_vulns3.json"
+
+
+def run(*args: str) -> int:
+    with pytest.raises(SystemExit) as e:
+        main(["convert", *args])
+    code = e.value.code
+    assert isinstance(code, int)
+    return code
+
+
+def test_default_is_a_schema_valid_gitlab_report_on_stdout(capsys: pytest.CaptureFixture[str]
+                                                           ) -> None:
+    assert run(str(TRIVY)) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert schema_errors(doc) == []
+    assert len(doc["vulnerabilities"]) == 4
+    assert doc["vulnerabilities"][0]["location"]["image"] == \
+        "testdata/fixtures/images/alpine-310.tar.gz"
+    # the report's own time, so the same input gives the same output
+    assert doc["scan"]["end_time"] == "2021-08-25T12:20:30"
+
+
+def test_merges_trivy_and_grype_into_one_file(tmp_path: Path) -> None:
+    out = tmp_path / "gl-container-scanning-report.json"
+    image = "registry.example.com/team/app@sha256:" + "12" * 32
+    code = run(str(TRIVY_DEBIAN), str(GRYPE_DEBIAN), "--image", image, "-o", str(out),
+               "--default-branch-image", "registry.example.com/team/app:main")
+    assert code == 0
+    doc = json.loads(out.read_text())
+    assert schema_errors(doc) == []
+    expected = raw_keys(TRIVY_DEBIAN, "trivy") | raw_keys(GRYPE_DEBIAN, "grype")
+    assert len(doc["vulnerabilities"]) == len(expected)
+    assert {v["location"]["image"] for v in doc["vulnerabilities"]} == {image}
+    assert doc["scan"]["scanner"]["id"] == "trivy+grype"
+
+
+def test_gitlab_in_gitlab_out(tmp_path: Path) -> None:
+    src = FIXTURES / "gitlab-cs" / "gcs-schema15-trivy-alpine.json"
+    out = tmp_path / "out.json"
+    assert run(str(src), "-o", str(out)) == 0
+    doc = json.loads(out.read_text())
+    assert len(doc["vulnerabilities"]) == len(load(src)["vulnerabilities"]) == 76
+    assert schema_errors(doc) == []
+
+
+def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
+    legacy = FIXTURES / "trivy" / "legacy" / "defectdojo-legacy_many_vulns.json"
+    assert run(str(legacy), "--to", "json") == 0  # JSON needs no image
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["format"] == "imggate-findings/1" and doc["image"] is None
+    assert len(doc["findings"]) == 93
+    assert set(doc["findings"][0]) >= {"id", "package", "version", "severity", "fix_state",
+                                       "cvss", "sources", "aliases", "links"}
+
+
+def test_sarif_output(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(str(TRIVY), "--to", "SARIF") == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["version"] == "2.1.0" and len(doc["runs"][0]["results"]) == 4
+
+
+def test_kind_can_be_named(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(str(GRYPE_DEBIAN), "--kind", "grype", "--to", "json") == 0
+    assert len(json.loads(capsys.readouterr().out)["findings"]) == 327
+
+
+@pytest.mark.parametrize("args", [
+    (),                                  # no report
+    ("--to", "xml", str(TRIVY)),         # unknown format
+    ("--kind", "nessus", str(TRIVY)),    # unknown kind
+    (str(TRIVY_DEBIAN),),                # GitLab output needs an image the report does not name
+])
+def test_usage_errors_are_exit_2(args: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+                                 ) -> None:
+    assert run(*args) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_unreadable_reports_are_exit_3_and_write_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(TRIVY.read_bytes()[:3000])
+    out = tmp_path / "out.json"
+    assert run(str(TRIVY), str(bad), "-o", str(out)) == 3
+    err = capsys.readouterr().err
+    assert f"{bad}: not valid JSON" in err and "Traceback" not in err
+    assert not out.exists()
+    assert run(str(tmp_path / "missing.json")) == 3
+    assert "cannot read report" in capsys.readouterr().err
+    assert run(str(FIXTURES / "schema" / "container-scanning-report-format.json")) == 3
+    assert "not a scanner report imggate recognises" in capsys.readouterr().err
+
+
+def test_wrong_type_inside_a_report_is_exit_3_naming_the_place(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = load(GRYPE_DEBIAN)
+    doc["matches"][7]["artifact"]["name"] = {"evil": True}
+    p = tmp_path / "g.json"
+    p.write_text(json.dumps(doc))
+    assert run(str(p)) == 3
+    assert "$.matches[7].artifact.name: expected a string, got object" in capsys.readouterr().err
+
+
+def test_help_does_not_import_the_scanners() -> None:
+    code = ("import sys, imggate._cli; "
+            "print([m for m in ('imggate.scanners.detect', 'imggate.formats.gitlab', "
+            "'jsonschema') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
