@@ -35,7 +35,7 @@ class OutputFormat(str, Enum):
 def convert(
     reports: Annotated[list[str], typer.Argument(
         help="Scanner reports: Trivy JSON/SARIF/CycloneDX, Grype JSON, GitLab container-scanning.",
-        show_default=False, metavar="REPORT...")],
+        show_default=False, metavar="REPORT")],
     to: Annotated[OutputFormat, typer.Option(
         "--to", help="Output format.", case_sensitive=False)] = OutputFormat.GITLAB,
     output: Annotated[str | None, typer.Option(
