@@ -209,3 +209,8 @@ def test_verdict_carries_evidence_through() -> None:
     v = _run("dev", ev)
     assert v.reports == ev.reports and v.signatures == ev.signatures and v.image == ev.image
     assert v.reference == ev.reference
+
+
+def test_unresolved_image_without_error_text_is_still_an_error() -> None:
+    v = _run("dev", evidence(ref(None, DIGEST), resolve=False))
+    assert v.decision is Decision.ERROR and v.error == "the image was not resolved to a digest"

@@ -7,8 +7,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imggate.errors import ConfigError
+from imggate.models import Finding
 from imggate.policy import _yaml
 from imggate.policy.allowlists import (
     discover_allowlists,
@@ -242,3 +245,45 @@ def test_kev_catalog(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read KEV"):
         load_kev(tmp_path / "none.json")
 
+
+
+@st.composite
+def _case(draw: st.DrawFn) -> tuple[list[Finding], ExceptionSet]:
+    ids = [f"CVE-2024-{i:04d}" for i in range(6)]
+    fs = [finding(draw(st.sampled_from(ids)), package=draw(st.sampled_from(["a", "b"])),
+                  version=str(n)) for n in range(draw(st.integers(0, 8)))]
+    entries = tuple(
+        AllowEntry(ids=(draw(st.sampled_from(ids)),), reason="r", source=f"x:{n}",
+                   kind="imggate", package=draw(st.sampled_from([None, "a", "b", "*"])),
+                   expires=draw(st.sampled_from([None, date(2026, 1, 1), date(2027, 1, 1)])))
+        for n in range(draw(st.integers(0, 5))))
+    return fs, ExceptionSet(entries)
+
+
+@given(_case())
+@settings(max_examples=200, deadline=None)
+def test_apply_partitions_findings_and_accounts_for_every_entry(
+        case: tuple[list[Finding], ExceptionSet]) -> None:
+    fs, s = case
+    applied = s.apply(fs, ref=ref(), digests=(DIGEST,), env="prod", today=TODAY)
+    # Every finding is either active or suppressed, never both, never lost.
+    assert sorted(map(id, [*applied.active, *(f for f, _ in applied.suppressed)])) \
+        == sorted(map(id, fs))
+    assert len(applied.uses) == len(s)
+    for e, use in zip(s.entries, applied.uses, strict=True):
+        matching = [f for f in fs if e.matches(f)]
+        if e.expired(TODAY):
+            assert use.status == "expired"
+        else:
+            assert use.status == ("used" if matching else "stale")
+            assert not any(f is g for f in matching for g in applied.active)
+
+
+def test_summarize_over_images() -> None:
+    from imggate.models import ExceptionUse
+    from imggate.policy.exceptions import summarize
+
+    a = ExceptionUse("CVE-1", "stale", "r", "x:1")
+    b = ExceptionUse("CVE-1", "used", "r", "x:1", matched=("CVE-1 in a 1",))
+    c = ExceptionUse("CVE-2", "stale", "r", "x:2")
+    assert summarize([a, b, c]) == (b, c)

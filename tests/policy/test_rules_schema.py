@@ -8,7 +8,14 @@ import pytest
 
 from imggate.errors import ConfigError, UsageError
 from imggate.models import Mode, Severity
-from imggate.policy.loader import BUILTIN_RULES, load_rules, parse_rules, select_env
+from imggate.policy.loader import (
+    BUILTIN_RULES,
+    identity_from_flags,
+    load_policy,
+    load_rules,
+    parse_rules,
+    select_env,
+)
 from imggate.policy.rules import Identity
 from policy.policy_builders import ref, rules
 
@@ -254,3 +261,43 @@ def test_unknown_explicit_env_is_a_usage_error() -> None:
         select_env(load_rules(), "qa", {})
     with pytest.raises(UsageError):
         load_rules().effective("qa")
+
+
+# --- load_policy: one call for the gate --------------------------------------------------
+
+def test_empty_sections_are_defaults() -> None:
+    r = rules("environments:\n  dev:\n  prod:\n    extends: dev\n    severity:\n")
+    assert r.effective("prod").rules.severity.fail_on is None
+
+
+def test_load_policy_wires_env_signers_exceptions_and_kev(tmp_path: Path) -> None:
+    (tmp_path / "kev.json").write_text('{"vulnerabilities": [{"cveID": "CVE-2021-44228"}]}')
+    (tmp_path / "rules.yaml").write_text(
+        "environments:\n  dev: {}\n  prod:\n    aliases: [production]\n"
+        "    severity: {kev: kev.json}\n"
+        "exceptions:\n  - {id: CVE-1, expires: 2027-01-01, reason: r}\n")
+    (tmp_path / ".trivyignore").write_text("CVE-2\n")
+    ident = identity_from_flags("me@example.com", None, "https://accounts.google.com", None)
+    assert ident is not None
+    policy = load_policy(tmp_path / "rules.yaml", None, keys=(tmp_path / "k.pub",),
+                         identities=(ident,), discover=tmp_path,
+                         environ={"CI_ENVIRONMENT_TIER": "production"})
+    assert policy.env.name == "prod" and policy.rules.env == "prod"
+    assert policy.kev is not None and "CVE-2021-44228" in policy.kev
+    assert [e.vulnerability for e in policy.exceptions.entries] == ["CVE-1", "CVE-2"]
+    trust = policy.rules.trust(ref())
+    assert trust.signatures_required and trust.keys == (tmp_path / "k.pub",)
+    assert trust.identities == (ident,)
+    plain = load_policy(None, "dev", environ={})
+    assert plain.kev is None and not plain.rules.trust(ref()).needed
+
+
+def test_identity_from_flags() -> None:
+    assert identity_from_flags() is None
+    i = identity_from_flags(identity_regexp="^https://gitlab\\.com/acme/", issuer="https://gitlab.com")
+    assert i is not None and i.matches("https://gitlab.com/acme/app//.gitlab-ci.yml@refs/heads/main",
+                                       "https://gitlab.com")
+    with pytest.raises(UsageError, match="--certificate-oidc-issuer"):
+        identity_from_flags(identity="me@example.com")
+    with pytest.raises(UsageError, match="invalid regular expression"):
+        identity_from_flags(identity_regexp="(", issuer="x")

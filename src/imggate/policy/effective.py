@@ -22,9 +22,9 @@ class TrustMaterial:
     """What the signature verifier must be asked to check for an image (nothing more).
 
     ``attestation_types`` are predicate type URIs; ``keys`` are PEM files.
-    An empty set of keys and identities with ``signatures_required`` means
-    "any valid signature the caller can verify" is not enough: the gate must
-    supply trust material or the rule fails (fail closed).
+    With ``signatures_required`` and no keys or identities, any signature the
+    verifier could verify counts; a verifier given no trust material verifies
+    nothing, so the rule then fails (fail closed).
     """
 
     keys: tuple[Path, ...]

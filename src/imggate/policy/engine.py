@@ -158,7 +158,11 @@ def evaluate(evidence: Evidence, rules: EffectiveRules, *,
     results.append(_exception_result(applied))
     ran = tuple(x for x in results if x is not None)
 
-    if evidence.errors:
+    errors = evidence.errors
+    if image is None and not errors:
+        # Nothing can be checked against an image that was never pinned: fail closed.
+        errors = ("the image was not resolved to a digest",)
+    if errors:
         decision = Decision.ERROR
     elif any(not x.passed and x.mode is Mode.ENFORCE for x in ran):
         decision = Decision.DENY
@@ -168,4 +172,4 @@ def evaluate(evidence: Evidence, rules: EffectiveRules, *,
         reference=evidence.reference, env=rules.env, decision=decision, image=image,
         rules=ran, findings=applied.active, suppressed=applied.suppressed,
         exceptions=applied.uses, signatures=evidence.signatures, reports=evidence.reports,
-        error="; ".join(evidence.errors) or None, notes=tuple(notes))
+        error="; ".join(errors) or None, notes=tuple(notes))

@@ -211,6 +211,27 @@ class ExceptionSet:
         return Applied(tuple(active), tuple(suppressed), tuple(uses))
 
 
+def summarize(uses: Iterable[ExceptionUse]) -> tuple[ExceptionUse, ...]:
+    """One line per exception over a whole run (several images).
+
+    An exception is ``expired`` if it expired, else ``used`` if any image used
+    it, else ``stale``; ``matched`` is the union over images.
+    """
+    rank = {EXPIRED: 2, USED: 1, STALE: 0}
+    merged: dict[tuple[str, str, str | None], ExceptionUse] = {}
+    for u in uses:
+        key = (u.source, u.vulnerability, u.package)
+        seen = merged.get(key)
+        if seen is None:
+            merged[key] = u
+            continue
+        best = u if rank.get(u.status, 0) > rank.get(seen.status, 0) else seen
+        matched = tuple(dict.fromkeys((*seen.matched, *u.matched)))
+        merged[key] = ExceptionUse(best.vulnerability, best.status, best.reason, best.source,
+                                   best.expires, best.package, matched)
+    return tuple(merged.values())
+
+
 def from_models(models: Sequence[ExceptionEntry], where: Sequence[str]) -> ExceptionSet:
     """Normalise imggate entries; ``where[i]`` is entry i's ``file:line``."""
     return ExceptionSet(tuple(

@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from imggate.errors import ConfigError, UsageError
 from imggate.policy import _yaml
 from imggate.policy.allowlists import discover_allowlists, load_allowlists
 from imggate.policy.effective import EffectiveRules
 from imggate.policy.exceptions import ExceptionSet, from_models
-from imggate.policy.rules import ImageOverride, RulesDocument, RuleSet, overlay
+from imggate.policy.kev import KevCatalog, load_kev
+from imggate.policy.rules import Identity, ImageOverride, RulesDocument, RuleSet, overlay
 
 BUILTIN_SOURCE = "<built-in defaults>"
 
@@ -194,3 +197,56 @@ def load_exceptions(rules: RulesFile, extra: Sequence[Path] = (), *,
         paths += discover_allowlists(discover)
     resolved = list(dict.fromkeys(p.resolve() for p in paths))
     return rules.exceptions + load_allowlists(resolved)
+
+
+def identity_from_flags(identity: str | None = None, identity_regexp: str | None = None,
+                        issuer: str | None = None,
+                        issuer_regexp: str | None = None) -> Identity | None:
+    """cosign's ``--certificate-identity[-regexp]`` / ``--certificate-oidc-issuer[-regexp]``.
+
+    ``None`` when no flag is given; a :class:`UsageError` when they don't make one identity.
+    """
+    if not any((identity, identity_regexp, issuer, issuer_regexp)):
+        return None
+    try:
+        return Identity(identity=identity, identity_regexp=identity_regexp, issuer=issuer,
+                        issuer_regexp=issuer_regexp)
+    except ValueError as e:
+        # pydantic's ValidationError is a ValueError; say it in flag terms.
+        msg = str(e.errors()[0]["msg"]) if isinstance(e, ValidationError) else str(e)
+        raise UsageError(
+            "keyless verification needs --certificate-identity or "
+            "--certificate-identity-regexp, and --certificate-oidc-issuer or "
+            f"--certificate-oidc-issuer-regexp ({msg.removeprefix('Value error, ')})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Everything :func:`~imggate.policy.engine.evaluate` needs for one run."""
+
+    rules_file: RulesFile
+    env: EnvChoice
+    rules: EffectiveRules
+    exceptions: ExceptionSet
+    kev: KevCatalog | None
+
+
+def load_policy(rules_path: Path | None = None, env: str | None = None, *,
+                keys: Sequence[Path] = (), identities: Sequence[Identity] = (),
+                allowlists: Sequence[Path] = (), discover: Path | None = None,
+                environ: Mapping[str, str] | None = None) -> Policy:
+    """Load rules, choose the environment, add command-line signers, read exceptions and KEV.
+
+    ``keys``/``identities`` from the command line make a verified signature
+    required. ``discover`` is a directory searched for ``.trivyignore`` &c.
+    Raises :class:`ConfigError` / :class:`UsageError` (exit 2).
+    """
+    rules_file = load_rules(rules_path)
+    choice = select_env(rules_file, env, environ)
+    effective = rules_file.effective(choice.name)
+    if keys or identities:
+        effective = effective.with_signers(tuple(keys), tuple(identities))
+    exceptions = load_exceptions(rules_file, allowlists, discover=discover)
+    kev_paths = effective.kev_paths()
+    kev = load_kev(kev_paths) if kev_paths else None
+    return Policy(rules_file, choice, effective, exceptions, kev)

@@ -84,6 +84,12 @@ PREDICATE_ALIASES: dict[str, str] = {
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_defaults(cls, data: Any) -> Any:
+        # `dev:` with nothing under it is YAML null: read it as "no overrides".
+        return {} if data is None else data
+
 
 class _Section(_Model):
     mode: Mode | None = Field(
