@@ -157,6 +157,18 @@ def test_hostile_strings_round_trip_and_file_is_ascii():
     assert deny["image"]["config"]["labels"] == {"evil": XSS_TITLE}
 
 
+def test_one_finding_per_line_and_placeholder_lookalikes_survive():
+    lookalike = "imggate-" + "0" * 32 + "-0-findings"
+    v = single(replace(deny_image(20), reference=lookalike, notes=(lookalike,)))
+    text = verdict_json.render(v)
+    doc = json.loads(text)
+    assert doc["images"][0]["reference"] == lookalike
+    assert doc["images"][0]["notes"] == [lookalike]
+    finding_lines = [line for line in text.splitlines() if line.startswith('        {"id": ')]
+    assert len(finding_lines) == 23
+    assert [json.loads(line.rstrip(",")) for line in finding_lines] == doc["images"][0]["findings"]
+
+
 def test_non_finite_cvss_is_null_not_invalid_json():
     f = finding(1, Severity.HIGH, cvss=(Cvss("nvd", "3.1", None, float("nan")),))
     v = single(replace(deny_image(0), findings=(f,)))
