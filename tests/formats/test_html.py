@@ -264,8 +264,11 @@ def test_findings_table_is_complete_and_readable_without_javascript():
     rows = [n for n in doc.find("tr") if "data-sev" in n.attrs]
     assert len(rows) == len(v.images[0].findings) == 43
     assert not any("hidden" in r.attrs for r in rows)
-    # The JS-only controls are hidden until the script reveals them.
+    # The JS-only controls are hidden until the script reveals them, and no
+    # author rule may override [hidden] (.filters is display: flex).
     assert all("hidden" in f.attrs for f in doc.find("div", class_="filters"))
+    css = "".join(doc.find("style")[0].text)
+    assert "[hidden] { display: none !important; }" in css
     # Worst first, and the fixed version is shown.
     sev = [r.attrs["data-sev"] for r in rows]
     order = ["Critical", "High", "Medium", "Low", "Info", "Unknown"]
