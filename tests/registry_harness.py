@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -69,9 +70,10 @@ def require_binaries(*names: str) -> dict[str, str]:
 
 
 def http_get(url: str, headers: Mapping[str, str] | None = None, *, method: str = "GET",
-             timeout: float = 10) -> tuple[int, Mapping[str, str], bytes]:
+             data: bytes | None = None, timeout: float = 10
+             ) -> tuple[int, Mapping[str, str], bytes]:
     """(status, headers, body) for a plain-HTTP request; error statuses are returned, not raised."""
-    req = urllib.request.Request(url, headers=dict(headers or {}), method=method)
+    req = urllib.request.Request(url, headers=dict(headers or {}), method=method, data=data)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.headers, resp.read()
@@ -297,6 +299,35 @@ def tampered(registry: Registry, digest: str) -> Iterator[Path]:
         yield path
     finally:
         path.write_bytes(original)
+
+
+def upload_blob(registry: Registry, repository: str, data: bytes) -> str:
+    """Monolithic blob upload (POST then PUT ``?digest=``) to an anonymous registry."""
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    status, headers, _ = http_get(f"{registry.url}/v2/{repository}/blobs/uploads/",
+                                  method="POST")
+    if status != 202:
+        raise RuntimeError(f"blob upload start: HTTP {status}")
+    location = urllib.parse.urljoin(registry.url, headers["Location"])
+    sep = "&" if "?" in location else "?"
+    status, _, body = http_get(f"{location}{sep}digest={urllib.parse.quote(digest)}",
+                               {"Content-Type": "application/octet-stream"}, method="PUT",
+                               data=data)
+    if status != 201:
+        raise RuntimeError(f"blob upload {digest}: HTTP {status}: {body[:300]!r}")
+    return digest
+
+
+def put_manifest(registry: Registry, repository: str, reference: str, body: bytes,
+                 media_type: str) -> str:
+    """PUT a hand-made manifest or index (anonymous registry); return its digest."""
+    status, headers, answer = http_get(
+        f"{registry.url}/v2/{repository}/manifests/{reference}",
+        {"Content-Type": media_type}, method="PUT", data=body)
+    if status != 201:
+        raise RuntimeError(f"manifest PUT {repository}:{reference}: HTTP {status}: "
+                           f"{answer[:300]!r}")
+    return str(headers["Docker-Content-Digest"])
 
 
 def write_docker_config(directory: Path, host: str, username: str, password: str, *,
