@@ -301,3 +301,11 @@ def test_identity_from_flags() -> None:
         identity_from_flags(identity="me@example.com")
     with pytest.raises(UsageError, match="invalid regular expression"):
         identity_from_flags(identity_regexp="(", issuer="x")
+
+
+def test_yaml_anchors_and_x_extension_keys() -> None:
+    r = rules("x-strict: &strict\n  severity: {fail_on: High}\n  tags: {deny: [latest]}\n"
+              "environments:\n  prod:\n    <<: *strict\n    tags: {deny: [latest, main]}\n")
+    prod = r.effective("prod").rules
+    assert prod.severity.fail_on is Severity.HIGH
+    assert prod.tags.deny == ("latest", "main")  # explicit keys win over merged ones

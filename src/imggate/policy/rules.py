@@ -327,6 +327,14 @@ class RulesDocument(_Model):
     allowlists: tuple[FilePath, ...] = Field(
         (), description=".trivyignore, vulnerability-allowlist.yml, OpenVEX... (relative paths)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _extensions(cls, data: Any) -> Any:
+        # Like docker compose: top-level `x-...` keys hold YAML anchors to reuse, nothing else.
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not str(k).startswith("x-")}
+        return data
+
     @field_validator("environments")
     @classmethod
     def _names(cls, v: dict[str, EnvironmentSpec]) -> dict[str, EnvironmentSpec]:
