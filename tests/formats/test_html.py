@@ -34,7 +34,7 @@ from formats.verdict_samples import (
     single,
 )
 from imggate.formats import html
-from imggate.models import Verdict
+from imggate.models import Mode, RuleResult, Verdict
 from registry_harness import may_skip_missing
 
 # ----------------------------------------------------------------- helpers
@@ -303,6 +303,15 @@ def test_exceptions_signatures_and_image_facts():
     err = doc.find("section", id="image-3")[0]
     assert "No evidence was gathered" in text_of(err)
     assert "No vulnerabilities" not in text_of(err)
+
+
+def test_allowed_with_warnings_says_so():
+    iv = replace(allow_image(), rules=(RuleResult("age", False, Mode.WARN, ("120 days old",)),))
+    doc = parse(html.render(single(iv)))
+    banner = doc.find("div", class_="banner")[0]
+    assert banner.attrs["class"] == "banner decision-allow"
+    assert text_of(banner).startswith("Allowed with warnings")
+    assert "120 days old" in text_of(doc.find("ol", class_="warnings")[0])
 
 
 def test_suppressed_findings_show_why():

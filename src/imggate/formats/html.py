@@ -213,7 +213,8 @@ def _image_view(index: int, iv: ImageVerdict) -> dict[str, Any]:
         "pinned": clean(iv.image.pinned) if iv.image else "",
         "env": clean(iv.env),
         "decision": iv.decision.value,
-        "decision_text": _DECISION_TEXT[iv.decision.value],
+        "decision_text": _DECISION_TEXT[iv.decision.value]
+        + (" with warnings" if iv.decision.value == "allow" and iv.warnings else ""),
         "error": clean(iv.error) if iv.error else None,
         "violations": [_rule(r) for r in iv.violations],
         "warnings": [_rule(r) for r in iv.warnings],
