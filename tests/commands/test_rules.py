@@ -88,3 +88,18 @@ def test_real_entry_point_exit_code(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
     assert f"{bad}:3: environments.prod.extends: extends unknown environment" in proc.stderr
+
+
+def test_check_files_reads_what_the_rules_name(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "rules.yaml"
+    f.write_text("environments:\n  prod:\n    signatures: {keys: [cosign.pub]}\n"
+                 "allowlists: [.trivyignore]\n")
+    assert run(["rules", "validate", str(f)], capsys)[0] == 0
+    code, _, err = run(["rules", "validate", "--check-files", str(f)], capsys)
+    assert code == 2 and "allowlist file not found" in err
+    (tmp_path / ".trivyignore").write_text("CVE-2024-0001\n")
+    code, _, err = run(["rules", "validate", "--check-files", str(f)], capsys)
+    assert code == 2 and "key file" in err and "cosign.pub not found" in err
+    (tmp_path / "cosign.pub").write_text("-----BEGIN PUBLIC KEY-----\n")
+    assert run(["rules", "validate", "--check-files", str(f)], capsys)[0] == 0

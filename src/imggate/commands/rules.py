@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from imggate._app import rules_app
 from imggate.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from imggate.policy.loader import RulesFile
 
 
 def _rule_files(path: Path) -> list[Path]:
@@ -27,6 +30,9 @@ def _rule_files(path: Path) -> list[Path]:
 def validate(
     path: Annotated[Path, typer.Argument(
         help="A rules file, or a directory whose *.yaml files are all checked.")] = Path("rules"),
+    check_files: Annotated[bool, typer.Option(
+        "--check-files", help="Also read the allowlists, KEV catalogs and keys a file names.")
+    ] = False,
 ) -> int:
     """Check rules files; print each error with file:line and key. Exit 2 if any is invalid."""
     from imggate.policy.loader import load_rules
@@ -35,6 +41,8 @@ def validate(
     for f in _rule_files(path):
         try:
             rules = load_rules(f)
+            if check_files:
+                _check_files(rules)
         except ConfigError as e:
             bad += 1
             sys.stderr.write(e.diagnostics() + "\n")
@@ -77,3 +85,19 @@ def explain(
     sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     return 0
 
+
+
+def _check_files(rules: RulesFile) -> None:
+    """Read every file the rules name, so a typo fails here rather than in the pipeline."""
+    from imggate.policy.kev import load_kev
+    from imggate.policy.loader import load_exceptions
+
+    load_exceptions(rules)
+    for env in rules.environments.values():
+        if env.kev_paths():
+            load_kev(env.kev_paths())
+        keys = [*env.rules.signatures.keys, *(k for o in env.images for k in o.signatures.keys)]
+        for key in keys:
+            if not key.is_file():
+                raise ConfigError(f"{rules.source}: environment {env.env!r}: "
+                                  f"key file {key} not found")
