@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imggate.models import Mode, Severity
+from imggate.models import ImageRef, Mode, Severity
 from imggate.policy.checks import (
     check_age,
     check_attestations,
@@ -112,8 +112,8 @@ def test_kev_always_fails_and_fails_closed_when_not_loaded() -> None:
 
 # --- tags --------------------------------------------------------------------------------
 
-def _tags(r: object, rules: TagRules) -> dict[str, bool]:
-    return {x.rule: x.passed for x in check_tags(r, rules, E)}  # type: ignore[arg-type]
+def _tags(r: ImageRef, rules: TagRules) -> dict[str, bool]:
+    return {x.rule: x.passed for x in check_tags(r, rules, E)}
 
 
 def test_denied_tags_are_whole_tag_regexes() -> None:

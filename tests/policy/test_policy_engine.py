@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 
 from imggate.errors import ConfigError
-from imggate.models import Decision, ImageVerdict, Mode, Severity
+from imggate.models import (
+    Decision,
+    Evidence,
+    ImageRef,
+    ImageVerdict,
+    Mode,
+    ScanReport,
+    Severity,
+    SignatureCheck,
+)
 from imggate.policy.engine import evaluate, merge_findings
 from imggate.policy.exceptions import AllowEntry, ExceptionSet
 from imggate.policy.loader import load_rules
@@ -44,10 +53,10 @@ def _failed(v: ImageVerdict) -> set[str]:
     return {r.rule for r in v.rules if not r.passed}
 
 
-def _run(env: str, ev: object, *, text: str | None = None,
+def _run(env: str, ev: Evidence, *, text: str | None = None,
          exceptions: ExceptionSet | None = None) -> ImageVerdict:
     rf = rules(text) if text is not None else load_rules()
-    return evaluate(ev, rf.effective(env), exceptions=exceptions, now=NOW)  # type: ignore[arg-type]
+    return evaluate(ev, rf.effective(env), exceptions=exceptions, now=NOW)
 
 
 # (name, env, reference, reports, signatures, rules text, exceptions, decision, failed rules)
@@ -79,10 +88,11 @@ MATRIX = [
 
 @pytest.mark.parametrize(("name", "env", "r", "reports", "sigs", "text", "exceptions",
                           "decision", "failed"), MATRIX, ids=[m[0] for m in MATRIX])
-def test_scenario(name: str, env: str, r: object, reports: tuple[object, ...],
-                  sigs: tuple[object, ...], text: str | None, exceptions: ExceptionSet | None,
+def test_scenario(name: str, env: str, r: ImageRef, reports: tuple[ScanReport, ...],
+                  sigs: tuple[SignatureCheck, ...], text: str | None,
+                  exceptions: ExceptionSet | None,
                   decision: Decision, failed: set[str]) -> None:
-    ev = evidence(r, reports=reports, signatures=sigs)  # type: ignore[arg-type]
+    ev = evidence(r, reports=reports, signatures=sigs)
     v = _run(env, ev, text=text, exceptions=exceptions)
     assert v.decision is decision, [(x.rule, x.messages) for x in v.rules]
     assert _failed(v) == failed

@@ -28,19 +28,20 @@ from policy.policy_builders import DIGEST, OTHER_DIGEST, finding, ref, rules
 TODAY = date(2026, 11, 22)
 
 
-def _apply(entries: ExceptionSet, *findings: object, env: str = "prod",
-           image: object = None) -> tuple[list[str], list[tuple[str, str]]]:
-    r = image if image is not None else ref(digest=DIGEST)
-    applied = entries.apply(findings, ref=r, digests=(DIGEST,), env=env,  # type: ignore[arg-type]
+def _apply(entries: ExceptionSet, *findings: Finding,
+           env: str = "prod") -> tuple[list[str], list[tuple[str, str]]]:
+    applied = entries.apply(findings, ref=ref(digest=DIGEST), digests=(DIGEST,), env=env,
                             today=TODAY)
     return ([f.id for f in applied.active],
             [(u.vulnerability, u.status) for u in applied.uses])
 
 
-def entry(vid: str = "CVE-2024-0001", **kw: object) -> ExceptionSet:
-    base: dict[str, object] = {"reason": "accepted", "source": "x:1", "kind": "imggate"}
-    base.update(kw)
-    return ExceptionSet((AllowEntry(ids=(vid,), **base),))  # type: ignore[arg-type]
+def entry(vid: str = "CVE-2024-0001", *, expires: date | None = None,
+          package: str | None = None, images: tuple[str, ...] = (),
+          environments: tuple[str, ...] = ()) -> ExceptionSet:
+    return ExceptionSet((AllowEntry(ids=(vid,), reason="accepted", source="x:1", kind="imggate",
+                                    expires=expires, package=package, images=images,
+                                    environments=environments),))
 
 
 def test_used_expired_and_stale() -> None:

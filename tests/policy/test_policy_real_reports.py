@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from imggate.models import Decision, Digest, ScanReport
+from imggate.models import Decision, Digest, Evidence, ScanReport
 from imggate.policy.allowlists import load_allowlist
 from imggate.policy.engine import evaluate
 from imggate.policy.kev import KevCatalog
@@ -20,14 +20,14 @@ def buster() -> ScanReport:
     return load_report(FIXTURES / "trivy" / "debian-buster.json")
 
 
-def _for(report: ScanReport, digest: Digest | None = None) -> object:
+def _for(report: ScanReport, digest: Digest | None = None) -> Evidence:
     d = digest or report.image_digests[0]
     r = ref(None, d)
     return evidence(r, reports=(report,), resolved=image(r, digest=d))
 
 
 def test_critical_in_a_real_trivy_report_denies(buster: ScanReport) -> None:
-    v = evaluate(_for(buster), load_rules().effective("dev"), now=NOW)  # type: ignore[arg-type]
+    v = evaluate(_for(buster), load_rules().effective("dev"), now=NOW)
     assert v.decision is Decision.DENY
     sev = next(x for x in v.rules if x.rule == "severity")
     assert sev.messages[0] == "1 findings Critical or above (1 Critical)"
@@ -38,7 +38,7 @@ def test_critical_in_a_real_trivy_report_denies(buster: ScanReport) -> None:
 
 
 def test_real_report_for_another_image_denies(buster: ScanReport) -> None:
-    v = evaluate(_for(buster, OTHER_DIGEST), load_rules().effective("dev"),  # type: ignore[arg-type]
+    v = evaluate(_for(buster, OTHER_DIGEST), load_rules().effective("dev"),
                  now=NOW)
     assert {x.rule for x in v.violations} == {"severity", "report-binding"}
     msg = next(x for x in v.rules if x.rule == "report-binding").messages[0]
@@ -48,7 +48,7 @@ def test_real_report_for_another_image_denies(buster: ScanReport) -> None:
 def test_trivyignore_excepts_the_real_finding(buster: ScanReport, tmp_path: Path) -> None:
     p = tmp_path / ".trivyignore"
     p.write_text("# libidn2 is not used for user input\nCVE-2019-18224 exp:2026-12-31\n")
-    v = evaluate(_for(buster), load_rules().effective("dev"),  # type: ignore[arg-type]
+    v = evaluate(_for(buster), load_rules().effective("dev"),
                  exceptions=load_allowlist(p), now=NOW)
     assert v.decision is Decision.ALLOW
     assert [(u.vulnerability, u.status, u.reason) for u in v.exceptions] == [
@@ -62,11 +62,11 @@ def test_kev_fails_even_unfixed_findings_in_a_real_grype_report(tmp_path: Path) 
     text = ("environments:\n  prod:\n    severity:\n      fail_on: Critical\n"
             "      ignore_unfixed: true\n      kev: kev.json\n")
     env = rules(text, tmp_path).effective("prod")
-    plain = evaluate(_for(report), env, now=NOW,  # type: ignore[arg-type]
+    plain = evaluate(_for(report), env, now=NOW,
                      kev=KevCatalog(frozenset()))
     assert plain.decision is Decision.ALLOW  # everything Critical is unfixed, so ignored
     kev = KevCatalog(frozenset({"CVE-2022-48174"}))
-    v = evaluate(_for(report), env, now=NOW, kev=kev)  # type: ignore[arg-type]
+    v = evaluate(_for(report), env, now=NOW, kev=kev)
     assert [x.rule for x in v.violations] == ["severity.kev"]
     assert "CVE-2022-48174 (Critical" in v.violations[0].messages[1]
 
@@ -75,7 +75,7 @@ def test_gitlab_report_naming_no_digest_is_used_with_a_note() -> None:
     report = load_report(FIXTURES / "gitlab-cs" / "gcs-schema15-trivy-alpine.json")
     assert report.image_digests == ()
     d = Digest.of(b"some image")
-    v = evaluate(_for(report, d), load_rules().effective("dev"), now=NOW)  # type: ignore[arg-type]
+    v = evaluate(_for(report, d), load_rules().effective("dev"), now=NOW)
     assert v.decision is Decision.DENY
     assert [x.rule for x in v.violations] == ["severity"]
     assert any("names no image digest" in n for n in v.notes)
