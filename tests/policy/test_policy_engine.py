@@ -166,8 +166,13 @@ def test_warn_mode_reports_but_does_not_deny() -> None:
 def test_report_naming_no_digest_is_used_with_a_note() -> None:
     unbound = report(finding("CVE-2024-0001", Severity.CRITICAL), digests=(), name=None)
     v = _run("dev", evidence(ref(None, DIGEST), reports=(unbound,)))
-    assert v.decision is Decision.DENY and _failed(v) == {"severity"}
+    assert v.decision is Decision.DENY and [x.rule for x in v.violations] == ["severity"]
     assert any("names no image digest" in n for n in v.notes)
+    (warning,) = v.warnings
+    assert warning.rule == "report-binding" and "used anyway" in warning.messages[0]
+    clean = _run("dev", evidence(ref(None, DIGEST), reports=(report(digests=()),)))
+    assert clean.decision is Decision.ALLOW and [w.rule for w in clean.warnings] \
+        == ["report-binding"]
     strict = "environments:\n  dev:\n    report_binding: {allow_unbound: false}\n"
     v = _run("dev", evidence(ref(None, DIGEST), reports=(report(digests=()),)), text=strict)
     assert _failed(v) == {"report-binding"}

@@ -52,7 +52,7 @@ def _report_name(report: ScanReport, index: int) -> str:
 
 def check_binding(reports: Sequence[ScanReport], image: ResolvedImage | None,
                   rules: BindingRules, mode: Mode) -> tuple[RuleResult | None, list[str]]:
-    """Each report must name this image's digest; one naming none is used with a note."""
+    """Each report must name this image's digest; one naming none is used with a warning."""
     if not reports or image is None:
         return None, []
     ours = set(image_digests(image))
@@ -75,7 +75,10 @@ def check_binding(reports: Sequence[ScanReport], image: ResolvedImage | None,
         else:
             bound += 1
     if problems:
-        return RuleResult("report-binding", False, mode, tuple(problems)), notes
+        return RuleResult("report-binding", False, mode, tuple(problems + notes)), notes
+    if notes:
+        # Used, but nobody can prove it is about this image: a warning, never silent.
+        return RuleResult("report-binding", False, Mode.WARN, tuple(notes)), notes
     return RuleResult("report-binding", True, mode,
                       (f"{bound} report(s) bound to {image.digest}",)), notes
 
