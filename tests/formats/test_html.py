@@ -30,6 +30,7 @@ from formats.verdict_samples import (
     allow_image,
     deny_image,
     error_image,
+    real_verdict,
     sample_verdict,
     single,
 )
@@ -415,6 +416,24 @@ def test_in_the_browser_text_search(tmp_path):
     doc = parse(dump_dom(tmp_path, report.as_uri() + "#q=openssl"))
     visible = [r for r in doc.find("tr") if "data-sev" in r.attrs and "hidden" not in r.attrs]
     assert len(visible) == 1 and "openssl" in text_of(visible[0])
+
+
+@pytest.mark.chromium
+def test_real_scanner_reports_render_completely_in_the_browser(tmp_path):
+    v = real_verdict()
+    report = write_report(tmp_path, v)
+    static = parse(report.read_text(encoding="utf-8"))
+    assert len(static.find("script")) == 1
+    dom = parse(dump_dom(tmp_path, report.as_uri()))
+    assert len(dom.find("script")) == 1 and dom.find("img") == []
+    boxes = [b for b in dom.find("div", data_findings="")
+             if b.attrs.get("data-visible") is not None]
+    assert [int(b.attrs["data-visible"]) for b in boxes] == [len(i.findings) for i in v.images]
+    assert sum(len(i.findings) for i in v.images) > 700
+    # Fixed versions from the real reports are in the table.
+    fixed = {fv for i in v.images for f in i.findings for fv in f.fixed_versions}
+    page = " ".join(static.text)
+    assert fixed and all(fv in page for fv in list(fixed)[:50])
 
 
 def test_error_only_report_renders():

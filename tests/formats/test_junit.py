@@ -16,6 +16,7 @@ from formats.verdict_samples import (
     allow_image,
     deny_image,
     error_image,
+    real_verdict,
     sample_verdict,
     single,
 )
@@ -120,6 +121,13 @@ def test_multiline_message_attribute_is_first_line():
     failure = parse(single(iv)).find("testsuite/testcase/failure")
     assert failure.get("message") == "too old"
     assert failure.text == "too old\nsecond line\nanother"
+
+
+def test_real_scanner_reports():
+    v = real_verdict()
+    root = parse(v)
+    assert len(root.findall("testsuite")) == len(v.images)
+    assert root.get("failures") == str(sum(len(i.violations) for i in v.images))
 
 
 def test_write(tmp_path):

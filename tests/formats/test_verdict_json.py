@@ -21,6 +21,7 @@ from formats.verdict_samples import (
     deny_image,
     error_image,
     finding,
+    real_verdict,
     sample_verdict,
     single,
 )
@@ -44,6 +45,15 @@ def test_document_is_valid_against_the_published_schema():
     validate(doc)
     assert doc["schema_version"] == verdict_json.SCHEMA_VERSION
     assert doc["$schema"] == SCHEMA["$id"]
+
+
+def test_real_scanner_reports_give_a_valid_document():
+    v = real_verdict()
+    doc = json.loads(verdict_json.render(v))
+    validate(doc)
+    for image, iv in zip(doc["images"], v.images, strict=True):
+        assert image["findings_total"] == len(iv.findings) == sum(image["counts"].values())
+        assert image["reports"][0]["findings"] == len(iv.reports[0].findings)
 
 
 def test_overall_decision_and_exit_code_follow_the_worst_image():

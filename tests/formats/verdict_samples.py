@@ -8,7 +8,9 @@ markup, quotes, control characters, rich markup, lone surrogates, RTL text.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from imggate.models import (
     ConfigSummary,
@@ -188,3 +190,21 @@ def sample_verdict(n: int = 200) -> Verdict:
 def single(iv: ImageVerdict) -> Verdict:
     """A run of one image."""
     return Verdict(env=iv.env, images=(iv,), generated=datetime(2026, 11, 22, 7, 0, tzinfo=UTC))
+
+
+FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+REAL_REPORTS = ["grype/cgvulnreport-redis-3.0.7.json", "grype/defectdojo-many_vulns3.json",
+                "trivy/defectdojo-issue_9333.json", "trivy/ubuntu-1804.json",
+                "trivy/spring4shell-jre11.json"]
+
+
+def real_verdict() -> Verdict:
+    """One denied image per real scanner report, its findings as the evidence."""
+    from imggate.scanners.detect import load_report
+
+    images = []
+    for name in REAL_REPORTS:
+        report = load_report(FIXTURES / name)
+        images.append(replace(deny_image(0), reference=f"example.test/{name}",
+                              findings=report.findings, reports=(report,)))
+    return Verdict(env="prod", images=tuple(images), generated=datetime(2026, 1, 1, tzinfo=UTC))
