@@ -387,6 +387,26 @@ def test_in_the_browser_scripts_run_and_injected_markup_does_not(tmp_path):
 
 
 @pytest.mark.chromium
+def test_in_the_browser_the_csp_blocks_markup_that_escaped_escaping(tmp_path):
+    # Defence in depth: if a string ever got past escaping, the CSP (inline
+    # script and style pinned by hash, nothing else allowed) still stops it.
+    page = html.render(single(allow_image()))
+    injected = page.replace(
+        "</body>",
+        "<script>document.body.setAttribute('data-pwned', '1')</script>"
+        "<img src=\"data:image/gif;base64,R0lGODlhAQABAAAAACw=\" "
+        "onerror=\"document.body.setAttribute('data-pwned', '2')\" "
+        "onload=\"document.body.setAttribute('data-pwned', '3')\">"
+        "<div style=\"display:none\" id=\"styled\">x</div></body>")
+    path = tmp_path / "injected.html"
+    path.write_text(injected, encoding="utf-8")
+    doc = parse(dump_dom(tmp_path, path.as_uri()))
+    body = doc.find("body")[0]
+    assert body.attrs.get("data-js") == "ready"  # the genuine script still runs
+    assert "data-pwned" not in body.attrs
+
+
+@pytest.mark.chromium
 def test_in_the_browser_filter_and_sort_from_the_fragment(tmp_path):
     v = single(deny_image(120))
     report = write_report(tmp_path, v)
