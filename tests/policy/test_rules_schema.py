@@ -309,3 +309,13 @@ def test_yaml_anchors_and_x_extension_keys() -> None:
     prod = r.effective("prod").rules
     assert prod.severity.fail_on is Severity.HIGH
     assert prod.tags.deny == ("latest", "main")  # explicit keys win over merged ones
+
+
+def test_hostile_yaml_is_a_config_error_quickly() -> None:
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True))
+    e = _error(laughs + "environments:\n  dev: {}\n")
+    assert "unknown key" in e.message  # parsed in linear time, then rejected
+    e = _error("environments: " + "[" * 2000 + "]" * 2000 + "\n")
+    assert "invalid YAML" in e.message or "environments" in e.message

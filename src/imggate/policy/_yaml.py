@@ -54,7 +54,12 @@ class YamlDoc:
         return ConfigError(text, location=self.where(loc), hint=hint)
 
 
-def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], source: str) -> None:
+def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], source: str,
+          seen_nodes: set[int]) -> None:
+    # An alias is the anchored node again: walking it once keeps "billion laughs" linear.
+    if id(node) in seen_nodes:
+        return
+    seen_nodes.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
@@ -69,11 +74,11 @@ def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], source: str
                 )
             seen[key] = line
             lines[(*path, key)] = line
-            _walk(value_node, (*path, key), lines, source)
+            _walk(value_node, (*path, key), lines, source, seen_nodes)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             lines[(*path, str(i))] = item.start_mark.line + 1
-            _walk(item, (*path, str(i)), lines, source)
+            _walk(item, (*path, str(i)), lines, source, seen_nodes)
 
 
 def parse_yaml(text: str, source: str) -> YamlDoc:
@@ -85,7 +90,7 @@ def parse_yaml(text: str, source: str) -> YamlDoc:
         if node is None:
             return YamlDoc(None, source, lines)
         # Walk before constructing: construction flattens merge keys in place.
-        _walk(node, (), lines, source)
+        _walk(node, (), lines, source, set())
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
@@ -93,6 +98,8 @@ def parse_yaml(text: str, source: str) -> YamlDoc:
         raise ConfigError(f"invalid YAML: {e.problem or e.context}", location=where) from e
     except yaml.YAMLError as e:
         raise ConfigError(f"invalid YAML: {e}", location=source) from e
+    except RecursionError:
+        raise ConfigError("invalid YAML: nested too deeply", location=source) from None
     finally:
         loader.dispose()
     return YamlDoc(data, source, lines)
