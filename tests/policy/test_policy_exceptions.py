@@ -288,3 +288,11 @@ def test_summarize_over_images() -> None:
     b = ExceptionUse("CVE-1", "used", "r", "x:1", matched=("CVE-1 in a 1",))
     c = ExceptionUse("CVE-2", "stale", "r", "x:2")
     assert summarize([a, b, c]) == (b, c)
+
+
+def test_deeply_nested_json_is_a_config_error() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        parse_openvex(deep, "x.json")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        parse_kev(deep, "k.json")

@@ -32,6 +32,8 @@ def parse_kev(data: bytes, source: str) -> KevCatalog:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise ConfigError(f"{source}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: JSON nested too deeply") from None
     vulns = doc.get("vulnerabilities") if isinstance(doc, dict) else None
     if not isinstance(vulns, list):
         raise ConfigError(f"{source}: not a CISA KEV catalog (no 'vulnerabilities' list)")

@@ -165,6 +165,8 @@ def parse_openvex(data: bytes, source: str) -> ExceptionSet:
         raw = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise ConfigError(f"{source}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: JSON nested too deeply") from None
     if not isinstance(raw, dict) or "openvex" not in str(raw.get("@context", "")):
         raise ConfigError(f"{source}: not an OpenVEX document (no openvex @context)")
     try:
