@@ -229,3 +229,12 @@ def test_verdict_carries_evidence_through() -> None:
 def test_unresolved_image_without_error_text_is_still_an_error() -> None:
     v = _run("dev", evidence(ref(None, DIGEST), resolve=False))
     assert v.decision is Decision.ERROR and v.error == "the image was not resolved to a digest"
+
+
+def test_unresolved_image_only_checks_the_reference() -> None:
+    ev = evidence(ref("latest"), resolve=False, reports=(CRITICAL,),
+                  errors=("registry.example.com: HTTP 503",))
+    v = _run("prod", ev)
+    assert v.decision is Decision.ERROR
+    assert {x.rule for x in v.rules} == {"tags.denied", "tags.digest-pinning"}
+    assert v.findings == () and v.reports == ev.reports

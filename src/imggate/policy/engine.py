@@ -138,27 +138,32 @@ def evaluate(evidence: Evidence, rules: EffectiveRules, *,
         notes.append(f"rules for images matching {chosen.pattern!r} apply")
 
     results: list[RuleResult | None] = []
-    binding, binding_notes = check_binding(evidence.reports, image, r.report_binding,
-                                           r.mode_of("report_binding"))
-    notes += binding_notes
-    findings = merge_findings(evidence.reports)
-    applied = (exceptions or ExceptionSet()).apply(
-        findings, ref=evidence.ref, digests=digests, env=rules.env, today=now.date())
-
-    sev_mode = r.mode_of("severity")
-    results.append(checks.check_severity(applied.active, r.severity, sev_mode,
-                                         bool(evidence.reports)))
-    results.append(checks.check_kev(applied.active, r.severity, sev_mode, kev))
     results += checks.check_tags(evidence.ref, r.tags, r.mode_of("tags"))
     results.append(checks.check_registries(evidence.ref, r.registries, r.mode_of("registries")))
-    results.append(checks.check_age(image, r.age, r.mode_of("age"), now))
-    results.append(checks.check_labels(image, r.labels, r.mode_of("labels")))
-    results.append(checks.check_signatures(evidence.signatures, r.signatures,
-                                           r.mode_of("signatures"), digests))
-    results.append(checks.check_attestations(evidence.signatures, r.attestations, r.signatures,
-                                             r.mode_of("attestations"), digests))
-    results.append(binding)
-    results.append(_exception_result(applied))
+    if image is None:
+        # Rules about the image itself would only repeat "unknown": the decision is error.
+        notes.append("the image was not resolved: only rules about the reference were checked")
+        applied = Applied((), (), ())
+    else:
+        binding, binding_notes = check_binding(evidence.reports, image, r.report_binding,
+                                               r.mode_of("report_binding"))
+        notes += binding_notes
+        applied = (exceptions or ExceptionSet()).apply(
+            merge_findings(evidence.reports), ref=evidence.ref, digests=digests,
+            env=rules.env, today=now.date())
+        sev_mode = r.mode_of("severity")
+        results.append(checks.check_severity(applied.active, r.severity, sev_mode,
+                                             bool(evidence.reports)))
+        results.append(checks.check_kev(applied.active, r.severity, sev_mode, kev))
+        results.append(checks.check_age(image, r.age, r.mode_of("age"), now))
+        results.append(checks.check_labels(image, r.labels, r.mode_of("labels")))
+        results.append(checks.check_signatures(evidence.signatures, r.signatures,
+                                               r.mode_of("signatures"), digests))
+        results.append(checks.check_attestations(evidence.signatures, r.attestations,
+                                                 r.signatures, r.mode_of("attestations"),
+                                                 digests))
+        results.append(binding)
+        results.append(_exception_result(applied))
     ran = tuple(x for x in results if x is not None)
 
     errors = evidence.errors
