@@ -155,7 +155,8 @@ class Skopeo:
         ``docker_format`` converts to Docker schema 2 (manifest list for indexes).
         """
         digestfile = layout.parent / f".digest-{secrets.token_hex(6)}"
-        cmd = ["skopeo", "copy", "--quiet", "--authfile", str(self.authfile),
+        # --insecure-policy: no dependence on /etc/containers/policy.json being installed.
+        cmd = ["skopeo", "--insecure-policy", "copy", "--quiet", "--authfile", str(self.authfile),
                "--dest-tls-verify=false", "--digestfile", str(digestfile)]
         if registry.creds:
             cmd += ["--dest-creds", registry.creds]

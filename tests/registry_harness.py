@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -431,6 +432,11 @@ def run_imggate(args: Sequence[str], *, stdin: str = "", env: Mapping[str, str |
     out, err = io.StringIO(), io.StringIO()
     saved_stdin = sys.stdin
     sys.stdin = io.StringIO(stdin)
+    # main() calls logging.basicConfig; undo it so every run logs to its own stderr
+    # at its own level, as a fresh process would.
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    root.handlers = []
     code: int
     try:
         with _patched_env(env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -441,4 +447,5 @@ def run_imggate(args: Sequence[str], *, stdin: str = "", env: Mapping[str, str |
                 code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     finally:
         sys.stdin = saved_stdin
+        root.handlers, root.level = saved_handlers, saved_level
     return CliResult(code, out.getvalue(), err.getvalue())
