@@ -238,3 +238,12 @@ def test_unresolved_image_only_checks_the_reference() -> None:
     assert v.decision is Decision.ERROR
     assert {x.rule for x in v.rules} == {"tags.denied", "tags.digest-pinning"}
     assert v.findings == () and v.reports == ev.reports
+
+
+def test_a_signature_over_the_config_digest_does_not_count() -> None:
+    img = image(ref(None, DIGEST))
+    assert img.config is not None
+    sig = signature(digest=img.config.digest)
+    v = _run("prod", evidence(ref(None, DIGEST), reports=(CLEAN,), signatures=(sig,)),
+             text=SIGNED)
+    assert _failed(v) == {"signatures"}

@@ -157,11 +157,13 @@ def evaluate(evidence: Evidence, rules: EffectiveRules, *,
         results.append(checks.check_kev(applied.active, r.severity, sev_mode, kev))
         results.append(checks.check_age(image, r.age, r.mode_of("age"), now))
         results.append(checks.check_labels(image, r.labels, r.mode_of("labels")))
+        # A signature binds to a manifest (the index or the platform one), never a config.
+        signed = (image.digest, image.manifest_digest)
         results.append(checks.check_signatures(evidence.signatures, r.signatures,
-                                               r.mode_of("signatures"), digests))
+                                               r.mode_of("signatures"), signed))
         results.append(checks.check_attestations(evidence.signatures, r.attestations,
                                                  r.signatures, r.mode_of("attestations"),
-                                                 digests))
+                                                 signed))
         results.append(binding)
         results.append(_exception_result(applied))
     ran = tuple(x for x in results if x is not None)
