@@ -264,3 +264,47 @@ def test_helper_without_entry_means_anonymous(isolated_auth_env: Path, tmp_path:
     result = resolve(token_image.ref, env={"PATH": path})
     assert result.code == 3  # anonymous is refused by this registry
     assert token_image.registry.host in result.stderr
+
+
+# --------------------------------------------------------------------------- config files
+
+
+@pytest.mark.parametrize("form", ["{host}", "http://{host}", "https://{host}/v2/"])
+def test_docker_config_key_forms(isolated_auth_env: Path, basic_image: PushedImage,
+                                 form: str) -> None:
+    """docker writes ``auths`` keys as host, URL or legacy ``/v1/``-style URL; all match."""
+    reg = basic_image.registry
+    assert reg.username and reg.password
+    write_docker_config(isolated_auth_env, form.format(host=reg.host), reg.username,
+                        reg.password)
+    result = resolve(basic_image.ref)
+    assert result.code == 0, result.stderr
+
+
+def test_credentials_for_another_host_are_not_used(isolated_auth_env: Path,
+                                                   basic_image: PushedImage) -> None:
+    reg = basic_image.registry
+    assert reg.username and reg.password
+    write_docker_config(isolated_auth_env, "registry.example.com", reg.username, reg.password)
+    assert resolve(basic_image.ref).code == 3
+
+
+def test_malformed_docker_config_is_a_config_error(isolated_auth_env: Path,
+                                                   basic_image: PushedImage) -> None:
+    config = isolated_auth_env / "config.json"
+    config.write_text('{"auths": {')
+    result = resolve(basic_image.ref)
+    assert result.code == 2
+    assert str(config) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_undecodable_auth_field_is_not_echoed(isolated_auth_env: Path,
+                                              basic_image: PushedImage) -> None:
+    secretish = "c2VjcmV0LXdpdGhvdXQtY29sb24-not!base64"
+    (isolated_auth_env / "config.json").write_text(
+        json.dumps({"auths": {basic_image.registry.host: {"auth": secretish}}}))
+    result = resolve(basic_image.ref)
+    assert result.code == 2
+    assert secretish not in result.output
+    assert "config.json" in result.stderr
