@@ -12,12 +12,13 @@ import base64
 import json
 import os
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness_images import PushedImage, Skopeo
+from harness_images import APP_SPEC, ImageSpec, LayoutBuilder, PushedImage, Skopeo
 from registry_harness import (
     CliResult,
     Registry,
@@ -308,3 +309,39 @@ def test_undecodable_auth_field_is_not_echoed(isolated_auth_env: Path,
     assert result.code == 2
     assert secretish not in result.output
     assert "config.json" in result.stderr
+
+
+# --------------------------------------------------------------------------- many images at once
+
+
+@pytest.fixture(scope="module")
+def token_many(skopeo: Skopeo, harness_dir: Path, image_layout: LayoutBuilder,
+               token_registry: Registry) -> list[PushedImage]:
+    """Eight distinct images under one repository and four more in their own repositories."""
+    pushed = []
+    for i in range(8):
+        tag = f"many-{i}"
+        image_layout.configure(APP_SPEC.tag, ImageSpec(tag=tag, labels={"i": str(i)}),
+                               new_tag=tag)
+        digest = skopeo.push(image_layout.path, tag, token_registry, "group/many", tag)
+        pushed.append(PushedImage(token_registry, "group/many", tag, digest))
+    for i in range(4):
+        digest = skopeo.push(image_layout.path, APP_SPEC.tag, token_registry,
+                             f"group/solo-{i}", "v1")
+        pushed.append(PushedImage(token_registry, f"group/solo-{i}", "v1", digest))
+    return pushed
+
+
+def test_token_many_images_concurrently(token_many: list[PushedImage]) -> None:
+    reg = token_many[0].registry
+    assert reg.username
+    start = len(reg.token_server.requests) if reg.token_server else 0
+    result = resolve("--username", reg.username, "--password-stdin",
+                     *(i.ref for i in token_many), stdin=f"{reg.password}\n")
+    assert result.code == 0, result.stderr
+    assert result.stdout.splitlines() == [i.pinned for i in token_many]
+    assert len({i.digest for i in token_many[:8]}) == 8
+    asked = Counter(s for _, scopes in token_requests_since(reg, start) for s in scopes)
+    assert set(asked) == {f"repository:{r}:pull" for r in {i.repository for i in token_many}}
+    # Tokens are cached per scope: concurrent requests for one repository share one token.
+    assert max(asked.values()) == 1, f"token requests per scope: {dict(asked)}"
