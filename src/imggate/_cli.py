@@ -13,6 +13,7 @@ import traceback
 import click
 
 from imggate import _app
+from imggate.commands import check as _check  # noqa: F401
 
 # Each import registers that module's commands on the app.
 from imggate.commands import convert as _convert  # noqa: F401

@@ -1,0 +1,201 @@
+"""``imggate check REF…``: the gate. Exit 0 allowed, 1 denied, 2 usage/config, 3 undecided."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from imggate._app import app
+from imggate.commands._registry_opts import (
+    CaFileOpt,
+    InsecureOpt,
+    PasswordStdinOpt,
+    PlatformOpt,
+    TimeoutOpt,
+    UsernameOpt,
+    parse_platform,
+    parse_refs,
+    registry_options,
+)
+from imggate.errors import UsageError
+
+if TYPE_CHECKING:
+    from imggate.models import ScanReport, Verdict
+
+@app.command()
+def check(
+    refs: Annotated[list[str], typer.Argument(
+        help="Image references (or oci:PATH[:TAG|@DIGEST]).")],
+    env: Annotated[str | None, typer.Option(
+        "--env", help="Environment (default: $CI_ENVIRONMENT_TIER, $CI_ENVIRONMENT_NAME, "
+                      "else the rules' default).")] = None,
+    rules: Annotated[str | None, typer.Option(
+        "--rules", help="Rules file, or a directory holding default.yaml "
+                        "(default: built-in rules).")] = None,
+    trivy_report: Annotated[list[str] | None, typer.Option(
+        "--trivy-report", help="Trivy JSON/SARIF/CycloneDX report (repeatable).")] = None,
+    grype_report: Annotated[list[str] | None, typer.Option(
+        "--grype-report", help="Grype JSON report (repeatable).")] = None,
+    gitlab_report: Annotated[list[str] | None, typer.Option(
+        "--gitlab-report", help="GitLab container-scanning report (repeatable).")] = None,
+    report: Annotated[list[str] | None, typer.Option(
+        "--report", help="A scanner report of any supported kind, detected (repeatable).")
+    ] = None,
+    scan: Annotated[str | None, typer.Option(
+        "--scan", help="Run a scanner on the pinned image: 'trivy'.")] = None,
+    trivy_timeout: Annotated[float, typer.Option(
+        "--trivy-timeout", help="Seconds before a Trivy scan is abandoned.")] = 600.0,
+    skip_db_update: Annotated[bool, typer.Option(
+        "--skip-db-update", help="Passed to trivy.")] = False,
+    offline_scan: Annotated[bool, typer.Option("--offline-scan", help="Passed to trivy.")] = False,
+    cache_dir: Annotated[str | None, typer.Option("--cache-dir", help="Passed to trivy.")] = None,
+    db_repository: Annotated[str | None, typer.Option(
+        "--db-repository", help="Passed to trivy.")] = None,
+    key: Annotated[list[str] | None, typer.Option(
+        "--key", help="Require a signature verified by this PEM public key (repeatable).")
+    ] = None,
+    certificate_identity: Annotated[str | None, typer.Option(
+        "--certificate-identity", help="Keyless: exact SAN (email or URI).")] = None,
+    certificate_identity_regexp: Annotated[str | None, typer.Option(
+        "--certificate-identity-regexp", help="Keyless: SAN regular expression.")] = None,
+    certificate_oidc_issuer: Annotated[str | None, typer.Option(
+        "--certificate-oidc-issuer", help="Keyless: exact OIDC issuer.")] = None,
+    certificate_oidc_issuer_regexp: Annotated[str | None, typer.Option(
+        "--certificate-oidc-issuer-regexp", help="Keyless: OIDC issuer regexp.")] = None,
+    insecure_ignore_tlog: Annotated[bool, typer.Option(
+        "--insecure-ignore-tlog", help="UNSAFE: accept key signatures with no Rekor entry.")
+    ] = False,
+    trusted_root: Annotated[str | None, typer.Option(
+        "--trusted-root", help="Sigstore trusted_root.json (default: production).")] = None,
+    signature_repository: Annotated[str | None, typer.Option(
+        "--signature-repository",
+        help="Where signatures live (default: $COSIGN_REPOSITORY, else beside the image).")
+    ] = None,
+    allowlist: Annotated[list[str] | None, typer.Option(
+        "--allowlist", help="Extra exceptions: imggate YAML, .trivyignore(.yaml), GitLab "
+                            "vulnerability-allowlist.yml or OpenVEX (repeatable).")] = None,
+    output_dir: Annotated[str, typer.Option(
+        "--output-dir", "-o", help="Where reports are written.")] = "reports",
+    default_branch_image: Annotated[str | None, typer.Option(
+        "--default-branch-image", help="For GitLab's report: the image on the default branch.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No console summary.")] = False,
+    platform: PlatformOpt = None,
+    insecure_registry: InsecureOpt = None,
+    ca_file: CaFileOpt = None,
+    username: UsernameOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+    timeout: TimeoutOpt = 30.0,
+) -> int:
+    """Gate images: resolve, gather evidence, apply the rules, write reports."""
+    from imggate.gate import CheckRequest, SignatureOptions, run_check
+    from imggate.policy.loader import identity_from_flags, load_policy
+    from imggate.registry.client import RegistryOptions
+    from imggate.scanners.trivy_runner import TrivyOptions
+
+    started = datetime.now(UTC)
+    parsed = parse_refs(refs)
+    plat = parse_platform(platform)
+    if scan not in (None, "trivy"):
+        raise UsageError(f"--scan {scan!r}: the only scanner imggate runs itself is 'trivy'")
+    identity = identity_from_flags(certificate_identity, certificate_identity_regexp,
+                                   certificate_oidc_issuer, certificate_oidc_issuer_regexp)
+    policy = load_policy(
+        Path(rules) if rules else None, env,
+        keys=[_existing(k, "--key") for k in key or ()],
+        identities=[identity] if identity else [],
+        allowlists=[_existing(a, "--allowlist") for a in allowlist or ()],
+        discover=Path.cwd(),
+    )
+    reports = _load_reports(trivy_report, grype_report, gitlab_report, report)
+    options = registry_options(parsed, insecure=insecure_registry, ca_file=ca_file,
+                               username=username, password_stdin=password_stdin, timeout=timeout)
+    assert isinstance(options, RegistryOptions)
+    trivy = TrivyOptions(timeout=trivy_timeout, skip_db_update=skip_db_update,
+                         offline_scan=offline_scan, cache_dir=cache_dir,
+                         db_repository=db_repository) if scan == "trivy" else None
+    request = CheckRequest(
+        references=tuple(refs), refs=tuple(parsed), policy=policy, now=started,
+        reports=reports, registry=options, platform=plat, trivy=trivy,
+        signatures=SignatureOptions(
+            ignore_tlog=insecure_ignore_tlog,
+            trusted_root=Path(trusted_root) if trusted_root else None,
+            signature_repository=signature_repository or os.environ.get("COSIGN_REPOSITORY")
+            or None,
+        ),
+    )
+    verdict = run_check(request)
+    written = write_outputs(verdict, Path(output_dir), started=started,
+                            default_branch_image=default_branch_image)
+    if not quiet:
+        from imggate.formats import console
+
+        console.print_summary(verdict, written=tuple(written))
+    return verdict.exit_code
+
+
+def _existing(path: str, flag: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"{flag} {path}: no such file")
+    return p
+
+
+def _load_reports(trivy: list[str] | None, grype: list[str] | None, gitlab: list[str] | None,
+                  auto: list[str] | None) -> tuple[ScanReport, ...]:
+    """Read every report before any network traffic: an unreadable one is exit 3 up front."""
+    from imggate.scanners.detect import load_report
+
+    out = []
+    for kind, paths in (("trivy", trivy), ("grype", grype), ("gitlab", gitlab), (None, auto)):
+        for p in paths or ():
+            out.append(load_report(p, kind))
+    return tuple(out)
+
+
+def write_outputs(verdict: Verdict, directory: Path, *, started: datetime,
+                  default_branch_image: str | None = None) -> list[Path]:
+    """Write the GitLab report, HTML, JUnit and verdict JSON into ``directory``."""
+    from imggate.formats import gitlab, html, junit, verdict_json
+
+    directory.mkdir(parents=True, exist_ok=True)
+    gl_path = directory / "gl-container-scanning-report.json"
+    gitlab.write(gl_path, gitlab_document(verdict, started=started,
+                                          default_branch_image=default_branch_image))
+    return [gl_path, html.write(verdict, directory), junit.write(verdict, directory),
+            verdict_json.write(verdict, directory)]
+
+
+def gitlab_document(verdict: Verdict, *, started: datetime,
+                    default_branch_image: str | None = None) -> dict[str, object]:
+    """One GitLab container-scanning document for every image of the run.
+
+    Suppressed findings are left out (as Trivy leaves out ignored ones); an
+    image that could not be decided makes the scan status ``failure``.
+    """
+    from imggate.formats import gitlab
+
+    ended = datetime.now(UTC)
+    docs = []
+    for iv in verdict.images:
+        if iv.image is None:
+            continue
+        scanners = tuple(dict.fromkeys(r.scanner for r in iv.reports))
+        os_name = next((r.operating_system for r in iv.reports if r.operating_system), None)
+        docs.append(gitlab.render(iv.findings, image=iv.image.pinned, operating_system=os_name,
+                                  scanners=scanners, start=started, end=ended,
+                                  default_branch_image=default_branch_image))
+    failed = verdict.exit_code == 3
+    if not docs:
+        return gitlab.render((), image="unknown", operating_system=None, scanners=(),
+                             start=started, end=ended, status="failure")
+    doc = docs[0]
+    for extra in docs[1:]:
+        doc["vulnerabilities"].extend(extra["vulnerabilities"])
+    if failed:
+        doc["scan"]["status"] = "failure"
+    return doc

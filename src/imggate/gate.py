@@ -1,0 +1,215 @@
+"""The pipeline: resolve -> gather evidence -> evaluate. No I/O of its own beyond calls.
+
+Every image is resolved once to a verified digest; scanner reports are bound
+to images by the digests they name; signatures are checked against exactly
+the trust material the rules ask for; then the policy engine decides. Any
+error while gathering evidence is recorded on that image and makes its
+decision ``error`` (exit 3), never an allow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from imggate.errors import Error
+from imggate.models import (
+    Digest,
+    Evidence,
+    ImageRef,
+    Platform,
+    ResolvedImage,
+    ScanReport,
+    SignatureCheck,
+    Verdict,
+)
+from imggate.policy.effective import TrustMaterial
+from imggate.policy.loader import Policy
+from imggate.registry.client import RegistryClient, RegistryOptions
+from imggate.registry.resolve import open_repository, resolve_image
+from imggate.scanners.trivy_runner import TrivyOptions
+from imggate.signatures.interface import Identity, TrustConfig
+from imggate.signatures.keys import TrustedKey
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureOptions:
+    """Signature verification settings that are not policy: where and how to look."""
+
+    ignore_tlog: bool = False
+    trusted_root: Path | None = None
+    signature_repository: str | None = None
+    accept_platform_signatures: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRequest:
+    """Everything one ``imggate check`` run needs, validated before any network traffic."""
+
+    references: tuple[str, ...]
+    refs: tuple[ImageRef, ...]
+    policy: Policy
+    now: datetime
+    reports: tuple[ScanReport, ...] = ()
+    registry: RegistryOptions = field(default_factory=RegistryOptions)
+    platform: Platform | None = None
+    trivy: TrivyOptions | None = None
+    signatures: SignatureOptions = field(default_factory=SignatureOptions)
+    concurrency: int = 16
+
+
+def identities_of(image: ResolvedImage) -> frozenset[Digest]:
+    """Every digest that names this image: index, platform manifest and config (Trivy's ImageID)."""
+    found = {image.digest, image.manifest_digest}
+    if image.config is not None:
+        found.add(image.config.digest)
+    return frozenset(found)
+
+
+def bind_reports(reports: Sequence[ScanReport],
+                 images: Sequence[ResolvedImage | None]) -> list[tuple[ScanReport, ...]]:
+    """Which reports go with which image.
+
+    A report naming one of this run's images goes to that image only. A report
+    naming no digest goes to every image (the engine warns). A report naming
+    digests of none of these images goes to every image, where the engine
+    reports it as "for another image": a report is never silently dropped.
+    """
+    ids = [identities_of(i) if i is not None else frozenset() for i in images]
+    out: list[list[ScanReport]] = [[] for _ in images]
+    for report in reports:
+        named = set(report.image_digests)
+        owners = [n for n, mine in enumerate(ids) if named & mine]
+        for n in owners or range(len(images)):
+            out[n].append(report)
+    return [tuple(r) for r in out]
+
+
+class _KeyCache:
+    """Load each key file once per run, whatever the number of images."""
+
+    def __init__(self) -> None:
+        self._keys: dict[Path, TrustedKey] = {}
+
+    def get(self, path: Path) -> TrustedKey:
+        from imggate.signatures.keys import load_public_key
+
+        if path not in self._keys:
+            self._keys[path] = load_public_key(path)
+        return self._keys[path]
+
+
+def trust_config(material: TrustMaterial, options: SignatureOptions, keys: _KeyCache,
+                 root: object | None) -> TrustConfig:
+    """The verifier's :class:`TrustConfig` for exactly what the rules require."""
+    identities = tuple(
+        Identity(identity=i.identity, identity_regexp=i.identity_regexp, issuer=i.issuer,
+                 issuer_regexp=i.issuer_regexp)
+        for i in material.identities)
+    from imggate.signatures.trustroot import SigstoreTrustRoot
+
+    return TrustConfig(
+        keys=tuple(keys.get(Path(p)) for p in material.keys),
+        identities=identities,
+        check_signatures=material.signatures_required,
+        check_attestations=bool(material.attestation_types),
+        attestation_types=material.attestation_types,
+        ignore_tlog=options.ignore_tlog,
+        trusted_root=root if isinstance(root, SigstoreTrustRoot) else None,
+        accept_platform_signatures=options.accept_platform_signatures,
+    )
+
+
+def _credentials_for_trivy(req: CheckRequest, ref: ImageRef) -> tuple[str | None, str | None]:
+    if ref.source != "registry":
+        return None, None
+    creds = req.registry.credentials.get(ref.registry)
+    return (creds.username, creds.secret) if creds and not creds.identity_token else (None, None)
+
+
+async def gather(req: CheckRequest) -> list[Evidence]:
+    """Resolve every image concurrently, then gather each one's evidence concurrently."""
+    sem = asyncio.Semaphore(req.concurrency)
+    keys = _KeyCache()
+    root = None
+    if req.signatures.trusted_root is not None:
+        from imggate.signatures.trustroot import load_trusted_root
+
+        root = load_trusted_root(req.signatures.trusted_root)
+    async with RegistryClient(req.registry) as client:
+
+        async def resolve(ref: ImageRef) -> ResolvedImage | Error:
+            async with sem:
+                try:
+                    return await resolve_image(open_repository(ref, client), ref, req.platform)
+                except Error as e:
+                    return e
+
+        resolved = await asyncio.gather(*(resolve(r) for r in req.refs))
+        images = [r if isinstance(r, ResolvedImage) else None for r in resolved]
+        bound = bind_reports(req.reports, images)
+
+        async def evidence(n: int) -> Evidence:
+            text, ref, result = req.references[n], req.refs[n], resolved[n]
+            if isinstance(result, Error):
+                return Evidence(text, ref, None, errors=(result.message,))
+            async with sem:
+                return await _evidence(req, client, text, ref, result, bound[n], keys, root)
+
+        return list(await asyncio.gather(*(evidence(n) for n in range(len(req.refs)))))
+
+
+async def _evidence(req: CheckRequest, client: RegistryClient, text: str, ref: ImageRef,
+                    image: ResolvedImage, reports: tuple[ScanReport, ...], keys: _KeyCache,
+                    root: object | None) -> Evidence:
+    errors: list[str] = []
+    found = list(reports)
+    if req.trivy is not None:
+        from imggate.scanners.trivy_runner import run_trivy
+
+        user, secret = _credentials_for_trivy(req, ref)
+        try:
+            found.append(await asyncio.to_thread(run_trivy, image, username=user,
+                                                 password=secret, options=req.trivy))
+        except Error as e:
+            errors.append(e.message)
+    checks: tuple[SignatureCheck, ...] = ()
+    material = req.policy.rules.trust(ref)
+    if material.needed:
+        from imggate.signatures.check import check_signatures
+
+        repo = open_repository(ref, client)
+        sig_repo = None
+        if req.signatures.signature_repository:
+            from imggate.registry.reference import parse_reference
+
+            sig_repo = open_repository(parse_reference(req.signatures.signature_repository),
+                                       client)
+        try:
+            trust = trust_config(material, req.signatures, keys, root)
+            checks = await check_signatures(repo, image.digest, trust, signature_repo=sig_repo,
+                                            platform_digest=image.manifest_digest)
+        except Error as e:
+            errors.append(e.message)
+    return Evidence(text, ref, image, tuple(found), tuple(checks), tuple(errors))
+
+
+def decide(req: CheckRequest, evidence: Sequence[Evidence]) -> Verdict:
+    """Apply the policy to each image's evidence."""
+    from imggate.policy.engine import evaluate
+
+    p = req.policy
+    verdicts = tuple(evaluate(ev, p.rules, exceptions=p.exceptions, now=req.now, kev=p.kev)
+                     for ev in evidence)
+    return Verdict(env=p.rules.env, images=verdicts, generated=req.now)
+
+
+def run_check(req: CheckRequest) -> Verdict:
+    """Resolve, gather and decide: the whole gate for one run."""
+    return decide(req, asyncio.run(gather(req)))
