@@ -1,0 +1,206 @@
+"""Keyless verification against a private Sigstore (``--trusted-root``), with fresh certificates.
+
+Covers what the real fixtures cannot: certificates without SAN, expired at
+the logged time, without SCT; SETs from another log key; entries for another
+payload; key-based signatures *with* a Rekor entry; keyless DSSE attestations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from imggate.models import Digest, SignatureCheck, SignatureKind
+from imggate.signatures import Identity, TrustConfig, check_signatures
+from registry_harness import run_imggate
+from signatures.cosign_format_signer import (
+    DSSE,
+    SIMPLESIGNING,
+    CosignFormatSigner,
+    append_layer,
+    in_toto_statement,
+    make_image,
+    simple_signing_payload,
+    write_layout,
+)
+from signatures.inmemory import InMemoryRepository
+from signatures.private_sigstore import PrivateSigstore
+
+ISSUER = "https://oidc.private.example"
+EMAIL = "dev@private.example"
+
+
+@pytest.fixture(scope="module")
+def ps() -> PrivateSigstore:
+    return PrivateSigstore()
+
+
+def pem(cert) -> str:  # type: ignore[no-untyped-def]
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def keyless_sign(ps: PrivateSigstore, repo: InMemoryRepository, digest: Digest, *,
+                 log_delay: dt.timedelta = dt.timedelta(seconds=1),
+                 body_payload: bytes | None = None,
+                 rekor_key: ec.EllipticCurvePrivateKey | None = None,
+                 **issue: object) -> None:
+    payload = simple_signing_payload(digest, repo.name)
+    cert, key = ps.issue(**issue)  # type: ignore[arg-type]
+    sig = key.sign(payload, ec.ECDSA(hashes.SHA256()))
+    when = cert.not_valid_before_utc + log_delay
+    body = ps.hashedrekord(body_payload or payload, sig, pem(cert))
+    append_layer(repo, digest, "sig", payload, SIMPLESIGNING, {
+        "dev.cosignproject.cosign/signature": base64.b64encode(sig).decode(),
+        "dev.sigstore.cosign/certificate": pem(cert),
+        "dev.sigstore.cosign/chain": ps.chain_pem,
+        "dev.sigstore.cosign/bundle": ps.set_bundle(body, when, rekor_key),
+    })
+
+
+def run(repo: InMemoryRepository, digest: Digest, trust: TrustConfig
+        ) -> tuple[SignatureCheck, ...]:
+    return asyncio.run(check_signatures(repo, digest, trust))
+
+
+def trust(ps: PrivateSigstore, identity: Identity | None = None, **kw: object) -> TrustConfig:
+    return TrustConfig(identities=(identity or Identity(identity=EMAIL, issuer=ISSUER),),
+                       trusted_root=ps.trust_root(), **kw)  # type: ignore[arg-type]
+
+
+def one(ps: PrivateSigstore, t: TrustConfig | None = None, **sign: object) -> SignatureCheck:
+    repo = InMemoryRepository()
+    image = make_image(repo)
+    keyless_sign(ps, repo, image, **sign)  # type: ignore[arg-type]
+    checks = run(repo, image, t or trust(ps))
+    assert len(checks) == 1
+    return checks[0]
+
+
+def test_fresh_keyless_signature_verifies(ps: PrivateSigstore) -> None:
+    c = one(ps)
+    assert c.verified, c.reason
+    assert c.signer == f"{EMAIL} ({ISSUER})" and c.tlog
+
+
+def test_uri_identity_with_regexp(ps: PrivateSigstore) -> None:
+    wf = "https://git.private.example/org/repo/.ci/release.yml@refs/tags/v1.2.3"
+    t = trust(ps, Identity(identity_regexp=r"^https://git\.private\.example/org/repo/",
+                           issuer=ISSUER))
+    c = one(ps, t, email=None, uri=wf)
+    assert c.verified and c.signer == f"{wf} ({ISSUER})"
+
+
+def test_production_root_does_not_trust_a_private_ca(ps: PrivateSigstore) -> None:
+    c = one(ps, TrustConfig(identities=(Identity(identity=EMAIL, issuer=ISSUER),)))
+    assert not c.verified and "not in the trusted root" in c.reason
+
+
+def test_certificate_without_san(ps: PrivateSigstore) -> None:
+    c = one(ps, email=None, uri=None)
+    assert not c.verified and c.reason
+
+
+def test_certificate_without_issuer_extension(ps: PrivateSigstore) -> None:
+    c = one(ps, issuer=None)
+    assert not c.verified and "OIDC issuer" in c.reason
+
+
+def test_certificate_expired_at_logged_time(ps: PrivateSigstore) -> None:
+    c = one(ps, log_delay=dt.timedelta(minutes=11))
+    assert not c.verified and "does not chain to a trusted Fulcio CA" in c.reason
+
+
+def test_certificate_without_sct(ps: PrivateSigstore) -> None:
+    c = one(ps, sct=False)
+    assert not c.verified and "no embedded SCT" in c.reason
+
+
+def test_set_signed_by_another_log(ps: PrivateSigstore) -> None:
+    c = one(ps, rekor_key=ec.generate_private_key(ec.SECP256R1()))
+    assert not c.verified and "SignedEntryTimestamp does not verify" in c.reason
+
+
+def test_log_entry_for_another_payload(ps: PrivateSigstore) -> None:
+    c = one(ps, body_payload=b'{"something": "else"}')
+    assert not c.verified and "another payload" in c.reason
+
+
+def test_wrong_issuer_and_identity(ps: PrivateSigstore) -> None:
+    assert not one(ps, trust(ps, Identity(identity=EMAIL, issuer="https://x"))).verified
+    assert not one(ps, trust(ps, Identity(identity="x@y.z", issuer=ISSUER))).verified
+
+
+def test_key_signature_with_rekor_entry(ps: PrivateSigstore) -> None:
+    """Key-based and logged: passes without --insecure-ignore-tlog, and tlog is True."""
+    signer, other = CosignFormatSigner(), CosignFormatSigner()
+    repo = InMemoryRepository()
+    image = make_image(repo)
+    payload = simple_signing_payload(image, repo.name)
+    sig = signer.sign(payload)
+    when = ps.start + dt.timedelta(days=2)
+    good = ps.set_bundle(ps.hashedrekord(payload, sig, signer.public_pem.decode()), when)
+    signer.sign_image(repo, image, signature=sig,
+                      annotations={"dev.sigstore.cosign/bundle": good})
+    t = TrustConfig(keys=(signer.trusted("signer"),), trusted_root=ps.trust_root())
+    checks = run(repo, image, t)
+    assert checks[0].verified and checks[0].tlog, checks[0].reason
+    # A log entry naming another key does not vouch for this signature.
+    repo2 = InMemoryRepository()
+    image2 = make_image(repo2)
+    payload2 = simple_signing_payload(image2, repo2.name)
+    sig2 = signer.sign(payload2)
+    wrong = ps.set_bundle(ps.hashedrekord(payload2, sig2, other.public_pem.decode()), when)
+    signer.sign_image(repo2, image2, signature=sig2,
+                      annotations={"dev.sigstore.cosign/bundle": wrong})
+    checks = run(repo2, image2, TrustConfig(keys=t.keys, trusted_root=t.trusted_root))
+    assert not checks[0].verified and "another key" in checks[0].reason
+
+
+def test_keyless_dsse_attestation(ps: PrivateSigstore) -> None:
+    repo = InMemoryRepository()
+    image = make_image(repo)
+    statement = in_toto_statement(image, "https://slsa.dev/provenance/v1",
+                                  {"runDetails": {"builder": {"id": "https://ci.private"}}})
+    ptype = "application/vnd.in-toto+json"
+    pae = b"DSSEv1 %d %s %d %s" % (len(ptype), ptype.encode(), len(statement), statement)
+    cert, key = ps.issue()
+    sig = key.sign(pae, ec.ECDSA(hashes.SHA256()))
+    envelope = json.dumps({"payloadType": ptype,
+                           "payload": base64.b64encode(statement).decode(),
+                           "signatures": [{"keyid": "",
+                                           "sig": base64.b64encode(sig).decode()}]}).encode()
+    bundle = ps.set_bundle(ps.dsse_body(envelope, statement, sig, pem(cert)),
+                           cert.not_valid_before_utc + dt.timedelta(seconds=2))
+    append_layer(repo, image, "att", envelope, DSSE, {
+        "dev.cosignproject.cosign/signature": "", "predicateType": "https://slsa.dev/provenance/v1",
+        "dev.sigstore.cosign/certificate": pem(cert), "dev.sigstore.cosign/chain": ps.chain_pem,
+        "dev.sigstore.cosign/bundle": bundle})
+    t = trust(ps, check_signatures=False, check_attestations=True,
+              attestation_types=("https://slsa.dev/provenance/v1",))
+    checks = run(repo, image, t)
+    assert checks[0].kind is SignatureKind.ATTESTATION and checks[0].verified, checks[0].reason
+    assert checks[0].predicate == {"runDetails": {"builder": {"id": "https://ci.private"}}}
+
+
+def test_cli_trusted_root(ps: PrivateSigstore, tmp_path: Path) -> None:
+    repo = InMemoryRepository()
+    image = make_image(repo, tag="app")
+    keyless_sign(ps, repo, image)
+    layout = write_layout(repo, tmp_path / "layout")
+    root = ps.write(tmp_path / "trusted_root.json")
+    base = ["verify", f"oci:{layout}:app", "--certificate-identity", EMAIL,
+            "--certificate-oidc-issuer", ISSUER]
+    r = run_imggate([*base, "--trusted-root", str(root)])
+    assert r.code == 0, r.output
+    assert run_imggate(base).code == 1
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"mediaType": "nope"}')
+    r = run_imggate([*base, "--trusted-root", str(bad)])
+    assert r.code == 2 and "not a Sigstore trusted root" in r.output
