@@ -152,6 +152,8 @@ def test_ids_are_stable_per_repository_and_unique() -> None:
     assert a[0]["id"] != a[1]["id"]
     assert {v["id"] for v in a}.isdisjoint(v["id"] for v in c)
     assert uuid.UUID(a[0]["id"]).version == 5
+    assert a[0]["id"] == str(uuid.uuid5(
+        gitlab.ID_NAMESPACE, "registry.example.com/group/app\x00CVE-2021-3711\x00openssl\x001.1.1k-r0"))
     assert gitlab.repository_of("localhost:5000/app:1@sha256:" + "0" * 64) == "localhost:5000/app"
     assert gitlab.repository_of("localhost:5000/app") == "localhost:5000/app"
 
@@ -177,6 +179,13 @@ def test_render_refuses_nonsense_arguments() -> None:
         _render([], image="")
     with pytest.raises(ValueError, match="status"):
         _render([], status="partial")
+
+
+def test_lone_surrogates_from_a_report_are_written_escaped(tmp_path: Path) -> None:
+    f = Finding("CVE-1", "p", "1", Severity.LOW, description="bad \udc80 text")
+    out = tmp_path / "gl.json"
+    gitlab.write(out, _render([f]))
+    assert json.loads(out.read_bytes())["vulnerabilities"][0]["description"] == "bad \udc80 text"
 
 
 def test_write_is_atomic_and_valid_json(tmp_path: Path) -> None:

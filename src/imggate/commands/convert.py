@@ -52,14 +52,24 @@ def convert(
                          "default: the most severe rating).")] = None,
 ) -> int:
     """Convert and merge scanner reports into one GitLab, JSON or SARIF report."""
-    from imggate.formats import findings_json, gitlab, sarif
-    from imggate.scanners.detect import load_report, parser_for
-    from imggate.scanners.merge import merge
+    from imggate.scanners._doc import gc_paused
+    from imggate.scanners.detect import parser_for
 
     if kind:
         parser_for(kind)  # an unknown kind is a usage error before any file is read
+    with gc_paused():  # large reports: see gc_paused
+        _convert(reports, to, output, image, kind, default_branch_image, prefer or [])
+    return 0
+
+
+def _convert(reports: list[str], to: OutputFormat, output: str | None, image: str | None,
+             kind: str | None, default_branch_image: str | None, prefer: list[str]) -> None:
+    from imggate.formats import findings_json, gitlab, sarif
+    from imggate.scanners.detect import load_report
+    from imggate.scanners.merge import merge
+
     loaded = [load_report(path, kind) for path in reports]
-    findings = merge(loaded, prefer=tuple(prefer or ()))
+    findings = merge(loaded, prefer=tuple(prefer))
     target = image or next((r.image_name for r in loaded if r.image_name), None)
     os_name = next((r.operating_system for r in loaded if r.operating_system), None)
     scanners = [r.scanner for r in loaded]
@@ -80,8 +90,9 @@ def convert(
     if output:
         gitlab.write(output, doc)
     else:
-        sys.stdout.write(gitlab.dumps(doc) + "\n")
-    return 0
+        sys.stdout.flush()
+        sys.stdout.buffer.write(gitlab.encode(doc) + b"\n")
+        sys.stdout.buffer.flush()
 
 
 def _times(loaded: list[ScanReport]) -> tuple[datetime, datetime]:

@@ -15,7 +15,7 @@ from typing import Any
 from imggate.errors import ReportError, UsageError
 from imggate.models import ScanReport
 from imggate.scanners import gitlab, grype, trivy, trivy_cyclonedx, trivy_sarif
-from imggate.scanners._doc import MAX_REPORT_BYTES, load_json
+from imggate.scanners._doc import MAX_REPORT_BYTES, gc_paused, load_json
 from imggate.scanners.interface import ReportParser
 
 #: Every adapter, in detection order (the first whose ``detect`` is true wins).
@@ -52,6 +52,11 @@ def detect_kind(doc: Any) -> ReportParser | None:
 def parse_report(data: bytes, *, source: str, kind: str | None = None) -> ScanReport:
     """Parse report bytes read from ``source`` (a file name for messages)."""
     parser = parser_for(kind) if kind else None
+    with gc_paused():
+        return _parse(data, source, parser)
+
+
+def _parse(data: bytes, source: str, parser: ReportParser | None) -> ScanReport:
     doc = load_json(data, source)
     if parser is None:
         parser = detect_kind(doc)

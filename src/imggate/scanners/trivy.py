@@ -66,23 +66,25 @@ def severity(value: Any, key: str = "Severity") -> Severity:
 
 
 def _cvss(d: dict[str, Any]) -> tuple[Cvss, ...]:
+    # Hot path (every finding has several sources): checks are inlined.
     out: list[Cvss] = []
     for src, entry in d.items():
-        try:
-            e = obj(entry)
-            for version, vkey, skey in _CVSS_FIELDS:
-                vector = opt_str(e, vkey)
-                score = e.get(skey)
-                if score is not None and (type(score) not in (int, float)
-                                          or not 0 <= score <= 10):
-                    raise Invalid(f"expected a score 0..10, got {type_name(score)}", (skey,))
-                if vector or score is not None:
-                    if version == "3" and vector and vector.startswith("CVSS:3."):
-                        version = vector[5:8]
-                    out.append(Cvss(src, version, vector,
-                                    float(score) if score is not None else None))
-        except Invalid as err:
-            raise err.at(src) from None
+        if type(entry) is not dict:
+            raise Invalid(f"expected an object, got {type_name(entry)}", (src,))
+        for version, vkey, skey in _CVSS_FIELDS:
+            vector = entry.get(vkey)
+            score = entry.get(skey)
+            if vector is None and score is None:
+                continue
+            if vector is not None and (type(vector) is not str or len(vector) > 256):
+                raise Invalid(f"expected a CVSS vector string, got {type_name(vector)}",
+                              (src, vkey))
+            if score is not None and (type(score) not in (int, float) or not 0 <= score <= 10):
+                raise Invalid(f"expected a score 0..10, got {type_name(score)}", (src, skey))
+            if version == "3" and vector and vector.startswith("CVSS:3."):
+                version = vector[5:8]
+            out.append(Cvss(src, version, vector or None,
+                            float(score) if score is not None else None))
     return tuple(out)
 
 

@@ -1,0 +1,147 @@
+"""Benchmark: a 50,000-finding Trivy report -> gl-container-scanning-report.json.
+
+The report is built from the real vulnerability entries in
+``../shared/fixtures/trivy`` (every field as Trivy wrote it), each repeated
+with a distinct installed version so all 50,000 (id, package, version)
+entries are unique and nothing is merged away. Timed end to end, as
+``imggate convert`` does it: read + validate, merge, render, write.
+
+Targets: 50k in <= 2 s; 50k/5k time ratio <= 12 (linear growth).
+Peer, measured in the same run: the bare floor of any converter, ``json.load``
+of the input plus ``json.dump`` of the output document with the stdlib.
+
+    python bench/convert_bench.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from imggate.formats import gitlab
+from imggate.scanners._doc import gc_paused
+from imggate.scanners.detect import load_report
+from imggate.scanners.merge import merge
+
+FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "trivy"
+TARGET_SECONDS = 2.0
+TARGET_RATIO = 12.0
+REPEATS = 5
+
+
+def real_entries() -> list[dict]:
+    """Every distinct vulnerability entry of the real Trivy JSON fixtures."""
+    seen: dict[tuple[str, str, str], dict] = {}
+    for path in sorted(FIXTURES.glob("**/*.json")):
+        if "other-formats" in path.parts:
+            continue
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        results = doc if isinstance(doc, list) else doc.get("Results") or []
+        for r in results:
+            for v in r.get("Vulnerabilities") or []:
+                seen.setdefault((v["VulnerabilityID"], v["PkgName"], v["InstalledVersion"]), v)
+    return list(seen.values())
+
+
+def build_report(entries: list[dict], n: int) -> dict:
+    """A SchemaVersion 2 report with ``n`` unique findings made from ``entries``."""
+    vulns = []
+    for i in range(n):
+        v = dict(entries[i % len(entries)])
+        round_ = i // len(entries)
+        if round_:
+            v["InstalledVersion"] = f"{v['InstalledVersion']}+b{round_}"
+        vulns.append(v)
+    return {
+        "SchemaVersion": 2,
+        "CreatedAt": "2026-01-01T00:00:00Z",
+        "ArtifactName": "registry.example.com/bench/app:1.0",
+        "ArtifactType": "container_image",
+        "Metadata": {"OS": {"Family": "debian", "Name": "10.8"},
+                     "RepoDigests": ["registry.example.com/bench/app@sha256:" + "ab" * 32]},
+        "Results": [{"Target": "registry.example.com/bench/app:1.0 (debian 10.8)",
+                     "Class": "os-pkgs", "Type": "debian", "Vulnerabilities": vulns}],
+    }
+
+
+def convert(src: Path, dst: Path) -> int:
+    """What ``imggate convert src -o dst`` does; returns the number of vulnerabilities written."""
+    with gc_paused():
+        return _convert(src, dst)
+
+
+def _convert(src: Path, dst: Path) -> int:
+    report = load_report(src)
+    findings = merge([report])
+    now = datetime.now(UTC)
+    doc = gitlab.render(findings, image=report.image_name or "img",
+                        operating_system=report.operating_system, scanners=[report.scanner],
+                        start=report.finished or now, end=now)
+    gitlab.write(dst, doc)
+    return len(doc["vulnerabilities"])
+
+
+def peer(src: Path, dst: Path) -> None:
+    """The floor: stdlib JSON read of the input and write of it back (GC paused, as imggate)."""
+    with gc_paused():
+        doc = json.loads(src.read_bytes())
+        dst.write_text(json.dumps(doc, ensure_ascii=False, separators=(",", ":")),
+                       encoding="utf-8")
+
+
+def best_of(fn, *args) -> tuple[float, float]:
+    """Best wall-clock and best CPU seconds of ``REPEATS`` runs."""
+    walls, cpus = [], []
+    for _ in range(REPEATS):
+        w0, c0 = time.perf_counter(), time.process_time()
+        fn(*args)
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+    return min(walls), min(cpus)
+
+
+def load_average() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "n/a"
+
+
+def main() -> int:
+    entries = real_entries()
+    print(f"real Trivy entries used as templates: {len(entries)}; "
+          f"{os.cpu_count()} CPUs, load average {load_average()} at start")
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (5_000, 50_000):
+            src, dst = Path(tmp) / f"trivy-{n}.json", Path(tmp) / f"gl-{n}.json"
+            src.write_text(json.dumps(build_report(entries, n)), encoding="utf-8")
+            written = convert(src, dst)
+            assert written == n, f"expected {n} vulnerabilities, wrote {written}"
+            t, t_cpu = best_of(convert, src, dst)
+            p, p_cpu = best_of(peer, src, Path(tmp) / "peer.json")
+            size = src.stat().st_size / 1e6
+            out = dst.stat().st_size / 1e6
+            results[n] = t
+            print(f"{n:>6} findings: input {size:6.1f} MB -> output {out:6.1f} MB | imggate "
+                  f"{t:.3f} s wall, {t_cpu:.3f} s CPU ({n / t:,.0f} findings/s) | "
+                  f"peer json load+dump {p:.3f} s wall, {p_cpu:.3f} s CPU | "
+                  f"imggate/peer {t / p:.2f}x")
+    ratio = results[50_000] / results[5_000]
+    ok_time = results[50_000] <= TARGET_SECONDS
+    ok_ratio = ratio <= TARGET_RATIO
+    print(f"50k time {results[50_000]:.3f} s (target <= {TARGET_SECONDS} s): "
+          f"{'OK' if ok_time else 'MISSED'}")
+    print(f"50k/5k ratio {ratio:.2f} (target <= {TARGET_RATIO}, 10 = linear): "
+          f"{'OK' if ok_ratio else 'MISSED'}")
+    print(f"load average at end {load_average()}")
+    return 0 if ok_time and ok_ratio else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
