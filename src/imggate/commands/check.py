@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -135,6 +136,11 @@ def check(
         from imggate.formats import console
 
         console.print_summary(verdict, written=tuple(written))
+    else:
+        # Quiet still says why an image could not be decided: exit 3 must be explained.
+        for iv in verdict.images:
+            if iv.error:
+                sys.stderr.write(f"imggate: error: {iv.reference}: {iv.error}\n")
     return verdict.exit_code
 
 
