@@ -204,3 +204,18 @@ def test_cli_trusted_root(ps: PrivateSigstore, tmp_path: Path) -> None:
     bad.write_text('{"mediaType": "nope"}')
     r = run_imggate([*base, "--trusted-root", str(bad)])
     assert r.code == 2 and "not a Sigstore trusted root" in r.output
+
+
+def test_bundles_follow_the_configured_trusted_root(ps: PrivateSigstore) -> None:
+    """A production bundle does not verify when only the private Sigstore is trusted."""
+    from signatures.fixture_cases import case_dir, case_json
+    from signatures.test_fixture_keyless import BUNDLE, bundle_repo
+
+    digest = Digest.parse(case_json(BUNDLE)["image"]["digest"])
+    repo = bundle_repo((case_dir(BUNDLE) / "bundle.sigstore.json").read_bytes(), digest)
+    ident = Identity(identity="cody@soyland.com", issuer="https://github.com/login/oauth")
+    private = TrustConfig(identities=(ident,), trusted_root=ps.trust_root(),
+                          check_signatures=False)
+    assert not run(repo, digest, private)[0].verified
+    public = TrustConfig(identities=(ident,), check_signatures=False)
+    assert run(repo, digest, public)[0].verified

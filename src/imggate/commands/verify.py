@@ -107,7 +107,6 @@ def build_trust(*, keys: Sequence[str], certificates: Sequence[str],
         attestation_types=tuple(predicate_type_uri(t) for t in types),
         ignore_tlog=ignore_tlog,
         trusted_root=load_trusted_root(trusted_root) if trusted_root else None,
-        trusted_root_path=trusted_root,
         annotations=_annotations(annotations),
         accept_platform_signatures=accept_platform,
     )

@@ -15,8 +15,10 @@ unsupported, a failed check, never a pass.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,6 @@ from imggate.models import SignatureCheck, SignatureKind
 from imggate.signatures.attestations import StatementError, check_statement, parse_statement
 from imggate.signatures.interface import Attachment, Identity, TrustConfig
 from imggate.signatures.keyless import CertificateError, identities, oidc_issuer
-from imggate.signatures.trustroot import production_trusted_root_path
 
 logger = logging.getLogger("imggate.signatures")
 
@@ -56,14 +57,19 @@ class _IdentityPolicy:
 
 
 def _verifier(trust: TrustConfig) -> Any:
-    """A sigstore ``Verifier`` for the configured trusted root, built once per root file."""
+    """A sigstore ``Verifier`` for the trust root in force, built once per root document."""
     from sigstore.models import TrustedRoot
     from sigstore.verify import Verifier
 
-    path = str(trust.trusted_root_path or production_trusted_root_path())
-    if path not in _verifiers:
-        _verifiers[path] = Verifier(trusted_root=TrustedRoot.from_file(str(Path(path))))
-    return _verifiers[path]
+    raw = trust.root().raw
+    key = hashlib.sha256(raw).hexdigest()
+    if key not in _verifiers:
+        # sigstore-python reads trusted roots from files only.
+        with tempfile.TemporaryDirectory(prefix="imggate-trust-") as tmp:
+            path = Path(tmp) / "trusted_root.json"
+            path.write_bytes(raw)
+            _verifiers[key] = Verifier(trusted_root=TrustedRoot.from_file(str(path)))
+    return _verifiers[key]
 
 
 def _kind_of(payload: bytes) -> SignatureKind:

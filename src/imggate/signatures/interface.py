@@ -168,7 +168,6 @@ class TrustConfig:
     attestation_types: tuple[str, ...] = ()
     ignore_tlog: bool = False
     trusted_root: SigstoreTrustRoot | None = None
-    trusted_root_path: str | None = None
     annotations: Mapping[str, str] = field(default_factory=dict)
     docker_reference: str | None = None
     accept_platform_signatures: bool = False

@@ -67,6 +67,8 @@ class SigstoreTrustRoot:
     certificate_authorities: tuple[CertificateAuthority, ...]
     tlogs: tuple[LogKey, ...]
     ctlogs: tuple[LogKey, ...]
+    #: The document as read, for sigstore-python (bundles) to load the same trust.
+    raw: bytes = field(default=b"", compare=False, repr=False)
 
     def tlog(self, log_id: bytes) -> LogKey | None:
         """The Rekor key with this log id (sha256 of its DER SPKI)."""
@@ -170,6 +172,7 @@ def parse_trusted_root(data: bytes, source: str) -> SigstoreTrustRoot:
             _authorities(doc.get("certificateAuthorities", []), "certificateAuthorities"),
             _log_keys(doc.get("tlogs", []), "tlogs"),
             _log_keys(doc.get("ctlogs", []), "ctlogs"),
+            data,
         )
     except (ValueError, RecursionError) as e:
         raise ConfigError(f"{source}: invalid Sigstore trusted root: {e}") from None
