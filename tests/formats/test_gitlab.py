@@ -142,20 +142,20 @@ def test_solutions_by_fix_state() -> None:
                                    fixed_versions=("1.1", "2.0.1"))) == "Upgrade p to 1.1, 2.0.1"
 
 
-def test_ids_are_stable_per_repository_and_unique() -> None:
+def test_ids_are_stable_per_image_and_unique() -> None:
     f = Finding("CVE-2021-3711", "openssl", "1.1.1k-r0", Severity.HIGH)
     g = Finding("CVE-2021-3711", "openssl", "1.1.1l-r0", Severity.HIGH)
     a = _render([f, g])["vulnerabilities"]
-    b = _render([f, g], image="registry.example.com/group/app:2.0")["vulnerabilities"]
-    c = _render([f, g], image="registry.example.com/group/other:1.0")["vulnerabilities"]
-    assert [v["id"] for v in a] == [v["id"] for v in b]  # next build, same repository
+    again = _render([g, f])["vulnerabilities"]
+    other = _render([f, g], image="registry.example.com/group/app@sha256:" + "ef" * 32)
+    assert {v["id"] for v in a} == {v["id"] for v in again}  # a re-run: same ids
     assert a[0]["id"] != a[1]["id"]
-    assert {v["id"] for v in a}.isdisjoint(v["id"] for v in c)
+    # another image of the same repository in the same document never collides
+    assert {v["id"] for v in a}.isdisjoint(v["id"] for v in other["vulnerabilities"])
     assert uuid.UUID(a[0]["id"]).version == 5
     assert a[0]["id"] == str(uuid.uuid5(
-        gitlab.ID_NAMESPACE, "registry.example.com/group/app\x00CVE-2021-3711\x00openssl\x001.1.1k-r0"))
-    assert gitlab.repository_of("localhost:5000/app:1@sha256:" + "0" * 64) == "localhost:5000/app"
-    assert gitlab.repository_of("localhost:5000/app") == "localhost:5000/app"
+        gitlab.ID_NAMESPACE, f"{IMAGE}\x00CVE-2021-3711\x00openssl\x001.1.1k-r0"))
+    assert gitlab.vulnerability_id(IMAGE, f) == a[0]["id"]
 
 
 def test_hostile_values_are_trimmed_to_what_the_schema_allows() -> None:

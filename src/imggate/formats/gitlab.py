@@ -6,10 +6,10 @@ saves it atomically. The output validates against
 values the schema would reject (over-long names, CVSS vectors it does not
 know, URLs that are not http(s)/ftp) are trimmed or left out, never written.
 
-Vulnerability ids are UUIDv5 over the image *repository* (tag and digest
-stripped, as GitLab's own location fingerprint does), the vulnerability id,
-the package and its version: a re-run, or the next build of the same
-repository, gives the same ids, and ids are unique within a report.
+Vulnerability ids are UUIDv5 over the image reference as given (the gate
+passes ``registry/repo@sha256:…``), the vulnerability id, the package and its
+version: a re-run on the same image gives the same ids, and ids stay unique
+when one document holds several images of the same repository.
 """
 
 from __future__ import annotations
@@ -86,28 +86,20 @@ def identifier(value: str) -> dict[str, str]:
     return {"type": kind, "name": value, "value": value}
 
 
-def repository_of(image: str) -> str:
-    """``image`` without its ``@digest`` and ``:tag`` (a port colon is kept)."""
-    name = image.split("@", 1)[0]
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    return name[:colon] if colon > slash else name
+def vulnerability_id(image: str, finding: Finding) -> str:
+    """The stable id of ``finding`` in a report for ``image``.
 
-
-def vulnerability_id(repository: str, finding: Finding) -> str:
-    """The stable id of ``finding`` in a report for ``repository``.
-
-    ``uuid5(ID_NAMESPACE, repository NUL id NUL package NUL version)``.
+    ``uuid5(ID_NAMESPACE, image NUL id NUL package NUL version)``.
     """
-    return _IdMaker(repository)(finding)
+    return _IdMaker(image)(finding)
 
 
 class _IdMaker:
-    """:func:`vulnerability_id` for many findings: the namespace+repository hash state is reused."""
+    """:func:`vulnerability_id` for many findings: the namespace+image hash state is reused."""
 
-    def __init__(self, repository: str) -> None:
+    def __init__(self, image: str) -> None:
         self._prefix = hashlib.sha1(ID_NAMESPACE.bytes, usedforsecurity=False)
-        self._prefix.update(repository.encode("utf-8", "surrogatepass"))
+        self._prefix.update(image.encode("utf-8", "surrogatepass"))
 
     def __call__(self, f: Finding) -> str:
         h = self._prefix.copy()
@@ -236,7 +228,7 @@ def render(
         raise ValueError("image must not be empty")
     if status not in ("success", "failure"):
         raise ValueError(f"status must be success or failure, not {status!r}")
-    make_id = _IdMaker(repository_of(image))
+    make_id = _IdMaker(image)
     os_name = operating_system or "Unknown"
     dbi = default_branch_image if default_branch_image and len(default_branch_image) <= 255 \
         else None
