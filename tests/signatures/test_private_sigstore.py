@@ -219,3 +219,87 @@ def test_bundles_follow_the_configured_trusted_root(ps: PrivateSigstore) -> None
     assert not run(repo, digest, private)[0].verified
     public = TrustConfig(identities=(ident,), check_signatures=False)
     assert run(repo, digest, public)[0].verified
+
+
+# --------------------------------------------------------------------------- key-based bundles
+
+
+def statement_v1(digest: Digest, predicate_type: str = "https://sigstore.dev/cosign/sign/v1"
+                 ) -> bytes:
+    """What cosign v3 ``sign`` puts in its DSSE bundle: statement v1, subject without name."""
+    return json.dumps({"_type": "https://in-toto.io/Statement/v1",
+                       "subject": [{"digest": {"sha256": digest.hex}}],
+                       "predicateType": predicate_type}, separators=(",", ":")).encode()
+
+
+def key_bundle(ps: PrivateSigstore, signer: CosignFormatSigner, statement: bytes, *,
+               log: bool = True, signer_pem: str | None = None) -> bytes:
+    """A Sigstore bundle v0.3 as ``cosign sign --key`` (v3) writes it."""
+    ptype = "application/vnd.in-toto+json"
+    pae = b"DSSEv1 %d %s %d %s" % (len(ptype), ptype.encode(), len(statement), statement)
+    sig = signer.sign(pae)
+    envelope = {"payload": base64.b64encode(statement).decode(), "payloadType": ptype,
+                "signatures": [{"sig": base64.b64encode(sig).decode()}]}
+    entries = []
+    if log:
+        body = ps.dsse_body(b"", statement, sig, signer_pem or signer.public_pem.decode())
+        legacy = json.loads(ps.set_bundle(body, ps.start + dt.timedelta(days=3)))
+        p = legacy["Payload"]
+        entries.append({
+            "logIndex": str(p["logIndex"]),
+            "logId": {"keyId": base64.b64encode(bytes.fromhex(p["logID"])).decode()},
+            "kindVersion": {"kind": "dsse", "version": "0.0.1"},
+            "integratedTime": str(p["integratedTime"]),
+            "inclusionPromise": {"signedEntryTimestamp": legacy["SignedEntryTimestamp"]},
+            "canonicalizedBody": p["body"]})
+    return json.dumps({"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+                       "verificationMaterial": {"publicKey": {"hint": "k"},
+                                                "tlogEntries": entries},
+                       "dsseEnvelope": envelope}).encode()
+
+
+def test_key_bundle_signature(ps: PrivateSigstore) -> None:
+    from signatures.test_fixture_keyless import bundle_repo
+
+    signer, other = CosignFormatSigner(), CosignFormatSigner()
+    holder = InMemoryRepository()
+    image = make_image(holder)
+    repo = bundle_repo(key_bundle(ps, signer, statement_v1(image)), image)
+    t = TrustConfig(keys=(signer.trusted("signer"),), trusted_root=ps.trust_root())
+    checks = run(repo, image, t)
+    assert checks[0].verified and checks[0].tlog, checks[0].reason
+    assert checks[0].kind is SignatureKind.SIGNATURE
+    wrong = TrustConfig(keys=(other.trusted("other"),), trusted_root=ps.trust_root())
+    assert not run(repo, image, wrong)[0].verified
+    # Not logged: fails unless the tlog is (unsafely) ignored.
+    unlogged = bundle_repo(key_bundle(ps, signer, statement_v1(image), log=False), image)
+    assert "no transparency log entry" in run(unlogged, image, t)[0].reason
+    lax = TrustConfig(keys=t.keys, trusted_root=t.trusted_root, ignore_tlog=True)
+    got = run(unlogged, image, lax)[0]
+    assert got.verified and not got.tlog
+    # Logged under another key, or about another image.
+    mislogged = bundle_repo(key_bundle(ps, signer, statement_v1(image),
+                                       signer_pem=other.public_pem.decode()), image)
+    assert "another key" in run(mislogged, image, t)[0].reason
+    elsewhere = make_image(holder)
+    stray = bundle_repo(key_bundle(ps, signer, statement_v1(elsewhere)), image)
+    assert "does not include this image" in run(stray, image, t)[0].reason
+
+
+def test_real_bundle_with_its_certificate_as_key() -> None:
+    """cosign --certificate style: the fixture bundle's leaf key, SET from production Rekor."""
+    from imggate.signatures import parse_public_key
+    from signatures.fixture_cases import case_dir, case_json
+    from signatures.test_fixture_keyless import BUNDLE, bundle_repo
+
+    digest = Digest.parse(case_json(BUNDLE)["image"]["digest"])
+    raw = (case_dir(BUNDLE) / "bundle.sigstore.json").read_bytes()
+    leaf = parse_public_key((case_dir(BUNDLE) / "certificate.pem").read_bytes(), "leaf.pem")
+    t = TrustConfig(keys=(leaf,), check_signatures=False, check_attestations=True)
+    checks = run(bundle_repo(raw, digest), digest, t)
+    assert checks[0].verified and checks[0].tlog and checks[0].signer == "leaf.pem", \
+        checks[0].reason
+    doc = json.loads(raw)
+    doc["verificationMaterial"]["tlogEntries"][0]["integratedTime"] = "1740770292"
+    tampered = run(bundle_repo(json.dumps(doc).encode(), digest), digest, t)
+    assert not tampered[0].verified and "SignedEntryTimestamp" in tampered[0].reason

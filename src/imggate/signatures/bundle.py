@@ -9,12 +9,17 @@ subject / predicate type checks. A bundle whose predicate type is cosign's
 ``https://sigstore.dev/cosign/sign/v1`` is an image *signature*; any other
 is an attestation.
 
-Key-based bundles (``verificationMaterial.publicKey``) are reported as
-unsupported, a failed check, never a pass.
+Key-based bundles (cosign v3 ``sign --key``: ``verificationMaterial.publicKey``
+and a DSSE envelope) are verified by imggate itself, sigstore-python needing a
+certificate: the DSSE signature with each trusted key, the inclusion promise
+(SET) with the trusted Rekor key, and the ``dsse`` body's payload hash,
+signature and verifier. The inclusion proof is not checked (as for legacy
+cosign signatures, the SET is the proof of logging).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -25,9 +30,20 @@ from typing import Any
 from cryptography import x509
 
 from imggate.models import SignatureCheck, SignatureKind
-from imggate.signatures.attestations import StatementError, check_statement, parse_statement
+from imggate.signatures.attestations import (
+    IN_TOTO_PAYLOAD_TYPE,
+    Statement,
+    StatementError,
+    check_statement,
+    pae,
+    parse_envelope,
+    parse_statement,
+)
 from imggate.signatures.interface import Attachment, Identity, TrustConfig
 from imggate.signatures.keyless import CertificateError, identities, oidc_issuer
+from imggate.signatures.keys import BadSignature
+from imggate.signatures.rekor import TlogError, check_envelope_entry, entry_from_bundle, verify_set
+from imggate.signatures.signers import SignedContent, verify_any
 
 logger = logging.getLogger("imggate.signatures")
 
@@ -81,32 +97,78 @@ def _kind_of(payload: bytes) -> SignatureKind:
         SignatureKind.ATTESTATION
 
 
-def verify_bundle(att: Attachment, trust: TrustConfig) -> SignatureCheck:
-    """Verify one bundle against every keyless anchor of ``trust``; never raises."""
-    kind = SignatureKind.ATTESTATION
+def _judge(payload_type: str, payload: bytes, att: Attachment,
+           trust: TrustConfig) -> tuple[SignatureKind, Statement]:
+    """Kind and statement of a verified DSSE payload; :class:`StatementError` if not for us."""
+    kind = _kind_of(payload)
+    if kind is SignatureKind.SIGNATURE:
+        if payload_type != IN_TOTO_PAYLOAD_TYPE:
+            raise StatementError(f"DSSE payloadType {payload_type[:80]!r} is not in-toto")
+        st = parse_statement(payload)
+        if att.subject not in st.subject_digests:
+            raise StatementError(f"bundle subject does not include this image {att.subject}")
+        return kind, st
+    return kind, check_statement(payload_type, payload, att.subject, trust)
 
-    def fail(reason: str, ptype: str | None = None) -> SignatureCheck:
-        return SignatureCheck(kind, att.location, False, reason, predicate_type=ptype,
-                              signed_digest=att.subject)
 
-    if att.error is not None or att.payload is None:
-        return fail(att.error or "bundle missing")
+def _verify_keyed(doc: Any, att: Attachment, trust: TrustConfig) -> tuple[SignatureCheck | None,
+                                                                      list[str]]:
+    """Key-based bundles (cosign v3 ``sign --key``): DSSE over PAE, SET, dsse body."""
+    env = doc.get("dsseEnvelope") if isinstance(doc, dict) else None
+    if not isinstance(env, dict):
+        return None, ["key-based bundles need a DSSE envelope (message signatures unsupported)"]
+    try:
+        envelope = parse_envelope(json.dumps(env).encode())
+    except StatementError as e:
+        return None, [str(e)]
+    material = doc.get("verificationMaterial")
+    entries = material.get("tlogEntries") if isinstance(material, dict) else None
+    pae_bytes = pae(envelope.payload_type, envelope.payload)
+    reasons = []
+    for key in trust.keys:
+        try:
+            sig = verify_any(key.key, SignedContent(pae_bytes, envelope.signatures,
+                                                     lambda *_: None))
+            tlog = False
+            if trust.ignore_tlog:
+                logger.warning("UNSAFE: --insecure-ignore-tlog: accepting %s without checking "
+                               "a transparency log entry", att.location)
+            else:
+                if not isinstance(entries, list) or not entries:
+                    raise TlogError("bundle has no transparency log entry")
+                entry = entry_from_bundle(entries[0])
+                verify_set(entry, trust.root())
+                check_envelope_entry(entry, None, envelope.payload, (sig,), key.spki)
+                tlog = True
+            kind, st = _judge(envelope.payload_type, envelope.payload, att, trust)
+        except (BadSignature, TlogError, StatementError, ValueError) as e:
+            reasons.append(f"{key.label}: {e}")
+            continue
+        return SignatureCheck(kind, att.location, True,
+                              f"verified Sigstore bundle with key {key.label}",
+                              signer=key.label, predicate_type=st.predicate_type,
+                              predicate=st.predicate if kind is SignatureKind.ATTESTATION
+                              else None, tlog=tlog, signed_digest=att.subject), []
+    return None, reasons
+
+
+def _verify_keyless(att: Attachment, trust: TrustConfig) -> tuple[SignatureCheck | None,
+                                                                  list[str]]:
+    """Fulcio bundles through sigstore-python's ``Verifier`` with imggate's identity rule."""
     from sigstore.errors import Error as SigstoreError
     from sigstore.models import Bundle
 
+    assert att.payload is not None
     try:
         bundle = Bundle.from_json(att.payload)
     except (SigstoreError, ValueError, TypeError, KeyError) as e:
-        return fail(f"not a valid Sigstore bundle ({type(e).__name__}: {str(e)[:200]})")
+        return None, [f"not a valid Sigstore bundle ({type(e).__name__}: {str(e)[:200]})"]
     except Exception as e:
-        return fail(f"not a valid Sigstore bundle ({type(e).__name__})")
-    if not trust.identities:
-        return fail("bundles are verified against keyless identities; none configured"
-                    + (" (key-based bundles are not supported)" if trust.keys else ""))
+        return None, [f"not a valid Sigstore bundle ({type(e).__name__})"]
     try:
         verifier = _verifier(trust)
     except Exception as e:
-        return fail(f"Sigstore trusted root unusable ({type(e).__name__}: {str(e)[:200]})")
+        return None, [f"Sigstore trusted root unusable ({type(e).__name__}: {str(e)[:200]})"]
     reasons = []
     for ident in trust.identities:
         policy = _IdentityPolicy(ident)
@@ -115,20 +177,53 @@ def verify_bundle(att: Attachment, trust: TrustConfig) -> SignatureCheck:
         except Exception as e:
             reasons.append(f"{ident.label}: {str(e)[:300] or type(e).__name__}")
             continue
-        kind = _kind_of(payload)
         try:
-            if kind is SignatureKind.SIGNATURE:
-                st = parse_statement(payload)
-                if att.subject not in st.subject_digests:
-                    raise StatementError(f"bundle subject does not include this image "
-                                         f"{att.subject}")
-            else:
-                st = check_statement(ptype_env, payload, att.subject, trust)
+            kind, st = _judge(ptype_env, payload, att, trust)
         except StatementError as e:
-            return fail(str(e))
+            reasons.append(f"{ident.label}: {e}")
+            continue
         return SignatureCheck(kind, att.location, True,
                               f"verified Sigstore bundle: {policy.matched}",
                               signer=policy.matched, predicate_type=st.predicate_type,
                               predicate=st.predicate if kind is SignatureKind.ATTESTATION
-                              else None, tlog=True, signed_digest=att.subject)
-    return fail("; ".join(reasons)[:2000])
+                              else None, tlog=True, signed_digest=att.subject), []
+    return None, reasons
+
+
+def verify_bundle(att: Attachment, trust: TrustConfig) -> SignatureCheck:
+    """Verify one bundle against the keys, then the keyless identities, of ``trust``.
+
+    Never raises. A failed bundle is reported as an attestation check unless
+    its payload says it is a cosign image signature.
+    """
+    def fail(reason: str, kind: SignatureKind = SignatureKind.ATTESTATION) -> SignatureCheck:
+        return SignatureCheck(kind, att.location, False, reason, signed_digest=att.subject)
+
+    if att.error is not None or att.payload is None:
+        return fail(att.error or "bundle missing")
+    try:
+        doc = json.loads(att.payload)
+    except (ValueError, RecursionError):
+        return fail("not a valid Sigstore bundle (not JSON)")
+    mt = doc.get("mediaType") if isinstance(doc, dict) else None
+    if not isinstance(mt, str) or not mt.startswith("application/vnd.dev.sigstore.bundle"):
+        return fail("not a valid Sigstore bundle (mediaType)")
+    reasons: list[str] = []
+    if trust.keys:
+        found, why = _verify_keyed(doc, att, trust)
+        if found is not None:
+            return found
+        reasons += why
+    if trust.identities:
+        found, why = _verify_keyless(att, trust)
+        if found is not None:
+            return found
+        reasons += why
+    if not trust.keys and not trust.identities:
+        reasons.append("bundles are verified against keys or keyless identities; none given")
+    kind = SignatureKind.ATTESTATION
+    env = doc.get("dsseEnvelope")
+    if isinstance(env, dict):
+        with contextlib.suppress(StatementError):
+            kind = _kind_of(parse_envelope(json.dumps(env).encode()).payload)
+    return fail("; ".join(reasons)[:2000], kind)

@@ -155,9 +155,9 @@ async def discover(repo: Repository, subject: Digest, trust: TrustConfig, *,
             found += await _tagged(AttachmentKind.SIGNATURE, "sig", sig_repo, subject, blobs)
         if trust.check_attestations:
             found += await _tagged(AttachmentKind.ATTESTATION, "att", sig_repo, subject, blobs)
-        # Bundles are verified against keyless identities only: without one,
-        # asking the registry for referrers could not change the outcome.
-        if trust.check_bundles and trust.identities:
+        # Bundles are verified against keys and keyless identities only: with
+        # neither, asking the registry for referrers could not change the outcome.
+        if trust.check_bundles and (trust.identities or trust.keys):
             found += await _bundles(sig_repo, subject, blobs)
     except (RegistryError, LayoutError) as e:
         raise _unavailable(sig_repo, subject, e) from e

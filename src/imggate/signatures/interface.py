@@ -153,7 +153,7 @@ class TrustConfig:
     accepted and a warning is logged every time. ``trusted_root`` ``None``
     means Sigstore's production root shipped with the ``sigstore`` package.
     ``check_bundles``: look for Sigstore bundles among the OCI referrers
-    (only when there are keyless identities to verify them against).
+    (only when there are keys or keyless identities to verify them against).
     ``accept_platform_signatures``: when checking a platform manifest of an
     index, a signature on that manifest itself also counts (a signature on
     the index always does).

@@ -101,6 +101,49 @@ def parse_rekor_bundle(text: str) -> RekorEntry:
                       _int(payload.get("logIndex"), "logIndex"), log_id)
 
 
+def _str_int(value: object, what: str) -> int:
+    # Bundles carry int64 fields as JSON strings (protobuf JSON mapping).
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return _int(value, what)
+
+
+def entry_from_bundle(tle: object) -> RekorEntry:
+    """A Sigstore bundle ``tlogEntries[]`` item as a :class:`RekorEntry` (SET-based).
+
+    Entries without an inclusion promise (Rekor v2: inclusion proof and
+    checkpoint only) are refused: imggate proves log time by the SET.
+    """
+    if not isinstance(tle, dict):
+        raise TlogError("bundle tlog entry is not an object")
+    promise = tle.get("inclusionPromise")
+    set_b64 = promise.get("signedEntryTimestamp") if isinstance(promise, dict) else None
+    if not isinstance(set_b64, str):
+        raise TlogError("bundle tlog entry has no inclusion promise (SET)")
+    body_b64, log_id = tle.get("canonicalizedBody"), tle.get("logId")
+    key_id = log_id.get("keyId") if isinstance(log_id, dict) else None
+    if not isinstance(body_b64, str) or not isinstance(key_id, str):
+        raise TlogError("bundle tlog entry needs canonicalizedBody and logId.keyId")
+    try:
+        body = json.loads(base64.b64decode(body_b64, validate=True))
+        log_hex = base64.b64decode(key_id, validate=True).hex()
+    except (binascii.Error, ValueError, RecursionError):
+        raise TlogError("bundle tlog entry body or log id is not valid base64") from None
+    if not isinstance(body, dict) or not isinstance(body.get("spec"), dict):
+        raise TlogError("bundle tlog entry body has no spec")
+    kv = tle.get("kindVersion")
+    if isinstance(kv, dict) and (kv.get("kind"), kv.get("version")) != \
+            (body.get("kind"), body.get("apiVersion")):
+        raise TlogError("bundle tlog entry kindVersion does not match its body")
+    try:
+        set_sig = decode_b64(set_b64, "signedEntryTimestamp")
+    except BadSignature as e:
+        raise TlogError(str(e)) from None
+    return RekorEntry(set_sig, body_b64, body,
+                      _str_int(tle.get("integratedTime"), "integratedTime"),
+                      _str_int(tle.get("logIndex"), "logIndex"), log_hex)
+
+
 def verify_set(entry: RekorEntry, root: SigstoreTrustRoot) -> None:
     """Verify the SET with the trusted Rekor key named by ``logID``."""
     try:
@@ -184,14 +227,20 @@ def check_hashedrekord(entry: RekorEntry, payload: bytes, signature: bytes,
     _same_signer(_get(spec, "signature", "publicKey", "content"), signer, "signature.publicKey")
 
 
-def check_envelope_entry(entry: RekorEntry, envelope: bytes, payload: bytes,
+def check_envelope_entry(entry: RekorEntry, envelope: bytes | None, payload: bytes,
                          signatures: tuple[bytes, ...], signer: x509.Certificate | bytes) -> None:
-    """An ``intoto`` 0.0.1 or ``dsse`` 0.0.1 body names this DSSE envelope and signer."""
+    """An ``intoto`` 0.0.1 or ``dsse`` 0.0.1 body names this DSSE envelope and signer.
+
+    ``envelope`` is ``None`` for an envelope inside a Sigstore bundle: it is a
+    re-serialised JSON object there, so its logged hash cannot be recomputed;
+    payload hash, signature and signer still bind the entry.
+    """
     spec = entry.body["spec"]
-    env_hash = hashlib.sha256(envelope).hexdigest()
+    env_hash = hashlib.sha256(envelope).hexdigest() if envelope is not None else None
     payload_hash = hashlib.sha256(payload).hexdigest()
     if entry.kind == "intoto" and entry.api_version == "0.0.1":
-        if _hash_value(_get(spec, "content", "hash"), "content.hash") != env_hash:
+        if env_hash is not None and \
+                _hash_value(_get(spec, "content", "hash"), "content.hash") != env_hash:
             raise TlogError("Rekor entry is for another envelope (hash differs)")
         if _hash_value(_get(spec, "content", "payloadHash"), "content.payloadHash") != \
                 payload_hash:
@@ -199,7 +248,8 @@ def check_envelope_entry(entry: RekorEntry, envelope: bytes, payload: bytes,
         _same_signer(_get(spec, "publicKey"), signer, "publicKey")
         return
     if entry.kind == "dsse" and entry.api_version == "0.0.1":
-        if _hash_value(_get(spec, "envelopeHash"), "envelopeHash") != env_hash:
+        if env_hash is not None and \
+                _hash_value(_get(spec, "envelopeHash"), "envelopeHash") != env_hash:
             raise TlogError("Rekor entry is for another envelope (hash differs)")
         if _hash_value(_get(spec, "payloadHash"), "payloadHash") != payload_hash:
             raise TlogError("Rekor entry is for another payload (hash differs)")

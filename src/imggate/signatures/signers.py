@@ -69,7 +69,7 @@ class SignerResult:
     reason: str
 
 
-def _verify_any(key: VerifyingKey, content: SignedContent) -> bytes:
+def verify_any(key: VerifyingKey, content: SignedContent) -> bytes:
     """The first signature that ``key`` verifies over the content; :class:`BadSignature` else."""
     for sig in content.signatures:
         try:
@@ -161,7 +161,7 @@ def _tlog(mat: _Material, sig: bytes, signer: x509.Certificate | bytes,
 
 
 def _by_key(mat: _Material, key: TrustedKey, content: SignedContent) -> SignerResult:
-    sig = _verify_any(key.key, content)
+    sig = verify_any(key.key, content)
     tlog = _tlog(mat, sig, key.spki, content)
     return SignerResult(key.label, tlog, f"verified with key {key.label}")
 
@@ -174,7 +174,7 @@ def _by_identity(mat: _Material, ident: Identity, content: SignedContent) -> Sig
                                f"(issuer {issuer[:100]}) does not match")
     cert = mat.cert()
     key = as_verifying_key(cert.public_key(), "certificate")
-    sig = _verify_any(key, content)
+    sig = verify_any(key, content)
     content.check_entry(mat.entry(), sig, cert)
     return SignerResult(f"{san} ({issuer})", True,
                         f"verified keyless: {san} ({issuer}), logged at "
@@ -192,7 +192,7 @@ def _by_authority(mat: _Material, ca: CertificateAuthority,
         when = datetime.now(UTC)
     verify_pki_chain(cert, intermediates, ca.roots, when)
     key = as_verifying_key(cert.public_key(), "certificate")
-    sig = _verify_any(key, content)
+    sig = verify_any(key, content)
     tlog = _tlog(mat, sig, cert, content)
     return SignerResult(ca.label, tlog, f"verified with a certificate issued by {ca.label}")
 
