@@ -149,39 +149,55 @@ def _cvss_vectors(f: Finding) -> list[dict[str, str]]:
     return out
 
 
-def _vulnerability(f: Finding, image: str, make_id: _IdMaker, os_name: str,
-                   default_branch_image: str | None,
-                   idents: dict[str, dict[str, str]]) -> dict[str, Any]:
-    location: dict[str, Any] = {
-        "dependency": {"package": {"name": f.package}, "version": f.version},
-        "operating_system": os_name,
-        "image": image,
-    }
-    if default_branch_image:
-        location["default_branch_image"] = default_branch_image
-    name = f.title or f"{f.id} in {f.package}"
-    v: dict[str, Any] = {
-        "id": make_id(f),
-        "name": name[:_NAME_MAX],
-        "description": (f.description or f.title or name)[:_DESCRIPTION_MAX],
-        "severity": f.severity.value,
-    }
-    sol = solution(f)
-    if sol:
-        v["solution"] = sol
-    v["location"] = location
-    ids = []
-    for i in f.all_ids:
-        ident = idents.get(i)
-        if ident is None:
-            ident = idents[i] = identifier(i)
-        ids.append(ident)
-    v["identifiers"] = ids
-    v["links"] = [{"url": u} for u in filter(_URL.match, f.links)]
-    vectors = _cvss_vectors(f)
-    if vectors:
-        v["cvss_vectors"] = vectors
-    return v
+class _Renderer:
+    """Builds vulnerability objects for one document.
+
+    Identifier and link lists are built once per distinct id set / link set
+    and shared between the vulnerabilities of the document (the same CVE is
+    usually reported for several packages): the document is read-only data.
+    """
+
+    def __init__(self, image: str, os_name: str, default_branch_image: str | None) -> None:
+        self.image = image
+        self.os_name = os_name
+        self.dbi = default_branch_image
+        self.make_id = _IdMaker(image)
+        self.idents: dict[tuple[str, tuple[str, ...]], list[dict[str, str]]] = {}
+        self.links: dict[tuple[str, ...], list[dict[str, str]]] = {}
+
+    def __call__(self, f: Finding) -> dict[str, Any]:
+        location: dict[str, Any] = {
+            "dependency": {"package": {"name": f.package}, "version": f.version},
+            "operating_system": self.os_name,
+            "image": self.image,
+        }
+        if self.dbi:
+            location["default_branch_image"] = self.dbi
+        name = f.title or f"{f.id} in {f.package}"
+        v: dict[str, Any] = {
+            "id": self.make_id(f),
+            "name": name[:_NAME_MAX],
+            "description": (f.description or f.title or name)[:_DESCRIPTION_MAX],
+            "severity": f.severity.value,
+        }
+        sol = solution(f)
+        if sol:
+            v["solution"] = sol
+        v["location"] = location
+        key = (f.id, f.aliases)
+        idents = self.idents.get(key)
+        if idents is None:
+            idents = self.idents[key] = [identifier(i) for i in f.all_ids]
+        v["identifiers"] = idents
+        links = self.links.get(f.links)
+        if links is None:
+            links = self.links[f.links] = [{"url": u} for u in filter(_URL.match, f.links)]
+        v["links"] = links
+        if f.cvss:
+            vectors = _cvss_vectors(f)
+            if vectors:
+                v["cvss_vectors"] = vectors
+        return v
 
 
 def _scanner(scanners: Sequence[ScannerInfo]) -> dict[str, Any]:
@@ -223,16 +239,17 @@ def render(
     ``operating_system`` falls back to ``"Unknown"`` (the schema requires a
     value); a ``default_branch_image`` longer than the schema's 255
     characters is left out. ``status`` is ``success`` or ``failure``.
+    Identifier and link lists may be shared between vulnerabilities: treat
+    the document as read-only data to be written.
     """
     if not image:
         raise ValueError("image must not be empty")
     if status not in ("success", "failure"):
         raise ValueError(f"status must be success or failure, not {status!r}")
-    make_id = _IdMaker(image)
     os_name = operating_system or "Unknown"
     dbi = default_branch_image if default_branch_image and len(default_branch_image) <= 255 \
         else None
-    idents: dict[str, dict[str, str]] = {}  # one object per id, shared within this document
+    vulnerability = _Renderer(image, os_name, dbi)
     return {
         "version": SCHEMA_VERSION,
         "scan": {
@@ -244,8 +261,7 @@ def render(
             "end_time": _time(end),
             "status": status,
         },
-        "vulnerabilities": [_vulnerability(f, image, make_id, os_name, dbi, idents)
-                            for f in findings],
+        "vulnerabilities": [vulnerability(f) for f in findings],
         "remediations": [],
     }
 
