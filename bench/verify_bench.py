@@ -7,7 +7,9 @@ payload layer, ECDSA P-256). Then, in one process and one RegistryClient,
 alternating rounds of:
 
 - **bare**: resolve the tag, fetch the ``.sig`` manifest by tag and its payload
-  blob (digest-checked, as every fetch is), no signature work;
+  blob (digest-checked, as every fetch is) and ask for bundle referrers (the
+  registry has no referrers API, so that is the 404 plus the tag fallback),
+  no signature work;
 - **verify**: resolve the tag, then ``check_signatures`` (the same fetches +
   payload validation + ECDSA verification + requirement evaluation).
 
@@ -45,6 +47,7 @@ from imggate.signatures import (  # noqa: E402
     default_requirement,
     evaluate,
 )
+from imggate.signatures.interface import BUNDLE_MEDIA_TYPE  # noqa: E402
 from registry_harness import Registry, start_registry  # noqa: E402
 from signatures.cosign_format_signer import (  # noqa: E402
     CosignFormatSigner,
@@ -117,6 +120,9 @@ async def rounds(registry: Registry, names: list[str], trust: TrustConfig, n_rou
             assert sig is not None
             for layer in sig.layers:
                 await repo.blob(layer.digest, max_size=1024 * 1024)
+            if trust.check_bundles:
+                # verify also asks for Sigstore bundles among the referrers.
+                await repo.referrers(d, BUNDLE_MEDIA_TYPE)
 
         async def verify(name: str) -> None:
             checks = await check_signatures(repos[name], await target(name), trust)
