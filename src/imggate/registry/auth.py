@@ -10,10 +10,11 @@ never runs this flow for another host.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 import time
-from collections.abc import Generator
+from collections.abc import AsyncGenerator, Generator
 from dataclasses import dataclass
 
 import httpx
@@ -69,6 +70,8 @@ class RegistryAuth(httpx.Auth):
         self.credentials = credentials
         self.plain_http_ok = plain_http_ok
         self._tokens: dict[str, tuple[str, float]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._challenge: Challenge | None = None
         self._basic = False
 
     def _matches(self, request: httpx.Request) -> bool:
@@ -88,7 +91,18 @@ class RegistryAuth(httpx.Auth):
         return "Basic " + base64.b64encode(raw).decode()
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        """Send ``request``, answering an auth challenge at most once."""
+        """imggate's registry client is async; see :meth:`async_auth_flow`."""
+        raise RuntimeError("RegistryAuth is used with httpx.AsyncClient only")
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """Send ``request``, answering an auth challenge at most once.
+
+        Once a Bearer challenge has been seen for this host, a token for a new
+        scope is fetched before the request (saving the 401 round trip), and
+        concurrent requests for one scope share a single token fetch.
+        """
         if not self._matches(request):
             # Never authenticate anything but our own host.
             request.headers.pop("Authorization", None)
@@ -96,6 +110,12 @@ class RegistryAuth(httpx.Auth):
             return
         scope = scope_for(request.url.path)
         token = self._cached(scope)
+        if token is None and self._challenge is not None and scope is not None:
+            async with self._lock(scope):
+                token = self._cached(scope)
+                if token is None:
+                    token_response = yield self._token_request(self._challenge, scope)
+                    token = await self._store(scope, scope, token_response)
         if token:
             request.headers["Authorization"] = f"Bearer {token}"
         elif self._basic and self.credentials:
@@ -107,7 +127,7 @@ class RegistryAuth(httpx.Auth):
         if challenge is None:
             return
         if challenge.scheme == "basic":
-            if self.credentials is None or self._basic:
+            if self.credentials is None or "Authorization" in request.headers:
                 return
             self._basic = True
             request.headers["Authorization"] = self._basic_header()
@@ -115,16 +135,33 @@ class RegistryAuth(httpx.Auth):
             return
         if challenge.scheme != "bearer" or not challenge.realm:
             return
+        self._challenge = Challenge("bearer", challenge.realm, challenge.service)
         want = challenge.scope or scope
-        token_request = self._token_request(challenge, want)
-        token_response = yield token_request
-        token, ttl = self._parse_token(token_response)
         key = want or ""
-        self._tokens[key] = (token, time.monotonic() + max(ttl - 5.0, 1.0))
-        if scope and scope != key:
-            self._tokens[scope] = self._tokens[key]
-        request.headers["Authorization"] = f"Bearer {token}"
+        async with self._lock(key):
+            fresh = self._cached(key)
+            if fresh is None or fresh == token:
+                token_response = yield self._token_request(challenge, want)
+                fresh = await self._store(key, scope, token_response)
+        request.headers["Authorization"] = f"Bearer {fresh}"
         yield request
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        if key not in self._locks:
+            self._locks[key] = asyncio.Lock()
+        return self._locks[key]
+
+    async def _store(self, key: str, scope: str | None, response: httpx.Response) -> str:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > _MAX_TOKEN_BYTES:
+            raise TokenError("token server response is too large")
+        await response.aread()
+        token, ttl = self._parse_token(response)
+        entry = (token, time.monotonic() + max(ttl - 5.0, 1.0))
+        self._tokens[key] = entry
+        if scope and scope != key:
+            self._tokens[scope] = entry
+        return token
 
     def _token_request(self, challenge: Challenge, scope: str | None) -> httpx.Request:
         assert challenge.realm is not None

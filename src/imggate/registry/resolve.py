@@ -39,6 +39,13 @@ def _fail(repo: Repository, message: str) -> Error:
     return LayoutError(f"{repo.name}: {message}")
 
 
+def _check_size(repo: Repository, what: str, digest: Digest, declared: int, actual: int) -> None:
+    # The digest already pins the bytes; a size that disagrees means a malformed
+    # descriptor, which a registry or builder must not be trusted to have produced.
+    if declared != actual:
+        raise _fail(repo, f"{what} {digest} is {actual} bytes but its descriptor says {declared}")
+
+
 def _children(index: Manifest) -> tuple[PlatformChild, ...]:
     return tuple(PlatformChild(d.digest, d.media_type, d.size, d.platform)
                  for d in index.manifests)
@@ -124,12 +131,17 @@ async def resolve_image(repo: Repository, ref: ImageRef,
             children = kids
         chosen = _pick(kids, platform, repo)
         manifest = await repo.manifest(chosen.digest)
+        _check_size(repo, "manifest", chosen.digest, chosen.size, len(manifest.raw))
     if manifest.is_index:
         raise _fail(repo, f"{top.digest}: indexes nested too deeply")
     config = None
     cfg_desc = manifest.config
     if cfg_desc is not None and cfg_desc.media_type in IMAGE_CONFIG_TYPES:
-        raw = await repo.blob(cfg_desc.digest, max_size=MAX_CONFIG_BYTES)
+        if cfg_desc.size > MAX_CONFIG_BYTES:
+            raise _fail(repo, f"config {cfg_desc.digest} is {cfg_desc.size} bytes, over the "
+                              f"{MAX_CONFIG_BYTES} byte limit")
+        raw = await repo.blob(cfg_desc.digest, max_size=cfg_desc.size)
+        _check_size(repo, "config", cfg_desc.digest, cfg_desc.size, len(raw))
         try:
             config = summarise_config(raw, cfg_desc.digest, len(manifest.layers),
                                       f"{repo.name}@{cfg_desc.digest}")
