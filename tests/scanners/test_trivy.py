@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imggate.errors import ReportError
 from imggate.models import Digest, FixState, Severity
@@ -225,3 +227,51 @@ def test_cyclonedx_components_supply_package_names() -> None:
     doc["vulnerabilities"][0]["affects"][0]["ref"] = "comp-2"
     with pytest.raises(ReportError, match=r"vulnerabilities\[0\]\.affects\[0\]\.ref"):
         _parse(doc)
+
+
+def _entries() -> list[tuple[dict, str | None]]:
+    out = []
+    for path in TRIVY_JSON + TRIVY_LEGACY:
+        doc = load(path)
+        for r in doc if isinstance(doc, list) else doc.get("Results") or []:
+            out += [(v, r.get("Type")) for v in r.get("Vulnerabilities") or []]
+    return out
+
+
+def test_fast_path_builds_the_same_finding_as_the_checked_path() -> None:
+    from imggate.scanners.trivy import _checked_finding, _fast_finding
+
+    entries = _entries()
+    assert len(entries) > 100
+    for v, ptype in entries:
+        fast = _fast_finding(v, ptype)
+        assert fast is not None, v["VulnerabilityID"]  # real entries take the fast path
+        assert fast == _checked_finding(v, ptype)
+
+
+_odd_values = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5),
+                        st.just(""), st.just(" "), st.just("x" * 9000), st.lists(st.text(max_size=3),
+                        max_size=2), st.dictionaries(st.sampled_from(["PURL", "Digest", "DiffID",
+                        "nvd", "V3Score"]), st.one_of(st.none(), st.text(max_size=3),
+                        st.integers(-1, 11), st.dictionaries(st.just("V3Score"),
+                        st.integers(-1, 11))), max_size=2))
+
+
+@settings(max_examples=600, deadline=None)
+@given(data=st.data())
+def test_fast_path_never_disagrees_with_the_checked_path(data: st.DataObject) -> None:
+    from imggate.scanners._doc import Invalid
+    from imggate.scanners.trivy import _checked_finding, _fast_finding
+
+    entries = _entries()
+    v, ptype = entries[data.draw(st.integers(0, len(entries) - 1))]
+    v = dict(v)
+    key = data.draw(st.sampled_from([*sorted(v), "VendorIDs", "PkgIdentifier", "Status"]))
+    v[key] = data.draw(_odd_values)
+    fast = _fast_finding(v, ptype)
+    try:
+        checked = _checked_finding(v, ptype)
+    except Invalid:
+        assert fast is None
+        return
+    assert fast is None or fast == checked

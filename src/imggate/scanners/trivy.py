@@ -18,6 +18,7 @@ from typing import Any
 
 from imggate.models import Cvss, Finding, FixState, ScannerInfo, ScanReport, Severity
 from imggate.scanners._doc import (
+    MAX_ID_LEN,
     MAX_TEXT_LEN,
     Invalid,
     obj,
@@ -46,6 +47,8 @@ _STATUS = {
 _SEVERITY = {s.value.upper(): s for s in Severity}
 # "debian (debian 10.8)" -> "debian 10.8": the legacy format's only OS record.
 _TARGET_OS = re.compile(r"\(([a-z][\w.-]*) ([^()]+)\)$")
+# The same ratings recur for every package a CVE hits; frozen values can be shared.
+_CVSS_CACHE: dict[tuple[str, str, str | None, float | None], Cvss] = {}
 _CVSS_FIELDS = (("2.0", "V2Vector", "V2Score"), ("3", "V3Vector", "V3Score"),
                 ("4.0", "V40Vector", "V40Score"))
 
@@ -83,12 +86,109 @@ def _cvss(d: dict[str, Any]) -> tuple[Cvss, ...]:
                 raise Invalid(f"expected a score 0..10, got {type_name(score)}", (src, skey))
             if version == "3" and vector and vector.startswith("CVSS:3."):
                 version = vector[5:8]
-            out.append(Cvss(src, version, vector or None,
-                            float(score) if score is not None else None))
+            key = (src, version, vector or None, float(score) if score is not None else None)
+            rating = _CVSS_CACHE.get(key)
+            if rating is None:
+                if len(_CVSS_CACHE) > 100_000:
+                    _CVSS_CACHE.clear()
+                rating = _CVSS_CACHE[key] = Cvss(*key)
+            out.append(rating)
     return tuple(out)
 
 
+# Fast path: string fields and their limits. An entry whose fields all fit
+# is built without per-field checks; anything else takes the checked path,
+# which produces the same Finding or the precise error.
+_PLAIN_STR = (("VulnerabilityID", MAX_ID_LEN), ("PkgName", MAX_ID_LEN),
+              ("InstalledVersion", MAX_ID_LEN), ("FixedVersion", MAX_ID_LEN),
+              ("Status", MAX_ID_LEN), ("PrimaryURL", 8192), ("Title", MAX_TEXT_LEN),
+              ("Description", MAX_TEXT_LEN), ("PkgPath", 4096))
+
+
+def _fast_finding(v: dict[str, Any], package_type: str | None) -> Finding | None:
+    """The finding for a well-formed entry, or ``None`` to take :func:`_checked_finding`."""
+    get = v.get
+    for key, limit in _PLAIN_STR:
+        x = get(key)
+        if x is not None and (type(x) is not str or len(x) > limit):
+            return None
+    vid, pkg, raw_sev = get("VulnerabilityID"), get("PkgName"), get("Severity")
+    if ("InstalledVersion" in v and v["InstalledVersion"] is None) or (
+            raw_sev is not None and type(raw_sev) is not str):
+        return None
+    sev = _SEVERITY.get(raw_sev) if raw_sev is not None else Severity.UNKNOWN
+    if not vid or not pkg or sev is None or vid.isspace() or pkg.isspace():
+        return None
+    refs, vendor_ids = get("References"), get("VendorIDs")
+    refs = [] if refs is None else refs
+    vendor_ids = [] if vendor_ids is None else vendor_ids
+    ident, layer_obj, cvss_obj = get("PkgIdentifier"), get("Layer"), get("CVSS")
+    if (type(refs) is not list or type(vendor_ids) is not list
+            or (refs and (set(map(type, refs)) != {str} or max(map(len, refs)) > 8192))
+            or (vendor_ids and (set(map(type, vendor_ids)) != {str}
+                                or max(map(len, vendor_ids)) > 1024))):
+        return None
+    purl = layer = None
+    if ident is not None:
+        if type(ident) is not dict:
+            return None
+        purl = ident.get("PURL")
+        if purl is not None and (type(purl) is not str or len(purl) > 4096):
+            return None
+    if layer_obj is not None:
+        if type(layer_obj) is not dict:
+            return None
+        digest, diff_id = layer_obj.get("Digest"), layer_obj.get("DiffID")
+        if ((digest is not None and (type(digest) is not str or len(digest) > MAX_ID_LEN))
+                or (diff_id is not None and (type(diff_id) is not str
+                                             or len(diff_id) > MAX_ID_LEN))):
+            return None
+        layer = digest or diff_id or None
+    cvss: tuple[Cvss, ...] = ()
+    if cvss_obj is not None:
+        if type(cvss_obj) is not dict:
+            return None
+        try:
+            cvss = _cvss(cvss_obj)
+        except Invalid:
+            return None
+    fixed_text = get("FixedVersion")
+    fixed = tuple(x.strip() for x in fixed_text.split(",") if x.strip()) if fixed_text else ()
+    status = get("Status")
+    if status:
+        state = _STATUS.get(status, FixState.UNKNOWN)
+    else:
+        state = FixState.FIXED if fixed else FixState.UNKNOWN
+    primary = get("PrimaryURL")
+    return Finding(
+        id=vid,
+        package=pkg,
+        version=get("InstalledVersion") or "",
+        severity=sev,
+        aliases=unique([a for a in vendor_ids if a != vid]),
+        package_type=package_type,
+        purl=purl or None,
+        fixed_versions=fixed,
+        fix_state=state,
+        cvss=cvss,
+        title=get("Title") or None,
+        description=get("Description") or None,
+        links=unique([primary, *refs] if primary else refs),
+        layer=layer,
+        path=get("PkgPath") or None,
+        sources=("trivy",),
+    )
+
+
 def _finding(v: Any, package_type: str | None) -> Finding:
+    if type(v) is dict:
+        fast = _fast_finding(v, package_type)
+        if fast is not None:
+            return fast
+    return _checked_finding(v, package_type)
+
+
+def _checked_finding(v: Any, package_type: str | None) -> Finding:
     v = obj(v)
     vid = req_str(v, "VulnerabilityID")
     pkg = req_str(v, "PkgName")
