@@ -191,6 +191,15 @@ class Skopeo:
         data: dict[str, object] = json.loads(self._inspect(ref, registry, ["--config"]))
         return data
 
+    def list_tags(self, repository: str, registry: Registry) -> list[str]:
+        """``skopeo list-tags`` of ``registry/repository``."""
+        cmd = ["skopeo", "list-tags", "--authfile", str(self.authfile), "--tls-verify=false"]
+        if registry.creds:
+            cmd += ["--creds", registry.creds]
+        out = run_tool([*cmd, f"docker://{registry.ref(repository)}"], env=self.env)
+        tags: list[str] = json.loads(out)["Tags"]
+        return tags
+
 
 @dataclass(frozen=True)
 class PushedImage:
