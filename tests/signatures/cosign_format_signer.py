@@ -240,8 +240,16 @@ def push_repository(repo: InMemoryRepository, base_url: str, repository: str) ->
         _http("PUT", f"{base_url}/v2/{repository}/manifests/{tag}", raw, {"Content-Type": mt})
 
 
-def write_layout(repo: InMemoryRepository, path: Path) -> Path:
-    """Write ``repo`` as an OCI image layout (tags as ``org.opencontainers.image.ref.name``)."""
+_COSIGN_SAVE_KINDS = {".sig": "dev.cosignproject.cosign/sigs",
+                      ".att": "dev.cosignproject.cosign/atts"}
+
+
+def write_layout(repo: InMemoryRepository, path: Path, *, cosign_save: bool = False) -> Path:
+    """Write ``repo`` as an OCI image layout.
+
+    Tags become ``org.opencontainers.image.ref.name``; with ``cosign_save`` the
+    entries carry cosign save's ``kind`` annotations instead (image/sigs/atts).
+    """
     blobs = path / "blobs" / "sha256"
     blobs.mkdir(parents=True, exist_ok=True)
     for d, raw in (*repo.blobs.items(), *repo.manifests.items()):
@@ -249,9 +257,13 @@ def write_layout(repo: InMemoryRepository, path: Path) -> Path:
     entries = []
     for tag, d in repo.tag_map.items():
         raw = repo.manifests[d]
+        ann = {"org.opencontainers.image.ref.name": tag}
+        if cosign_save:
+            suffix = tag[-4:]
+            kind = _COSIGN_SAVE_KINDS.get(suffix, "dev.cosignproject.cosign/image")
+            ann = {"kind": kind}
         entries.append({"mediaType": json.loads(raw).get("mediaType") or OCI_MANIFEST,
-                        "digest": str(d), "size": len(raw),
-                        "annotations": {"org.opencontainers.image.ref.name": tag}})
+                        "digest": str(d), "size": len(raw), "annotations": ann})
     (path / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     (path / "index.json").write_text(json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
                                                  "manifests": entries}))

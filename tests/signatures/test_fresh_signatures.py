@@ -370,3 +370,21 @@ def test_unreachable_registry_is_a_signature_error(alice: CosignFormatSigner) ->
     repo.fail_with = RegistryError("connection refused", registry="mem.example")
     with pytest.raises(SignatureError, match="could not fetch signatures"):
         run(repo, image, trust_of(("alice", alice)))
+
+
+def test_cosign_save_layout_signatures(alice: CosignFormatSigner, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``cosign save`` marks .sig/.att manifests with ``kind`` annotations, not tags."""
+    from imggate.registry.layout import OciLayout
+    from signatures.cosign_format_signer import write_layout
+
+    repo = InMemoryRepository()
+    image = make_image(repo, tag="img")
+    alice.sign_image(repo, image)
+    alice.attest_image(repo, image, "https://example/p", {"x": 1})
+    layout = OciLayout(write_layout(repo, tmp_path / "saved", cosign_save=True)).repository()
+    trust = TrustConfig(keys=(alice.trusted("alice"),), ignore_tlog=True,
+                        check_attestations=True)
+    checks = asyncio.run(check_signatures(layout, image, trust))
+    assert [(c.kind, c.verified) for c in checks] == [(SignatureKind.SIGNATURE, True),
+                                                      (SignatureKind.ATTESTATION, True)]
+    assert checks[1].predicate == {"x": 1}
