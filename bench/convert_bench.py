@@ -116,31 +116,33 @@ def main() -> int:
     entries = real_entries()
     print(f"real Trivy entries used as templates: {len(entries)}; "
           f"{os.cpu_count()} CPUs, load average {load_average()} at start")
-    results = {}
+    wall: dict[int, float] = {}
+    cpu: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for n in (5_000, 50_000):
             src, dst = Path(tmp) / f"trivy-{n}.json", Path(tmp) / f"gl-{n}.json"
             src.write_text(json.dumps(build_report(entries, n)), encoding="utf-8")
             written = convert(src, dst)
             assert written == n, f"expected {n} vulnerabilities, wrote {written}"
-            t, t_cpu = best_of(convert, src, dst)
+            wall[n], cpu[n] = best_of(convert, src, dst)
             p, p_cpu = best_of(peer, src, Path(tmp) / "peer.json")
             size = src.stat().st_size / 1e6
             out = dst.stat().st_size / 1e6
-            results[n] = t
             print(f"{n:>6} findings: input {size:6.1f} MB -> output {out:6.1f} MB | imggate "
-                  f"{t:.3f} s wall, {t_cpu:.3f} s CPU ({n / t:,.0f} findings/s) | "
+                  f"{wall[n]:.3f} s wall, {cpu[n]:.3f} s CPU ({n / wall[n]:,.0f} findings/s) | "
                   f"peer json load+dump {p:.3f} s wall, {p_cpu:.3f} s CPU | "
-                  f"imggate/peer {t / p:.2f}x")
-    ratio = results[50_000] / results[5_000]
-    ok_time = results[50_000] <= TARGET_SECONDS
-    ok_ratio = ratio <= TARGET_RATIO
-    print(f"50k time {results[50_000]:.3f} s (target <= {TARGET_SECONDS} s): "
-          f"{'OK' if ok_time else 'MISSED'}")
-    print(f"50k/5k ratio {ratio:.2f} (target <= {TARGET_RATIO}, 10 = linear): "
-          f"{'OK' if ok_ratio else 'MISSED'}")
-    print(f"load average at end {load_average()}")
-    return 0 if ok_time and ok_ratio else 1
+                  f"imggate/peer {wall[n] / p:.2f}x wall, {cpu[n] / p_cpu:.2f}x CPU")
+    verdicts = []
+    for label, t in (("wall", wall), ("CPU", cpu)):
+        ratio = t[50_000] / t[5_000]
+        ok = t[50_000] <= TARGET_SECONDS and ratio <= TARGET_RATIO
+        verdicts.append(ok)
+        print(f"{label:>4}: 50k in {t[50_000]:.3f} s (target <= {TARGET_SECONDS} s), "
+              f"50k/5k ratio {ratio:.2f} (target <= {TARGET_RATIO}; 10 = linear): "
+              f"{'OK' if ok else 'MISSED'}")
+    print(f"load average at end {load_average()} (other processes inflate wall time; "
+          "CPU time is this process's own work)")
+    return 0 if all(verdicts) else 1
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from imggate.models import Finding, FixState, ScanReport
+from imggate.models import Finding, FixState, ScanReport, Severity
 
+_RANK = {s: s.rank for s in Severity}
 # When sources disagree on the fix state, the one that says most about a fix wins.
 _FIX_ORDER = {
     FixState.FIXED: 4, FixState.WONT_FIX: 3, FixState.END_OF_LIFE: 2,
@@ -86,11 +87,21 @@ def merge_findings(
     The result is sorted most severe first, then by id, package and version,
     so the same input always gives the same output.
     """
-    groups: dict[tuple[str, str, str], list[Finding]] = {}
+    first: dict[tuple[str, str, str], Finding] = {}
+    repeats: dict[tuple[str, str, str], list[Finding]] = {}  # only keys seen more than once
     for f in findings:
-        groups.setdefault((canonical_id(f), f.package, f.version), []).append(f)
-    merged = [_combine(g, key[0], prefer) for key, g in groups.items()]
-    merged.sort(key=lambda f: (-f.severity.rank, f.id, f.package, f.version))
+        key = (canonical_id(f), f.package, f.version)
+        seen = first.get(key)
+        if seen is None:
+            first[key] = f
+        else:
+            repeats.setdefault(key, [seen]).append(f)
+    merged = [
+        f if key not in repeats and f.id == key[0] else
+        _combine(repeats.get(key, [f]), key[0], prefer)
+        for key, f in first.items()
+    ]
+    merged.sort(key=lambda f: (-_RANK[f.severity], f.id, f.package, f.version))
     return tuple(merged)
 
 
