@@ -138,3 +138,20 @@ def test_unreadable_source_is_exit_3(tmp_path: Path, signed_layout: tuple[Path, 
     _, alice, _ = signed_layout
     r = run_imggate(["verify", f"oci:{tmp_path}/missing", "--key", str(alice)])
     assert r.code == 3 and "could not verify" in r.output
+
+
+def test_several_references_keep_order_and_worst_exit_code(
+        signed_layout: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    layout, alice, _ = signed_layout
+    unsigned = InMemoryRepository()
+    make_image(unsigned, tag="bare")
+    bare = write_layout(unsigned, tmp_path / "unsigned")
+    refs = [f"oci:{layout}:app", f"oci:{bare}:bare", f"oci:{tmp_path}/missing"]
+    r = run_imggate(["verify", *refs, "--key", str(alice), "--insecure-ignore-tlog", "--json"])
+    assert r.code == 3
+    doc = json.loads(r.stdout)
+    assert [d["reference"] for d in doc] == refs
+    assert [d["verified"] for d in doc] == [True, False, False]
+    assert doc[2]["error"] and doc[1]["error"] is None
+    r2 = run_imggate(["verify", *refs[:2], "--key", str(alice), "--insecure-ignore-tlog"])
+    assert r2.code == 1

@@ -114,24 +114,29 @@ def build_trust(*, keys: Sequence[str], certificates: Sequence[str],
 
 async def verify_refs(refs: Sequence[ImageRef], texts: Sequence[str], trust: TrustConfig,
                       requirement: Requirement, options: RegistryOptions,
-                      platform: Platform | None,
-                      signature_repository: ImageRef | None) -> list[ImageResult]:
-    """Resolve each reference once, then check and evaluate its signatures."""
+                      platform: Platform | None, signature_repository: ImageRef | None,
+                      concurrency: int = 16) -> list[ImageResult]:
+    """Resolve each reference once, then check and evaluate its signatures (concurrently)."""
+    import asyncio
+
     from imggate.registry.client import RegistryClient
     from imggate.registry.resolve import open_repository
 
-    results = []
+    sem = asyncio.Semaphore(concurrency)
     async with RegistryClient(options) as client:
         sig_repo = open_repository(signature_repository, client) \
             if signature_repository else None
-        for ref, text in zip(refs, texts, strict=True):
-            try:
-                repo = open_repository(ref, client)
-                results.append(await _one(repo, ref, text, trust, requirement, platform,
-                                          sig_repo))
-            except Error as e:
-                results.append(ImageResult(text, None, (), False, e.message, e))
-    return results
+
+        async def one(ref: ImageRef, text: str) -> ImageResult:
+            async with sem:
+                try:
+                    return await _one(open_repository(ref, client), ref, text, trust,
+                                      requirement, platform, sig_repo)
+                except Error as e:
+                    return ImageResult(text, None, (), False, e.message, e)
+
+        return list(await asyncio.gather(*(one(r, t) for r, t in
+                                           zip(refs, texts, strict=True))))
 
 
 async def _one(repo: Repository, ref: ImageRef, text: str, trust: TrustConfig,
