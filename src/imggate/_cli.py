@@ -30,6 +30,9 @@ except ImportError:  # older typer raises click's own
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with imggate's exit code."""
+    # httpcore imports trio when it is installed (~80 ms here); imggate runs on asyncio
+    # only, so the CLI blocks that import. Library users are unaffected.
+    sys.modules.setdefault("trio", None)  # type: ignore[arg-type]
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = any(a in ("-v", "--verbose") for a in args)
     logging.basicConfig(

@@ -46,6 +46,8 @@ def resolve(
     options = registry_options(parsed, insecure=insecure_registry, ca_file=ca_file,
                                username=username, password_stdin=password_stdin, timeout=timeout)
     assert isinstance(options, RegistryOptions)
+    # The platform manifest and config are always fetched and verified, even when only
+    # the digest is printed: resolve is also an integrity check of what it pins.
     results = asyncio.run(resolve_many(parsed, options, plat))
     code = 0
     docs = []

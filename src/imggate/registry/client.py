@@ -55,7 +55,7 @@ class RegistryOptions:
     timeout: float = 30.0
     retries: int = 3
     backoff: float = 0.5
-    max_connections: int = 64
+    max_connections: int = 16
 
 
 def is_loopback(host: str) -> bool:

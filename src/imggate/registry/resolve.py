@@ -117,10 +117,21 @@ def parse_time(text: str) -> datetime | None:
 
 
 async def resolve_image(repo: Repository, ref: ImageRef,
-                        platform: Platform | None = None) -> ResolvedImage:
-    """Pin ``ref`` to a verified digest and read its config."""
+                        platform: Platform | None = None, *,
+                        details: bool = True) -> ResolvedImage:
+    """Pin ``ref`` to a verified digest and, with ``details``, read its config.
+
+    Without ``details`` and without ``platform`` only the top-level manifest
+    is fetched (enough to pin the image): ``manifest_digest`` is then the
+    top-level digest and ``config`` is ``None``.
+    """
     default_tag = "" if ref.source == "oci-layout" else "latest"
     top = await repo.resolve(ref.digest if ref.digest is not None else (ref.tag or default_tag))
+    if not details and platform is None:
+        kids = _children(top) if top.is_index else ()
+        return ResolvedImage(ref=ref.with_digest(top.digest), digest=top.digest,
+                             media_type=top.media_type, platforms=kids,
+                             manifest_digest=top.digest, config=None)
     children: tuple[PlatformChild, ...] = ()
     manifest = top
     for _ in range(_MAX_NESTING):
@@ -158,7 +169,7 @@ async def resolve_image(repo: Repository, ref: ImageRef,
 
 async def resolve_many(
     refs: Sequence[ImageRef], options: RegistryOptions, platform: Platform | None = None,
-    *, concurrency: int = 32,
+    *, concurrency: int = 8, details: bool = True,
 ) -> list[ResolvedImage | Error]:
     """Resolve every reference concurrently; each result is the image or why it failed."""
     sem = asyncio.Semaphore(concurrency)
@@ -166,7 +177,8 @@ async def resolve_many(
         async def one(ref: ImageRef) -> ResolvedImage | Error:
             async with sem:
                 try:
-                    return await resolve_image(open_repository(ref, client), ref, platform)
+                    return await resolve_image(open_repository(ref, client), ref, platform,
+                                               details=details)
                 except Error as e:
                     return e
         return list(await asyncio.gather(*(one(r) for r in refs)))
