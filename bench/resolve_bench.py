@@ -19,6 +19,7 @@ import argparse
 import http.client
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -66,33 +67,43 @@ def imggate_cmd() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "imggate"]
 
 
-def time_imggate(registry: Registry, refs: list[str]) -> tuple[float, list[str]]:
+def children_cpu() -> float:
+    """User+system CPU seconds of all waited-for child processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_imggate(registry: Registry, refs: list[str]) -> tuple[float, list[str], float]:
     cmd = [*imggate_cmd(), "resolve"]
     stdin = ""
     if registry.username:
         cmd += ["--username", registry.username, "--password-stdin"]
         stdin = f"{registry.password}\n"
+    cpu = children_cpu()
     started = time.perf_counter()
     proc = subprocess.run([*cmd, *refs], input=stdin, capture_output=True, text=True,
                           check=False)
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"imggate resolve failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return elapsed, [line.rsplit("@", 1)[1] for line in proc.stdout.splitlines()]
+    return (elapsed, [line.rsplit("@", 1)[1] for line in proc.stdout.splitlines()],
+            children_cpu() - cpu)
 
 
-def time_skopeo(registry: Registry, refs: list[str], authfile: Path) -> tuple[float, list[str]]:
+def time_skopeo(registry: Registry, refs: list[str], authfile: Path
+                ) -> tuple[float, list[str], float]:
     base = ["skopeo", "inspect", "--authfile", str(authfile), "--tls-verify=false",
             "--format", "{{.Digest}}"]
     if registry.creds:
         base += ["--creds", registry.creds]
     digests = []
+    cpu = children_cpu()
     started = time.perf_counter()
     for ref in refs:
         proc = subprocess.run([*base, f"docker://{ref}"], capture_output=True, text=True,
                               check=True)
         digests.append(proc.stdout.strip())
-    return time.perf_counter() - started, digests
+    return time.perf_counter() - started, digests, children_cpu() - cpu
 
 
 def time_floor(registry: Registry, refs: list[str]) -> float:
@@ -147,8 +158,8 @@ def main() -> int:
             time_skopeo(registry, refs[:1], authfile)
             imggate_runs = [time_imggate(registry, refs) for _ in range(args.repeat)]
             skopeo_runs = [time_skopeo(registry, refs, authfile) for _ in range(args.repeat)]
-            imggate_s, imggate_digests = min(imggate_runs)
-            skopeo_s, skopeo_digests = min(skopeo_runs)
+            imggate_s, imggate_digests, imggate_cpu = min(imggate_runs)
+            skopeo_s, skopeo_digests, skopeo_cpu = min(skopeo_runs)
             single_s = min(time_imggate(registry, refs[:1])[0] for _ in range(5))
             floor_s = min(time_floor(registry, refs) for _ in range(3)) if not registry.username \
                 else None
@@ -165,9 +176,10 @@ def main() -> int:
     load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
     print(f"images: {n} distinct, pushed in {setup:.1f}s (auth: {args.auth}); "
           f"{os.cpu_count()} CPUs, load average {load}; best of {args.repeat}")
-    for label, secs in (("imggate resolve, one process: ", imggate_s),
-                        ("skopeo inspect, one per image:", skopeo_s)):
-        print(f"{label} {secs:7.3f} s  ({secs / n * 1000:6.2f} ms/image)")
+    for label, secs, cpu in (("imggate resolve, one process: ", imggate_s, imggate_cpu),
+                             ("skopeo inspect, one per image:", skopeo_s, skopeo_cpu)):
+        print(f"{label} {secs:7.3f} s wall ({secs / n * 1000:6.2f} ms/image), "
+              f"{cpu:6.2f} s client CPU")
     print(f"imggate resolve of 1 image (start-up + one resolve): {single_s:.3f} s")
     if floor_s is not None:
         print(f"registry floor (same GETs, one connection, no client): {floor_s:.3f} s")
