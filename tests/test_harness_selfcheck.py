@@ -8,8 +8,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
+import subprocess
+import sys
 import urllib.parse
+from pathlib import Path
 
 import pytest
 
@@ -199,3 +203,30 @@ def test_tampered_manifest_keeps_its_digest_header(fresh_image: PushedImage) -> 
         assert _sha(body) != fresh_image.digest
         json.loads(body)  # still a parseable manifest: only hashing catches it
     assert _sha(http_get(url, ACCEPT)[2]) == fresh_image.digest
+
+
+def _inner_pytest(env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run one registry test in a child pytest whose PATH has none of the binaries."""
+    repo = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CI", "IMGGATE_SKIP_MISSING", "PYTEST_ADDOPTS")}
+    env["PATH"] = str(Path(sys.executable).parent)
+    env.update(env_extra)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rsE",
+         "tests/test_harness_selfcheck.py::test_anonymous_registry_answers"],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_missing_binaries_fail_the_run_in_ci_even_when_asked_to_skip() -> None:
+    proc = _inner_pytest({"CI": "true", "IMGGATE_SKIP_MISSING": "1"})
+    assert proc.returncode != 0, proc.stdout
+    assert "1 error" in proc.stdout
+    assert "skipped" not in proc.stdout
+    assert "docker-registry" in proc.stdout
+
+
+def test_local_run_may_skip_only_when_asked() -> None:
+    proc = _inner_pytest({"IMGGATE_SKIP_MISSING": "1"})
+    assert proc.returncode == 0, proc.stdout
+    assert "1 skipped" in proc.stdout
