@@ -18,13 +18,14 @@ Optionally (``--keyless N``) the same for a real keyless Fulcio/Rekor signature
 integrated time, SCT, SET, body checks. Prints per-image and total times and
 the ratio verify/bare. Target: verification adds <= 20% over the bare fetches.
 
-    python bench/verify_bench.py [--images 200] [--rounds 5] [--keyless 50]
+    python bench/verify_bench.py [--images 200] [--rounds 5] [--logged 200] [--keyless 50]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import logging
 import statistics
 import sys
@@ -53,9 +54,11 @@ from signatures.cosign_format_signer import (  # noqa: E402
     CosignFormatSigner,
     make_image,
     push_repository,
+    simple_signing_payload,
 )
 from signatures.fixture_cases import signed_repo  # noqa: E402
 from signatures.inmemory import InMemoryRepository  # noqa: E402
+from signatures.private_sigstore import PrivateSigstore  # noqa: E402
 
 TARGET_OVERHEAD = 0.20
 
@@ -74,6 +77,28 @@ def push_signed(registry: Registry, count: int) -> tuple[list[str], TrustConfig]
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(one, names))
     return names, TrustConfig(keys=(signer.trusted("bench.pub"),), ignore_tlog=True)
+
+
+def push_logged(registry: Registry, count: int) -> tuple[list[str], TrustConfig]:
+    """``count`` key-signed images whose signatures carry a Rekor SET (private Sigstore)."""
+    ps = PrivateSigstore()
+    signer = CosignFormatSigner()
+    names = [f"logged/img-{i:04d}" for i in range(count)]
+    when = ps.start + dt.timedelta(days=1)
+
+    def one(name: str) -> None:
+        repo = InMemoryRepository(f"{registry.host}/{name}")
+        image = make_image(repo, tag="v1")
+        payload = simple_signing_payload(image, repo.name)
+        sig = signer.sign(payload)
+        bundle = ps.set_bundle(ps.hashedrekord(payload, sig, signer.public_pem.decode()), when)
+        signer.sign_image(repo, image, signature=sig,
+                          annotations={"dev.sigstore.cosign/bundle": bundle})
+        push_repository(repo, registry.url, name)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(one, names))
+    return names, TrustConfig(keys=(signer.trusted("bench.pub"),), trusted_root=ps.trust_root())
 
 
 def push_keyless(registry: Registry, count: int) -> tuple[list[str], Digest, TrustConfig]:
@@ -168,6 +193,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--logged", type=int, default=0,
+                    help="also time N key signatures with a Rekor SET (private Sigstore)")
     ap.add_argument("--keyless", type=int, default=0,
                     help="also time N real keyless (Fulcio/Rekor) signatures")
     args = ap.parse_args()
@@ -183,7 +210,12 @@ def main() -> None:
             names, trust = push_signed(registry, args.images)
             print(f"pushed {args.images} signed images in {time.perf_counter() - t0:.1f} s")
             bare, verify = asyncio.run(rounds(registry, names, trust, args.rounds))
-            overhead = report("key-based (ECDSA P-256)", args.images, bare, verify)
+            overhead = report("key-based (ECDSA P-256, --insecure-ignore-tlog)", args.images,
+                              bare, verify)
+            if args.logged:
+                lnames, ltrust = push_logged(registry, args.logged)
+                lb, lv = asyncio.run(rounds(registry, lnames, ltrust, args.rounds))
+                report("key-based with Rekor SET (private Sigstore)", args.logged, lb, lv)
             if args.keyless:
                 knames, digest, ktrust = push_keyless(registry, args.keyless)
                 kb, kv = asyncio.run(rounds(registry, knames, ktrust, args.rounds, digest))

@@ -131,15 +131,14 @@ def verify_fulcio_chain(cert: x509.Certificate, root: SigstoreTrustRoot,
     for ca in root.certificate_authorities:
         if not ca.validity.contains(when):
             continue
-        anchors = [c for c in ca.chain if c.issuer == c.subject]
-        intermediates = [c for c in ca.chain if c.issuer != c.subject]
-        if not anchors:
-            continue
-        verifier = (PolicyBuilder().store(Store(anchors)).time(when.replace(tzinfo=None))
+        # Every certificate of the CA's chain comes from the trusted root, so all are
+        # anchors (as in sigstore-python): the path stops at the issuing intermediate
+        # and the intermediate-to-root signature is not re-checked per signature.
+        verifier = (PolicyBuilder().store(Store(list(ca.chain))).time(when.replace(tzinfo=None))
                     .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
                     .build_client_verifier())
         try:
-            chain = verifier.verify(cert, intermediates).chain
+            chain = verifier.verify(cert, []).chain
         except (VerificationError, ValueError) as e:
             errors.append(str(e)[:200])
             continue
