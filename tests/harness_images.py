@@ -105,6 +105,20 @@ class LayoutBuilder:
         algo, _, hexpart = digest.partition(":")
         return (self.path / "blobs" / algo / hexpart).read_bytes()
 
+    def push_http(self, tag: str, registry: Registry, repository: str, dest_tag: str) -> str:
+        """Push one single-platform image with plain HTTP calls (anonymous registries only).
+
+        For registries skopeo cannot address (skopeo 1.9 rejects ``[::1]`` references).
+        """
+        from registry_harness import put_manifest, upload_blob
+
+        desc = self.descriptor(tag)
+        raw = self.read_blob(str(desc["digest"]))
+        manifest = json.loads(raw)
+        for blob in [manifest["config"], *manifest["layers"]]:
+            upload_blob(registry, repository, self.read_blob(blob["digest"]))
+        return put_manifest(registry, repository, dest_tag, raw, str(desc["mediaType"]))
+
     def build_index(self, tag: str, children: Sequence[tuple[str, str]]) -> str:
         """Assemble an OCI image index over ``(child_tag, "os/arch[/variant]")``; return digest.
 

@@ -82,10 +82,11 @@ def http_get(url: str, headers: Mapping[str, str] | None = None, *, method: str 
         return e.code, e.headers, e.read()
 
 
-def free_port() -> int:
+def free_port(address: str = "127.0.0.1") -> int:
     """A loopback TCP port that was free a moment ago (the caller retries on a race)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((address, 0))
         return int(s.getsockname()[1])
 
 
@@ -160,7 +161,7 @@ class Registry:
             self.token_server.stop()
 
 
-def _registry_config(root: Path, port: int, auth: str, htpasswd: Path | None,
+def _registry_config(root: Path, host: str, auth: str, htpasswd: Path | None,
                      token: TokenServer | None) -> str:
     """Registry YAML (JSON is YAML, so no YAML writer is needed)."""
     config: dict[str, object] = {
@@ -174,7 +175,7 @@ def _registry_config(root: Path, port: int, auth: str, htpasswd: Path | None,
             "delete": {"enabled": True},
             "maintenance": {"uploadpurging": {"enabled": False}},
         },
-        "http": {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16)},
+        "http": {"addr": host, "secret": secrets.token_hex(16)},
         "health": {"storagedriver": {"enabled": False}},
     }
     if auth == "htpasswd":
@@ -222,12 +223,14 @@ def start_registry(
     *,
     auth: str = "none",
     users: Mapping[str, str] | None = None,
+    address: str = "127.0.0.1",
     timeout: float = 15.0,
 ) -> Registry:
     """Start a registry in ``workdir`` with ``auth`` = ``none``, ``htpasswd`` or ``token``.
 
     For auth registries ``users`` maps user -> password (default one user
-    ``imggate``); the first user is the one skopeo pushes with.
+    ``imggate``); the first user is the one skopeo pushes with. ``address``
+    is a loopback address: ``127.0.0.1`` or ``::1``.
     """
     if auth not in ("none", "htpasswd", "token"):
         raise ValueError(f"unknown auth {auth!r}")
@@ -246,17 +249,18 @@ def start_registry(
     user, password = next(iter(users.items()), (None, None))
     last_error: Exception | None = None
     for _attempt in range(3):  # a free port can be taken between probe and bind
-        port = free_port()
+        port = free_port(address)
+        host = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
         root = workdir / "storage"
         root.mkdir(exist_ok=True)
         config_path = workdir / "config.yml"
-        config_path.write_text(_registry_config(root, port, auth, htpasswd, token))
+        config_path.write_text(_registry_config(root, host, auth, htpasswd, token))
         log_path = workdir / "registry.log"
         with log_path.open("wb") as log:
             proc = subprocess.Popen(["docker-registry", "serve", str(config_path)],
                                     stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL)
-        reg = Registry(f"127.0.0.1:{port}", root, config_path, log_path, proc, auth,
+        reg = Registry(host, root, config_path, log_path, proc, auth,
                        user, password, token)
         try:
             _wait_ready(reg, timeout)

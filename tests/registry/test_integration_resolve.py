@@ -253,3 +253,24 @@ def test_cli_usage_errors_are_exit_2(args: list[str]) -> None:
     result = run_imggate(args)
     assert result.code == 2, result.output
     assert "internal error" not in result.output
+
+
+def test_ipv6_loopback_registry(tmp_path: Path, image_layout: LayoutBuilder) -> None:
+    """``[::1]:PORT/repo`` is a loopback registry too: plain HTTP, same digest."""
+    reg = start_registry(tmp_path / "ipv6", address="::1")
+    try:
+        # skopeo 1.9 cannot parse [::1] references, so this push is plain HTTP.
+        digest = image_layout.push_http(APP_SPEC.tag, reg, "team/app", "v1")
+        assert digest == image_layout.digest(APP_SPEC.tag)
+        result = resolve(reg.ref("team/app", "v1"))
+        assert result.code == 0, result.stderr
+        assert result.stdout == f"[::1]:{reg.host.rsplit(':', 1)[1]}/team/app@{digest}\n"
+    finally:
+        reg.stop()
+
+
+def test_localhost_name_is_loopback(anon_image: PushedImage) -> None:
+    port = anon_image.registry.host.rsplit(":", 1)[1]
+    result = resolve(f"localhost:{port}/{anon_image.repository}:{anon_image.tag}")
+    assert result.code == 0, result.stderr
+    assert result.stdout == f"localhost:{port}/{anon_image.repository}@{anon_image.digest}\n"
