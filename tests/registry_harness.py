@@ -36,6 +36,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 
 from harness_token import TokenServer
@@ -72,8 +73,11 @@ def require_binaries(*names: str) -> dict[str, str]:
 
 def http_get(url: str, headers: Mapping[str, str] | None = None, *, method: str = "GET",
              data: bytes | None = None, timeout: float = 10
-             ) -> tuple[int, Mapping[str, str], bytes]:
-    """(status, headers, body) for a plain-HTTP request; error statuses are returned, not raised."""
+             ) -> tuple[int, Message, bytes]:
+    """(status, headers, body) for a plain-HTTP request; error statuses are returned, not raised.
+
+    ``headers`` is case-insensitive (Distribution sends ``Www-Authenticate``).
+    """
     req = urllib.request.Request(url, headers=dict(headers or {}), method=method, data=data)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
