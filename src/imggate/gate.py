@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imggate.errors import Error
 from imggate.models import (
@@ -27,13 +28,16 @@ from imggate.models import (
     SignatureCheck,
     Verdict,
 )
-from imggate.policy.effective import TrustMaterial
 from imggate.policy.loader import Policy
 from imggate.registry.client import RegistryClient, RegistryOptions
 from imggate.registry.resolve import open_repository, resolve_image
 from imggate.scanners.trivy_runner import TrivyOptions
-from imggate.signatures.interface import Identity, TrustConfig
-from imggate.signatures.keys import TrustedKey
+
+if TYPE_CHECKING:
+    # Signature verification pulls in cryptography's x509 stack: only when rules need it.
+    from imggate.policy.effective import TrustMaterial
+    from imggate.signatures.interface import TrustConfig
+    from imggate.signatures.keys import TrustedKey
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +112,8 @@ class _KeyCache:
 def trust_config(material: TrustMaterial, options: SignatureOptions, keys: _KeyCache,
                  root: object | None) -> TrustConfig:
     """The verifier's :class:`TrustConfig` for exactly what the rules require."""
+    from imggate.signatures.interface import Identity, TrustConfig
+
     identities = tuple(
         Identity(identity=i.identity, identity_regexp=i.identity_regexp, issuer=i.issuer,
                  issuer_regexp=i.issuer_regexp)

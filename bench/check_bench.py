@@ -1,0 +1,120 @@
+"""Benchmark: the whole gate, ``imggate check``, as a CI job runs it.
+
+Starts a throw-away Distribution registry on loopback and pushes signed images
+(cosign-format signatures written by the tests' signer, a stand-in for the
+cosign binary). Then, in the same run:
+
+1. one image, a 10,000-finding Trivy report bound to it (built from the real
+   entries of ``../shared/fixtures/trivy``), signature verification, every
+   output written: wall time of ``imggate check`` as a process (target <= 1 s);
+   peer: ``imggate resolve`` of the same image, the floor of any check;
+2. 100 images checked in one call versus 100 calls of one image each.
+
+    python bench/check_bench.py [--images 100] [--findings 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE))
+
+from convert_bench import build_report, real_entries  # noqa: E402
+from registry_harness import require_binaries, start_registry  # noqa: E402
+from signatures.cosign_format_signer import (  # noqa: E402
+    CosignFormatSigner,
+    make_image,
+    push_repository,
+)
+from signatures.inmemory import InMemoryRepository  # noqa: E402
+
+TARGET_ONE = 1.0
+
+
+def imggate() -> list[str]:
+    exe = shutil.which("imggate")
+    return [exe] if exe else [sys.executable, "-m", "imggate"]
+
+
+def timed(cmd: list[str], repeats: int = 3, ok: tuple[int, ...] = (0,)) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        best = min(best, time.perf_counter() - t)
+        if proc.returncode not in ok:
+            raise SystemExit(f"{' '.join(cmd[:4])}… exited {proc.returncode}:\n"
+                             f"{proc.stderr[-2000:]}")
+    return best
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=100)
+    ap.add_argument("--findings", type=int, default=10_000)
+    args = ap.parse_args()
+    require_binaries()
+    with tempfile.TemporaryDirectory(prefix="imggate-check-bench-") as tmp:
+        work = Path(tmp)
+        registry = start_registry(work / "registry", auth="none")
+        try:
+            signer = CosignFormatSigner()
+            key = work / "cosign.pub"
+            key.write_bytes(signer.public_pem)
+
+            def push(i: int) -> str:
+                repo = InMemoryRepository(f"{registry.host}/bench/app-{i}")
+                digest = make_image(repo, "1.0.0", f"bench image {i}".encode())
+                signer.sign_image(repo, digest)
+                push_repository(repo, registry.url, f"bench/app-{i}")
+                return registry.ref(f"bench/app-{i}", digest=str(digest))
+
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                refs = list(pool.map(push, range(args.images)))
+            doc = build_report(real_entries(), args.findings)
+            doc["ArtifactName"] = refs[0]
+            doc.setdefault("Metadata", {})["RepoDigests"] = [refs[0]]
+            doc["Metadata"].pop("ImageID", None)
+            report = work / "trivy-10k.json"
+            report.write_text(json.dumps(doc))
+            common = ["--key", str(key), "--insecure-ignore-tlog", "-q"]
+            out = work / "out"
+            # A 10k-finding report has Critical findings: the gate denies (exit 1), by design.
+            one = timed([*imggate(), "check", refs[0], "--trivy-report", str(report),
+                         "--output-dir", str(out), *common], ok=(0, 1))
+            floor = timed([*imggate(), "resolve", refs[0]])
+            written = sorted(p.name for p in out.iterdir())
+            batch = timed([*imggate(), "check", *refs, "--output-dir", str(out), *common],
+                          repeats=1)
+            t = time.perf_counter()
+            for ref in refs:
+                timed([*imggate(), "check", ref, "--output-dir", str(out), *common], repeats=1)
+            singles = time.perf_counter() - t
+        finally:
+            registry.stop()
+    load = Path("/proc/loadavg").read_text().split()[0]
+    print(f"{os.cpu_count()} CPUs, load average {load}")
+    print(f"check 1 image, {args.findings} findings, signature, all outputs: {one:.3f} s "
+          f"(target <= {TARGET_ONE:.0f} s: {'met' if one <= TARGET_ONE else 'MISSED'})")
+    print(f"  peer: imggate resolve of the same image: {floor:.3f} s; outputs: {written}")
+    print(f"check {len(refs)} signed images in one call: {batch:.3f} s "
+          f"({batch / len(refs) * 1000:.1f} ms/image)")
+    print(f"check {len(refs)} signed images in {len(refs)} calls: {singles:.3f} s "
+          f"({singles / len(refs) * 1000:.1f} ms/image)")
+    print(f"ratio: one call is {singles / batch:.1f}x faster than one call per image")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
