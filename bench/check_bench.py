@@ -31,6 +31,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
 from convert_bench import build_report, real_entries  # noqa: E402
+
 from registry_harness import require_binaries, start_registry  # noqa: E402
 from signatures.cosign_format_signer import (  # noqa: E402
     CosignFormatSigner,
