@@ -33,7 +33,9 @@ class TokenServer:
     get 401; anonymous requests get a token with no access (a private
     registry). Tokens are ES256, ``kid`` = libtrust fingerprint of the key in
     :attr:`cert_path` (the registry's ``rootcertbundle``). Every request is
-    recorded in :attr:`requests` as ``(user or None, scopes)``.
+    recorded in :attr:`requests` as ``(user or None, scopes)``. Tests may set
+    :attr:`denied` (repositories granted to nobody) and :attr:`token_fields`;
+    they must restore them, the server is shared by the session.
     """
 
     def __init__(
@@ -55,6 +57,10 @@ class TokenServer:
         self.issuer = issuer
         self.ttl = ttl
         self.requests: list[tuple[str | None, tuple[str, ...]]] = []
+        # Repositories nobody may pull (a private project the user is not a member of).
+        self.denied: set[str] = set()
+        # Which fields carry the token: Docker's ``token``, OAuth2's ``access_token``.
+        self.token_fields: tuple[str, ...] = ("token", "access_token")
         self._key = ec.generate_private_key(ec.SECP256R1())
         public_der = self._key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -162,9 +168,11 @@ class TokenServer:
                 for scope in scopes if user else ():
                     kind, _, rest = scope.partition(":")
                     name, _, actions = rest.rpartition(":")
-                    access.append({"type": kind, "name": name, "actions": actions.split(",")})
+                    if name not in server.denied:
+                        access.append({"type": kind, "name": name, "actions": actions.split(",")})
                 token = server.issue(user or "", access)
-                self._reply(200, {"token": token, "access_token": token, "expires_in": server.ttl,
+                body: dict[str, object] = {field: token for field in server.token_fields}
+                self._reply(200, {**body, "expires_in": server.ttl,
                                   "issued_at": datetime.now(UTC).isoformat()})
 
         return Handler

@@ -13,12 +13,14 @@ import json
 import os
 import re
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness_images import APP_SPEC, ImageSpec, LayoutBuilder, PushedImage, Skopeo
+from harness_token import TokenServer
 from registry_harness import (
     CliResult,
     Registry,
@@ -345,3 +347,43 @@ def test_token_many_images_concurrently(token_many: list[PushedImage]) -> None:
     assert set(asked) == {f"repository:{r}:pull" for r in {i.repository for i in token_many}}
     # Tokens are cached per scope: concurrent requests for one repository share one token.
     assert max(asked.values()) == 1, f"token requests per scope: {dict(asked)}"
+
+
+# --------------------------------------------------------------------------- token server variants
+
+
+@pytest.fixture
+def token_server(token_registry: Registry) -> Iterator[TokenServer]:
+    """The session token server, with ``denied``/``token_fields`` restored afterwards."""
+    server = token_registry.token_server
+    assert server is not None
+    denied, fields = set(server.denied), server.token_fields
+    yield server
+    server.denied, server.token_fields = denied, fields
+
+
+def test_oauth2_style_access_token_field(token_server: TokenServer,
+                                         token_image: PushedImage) -> None:
+    token_server.token_fields = ("access_token",)
+    result = with_stdin_password(token_image)
+    assert result.code == 0, result.stderr
+
+
+def test_token_response_without_token_is_exit_3(token_server: TokenServer,
+                                                token_image: PushedImage) -> None:
+    token_server.token_fields = ()
+    result = with_stdin_password(token_image)
+    assert result.code == 3
+    assert result.stdout == ""
+    assert token_image.registry.host in result.stderr
+
+
+def test_valid_user_without_access_is_exit_3(token_server: TokenServer,
+                                            token_image: PushedImage) -> None:
+    """GitLab: right password, but not a member of the project: the registry says 401."""
+    token_server.denied.add(token_image.repository)
+    result = with_stdin_password(token_image)
+    assert result.code == 3
+    assert result.stdout == ""
+    assert token_image.repository in result.stderr
+    assert_no_secret(result, token_image.registry, token_image.registry.password or "")
