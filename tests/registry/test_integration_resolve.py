@@ -271,3 +271,13 @@ def test_localhost_name_is_loopback(anon_image: PushedImage) -> None:
     result = resolve(f"localhost:{port}/{anon_image.repository}:{anon_image.tag}")
     assert result.code == 0, result.stderr
     assert result.stdout == f"localhost:{port}/{anon_image.repository}@{anon_image.digest}\n"
+
+
+def test_single_name_repository_on_a_private_registry(skopeo: Skopeo,
+                                                      image_layout: LayoutBuilder,
+                                                      anon_registry: Registry) -> None:
+    """``library/`` is only for Docker Hub: ``host:port/alpine`` stays ``alpine``."""
+    digest = skopeo.push(image_layout.path, APP_SPEC.tag, anon_registry, "alpine", "3")
+    result = resolve(anon_registry.ref("alpine", "3"))
+    assert result.code == 0, result.stderr
+    assert result.stdout == f"{anon_registry.host}/alpine@{digest}\n"
