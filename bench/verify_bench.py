@@ -13,9 +13,12 @@ alternating rounds of:
 - **verify**: resolve the tag, then ``check_signatures`` (the same fetches +
   payload validation + ECDSA verification + requirement evaluation).
 
-Optionally (``--keyless N``) the same for a real keyless Fulcio/Rekor signature
-(fixture ``keyless-cimage-fulcio-rekor``, pushed to N repositories): chain at
-integrated time, SCT, SET, body checks. Prints per-image and total times and
+Optionally ``--logged N``: key signatures carrying a Rekor SET from a private
+Sigstore (tests/signatures/private_sigstore.py), verified without
+``--insecure-ignore-tlog``; and ``--keyless N``: the real keyless Fulcio/Rekor
+signature of fixture ``keyless-cimage-fulcio-rekor`` pushed to N repositories
+(chain at integrated time, SCT, SET, body checks; checked by digest, so no tag
+resolution on either side). Prints per-image and total times and
 the ratio verify/bare. Target: verification adds <= 20% over the bare fetches.
 
     python bench/verify_bench.py [--images 200] [--rounds 5] [--logged 200] [--keyless 50]
@@ -113,8 +116,7 @@ def push_keyless(registry: Registry, count: int) -> tuple[list[str], Digest, Tru
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(one, names))
     trust = TrustConfig(identities=(Identity(identity="mitr@redhat.com",
-                                             issuer="https://github.com/login/oauth"),),
-                        check_bundles=False)
+                                             issuer="https://github.com/login/oauth"),))
     return names, digest, trust
 
 
