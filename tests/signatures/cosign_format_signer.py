@@ -79,7 +79,7 @@ class CosignFormatSigner:
             self.private = ec.generate_private_key(ec.SECP256R1())
         elif kind == "ecdsa-p384":
             self.private = ec.generate_private_key(ec.SECP384R1())
-        elif kind == "rsa":
+        elif kind in ("rsa", "rsa-pss"):
             self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         elif kind == "ed25519":
             self.private = ed25519.Ed25519PrivateKey.generate()
@@ -103,6 +103,9 @@ class CosignFormatSigner:
             algo = hashes.SHA384() if isinstance(k.curve, ec.SECP384R1) else hashes.SHA256()
             return k.sign(data, ec.ECDSA(algo))
         if isinstance(k, rsa.RSAPrivateKey):
+            if self.kind == "rsa-pss":
+                return k.sign(data, padding.PSS(padding.MGF1(hashes.SHA256()),
+                                                padding.PSS.DIGEST_LENGTH), hashes.SHA256())
             return k.sign(data, padding.PKCS1v15(), hashes.SHA256())
         return k.sign(data)
 

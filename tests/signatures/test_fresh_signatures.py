@@ -62,7 +62,7 @@ def trust_of(*signers: tuple[str, CosignFormatSigner], **kw: object) -> TrustCon
                        ignore_tlog=True, **kw)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("kind", ["ecdsa-p256", "ecdsa-p384", "rsa", "ed25519"])
+@pytest.mark.parametrize("kind", ["ecdsa-p256", "ecdsa-p384", "rsa", "rsa-pss", "ed25519"])
 def test_fresh_signature_verifies_for_each_key_type(kind: str) -> None:
     signer = CosignFormatSigner(kind)
     repo = InMemoryRepository()
