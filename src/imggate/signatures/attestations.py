@@ -165,9 +165,17 @@ def verify_attestation(att: Attachment, trust: TrustConfig) -> SignatureCheck:
     envelope_bytes = att.payload
     try:
         env = parse_envelope(envelope_bytes)
-        st = check_statement(env.payload_type, env.payload, att.subject, trust)
     except StatementError as e:
         return _fail(att, str(e))
+    try:
+        st = check_statement(env.payload_type, env.payload, att.subject, trust)
+    except StatementError as e:
+        # Name the (unverified) predicate type so a report can say what was found.
+        try:
+            found: str | None = parse_statement(env.payload).predicate_type
+        except StatementError:
+            found = None
+        return _fail(att, str(e), found)
     content = SignedContent(
         pae(env.payload_type, env.payload), env.signatures,
         lambda entry, sig, signer: check_envelope_entry(entry, envelope_bytes, env.payload,
