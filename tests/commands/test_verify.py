@@ -155,3 +155,11 @@ def test_several_references_keep_order_and_worst_exit_code(
     assert doc[2]["error"] and doc[1]["error"] is None
     r2 = run_imggate(["verify", *refs[:2], "--key", str(alice), "--insecure-ignore-tlog"])
     assert r2.code == 1
+
+
+def test_attestations_of_any_type() -> None:
+    layout = case_dir(SLSA) / "oci-layout"
+    r = run_imggate(["verify", f"oci:{layout}", "--certificate-identity-regexp", GENERATOR,
+                     "--certificate-oidc-issuer", ACTIONS, "--attestations"])
+    assert r.code == 0, r.output
+    assert "https://slsa.dev/provenance/v0.2" in r.stdout

@@ -3,7 +3,8 @@
 Exit 0 when every image meets the requirement, 1 when one does not (each
 signature found is listed with who verified it or why not), 3 when
 signatures could not be fetched. Flags follow ``cosign verify`` /
-``cosign verify-attestation``; ``--type`` switches to attestation checking.
+``cosign verify-attestation``; ``--type`` (or ``--attestations``, any type)
+switches to attestation checking.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def build_trust(*, keys: Sequence[str], certificates: Sequence[str],
                 certificate_chains: Sequence[str], identity: str | None,
                 identity_regexp: str | None, issuer: str | None, issuer_regexp: str | None,
                 types: Sequence[str], ignore_tlog: bool, trusted_root: str | None,
-                annotations: Sequence[str], accept_platform: bool) -> TrustConfig:
+                annotations: Sequence[str], accept_platform: bool,
+                attestations: bool = False) -> TrustConfig:
     """Turn cosign-style flags into a :class:`TrustConfig` (ConfigError/UsageError on misuse)."""
     from imggate.signatures.attestations import predicate_type_uri
     from imggate.signatures.interface import CertificateAuthority, Identity, TrustConfig
@@ -102,8 +104,8 @@ def build_trust(*, keys: Sequence[str], certificates: Sequence[str],
         keys=tuple(load_public_key(p, p) for p in (*keys, *certificates)),
         identities=idents,
         authorities=tuple(cas),
-        check_signatures=not types,
-        check_attestations=bool(types),
+        check_signatures=not (types or attestations),
+        check_attestations=bool(types) or attestations,
         attestation_types=tuple(predicate_type_uri(t) for t in types),
         ignore_tlog=ignore_tlog,
         trusted_root=load_trusted_root(trusted_root) if trusted_root else None,
@@ -204,6 +206,9 @@ def verify(
     type_: Annotated[list[str] | None, typer.Option(
         "--type", help="Verify attestations of this predicate type (cosign short name or URI; "
                        "repeatable) instead of signatures.")] = None,
+    attestations: Annotated[bool, typer.Option(
+        "--attestations", help="Verify attestations of any predicate type instead of "
+                               "signatures (like --type without a filter).")] = False,
     threshold: Annotated[int | None, typer.Option(
         "--threshold", help="Require this many distinct trusted signers.")] = None,
     annotations: Annotated[list[str] | None, typer.Option(
@@ -245,7 +250,8 @@ def verify(
         identity_regexp=certificate_identity_regexp, issuer=certificate_oidc_issuer,
         issuer_regexp=certificate_oidc_issuer_regexp, types=type_ or [],
         ignore_tlog=insecure_ignore_tlog, trusted_root=trusted_root,
-        annotations=annotations or [], accept_platform=accept_platform_signatures)
+        annotations=annotations or [], accept_platform=accept_platform_signatures,
+        attestations=attestations)
     requirement = default_requirement(trust, threshold)
     plat = parse_platform(platform)
     options = registry_options([*parsed, *([sig_ref] if sig_ref else [])],
