@@ -201,6 +201,16 @@ def verify_pki_chain(cert: x509.Certificate, intermediates: Sequence[x509.Certif
     """
     if not roots:
         raise CertificateError("no trusted certificate roots configured")
+    # As Go's x509 (cosign): a leaf without EKU may sign anything; with one, code signing.
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        if ExtendedKeyUsageOID.CODE_SIGNING not in eku and \
+                ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in eku:
+            raise CertificateError("certificate is not for code signing (extended key usage)")
+    except x509.ExtensionNotFound:
+        pass
+    except ValueError:
+        raise CertificateError("certificate extensions are malformed") from None
     current = cert
     for _ in range(_MAX_DEPTH):
         if not current.not_valid_before_utc <= when <= current.not_valid_after_utc:
