@@ -388,3 +388,15 @@ def test_cosign_save_layout_signatures(alice: CosignFormatSigner, tmp_path) -> N
     assert [(c.kind, c.verified) for c in checks] == [(SignatureKind.SIGNATURE, True),
                                                       (SignatureKind.ATTESTATION, True)]
     assert checks[1].predicate == {"x": 1}
+
+
+def test_signature_manifest_with_too_many_layers(alice: CosignFormatSigner) -> None:
+    from imggate.signatures.discovery import MAX_LAYERS
+
+    repo = InMemoryRepository()
+    image = make_image(repo)
+    for _ in range(MAX_LAYERS + 1):
+        alice.sign_image(repo, image)
+    checks = run(repo, image, trust_of(("alice", alice)))
+    assert len(checks) == 1 and not checks[0].verified and "over the limit" in checks[0].reason
+    assert not any(k.startswith("blob:") for k in repo.fetches)

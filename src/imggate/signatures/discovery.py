@@ -41,6 +41,8 @@ MAX_BLOB = {
     AttachmentKind.ATTESTATION: 16 * 1024 * 1024,
     AttachmentKind.BUNDLE: 16 * 1024 * 1024,
 }
+#: Most layers read from one signature manifest (or referrer).
+MAX_LAYERS = 256
 _EXPECTED_TYPE = {
     AttachmentKind.SIGNATURE: SIMPLESIGNING_MEDIA_TYPE,
     AttachmentKind.ATTESTATION: DSSE_MEDIA_TYPE,
@@ -79,8 +81,13 @@ class _BlobCache:
 
 async def _layers(kind: AttachmentKind, manifest: Manifest, where: str, subject: Digest,
                   blobs: _BlobCache) -> list[Attachment]:
+    layers = manifest.layers
+    if len(layers) > MAX_LAYERS:
+        # Each layer costs a fetch and a verification per anchor: refuse a flood.
+        return [Attachment(kind, where, subject, manifest.media_type, {}, None,
+                           f"{len(layers)} layers, over the limit of {MAX_LAYERS}")]
     out = []
-    for i, layer in enumerate(manifest.layers):
+    for i, layer in enumerate(layers):
         loc = f"{where} layers[{i}]"
         if layer.media_type != _EXPECTED_TYPE[kind]:
             # Other attachment types share these manifests; they are not ours to judge.
