@@ -299,3 +299,13 @@ def test_signature_annotation_is_exact_base64() -> None:
     """Sanity: the fixture signature decodes as cosign wrote it (std base64, padded)."""
     raw = (case_dir(SINGLE) / "signature.b64").read_text()
     assert base64.b64encode(base64.b64decode(raw)).decode() == raw
+
+
+def test_every_fixture_case_has_tests() -> None:
+    """A new case in ../shared/fixtures/cosign must get tests here or in test_fixture_keyless."""
+    from signatures.fixture_cases import FIXTURES
+    from signatures.test_fixture_keyless import ATT_CASES, BUNDLE, KEYLESS_CASES
+
+    covered = {SINGLE, REKOR, MULTI, TTL, OCP, BYO, BUNDLE, *KEYLESS_CASES, *ATT_CASES}
+    present = {p.name for p in FIXTURES.iterdir() if (p / "case.json").is_file()}
+    assert present == covered
