@@ -181,7 +181,9 @@ def _render_text(r: ImageResult) -> str:
         mark = "ok  " if c.verified else "FAIL"
         who = f" by {c.signer}" if c.signer else ""
         ptype = f" [{c.predicate_type}]" if c.predicate_type else ""
-        lines.append(f"  {mark} {c.kind.value}{ptype}{who} at {c.location}: {c.reason}")
+        # Say when a verified signature was never checked against a transparency log.
+        log = "" if not c.verified else (" (tlog)" if c.tlog else " (no tlog: UNSAFE)")
+        lines.append(f"  {mark} {c.kind.value}{ptype}{who}{log} at {c.location}: {c.reason}")
     return "\n".join(lines)
 
 
