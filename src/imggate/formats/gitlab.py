@@ -94,6 +94,9 @@ def vulnerability_id(image: str, finding: Finding) -> str:
     return _IdMaker(image)(finding)
 
 
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
 class _IdMaker:
     """:func:`vulnerability_id` for many findings: the namespace+image hash state is reused."""
 
@@ -103,12 +106,10 @@ class _IdMaker:
 
     def __call__(self, f: Finding) -> str:
         h = self._prefix.copy()
-        h.update("\x00".join(("", f.id, f.package, f.version)).encode("utf-8", "surrogatepass"))
-        b = bytearray(h.digest()[:16])
-        b[6] = (b[6] & 0x0F) | 0x50  # version 5
-        b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
-        x = b.hex()
-        return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+        h.update(f"\x00{f.id}\x00{f.package}\x00{f.version}".encode("utf-8", "surrogatepass"))
+        x = h.hexdigest()
+        # version nibble 5; variant bits 10xx (RFC 4122), as uuid.uuid5 sets them
+        return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
 
 
 def solution(f: Finding) -> str | None:

@@ -153,7 +153,13 @@ def _fast_finding(v: dict[str, Any], package_type: str | None) -> Finding | None
         except Invalid:
             return None
     fixed_text = get("FixedVersion")
-    fixed = tuple(x.strip() for x in fixed_text.split(",") if x.strip()) if fixed_text else ()
+    if not fixed_text:
+        fixed: tuple[str, ...] = ()
+    elif "," not in fixed_text:
+        one = fixed_text.strip()
+        fixed = (one,) if one else ()
+    else:
+        fixed = tuple(x.strip() for x in fixed_text.split(",") if x.strip())
     status = get("Status")
     if status:
         state = _STATUS.get(status, FixState.UNKNOWN)
