@@ -73,6 +73,15 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds a running process (the registry) has used, from /proc; 0 if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def time_imggate(registry: Registry, refs: list[str]) -> tuple[float, list[str], float]:
     cmd = [*imggate_cmd(), "resolve"]
     stdin = ""
@@ -156,8 +165,12 @@ def main() -> int:
             # Warm both paths once (page cache, registry), then measure.
             time_imggate(registry, refs[:1])
             time_skopeo(registry, refs[:1], authfile)
+            reg_cpu = process_cpu(registry.process.pid)
             imggate_runs = [time_imggate(registry, refs) for _ in range(args.repeat)]
+            registry_cpu_imggate = (process_cpu(registry.process.pid) - reg_cpu) / args.repeat
+            reg_cpu = process_cpu(registry.process.pid)
             skopeo_runs = [time_skopeo(registry, refs, authfile) for _ in range(args.repeat)]
+            registry_cpu_skopeo = (process_cpu(registry.process.pid) - reg_cpu) / args.repeat
             imggate_s, imggate_digests, imggate_cpu = min(imggate_runs)
             skopeo_s, skopeo_digests, skopeo_cpu = min(skopeo_runs)
             single_s = min(time_imggate(registry, refs[:1])[0] for _ in range(5))
@@ -180,6 +193,13 @@ def main() -> int:
                              ("skopeo inspect, one per image:", skopeo_s, skopeo_cpu)):
         print(f"{label} {secs:7.3f} s wall ({secs / n * 1000:6.2f} ms/image), "
               f"{cpu:6.2f} s client CPU")
+    print(f"registry CPU while serving: imggate {registry_cpu_imggate:.2f} s, "
+          f"skopeo {registry_cpu_skopeo:.2f} s (mean per run)")
+    cpus = os.cpu_count() or 1
+    bound = (registry_cpu_imggate + imggate_cpu) / cpus
+    print(f"lower bound for imggate's wall time on {cpus} CPUs "
+          f"((registry + client CPU) / CPUs): {bound:.3f} s -> best possible ratio "
+          f"{skopeo_s / bound if bound else float('inf'):.1f}x")
     print(f"imggate resolve of 1 image (start-up + one resolve): {single_s:.3f} s")
     if floor_s is not None:
         print(f"registry floor (same GETs, one connection, no client): {floor_s:.3f} s")
