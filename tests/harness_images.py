@@ -6,11 +6,12 @@ import hashlib
 import json
 import os
 import secrets
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from registry_harness import Registry, require_binaries, run_tool
+from registry_harness import Registry, http_get, require_binaries, run_tool
 
 
 @dataclass(frozen=True)
@@ -110,8 +111,6 @@ class LayoutBuilder:
 
         For registries skopeo cannot address (skopeo 1.9 rejects ``[::1]`` references).
         """
-        from registry_harness import put_manifest, upload_blob
-
         desc = self.descriptor(tag)
         raw = self.read_blob(str(desc["digest"]))
         manifest = json.loads(raw)
@@ -236,3 +235,30 @@ class PushedImage:
         return self.registry.ref(self.repository, digest=self.digest)
 
 
+def upload_blob(registry: Registry, repository: str, data: bytes) -> str:
+    """Monolithic blob upload (POST then PUT ``?digest=``) to an anonymous registry."""
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    status, headers, _ = http_get(f"{registry.url}/v2/{repository}/blobs/uploads/",
+                                  method="POST")
+    if status != 202:
+        raise RuntimeError(f"blob upload start: HTTP {status}")
+    location = urllib.parse.urljoin(registry.url, headers["Location"])
+    sep = "&" if "?" in location else "?"
+    status, _, body = http_get(f"{location}{sep}digest={urllib.parse.quote(digest)}",
+                               {"Content-Type": "application/octet-stream"}, method="PUT",
+                               data=data)
+    if status != 201:
+        raise RuntimeError(f"blob upload {digest}: HTTP {status}: {body[:300]!r}")
+    return digest
+
+
+def put_manifest(registry: Registry, repository: str, reference: str, body: bytes,
+                 media_type: str) -> str:
+    """PUT a hand-made manifest or index (anonymous registry); return its digest."""
+    status, headers, answer = http_get(
+        f"{registry.url}/v2/{repository}/manifests/{reference}",
+        {"Content-Type": media_type}, method="PUT", data=body)
+    if status != 201:
+        raise RuntimeError(f"manifest PUT {repository}:{reference}: HTTP {status}: "
+                           f"{answer[:300]!r}")
+    return str(headers["Docker-Content-Digest"])

@@ -10,17 +10,16 @@ Pieces (importable by tests, fixtures and ``bench/``):
 - :func:`start_registry` -> :class:`Registry` - anonymous, htpasswd or token auth
   (the token server is ``harness_token.TokenServer``).
 - :func:`tampered` - corrupt a stored blob on the registry's disk, restored afterwards.
-- :func:`write_docker_config` - a docker ``config.json`` with ``auths``.
 - :func:`run_imggate` - run the CLI in-process or as ``python -m imggate``.
 
-Images (umoci layouts, skopeo push/inspect) live in ``harness_images``.
+Images (umoci layouts, skopeo push/inspect, hand-made manifests) live in
+``harness_images``; docker config files and credential helpers in
+``harness_credentials``.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import io
 import json
 import logging
@@ -308,78 +307,6 @@ def tampered(registry: Registry, digest: str) -> Iterator[Path]:
         yield path
     finally:
         path.write_bytes(original)
-
-
-def upload_blob(registry: Registry, repository: str, data: bytes) -> str:
-    """Monolithic blob upload (POST then PUT ``?digest=``) to an anonymous registry."""
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    status, headers, _ = http_get(f"{registry.url}/v2/{repository}/blobs/uploads/",
-                                  method="POST")
-    if status != 202:
-        raise RuntimeError(f"blob upload start: HTTP {status}")
-    location = urllib.parse.urljoin(registry.url, headers["Location"])
-    sep = "&" if "?" in location else "?"
-    status, _, body = http_get(f"{location}{sep}digest={urllib.parse.quote(digest)}",
-                               {"Content-Type": "application/octet-stream"}, method="PUT",
-                               data=data)
-    if status != 201:
-        raise RuntimeError(f"blob upload {digest}: HTTP {status}: {body[:300]!r}")
-    return digest
-
-
-def put_manifest(registry: Registry, repository: str, reference: str, body: bytes,
-                 media_type: str) -> str:
-    """PUT a hand-made manifest or index (anonymous registry); return its digest."""
-    status, headers, answer = http_get(
-        f"{registry.url}/v2/{repository}/manifests/{reference}",
-        {"Content-Type": media_type}, method="PUT", data=body)
-    if status != 201:
-        raise RuntimeError(f"manifest PUT {repository}:{reference}: HTTP {status}: "
-                           f"{answer[:300]!r}")
-    return str(headers["Docker-Content-Digest"])
-
-
-def write_docker_config(directory: Path, host: str, username: str, password: str, *,
-                        split: bool = False) -> Path:
-    """``config.json`` with ``auths[host]``: ``auth`` (base64) or ``username``/``password``."""
-    if split:
-        entry = {"username": username, "password": password}
-    else:
-        entry = {"auth": base64.b64encode(f"{username}:{password}".encode()).decode()}
-    path = directory / "config.json"
-    path.write_text(json.dumps({"auths": {host: entry}}))
-    return path
-
-
-def write_credential_helper(bin_dir: Path, name: str,
-                            creds: Mapping[str, tuple[str, str]]) -> Path:
-    """A stand-in ``docker-credential-<name>`` program speaking the helper protocol.
-
-    Real helpers (pass, secretservice, ecr-login) need a keyring or a cloud,
-    so this one serves ``creds`` (host -> (user, secret)) from a JSON file:
-    ``get`` reads the server on stdin and prints ``{"ServerURL", "Username",
-    "Secret"}``, or "credentials not found in native keychain" with exit 1.
-    Returns the directory to put first on ``PATH``.
-    """
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    store = bin_dir / f"{name}-store.json"
-    store.write_text(json.dumps({h: list(c) for h, c in creds.items()}))
-    program = bin_dir / f"docker-credential-{name}"
-    program.write_text(
-        f"#!{sys.executable}\n"
-        "import json, sys\n"
-        "if sys.argv[1:] != ['get']:\n"
-        "    sys.exit('only get is supported')\n"
-        "server = sys.stdin.read().strip()\n"
-        f"creds = json.load(open({str(store)!r}))\n"
-        "if server not in creds:\n"
-        "    print('credentials not found in native keychain')\n"
-        "    sys.exit(1)\n"
-        "user, secret = creds[server]\n"
-        "print(json.dumps({'ServerURL': server, 'Username': user, 'Secret': secret}))\n"
-    )
-    program.chmod(0o755)
-    return bin_dir
 
 
 # --------------------------------------------------------------------------- running imggate

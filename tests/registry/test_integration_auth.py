@@ -19,15 +19,10 @@ from typing import Any
 
 import pytest
 
+from harness_credentials import write_credential_helper, write_docker_config
 from harness_images import APP_SPEC, ImageSpec, LayoutBuilder, PushedImage, Skopeo
 from harness_token import TokenServer
-from registry_harness import (
-    CliResult,
-    Registry,
-    run_imggate,
-    write_credential_helper,
-    write_docker_config,
-)
+from registry_harness import CliResult, Registry, run_imggate
 
 pytestmark = [pytest.mark.registry, pytest.mark.usefixtures("isolated_auth_env")]
 

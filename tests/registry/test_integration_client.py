@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from harness_images import APP_SPEC, LayoutBuilder, PushedImage, Skopeo
-from registry_harness import Registry, put_manifest, upload_blob
+from harness_images import APP_SPEC, LayoutBuilder, PushedImage, Skopeo, put_manifest, upload_blob
+from registry_harness import Registry
 
 pytestmark = [pytest.mark.registry, pytest.mark.usefixtures("isolated_auth_env")]
 

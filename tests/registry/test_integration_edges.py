@@ -15,15 +15,16 @@ from typing import Any
 
 import pytest
 
-from harness_images import APP_SPEC, ARM_SPEC, ImageSpec, LayoutBuilder, Skopeo
-from registry_harness import (
-    CliResult,
-    Registry,
-    http_get,
+from harness_images import (
+    APP_SPEC,
+    ARM_SPEC,
+    ImageSpec,
+    LayoutBuilder,
+    Skopeo,
     put_manifest,
-    run_imggate,
     upload_blob,
 )
+from registry_harness import CliResult, Registry, http_get, run_imggate
 
 pytestmark = [pytest.mark.registry, pytest.mark.usefixtures("isolated_auth_env")]
 
