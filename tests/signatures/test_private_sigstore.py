@@ -303,3 +303,17 @@ def test_real_bundle_with_its_certificate_as_key() -> None:
     doc["verificationMaterial"]["tlogEntries"][0]["integratedTime"] = "1740770292"
     tampered = run(bundle_repo(json.dumps(doc).encode(), digest), digest, t)
     assert not tampered[0].verified and "SignedEntryTimestamp" in tampered[0].reason
+
+
+def test_real_bundle_with_broken_inclusion_proof_fails_for_keys() -> None:
+    from imggate.signatures import parse_public_key
+    from signatures.fixture_cases import case_dir, case_json
+    from signatures.test_fixture_keyless import BUNDLE, bundle_repo
+
+    digest = Digest.parse(case_json(BUNDLE)["image"]["digest"])
+    doc = json.loads((case_dir(BUNDLE) / "bundle.sigstore.json").read_bytes())
+    doc["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["treeSize"] = "53604736"
+    leaf = parse_public_key((case_dir(BUNDLE) / "certificate.pem").read_bytes(), "leaf.pem")
+    t = TrustConfig(keys=(leaf,), check_signatures=False, check_attestations=True)
+    checks = run(bundle_repo(json.dumps(doc).encode(), digest), digest, t)
+    assert not checks[0].verified and "inclusion proof" in checks[0].reason

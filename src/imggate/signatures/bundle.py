@@ -12,9 +12,10 @@ is an attestation.
 Key-based bundles (cosign v3 ``sign --key``: ``verificationMaterial.publicKey``
 and a DSSE envelope) are verified by imggate itself, sigstore-python needing a
 certificate: the DSSE signature with each trusted key, the inclusion promise
-(SET) with the trusted Rekor key, and the ``dsse`` body's payload hash,
-signature and verifier. The inclusion proof is not checked (as for legacy
-cosign signatures, the SET is the proof of logging).
+(SET) with the trusted Rekor key, the inclusion proof and signed checkpoint
+when present (imggate.signatures.merkle), and the ``dsse`` body's payload
+hash, signature and verifier. Rekor v2 entries (proof only, no SET) are not
+accepted for keys: a failed check.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from imggate.signatures.attestations import (
 from imggate.signatures.interface import Attachment, Identity, TrustConfig
 from imggate.signatures.keyless import CertificateError, identities, oidc_issuer
 from imggate.signatures.keys import BadSignature
+from imggate.signatures.merkle import verify_bundle_proof
 from imggate.signatures.rekor import TlogError, check_envelope_entry, entry_from_bundle, verify_set
 from imggate.signatures.signers import SignedContent, verify_any
 
@@ -138,6 +140,7 @@ def _verify_keyed(doc: Any, att: Attachment, trust: TrustConfig) -> tuple[Signat
                     raise TlogError("bundle has no transparency log entry")
                 entry = entry_from_bundle(entries[0])
                 verify_set(entry, trust.root())
+                verify_bundle_proof(entries[0], trust.root())
                 check_envelope_entry(entry, None, envelope.payload, (sig,), key.spki)
                 tlog = True
             kind, st = _judge(envelope.payload_type, envelope.payload, att, trust)
