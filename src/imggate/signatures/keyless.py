@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import (
@@ -221,7 +222,7 @@ def verify_pki_chain(cert: x509.Certificate, intermediates: Sequence[x509.Certif
                 return
             try:
                 current.verify_directly_issued_by(anchor)
-            except (ValueError, TypeError, Exception):  # noqa: S112 - try the next root
+            except (ValueError, TypeError, InvalidSignature):  # not issued by this root
                 continue
             if not anchor.not_valid_before_utc <= when <= anchor.not_valid_after_utc:
                 raise CertificateError("trusted root is not valid at signing time")
@@ -231,7 +232,7 @@ def verify_pki_chain(cert: x509.Certificate, intermediates: Sequence[x509.Certif
                 continue
             try:
                 current.verify_directly_issued_by(inter)
-            except Exception:  # noqa: S112 - not this one
+            except (ValueError, TypeError, InvalidSignature):  # not issued by this one
                 continue
             # Intermediates come from the registry: only a CA may issue.
             if not _is_ca(inter):
