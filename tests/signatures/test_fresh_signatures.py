@@ -400,3 +400,18 @@ def test_signature_manifest_with_too_many_layers(alice: CosignFormatSigner) -> N
     checks = run(repo, image, trust_of(("alice", alice)))
     assert len(checks) == 1 and not checks[0].verified and "over the limit" in checks[0].reason
     assert not any(k.startswith("blob:") for k in repo.fetches)
+
+
+def test_unexpected_verifier_failure_is_a_failed_check(alice: CosignFormatSigner,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import imggate.signatures.cosign as cosign_mod
+
+    def boom(*_: object) -> None:
+        raise RuntimeError("surprise")
+
+    monkeypatch.setattr(cosign_mod, "verify_signature", boom)
+    repo = InMemoryRepository()
+    image = make_image(repo)
+    alice.sign_image(repo, image)
+    checks = run(repo, image, trust_of(("alice", alice)))
+    assert not checks[0].verified and "RuntimeError" in checks[0].reason

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 
-from imggate.models import Digest, SignatureCheck
+from imggate.errors import Error
+from imggate.models import Digest, SignatureCheck, SignatureKind
 from imggate.registry.interface import Repository
 from imggate.signatures.discovery import describe, discover
 from imggate.signatures.interface import Attachment, AttachmentKind, TrustConfig
@@ -24,7 +25,26 @@ logger = logging.getLogger("imggate.signatures")
 
 
 def verify_attachment(att: Attachment, trust: TrustConfig) -> SignatureCheck:
-    """Verify one attachment with the verifier for its kind; never raises."""
+    """Verify one attachment with the verifier for its kind; never raises.
+
+    The verifiers turn every expected failure into a reason; anything else a
+    hostile attachment might provoke is still a failed check (fail closed),
+    so one odd signature cannot make the whole image undecidable.
+    """
+    try:
+        return _verify(att, trust)
+    except Error:
+        raise
+    except Exception as e:  # last line of defence, see docstring
+        logger.debug("unexpected error verifying %s", att.location, exc_info=True)
+        kind = SignatureKind.SIGNATURE if att.kind is AttachmentKind.SIGNATURE \
+            else SignatureKind.ATTESTATION
+        return SignatureCheck(kind, att.location, False,
+                              f"could not be verified ({type(e).__name__})",
+                              signed_digest=att.subject)
+
+
+def _verify(att: Attachment, trust: TrustConfig) -> SignatureCheck:
     if att.kind is AttachmentKind.SIGNATURE:
         from imggate.signatures.cosign import verify_signature
         return verify_signature(att, trust)
