@@ -10,22 +10,17 @@ import logging
 import sys
 import traceback
 
-import click
+import typer
 
 from imggate import _app
-from imggate.commands import check as _check  # noqa: F401
 
 # Each import registers that module's commands on the app.
+from imggate.commands import check as _check  # noqa: F401
 from imggate.commands import convert as _convert  # noqa: F401
 from imggate.commands import resolve as _resolve  # noqa: F401
 from imggate.commands import rules as _rules  # noqa: F401
 from imggate.commands import verify as _verify  # noqa: F401
 from imggate.errors import Error
-
-try:  # newer typer vendors click as typer._click: its usage errors are not click's
-    from typer._click.exceptions import ClickException as _TyperUsageError
-except ImportError:  # older typer raises click's own
-    _TyperUsageError = click.exceptions.ClickException  # type: ignore[misc,assignment]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -41,13 +36,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         rv = _app.app(args=args, prog_name="imggate", standalone_mode=False)
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         sys.stderr.write("imggate: aborted\n")
         sys.exit(3)
-    except (click.exceptions.ClickException, _TyperUsageError) as e:
-        e.show()
+    except typer.TyperException as e:
+        # typer >= 0.29 vendors click: bad flags and arguments arrive as its exceptions.
+        show = getattr(e, "show", None)
+        if callable(show):
+            show()
+        else:
+            sys.stderr.write(f"imggate: error: {e}\n")
         sys.exit(2)
     except Error as e:
         if verbose:
