@@ -166,18 +166,18 @@ def _verify_keyless(att: Attachment, trust: TrustConfig) -> tuple[SignatureCheck
         bundle = Bundle.from_json(att.payload)
     except (SigstoreError, ValueError, TypeError, KeyError) as e:
         return None, [f"not a valid Sigstore bundle ({type(e).__name__}: {str(e)[:200]})"]
-    except Exception as e:
+    except Exception as e:  # third-party parser: any failure is a failed check
         return None, [f"not a valid Sigstore bundle ({type(e).__name__})"]
     try:
         verifier = _verifier(trust)
-    except Exception as e:
+    except Exception as e:  # an unusable trust root fails every bundle
         return None, [f"Sigstore trusted root unusable ({type(e).__name__}: {str(e)[:200]})"]
     reasons = []
     for ident in trust.identities:
         policy = _IdentityPolicy(ident)
         try:
             ptype_env, payload = verifier.verify_dsse(bundle, policy)
-        except Exception as e:
+        except Exception as e:  # sigstore raises assorted errors: all are fails
             reasons.append(f"{ident.label}: {str(e)[:300] or type(e).__name__}")
             continue
         try:

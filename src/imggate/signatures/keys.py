@@ -89,7 +89,7 @@ def parse_public_key(data: bytes, label: str) -> TrustedKey:
         raise ConfigError(f"{label}: not a usable PEM public key or certificate ({e})",
                           hint="export it with `cosign public-key` or `openssl pkey -pubout`") \
             from None
-    except Exception as e:
+    except Exception as e:  # cryptography raises assorted types on bad PEM
         raise ConfigError(f"{label}: not a usable PEM public key ({type(e).__name__})") from None
 
 
