@@ -415,3 +415,17 @@ def test_unexpected_verifier_failure_is_a_failed_check(alice: CosignFormatSigner
     alice.sign_image(repo, image)
     checks = run(repo, image, trust_of(("alice", alice)))
     assert not checks[0].verified and "RuntimeError" in checks[0].reason
+
+
+def test_unrequested_attestation_types_are_not_fetched(alice: CosignFormatSigner) -> None:
+    repo = InMemoryRepository()
+    image = make_image(repo)
+    alice.attest_image(repo, image, "https://spdx.dev/Document", {"big": "x" * 100_000})
+    alice.attest_image(repo, image, "https://slsa.dev/provenance/v1", {"ok": True})
+    trust = TrustConfig(keys=(alice.trusted("alice"),), ignore_tlog=True, check_signatures=False,
+                        check_attestations=True,
+                        attestation_types=("https://slsa.dev/provenance/v1",))
+    checks = run(repo, image, trust)
+    assert [c.verified for c in checks] == [False, True]
+    assert "not fetched" in checks[0].reason
+    assert sum(v for k, v in repo.fetches.items() if k.startswith("blob:")) == 1

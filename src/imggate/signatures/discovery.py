@@ -80,7 +80,7 @@ class _BlobCache:
 
 
 async def _layers(kind: AttachmentKind, manifest: Manifest, where: str, subject: Digest,
-                  blobs: _BlobCache) -> list[Attachment]:
+                  blobs: _BlobCache, wanted: tuple[str, ...] = ()) -> list[Attachment]:
     layers = manifest.layers
     if len(layers) > MAX_LAYERS:
         # Each layer costs a fetch and a verification per anchor: refuse a flood.
@@ -95,6 +95,15 @@ async def _layers(kind: AttachmentKind, manifest: Manifest, where: str, subject:
                                   None, f"not a {kind.value} layer (mediaType "
                                         f"{layer.media_type[:80]!r}): ignored", layer.digest))
             continue
+        claimed = layer.annotations.get("predicateType")
+        if (kind is AttachmentKind.ATTESTATION and wanted and claimed is not None
+                and claimed not in wanted):
+            # The annotation is unsigned, so it may only ever save a fetch (an SBOM can
+            # be megabytes), never admit anything: skipped layers are failed checks.
+            out.append(Attachment(kind, loc, subject, layer.media_type, layer.annotations,
+                                  None, f"predicate type {claimed[:120]} (layer annotation) "
+                                        "was not requested: not fetched", layer.digest))
+            continue
         got = await blobs.get(layer, MAX_BLOB[kind])
         payload, error = (got, None) if isinstance(got, bytes) else (None, got)
         out.append(Attachment(kind, loc, subject, layer.media_type, layer.annotations,
@@ -103,7 +112,7 @@ async def _layers(kind: AttachmentKind, manifest: Manifest, where: str, subject:
 
 
 async def _tagged(kind: AttachmentKind, suffix: str, sig_repo: Repository, subject: Digest,
-                  blobs: _BlobCache) -> list[Attachment]:
+                  blobs: _BlobCache, wanted: tuple[str, ...] = ()) -> list[Attachment]:
     tag = f"{subject.tag_form}.{suffix}"
     where = f"{sig_repo.name}:{tag}"
     try:
@@ -118,7 +127,7 @@ async def _tagged(kind: AttachmentKind, suffix: str, sig_repo: Repository, subje
     if manifest.is_index:
         return [Attachment(kind, where, subject, manifest.media_type, {}, None,
                            "signature tag holds an index, not a manifest")]
-    return await _layers(kind, manifest, where, subject, blobs)
+    return await _layers(kind, manifest, where, subject, blobs, wanted)
 
 
 async def _bundles(repo: Repository, subject: Digest, blobs: _BlobCache) -> list[Attachment]:
@@ -161,7 +170,8 @@ async def discover(repo: Repository, subject: Digest, trust: TrustConfig, *,
         if trust.check_signatures:
             found += await _tagged(AttachmentKind.SIGNATURE, "sig", sig_repo, subject, blobs)
         if trust.check_attestations:
-            found += await _tagged(AttachmentKind.ATTESTATION, "att", sig_repo, subject, blobs)
+            found += await _tagged(AttachmentKind.ATTESTATION, "att", sig_repo, subject, blobs,
+                                   trust.attestation_types)
         # Bundles are verified against keys and keyless identities only: with
         # neither, asking the registry for referrers could not change the outcome.
         if trust.check_bundles and (trust.identities or trust.keys):
