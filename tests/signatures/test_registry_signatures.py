@@ -202,45 +202,45 @@ def test_cli_signed_unsigned_and_wrong_key(anon_registry: Registry,
                                            alice: tuple[CosignFormatSigner, Path],
                                            tmp_path: Path) -> None:
     signer, key = alice
-    repo = InMemoryRepository(f"{anon_registry.host}/fresh/cli")
+    repo = InMemoryRepository(f"{anon_registry.host}/sigtest/cli")
     signed = make_image(repo, tag="signed")
     make_image(repo, tag="unsigned")
     signer.sign_image(repo, signed)
-    push_repository(repo, anon_registry.url, "fresh/cli")
-    r = _verify(anon_registry, anon_registry.ref("fresh/cli", "signed"), key)
+    push_repository(repo, anon_registry.url, "sigtest/cli")
+    r = _verify(anon_registry, anon_registry.ref("sigtest/cli", "signed"), key)
     assert r.code == 0, r.output
     assert f"@{signed}: VERIFIED" in r.stdout
-    r = _verify(anon_registry, anon_registry.ref("fresh/cli", "unsigned"), key)
+    r = _verify(anon_registry, anon_registry.ref("sigtest/cli", "unsigned"), key)
     assert r.code == 1 and "no signatures found" in r.stdout
     other = tmp_path / "other.pub"
     other.write_bytes(CosignFormatSigner().public_pem)
-    r = _verify(anon_registry, anon_registry.ref("fresh/cli", "signed"), other)
+    r = _verify(anon_registry, anon_registry.ref("sigtest/cli", "signed"), other)
     assert r.code == 1 and "signature does not verify" in r.stdout
 
 
 def test_cli_tampered_payload_on_registry_disk(anon_registry: Registry,
                                                alice: tuple[CosignFormatSigner, Path]) -> None:
     signer, key = alice
-    repo = InMemoryRepository(f"{anon_registry.host}/fresh/tamper")
+    repo = InMemoryRepository(f"{anon_registry.host}/sigtest/tamper")
     image = make_image(repo, tag="v1")
     signer.sign_image(repo, image)
-    push_repository(repo, anon_registry.url, "fresh/tamper")
+    push_repository(repo, anon_registry.url, "sigtest/tamper")
     payload = Digest.of(simple_signing_payload(image, repo.name))
     with tampered(anon_registry, str(payload)):
-        r = _verify(anon_registry, anon_registry.ref("fresh/tamper", "v1"), key)
+        r = _verify(anon_registry, anon_registry.ref("sigtest/tamper", "v1"), key)
     assert r.code == 1 and "does not match its digest" in r.stdout, r.output
 
 
 def test_cli_cosign_repository(anon_registry: Registry,
                                alice: tuple[CosignFormatSigner, Path]) -> None:
     signer, key = alice
-    images = InMemoryRepository(f"{anon_registry.host}/fresh/app")
-    sigs = InMemoryRepository(f"{anon_registry.host}/fresh/sigs")
+    images = InMemoryRepository(f"{anon_registry.host}/sigtest/app")
+    sigs = InMemoryRepository(f"{anon_registry.host}/sigtest/sigs")
     image = make_image(images, tag="v1")
     signer.sign_image(sigs, image, docker_reference=images.name)
-    push_repository(images, anon_registry.url, "fresh/app")
-    push_repository(sigs, anon_registry.url, "fresh/sigs")
-    ref = anon_registry.ref("fresh/app", "v1")
+    push_repository(images, anon_registry.url, "sigtest/app")
+    push_repository(sigs, anon_registry.url, "sigtest/sigs")
+    ref = anon_registry.ref("sigtest/app", "v1")
     assert _verify(anon_registry, ref, key).code == 1
     r = _verify(anon_registry, ref, key, env={"COSIGN_REPOSITORY": f"{sigs.name}"})
     assert r.code == 0, r.output
@@ -251,12 +251,12 @@ def test_cli_cosign_repository(anon_registry: Registry,
 def test_cli_multi_arch_index_signature(anon_registry: Registry,
                                         alice: tuple[CosignFormatSigner, Path]) -> None:
     signer, key = alice
-    repo = InMemoryRepository(f"{anon_registry.host}/fresh/multi")
+    repo = InMemoryRepository(f"{anon_registry.host}/sigtest/multi")
     amd, arm = make_image(repo), make_image(repo)
     index = make_index(repo, [(amd, "linux/amd64"), (arm, "linux/arm64")], tag="v1")
     signer.sign_image(repo, index)
-    push_repository(repo, anon_registry.url, "fresh/multi")
-    ref = anon_registry.ref("fresh/multi", "v1")
+    push_repository(repo, anon_registry.url, "sigtest/multi")
+    ref = anon_registry.ref("sigtest/multi", "v1")
     r = _verify(anon_registry, ref, key, "--platform", "linux/arm64", "--json")
     assert r.code == 0, r.output
     assert json.loads(r.stdout)[0]["signatures"][0]["signedDigest"] == str(index)
