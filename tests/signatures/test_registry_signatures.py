@@ -108,7 +108,7 @@ def test_fixture_signatures_from_registry(anon_registry: Registry, case: str,
     image = c.get("image") or next(iter(c["images"].values()))
     digest = Digest.parse(image["digest"])
     repo, _ = signed_repo(case, digest=digest, **files)
-    name = f"fixtures/{case}"
+    name = f"sigtest/fixtures/{case}"
     push_repository(repo, anon_registry.url, name)
     ok = check(anon_registry, name, digest, good())
     assert len(ok) == 1 and ok[0].verified, ok[0].reason
@@ -126,14 +126,14 @@ def test_connaisseur_multi_signer_from_registry(anon_registry: Registry) -> None
     repo = InMemoryRepository()
     for layer in real["layers"]:
         append_layer(repo, digest, "sig", payload, layer["mediaType"], layer["annotations"])
-    push_repository(repo, anon_registry.url, "fixtures/connaisseur")
+    push_repository(repo, anon_registry.url, "sigtest/fixtures/connaisseur")
     trust = keys(case, "keys/alice.pub", "keys/bob.pub", "keys/charlie.pub", ignore_tlog=True)
-    checks = check(anon_registry, "fixtures/connaisseur", digest, trust)
+    checks = check(anon_registry, "sigtest/fixtures/connaisseur", digest, trust)
     assert [x.signer for x in checks] == ["alice.pub", "bob.pub", "charlie.pub"]
     assert met(checks, trust, 3)
     two = keys(case, "keys/alice.pub", "keys/bob.pub", ignore_tlog=True)
-    assert met(check(anon_registry, "fixtures/connaisseur", digest, two), two, 2)
-    assert not met(check(anon_registry, "fixtures/connaisseur", digest, two), two, 3)
+    assert met(check(anon_registry, "sigtest/fixtures/connaisseur", digest, two), two, 2)
+    assert not met(check(anon_registry, "sigtest/fixtures/connaisseur", digest, two), two, 3)
 
 
 @pytest.mark.parametrize("case", ["att-slsa-generator-v1.4.0-intoto-docker-manifest",
@@ -149,7 +149,7 @@ def test_fixture_attestations_from_registry(anon_registry: Registry, case: str) 
     for desc in (att["config"], *att["layers"]):
         repo.put_blob((blobs / desc["digest"].split(":")[1]).read_bytes())
     repo.put_manifest(att_raw, tag=c["attestation_tag"])  # exact bytes
-    name = f"fixtures/{case.replace('.', '-')}"
+    name = f"sigtest/fixtures/{case.replace('.', '-')}"
     push_repository(repo, anon_registry.url, name)
     trust = TrustConfig(identities=(Identity(identity=c["identity"]["san"], issuer=ACTIONS),),
                         check_signatures=False, check_attestations=True,
@@ -172,13 +172,13 @@ def test_fixture_bundle_via_referrers_tag_fallback(anon_registry: Registry) -> N
         {"mediaType": OCI_MANIFEST, "digest": str(referrer),
          "size": len(repo.manifests[referrer]), "artifactType": BUNDLE_TYPE}]}
     repo.put_manifest(json.dumps(fallback).encode(), tag=digest.tag_form)
-    push_repository(repo, anon_registry.url, "fixtures/bundle")
+    push_repository(repo, anon_registry.url, "sigtest/fixtures/bundle")
     trust = TrustConfig(identities=(Identity(identity="cody@soyland.com", issuer=GITHUB),),
                         check_signatures=False, check_attestations=True)
-    checks = check(anon_registry, "fixtures/bundle", digest, trust)
+    checks = check(anon_registry, "sigtest/fixtures/bundle", digest, trust)
     assert len(checks) == 1 and checks[0].verified, checks[0].reason
     other = keyless("someone@example.com", check_signatures=False, check_attestations=True)
-    assert not check(anon_registry, "fixtures/bundle", digest, other)[0].verified
+    assert not check(anon_registry, "sigtest/fixtures/bundle", digest, other)[0].verified
 
 
 # --------------------------------------------------------------------------- fresh images, CLI
