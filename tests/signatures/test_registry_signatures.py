@@ -267,3 +267,18 @@ def test_cli_unreachable_registry_is_exit_3(alice: tuple[CosignFormatSigner, Pat
     r = run_imggate(["verify", "127.0.0.1:9/none/app:v1", "--key", str(key),
                      "--insecure-registry", "127.0.0.1:9", "--timeout", "2"])
     assert r.code == 3, r.output
+
+
+def test_cli_tampered_signature_manifest_on_registry_disk(
+        anon_registry: Registry, alice: tuple[CosignFormatSigner, Path]) -> None:
+    signer, key = alice
+    repo = InMemoryRepository(f"{anon_registry.host}/sigtest/tampersig")
+    image = make_image(repo, tag="v1")
+    signer.sign_image(repo, image)
+    push_repository(repo, anon_registry.url, "sigtest/tampersig")
+    sig_manifest = repo.tag_map[f"{image.tag_form}.sig"]
+    with tampered(anon_registry, str(sig_manifest)):
+        r = _verify(anon_registry, anon_registry.ref("sigtest/tampersig", "v1"), key)
+    # The registry announces one digest and serves other bytes: refused, never verified.
+    assert r.code == 1, r.output
+    assert "signature manifest does not match its digest" in r.stdout
