@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imggate.formats import gitlab
 from imggate.models import Cvss, Finding, FixState, ScannerInfo, Severity
@@ -197,3 +199,33 @@ def test_write_is_atomic_and_valid_json(tmp_path: Path) -> None:
     assert [p.name for p in out.parent.iterdir()] == [out.name]
     gitlab.write(out, _render([]))  # replaces in place
     assert json.loads(out.read_text())["vulnerabilities"] == []
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+_findings = st.builds(
+    Finding,
+    id=st.text(min_size=1, max_size=30).filter(str.strip),
+    package=_text, version=_text,
+    severity=st.sampled_from(list(Severity)),
+    aliases=st.lists(st.text(min_size=1, max_size=20).filter(str.strip), max_size=3).map(tuple),
+    fixed_versions=st.lists(_text, max_size=3).map(tuple),
+    fix_state=st.sampled_from(list(FixState)),
+    cvss=st.lists(st.builds(Cvss, source=_text, version=st.none() | _text,
+                            vector=st.none() | _text | st.sampled_from([
+                                "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+                                "AV:N/AC:M/Au:N/C:P/I:P/A:P"]),
+                            score=st.none() | st.floats(0, 10)), max_size=12).map(tuple),
+    title=st.none() | st.text(max_size=400), description=st.none() | _text,
+    links=st.lists(_text | st.sampled_from(["https://a.example/x", "ftp://f", "http://\n"]),
+                   max_size=4).map(tuple),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(findings=st.lists(_findings, max_size=5), image=st.text(min_size=1, max_size=300),
+       os_name=st.none() | _text, dbi=st.none() | st.text(max_size=300))
+def test_any_findings_render_to_a_schema_valid_report(findings, image, os_name, dbi) -> None:
+    doc = _render(findings, image=image, operating_system=os_name, default_branch_image=dbi)
+    assert schema_errors(doc) == []
+    assert len(doc["vulnerabilities"]) == len(findings)
+    assert json.loads(gitlab.encode(doc)) == json.loads(json.dumps(doc))
