@@ -103,6 +103,7 @@ def test_directory_scan_target_is_a_string() -> None:
 @pytest.mark.parametrize(("mutate", "where"), [
     (lambda d: d.pop("matches"), "$.matches"),
     (lambda d: d.update(matches={}), "$.matches"),
+    (lambda d: d.update(matches=None), "$.matches"),
     (lambda d: d["matches"][1]["artifact"].update(version=2), "$.matches[1].artifact.version"),
     (lambda d: d["matches"][0]["vulnerability"].update(severity="Bad"),
      "$.matches[0].vulnerability.severity"),

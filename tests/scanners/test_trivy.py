@@ -189,6 +189,19 @@ def test_sarif_result_without_package_is_an_error() -> None:
         _parse(doc)
 
 
+def test_sarif_without_results_or_runs_is_not_a_clean_report() -> None:
+    doc = load(TRIVY_SARIF[0])
+    del doc["runs"][0]["results"]
+    with pytest.raises(ReportError, match=r"runs\[0\]\.results: run has no results array"):
+        _parse(doc)
+    doc["runs"] = []
+    with pytest.raises(ReportError, match=r"\$\.runs: log has no runs"):
+        _parse(doc)
+    doc = load(TRIVY_SARIF[0])
+    doc["runs"][0]["results"] = []  # a completed scan that found nothing
+    assert _parse(doc).findings == ()
+
+
 def test_sarif_result_with_undefined_rule_is_an_error() -> None:
     doc = load(TRIVY_SARIF[0])
     doc["runs"][0]["results"][1]["ruleId"] = "CVE-0000-0000"

@@ -155,10 +155,13 @@ def opt_list(d: dict[str, Any], key: str) -> list[Any]:
 
 
 def req_list(d: dict[str, Any], key: str) -> list[Any]:
-    """``d[key]`` as an array; missing is an error (null is empty)."""
-    if key not in d:
-        raise Invalid("required array is missing", (key,))
-    return opt_list(d, key)
+    """``d[key]`` as an array; missing or null is an error, never "nothing found"."""
+    v = d.get(key)
+    if type(v) is not list:
+        if v is None and key not in d:
+            raise Invalid("required array is missing", (key,))
+        raise Invalid(f"expected an array, got {type_name(v)}", (key,))
+    return v
 
 
 def req_str(d: dict[str, Any], key: str, *, allow_empty: bool = False) -> str:

@@ -179,7 +179,10 @@ class TrivySarifParser(ReportParser):
         findings: list[Finding] = []
         name = version = image = None
         digest_texts: list[str] = []
-        for ri, run in enumerate(req_list(d, "runs")):
+        runs = req_list(d, "runs")
+        if not runs:
+            raise Invalid("log has no runs: it says nothing about any image", ("runs",))
+        for ri, run in enumerate(runs):
             try:
                 run = obj(run)
                 tool = opt_obj(run, "tool") or {}
@@ -200,7 +203,11 @@ class TrivySarifParser(ReportParser):
                     except Invalid as e:
                         raise e.at("tool", "driver", "rules", i) from None
                     rules[parsed["id"]] = parsed
-                for i, res in enumerate(opt_list(run, "results")):
+                if "results" not in run:
+                    # SARIF: a run without results is a tool that did not finish.
+                    raise Invalid("run has no results array: the scan did not complete",
+                                  ("results",))
+                for i, res in enumerate(req_list(run, "results")):
                     try:
                         findings.append(_result(res, rules, image, (name or "sarif").lower()))
                     except Invalid as e:
