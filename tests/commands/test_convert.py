@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -74,6 +75,17 @@ def test_sarif_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(str(TRIVY), "--to", "SARIF") == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["version"] == "2.1.0" and len(doc["runs"][0]["results"]) == 4
+
+
+def test_report_from_standard_input(monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(TRIVY.read_bytes())))
+    assert run("-", "--to", "json") == 0
+    assert len(json.loads(capsys.readouterr().out)["findings"]) == 4
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"{")))
+    assert run("-") == 3
+    assert "<stdin>: not valid JSON" in capsys.readouterr().err
+    assert run("-", "-") == 2
 
 
 def test_kind_can_be_named(capsys: pytest.CaptureFixture[str]) -> None:

@@ -34,7 +34,8 @@ class OutputFormat(str, Enum):
 @app.command()
 def convert(
     reports: Annotated[list[str], typer.Argument(
-        help="Scanner reports: Trivy JSON/SARIF/CycloneDX, Grype JSON, GitLab container-scanning.",
+        help="Scanner reports: Trivy JSON/SARIF/CycloneDX, Grype JSON, GitLab container-scanning "
+             "('-' reads one from standard input).",
         show_default=False, metavar="REPORT")],
     to: Annotated[OutputFormat, typer.Option(
         "--to", help="Output format.", case_sensitive=False)] = OutputFormat.GITLAB,
@@ -65,10 +66,11 @@ def convert(
 def _convert(reports: list[str], to: OutputFormat, output: str | None, image: str | None,
              kind: str | None, default_branch_image: str | None, prefer: list[str]) -> None:
     from imggate.formats import findings_json, gitlab, sarif
-    from imggate.scanners.detect import load_report
     from imggate.scanners.merge import merge
 
-    loaded = [load_report(path, kind) for path in reports]
+    if reports.count("-") > 1:
+        raise UsageError("standard input ('-') can be read only once")
+    loaded = [_load(path, kind) for path in reports]
     findings = merge(loaded, prefer=tuple(prefer))
     target = image or next((r.image_name for r in loaded if r.image_name), None)
     os_name = next((r.operating_system for r in loaded if r.operating_system), None)
@@ -93,6 +95,16 @@ def _convert(reports: list[str], to: OutputFormat, output: str | None, image: st
         sys.stdout.flush()
         sys.stdout.buffer.write(gitlab.encode(doc) + b"\n")
         sys.stdout.buffer.flush()
+
+
+def _load(path: str, kind: str | None) -> ScanReport:
+    from imggate.scanners._doc import MAX_REPORT_BYTES
+    from imggate.scanners.detect import load_report, parse_report
+
+    if path == "-":
+        data = sys.stdin.buffer.read(MAX_REPORT_BYTES + 1)
+        return parse_report(data, source="<stdin>", kind=kind)
+    return load_report(path, kind)
 
 
 def _times(loaded: list[ScanReport]) -> tuple[datetime, datetime]:
