@@ -15,7 +15,7 @@ from typing import Any
 from imggate.errors import ReportError, UsageError
 from imggate.models import ScanReport
 from imggate.scanners import gitlab, grype, trivy, trivy_cyclonedx, trivy_sarif
-from imggate.scanners._doc import MAX_REPORT_BYTES, gc_paused, load_json
+from imggate.scanners._doc import MAX_REPORT_BYTES, gc_paused, load_json, type_name
 from imggate.scanners.interface import ReportParser
 
 #: Every adapter, in detection order (the first whose ``detect`` is true wins).
@@ -61,7 +61,7 @@ def _parse(data: bytes, source: str, parser: ReportParser | None) -> ScanReport:
     if parser is None:
         parser = detect_kind(doc)
         if parser is None:
-            shape = "an empty array" if doc == [] else f"a JSON {type(doc).__name__}"
+            shape = "an empty array" if doc == [] else f"a JSON {type_name(doc)}"
             raise ReportError(
                 f"{source}: not a scanner report imggate recognises ({shape} that is none of: "
                 "Trivy JSON, Grype JSON, GitLab container-scanning, SARIF, CycloneDX)",
