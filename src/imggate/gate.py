@@ -218,4 +218,6 @@ def decide(req: CheckRequest, evidence: Sequence[Evidence]) -> Verdict:
 
 def run_check(req: CheckRequest) -> Verdict:
     """Resolve, gather and decide: the whole gate for one run."""
-    return decide(req, asyncio.run(gather(req)))
+    from imggate._aio import run
+
+    return decide(req, run(gather(req)))

@@ -36,8 +36,7 @@ def resolve(
     timeout: TimeoutOpt = 30.0,
 ) -> int:
     """Pin each image to a verified digest: one `<registry>/<repository>@sha256:…` line each."""
-    import asyncio
-
+    from imggate._aio import run
     from imggate.registry.client import RegistryOptions
     from imggate.registry.resolve import resolve_many
 
@@ -48,7 +47,7 @@ def resolve(
     assert isinstance(options, RegistryOptions)
     # The platform manifest and config are always fetched and verified, even when only
     # the digest is printed: resolve is also an integrity check of what it pins.
-    results = asyncio.run(resolve_many(parsed, options, plat))
+    results = run(resolve_many(parsed, options, plat))
     code = 0
     docs = []
     for text, result in zip(refs, results, strict=True):

@@ -236,8 +236,7 @@ def verify(
     timeout: TimeoutOpt = 30.0,
 ) -> int:
     """Verify cosign signatures (or attestations with --type) of each image."""
-    import asyncio
-
+    from imggate._aio import run
     from imggate.registry.client import RegistryOptions
     from imggate.signatures.interface import default_requirement
 
@@ -260,7 +259,7 @@ def verify(
                                insecure=insecure_registry, ca_file=ca_file, username=username,
                                password_stdin=password_stdin, timeout=timeout)
     assert isinstance(options, RegistryOptions)
-    results = asyncio.run(verify_refs(parsed, refs, trust, requirement, options, plat, sig_ref))
+    results = run(verify_refs(parsed, refs, trust, requirement, options, plat, sig_ref))
     if as_json:
         doc = [{"reference": r.reference, "pinned": r.pinned, "verified": r.verified,
                 "explanation": r.explanation,
