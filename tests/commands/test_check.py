@@ -9,7 +9,9 @@ whose image metadata is pointed at the pushed images.
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 import xml.etree.ElementTree as ET
 from datetime import date, timedelta
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from harness_images import PushedImage
 from imggate.models import Digest
 from registry_harness import CliResult, Registry, free_port, run_imggate
 from signatures.cosign_format_signer import CosignFormatSigner, make_image, push_repository
@@ -222,3 +225,49 @@ def test_outputs_for_several_images_in_one_call(scene: Scene, tmp_path: Path) ->
     assert failures == ["severity"]
     html = (out / "imggate-report.html").read_text()
     assert CRITICAL_CVE in html and str(scene.digest) in html
+
+
+STANDIN = Path(__file__).resolve().parents[1] / "scanners" / "fake_trivy_standin.py"
+
+
+def trivy_on_path(tmp_path: Path) -> Path:
+    """A ``trivy`` on PATH that runs the named stand-in (real Trivy cannot run here)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    exe = bindir / "trivy"
+    exe.write_text(f"#!/bin/sh\nexec {sys.executable} {STANDIN} \"$@\"\n")
+    exe.chmod(0o755)
+    return bindir
+
+
+@pytest.mark.parametrize("mode", ["report", "fail"])
+def test_scan_trivy_on_the_pinned_digest_with_credentials_in_env(
+        basic_image: PushedImage, tmp_path: Path, mode: str) -> None:
+    reg = basic_image.registry
+    assert reg.username and reg.password
+    record = tmp_path / "trivy-run.json"
+    env = {"PATH": f"{trivy_on_path(tmp_path)}:{os.environ['PATH']}",
+           "FAKE_TRIVY_RECORD": str(record), "FAKE_TRIVY_MODE": mode,
+           "FAKE_TRIVY_REPORT": str(SHARED / "trivy" / "debian-buster.json")}
+    out = tmp_path / "out"
+    res = run_imggate(["check", basic_image.ref, "--scan", "trivy", "--skip-db-update",
+                       "--username", reg.username, "--password-stdin", "-q",
+                       "--output-dir", str(out)], stdin=reg.password + "\n", env=env)
+    run = json.loads(record.read_text())
+    assert run["argv"][1:] == ["image", "--format", "json", "--quiet", "--skip-db-update",
+                               basic_image.pinned]
+    assert run["env"]["TRIVY_USERNAME"] == reg.username
+    assert run["env"]["TRIVY_PASSWORD"] == reg.password
+    assert reg.password not in " ".join(run["argv"])
+    assert reg.password not in res.output
+    for f in out.iterdir():
+        assert reg.password not in f.read_text()
+    if mode == "report":
+        # The stand-in's report is a real one naming another image: a Critical finding
+        # and the binding violation both deny.
+        assert res.code == 1, res.output
+        verdict = json.loads((out / "imggate-verdict.json").read_text())
+        assert "severity" in failed_rules(verdict)
+    else:
+        assert res.code == 3
+        assert "trivy failed (exit 1)" in res.output and "401 Unauthorized" in res.output
