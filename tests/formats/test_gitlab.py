@@ -131,6 +131,21 @@ def test_vulnerability_fields() -> None:
     assert v["links"] == [{"url": "https://example.com/a"}, {"url": "ftp://ftp.example.com/x"}]
     # the schema knows CVSS 2 and 3 vectors only
     assert [c["vector"][:8] for c in v["cvss_vectors"]] == ["CVSS:3.1", "AV:N/AC:"]
+    assert "details" not in v  # one scanner, no EPSS: nothing to add
+
+
+def test_details_name_every_scanner_and_epss() -> None:
+    t = load_report(FIXTURES / "trivy" / "legacy" / "defectdojo-legacy_many_vulns.json")
+    g = load_report(FIXTURES / "grype" / "defectdojo-many_vulns3.json")
+    doc = _render(merge([t, g]))
+    both = [v for v in doc["vulnerabilities"]
+            if v.get("details", {}).get("reported_by", {}).get("value") == "trivy, grype"]
+    assert len(both) >= 60
+    epss = load_report(FIXTURES / "grype" / "defectdojo-many_vulns_with_epss_values.json")
+    doc = _render(merge([epss]))
+    assert any(v.get("details", {}).get("epss", {}).get("value") == pytest.approx(0.0719)
+               for v in doc["vulnerabilities"])
+    assert schema_errors(doc) == []
 
 
 def test_solutions_by_fix_state() -> None:
@@ -216,6 +231,7 @@ _findings = st.builds(
                                 "AV:N/AC:M/Au:N/C:P/I:P/A:P"]),
                             score=st.none() | st.floats(0, 10)), max_size=12).map(tuple),
     title=st.none() | st.text(max_size=400), description=st.none() | _text,
+    epss=st.none() | st.floats(0, 1), sources=st.lists(_text, max_size=3).map(tuple),
     links=st.lists(_text | st.sampled_from(["https://a.example/x", "ftp://f", "http://\n"]),
                    max_size=4).map(tuple),
 )

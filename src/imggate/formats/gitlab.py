@@ -153,7 +153,7 @@ def _cvss_vectors(f: Finding) -> list[dict[str, str]]:
 class _Renderer:
     """Builds vulnerability objects for one document.
 
-    Identifier and link lists are built once per distinct id set / link set
+    Identifier, link and detail objects are built once per distinct value
     and shared between the vulnerabilities of the document (the same CVE is
     usually reported for several packages): the document is read-only data.
     """
@@ -165,6 +165,7 @@ class _Renderer:
         self.make_id = _IdMaker(image)
         self.idents: dict[tuple[str, tuple[str, ...]], list[dict[str, str]]] = {}
         self.links: dict[tuple[str, ...], list[dict[str, str]]] = {}
+        self.details: dict[tuple[tuple[str, ...], float | None], dict[str, Any]] = {}
 
     def __call__(self, f: Finding) -> dict[str, Any]:
         location: dict[str, Any] = {
@@ -198,7 +199,29 @@ class _Renderer:
             vectors = _cvss_vectors(f)
             if vectors:
                 v["cvss_vectors"] = vectors
+        if len(f.sources) > 1 or f.epss is not None:
+            dkey = (f.sources, f.epss)
+            details = self.details.get(dkey)
+            if details is None:
+                details = self.details[dkey] = _details(f)
+            v["details"] = details
         return v
+
+
+def _details(f: Finding) -> dict[str, Any]:
+    """GitLab ``details`` (the vulnerability page): which scanners agreed, and EPSS.
+
+    Written only when there is something to say beyond a single scanner's
+    report, which keeps large single-scanner reports small.
+    """
+    out: dict[str, Any] = {}
+    if len(f.sources) > 1:
+        out["reported_by"] = {"name": "Reported by", "type": "text",
+                              "value": ", ".join(f.sources)}
+    if f.epss is not None:
+        out["epss"] = {"name": "EPSS (probability of exploitation in 30 days)",
+                       "type": "value", "value": f.epss}
+    return out
 
 
 def _scanner(scanners: Sequence[ScannerInfo]) -> dict[str, Any]:
