@@ -101,6 +101,13 @@ class _KeyCache:
     def __init__(self) -> None:
         self._keys: dict[Path, TrustedKey] = {}
 
+    def preload(self, req: CheckRequest) -> None:
+        """Load every key the rules name for these images now, so that an unusable key
+        file is a configuration error (exit 2) before any network traffic."""
+        for ref in req.refs:
+            for path in req.policy.rules.trust(ref).keys:
+                self.get(Path(path))
+
     def get(self, path: Path) -> TrustedKey:
         from imggate.signatures.keys import load_public_key
 
@@ -143,6 +150,7 @@ async def gather(req: CheckRequest) -> list[Evidence]:
     """Resolve every image concurrently, then gather each one's evidence concurrently."""
     sem = asyncio.Semaphore(req.concurrency)
     keys = _KeyCache()
+    keys.preload(req)
     root = None
     if req.signatures.trusted_root is not None:
         from imggate.signatures.trustroot import load_trusted_root

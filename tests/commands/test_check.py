@@ -271,3 +271,15 @@ def test_scan_trivy_on_the_pinned_digest_with_credentials_in_env(
     else:
         assert res.code == 3
         assert "trivy failed (exit 1)" in res.output and "401 Unauthorized" in res.output
+
+
+def test_unusable_key_and_output_dir_are_usage_errors_before_any_fetch(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pub"
+    bad.write_text("-----BEGIN PUBLIC KEY-----\nnot base64\n")
+    down = f"127.0.0.1:{free_port()}/gate/app:1.0.0"  # never contacted: config fails first
+    res = run_imggate(["check", down, "--key", str(bad), "-q", "-o", str(tmp_path / "o")])
+    assert res.code == 2
+    assert "bad.pub" in res.output and "cannot reach" not in res.output
+    res = run_imggate(["check", down, "-q", "-o", "/dev/null/reports"])
+    assert res.code == 2
+    assert "--output-dir" in res.output

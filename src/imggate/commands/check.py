@@ -113,6 +113,7 @@ def check(
         discover=Path.cwd(),
     )
     reports = _load_reports(trivy_report, grype_report, gitlab_report, report)
+    out_dir = _output_dir(output_dir)
     options = registry_options(parsed, insecure=insecure_registry, ca_file=ca_file,
                                username=username, password_stdin=password_stdin, timeout=timeout)
     assert isinstance(options, RegistryOptions)
@@ -130,7 +131,7 @@ def check(
         ),
     )
     verdict = run_check(request)
-    written = write_outputs(verdict, Path(output_dir), started=started,
+    written = write_outputs(verdict, out_dir, started=started,
                             default_branch_image=default_branch_image)
     if not quiet:
         from imggate.formats import console
@@ -142,6 +143,18 @@ def check(
             if iv.error:
                 sys.stderr.write(f"imggate: error: {iv.reference}: {iv.error}\n")
     return verdict.exit_code
+
+
+def _output_dir(path: str) -> Path:
+    """Create ``--output-dir`` up front: a bad one is a usage error before any work."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--output-dir {path}: cannot create it ({e.strerror})") from None
+    if not os.access(p, os.W_OK):
+        raise UsageError(f"--output-dir {path}: not writable")
+    return p
 
 
 def _existing(path: str, flag: str) -> Path:
