@@ -160,10 +160,16 @@ def _tlog(mat: _Material, sig: bytes, signer: x509.Certificate | bytes,
     return True
 
 
+def _tlog_note(tlog: bool) -> str:
+    # Reports must show that a signature was accepted without a log entry, not only the log.
+    return ", Rekor entry checked" if tlog else \
+        ", UNSAFE: no transparency log entry checked (--insecure-ignore-tlog)"
+
+
 def _by_key(mat: _Material, key: TrustedKey, content: SignedContent) -> SignerResult:
     sig = verify_any(key.key, content)
     tlog = _tlog(mat, sig, key.spki, content)
-    return SignerResult(key.label, tlog, f"verified with key {key.label}")
+    return SignerResult(key.label, tlog, f"verified with key {key.label}" + _tlog_note(tlog))
 
 
 def _by_identity(mat: _Material, ident: Identity, content: SignedContent) -> SignerResult:
@@ -194,7 +200,8 @@ def _by_authority(mat: _Material, ca: CertificateAuthority,
     key = as_verifying_key(cert.public_key(), "certificate")
     sig = verify_any(key, content)
     tlog = _tlog(mat, sig, cert, content)
-    return SignerResult(ca.label, tlog, f"verified with a certificate issued by {ca.label}")
+    return SignerResult(ca.label, tlog, f"verified with a certificate issued by {ca.label}"
+                        + _tlog_note(tlog))
 
 
 def find_signer(att: Attachment, trust: TrustConfig, content: SignedContent) -> SignerResult:
