@@ -71,6 +71,15 @@ def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
                                        "cvss", "sources", "aliases", "links"}
 
 
+def test_json_output_converts_again(tmp_path: Path) -> None:
+    merged, out = tmp_path / "findings.json", tmp_path / "gl.json"
+    assert run(str(TRIVY_DEBIAN), str(GRYPE_DEBIAN), "--to", "json", "-o", str(merged)) == 0
+    assert run(str(merged), "--image", "registry.example.com/a/b:1", "-o", str(out)) == 0
+    doc = json.loads(out.read_text())
+    assert schema_errors(doc) == []
+    assert len(doc["vulnerabilities"]) == len(json.loads(merged.read_text())["findings"])
+
+
 def test_sarif_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(str(TRIVY), "--to", "SARIF") == 0
     doc = json.loads(capsys.readouterr().out)

@@ -23,7 +23,7 @@ def test_each_fixture_is_detected_as_its_kind(path: Path, kind: str) -> None:
 def test_kind_aliases_and_unknown_kind() -> None:
     assert parser_for("gitlab-cs").kind == "gitlab"
     assert parser_for("SARIF").kind == "trivy-sarif"
-    assert set(KINDS) == {"trivy", "grype", "gitlab", "trivy-sarif", "cyclonedx"}
+    assert set(KINDS) == {"trivy", "grype", "gitlab", "trivy-sarif", "cyclonedx", "imggate"}
     with pytest.raises(UsageError, match="unknown report kind 'nessus'"):
         parser_for("nessus")
 

@@ -34,8 +34,8 @@ class OutputFormat(str, Enum):
 @app.command()
 def convert(
     reports: Annotated[list[str], typer.Argument(
-        help="Scanner reports: Trivy JSON/SARIF/CycloneDX, Grype JSON, GitLab container-scanning "
-             "('-' reads one from standard input).",
+        help="Scanner reports: Trivy JSON/SARIF/CycloneDX, Grype JSON, GitLab container-scanning, "
+             "imggate findings JSON ('-' reads one from standard input).",
         show_default=False, metavar="REPORT")],
     to: Annotated[OutputFormat, typer.Option(
         "--to", help="Output format.", case_sensitive=False)] = OutputFormat.GITLAB,

@@ -6,7 +6,8 @@ the CLI stays fast to start):
 * :func:`imggate.scanners.detect.load_report` ``(path, kind=None) -> ScanReport``
   and :func:`~imggate.scanners.detect.parse_report` ``(data, *, source, kind=None)``:
   Trivy JSON (SchemaVersion 2 and the legacy array), Trivy SARIF, CycloneDX
-  with vulnerabilities, Grype JSON, GitLab container-scanning reports;
+  with vulnerabilities, Grype JSON, GitLab container-scanning reports and
+  imggate's own findings JSON;
   auto-detected unless ``kind`` names one of :data:`~imggate.scanners.detect.KINDS`.
   Any malformed input is a :class:`~imggate.errors.ReportError` naming the
   file and the JSON path.

@@ -14,7 +14,7 @@ from typing import Any
 
 from imggate.errors import ReportError, UsageError
 from imggate.models import ScanReport
-from imggate.scanners import gitlab, grype, trivy, trivy_cyclonedx, trivy_sarif
+from imggate.scanners import gitlab, grype, imggate_json, trivy, trivy_cyclonedx, trivy_sarif
 from imggate.scanners._doc import MAX_REPORT_BYTES, gc_paused, load_json, type_name
 from imggate.scanners.interface import ReportParser
 
@@ -25,6 +25,7 @@ PARSERS: tuple[ReportParser, ...] = (
     trivy_cyclonedx.PARSER,
     trivy_sarif.PARSER,
     gitlab.PARSER,
+    imggate_json.PARSER,
 )
 _ALIASES = {"gitlab-cs": "gitlab", "sarif": "trivy-sarif", "trivy-cyclonedx": "cyclonedx"}
 
@@ -64,7 +65,8 @@ def _parse(data: bytes, source: str, parser: ReportParser | None) -> ScanReport:
             shape = "an empty array" if doc == [] else f"a JSON {type_name(doc)}"
             raise ReportError(
                 f"{source}: not a scanner report imggate recognises ({shape} that is none of: "
-                "Trivy JSON, Grype JSON, GitLab container-scanning, SARIF, CycloneDX)",
+                "Trivy JSON, Grype JSON, GitLab container-scanning, SARIF, CycloneDX, "
+                "imggate findings JSON)",
                 hint="name the kind with --kind if the file is one of these",
             )
     return parser.parse(doc, source=source)
