@@ -211,3 +211,23 @@ def test_any_text_gives_valid_json(reference, message, env):
     validate(doc)
     assert doc["images"][0]["reference"] == reference
     assert doc["images"][0]["violations"][0]["messages"] == [message]
+
+
+_strs = st.text(max_size=30) | st.sampled_from([XSS_TITLE, CONTROL, SURROGATE, "\u202e", ""])
+
+
+@settings(max_examples=150, deadline=None)
+@given(f=st.builds(
+    finding, i=st.integers(0, 5), severity=st.sampled_from(list(Severity)),
+    aliases=st.lists(_strs, max_size=3).map(tuple), package_type=st.none() | _strs,
+    title=st.none() | _strs, fixed_versions=st.lists(_strs, max_size=3).map(tuple),
+    sources=st.lists(_strs, max_size=2).map(tuple),
+    cvss=st.lists(st.builds(Cvss, source=st.just("nvd"), version=st.none(), vector=st.none(),
+                            score=st.none() | st.floats() | st.integers(0, 10)),
+                  max_size=3).map(tuple)),
+    why=st.none() | _strs)
+def test_finding_lines_are_exactly_the_json_of_the_finding(f, why):
+    enc = verdict_json._FindingLines()
+    opts = {"ensure_ascii": True, "allow_nan": False, "separators": (", ", ": ")}
+    assert enc(f) == json.dumps(verdict_json._finding(f), **opts)
+    assert enc(f, why) == json.dumps({**verdict_json._finding(f), "suppressed_by": why}, **opts)
