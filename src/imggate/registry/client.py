@@ -13,14 +13,17 @@ import asyncio
 import email.utils
 import ipaddress
 import logging
+import os
 import random
 import ssl
+import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import httpx
 
@@ -73,6 +76,59 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class _DeferredTrustContext(ssl.SSLContext):
+    """A verifying client context that reads its CA bundle on the first TLS connection.
+
+    Reading the bundle (as httpx does for ``verify=True``: ``$SSL_CERT_FILE``,
+    else ``$SSL_CERT_DIR``, else certifi's) costs ~40 ms per process, and a
+    run against an OCI layout or a loopback registry never opens a TLS
+    connection. The context verifies from the start (``CERT_REQUIRED``, host
+    names checked): anything that reached OpenSSL without going through
+    :meth:`wrap_bio`/:meth:`wrap_socket` would find no trust anchors and fail.
+    """
+
+    _loaded: bool
+    _lock: threading.Lock
+
+    def __new__(cls) -> _DeferredTrustContext:
+        ctx = super().__new__(cls, ssl.PROTOCOL_TLS_CLIENT)
+        ctx._loaded = False
+        ctx._lock = threading.Lock()
+        return ctx
+
+    def __init__(self) -> None:
+        # As ssl.create_default_context(): verify the chain and the host name.
+        self.verify_mode = ssl.CERT_REQUIRED
+        self.check_hostname = True
+        keylog = os.environ.get("SSLKEYLOGFILE")
+        if keylog and not sys.flags.ignore_environment:
+            self.keylog_filename = keylog
+
+    def _load_trust(self) -> None:
+        with self._lock:
+            if self._loaded:
+                return
+            if os.environ.get("SSL_CERT_FILE"):
+                self.load_verify_locations(cafile=os.environ["SSL_CERT_FILE"])
+            elif os.environ.get("SSL_CERT_DIR"):
+                self.load_verify_locations(capath=os.environ["SSL_CERT_DIR"])
+            else:
+                import certifi
+
+                self.load_verify_locations(cafile=certifi.where())
+            self._loaded = True
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        """:meth:`ssl.SSLContext.wrap_bio` (asyncio, anyio) once the trust anchors are in."""
+        self._load_trust()
+        return super().wrap_bio(*args, **kwargs)
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        """:meth:`ssl.SSLContext.wrap_socket` once the trust anchors are in."""
+        self._load_trust()
+        return super().wrap_socket(*args, **kwargs)
+
+
 class RegistryClient:
     """Async client for any number of registries. Use as ``async with``."""
 
@@ -84,7 +140,7 @@ class RegistryClient:
         self._auth: dict[str, RegistryAuth] = {}
 
     async def __aenter__(self) -> Self:
-        verify: ssl.SSLContext | bool = True
+        verify: ssl.SSLContext = _DeferredTrustContext()
         if self.options.ca_file:
             try:
                 verify = ssl.create_default_context(cafile=self.options.ca_file)
