@@ -88,15 +88,16 @@ def merge_findings(reports: Sequence[ScanReport]) -> tuple[Finding, ...]:
     merged: dict[tuple[str, str, str], Finding] = {}
     for report in reports:
         for f in report.findings:
-            seen = merged.get(f.key)
+            key = (f.id, f.package, f.version)  # Finding.key, without a property call per finding
+            seen = merged.get(key)
             if seen is None:
-                merged[f.key] = f
+                merged[key] = f
                 continue
             keep = f if f.severity.rank > seen.severity.rank else seen
             other = seen if keep is f else f
             sources = tuple(dict.fromkeys((*keep.sources, *other.sources)))
             fixed = keep.fixed_versions or other.fixed_versions
-            merged[f.key] = replace(keep, sources=sources, fixed_versions=fixed,
+            merged[key] = replace(keep, sources=sources, fixed_versions=fixed,
                                     cvss=keep.cvss or other.cvss)
     return tuple(merged.values())
 

@@ -190,7 +190,12 @@ class ExceptionSet:
         suppressed: list[tuple[Finding, str]] = []
         for f in findings:
             first: AllowEntry | None = None
-            candidates = {id(e): e for i in f.all_ids for e in by_id.get(i.upper(), ())}
+            # Most findings have no entry at all: skip the bookkeeping for them.
+            named = [e for i in f.all_ids for e in by_id.get(i.upper(), ())] if by_id else None
+            if not named:
+                active.append(f)
+                continue
+            candidates = {id(e): e for e in named}
             # Declaration order decides which entry's reason is shown.
             for e in sorted(candidates.values(), key=lambda e: order[id(e)]):
                 if e.matches(f):
