@@ -31,11 +31,11 @@ from imggate.models import (
 from imggate.policy.loader import Policy
 from imggate.registry.client import RegistryClient, RegistryOptions
 from imggate.registry.resolve import open_repository, resolve_image
-from imggate.scanners.trivy_runner import TrivyOptions
 
 if TYPE_CHECKING:
     # Signature verification pulls in cryptography's x509 stack: only when rules need it.
     from imggate.policy.effective import TrustMaterial
+    from imggate.scanners.trivy_runner import TrivyOptions
     from imggate.signatures.interface import TrustConfig
     from imggate.signatures.keys import TrustedKey
 
