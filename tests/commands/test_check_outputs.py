@@ -1,0 +1,82 @@
+"""``imggate check`` writes its reports: the GitLab one in a forked child for large runs."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from formats.verdict_samples import deny_image, single
+from imggate.commands import check
+from imggate.errors import Error
+
+STARTED = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
+
+
+def test_alongside_runs_the_job_in_a_child_and_returns_the_main_result(tmp_path: Path) -> None:
+    marker = tmp_path / "job"
+
+    def job() -> None:
+        marker.write_text(str(os.getpid()))
+
+    assert check._alongside(job, lambda: 42, fork=True) == 42
+    assert int(marker.read_text()) != os.getpid()  # it really ran elsewhere
+
+
+def test_a_failing_child_is_an_error_with_its_message() -> None:
+    def job() -> None:
+        raise Error("cannot write report /x/gl.json: disk full")
+
+    with pytest.raises(Error, match="disk full"):
+        check._alongside(job, lambda: None, fork=True)
+
+    def crash() -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(Error, match=r"OSError.*No space left"):
+        check._alongside(crash, lambda: None, fork=True)
+
+
+def test_a_failing_main_still_waits_for_the_child(tmp_path: Path) -> None:
+    marker = tmp_path / "job"
+
+    def main() -> None:
+        raise Error("html failed")
+
+    with pytest.raises(Error, match="html failed"):
+        check._alongside(lambda: marker.write_text(str(os.getpid())), main, fork=True)
+    child = int(marker.read_text())  # the child had finished when the error surfaced
+    with pytest.raises(ChildProcessError):
+        os.waitpid(child, os.WNOHANG)  # and was reaped
+
+
+def _reports(directory: Path) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for p in sorted(directory.iterdir()):
+        if p.name.endswith(".json"):
+            doc = json.loads(p.read_text())
+            doc.get("scan", {}).pop("end_time", None)  # the GitLab report's own clock
+            out[p.name] = doc
+        else:
+            out[p.name] = p.read_text()
+    return out
+
+
+def test_forked_and_sequential_writes_give_the_same_reports(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    verdict = single(deny_image(check._FORK_MIN_FINDINGS + 10))
+    forked = tmp_path / "forked"
+    monkeypatch.setattr(check, "_can_fork", lambda: True)  # whatever this machine's CPUs
+    written = check.write_outputs(verdict, forked, started=STARTED)
+    assert [p.name for p in written] == ["gl-container-scanning-report.json",
+                                         "imggate-report.html", "imggate-junit.xml",
+                                         "imggate-verdict.json"]
+    monkeypatch.setattr(check, "_can_fork", lambda: False)
+    plain = tmp_path / "plain"
+    check.write_outputs(verdict, plain, started=STARTED)
+    assert _reports(forked) == _reports(plain)
+    gl = json.loads((forked / "gl-container-scanning-report.json").read_text())
+    assert len(gl["vulnerabilities"]) == check._FORK_MIN_FINDINGS + 13
