@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
 import sys
@@ -11,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 
@@ -33,8 +34,39 @@ if TYPE_CHECKING:
     from imggate.models import ScanReport, Verdict
 
 T = TypeVar("T")
+P = ParamSpec("P")
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic collector (and resume it after, if it was running)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _collector_paused(command: Callable[P, T]) -> Callable[P, T]:
+    """Run ``command`` with the cyclic collector paused.
+
+    A check holds every finding (hundreds of thousands of containers at
+    10,000 findings) until it exits, and each collection walks the ones not
+    yet promoted again: ~0.1 s of a run. What a check builds is acyclic or
+    freed with the process; reference counting still frees everything else.
+    """
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        with _gc_paused():
+            return command(*args, **kwargs)
+
+    return run
+
 
 @app.command()
+@_collector_paused
 def check(
     refs: Annotated[list[str], typer.Argument(
         help="Image references (or oci:PATH[:TAG|@DIGEST]).")],
@@ -144,10 +176,9 @@ def check(
             or None,
         ),
     )
-    with _gc_paused():
-        verdict = run_check(request)
-        written = write_outputs(verdict, out_dir, started=started,
-                                default_branch_image=default_branch_image)
+    verdict = run_check(request)
+    written = write_outputs(verdict, out_dir, started=started,
+                            default_branch_image=default_branch_image)
     if not quiet:
         from imggate.formats import console
 
@@ -158,24 +189,6 @@ def check(
             if iv.error:
                 sys.stderr.write(f"imggate: error: {iv.reference}: {iv.error}\n")
     return verdict.exit_code
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic collector while the verdict and reports are built.
-
-    By then the process holds every finding (hundreds of thousands of
-    containers at 10,000 findings) and each full collection walks them all
-    again: ~0.1 s of a run. What is built here is acyclic or freed with the
-    process; reference counting still frees everything else.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 @contextmanager
