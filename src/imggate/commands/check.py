@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 P = ParamSpec("P")
 
+
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Pause the cyclic collector (and resume it after, if it was running)."""
