@@ -316,22 +316,18 @@ class _FindingLines(dict[object, str]):
         text = self[value] = _ENCODER.encode(value)
         return text
 
-    def _list(self, items: tuple[str, ...]) -> str:
-        return "[" + ", ".join([self[x] for x in items]) + "]" if items else "[]"
-
     def __call__(self, f: Finding, suppressed_by: object = _NO_REASON) -> str:
         score = _finite(f.max_cvss)
         cvss = "null" if score is None else (
             float.__repr__(score) if type(score) is float else _ENCODER.encode(score))
-        title = f.title
+        # Tuples are encoded as JSON arrays; None as null (both memoised too).
         line = (
-            f'{{"id": {self[f.id]}, "aliases": {self._list(f.aliases)}, '
+            f'{{"id": {self[f.id]}, "aliases": {self[f.aliases]}, '
             f'"package": {self[f.package]}, "version": {self[f.version]}, '
             f'"package_type": {self[f.package_type]}, "severity": {self[f.severity._value_]}, '
             f'"fix_state": {self[f.fix_state._value_]}, '
-            f'"fixed_versions": {self._list(f.fixed_versions)}, "cvss": {cvss}, '
-            f'"title": {"null" if title is None else self[title]}, '
-            f'"sources": {self._list(f.sources)}'
+            f'"fixed_versions": {self[f.fixed_versions]}, "cvss": {cvss}, '
+            f'"title": {self[f.title]}, "sources": {self[f.sources]}'
         )
         if suppressed_by is not _NO_REASON:
             line += f', "suppressed_by": {self[suppressed_by]}'
