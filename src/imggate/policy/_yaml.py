@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from imggate.errors import ConfigError
+
+if TYPE_CHECKING:
+    # Imported where YAML is parsed: the built-in rules need no parser (~10 ms).
+    import yaml
 
 PathKey = tuple[str, ...]
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -56,6 +59,8 @@ class YamlDoc:
 
 def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], source: str,
           seen_nodes: set[int]) -> None:
+    import yaml
+
     # An alias is the anchored node again: walking it once keeps "billion laughs" linear.
     if id(node) in seen_nodes:
         return
@@ -83,6 +88,8 @@ def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], source: str
 
 def parse_yaml(text: str, source: str) -> YamlDoc:
     """Parse one YAML document; syntax errors and duplicate keys are :class:`ConfigError`."""
+    import yaml
+
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()

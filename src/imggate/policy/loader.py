@@ -7,11 +7,13 @@ something a person can fix.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -45,6 +47,27 @@ environments:
       deny: ["latest"]
       require_digest: true
 """
+
+
+# BUILTIN_RULES as data, so the defaults need no YAML parser (a test keeps them equal).
+_BUILTIN_DATA: dict[str, Any] = {
+    "version": 1,
+    "default_env": "dev",
+    "environments": {
+        "dev": {
+            "description": "Development and review apps. Fail on Critical vulnerabilities.",
+            "aliases": ["development", "testing", "other", "review/*"],
+            "severity": {"fail_on": "Critical"},
+        },
+        "prod": {
+            "extends": "dev",
+            "description": "Production. Pinned by digest, never latest, nothing High or above.",
+            "aliases": ["production", "production/*"],
+            "severity": {"fail_on": "High"},
+            "tags": {"deny": ["latest"], "require_digest": True},
+        },
+    },
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +149,11 @@ def _resolve(doc: RulesDocument, ydoc: _yaml.YamlDoc, name: str) -> EffectiveRul
 
 def parse_rules(text: str, source: str, base_dir: Path | None = None) -> RulesFile:
     """Validate rules text; paths in it are relative to ``base_dir``."""
-    ydoc = _yaml.parse_yaml(text, source)
+    return _parse_doc(_yaml.parse_yaml(text, source), base_dir)
+
+
+def _parse_doc(ydoc: _yaml.YamlDoc, base_dir: Path | None) -> RulesFile:
+    source = ydoc.source
     if not isinstance(ydoc.data, dict):
         raise ConfigError("a rules file must be a mapping with an 'environments' key",
                           location=f"{source}:1")
@@ -148,7 +175,7 @@ def parse_rules(text: str, source: str, base_dir: Path | None = None) -> RulesFi
 def load_rules(path: Path | None = None) -> RulesFile:
     """Load ``path`` (a file, or a directory holding ``default.yaml``); ``None``: built-ins."""
     if path is None:
-        return parse_rules(BUILTIN_RULES, BUILTIN_SOURCE)
+        return _parse_doc(_yaml.YamlDoc(copy.deepcopy(_BUILTIN_DATA), BUILTIN_SOURCE, {}), None)
     if path.is_dir():
         path = path / "default.yaml"
     try:
