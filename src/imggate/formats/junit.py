@@ -33,8 +33,10 @@ from imggate.models import Decision, ImageVerdict, Mode, RuleResult, Verdict
 FILENAME = "imggate-junit.xml"
 
 # Everything outside XML 1.0's Char production, plus DEL and the C1 controls
-# that XML allows but discourages (they are invisible or garble terminals).
-_NOT_XML = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# that XML allows but discourages (they are invisible or garble terminals):
+# the complement of [\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff],
+# written as the short list it is (that negated class takes ~4 ms to compile).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _MESSAGE_MAX = 1000
 
 
