@@ -231,3 +231,14 @@ def test_finding_lines_are_exactly_the_json_of_the_finding(f, why):
     opts = {"ensure_ascii": True, "allow_nan": False, "separators": (", ", ": ")}
     assert enc(f) == json.dumps(verdict_json._finding(f), **opts)
     assert enc(f, why) == json.dumps({**verdict_json._finding(f), "suppressed_by": why}, **opts)
+
+
+def test_worst_first_sorts_and_reuses_only_the_same_tuple():
+    findings = sample_verdict(40).images[1].findings
+    first = verdict_json.worst_first(findings)
+    assert list(first) == sorted(findings, key=verdict_json.finding_sort_key)
+    assert verdict_json.worst_first(findings) is first
+    other = tuple(reversed(findings))
+    assert verdict_json.worst_first(other) == first and verdict_json.worst_first(other) is not first
+    assert verdict_json.worst_first(findings[:3]) == tuple(
+        sorted(findings[:3], key=verdict_json.finding_sort_key))

@@ -42,6 +42,7 @@ from imggate.formats.verdict_json import (
     finding_sort_key,
     overall_decision,
     severity_counts,
+    worst_first,
     write_text,
 )
 from imggate.models import (
@@ -261,7 +262,7 @@ def _image_view(index: int, iv: ImageVerdict) -> dict[str, Any]:
         "rules": [_rule(r) for r in iv.rules],
         "counts": [(k, n) for k, n in counts.items()],
         "total": len(iv.findings),
-        "findings": _finding_rows((f, None) for f in sorted(iv.findings, key=finding_sort_key)),
+        "findings": _finding_rows((f, None) for f in worst_first(iv.findings)),
         "suppressed": _finding_rows(sorted(iv.suppressed, key=lambda p: finding_sort_key(p[0]))),
         "suppressed_count": len(iv.suppressed),
         "exceptions": [_exception(e) for e in iv.exceptions],

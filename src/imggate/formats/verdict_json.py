@@ -81,6 +81,29 @@ def finding_sort_key(f: Finding) -> tuple[int, float, str, str, str]:
             f.package, f.version)
 
 
+class _WorstFirst:
+    """:func:`worst_first`: the last tuple sorted, held by identity.
+
+    Each report of a run sorts the same (immutable) tuple of findings: at
+    10,000 findings sorting once instead of per report saves ~10 ms each.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[tuple[Finding, ...], tuple[Finding, ...]] | None = None
+
+    def __call__(self, findings: tuple[Finding, ...]) -> tuple[Finding, ...]:
+        last = self._last
+        if last is not None and last[0] is findings:
+            return last[1]
+        ordered = tuple(sorted(findings, key=finding_sort_key))
+        self._last = (findings, ordered)
+        return ordered
+
+
+#: ``findings`` sorted by :func:`finding_sort_key`, worst first.
+worst_first = _WorstFirst()
+
+
 def _ts(value: datetime | None) -> str | None:
     """RFC 3339 in UTC with ``Z``; a naive datetime is taken to be UTC already."""
     if value is None:
@@ -218,7 +241,7 @@ def _image_document(iv: ImageVerdict, *, with_findings: bool) -> dict[str, Any]:
         "counts": severity_counts(iv.findings),
         "findings_total": len(iv.findings),
         "suppressed_total": len(iv.suppressed),
-        "findings": [_finding(f) for f in sorted(iv.findings, key=finding_sort_key)]
+        "findings": [_finding(f) for f in worst_first(iv.findings)]
         if with_findings else [],
         "suppressed": [
             {**_finding(f), "suppressed_by": why}
@@ -287,7 +310,7 @@ def render(verdict: Verdict, *, tool_version: str | None = None) -> str:
     lines = _FindingLines()
     for i, (image, iv) in enumerate(zip(doc["images"], verdict.images, strict=True)):
         for key, block in (
-            ("findings", [lines(f) for f in sorted(iv.findings, key=finding_sort_key)]),
+            ("findings", [lines(f) for f in worst_first(iv.findings)]),
             ("suppressed", [lines(f, why) for f, why in
                             sorted(iv.suppressed, key=lambda p: finding_sort_key(p[0]))]),
         ):
