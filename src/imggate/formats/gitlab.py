@@ -153,7 +153,7 @@ def _cvss_vectors(f: Finding) -> list[dict[str, str]]:
 class _Renderer:
     """Builds vulnerability objects for one document.
 
-    Identifier, link and detail objects are built once per distinct value
+    Identifier, link, CVSS vector and detail objects are built once per distinct value
     and shared between the vulnerabilities of the document (the same CVE is
     usually reported for several packages): the document is read-only data.
     """
@@ -165,6 +165,7 @@ class _Renderer:
         self.make_id = _IdMaker(image)
         self.idents: dict[tuple[str, tuple[str, ...]], list[dict[str, str]]] = {}
         self.links: dict[tuple[str, ...], list[dict[str, str]]] = {}
+        self.vectors: dict[tuple[tuple[str, str | None], ...], list[dict[str, str]]] = {}
         self.details: dict[tuple[tuple[str, ...], float | None], dict[str, Any]] = {}
 
     def __call__(self, f: Finding) -> dict[str, Any]:
@@ -180,7 +181,7 @@ class _Renderer:
             "id": self.make_id(f),
             "name": name[:_NAME_MAX],
             "description": (f.description or f.title or name)[:_DESCRIPTION_MAX],
-            "severity": f.severity.value,
+            "severity": f.severity._value_,  # not .value: a descriptor, slow per finding
         }
         sol = solution(f)
         if sol:
@@ -196,7 +197,12 @@ class _Renderer:
             links = self.links[f.links] = [{"url": u} for u in filter(_URL.match, f.links)]
         v["links"] = links
         if f.cvss:
-            vectors = _cvss_vectors(f)
+            # The same ratings recur (one CVE, several packages): their vector
+            # lists are built once and shared, like identifiers and links.
+            ckey = tuple([(c.source, c.vector) for c in f.cvss])
+            vectors = self.vectors.get(ckey)
+            if vectors is None:
+                vectors = self.vectors[ckey] = _cvss_vectors(f)
             if vectors:
                 v["cvss_vectors"] = vectors
         if len(f.sources) > 1 or f.epss is not None:
