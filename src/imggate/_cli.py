@@ -7,6 +7,7 @@ Anything unexpected is exit 3: the gate fails closed.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 
@@ -23,11 +24,24 @@ from imggate.commands import verify as _verify  # noqa: F401
 from imggate.errors import Error
 
 
+def _lean_startup() -> None:
+    """Keep optional machinery that imggate never uses out of the CLI process.
+
+    Only the command-line entry point does this; library users are unaffected.
+    """
+    # httpcore imports trio when it is installed (~80 ms here); imggate runs on asyncio.
+    sys.modules.setdefault("trio", None)  # type: ignore[arg-type]
+    # httpx imports its own command-line tool (click, rich, pygments: ~45 ms) whenever
+    # click is installed.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    # pydantic reads every installed distribution's entry points (~25 ms) to find
+    # plugins that observe validation; imggate's rules are validated by imggate alone.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with imggate's exit code."""
-    # httpcore imports trio when it is installed (~80 ms here); imggate runs on asyncio
-    # only, so the CLI blocks that import. Library users are unaffected.
-    sys.modules.setdefault("trio", None)  # type: ignore[arg-type]
+    _lean_startup()
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = any(a in ("-v", "--verbose") for a in args)
     logging.basicConfig(

@@ -133,12 +133,8 @@ def check(
     timeout: TimeoutOpt = 30.0,
 ) -> int:
     """Gate images: resolve, gather evidence, apply the rules, write reports."""
-    # httpx imports its own command-line tool (click, rich, pygments: ~45 ms)
-    # whenever click is installed; imggate never runs it.
-    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-    with _no_pydantic_plugins():
-        from imggate.gate import CheckRequest, SignatureOptions, run_check
-        from imggate.policy.loader import identity_from_flags, load_policy
+    from imggate.gate import CheckRequest, SignatureOptions, run_check
+    from imggate.policy.loader import identity_from_flags, load_policy
     from imggate.registry.client import RegistryOptions
 
     started = datetime.now(UTC)
@@ -190,25 +186,6 @@ def check(
             if iv.error:
                 sys.stderr.write(f"imggate: error: {iv.reference}: {iv.error}\n")
     return verdict.exit_code
-
-
-@contextmanager
-def _no_pydantic_plugins() -> Iterator[None]:
-    """Import the rules models without pydantic's plugin discovery.
-
-    Discovery reads the entry points of every installed distribution (~25 ms)
-    to find plugins that observe validation; imggate's rules are validated by
-    imggate alone (typer builds its own models the same way).
-    """
-    previous = os.environ.get("PYDANTIC_DISABLE_PLUGINS")
-    os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
-    try:
-        yield
-    finally:
-        if previous is None:
-            del os.environ["PYDANTIC_DISABLE_PLUGINS"]
-        else:
-            os.environ["PYDANTIC_DISABLE_PLUGINS"] = previous
 
 
 def _output_dir(path: str) -> Path:
