@@ -10,6 +10,7 @@ match are a :class:`DigestMismatch`, never accepted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import ipaddress
 import logging
@@ -138,6 +139,8 @@ class RegistryClient:
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
         self._auth: dict[str, RegistryAuth] = {}
+        self._schemes: dict[str, str] = {}
+        self._probes: dict[str, asyncio.Lock] = {}
 
     async def __aenter__(self) -> Self:
         verify: ssl.SSLContext = _DeferredTrustContext()
@@ -165,16 +168,36 @@ class RegistryClient:
         """One repository on one registry."""
         return RegistryRepository(self, registry, repository)
 
-    def base_url(self, registry: str) -> str:
-        """``https://host`` or, for loopback and ``--insecure-registry`` hosts, ``http://host``."""
-        host = "registry-1.docker.io" if registry == "docker.io" else registry
-        plain = registry in self.options.insecure_registries or is_loopback(registry)
-        return f"{'http' if plain else 'https'}://{host}"
+    def host(self, registry: str) -> str:
+        """The host (and port) that serves ``registry``'s API."""
+        return "registry-1.docker.io" if registry == "docker.io" else registry
+
+    def plain_http_allowed(self, registry: str) -> bool:
+        """Loopback registries and ``--insecure-registry`` hosts, as docker allows."""
+        return registry in self.options.insecure_registries or is_loopback(registry)
+
+    async def base_url(self, registry: str) -> str:
+        """``https://host``; for hosts allowed plain HTTP, ``http://host`` when they do not
+        speak TLS (docker's rule: HTTPS first, then HTTP), decided once per host."""
+        host = self.host(registry)
+        if not self.plain_http_allowed(registry):
+            return f"https://{host}"
+        if registry not in self._schemes:
+            if registry not in self._probes:
+                self._probes[registry] = asyncio.Lock()
+            async with self._probes[registry]:
+                if registry not in self._schemes:
+                    # An injected transport (tests) has no sockets to probe.
+                    tls = self._transport is None and await _speaks_tls(
+                        host, self.options.timeout)
+                    self._schemes[registry] = "https" if tls else "http"
+                    log.debug("registry %s: %s", registry, self._schemes[registry])
+        return f"{self._schemes[registry]}://{host}"
 
     def _auth_for(self, registry: str) -> RegistryAuth:
         if registry not in self._auth:
-            host = httpx.URL(self.base_url(registry)).netloc.decode("ascii").lower()
-            plain_ok = registry in self.options.insecure_registries or is_loopback(registry)
+            host = self.host(registry).lower()
+            plain_ok = self.plain_http_allowed(registry)
             self._auth[registry] = RegistryAuth(
                 host, self.options.credentials.get(registry), plain_http_ok=plain_ok)
         return self._auth[registry]
@@ -188,6 +211,8 @@ class RegistryClient:
         every failure says what was being fetched.
         """
         assert self._http is not None, "use RegistryClient as an async context manager"
+        if url.startswith("/"):
+            url = await self.base_url(registry) + url
         auth = self._auth_for(registry)
         attempt = 0
         while True:
@@ -197,6 +222,12 @@ class RegistryClient:
             except TokenError as e:
                 raise _like(what, AuthError, str(e)) from None
             except httpx.TransportError as e:
+                cert = _cert_error(e)
+                if cert is not None:
+                    # Not transient: retrying an untrusted certificate only delays the error.
+                    raise _like(what, RegistryError,
+                                f"TLS certificate not trusted: {cert}",
+                                hint="give the private CA with --ca-file") from None
                 if attempt <= self.options.retries:
                     await asyncio.sleep(self._backoff(attempt, None))
                     continue
@@ -249,10 +280,51 @@ class RegistryClient:
         return float(base * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
 
 
+async def _speaks_tls(host: str, timeout: float) -> bool:
+    """Whether ``host[:port]`` completes a TLS handshake (443 when no port is given).
+
+    Only decides the scheme; certificates are verified on the real
+    connection. No CA bundle is needed, so probing costs one handshake.
+    """
+    name, port = host, 443
+    if host.startswith("["):
+        end = host.find("]")
+        name = host[1:end]
+        if host[end + 1:].startswith(":"):
+            port = int(host[end + 2:])
+    elif ":" in host:
+        name, _, p = host.rpartition(":")
+        port = int(p)
+    probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    probe.check_hostname = False
+    probe.verify_mode = ssl.CERT_NONE  # scheme detection only, never used for data
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(name, port, ssl=probe), timeout=min(timeout, 5.0))
+    except (OSError, ssl.SSLError, TimeoutError, ValueError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError, ssl.SSLError):
+        await writer.wait_closed()
+    return True
+
+
 def _like(template: RegistryError, cls: type[RegistryError], message: str,
-          status: int | None = None) -> RegistryError:
+          status: int | None = None, hint: str | None = None) -> RegistryError:
     return cls(message, registry=template.registry, repository=template.repository,
-               reference=template.reference, status=status)
+               reference=template.reference, status=status, hint=hint)
+
+
+def _cert_error(e: BaseException) -> str | None:
+    """The certificate verification failure behind a transport error, if that is what it is."""
+    seen: BaseException | None = e
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return str(seen.verify_message or seen.reason or seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 async def _read_limited(response: httpx.Response, limit: int, what: RegistryError) -> bytes:
@@ -299,7 +371,7 @@ class RegistryRepository(Repository):
         self.registry = registry
         self.repository = repository
         self.name = f"{registry}/{repository}"
-        self._base = f"{client.base_url(registry)}/v2/{repository}"
+        self._base = f"/v2/{repository}"
 
     def _what(self, reference: str | None) -> RegistryError:
         return RegistryError("", registry=self.registry, repository=self.repository,
