@@ -13,7 +13,6 @@ Order of work:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 
 from imggate.models import (
@@ -84,22 +83,11 @@ def check_binding(reports: Sequence[ScanReport], image: ResolvedImage | None,
 
 
 def merge_findings(reports: Sequence[ScanReport]) -> tuple[Finding, ...]:
-    """One finding per (id, package, version); the highest severity and every source kept."""
-    merged: dict[tuple[str, str, str], Finding] = {}
-    for report in reports:
-        for f in report.findings:
-            key = (f.id, f.package, f.version)  # Finding.key, without a property call per finding
-            seen = merged.get(key)
-            if seen is None:
-                merged[key] = f
-                continue
-            keep = f if f.severity.rank > seen.severity.rank else seen
-            other = seen if keep is f else f
-            sources = tuple(dict.fromkeys((*keep.sources, *other.sources)))
-            fixed = keep.fixed_versions or other.fixed_versions
-            merged[key] = replace(keep, sources=sources, fixed_versions=fixed,
-                                    cvss=keep.cvss or other.cvss)
-    return tuple(merged.values())
+    """One finding per (id, package, version) across reports: the scanners' merge, so the
+    policy judges exactly what the GitLab report and ``imggate convert`` show."""
+    from imggate.scanners.merge import merge
+
+    return merge(reports)
 
 
 def _exception_result(applied: Applied) -> RuleResult | None:
