@@ -37,6 +37,7 @@ from pydantic import (
 from imggate.models import Mode, Severity
 from imggate.policy.exceptions import ExceptionEntry
 from imggate.policy.patterns import check_regex, compile_regex
+from imggate.predicates import PREDICATE_SHORT_NAMES
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -66,19 +67,6 @@ def _relative_path(value: Any, info: ValidationInfo) -> Any:
 
 FilePath = Annotated[Path, BeforeValidator(_relative_path)]
 
-#: cosign's short names for predicate types (``cosign attest --type``).
-PREDICATE_ALIASES: dict[str, str] = {
-    "slsaprovenance": "https://slsa.dev/provenance/v0.2",
-    "slsaprovenance02": "https://slsa.dev/provenance/v0.2",
-    "slsaprovenance1": "https://slsa.dev/provenance/v1",
-    "link": "https://in-toto.io/Link/v1",
-    "spdx": "https://spdx.dev/Document",
-    "spdxjson": "https://spdx.dev/Document",
-    "cyclonedx": "https://cyclonedx.org/bom",
-    "vuln": "https://cosign.sigstore.dev/attestation/vuln/v1",
-    "openvex": "https://openvex.dev/ns",
-    "custom": "https://cosign.sigstore.dev/attestation/v1",
-}
 
 
 class _Model(BaseModel):
@@ -235,7 +223,7 @@ class AttestationRequirement(_Model):
     @field_validator("predicate_type")
     @classmethod
     def _expand(cls, v: str) -> str:
-        return PREDICATE_ALIASES.get(v.lower(), v)
+        return PREDICATE_SHORT_NAMES.get(v.lower(), v)
 
 
 class AttestationRules(_Section):

@@ -16,6 +16,7 @@ from typing import Any
 
 from imggate.errors import ConfigError
 from imggate.models import Digest, SignatureCheck, SignatureKind
+from imggate.predicates import PREDICATE_SHORT_NAMES
 from imggate.signatures.interface import DSSE_MEDIA_TYPE, Attachment, TrustConfig
 from imggate.signatures.keys import BadSignature, decode_b64
 from imggate.signatures.rekor import check_envelope_entry
@@ -28,19 +29,6 @@ _STATEMENT_TYPES = frozenset({
     "https://in-toto.io/Statement/v1",
 })
 
-#: cosign's ``--type`` short names.
-PREDICATE_SHORT_NAMES: Mapping[str, str] = {
-    "slsaprovenance": "https://slsa.dev/provenance/v0.2",
-    "slsaprovenance02": "https://slsa.dev/provenance/v0.2",
-    "slsaprovenance1": "https://slsa.dev/provenance/v1",
-    "link": "https://in-toto.io/Link/v1",
-    "spdx": "https://spdx.dev/Document",
-    "spdxjson": "https://spdx.dev/Document",
-    "cyclonedx": "https://cyclonedx.org/bom",
-    "vuln": "https://cosign.sigstore.dev/attestation/vuln/v1",
-    "openvex": "https://openvex.dev/ns",
-    "custom": "https://cosign.sigstore.dev/attestation/v1",
-}
 
 
 def predicate_type_uri(name: str) -> str:
