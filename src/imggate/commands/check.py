@@ -28,6 +28,15 @@ from imggate.commands._registry_opts import (
     parse_refs,
     registry_options,
 )
+from imggate.commands._signature_opts import (
+    IdentityOpt,
+    IdentityRegexpOpt,
+    IgnoreTlogOpt,
+    IssuerOpt,
+    IssuerRegexpOpt,
+    SignatureRepositoryOpt,
+    TrustedRootOpt,
+)
 from imggate.errors import Error, UsageError
 
 if TYPE_CHECKING:
@@ -99,23 +108,13 @@ def check(
     key: Annotated[list[str] | None, typer.Option(
         "--key", help="Require a signature verified by this PEM public key (repeatable).")
     ] = None,
-    certificate_identity: Annotated[str | None, typer.Option(
-        "--certificate-identity", help="Keyless: exact SAN (email or URI).")] = None,
-    certificate_identity_regexp: Annotated[str | None, typer.Option(
-        "--certificate-identity-regexp", help="Keyless: SAN regular expression.")] = None,
-    certificate_oidc_issuer: Annotated[str | None, typer.Option(
-        "--certificate-oidc-issuer", help="Keyless: exact OIDC issuer.")] = None,
-    certificate_oidc_issuer_regexp: Annotated[str | None, typer.Option(
-        "--certificate-oidc-issuer-regexp", help="Keyless: OIDC issuer regexp.")] = None,
-    insecure_ignore_tlog: Annotated[bool, typer.Option(
-        "--insecure-ignore-tlog", help="UNSAFE: accept key signatures with no Rekor entry.")
-    ] = False,
-    trusted_root: Annotated[str | None, typer.Option(
-        "--trusted-root", help="Sigstore trusted_root.json (default: production).")] = None,
-    signature_repository: Annotated[str | None, typer.Option(
-        "--signature-repository",
-        help="Where signatures live (default: $COSIGN_REPOSITORY, else beside the image).")
-    ] = None,
+    certificate_identity: IdentityOpt = None,
+    certificate_identity_regexp: IdentityRegexpOpt = None,
+    certificate_oidc_issuer: IssuerOpt = None,
+    certificate_oidc_issuer_regexp: IssuerRegexpOpt = None,
+    insecure_ignore_tlog: IgnoreTlogOpt = False,
+    trusted_root: TrustedRootOpt = None,
+    signature_repository: SignatureRepositoryOpt = None,
     allowlist: Annotated[list[str] | None, typer.Option(
         "--allowlist", help="Extra exceptions: imggate YAML, .trivyignore(.yaml), GitLab "
                             "vulnerability-allowlist.yml or OpenVEX (repeatable).")] = None,

@@ -30,6 +30,15 @@ from imggate.commands._registry_opts import (
     parse_refs,
     registry_options,
 )
+from imggate.commands._signature_opts import (
+    IdentityOpt,
+    IdentityRegexpOpt,
+    IgnoreTlogOpt,
+    IssuerOpt,
+    IssuerRegexpOpt,
+    SignatureRepositoryOpt,
+    TrustedRootOpt,
+)
 from imggate.errors import Error, UsageError
 from imggate.models import ImageRef, Platform, SignatureCheck
 
@@ -197,14 +206,10 @@ def verify(
         "--certificate", help="PEM certificate whose key verifies (repeatable).")] = None,
     certificate_chain: Annotated[list[str] | None, typer.Option(
         "--certificate-chain", help="PEM roots of your own PKI (repeatable).")] = None,
-    certificate_identity: Annotated[str | None, typer.Option(
-        "--certificate-identity", help="Keyless: exact SAN (email or URI).")] = None,
-    certificate_identity_regexp: Annotated[str | None, typer.Option(
-        "--certificate-identity-regexp", help="Keyless: SAN regular expression.")] = None,
-    certificate_oidc_issuer: Annotated[str | None, typer.Option(
-        "--certificate-oidc-issuer", help="Keyless: exact OIDC issuer.")] = None,
-    certificate_oidc_issuer_regexp: Annotated[str | None, typer.Option(
-        "--certificate-oidc-issuer-regexp", help="Keyless: OIDC issuer regexp.")] = None,
+    certificate_identity: IdentityOpt = None,
+    certificate_identity_regexp: IdentityRegexpOpt = None,
+    certificate_oidc_issuer: IssuerOpt = None,
+    certificate_oidc_issuer_regexp: IssuerRegexpOpt = None,
     type_: Annotated[list[str] | None, typer.Option(
         "--type", help="Verify attestations of this predicate type (cosign short name or URI; "
                        "repeatable) instead of signatures.")] = None,
@@ -215,15 +220,9 @@ def verify(
         "--threshold", help="Require this many distinct trusted signers.")] = None,
     annotations: Annotated[list[str] | None, typer.Option(
         "-a", "--annotations", help="Require key=value in the signed payload.")] = None,
-    insecure_ignore_tlog: Annotated[bool, typer.Option(
-        "--insecure-ignore-tlog", help="UNSAFE: accept key signatures with no Rekor entry.")
-    ] = False,
-    trusted_root: Annotated[str | None, typer.Option(
-        "--trusted-root", help="Sigstore trusted_root.json (default: production).")] = None,
-    signature_repository: Annotated[str | None, typer.Option(
-        "--signature-repository",
-        help="Where signatures live (default: $COSIGN_REPOSITORY, else beside the image).")
-    ] = None,
+    insecure_ignore_tlog: IgnoreTlogOpt = False,
+    trusted_root: TrustedRootOpt = None,
+    signature_repository: SignatureRepositoryOpt = None,
     accept_platform_signatures: Annotated[bool, typer.Option(
         "--accept-platform-signatures",
         help="With --platform, a signature on the platform manifest also counts.")] = False,
