@@ -221,7 +221,7 @@ def _facts(img: ResolvedImage | None) -> list[tuple[str, Any]]:
         return []
     rows: list[tuple[str, Any]] = [
         ("Repository", clean(img.ref.name)),
-        ("Tag", clean(img.ref.tag or "(none: given by digest)")),
+        ("Tag", clean(img.ref.tag or "(none)")),
         ("Digest", clean(img.digest)),
         ("Media type", clean(img.media_type)),
     ]
