@@ -5,7 +5,7 @@ Starts a throw-away Distribution registry on loopback and pushes signed images
 cosign binary). Then, in the same run:
 
 1. one image, a 10,000-finding Trivy report bound to it (built from the real
-   entries of ``../shared/fixtures/trivy``), signature verification, every
+   entries of ``tests/fixtures/trivy``), signature verification, every
    output written: wall time of ``imggate check`` as a process (target <= 1 s);
    peer: ``imggate resolve`` of the same image, the floor of any check;
 2. 100 images checked in one call versus 100 calls of one image each.

@@ -1,7 +1,7 @@
 """Benchmark: a 50,000-finding Trivy report -> gl-container-scanning-report.json.
 
 The report is built from the real vulnerability entries in
-``../shared/fixtures/trivy`` (every field as Trivy wrote it), each repeated
+``tests/fixtures/trivy`` (every field as Trivy wrote it), each repeated
 with a distinct installed version so all 50,000 (id, package, version)
 entries are unique and nothing is merged away. Timed end to end, as
 ``imggate convert`` does it: read + validate, merge, render, write.
@@ -28,7 +28,7 @@ from imggate.scanners._doc import gc_paused
 from imggate.scanners.detect import load_report
 from imggate.scanners.merge import merge
 
-FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "trivy"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "trivy"
 TARGET_SECONDS = 2.0
 TARGET_RATIO = 12.0
 REPEATS = 5

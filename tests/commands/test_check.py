@@ -2,7 +2,7 @@
 
 Images are pushed to a real registry; their signatures are written in cosign's
 format by the test signer (a stand-in for the cosign binary, which cannot run
-here); the scanner reports are real Trivy reports from ../shared/fixtures
+here); the scanner reports are real Trivy reports from tests/fixtures
 whose image metadata is pointed at the pushed images.
 """
 
@@ -20,6 +20,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from fixture_paths import FIXTURES as _FIXTURES
 from harness_images import PushedImage
 from imggate.models import Digest
 from registry_harness import CliResult, Registry, free_port, run_imggate
@@ -28,7 +29,7 @@ from signatures.inmemory import InMemoryRepository
 
 pytestmark = [pytest.mark.registry, pytest.mark.usefixtures("isolated_auth_env")]
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+SHARED = _FIXTURES
 SCHEMA = json.loads((SHARED / "schema" / "container-scanning-report-format.json").read_text())
 CRITICAL_CVE = "CVE-2019-18224"  # debian-buster.json: libidn2-0, Critical
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime
-from pathlib import Path
 
+from fixture_paths import FIXTURES as _FIXTURES
 from imggate.models import (
     ConfigSummary,
     Cvss,
@@ -192,7 +192,7 @@ def single(iv: ImageVerdict) -> Verdict:
     return Verdict(env=iv.env, images=(iv,), generated=datetime(2026, 11, 22, 7, 0, tzinfo=UTC))
 
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+FIXTURES = _FIXTURES
 REAL_REPORTS = ["grype/cgvulnreport-redis-3.0.7.json", "grype/defectdojo-many_vulns3.json",
                 "trivy/defectdojo-issue_9333.json", "trivy/ubuntu-1804.json",
                 "trivy/spring4shell-jre11.json"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fixture_paths import FIXTURES as _FIXTURES
 from imggate.models import (
     ConfigSummary,
     Digest,
@@ -21,7 +22,7 @@ from imggate.models import (
 )
 from imggate.policy.loader import RulesFile, parse_rules
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+FIXTURES = _FIXTURES
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 REGISTRY = "registry.example.com"
 REPO = "team/app"

@@ -1,4 +1,4 @@
-"""The engine on real scanner reports from ../shared/fixtures (parsed by imggate.scanners)."""
+"""The engine on real scanner reports from tests/fixtures (parsed by imggate.scanners)."""
 
 from __future__ import annotations
 

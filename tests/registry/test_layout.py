@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from fixture_paths import FIXTURES as _FIXTURES
 from imggate.errors import DigestMismatch, LayoutError, NotFound
 from imggate.models import Digest, Platform
 from imggate.registry.layout import OciLayout
 from imggate.registry.reference import parse_reference
 from imggate.registry.resolve import resolve_image
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "cosign"
+FIXTURES = _FIXTURES / "cosign"
 ATT = FIXTURES / "att-slsa-generator-v1.9.0-intoto" / "oci-layout"
 
 

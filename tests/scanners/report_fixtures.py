@@ -1,4 +1,4 @@
-"""Real scanner reports from ``../shared/fixtures`` and independent ways to count them.
+"""Real scanner reports from ``tests/fixtures`` and independent ways to count them.
 
 The expected counts are computed here straight from the raw JSON, without
 imggate's adapters, so the tests compare two independent readings.
@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+from fixture_paths import FIXTURES as _FIXTURES
+
+FIXTURES = _FIXTURES
 SCHEMA = FIXTURES / "schema" / "container-scanning-report-format.json"
 
 TRIVY_JSON = sorted((FIXTURES / "trivy").glob("*.json"))

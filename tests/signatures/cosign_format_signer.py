@@ -8,7 +8,7 @@ ECDSA signature over the payload bytes); ``.att`` manifests whose layers are
 DSSE envelopes (``application/vnd.dsse.envelope.v1+json``, empty signature
 annotation, ``predicateType`` annotation). Signing again appends a layer to the
 existing manifest, as cosign does. The real cosign output in
-``../shared/fixtures/cosign`` checks that this format is the real one.
+``tests/fixtures/cosign`` checks that this format is the real one.
 
 Objects go into an :class:`InMemoryRepository`; tests that need a real
 registry push that repository's contents with :func:`push_repository`.

@@ -1,4 +1,4 @@
-"""Load the real cosign fixtures (``../shared/fixtures/cosign``) into repositories.
+"""Load the real cosign fixtures (``tests/fixtures/cosign``) into repositories.
 
 Where a case has no ``.sig`` manifest (containers/image and stackrox keep only
 payload + annotations), the manifest is rebuilt around the *exact* payload
@@ -13,13 +13,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fixture_paths import FIXTURES as _FIXTURES
 from imggate.models import Digest, SignatureCheck
 from imggate.registry.interface import Repository
 from imggate.signatures import TrustConfig, check_signatures, default_requirement, evaluate
 from signatures.cosign_format_signer import SIMPLESIGNING, append_layer
 from signatures.inmemory import InMemoryRepository
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "cosign"
+FIXTURES = _FIXTURES / "cosign"
 
 ANNOTATION_FILES = {
     "signature.b64": "dev.cosignproject.cosign/signature",

@@ -302,7 +302,7 @@ def test_signature_annotation_is_exact_base64() -> None:
 
 
 def test_every_fixture_case_has_tests() -> None:
-    """A new case in ../shared/fixtures/cosign must get tests here or in test_fixture_keyless."""
+    """A new case in tests/fixtures/cosign must get tests here or in test_fixture_keyless."""
     from signatures.fixture_cases import FIXTURES
     from signatures.test_fixture_keyless import ATT_CASES, BUNDLE, KEYLESS_CASES
 
