@@ -123,6 +123,9 @@ def check(
     default_branch_image: Annotated[str | None, typer.Option(
         "--default-branch-image", help="For GitLab's report: the image on the default branch.")
     ] = None,
+    dotenv: Annotated[str | None, typer.Option(
+        "--dotenv", help="Also write the outcome (IMGGATE_DIGEST, IMGGATE_VERDICT, "
+                         "IMGGATE_EXIT_CODE, report paths) as a GitLab dotenv report.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No console summary.")] = False,
     platform: PlatformOpt = None,
     insecure_registry: InsecureOpt = None,
@@ -175,6 +178,10 @@ def check(
     verdict = run_check(request)
     written = write_outputs(verdict, out_dir, started=started,
                             default_branch_image=default_branch_image)
+    if dotenv:
+        from imggate.formats import dotenv as dotenv_report
+
+        written.append(dotenv_report.write(Path(dotenv), verdict, written))
     if not quiet:
         from imggate.formats import console
 
