@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -52,11 +53,13 @@ def test_explain_prints_effective_rules(capsys: pytest.CaptureFixture[str],
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CI_ENVIRONMENT_TIER", raising=False)
     monkeypatch.delenv("CI_ENVIRONMENT_NAME", raising=False)
+    monkeypatch.chdir(REPO_ROOT / "tests")  # no ./rules/ here: the built-in rules
     code, out, _ = run(["rules", "explain", "--env", "prod"], capsys)
     assert code == 0
     data = yaml.safe_load(out)
     assert data["environment"] == "prod" and data["inherits"] == ["dev"]
-    assert data["selected_by"] == "--env"
+    assert data["selected_by"] == "--env prod"
+    assert data["rules_found_by"] == "built-in" and data["source"] == "<built-in defaults>"
     assert data["rules"]["tags"] == {"mode": "enforce", "deny": ["latest"], "allow": [],
                                      "require_digest": True}
     assert data["rules"]["severity"]["fail_on"] == "High"
@@ -70,7 +73,7 @@ def test_explain_uses_ci_tier_and_image_overrides(capsys: pytest.CaptureFixture[
                         "--image", "registry.example.com/apps/legacy-billing:1.0"], capsys)
     assert code == 0
     data = yaml.safe_load(out)
-    assert data["selected_by"] == "CI_ENVIRONMENT_TIER=production"
+    assert data["selected_by"] == "CI_ENVIRONMENT_TIER=production (alias 'production')"
     assert data["image_match"] == "registry.example.com/apps/legacy-billing"
     assert data["image_rules"]["severity"]["mode"] == "warn"
     assert data["rules"]["severity"]["mode"] == "enforce"
@@ -78,7 +81,51 @@ def test_explain_uses_ci_tier_and_image_overrides(capsys: pytest.CaptureFixture[
 
 def test_explain_unknown_env_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["rules", "explain", "--env", "qa"], capsys)
-    assert code == 2 and "unknown environment 'qa'" in err and "dev, prod" in err
+    assert code == 2 and "unknown environment 'qa' (from --env)" in err
+    assert "prod (aliases: production, production/*)" in err
+
+
+def test_every_command_finds_rules_the_same_way(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI_ENVIRONMENT_TIER", raising=False)
+    monkeypatch.delenv("CI_ENVIRONMENT_NAME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    # No ./rules/: both commands say they use the built-in rules.
+    code, out, _ = run(["rules", "validate"], capsys)
+    assert code == 0 and "ok <built-in defaults> (no --rules and no ./rules/)" in out
+    code, out, _ = run(["rules", "explain"], capsys)
+    assert yaml.safe_load(out)["rules_found_by"] == "built-in"
+    # ./rules/default.yaml: explain (like check) reads it, validate checks it.
+    (tmp_path / "rules").mkdir()
+    text = "environments:\n  qa: {severity: {fail_on: Low}}\n"
+    (tmp_path / "rules" / "default.yaml").write_text(text)
+    code, out, _ = run(["rules", "explain"], capsys)
+    data = yaml.safe_load(out)
+    assert (data["environment"], data["rules_found_by"]) == ("qa", "./rules/")
+    assert data["source"] == "rules/default.yaml"
+    assert data["rules_sha256"] == hashlib.sha256(text.encode()).hexdigest()
+    code, out, _ = run(["rules", "validate"], capsys)
+    assert "rules: ./rules/ (found in the working directory)" in out
+    assert "ok rules/default.yaml (environments: qa*)" in out
+    # --rules wins over ./rules/.
+    other = tmp_path / "other.yaml"
+    other.write_text("environments:\n  dev: {}\n")
+    code, out, _ = run(["rules", "explain", "--rules", str(other)], capsys)
+    data = yaml.safe_load(out)
+    assert (data["environment"], data["rules_found_by"]) == ("dev", "--rules")
+
+
+def test_unknown_ci_environment_name_is_exit_2_naming_its_source(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CI_ENVIRONMENT_TIER", raising=False)
+    monkeypatch.setenv("CI_ENVIRONMENT_NAME", "prod-eu-west")
+    code, out, err = run(["rules", "explain"], capsys)
+    assert code == 2 and out == ""
+    assert "CI_ENVIRONMENT_NAME='prod-eu-west' matches no environment" in err
+    assert "known environments: dev (aliases: development, testing, review/*)" in err
 
 
 def test_real_entry_point_exit_code(tmp_path: Path) -> None:

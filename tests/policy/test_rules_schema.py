@@ -14,7 +14,6 @@ from imggate.policy.loader import (
     load_policy,
     load_rules,
     parse_rules,
-    select_env,
 )
 from imggate.policy.rules import Identity
 from policy.policy_builders import ref, rules
@@ -238,29 +237,6 @@ def test_explain_shows_resolved_modes_and_inheritance() -> None:
     assert rules_data["severity"] == {"mode": "enforce", "fail_on": "High", "max": {},
                                       "ignore_unfixed": True, "cvss": None, "kev": None,
                                       "require_report": False}
-
-
-# --- environment selection ---------------------------------------------------------------
-
-def test_env_selection_order() -> None:
-    r = load_rules()
-    assert select_env(r, "prod", {"CI_ENVIRONMENT_TIER": "development"}).name == "prod"
-    choice = select_env(r, None, {"CI_ENVIRONMENT_TIER": "production",
-                                  "CI_ENVIRONMENT_NAME": "review/x"})
-    assert (choice.name, choice.source) == ("prod", "CI_ENVIRONMENT_TIER=production")
-    assert select_env(r, None, {"CI_ENVIRONMENT_NAME": "production/eu"}).name == "prod"
-    # A tier that names no environment falls through to the name, then the default.
-    assert select_env(r, None, {"CI_ENVIRONMENT_TIER": "staging",
-                                "CI_ENVIRONMENT_NAME": "prod"}).name == "prod"
-    assert select_env(r, None, {"CI_ENVIRONMENT_TIER": "staging"}) .source == "default"
-    assert select_env(r, "production", {}).name == "prod"  # aliases work for --env too
-
-
-def test_unknown_explicit_env_is_a_usage_error() -> None:
-    with pytest.raises(UsageError, match="unknown environment 'qa'"):
-        select_env(load_rules(), "qa", {})
-    with pytest.raises(UsageError):
-        load_rules().effective("qa")
 
 
 # --- load_policy: one call for the gate --------------------------------------------------

@@ -85,7 +85,7 @@ def check(
                       "else the rules' default).")] = None,
     rules: Annotated[str | None, typer.Option(
         "--rules", help="Rules file, or a directory holding default.yaml "
-                        "(default: built-in rules).")] = None,
+                        "(default: ./rules/default.yaml, else the built-in rules).")] = None,
     trivy_report: Annotated[list[str] | None, typer.Option(
         "--trivy-report", help="Trivy JSON/SARIF/CycloneDX report (repeatable).")] = None,
     grype_report: Annotated[list[str] | None, typer.Option(
@@ -136,7 +136,7 @@ def check(
 ) -> int:
     """Gate images: resolve, gather evidence, apply the rules, write reports."""
     from imggate.gate import CheckRequest, SignatureOptions, run_check
-    from imggate.policy.loader import identity_from_flags, load_policy
+    from imggate.policy.loader import identity_from_flags, load_policy, locate_rules
     from imggate.registry.client import RegistryOptions
 
     started = datetime.now(UTC)
@@ -146,8 +146,9 @@ def check(
         raise UsageError(f"--scan {scan!r}: the only scanner imggate runs itself is 'trivy'")
     identity = identity_from_flags(certificate_identity, certificate_identity_regexp,
                                    certificate_oidc_issuer, certificate_oidc_issuer_regexp)
+    where = locate_rules(Path(rules) if rules else None)
     policy = load_policy(
-        Path(rules) if rules else None, env,
+        where.path, env, found_by=where.found_by,
         keys=[_existing(k, "--key") for k in key or ()],
         identities=[identity] if identity else [],
         allowlists=[_existing(a, "--allowlist") for a in allowlist or ()],

@@ -28,8 +28,11 @@ def _rule_files(path: Path) -> list[Path]:
 
 @rules_app.command("validate")
 def validate(
-    path: Annotated[Path, typer.Argument(
-        help="A rules file, or a directory whose *.yaml files are all checked.")] = Path("rules"),
+    path: Annotated[Path | None, typer.Argument(
+        help="A rules file, or a directory whose *.yaml files are all checked "
+             "(default: ./rules/, else the built-in rules).")] = None,
+    rules_path: Annotated[Path | None, typer.Option(
+        "--rules", help="Same as PATH.")] = None,
     check_files: Annotated[bool, typer.Option(
         "--check-files", help="Also read the allowlists, KEV catalogs and keys a file names.")
     ] = False,
@@ -37,8 +40,16 @@ def validate(
     """Check rules files; print each error with file:line and key. Exit 2 if any is invalid."""
     from imggate.policy.loader import load_rules
 
+    given = path or rules_path
+    if given is None and Path("rules").is_dir():
+        given = Path("rules")
+        sys.stdout.write("rules: ./rules/ (found in the working directory)\n")
+    if given is None:
+        load_rules(None)
+        sys.stdout.write("ok <built-in defaults> (no --rules and no ./rules/)\n")
+        return 0
     bad = 0
-    for f in _rule_files(path):
+    for f in _rule_files(given):
         try:
             rules = load_rules(f)
             if check_files:
@@ -59,7 +70,8 @@ def explain(
         "--env", help="Environment (default: CI_ENVIRONMENT_TIER, CI_ENVIRONMENT_NAME, "
                       "then the file's default).")] = None,
     rules_path: Annotated[Path | None, typer.Option(
-        "--rules", help="Rules file (default: the built-in defaults).")] = None,
+        "--rules", help="Rules file, or a directory holding default.yaml "
+                        "(default: ./rules/default.yaml, else the built-in rules).")] = None,
     image: Annotated[str | None, typer.Option(
         "--image", help="Show the rules for this image reference (after images: overrides).")
     ] = None,
@@ -68,12 +80,15 @@ def explain(
     import yaml
 
     from imggate.policy.effective import describe
-    from imggate.policy.loader import load_rules, select_env
+    from imggate.policy.loader import load_rules, locate_rules, select_env
 
-    rules = load_rules(rules_path)
+    where = locate_rules(rules_path)
+    rules = load_rules(where.path, found_by=where.found_by)
     choice = select_env(rules, env)
     effective = rules.effective(choice.name)
     data = effective.explain()
+    data["rules_found_by"] = rules.found_by
+    data["rules_sha256"] = rules.sha256
     data["selected_by"] = choice.source
     if image is not None:
         from imggate.registry.reference import parse_reference

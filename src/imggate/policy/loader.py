@@ -8,10 +8,9 @@ something a person can fix.
 from __future__ import annotations
 
 import copy
-import os
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from imggate.errors import ConfigError, UsageError
 from imggate.policy import _yaml
 from imggate.policy.allowlists import discover_allowlists, load_allowlists
 from imggate.policy.effective import EffectiveRules
+from imggate.policy.environments import EnvChoice, select_env
 from imggate.policy.exceptions import ExceptionSet, from_models
 from imggate.policy.kev import KevCatalog, load_kev
 from imggate.policy.rules import Identity, ImageOverride, RulesDocument, RuleSet, overlay
@@ -34,9 +34,19 @@ default_env: dev
 environments:
   dev:
     description: Development and review apps. Fail on Critical vulnerabilities.
-    aliases: [development, testing, other, "review/*"]
+    aliases: [development, testing, "review/*"]
     severity:
       fail_on: Critical
+  staging:
+    extends: dev
+    description: Like production, but violations are reported as warnings.
+    aliases: ["staging/*"]
+    mode: warn
+    severity:
+      fail_on: High
+    tags:
+      deny: ["latest"]
+      require_digest: true
   prod:
     extends: dev
     description: Production. Pinned by digest, never latest, nothing High or above.
@@ -56,8 +66,16 @@ _BUILTIN_DATA: dict[str, Any] = {
     "environments": {
         "dev": {
             "description": "Development and review apps. Fail on Critical vulnerabilities.",
-            "aliases": ["development", "testing", "other", "review/*"],
+            "aliases": ["development", "testing", "review/*"],
             "severity": {"fail_on": "Critical"},
+        },
+        "staging": {
+            "extends": "dev",
+            "description": "Like production, but violations are reported as warnings.",
+            "aliases": ["staging/*"],
+            "mode": "warn",
+            "severity": {"fail_on": "High"},
+            "tags": {"deny": ["latest"], "require_digest": True},
         },
         "prod": {
             "extends": "dev",
@@ -69,13 +87,12 @@ _BUILTIN_DATA: dict[str, Any] = {
     },
 }
 
+#: What reports record as the built-in rules' sha256 (of :data:`BUILTIN_RULES`).
+BUILTIN_SHA256 = hashlib.sha256(BUILTIN_RULES.encode("utf-8")).hexdigest()
 
-@dataclass(frozen=True, slots=True)
-class EnvChoice:
-    """The environment chosen and why (``--env``, a CI variable, or the default)."""
-
-    name: str
-    source: str
+__all__ = ["BUILTIN_RULES", "BUILTIN_SOURCE", "EnvChoice", "Policy", "RulesFile",
+           "identity_from_flags", "load_exceptions", "load_policy", "load_rules",
+           "locate_rules", "parse_rules", "select_env"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +105,9 @@ class RulesFile:
     default_env: str
     exceptions: ExceptionSet
     allowlists: tuple[Path, ...]
+    fallback_env: str | None = None
+    sha256: str | None = None
+    found_by: str = "built-in"
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -149,7 +169,13 @@ def _resolve(doc: RulesDocument, ydoc: _yaml.YamlDoc, name: str) -> EffectiveRul
 
 def parse_rules(text: str, source: str, base_dir: Path | None = None) -> RulesFile:
     """Validate rules text; paths in it are relative to ``base_dir``."""
-    return _parse_doc(_yaml.parse_yaml(text, source), base_dir)
+    rules = _parse_doc(_yaml.parse_yaml(text, source), base_dir)
+    return _stamped(rules, hashlib.sha256(text.encode("utf-8")).hexdigest(), "text")
+
+
+def _stamped(rules: RulesFile, sha256: str, found_by: str) -> RulesFile:
+    return RulesFile(rules.source, rules.document, rules.environments, rules.default_env,
+                     rules.exceptions, rules.allowlists, rules.fallback_env, sha256, found_by)
 
 
 def _parse_doc(ydoc: _yaml.YamlDoc, base_dir: Path | None) -> RulesFile:
@@ -165,54 +191,60 @@ def _parse_doc(ydoc: _yaml.YamlDoc, base_dir: Path | None) -> RulesFile:
     elif default not in doc.environments:
         raise ydoc.error(("default_env",), f"names unknown environment {default!r}",
                          hint=f"known environments: {', '.join(doc.environments)}")
+    if doc.fallback_env is not None and doc.fallback_env not in doc.environments:
+        raise ydoc.error(("fallback_env",), f"names unknown environment {doc.fallback_env!r}",
+                         hint=f"known environments: {', '.join(doc.environments)}")
     envs = {name: _resolve(doc, ydoc, name) for name in doc.environments}
     where = [ydoc.where(("exceptions", i)) for i in range(len(doc.exceptions))]
     return RulesFile(source=source, document=doc, environments=envs, default_env=default,
                      exceptions=from_models(doc.exceptions, where),
-                     allowlists=tuple(doc.allowlists))
+                     allowlists=tuple(doc.allowlists), fallback_env=doc.fallback_env)
 
 
-def load_rules(path: Path | None = None) -> RulesFile:
-    """Load ``path`` (a file, or a directory holding ``default.yaml``); ``None``: built-ins."""
+#: How :func:`locate_rules` found the rules (recorded in every report).
+FOUND_BY_FLAG = "--rules"
+FOUND_BY_CWD = "./rules/"
+FOUND_BY_BUILTIN = "built-in"
+
+
+@dataclass(frozen=True, slots=True)
+class RulesLocation:
+    """Where a command's rules come from: ``path`` (``None``: built-in) and how it was found."""
+
+    path: Path | None
+    found_by: str
+
+
+def locate_rules(explicit: Path | None, cwd: Path | None = None) -> RulesLocation:
+    """The one lookup every command uses: ``--rules``, else ``./rules/default.yaml``,
+    else the built-in defaults."""
+    if explicit is not None:
+        return RulesLocation(explicit, FOUND_BY_FLAG)
+    candidate = (Path.cwd() if cwd is None else cwd) / "rules" / "default.yaml"
+    if candidate.is_file():
+        return RulesLocation(Path("rules") / "default.yaml" if cwd is None else candidate,
+                             FOUND_BY_CWD)
+    return RulesLocation(None, FOUND_BY_BUILTIN)
+
+
+def load_rules(path: Path | None = None, *, found_by: str | None = None) -> RulesFile:
+    """Load ``path`` (a file, or a directory holding ``default.yaml``); ``None``: built-ins.
+
+    ``found_by`` records how the caller found ``path`` (default: ``--rules``,
+    or ``built-in`` for ``None``); the file's sha256 is kept for reports.
+    """
     if path is None:
-        return _parse_doc(_yaml.YamlDoc(copy.deepcopy(_BUILTIN_DATA), BUILTIN_SOURCE, {}), None)
+        rules = _parse_doc(_yaml.YamlDoc(copy.deepcopy(_BUILTIN_DATA), BUILTIN_SOURCE, {}), None)
+        return _stamped(rules, BUILTIN_SHA256, FOUND_BY_BUILTIN)
     if path.is_dir():
         path = path / "default.yaml"
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read rules file {path}: {getattr(e, 'strerror', e)}") from None
-    return parse_rules(text, str(path), path.resolve().parent)
-
-
-def _env_for(rules: RulesFile, value: str) -> str | None:
-    if value in rules.environments:
-        return value
-    for name in rules.names:
-        if any(fnmatchcase(value.lower(), a.lower()) for a in rules.aliases(name)):
-            return name
-    return None
-
-
-def select_env(rules: RulesFile, explicit: str | None = None,
-               environ: Mapping[str, str] | None = None) -> EnvChoice:
-    """``--env``, else ``CI_ENVIRONMENT_TIER``, else ``CI_ENVIRONMENT_NAME``, else the default.
-
-    An explicit name must exist (or match an alias). A CI variable that names
-    no environment falls through to the next source.
-    """
-    if explicit:
-        name = _env_for(rules, explicit)
-        if name is None:
-            raise UsageError(f"unknown environment {explicit!r} in {rules.source}",
-                             hint=f"known environments: {', '.join(rules.names)}")
-        return EnvChoice(name, "--env")
-    env = os.environ if environ is None else environ
-    for var in ("CI_ENVIRONMENT_TIER", "CI_ENVIRONMENT_NAME"):
-        value = env.get(var, "").strip()
-        if value and (name := _env_for(rules, value)) is not None:
-            return EnvChoice(name, f"{var}={value}")
-    return EnvChoice(rules.default_env, "default")
+    rules = _parse_doc(_yaml.parse_yaml(text, str(path)), path.resolve().parent)
+    return _stamped(rules, hashlib.sha256(raw).hexdigest(), found_by or FOUND_BY_FLAG)
 
 
 def load_exceptions(rules: RulesFile, extra: Sequence[Path] = (), *,
@@ -261,14 +293,15 @@ class Policy:
 def load_policy(rules_path: Path | None = None, env: str | None = None, *,
                 keys: Sequence[Path] = (), identities: Sequence[Identity] = (),
                 allowlists: Sequence[Path] = (), discover: Path | None = None,
-                environ: Mapping[str, str] | None = None) -> Policy:
+                environ: Mapping[str, str] | None = None,
+                found_by: str | None = None) -> Policy:
     """Load rules, choose the environment, add command-line signers, read exceptions and KEV.
 
     ``keys``/``identities`` from the command line make a verified signature
     required. ``discover`` is a directory searched for ``.trivyignore`` &c.
     Raises :class:`ConfigError` / :class:`UsageError` (exit 2).
     """
-    rules_file = load_rules(rules_path)
+    rules_file = load_rules(rules_path, found_by=found_by)
     choice = select_env(rules_file, env, environ)
     effective = rules_file.effective(choice.name)
     if keys or identities:

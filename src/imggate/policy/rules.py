@@ -301,7 +301,8 @@ class EnvironmentSpec(RuleSet):
     extends: NonEmpty | None = None
     description: str | None = None
     aliases: tuple[NonEmpty, ...] = Field(
-        (), description="globs matched against CI_ENVIRONMENT_TIER / CI_ENVIRONMENT_NAME")
+        (), description="other names (globs, any case) that select this environment: "
+                        "--env, CI_ENVIRONMENT_TIER / CI_ENVIRONMENT_NAME, namespaces")
     images: tuple[ImageOverride, ...] = ()
 
 
@@ -310,6 +311,8 @@ class RulesDocument(_Model):
 
     version: Literal[1] = 1
     default_env: NonEmpty | None = None
+    fallback_env: NonEmpty | None = Field(
+        None, description="environment used when a CI variable matches none (else exit 2)")
     environments: dict[NonEmpty, EnvironmentSpec] = Field(min_length=1)
     exceptions: tuple[ExceptionEntry, ...] = ()
     allowlists: tuple[FilePath, ...] = Field(
