@@ -6,10 +6,10 @@ Anything unexpected is exit 3: the gate fails closed.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import traceback
+from collections.abc import Sequence
 
 import typer
 
@@ -22,6 +22,8 @@ from imggate.commands import resolve as _resolve  # noqa: F401
 from imggate.commands import rules as _rules  # noqa: F401
 from imggate.commands import verify as _verify  # noqa: F401
 from imggate.errors import Error
+from imggate.redact import RedactingStream
+from imggate.text import printable, printable_lines
 
 
 def _lean_startup() -> None:
@@ -39,15 +41,41 @@ def _lean_startup() -> None:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 
+def verbosity_of(args: Sequence[str]) -> int:
+    """How many ``-v`` were given (``-vv`` counts two, ``--verbose`` one)."""
+    count = 0
+    for a in args:
+        if a == "--":
+            break
+        if a == "--verbose":
+            count += 1
+        elif len(a) > 1 and a.startswith("-") and not a.startswith("--") and set(a[1:]) == {"v"}:
+            count += len(a) - 1
+    return count
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI and exit with imggate's exit code."""
+    """Run the CLI and exit with imggate's exit code.
+
+    Standard output and standard error are wrapped for the whole run so that
+    nothing written to them can carry a secret (:mod:`imggate.redact`).
+    """
     _lean_startup()
-    args = list(sys.argv[1:] if argv is None else argv)
-    verbose = any(a in ("-v", "--verbose") for a in args)
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="imggate: %(levelname)s: %(message)s",
-    )
+    saved = sys.stdout, sys.stderr
+    sys.stdout = RedactingStream(sys.stdout)
+    sys.stderr = RedactingStream(sys.stderr)
+    try:
+        _main(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _main(args: list[str]) -> None:
+    from imggate import logs
+
+    verbosity = verbosity_of(args)
+    verbose = verbosity > 0
+    logs.configure(verbosity)
     try:
         rv = _app.app(args=args, prog_name="imggate", standalone_mode=False)
     except typer.Exit as e:
@@ -61,12 +89,12 @@ def main(argv: list[str] | None = None) -> None:
         if callable(show):
             show()
         else:
-            sys.stderr.write(f"imggate: error: {e}\n")
+            sys.stderr.write(f"imggate: error: {printable(str(e))}\n")
         sys.exit(2)
     except Error as e:
         if verbose:
             traceback.print_exc()
-        sys.stderr.write(e.diagnostics() + "\n")
+        sys.stderr.write(printable_lines(e.diagnostics()) + "\n")
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -74,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
         if verbose:
             traceback.print_exc()
         sys.stderr.write(
-            f"imggate: internal error: {type(e).__name__}: {e}\n  (run with -v for the traceback)\n"
+            f"imggate: internal error: {type(e).__name__}: {printable(str(e))}\n"
+            "  (run with -v for the traceback)\n"
         )
         sys.exit(3)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -16,13 +16,19 @@ The tree::
     └── SignatureError          exit 3: signatures could not be fetched (a *failed*
                                 verification is a result, not an error)
 
-Every error has a message a user can act on and never holds a secret.
-``diagnostics()`` renders it for the console.
+Every error has a message a user can act on and never holds a secret: the
+message and hint are passed through :func:`imggate.redact.redact` when the
+error is built. A :class:`RegistryError` quotes a remote party, so its
+message is also made :func:`~imggate.text.printable` (one line, controls
+escaped). ``diagnostics()`` renders an error for the console.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
+
+from imggate.redact import redact
+from imggate.text import printable
 
 
 class Error(Exception):
@@ -31,9 +37,10 @@ class Error(Exception):
     exit_code: ClassVar[int] = 3
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = redact(hint) if hint else hint
 
     def diagnostics(self) -> str:
         """A user-facing rendering: the message and, when there is one, what to do."""
@@ -94,7 +101,8 @@ class RegistryError(Error):
         if status is not None:
             parts.append(f"HTTP {status}")
         prefix = f"{' '.join(parts)}: " if parts else ""
-        super().__init__(prefix + message, hint=hint)
+        # Redact before escaping: a secret with a line break is known in its raw form.
+        super().__init__(printable(redact(prefix + message)), hint=hint)
         self.registry = registry
         self.repository = repository
         self.reference = reference

@@ -28,6 +28,7 @@ from typing import Any
 
 from imggate import __version__
 from imggate.models import Finding, FixState, ScannerInfo
+from imggate.redact import SECRETS
 
 _orjson: Any
 try:  # several times faster for 100 MB reports; the stdlib is the fallback
@@ -325,6 +326,8 @@ def write(path: str | os.PathLike[str], doc: dict[str, Any]) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     data = encode(doc)
+    if SECRETS:  # the run's secrets never reach a report (see imggate.redact)
+        data = SECRETS.redact(data.decode("utf-8")).encode("utf-8")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -373,7 +373,12 @@ def write_text(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (readers never see half a report).
 
     Raises :class:`imggate.errors.Error` naming the path when it cannot be written.
+    Every report passes through here (or :func:`imggate.formats.gitlab.write`):
+    the run's secrets are redacted from ``text`` on the way out.
     """
+    from imggate.redact import redact
+
+    text = redact(text)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from imggate.errors import ConfigError
+from imggate.redact import register
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +38,19 @@ _HELPER_TIMEOUT = 15.0
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
-    """A username and a secret (password, token). The secret never prints."""
+    """A username and a secret (password, token). The secret never prints.
+
+    Building one registers the secret with the run's redactor
+    (:mod:`imggate.redact`), whether or not it is ever sent.
+    """
 
     username: str
     secret: str = field(repr=False)
     identity_token: bool = False
     origin: str = ""
+
+    def __post_init__(self) -> None:
+        register(self.secret, username=self.username)
 
     def __str__(self) -> str:
         return f"credentials for {self.username!r} from {self.origin}"
@@ -101,7 +109,8 @@ def _entry_credentials(entry: Mapping[str, Any], where: str) -> Credentials | No
     if isinstance(auth, str) and auth:
         try:
             decoded = base64.b64decode(auth, validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):
+            # ValueError: non-ASCII text is not base64 (and UnicodeDecodeError is one).
             raise ConfigError(f"{where}: 'auth' is not base64 of user:password") from None
         user, sep, secret = decoded.partition(":")
         if not sep:
