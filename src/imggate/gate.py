@@ -30,6 +30,7 @@ from imggate.models import (
 )
 from imggate.policy.loader import Policy
 from imggate.registry.client import RegistryClient, RegistryOptions
+from imggate.registry.deadline import Deadline
 from imggate.registry.resolve import open_repository, resolve_image
 
 if TYPE_CHECKING:
@@ -66,6 +67,8 @@ class CheckRequest:
     trivy: TrivyOptions | None = None
     signatures: SignatureOptions = field(default_factory=SignatureOptions)
     concurrency: int = 16
+    #: Bounds every registry request of the run (``--deadline``); ``None``: no deadline.
+    deadline: Deadline | None = None
 
 
 def identities_of(image: ResolvedImage) -> frozenset[Digest]:
@@ -156,7 +159,7 @@ async def gather(req: CheckRequest) -> list[Evidence]:
         from imggate.signatures.trustroot import load_trusted_root
 
         root = load_trusted_root(req.signatures.trusted_root)
-    async with RegistryClient(req.registry) as client:
+    async with RegistryClient(req.registry, deadline=req.deadline) as client:
 
         async def resolve(ref: ImageRef) -> ResolvedImage | Error:
             async with sem:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Sequence
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from imggate.errors import UsageError
 from imggate.models import ImageRef, Platform
+
+if TYPE_CHECKING:
+    from imggate.registry.deadline import Deadline
 
 InsecureOpt = Annotated[
     list[str] | None,
@@ -28,7 +32,28 @@ PasswordStdinOpt = Annotated[
 PlatformOpt = Annotated[
     str | None, typer.Option("--platform", help="Pick os/arch[/variant] from multi-arch images.")
 ]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Per-request timeout in seconds.")]
+TimeoutOpt = Annotated[float, typer.Option(
+    "--timeout", help="Seconds a registry request may wait for an answer; after that its "
+                      "body must keep arriving (at 32 KiB/s or more).")]
+DeadlineOpt = Annotated[float, typer.Option(
+    "--deadline", help="Seconds the whole command may spend on registries, retries and "
+                       "Retry-After waits included; past it, what is unfinished is an error "
+                       "(exit 3).", show_default=True)]
+#: ``--deadline`` when not given.
+DEFAULT_DEADLINE = 120.0
+
+
+def _seconds(flag: str, value: float) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(f"{flag} must be a positive number of seconds, not {value}")
+    return value
+
+
+def parse_deadline(seconds: float) -> Deadline:
+    """``--deadline`` as a :class:`Deadline` that starts now (usage error when not positive)."""
+    from imggate.registry.deadline import Deadline
+
+    return Deadline.after(_seconds("--deadline", seconds))
 
 
 def parse_platform(text: str | None) -> Platform | None:
@@ -72,8 +97,7 @@ def registry_options(
             raise UsageError("--password-stdin: standard input was empty")
         explicit = Credentials(username, secret, False, "--username/--password-stdin")
     hosts = frozenset(r.registry for r in refs if r.source == "registry")
-    if timeout <= 0:
-        raise UsageError("--timeout must be positive")
+    _seconds("--timeout", timeout)
     return RegistryOptions(
         credentials=CredentialStore(explicit=explicit, explicit_hosts=hosts),
         insecure_registries=frozenset(normalise_host(h) for h in insecure or ()),

@@ -18,12 +18,15 @@ import typer
 
 from imggate._app import app
 from imggate.commands._registry_opts import (
+    DEFAULT_DEADLINE,
     CaFileOpt,
+    DeadlineOpt,
     InsecureOpt,
     PasswordStdinOpt,
     PlatformOpt,
     TimeoutOpt,
     UsernameOpt,
+    parse_deadline,
     parse_platform,
     parse_refs,
     registry_options,
@@ -133,6 +136,7 @@ def check(
     username: UsernameOpt = None,
     password_stdin: PasswordStdinOpt = False,
     timeout: TimeoutOpt = 30.0,
+    deadline: DeadlineOpt = DEFAULT_DEADLINE,
 ) -> int:
     """Gate images: resolve, gather evidence, apply the rules, write reports."""
     from imggate.gate import CheckRequest, SignatureOptions, run_check
@@ -140,6 +144,7 @@ def check(
     from imggate.registry.client import RegistryOptions
 
     started = datetime.now(UTC)
+    limit = parse_deadline(deadline)
     parsed = parse_refs(refs)
     plat = parse_platform(platform)
     if scan not in (None, "trivy"):
@@ -168,7 +173,7 @@ def check(
                              db_repository=db_repository)
     request = CheckRequest(
         references=tuple(refs), refs=tuple(parsed), policy=policy, now=started,
-        reports=reports, registry=options, platform=plat, trivy=trivy,
+        reports=reports, registry=options, platform=plat, trivy=trivy, deadline=limit,
         signatures=SignatureOptions(
             ignore_tlog=insecure_ignore_tlog,
             trusted_root=Path(trusted_root) if trusted_root else None,

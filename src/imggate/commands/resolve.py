@@ -10,12 +10,15 @@ import typer
 
 from imggate._app import app
 from imggate.commands._registry_opts import (
+    DEFAULT_DEADLINE,
     CaFileOpt,
+    DeadlineOpt,
     InsecureOpt,
     PasswordStdinOpt,
     PlatformOpt,
     TimeoutOpt,
     UsernameOpt,
+    parse_deadline,
     parse_platform,
     parse_refs,
     registry_options,
@@ -34,12 +37,14 @@ def resolve(
     username: UsernameOpt = None,
     password_stdin: PasswordStdinOpt = False,
     timeout: TimeoutOpt = 30.0,
+    deadline: DeadlineOpt = DEFAULT_DEADLINE,
 ) -> int:
     """Pin each image to a verified digest: one `<registry>/<repository>@sha256:…` line each."""
     from imggate._aio import run
     from imggate.registry.client import RegistryOptions
     from imggate.registry.resolve import resolve_many
 
+    limit = parse_deadline(deadline)
     parsed = parse_refs(refs)
     plat = parse_platform(platform)
     options = registry_options(parsed, insecure=insecure_registry, ca_file=ca_file,
@@ -47,7 +52,7 @@ def resolve(
     assert isinstance(options, RegistryOptions)
     # The platform manifest and config are always fetched and verified, even when only
     # the digest is printed: resolve is also an integrity check of what it pins.
-    results = run(resolve_many(parsed, options, plat))
+    results = run(resolve_many(parsed, options, plat, deadline=limit))
     code = 0
     docs = []
     for text, result in zip(refs, results, strict=True):

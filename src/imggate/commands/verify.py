@@ -20,12 +20,15 @@ import typer
 
 from imggate._app import app
 from imggate.commands._registry_opts import (
+    DEFAULT_DEADLINE,
     CaFileOpt,
+    DeadlineOpt,
     InsecureOpt,
     PasswordStdinOpt,
     PlatformOpt,
     TimeoutOpt,
     UsernameOpt,
+    parse_deadline,
     parse_platform,
     parse_refs,
     registry_options,
@@ -44,6 +47,7 @@ from imggate.models import ImageRef, Platform, SignatureCheck
 
 if TYPE_CHECKING:
     from imggate.registry.client import RegistryOptions
+    from imggate.registry.deadline import Deadline
     from imggate.registry.interface import Repository
     from imggate.signatures.interface import Requirement, TrustConfig
 
@@ -126,7 +130,8 @@ def build_trust(*, keys: Sequence[str], certificates: Sequence[str],
 async def verify_refs(refs: Sequence[ImageRef], texts: Sequence[str], trust: TrustConfig,
                       requirement: Requirement, options: RegistryOptions,
                       platform: Platform | None, signature_repository: ImageRef | None,
-                      concurrency: int = 16) -> list[ImageResult]:
+                      concurrency: int = 16, deadline: Deadline | None = None
+                      ) -> list[ImageResult]:
     """Resolve each reference once, then check and evaluate its signatures (concurrently)."""
     import asyncio
 
@@ -134,7 +139,7 @@ async def verify_refs(refs: Sequence[ImageRef], texts: Sequence[str], trust: Tru
     from imggate.registry.resolve import open_repository
 
     sem = asyncio.Semaphore(concurrency)
-    async with RegistryClient(options) as client:
+    async with RegistryClient(options, deadline=deadline) as client:
         sig_repo = open_repository(signature_repository, client) \
             if signature_repository else None
 
@@ -233,12 +238,14 @@ def verify(
     username: UsernameOpt = None,
     password_stdin: PasswordStdinOpt = False,
     timeout: TimeoutOpt = 30.0,
+    deadline: DeadlineOpt = DEFAULT_DEADLINE,
 ) -> int:
     """Verify cosign signatures (or attestations with --type) of each image."""
     from imggate._aio import run
     from imggate.registry.client import RegistryOptions
     from imggate.signatures.interface import default_requirement
 
+    limit = parse_deadline(deadline)
     if threshold is not None and threshold < 1:
         raise UsageError("--threshold must be at least 1")
     parsed = parse_refs(refs)
@@ -258,7 +265,8 @@ def verify(
                                insecure=insecure_registry, ca_file=ca_file, username=username,
                                password_stdin=password_stdin, timeout=timeout)
     assert isinstance(options, RegistryOptions)
-    results = run(verify_refs(parsed, refs, trust, requirement, options, plat, sig_ref))
+    results = run(verify_refs(parsed, refs, trust, requirement, options, plat, sig_ref,
+                                  deadline=limit))
     if as_json:
         doc = [{"reference": r.reference, "pinned": r.pinned, "verified": r.verified,
                 "explanation": r.explanation,

@@ -19,12 +19,17 @@ from dataclasses import dataclass
 
 import httpx
 
+from imggate.redact import register
+from imggate.registry.bounded import MAX_BODY, BodyTooLarge
 from imggate.registry.credentials import Credentials
 
 _PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
 _REPO_PATH = re.compile(r"^/v2/(.+?)/(?:manifests|blobs|tags|referrers)/")
 _DEFAULT_TOKEN_TTL = 60.0
 _MAX_TOKEN_BYTES = 1024 * 1024
+# RFC 6750's b64token, widened to every visible ASCII character: what can go in a
+# header value. CR, LF, spaces and non-ASCII cannot, and are refused, not sent.
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,10 +157,17 @@ class RegistryAuth(httpx.Auth):
         return self._locks[key]
 
     async def _store(self, key: str, scope: str | None, response: httpx.Response) -> str:
-        declared = response.headers.get("Content-Length", "")
+        declared = response.headers.get("Content-Length", "").strip()
         if declared.isdigit() and int(declared) > _MAX_TOKEN_BYTES:
             raise TokenError("token server response is too large")
-        await response.aread()
+        try:
+            # The cap applies while the body streams in (imggate.registry.bounded).
+            await response.aread()
+        except BodyTooLarge:
+            raise TokenError("token server response is too large") from None
+        except httpx.TransportError as e:
+            raise TokenError(f"token server {response.url.host}: reading the response failed "
+                             f"({type(e).__name__})") from None
         token, ttl = self._parse_token(response)
         entry = (token, time.monotonic() + max(ttl - 5.0, 1.0))
         self._tokens[key] = entry
@@ -179,11 +191,13 @@ class RegistryAuth(httpx.Auth):
         if creds is not None and creds.identity_token:
             form = {**params, "grant_type": "refresh_token", "refresh_token": creds.secret,
                     "client_id": "imggate"}
-            return httpx.Request("POST", realm, data=form)
+            return httpx.Request("POST", realm, data=form,
+                                 extensions={MAX_BODY: _MAX_TOKEN_BYTES})
         headers = {}
         if creds is not None:
             headers["Authorization"] = self._basic_header()
-        return httpx.Request("GET", realm, params=params, headers=headers)
+        return httpx.Request("GET", realm, params=params, headers=headers,
+                             extensions={MAX_BODY: _MAX_TOKEN_BYTES})
 
     @staticmethod
     def _parse_token(response: httpx.Response) -> tuple[str, float]:
@@ -201,6 +215,11 @@ class RegistryAuth(httpx.Auth):
         token = doc.get("token") or doc.get("access_token")
         if not isinstance(token, str) or not token:
             raise TokenError("token server response has no token")
+        # Known from now on: no output of this run may show it, even a refused one.
+        register(token)
+        if not _TOKEN_CHARS.fullmatch(token):
+            raise TokenError("token server returned a token that cannot be sent in an HTTP "
+                             "header (control, space or non-ASCII characters)")
         ttl = doc.get("expires_in", _DEFAULT_TOKEN_TTL)
         if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or ttl <= 0:
             ttl = _DEFAULT_TOKEN_TTL

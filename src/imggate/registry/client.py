@@ -14,14 +14,13 @@ import contextlib
 import email.utils
 import ipaddress
 import logging
+import math
 import os
 import random
 import ssl
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -30,8 +29,17 @@ import httpx
 
 from imggate.errors import AuthError, DigestMismatch, NotFound, RegistryError, UsageError
 from imggate.models import Digest
+from imggate.registry import deadline as _deadline
 from imggate.registry.auth import RegistryAuth, TokenError
+from imggate.registry.bounded import (
+    BUDGET,
+    MAX_BODY,
+    MAX_ERROR_BODY,
+    BodyTooLarge,
+    bound_responses,
+)
 from imggate.registry.credentials import CredentialStore
+from imggate.registry.deadline import Deadline, DeadlineExceeded, RequestBudget
 from imggate.registry.interface import (
     ACCEPT,
     MAX_MANIFEST_BYTES,
@@ -47,6 +55,17 @@ RETRY_STATUS = frozenset({429, 502, 503, 504})
 MAX_REDIRECTS = 5
 MAX_RETRY_AFTER = 30.0
 MAX_TAG_PAGES = 1000
+_OK = frozenset({200})
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One registry answer, its body read within its cap and deadline."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    url: httpx.URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +79,8 @@ class RegistryOptions:
     retries: int = 3
     backoff: float = 0.5
     max_connections: int = 16
+    #: After ``timeout`` seconds a response body must keep coming at this rate (bytes/s).
+    min_rate: float = 32 * 1024
 
 
 def is_loopback(host: str) -> bool:
@@ -134,9 +155,13 @@ class RegistryClient:
     """Async client for any number of registries. Use as ``async with``."""
 
     def __init__(self, options: RegistryOptions | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, *,
+                 deadline: Deadline | None = None) -> None:
+        """``deadline`` bounds every request of this client, unless a deadline is applied
+        in the calling context (:meth:`Deadline.applied`), which wins."""
         self.options = options or RegistryOptions()
         self._transport = transport
+        self._deadline = deadline
         self._http: httpx.AsyncClient | None = None
         self._auth: dict[str, RegistryAuth] = {}
         self._schemes: dict[str, str] = {}
@@ -155,6 +180,8 @@ class RegistryClient:
             http2=True, verify=verify, timeout=self.options.timeout, limits=limits,
             follow_redirects=False, transport=self._transport,
             headers={"User-Agent": "imggate/0.1"},
+            event_hooks={"response": [bound_responses(self.options.timeout,
+                                                      self.options.min_rate)]},
         )
         return self
 
@@ -202,56 +229,111 @@ class RegistryClient:
                 host, self.options.credentials.get(registry), plain_http_ok=plain_ok)
         return self._auth[registry]
 
-    @asynccontextmanager
-    async def stream(self, method: str, registry: str, url: str, *, headers: dict[str, str],
-                     what: RegistryError) -> AsyncIterator[httpx.Response]:
-        """Send with auth, retries and same-host-only credentials on redirects.
+    async def fetch(self, method: str, registry: str, url: str, *, headers: dict[str, str],
+                    what: RegistryError, limit: int, ok: frozenset[int] = _OK,
+                    bodiless: frozenset[int] = frozenset()) -> Fetched:
+        """Send with auth, redirects and retries; return the answer with its body read.
 
-        ``what`` is a template error naming registry/repository/reference so
-        every failure says what was being fetched.
+        A status in ``ok`` has its body read (at most ``limit`` bytes, checked
+        while streaming); one in ``bodiless`` is returned without its body;
+        anything else is raised as the registry's error. Connection failures,
+        transport errors while reading a body, bodies that come too slowly and
+        ``429``/``5xx`` answers are retried, each retry only if it can start
+        before the deadline; ``what`` names what was fetched in every error.
         """
-        assert self._http is not None, "use RegistryClient as an async context manager"
+        deadline = _deadline.current(self._deadline)
         if url.startswith("/"):
             url = await self.base_url(registry) + url
         auth = self._auth_for(registry)
         attempt = 0
         while True:
             attempt += 1
+            retry_after: str | None = None
+            status: int | None = None
             try:
-                response = await self._send_following(method, url, headers, auth)
+                with deadline.applied():
+                    return await self._attempt(method, url, headers, auth, what, limit, ok,
+                                               bodiless, last=attempt > self.options.retries)
+            except _Transient as t:
+                failure, status, retry_after = t.reason, t.status, t.retry_after
+            except DeadlineExceeded as e:
+                failure = f"gave up: {e}"
+                if deadline.expired:
+                    raise _like(what, RegistryError, failure) from None
             except TokenError as e:
                 raise _like(what, AuthError, str(e)) from None
+            except BodyTooLarge as e:
+                raise _like(what, RegistryError, str(e)) from None
+            except _RedirectRefused as e:
+                raise _like(what, RegistryError, str(e)) from None
+            except httpx.TooManyRedirects:
+                raise _like(what, RegistryError, f"more than {MAX_REDIRECTS} redirects "
+                                                 "(a redirect loop?)") from None
+            except httpx.LocalProtocolError as e:
+                # Our own request could not be sent (a header the registry's answers made
+                # invalid); its text may quote the header, so only its kind is shown.
+                raise _like(what, RegistryError,
+                            f"could not send the request ({type(e).__name__})") from None
             except httpx.TransportError as e:
                 cert = _cert_error(e)
                 if cert is not None:
                     # Not transient: retrying an untrusted certificate only delays the error.
-                    raise _like(what, RegistryError,
-                                f"TLS certificate not trusted: {cert}",
+                    raise _like(what, RegistryError, f"TLS certificate not trusted: {cert}",
                                 hint="give the private CA with --ca-file") from None
-                if attempt <= self.options.retries:
-                    await asyncio.sleep(self._backoff(attempt, None))
-                    continue
-                raise _like(what, RegistryError,
-                            f"cannot reach registry ({type(e).__name__}: {e})") from None
-            if response.status_code in RETRY_STATUS and attempt <= self.options.retries:
-                delay = self._backoff(attempt, response.headers.get("Retry-After"))
-                await response.aclose()
-                log.debug("%s %s: HTTP %s, retrying in %.2fs", method, url,
-                          response.status_code, delay)
-                await asyncio.sleep(delay)
-                continue
+                failure = f"cannot reach registry ({_describe(e)})"
+            except httpx.HTTPError as e:
+                raise _like(what, RegistryError, f"unusable answer ({_describe(e)})") from None
+            if attempt > self.options.retries:
+                raise _like(what, RegistryError, failure, status)
+            delay = self._backoff(attempt, retry_after)
+            if delay >= deadline.remaining():
+                asked = f"asked to retry after {retry_after[:40]!r}; " if retry_after else ""
+                raise _like(what, RegistryError, f"{failure} ({asked}no time left to retry "
+                                                 f"within {deadline.describe()})", status)
+            log.debug("%s %s: %s; retrying in %.2fs", method, url, failure, delay)
+            await asyncio.sleep(delay)
+
+    async def _attempt(self, method: str, url: str, headers: dict[str, str],
+                       auth: RegistryAuth, what: RegistryError, limit: int, ok: frozenset[int],
+                       bodiless: frozenset[int], *, last: bool) -> Fetched:
+        budget = RequestBudget(_deadline.current(), self.options.timeout, self.options.min_rate)
+        extensions = {MAX_BODY: limit, BUDGET: budget}
+        left = budget.left()
+        if left <= 0:
+            raise DeadlineExceeded(budget.why())
+        try:
+            async with asyncio.timeout(left):
+                response = await self._send_following(method, url, headers, auth, extensions)
+        except TimeoutError:
+            raise DeadlineExceeded(budget.why()) from None
+        try:
+            status = response.status_code
+            if status in RETRY_STATUS and not last:
+                raise _Transient("registry busy or failing", status,
+                                 response.headers.get("Retry-After"))
+            if status in bodiless:
+                return Fetched(status, response.headers, b"", response.url)
+            if status not in ok:
+                raise await _error_for(response, what)
             try:
-                yield response
-            finally:
-                await response.aclose()
-            return
+                body = await _read_limited(response, limit, what)
+            except (httpx.TransportError, DeadlineExceeded) as e:
+                if isinstance(e, httpx.LocalProtocolError):
+                    raise
+                # A body cut short is as transient as a connection that failed.
+                raise _Transient(f"reading the response failed ({_describe(e)})") from None
+            return Fetched(status, response.headers, body, response.url)
+        finally:
+            await response.aclose()
 
     async def _send_following(self, method: str, url: str, headers: dict[str, str],
-                              auth: RegistryAuth) -> httpx.Response:
-        assert self._http is not None
+                              auth: RegistryAuth, extensions: dict[str, object]
+                              ) -> httpx.Response:
+        assert self._http is not None, "use RegistryClient as an async context manager"
         current = httpx.URL(url)
         for _ in range(MAX_REDIRECTS + 1):
-            request = self._http.build_request(method, current, headers=headers)
+            request = self._http.build_request(method, current, headers=headers,
+                                               extensions=extensions)
             same_host = auth._matches(request)
             response = await self._http.send(request, auth=auth if same_host else None,
                                              stream=True)
@@ -261,23 +343,65 @@ class RegistryClient:
             await response.aclose()
             if not location:
                 return response
-            nxt = current.join(location)
+            try:
+                nxt = current.join(location)
+            except httpx.InvalidURL:
+                raise _RedirectRefused("redirect to an invalid URL") from None
             if nxt.scheme not in ("https", "http") or (
                     nxt.scheme == "http" and current.scheme == "https"):
-                raise httpx.UnsupportedProtocol(f"refusing redirect to {nxt.scheme}://{nxt.host}")
+                raise _RedirectRefused(
+                    f"refusing redirect from {current.scheme} to {nxt.scheme}://{nxt.host}")
             current = nxt
         raise httpx.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")
 
     def _backoff(self, attempt: int, retry_after: str | None) -> float:
+        """The delay before retry ``attempt``: ``Retry-After`` (seconds or a date, at most
+        :data:`MAX_RETRY_AFTER`) when the registry gave a usable one, else jittered
+        exponential back-off. The caller checks it against the deadline."""
         if retry_after:
-            try:
-                return min(max(float(retry_after), 0.0), MAX_RETRY_AFTER)
-            except ValueError:
-                when = email.utils.parsedate_to_datetime(retry_after) if retry_after else None
-                if when is not None:
-                    return min(max(when.timestamp() - time.time(), 0.0), MAX_RETRY_AFTER)
+            asked = _retry_after_seconds(retry_after.strip())
+            if asked is not None:
+                return min(asked, MAX_RETRY_AFTER)
         base: float = self.options.backoff * (2 ** (attempt - 1))
         return float(base * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
+
+
+def _retry_after_seconds(value: str) -> float | None:
+    """``Retry-After`` as seconds from now; ``None`` when it is neither a number nor a date."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (ValueError, TypeError, IndexError, OverflowError):
+            return None  # "soon", garbage: back off as if none was given
+        if when.tzinfo is None:
+            return None
+        return max(when.timestamp() - time.time(), 0.0)
+    if math.isnan(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+class _Transient(Exception):
+    """An attempt failed in a way worth retrying."""
+
+    def __init__(self, reason: str, status: int | None = None,
+                 retry_after: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+
+
+class _RedirectRefused(Exception):
+    """A redirect imggate will not follow (downgrade, odd scheme, bad URL)."""
+
+
+def _describe(e: BaseException) -> str:
+    """``ReadError: message``, or just the kind when the message is empty."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
 
 
 async def _speaks_tls(host: str, timeout: float) -> bool:
@@ -329,9 +453,9 @@ def _cert_error(e: BaseException) -> str | None:
 
 async def _read_limited(response: httpx.Response, limit: int, what: RegistryError) -> bytes:
     declared = response.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise _like(what, RegistryError, f"response is {declared} bytes, over the {limit} "
-                                         "byte limit")
+    if declared and declared.strip().isdigit() and int(declared) > limit:
+        raise _like(what, RegistryError, f"response is {declared.strip()} bytes, over the "
+                                         f"{limit} byte limit")
     chunks, size = [], 0
     async for chunk in response.aiter_bytes():
         size += len(chunk)
@@ -345,16 +469,18 @@ async def _error_for(response: httpx.Response, what: RegistryError) -> RegistryE
     status = response.status_code
     detail = ""
     try:
-        body = await _read_limited(response, 64 * 1024, what)
+        body = await _read_limited(response, MAX_ERROR_BODY, what)
         import json
 
         doc = json.loads(body)
         errs = doc.get("errors") if isinstance(doc, dict) else None
         if isinstance(errs, list) and errs and isinstance(errs[0], dict):
             code, msg = errs[0].get("code"), errs[0].get("message")
+            # The registry's own words, quoted: escaped when the error is built.
             detail = f" ({str(code)[:40]}: {str(msg)[:160]})"
-    except (ValueError, RegistryError, httpx.HTTPError):
-        pass
+    except (ValueError, RecursionError, RegistryError, httpx.HTTPError, BodyTooLarge,
+            DeadlineExceeded):
+        pass  # the status alone is the message
     if status in (401, 403):
         return _like(what, AuthError, "access denied: credentials missing or refused" + detail,
                      status)
@@ -380,15 +506,15 @@ class RegistryRepository(Repository):
     async def _get_manifest(self, reference: str, expect: Digest | None,
                             missing_ok: bool = False) -> Manifest | None:
         what = self._what(reference)
-        async with self.client.stream("GET", self.registry, f"{self._base}/manifests/{reference}",
-                                      headers={"Accept": ACCEPT}, what=what) as r:
-            if r.status_code == 404 and missing_ok:
-                return None
-            if r.status_code != 200:
-                raise await _error_for(r, what)
-            raw = await _read_limited(r, MAX_MANIFEST_BYTES, what)
-            announced = r.headers.get("Docker-Content-Digest")
-            content_type = r.headers.get("Content-Type", "").split(";")[0].strip() or None
+        r = await self.client.fetch("GET", self.registry, f"{self._base}/manifests/{reference}",
+                                    headers={"Accept": ACCEPT}, what=what,
+                                    limit=MAX_MANIFEST_BYTES,
+                                    bodiless=frozenset({404}) if missing_ok else frozenset())
+        if r.status == 404:
+            return None
+        raw = r.body
+        announced = r.headers.get("Docker-Content-Digest")
+        content_type = r.headers.get("Content-Type", "").split(";")[0].strip() or None
         digest = expect
         if digest is None:
             if announced:
@@ -432,11 +558,9 @@ class RegistryRepository(Repository):
     async def blob(self, digest: Digest, *, max_size: int = 64 * 1024 * 1024) -> bytes:
         """A verified blob by digest."""
         what = self._what(str(digest))
-        async with self.client.stream("GET", self.registry, f"{self._base}/blobs/{digest}",
-                                      headers={}, what=what) as r:
-            if r.status_code != 200:
-                raise await _error_for(r, what)
-            data = await _read_limited(r, max_size, what)
+        r = await self.client.fetch("GET", self.registry, f"{self._base}/blobs/{digest}",
+                                    headers={}, what=what, limit=max_size)
+        data = r.body
         if not digest.matches(data):
             raise _like(what, DigestMismatch,
                         f"blob bytes hash to {Digest.of(data, digest.algorithm)}: refusing them")
@@ -452,12 +576,9 @@ class RegistryRepository(Repository):
         for _ in range(MAX_TAG_PAGES):
             if url is None:
                 break
-            async with self.client.stream("GET", self.registry, url, headers={}, what=what) as r:
-                if r.status_code != 200:
-                    raise await _error_for(r, what)
-                body = await _read_limited(r, MAX_MANIFEST_BYTES, what)
-                link = r.headers.get("Link")
-                current = r.url
+            r = await self.client.fetch("GET", self.registry, url, headers={}, what=what,
+                                        limit=MAX_MANIFEST_BYTES)
+            body, link, current = r.body, r.headers.get("Link"), r.url
             try:
                 doc = json.loads(body)
                 tags = doc.get("tags") or []
@@ -478,18 +599,17 @@ class RegistryRepository(Repository):
         if artifact_type:
             url += "?" + str(httpx.QueryParams({"artifactType": artifact_type}))
         index: Manifest | None = None
-        async with self.client.stream("GET", self.registry, url,
-                                      headers={"Accept": OCI_INDEX}, what=what) as r:
-            if r.status_code == 200:
-                raw = await _read_limited(r, MAX_MANIFEST_BYTES, what)
-                try:
-                    # A referrers response is generated, so it has no digest to check;
-                    # every descriptor in it is verified when fetched by digest.
-                    index = Manifest.parse(raw, Digest.of(raw), OCI_INDEX, f"{self.name} referrers")
-                except ValueError as e:
-                    raise _like(what, RegistryError, f"invalid referrers response: {e}") from None
-            elif r.status_code not in (404, 400, 405):
-                raise await _error_for(r, what)
+        r = await self.client.fetch("GET", self.registry, url, headers={"Accept": OCI_INDEX},
+                                    what=what, limit=MAX_MANIFEST_BYTES,
+                                    bodiless=frozenset({404, 400, 405}))
+        if r.status == 200:
+            try:
+                # A referrers response is generated, so it has no digest to check;
+                # every descriptor in it is verified when fetched by digest.
+                index = Manifest.parse(r.body, Digest.of(r.body), OCI_INDEX,
+                                       f"{self.name} referrers")
+            except ValueError as e:
+                raise _like(what, RegistryError, f"invalid referrers response: {e}") from None
         if index is None:
             index = await self.try_resolve_tag(digest.tag_form)
             if index is None or not index.is_index:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from imggate.errors import Error, LayoutError, RegistryError
 from imggate.models import ConfigSummary, Digest, ImageRef, Platform, PlatformChild, ResolvedImage
 from imggate.registry.client import RegistryClient, RegistryOptions, RegistryRepository
+from imggate.registry.deadline import Deadline
 from imggate.registry.interface import Manifest, Repository
 from imggate.registry.layout import OciLayout
 
@@ -169,11 +170,14 @@ async def resolve_image(repo: Repository, ref: ImageRef,
 
 async def resolve_many(
     refs: Sequence[ImageRef], options: RegistryOptions, platform: Platform | None = None,
-    *, concurrency: int = 8, details: bool = True,
+    *, concurrency: int = 8, details: bool = True, deadline: Deadline | None = None,
 ) -> list[ResolvedImage | Error]:
-    """Resolve every reference concurrently; each result is the image or why it failed."""
+    """Resolve every reference concurrently; each result is the image or why it failed.
+
+    ``deadline`` bounds every registry request (see :mod:`imggate.registry.deadline`).
+    """
     sem = asyncio.Semaphore(concurrency)
-    async with RegistryClient(options) as client:
+    async with RegistryClient(options, deadline=deadline) as client:
         async def one(ref: ImageRef) -> ResolvedImage | Error:
             async with sem:
                 try:

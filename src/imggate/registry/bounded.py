@@ -1,0 +1,87 @@
+"""Every response body the registry client reads is bounded in size and in time.
+
+:func:`bound_responses` is an httpx response hook: it wraps each response's
+body stream (the registry's answers, its ``401`` bodies, token servers'
+answers, answers through a proxy) in :class:`BoundedStream`, which
+
+- stops at the request's byte cap *while streaming* (a chunked body with no
+  ``Content-Length`` is never read whole first): the cap the caller set in
+  the request's ``imggate.max_body`` extension, :data:`DEFAULT_MAX_BODY`
+  when none was set, and at most :data:`MAX_ERROR_BODY` for an answer that
+  is not a success;
+- waits for each chunk only as long as the request's
+  :class:`~imggate.registry.deadline.RequestBudget` allows (the
+  ``imggate.budget`` extension, else a fresh budget under the current
+  deadline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+
+from imggate.registry.deadline import DeadlineExceeded, RequestBudget, current
+
+#: A response whose request named no cap (a token server's answer) is at most this big.
+DEFAULT_MAX_BODY = 1024 * 1024
+#: An error answer is read for its message only.
+MAX_ERROR_BODY = 64 * 1024
+MAX_BODY = "imggate.max_body"
+BUDGET = "imggate.budget"
+
+
+class BodyTooLarge(Exception):
+    """A response body passed its cap (the message is safe to show)."""
+
+
+class BoundedStream(httpx.AsyncByteStream):
+    """A response body stream with a byte cap and a time budget."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, budget: RequestBudget, cap: int) -> None:
+        self._inner = inner
+        self._budget = budget
+        self._cap = cap
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        """Yield chunks until the body ends, the cap is passed or the budget runs out."""
+        chunks = self._inner.__aiter__()
+        while True:
+            left = self._budget.left()
+            if left <= 0:
+                raise DeadlineExceeded(self._budget.why())
+            try:
+                async with asyncio.timeout(left):
+                    chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise DeadlineExceeded(self._budget.why()) from None
+            self._budget.received += len(chunk)
+            if self._budget.received > self._cap:
+                raise BodyTooLarge(f"response body exceeds the {self._cap} byte limit")
+            yield chunk
+
+    async def aclose(self) -> None:
+        """Close the underlying stream (and so the connection, when unfinished)."""
+        await self._inner.aclose()
+
+
+def bound_responses(timeout: float, min_rate: float
+                    ) -> Callable[[httpx.Response], Awaitable[None]]:
+    """The response hook that bounds every body (see the module docstring)."""
+
+    async def hook(response: httpx.Response) -> None:
+        ext = response.request.extensions
+        budget = ext.get(BUDGET)
+        if not isinstance(budget, RequestBudget):
+            budget = RequestBudget(current(), timeout, min_rate)
+        cap = ext.get(MAX_BODY)
+        limit = cap if isinstance(cap, int) else DEFAULT_MAX_BODY
+        if not response.is_success:
+            limit = min(limit, MAX_ERROR_BODY)
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = BoundedStream(response.stream, budget, limit)
+
+    return hook

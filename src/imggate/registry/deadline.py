@@ -1,0 +1,124 @@
+"""Deadlines: how long a command (or an admission review) may spend on registries.
+
+A :class:`Deadline` is a point in time (on the monotonic clock). The CLI
+makes one from ``--deadline`` when a command starts; the admission webhook
+makes one per review from the API server's timeout. It reaches the registry
+client in one of two ways:
+
+- ``RegistryClient(options, deadline=d)``: every request of that client;
+- ``with d.applied():`` around the calls of one task (a shared client serving
+  many reviews): every request made in that context, child tasks included.
+
+The client keeps each request inside it: a request's connect, header and
+body phases are cut off at the deadline, retries are not started when the
+deadline would pass during their back-off, and a ``Retry-After`` longer than
+what is left fails at once instead of sleeping past it.
+
+Within the deadline each request is also bounded on its own
+(:class:`RequestBudget`): it has ``timeout`` seconds for the response to
+start and for a first stretch of body, after which the body must keep
+arriving at ``min_rate`` bytes per second on average. A registry that
+drip-feeds a byte every 20 seconds is cut off after ``timeout`` seconds, not
+kept alive forever by the per-read timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+#: The deadline of the current context (see :meth:`Deadline.applied`).
+_CURRENT: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
+    "imggate_deadline", default=None)
+
+
+class DeadlineExceeded(Exception):
+    """The deadline passed, or a request's body came too slowly (message is safe to show)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """A point on the monotonic clock after which no registry work is started or continued."""
+
+    at: float
+    seconds: float
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        """The deadline ``seconds`` from now (``inf`` for none)."""
+        if math.isnan(seconds) or seconds <= 0:
+            raise ValueError(f"a deadline must be a positive number of seconds, not {seconds}")
+        return cls(time.monotonic() + seconds, seconds)
+
+    @classmethod
+    def never(cls) -> Deadline:
+        """No deadline (library callers that bound time themselves)."""
+        return cls(math.inf, math.inf)
+
+    def remaining(self) -> float:
+        """Seconds left (never negative)."""
+        return max(self.at - time.monotonic(), 0.0)
+
+    @property
+    def expired(self) -> bool:
+        """Whether the deadline has passed."""
+        return time.monotonic() >= self.at
+
+    def cap(self, seconds: float) -> float:
+        """``seconds``, or what is left of the deadline when that is less."""
+        return min(seconds, self.remaining())
+
+    def describe(self) -> str:
+        """``the 120 s deadline``: how messages name it."""
+        return "the deadline" if math.isinf(self.seconds) else f"the {self.seconds:g} s deadline"
+
+    @contextlib.contextmanager
+    def applied(self) -> Iterator[Deadline]:
+        """Make this the deadline of every registry request in this context."""
+        token = _CURRENT.set(self)
+        try:
+            yield self
+        finally:
+            _CURRENT.reset(token)
+
+
+def current(default: Deadline | None = None) -> Deadline:
+    """The deadline applied in this context, else ``default``, else none."""
+    found = _CURRENT.get()
+    if found is not None:
+        return found
+    return default if default is not None else Deadline.never()
+
+
+@dataclass(slots=True)
+class RequestBudget:
+    """The time one request may take: ``timeout`` plus ``received / min_rate``, within a deadline.
+
+    Mutable by design: it belongs to one request and counts its bytes.
+    """
+
+    deadline: Deadline
+    timeout: float
+    min_rate: float
+    started: float = 0.0
+    received: int = 0
+
+    def __post_init__(self) -> None:
+        self.started = time.monotonic()
+
+    def left(self) -> float:
+        """Seconds this request may still wait for its next bytes."""
+        own = self.started + self.timeout + self.received / self.min_rate - time.monotonic()
+        return max(min(own, self.deadline.remaining()), 0.0)
+
+    def why(self) -> str:
+        """Why the budget ran out: the deadline, or a body that came too slowly."""
+        if self.deadline.expired:
+            return f"{self.deadline.describe()} passed"
+        return (f"the response came too slowly ({self.received} bytes in "
+                f"{time.monotonic() - self.started:.0f} s; at least {self.min_rate:.0f} bytes/s "
+                f"after the first {self.timeout:g} s)")
