@@ -1,7 +1,7 @@
 """The typer application that every command module registers on.
 
 Kept separate from ``_cli`` so command modules can import it without a cycle.
-Command modules must import heavy stacks (sigstore, cryptography, httpx) inside
+Command modules must import heavy stacks (sigstore, cryptography, httpx, jinja2) inside
 their functions: ``imggate --help`` imports every command module.
 """
 
