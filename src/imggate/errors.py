@@ -4,7 +4,8 @@ The tree::
 
     Error                       exit 3 unless a subclass says otherwise
     ├── UsageError              exit 2: a bad flag, argument or image reference
-    │   └── InvalidReference    an image reference docker would reject
+    │   ├── InvalidReference    an image reference docker would reject
+    │   └── ManifestError       a Kubernetes object without the shape of its kind
     ├── ConfigError             exit 2: a rules file, exception list or key file is invalid
     ├── RegistryError           exit 3: the registry could not give a trustworthy answer
     │   ├── AuthError           credentials missing or refused
@@ -58,6 +59,26 @@ class UsageError(Error):
 
 class InvalidReference(UsageError):
     """An image reference that docker would reject; the message names the bad part."""
+
+
+class ManifestError(UsageError):
+    """A Kubernetes object (an AdmissionReview's, or one in a manifest file) is malformed.
+
+    ``path`` is the RFC 6901 JSON pointer of the offending field in the object;
+    ``location`` (``file:line``) is set when the object came from a file.
+    """
+
+    def __init__(self, message: str, *, path: str, location: str | None = None,
+                 hint: str | None = None) -> None:
+        where = f"{location}: {path}" if location else path
+        super().__init__(f"{where}: {message}", hint=hint)
+        self.path = path
+        self.location = location
+        self.detail = message
+
+    def at(self, location: str) -> ManifestError:
+        """The same error, placed at ``location`` (``file:line``)."""
+        return ManifestError(self.detail, path=self.path, location=location, hint=self.hint)
 
 
 class ConfigError(Error):
