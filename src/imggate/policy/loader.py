@@ -23,6 +23,7 @@ from imggate.policy.effective import EffectiveRules
 from imggate.policy.environments import EnvChoice, select_env
 from imggate.policy.exceptions import ExceptionSet, from_models
 from imggate.policy.kev import KevCatalog, load_kev
+from imggate.policy.namespaces import check_mapping
 from imggate.policy.rules import Identity, ImageOverride, RulesDocument, RuleSet, overlay
 
 BUILTIN_SOURCE = "<built-in defaults>"
@@ -194,6 +195,8 @@ def _parse_doc(ydoc: _yaml.YamlDoc, base_dir: Path | None) -> RulesFile:
     if doc.fallback_env is not None and doc.fallback_env not in doc.environments:
         raise ydoc.error(("fallback_env",), f"names unknown environment {doc.fallback_env!r}",
                          hint=f"known environments: {', '.join(doc.environments)}")
+    for loc, message, hint in check_mapping(doc):
+        raise ydoc.error(loc, message, hint=hint)
     envs = {name: _resolve(doc, ydoc, name) for name in doc.environments}
     where = [ydoc.where(("exceptions", i)) for i in range(len(doc.exceptions))]
     return RulesFile(source=source, document=doc, environments=envs, default_env=default,

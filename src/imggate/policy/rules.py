@@ -306,6 +306,28 @@ class EnvironmentSpec(RuleSet):
     images: tuple[ImageOverride, ...] = ()
 
 
+class NamespaceEntry(_Model):
+    """Namespaces whose name matches the glob ``match`` deploy to environment ``env``."""
+
+    match: NonEmpty = Field(description="glob over the namespace name, e.g. 'shop-*'")
+    env: NonEmpty = Field(description="an environment of this file")
+
+
+class NamespaceRules(_Model):
+    """Which environment's rules the webhook and ``check -f`` apply in a namespace.
+
+    ``map`` is tried in order (first match wins), then the environments' names
+    and aliases; ``exempt`` namespaces and ``exempt_images`` are not gated.
+    """
+
+    map: tuple[NamespaceEntry, ...] = Field(
+        default=(), description="ordered namespace glob -> environment entries")
+    exempt: tuple[NonEmpty, ...] = Field(
+        default=(), description="namespace globs that are never gated (e.g. kube-system)")
+    exempt_images: tuple[NonEmpty, ...] = Field(
+        default=(), description="image globs over registry/repository that are never gated")
+
+
 class RulesDocument(_Model):
     """A whole rules file."""
 
@@ -317,6 +339,7 @@ class RulesDocument(_Model):
     exceptions: tuple[ExceptionEntry, ...] = ()
     allowlists: tuple[FilePath, ...] = Field(
         (), description=".trivyignore, vulnerability-allowlist.yml, OpenVEX... (relative paths)")
+    namespaces: NamespaceRules = NamespaceRules()
 
     @model_validator(mode="before")
     @classmethod
