@@ -44,6 +44,7 @@ from imggate.errors import Error, UsageError
 
 if TYPE_CHECKING:
     from imggate.models import ScanReport, Verdict
+    from imggate.policy.loader import Policy
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -81,8 +82,15 @@ def _collector_paused(command: Callable[P, T]) -> Callable[P, T]:
 @app.command()
 @_collector_paused
 def check(
-    refs: Annotated[list[str], typer.Argument(
-        help="Image references (or oci:PATH[:TAG|@DIGEST]).")],
+    refs: Annotated[list[str] | None, typer.Argument(
+        help="Image references (or oci:PATH[:TAG|@DIGEST]).", show_default=False)] = None,
+    filename: Annotated[list[str] | None, typer.Option(
+        "--filename", "-f", help="Rendered Kubernetes manifests (YAML or JSON; '-': stdin): "
+                                 "gate every container image in them, each under its "
+                                 "namespace's environment (repeatable).")] = None,
+    namespace: Annotated[str | None, typer.Option(
+        "--namespace", "-n", help="With -f: the namespace of objects that name none "
+                                  "(as kubectl apply -n).")] = None,
     env: Annotated[str | None, typer.Option(
         "--env", help="Environment (default: $CI_ENVIRONMENT_TIER, $CI_ENVIRONMENT_NAME, "
                       "else the rules' default).")] = None,
@@ -145,6 +153,12 @@ def check(
 
     started = datetime.now(UTC)
     limit = parse_deadline(deadline)
+    if bool(refs) == bool(filename):
+        raise UsageError("give image references or -f FILE (not both)" if refs else
+                         "give image references to check, or -f FILE with manifests")
+    if namespace is not None and not filename:
+        raise UsageError("--namespace only applies to -f manifests")
+    refs = list(refs or ())
     parsed = parse_refs(refs)
     plat = parse_platform(platform)
     if scan not in (None, "trivy"):
@@ -159,6 +173,13 @@ def check(
         allowlists=[_existing(a, "--allowlist") for a in allowlist or ()],
         discover=Path.cwd(),
     )
+    plan = None
+    if filename:
+        from imggate.admission.manifest_gate import prepare
+
+        plan = prepare(filename, policy.rules_file, policy.env, env_given=bool(env),
+                       namespace=namespace)
+        parsed = [p.ref for p in plan.images]
     reports = _load_reports(trivy_report, grype_report, gitlab_report, report)
     out_dir = _output_dir(output_dir)
     options = registry_options(parsed, insecure=insecure_registry, ca_file=ca_file,
@@ -181,7 +202,26 @@ def check(
             or None,
         ),
     )
-    verdict = run_check(request)
+    if plan is None:
+        verdict = run_check(request)
+    else:
+        from imggate.admission.manifest_gate import describe_rows, run_plan
+
+        policies = {policy.env.name: policy}
+
+        def policy_for(name: str) -> Policy:
+            if name not in policies:
+                policies[name] = load_policy(
+                    where.path, name, found_by=where.found_by,
+                    keys=[Path(k) for k in key or ()],
+                    identities=[identity] if identity else [],
+                    allowlists=[Path(a) for a in allowlist or ()], discover=Path.cwd())
+            return policies[name]
+
+        result = run_plan(plan, request, policy_for)
+        verdict = result.verdict
+        if not quiet:
+            sys.stdout.write("".join(line + "\n" for line in describe_rows(result)))
     written = write_outputs(verdict, out_dir, started=started,
                             default_branch_image=default_branch_image)
     if dotenv:
