@@ -16,6 +16,7 @@ import typer
 from imggate import _app
 
 # Each import registers that module's commands on the app.
+from imggate.commands import audit as _audit  # noqa: F401
 from imggate.commands import check as _check  # noqa: F401
 from imggate.commands import convert as _convert  # noqa: F401
 from imggate.commands import resolve as _resolve  # noqa: F401

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -149,8 +149,14 @@ def _credentials_for_trivy(req: CheckRequest, ref: ImageRef) -> tuple[str | None
     return (creds.username, creds.secret) if creds and not creds.identity_token else (None, None)
 
 
-async def gather(req: CheckRequest) -> list[Evidence]:
-    """Resolve every image concurrently, then gather each one's evidence concurrently."""
+async def gather(req: CheckRequest, *,
+                 progress: Callable[[int], None] | None = None) -> list[Evidence]:
+    """Resolve every image concurrently, then gather each one's evidence concurrently.
+
+    ``progress(n)`` is called with the number of images whose evidence is complete, as
+    each completes (``imggate audit`` shows it).
+    """
+    finished = 0
     sem = asyncio.Semaphore(req.concurrency)
     keys = _KeyCache()
     keys.preload(req)
@@ -174,10 +180,16 @@ async def gather(req: CheckRequest) -> list[Evidence]:
 
         async def evidence(n: int) -> Evidence:
             text, ref, result = req.references[n], req.refs[n], resolved[n]
+            nonlocal finished
             if isinstance(result, Error):
-                return Evidence(text, ref, None, errors=(result.message,))
-            async with sem:
-                return await _evidence(req, client, text, ref, result, bound[n], keys, root)
+                found = Evidence(text, ref, None, errors=(result.message,))
+            else:
+                async with sem:
+                    found = await _evidence(req, client, text, ref, result, bound[n], keys, root)
+            finished += 1
+            if progress is not None:
+                progress(finished)
+            return found
 
         return list(await asyncio.gather(*(evidence(n) for n in range(len(req.refs)))))
 

@@ -1,0 +1,194 @@
+"""``imggate audit``: every tag of a repository through the gate, each digest checked once.
+
+The steps: list the tags (the registry's ``tags/list``, paginated); resolve
+each tag to its verified digest and creation date, concurrently; apply the
+cleanup policy to those dates; gather each *distinct* digest's evidence once
+per environment (tags that share a digest share it: signatures are not
+fetched twice); then judge every tag with that evidence, named as
+``repo:tag@digest`` — what a pinned deployment of the tag would be — so the
+rules about tags (``latest`` in production) see the tag while digest pinning
+holds. cosign's own tags (``sha256-<hex>.sig``/``.att``/``.sbom``) are
+signature artifacts, not images: listed, never checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from imggate.audit.cleanup import CleanupOutcome, CleanupPolicy, TagDate, compile_regex, plan
+from imggate.errors import Error, UsageError
+from imggate.gate import SignatureOptions
+from imggate.models import Decision, Digest, ImageRef, ResolvedImage, Verdict
+from imggate.policy.loader import Policy
+from imggate.registry.client import RegistryClient, RegistryOptions
+from imggate.registry.deadline import Deadline
+from imggate.registry.resolve import open_repository, resolve_image
+
+#: cosign's tag schema for signatures, attestations and SBOMs attached to a digest.
+COSIGN_TAG = re.compile(r"sha256-[0-9a-f]{64}(\.[a-z]+)?")
+#: Docker's tag grammar: anything else listed by a registry is not a tag we can pull.
+VALID_TAG = re.compile(r"[\w][\w.-]{0,127}")
+
+#: ``progress(phase, done, total)``: called as work completes.
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRequest:
+    """One audit: the repository, which tags, the cleanup view and the environments."""
+
+    repository: ImageRef
+    policies: Mapping[str, Policy]
+    now: datetime
+    registry: RegistryOptions
+    cleanup: CleanupPolicy = dataclasses.field(default_factory=CleanupPolicy)
+    only_kept: bool = False
+    concurrency: int = 16
+    deadline: Deadline | None = None
+    signatures: SignatureOptions = dataclasses.field(default_factory=SignatureOptions)
+
+
+@dataclass(frozen=True, slots=True)
+class TagRow:
+    """One tag's line of the audit summary."""
+
+    tag: str
+    digest: Digest | None
+    created: datetime | None
+    cleanup: CleanupOutcome
+    decisions: Mapping[str, Decision]
+    same_digest: tuple[str, ...] = ()
+    signed: bool | None = None
+    error: str | None = None
+    checked: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AuditResult:
+    """The summary rows, and each environment's verdict (one image per checked tag)."""
+
+    repository: str
+    rows: tuple[TagRow, ...]
+    verdicts: Mapping[str, Verdict]
+    skipped: tuple[str, ...] = ()
+
+    @property
+    def distinct_digests(self) -> int:
+        """How many different images the checked tags name."""
+        return len({r.digest for r in self.rows if r.digest is not None and r.checked})
+
+    @property
+    def exit_code(self) -> int:
+        """1 if any tag is denied anywhere, else 3 if any is undecided, else 0."""
+        codes = [v.exit_code for v in self.verdicts.values()]
+        if any(r.error for r in self.rows if r.checked):
+            codes.append(3)
+        if 1 in codes:
+            return 1
+        return 3 if 3 in codes else 0
+
+
+def _nothing(phase: str, done: int, total: int) -> None:
+    """The default progress callback."""
+
+
+async def _resolve_tags(req: AuditRequest, client: RegistryClient, tags: Sequence[str],
+                        progress: Progress) -> dict[str, ResolvedImage | Error]:
+    import asyncio
+
+    sem = asyncio.Semaphore(req.concurrency)
+    repo = open_repository(req.repository, client)
+    done = 0
+    out: dict[str, ResolvedImage | Error] = {}
+
+    async def one(tag: str) -> None:
+        nonlocal done
+        async with sem:
+            try:
+                out[tag] = await resolve_image(repo, dataclasses.replace(req.repository, tag=tag),
+                                               None)
+            except Error as e:
+                out[tag] = e
+        done += 1
+        progress("resolve", done, len(tags))
+
+    await asyncio.gather(*(one(t) for t in tags))
+    return out
+
+
+async def _gather(req: AuditRequest,
+                  progress: Progress) -> tuple[dict[str, ResolvedImage | Error], tuple[str, ...]]:
+    async with RegistryClient(req.registry, deadline=req.deadline) as client:
+        listed = await open_repository(req.repository, client).tags()
+        images = [t for t in dict.fromkeys(listed) if not COSIGN_TAG.fullmatch(t)]
+        skipped = tuple(t for t in images if not VALID_TAG.fullmatch(t))
+        wanted = [t for t in images if VALID_TAG.fullmatch(t)]
+        progress("list", len(wanted), len(wanted))
+        return await _resolve_tags(req, client, wanted, progress), skipped
+
+
+def run_audit(req: AuditRequest, progress: Progress = _nothing) -> AuditResult:
+    """List, resolve, plan the cleanup, check each distinct digest once per environment."""
+    from imggate._aio import run
+    from imggate.gate import CheckRequest, decide, gather
+
+    compile_regex(req.cleanup.name_regex, "--tags")  # a bad pattern fails before any traffic
+    compile_regex(req.cleanup.name_regex_keep, "--keep-regex")
+    if (req.repository.tag is not None and req.repository.tag != "latest") \
+            or req.repository.digest is not None:
+        raise UsageError(f"{req.repository}: audit takes a repository, without a tag or digest")
+    resolved, skipped = run(_gather(req, progress))
+    dates = [TagDate(t, r.config.created if isinstance(r, ResolvedImage) and r.config else None,
+                     has_manifest=isinstance(r, ResolvedImage)) for t, r in resolved.items()]
+    cleanup = plan(dates, req.cleanup, req.now)
+    chosen = [t for t in resolved if cleanup[t].kept or not req.only_kept]
+    by_digest: dict[Digest, list[str]] = {}
+    for t in chosen:
+        r = resolved[t]
+        if isinstance(r, ResolvedImage):
+            by_digest.setdefault(r.digest, []).append(t)
+    digests = list(by_digest)
+    refs = tuple(req.repository.with_digest(d) for d in digests)
+    verdicts: dict[str, Verdict] = {}
+    signed: dict[Digest, bool] = {}
+    for env, policy in req.policies.items():
+        check = CheckRequest(references=tuple(str(r) for r in refs), refs=refs, policy=policy,
+                             now=req.now, registry=req.registry, concurrency=req.concurrency,
+                             deadline=req.deadline, signatures=req.signatures)
+        phase, total = f"check {env}", len(refs)
+
+        def advance(n: int, phase: str = phase, total: int = total) -> None:
+            progress(phase, n, total)
+
+        evidence = run(gather(check, progress=advance))
+        per_tag = []
+        for ev, digest in zip(evidence, digests, strict=True):
+            # Signed: a trusted signature verified, in an environment that asked for one.
+            if ev.signatures or policy.rules.trust(ev.ref).needed:
+                signed[digest] = signed.get(digest, False) or any(s.verified
+                                                                  for s in ev.signatures)
+            for t in by_digest[digest]:
+                ref = dataclasses.replace(req.repository, tag=t, digest=digest)
+                per_tag.append(dataclasses.replace(ev, reference=f"{ref}", ref=ref))
+        verdicts[env] = decide(check, per_tag)
+    decisions: dict[str, dict[str, Decision]] = {}
+    for env, verdict in verdicts.items():
+        for iv in verdict.images:
+            decisions.setdefault(iv.reference, {})[env] = iv.decision
+    rows = []
+    for t, r in resolved.items():
+        if isinstance(r, Error):
+            rows.append(TagRow(t, None, None, cleanup[t], {}, error=r.message,
+                               checked=t in chosen))
+            continue
+        shown = f"{dataclasses.replace(req.repository, tag=t, digest=r.digest)}"
+        rows.append(TagRow(
+            t, r.digest, r.config.created if r.config else None, cleanup[t],
+            decisions.get(shown, {}),
+            same_digest=tuple(o for o in by_digest.get(r.digest, ()) if o != t),
+            signed=signed.get(r.digest), checked=t in chosen))
+    return AuditResult(str(req.repository.name), tuple(rows), verdicts, skipped)

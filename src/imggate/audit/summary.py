@@ -1,0 +1,107 @@
+"""The audit summary: a table for people, ``imggate-audit.json`` for tools.
+
+One row per tag: digest, creation date, what the cleanup policy does with it,
+the decision in each environment, the other tags naming the same image
+(checked once), and whether a trusted signature was found. Tags come from a
+registry: they are checked against docker's tag grammar before they get here,
+and error texts are escaped before they are printed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from imggate.audit.run import AuditResult, TagRow
+from imggate.formats.verdict_json import write_text
+from imggate.text import printable
+
+FILENAME = "imggate-audit.json"
+_STYLE = {"allow": "green", "deny": "red", "error": "yellow"}
+
+
+def _ordered(result: AuditResult) -> list[TagRow]:
+    """Newest image first, undated and unresolved last, then by tag."""
+    return sorted(result.rows, key=lambda r: (r.created is None,
+                                              -(r.created.timestamp() if r.created else 0),
+                                              r.tag))
+
+
+def _signed(row: TagRow) -> str:
+    return {None: "-", True: "yes", False: "no"}[row.signed]
+
+
+def document(result: AuditResult) -> dict[str, Any]:
+    """The JSON form of the summary."""
+    envs = list(result.verdicts)
+    return {
+        "repository": result.repository,
+        "environments": envs,
+        "tags": len(result.rows),
+        "distinct_digests": result.distinct_digests,
+        "exit_code": result.exit_code,
+        "skipped_tags": [printable(t) for t in result.skipped],
+        "rows": [{
+            "tag": r.tag,
+            "digest": str(r.digest) if r.digest else None,
+            "created": r.created.isoformat() if r.created else None,
+            "kept_by_cleanup": r.cleanup.kept,
+            "cleanup_reason": r.cleanup.reason,
+            "checked": r.checked,
+            "decisions": {e: d.value for e, d in r.decisions.items()},
+            "same_digest_as": list(r.same_digest),
+            "signed": r.signed,
+            "error": r.error,
+        } for r in _ordered(result)],
+    }
+
+
+def write(result: AuditResult, directory: Path) -> Path:
+    """Write ``imggate-audit.json`` into ``directory``."""
+    return write_text(directory / FILENAME, json.dumps(document(result), indent=2) + "\n")
+
+
+def table(result: AuditResult) -> Table:
+    """The summary as a rich table (cells are Text: nothing in them is markup)."""
+    envs = list(result.verdicts)
+    t = Table(title=f"{result.repository}: {len(result.rows)} tags, "
+                    f"{result.distinct_digests} distinct images", title_justify="left")
+    for name in ("Tag", "Digest", "Created", "Cleanup", *envs, "Signed", "Same image as"):
+        t.add_column(name, overflow="fold")
+    for r in _ordered(result):
+        cells = [Text(r.tag), Text(r.digest.hex[:12] if r.digest else "-"),
+                 Text(r.created.date().isoformat() if r.created else "-"),
+                 Text("keep" if r.cleanup.kept else "remove",
+                      style="" if r.cleanup.kept else "dim")]
+        for env in envs:
+            d = r.decisions.get(env)
+            label = d.value.upper() if d else ("ERROR" if r.error else "-")
+            cells.append(Text(label, style=_STYLE.get(label.lower(), "")))
+        same = ", ".join(r.same_digest[:3]) + (f" +{len(r.same_digest) - 3}"
+                                                if len(r.same_digest) > 3 else "")
+        cells += [Text(_signed(r)), Text(same)]
+        t.add_row(*cells)
+    return t
+
+
+def print_summary(result: AuditResult, console: Console, written: list[Path]) -> None:
+    """The table, the rows that could not be resolved, and where the reports are."""
+    console.print(table(result))
+    for r in result.rows:
+        if r.error:
+            console.print(Text(f"ERROR {r.tag}: {printable(r.error)}", style="yellow"))
+    if result.skipped:
+        console.print(Text(f"skipped {len(result.skipped)} listed names that are not tags: "
+                           + ", ".join(printable(t) for t in result.skipped[:5])))
+    removed = sum(1 for r in result.rows if not r.cleanup.kept)
+    kept_denied = sum(1 for r in result.rows if r.cleanup.kept and any(
+        d.value == "deny" for d in r.decisions.values()))
+    console.print(Text(f"cleanup keeps {len(result.rows) - removed} of {len(result.rows)} tags; "
+                       f"{kept_denied} kept tag(s) denied in some environment"))
+    for p in written:
+        console.print(Text(f"  report: {p}"))

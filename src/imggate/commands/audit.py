@@ -1,0 +1,153 @@
+"""``imggate audit REPOSITORY``: every tag through the gate, with GitLab's cleanup-policy view."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from imggate._app import app
+from imggate.commands._registry_opts import (
+    CaFileOpt,
+    InsecureOpt,
+    PasswordStdinOpt,
+    TimeoutOpt,
+    UsernameOpt,
+    parse_deadline,
+    parse_refs,
+    registry_options,
+)
+from imggate.commands._signature_opts import (
+    IdentityOpt,
+    IdentityRegexpOpt,
+    IgnoreTlogOpt,
+    IssuerOpt,
+    IssuerRegexpOpt,
+)
+from imggate.errors import UsageError
+
+_DURATION = re.compile(r"([1-9][0-9]{0,4})([hdw])")
+
+
+def parse_older_than(text: str | None) -> timedelta | None:
+    """``--older-than`` as GitLab writes it (``7d``, ``90d``; also hours and weeks)."""
+    if text is None:
+        return None
+    m = _DURATION.fullmatch(text.strip())
+    if not m:
+        raise UsageError(f"--older-than {text!r}: expected a number and h, d or w, e.g. 30d")
+    n, unit = int(m.group(1)), m.group(2)
+    return {"h": timedelta(hours=n), "d": timedelta(days=n), "w": timedelta(weeks=n)}[unit]
+
+
+@app.command()
+def audit(
+    repository: Annotated[str, typer.Argument(
+        help="A repository (registry/name, no tag), e.g. registry.example.com/team/app.")],
+    tags: Annotated[str | None, typer.Option(
+        "--tags", help="Cleanup's name_regex: tags the cleanup policy may remove "
+                       "(whole-name regex). Without it, cleanup keeps every tag.")] = None,
+    keep_regex: Annotated[str | None, typer.Option(
+        "--keep-regex", help="Cleanup's name_regex_keep: tags it always keeps.")] = None,
+    keep_n: Annotated[int | None, typer.Option(
+        "--keep-n", min=1, help="Cleanup's keep_n: the N most recent matching tags are kept.")
+    ] = None,
+    older_than: Annotated[str | None, typer.Option(
+        "--older-than", help="Cleanup's older_than: only tags older than this are removed "
+                             "(e.g. 30d).")] = None,
+    only_kept: Annotated[bool, typer.Option(
+        "--only-kept", help="Check only the tags the cleanup policy keeps.")] = False,
+    env: Annotated[list[str] | None, typer.Option(
+        "--env", help="Environment to judge every tag in (repeatable; default: as check).")
+    ] = None,
+    rules: Annotated[str | None, typer.Option(
+        "--rules", help="Rules file or directory (default: ./rules/default.yaml, else "
+                        "built-in).")] = None,
+    key: Annotated[list[str] | None, typer.Option(
+        "--key", help="Require a signature verified by this PEM public key (repeatable).")
+    ] = None,
+    certificate_identity: IdentityOpt = None,
+    certificate_identity_regexp: IdentityRegexpOpt = None,
+    certificate_oidc_issuer: IssuerOpt = None,
+    certificate_oidc_issuer_regexp: IssuerRegexpOpt = None,
+    insecure_ignore_tlog: IgnoreTlogOpt = False,
+    concurrency: Annotated[int, typer.Option(
+        "--concurrency", min=1, max=128, help="Registry requests in flight.")] = 16,
+    output_dir: Annotated[str, typer.Option(
+        "--output-dir", "-o", help="Where reports are written (one folder per environment "
+                                   "when several are given).")] = "reports",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table, no progress.")] = False,
+    insecure_registry: InsecureOpt = None,
+    ca_file: CaFileOpt = None,
+    username: UsernameOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+    timeout: TimeoutOpt = 30.0,
+    deadline: Annotated[float, typer.Option(
+        "--deadline", help="Seconds the whole audit may spend on registries.",
+        show_default=True)] = 900.0,
+) -> int:
+    """Check every tag of a repository; show which ones a GitLab cleanup policy keeps."""
+    from imggate.audit.cleanup import CleanupPolicy
+    from imggate.audit.run import AuditRequest
+    from imggate.gate import SignatureOptions
+    from imggate.policy.loader import identity_from_flags, load_policy, locate_rules
+    from imggate.registry.client import RegistryOptions
+
+    now = datetime.now(UTC)
+    limit = parse_deadline(deadline)
+    (repo,) = parse_refs([repository])
+    cleanup = CleanupPolicy(name_regex=tags, name_regex_keep=keep_regex, keep_n=keep_n,
+                            older_than=parse_older_than(older_than))
+    identity = identity_from_flags(certificate_identity, certificate_identity_regexp,
+                                   certificate_oidc_issuer, certificate_oidc_issuer_regexp)
+    where = locate_rules(Path(rules) if rules else None)
+    keys = [Path(k) for k in key or ()]
+    for k in keys:
+        if not k.is_file():
+            raise UsageError(f"--key {k}: no such file")
+    policies = {}
+    names: list[str | None] = list(env) if env else [None]
+    for name in names:
+        policy = load_policy(where.path, name, found_by=where.found_by, keys=keys,
+                             identities=[identity] if identity else [], discover=Path.cwd())
+        policies[policy.rules.env] = policy
+    options = registry_options([repo], insecure=insecure_registry, ca_file=ca_file,
+                               username=username, password_stdin=password_stdin, timeout=timeout)
+    assert isinstance(options, RegistryOptions)
+    request = AuditRequest(repository=repo, policies=policies, now=now, registry=options,
+                           cleanup=cleanup, only_kept=only_kept, concurrency=concurrency,
+                           deadline=limit,
+                           signatures=SignatureOptions(ignore_tlog=insecure_ignore_tlog))
+    return _run(request, Path(output_dir), quiet=quiet)
+
+
+def _run(request: object, out: Path, *, quiet: bool) -> int:
+    """Run the audit with progress, write the reports, print the table."""
+    from rich.console import Console
+
+    from imggate.audit import summary
+    from imggate.audit.progress import AuditProgress
+    from imggate.audit.run import AuditRequest, run_audit
+    from imggate.commands.check import write_outputs
+
+    assert isinstance(request, AuditRequest)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--output-dir {out}: cannot create it ({e.strerror})") from None
+    if quiet:
+        result = run_audit(request)
+    else:
+        with AuditProgress() as progress:
+            result = run_audit(request, progress)
+    written = []
+    several = len(result.verdicts) > 1
+    for env, verdict in result.verdicts.items():
+        written += write_outputs(verdict, out / env if several else out, started=request.now)
+    written.append(summary.write(result, out))
+    if not quiet:
+        summary.print_summary(result, Console(highlight=False, soft_wrap=False), written)
+    return result.exit_code

@@ -1,0 +1,146 @@
+"""``imggate audit`` over a real Distribution registry: 200+ tags, shared digests, a multi-arch
+index (built with umoci, pushed with skopeo), key signatures, and GitLab's cleanup view."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+import pytest
+
+from audit.audit_repository import build
+from harness_images import MULTI_PLATFORMS, MULTI_TAG, LayoutBuilder, Skopeo
+from registry_harness import Registry, run_imggate
+
+pytestmark = pytest.mark.registry
+
+RULES = """\
+version: 1
+default_env: dev
+environments:
+  dev:
+    severity: {fail_on: Critical}
+  prod:
+    extends: dev
+    tags: {deny: [latest]}
+    signatures: {keys: [cosign.pub]}
+"""
+
+
+@pytest.fixture(scope="module")
+def audited(anon_registry: Registry, skopeo: Skopeo, image_layout: LayoutBuilder,
+            tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, object], object, Path,
+                                                               object]:
+    repository = f"audit/{secrets.token_hex(4)}"
+    pushed = build(anon_registry.url, repository)
+    skopeo.push(image_layout.path, MULTI_TAG, anon_registry, repository, "multi",
+                all_platforms=True)
+    work = tmp_path_factory.mktemp("audit")
+    (work / "cosign.pub").write_bytes(pushed.signer.public_pem)
+    (work / "rules.yaml").write_text(RULES)
+    result = run_imggate([
+        "audit", f"{anon_registry.host}/{repository}", "--rules", str(work / "rules.yaml"),
+        "--env", "dev", "--env", "prod", "--tags", r"v1\.0\..*", "--keep-n", "7",
+        "--older-than", "50d", "--keep-regex", r"v1\.0\.1[0-9]", "--insecure-ignore-tlog",
+        "-o", str(work / "out")])
+    doc = json.loads((work / "out" / "imggate-audit.json").read_text())
+    return doc, pushed, work, result
+
+
+def _rows(doc: dict[str, object]) -> dict[str, dict[str, object]]:
+    rows = doc["rows"]
+    assert isinstance(rows, list)
+    return {r["tag"]: r for r in rows}
+
+
+def test_every_tag_is_listed_and_cosign_tags_are_not_images(audited: tuple) -> None:
+    doc, pushed, _, result = audited
+    rows = _rows(doc)
+    assert set(rows) == {*pushed.tags, "multi"}  # 200 + latest + stable + multi
+    assert len(rows) == 203
+    assert not [t for t in rows if t.startswith("sha256-")]  # the 10 .sig tags
+    assert doc["distinct_digests"] == 61
+    assert result.code == 1, result.output  # prod denies some tags
+
+
+def test_tags_sharing_a_digest_are_shown_together(audited: tuple) -> None:
+    doc, pushed, _, _ = audited
+    rows = _rows(doc)
+    assert sorted(rows["v1.0.0"]["same_digest_as"]) == sorted(
+        ["v1.0.60", "v1.0.120", "v1.0.180", "stable"])
+    assert rows["v1.0.0"]["digest"] == str(pushed.tags["v1.0.0"])
+    assert rows["latest"]["digest"] == rows["v1.0.59"]["digest"]
+    assert rows["multi"]["digest"].startswith("sha256:")  # the index, resolved like any tag
+
+
+def test_the_cleanup_view_follows_gitlabs_policy(audited: tuple) -> None:
+    doc, _, _, _ = audited
+    rows = _rows(doc)
+    removed = {t for t, r in rows.items() if not r["kept_by_cleanup"]}
+    by_count = {"v1.0.59", "v1.0.119", "v1.0.179", "v1.0.58", "v1.0.118", "v1.0.178", "v1.0.57"}
+    by_pattern = {f"v1.0.1{i}" for i in range(10)}
+    assert len(removed) == 200 - len(by_count) - len(by_pattern)
+    for t in by_count:
+        assert rows[t]["cleanup_reason"] == "among the 7 most recent"
+    for t in by_pattern:
+        assert rows[t]["cleanup_reason"] == "matches the keep pattern"
+    assert rows["latest"]["kept_by_cleanup"] and rows["stable"]["kept_by_cleanup"]
+    assert rows["v1.0.0"]["cleanup_reason"] == "removed by the cleanup policy"
+
+
+def test_each_environment_decides_each_tag(audited: tuple) -> None:
+    doc, pushed, work, _ = audited
+    rows = _rows(doc)
+    assert all(r["decisions"]["dev"] == "allow" for r in rows.values())
+    for tag, digest in pushed.tags.items():
+        signed = digest in pushed.signed
+        assert rows[tag]["signed"] is signed
+        want = "allow" if signed and tag != "latest" else "deny"
+        assert rows[tag]["decisions"]["prod"] == want, tag
+    assert rows["multi"]["decisions"]["prod"] == "deny"
+    for env in ("dev", "prod"):
+        verdict = json.loads((work / "out" / env / "imggate-verdict.json").read_text())
+        assert len(verdict["images"]) == 203
+        assert (work / "out" / env / "gl-container-scanning-report.json").is_file()
+
+
+def test_progress_is_plain_lines_off_a_terminal_and_the_table_is_printed(audited: tuple) -> None:
+    _, _, _, result = audited
+    assert "imggate: audit: resolve: 203/203" in result.stderr
+    assert "imggate: audit: check prod: 61/61" in result.stderr
+    assert "\r" not in result.stderr
+    assert "distinct images" in result.stdout and "v1.0.199" in result.stdout
+    assert "cleanup keeps 20 of 203 tags" in result.stdout
+
+
+def test_only_kept_checks_just_what_cleanup_keeps(anon_registry: Registry, tmp_path: Path) -> None:
+    repository = f"audit/{secrets.token_hex(4)}"
+    build(anon_registry.url, repository, n_tags=20, n_digests=5, signed=0)
+    result = run_imggate(["audit", f"{anon_registry.host}/{repository}", "--tags", r"v.*",
+                          "--keep-n", "3", "--only-kept", "-q", "-o", str(tmp_path)])
+    assert result.code == 0, result.output
+    doc = json.loads((tmp_path / "imggate-audit.json").read_text())
+    checked = {r["tag"] for r in doc["rows"] if r["checked"]}
+    assert checked == {r["tag"] for r in doc["rows"] if r["kept_by_cleanup"]}
+    assert len(checked) == 5  # 3 by count, latest, stable
+    assert all(not r["decisions"] for r in doc["rows"] if not r["checked"])
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--tags", "("], "--tags '(': not a regular expression"),
+    (["--older-than", "soon"], "--older-than 'soon'"),
+])
+def test_bad_flags_are_usage_errors(anon_registry: Registry, args: list[str],
+                                    message: str) -> None:
+    result = run_imggate(["audit", f"{anon_registry.host}/audit/none", *args])
+    assert result.code == 2 and message in result.stderr
+
+
+def test_a_tagged_reference_is_not_a_repository(anon_registry: Registry) -> None:
+    result = run_imggate(["audit", f"{anon_registry.host}/audit/none:v1"])
+    assert result.code == 2 and "takes a repository" in result.stderr
+
+
+def test_the_multi_arch_platforms_come_from_the_layout() -> None:
+    assert {p for _, p in MULTI_PLATFORMS} == {"linux/amd64", "linux/arm64"}
