@@ -10,6 +10,7 @@ decision ``error`` (exit 3), never an allow.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,9 +22,11 @@ from imggate.errors import Error
 from imggate.models import (
     Digest,
     Evidence,
+    EvidenceKind,
     ImageRef,
     Platform,
     ResolvedImage,
+    RunInfo,
     ScanReport,
     SignatureCheck,
     Verdict,
@@ -204,8 +207,9 @@ async def _evidence(req: CheckRequest, client: RegistryClient, text: str, ref: I
 
         user, secret = _credentials_for_trivy(req, ref)
         try:
-            found.append(await asyncio.to_thread(run_trivy, image, username=user,
-                                                 password=secret, options=req.trivy))
+            scanned = await asyncio.to_thread(run_trivy, image, username=user,
+                                              password=secret, options=req.trivy)
+            found.append(dataclasses.replace(scanned, kind=EvidenceKind.SCAN))
         except Error as e:
             errors.append(e.message)
     checks: tuple[SignatureCheck, ...] = ()
@@ -236,7 +240,18 @@ def decide(req: CheckRequest, evidence: Sequence[Evidence]) -> Verdict:
     p = req.policy
     verdicts = tuple(evaluate(ev, p.rules, exceptions=p.exceptions, now=req.now, kev=p.kev)
                      for ev in evidence)
-    return Verdict(env=p.rules.env, images=verdicts, generated=req.now)
+    return Verdict(env=p.rules.env, images=verdicts, generated=req.now, run=run_info(p))
+
+
+def run_info(policy: Policy) -> RunInfo:
+    """What every report records about the policy applied: rules source, sha256, environment
+    and how each was chosen, and imggate's version."""
+    from imggate import __version__
+
+    rf = policy.rules_file
+    return RunInfo(rules_source=rf.source, rules_sha256=rf.sha256, rules_found_by=rf.found_by,
+                   env=policy.env.name, env_origin=policy.env.origin,
+                   env_reason=policy.env.source, imggate_version=__version__)
 
 
 def run_check(req: CheckRequest) -> Verdict:

@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -281,13 +281,24 @@ class ScannerInfo:
     vendor: str | None = None
 
 
+class EvidenceKind(str, Enum):
+    """Where a piece of vulnerability evidence came from."""
+
+    REPORT = "report"              # a scanner report file given to imggate
+    SCAN = "scan"                  # a scanner imggate ran itself (--scan trivy)
+    ATTESTATION = "attestation"    # a signed vulnerability attestation in the registry
+
+
 @dataclass(frozen=True, slots=True)
 class ScanReport:
-    """One scanner report, parsed and validated.
+    """One scanner report (or attestation), parsed and validated.
 
     ``image_name`` / ``image_digests`` are what the report says it scanned
     (``image_digests`` holds manifest/repo digests and the image id; empty
     when the report names none) so the gate can bind a report to an image.
+    ``finished`` is when the scan ran by the report's own account (Trivy
+    ``CreatedAt``, Grype ``descriptor.timestamp``, GitLab ``scan.end_time``,
+    an attestation's ``scanFinishedOn``): the report's age is measured from it.
     """
 
     scanner: ScannerInfo
@@ -298,6 +309,45 @@ class ScanReport:
     operating_system: str | None = None
     started: datetime | None = None
     finished: datetime | None = None
+    kind: EvidenceKind = EvidenceKind.REPORT
+
+    @property
+    def created(self) -> datetime | None:
+        """When the report was made: the scan's end, else its start."""
+        return self.finished or self.started
+
+
+class Binding(str, Enum):
+    """Whether a report is about the image it was given for."""
+
+    BOUND = "bound"                          # it names a digest of this image
+    UNBOUND = "unbound"                      # it names no digest: cannot tell
+    OTHER_IMAGE = "other-image"              # it names digests, none of this image's
+    OTHER_REPOSITORY = "other-repository"    # it names no digest and another repository
+
+
+@dataclass(frozen=True, slots=True)
+class ReportInfo:
+    """One piece of scanner evidence as judged for one image (shown in every report).
+
+    ``location`` is the file (or registry reference) it came from; ``age``
+    is ``now - created``; ``bound_to`` is the digest of this image it names;
+    ``used`` says whether its findings count for this image, and
+    ``problems`` why not (or why it is suspect: stale, undated, unbound).
+    """
+
+    kind: EvidenceKind
+    location: str
+    scanner: str
+    scanner_version: str | None
+    created: datetime | None
+    age: timedelta | None
+    subject: str | None
+    binding: Binding
+    bound_to: Digest | None
+    used: bool
+    findings: int
+    problems: tuple[str, ...] = ()
 
 
 class SignatureKind(str, Enum):
@@ -398,6 +448,13 @@ class ImageVerdict:
     reports: tuple[ScanReport, ...] = ()
     error: str | None = None
     notes: tuple[str, ...] = field(default=())
+    evidence: tuple[ReportInfo, ...] = ()
+
+    @property
+    def scanned(self) -> bool:
+        """Whether any scanner evidence for this image was used: when not, the image is
+        NOT SCANNED (its zero findings mean nothing), whatever the decision."""
+        return any(e.used for e in self.evidence)
 
     @property
     def violations(self) -> tuple[RuleResult, ...]:
@@ -411,18 +468,40 @@ class ImageVerdict:
 
 
 @dataclass(frozen=True, slots=True)
+class RunInfo:
+    """Which policy a run applied and why: recorded in every report.
+
+    ``rules_found_by`` is ``--rules``, ``./rules/`` or ``built-in``;
+    ``env_origin`` is ``--env``, a CI variable, ``default_env`` or
+    ``fallback_env`` and ``env_reason`` says it in words.
+    """
+
+    rules_source: str
+    rules_sha256: str | None
+    rules_found_by: str
+    env: str
+    env_origin: str
+    env_reason: str
+    imggate_version: str
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
-    """The verdicts for every image checked in one run."""
+    """The verdicts for every image checked in one run (and, when known, its policy)."""
 
     env: str
     images: tuple[ImageVerdict, ...]
     generated: datetime
+    run: RunInfo | None = None
+    error: str | None = None
 
     @property
     def exit_code(self) -> int:
-        """3 if any image could not be decided, else 1 if any was denied, else 0."""
-        if any(i.decision is Decision.ERROR for i in self.images) or not self.images:
-            return 3
+        """1 if any image was denied (a retry cannot fix that), else 3 if any image (or the
+        run) could not be decided, or none was checked, else 0."""
         if any(i.decision is Decision.DENY for i in self.images):
             return 1
+        if (self.error is not None or not self.images
+                or any(i.decision is Decision.ERROR for i in self.images)):
+            return 3
         return 0

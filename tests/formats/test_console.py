@@ -66,7 +66,8 @@ def test_top_violations_warnings_and_error_reason():
             '& "more" (+1 more)') in text
     assert "WARNING tags: tag 'latest' is denied in prod (+1 more)" in text
     assert "could not decide: registry.invalid/team/down:1.0: connection refused" in text
-    assert text.rstrip().endswith("Result: ERROR (exit code 3)")
+    # One image denied: exit 1 even beside an undecided one (a retry cannot fix a denial).
+    assert text.rstrip().endswith("Result: DENY (exit code 1)")
 
 
 def test_only_the_top_violations_are_listed():
@@ -124,7 +125,7 @@ def test_no_colour_when_not_a_terminal(plain_env):
     console.print_summary(sample_verdict(3), buf)
     out = buf.getvalue()
     assert "\x1b" not in out
-    assert "Result: ERROR (exit code 3)" in out
+    assert "Result: DENY (exit code 1)" in out
     # Not a terminal and no COLUMNS: wide enough that references do not wrap.
     assert max(len(line) for line in out.splitlines()) <= console.PIPE_WIDTH
     assert "registry.example.com/team/<evil>:latest" in out
@@ -139,7 +140,7 @@ def test_colour_on_a_terminal_and_none_with_no_color(plain_env, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     tty = FakeTTY()
     console.print_summary(sample_verdict(3), tty)
-    assert "Result: ERROR" in SGR.sub("", tty.getvalue())
+    assert "Result: DENY" in SGR.sub("", tty.getvalue())
     assert colour_codes(tty.getvalue()) == []
 
 

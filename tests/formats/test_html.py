@@ -245,7 +245,8 @@ def test_a_banner_per_image_with_its_decision():
     assert [text_of(n).split(" registry")[0] for n in banners] == [
         "Allowed", "Denied", "Could not decide"]
     run = doc.find("div", class_="run-banner")[0]
-    assert "decision-error" in run.attrs["class"] and "exit code 3" in text_of(run)
+    # A denial beside an undecided image: the run is denied (exit 1).
+    assert "decision-deny" in run.attrs["class"] and "exit code 1" in text_of(run)
     assert "connection refused <b>&amp;</b>" in text_of(doc.find("div", class_="error-box")[0])
 
 
@@ -373,7 +374,7 @@ def test_in_the_browser_scripts_run_and_injected_markup_does_not(tmp_path):
     doc = parse(dom)
     body = doc.find("body")[0]
     assert body.attrs.get("data-js") == "ready"  # our script ran under the CSP
-    assert text_of(doc.find("title")[0]) == "imggate: Could not decide (prod)"
+    assert text_of(doc.find("title")[0]) == "imggate: Denied (prod)"
     assert "pwned" not in text_of(doc.find("title")[0])
     assert doc.find("img") == []
     assert len(doc.find("script")) == 1

@@ -56,11 +56,14 @@ def test_real_scanner_reports_give_a_valid_document():
         assert image["reports"][0]["findings"] == len(iv.reports[0].findings)
 
 
-def test_overall_decision_and_exit_code_follow_the_worst_image():
+def test_overall_decision_and_exit_code_of_a_mixed_run():
+    # 1 if any image is denied (a retry cannot fix that), else 3 if any is undecided, else 0.
     cases = [
         ((allow_image(),), "allow", 0),
         ((allow_image(), deny_image(3)), "deny", 1),
-        ((allow_image(), deny_image(3), error_image()), "error", 3),
+        ((allow_image(), deny_image(3), error_image()), "deny", 1),
+        ((deny_image(3), error_image(), error_image()), "deny", 1),
+        ((allow_image(), error_image()), "error", 3),
         ((), "error", 3),  # nothing checked is never an allow
     ]
     for images, decision, code in cases:
@@ -190,7 +193,7 @@ def test_write_creates_the_directory_and_returns_the_path(tmp_path):
     out = tmp_path / "reports" / "nested"
     path = verdict_json.write(sample_verdict(3), out)
     assert path == out / "imggate-verdict.json"
-    assert json.loads(path.read_text())["exit_code"] == 3
+    assert json.loads(path.read_text())["exit_code"] == 1
     assert [p.name for p in out.iterdir()] == ["imggate-verdict.json"]  # no temp file left
 
 

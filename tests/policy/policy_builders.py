@@ -62,11 +62,17 @@ def finding(vid: str = "CVE-2024-0001", severity: Severity = Severity.CRITICAL, 
                    path=path, sources=("trivy",))
 
 
+#: When :func:`report`'s reports were made by default: a day before :data:`NOW`.
+REPORTED = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
 def report(*findings: Finding, digests: tuple[Digest, ...] = (DIGEST,),
-           name: str | None = f"{REGISTRY}/{REPO}", source: str = "trivy.json") -> ScanReport:
-    """A Trivy report naming ``digests`` (empty: names no image)."""
+           name: str | None = f"{REGISTRY}/{REPO}", source: str = "trivy.json",
+           finished: datetime | None = REPORTED) -> ScanReport:
+    """A Trivy report naming ``digests`` (empty: names no image), made at ``finished``."""
     return ScanReport(scanner=ScannerInfo("trivy", "0.50.0"), findings=tuple(findings),
-                      source=source, image_name=name, image_digests=digests)
+                      source=source, image_name=name, image_digests=digests,
+                      finished=finished)
 
 
 def signature(signer: str | None = "cosign.pub", *, verified: bool = True,

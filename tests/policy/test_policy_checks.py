@@ -90,10 +90,12 @@ def test_cvss_threshold_regardless_of_label() -> None:
 
 
 def test_no_report() -> None:
+    # Not required: a warning that does not deny, never a silent pass.
     r = check_severity([], SeverityRules(fail_on=Severity.CRITICAL), E, False)
-    assert r is not None and r.passed and "no scanner report" in r.messages[0]
+    assert r is not None and not r.passed and r.mode is Mode.WARN
+    assert r.messages[0].startswith("NOT SCANNED: no scanner evidence")
     r = check_severity([], SeverityRules(require_report=True), E, False)
-    assert r is not None and not r.passed
+    assert r is not None and not r.passed and r.mode is E
     assert check_severity([], SeverityRules(), E, True) is None
 
 

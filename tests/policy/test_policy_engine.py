@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -82,7 +82,22 @@ MATRIX = [
      None, Decision.ALLOW, set()),
     ("report for another image", "dev", ref(None, DIGEST),
      (report(digests=(OTHER_DIGEST,), name="ghcr.io/other/app"),), (), None, None,
-     Decision.DENY, {"report-binding"}),
+     Decision.DENY, {"report-binding", "severity"}),
+    # Fail closed on missing, stale or unbound evidence (the built-in prod).
+    ("no report in prod", "prod", ref(None, DIGEST), (), (), None, None,
+     Decision.DENY, {"severity"}),
+    ("no report in dev", "dev", ref(None, DIGEST), (), (), None, None,
+     Decision.ALLOW, {"severity"}),
+    ("stale report in prod", "prod", ref(None, DIGEST),
+     (report(finished=NOW - timedelta(days=8)),), (), None, None,
+     Decision.DENY, {"report-age"}),
+    ("undated report in prod", "prod", ref(None, DIGEST), (report(finished=None),), (), None,
+     None, Decision.DENY, {"report-age"}),
+    ("unbound report in prod", "prod", ref(None, DIGEST), (report(digests=()),), (), None,
+     None, Decision.DENY, {"report-binding", "severity"}),
+    ("report for another repository", "prod", ref(None, DIGEST),
+     (report(finding(), digests=(), name="docker.io/library/redis:7"),), (), None, None,
+     Decision.DENY, {"report-binding", "severity"}),
 ]
 
 
@@ -190,7 +205,8 @@ def test_report_for_another_image_message() -> None:
     other = report(digests=(OTHER_DIGEST,), name="ghcr.io/other/app")
     v = _run("dev", evidence(ref(None, DIGEST), reports=(other,)))
     (msg,) = next(x for x in v.rules if x.rule == "report-binding").messages
-    assert "report is for another image (ghcr.io/other/app)" in msg
+    assert "trivy.json is for another image (ghcr.io/other/app), not sha256:" in msg
+    assert msg.endswith("its findings are not used")
 
 
 def test_image_override_applies_in_engine() -> None:
@@ -237,7 +253,7 @@ def test_unresolved_image_only_checks_the_reference() -> None:
     v = _run("prod", ev)
     assert v.decision is Decision.ERROR
     assert {x.rule for x in v.rules} == {"tags.denied", "tags.digest-pinning"}
-    assert v.findings == () and v.reports == ev.reports
+    assert v.findings == () and v.reports == () and v.evidence == ()
 
 
 def test_a_signature_over_the_config_digest_does_not_count() -> None:

@@ -6,13 +6,23 @@ from pathlib import Path
 
 import pytest
 
-from imggate.models import Decision, Digest, Evidence, ScanReport
+from imggate.models import Binding, Decision, Digest, Evidence, ScanReport
 from imggate.policy.allowlists import load_allowlist
 from imggate.policy.engine import evaluate
 from imggate.policy.kev import KevCatalog
 from imggate.policy.loader import load_rules
 from imggate.scanners.detect import load_report
-from policy.policy_builders import FIXTURES, NOW, OTHER_DIGEST, evidence, image, ref, rules
+from policy.policy_builders import (
+    FIXTURES,
+    NOW,
+    OTHER_DIGEST,
+    REGISTRY,
+    REPO,
+    evidence,
+    image,
+    ref,
+    rules,
+)
 
 
 @pytest.fixture(scope="module")
@@ -20,9 +30,10 @@ def buster() -> ScanReport:
     return load_report(FIXTURES / "trivy" / "debian-buster.json")
 
 
-def _for(report: ScanReport, digest: Digest | None = None) -> Evidence:
+def _for(report: ScanReport, digest: Digest | None = None, *,
+         registry: str = REGISTRY, repository: str = REPO) -> Evidence:
     d = digest or report.image_digests[0]
-    r = ref(None, d)
+    r = ref(None, d, registry=registry, repository=repository)
     return evidence(r, reports=(report,), resolved=image(r, digest=d))
 
 
@@ -40,9 +51,15 @@ def test_critical_in_a_real_trivy_report_denies(buster: ScanReport) -> None:
 def test_real_report_for_another_image_denies(buster: ScanReport) -> None:
     v = evaluate(_for(buster, OTHER_DIGEST), load_rules().effective("dev"),
                  now=NOW)
-    assert {x.rule for x in v.violations} == {"severity", "report-binding"}
+    # Its Critical finding is not this image's: only the binding fails, and the
+    # image is NOT SCANNED (a warning in dev, where no report is required).
+    assert {x.rule for x in v.violations} == {"report-binding"}
+    assert v.findings == () and v.reports == () and not v.scanned
     msg = next(x for x in v.rules if x.rule == "report-binding").messages[0]
-    assert "report is for another image (testdata/fixtures/images/debian-buster.tar.gz)" in msg
+    assert "is for another image (testdata/fixtures/images/debian-buster.tar.gz)" in msg
+    assert [w.rule for w in v.warnings] == ["severity"]
+    (info,) = v.evidence
+    assert (info.binding, info.used, info.findings) == (Binding.OTHER_IMAGE, False, 2)
 
 
 def test_trivyignore_excepts_the_real_finding(buster: ScanReport, tmp_path: Path) -> None:
@@ -75,7 +92,18 @@ def test_gitlab_report_naming_no_digest_is_used_with_a_note() -> None:
     report = load_report(FIXTURES / "gitlab-cs" / "gcs-schema15-trivy-alpine.json")
     assert report.image_digests == ()
     d = Digest.of(b"some image")
-    v = evaluate(_for(report, d), load_rules().effective("dev"), now=NOW)
+    mine = _for(report, d, registry="registry.gitlab.com",
+                repository="caneldem/trivy-test/caneldem-master-patch-27986")
+    v = evaluate(mine, load_rules().effective("dev"), now=NOW)
     assert v.decision is Decision.DENY
     assert [x.rule for x in v.violations] == ["severity"]
     assert any("names no image digest" in n for n in v.notes)
+    (info,) = v.evidence
+    assert (info.binding, info.used) == (Binding.UNBOUND, True)
+    assert info.created == report.finished and info.scanner == "trivy"
+    # The same report given for another repository: refused, its findings used nowhere.
+    v = evaluate(_for(report, d), load_rules().effective("dev"), now=NOW)
+    assert [x.rule for x in v.violations] == ["report-binding"]
+    assert v.findings == () and v.evidence[0].binding is Binding.OTHER_REPOSITORY
+    assert "is for another repository (registry.gitlab.com/caneldem" in \
+        v.violations[0].messages[0]

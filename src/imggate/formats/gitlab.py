@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -323,17 +322,9 @@ def dumps(doc: dict[str, Any]) -> str:
 
 def write(path: str | os.PathLike[str], doc: dict[str, Any]) -> None:
     """Write ``doc`` to ``path`` atomically (a reader never sees half a report)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    from imggate.formats.files import write_atomic
+
     data = encode(doc)
     if SECRETS:  # the run's secrets never reach a report (see imggate.redact)
         data = SECRETS.redact(data.decode("utf-8")).encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.write(b"\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(Path(path), data + b"\n")

@@ -18,34 +18,37 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import secrets
-import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from imggate import __version__
-from imggate.errors import Error
+from imggate.formats.files import write_text
 from imggate.models import (
     ConfigSummary,
     Decision,
     ExceptionUse,
     Finding,
     ImageVerdict,
+    ReportInfo,
     ResolvedImage,
     RuleResult,
+    RunInfo,
     ScanReport,
     Severity,
     SignatureCheck,
     Verdict,
 )
 
+__all__ = ["FILENAME", "document", "image_document", "overall_decision", "render",
+           "severity_counts", "worst_first", "write", "write_text"]
+
 FILENAME = "imggate-verdict.json"
 SCHEMA_ID = "urn:imggate:schema:verdict:1"
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 #: Severities from worst to least, the order counts are reported in.
 SEVERITY_ORDER: tuple[Severity, ...] = tuple(
@@ -181,6 +184,37 @@ def _report(r: ScanReport) -> dict[str, Any]:
     }
 
 
+def evidence_document(e: ReportInfo) -> dict[str, Any]:
+    """One piece of scanner evidence as judged for an image (shared with the HTML)."""
+    return {
+        "kind": e.kind.value,
+        "location": e.location,
+        "scanner": e.scanner,
+        "scanner_version": e.scanner_version,
+        "created": _ts(e.created),
+        "age_seconds": int(e.age.total_seconds()) if e.age is not None else None,
+        "subject": e.subject,
+        "binding": e.binding.value,
+        "bound_to": str(e.bound_to) if e.bound_to is not None else None,
+        "used": e.used,
+        "findings": e.findings,
+        "problems": list(e.problems),
+    }
+
+
+def _policy(run: RunInfo | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "rules_source": run.rules_source,
+        "rules_sha256": run.rules_sha256,
+        "rules_found_by": run.rules_found_by,
+        "env": run.env,
+        "env_origin": run.env_origin,
+        "env_reason": run.env_reason,
+    }
+
+
 def _config(c: ConfigSummary | None) -> dict[str, Any] | None:
     if c is None:
         return None
@@ -252,6 +286,8 @@ def _image_document(iv: ImageVerdict, *, with_findings: bool) -> dict[str, Any]:
         "reports": [_report(r) for r in iv.reports],
         "image": _image(img),
         "notes": list(iv.notes),
+        "scanned": iv.scanned,
+        "evidence": [evidence_document(e) for e in iv.evidence],
     }
 
 
@@ -269,13 +305,17 @@ def _document(verdict: Verdict, tool_version: str | None, *,
         "tool": {"name": "imggate", "version": tool_version or __version__},
         "generated": _ts(verdict.generated),
         "env": verdict.env,
+        "policy": _policy(verdict.run),
         "decision": overall_decision(verdict).value,
         "exit_code": verdict.exit_code,
+        "error": verdict.error,
         "summary": {
             "images": len(verdict.images),
             "allow": decisions.count(Decision.ALLOW),
             "deny": decisions.count(Decision.DENY),
             "error": decisions.count(Decision.ERROR),
+            "not_scanned": sum(1 for i in verdict.images
+                               if i.image is not None and not i.scanned),
             "violations": sum(len(i.violations) for i in verdict.images),
             "warnings": sum(len(i.warnings) for i in verdict.images),
             "counts": _sum_counts(severity_counts(i.findings) for i in verdict.images),
@@ -367,29 +407,3 @@ def _lines(items: list[str], *, indent: int) -> str:
 def write(verdict: Verdict, output_dir: Path, *, tool_version: str | None = None) -> Path:
     """Write ``imggate-verdict.json`` into ``output_dir`` (created if needed); return its path."""
     return write_text(Path(output_dir) / FILENAME, render(verdict, tool_version=tool_version))
-
-
-def write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (readers never see half a report).
-
-    Raises :class:`imggate.errors.Error` naming the path when it cannot be written.
-    Every report passes through here (or :func:`imggate.formats.gitlab.write`):
-    the run's secrets are redacted from ``text`` on the way out.
-    """
-    from imggate.redact import redact
-
-    text = redact(text)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-                fh.write(text)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as e:
-        raise Error(f"cannot write report {path}: {e.strerror or e}") from e
-    return path

@@ -37,6 +37,9 @@ from imggate.policy.rules import (
     TagRules,
 )
 
+#: What every output calls an image without scanner evidence (never "0 findings").
+NOT_SCANNED = "NOT SCANNED"
+
 #: How many offending items a message lists before summarising the rest.
 SHOW = 10
 _SIGNER_RE = re.compile(r"^(?P<identity>.*) \((?P<issuer>[^()]*)\)$")
@@ -68,11 +71,12 @@ def check_severity(findings: Sequence[Finding], rules: SeverityRules, mode: Mode
     messages: list[str] = []
     passed = True
     if not have_report:
+        text = (f"{NOT_SCANNED}: no scanner evidence for this image was used (none given, "
+                "or every report was refused): its vulnerabilities are unknown")
         if rules.require_report:
-            return RuleResult("severity", False, mode,
-                              ("no scanner report for this image: vulnerabilities not checked",))
-        return RuleResult("severity", True, mode,
-                          ("no scanner report for this image: vulnerabilities not checked",))
+            return RuleResult("severity", False, mode, (text,))
+        # Not required here, so it does not deny; but never a silent pass.
+        return RuleResult("severity", False, Mode.WARN, (text + " (require_report is off)",))
     counted = [f for f in findings if not (rules.ignore_unfixed and is_unfixed(f))]
     ignored = len(findings) - len(counted)
     floor = rules.fail_on.rank if rules.fail_on is not None else None

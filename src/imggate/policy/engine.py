@@ -3,8 +3,9 @@
 Order of work:
 
 1. pick the rules for the image (most specific ``images:`` override wins);
-2. bind every scanner report to the image (``report-binding``);
-3. merge findings across reports (same id, package and version = one finding);
+2. bind and date every scanner report (``report-binding``, ``report-age``): a report
+   about another image or repository contributes nothing;
+3. merge findings across the reports used (same id, package and version = one finding);
 4. apply exceptions (used / expired / stale);
 5. run every configured rule; a failed rule in ``warn`` mode does not deny;
 6. any evidence error makes the decision ``error`` (exit 3): never an allow.
@@ -17,69 +18,21 @@ from datetime import datetime
 
 from imggate.models import (
     Decision,
-    Digest,
     Evidence,
     Finding,
     ImageVerdict,
     Mode,
-    ResolvedImage,
+    ReportInfo,
     RuleResult,
     ScanReport,
 )
 from imggate.policy import checks
 from imggate.policy.effective import EffectiveRules
+from imggate.policy.evidence import image_digests, judge_reports
 from imggate.policy.exceptions import EXPIRED, STALE, Applied, ExceptionSet
 from imggate.policy.kev import KevCatalog
-from imggate.policy.rules import BindingRules
 
 __all__ = ["evaluate", "image_digests", "merge_findings"]
-
-
-def image_digests(image: ResolvedImage | None) -> tuple[Digest, ...]:
-    """Every digest that names this image: top-level, platform manifest, children, config."""
-    if image is None:
-        return ()
-    found = [image.digest, image.manifest_digest, *(c.digest for c in image.platforms)]
-    if image.config is not None:
-        found.append(image.config.digest)
-    return tuple(dict.fromkeys(found))
-
-
-def _report_name(report: ScanReport, index: int) -> str:
-    return report.source or f"{report.scanner.name} report #{index + 1}"
-
-
-def check_binding(reports: Sequence[ScanReport], image: ResolvedImage | None,
-                  rules: BindingRules, mode: Mode) -> tuple[RuleResult | None, list[str]]:
-    """Each report must name this image's digest; one naming none is used with a warning."""
-    if not reports or image is None:
-        return None, []
-    ours = set(image_digests(image))
-    problems: list[str] = []
-    notes: list[str] = []
-    bound = 0
-    for i, report in enumerate(reports):
-        name = _report_name(report, i)
-        if not report.image_digests:
-            text = f"{name} names no image digest: cannot tell which image it scanned"
-            if rules.allow_unbound:
-                notes.append(text + "; used anyway")
-                bound += 1
-            else:
-                problems.append(text)
-        elif ours.isdisjoint(report.image_digests):
-            scanned = report.image_name or ", ".join(str(d) for d in report.image_digests[:2])
-            problems.append(f"{name}: report is for another image ({scanned}), "
-                            f"not {image.digest}")
-        else:
-            bound += 1
-    if problems:
-        return RuleResult("report-binding", False, mode, tuple(problems + notes)), notes
-    if notes:
-        # Used, but nobody can prove it is about this image: a warning, never silent.
-        return RuleResult("report-binding", False, Mode.WARN, tuple(notes)), notes
-    return RuleResult("report-binding", True, mode,
-                      (f"{bound} report(s) bound to {image.digest}",)), notes
 
 
 def merge_findings(reports: Sequence[ScanReport]) -> tuple[Finding, ...]:
@@ -129,20 +82,24 @@ def evaluate(evidence: Evidence, rules: EffectiveRules, *,
     results: list[RuleResult | None] = []
     results += checks.check_tags(evidence.ref, r.tags, r.mode_of("tags"))
     results.append(checks.check_registries(evidence.ref, r.registries, r.mode_of("registries")))
+    used: tuple[ScanReport, ...] = ()
+    infos: tuple[ReportInfo, ...] = ()
     if image is None:
         # Rules about the image itself would only repeat "unknown": the decision is error.
         notes.append("the image was not resolved: only rules about the reference were checked")
         applied = Applied((), (), ())
     else:
-        binding, binding_notes = check_binding(evidence.reports, image, r.report_binding,
-                                               r.mode_of("report_binding"))
-        notes += binding_notes
-        applied = (exceptions or ExceptionSet()).apply(
-            merge_findings(evidence.reports), ref=evidence.ref, digests=digests,
-            env=rules.env, today=now.date())
         sev_mode = r.mode_of("severity")
+        judged = judge_reports(evidence.reports, evidence.ref, image, severity=r.severity,
+                               binding=r.report_binding, severity_mode=sev_mode,
+                               binding_mode=r.mode_of("report_binding"), now=now)
+        used, infos = judged.used, judged.infos
+        notes += judged.notes
+        applied = (exceptions or ExceptionSet()).apply(
+            merge_findings(used), ref=evidence.ref, digests=digests,
+            env=rules.env, today=now.date())
         results.append(checks.check_severity(applied.active, r.severity, sev_mode,
-                                             bool(evidence.reports)))
+                                             bool(used)))
         results.append(checks.check_kev(applied.active, r.severity, sev_mode, kev))
         results.append(checks.check_age(image, r.age, r.mode_of("age"), now))
         results.append(checks.check_labels(image, r.labels, r.mode_of("labels")))
@@ -153,7 +110,7 @@ def evaluate(evidence: Evidence, rules: EffectiveRules, *,
         results.append(checks.check_attestations(evidence.signatures, r.attestations,
                                                  r.signatures, r.mode_of("attestations"),
                                                  signed))
-        results.append(binding)
+        results += judged.results
         results.append(_exception_result(applied))
     ran = tuple(x for x in results if x is not None)
 
@@ -170,5 +127,5 @@ def evaluate(evidence: Evidence, rules: EffectiveRules, *,
     return ImageVerdict(
         reference=evidence.reference, env=rules.env, decision=decision, image=image,
         rules=ran, findings=applied.active, suppressed=applied.suppressed,
-        exceptions=applied.uses, signatures=evidence.signatures, reports=evidence.reports,
-        error="; ".join(errors) or None, notes=tuple(notes))
+        exceptions=applied.uses, signatures=evidence.signatures, reports=used,
+        error="; ".join(errors) or None, notes=tuple(notes), evidence=infos)

@@ -45,6 +45,7 @@ environments:
     mode: warn
     severity:
       fail_on: High
+      require_report: true
     tags:
       deny: ["latest"]
       require_digest: true
@@ -54,9 +55,13 @@ environments:
     aliases: [production, "production/*"]
     severity:
       fail_on: High
+      require_report: true
+      max_report_age: 7d
     tags:
       deny: ["latest"]
       require_digest: true
+    report_binding:
+      allow_unbound: false
 """
 
 
@@ -75,15 +80,16 @@ _BUILTIN_DATA: dict[str, Any] = {
             "description": "Like production, but violations are reported as warnings.",
             "aliases": ["staging/*"],
             "mode": "warn",
-            "severity": {"fail_on": "High"},
+            "severity": {"fail_on": "High", "require_report": True},
             "tags": {"deny": ["latest"], "require_digest": True},
         },
         "prod": {
             "extends": "dev",
             "description": "Production. Pinned by digest, never latest, nothing High or above.",
             "aliases": ["production", "production/*"],
-            "severity": {"fail_on": "High"},
+            "severity": {"fail_on": "High", "require_report": True, "max_report_age": "7d"},
             "tags": {"deny": ["latest"], "require_digest": True},
+            "report_binding": {"allow_unbound": False},
         },
     },
 }

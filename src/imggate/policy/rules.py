@@ -20,6 +20,7 @@ Sections and the rule names they produce (stable: they are JUnit testcases)::
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -29,6 +30,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -67,6 +69,39 @@ def _relative_path(value: Any, info: ValidationInfo) -> Any:
 
 FilePath = Annotated[Path, BeforeValidator(_relative_path)]
 
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*([wdhm])\s*$")
+_UNITS = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1),
+          "m": timedelta(minutes=1)}
+
+
+def _duration(value: Any) -> Any:
+    # "7d", "12h", "2w", "30m"; a bare number is days.
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 7d, 12h or 2w")
+    if isinstance(value, int):
+        value = f"{value}d"
+    if isinstance(value, str) and (m := _DURATION_RE.match(value)):
+        amount = int(m.group(1))
+        if amount <= 0:
+            raise ValueError("a duration must be more than zero")
+        return amount * _UNITS[m.group(2)]
+    raise ValueError("expected a duration such as 7d, 12h, 2w or 30m")
+
+
+def format_duration(value: timedelta) -> str:
+    """A duration as written in rules: ``7d``, ``12h``, ``30m`` (weeks as days)."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration),
+                     PlainSerializer(format_duration, return_type=str)]
+
 
 
 class _Model(BaseModel):
@@ -95,7 +130,13 @@ class SeverityRules(_Section):
     cvss: float | None = Field(
         default=None, ge=0, le=10, description="fail at or above this CVSS score")
     kev: FilePath | None = Field(default=None, description="CISA KEV JSON: listed CVEs always fail")
-    require_report: bool = Field(default=False, description="fail when no scanner report was given")
+    require_report: bool = Field(
+        default=False, description="fail when there is no scanner evidence (NOT SCANNED)")
+    max_report_age: Duration | None = Field(
+        default=None, description="a report older than this (7d, 12h) is a violation, "
+                                  "measured from the report's own creation time")
+    allow_undated: bool = Field(
+        default=False, description="with max_report_age: accept a report without a time")
 
     @property
     def active(self) -> bool:
@@ -257,7 +298,8 @@ class BindingRules(_Section):
     """Whether scanner reports must name the image they are about."""
 
     allow_unbound: bool = Field(
-        default=True, description="use a report naming no digest (with a note)")
+        default=True, description="use a report naming no digest (with a warning); "
+                                  "false in the shipped prod")
 
 
 _SECTIONS = ("severity", "tags", "signatures", "attestations", "registries", "age", "labels",
