@@ -281,6 +281,10 @@ class ScannerInfo:
     vendor: str | None = None
 
 
+#: What every output calls an image without scanner evidence (never "0 findings").
+NOT_SCANNED = "NOT SCANNED"
+
+
 class EvidenceKind(str, Enum):
     """Where a piece of vulnerability evidence came from."""
 

@@ -13,7 +13,7 @@ import os
 import re
 import sys
 import xml.etree.ElementTree as ET
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,16 +62,30 @@ class Scene:
             digest: Digest | None = None) -> str:
         return self.registry.ref(repository, tag, str(digest) if digest else None)
 
-    def bound_report(self, name: str, digest: Digest, suffix: str = "") -> Path:
-        """A real Trivy report whose metadata names ``digest`` (as Trivy writes RepoDigests)."""
+    def bound_report(self, name: str, digest: Digest | None, suffix: str = "", *,
+                     age: timedelta = timedelta(hours=1), repo: str = "gate/app") -> Path:
+        """A real Trivy report whose metadata names ``digest`` (as Trivy writes RepoDigests;
+        ``None``: by tag only), made ``age`` ago as its ``CreatedAt`` says (as a pipeline's
+        scan job would have just made it)."""
         doc = json.loads((SHARED / "trivy" / name).read_text())
-        repo = f"{self.registry.host}/gate/app"
-        doc["ArtifactName"] = f"{repo}@{digest}"
-        doc.setdefault("Metadata", {})["RepoDigests"] = [f"{repo}@{digest}"]
+        full = f"{self.registry.host}/{repo}"
+        doc["ArtifactName"] = f"{full}@{digest}" if digest else f"{full}:1.0.0"
+        doc.setdefault("Metadata", {})["RepoDigests"] = [f"{full}@{digest}"] if digest else []
         doc["Metadata"].pop("ImageID", None)
+        created = datetime.now(UTC) - age
+        doc["CreatedAt"] = created.isoformat().replace("+00:00", "Z")
         out = self.tmp / f"{suffix}{name}"
         out.write_text(json.dumps(doc))
         return out
+
+
+@pytest.fixture(autouse=True)
+def _elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Run where no ./rules/ or .trivyignore of this repository is found, with no CI
+    # environment variables: each test says which rules and environment it means.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CI_ENVIRONMENT_TIER", raising=False)
+    monkeypatch.delenv("CI_ENVIRONMENT_NAME", raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -221,9 +235,11 @@ def test_outputs_for_several_images_in_one_call(scene: Scene, tmp_path: Path) ->
     images = {v["location"]["image"] for v in gitlab["vulnerabilities"]}
     assert images == {scene.ref(digest=scene.digest)}
     suites = ET.parse(out / "imggate-junit.xml").getroot()
-    failures = [tc.get("name") for tc in suites.iter("testcase")
+    failures = [(tc.get("classname"), tc.get("name")) for tc in suites.iter("testcase")
                 if tc.find("failure") is not None]
-    assert failures == ["severity"]
+    # The unsigned image had no report: NOT SCANNED is a JUnit failure, whatever the env.
+    assert failures == [(scene.ref(tag="1.0.0"), "severity"),
+                        (scene.ref("gate/unsigned", "1.0.0"), "evidence")]
     html = (out / "imggate-report.html").read_text()
     assert CRITICAL_CVE in html and str(scene.digest) in html
 
@@ -264,11 +280,13 @@ def test_scan_trivy_on_the_pinned_digest_with_credentials_in_env(
     for f in out.iterdir():
         assert reg.password not in f.read_text()
     if mode == "report":
-        # The stand-in's report is a real one naming another image: a Critical finding
-        # and the binding violation both deny.
+        # The stand-in's report is a real one naming another image: a binding
+        # violation, and its Critical finding is not attributed to this image.
         assert res.code == 1, res.output
         verdict = json.loads((out / "imggate-verdict.json").read_text())
-        assert "severity" in failed_rules(verdict)
+        assert failed_rules(verdict) == {"report-binding"}
+        assert verdict["images"][0]["findings_total"] == 0
+        assert verdict["images"][0]["evidence"][0]["kind"] == "scan"
     else:
         assert res.code == 3
         assert "trivy failed (exit 1)" in res.output and "401 Unauthorized" in res.output
@@ -284,3 +302,127 @@ def test_unusable_key_and_output_dir_are_usage_errors_before_any_fetch(tmp_path:
     res = run_imggate(["check", down, "-q", "-o", "/dev/null/reports"])
     assert res.code == 2
     assert "--output-dir" in res.output
+
+
+# --- issue 8: evidence that fails closed, artifacts that match the run ---------------------
+
+def _all_outputs(out: Path) -> str:
+    return "\n".join(p.read_text() for p in sorted(out.iterdir()) if p.is_file())
+
+
+def test_no_report_in_prod_is_denied_and_not_scanned(scene: Scene, tmp_path: Path) -> None:
+    res = run_imggate(["check", "--output-dir", str(tmp_path / "out"), "--env", "prod",
+                       scene.ref(digest=scene.digest)])
+    assert res.code == 1, res.output
+    assert "DENY NOT SCANNED" in res.output
+    assert "NOT SCANNED: no scanner evidence was given for this image" in res.output
+    verdict = json.loads((tmp_path / "out" / "imggate-verdict.json").read_text())
+    image = verdict["images"][0]
+    assert image["scanned"] is False and failed_rules(verdict) == {"severity"}
+    assert verdict["summary"]["not_scanned"] == 1
+    junit = ET.parse(tmp_path / "out" / "imggate-junit.xml").getroot()
+    kinds = {tc.get("name"): tc.find("failure").get("type")  # type: ignore[union-attr]
+             for tc in junit.iter("testcase") if tc.find("failure") is not None}
+    assert kinds == {"severity": "violation", "evidence": "not-scanned"}
+    html = (tmp_path / "out" / "imggate-report.html").read_text()
+    assert "NOT SCANNED" in html
+    # dev does not require a report: allowed, and still NOT SCANNED everywhere.
+    res, verdict = check(scene, tmp_path, scene.ref(digest=scene.digest), "--env", "dev")
+    assert res.code == 0 and verdict["images"][0]["scanned"] is False
+    assert [w["rule"] for w in verdict["images"][0]["warnings"]] == ["severity"]
+
+
+def test_a_stale_report_is_denied_in_prod(scene: Scene, tmp_path: Path) -> None:
+    stale = scene.bound_report("alpine-310.json", scene.digest, "stale-", age=timedelta(days=8))
+    res, verdict = check(scene, tmp_path, scene.ref(digest=scene.digest), "--env", "prod",
+                         "--trivy-report", str(stale))
+    assert res.code == 1
+    assert failed_rules(verdict) == {"report-age"}
+    (ev,) = verdict["images"][0]["evidence"]
+    assert ev["scanner"] == "trivy" and ev["used"] and 8 * 86400 <= ev["age_seconds"] < 9 * 86400
+    fresh, _ = check(scene, tmp_path, scene.ref(digest=scene.digest), "--env", "prod",
+                     "--trivy-report", str(scene.medium))
+    assert fresh.code == 0, fresh.output
+
+
+def test_a_report_for_another_repository_is_denied_and_in_no_output(
+        scene: Scene, tmp_path: Path) -> None:
+    redis = scene.bound_report("debian-buster.json", None, "redis-", repo="library/redis")
+    res, verdict = check(scene, tmp_path, scene.ref(digest=scene.digest), "--env", "prod",
+                         "--trivy-report", str(redis), "--trivy-report", str(scene.medium))
+    assert res.code == 1
+    assert failed_rules(verdict) == {"report-binding"}
+    image = verdict["images"][0]
+    assert [(e["binding"], e["used"]) for e in image["evidence"]] == [
+        ("other-repository", False), ("bound", True)]
+    # Not one of its findings reaches any output under this image.
+    text = _all_outputs(tmp_path / "out")
+    assert CRITICAL_CVE not in text
+    gitlab = json.loads((tmp_path / "out" / "gl-container-scanning-report.json").read_text())
+    assert {v["location"]["image"] for v in gitlab["vulnerabilities"]} == {
+        scene.ref(digest=scene.digest)}
+    assert len(gitlab["vulnerabilities"]) == image["findings_total"] == 4
+
+
+def test_an_unknown_ci_environment_name_is_exit_2(scene: Scene, tmp_path: Path) -> None:
+    res = run_imggate(["check", "--output-dir", str(tmp_path / "out"),
+                       scene.ref(digest=scene.digest)],
+                      env={"CI_ENVIRONMENT_NAME": "prod-eu-west", "CI_ENVIRONMENT_TIER": None})
+    assert res.code == 2
+    assert "CI_ENVIRONMENT_NAME='prod-eu-west' matches no environment" in res.output
+    assert "known environments: dev" in res.output
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_deny_and_error_in_one_run_is_exit_1(scene: Scene, tmp_path: Path) -> None:
+    down = f"127.0.0.1:{free_port()}/gate/app:1.0.0"
+    res, verdict = check(scene, tmp_path, scene.ref(tag="1.0.0"), down, down.replace(
+        "app:", "other:"), "--trivy-report", str(scene.critical))
+    assert [i["decision"] for i in verdict["images"]] == ["deny", "error", "error"]
+    assert res.code == 1 and verdict["exit_code"] == 1 and verdict["decision"] == "deny"
+
+
+def test_an_unreadable_report_writes_every_report_saying_why(scene: Scene,
+                                                             tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first, _ = check(scene, tmp_path, scene.ref(tag="1.0.0"), "--trivy-report",
+                     str(scene.medium))
+    assert first.code == 0  # yesterday's allow, now in out/
+    bad = tmp_path / "truncated.json"
+    bad.write_text(scene.medium.read_text()[:500])
+    res, verdict = check(scene, tmp_path, scene.ref(tag="1.0.0"), "--trivy-report", str(bad))
+    assert res.code == 3 and "truncated.json" in res.output
+    assert verdict["decision"] == "error" and "truncated.json" in verdict["error"]
+    assert verdict["images"][0]["decision"] == "error"
+    assert "truncated.json" in verdict["images"][0]["error"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "gl-container-scanning-report.json", "imggate-junit.xml", "imggate-report.html",
+        "imggate-verdict.json"]
+    assert "truncated.json" in (out / "imggate-junit.xml").read_text()
+    gitlab = json.loads((out / "gl-container-scanning-report.json").read_text())
+    assert gitlab["scan"]["status"] == "failure"
+
+
+def test_stale_reports_are_removed_when_the_run_stops_early(scene: Scene,
+                                                            tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first, _ = check(scene, tmp_path, scene.ref(tag="1.0.0"), "--trivy-report",
+                     str(scene.medium))
+    assert first.code == 0 and (out / "imggate-verdict.json").exists()
+    broken = tmp_path / "rules.yaml"
+    broken.write_text("environments:\n  dev:\n    severity: {fail_on: Sever}\n")
+    res, _ = check(scene, tmp_path, scene.ref(tag="1.0.0"), "--rules", str(broken))
+    assert res.code == 2
+    assert list(out.iterdir()) == []  # GitLab finds no earlier run's verdict to upload
+
+
+def test_report_files_honour_the_umask(scene: Scene, tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        res, _ = check(scene, tmp_path, scene.ref(tag="1.0.0"), "--trivy-report",
+                       str(scene.medium))
+    finally:
+        os.umask(previous)
+    assert res.code == 0
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (tmp_path / "out").iterdir()}
+    assert set(modes.values()) == {"0o644"}, modes

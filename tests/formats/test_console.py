@@ -158,3 +158,17 @@ def test_formats_do_not_import_rich_or_jinja_at_import_time():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)
     assert out.stdout.strip() == ""
+
+
+def test_not_scanned_is_said_never_zero_findings_and_provenance_is_printed():
+    from formats.verdict_samples import RUN, allow_image, unscanned_image
+
+    v = Verdict(env="dev", images=(allow_image(), unscanned_image()),
+                generated=sample_verdict(1).generated, run=RUN)
+    text = console.render(v)
+    assert "rules: rules/default.yaml (./rules/, sha256 abababababab), imggate 0.1.0\n" in text
+    assert "env: prod from CI_ENVIRONMENT_TIER=production (alias 'production')\n" in text
+    row = next(line for line in text.splitlines() if line.startswith("ALLOW NOT SCANNED "))
+    assert re.search(r"team/unscanned\S*(\s+-){6}\s+0\s+1$", row), row  # dashes, not zeros
+    assert ("NOT SCANNED: 1 report(s) given, none usable for this image; "
+            "vulnerabilities unknown") in text

@@ -150,3 +150,26 @@ def test_any_text_gives_well_formed_xml(name, message, reference):
     assert failure is not None
     if message.strip():
         assert failure.text == junit.xml_text(message)
+
+
+def test_not_scanned_is_a_failure_in_every_environment_and_provenance_is_recorded():
+    from formats.verdict_samples import RUN, unscanned_image
+
+    iv = unscanned_image()
+    assert iv.decision is Decision.ALLOW  # dev lets it pass ...
+    root = parse(Verdict(env="dev", images=(iv,), generated=datetime(2026, 1, 1, tzinfo=UTC),
+                         run=RUN))
+    suite = root.find("testsuite")
+    assert suite is not None
+    failure = cases(suite)["evidence"].find("failure")
+    assert failure is not None and failure.get("type") == "not-scanned"  # ... JUnit does not
+    assert failure.get("message", "").startswith("NOT SCANNED: 1 report(s) given, none usable")
+    assert "redis.json: is for another image" in (failure.text or "")
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props["imggate.scanned"] == "false"
+    assert props["imggate.rules"] == "rules/default.yaml"
+    assert props["imggate.rules.sha256"] == "ab" * 32
+    assert props["imggate.rules.found_by"] == "./rules/"
+    assert props["imggate.env.reason"] == "CI_ENVIRONMENT_TIER=production (alias 'production')"
+    assert props["imggate.version"] == "0.1.0"
+    assert root.get("failures") == "1"

@@ -245,3 +245,27 @@ def test_worst_first_sorts_and_reuses_only_the_same_tuple():
     assert verdict_json.worst_first(other) == first and verdict_json.worst_first(other) is not first
     assert verdict_json.worst_first(findings[:3]) == tuple(
         sorted(findings[:3], key=verdict_json.finding_sort_key))
+
+
+def test_not_scanned_evidence_and_provenance():
+    from formats.verdict_samples import RUN, unscanned_image
+
+    v = Verdict(env="dev", images=(allow_image(), unscanned_image()),
+                generated=datetime(2026, 11, 22, 7, 0, tzinfo=UTC), run=RUN)
+    doc = json.loads(verdict_json.render(v))
+    validate(doc)
+    assert doc["policy"] == {
+        "rules_source": "rules/default.yaml", "rules_sha256": "ab" * 32,
+        "rules_found_by": "./rules/", "env": "prod", "env_origin": "CI_ENVIRONMENT_TIER",
+        "env_reason": "CI_ENVIRONMENT_TIER=production (alias 'production')"}
+    assert doc["summary"]["not_scanned"] == 1 and doc["error"] is None
+    scanned, unscanned = doc["images"]
+    assert scanned["scanned"] is True and unscanned["scanned"] is False
+    (ev,) = scanned["evidence"]
+    assert ev["scanner"] == "trivy" and ev["scanner_version"] == "0.57.0"
+    assert (ev["created"], ev["age_seconds"]) == ("2026-11-22T04:00:00Z", 3 * 3600)
+    assert (ev["binding"], ev["used"], ev["kind"]) == ("bound", True, "report")
+    (refused,) = unscanned["evidence"]
+    assert (refused["binding"], refused["used"], refused["findings"]) == (
+        "other-image", False, 1)
+    assert unscanned["findings"] == [] and unscanned["reports"] == []

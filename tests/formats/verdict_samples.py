@@ -9,14 +9,16 @@ markup, quotes, control characters, rich markup, lone surrogates, RTL text.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from fixture_paths import FIXTURES as _FIXTURES
 from imggate.models import (
+    Binding,
     ConfigSummary,
     Cvss,
     Decision,
     Digest,
+    EvidenceKind,
     ExceptionUse,
     Finding,
     FixState,
@@ -25,8 +27,10 @@ from imggate.models import (
     Mode,
     Platform,
     PlatformChild,
+    ReportInfo,
     ResolvedImage,
     RuleResult,
+    RunInfo,
     ScannerInfo,
     ScanReport,
     Severity,
@@ -47,6 +51,26 @@ D_DENY = Digest.of(b"image-deny")
 D_CFG = Digest.of(b"config")
 D_ARM = Digest.of(b"arm64")
 D_AMD = Digest.of(b"amd64")
+
+GENERATED = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
+
+
+def info_of(report: ScanReport, *, used: bool = True, binding: Binding = Binding.BOUND,
+            problems: tuple[str, ...] = ()) -> ReportInfo:
+    """How ``report`` was judged (made 3 hours before the samples' run by default)."""
+    created = report.created or GENERATED - timedelta(hours=3)
+    bound = next(iter(report.image_digests), None) if binding is Binding.BOUND else None
+    return ReportInfo(kind=report.kind, location=report.source or "report",
+                      scanner=report.scanner.name, scanner_version=report.scanner.version,
+                      created=created, age=GENERATED - created, subject=report.image_name,
+                      binding=binding, bound_to=bound, used=used,
+                      findings=len(report.findings), problems=problems)
+
+
+RUN = RunInfo(rules_source="rules/default.yaml", rules_sha256="ab" * 32,
+              rules_found_by="./rules/", env="prod", env_origin="CI_ENVIRONMENT_TIER",
+              env_reason="CI_ENVIRONMENT_TIER=production (alias 'production')",
+              imggate_version="0.1.0")
 
 SEVERITIES = [Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW,
               Severity.INFO, Severity.UNKNOWN]
@@ -132,10 +156,18 @@ def allow_image() -> ImageVerdict:
                            signer="https://github.com/org/wf (https://token.actions.githubusercontent.com)",
                            predicate_type="https://slsa.dev/provenance/v1"),
         ),
-        reports=(ScanReport(ScannerInfo("trivy", "0.57.0"), (finding(7, Severity.LOW),),
-                            source="trivy.json", image_name="registry.example.com/team/app",
-                            image_digests=(D_ALLOW,)),),
+        reports=(ALLOW_REPORT,),
+        evidence=(info_of(ALLOW_REPORT),),
     )
+
+
+ALLOW_REPORT = ScanReport(ScannerInfo("trivy", "0.57.0"), (finding(7, Severity.LOW),),
+                          source="trivy.json", image_name="registry.example.com/team/app",
+                          image_digests=(D_ALLOW,))
+#: A report given for the denied image whose time is hostile text's neighbour.
+DENY_REPORT = ScanReport(ScannerInfo("grype", "0.80.0"), (), source="grype <b>.json",
+                         image_name="registry.example.com/team/<evil>",
+                         finished=datetime(2026, 11, 20, 7, 0, tzinfo=UTC))
 
 
 def deny_image(n: int = 200) -> ImageVerdict:
@@ -168,6 +200,26 @@ def deny_image(n: int = 200) -> ImageVerdict:
                            False, "no signature found"),
         ),
         notes=("report trivy.json names no digest: used with a warning", SURROGATE),
+        evidence=(info_of(DENY_REPORT, binding=Binding.UNBOUND,
+                          problems=("names no image digest; used anyway (allow_unbound)",)),),
+    )
+
+
+def unscanned_image() -> ImageVerdict:
+    """Allowed in dev, but nobody scanned it: its one report was for another image."""
+    ref = ImageRef("registry.example.com", "team/unscanned", None, D_AMD)
+    img = ResolvedImage(ref=ref, digest=D_AMD, media_type="application/vnd.oci.image.manifest.v1+json",
+                        platforms=(), manifest_digest=D_AMD, config=None)
+    foreign = ScanReport(ScannerInfo("trivy", "0.57.0"), (finding(9, Severity.CRITICAL),),
+                         source="redis.json", image_name="docker.io/library/redis:7",
+                         image_digests=(D_ARM,), kind=EvidenceKind.REPORT)
+    return ImageVerdict(
+        reference=f"registry.example.com/team/unscanned@{D_AMD}", env="dev",
+        decision=Decision.ALLOW, image=img,
+        rules=(RuleResult("severity", False, Mode.WARN,
+                          ("NOT SCANNED: no scanner evidence for this image was used",)),),
+        evidence=(info_of(foreign, used=False, binding=Binding.OTHER_IMAGE,
+                          problems=("is for another image (docker.io/library/redis:7)",)),),
     )
 
 
@@ -182,9 +234,9 @@ def error_image() -> ImageVerdict:
 
 
 def sample_verdict(n: int = 200) -> Verdict:
-    """allow + deny + error: overall exit 3."""
+    """allow + deny + error: overall exit 1 (a denial beside an undecided image)."""
     return Verdict(env="prod", images=(allow_image(), deny_image(n), error_image()),
-                   generated=datetime(2026, 11, 22, 7, 0, tzinfo=UTC))
+                   generated=GENERATED, run=RUN)
 
 
 def single(iv: ImageVerdict) -> Verdict:
@@ -206,5 +258,6 @@ def real_verdict() -> Verdict:
     for name in REAL_REPORTS:
         report = load_report(FIXTURES / name)
         images.append(replace(deny_image(0), reference=f"example.test/{name}",
-                              findings=report.findings, reports=(report,)))
+                              findings=report.findings, reports=(report,),
+                              evidence=(info_of(report),)))
     return Verdict(env="prod", images=tuple(images), generated=datetime(2026, 1, 1, tzinfo=UTC))

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import gc
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -40,10 +38,10 @@ from imggate.commands._signature_opts import (
     SignatureRepositoryOpt,
     TrustedRootOpt,
 )
-from imggate.errors import Error, UsageError
+from imggate.errors import ReportError, UsageError
 
 if TYPE_CHECKING:
-    from imggate.models import ScanReport, Verdict
+    from imggate.models import ScanReport
     from imggate.policy.loader import Policy
 
 T = TypeVar("T")
@@ -147,7 +145,8 @@ def check(
     deadline: DeadlineOpt = DEFAULT_DEADLINE,
 ) -> int:
     """Gate images: resolve, gather evidence, apply the rules, write reports."""
-    from imggate.gate import CheckRequest, SignatureOptions, run_check
+    from imggate.formats import outputs
+    from imggate.gate import CheckRequest, SignatureOptions, run_check, undecided
     from imggate.policy.loader import identity_from_flags, load_policy, locate_rules
     from imggate.registry.client import RegistryOptions
 
@@ -165,79 +164,91 @@ def check(
         raise UsageError(f"--scan {scan!r}: the only scanner imggate runs itself is 'trivy'")
     identity = identity_from_flags(certificate_identity, certificate_identity_regexp,
                                    certificate_oidc_issuer, certificate_oidc_issuer_regexp)
-    where = locate_rules(Path(rules) if rules else None)
-    policy = load_policy(
-        where.path, env, found_by=where.found_by,
-        keys=[_existing(k, "--key") for k in key or ()],
-        identities=[identity] if identity else [],
-        allowlists=[_existing(a, "--allowlist") for a in allowlist or ()],
-        discover=Path.cwd(),
-    )
-    plan = None
-    if filename:
-        from imggate.admission.manifest_gate import prepare
-
-        plan = prepare(filename, policy.rules_file, policy.env, env_given=bool(env),
-                       namespace=namespace)
-        parsed = [p.ref for p in plan.images]
-    reports = _load_reports(trivy_report, grype_report, gitlab_report, report)
     out_dir = _output_dir(output_dir)
-    options = registry_options(parsed, insecure=insecure_registry, ca_file=ca_file,
-                               username=username, password_stdin=password_stdin, timeout=timeout)
-    assert isinstance(options, RegistryOptions)
-    trivy = None
-    if scan == "trivy":
-        from imggate.scanners.trivy_runner import TrivyOptions
+    dotenv_path = Path(dotenv) if dotenv else None
+    with outputs.stale_removed_on_error(out_dir, dotenv_path):
+        where = locate_rules(Path(rules) if rules else None)
+        policy = load_policy(
+            where.path, env, found_by=where.found_by,
+            keys=[_existing(k, "--key") for k in key or ()],
+            identities=[identity] if identity else [],
+            allowlists=[_existing(a, "--allowlist") for a in allowlist or ()],
+            discover=Path.cwd(),
+        )
+        plan = None
+        if filename:
+            from imggate.admission.manifest_gate import prepare
 
-        trivy = TrivyOptions(timeout=trivy_timeout, skip_db_update=skip_db_update,
-                             offline_scan=offline_scan, cache_dir=cache_dir,
-                             db_repository=db_repository)
-    request = CheckRequest(
-        references=tuple(refs), refs=tuple(parsed), policy=policy, now=started,
-        reports=reports, registry=options, platform=plat, trivy=trivy, deadline=limit,
-        signatures=SignatureOptions(
-            ignore_tlog=insecure_ignore_tlog,
-            trusted_root=Path(trusted_root) if trusted_root else None,
-            signature_repository=signature_repository or os.environ.get("COSIGN_REPOSITORY")
-            or None,
-        ),
-    )
-    if plan is None:
-        verdict = run_check(request)
-    else:
-        from imggate.admission.manifest_gate import describe_rows, run_plan
+            plan = prepare(filename, policy.rules_file, policy.env, env_given=bool(env),
+                           namespace=namespace)
+            parsed = [p.ref for p in plan.images]
+        options = registry_options(parsed, insecure=insecure_registry, ca_file=ca_file,
+                                   username=username, password_stdin=password_stdin,
+                                   timeout=timeout)
+        assert isinstance(options, RegistryOptions)
+        trivy = None
+        if scan == "trivy":
+            from imggate.scanners.trivy_runner import TrivyOptions
 
-        policies = {policy.env.name: policy}
+            trivy = TrivyOptions(timeout=trivy_timeout, skip_db_update=skip_db_update,
+                                 offline_scan=offline_scan, cache_dir=cache_dir,
+                                 db_repository=db_repository)
+        try:
+            reports = _load_reports(trivy_report, grype_report, gitlab_report, report)
+        except ReportError as e:
+            # Nothing can be decided, but the run reached its outputs: they say why.
+            named = tuple(refs) or tuple(str(r) for r in parsed)
+            verdict = undecided(named, policy, started, e.message)
+        else:
+            request = CheckRequest(
+                references=tuple(refs), refs=tuple(parsed), policy=policy, now=started,
+                reports=reports, registry=options, platform=plat, trivy=trivy,
+                deadline=limit,
+                signatures=SignatureOptions(
+                    ignore_tlog=insecure_ignore_tlog,
+                    trusted_root=Path(trusted_root) if trusted_root else None,
+                    signature_repository=signature_repository
+                    or os.environ.get("COSIGN_REPOSITORY") or None,
+                ),
+            )
+            if plan is None:
+                verdict = run_check(request)
+            else:
+                from imggate.admission.manifest_gate import describe_rows, run_plan
 
-        def policy_for(name: str) -> Policy:
-            if name not in policies:
-                policies[name] = load_policy(
-                    where.path, name, found_by=where.found_by,
-                    keys=[Path(k) for k in key or ()],
-                    identities=[identity] if identity else [],
-                    allowlists=[Path(a) for a in allowlist or ()], discover=Path.cwd())
-            return policies[name]
+                policies = {policy.env.name: policy}
 
-        result = run_plan(plan, request, policy_for)
-        verdict = result.verdict
-        if not quiet:
-            sys.stdout.write("".join(line + "\n" for line in describe_rows(result)))
-    written = write_outputs(verdict, out_dir, started=started,
-                            default_branch_image=default_branch_image)
-    if dotenv:
-        from imggate.formats import dotenv as dotenv_report
+                def policy_for(name: str) -> Policy:
+                    if name not in policies:
+                        policies[name] = load_policy(
+                            where.path, name, found_by=where.found_by,
+                            keys=[Path(k) for k in key or ()],
+                            identities=[identity] if identity else [],
+                            allowlists=[Path(a) for a in allowlist or ()],
+                            discover=Path.cwd())
+                    return policies[name]
 
-        written.append(dotenv_report.write(Path(dotenv), verdict, written))
+                result = run_plan(plan, request, policy_for)
+                verdict = result.verdict
+                if not quiet:
+                    sys.stdout.write("".join(line + "\n" for line in describe_rows(result)))
+    published = outputs.publish(verdict, out_dir, started=started,
+                                default_branch_image=default_branch_image, dotenv=dotenv_path)
     if not quiet:
         from imggate.formats import console
 
-        console.print_summary(verdict, written=tuple(written))
+        console.print_summary(verdict, written=published.written)
     else:
         # Quiet still says why an image could not be decided: exit 3 must be explained.
         for iv in verdict.images:
             if iv.error:
                 sys.stderr.write(f"imggate: error: {iv.reference}: {iv.error}\n")
-    return verdict.exit_code
+    if published.error is not None:
+        sys.stderr.write(f"imggate: error: {published.error}; no reports were left in "
+                         f"{out_dir}\n")
+        for path in published.left_behind:
+            sys.stderr.write(f"imggate: error: could not remove the stale report {path}\n")
+    return published.exit_code(verdict)
 
 
 def _output_dir(path: str) -> Path:
@@ -269,108 +280,3 @@ def _load_reports(trivy: list[str] | None, grype: list[str] | None, gitlab: list
         for p in paths or ():
             out.append(load_report(p, kind))
     return tuple(out)
-
-
-def write_outputs(verdict: Verdict, directory: Path, *, started: datetime,
-                  default_branch_image: str | None = None) -> list[Path]:
-    """Write the GitLab report, HTML, JUnit and verdict JSON into ``directory``."""
-    from imggate.formats import gitlab, html, junit, verdict_json
-
-    directory.mkdir(parents=True, exist_ok=True)
-    gl_path = directory / "gl-container-scanning-report.json"
-
-    def write_gitlab() -> None:
-        gitlab.write(gl_path, gitlab_document(verdict, started=started,
-                                              default_branch_image=default_branch_image))
-
-    def write_others() -> list[Path]:
-        return [html.write(verdict, directory), junit.write(verdict, directory),
-                verdict_json.write(verdict, directory)]
-
-    findings = sum(len(iv.findings) + len(iv.suppressed) for iv in verdict.images)
-    return [gl_path, *_alongside(write_gitlab, write_others,
-                                 fork=findings >= _FORK_MIN_FINDINGS and _can_fork())]
-
-
-#: Below this many findings the reports take a few ms; a second process is not worth it.
-_FORK_MIN_FINDINGS = 2000
-
-
-def _can_fork() -> bool:
-    """A second CPU to use, and a process that can be forked safely (one thread)."""
-    if not hasattr(os, "fork") or threading.active_count() != 1:
-        return False
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (cpus or 1) > 1
-
-
-def _alongside(job: Callable[[], None], main: Callable[[], T], *, fork: bool) -> T:
-    """Run ``job`` and ``main``; with ``fork``, ``job`` runs in a child process meanwhile.
-
-    The reports are independent files written atomically: the GitLab report
-    (the largest) is built and written by a forked child (copy-on-write: the
-    verdict is not copied) while this process writes the others, which halves
-    the report time on two CPUs. Whatever happens here, the child is waited
-    for; its failure is raised here as an :class:`~imggate.errors.Error`.
-    """
-    if not fork:
-        job()
-        return main()
-    read_end, write_end = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # the child: run the job, say what went wrong, never return
-        code = 1
-        try:
-            os.close(read_end)
-            job()
-            code = 0
-        except BaseException as e:  # the parent reports it and fails
-            text = e.message if isinstance(e, Error) else f"{type(e).__name__}: {e}"
-            with contextlib.suppress(OSError):
-                os.write(write_end, text.encode("utf-8", "replace")[:4096])
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    try:
-        result = main()
-    finally:
-        with os.fdopen(read_end, "rb") as pipe:
-            message = pipe.read().decode("utf-8", "replace")
-        _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise Error(message or f"writing the GitLab report failed (exit status {code})")
-    return result
-
-
-def gitlab_document(verdict: Verdict, *, started: datetime,
-                    default_branch_image: str | None = None) -> dict[str, object]:
-    """One GitLab container-scanning document for every image of the run.
-
-    Suppressed findings are left out (as Trivy leaves out ignored ones); an
-    image that could not be decided makes the scan status ``failure``.
-    """
-    from imggate.formats import gitlab
-
-    ended = datetime.now(UTC)
-    docs = []
-    for iv in verdict.images:
-        if iv.image is None:
-            continue
-        scanners = tuple(dict.fromkeys(r.scanner for r in iv.reports))
-        os_name = next((r.operating_system for r in iv.reports if r.operating_system), None)
-        docs.append(gitlab.render(iv.findings, image=iv.image.pinned, operating_system=os_name,
-                                  scanners=scanners, start=started, end=ended,
-                                  default_branch_image=default_branch_image))
-    failed = verdict.exit_code == 3
-    if not docs:
-        return gitlab.render((), image="unknown", operating_system=None, scanners=(),
-                             start=started, end=ended, status="failure")
-    doc = docs[0]
-    for extra in docs[1:]:
-        doc["vulnerabilities"].extend(extra["vulnerabilities"])
-    if failed:
-        doc["scan"]["status"] = "failure"
-    return doc

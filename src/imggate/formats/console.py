@@ -25,7 +25,7 @@ from typing import IO, TYPE_CHECKING
 
 from imggate.formats.html import clean
 from imggate.formats.verdict_json import SEVERITY_ORDER, overall_decision, severity_counts
-from imggate.models import Decision, ImageVerdict, RuleResult, Verdict
+from imggate.models import NOT_SCANNED, Decision, ImageVerdict, RuleResult, RunInfo, Verdict
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -83,6 +83,14 @@ def _image_details(iv: ImageVerdict, top: int) -> list[RenderableType]:
     out: list[RenderableType] = [head]
     if iv.error:
         out.append(Text("  could not decide: " + _line(iv.error), style="yellow"))
+    if iv.image is not None and not iv.scanned:
+        line = Text("  ")
+        line.append(NOT_SCANNED, style="bold red")
+        refused = sum(1 for e in iv.evidence if not e.used)
+        line.append(f": {refused} report(s) given, none usable for this image" if refused
+                    else ": no scanner evidence was given for this image")
+        line.append("; vulnerabilities unknown")
+        out.append(line)
     out += _rule_lines("VIOLATION", "bold red", iv.violations, top)
     out += _rule_lines("WARNING", "yellow", iv.warnings, top)
     return out
@@ -103,10 +111,16 @@ def _table(verdict: Verdict) -> RenderableType:
     table.add_column("Warn", justify="right", no_wrap=True)
     for iv in verdict.images:
         counts = severity_counts(iv.findings)
-        cells = [Text(str(counts[s.value]), style=_SEV_STYLE[s.value] if counts[s.value] else "dim")
+        unscanned = iv.image is not None and not iv.scanned
+        # An image nobody scanned has no counts: a dash, never a reassuring 0.
+        cells = [Text("-", style="dim") if unscanned else
+                 Text(str(counts[s.value]), style=_SEV_STYLE[s.value] if counts[s.value] else "dim")
                  for s in SEVERITY_ORDER]
+        decision = Text(_LABEL[iv.decision.value], style=_STYLE[iv.decision.value])
+        if unscanned:
+            decision.append(f" {NOT_SCANNED}", style="bold red")
         table.add_row(
-            Text(_LABEL[iv.decision.value], style=_STYLE[iv.decision.value]),
+            decision,
             Text(_short_digests(_line(iv.reference))),
             *cells,
             Text(str(len(iv.violations)), style="bold red" if iv.violations else "dim"),
@@ -129,13 +143,20 @@ def _summary(verdict: Verdict, top: int, written: Sequence[Path], max_images: in
                 f"{decisions.count(Decision.DENY)} denied, "
                 f"{decisions.count(Decision.ERROR)} could not be decided")
     out: list[RenderableType] = [head]
+    if verdict.run is not None:
+        # Whole lines, never wrapped: a job log is searched for these.
+        out += [Text(line, style="dim", no_wrap=True, overflow="ignore")
+                for line in _provenance(verdict.run)]
+    if verdict.error:
+        out.append(Text("could not decide: " + _line(verdict.error), style="yellow"))
     if verdict.images:
         out.append(_table(verdict))
     # Undecided first, then denied, then allowed-with-warnings: what blocks
     # the pipeline is what the reader needs; the HTML report has the rest.
     order = {Decision.ERROR: 0, Decision.DENY: 1, Decision.ALLOW: 2}
     noteworthy = sorted((iv for iv in verdict.images
-                         if iv.decision is not Decision.ALLOW or iv.warnings),
+                         if iv.decision is not Decision.ALLOW or iv.warnings
+                         or (iv.image is not None and not iv.scanned)),
                         key=lambda iv: order[iv.decision])
     for iv in noteworthy[:max_images]:
         out += _image_details(iv, top)
@@ -151,6 +172,14 @@ def _summary(verdict: Verdict, top: int, written: Sequence[Path], max_images: in
     for path in written:
         out.append(Text(f"  report: {path}", style="dim"))
     return out
+
+
+def _provenance(run: RunInfo) -> list[str]:
+    """What the run applied: the rules (how found, sha256) and the environment (why)."""
+    digest = f", sha256 {run.rules_sha256[:12]}" if run.rules_sha256 else ""
+    return [f"rules: {_line(run.rules_source)} ({run.rules_found_by}{digest}), "
+            f"imggate {run.imggate_version}",
+            f"env: {_line(run.env)} from {_line(run.env_reason)}"]
 
 
 def make_console(file: IO[str] | None = None, *, width: int | None = None) -> Console:

@@ -4,13 +4,18 @@ GitLab's merge-request widget reads this (``artifacts:reports:junit``), so
 what failed shows up next to the pipeline. The mapping:
 
 * one ``<testsuite>`` per image, named by the reference the user gave, with
-  the environment, decision and pinned digest as ``<property>`` elements;
+  the environment, decision and pinned digest as ``<property>`` elements, and
+  the run's provenance (rules file, its sha256 and how it was found, how the
+  environment was chosen, imggate's version);
 * one ``<testcase>`` per :class:`~imggate.models.RuleResult`, ``classname``
   the image reference (so the same rule for two images never collides when
   GitLab compares runs) and ``name`` the rule;
 * a failed ``enforce`` rule is a ``<failure>``; a failed ``warn`` rule is
   ``<skipped>`` with the warning as its message and the details in
   ``<system-out>`` (visible, but not red); a passed rule is a plain testcase;
+* a resolved image without scanner evidence gets a ``<failure>`` testcase
+  named ``evidence`` ("NOT SCANNED") in every environment, even where the
+  rules let it pass: zero findings never look like a clean scan;
 * an image that could not be decided gets an ``<error>`` testcase named
   ``decision``, and a denied image with no enforce failure (which should not
   happen) gets a ``<failure>`` one: the report never looks greener than the
@@ -28,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from imggate.formats.verdict_json import write_text
-from imggate.models import Decision, ImageVerdict, Mode, RuleResult, Verdict
+from imggate.models import NOT_SCANNED, Decision, ImageVerdict, Mode, RuleResult, RunInfo, Verdict
 
 FILENAME = "imggate-junit.xml"
 
@@ -88,12 +93,25 @@ def _add_rule(suite: ET.Element, iv: ImageVerdict, r: RuleResult) -> str:
     return "skipped"
 
 
-def _suite(parent: ET.Element, iv: ImageVerdict, timestamp: str) -> dict[str, int]:
+def _provenance(run: RunInfo | None) -> list[tuple[str, str | None]]:
+    if run is None:
+        return []
+    return [("imggate.version", run.imggate_version), ("imggate.rules", run.rules_source),
+            ("imggate.rules.sha256", run.rules_sha256),
+            ("imggate.rules.found_by", run.rules_found_by),
+            ("imggate.env.origin", run.env_origin), ("imggate.env.reason", run.env_reason)]
+
+
+def _suite(parent: ET.Element, iv: ImageVerdict, timestamp: str,
+           run: RunInfo | None = None) -> dict[str, int]:
     suite = ET.SubElement(parent, "testsuite", {"name": xml_text(iv.reference)})
     props = ET.SubElement(suite, "properties")
-    facts = [("imggate.env", iv.env), ("imggate.decision", iv.decision.value)]
+    facts: list[tuple[str, str | None]] = [("imggate.env", iv.env),
+                                           ("imggate.decision", iv.decision.value)]
     if iv.image is not None:
-        facts += [("imggate.pinned", iv.image.pinned), ("imggate.digest", str(iv.image.digest))]
+        facts += [("imggate.pinned", iv.image.pinned), ("imggate.digest", str(iv.image.digest)),
+                  ("imggate.scanned", "true" if iv.scanned else "false")]
+    facts += _provenance(run)
     for name, value in facts:
         ET.SubElement(props, "property", {"name": name, "value": xml_text(value)})
 
@@ -105,6 +123,18 @@ def _suite(parent: ET.Element, iv: ImageVerdict, timestamp: str) -> dict[str, in
             tally["failures"] += 1
         elif outcome == "skipped":
             tally["skipped"] += 1
+
+    if iv.image is not None and not iv.scanned:
+        refused = [e for e in iv.evidence if not e.used]
+        why = (f"{len(refused)} report(s) given, none usable for this image" if refused
+               else "no scanner report, scan or attestation was given for this image")
+        case = _testcase(suite, iv.reference, "evidence")
+        message = f"{NOT_SCANNED}: {why}: its vulnerabilities are unknown"
+        ET.SubElement(case, "failure", {"type": "not-scanned", "message": message}).text = \
+            xml_text("\n".join([message, *(f"{e.location}: {p}" for e in refused
+                                            for p in e.problems)]))
+        tally["tests"] += 1
+        tally["failures"] += 1
 
     if iv.decision is Decision.ERROR:
         message = xml_text(iv.error or "the gate could not decide for this image")
@@ -133,7 +163,7 @@ def render(verdict: Verdict) -> str:
     root = ET.Element("testsuites", {"name": xml_text(f"imggate ({verdict.env})")})
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for iv in verdict.images:
-        for key, n in _suite(root, iv, timestamp).items():
+        for key, n in _suite(root, iv, timestamp, verdict.run).items():
             totals[key] += n
     if not verdict.images:
         # Nothing checked is a failed gate, not an empty green report.

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from imggate.models import (
+    NOT_SCANNED,
     Digest,
     Finding,
     FixState,
@@ -36,9 +37,6 @@ from imggate.policy.rules import (
     SignatureRules,
     TagRules,
 )
-
-#: What every output calls an image without scanner evidence (never "0 findings").
-NOT_SCANNED = "NOT SCANNED"
 
 #: How many offending items a message lists before summarising the rest.
 SHOW = 10

@@ -1,4 +1,4 @@
-"""``imggate check`` writes its reports: the GitLab one in a forked child for large runs."""
+"""A run's reports: all written (the GitLab one in a forked child for large runs), or none."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from formats.verdict_samples import deny_image, single
-from imggate.commands import check
+from formats.verdict_samples import allow_image, deny_image, single
 from imggate.errors import Error
+from imggate.formats import outputs as check
 
 STARTED = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
 
@@ -80,3 +80,43 @@ def test_forked_and_sequential_writes_give_the_same_reports(tmp_path: Path,
     assert _reports(forked) == _reports(plain)
     gl = json.loads((forked / "gl-container-scanning-report.json").read_text())
     assert len(gl["vulnerabilities"]) == check._FORK_MIN_FINDINGS + 13
+
+
+def test_reports_honour_the_umask(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        written = check.publish(single(deny_image(3)), tmp_path / "a", started=STARTED,
+                                dotenv=tmp_path / "a" / "gate.env").written
+        assert len(written) == 5
+        assert {oct(p.stat().st_mode & 0o777) for p in written} == {"0o644"}
+        os.umask(0o077)
+        written = check.publish(single(deny_image(3)), tmp_path / "b", started=STARTED).written
+        assert {oct(p.stat().st_mode & 0o777) for p in written} == {"0o600"}
+    finally:
+        os.umask(previous)
+
+
+def test_a_report_that_cannot_be_written_removes_the_stale_ones(tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    first = check.publish(single(allow_image()), out, started=STARTED)
+    assert first.error is None and len(first.written) == 4
+    # Yesterday's allow is there; today one report cannot be written (a directory
+    # stands where the JUnit file goes): none of yesterday's may be left to upload.
+    (out / "imggate-junit.xml").unlink()
+    (out / "imggate-junit.xml").mkdir()
+    denied = single(deny_image(3))
+    result = check.publish(denied, out, started=STARTED)
+    assert result.written == () and result.error is not None
+    assert "imggate-junit.xml" in result.error
+    assert sorted(p.name for p in out.iterdir()) == ["imggate-junit.xml"]
+    assert result.left_behind == (out / "imggate-junit.xml",)
+    assert result.exit_code(denied) == 1  # still a denial
+    assert result.exit_code(single(allow_image())) == 3  # an allow without its reports is not
+
+
+def test_a_run_that_stops_early_leaves_no_stale_report(tmp_path: Path) -> None:
+    check.publish(single(allow_image()), tmp_path, started=STARTED)
+    assert (tmp_path / "imggate-verdict.json").exists()
+    with pytest.raises(Error), check.stale_removed_on_error(tmp_path, tmp_path / "x.env"):
+        raise Error("the rules file is broken")
+    assert list(tmp_path.iterdir()) == []

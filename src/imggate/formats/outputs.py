@@ -1,0 +1,186 @@
+"""Writing every report of a ``check`` run, and never leaving an earlier run's behind.
+
+:func:`publish` writes the GitLab report, HTML, JUnit and verdict JSON (and
+the dotenv report when asked). When they cannot all be written, it removes
+the ones it would have written, so a CI job never uploads a previous run's
+``imggate-verdict.json`` as this run's; :func:`stale_removed_on_error` does
+the same for a run that fails before it reaches the output stage. Files are
+written atomically and honour the umask (``imggate.formats.files``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from imggate.errors import Error
+from imggate.formats.files import remove_stale
+from imggate.models import Decision, Verdict
+
+T = TypeVar("T")
+
+GITLAB_FILENAME = "gl-container-scanning-report.json"
+
+
+def report_paths(directory: Path, dotenv: Path | None = None) -> list[Path]:
+    """Every file a run writes into ``directory`` (and the dotenv report, when asked)."""
+    from imggate.formats import html, junit, verdict_json
+
+    paths = [directory / GITLAB_FILENAME, directory / html.FILENAME,
+             directory / junit.FILENAME, directory / verdict_json.FILENAME]
+    return paths + ([dotenv] if dotenv is not None else [])
+
+
+@contextlib.contextmanager
+def stale_removed_on_error(directory: Path, dotenv: Path | None = None) -> Iterator[None]:
+    """On any failure inside, remove the reports a run would write there, then re-raise:
+    a run that stops early (a bad rules file, an interrupted job) leaves no stale verdict."""
+    try:
+        yield
+    except BaseException:
+        remove_stale(report_paths(directory, dotenv))
+        raise
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What :func:`publish` wrote, or why it could not (then nothing of this run is there)."""
+
+    written: tuple[Path, ...]
+    error: str | None = None
+    left_behind: tuple[Path, ...] = ()
+
+    def exit_code(self, verdict: Verdict) -> int:
+        """The verdict's exit code; an allow whose reports could not be written is 3."""
+        code = verdict.exit_code
+        return 3 if self.error is not None and code == 0 else code
+
+
+def publish(verdict: Verdict, directory: Path, *, started: datetime,
+            default_branch_image: str | None = None, dotenv: Path | None = None) -> Published:
+    """Write every report of the run; on failure remove them all and say why."""
+    try:
+        written = write_outputs(verdict, directory, started=started,
+                                default_branch_image=default_branch_image)
+        if dotenv is not None:
+            from imggate.formats import dotenv as dotenv_report
+
+            written.append(dotenv_report.write(dotenv, verdict, written))
+    except Error as e:
+        left = remove_stale(report_paths(directory, dotenv))
+        return Published((), e.message, tuple(left))
+    return Published(tuple(written))
+
+
+def write_outputs(verdict: Verdict, directory: Path, *, started: datetime,
+                  default_branch_image: str | None = None) -> list[Path]:
+    """Write the GitLab report, HTML, JUnit and verdict JSON into ``directory``."""
+    from imggate.formats import gitlab, html, junit, verdict_json
+
+    directory.mkdir(parents=True, exist_ok=True)
+    gl_path = directory / GITLAB_FILENAME
+
+    def write_gitlab() -> None:
+        gitlab.write(gl_path, gitlab_document(verdict, started=started,
+                                              default_branch_image=default_branch_image))
+
+    def write_others() -> list[Path]:
+        return [html.write(verdict, directory), junit.write(verdict, directory),
+                verdict_json.write(verdict, directory)]
+
+    findings = sum(len(iv.findings) + len(iv.suppressed) for iv in verdict.images)
+    return [gl_path, *_alongside(write_gitlab, write_others,
+                                 fork=findings >= _FORK_MIN_FINDINGS and _can_fork())]
+
+
+#: Below this many findings the reports take a few ms; a second process is not worth it.
+_FORK_MIN_FINDINGS = 2000
+
+
+def _can_fork() -> bool:
+    """A second CPU to use, and a process that can be forked safely (one thread)."""
+    if not hasattr(os, "fork") or threading.active_count() != 1:
+        return False
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (cpus or 1) > 1
+
+
+def _alongside(job: Callable[[], None], main: Callable[[], T], *, fork: bool) -> T:
+    """Run ``job`` and ``main``; with ``fork``, ``job`` runs in a child process meanwhile.
+
+    The reports are independent files written atomically: the GitLab report
+    (the largest) is built and written by a forked child (copy-on-write: the
+    verdict is not copied) while this process writes the others, which halves
+    the report time on two CPUs. Whatever happens here, the child is waited
+    for; its failure is raised here as an :class:`~imggate.errors.Error`.
+    """
+    if not fork:
+        job()
+        return main()
+    read_end, write_end = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: run the job, say what went wrong, never return
+        code = 1
+        try:
+            os.close(read_end)
+            job()
+            code = 0
+        except BaseException as e:  # the parent reports it and fails
+            text = e.message if isinstance(e, Error) else f"{type(e).__name__}: {e}"
+            with contextlib.suppress(OSError):
+                os.write(write_end, text.encode("utf-8", "replace")[:4096])
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    try:
+        result = main()
+    finally:
+        with os.fdopen(read_end, "rb") as pipe:
+            message = pipe.read().decode("utf-8", "replace")
+        _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise Error(message or f"writing the GitLab report failed (exit status {code})")
+    return result
+
+
+def gitlab_document(verdict: Verdict, *, started: datetime,
+                    default_branch_image: str | None = None) -> dict[str, object]:
+    """One GitLab container-scanning document for every image of the run.
+
+    Suppressed findings are left out (as Trivy leaves out ignored ones); an
+    image that could not be decided makes the scan status ``failure``.
+    """
+    from imggate.formats import gitlab
+
+    ended = datetime.now(UTC)
+    docs = []
+    for iv in verdict.images:
+        if iv.image is None:
+            continue
+        scanners = tuple(dict.fromkeys(r.scanner for r in iv.reports))
+        os_name = next((r.operating_system for r in iv.reports if r.operating_system), None)
+        docs.append(gitlab.render(iv.findings, image=iv.image.pinned, operating_system=os_name,
+                                  scanners=scanners, start=started, end=ended,
+                                  default_branch_image=default_branch_image))
+    # Any undecided image (or run) makes the scan a failure, whatever the others did.
+    failed = verdict.error is not None or any(iv.decision is Decision.ERROR
+                                              for iv in verdict.images)
+    if not docs:
+        return gitlab.render((), image="unknown", operating_system=None, scanners=(),
+                             start=started, end=ended, status="failure")
+    doc = docs[0]
+    for extra in docs[1:]:
+        doc["vulnerabilities"].extend(extra["vulnerabilities"])
+    if failed:
+        doc["scan"]["status"] = "failure"
+    return doc
