@@ -131,7 +131,7 @@ def _run(request: object, out: Path, *, quiet: bool) -> int:
     from imggate.audit import summary
     from imggate.audit.progress import AuditProgress
     from imggate.audit.run import AuditRequest, run_audit
-    from imggate.commands.check import write_outputs
+    from imggate.formats.outputs import write_outputs
 
     assert isinstance(request, AuditRequest)
     try:
