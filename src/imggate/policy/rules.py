@@ -161,10 +161,13 @@ class Identity(_Model):
     Regexps are searched, not anchored (as cosign's Go regexps are): anchor them.
     """
 
-    identity: NonEmpty | None = None
-    identity_regexp: Regex | None = None
-    issuer: NonEmpty | None = None
-    issuer_regexp: Regex | None = None
+    identity: NonEmpty | None = Field(
+        default=None, description="the certificate's exact identity (SAN: email or URI)")
+    identity_regexp: Regex | None = Field(
+        default=None, description="regex searched in the identity (anchor it); or identity")
+    issuer: NonEmpty | None = Field(default=None, description="the exact OIDC issuer URL")
+    issuer_regexp: Regex | None = Field(
+        default=None, description="regex searched in the issuer (anchor it); or issuer")
 
     @model_validator(mode="after")
     def _one_of_each(self) -> Identity:
@@ -217,10 +220,12 @@ class SignatureRules(_Section):
 class Condition(_Model):
     """A condition on a predicate field (dotted ``path``, list items by index)."""
 
-    path: NonEmpty
-    equals: Any = None
-    matches: Regex | None = None
-    one_of: tuple[Any, ...] | None = None
+    path: NonEmpty = Field(
+        description="dotted path into the predicate, e.g. buildDefinition.buildType")
+    equals: Any = Field(default=None, description="the value must equal this (any YAML value)")
+    matches: Regex | None = Field(default=None, description="regex searched in a string value")
+    one_of: tuple[Any, ...] | None = Field(
+        default=None, description="the value must be one of these; give one of the three")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Condition:
@@ -258,8 +263,10 @@ class Condition(_Model):
 class AttestationRequirement(_Model):
     """One attestation that must be present, verified, and satisfy ``conditions``."""
 
-    predicate_type: NonEmpty
-    conditions: tuple[Condition, ...] = ()
+    predicate_type: NonEmpty = Field(
+        description="predicate type URI, or cosign's short name (slsaprovenance, vuln, spdx...)")
+    conditions: tuple[Condition, ...] = Field(
+        default=(), description="all must hold on the verified predicate")
 
     @field_validator("predicate_type")
     @classmethod
@@ -270,7 +277,8 @@ class AttestationRequirement(_Model):
 class AttestationRules(_Section):
     """Required attestations."""
 
-    required: tuple[AttestationRequirement, ...] = ()
+    required: tuple[AttestationRequirement, ...] = Field(
+        default=(), description="attestations that must all be present and verified")
 
 
 class RegistryRules(_Section):
@@ -289,7 +297,7 @@ class AgeRules(_Section):
 class LabelRules(_Section):
     """OCI labels an image must carry."""
 
-    required: tuple[NonEmpty, ...] = ()
+    required: tuple[NonEmpty, ...] = Field(default=(), description="labels that must be set")
     values: dict[str, Regex] = Field(default_factory=dict,
                                      description="label -> regex its value must match")
 
@@ -309,7 +317,8 @@ _SECTIONS = ("severity", "tags", "signatures", "attestations", "registries", "ag
 class RuleSet(_Model):
     """Every rule section; what an environment or an image override says."""
 
-    mode: Mode | None = None
+    mode: Mode | None = Field(default=None, description="default mode of every section "
+                                                        "(enforce when never set)")
     severity: SeverityRules = SeverityRules()
     tags: TagRules = TagRules()
     signatures: SignatureRules = SignatureRules()
@@ -334,18 +343,20 @@ class RuleSet(_Model):
 class ImageOverride(RuleSet):
     """Rules for images whose name matches ``match`` (a glob over registry/repository)."""
 
-    match: NonEmpty
+    match: NonEmpty = Field(description="glob over registry/repository of the image")
 
 
 class EnvironmentSpec(RuleSet):
     """One environment: rules, what it inherits, and other names it answers to."""
 
-    extends: NonEmpty | None = None
-    description: str | None = None
+    extends: NonEmpty | None = Field(
+        default=None, description="environment to inherit from (keys written here override)")
+    description: str | None = Field(default=None, description="free text, shown by rules explain")
     aliases: tuple[NonEmpty, ...] = Field(
         (), description="other names (globs, any case) that select this environment: "
                         "--env, CI_ENVIRONMENT_TIER / CI_ENVIRONMENT_NAME, namespaces")
-    images: tuple[ImageOverride, ...] = ()
+    images: tuple[ImageOverride, ...] = Field(
+        default=(), description="per-image overrides; the most specific match wins")
 
 
 class NamespaceEntry(_Model):
@@ -373,12 +384,16 @@ class NamespaceRules(_Model):
 class RulesDocument(_Model):
     """A whole rules file."""
 
-    version: Literal[1] = 1
-    default_env: NonEmpty | None = None
+    version: Literal[1] = Field(default=1, description="the file format; only 1 exists")
+    default_env: NonEmpty | None = Field(
+        default=None, description="environment when neither --env nor CI_ENVIRONMENT_* is set "
+                                  '(default: "dev" if present, else the first)')
     fallback_env: NonEmpty | None = Field(
         None, description="environment used when a CI variable matches none (else exit 2)")
-    environments: dict[NonEmpty, EnvironmentSpec] = Field(min_length=1)
-    exceptions: tuple[ExceptionEntry, ...] = ()
+    environments: dict[NonEmpty, EnvironmentSpec] = Field(
+        min_length=1, description="environment name -> its rules")
+    exceptions: tuple[ExceptionEntry, ...] = Field(
+        default=(), description="accepted vulnerabilities, each with an expiry and a reason")
     allowlists: tuple[FilePath, ...] = Field(
         (), description=".trivyignore, vulnerability-allowlist.yml, OpenVEX... (relative paths)")
     namespaces: NamespaceRules = NamespaceRules()
