@@ -132,6 +132,10 @@ def check(
     default_branch_image: Annotated[str | None, typer.Option(
         "--default-branch-image", help="For GitLab's report: the image on the default branch.")
     ] = None,
+    html_template: Annotated[str | None, typer.Option(
+        "--html-template", help="Render imggate-report.html from this Jinja2 template "
+                                "(sandboxed; context: docs/outputs.md) instead of the "
+                                "built-in page.")] = None,
     dotenv: Annotated[str | None, typer.Option(
         "--dotenv", help="Also write the outcome (IMGGATE_DIGEST, IMGGATE_VERDICT, "
                          "IMGGATE_EXIT_CODE, report paths) as a GitLab dotenv report.")] = None,
@@ -167,6 +171,11 @@ def check(
     out_dir = _output_dir(output_dir)
     dotenv_path = Path(dotenv) if dotenv else None
     with outputs.stale_removed_on_error(out_dir, dotenv_path):
+        page = None
+        if html_template:  # compiled now: a broken template is exit 2 before any network work
+            from imggate.formats import html_template as user_html
+
+            page = user_html.load(Path(html_template))
         where = locate_rules(Path(rules) if rules else None)
         policy = load_policy(
             where.path, env, found_by=where.found_by,
@@ -233,7 +242,8 @@ def check(
                 if not quiet:
                     sys.stdout.write("".join(line + "\n" for line in describe_rows(result)))
     published = outputs.publish(verdict, out_dir, started=started,
-                                default_branch_image=default_branch_image, dotenv=dotenv_path)
+                                default_branch_image=default_branch_image, dotenv=dotenv_path,
+                                html_template=page)
     if not quiet:
         from imggate.formats import console
 

@@ -18,11 +18,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from imggate.errors import Error
 from imggate.formats.files import remove_stale
 from imggate.models import Decision, Verdict
+
+if TYPE_CHECKING:
+    from imggate.formats.html_template import UserTemplate
 
 T = TypeVar("T")
 
@@ -64,11 +67,16 @@ class Published:
 
 
 def publish(verdict: Verdict, directory: Path, *, started: datetime,
-            default_branch_image: str | None = None, dotenv: Path | None = None) -> Published:
-    """Write every report of the run; on failure remove them all and say why."""
+            default_branch_image: str | None = None, dotenv: Path | None = None,
+            html_template: UserTemplate | None = None) -> Published:
+    """Write every report of the run; on failure remove them all and say why.
+
+    A team's ``html_template`` that fails while rendering is such a failure.
+    """
     try:
         written = write_outputs(verdict, directory, started=started,
-                                default_branch_image=default_branch_image)
+                                default_branch_image=default_branch_image,
+                                html_template=html_template)
         if dotenv is not None:
             from imggate.formats import dotenv as dotenv_report
 
@@ -80,8 +88,12 @@ def publish(verdict: Verdict, directory: Path, *, started: datetime,
 
 
 def write_outputs(verdict: Verdict, directory: Path, *, started: datetime,
-                  default_branch_image: str | None = None) -> list[Path]:
-    """Write the GitLab report, HTML, JUnit and verdict JSON into ``directory``."""
+                  default_branch_image: str | None = None,
+                  html_template: UserTemplate | None = None) -> list[Path]:
+    """Write the GitLab report, HTML, JUnit and verdict JSON into ``directory``.
+
+    With ``html_template`` the HTML report is that (sandboxed) template's page.
+    """
     from imggate.formats import gitlab, html, junit, verdict_json
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -92,7 +104,9 @@ def write_outputs(verdict: Verdict, directory: Path, *, started: datetime,
                                               default_branch_image=default_branch_image))
 
     def write_others() -> list[Path]:
-        return [html.write(verdict, directory), junit.write(verdict, directory),
+        page = (html.write(verdict, directory) if html_template is None
+                else html_template.write(verdict, directory))
+        return [page, junit.write(verdict, directory),
                 verdict_json.write(verdict, directory)]
 
     findings = sum(len(iv.findings) + len(iv.suppressed) for iv in verdict.images)
