@@ -355,3 +355,18 @@ def test_property_any_text_is_a_scan_or_a_usage_error(text: str) -> None:
     except UsageError as e:
         error = e
     assert error is None or error.message.startswith("fuzz.yaml")
+
+
+@pytest.mark.parametrize(("start", "opener"), [("x: ", "["), ("x: ", "{a: "), ("x:\n", "- ")])
+def test_nesting_deeper_than_the_bound_is_refused_before_composing(start: str,
+                                                                   opener: str) -> None:
+    # libyaml's composer recurses in C: this depth would overflow the process's stack.
+    deep = "apiVersion: v1\nkind: Pod\n" + start + opener * 200_000 + "a\n"
+    with pytest.raises(UsageError, match=r"^deep\.yaml:\d+: invalid YAML: nested"):
+        parse_manifests(deep, "deep.yaml")
+
+
+def test_nesting_within_the_bound_is_read() -> None:
+    text = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: "
+            "[{name: a, image: x}]\n  affinity: " + "[" * 200 + "]" * 200 + "\n")
+    assert [i.image.image for i in parse_manifests(text, "ok.yaml").images] == ["x"]

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 MAX_MANIFEST_BYTES: Final = 32 * 1024 * 1024
 #: Extra nodes aliases may add once expanded (rendered manifests use none).
 MAX_ALIAS_NODES: Final = 100_000
+#: Deepest nesting read (a Kubernetes object is a few dozen levels deep at most).
+MAX_DEPTH: Final = 256
 #: Objects read from one input (documents plus List items).
 MAX_OBJECTS: Final = 100_000
 STDIN: Final = "-"
@@ -115,8 +117,7 @@ def _read_file(path: Path) -> bytes:
 
 def parse_manifests(text: str, source: str) -> ManifestScan:
     """Every image in the YAML (or JSON) stream ``text``; ``source`` names it in locations."""
-    helm_sources = [(text.count("\n", 0, m.start()) + 1, m.group(1))
-                    for m in _SOURCE_COMMENT.finditer(text)]
+    helm_sources = _source_comments(text)
     images: list[ManifestImage] = []
     others: list[OtherObject] = []
     objects = 0
@@ -153,6 +154,17 @@ def parse_manifests(text: str, source: str) -> ManifestScan:
     return ManifestScan(source, tuple(images), tuple(others), objects)
 
 
+def _source_comments(text: str) -> list[tuple[int, str]]:
+    """``(line, template)`` of every Helm ``# Source:`` comment, counting lines once."""
+    found = []
+    line, pos = 1, 0
+    for m in _SOURCE_COMMENT.finditer(text):
+        line += text.count("\n", pos, m.start())
+        pos = m.start()
+        found.append((line, m.group(1)))
+    return found
+
+
 def _token(text: str) -> str | int:
     from imggate.admission.workloads import unescape
 
@@ -161,13 +173,10 @@ def _token(text: str) -> str | int:
 
 def _template_for(sources: Sequence[tuple[int, str]], after: int, before: int) -> str | None:
     """The last ``# Source:`` comment between the previous document and this one."""
-    found = None
-    for line, name in sources:
-        if after <= line <= before:
-            found = name
-        elif line > before:
-            break
-    return found
+    import bisect
+
+    i = bisect.bisect_right(sources, before, key=lambda s: s[0]) - 1
+    return sources[i][1] if i >= 0 and sources[i][0] >= after else None
 
 
 def _objects(node: yaml.Node, data: Any, source: str
@@ -229,10 +238,13 @@ def _documents(text: str, source: str) -> Iterator[tuple[yaml.Node, Any]]:
     """Each non-empty document as (node tree, data); YAML problems are ``file:line`` errors."""
     import yaml
 
-    loader: yaml.SafeLoader | None = None
+    loader: Any = None
     try:
+        loader_class = _loader_class()
+        if loader_class is not yaml.SafeLoader:
+            _check_depth(text, source)
         # The reader checks every character when it is built: inside the try.
-        loader = yaml.SafeLoader(text)
+        loader = loader_class(text)
         while loader.check_node():
             node = loader.get_node()
             if node is None:
@@ -246,8 +258,11 @@ def _documents(text: str, source: str) -> Iterator[tuple[yaml.Node, Any]]:
         where = f"{source}:{mark.line + 1}" if mark else source
         raise UsageError(f"{where}: invalid YAML: {e.problem or e.context}") from None
     except yaml.reader.ReaderError as e:
-        line = text.count("\n", 0, max(e.position, 0)) + 1
-        raise UsageError(f"{source}:{line}: invalid YAML: character U+{e.character:04X} is "
+        position = e.position if isinstance(e.position, int) else 0
+        line = text.count("\n", 0, max(position, 0)) + 1
+        char = (f"U+{e.character:04X}" if isinstance(e.character, int)
+                else repr(e.character)[:20])
+        raise UsageError(f"{source}:{line}: invalid YAML: character {char} is "
                          "not allowed") from None
     except yaml.YAMLError as e:
         raise UsageError(f"{source}: invalid YAML: {e}") from None
@@ -256,6 +271,41 @@ def _documents(text: str, source: str) -> Iterator[tuple[yaml.Node, Any]]:
     finally:
         if loader is not None:
             loader.dispose()
+
+
+def _check_depth(text: str, source: str) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH` before libyaml composes the document.
+
+    libyaml's composer recurses in C: ``[[[[…`` a million deep would overflow the
+    stack and kill the process, where the pure-Python one raises RecursionError.
+    Its event parser is a loop, so one pass over the events measures the depth first.
+    """
+    import yaml
+
+    parser = yaml.CSafeLoader(text)
+    depth = 0
+    try:
+        while parser.check_event():
+            event = parser.get_event()
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    line = event.start_mark.line + 1 if event.start_mark else 1
+                    raise UsageError(f"{source}:{line}: invalid YAML: nested more "
+                                     f"than {MAX_DEPTH} deep")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    finally:
+        parser.dispose()
+
+
+def _loader_class() -> type[yaml.SafeLoader]:
+    """libyaml's safe loader when PyYAML is built with it (about ten times faster on a
+    rendered chart; the same nodes, marks and constructors), else the pure-Python one."""
+    import yaml
+
+    loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return loader
 
 
 def _check_tree(root: yaml.Node, source: str) -> None:
