@@ -39,6 +39,7 @@ from imggate.commands._signature_opts import (
     TrustedRootOpt,
 )
 from imggate.errors import ReportError, UsageError
+from imggate.text import printable
 
 if TYPE_CHECKING:
     from imggate.models import ScanReport
@@ -252,7 +253,9 @@ def check(
         # Quiet still says why an image could not be decided: exit 3 must be explained.
         for iv in verdict.images:
             if iv.error:
-                sys.stderr.write(f"imggate: error: {iv.reference}: {iv.error}\n")
+                # The error may quote a registry: one line, controls shown, not obeyed.
+                sys.stderr.write(f"imggate: error: {printable(iv.reference)}: "
+                                 f"{printable(iv.error)}\n")
     if published.error is not None:
         sys.stderr.write(f"imggate: error: {published.error}; no reports were left in "
                          f"{out_dir}\n")

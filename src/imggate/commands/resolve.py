@@ -24,6 +24,7 @@ from imggate.commands._registry_opts import (
     registry_options,
 )
 from imggate.models import ResolvedImage
+from imggate.text import printable_lines
 
 
 @app.command()
@@ -62,7 +63,8 @@ def resolve(
             else:
                 sys.stdout.write(result.pinned + "\n")
         else:
-            sys.stderr.write(result.diagnostics() + "\n")
+            # The message may quote the registry: shown, never obeyed by the terminal.
+            sys.stderr.write(printable_lines(result.diagnostics()) + "\n")
             code = max(code, result.exit_code)
     if as_json:
         sys.stdout.write(json.dumps(docs, indent=2) + "\n")

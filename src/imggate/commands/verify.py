@@ -44,6 +44,7 @@ from imggate.commands._signature_opts import (
 )
 from imggate.errors import Error, UsageError
 from imggate.models import ImageRef, Platform, SignatureCheck
+from imggate.text import printable
 
 if TYPE_CHECKING:
     from imggate.registry.client import RegistryOptions
@@ -184,9 +185,14 @@ def _check_json(c: SignatureCheck) -> dict[str, Any]:
 
 
 def _render_text(r: ImageResult) -> str:
+    """One image's result; every text that came from a registry or a signature is escaped."""
+    return "\n".join(printable(line) for line in _text_lines(r))
+
+
+def _text_lines(r: ImageResult) -> list[str]:
     lines = []
     if r.error is not None:
-        return f"{r.reference}: could not verify: {r.error.message}"
+        return [f"{r.reference}: could not verify: {r.error.message}"]
     status = "VERIFIED" if r.verified else "NOT VERIFIED"
     lines.append(f"{r.pinned or r.reference}: {status} ({r.explanation})")
     if not r.checks:
@@ -198,7 +204,7 @@ def _render_text(r: ImageResult) -> str:
         # Say when a verified signature was never checked against a transparency log.
         log = "" if not c.verified else (" (tlog)" if c.tlog else " (no tlog: UNSAFE)")
         lines.append(f"  {mark} {c.kind.value}{ptype}{who}{log} at {c.location}: {c.reason}")
-    return "\n".join(lines)
+    return lines
 
 
 @app.command()

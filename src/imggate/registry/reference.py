@@ -85,16 +85,24 @@ def _parse_registry(text: str) -> ImageRef:
 
 def _split_domain(name: str, whole: str) -> tuple[str, str]:
     first, sep, remainder = name.partition("/")
-    is_domain = bool(sep) and (
-        "." in first or ":" in first or first == "localhost" or first.lower() != first
-    )
+    is_domain = bool(sep) and (_looks_like_domain(first) or first.lower() != first)
     if not is_domain:
         return DEFAULT_REGISTRY, name
     _check_domain(first, whole)
-    registry = first.lower() if not _IPV6.match(first) else first
+    registry = first
+    lowered = first.lower()
+    if not _IPV6.match(first) and _looks_like_domain(lowered):
+        registry = lowered
+    # else: like docker, keep ``VM`` as written: only its capitals make it a host,
+    # and a printed ``vm/app`` would name docker.io/vm/app instead.
     if registry in _LEGACY_HUB:
         registry = DEFAULT_REGISTRY
     return registry, remainder
+
+
+def _looks_like_domain(first: str) -> bool:
+    """Whether ``first/…`` names a registry host even when written in lowercase."""
+    return "." in first or ":" in first or first == "localhost"
 
 
 def _check_domain(domain: str, whole: str) -> None:
