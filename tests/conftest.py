@@ -185,3 +185,17 @@ def isolated_auth_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for var in _AUTH_VARS:
         monkeypatch.delenv(var, raising=False)
     return docker_config
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault matrix's table (tests/faults), when it ran: printed whatever ``-s`` says."""
+    import sys
+
+    tally = sys.modules.get("faults.matrix")
+    if tally is None or not getattr(tally, "ROWS", None):
+        return
+    terminalreporter.write_sep("=", "fault matrix")
+    terminalreporter.write_line(tally.table())
+    path = getattr(tally, "REPORT_PATH", None)
+    if path:
+        terminalreporter.write_line(f"  (also in {path})")
