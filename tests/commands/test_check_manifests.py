@@ -81,7 +81,9 @@ def check(workdir: Path, *args: str, stdin: str = "", env: dict[str, str | None]
 def test_each_namespace_under_its_environment(workdir: Path, anon_image: PushedImage) -> None:
     manifest = workdir / "deploy.yaml"
     manifest.write_text(
-        deployment("shop-dev", anon_image.ref, anon_image.pinned)
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\n"
+        "---\napiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: r}\n"
+        + deployment("shop-dev", anon_image.ref, anon_image.pinned)
         + deployment("shop-prod", anon_image.ref, anon_image.pinned)
         # Exempt: never resolved (this registry does not exist).
         + pod("kube-system", "proxy", "unreachable.invalid/kube-proxy:1")
@@ -90,22 +92,23 @@ def test_each_namespace_under_its_environment(workdir: Path, anon_image: PushedI
     code, out, err, verdict = check(workdir, "-f", str(manifest))
     lines = out.splitlines()
     f = str(manifest)
-    assert f"{f}:12 Deployment shop-dev/web initContainer init: {anon_image.pinned} -> dev " \
+    assert f"{f}:19 Deployment shop-dev/web initContainer init: {anon_image.pinned} -> dev " \
            f"(namespaces.map[1] '*-dev'): allow" in lines
-    assert f"{f}:15 Deployment shop-dev/web container web: {anon_image.ref} -> dev " \
+    assert f"{f}:22 Deployment shop-dev/web container web: {anon_image.ref} -> dev " \
            f"(namespaces.map[1] '*-dev'): allow" in lines
-    assert f"{f}:30 Deployment shop-prod/web container web: {anon_image.ref} -> prod " \
+    assert f"{f}:37 Deployment shop-prod/web container web: {anon_image.ref} -> prod " \
            f"(namespaces.map[0] '*-prod'): deny" in lines
-    assert f"{f}:27 Deployment shop-prod/web initContainer init: {anon_image.pinned} -> prod " \
+    assert f"{f}:34 Deployment shop-prod/web initContainer init: {anon_image.pinned} -> prod " \
            f"(namespaces.map[0] '*-prod'): allow" in lines
-    assert any(line.startswith(f"{f}:38 Pod kube-system/proxy container main: "
+    assert any(line.startswith(f"{f}:45 Pod kube-system/proxy container main: "
                                "unreachable.invalid/kube-proxy:1 -> (exempt)") for line in lines)
-    assert f"{f}:46 Pod shop-dev/pause container main: registry.k8s.io/pause:3.9 -> (exempt) " \
+    assert f"{f}:53 Pod shop-dev/pause container main: registry.k8s.io/pause:3.9 -> (exempt) " \
            "(namespaces.exempt_images): allow" in lines
-    assert any(line.startswith(f"{f}:54 Pod elsewhere/x container main: ")
+    assert any(line.startswith(f"{f}:61 Pod elsewhere/x container main: ")
                and line.endswith("-> (unmapped) (matches no namespaces.map entry, environment "
                                  f"name or alias in {workdir / 'rules.yaml'}, and no default "
                                  "environment was given): deny") for line in lines)
+    assert f"{f}: not gated (no pod spec imggate reads): 1 Rollout, 1 Service" in lines
     assert code == 1, err
     by = {(i["reference"], i["env"]): i["decision"] for i in verdict["images"]}  # type: ignore[index]
     assert by == {

@@ -14,6 +14,7 @@ reference, with the same :func:`~imggate.gate.run_check` as ``imggate check``:
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -105,6 +106,7 @@ class ManifestVerdict:
 
     verdict: Verdict
     rows: tuple[tuple[PlannedImage, ImageVerdict], ...]
+    scans: tuple[ManifestScan, ...] = ()
 
 
 def _exempt_verdict(p: PlannedImage) -> ImageVerdict:
@@ -153,7 +155,7 @@ def run_plan(manifest_plan: ManifestPlan, request: CheckRequest,
     envs = list(dict.fromkeys(p.env for p in manifest_plan.images))
     combined = Verdict(env=", ".join(envs) or "(none)", images=tuple(decided.values()),
                        generated=request.now)
-    return ManifestVerdict(combined, tuple(rows))
+    return ManifestVerdict(combined, tuple(rows), manifest_plan.scans)
 
 
 def describe_rows(result: ManifestVerdict) -> list[str]:
@@ -163,6 +165,14 @@ def describe_rows(result: ManifestVerdict) -> list[str]:
         how = p.mapping.by if p.exempt_image is None else "namespaces.exempt_images"
         lines.append(printable(f"{p.entry.describe()}: {p.entry.image.image} -> {p.env} "
                                f"({how}): {iv.decision.value}"))
+    # Say what was not gated, so that images in a kind imggate does not read (a custom
+    # resource's pod template) are not silently taken as checked.
+    for scan in result.scans:
+        if scan.others:
+            kinds = Counter(o.kind for o in scan.others)
+            listed = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+            lines.append(printable(f"{scan.source}: not gated (no pod spec imggate reads): "
+                                   f"{listed}"))
     return lines
 
 
