@@ -32,13 +32,16 @@ from imggate.models import (
     Verdict,
 )
 from imggate.policy.loader import Policy
+from imggate.policy.rules import EvidenceSource
 from imggate.registry.client import RegistryClient, RegistryOptions
 from imggate.registry.deadline import Deadline
 from imggate.registry.resolve import open_repository, resolve_image
 
 if TYPE_CHECKING:
     # Signature verification pulls in cryptography's x509 stack: only when rules need it.
+    from imggate.evidence.attested import AttestedEvidence
     from imggate.policy.effective import TrustMaterial
+    from imggate.registry.interface import Repository
     from imggate.scanners.trivy_runner import TrivyOptions
     from imggate.signatures.interface import TrustConfig
     from imggate.signatures.keys import TrustedKey
@@ -72,6 +75,9 @@ class CheckRequest:
     concurrency: int = 16
     #: Bounds every registry request of the run (``--deadline``); ``None``: no deadline.
     deadline: Deadline | None = None
+    #: Read signed vuln attestations as evidence (``severity.evidence``); off for a run that
+    #: writes them (``check --attest``): it attests what its own scanners found.
+    read_attestations: bool = True
 
 
 def identities_of(image: ResolvedImage) -> frozenset[Digest]:
@@ -201,6 +207,7 @@ async def _evidence(req: CheckRequest, client: RegistryClient, text: str, ref: I
                     image: ResolvedImage, reports: tuple[ScanReport, ...], keys: _KeyCache,
                     root: object | None) -> Evidence:
     errors: list[str] = []
+    notes: list[str] = []
     found = list(reports)
     if req.trivy is not None:
         from imggate.scanners.trivy_runner import run_trivy
@@ -212,25 +219,64 @@ async def _evidence(req: CheckRequest, client: RegistryClient, text: str, ref: I
             found.append(dataclasses.replace(scanned, kind=EvidenceKind.SCAN))
         except Error as e:
             errors.append(e.message)
+    sources = req.policy.rules.for_image(ref).rules.severity.evidence
+    if EvidenceSource.REPORTS not in sources and found:
+        notes.append(f"{len(found)} scanner report(s) not counted: severity.evidence does not "
+                     "list reports")
+        found = []
     checks: tuple[SignatureCheck, ...] = ()
     material = req.policy.rules.trust(ref)
+    repo = open_repository(ref, client)
+    sig_repo = None
+    if req.signatures.signature_repository:
+        from imggate.registry.reference import parse_reference
+
+        sig_repo = open_repository(parse_reference(req.signatures.signature_repository), client)
     if material.needed:
         from imggate.signatures.check import check_signatures
 
-        repo = open_repository(ref, client)
-        sig_repo = None
-        if req.signatures.signature_repository:
-            from imggate.registry.reference import parse_reference
-
-            sig_repo = open_repository(parse_reference(req.signatures.signature_repository),
-                                       client)
         try:
             trust = trust_config(material, req.signatures, keys, root)
             checks = await check_signatures(repo, image.digest, trust, signature_repo=sig_repo,
                                             platform_digest=image.manifest_digest)
         except Error as e:
             errors.append(e.message)
-    return Evidence(text, ref, image, tuple(found), tuple(checks), tuple(errors))
+    if EvidenceSource.ATTESTATIONS in sources and req.read_attestations:
+        attested, att_notes = await _attested(req, repo, sig_repo, image, material, keys, root,
+                                              errors)
+        checks += attested.checks if attested is not None else ()
+        notes += att_notes
+        if attested is not None and attested.report is not None:
+            found.append(attested.report)
+        elif not found and not (material.keys or material.identities):
+            notes.append("vuln attestations not read: the rules name no signature keys or "
+                         "identities to verify them with")
+    return Evidence(text, ref, image, tuple(found), tuple(checks), tuple(errors), tuple(notes))
+
+
+async def _attested(req: CheckRequest, repo: Repository, sig_repo: Repository | None,
+                    image: ResolvedImage, material: TrustMaterial, keys: _KeyCache,
+                    root: object | None, errors: list[str]
+                    ) -> tuple[AttestedEvidence | None, list[str]]:
+    """The newest valid vuln attestation, verified with the rules' keys and identities."""
+    if not (material.keys or material.identities):
+        return None, []
+    from imggate.evidence.attested import attested_evidence
+
+    try:
+        trust = trust_config(material, req.signatures, keys, root)
+        found = await attested_evidence(
+            repo, image.digest, trust, now=req.now, signature_repo=sig_repo,
+            platform_digest=image.manifest_digest)
+    except Error as e:
+        errors.append(e.message)
+        return None, []
+    if found.report is not None:
+        return found, [f"scanner evidence from {found.report.source}"]
+    if found.refused:
+        return found, [f"no usable vuln attestation: {len(found.refused)} refused "
+                       f"({found.refused[0].location}: {found.refused[0].reason[:300]})"]
+    return found, []
 
 
 def decide(req: CheckRequest, evidence: Sequence[Evidence]) -> Verdict:

@@ -388,6 +388,8 @@ class Evidence:
     ``reference`` is the text the user gave; ``ref`` is it parsed. ``image``
     is ``None`` when resolution failed, and ``errors`` then says why: any
     error makes the image's decision ``error`` (exit 3), never an allow.
+    ``notes`` say how the evidence was gathered (e.g. which attestation
+    was used, or why report files did not count).
     """
 
     reference: str
@@ -396,6 +398,7 @@ class Evidence:
     reports: tuple[ScanReport, ...] = ()
     signatures: tuple[SignatureCheck, ...] = ()
     errors: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 class Mode(str, Enum):

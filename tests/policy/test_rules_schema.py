@@ -237,7 +237,8 @@ def test_explain_shows_resolved_modes_and_inheritance() -> None:
     assert rules_data["severity"] == {"mode": "enforce", "fail_on": "High", "max": {},
                                       "ignore_unfixed": True, "cvss": None, "kev": None,
                                       "require_report": False, "max_report_age": None,
-                                      "allow_undated": False}
+                                      "allow_undated": False,
+                                      "evidence": ["reports", "attestations"]}
 
 
 # --- load_policy: one call for the gate --------------------------------------------------

@@ -42,8 +42,11 @@ from imggate.errors import ReportError, UsageError
 from imggate.text import printable
 
 if TYPE_CHECKING:
-    from imggate.models import ScanReport
+    from imggate.evidence.attest import AttestPlan
+    from imggate.models import ScanReport, Verdict
     from imggate.policy.loader import Policy
+    from imggate.registry.client import RegistryOptions
+    from imggate.registry.deadline import Deadline
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -148,6 +151,13 @@ def check(
     password_stdin: PasswordStdinOpt = False,
     timeout: TimeoutOpt = 30.0,
     deadline: DeadlineOpt = DEFAULT_DEADLINE,
+    attest: Annotated[bool, typer.Option(
+        "--attest", help="Push the findings and the verdict as signed cosign attestations "
+                         "(vuln + https://imggate.dev/verdict/v1) to the image's registry.")
+    ] = False,
+    attest_key: Annotated[str | None, typer.Option(
+        "--attest-key", help="Private key for --attest, as cosign's --key: a cosign key "
+                             "(password from $COSIGN_PASSWORD) or PKCS#8 PEM.")] = None,
 ) -> int:
     """Gate images: resolve, gather evidence, apply the rules, write reports."""
     from imggate.formats import outputs
@@ -192,6 +202,18 @@ def check(
             plan = prepare(filename, policy.rules_file, policy.env, env_given=bool(env),
                            namespace=namespace)
             parsed = [p.ref for p in plan.images]
+        sig_repo = signature_repository or os.environ.get("COSIGN_REPOSITORY") or None
+        attest_plan = None
+        if attest or attest_key:
+            from imggate.evidence.attest import plan_attest
+            from imggate.evidence.signing_keys import password_from_env
+
+            if not attest:
+                raise UsageError("--attest-key is only used with --attest")
+            given = bool(trivy_report or grype_report or gitlab_report or report)
+            attest_plan = plan_attest(attest_key, parsed, have_evidence=given or bool(scan),
+                                      signature_repository=sig_repo,
+                                      password=password_from_env())
         options = registry_options(parsed, insecure=insecure_registry, ca_file=ca_file,
                                    username=username, password_stdin=password_stdin,
                                    timeout=timeout)
@@ -217,9 +239,9 @@ def check(
                 signatures=SignatureOptions(
                     ignore_tlog=insecure_ignore_tlog,
                     trusted_root=Path(trusted_root) if trusted_root else None,
-                    signature_repository=signature_repository
-                    or os.environ.get("COSIGN_REPOSITORY") or None,
+                    signature_repository=sig_repo,
                 ),
+                read_attestations=attest_plan is None,
             )
             if plan is None:
                 verdict = run_check(request)
@@ -261,7 +283,27 @@ def check(
                          f"{out_dir}\n")
         for path in published.left_behind:
             sys.stderr.write(f"imggate: error: could not remove the stale report {path}\n")
-    return published.exit_code(verdict)
+    code = published.exit_code(verdict)
+    if attest_plan is not None:
+        code = _attest(attest_plan, verdict, policy, options, started, limit, code)
+    return code
+
+
+def _attest(plan: AttestPlan, verdict: Verdict, policy: Policy, options: RegistryOptions,
+            started: datetime, deadline: Deadline | None, code: int) -> int:
+    """Push the attestations and say what happened (a failure is said, never skipped)."""
+    from imggate import __version__
+    from imggate.evidence.attest import attest_exit_code, describe, rules_identity, run_attest
+
+    rf = policy.rules_file
+    rules = rules_identity(rf.source, rf.sha256, rf.document)
+    results = run_attest(verdict, plan.key, rules=rules, version=__version__, now=started,
+                         options=options, signature_repository=plan.signature_repository,
+                         deadline=deadline)
+    for ok, line in describe(results):
+        (sys.stdout if ok else sys.stderr).write(("" if ok else "imggate: error: ") + line
+                                                 + "\n")
+    return attest_exit_code(code, results)
 
 
 def _output_dir(path: str) -> Path:

@@ -172,6 +172,13 @@ async def _one(repo: Repository, ref: ImageRef, text: str, trust: TrustConfig,
             raise UsageError(f"{text}: no manifest for platform {platform}")
     checks = await check_signatures(repo, top.digest, trust, signature_repo=sig_repo,
                                     platform_digest=child)
+    if trust.check_attestations:
+        from datetime import UTC, datetime
+
+        from imggate.evidence.attested import as_evidence
+
+        # A vuln attestation is scanner evidence: one imggate could not read is not verified.
+        checks = as_evidence(checks, now=datetime.now(UTC))
     met, why = evaluate(requirement, checks)
     return ImageResult(text, f"{ref.name}@{top.digest}", checks, met, why)
 

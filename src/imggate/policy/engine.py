@@ -75,7 +75,7 @@ def evaluate(evidence: Evidence, rules: EffectiveRules, *,
     r = chosen.rules
     image = evidence.image
     digests = image_digests(image)
-    notes: list[str] = []
+    notes: list[str] = list(evidence.notes)
     if chosen.pattern is not None:
         notes.append(f"rules for images matching {chosen.pattern!r} apply")
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -119,6 +120,13 @@ class _Section(_Model):
         default=None, description="enforce or warn; default: the environment's")
 
 
+class EvidenceSource(str, Enum):
+    """Where scanner evidence may come from (``severity.evidence``)."""
+
+    REPORTS = "reports"            # report files and --scan: this run's scanners
+    ATTESTATIONS = "attestations"  # signed vuln attestations of the image, in its registry
+
+
 class SeverityRules(_Section):
     """Vulnerability thresholds."""
 
@@ -137,6 +145,10 @@ class SeverityRules(_Section):
                                   "measured from the report's own creation time")
     allow_undated: bool = Field(
         default=False, description="with max_report_age: accept a report without a time")
+    evidence: tuple[EvidenceSource, ...] = Field(
+        default=(EvidenceSource.REPORTS, EvidenceSource.ATTESTATIONS), min_length=1,
+        description="which sources count: reports (files, --scan) and/or attestations "
+                    "(signed vuln attestations verified with the signature keys/identities)")
 
     @property
     def active(self) -> bool:

@@ -113,7 +113,8 @@ class RegistryAuth(httpx.Auth):
             request.headers.pop("Authorization", None)
             yield request
             return
-        scope = scope_for(request.url.path)
+        # Writes (attestation pushes) need a push token; reads keep the narrower pull scope.
+        scope = scope_for(request.url.path, push=request.method not in ("GET", "HEAD"))
         token = self._cached(scope)
         if token is None and self._challenge is not None and scope is not None:
             async with self._lock(scope):

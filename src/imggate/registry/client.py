@@ -231,8 +231,11 @@ class RegistryClient:
 
     async def fetch(self, method: str, registry: str, url: str, *, headers: dict[str, str],
                     what: RegistryError, limit: int, ok: frozenset[int] = _OK,
-                    bodiless: frozenset[int] = frozenset()) -> Fetched:
+                    bodiless: frozenset[int] = frozenset(),
+                    content: bytes | None = None) -> Fetched:
         """Send with auth, redirects and retries; return the answer with its body read.
+
+        ``content`` is a request body (pushes), sent again on every retry.
 
         A status in ``ok`` has its body read (at most ``limit`` bytes, checked
         while streaming); one in ``bodiless`` is returned without its body;
@@ -253,7 +256,8 @@ class RegistryClient:
             try:
                 with deadline.applied():
                     return await self._attempt(method, url, headers, auth, what, limit, ok,
-                                               bodiless, last=attempt > self.options.retries)
+                                               bodiless, last=attempt > self.options.retries,
+                                               content=content)
             except _Transient as t:
                 failure, status, retry_after = t.reason, t.status, t.retry_after
             except DeadlineExceeded as e:
@@ -295,7 +299,8 @@ class RegistryClient:
 
     async def _attempt(self, method: str, url: str, headers: dict[str, str],
                        auth: RegistryAuth, what: RegistryError, limit: int, ok: frozenset[int],
-                       bodiless: frozenset[int], *, last: bool) -> Fetched:
+                       bodiless: frozenset[int], *, last: bool,
+                       content: bytes | None = None) -> Fetched:
         budget = RequestBudget(_deadline.current(), self.options.timeout, self.options.min_rate)
         extensions = {MAX_BODY: limit, BUDGET: budget}
         left = budget.left()
@@ -303,7 +308,8 @@ class RegistryClient:
             raise DeadlineExceeded(budget.why())
         try:
             async with asyncio.timeout(left):
-                response = await self._send_following(method, url, headers, auth, extensions)
+                response = await self._send_following(method, url, headers, auth, extensions,
+                                                      content)
         except TimeoutError:
             raise DeadlineExceeded(budget.why()) from None
         try:
@@ -327,13 +333,13 @@ class RegistryClient:
             await response.aclose()
 
     async def _send_following(self, method: str, url: str, headers: dict[str, str],
-                              auth: RegistryAuth, extensions: dict[str, object]
-                              ) -> httpx.Response:
+                              auth: RegistryAuth, extensions: dict[str, object],
+                              content: bytes | None = None) -> httpx.Response:
         assert self._http is not None, "use RegistryClient as an async context manager"
         current = httpx.URL(url)
         for _ in range(MAX_REDIRECTS + 1):
             request = self._http.build_request(method, current, headers=headers,
-                                               extensions=extensions)
+                                               extensions=extensions, content=content)
             same_host = auth._matches(request)
             response = await self._http.send(request, auth=auth if same_host else None,
                                              stream=True)
@@ -621,6 +627,37 @@ class RegistryRepository(Repository):
         if artifact_type:
             found = tuple(d for d in found if d.artifact_type == artifact_type)
         return found
+
+    async def push_blob(self, data: bytes) -> Digest:
+        """Store ``data`` as a blob (a monolithic upload) unless the registry has it already."""
+        digest = Digest.of(data)
+        what = self._what(str(digest))
+        have = await self.client.fetch("HEAD", self.registry, f"{self._base}/blobs/{digest}",
+                                       headers={}, what=what, limit=0, ok=frozenset(),
+                                       bodiless=frozenset({200, 404}))
+        if have.status == 200:
+            return digest
+        started = await self.client.fetch(
+            "POST", self.registry, f"{self._base}/blobs/uploads/",
+            headers={"Content-Length": "0"}, what=what, limit=0, ok=frozenset(),
+            bodiless=frozenset({202}))
+        location = started.headers.get("Location")
+        if not location:
+            raise _like(what, RegistryError, "blob upload started without a Location")
+        target = started.url.join(location).copy_merge_params({"digest": str(digest)})
+        await self.client.fetch("PUT", self.registry, str(target),
+                                headers={"Content-Type": "application/octet-stream"},
+                                what=what, limit=0, ok=frozenset(),
+                                bodiless=frozenset({201, 204}), content=data)
+        return digest
+
+    async def push_manifest(self, reference: str, raw: bytes, media_type: str) -> Digest:
+        """Store a manifest under a tag or digest; its blobs must be pushed first."""
+        await self.client.fetch("PUT", self.registry, f"{self._base}/manifests/{reference}",
+                                headers={"Content-Type": media_type}, what=self._what(reference),
+                                limit=0, ok=frozenset(), bodiless=frozenset({200, 201, 204}),
+                                content=raw)
+        return Digest.of(raw)
 
 
 def _next_link(link: str | None, current: httpx.URL) -> str | None:
