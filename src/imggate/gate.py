@@ -220,9 +220,10 @@ async def _evidence(req: CheckRequest, client: RegistryClient, text: str, ref: I
         except Error as e:
             errors.append(e.message)
     sources = req.policy.rules.for_image(ref).rules.severity.evidence
+    refused: list[str] = []
     if EvidenceSource.REPORTS not in sources and found:
-        notes.append(f"{len(found)} scanner report(s) not counted: severity.evidence does not "
-                     "list reports")
+        refused.append(f"{len(found)} scanner report(s) not counted: severity.evidence does "
+                       "not list reports")
         found = []
     checks: tuple[SignatureCheck, ...] = ()
     material = req.policy.rules.trust(ref)
@@ -242,25 +243,28 @@ async def _evidence(req: CheckRequest, client: RegistryClient, text: str, ref: I
         except Error as e:
             errors.append(e.message)
     if EvidenceSource.ATTESTATIONS in sources and req.read_attestations:
-        attested, att_notes = await _attested(req, repo, sig_repo, image, material, keys, root,
-                                              errors)
-        checks += attested.checks if attested is not None else ()
-        notes += att_notes
-        if attested is not None and attested.report is not None:
-            found.append(attested.report)
-        elif not found and not (material.keys or material.identities):
-            notes.append("vuln attestations not read: the rules name no signature keys or "
-                         "identities to verify them with")
-    return Evidence(text, ref, image, tuple(found), tuple(checks), tuple(errors), tuple(notes))
+        attested = await _attested(req, repo, sig_repo, image, material, keys, root, errors)
+        if attested is None:
+            if not (material.keys or material.identities):
+                refused.append("vuln attestations not read: the rules name no signature keys "
+                               "or identities to verify them with")
+        else:
+            checks += attested.checks
+            refused += [f"vuln attestation {c.location} refused: {c.reason[:300]}"
+                        for c in attested.refused]
+            if attested.report is not None:
+                found.append(attested.report)
+                notes.append(f"scanner evidence from {attested.report.source}")
+    return Evidence(text, ref, image, tuple(found), tuple(checks), tuple(errors), tuple(notes),
+                    tuple(refused))
 
 
 async def _attested(req: CheckRequest, repo: Repository, sig_repo: Repository | None,
                     image: ResolvedImage, material: TrustMaterial, keys: _KeyCache,
-                    root: object | None, errors: list[str]
-                    ) -> tuple[AttestedEvidence | None, list[str]]:
-    """The newest valid vuln attestation, verified with the rules' keys and identities."""
+                    root: object | None, errors: list[str]) -> AttestedEvidence | None:
+    """The vuln attestations, verified with the rules' keys and identities (``None``: not read)."""
     if not (material.keys or material.identities):
-        return None, []
+        return None
     from imggate.evidence.attested import attested_evidence
 
     try:
@@ -270,13 +274,8 @@ async def _attested(req: CheckRequest, repo: Repository, sig_repo: Repository | 
             platform_digest=image.manifest_digest)
     except Error as e:
         errors.append(e.message)
-        return None, []
-    if found.report is not None:
-        return found, [f"scanner evidence from {found.report.source}"]
-    if found.refused:
-        return found, [f"no usable vuln attestation: {len(found.refused)} refused "
-                       f"({found.refused[0].location}: {found.refused[0].reason[:300]})"]
-    return found, []
+        return None
+    return found
 
 
 def decide(req: CheckRequest, evidence: Sequence[Evidence]) -> Verdict:

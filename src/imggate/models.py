@@ -389,7 +389,9 @@ class Evidence:
     is ``None`` when resolution failed, and ``errors`` then says why: any
     error makes the image's decision ``error`` (exit 3), never an allow.
     ``notes`` say how the evidence was gathered (e.g. which attestation
-    was used, or why report files did not count).
+    was used); ``refused`` names evidence that was found but cannot count
+    (a vuln attestation that does not verify, report files that
+    ``severity.evidence`` excludes) and why: a NOT SCANNED result says it.
     """
 
     reference: str
@@ -399,6 +401,7 @@ class Evidence:
     signatures: tuple[SignatureCheck, ...] = ()
     errors: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()
 
 
 class Mode(str, Enum):

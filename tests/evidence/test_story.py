@@ -60,14 +60,14 @@ class Story:
     def ref(self, repository: str, digest: Digest) -> str:
         return self.registry.ref(repository, None, str(digest))
 
-    def report(self, repository: str, digest: Digest) -> Path:
+    def report(self, repository: str, digest: Digest, created: datetime | None = None) -> Path:
         """Trivy's real debian-buster report, as Trivy would write it for this image today."""
         doc = json.loads((FIXTURES / "trivy" / "debian-buster.json").read_text())
         name = f"{self.registry.host}/{repository}"
         doc["ArtifactName"] = f"{name}@{digest}"
         doc["Metadata"]["RepoDigests"] = [f"{name}@{digest}"]
         doc["Metadata"].pop("ImageID", None)
-        doc["CreatedAt"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        doc["CreatedAt"] = (created or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
         out = self.tmp / f"{repository.replace('/', '-')}-trivy.json"
         out.write_text(json.dumps(doc))
         return out
@@ -94,10 +94,10 @@ exceptions:
         return path
 
     def ci_check(self, repository: str, digest: Digest, rules: Path, key: Path | None = None,
-                 password: str | None = PASSWORD) -> CliResult:
+                 password: str | None = PASSWORD, created: datetime | None = None) -> CliResult:
         return run_imggate(
             ["check", self.ref(repository, digest), "--rules", str(rules),
-             "--trivy-report", str(self.report(repository, digest)), "--attest",
+             "--trivy-report", str(self.report(repository, digest, created)), "--attest",
              "--attest-key", str(key or self.key), "-o", str(self.tmp / "ci-out"), "-q"],
             env={"COSIGN_PASSWORD": password})
 
@@ -126,6 +126,10 @@ exceptions:
 @pytest.fixture(scope="module")
 def story(anon_registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Story:
     return Story(anon_registry, tmp_path_factory.mktemp("story"))
+
+
+def _messages(verdict: dict[str, Any], rule: str) -> list[str]:
+    return [m for r in verdict["images"][0]["rules"] if r["rule"] == rule for m in r["messages"]]
 
 
 def _today() -> date:
@@ -183,8 +187,9 @@ def test_a_tampered_attestation_is_refused_and_the_image_is_not_scanned(story: S
     assert result.code == 1, result.output
     image = verdict["images"][0]
     assert image["decision"] == "deny"
-    assert "not scanned" in result.output.lower() or "no scanner report" in result.output
-    assert any("refused" in n and "does not verify" in n for n in image["notes"]), image["notes"]
+    assert "NOT SCANNED" in result.output
+    why = _messages(verdict, "severity")
+    assert any("refused" in m and "does not verify" in m for m in why), why
 
 
 def test_an_attestation_signed_by_another_key_is_refused(story: Story) -> None:
@@ -194,7 +199,8 @@ def test_an_attestation_signed_by_another_key_is_refused(story: Story) -> None:
     assert ci.code == 0, ci.output
     result, verdict = story.deploy_check(repository, digest, valid)
     assert result.code == 1, result.output
-    assert any("refused" in n for n in verdict["images"][0]["notes"])
+    assert "NOT SCANNED" in result.output
+    assert any("refused" in m for m in _messages(verdict, "severity"))
 
 
 def test_no_attestation_where_a_report_is_required_is_not_scanned(story: Story) -> None:
@@ -203,7 +209,7 @@ def test_no_attestation_where_a_report_is_required_is_not_scanned(story: Story) 
                                          story.rules(_today() + timedelta(days=30)))
     assert result.code == 1, result.output
     assert verdict["images"][0]["decision"] == "deny"
-    assert "no scanner report" in result.output or "not scanned" in result.output.lower()
+    assert "NOT SCANNED" in result.output
 
 
 def test_attesting_again_appends_and_keeps_existing_layers(story: Story) -> None:
@@ -327,3 +333,20 @@ def test_severity_evidence_says_which_sources_count(story: Story) -> None:
     assert any("not counted" in n for n in notes), notes
     assert any("scanner evidence from vuln attestation" in n for n in notes), notes
     assert result.code == 0, result.output
+
+
+def test_max_report_age_measures_the_attested_scan(story: Story) -> None:
+    repository, digest = story.image("aged")
+    valid = story.rules(_today() + timedelta(days=30))
+    ten_days_ago = datetime.now(UTC) - timedelta(days=10)
+    assert story.ci_check(repository, digest, valid, created=ten_days_ago).code == 0
+    fresh_only = story.tmp / "fresh-only.yaml"
+    fresh_only.write_text(valid.read_text().replace("require_report: true",
+                                                    "require_report: true\n      "
+                                                    "max_report_age: 7d"))
+    result, verdict = story.deploy_check(repository, digest, fresh_only)
+    assert result.code == 1, result.output
+    why = _messages(verdict, "report-age")
+    assert any("older than max_report_age 7d" in m for m in why), verdict["images"][0]["rules"]
+    evidence = verdict["images"][0]["evidence"]
+    assert evidence[0]["kind"] == "attestation", evidence

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from imggate.errors import ReportError
-from imggate.models import Digest, Finding, ScannerInfo, ScanReport
+from imggate.models import Digest, EvidenceKind, Finding, ScannerInfo, ScanReport
 
 VULN_PREDICATE = "https://cosign.sigstore.dev/attestation/vuln/v1"
 #: What cosign < 2.0 wrote (no scheme); read, never written.
@@ -104,7 +104,8 @@ def read_predicate(predicate: Mapping[str, Any], *, subject: Digest, source: str
     return ScanReport(scanner=info, findings=report.findings, source=source,
                       image_name=report.image_name, image_digests=(subject,),
                       operating_system=report.operating_system,
-                      started=started or report.started, finished=finished or report.finished)
+                      started=started or report.started, finished=finished or report.finished,
+                      kind=EvidenceKind.ATTESTATION)
 
 
 def build_predicate(findings: Sequence[Finding], *, image: str,

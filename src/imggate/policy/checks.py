@@ -62,8 +62,11 @@ def _describe(f: Finding) -> str:
 
 
 def check_severity(findings: Sequence[Finding], rules: SeverityRules, mode: Mode,
-                   have_report: bool) -> RuleResult | None:
-    """Threshold, per-severity maximum counts, and CVSS threshold over active findings."""
+                   have_report: bool, refused: Sequence[str] = ()) -> RuleResult | None:
+    """Threshold, per-severity maximum counts, and CVSS threshold over active findings.
+
+    ``refused`` says what evidence was found but could not count (shown with NOT SCANNED).
+    """
     if not (rules.fail_on or rules.max or rules.cvss is not None or rules.require_report):
         return None
     messages: list[str] = []
@@ -71,10 +74,12 @@ def check_severity(findings: Sequence[Finding], rules: SeverityRules, mode: Mode
     if not have_report:
         text = (f"{NOT_SCANNED}: no scanner evidence for this image was used (none given, "
                 "or every report was refused): its vulnerabilities are unknown")
+        why = tuple(refused)
         if rules.require_report:
-            return RuleResult("severity", False, mode, (text,))
+            return RuleResult("severity", False, mode, (text, *why))
         # Not required here, so it does not deny; but never a silent pass.
-        return RuleResult("severity", False, Mode.WARN, (text + " (require_report is off)",))
+        return RuleResult("severity", False, Mode.WARN,
+                          (text + " (require_report is off)", *why))
     counted = [f for f in findings if not (rules.ignore_unfixed and is_unfixed(f))]
     ignored = len(findings) - len(counted)
     floor = rules.fail_on.rank if rules.fail_on is not None else None

@@ -99,7 +99,9 @@ def evaluate(evidence: Evidence, rules: EffectiveRules, *,
             merge_findings(used), ref=evidence.ref, digests=digests,
             env=rules.env, today=now.date())
         results.append(checks.check_severity(applied.active, r.severity, sev_mode,
-                                             bool(used)))
+                                             bool(used), evidence.refused))
+        if used:
+            notes += evidence.refused
         results.append(checks.check_kev(applied.active, r.severity, sev_mode, kev))
         results.append(checks.check_age(image, r.age, r.mode_of("age"), now))
         results.append(checks.check_labels(image, r.labels, r.mode_of("labels")))
