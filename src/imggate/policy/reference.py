@@ -129,6 +129,8 @@ def _default(field: FieldInfo) -> str:
         return f"`{str(value).lower()}`"
     if value in ((), {}, []):
         return "empty"
+    if isinstance(value, tuple | list) and all(isinstance(v, enum.Enum) for v in value):
+        return "`[" + ", ".join(str(v.value) for v in value) + "]`"
     return f"`{value}`"
 
 
