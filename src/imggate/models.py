@@ -16,7 +16,8 @@ from enum import Enum
 from typing import Any
 
 _HEX = {"sha256": 64, "sha384": 96, "sha512": 128}
-_DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-f0-9]{32,})$")
+# Matched with fullmatch: "$" would also accept a final newline ("sha256:<hex>\n").
+_DIGEST_RE = re.compile(r"([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-f0-9]{32,})")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -29,7 +30,7 @@ class Digest:
     @classmethod
     def parse(cls, text: str) -> Digest:
         """Parse ``algo:hex``; raise ``ValueError`` naming what is wrong."""
-        m = _DIGEST_RE.match(text)
+        m = _DIGEST_RE.fullmatch(text)
         if not m:
             raise ValueError(f"invalid digest {text[:100]!r}: expected sha256:<64 hex digits>")
         algo, hx = m.group(1), m.group(2)

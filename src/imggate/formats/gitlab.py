@@ -43,6 +43,7 @@ _NAME_MAX = 255
 _DESCRIPTION_MAX = 1_048_576
 _SOLUTION_MAX = 7000
 _URL = re.compile(r"^(https?|ftp)://.")  # the schema's ^(https?|ftp)://.+
+# Matched with fullmatch (JSON Schema's "$" is end of text; Python's also allows "\n").
 _CVSS2 = re.compile(
     r"^((AV:[NAL]|AC:[LMH]|Au:[MSN]|[CIA]:[NPC]|E:(U|POC|F|H|ND)|RL:(OF|TF|W|U|ND)|RC:(UC|UR|C|ND)"
     r"|CDP:(N|L|LM|MH|H|ND)|TD:(N|L|M|H|ND)|[CIA]R:(L|M|H|ND))/)*(AV:[NAL]|AC:[LMH]|Au:[MSN]"
@@ -132,7 +133,7 @@ def _vector_ok(v: str) -> bool:
     """Whether the schema accepts CVSS vector ``v`` (vectors repeat: cached)."""
     if len(v) > 128:
         return False
-    return bool((len(v) >= 32 and _CVSS3.match(v)) or (len(v) >= 16 and _CVSS2.match(v)))
+    return bool((len(v) >= 32 and _CVSS3.fullmatch(v)) or (len(v) >= 16 and _CVSS2.fullmatch(v)))
 
 
 def _cvss_vectors(f: Finding) -> list[dict[str, str]]:

@@ -72,7 +72,7 @@ _UNSAFE = re.compile(
 )
 # Anything clean() or escape() would change: text without it is written as is.
 _SPECIAL = re.compile(_UNSAFE.pattern[:-1] + "&<>\"']")
-_SAFE_URL = re.compile(r"^https?://[^\s\"'<>`]+$", re.IGNORECASE)
+_SAFE_URL = re.compile(r"https?://[^\s\"'<>`]+", re.IGNORECASE)  # fullmatch
 
 # A findings row up to the vulnerability cell, per severity (sortable by rank).
 _ROW_HEAD = {
@@ -97,7 +97,7 @@ def clean(value: object) -> str:
 def safe_url(url: str) -> str | None:
     """``url`` when it is a plain http(s) URL, else ``None`` (never ``javascript:``)."""
     url = url.strip()
-    return url if _SAFE_URL.match(url) and not _UNSAFE.search(url) else None
+    return url if _SAFE_URL.fullmatch(url) and not _UNSAFE.search(url) else None
 
 
 def _ts(value: datetime | None) -> str:

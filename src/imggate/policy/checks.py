@@ -27,7 +27,7 @@ from imggate.models import (
     SignatureKind,
 )
 from imggate.policy.kev import KevCatalog
-from imggate.policy.patterns import prefix_matches, tag_matches
+from imggate.policy.patterns import compile_regex, prefix_matches, tag_matches
 from imggate.policy.rules import (
     AgeRules,
     AttestationRules,
@@ -40,7 +40,7 @@ from imggate.policy.rules import (
 
 #: How many offending items a message lists before summarising the rest.
 SHOW = 10
-_SIGNER_RE = re.compile(r"^(?P<identity>.*) \((?P<issuer>[^()]*)\)$")
+_SIGNER_RE = re.compile(r"(?P<identity>.*) \((?P<issuer>[^()]*)\)")  # fullmatch
 
 
 def listing(items: Sequence[str], total: int | None = None) -> tuple[str, ...]:
@@ -205,7 +205,7 @@ def check_labels(image: ResolvedImage | None, rules: LabelRules, mode: Mode) -> 
         if value is None:
             if name not in rules.required:
                 problems.append(f"label {name!r} is missing")
-        elif not re.search(pattern, value):
+        elif not compile_regex(pattern).search(value):
             problems.append(f"label {name!r} = {value[:100]!r} does not match /{pattern}/")
     if problems:
         return RuleResult("labels", False, mode, tuple(problems))
@@ -214,7 +214,7 @@ def check_labels(image: ResolvedImage | None, rules: LabelRules, mode: Mode) -> 
 
 def parse_signer(signer: str) -> tuple[str, str | None]:
     """``identity (issuer)`` -> (identity, issuer); anything else -> (signer, None)."""
-    m = _SIGNER_RE.match(signer)
+    m = _SIGNER_RE.fullmatch(signer)
     return (m.group("identity"), m.group("issuer")) if m else (signer, None)
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 from fnmatch import fnmatchcase
-from functools import lru_cache
 
 from imggate.models import ImageRef
+from imggate.userregex import compile_user_regex
 
 _WILDCARDS = frozenset("*?[")
 
@@ -68,10 +68,9 @@ def prefix_matches(prefix: str, ref: ImageRef) -> bool:
     return any(n == prefix or n.startswith(prefix + "/") for n in image_names(ref))
 
 
-@lru_cache(maxsize=512)
 def compile_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a user regex once; ``re.error`` propagates for the caller to report."""
-    return re.compile(pattern)
+    """Compile a user regex once, ``$`` as in Go; ``re.error`` propagates for the caller."""
+    return compile_user_regex(pattern)
 
 
 def tag_matches(pattern: str, tag: str) -> bool:

@@ -29,7 +29,7 @@ _COSIGN_TAG_KINDS = {
     ".sig": "dev.cosignproject.cosign/sigs",
     ".att": "dev.cosignproject.cosign/atts",
 }
-_COSIGN_TAG = re.compile(r"^sha256-[a-f0-9]{64}\.(sig|att)$")
+_COSIGN_TAG = re.compile(r"sha256-[a-f0-9]{64}\.(sig|att)")  # fullmatch: no final "\n"
 
 
 class OciLayout:
@@ -132,7 +132,7 @@ class LayoutRepository(Repository):
         for d in entries:
             if d.annotations.get(REF_NAME) == tag:
                 return self._manifest_sync(d.digest, d.media_type)
-        m = _COSIGN_TAG.match(tag)
+        m = _COSIGN_TAG.fullmatch(tag)
         if m:
             kind = _COSIGN_TAG_KINDS["." + m.group(1)]
             hits = [d for d in entries if d.annotations.get(_COSIGN_KIND) == kind]

@@ -28,6 +28,7 @@ from imggate.errors import ConfigError, SignatureError
 from imggate.models import Digest, SignatureCheck, SignatureKind
 from imggate.signatures.keys import TrustedKey
 from imggate.signatures.trustroot import SigstoreTrustRoot
+from imggate.userregex import user_search
 
 SIMPLESIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
@@ -111,13 +112,13 @@ class Identity:
         """Whether one SAN value satisfies the identity rule."""
         if self.identity is not None:
             return san == self.identity
-        return re.search(str(self.identity_regexp), san) is not None
+        return user_search(str(self.identity_regexp), san)
 
     def matches_issuer(self, issuer: str) -> bool:
         """Whether the certificate's OIDC issuer satisfies the issuer rule."""
         if self.issuer is not None:
             return issuer == self.issuer
-        return re.search(str(self.issuer_regexp), issuer) is not None
+        return user_search(str(self.issuer_regexp), issuer)
 
     def match(self, sans: Sequence[str], issuer: str) -> str | None:
         """The SAN that satisfies this identity with ``issuer``, else ``None``."""
