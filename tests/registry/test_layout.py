@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -75,3 +76,77 @@ def test_umoci_layout_by_tag(tmp_path: Path) -> None:
     assert img.config.labels["team"] == "core" and img.config.user == "1000"
     assert img.config.created is not None and img.config.created.year == 2024
     assert resolve(f"oci:{lay}@{img.digest}").digest == img.digest
+
+
+# --------------------------------------------------------------- hostile files
+# Each failed before: a blob or index.json linked to /dev/zero was read until
+# MemoryError, a FIFO blocked forever, a long name was an OSError traceback.
+
+INDEX_BLOB = "5b146084201148bf151871fa779767f013c47706d031106af0d727fb5b88f5ac"
+
+
+def _resolve_cli(target: str) -> subprocess.CompletedProcess[str]:
+    """``imggate resolve`` in a child limited to 1 GiB and 20 s, so a regression fails, not hangs."""
+    import resource
+    import sys
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    return subprocess.run([sys.executable, "-m", "imggate", "resolve", f"oci:{target}"],
+                          capture_output=True, text=True, timeout=20, preexec_fn=limit,
+                          check=False)
+
+
+def test_index_linked_to_dev_zero_is_exit_3_with_a_clear_error(tmp_path: Path) -> None:
+    copy = tmp_path / "lay"
+    shutil.copytree(ATT, copy)
+    (copy / "index.json").unlink()
+    (copy / "index.json").symlink_to("/dev/zero")
+    proc = _resolve_cli(str(copy))
+    assert proc.returncode == 3, proc.stderr
+    assert f"oci:{copy}/index.json: refused: a device: only regular files are read" in proc.stderr
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.timeout(30)  # a FIFO used to block forever
+@pytest.mark.parametrize(("name", "make", "kind"), [
+    (f"blobs/sha256/{INDEX_BLOB}", lambda p: p.symlink_to("/dev/zero"), "a device"),
+    (f"blobs/sha256/{INDEX_BLOB}", lambda p: p.symlink_to("/dev/urandom"), "a device"),
+    ("index.json", os.mkfifo, "a FIFO"),
+    (f"blobs/sha256/{INDEX_BLOB}", os.mkfifo, "a FIFO"),
+    ("oci-layout", os.mkfifo, "a FIFO"),
+    (f"blobs/sha256/{INDEX_BLOB}", lambda p: p.mkdir(), "a directory"),
+])
+def test_layout_files_that_are_not_regular_are_refused(tmp_path: Path, name: str, make,  # type: ignore[no-untyped-def]
+                                                      kind: str) -> None:
+    copy = tmp_path / "lay"
+    shutil.copytree(ATT, copy)
+    (copy / name).unlink()
+    make(copy / name)
+    with pytest.raises(LayoutError, match=f"{name}: refused: {kind}.*only regular files"):
+        resolve(f"oci:{copy}")
+
+
+def test_oversized_layout_files_are_refused_unread(tmp_path: Path) -> None:
+    copy = tmp_path / "lay"
+    shutil.copytree(ATT, copy)
+    with open(copy / "index.json", "wb") as fh:
+        fh.truncate(64 * 1024 * 1024)  # sparse: costs no disk
+    with pytest.raises(LayoutError, match="67,108,864 bytes, over the"):
+        resolve(f"oci:{copy}")
+
+
+def test_blob_symlinked_to_a_regular_file_is_read_and_verified(tmp_path: Path) -> None:
+    copy = tmp_path / "lay"
+    shutil.copytree(ATT, copy)
+    blob = copy / "blobs" / "sha256" / INDEX_BLOB
+    elsewhere = tmp_path / "moved-blob"
+    blob.rename(elsewhere)
+    blob.symlink_to(elsewhere)
+    assert str(resolve(f"oci:{copy}").digest) == f"sha256:{INDEX_BLOB}"
+
+
+def test_layout_path_component_over_255_characters(tmp_path: Path) -> None:
+    with pytest.raises(LayoutError, match="unusable path: File name too long"):
+        resolve(f"oci:{tmp_path / ('a' * 300)}")

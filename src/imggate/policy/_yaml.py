@@ -4,17 +4,25 @@ PyYAML's composer keeps a mark on every node; we walk the node tree once and
 remember the line of every mapping key and sequence item by its path
 (``("environments", "prod", "severity", "fail_on")``). A pydantic error's
 ``loc`` is such a path, so the longest known prefix of it names the line.
+
+Hostile input is bounded here, for every YAML file imggate reads: the file is
+a regular file (or pipe) of at most :data:`MAX_YAML_BYTES`; aliases may add at
+most :data:`MAX_ALIAS_NODES` nodes beyond those written ("billion laughs"), and
+may not refer to themselves; control characters, impossible dates and other
+unconstructible scalars are :class:`ConfigError` at ``file:line``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from imggate._files import FileRefused, read_file
 from imggate.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -25,6 +33,10 @@ PathKey = tuple[str, ...]
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 # More than a handful of errors at once is noise: the user fixes the first ones and reruns.
 _MAX_ERRORS = 5
+#: The largest YAML file read (rules and allowlists are kilobytes).
+MAX_YAML_BYTES = 32 * 1024 * 1024
+#: How many nodes aliases may add to a document beyond the ones written in it.
+MAX_ALIAS_NODES = 100_000
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -86,16 +98,76 @@ def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], source: str
             _walk(item, (*path, str(i)), lines, source, seen_nodes)
 
 
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int],
+                   source: str) -> int:
+    """Nodes in ``node`` once every alias is expanded (memoised: linear in the nodes written)."""
+    import yaml
+
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    if id(node) in open_nodes:
+        raise ConfigError("invalid YAML: an alias refers to the node that contains it",
+                          location=f"{source}:{node.start_mark.line + 1}")
+    size = 1
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        open_nodes.add(id(node))
+        children = ([n for pair in node.value for n in pair]
+                    if isinstance(node, yaml.MappingNode) else node.value)
+        for child in children:
+            size += _expanded_size(child, sizes, open_nodes, source)
+        open_nodes.discard(id(node))
+    sizes[id(node)] = size
+    return size
+
+
+def _check_aliases(node: yaml.Node, source: str) -> None:
+    """Refuse documents whose aliases expand to more than :data:`MAX_ALIAS_NODES` extra nodes."""
+    sizes: dict[int, int] = {}
+    expanded = _expanded_size(node, sizes, set(), source)
+    written = len(sizes)  # each distinct node once
+    if expanded - written > MAX_ALIAS_NODES:
+        raise ConfigError(
+            f"invalid YAML: aliases expand to {expanded:,} nodes from {written:,} written "
+            f"(more than {MAX_ALIAS_NODES:,} extra): refusing a possible alias bomb",
+            location=source)
+
+
+@cache
+def _loader_class() -> type[yaml.SafeLoader]:
+    """``SafeLoader`` whose unconstructible scalars (``2026-02-30``) are marked errors."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep)
+            except (ValueError, OverflowError) as e:
+                value = node.value if isinstance(node, yaml.ScalarNode) else node.tag
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{str(value)[:80]!r} is not a valid {_tag_name(node.tag)}: {e}",
+                    node.start_mark) from None
+
+    return Loader
+
+
+def _tag_name(tag: str) -> str:
+    return tag.rsplit(":", 1)[-1].replace("timestamp", "date")
+
+
 def parse_yaml(text: str, source: str) -> YamlDoc:
     """Parse one YAML document; syntax errors and duplicate keys are :class:`ConfigError`."""
     import yaml
 
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
+        # The reader checks characters as soon as it is built: inside the try.
+        loader = _loader_class()(text)
         node = loader.get_single_node()
         lines: dict[PathKey, int] = {}
         if node is None:
             return YamlDoc(None, source, lines)
+        _check_aliases(node, source)
         # Walk before constructing: construction flattens merge keys in place.
         _walk(node, (), lines, source, set())
         data = loader.construct_document(node)
@@ -103,22 +175,42 @@ def parse_yaml(text: str, source: str) -> YamlDoc:
         mark = e.problem_mark or e.context_mark
         where = f"{source}:{mark.line + 1}" if mark else source
         raise ConfigError(f"invalid YAML: {e.problem or e.context}", location=where) from e
+    except yaml.reader.ReaderError as e:
+        line = text.count("\n", 0, max(e.position, 0)) + 1
+        raise ConfigError(f"invalid YAML: character U+{e.character:04X} at column "
+                          f"{e.position - text.rfind(chr(10), 0, e.position)} is not allowed "
+                          "(control characters must be escaped in a quoted string)",
+                          location=f"{source}:{line}") from e
     except yaml.YAMLError as e:
         raise ConfigError(f"invalid YAML: {e}", location=source) from e
     except RecursionError:
         raise ConfigError("invalid YAML: nested too deeply", location=source) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return YamlDoc(data, source, lines)
 
 
 def read_yaml(path: Path) -> YamlDoc:
     """Read and parse a YAML file; an unreadable file is a :class:`ConfigError`."""
+    return parse_yaml(read_text(path, MAX_YAML_BYTES), str(path))
+
+
+def read_text(path: Path, limit: int, what: str = "") -> str:
+    """A user's UTF-8 file (regular file or pipe, at most ``limit`` bytes) as text.
+
+    Anything else (a directory, a device, a larger file) is a :class:`ConfigError`.
+    """
+    name = f"{what} {path}" if what else str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read {path}: {e}") from e
-    return parse_yaml(text, str(path))
+        data = read_file(path, limit, allow_pipes=True)
+        return data.decode("utf-8")
+    except FileRefused as e:
+        raise ConfigError(f"cannot read {name}: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {name}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"cannot read {name}: not UTF-8 ({e.reason} at byte {e.start})") from None
 
 
 def validate(model: type[M], doc: YamlDoc, data: Any = None, *, base: Sequence[str | int] = (),

@@ -28,6 +28,8 @@ from imggate.policy.exceptions import AllowEntry, ExceptionsDocument, ExceptionS
 #: Files read from the working directory when present, as Trivy and GitLab do.
 DISCOVERED = (".trivyignore", ".trivyignore.yaml", ".trivyignore.yml",
               "vulnerability-allowlist.yml", "vulnerability-allowlist.yaml")
+#: ``.trivyignore`` files are read up to this size (a million ids is ~20 MB).
+MAX_TRIVYIGNORE_BYTES = 64 * 1024 * 1024
 _GITLAB_GENERAL = ("generalallowlist", "generalwhitelist")
 
 
@@ -142,7 +144,7 @@ def parse_imggate_exceptions(doc: _yaml.YamlDoc) -> ExceptionSet:
 def load_allowlist(path: Path) -> ExceptionSet:
     """Read one allowlist file, choosing the format by its name (see the module table)."""
     name = path.name.lower()
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"{path}: allowlist file not found")
     if name.endswith(".json"):
         # OpenVEX's models are built only when a VEX document is given (~6 ms).
@@ -150,11 +152,7 @@ def load_allowlist(path: Path) -> ExceptionSet:
 
         return load_openvex(path)
     if name == ".trivyignore" or name.endswith(".trivyignore"):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{path}: cannot read ({e})") from None
-        return parse_trivyignore(text, str(path))
+        return parse_trivyignore(_yaml.read_text(path, MAX_TRIVYIGNORE_BYTES), str(path))
     if name.endswith((".yaml", ".yml")):
         doc = _yaml.read_yaml(path)
         if name.endswith((".trivyignore.yaml", ".trivyignore.yml")):

@@ -7,6 +7,7 @@ something a person can fix.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 from collections.abc import Mapping, Sequence
@@ -245,15 +246,14 @@ def load_rules(path: Path | None = None, *, found_by: str | None = None) -> Rule
     if path is None:
         rules = _parse_doc(_yaml.YamlDoc(copy.deepcopy(_BUILTIN_DATA), BUILTIN_SOURCE, {}), None)
         return _stamped(rules, BUILTIN_SHA256, FOUND_BY_BUILTIN)
-    if path.is_dir():
-        path = path / "default.yaml"
-    try:
-        raw = path.read_bytes()
-        text = raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read rules file {path}: {getattr(e, 'strerror', e)}") from None
+    with contextlib.suppress(OSError):  # a name too long is reported by read_text
+        if path.is_dir():
+            path = path / "default.yaml"
+    text = _yaml.read_text(path, _yaml.MAX_YAML_BYTES, what="rules file")
     rules = _parse_doc(_yaml.parse_yaml(text, str(path)), path.resolve().parent)
-    return _stamped(rules, hashlib.sha256(raw).hexdigest(), found_by or FOUND_BY_FLAG)
+    # Valid UTF-8 decodes and encodes back to the same bytes: this is the file's hash.
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return _stamped(rules, digest, found_by or FOUND_BY_FLAG)
 
 
 def load_exceptions(rules: RulesFile, extra: Sequence[Path] = (), *,

@@ -3,7 +3,9 @@
 What ``skopeo copy … oci:DIR``, umoci, buildah, kaniko and ``cosign save``
 write: ``oci-layout``, ``index.json`` and ``blobs/<alg>/<hex>``. Every blob
 read is hashed and compared with its name before it is parsed, exactly as
-for a registry: a layout on disk is no more trusted than a registry.
+for a registry: a layout on disk is no more trusted than a registry. Every
+file is read only if it is a regular file under its size cap (a blob linked
+to ``/dev/zero`` or a FIFO is refused, not read forever; see ``_files``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import re
 from pathlib import Path
 
+from imggate._files import FileRefused, read_file
 from imggate.errors import DigestMismatch, LayoutError, NotFound
 from imggate.models import Digest
 from imggate.registry.interface import (
@@ -29,6 +32,8 @@ _COSIGN_TAG_KINDS = {
     ".sig": "dev.cosignproject.cosign/sigs",
     ".att": "dev.cosignproject.cosign/atts",
 }
+#: ``oci-layout`` holds one short JSON object.
+_MAX_MARKER_BYTES = 64 * 1024
 _COSIGN_TAG = re.compile(r"sha256-[a-f0-9]{64}\.(sig|att)")  # fullmatch: no final "\n"
 
 
@@ -51,42 +56,50 @@ class OciLayout:
 
     def _load_index(self) -> tuple[Descriptor, ...]:
         where = f"oci:{self.path}"
-        if not self.path.is_dir():
-            raise LayoutError(f"{where}: not a directory")
-        marker = self.path / "oci-layout"
         try:
-            layout = json.loads(marker.read_bytes())
+            is_dir = self.path.is_dir()
+        except OSError as e:  # a name too long (ENAMETOOLONG), a loop of links...
+            raise LayoutError(f"{where}: unusable path: {e.strerror or e}") from None
+        if not is_dir:
+            raise LayoutError(f"{where}: not a directory")
+        try:
+            layout = json.loads(self._read("oci-layout", _MAX_MARKER_BYTES))
         except FileNotFoundError:
             raise LayoutError(f"{where}: no oci-layout file: not an OCI image layout") from None
-        except (OSError, ValueError) as e:
+        except (ValueError, RecursionError) as e:
             raise LayoutError(f"{where}/oci-layout: unreadable: {e}") from None
         if not isinstance(layout, dict) or not isinstance(layout.get("imageLayoutVersion"), str):
             raise LayoutError(f"{where}/oci-layout: imageLayoutVersion missing")
         try:
-            raw = (self.path / "index.json").read_bytes()
-        except OSError as e:
-            raise LayoutError(f"{where}/index.json: unreadable: {e.strerror}") from None
-        if len(raw) > MAX_MANIFEST_BYTES:
-            raise LayoutError(f"{where}/index.json: larger than {MAX_MANIFEST_BYTES} bytes")
+            raw = self._read("index.json", MAX_MANIFEST_BYTES)
+        except FileNotFoundError:
+            raise LayoutError(f"{where}/index.json: missing: not an OCI image layout") from None
         try:
             index = Manifest.parse(raw, Digest.of(raw), None, f"{where}/index.json")
             return index.manifests
         except ValueError as e:
             raise LayoutError(str(e)) from None
 
-    def read_blob(self, digest: Digest, max_size: int) -> bytes:
-        """Read and verify one blob."""
-        p = self.path / "blobs" / digest.algorithm / digest.hex
+    def _read(self, name: str, limit: int) -> bytes:
+        """``name`` in the layout: a regular file of at most ``limit`` bytes, else LayoutError.
+
+        ``FileNotFoundError`` propagates for the caller to say what is missing.
+        """
         try:
-            size = p.stat().st_size
-            if size > max_size:
-                raise LayoutError(
-                    f"oci:{self.path}: blob {digest} is {size} bytes, over the {max_size} limit")
-            data = p.read_bytes()
+            return read_file(self.path / name, limit)
+        except FileRefused as e:
+            raise LayoutError(f"oci:{self.path}/{name}: refused: {e}") from None
+        except FileNotFoundError:
+            raise
+        except OSError as e:
+            raise LayoutError(f"oci:{self.path}/{name}: unreadable: {e.strerror or e}") from None
+
+    def read_blob(self, digest: Digest, max_size: int) -> bytes:
+        """Read and verify one blob (a regular file of at most ``max_size`` bytes)."""
+        try:
+            data = self._read(f"blobs/{digest.algorithm}/{digest.hex}", max_size)
         except FileNotFoundError:
             raise NotFound(f"oci:{self.path}: blob {digest} is not in the layout") from None
-        except OSError as e:
-            raise LayoutError(f"oci:{self.path}: blob {digest} unreadable: {e.strerror}") from None
         if not digest.matches(data):
             raise DigestMismatch(
                 f"oci:{self.path}: blob {digest} does not match its digest "

@@ -10,6 +10,7 @@ the password scrubbed from it.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -38,6 +39,12 @@ class TrivyOptions:
     offline_scan: bool = False
     cache_dir: str | None = None
     db_repository: str | None = None
+
+    def __post_init__(self) -> None:
+        # NaN compares false with everything: "<= 0" alone lets it through.
+        if not math.isfinite(self.timeout) or self.timeout <= 0:
+            raise UsageError(f"--trivy-timeout must be a positive number of seconds, "
+                             f"not {self.timeout}")
 
 
 def trivy_command(reference: str, options: TrivyOptions, executable: str) -> list[str]:

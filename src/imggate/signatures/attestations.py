@@ -74,6 +74,11 @@ def parse_envelope(raw: bytes) -> Envelope:
     ptype, payload, sigs = doc.get("payloadType"), doc.get("payload"), doc.get("signatures")
     if not isinstance(ptype, str) or not isinstance(payload, str):
         raise StatementError("DSSE envelope needs string payloadType and payload")
+    if not ptype.isascii():
+        # Media types are ASCII; a lone surrogate ("\ud800" is valid JSON) cannot even be
+        # encoded for the PAE, and nothing else could match the in-toto type.
+        shown = ptype.encode("ascii", "backslashreplace").decode("ascii")[:80]
+        raise StatementError(f"DSSE payloadType {shown!r} is not a media type")
     if not isinstance(sigs, list) or not sigs:
         raise StatementError("DSSE envelope has no signatures")
     try:
@@ -100,7 +105,9 @@ def parse_statement(payload: bytes) -> Statement:
         doc = json.loads(payload)
     except (ValueError, RecursionError):
         raise StatementError("in-toto statement is not JSON") from None
-    if not isinstance(doc, dict) or doc.get("_type") not in _STATEMENT_TYPES:
+    # _type may be any JSON value (a list is unhashable): only a string can name a statement.
+    kind = doc.get("_type") if isinstance(doc, dict) else None
+    if not isinstance(kind, str) or kind not in _STATEMENT_TYPES:
         raise StatementError("payload is not an in-toto statement")
     ptype = doc.get("predicateType")
     if not isinstance(ptype, str):

@@ -1,0 +1,77 @@
+"""Reading a file named by a user or found in an artifact: regular files only, with a cap.
+
+``Path.read_bytes()`` on a symlink to ``/dev/zero`` reads until memory runs
+out, and on a FIFO it blocks forever. Here the file is opened without
+blocking (``O_NONBLOCK``: opening a FIFO does not wait for a writer), its
+type and size are taken from the open descriptor (``fstat``, so a swap after
+a check cannot fool it), and at most ``limit`` bytes are ever read.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+_CHUNK = 1024 * 1024
+
+
+class FileRefused(Exception):
+    """The path names something that is not read: a device, FIFO, directory, or too large."""
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def read_file(path: str | os.PathLike[str], limit: int, *, allow_pipes: bool = False,
+              follow_symlinks: bool = True) -> bytes:
+    """The bytes of the regular file at ``path``, at most ``limit`` of them.
+
+    ``allow_pipes`` also reads a pipe the user named (``--rules <(…)``); it waits
+    for the writer as a shell would. ``follow_symlinks=False`` refuses a
+    symlink itself (``O_NOFOLLOW``). Raises :class:`FileRefused` for devices,
+    FIFOs, sockets, directories and files over ``limit``; ``OSError`` when the
+    file cannot be opened or read.
+    """
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+    if not follow_symlinks:
+        flags |= os.O_NOFOLLOW
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISFIFO(st.st_mode) and allow_pipes:
+            # The user's own pipe: reopen blocking so that a writer that has not
+            # started yet is waited for (non-blocking reads would see an early EOF).
+            os.close(fd)
+            fd = os.open(path, flags & ~os.O_NONBLOCK)
+            st = os.fstat(fd)
+            if not stat.S_ISFIFO(st.st_mode):
+                raise FileRefused(f"{_kind(st.st_mode)}, not the pipe it was a moment ago")
+        elif not stat.S_ISREG(st.st_mode):
+            raise FileRefused(f"{_kind(st.st_mode)}: only regular files are read")
+        elif st.st_size > limit:
+            raise FileRefused(f"{st.st_size:,} bytes, over the {limit:,}-byte limit")
+        else:
+            os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            chunk = os.read(fd, min(_CHUNK, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:  # a file that grows while read, or a pipe
+                raise FileRefused(f"more than the {limit:,}-byte limit")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
