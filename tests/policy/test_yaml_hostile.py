@@ -156,3 +156,11 @@ def test_rules_from_a_pipe_are_read(tmp_path: Path) -> None:
     rules = load_rules(fifo)
     t.join()
     assert rules.default_env == "dev"
+
+
+@pytest.mark.parametrize("command", [["rules", "validate"], ["rules", "explain", "--rules"]])
+def test_rules_path_with_a_name_over_255_characters(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    code, err = cli([*command, str(tmp_path / ("r" * 300))], capsys)
+    assert code == 2
+    assert "File name too long" in err and "internal error" not in err

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 
 
 def _rule_files(path: Path) -> list[Path]:
+    try:
+        path.lstat()
+    except OSError as e:  # missing, or a name no file can have (ENAMETOOLONG)
+        raise UsageError(f"{path}: {e.strerror or 'unusable path'}") from None
     if path.is_dir():
         found = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
         if not found:
