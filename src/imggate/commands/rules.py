@@ -18,15 +18,15 @@ if TYPE_CHECKING:
 def _rule_files(path: Path) -> list[Path]:
     try:
         path.lstat()
-    except OSError as e:  # missing, or a name no file can have (ENAMETOOLONG)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file or directory") from None
+    except OSError as e:  # a name no file can have (ENAMETOOLONG), a loop of links
         raise UsageError(f"{path}: {e.strerror or 'unusable path'}") from None
     if path.is_dir():
         found = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
         if not found:
             raise UsageError(f"{path}: no *.yaml rules files in this directory")
         return found
-    if not path.exists():
-        raise UsageError(f"{path}: no such file or directory")
     return [path]
 
 
