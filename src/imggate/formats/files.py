@@ -3,18 +3,16 @@ and with the run's secrets redacted.
 
 A report is written to a temporary file beside it and renamed over the
 target, so a reader (GitLab's artifact upload, a browser) never sees half a
-file. ``mkstemp`` creates that file ``0600``; it is then given ``0666`` less
-the process umask, as a plain ``open()`` would (``0644`` under the usual
-``022``): reports are meant to be read by the CI job's other steps.
+file. That file is created ``0666`` less the process umask, as a plain
+``open()`` would (``0644`` under the usual ``022``): reports are meant to be
+read by the CI job's other steps. FIFOs, devices and links are handled by
+:mod:`imggate.formats.destination`.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
-
-from imggate.errors import Error
 
 
 def current_umask() -> int:
@@ -33,25 +31,16 @@ def current_umask() -> int:
 
 
 def write_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically, mode ``0666 & ~umask``.
+    """Write ``data`` to ``path``: a regular file atomically, mode ``0666 & ~umask`` when new.
 
+    What is not a regular file is written through or refused, never replaced,
+    and ``-`` is standard output (see :mod:`imggate.formats.destination`).
     Raises :class:`~imggate.errors.Error` naming the path when it cannot be written.
     """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.chmod(tmp, 0o666 & ~current_umask())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as e:
-        raise Error(f"cannot write report {path}: {e.strerror or e}") from e
-    return path
+    from imggate.formats.destination import write_bytes
+
+    write_bytes(path, data)
+    return Path(path)
 
 
 def write_text(path: Path, text: str) -> Path:
