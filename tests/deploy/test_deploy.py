@@ -18,6 +18,7 @@ import yaml
 
 from fixture_paths import FIXTURES
 from imggate.admission.manifests import parse_manifests
+from imggate.admission.workloads import WORKLOAD_KINDS
 from imggate.policy.loader import parse_rules
 from imggate.policy.namespaces import namespace_env
 
@@ -193,10 +194,19 @@ def test_tls_from_cert_manager(docs: list[dict[str, Any]]) -> None:
             f"imggate/{cert['metadata']['name']}"
 
 
-RESOURCES = {("", "pods"), ("", "pods/ephemeralcontainers"), ("", "replicationcontrollers"),
-             ("", "podtemplates"), ("apps", "deployments"), ("apps", "replicasets"),
-             ("apps", "statefulsets"), ("apps", "daemonsets"), ("batch", "jobs"),
-             ("batch", "cronjobs")}
+# The API resource of each kind imggate reads images of (EphemeralContainers is the
+# pods/ephemeralcontainers subresource): the webhooks must send every one of them.
+RESOURCE_OF = {"Pod": ("", "pods"), "EphemeralContainers": ("", "pods/ephemeralcontainers"),
+               "ReplicationController": ("", "replicationcontrollers"),
+               "PodTemplate": ("", "podtemplates"), "Deployment": ("apps", "deployments"),
+               "ReplicaSet": ("apps", "replicasets"), "StatefulSet": ("apps", "statefulsets"),
+               "DaemonSet": ("apps", "daemonsets"), "Job": ("batch", "jobs"),
+               "CronJob": ("batch", "cronjobs")}
+RESOURCES = set(RESOURCE_OF.values())
+
+
+def test_webhooks_cover_every_kind_imggate_reads() -> None:
+    assert set(RESOURCE_OF) == WORKLOAD_KINDS
 
 
 @pytest.mark.parametrize(("kind", "path"), [("ValidatingWebhookConfiguration", "/validate"),
