@@ -90,3 +90,25 @@ def test_broken_config_is_a_config_error_without_secrets(tmp_path: Path, doc: st
     with pytest.raises(ConfigError) as e:
         CredentialStore(environ={"DOCKER_CONFIG": str(tmp_path)}).get("h")
     assert "config.json" in str(e.value)
+
+
+@pytest.mark.parametrize("auth", ["dXNlcjpw\u00e4ss", "\u2603\u2603\u2603\u2603", "dXNlcjp\udc80"])
+def test_non_ascii_auth_is_a_config_error_naming_the_entry(auth: str) -> None:
+    doc = json.dumps({"auths": {"reg.example.com": {"auth": auth}}})
+    store = CredentialStore(environ={"DOCKER_AUTH_CONFIG": doc})
+    with pytest.raises(ConfigError, match=r"auths\['reg.example.com'\]: 'auth' is not base64"):
+        store.get("reg.example.com")
+
+
+def test_non_ascii_credentials_are_kept_and_never_shown() -> None:
+    from imggate.redact import SECRETS, redact
+
+    try:
+        pair = base64.b64encode("j\u00fcrgen:p\u00e4ssw\u00f6rd-1".encode()).decode()
+        doc = json.dumps({"auths": {"reg.example.com": {"auth": pair}}})
+        found = CredentialStore(environ={"DOCKER_AUTH_CONFIG": doc}).get("reg.example.com")
+        assert found is not None and found.secret == "p\u00e4ssw\u00f6rd-1"
+        assert "p\u00e4ssw\u00f6rd-1" not in redact(f"echo p\u00e4ssw\u00f6rd-1 {pair}")
+        assert pair not in redact(pair)
+    finally:
+        SECRETS.clear()

@@ -21,8 +21,8 @@ from typing import Any
 
 from imggate.errors import RegistryError
 from imggate.models import Digest
-from imggate.registry.client import RegistryRepository
 from imggate.registry.interface import MAX_MANIFEST_BYTES, OCI_MANIFEST
+from imggate.registry.repository import RegistryRepository
 from imggate.signatures.interface import ANN_SIGNATURE, DSSE_MEDIA_TYPE
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"

@@ -1,34 +1,30 @@
-"""The OCI distribution API client: verified manifests and blobs, tags, referrers.
+"""The OCI distribution API client: how every registry request is sent and bounded.
 
 One :class:`RegistryClient` (one connection pool, HTTP/2 where offered) serves
-many registries and repositories concurrently. Every manifest and blob
-fetched by digest is hashed before it is parsed; a tag is resolved once and
-the body must hash to the digest the registry announced. Bytes that do not
-match are a :class:`DigestMismatch`, never accepted.
+many registries and repositories concurrently. :meth:`RegistryClient.fetch`
+is the only way a request goes out: challenge auth, same-host-only
+credentials across redirects, retries that fit inside the deadline, and a
+body read within its cap and time budget (:mod:`imggate.registry.deadline`,
+:mod:`imggate.registry.bounded`). What is fetched, and how it is verified
+against its digest, is :class:`~imggate.registry.repository.RegistryRepository`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
-import ipaddress
 import logging
 import math
-import os
 import random
 import ssl
-import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Self
 
 import httpx
 
-from imggate.errors import AuthError, DigestMismatch, NotFound, RegistryError, UsageError
-from imggate.models import Digest
+from imggate.errors import AuthError, NotFound, RegistryError, UsageError
 from imggate.registry import deadline as _deadline
 from imggate.registry.auth import RegistryAuth, TokenError
 from imggate.registry.bounded import (
@@ -40,14 +36,10 @@ from imggate.registry.bounded import (
 )
 from imggate.registry.credentials import CredentialStore
 from imggate.registry.deadline import Deadline, DeadlineExceeded, RequestBudget
-from imggate.registry.interface import (
-    ACCEPT,
-    MAX_MANIFEST_BYTES,
-    OCI_INDEX,
-    Descriptor,
-    Manifest,
-    Repository,
-)
+from imggate.registry.tls import _DeferredTrustContext, is_loopback, speaks_tls
+
+if TYPE_CHECKING:
+    from imggate.registry.repository import RegistryRepository
 
 log = logging.getLogger(__name__)
 
@@ -81,74 +73,6 @@ class RegistryOptions:
     max_connections: int = 16
     #: After ``timeout`` seconds a response body must keep coming at this rate (bytes/s).
     min_rate: float = 32 * 1024
-
-
-def is_loopback(host: str) -> bool:
-    """``localhost``, ``127.0.0.0/8`` and ``[::1]`` (with or without a port)."""
-    name = host
-    if name.startswith("["):
-        name = name[1:name.find("]")] if "]" in name else name[1:]
-    else:
-        name = name.rsplit(":", 1)[0] if name.count(":") == 1 else name
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-class _DeferredTrustContext(ssl.SSLContext):
-    """A verifying client context that reads its CA bundle on the first TLS connection.
-
-    Reading the bundle (as httpx does for ``verify=True``: ``$SSL_CERT_FILE``,
-    else ``$SSL_CERT_DIR``, else certifi's) costs ~40 ms per process, and a
-    run against an OCI layout or a loopback registry never opens a TLS
-    connection. The context verifies from the start (``CERT_REQUIRED``, host
-    names checked): anything that reached OpenSSL without going through
-    :meth:`wrap_bio`/:meth:`wrap_socket` would find no trust anchors and fail.
-    """
-
-    _loaded: bool
-    _lock: threading.Lock
-
-    def __new__(cls) -> _DeferredTrustContext:
-        ctx = super().__new__(cls, ssl.PROTOCOL_TLS_CLIENT)
-        ctx._loaded = False
-        ctx._lock = threading.Lock()
-        return ctx
-
-    def __init__(self) -> None:
-        # As ssl.create_default_context(): verify the chain and the host name.
-        self.verify_mode = ssl.CERT_REQUIRED
-        self.check_hostname = True
-        keylog = os.environ.get("SSLKEYLOGFILE")
-        if keylog and not sys.flags.ignore_environment:
-            self.keylog_filename = keylog
-
-    def _load_trust(self) -> None:
-        with self._lock:
-            if self._loaded:
-                return
-            if os.environ.get("SSL_CERT_FILE"):
-                self.load_verify_locations(cafile=os.environ["SSL_CERT_FILE"])
-            elif os.environ.get("SSL_CERT_DIR"):
-                self.load_verify_locations(capath=os.environ["SSL_CERT_DIR"])
-            else:
-                import certifi
-
-                self.load_verify_locations(cafile=certifi.where())
-            self._loaded = True
-
-    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
-        """:meth:`ssl.SSLContext.wrap_bio` (asyncio, anyio) once the trust anchors are in."""
-        self._load_trust()
-        return super().wrap_bio(*args, **kwargs)
-
-    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
-        """:meth:`ssl.SSLContext.wrap_socket` once the trust anchors are in."""
-        self._load_trust()
-        return super().wrap_socket(*args, **kwargs)
 
 
 class RegistryClient:
@@ -193,6 +117,8 @@ class RegistryClient:
 
     def repository(self, registry: str, repository: str) -> RegistryRepository:
         """One repository on one registry."""
+        from imggate.registry.repository import RegistryRepository
+
         return RegistryRepository(self, registry, repository)
 
     def host(self, registry: str) -> str:
@@ -215,7 +141,7 @@ class RegistryClient:
             async with self._probes[registry]:
                 if registry not in self._schemes:
                     # An injected transport (tests) has no sockets to probe.
-                    tls = self._transport is None and await _speaks_tls(
+                    tls = self._transport is None and await speaks_tls(
                         host, self.options.timeout)
                     self._schemes[registry] = "https" if tls else "http"
                     log.debug("registry %s: %s", registry, self._schemes[registry])
@@ -410,35 +336,6 @@ def _describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
 
 
-async def _speaks_tls(host: str, timeout: float) -> bool:
-    """Whether ``host[:port]`` completes a TLS handshake (443 when no port is given).
-
-    Only decides the scheme; certificates are verified on the real
-    connection. No CA bundle is needed, so probing costs one handshake.
-    """
-    name, port = host, 443
-    if host.startswith("["):
-        end = host.find("]")
-        name = host[1:end]
-        if host[end + 1:].startswith(":"):
-            port = int(host[end + 2:])
-    elif ":" in host:
-        name, _, p = host.rpartition(":")
-        port = int(p)
-    probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    probe.check_hostname = False
-    probe.verify_mode = ssl.CERT_NONE  # scheme detection only, never used for data
-    try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(name, port, ssl=probe), timeout=min(timeout, 5.0))
-    except (OSError, ssl.SSLError, TimeoutError, ValueError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError, ssl.SSLError):
-        await writer.wait_closed()
-    return True
-
-
 def _like(template: RegistryError, cls: type[RegistryError], message: str,
           status: int | None = None, hint: str | None = None) -> RegistryError:
     return cls(message, registry=template.registry, repository=template.repository,
@@ -493,182 +390,3 @@ async def _error_for(response: httpx.Response, what: RegistryError) -> RegistryE
     if status == 404:
         return _like(what, NotFound, "not found" + detail, status)
     return _like(what, RegistryError, "registry error" + detail, status)
-
-
-class RegistryRepository(Repository):
-    """One repository on a registry."""
-
-    def __init__(self, client: RegistryClient, registry: str, repository: str) -> None:
-        self.client = client
-        self.registry = registry
-        self.repository = repository
-        self.name = f"{registry}/{repository}"
-        self._base = f"/v2/{repository}"
-
-    def _what(self, reference: str | None) -> RegistryError:
-        return RegistryError("", registry=self.registry, repository=self.repository,
-                             reference=reference)
-
-    async def _get_manifest(self, reference: str, expect: Digest | None,
-                            missing_ok: bool = False) -> Manifest | None:
-        what = self._what(reference)
-        r = await self.client.fetch("GET", self.registry, f"{self._base}/manifests/{reference}",
-                                    headers={"Accept": ACCEPT}, what=what,
-                                    limit=MAX_MANIFEST_BYTES,
-                                    bodiless=frozenset({404}) if missing_ok else frozenset())
-        if r.status == 404:
-            return None
-        raw = r.body
-        announced = r.headers.get("Docker-Content-Digest")
-        content_type = r.headers.get("Content-Type", "").split(";")[0].strip() or None
-        digest = expect
-        if digest is None:
-            if announced:
-                try:
-                    digest = Digest.parse(announced.strip())
-                except ValueError:
-                    raise _like(what, RegistryError,
-                                "Docker-Content-Digest header is not a digest") from None
-            else:
-                digest = Digest.of(raw)
-        elif announced and announced.strip() != str(expect):
-            raise _like(what, DigestMismatch,
-                        f"registry announced {announced.strip()[:80]} for a request by digest")
-        if not digest.matches(raw):
-            raise _like(what, DigestMismatch,
-                        f"manifest bytes hash to {Digest.of(raw, digest.algorithm)}, not "
-                        f"{digest}: refusing it")
-        try:
-            return Manifest.parse(raw, digest, content_type, f"{self.name}@{digest}")
-        except ValueError as e:
-            raise _like(what, RegistryError, f"invalid manifest: {e}") from None
-
-    async def resolve(self, reference: str | Digest) -> Manifest:
-        """Resolve a tag (once) or digest to a verified manifest."""
-        if isinstance(reference, Digest):
-            return await self.manifest(reference)
-        m = await self._get_manifest(reference, None)
-        assert m is not None
-        return m
-
-    async def try_resolve_tag(self, tag: str) -> Manifest | None:
-        """Like :meth:`resolve` for a tag; ``None`` when it does not exist."""
-        return await self._get_manifest(tag, None, missing_ok=True)
-
-    async def manifest(self, digest: Digest) -> Manifest:
-        """A verified manifest by digest."""
-        m = await self._get_manifest(str(digest), digest)
-        assert m is not None
-        return m
-
-    async def blob(self, digest: Digest, *, max_size: int = 64 * 1024 * 1024) -> bytes:
-        """A verified blob by digest."""
-        what = self._what(str(digest))
-        r = await self.client.fetch("GET", self.registry, f"{self._base}/blobs/{digest}",
-                                    headers={}, what=what, limit=max_size)
-        data = r.body
-        if not digest.matches(data):
-            raise _like(what, DigestMismatch,
-                        f"blob bytes hash to {Digest.of(data, digest.algorithm)}: refusing them")
-        return data
-
-    async def tags(self) -> tuple[str, ...]:
-        """Every tag, following ``Link`` pagination."""
-        import json
-
-        what = self._what(None)
-        url: str | None = f"{self._base}/tags/list"
-        out: list[str] = []
-        for _ in range(MAX_TAG_PAGES):
-            if url is None:
-                break
-            r = await self.client.fetch("GET", self.registry, url, headers={}, what=what,
-                                        limit=MAX_MANIFEST_BYTES)
-            body, link, current = r.body, r.headers.get("Link"), r.url
-            try:
-                doc = json.loads(body)
-                tags = doc.get("tags") or []
-                if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-                    raise ValueError
-            except (ValueError, AttributeError):
-                raise _like(what, RegistryError, "tags/list response is malformed") from None
-            out.extend(tags)
-            url = _next_link(link, current)
-        return tuple(out)
-
-    async def referrers(
-        self, digest: Digest, artifact_type: str | None = None
-    ) -> tuple[Descriptor, ...]:
-        """The referrers API, falling back to the ``sha256-<hex>`` tag schema."""
-        what = self._what(str(digest))
-        url = f"{self._base}/referrers/{digest}"
-        if artifact_type:
-            url += "?" + str(httpx.QueryParams({"artifactType": artifact_type}))
-        index: Manifest | None = None
-        r = await self.client.fetch("GET", self.registry, url, headers={"Accept": OCI_INDEX},
-                                    what=what, limit=MAX_MANIFEST_BYTES,
-                                    bodiless=frozenset({404, 400, 405}))
-        if r.status == 200:
-            try:
-                # A referrers response is generated, so it has no digest to check;
-                # every descriptor in it is verified when fetched by digest.
-                index = Manifest.parse(r.body, Digest.of(r.body), OCI_INDEX,
-                                       f"{self.name} referrers")
-            except ValueError as e:
-                raise _like(what, RegistryError, f"invalid referrers response: {e}") from None
-        if index is None:
-            index = await self.try_resolve_tag(digest.tag_form)
-            if index is None or not index.is_index:
-                return ()
-        try:
-            found = index.manifests
-        except ValueError as e:
-            raise _like(what, RegistryError, f"invalid referrers index: {e}") from None
-        if artifact_type:
-            found = tuple(d for d in found if d.artifact_type == artifact_type)
-        return found
-
-    async def push_blob(self, data: bytes) -> Digest:
-        """Store ``data`` as a blob (a monolithic upload) unless the registry has it already."""
-        digest = Digest.of(data)
-        what = self._what(str(digest))
-        have = await self.client.fetch("HEAD", self.registry, f"{self._base}/blobs/{digest}",
-                                       headers={}, what=what, limit=0, ok=frozenset(),
-                                       bodiless=frozenset({200, 404}))
-        if have.status == 200:
-            return digest
-        started = await self.client.fetch(
-            "POST", self.registry, f"{self._base}/blobs/uploads/",
-            headers={"Content-Length": "0"}, what=what, limit=0, ok=frozenset(),
-            bodiless=frozenset({202}))
-        location = started.headers.get("Location")
-        if not location:
-            raise _like(what, RegistryError, "blob upload started without a Location")
-        target = started.url.join(location).copy_merge_params({"digest": str(digest)})
-        await self.client.fetch("PUT", self.registry, str(target),
-                                headers={"Content-Type": "application/octet-stream"},
-                                what=what, limit=0, ok=frozenset(),
-                                bodiless=frozenset({201, 204}), content=data)
-        return digest
-
-    async def push_manifest(self, reference: str, raw: bytes, media_type: str) -> Digest:
-        """Store a manifest under a tag or digest; its blobs must be pushed first."""
-        await self.client.fetch("PUT", self.registry, f"{self._base}/manifests/{reference}",
-                                headers={"Content-Type": media_type}, what=self._what(reference),
-                                limit=0, ok=frozenset(), bodiless=frozenset({200, 201, 204}),
-                                content=raw)
-        return Digest.of(raw)
-
-
-def _next_link(link: str | None, current: httpx.URL) -> str | None:
-    if not link:
-        return None
-    for part in link.split(","):
-        if 'rel="next"' in part or "rel=next" in part:
-            start, end = part.find("<"), part.find(">")
-            if start != -1 and end > start:
-                nxt = current.join(part[start + 1:end])
-                if nxt.host != current.host:
-                    return None  # pagination never leaves the registry
-                return str(nxt)
-    return None

@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 
 from imggate.errors import Error, LayoutError, RegistryError
 from imggate.models import ConfigSummary, Digest, ImageRef, Platform, PlatformChild, ResolvedImage
-from imggate.registry.client import RegistryClient, RegistryOptions, RegistryRepository
+from imggate.registry.client import RegistryClient, RegistryOptions
 from imggate.registry.deadline import Deadline
 from imggate.registry.interface import Manifest, Repository
 from imggate.registry.layout import OciLayout
+from imggate.registry.repository import RegistryRepository
 
 IMAGE_CONFIG_TYPES = frozenset({
     "application/vnd.oci.image.config.v1+json",
