@@ -14,6 +14,7 @@ import json
 import ssl
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from harness_images import LayoutBuilder
-from registry_harness import free_port, run_imggate
+from registry_harness import free_port, run_imggate, write_htpasswd
 
 pytestmark = [pytest.mark.registry, pytest.mark.usefixtures("isolated_auth_env")]
 
@@ -50,7 +51,7 @@ def _pem(cert: x509.Certificate) -> bytes:
 
 
 class TlsRegistry:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, users: dict[str, str] | None = None) -> None:
         ca_key, self.ca = _ca("imggate test CA")
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
@@ -78,6 +79,10 @@ class TlsRegistry:
             "http": {"addr": self.host, "tls": {"certificate": str(workdir / "tls.crt"),
                                                 "key": str(workdir / "tls.key")}},
         }
+        if users:
+            write_htpasswd(workdir / "htpasswd", users)
+            config["auth"] = {"htpasswd": {"realm": "imggate-test",
+                                           "path": str(workdir / "htpasswd")}}
         (workdir / "config.yml").write_text(json.dumps(config))
         self.log = (workdir / "registry.log").open("wb")
         self.process = subprocess.Popen(["docker-registry", "serve",
@@ -89,6 +94,10 @@ class TlsRegistry:
             try:
                 with urllib.request.urlopen(f"https://{self.host}/v2/", context=ctx, timeout=1):
                     break
+            except urllib.error.HTTPError as e:
+                if e.code == 401:  # up, and asking for credentials
+                    break
+                raise
             except OSError:
                 if time.monotonic() > deadline or self.process.poll() is not None:
                     raise
@@ -145,3 +154,66 @@ def test_another_ca_is_refused(tls_registry: TlsRegistry, tls_image: tuple[str, 
     res = run_imggate(["resolve", "--ca-file", str(other), ref])
     assert res.code == 3
     assert "certificate" in res.output.lower()
+
+
+CANARY_USER, CANARY_PASSWORD = "canary-h2", "CanaryH2-" + "9f3c7a1e5b"
+
+
+@pytest.fixture(scope="module")
+def h2_auth_registry(harness_binaries: dict[str, str], image_layout: LayoutBuilder,
+                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TlsRegistry,
+                                                                                 str]]:
+    reg = TlsRegistry(tmp_path_factory.mktemp("tls-auth-registry"),
+                      {CANARY_USER: CANARY_PASSWORD})
+    ref = f"{reg.host}/h2/app:v1"
+    subprocess.run(["skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false", "-q",
+                    "--dest-creds", f"{CANARY_USER}:{CANARY_PASSWORD}",
+                    f"oci:{image_layout.path}:app", f"docker://{ref}"], check=True)
+    yield reg, ref
+    reg.stop()
+
+
+def _hpack_blocks(text: str) -> list[list[tuple[str, str]]]:
+    """Every header block in ``text``'s bytes literals, decoded as an eavesdropper would:
+    the blocks that follow one prefix (one side's encoder) in order, through one
+    stateful HPACK decoder, so entries indexed in earlier blocks resolve."""
+    import ast
+    import re
+
+    import hpack
+
+    pattern = re.compile(r"b'(?:[^'\\]|\\.)*'" + "|" + r'b"(?:[^"\\]|\\.)*"')
+    decoders: dict[str, hpack.Decoder] = {}
+    found = []
+    for line in text.splitlines():
+        for match in pattern.finditer(line):
+            side = line[:match.start()]
+            decoder = decoders.setdefault(side, hpack.Decoder())
+            try:
+                block = decoder.decode(ast.literal_eval(match.group()))
+            except Exception:  # not a header block: ignored
+                continue
+            found.append([(str(k), str(v)) for k, v in block])
+    return found
+
+
+def test_vv_over_http2_shows_no_credential_even_after_hpack_decoding(
+        h2_auth_registry: tuple[TlsRegistry, str], tmp_path: Path) -> None:
+    """With -vv the HTTP libraries log; the Basic credentials cross HTTP/2 (HPACK,
+    Huffman-coded) and must not be recoverable from anything imggate printed."""
+    import base64
+
+    reg, ref = h2_auth_registry
+    pair = f"{CANARY_USER}:{CANARY_PASSWORD}"
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"auths": {reg.host: {
+        "auth": base64.b64encode(pair.encode()).decode()}}}))
+    res = run_imggate(["-vv", "resolve", "--ca-file", str(reg.ca_file), ref],
+                      env={"DOCKER_CONFIG": str(tmp_path), "DOCKER_AUTH_CONFIG": None,
+                           "REGISTRY_AUTH_FILE": None})
+    assert res.code == 0, res.output[-2000:]
+    assert '"HTTP/2 200 OK"' in res.output  # the libraries did log, over HTTP/2
+    for secret in (CANARY_PASSWORD, pair, base64.b64encode(pair.encode()).decode()):
+        assert secret not in res.output
+    for block in _hpack_blocks(res.output):
+        assert not any(k == "authorization" or CANARY_PASSWORD in v for k, v in block), block
