@@ -246,15 +246,15 @@ async def _evidence(req: CheckRequest, client: RegistryClient, text: str, ref: I
         attested = await _attested(req, repo, sig_repo, image, material, keys, root, errors)
         if attested is None:
             if not (material.keys or material.identities):
-                refused.append("vuln attestations not read: the rules name no signature keys "
-                               "or identities to verify them with")
+                from imggate.evidence.attested import NOT_READ
+
+                refused.append(NOT_READ)
         else:
             checks += attested.checks
-            refused += [f"vuln attestation {c.location} refused: {c.reason[:300]}"
-                        for c in attested.refused]
+            refused += attested.refusals
+            notes += attested.notes
             if attested.report is not None:
                 found.append(attested.report)
-                notes.append(f"scanner evidence from {attested.report.source}")
     return Evidence(text, ref, image, tuple(found), tuple(checks), tuple(errors), tuple(notes),
                     tuple(refused))
 

@@ -50,6 +50,24 @@ class AttestedEvidence:
         """The vuln attestations that were found but not usable."""
         return tuple(c for c in self.checks if not c.verified)
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Which attestation is the evidence (for a verdict's notes)."""
+        if self.report is None:
+            return ()
+        return (f"scanner evidence from {self.report.source}",)
+
+    @property
+    def refusals(self) -> tuple[str, ...]:
+        """Why each refused attestation does not count (said with NOT SCANNED)."""
+        return tuple(f"vuln attestation {c.location} refused: {c.reason[:300]}"
+                     for c in self.refused)
+
+
+#: Said when the rules give nothing to verify attestations with.
+NOT_READ = ("vuln attestations not read: the rules name no signature keys or identities "
+            "to verify them with")
+
 
 def attestation_trust(trust: TrustConfig) -> TrustConfig:
     """``trust`` narrowed to vuln attestations (no ``.sig`` lookups, same anchors and options)."""
