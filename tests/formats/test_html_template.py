@@ -213,3 +213,15 @@ def test_a_broken_template_is_exit_2_before_any_network(tmp_path):
     assert res.code == 2
     assert f"{bad}:1" in res.output and "cannot reach" not in res.output
     assert "Traceback" not in res.output
+
+
+def test_summary_example_says_not_scanned():
+    from formats.verdict_samples import allow_image, unscanned_image
+
+    page = html_template.load(SUMMARY).render(
+        Verdict(env="dev", images=(unscanned_image(), allow_image()),
+                generated=sample_verdict(1).generated))
+    rows = parse(page).find("tr", class_="allow")
+    assert len(rows) == 2
+    assert "NOT SCANNED" in text_of(rows[0]) and "every rule passed" not in text_of(rows[0])
+    assert "NOT SCANNED" not in text_of(rows[1]) and "every rule passed" in text_of(rows[1])

@@ -12,11 +12,12 @@ or fails to compile or render, is a :class:`~imggate.errors.ConfigError`
 The context (documented in ``docs/outputs.md``) is the verdict model itself:
 
 ``verdict``
-    :class:`imggate.models.Verdict`: ``env``, ``generated``, ``exit_code``
-    and ``images`` (:class:`~imggate.models.ImageVerdict`, with
-    ``reference``, ``decision``, ``image``, ``rules``, ``violations``,
-    ``warnings``, ``findings``, ``suppressed``, ``exceptions``,
-    ``signatures``, ``reports``, ``error`` and ``notes``).
+    :class:`imggate.models.Verdict`: ``env``, ``generated``, ``exit_code``,
+    ``run`` (which rules and environment, and why), ``error`` and ``images``
+    (:class:`~imggate.models.ImageVerdict`, with ``reference``, ``decision``,
+    ``image``, ``rules``, ``violations``, ``warnings``, ``findings``,
+    ``suppressed``, ``exceptions``, ``signatures``, ``reports``,
+    ``evidence``, ``scanned``, ``error`` and ``notes``).
 ``decision``
     The run's decision: ``"allow"``, ``"deny"`` or ``"error"``.
 ``exit_code``, ``tool_version``, ``generated``
