@@ -108,3 +108,20 @@ def test_log_records_are_redacted_and_libraries_quiet_below_vv(fresh: Redactor) 
         assert logs.verbosity() == 2
     finally:
         logs.configure(0)
+
+
+def test_an_identity_token_is_masked_as_sent_in_a_form_body(fresh: Redactor) -> None:
+    import urllib.parse
+
+    token = "id/tok+en=Canary&x"
+    Credentials("<token>", token, True, "config.json")
+    body = urllib.parse.urlencode({"refresh_token": token, "grant_type": "refresh_token"})
+    assert urllib.parse.quote_plus(token) in body
+    assert urllib.parse.quote_plus(token) not in redact(body)
+    assert token not in redact(f"refresh_token={token}")
+
+
+def test_a_report_without_secrets_is_returned_as_is(fresh: Redactor) -> None:
+    register(CANARY)
+    text = "x" * 1000
+    assert redact(text) is text
