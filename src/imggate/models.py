@@ -445,7 +445,12 @@ class ExceptionUse:
 
 @dataclass(frozen=True, slots=True)
 class ImageVerdict:
-    """Everything decided about one image."""
+    """Everything decided about one image.
+
+    ``exceptions`` lists every exception that matched a finding and the first
+    hundred that matched nothing; ``exceptions_unlisted`` counts the other
+    unused ones (see ``policy.exceptions.MAX_UNUSED_LISTED``).
+    """
 
     reference: str
     env: str
@@ -460,6 +465,7 @@ class ImageVerdict:
     error: str | None = None
     notes: tuple[str, ...] = field(default=())
     evidence: tuple[ReportInfo, ...] = ()
+    exceptions_unlisted: int = 0
 
     @property
     def scanned(self) -> bool:

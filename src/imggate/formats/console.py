@@ -53,6 +53,18 @@ def _short_digests(text: str) -> str:
     return _HEX_RUN.sub(lambda m: m.group()[:12] + "...", text)
 
 
+def _more(messages: Sequence[str]) -> int:
+    """How many messages follow the first, counting a final "... and N more" as N."""
+    if len(messages) < 2:
+        return 0
+    tail = messages[-1]
+    if tail.startswith("... and ") and tail.endswith(" more"):
+        count = tail[len("... and "):-len(" more")]
+        if count.isdigit():
+            return len(messages) - 2 + int(count)
+    return len(messages) - 1
+
+
 def _rule_lines(kind: str, style: str, results: Sequence[RuleResult], top: int
                 ) -> list[RenderableType]:
     from rich.text import Text
@@ -64,8 +76,9 @@ def _rule_lines(kind: str, style: str, results: Sequence[RuleResult], top: int
         line.append(kind, style=style)
         line.append(f" {_line(r.rule)}: ", style="bold")
         line.append(_line(first))
-        if len(r.messages) > 1:
-            line.append(f" (+{len(r.messages) - 1} more)", style="dim")
+        more = _more(r.messages)
+        if more:
+            line.append(f" (+{more} more)", style="dim")
         out.append(line)
     if len(results) > top:
         out.append(Text(f"  ... and {len(results) - top} more {kind.lower()}s", style="dim"))

@@ -272,6 +272,7 @@ def _image_view(index: int, iv: ImageVerdict) -> dict[str, Any]:
         "suppressed": _finding_rows(sorted(iv.suppressed, key=lambda p: finding_sort_key(p[0]))),
         "suppressed_count": len(iv.suppressed),
         "exceptions": [_exception(e) for e in iv.exceptions],
+        "exceptions_unlisted": iv.exceptions_unlisted,
         "signatures": [_signature(s) for s in iv.signatures],
         "reports": [
             {"scanner": clean(r.scanner.name), "version": clean(r.scanner.version or ""),

@@ -282,6 +282,7 @@ def _image_document(iv: ImageVerdict, *, with_findings: bool) -> dict[str, Any]:
             for f, why in sorted(iv.suppressed, key=lambda p: finding_sort_key(p[0]))
         ] if with_findings else [],
         "exceptions": [_exception(e) for e in iv.exceptions],
+        "exceptions_unlisted": iv.exceptions_unlisted,
         "signatures": [_signature(s) for s in iv.signatures],
         "reports": [_report(r) for r in iv.reports],
         "image": _image(img),

@@ -57,7 +57,9 @@ def _exception_result(applied: Applied) -> RuleResult | None:
             messages.append(f"{u.vulnerability}: exception matched nothing, remove it? "
                             f"({u.source})")
     if messages:
-        return RuleResult("exceptions", False, Mode.WARN, checks.listing(messages))
+        # Entries beyond the listed ones all matched nothing: counted, not listed.
+        return RuleResult("exceptions", False, Mode.WARN,
+                          checks.listing(messages, len(messages) + applied.unlisted))
     used = sum(1 for u in applied.uses if u.matched)
     return RuleResult("exceptions", True, Mode.WARN, (f"{used} exception(s) used",))
 
@@ -129,5 +131,6 @@ def evaluate(evidence: Evidence, rules: EffectiveRules, *,
     return ImageVerdict(
         reference=evidence.reference, env=rules.env, decision=decision, image=image,
         rules=ran, findings=applied.active, suppressed=applied.suppressed,
-        exceptions=applied.uses, signatures=evidence.signatures, reports=used,
+        exceptions=applied.uses, exceptions_unlisted=applied.unlisted,
+        signatures=evidence.signatures, reports=used,
         error="; ".join(errors) or None, notes=tuple(notes), evidence=infos)

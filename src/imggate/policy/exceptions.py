@@ -149,13 +149,23 @@ class AllowEntry:
             fnmatchcase(finding.path.lstrip("/"), p.lstrip("/")) for p in self.paths))
 
 
+#: Entries that matched nothing are listed up to this many per image; the rest are only
+#: counted (a million-line ``.trivyignore`` must not become a million-row report).
+MAX_UNUSED_LISTED = 100
+
+
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """Findings after exceptions: what still counts, what was suppressed and why."""
+    """Findings after exceptions: what still counts, what was suppressed and why.
+
+    ``uses`` lists every entry that matched a finding and the first
+    :data:`MAX_UNUSED_LISTED` that matched nothing; ``unlisted`` counts the others.
+    """
 
     active: tuple[Finding, ...]
     suppressed: tuple[tuple[Finding, str], ...]
     uses: tuple[ExceptionUse, ...]
+    unlisted: int = 0
 
 
 def _describe(f: Finding) -> str:
@@ -176,44 +186,60 @@ class ExceptionSet:
 
     def apply(self, findings: Iterable[Finding], *, ref: ImageRef, digests: Sequence[Digest],
               env: str, today: date) -> Applied:
-        """Split ``findings`` for one image and account for every in-scope entry."""
-        scoped = [e for e in self.entries if e.in_scope(ref, digests, env)]
-        live = {id(e) for e in scoped if not e.expired(today)}
-        hits: dict[int, list[str]] = {id(e): [] for e in scoped}
-        # Index by id so 10,000 findings x hundreds of entries stays linear.
-        by_id: dict[str, list[AllowEntry]] = {}
-        order = {id(e): n for n, e in enumerate(scoped)}
-        for e in scoped:
-            for vid in dict.fromkeys(i.upper() for i in e.ids):
-                by_id.setdefault(vid, []).append(e)
+        """Split ``findings`` for one image and account for every in-scope entry.
+
+        Linear in entries plus findings, and the index holds only entries that
+        name an id some finding has: the rest can only be unused.
+        """
+        findings = list(findings)
+        wanted = {i.upper() for f in findings for i in f.all_ids}
+        scoped: list[AllowEntry] = []
+        # id -> (declaration order, entry) for entries naming an id a finding has.
+        by_id: dict[str, list[tuple[int, AllowEntry]]] = {}
+        for e in self.entries:
+            if not e.in_scope(ref, digests, env):
+                continue
+            n = len(scoped)
+            scoped.append(e)
+            if wanted:
+                for vid in dict.fromkeys(i.upper() for i in e.ids):
+                    if vid in wanted:
+                        by_id.setdefault(vid, []).append((n, e))
+        hits: dict[int, list[str]] = {}
         active: list[Finding] = []
         suppressed: list[tuple[Finding, str]] = []
         for f in findings:
-            first: AllowEntry | None = None
             # Most findings have no entry at all: skip the bookkeeping for them.
-            named = [e for i in f.all_ids for e in by_id.get(i.upper(), ())] if by_id else None
+            named = [pair for i in f.all_ids for pair in by_id.get(i.upper(), ())] \
+                if by_id else None
             if not named:
                 active.append(f)
                 continue
-            candidates = {id(e): e for e in named}
+            first: AllowEntry | None = None
             # Declaration order decides which entry's reason is shown.
-            for e in sorted(candidates.values(), key=lambda e: order[id(e)]):
+            for _, e in sorted(dict(named).items()):
                 if e.matches(f):
-                    hits[id(e)].append(_describe(f))
-                    if first is None and id(e) in live:
+                    hits.setdefault(id(e), []).append(_describe(f))
+                    if first is None and not e.expired(today):
                         first = e
             if first is None:
                 active.append(f)
             else:
                 suppressed.append((f, f"{first.kind} {first.source}: {first.reason}"))
         uses = []
+        unused = 0
         for e in scoped:
-            matched = tuple(dict.fromkeys(hits[id(e)]))
+            matched = tuple(dict.fromkeys(hits.get(id(e), ())))
+            if not matched:
+                unused += 1
+                if unused > MAX_UNUSED_LISTED:
+                    continue
             status = EXPIRED if e.expired(today) else (USED if matched else STALE)
             uses.append(ExceptionUse(vulnerability=e.vulnerability, status=status,
                                      reason=e.reason, source=e.source, expires=e.expires,
                                      package=e.package, matched=matched))
-        return Applied(tuple(active), tuple(suppressed), tuple(uses))
+        return Applied(tuple(active), tuple(suppressed), tuple(uses),
+                       max(0, unused - MAX_UNUSED_LISTED))
 
 
 def summarize(uses: Iterable[ExceptionUse]) -> tuple[ExceptionUse, ...]:

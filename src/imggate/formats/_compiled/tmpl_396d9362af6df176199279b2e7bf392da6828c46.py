@@ -438,7 +438,7 @@ def root(context, missing=missing):
                 yield escape(context.call((undefined(name='finding_table') if l_0_finding_table is missing else l_0_finding_table), environment.getattr(l_1_img, 'suppressed'), markup_join((environment.getattr(l_1_img, 'anchor'), '-suppressed', )), 'Findings suppressed by exceptions or VEX', True, _loop_vars=_loop_vars))
                 yield '\n  </details>\n'
             yield '\n  <h3>Exceptions <span class="n">'
-            yield escape(t_2(environment.getattr(l_1_img, 'exceptions')))
+            yield escape((t_2(environment.getattr(l_1_img, 'exceptions')) + environment.getattr(l_1_img, 'exceptions_unlisted')))
             yield '</span></h3>\n'
             if environment.getattr(l_1_img, 'exceptions'):
                 pass
@@ -465,6 +465,11 @@ def root(context, missing=missing):
                     yield '</td>\n      </tr>\n'
                 l_2_e = missing
                 yield '    </tbody>\n  </table>\n  </div>\n'
+                if environment.getattr(l_1_img, 'exceptions_unlisted'):
+                    pass
+                    yield '  <p class="small">and '
+                    yield escape(environment.getattr(l_1_img, 'exceptions_unlisted'))
+                    yield ' more exceptions that matched nothing, not listed: see their files</p>\n'
             else:
                 pass
                 yield '  <p class="none">No exceptions applied to this image.</p>\n'
@@ -549,4 +554,4 @@ def root(context, missing=missing):
     yield '</script>\n</body>\n</html>'
 
 blocks = {}
-debug_info = '7=48&10=50&11=52&12=56&14=58&15=60&16=75&18=83&19=88&23=109&24=118&25=121&26=126&27=133&29=138&36=160&40=174&41=179&47=187&48=189&57=192&63=204&72=211&73=213&74=215&76=227&80=230&82=238&84=242&85=246&86=250&87=252&88=254&99=272&100=276&101=280&102=282&103=284&104=288&105=294&108=314&109=317&112=320&113=323&114=325&117=328&118=331&119=333&122=336&124=339&128=341&129=345&130=353&137=364&140=370&141=372&146=375&148=379&149=386&150=393&151=398&152=405&162=413&163=415&164=417&165=420&167=425&170=433&172=436&173=438&177=441&178=443&183=446&185=450&186=454&187=456&188=458&189=460&190=462&191=464&202=472&204=475&205=479&206=481&215=503&216=506&221=508&222=512&223=518&224=525&231=530&233=533&238=544&239=548'
+debug_info = '7=48&10=50&11=52&12=56&14=58&15=60&16=75&18=83&19=88&23=109&24=118&25=121&26=126&27=133&29=138&36=160&40=174&41=179&47=187&48=189&57=192&63=204&72=211&73=213&74=215&76=227&80=230&82=238&84=242&85=246&86=250&87=252&88=254&99=272&100=276&101=280&102=282&103=284&104=288&105=294&108=314&109=317&112=320&113=323&114=325&117=328&118=331&119=333&122=336&124=339&128=341&129=345&130=353&137=364&140=370&141=372&146=375&148=379&149=386&150=393&151=398&152=405&162=413&163=415&164=417&165=420&167=425&170=433&172=436&173=438&177=441&178=443&183=446&185=450&186=454&187=456&188=458&189=460&190=462&191=464&197=468&198=471&205=477&207=480&208=484&209=486&218=508&219=511&224=513&225=517&226=523&227=530&234=535&236=538&241=549&242=553'
