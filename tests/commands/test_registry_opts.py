@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from fixture_paths import FIXTURES
-from imggate._cli import main
+from imggate._cli import main, verbosity_of
 from imggate.errors import UsageError
 from imggate.scanners.trivy_runner import TrivyOptions
+from registry_harness import run_imggate
 
 LAYOUT = FIXTURES / "cosign" / "att-slsa-generator-v1.9.0-intoto" / "oci-layout"
 
@@ -33,3 +34,28 @@ def test_timeout_that_is_not_a_positive_number_is_exit_2(
 def test_trivy_timeout_must_be_a_positive_number(value: float) -> None:
     with pytest.raises(UsageError, match="--trivy-timeout"):
         TrivyOptions(timeout=value)
+
+
+@pytest.mark.parametrize("command", ["check", "resolve", "verify"])
+def test_deadline_is_in_help_with_its_default(command: str) -> None:
+    res = run_imggate([command, "--help"])
+    assert res.code == 0
+    text = " ".join(res.stdout.split())
+    assert "--deadline" in text and "[default: 120.0]" in text
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
+def test_deadline_must_be_positive_finite_seconds(value: str) -> None:
+    res = run_imggate(["resolve", "--deadline", value, "127.0.0.1:1/a/b:v1"])
+    assert res.code == 2, res.output
+    assert "--deadline must be a positive number of seconds" in res.stderr
+    assert "internal error" not in res.output
+
+
+def test_verbosity_counts_every_v() -> None:
+    assert verbosity_of(["resolve", "x"]) == 0
+    assert verbosity_of(["-v", "resolve"]) == 1
+    assert verbosity_of(["-vv", "resolve"]) == 2
+    assert verbosity_of(["--verbose", "-v", "check"]) == 2
+    assert verbosity_of(["check", "--", "-vv"]) == 0
+    assert verbosity_of(["check", "--env", "-x"]) == 0
