@@ -160,7 +160,8 @@ def test_ci_attests_and_the_deploy_gate_admits_then_denies_when_the_exception_ex
     denied, verdict = story.deploy_check(repository, digest, expired)
     assert denied.code == 1, denied.output
     assert CRITICAL_CVE in denied.output
-    assert "expired" in denied.output.lower()
+    why = _messages(verdict, "severity")
+    assert f"counted again: {CRITICAL_CVE} (exception expired on" in why[0], why
     assert verdict["images"][0]["decision"] == "deny"
 
 

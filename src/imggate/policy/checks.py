@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
 
 from imggate.models import (
     NOT_SCANNED,
@@ -62,10 +62,14 @@ def _describe(f: Finding) -> str:
 
 
 def check_severity(findings: Sequence[Finding], rules: SeverityRules, mode: Mode,
-                   have_report: bool, refused: Sequence[str] = ()) -> RuleResult | None:
+                   have_report: bool, refused: Sequence[str] = (),
+                   expired: Mapping[str, date] | None = None) -> RuleResult | None:
     """Threshold, per-severity maximum counts, and CVSS threshold over active findings.
 
     ``refused`` says what evidence was found but could not count (shown with NOT SCANNED).
+    ``expired`` maps vulnerability ids to the expiry of an exception that no longer
+    applies: a finding over the limit because of one says so in the first message
+    (the one a webhook denial shows), since that is what changed since CI.
     """
     if not (rules.fail_on or rules.max or rules.cvss is not None or rules.require_report):
         return None
@@ -96,7 +100,11 @@ def check_severity(findings: Sequence[Finding], rules: SeverityRules, mode: Mode
             limit.append(f"{rules.fail_on.value} or above")
         if rules.cvss is not None:
             limit.append(f"CVSS {rules.cvss:g} or above")
-        messages.append(f"{len(bad)} findings {' or '.join(limit)} ({summary})")
+        gone = expired or {}
+        lapsed = sorted({f"{i} (exception expired on {gone[i].isoformat()})"
+                         for f in bad for i in f.all_ids if i in gone})
+        again = f"; counted again: {', '.join(lapsed[:3])}" if lapsed else ""
+        messages.append(f"{len(bad)} findings {' or '.join(limit)} ({summary}){again}")
         bad.sort(key=lambda f: (-f.severity.rank, -(f.max_cvss or 0.0), f.id))
         messages += listing([_describe(f) for f in bad])
     counts = Counter(f.severity for f in counted)

@@ -100,8 +100,10 @@ def evaluate(evidence: Evidence, rules: EffectiveRules, *,
         applied = (exceptions or ExceptionSet()).apply(
             merge_findings(used), ref=evidence.ref, digests=digests,
             env=rules.env, today=now.date())
+        expired = {u.vulnerability: u.expires for u in applied.uses
+                   if u.status == EXPIRED and u.expires is not None}
         results.append(checks.check_severity(applied.active, r.severity, sev_mode,
-                                             bool(used), evidence.refused))
+                                             bool(used), evidence.refused, expired))
         if used:
             notes += evidence.refused
         results.append(checks.check_kev(applied.active, r.severity, sev_mode, kev))
