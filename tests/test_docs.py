@@ -21,8 +21,6 @@ from imggate._app import app
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
-# "imggate check ... --flag" within one line of code: the command and what follows it.
-INVOCATION = re.compile(r"\bimggate (audit|check|convert|resolve|verify|rules \w+)\b([^`\n]*)")
 FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
 #: Flags a page documents ahead of the code that is being built for them, each with the
 #: page that may name it. Remove an entry when its flag lands (a test says when).
@@ -41,6 +39,10 @@ def _options() -> dict[str, set[str]]:
 
 
 OPTIONS = _options()
+# "imggate check ... --flag" within one line of code: the command and what follows it. Built
+# from the commands themselves, so a new command's flags are checked too.
+INVOCATION = re.compile(r"\bimggate (" + "|".join(sorted(map(re.escape, OPTIONS), key=len,
+                                                          reverse=True)) + r")\b([^`\n]*)")
 
 
 def _code(text: str) -> list[tuple[int, str]]:
