@@ -21,6 +21,7 @@ from imggate.commands import check as _check  # noqa: F401
 from imggate.commands import convert as _convert  # noqa: F401
 from imggate.commands import resolve as _resolve  # noqa: F401
 from imggate.commands import rules as _rules  # noqa: F401
+from imggate.commands import serve as _serve  # noqa: F401
 from imggate.commands import verify as _verify  # noqa: F401
 from imggate.errors import Error
 from imggate.redact import RedactingStream

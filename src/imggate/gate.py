@@ -107,8 +107,8 @@ def bind_reports(reports: Sequence[ScanReport],
     return [tuple(r) for r in out]
 
 
-class _KeyCache:
-    """Load each key file once per run, whatever the number of images."""
+class KeyCache:
+    """Load each key file once per run (or per rules load, for the webhook)."""
 
     def __init__(self) -> None:
         self._keys: dict[Path, TrustedKey] = {}
@@ -128,7 +128,7 @@ class _KeyCache:
         return self._keys[path]
 
 
-def trust_config(material: TrustMaterial, options: SignatureOptions, keys: _KeyCache,
+def trust_config(material: TrustMaterial, options: SignatureOptions, keys: KeyCache,
                  root: object | None) -> TrustConfig:
     """The verifier's :class:`TrustConfig` for exactly what the rules require."""
     from imggate.signatures.interface import Identity, TrustConfig
@@ -167,7 +167,7 @@ async def gather(req: CheckRequest, *,
     """
     finished = 0
     sem = asyncio.Semaphore(req.concurrency)
-    keys = _KeyCache()
+    keys = KeyCache()
     keys.preload(req)
     root = None
     if req.signatures.trusted_root is not None:
@@ -204,7 +204,7 @@ async def gather(req: CheckRequest, *,
 
 
 async def _evidence(req: CheckRequest, client: RegistryClient, text: str, ref: ImageRef,
-                    image: ResolvedImage, reports: tuple[ScanReport, ...], keys: _KeyCache,
+                    image: ResolvedImage, reports: tuple[ScanReport, ...], keys: KeyCache,
                     root: object | None) -> Evidence:
     errors: list[str] = []
     notes: list[str] = []
@@ -260,7 +260,7 @@ async def _evidence(req: CheckRequest, client: RegistryClient, text: str, ref: I
 
 
 async def _attested(req: CheckRequest, repo: Repository, sig_repo: Repository | None,
-                    image: ResolvedImage, material: TrustMaterial, keys: _KeyCache,
+                    image: ResolvedImage, material: TrustMaterial, keys: KeyCache,
                     root: object | None, errors: list[str]) -> AttestedEvidence | None:
     """The vuln attestations, verified with the rules' keys and identities (``None``: not read)."""
     if not (material.keys or material.identities):
@@ -276,6 +276,31 @@ async def _attested(req: CheckRequest, repo: Repository, sig_repo: Repository | 
         errors.append(e.message)
         return None
     return found
+
+
+async def signature_evidence(client: RegistryClient, ref: ImageRef, image: ResolvedImage,
+                             material: TrustMaterial, options: SignatureOptions,
+                             keys: KeyCache, root: object | None
+                             ) -> tuple[SignatureCheck, ...]:
+    """Fetch and verify the signatures and attestations ``material`` asks for (none: ``()``).
+
+    Every attachment of the image is fetched once and checked locally against
+    every key and identity. Raises :class:`~imggate.errors.Error` when the
+    registry cannot be asked: the caller records it (never an allow).
+    """
+    if not material.needed:
+        return ()
+    from imggate.signatures.check import check_signatures
+
+    repo = open_repository(ref, client)
+    sig_repo = None
+    if options.signature_repository:
+        from imggate.registry.reference import parse_reference
+
+        sig_repo = open_repository(parse_reference(options.signature_repository), client)
+    trust = trust_config(material, options, keys, root)
+    return await check_signatures(repo, image.digest, trust, signature_repo=sig_repo,
+                                  platform_digest=image.manifest_digest)
 
 
 def decide(req: CheckRequest, evidence: Sequence[Evidence]) -> Verdict:

@@ -331,6 +331,9 @@ class RuleSet(_Model):
 
     mode: Mode | None = Field(default=None, description="default mode of every section "
                                                         "(enforce when never set)")
+    mutate: bool | None = Field(
+        default=None, description="imggate serve /mutate pins tags to the checked digest "
+                                  "(default true; false where a GitOps tool owns the manifests)")
     severity: SeverityRules = SeverityRules()
     tags: TagRules = TagRules()
     signatures: SignatureRules = SignatureRules()

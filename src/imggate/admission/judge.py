@@ -1,0 +1,291 @@
+"""One image at admission: reference rules first, then the cache, then the gate.
+
+The order is the point:
+
+1. the rules that need only the reference (denied tags, allowed registries,
+   digest pinning) run first, on every request: a violation answers at once,
+   without a registry call, and a cache hit can never skip them;
+2. the tag is pinned to a digest (tag cache, short TTL; else the registry);
+3. the verdict cache is asked by digest + repository + rules hash + env;
+4. on a miss, one resolution per key runs at a time (single-flight): the
+   gate's own pieces resolve the image, read reports from the evidence
+   sources, fetch each signature and attestation once and verify them
+   locally, and the policy engine decides. Definitive verdicts are cached;
+   errors never are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Generic, Literal, TypeVar
+
+from imggate.admission.cache import AdmissionCache, CachedVerdict, tag_key, verdict_key
+from imggate.admission.evidence import EvidenceSource
+from imggate.admission.metrics import Metrics
+from imggate.admission.policies import EnvPolicy, PolicySet
+from imggate.errors import Error
+from imggate.gate import SignatureOptions, signature_evidence
+from imggate.models import (
+    Decision,
+    Digest,
+    Evidence,
+    ImageRef,
+    Mode,
+    Platform,
+    RuleResult,
+    ScanReport,
+    SignatureCheck,
+)
+from imggate.policy import checks
+from imggate.policy.rules import RuleSet
+from imggate.registry.client import RegistryClient
+from imggate.registry.resolve import open_repository, resolve_image
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+CacheLayer = Literal["local", "redis", "miss", "none"]
+#: Rules decided by the reference alone; everything else needs the image.
+REFERENCE_RULES = frozenset({"tags.denied", "tags.allowed", "tags.digest-pinning", "registries"})
+
+
+@dataclass(slots=True)
+class Progress:
+    """What an image's evaluation is doing now: named in a deadline denial."""
+
+    stage: str = "waiting to start"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageOutcome:
+    """The decision about one image reference of a review."""
+
+    reference: str
+    decision: Decision
+    digest: str | None = None
+    violations: tuple[tuple[str, str], ...] = ()
+    warnings: tuple[tuple[str, str], ...] = ()
+    error: str | None = None
+    cache: CacheLayer = "none"
+    pin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeSettings:
+    """How images are judged: registry access and signature options are the gate's."""
+
+    signatures: SignatureOptions = field(default_factory=SignatureOptions)
+    platform: Platform | None = None
+    #: The longest one shared evaluation may run (the review deadline).
+    deadline: float = 8.0
+    #: A loaded Sigstore trusted root (``None``: the production one).
+    root: object | None = None
+
+
+class SingleFlight(Generic[T]):
+    """At most one running task per key; later callers join the running one."""
+
+    def __init__(self) -> None:
+        self._running: dict[str, tuple[asyncio.Task[T], Progress]] = {}
+
+    def start(self, key: str, factory: Callable[[Progress], Awaitable[T]]
+              ) -> tuple[asyncio.Task[T], Progress, bool]:
+        """(task, its progress, whether it was already running)."""
+        running = self._running.get(key)
+        if running is not None:
+            return running[0], running[1], True
+        progress = Progress()
+        task: asyncio.Task[T] = asyncio.ensure_future(factory(progress))
+        self._running[key] = (task, progress)
+
+        def done(t: asyncio.Task[T]) -> None:
+            if self._running.get(key, (None,))[0] is t:
+                del self._running[key]
+            if not t.cancelled():
+                t.exception()  # retrieved here: a joiner may have given up waiting
+
+        task.add_done_callback(done)
+        return task, progress, False
+
+
+def _pairs(results: Sequence[RuleResult], mode: Mode, failed: bool = True
+           ) -> tuple[tuple[str, str], ...]:
+    return tuple((r.rule, r.messages[0] if r.messages else "failed") for r in results
+                 if r.passed is not failed and r.mode is mode)
+
+
+def reference_results(ref: ImageRef, rules: RuleSet, *, pinning: bool) -> list[RuleResult]:
+    """The rules about the reference alone. With ``pinning`` (``/mutate`` will pin this tag
+    to the digest it checks), the digest-pinning rule is satisfied by the patch."""
+    tags = rules.tags
+    if pinning and tags.require_digest:
+        tags = tags.model_copy(update={"require_digest": False})
+    found = checks.check_tags(ref, tags, rules.mode_of("tags"))
+    reg = checks.check_registries(ref, rules.registries, rules.mode_of("registries"))
+    return [*found, *([reg] if reg is not None else [])]
+
+
+class Judge:
+    """Decides single images for reviews, sharing caches and in-flight work between them."""
+
+    def __init__(self, client: RegistryClient, cache: AdmissionCache, metrics: Metrics,
+                 sources: Sequence[EvidenceSource] = (),
+                 settings: JudgeSettings | None = None) -> None:
+        self.client = client
+        self.cache = cache
+        self.metrics = metrics
+        self.sources = tuple(sources)
+        self.settings = settings or JudgeSettings()
+        self._verdicts: SingleFlight[CachedVerdict] = SingleFlight()
+        self._tags: SingleFlight[str] = SingleFlight()
+
+    async def judge(self, text: str, ref: ImageRef, policies: PolicySet, env: str, *,
+                    mutate: bool, dry_run: bool, progress: Progress) -> ImageOutcome:
+        """Decide ``ref`` (given as ``text``) in ``env``; never raises an imggate error."""
+        env_policy = policies.environments[env]
+        rules = env_policy.rules.for_image(ref).rules
+        pin = mutate and rules.mutate is not False and ref.digest is None
+        by_ref = reference_results(ref, rules, pinning=pin)
+        ref_violations = _pairs(by_ref, Mode.ENFORCE)
+        ref_warnings = _pairs(by_ref, Mode.WARN)
+        if ref_violations:
+            # Decided by the reference alone: no registry call.
+            return ImageOutcome(text, Decision.DENY, None, ref_violations, ref_warnings)
+        try:
+            progress.stage = f"resolving the tag of {text}"
+            digest, _ = await self._digest(ref, progress)
+            progress.stage = f"checking {text}"
+            key = verdict_key(str(digest), ref.name, policies.hash, env)
+            hit = await self.cache.verdict(key)
+            layer: CacheLayer
+            if hit is not None:
+                cached, layer = hit
+                self.metrics.cache.labels("verdict", layer, "hit").inc()
+            else:
+                self.metrics.cache.labels("verdict", "all", "miss").inc()
+                layer = "miss"
+                task, shared, joined = self._verdicts.start(
+                    key, lambda p: self._evaluate(text, ref.with_digest(digest), env_policy,
+                                                  policies, key, dry_run, p))
+                if joined:
+                    self.metrics.shared_resolutions.inc()
+                progress.stage = shared.stage
+                try:
+                    cached = await asyncio.shield(task)
+                finally:
+                    progress.stage = shared.stage
+        except Error as e:
+            return ImageOutcome(text, Decision.ERROR, None, ref_violations, ref_warnings,
+                                error=e.message)
+        decision = Decision.DENY if cached.violations else Decision.ALLOW
+        return ImageOutcome(text, decision, cached.digest, cached.violations,
+                            ref_warnings + cached.warnings, cache=layer,
+                            pin=pin and decision is Decision.ALLOW)
+
+    async def _digest(self, ref: ImageRef, progress: Progress) -> tuple[Digest, bool]:
+        """The digest ``ref`` names (a tag: cached briefly, else asked once per tag at a time)."""
+        if ref.digest is not None:
+            return ref.digest, False
+        tag = ref.tag or "latest"
+        key = tag_key(ref.name, tag)
+        hit = await self.cache.tag(key)
+        if hit is not None:
+            self.metrics.cache.labels("tag", hit[1], "hit").inc()
+            return Digest.parse(hit[0]), False
+        self.metrics.cache.labels("tag", "all", "miss").inc()
+
+        async def lookup(p: Progress) -> str:
+            p.stage = f"resolving {ref} in the registry"
+            self.metrics.registry_ops.labels("resolve").inc()
+            try:
+                image = await asyncio.wait_for(
+                    resolve_image(open_repository(ref, self.client), ref, details=False),
+                    self.settings.deadline)
+            except Error:
+                self.metrics.registry_errors.labels("resolve").inc()
+                raise
+            await self.cache.put_tag(key, str(image.digest))
+            return str(image.digest)
+
+        task, shared, _ = self._tags.start(key, lookup)
+        progress.stage = shared.stage
+        try:
+            return Digest.parse(await asyncio.shield(task)), True
+        except TimeoutError:
+            raise Error(f"resolving {ref} took longer than {self.settings.deadline:g}s") from None
+
+    async def _evaluate(self, text: str, ref: ImageRef, env_policy: EnvPolicy,
+                        policies: PolicySet, key: str, dry_run: bool,
+                        progress: Progress) -> CachedVerdict:
+        try:
+            return await asyncio.wait_for(
+                self._gather_and_decide(text, ref, env_policy, policies, key, dry_run, progress),
+                self.settings.deadline)
+        except TimeoutError:
+            raise Error(f"{progress.stage} took longer than "
+                        f"{self.settings.deadline:g}s") from None
+
+    async def _gather_and_decide(self, text: str, ref: ImageRef, env_policy: EnvPolicy,
+                                 policies: PolicySet, key: str, dry_run: bool,
+                                 progress: Progress) -> CachedVerdict:
+        from imggate.policy.engine import evaluate
+
+        progress.stage = f"resolving {ref} in the registry"
+        self.metrics.registry_ops.labels("resolve").inc()
+        try:
+            image = await resolve_image(open_repository(ref, self.client), ref,
+                                        self.settings.platform)
+        except Error:
+            self.metrics.registry_errors.labels("resolve").inc()
+            raise
+        errors: list[str] = []
+        progress.stage = f"reading scanner evidence for {text}"
+        material = env_policy.rules.trust(ref)
+        if material.needed:
+            progress.stage = f"fetching and verifying signatures of {text}"
+            self.metrics.registry_ops.labels("signatures").inc()
+
+        async def signatures() -> tuple[SignatureCheck, ...] | Error:
+            try:
+                return await signature_evidence(self.client, ref, image, material,
+                                                self.settings.signatures, policies.keys,
+                                                self.settings.root)
+            except Error as e:
+                self.metrics.registry_errors.labels("signatures").inc()
+                return e
+
+        async def reports_of(source: EvidenceSource) -> tuple[ScanReport, ...] | Error:
+            try:
+                return await source.reports_for(image, self.client)
+            except Error as e:
+                return e
+
+        sig_result, report_results = await asyncio.gather(
+            signatures(), asyncio.gather(*(reports_of(s) for s in self.sources)))
+        sigs: tuple[SignatureCheck, ...] = ()
+        if isinstance(sig_result, Error):
+            errors.append(sig_result.message)
+        else:
+            sigs = sig_result
+        reports: list[ScanReport] = []
+        for found in report_results:
+            if isinstance(found, Error):
+                errors.append(found.message)
+            else:
+                reports += found
+        evidence = Evidence(text, ref, image, tuple(reports), sigs, tuple(errors))
+        verdict = evaluate(evidence, env_policy.rules, exceptions=env_policy.exceptions,
+                           now=datetime.now(UTC), kev=env_policy.kev)
+        if verdict.decision is Decision.ERROR:
+            raise Error(verdict.error or "could not decide")  # never cached
+        rules = [r for r in verdict.rules if r.rule not in REFERENCE_RULES]
+        violations = _pairs(rules, Mode.ENFORCE)
+        cached = CachedVerdict("deny" if violations else "allow", str(image.digest),
+                               violations, _pairs(rules, Mode.WARN))
+        if not dry_run:
+            await self.cache.put_verdict(key, cached)
+        return cached

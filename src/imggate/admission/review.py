@@ -1,0 +1,245 @@
+"""AdmissionReview envelopes: read a request at the edge, write a response in kind.
+
+The API server sends ``admission.k8s.io/v1`` or ``v1beta1``; the answer
+carries the same ``apiVersion`` and the request's ``uid``. Everything a
+client sends is untrusted: :func:`parse_review` bounds the body's size and
+nesting, checks every field it uses, and raises :class:`BadReview` (HTTP
+400, or a denial when the ``uid`` is known) naming what is wrong. It never
+raises anything else, whatever the body (a property test holds it to that).
+
+The response side keeps to the API server's limits: each warning at most
+120 characters and all of them at most 4 KiB; the status message is kept
+short, naming each denied image and its violations.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+#: The envelopes the API server may send; the answer uses the same one.
+API_VERSIONS: Final = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
+#: Largest request body read (the API server caps an object at 3 MiB; a review holds two).
+MAX_BODY_BYTES: Final = 8 * 1024 * 1024
+#: Deepest JSON nesting accepted; real workload objects stay well under 30.
+MAX_DEPTH: Final = 64
+#: The API server's limits on warnings (apiserver: 120 characters each, 4 KiB in all).
+MAX_WARNING_CHARS: Final = 120
+MAX_WARNINGS_BYTES: Final = 4096
+#: A denial message is read by a person in ``kubectl`` output: keep it short.
+MAX_MESSAGE_CHARS: Final = 1500
+MAX_AUDIT_VALUE_CHARS: Final = 4000
+_MAX_UID = 128
+_MORE_RESERVE = 64
+_MAX_NAME = 253
+_OPERATIONS: Final = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
+
+
+class BadReview(Exception):
+    """A body that is not an AdmissionReview imggate can answer.
+
+    ``uid`` and ``api_version`` are set when they were read before the
+    problem was found: the answer is then a denial in kind, else HTTP 400.
+    """
+
+    def __init__(self, message: str, *, uid: str | None = None,
+                 api_version: str | None = None, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.uid = uid
+        self.api_version = api_version
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class GroupVersionKind:
+    """``request.kind``: the kind of ``object``."""
+
+    group: str
+    version: str
+    kind: str
+
+    def __str__(self) -> str:
+        gv = f"{self.group}/{self.version}" if self.group else self.version
+        return f"{gv} {self.kind}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewRequest:
+    """The parts of an AdmissionReview request that a decision uses.
+
+    ``object`` / ``old_object`` are the client's JSON values, unvalidated
+    beyond being objects; the workload reader validates what it walks.
+    """
+
+    api_version: str
+    uid: str
+    kind: GroupVersionKind
+    resource: str
+    sub_resource: str
+    namespace: str
+    name: str
+    operation: str
+    dry_run: bool
+    object: Mapping[str, Any] | None
+    old_object: Mapping[str, Any] | None = field(default=None, repr=False)
+
+
+def _depth_ok(value: object, limit: int) -> bool:
+    """Whether ``value`` nests at most ``limit`` deep (iterative: no recursion to exhaust)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            if depth > limit:
+                return False
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            if depth > limit:
+                return False
+            stack.extend((v, depth + 1) for v in node)
+    return True
+
+
+def _text(doc: Mapping[str, Any], key: str, where: str, *, limit: int = _MAX_NAME,
+          required: bool = False, uid: str | None = None, api: str | None = None) -> str:
+    value = doc.get(key)
+    if value is None or value == "":
+        if required:
+            raise BadReview(f"{where}.{key} is missing", uid=uid, api_version=api)
+        return ""
+    if not isinstance(value, str):
+        raise BadReview(f"{where}.{key} must be a string", uid=uid, api_version=api)
+    if len(value) > limit:
+        raise BadReview(f"{where}.{key} is longer than {limit} characters", uid=uid,
+                        api_version=api)
+    return value
+
+
+def parse_review(body: bytes) -> ReviewRequest:
+    """Read an AdmissionReview request; :class:`BadReview` says why one is unusable."""
+    if len(body) > MAX_BODY_BYTES:
+        raise BadReview(f"request body is larger than {MAX_BODY_BYTES} bytes", status=413)
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        if "recursion" in str(e).lower():
+            raise BadReview(f"body nests deeper than {MAX_DEPTH} levels") from None
+        raise BadReview("body is not JSON") from None
+    if not isinstance(doc, dict):
+        raise BadReview("body is not an AdmissionReview (not a JSON object)")
+    if not _depth_ok(doc, MAX_DEPTH):
+        raise BadReview(f"body nests deeper than {MAX_DEPTH} levels")
+    api = doc.get("apiVersion")
+    if doc.get("kind") != "AdmissionReview" or api not in API_VERSIONS:
+        raise BadReview("body is not an AdmissionReview (apiVersion must be one of "
+                        f"{', '.join(API_VERSIONS)} and kind AdmissionReview)")
+    assert isinstance(api, str)
+    request = doc.get("request")
+    if not isinstance(request, dict):
+        raise BadReview("AdmissionReview has no request object")
+    uid = _text(request, "uid", "request", limit=_MAX_UID, required=True)
+    kind_doc = request.get("kind")
+    if not isinstance(kind_doc, dict):
+        raise BadReview("request.kind is missing", uid=uid, api_version=api)
+    kind = GroupVersionKind(
+        _text(kind_doc, "group", "request.kind", uid=uid, api=api),
+        _text(kind_doc, "version", "request.kind", uid=uid, api=api),
+        _text(kind_doc, "kind", "request.kind", required=True, uid=uid, api=api))
+    resource_doc = request.get("resource")
+    resource = ""
+    if isinstance(resource_doc, dict):
+        resource = _text(resource_doc, "resource", "request.resource", uid=uid, api=api)
+    operation = _text(request, "operation", "request", required=True, uid=uid, api=api)
+    if operation not in _OPERATIONS:
+        raise BadReview(f"request.operation {operation[:40]!r} is not one of "
+                        f"{', '.join(sorted(_OPERATIONS))}", uid=uid, api_version=api)
+    dry_run = request.get("dryRun", False)
+    if dry_run is None:
+        dry_run = False
+    if not isinstance(dry_run, bool):
+        raise BadReview("request.dryRun must be a boolean", uid=uid, api_version=api)
+    obj = request.get("object")
+    old = request.get("oldObject")
+    if obj is not None and not isinstance(obj, dict):
+        raise BadReview("request.object must be an object", uid=uid, api_version=api)
+    return ReviewRequest(
+        api_version=api, uid=uid, kind=kind, resource=resource,
+        sub_resource=_text(request, "subResource", "request", uid=uid, api=api),
+        namespace=_text(request, "namespace", "request", uid=uid, api=api),
+        name=_text(request, "name", "request", uid=uid, api=api),
+        operation=operation, dry_run=dry_run, object=obj,
+        # Captured clients send "None" (a string) for a missing oldObject: not an object.
+        old_object=old if isinstance(old, dict) else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What to tell the API server about one request."""
+
+    allowed: bool
+    message: str | None = None
+    warnings: tuple[str, ...] = ()
+    audit: Mapping[str, str] = field(default_factory=dict)
+    patch: Sequence[Mapping[str, Any]] = ()
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, marked with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def bounded_warnings(warnings: Sequence[str]) -> list[str]:
+    """Warnings within the API server's limits: each shortened, all within 4 KiB.
+
+    When they do not all fit, the last kept one says how many were left out.
+    """
+    out: list[str] = []
+    used = 0
+    for i, w in enumerate(warnings):
+        text = shorten(" ".join(w.split()), MAX_WARNING_CHARS)
+        size = len(text.encode())
+        # Keep room for the closing "... N more" line unless this is the last warning.
+        budget = MAX_WARNINGS_BYTES - (_MORE_RESERVE if i < len(warnings) - 1 else 0)
+        if used + size > budget:
+            out.append(f"... {len(warnings) - i} more warnings (see the imggate log)")
+            break
+        out.append(text)
+        used += size
+    return out
+
+
+def response_body(api_version: str, uid: str, answer: Answer) -> bytes:
+    """The AdmissionReview response, as bytes, in the request's own ``apiVersion``."""
+    response: dict[str, Any] = {"uid": uid, "allowed": answer.allowed}
+    if not answer.allowed:
+        response["status"] = {"code": 403, "reason": "Forbidden",
+                              "message": shorten(answer.message or "denied by imggate",
+                                                 MAX_MESSAGE_CHARS)}
+    warnings = bounded_warnings(answer.warnings)
+    if warnings:
+        response["warnings"] = warnings
+    if answer.audit:
+        response["auditAnnotations"] = {k: shorten(v, MAX_AUDIT_VALUE_CHARS)
+                                        for k, v in answer.audit.items()}
+    if answer.patch and answer.allowed:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(orjson.dumps(list(answer.patch))).decode()
+    return orjson.dumps({"apiVersion": api_version, "kind": "AdmissionReview",
+                         "response": response})
+
+
+def bad_request_body(error: BadReview) -> tuple[int, bytes]:
+    """(HTTP status, body) for a request that cannot be answered in kind.
+
+    With a known ``uid`` the answer is a denial in kind (the API server shows
+    the reason); without one, only an HTTP error is possible.
+    """
+    if error.uid is not None and error.api_version is not None:
+        return 200, response_body(error.api_version, error.uid,
+                                  Answer(False, f"imggate: {error.message}"))
+    return error.status, orjson.dumps({"error": error.message})

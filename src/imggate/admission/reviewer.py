@@ -1,0 +1,188 @@
+"""One AdmissionReview -> one answer, within the deadline, failing closed.
+
+The reviewer reads the workload's images (``admission.workloads``), maps
+the namespace to an environment, judges each distinct image once, all
+concurrently (:mod:`imggate.admission.judge`), and words the answer: a 403
+naming each denied image and its violations, warnings for warn-mode
+results, audit annotations with digests and verdicts, and for ``/mutate`` a
+JSONPatch pinning each checked tag to its digest.
+
+Whatever happens, the answer comes before the deadline: an image whose
+evidence is not in by then is denied with a message naming what was still
+running. Nothing that prevents a decision is an allow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from imggate.admission.judge import ImageOutcome, Judge, Progress
+from imggate.admission.metrics import Metrics
+from imggate.admission.policies import PolicySet
+from imggate.admission.review import Answer, ReviewRequest, shorten
+from imggate.errors import Error, InvalidReference
+from imggate.models import Decision
+
+#: Subresources through which a container image can change.
+_IMAGE_SUBRESOURCES = frozenset({"", "ephemeralcontainers"})
+#: How much of a denial message each image may take.
+_PER_IMAGE_CHARS = 400
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The answer and what the log line says about it."""
+
+    answer: Answer
+    env: str | None = None
+    images: tuple[ImageOutcome, ...] = ()
+    note: str | None = None
+    deadline_hit: bool = False
+
+    @property
+    def decision(self) -> str:
+        """``allow`` or ``deny``, for logs and metrics."""
+        return "allow" if self.answer.allowed else "deny"
+
+    @property
+    def cache(self) -> str:
+        """The slowest cache layer any image needed: miss, redis, local, or none."""
+        layers = {i.cache for i in self.images}
+        return next((layer for layer in ("miss", "redis", "local") if layer in layers), "none")
+
+
+@dataclass(frozen=True, slots=True)
+class _Image:
+    text: str
+    pointers: tuple[str, ...] = field(default=())
+
+
+def _deny(message: str, env: str | None = None) -> Outcome:
+    return Outcome(Answer(False, f"imggate: {message}"), env, note=message)
+
+
+def _describe(outcome: ImageOutcome) -> str:
+    if outcome.decision is Decision.ERROR:
+        return f"{outcome.reference}: could not be checked: {outcome.error}"
+    listed = "; ".join(f"{rule}: {msg}" for rule, msg in outcome.violations)
+    return f"{outcome.reference}: {listed}"
+
+
+def denial_message(kind: str, where: str, env: str, denied: Sequence[ImageOutcome]) -> str:
+    """``imggate denied Deployment ns/app (env prod): IMAGE: rule: why | IMAGE: ...``."""
+    parts = [shorten(_describe(o), _PER_IMAGE_CHARS) for o in denied]
+    return f"imggate denied {kind} {where} (environment {env}): " + " | ".join(parts)
+
+
+class Reviewer:
+    """Answers AdmissionReviews with the current rules (re-read by the caller's store)."""
+
+    def __init__(self, judge: Judge, metrics: Metrics, deadline: float = 8.0) -> None:
+        self.judge = judge
+        self.metrics = metrics
+        self.deadline = deadline
+
+    async def review(self, req: ReviewRequest, policies: PolicySet, *,
+                     mutate: bool) -> Outcome:
+        """Decide ``req``; never raises for anything the request contains."""
+        from imggate.admission.workloads import extract_images
+
+        if req.operation in ("DELETE", "CONNECT"):
+            return Outcome(Answer(True), note=f"{req.operation}: nothing will run")
+        if req.sub_resource not in _IMAGE_SUBRESOURCES:
+            return Outcome(Answer(True), note=f"subresource {req.sub_resource!r} changes no image")
+        if req.object is None:
+            return _deny("the request has no object to check")
+        try:
+            found = extract_images(req.object, namespace=req.namespace or None,
+                                   name=req.name or None)
+        except Error as e:
+            return _deny(f"cannot read the images of this {req.kind.kind}: {e.message}")
+        mapping = policies.env_for_namespace(req.namespace)
+        if mapping.exempt:
+            return Outcome(Answer(True, audit={"decision": "exempt", "reason": mapping.why}),
+                           note=mapping.why)
+        if mapping.env is None:
+            return _deny(f"{mapping.why}: map it with an alias in the rules, or run imggate "
+                         "serve --env ENV")
+        env = mapping.env
+        images: dict[str, list[str]] = {}
+        for w in found:
+            images.setdefault(w.image, []).append(w.pointer)
+        outcomes = await self._judge_all(list(images), policies, env, mutate=mutate,
+                                         dry_run=req.dry_run)
+        where = f"{req.namespace}/{req.name}" if req.name else (req.namespace or "(cluster)")
+        return self._answer(req.kind.kind, where, env, outcomes, images, mutate)
+
+    async def _judge_all(self, texts: Sequence[str], policies: PolicySet, env: str, *,
+                         mutate: bool, dry_run: bool) -> list[ImageOutcome]:
+        from imggate.registry.reference import parse_reference
+
+        outcomes: dict[str, ImageOutcome] = {}
+        progress: dict[str, Progress] = {}
+        tasks: dict[asyncio.Task[ImageOutcome], str] = {}
+        for text in texts:
+            try:
+                ref = parse_reference(text)
+                if ref.source != "registry":
+                    raise InvalidReference(f"{text[:200]!r} is not a registry image")
+            except InvalidReference as e:
+                outcomes[text] = ImageOutcome(text, Decision.ERROR,
+                                              error=f"invalid image reference: {e.message}")
+                continue
+            progress[text] = Progress()
+            task = asyncio.ensure_future(self.judge.judge(
+                text, ref, policies, env, mutate=mutate, dry_run=dry_run,
+                progress=progress[text]))
+            tasks[task] = text
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=self.deadline)
+            for task in done:
+                text = tasks[task]
+                try:
+                    outcomes[text] = task.result()
+                except Exception as e:  # a bug must deny, never allow or crash the server
+                    outcomes[text] = ImageOutcome(text, Decision.ERROR,
+                                                  error=f"internal error ({type(e).__name__})")
+            for task in pending:
+                task.cancel()
+                text = tasks[task]
+                self.metrics.deadline_hits.inc()
+                outcomes[text] = ImageOutcome(
+                    text, Decision.ERROR, error=f"timed out after {self.deadline:g}s while "
+                                                f"{progress[text].stage}")
+        return [outcomes[t] for t in texts]
+
+    def _answer(self, kind: str, where: str, env: str, outcomes: Sequence[ImageOutcome],
+                images: Mapping[str, Sequence[str]], mutate: bool) -> Outcome:
+        denied = [o for o in outcomes if o.decision is not Decision.ALLOW]
+        warnings = [f"{o.reference}: {rule}: {msg}" for o in outcomes for rule, msg in o.warnings]
+        audit = {
+            "environment": env,
+            "images": orjson.dumps([{"image": o.reference, "digest": o.digest,
+                                     "decision": o.decision.value} for o in outcomes]).decode(),
+        }
+        timed_out = any(o.error and o.error.startswith("timed out") for o in outcomes)
+        if denied:
+            return Outcome(Answer(False, denial_message(kind, where, env, denied),
+                                  tuple(warnings), audit), env, tuple(outcomes),
+                           deadline_hit=timed_out)
+        patch: list[Mapping[str, Any]] = []
+        if mutate:
+            for o in outcomes:
+                if o.pin and o.digest:
+                    patch += [{"op": "replace", "path": p, "value": f"{o.reference}@{o.digest}"}
+                              for p in images[o.reference]]
+        return Outcome(Answer(True, None, tuple(warnings), audit, tuple(patch)), env,
+                       tuple(outcomes))
+
+
+def elapsed_ms(start: float) -> float:
+    """Milliseconds since ``start`` (a ``time.perf_counter()``), rounded for logs."""
+    return round((time.perf_counter() - start) * 1000, 2)

@@ -1,0 +1,175 @@
+"""Run the admission app on uvicorn over TLS: uvloop, httptools, TCP_NODELAY, cert rotation.
+
+- **TLS rotation**: cert-manager replaces the mounted certificate and key;
+  both files are watched and, when they change, loaded into the live
+  ``SSLContext`` (new connections get the new certificate; nothing
+  restarts). A pair that does not load keeps the old one and is logged.
+- **Nagle**: every accepted connection gets ``TCP_NODELAY``. Python's
+  asyncio sets it only for sockets whose ``proto`` is TCP, which a socket
+  uvicorn binds itself (``--workers``, ``--fd``) is not; a small response
+  then waits for the client's delayed ACK (~40 ms a request). Setting it
+  here holds whatever the loop and however the socket was made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import ssl
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imggate.admission.server import AdmissionApp, ServeOptions
+from imggate.errors import ConfigError
+
+log = logging.getLogger("imggate.admission")
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """Where and how to listen."""
+
+    host: str
+    port: int
+    tls_cert: Path
+    tls_key: Path
+    watch_interval: float = 1.0
+
+
+def set_nodelay(transport: Any) -> None:
+    """Turn Nagle's algorithm off on a transport's TCP socket (no-op for other sockets)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def protocol_class() -> type[asyncio.Protocol]:
+    """uvicorn's httptools protocol (h11 when httptools is missing) with TCP_NODELAY."""
+    base: type[Any]
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        base = HttpToolsProtocol
+    except ImportError:  # httptools missing: h11 (slower, same behaviour)
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        base = H11Protocol
+
+    class NoDelayProtocol(base):  # type: ignore[misc]
+        """uvicorn's HTTP protocol with TCP_NODELAY on every connection."""
+
+        def connection_made(self, transport: Any) -> None:
+            set_nodelay(transport)
+            super().connection_made(transport)
+
+    return NoDelayProtocol
+
+
+def check_tls_pair(cert: Path, key: Path) -> None:
+    """Load ``cert``/``key`` into a scratch context: :class:`ConfigError` saying why not."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_cert_chain(str(cert), str(key))
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(f"TLS certificate {cert} / key {key} cannot be used: "
+                          f"{getattr(e, 'strerror', None) or e.__class__.__name__}") from None
+
+
+def _stamp(paths: tuple[Path, ...]) -> tuple[tuple[int, int], ...]:
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(p)  # follows the symlinks a Secret volume swaps atomically
+            out.append((st.st_mtime_ns, st.st_ino))
+        except OSError:
+            out.append((0, 0))
+    return tuple(out)
+
+
+async def watch_tls(context: ssl.SSLContext, listen: Listen, app: AdmissionApp) -> None:
+    """Reload the certificate into ``context`` whenever the files change."""
+    paths = (listen.tls_cert, listen.tls_key)
+    seen = _stamp(paths)
+    while True:
+        await asyncio.sleep(listen.watch_interval)
+        now = _stamp(paths)
+        if now == seen:
+            continue
+        seen = now
+        try:
+            check_tls_pair(*paths)
+            context.load_cert_chain(str(listen.tls_cert), str(listen.tls_key))
+        except (ConfigError, OSError, ssl.SSLError) as e:
+            app.metrics.tls_reloads.labels("error").inc()
+            log.error("TLS certificate not reloaded, keeping the one in use: %s",
+                      getattr(e, "message", type(e).__name__))
+            continue
+        app.metrics.tls_reloads.labels("ok").inc()
+        log.warning("TLS certificate reloaded from %s", listen.tls_cert)
+
+
+def _loop_factory() -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
+
+
+def configure_logging() -> None:
+    """One JSON line per review on standard error, nothing else in that stream's format."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    reviews = logging.getLogger("imggate.admission.reviews")
+    reviews.handlers = [handler]
+    reviews.setLevel(logging.INFO)
+    reviews.propagate = False
+    logging.getLogger("imggate.admission").setLevel(logging.INFO)
+
+
+def serve(options: ServeOptions, listen: Listen) -> None:
+    """Load the rules (a broken file stops here: exit 2), then serve until SIGINT/SIGTERM."""
+    configure_logging()
+    check_tls_pair(listen.tls_cert, listen.tls_key)
+    app = AdmissionApp(options)
+    if not app.reload_rules():
+        raise ConfigError(f"rules not loaded: {app.store.last_error}")
+    run(app, listen)
+
+
+def run(app: AdmissionApp, listen: Listen) -> None:
+    """Serve ``app`` until SIGINT/SIGTERM."""
+    import uvicorn
+
+    check_tls_pair(listen.tls_cert, listen.tls_key)
+    config = uvicorn.Config(
+        app.app, host=listen.host, port=listen.port, ssl_certfile=str(listen.tls_cert),
+        ssl_keyfile=str(listen.tls_key), http=protocol_class(), loop="none",
+        lifespan="on", access_log=False, server_header=False, date_header=False,
+        proxy_headers=False, log_config=None, timeout_keep_alive=30)
+    server = uvicorn.Server(config)
+
+    async def main() -> None:
+        config.load()
+        assert config.ssl is not None
+        watcher = asyncio.create_task(watch_tls(config.ssl, listen, app))
+        try:
+            await server.serve()
+        except SystemExit:  # uvicorn exits when it cannot bind or start
+            raise ConfigError(f"could not serve on {listen.host}:{listen.port} "
+                              "(see the log above)") from None
+        finally:
+            watcher.cancel()
+        if not server.started:
+            raise ConfigError(f"could not listen on {listen.host}:{listen.port}")
+
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(main())
+    sys.stderr.flush()

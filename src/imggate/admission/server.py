@@ -1,0 +1,254 @@
+"""The ASGI app of ``imggate serve``: thin endpoints over the reviewer.
+
+Endpoints::
+
+    POST /validate   ValidatingAdmissionWebhook
+    POST /mutate     MutatingAdmissionWebhook: the same decision, plus a JSONPatch
+                     pinning each checked tag to its digest
+    GET  /healthz    the process answers
+    GET  /readyz     rules loaded and (with --cache redis://) Redis answered once;
+                     a later Redis outage is reported here, not made fatal
+    GET  /metrics    Prometheus text format (prometheus-client)
+
+Every review writes one JSON log line (uid, namespace, kind, images,
+decision, ms, cache layer; never a secret or the object itself). A body
+that is not a usable AdmissionReview gets HTTP 400 (413 when too large), or
+a denial in kind when its uid was read; nothing a client sends crashes the
+server or turns into an allow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from imggate.admission.cache import AdmissionCache, CacheTimes, RedisLayer
+from imggate.admission.evidence import sources_from_options
+from imggate.admission.judge import Judge, JudgeSettings
+from imggate.admission.metrics import CONTENT_TYPE, Metrics
+from imggate.admission.policies import RulesStore
+from imggate.admission.review import (
+    MAX_BODY_BYTES,
+    Answer,
+    BadReview,
+    bad_request_body,
+    parse_review,
+    response_body,
+)
+from imggate.admission.reviewer import Outcome, Reviewer, elapsed_ms
+from imggate.gate import SignatureOptions
+from imggate.models import Platform
+from imggate.registry.client import RegistryClient, RegistryOptions
+
+log = logging.getLogger("imggate.admission")
+review_log = logging.getLogger("imggate.admission.reviews")
+_JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    """Everything ``imggate serve`` needs besides TLS and the listening address."""
+
+    rules: Path | None = None
+    env: str | None = None
+    deadline: float = 8.0
+    cache_url: str | None = None
+    cache_times: CacheTimes = field(default_factory=CacheTimes)
+    reports_dir: Path | None = None
+    registry: RegistryOptions = field(default_factory=RegistryOptions)
+    signatures: SignatureOptions = field(default_factory=SignatureOptions)
+    platform: Platform | None = None
+    #: A loaded Sigstore trusted root (``--trusted-root``); ``None``: the production one.
+    trusted_root: object | None = None
+    watch_interval: float = 1.0
+    max_body_bytes: int = MAX_BODY_BYTES
+
+
+class AdmissionApp:
+    """The app's state: rules, caches, metrics, registry client, and the reviewer."""
+
+    def __init__(self, options: ServeOptions) -> None:
+        self.options = options
+        self.metrics = Metrics()
+        self.store = RulesStore(options.rules, options.env)
+        self.redis = RedisLayer.from_url(options.cache_url) if options.cache_url else None
+        self.redis_answered = False
+        self.cache = AdmissionCache(options.cache_times, self.redis)
+        self.client: RegistryClient | None = None
+        self.reviewer: Reviewer | None = None
+        self.app = Starlette(routes=[
+            Route("/validate", self.validate, methods=["POST"]),
+            Route("/mutate", self.mutate, methods=["POST"]),
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/readyz", self.readyz, methods=["GET"]),
+            Route("/metrics", self.metrics_endpoint, methods=["GET"]),
+        ], lifespan=self._lifespan)
+
+    def reload_rules(self) -> bool:
+        """Reload the rules now (SIGHUP, file change); a broken file keeps the old rules."""
+        ok = self.store.load()
+        self.metrics.rules_reloads.labels("ok" if ok else "error").inc()
+        if ok and self.store.current is not None:
+            self.metrics.rules_loaded.set(self.store.current.loaded_at)
+            self.cache.clear_local()
+        return ok
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        if self.store.current is None:
+            self.reload_rules()
+        async with RegistryClient(self.options.registry) as client:
+            self.client = client
+            judge = Judge(client, self.cache, self.metrics,
+                          sources_from_options(self.options.reports_dir),
+                          JudgeSettings(self.options.signatures, self.options.platform,
+                                        self.options.deadline, self.options.trusted_root))
+            self.reviewer = Reviewer(judge, self.metrics, self.options.deadline)
+            tasks = [asyncio.create_task(self._watch_rules())]
+            if self.redis is not None:
+                tasks.append(asyncio.create_task(self._watch_redis()))
+            loop = asyncio.get_running_loop()
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+            try:
+                yield
+            finally:
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.remove_signal_handler(signal.SIGHUP)
+                for t in tasks:
+                    t.cancel()
+                if self.redis is not None:
+                    await self.redis.close()
+
+    def _on_sighup(self) -> None:
+        log.warning("SIGHUP: reloading the rules")
+        self.reload_rules()
+
+    async def _watch_rules(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.watch_interval)
+            if self.store.changed():
+                log.warning("rules file changed: reloading")
+                self.reload_rules()
+
+    async def _watch_redis(self) -> None:
+        assert self.redis is not None
+        while True:
+            up = await self.redis.ping()
+            self.redis_answered |= up
+            self.metrics.redis_up.set(1 if up else 0)
+            await asyncio.sleep(1.0 if up else 0.5)
+
+    # ------------------------------------------------------------------ endpoints
+
+    async def validate(self, request: Request) -> Response:
+        """ValidatingAdmissionWebhook."""
+        return await self._handle(request, mutate=False)
+
+    async def mutate(self, request: Request) -> Response:
+        """MutatingAdmissionWebhook: the validating decision plus digest pinning."""
+        return await self._handle(request, mutate=True)
+
+    async def _body(self, request: Request) -> bytes:
+        limit = self.options.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise BadReview(f"request body is larger than {limit} bytes", status=413)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BadReview(f"request body is larger than {limit} bytes", status=413)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _handle(self, request: Request, *, mutate: bool) -> Response:
+        start = time.perf_counter()
+        endpoint = "mutate" if mutate else "validate"
+        try:
+            req = parse_review(await self._body(request))
+        except BadReview as e:
+            self.metrics.bad_requests.inc()
+            status, body = bad_request_body(e)
+            self._log({"endpoint": endpoint, "uid": e.uid, "decision": "bad-request",
+                       "reason": e.message, "ms": elapsed_ms(start)})
+            return Response(body, status, media_type=_JSON)
+        policies = self.store.current
+        if policies is None or self.reviewer is None:
+            outcome = Outcome(Answer(False, "imggate: no rules loaded (see the imggate log)"))
+        else:
+            try:
+                outcome = await self.reviewer.review(req, policies, mutate=mutate)
+            except Exception as e:  # fail closed: a bug denies, the server keeps serving
+                log.exception("review %s failed", req.uid)
+                outcome = Outcome(Answer(False, f"imggate: internal error ({type(e).__name__})"))
+        ms = elapsed_ms(start)
+        self.metrics.reviews.labels(endpoint, outcome.decision, req.kind.kind,
+                                    str(req.dry_run).lower()).inc()
+        if not req.dry_run:
+            self.metrics.latency.labels(endpoint).observe(ms / 1000)
+        self._log({
+            "endpoint": endpoint, "uid": req.uid, "namespace": req.namespace,
+            "kind": req.kind.kind, "name": req.name, "operation": req.operation,
+            "env": outcome.env, "images": [i.reference for i in outcome.images],
+            "digests": [i.digest for i in outcome.images], "decision": outcome.decision,
+            "ms": ms, "cache": outcome.cache, "dry_run": req.dry_run,
+            "reason": outcome.answer.message if not outcome.answer.allowed else outcome.note,
+            "patched": len(outcome.answer.patch),
+        })
+        return Response(response_body(req.api_version, req.uid, outcome.answer),
+                        media_type=_JSON)
+
+    def _log(self, fields: dict[str, Any]) -> None:
+        review_log.info(orjson.dumps(fields).decode())
+
+    async def healthz(self, _request: Request) -> Response:
+        """Liveness: the event loop answers."""
+        return Response(b'{"status":"ok"}', media_type=_JSON)
+
+    async def readyz(self, _request: Request) -> Response:
+        """Readiness: rules loaded and, with Redis, Redis answered at least once."""
+        rules_ok = self.store.current is not None
+        body: dict[str, Any] = {
+            "rules": "loaded" if rules_ok else "not loaded",
+            "rules_hash": self.store.current.hash if self.store.current else None,
+            "rules_error": self.store.last_error,
+        }
+        ready = rules_ok
+        if self.redis is not None:
+            if self.redis.up:
+                body["redis"] = "up"
+            elif self.redis_answered:
+                # Serving on: the local cache works, and a webhook that went unready
+                # with Redis would block every deploy in the cluster.
+                body["redis"] = "down: serving from the local cache"
+            else:
+                body["redis"] = "not answered yet"
+                ready = False
+        body["ready"] = ready
+        return Response(orjson.dumps(body), 200 if ready else 503, media_type=_JSON)
+
+    async def metrics_endpoint(self, _request: Request) -> Response:
+        """Prometheus metrics."""
+        if self.redis is not None:
+            self.metrics.redis_up.set(1 if self.redis.up else 0)
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def build_app(options: ServeOptions) -> AdmissionApp:
+    """The app for ``options`` (rules are loaded when it starts)."""
+    return AdmissionApp(options)

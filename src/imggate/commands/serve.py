@@ -1,0 +1,110 @@
+"""``imggate serve``: the Kubernetes admission webhooks (validate, and mutate to pin digests)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from imggate._app import app
+from imggate.commands._registry_opts import CaFileOpt, InsecureOpt, PlatformOpt, parse_platform
+from imggate.commands._signature_opts import (
+    IgnoreTlogOpt,
+    SignatureRepositoryOpt,
+    TrustedRootOpt,
+)
+from imggate.errors import UsageError
+
+
+@app.command()
+def serve(
+    tls_cert: Annotated[str, typer.Option(
+        "--tls-cert", help="PEM certificate (chain) to serve; re-read when it changes.")],
+    tls_key: Annotated[str, typer.Option(
+        "--tls-key", help="PEM private key of --tls-cert; re-read when it changes.")],
+    rules: Annotated[str | None, typer.Option(
+        "--rules", help="Rules file (or a directory holding default.yaml); reloaded on "
+                        "SIGHUP or when it changes (default: built-in rules).")] = None,
+    env: Annotated[str | None, typer.Option(
+        "--env", help="Environment for namespaces that match no environment or alias "
+                      "(default: such namespaces are denied).")] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "0.0.0.0",  # noqa: S104
+    port: Annotated[int, typer.Option("--port", help="TCP port to listen on.")] = 8443,
+    deadline: Annotated[float, typer.Option(
+        "--deadline", help="Seconds within which every review is answered (a review still "
+                           "gathering evidence then is denied).")] = 8.0,
+    cache: Annotated[str | None, typer.Option(
+        "--cache", help="redis://[:password@]host:port/db: a verdict cache shared by "
+                        "replicas (default: in-process only).")] = None,
+    cache_ttl: Annotated[float, typer.Option(
+        "--cache-ttl", help="Seconds an allow verdict is kept.")] = 300.0,
+    deny_ttl: Annotated[float, typer.Option(
+        "--deny-ttl", help="Seconds a denial is kept (0: never cached).")] = 30.0,
+    tag_ttl: Annotated[float, typer.Option(
+        "--tag-ttl", help="Seconds a tag's digest is kept (tags move).")] = 30.0,
+    reports_dir: Annotated[str | None, typer.Option(
+        "--reports-dir", help="Directory of scanner reports named by image digest "
+                              "(sha256-<hex>*.json, or sha256-<hex>/).")] = None,
+    registry_auth_file: Annotated[str | None, typer.Option(
+        "--registry-auth-file", help="Registry credentials: a docker config.json (the "
+                                     "kubernetes.io/dockerconfigjson Secret's file).")] = None,
+    insecure_registry: InsecureOpt = None,
+    ca_file: CaFileOpt = None,
+    platform: PlatformOpt = None,
+    insecure_ignore_tlog: IgnoreTlogOpt = False,
+    trusted_root: TrustedRootOpt = None,
+    signature_repository: SignatureRepositoryOpt = None,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", help="Per-request registry timeout in seconds.")] = 5.0,
+) -> int:
+    """Serve the admission webhooks over TLS: /validate, /mutate, /healthz, /readyz, /metrics."""
+    from imggate.admission.cache import CacheTimes
+    from imggate.admission.runner import Listen
+    from imggate.admission.runner import serve as run_server
+    from imggate.admission.server import ServeOptions
+    from imggate.gate import SignatureOptions
+    from imggate.registry.client import RegistryOptions
+    from imggate.registry.credentials import CredentialStore, normalise_host
+
+    for name, value in (("--deadline", deadline), ("--timeout", timeout)):
+        if value <= 0:
+            raise UsageError(f"{name} must be positive")
+    if min(cache_ttl, deny_ttl, tag_ttl) < 0:
+        raise UsageError("cache TTLs must not be negative")
+    if not 0 < port < 65536:
+        raise UsageError(f"--port {port}: not a TCP port")
+    if cache is not None and not cache.startswith(("redis://", "rediss://", "unix://")):
+        raise UsageError("--cache must be a redis://, rediss:// or unix:// URL")
+    for flag, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key),
+                       ("--registry-auth-file", registry_auth_file)):
+        if path is not None and not Path(path).is_file():
+            raise UsageError(f"{flag} {path}: no such file")
+    if reports_dir is not None and not Path(reports_dir).is_dir():
+        raise UsageError(f"--reports-dir {reports_dir}: no such directory")
+    # Only the mounted file: a webhook must not pick up whatever config its image carries.
+    environ = {"REGISTRY_AUTH_FILE": registry_auth_file} if registry_auth_file else {}
+    credentials = CredentialStore(environ=environ)
+    credentials.get("imggate.invalid")  # parse the file now: a broken one is exit 2
+    root = None
+    if trusted_root:
+        from imggate.signatures.trustroot import load_trusted_root
+
+        root = load_trusted_root(Path(trusted_root))
+    options = ServeOptions(
+        rules=Path(rules) if rules else None, env=env, deadline=deadline, cache_url=cache,
+        cache_times=CacheTimes(allow=cache_ttl, deny=deny_ttl, tag=tag_ttl),
+        reports_dir=Path(reports_dir) if reports_dir else None,
+        registry=RegistryOptions(
+            credentials=credentials,
+            insecure_registries=frozenset(normalise_host(h) for h in insecure_registry or ()),
+            ca_file=ca_file, timeout=min(timeout, deadline), retries=1),
+        signatures=SignatureOptions(
+            ignore_tlog=insecure_ignore_tlog,
+            trusted_root=Path(trusted_root) if trusted_root else None,
+            signature_repository=signature_repository or os.environ.get("COSIGN_REPOSITORY")
+            or None),
+        platform=parse_platform(platform), trusted_root=root)
+    run_server(options, Listen(host, port, Path(tls_cert), Path(tls_key)))
+    return 0
