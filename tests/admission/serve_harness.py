@@ -17,6 +17,7 @@ import ipaddress
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -113,7 +114,11 @@ class ServeProcess:
 
     def client(self, **kw: Any) -> httpx.Client:
         """An httpx client that trusts the server's CA."""
-        return httpx.Client(base_url=self.url, verify=str(self.tls.ca), timeout=30, **kw)
+        return httpx.Client(base_url=self.url, verify=self.ssl_context(), timeout=30, **kw)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context trusting the server's CA."""
+        return ssl.create_default_context(cafile=str(self.tls.ca))
 
     def log_lines(self) -> list[str]:
         """Everything the server wrote so far."""

@@ -21,6 +21,7 @@ local layer, and Redis is tried again after a pause.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -76,7 +77,7 @@ class CachedVerdict:
     def from_bytes(cls, raw: bytes) -> CachedVerdict | None:
         """Read a stored entry; anything malformed is a miss, never a verdict."""
         try:
-            doc = orjson.loads(raw)
+            doc = json.loads(raw)  # not orjson: it crashes on pathological nesting
             decision = doc["d"]
             if decision not in ("allow", "deny") or not isinstance(doc["g"], str):
                 return None
@@ -85,7 +86,7 @@ class CachedVerdict:
                 return None
             return cls(decision, doc["g"], tuple((a, b) for a, b in doc["v"]),
                        tuple((a, b) for a, b in doc["w"]))
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        except (RecursionError, KeyError, TypeError, ValueError):
             return None
 
 

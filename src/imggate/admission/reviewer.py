@@ -31,6 +31,9 @@ from imggate.models import Decision
 
 #: Subresources through which a container image can change.
 _IMAGE_SUBRESOURCES = frozenset({"", "ephemeralcontainers"})
+#: Subresources that cannot change an image (anything else unknown is denied: fail closed).
+_NO_IMAGE_SUBRESOURCES = frozenset({"status", "scale", "binding", "eviction", "attach", "exec",
+                                    "portforward", "proxy", "log", "resize"})
 #: How much of a denial message each image may take.
 _PER_IMAGE_CHARS = 400
 
@@ -95,8 +98,11 @@ class Reviewer:
 
         if req.operation in ("DELETE", "CONNECT"):
             return Outcome(Answer(True), note=f"{req.operation}: nothing will run")
-        if req.sub_resource not in _IMAGE_SUBRESOURCES:
+        if req.sub_resource in _NO_IMAGE_SUBRESOURCES:
             return Outcome(Answer(True), note=f"subresource {req.sub_resource!r} changes no image")
+        if req.sub_resource not in _IMAGE_SUBRESOURCES:
+            return _deny(f"unknown subresource {req.sub_resource[:60]!r}: imggate cannot tell "
+                         "whether it changes an image")
         if req.object is None:
             return _deny("the request has no object to check")
         try:
