@@ -27,7 +27,7 @@ class Metrics:
 
     def __init__(self) -> None:
         # The *_created series double the exposition for nothing a webhook needs.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.reviews = Counter(

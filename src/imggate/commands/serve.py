@@ -26,7 +26,8 @@ def serve(
         "--tls-key", help="PEM private key of --tls-cert; re-read when it changes.")],
     rules: Annotated[str | None, typer.Option(
         "--rules", help="Rules file (or a directory holding default.yaml); reloaded on "
-                        "SIGHUP or when it changes (default: built-in rules).")] = None,
+                        "SIGHUP or when it changes (default: ./rules/default.yaml, else "
+                        "the built-in rules).")] = None,
     env: Annotated[str | None, typer.Option(
         "--env", help="Environment for namespaces that match no environment or alias "
                       "(default: such namespaces are denied).")] = None,
@@ -65,6 +66,7 @@ def serve(
     from imggate.admission.runner import serve as run_server
     from imggate.admission.server import ServeOptions
     from imggate.gate import SignatureOptions
+    from imggate.policy.loader import locate_rules
     from imggate.registry.client import RegistryOptions
     from imggate.registry.credentials import CredentialStore, normalise_host
 
@@ -92,8 +94,9 @@ def serve(
         from imggate.signatures.trustroot import load_trusted_root
 
         root = load_trusted_root(Path(trusted_root))
+    location = locate_rules(Path(rules) if rules else None)
     options = ServeOptions(
-        rules=Path(rules) if rules else None, env=env, deadline=deadline, cache_url=cache,
+        rules=location.path, env=env, deadline=deadline, cache_url=cache,
         cache_times=CacheTimes(allow=cache_ttl, deny=deny_ttl, tag=tag_ttl),
         reports_dir=Path(reports_dir) if reports_dir else None,
         registry=RegistryOptions(

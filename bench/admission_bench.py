@@ -1,0 +1,292 @@
+"""Benchmark: ``imggate serve`` under load, over TLS, beside a bare Starlette ceiling.
+
+Starts a throw-away Distribution registry on loopback with key-signed images
+(cosign-format signatures written by the tests' signer, a stand-in for the
+cosign binary), ``imggate serve`` (one process, uvloop + httptools, TLS) with
+rules that require a verified signature, and, first, a bare Starlette app on
+the same server stack returning a fixed AdmissionReview response: the ceiling
+on this machine. Load comes from ``wrk`` over TLS (a Lua script posts a real
+AdmissionReview; its ``delay()`` spreads requests evenly for the fixed-rate
+figures); bursts come from threads holding pre-opened TLS connections.
+
+Figures (targets from issue 10, 2 cores):
+
+- warm cache, ~1,500 reviews/s offered, 64 connections: p99 <= 10 ms
+- warm cache at saturation: >= 60% of the bare app's requests/s
+- burst of 64 reviews sent together: p99 <= 40 ms
+- cold cache, first sight of each digest, signature verified: p99 <= 100 ms
+- burst of 30 Pods with distinct signed images: < 1 s in all
+- RSS over a soak at 500 reviews/s: flat
+
+    python bench/admission_bench.py [--duration 10] [--soak 300] [--cold 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from admission.serve_harness import make_tls, pod, review, start_serve  # noqa: E402
+from registry_harness import free_port, require_binaries, start_registry  # noqa: E402
+from signatures.cosign_format_signer import (  # noqa: E402
+    CosignFormatSigner,
+    make_image,
+    push_repository,
+)
+from signatures.inmemory import InMemoryRepository  # noqa: E402
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open(os.getenv("BODY_FILE"), "rb")
+wrk.body = f:read("*a")
+f:close()
+local d = tonumber(os.getenv("DELAY_MS") or "0")
+if d > 0 then
+  function delay() return math.random() * 2 * d end
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %.3f %.3f %.3f %d\\n", summary.requests,
+    summary.duration, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    latency.max / 1000, e.connect + e.read + e.write + e.timeout + e.status))
+end
+"""
+
+
+def wrk(url: str, body: Path, script: Path, *, connections: int, seconds: float,
+        delay_ms: float = 0) -> dict[str, float]:
+    env = {**os.environ, "BODY_FILE": str(body), "DELAY_MS": str(delay_ms)}
+    proc = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{round(seconds)}s",
+                           "--timeout", "10s", "-s", str(script), url],
+                          capture_output=True, text=True, env=env, check=False)
+    out = proc.stdout
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed: {proc.stdout}{proc.stderr}")
+    m = re.search(r"^RESULT (\d+) (\d+) ([\d.]+) ([\d.]+) ([\d.]+) (\d+)$", out, re.M)
+    assert m, out
+    n, us = int(m.group(1)), int(m.group(2))
+    return {"rps": n / (us / 1e6), "p50": float(m.group(3)), "p99": float(m.group(4)),
+            "max": float(m.group(5)), "errors": int(m.group(6)), "requests": n}
+
+
+def http_request(body: bytes) -> bytes:
+    return (b"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+def read_response(s: ssl.SSLSocket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(65536)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))  # type: ignore[union-attr]
+    while len(rest) < length:
+        rest += s.recv(65536)
+    return rest
+
+
+def burst(port: int, ca: Path, bodies: list[bytes]) -> tuple[list[float], float, list[bytes]]:
+    """Send every body at once on its own pre-opened TLS connection: (latencies, wall, answers)."""
+    ctx = ssl.create_default_context(cafile=str(ca))
+    socks = []
+    for _ in bodies:
+        raw = socket.create_connection(("127.0.0.1", port))
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        socks.append(ctx.wrap_socket(raw, server_hostname="127.0.0.1"))
+    gate = threading.Barrier(len(bodies) + 1)
+    lat = [0.0] * len(bodies)
+    answers = [b""] * len(bodies)
+
+    def one(i: int) -> None:
+        req = http_request(bodies[i])
+        gate.wait()
+        t = time.perf_counter()
+        socks[i].sendall(req)
+        answers[i] = read_response(socks[i])
+        lat[i] = time.perf_counter() - t
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    gate.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    for s in socks:
+        s.close()
+    return lat, wall, answers
+
+
+def wait_listening(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=float, default=10, help="seconds per wrk run")
+    ap.add_argument("--soak", type=float, default=300, help="seconds of the RSS soak (0: skip)")
+    ap.add_argument("--cold", type=int, default=100, help="distinct images for the cold figure")
+    args = ap.parse_args()
+    require_binaries("docker-registry")
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install -y wrk")
+    work = Path(tempfile.mkdtemp(prefix="imggate-admission-bench-"))
+    reg = start_registry(work / "registry")
+    procs: list[subprocess.Popen[bytes]] = []
+    server = None
+    try:
+        signer = CosignFormatSigner()
+        key = work / "release.pub"
+        key.write_bytes(signer.public_pem)
+        names = [f"bench/img{i}" for i in range(args.cold + 30 + 1)]
+        print(f"pushing {len(names)} signed images ...", flush=True)
+        for name in names:
+            repo = InMemoryRepository(f"{reg.host}/{name}")
+            signer.sign_image(repo, make_image(repo, tag="v1"))
+            push_repository(repo, reg.url, name)
+        rules = work / "rules.yaml"
+        rules.write_text(json.dumps({"version": 1, "environments": {"prod": {
+            "aliases": ["prod-*"], "tags": {"deny": ["latest"]},
+            "registries": {"allowed": [reg.host]}, "signatures": {"keys": [str(key)]}}}}))
+        tls = make_tls(work / "tls")
+        script = work / "review.lua"
+        script.write_text(WRK_SCRIPT)
+        warm_body = work / "warm.json"
+        warm_body.write_bytes(json.dumps(review(pod([reg.ref(names[0], "v1")]),
+                                                namespace="prod-bench")).encode())
+
+        # 1. The ceiling: bare Starlette on the same stack.
+        bare_port = free_port()
+        procs.append(subprocess.Popen([sys.executable, str(HERE / "bare_admission_app.py"),
+                                       str(bare_port), str(tls.cert), str(tls.key)]))
+        wait_listening(bare_port)
+        bare_url = f"https://127.0.0.1:{bare_port}/validate"
+        bare_sat = wrk(bare_url, warm_body, script, connections=64, seconds=args.duration)
+        bare_rate = wrk(bare_url, warm_body, script, connections=64, seconds=args.duration,
+                        delay_ms=64 / 1500 * 1000)
+        warm_bytes = warm_body.read_bytes()
+        bare_burst, _, _ = burst(bare_port, tls.ca, [warm_bytes] * 64)
+        procs[-1].terminate()
+
+        # 2. imggate serve.
+        server = start_serve(work / "serve", ["--rules", str(rules), "--insecure-ignore-tlog",
+                                              "--cache-ttl", "3600", "--tag-ttl", "3600"],
+                             tls=tls, env={"PYTHONDONTWRITEBYTECODE": "1"})
+        url = f"{server.url}/validate"
+        # Cold: first sight of each digest, one at a time (signature fetched and verified).
+        cold = []
+        with server.client() as c:
+            for name in names[1:1 + args.cold]:
+                body = json.dumps(review(pod([reg.ref(name, "v1")]), namespace="prod-bench"))
+                t = time.perf_counter()
+                assert c.post("/validate", content=body).json()["response"]["allowed"]
+                cold.append(time.perf_counter() - t)
+        # Burst of 30 Pods with distinct signed images never seen before.
+        distinct = [json.dumps(review(pod([reg.ref(n, "v1")]), namespace="prod-bench")).encode()
+                    for n in names[1 + args.cold:]]
+        _, pods_wall, answers = burst(server.port, tls.ca, distinct)
+        assert all(b'"allowed":true' in a for a in answers), answers[:1]
+        # Warm the cache, then the warm figures.
+        with server.client() as c:
+            assert c.post("/validate", content=warm_bytes).json()["response"]["allowed"]
+        rate = wrk(url, warm_body, script, connections=64, seconds=args.duration,
+                   delay_ms=64 / 1500 * 1000)
+        sat = wrk(url, warm_body, script, connections=64, seconds=args.duration)
+        warm_burst, _, answers = burst(server.port, tls.ca, [warm_bytes] * 64)
+        assert all(b'"allowed":true' in a for a in answers)
+        soak: list[int] = []
+        soak_run: dict[str, float] | None = None
+        if args.soak > 0:
+            pid = server.process.pid
+            stop = threading.Event()
+
+            def sample() -> None:
+                while not stop.wait(10):
+                    soak.append(rss_kb(pid))
+
+            soak.append(rss_kb(pid))
+            sampler = threading.Thread(target=sample)
+            sampler.start()
+            soak_run = wrk(url, warm_body, script, connections=64, seconds=args.soak,
+                           delay_ms=64 / 500 * 1000)
+            stop.set()
+            sampler.join()
+            soak.append(rss_kb(pid))
+
+        cold_ms = [x * 1000 for x in cold]
+        rows = [
+            ("warm, ~1,500/s offered, 64 conns: p99 (<= 10 ms)",
+             f"{rate['p99']:.2f} ms (p50 {rate['p50']:.2f}, {rate['rps']:.0f}/s)",
+             f"{bare_rate['p99']:.2f} ms (p50 {bare_rate['p50']:.2f}, {bare_rate['rps']:.0f}/s)"),
+            ("warm at saturation, 64 conns (>= 60% of bare)",
+             f"{sat['rps']:.0f}/s (p99 {sat['p99']:.1f} ms) = {sat['rps'] / bare_sat['rps']:.0%}",
+             f"{bare_sat['rps']:.0f}/s (p99 {bare_sat['p99']:.1f} ms)"),
+            ("burst of 64 reviews together: p99 (<= 40 ms)",
+             f"{pct(warm_burst, .99) * 1000:.1f} ms (p50 {pct(warm_burst, .5) * 1000:.1f})",
+             f"{pct(bare_burst, .99) * 1000:.1f} ms (p50 {pct(bare_burst, .5) * 1000:.1f})"),
+            (f"cold, {len(cold)} first-seen signed digests, one at a time: p99 (<= 100 ms)",
+             f"{pct(cold_ms, .99):.1f} ms (p50 {statistics.median(cold_ms):.1f})", ""),
+            ("burst of 30 Pods, distinct signed images, cold (< 1 s)",
+             f"{pods_wall * 1000:.0f} ms in all", ""),
+        ]
+        if soak_run is not None:
+            rows.append((f"RSS over {args.soak:.0f} s at ~500/s (flat)",
+                         f"{soak[0] // 1024} MB -> max {max(soak) // 1024} MB -> "
+                         f"{soak[-1] // 1024} MB ({soak_run['requests']} reviews, "
+                         f"p99 {soak_run['p99']:.1f} ms, errors {soak_run['errors']})", ""))
+        print()
+        print("| figure | imggate serve | bare Starlette, same run |")
+        print("|---|---|---|")
+        for name, ours, bare in rows:
+            print(f"| {name} | {ours} | {bare} |")
+        errors = rate["errors"] + sat["errors"] + bare_sat["errors"] + bare_rate["errors"]
+        print(f"\nwrk errors: {errors}")
+    finally:
+        if server is not None:
+            server.stop()
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(10)
+        reg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
