@@ -157,6 +157,10 @@ class RedisLayer:
         from redis.asyncio.connection import parse_url
 
         params = parse_url(url)
+        if params.get("password"):
+            from imggate import redact
+
+            redact.register(str(params["password"]))  # never in a log line or error
         where = f"{params.get('host', 'localhost')}:{params.get('port', 6379)}"
         client = redis.asyncio.Redis.from_url(url, socket_timeout=timeout,
                                               socket_connect_timeout=timeout,

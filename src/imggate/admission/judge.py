@@ -43,12 +43,15 @@ from imggate.models import (
 from imggate.policy import checks
 from imggate.policy.rules import RuleSet
 from imggate.registry.client import RegistryClient
+from imggate.registry.deadline import Deadline
 from imggate.registry.resolve import open_repository, resolve_image
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CacheLayer = Literal["local", "redis", "miss", "none"]
+#: How long after the registry deadline a shared evaluation is cancelled outright.
+_BACKSTOP = 0.5
 #: Rules decided by the reference alone; everything else needs the image.
 REFERENCE_RULES = frozenset({"tags.denied", "tags.allowed", "tags.digest-pinning", "registries"})
 
@@ -202,9 +205,10 @@ class Judge:
             p.stage = f"resolving {ref} in the registry"
             self.metrics.registry_ops.labels("resolve").inc()
             try:
-                image = await asyncio.wait_for(
-                    resolve_image(open_repository(ref, self.client), ref, details=False),
-                    self.settings.deadline)
+                with Deadline.after(self.settings.deadline).applied():
+                    image = await asyncio.wait_for(
+                        resolve_image(open_repository(ref, self.client), ref, details=False),
+                        self.settings.deadline + _BACKSTOP)
             except Error:
                 self.metrics.registry_errors.labels("resolve").inc()
                 raise
@@ -221,13 +225,17 @@ class Judge:
     async def _evaluate(self, text: str, ref: ImageRef, env_policy: EnvPolicy,
                         policies: PolicySet, key: str, dry_run: bool,
                         progress: Progress) -> CachedVerdict:
-        try:
-            return await asyncio.wait_for(
-                self._gather_and_decide(text, ref, env_policy, policies, key, dry_run, progress),
-                self.settings.deadline)
-        except TimeoutError:
-            raise Error(f"{progress.stage} took longer than "
-                        f"{self.settings.deadline:g}s") from None
+        # Every registry request of this evaluation ends by the deadline (the registry
+        # client's own budget, so its error says which request); wait_for is the backstop.
+        with Deadline.after(self.settings.deadline).applied():
+            try:
+                return await asyncio.wait_for(
+                    self._gather_and_decide(text, ref, env_policy, policies, key, dry_run,
+                                            progress),
+                    self.settings.deadline + _BACKSTOP)
+            except TimeoutError:
+                raise Error(f"{progress.stage} took longer than "
+                            f"{self.settings.deadline:g}s") from None
 
     async def _gather_and_decide(self, text: str, ref: ImageRef, env_policy: EnvPolicy,
                                  policies: PolicySet, key: str, dry_run: bool,

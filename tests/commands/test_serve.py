@@ -1,0 +1,62 @@
+"""``imggate serve`` flags: what is refused before anything listens (exit 2), and lazy imports."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from admission.serve_harness import make_tls
+from registry_harness import run_imggate
+
+
+def test_help_does_not_import_the_web_stack() -> None:
+    code = ("import sys, imggate._cli; "
+            "print([m for m in ('starlette', 'uvicorn', 'redis', 'prometheus_client', "
+            "'imggate.admission.server') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+def _serve(tmp_path: Path, *extra: str) -> tuple[int, str]:
+    tls_dir = tmp_path / "tls"
+    if not (tls_dir / "server.key").exists():
+        make_tls(tls_dir)
+    # A port that is taken: whatever the arguments, nothing is left serving.
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        r = run_imggate(["serve", "--tls-cert", str(tls_dir / "server.crt"), "--tls-key",
+                         str(tls_dir / "server.key"), "--host", "127.0.0.1",
+                         "--port", str(taken.getsockname()[1]), *extra],
+                        subprocess_mode=True, timeout=60)
+    return r.code, r.stderr
+
+
+def test_configuration_errors_stop_serve_with_exit_2(tmp_path: Path) -> None:
+    broken_rules = tmp_path / "rules.yaml"
+    broken_rules.write_text("environments: {prod: {tags: {deny: ['(']}}}\n")
+    code, err = _serve(tmp_path, "--rules", str(broken_rules))
+    assert code == 2 and "rules" in err and "invalid regular expression" in err
+    auth = tmp_path / "auth.json"
+    auth.write_text('{"auths": {"r.example": {"auth": "not base64!"}}}')
+    code, err = _serve(tmp_path, "--registry-auth-file", str(auth))
+    assert code == 2 and "not base64" in err
+    code, err = _serve(tmp_path, "--cache", "memcached://x")
+    assert code == 2 and "--cache" in err
+    code, err = _serve(tmp_path, "--deadline", "0")
+    assert code == 2 and "--deadline" in err
+    code, err = _serve(tmp_path, "--env", "nowhere")
+    assert code == 2 and "nowhere" in err
+    r = run_imggate(["serve", "--tls-cert", str(tmp_path / "missing.crt"), "--tls-key",
+                     str(tmp_path / "missing.key")])
+    assert r.code == 2 and "--tls-cert" in r.stderr
+    key = tmp_path / "tls" / "server.key"
+    key.write_text("not a key")
+    code, err = _serve(tmp_path)
+    assert code == 2 and "cannot be used" in err
+
+
+def test_a_port_in_use_is_a_configuration_error(tmp_path: Path) -> None:
+    code, err = _serve(tmp_path, "--env", "dev")
+    assert code == 2 and "could not serve" in err
