@@ -70,10 +70,9 @@ def test_bad_bodies_say_why() -> None:
     e = _bad(orjson.dumps(no_uid))
     assert "uid is missing" in e.message and e.uid is None
     deep = b'{"a":' * 200_000 + b"1" + b"}" * 200_000  # crashed orjson 3.8
-    assert "nests deeper" in _bad(deep).message
-    nested = review({"apiVersion": "v1", "kind": "Pod", "metadata": {},
-                     "spec": {"x": json.loads("[" * 100 + "]" * 100)}})
-    assert "nests deeper" in _bad(orjson.dumps(nested)).message
+    assert "nests too deeply" in _bad(deep).message
+    nested = json.dumps(review(pod(["a:1"])))[:-2] + ', "x": ' + "[" * 5000 + "]" * 5000 + "}}"
+    assert "nests too deeply" in _bad(nested.encode()).message
     big = _bad(b" " * (9 * 1024 * 1024))
     assert big.status == 413
 

@@ -20,7 +20,7 @@ def test_help_does_not_import_the_web_stack() -> None:
     assert out.strip() == "[]"
 
 
-def _serve(tmp_path: Path, *extra: str) -> tuple[int, str]:
+def _serve(tmp_path: Path, *extra: str, subprocess_mode: bool = False) -> tuple[int, str]:
     tls_dir = tmp_path / "tls"
     if not (tls_dir / "server.key").exists():
         make_tls(tls_dir)
@@ -29,7 +29,7 @@ def _serve(tmp_path: Path, *extra: str) -> tuple[int, str]:
         r = run_imggate(["serve", "--tls-cert", str(tls_dir / "server.crt"), "--tls-key",
                          str(tls_dir / "server.key"), "--host", "127.0.0.1",
                          "--port", str(taken.getsockname()[1]), *extra],
-                        subprocess_mode=True, timeout=60)
+                        subprocess_mode=subprocess_mode, timeout=60)
     return r.code, r.stderr
 
 
@@ -58,5 +58,5 @@ def test_configuration_errors_stop_serve_with_exit_2(tmp_path: Path) -> None:
 
 
 def test_a_port_in_use_is_a_configuration_error(tmp_path: Path) -> None:
-    code, err = _serve(tmp_path, "--env", "dev")
+    code, err = _serve(tmp_path, "--env", "dev", subprocess_mode=True)
     assert code == 2 and "could not serve" in err

@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from imggate.policy.kev import KevCatalog, load_kev
 from imggate.policy.loader import RulesFile, load_exceptions, load_rules
 
 log = logging.getLogger(__name__)
+_MAX_NAMESPACES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +59,23 @@ class PolicySet:
     loaded_at: float
     fallback_env: str | None = None
 
+    _namespaces: dict[str, EnvFor] = field(default_factory=dict, compare=False, repr=False)
+
     def env_for_namespace(self, namespace: str) -> EnvFor:
         """The environment for ``namespace``: its name or an alias, else ``--env``.
 
         Without ``--env``, a namespace that matches nothing has no environment:
-        the review is denied saying so (no silent fallback).
+        the review is denied saying so (no silent fallback). Answers are kept
+        for the life of these rules (a cluster has few namespaces; bounded anyway).
         """
+        found = self._namespaces.get(namespace)
+        if found is None:
+            found = self._map_namespace(namespace)
+            if len(self._namespaces) < _MAX_NAMESPACES:
+                self._namespaces[namespace] = found
+        return found
+
+    def _map_namespace(self, namespace: str) -> EnvFor:
         if namespace in self.environments:
             return EnvFor(namespace, f"namespace {namespace!r} is environment {namespace}")
         folded = namespace.lower()

@@ -15,6 +15,7 @@ running. Nothing that prevents a decision is an allow.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from imggate.admission.metrics import Metrics
 from imggate.admission.policies import PolicySet
 from imggate.admission.review import Answer, ReviewRequest, shorten
 from imggate.errors import Error, InvalidReference
-from imggate.models import Decision
+from imggate.models import Decision, ImageRef
 
 #: Subresources through which a container image can change.
 _IMAGE_SUBRESOURCES = frozenset({"", "ephemeralcontainers"})
@@ -64,6 +65,15 @@ class Outcome:
 class _Image:
     text: str
     pointers: tuple[str, ...] = field(default=())
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_reference(text: str) -> ImageRef:
+    # Pure and frozen: the same few references arrive again and again (a failure is not
+    # cached: it raises every time).
+    from imggate.registry.reference import parse_reference
+
+    return parse_reference(text)
 
 
 def _deny(message: str, env: str | None = None) -> Outcome:
@@ -128,14 +138,12 @@ class Reviewer:
 
     async def _judge_all(self, texts: Sequence[str], policies: PolicySet, env: str, *,
                          mutate: bool, dry_run: bool) -> list[ImageOutcome]:
-        from imggate.registry.reference import parse_reference
-
         outcomes: dict[str, ImageOutcome] = {}
         progress: dict[str, Progress] = {}
         tasks: dict[asyncio.Task[ImageOutcome], str] = {}
         for text in texts:
             try:
-                ref = parse_reference(text)
+                ref = _parse_reference(text)
                 if ref.source != "registry":
                     raise InvalidReference(f"{text[:200]!r} is not a registry image")
             except InvalidReference as e:
