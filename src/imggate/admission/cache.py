@@ -234,6 +234,14 @@ class AdmissionCache:
         self._verdicts: LocalCache[CachedVerdict] = LocalCache(self.times.local_entries)
         self._tags: LocalCache[str] = LocalCache(self.times.local_entries)
 
+    def local_verdict(self, key: str) -> CachedVerdict | None:
+        """The verdict in the in-process layer only (no I/O)."""
+        return self._verdicts.get(key)
+
+    def local_tag(self, key: str) -> str | None:
+        """The tag digest in the in-process layer only (no I/O)."""
+        return self._tags.get(key)
+
     async def verdict(self, key: str) -> tuple[CachedVerdict, Layer] | None:
         """A cached verdict and the layer it came from, or ``None``."""
         found = self._verdicts.get(key)

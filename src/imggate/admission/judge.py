@@ -146,15 +146,44 @@ class Judge:
         self._verdicts: SingleFlight[CachedVerdict] = SingleFlight()
         self._tags: SingleFlight[str] = SingleFlight()
 
+    def _start(self, text: str, ref: ImageRef, policies: PolicySet, env: str, mutate: bool
+               ) -> tuple[RuleSet, bool, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+        rules = policies.environments[env].rules.for_image(ref).rules
+        pin = mutate and rules.mutate is not False and ref.digest is None
+        by_ref = reference_results(ref, rules, pinning=pin)
+        return rules, pin, _pairs(by_ref, Mode.ENFORCE), _pairs(by_ref, Mode.WARN)
+
+    def _final(self, text: str, cached: CachedVerdict, layer: CacheLayer, pin: bool,
+               ref_warnings: tuple[tuple[str, str], ...]) -> ImageOutcome:
+        decision = Decision.DENY if cached.violations else Decision.ALLOW
+        return ImageOutcome(text, decision, cached.digest, cached.violations,
+                            ref_warnings + cached.warnings, cache=layer,
+                            pin=pin and decision is Decision.ALLOW)
+
+    def quick(self, text: str, ref: ImageRef, policies: PolicySet, env: str, *,
+              mutate: bool) -> ImageOutcome | None:
+        """The decision when it needs no I/O (reference rules, or both caches' local layer);
+        ``None``: :meth:`judge` must run. The same answer :meth:`judge` gives, without a task."""
+        _, pin, violations, warnings = self._start(text, ref, policies, env, mutate)
+        if violations:
+            return ImageOutcome(text, Decision.DENY, None, violations, warnings)
+        digest = str(ref.digest) if ref.digest is not None else self.cache.local_tag(
+            tag_key(ref.name, ref.tag or "latest"))
+        if digest is None:
+            return None
+        cached = self.cache.local_verdict(verdict_key(digest, ref.name, policies.hash, env))
+        if cached is None:
+            return None
+        if ref.digest is None:
+            self.metrics.cache.labels("tag", "local", "hit").inc()
+        self.metrics.cache.labels("verdict", "local", "hit").inc()
+        return self._final(text, cached, "local", pin, warnings)
+
     async def judge(self, text: str, ref: ImageRef, policies: PolicySet, env: str, *,
                     mutate: bool, dry_run: bool, progress: Progress) -> ImageOutcome:
         """Decide ``ref`` (given as ``text``) in ``env``; never raises an imggate error."""
         env_policy = policies.environments[env]
-        rules = env_policy.rules.for_image(ref).rules
-        pin = mutate and rules.mutate is not False and ref.digest is None
-        by_ref = reference_results(ref, rules, pinning=pin)
-        ref_violations = _pairs(by_ref, Mode.ENFORCE)
-        ref_warnings = _pairs(by_ref, Mode.WARN)
+        _, pin, ref_violations, ref_warnings = self._start(text, ref, policies, env, mutate)
         if ref_violations:
             # Decided by the reference alone: no registry call.
             return ImageOutcome(text, Decision.DENY, None, ref_violations, ref_warnings)
@@ -184,10 +213,7 @@ class Judge:
         except Error as e:
             return ImageOutcome(text, Decision.ERROR, None, ref_violations, ref_warnings,
                                 error=e.message)
-        decision = Decision.DENY if cached.violations else Decision.ALLOW
-        return ImageOutcome(text, decision, cached.digest, cached.violations,
-                            ref_warnings + cached.warnings, cache=layer,
-                            pin=pin and decision is Decision.ALLOW)
+        return self._final(text, cached, layer, pin, ref_warnings)
 
     async def _digest(self, ref: ImageRef, progress: Progress) -> tuple[Digest, bool]:
         """The digest ``ref`` names (a tag: cached briefly, else asked once per tag at a time)."""

@@ -150,6 +150,11 @@ class Reviewer:
                 outcomes[text] = ImageOutcome(text, Decision.ERROR,
                                               error=f"invalid image reference: {e.message}")
                 continue
+            # Reference rules and local cache hits need no I/O: answered without a task.
+            quick = self.judge.quick(text, ref, policies, env, mutate=mutate)
+            if quick is not None:
+                outcomes[text] = quick
+                continue
             progress[text] = Progress()
             task = asyncio.ensure_future(self.judge.judge(
                 text, ref, policies, env, mutate=mutate, dry_run=dry_run,
