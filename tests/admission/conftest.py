@@ -31,7 +31,7 @@ class Images:
 
 
 SIGNED = ("adm/signed", "adm/rs", "adm/mutate", "adm/nomutate", "adm/dry", "adm/scanned",
-          "adm/clean", "adm/shared", "adm/burst")
+          "adm/clean", "adm/shared", "adm/burst", "adm/warned")
 UNSIGNED = ("adm/unsigned",)
 
 

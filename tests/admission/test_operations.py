@@ -27,6 +27,7 @@ from admission.serve_harness import (
     rotate_tls,
     start_serve,
 )
+from harness_credentials import write_docker_config
 from imggate.admission.runner import protocol_class, set_nodelay
 from signatures.cosign_format_signer import CosignFormatSigner
 
@@ -233,5 +234,33 @@ def test_concurrent_reviews_of_one_digest_share_one_resolution(tmp_path: Path,
                if line.startswith("imggate_admission_registry_operations_total")]
         # One tag lookup and one evaluation (with its own resolve), whatever the concurrency.
         assert ops == ['imggate_admission_registry_operations_total{operation="resolve"} 2.0'], ops
+    finally:
+        server.stop()
+
+
+def test_registry_auth_file_in_dockerconfigjson_form(tmp_path: Path, basic_image: Any) -> None:
+    registry = basic_image.registry
+    secret_dir = tmp_path / "secret"
+    secret_dir.mkdir()
+    # A kubernetes.io/dockerconfigjson Secret mounts its data as the file .dockerconfigjson.
+    auth = write_docker_config(secret_dir, registry.host, registry.username, registry.password)
+    mounted = auth.rename(secret_dir / ".dockerconfigjson")
+    ref = registry.ref("team/app", "v1")
+    doc = lambda: review(pod([ref]), namespace="anything")  # noqa: E731
+    without = start_serve(tmp_path / "without", ["--env", "dev"])
+    try:
+        r = ask(without, doc())
+        assert r["allowed"] is False and "401" in r["status"]["message"]
+    finally:
+        without.stop()
+    server = start_serve(tmp_path / "with", ["--env", "dev", "--registry-auth-file",
+                                             str(mounted)])
+    try:
+        r = ask(server, doc())
+        assert r["allowed"] is True, r
+        assert json.loads(r["auditAnnotations"]["images"])[0]["digest"] == basic_image.digest
+        with server.client() as c:
+            c.get("/metrics")
+        assert registry.password not in server.log_path.read_text()
     finally:
         server.stop()
