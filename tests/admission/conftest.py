@@ -82,6 +82,8 @@ def rules_text(host: str, key: Path) -> str:
             "scanned": {"aliases": ["scanned-*"],
                         "severity": {"require_report": True, "fail_on": "High"}},
         },
+        "namespaces": {"exempt": ["kube-system"], "map": [{"match": "shop-*", "env": "prod"}],
+                       "exempt_images": [f"{host}/adm/exempt-*"]},
     }, indent=2)
 
 

@@ -174,11 +174,25 @@ def test_mutation_switched_off_per_image_in_the_rules(webhook: Webhook, images: 
     assert r["allowed"] is True and "patch" not in r
 
 
+def test_namespaces_map_exempt_namespaces_and_exempt_images(webhook: Webhook,
+                                                            images: Images) -> None:
+    unsigned = images.ref("adm/unsigned")
+    r = answer(webhook, review(pod([unsigned]), namespace="shop-eu"))  # namespaces.map -> prod
+    assert r["allowed"] is False and "environment prod" in r["status"]["message"]
+    r = answer(webhook, review(pod([unsigned]), namespace="kube-system"))
+    assert r["allowed"] is True and r["auditAnnotations"]["decision"] == "exempt"
+    before = metric(webhook, "imggate_admission_registry_operations_total")
+    never_pushed = images.ref("adm/exempt-tool", "latest")
+    r = answer(webhook, review(pod([never_pushed]), namespace="prod-shop"), "/mutate")
+    assert r["allowed"] is True and "patch" not in r
+    assert json.loads(r["auditAnnotations"]["images"])[0]["exempt"].endswith("adm/exempt-*")
+    assert metric(webhook, "imggate_admission_registry_operations_total") == before
+
+
 def test_unmapped_namespace_denied_saying_so(webhook: Webhook, images: Images) -> None:
     r = answer(webhook, review(pod([images.ref("adm/signed")]), namespace="kube-public"))
     assert r["allowed"] is False
-    assert "'kube-public'" in r["status"]["message"]
-    assert "no environment" in r["status"]["message"]
+    assert "'kube-public' maps to no environment" in r["status"]["message"]
 
 
 def test_scanner_evidence_from_the_reports_dir(webhook: Webhook, images: Images) -> None:

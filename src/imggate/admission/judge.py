@@ -75,6 +75,9 @@ class ImageOutcome:
     error: str | None = None
     cache: CacheLayer = "none"
     pin: bool = False
+    #: The ``namespaces.exempt_images`` glob that exempted the image (never checked, never
+    #: pinned), or ``None``.
+    exempt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,8 +165,11 @@ class Judge:
 
     def quick(self, text: str, ref: ImageRef, policies: PolicySet, env: str, *,
               mutate: bool) -> ImageOutcome | None:
-        """The decision when it needs no I/O (reference rules, or both caches' local layer);
-        ``None``: :meth:`judge` must run. The same answer :meth:`judge` gives, without a task."""
+        """The decision when it needs no I/O (exempt images, reference rules, or both caches'
+        local layer); ``None``: :meth:`judge` must run. :meth:`judge`'s answer, without a task."""
+        exempt = policies.exempt_image(ref)
+        if exempt is not None:
+            return ImageOutcome(text, Decision.ALLOW, exempt=exempt)
         _, pin, violations, warnings = self._start(text, ref, policies, env, mutate)
         if violations:
             return ImageOutcome(text, Decision.DENY, None, violations, warnings)
@@ -182,6 +188,9 @@ class Judge:
     async def judge(self, text: str, ref: ImageRef, policies: PolicySet, env: str, *,
                     mutate: bool, dry_run: bool, progress: Progress) -> ImageOutcome:
         """Decide ``ref`` (given as ``text``) in ``env``; never raises an imggate error."""
+        exempt = policies.exempt_image(ref)
+        if exempt is not None:
+            return ImageOutcome(text, Decision.ALLOW, exempt=exempt)
         env_policy = policies.environments[env]
         _, pin, ref_violations, ref_warnings = self._start(text, ref, policies, env, mutate)
         if ref_violations:

@@ -15,16 +15,18 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from pathlib import Path
 
 from imggate import __version__
 from imggate.errors import ConfigError, Error
 from imggate.gate import KeyCache
+from imggate.models import ImageRef
 from imggate.policy.effective import EffectiveRules
+from imggate.policy.environments import EnvChoice, select_env
 from imggate.policy.exceptions import ExceptionSet
 from imggate.policy.kev import KevCatalog, load_kev
 from imggate.policy.loader import RulesFile, load_exceptions, load_rules
+from imggate.policy.namespaces import NamespaceEnv, exempt_image, namespace_env
 
 log = logging.getLogger(__name__)
 _MAX_NAMESPACES = 10_000
@@ -40,15 +42,6 @@ class EnvPolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class EnvFor:
-    """The environment a namespace maps to (``None``: none), and how, for messages."""
-
-    env: str | None
-    why: str
-    exempt: bool = False
-
-
-@dataclass(frozen=True, slots=True)
 class PolicySet:
     """Every environment of one rules file, ready to evaluate."""
 
@@ -57,38 +50,27 @@ class PolicySet:
     keys: KeyCache
     hash: str
     loaded_at: float
-    fallback_env: str | None = None
+    default: EnvChoice | None = None
+    _namespaces: dict[str, NamespaceEnv] = field(default_factory=dict, compare=False,
+                                                 repr=False)
 
-    _namespaces: dict[str, EnvFor] = field(default_factory=dict, compare=False, repr=False)
+    def env_for_namespace(self, namespace: str) -> NamespaceEnv:
+        """The environment for ``namespace``, as ``check -f`` maps it: exempt namespaces,
+        ``namespaces.map``, environment names and aliases, then ``serve --env``; else
+        unmapped (the review is denied saying so: no silent fallback).
 
-    def env_for_namespace(self, namespace: str) -> EnvFor:
-        """The environment for ``namespace``: its name or an alias, else ``--env``.
-
-        Without ``--env``, a namespace that matches nothing has no environment:
-        the review is denied saying so (no silent fallback). Answers are kept
-        for the life of these rules (a cluster has few namespaces; bounded anyway).
+        Answers are kept for the life of these rules (a cluster has few namespaces).
         """
         found = self._namespaces.get(namespace)
         if found is None:
-            found = self._map_namespace(namespace)
+            found = namespace_env(self.rules_file, namespace or None, default=self.default)
             if len(self._namespaces) < _MAX_NAMESPACES:
                 self._namespaces[namespace] = found
         return found
 
-    def _map_namespace(self, namespace: str) -> EnvFor:
-        if namespace in self.environments:
-            return EnvFor(namespace, f"namespace {namespace!r} is environment {namespace}")
-        folded = namespace.lower()
-        for name in self.rules_file.names:
-            for alias in self.rules_file.aliases(name):
-                if fnmatchcase(folded, alias.lower()):
-                    return EnvFor(name, f"namespace {namespace!r} matches alias {alias!r} "
-                                        f"of {name}")
-        if self.fallback_env is not None:
-            return EnvFor(self.fallback_env, f"namespace {namespace!r} matches no environment: "
-                                             f"--env {self.fallback_env}")
-        return EnvFor(None, f"namespace {namespace!r} matches no environment of "
-                            f"{self.rules_file.source} and imggate serve has no --env")
+    def exempt_image(self, ref: ImageRef) -> str | None:
+        """The ``namespaces.exempt_images`` glob that exempts ``ref``, if any."""
+        return exempt_image(self.rules_file, ref)
 
 
 def _file_bytes(path: Path) -> bytes:
@@ -104,14 +86,14 @@ def _rules_path(path: Path | None) -> Path | None:
     return path
 
 
-def load_policy_set(path: Path | None, fallback_env: str | None = None) -> PolicySet:
+def load_policy_set(path: Path | None, default_env: str | None = None) -> PolicySet:
     """Load ``path`` (``None``: the built-in rules) and everything it names.
 
     Raises :class:`~imggate.errors.ConfigError` / ``UsageError`` like ``imggate check``.
     """
     rules_file = load_rules(path)
-    if fallback_env is not None:
-        rules_file.effective(fallback_env)  # an unknown --env is a usage error now
+    # An unknown --env is a usage error now, naming the known environments.
+    default = select_env(rules_file, default_env) if default_env is not None else None
     digest = hashlib.sha256(f"imggate {__version__}\0".encode())
     file = _rules_path(path)
     if file is not None:
@@ -132,7 +114,7 @@ def load_policy_set(path: Path | None, fallback_env: str | None = None) -> Polic
         envs[name] = EnvPolicy(effective, exceptions, kev)
     for p in sorted(set(named), key=str):
         digest.update(str(p).encode() + b"\0" + _file_bytes(p))
-    return PolicySet(rules_file, envs, keys, digest.hexdigest()[:32], time.time(), fallback_env)
+    return PolicySet(rules_file, envs, keys, digest.hexdigest()[:32], time.time(), default)
 
 
 class RulesStore:
@@ -142,9 +124,9 @@ class RulesStore:
     ``None`` only until the first load succeeds (``/readyz`` is false then).
     """
 
-    def __init__(self, path: Path | None, fallback_env: str | None = None) -> None:
+    def __init__(self, path: Path | None, default_env: str | None = None) -> None:
         self.path = path
-        self.fallback_env = fallback_env
+        self.default_env = default_env
         self.current: PolicySet | None = None
         self.last_error: str | None = None
         self._stamp: tuple[int, int, int] | None = None
@@ -163,7 +145,7 @@ class RulesStore:
         """Load the rules now; ``False`` (old rules kept, error logged) when they are broken."""
         stamp = self._file_stamp()
         try:
-            loaded = load_policy_set(self.path, self.fallback_env)
+            loaded = load_policy_set(self.path, self.default_env)
         except Error as e:
             self.last_error = e.message
             self._stamp = stamp  # do not retry the same broken file every poll

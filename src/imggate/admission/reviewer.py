@@ -122,11 +122,12 @@ class Reviewer:
             return _deny(f"cannot read the images of this {req.kind.kind}: {e.message}")
         mapping = policies.env_for_namespace(req.namespace)
         if mapping.exempt:
-            return Outcome(Answer(True, audit={"decision": "exempt", "reason": mapping.why}),
-                           note=mapping.why)
+            return Outcome(Answer(True, audit={"decision": "exempt",
+                                               "reason": mapping.describe()}),
+                           note=mapping.describe())
         if mapping.env is None:
-            return _deny(f"{mapping.why}: map it with an alias in the rules, or run imggate "
-                         "serve --env ENV")
+            return _deny(f"{mapping.describe()}: map it in the rules' namespaces.map or an "
+                         "environment alias, or run imggate serve --env ENV")
         env = mapping.env
         images: dict[str, list[str]] = {}
         for w in found:
@@ -184,8 +185,9 @@ class Reviewer:
         warnings = [f"{o.reference}: {rule}: {msg}" for o in outcomes for rule, msg in o.warnings]
         audit = {
             "environment": env,
-            "images": orjson.dumps([{"image": o.reference, "digest": o.digest,
-                                     "decision": o.decision.value} for o in outcomes]).decode(),
+            "images": orjson.dumps([
+                {"image": o.reference, "digest": o.digest, "decision": o.decision.value,
+                 **({"exempt": o.exempt} if o.exempt else {})} for o in outcomes]).decode(),
         }
         timed_out = any(o.error and o.error.startswith("timed out") for o in outcomes)
         if denied:
