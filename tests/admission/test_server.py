@@ -198,7 +198,7 @@ def test_unmapped_namespace_denied_saying_so(webhook: Webhook, images: Images) -
 def test_scanner_evidence_from_the_reports_dir(webhook: Webhook, images: Images) -> None:
     ref = images.ref("adm/scanned")
     r = answer(webhook, review(pod([ref]), namespace="scanned-a"))
-    assert r["allowed"] is False and "not scanned" in r["status"]["message"]
+    assert r["allowed"] is False and "NOT SCANNED" in r["status"]["message"]
     digest = images.signed["adm/scanned"]
     name = f"{images.registry.host}/adm/scanned"
     (webhook.reports / f"{digest.tag_form}.trivy.json").write_bytes(
