@@ -194,7 +194,8 @@ async def gather(req: CheckRequest, *,
                 found = Evidence(text, ref, None, errors=(result.message,))
             else:
                 async with sem:
-                    found = await _evidence(req, client, text, ref, result, bound[n], keys, root)
+                    found = await image_evidence(req, client, text, ref, result, bound[n], keys,
+                                                 root)
             finished += 1
             if progress is not None:
                 progress(finished)
@@ -203,9 +204,13 @@ async def gather(req: CheckRequest, *,
         return list(await asyncio.gather(*(evidence(n) for n in range(len(req.refs)))))
 
 
-async def _evidence(req: CheckRequest, client: RegistryClient, text: str, ref: ImageRef,
-                    image: ResolvedImage, reports: tuple[ScanReport, ...], keys: KeyCache,
-                    root: object | None) -> Evidence:
+async def image_evidence(req: CheckRequest, client: RegistryClient, text: str, ref: ImageRef,
+                         image: ResolvedImage, reports: tuple[ScanReport, ...], keys: KeyCache,
+                         root: object | None) -> Evidence:
+    """Everything about one resolved image: ``reports`` (already bound to it), a Trivy run
+    when asked, signatures and attestations (each fetched once, verified locally against
+    every key and identity) and signed vuln attestations as evidence. Errors are recorded
+    in the :class:`Evidence`, never raised. ``check`` and the webhook both call this."""
     errors: list[str] = []
     notes: list[str] = []
     found = list(reports)
@@ -276,31 +281,6 @@ async def _attested(req: CheckRequest, repo: Repository, sig_repo: Repository | 
         errors.append(e.message)
         return None
     return found
-
-
-async def signature_evidence(client: RegistryClient, ref: ImageRef, image: ResolvedImage,
-                             material: TrustMaterial, options: SignatureOptions,
-                             keys: KeyCache, root: object | None
-                             ) -> tuple[SignatureCheck, ...]:
-    """Fetch and verify the signatures and attestations ``material`` asks for (none: ``()``).
-
-    Every attachment of the image is fetched once and checked locally against
-    every key and identity. Raises :class:`~imggate.errors.Error` when the
-    registry cannot be asked: the caller records it (never an allow).
-    """
-    if not material.needed:
-        return ()
-    from imggate.signatures.check import check_signatures
-
-    repo = open_repository(ref, client)
-    sig_repo = None
-    if options.signature_repository:
-        from imggate.registry.reference import parse_reference
-
-        sig_repo = open_repository(parse_reference(options.signature_repository), client)
-    trust = trust_config(material, options, keys, root)
-    return await check_signatures(repo, image.digest, trust, signature_repo=sig_repo,
-                                  platform_digest=image.manifest_digest)
 
 
 def decide(req: CheckRequest, evidence: Sequence[Evidence]) -> Verdict:

@@ -1,10 +1,12 @@
 """Where the webhook finds scanner evidence for a digest. Admission never runs a scanner.
 
 An :class:`EvidenceSource` gives the reports it holds for one resolved
-image. Today there is one: :class:`ReportsDir` (``--reports-dir``), reports
-named by digest. Signed vulnerability attestations in the registry are the
-next source: a class with the same method, added to the tuple the server
-builds (:func:`sources_from_options`), with nothing else to change.
+image: :class:`ReportsDir` (``--reports-dir``), reports named by digest. Any
+other store of reports is a class with the same method, added to the tuple
+the server builds (:func:`sources_from_options`), with nothing else to
+change. Signed vulnerability attestations in the registry need no source
+here: the gate's own evidence step (:func:`imggate.gate.image_evidence`),
+which the webhook calls, reads them as ``severity.evidence`` says.
 
 No source means no report, and an environment whose rules require one
 denies the image as "not scanned".

@@ -17,6 +17,7 @@ The order is the point:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,17 +29,15 @@ from imggate.admission.evidence import EvidenceSource
 from imggate.admission.metrics import Metrics
 from imggate.admission.policies import EnvPolicy, PolicySet
 from imggate.errors import Error
-from imggate.gate import SignatureOptions, signature_evidence
+from imggate.gate import CheckRequest, SignatureOptions, bind_reports, image_evidence
 from imggate.models import (
     Decision,
     Digest,
-    Evidence,
     ImageRef,
     Mode,
     Platform,
     RuleResult,
     ScanReport,
-    SignatureCheck,
 )
 from imggate.policy import checks
 from imggate.policy.rules import RuleSet
@@ -285,44 +284,31 @@ class Judge:
         except Error:
             self.metrics.registry_errors.labels("resolve").inc()
             raise
-        errors: list[str] = []
         progress.stage = f"reading scanner evidence for {text}"
-        material = env_policy.rules.trust(ref)
-        if material.needed:
-            progress.stage = f"fetching and verifying signatures of {text}"
-            self.metrics.registry_ops.labels("signatures").inc()
-
-        async def signatures() -> tuple[SignatureCheck, ...] | Error:
-            try:
-                return await signature_evidence(self.client, ref, image, material,
-                                                self.settings.signatures, policies.keys,
-                                                self.settings.root)
-            except Error as e:
-                self.metrics.registry_errors.labels("signatures").inc()
-                return e
-
-        async def reports_of(source: EvidenceSource) -> tuple[ScanReport, ...] | Error:
-            try:
-                return await source.reports_for(image, self.client)
-            except Error as e:
-                return e
-
-        sig_result, report_results = await asyncio.gather(
-            signatures(), asyncio.gather(*(reports_of(s) for s in self.sources)))
-        sigs: tuple[SignatureCheck, ...] = ()
-        if isinstance(sig_result, Error):
-            errors.append(sig_result.message)
-        else:
-            sigs = sig_result
         reports: list[ScanReport] = []
-        for found in report_results:
-            if isinstance(found, Error):
-                errors.append(found.message)
-            else:
-                reports += found
-        evidence = Evidence(text, ref, image, tuple(reports), sigs, tuple(errors))
+        errors: list[str] = []
+        for source in self.sources:  # local files today: quick, and before the registry work
+            try:
+                reports += await source.reports_for(image, self.client)
+            except Error as e:
+                errors.append(e.message)
+        if env_policy.rules.trust(ref).needed:
+            self.metrics.registry_ops.labels("signatures").inc()
+        progress.stage = f"fetching and verifying signatures and attestations of {text}"
+        now = datetime.now(UTC)
+        request = CheckRequest(references=(text,), refs=(ref,), policy=env_policy.policy,
+                               now=now, platform=self.settings.platform,
+                               signatures=self.settings.signatures)
+        # The gate's own evidence step: signatures, attestations and signed vuln
+        # attestations, exactly as `imggate check` gathers them.
+        evidence = await image_evidence(request, self.client, text, ref, image,
+                                        bind_reports(reports, [image])[0], policies.keys,
+                                        self.settings.root)
+        if errors or evidence.errors:
+            self.metrics.registry_errors.labels("evidence").inc()
+            evidence = dataclasses.replace(evidence, errors=(*errors, *evidence.errors))
         verdict = evaluate(evidence, env_policy.rules, exceptions=env_policy.exceptions,
-                           now=datetime.now(UTC), kev=env_policy.kev)
+                           now=now, kev=env_policy.kev)
         if verdict.decision is Decision.ERROR:
             raise Error(verdict.error or "could not decide")  # never cached
         rules = [r for r in verdict.rules if r.rule not in REFERENCE_RULES]

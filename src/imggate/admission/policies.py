@@ -25,7 +25,7 @@ from imggate.policy.effective import EffectiveRules
 from imggate.policy.environments import EnvChoice, select_env
 from imggate.policy.exceptions import ExceptionSet
 from imggate.policy.kev import KevCatalog, load_kev
-from imggate.policy.loader import RulesFile, load_exceptions, load_rules
+from imggate.policy.loader import Policy, RulesFile, load_exceptions, load_rules
 from imggate.policy.namespaces import NamespaceEnv, exempt_image, namespace_env
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,8 @@ class EnvPolicy:
     rules: EffectiveRules
     exceptions: ExceptionSet
     kev: KevCatalog | None
+    #: The same, as the gate takes it (``CheckRequest.policy``).
+    policy: Policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +113,9 @@ def load_policy_set(path: Path | None, default_env: str | None = None) -> Policy
             for key in rules.signatures.keys:
                 keys.get(Path(key))  # an unusable key file is a configuration error now
                 named.append(Path(key))
-        envs[name] = EnvPolicy(effective, exceptions, kev)
+        choice = EnvChoice(name=name, origin="namespace")
+        envs[name] = EnvPolicy(effective, exceptions, kev,
+                               Policy(rules_file, choice, effective, exceptions, kev))
     for p in sorted(set(named), key=str):
         digest.update(str(p).encode() + b"\0" + _file_bytes(p))
     return PolicySet(rules_file, envs, keys, digest.hexdigest()[:32], time.time(), default)
