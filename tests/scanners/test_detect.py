@@ -93,3 +93,39 @@ def test_huge_strings_are_cut_or_refused() -> None:
     v["PkgName"] = "p" * 100_000
     with pytest.raises(ReportError, match=r"PkgName: string of 100000 characters is too long"):
         parse_report(json.dumps(doc).encode(), source="big.json")
+
+
+def test_report_linked_to_a_device_is_refused_unread(tmp_path: Path) -> None:
+    """A link to /dev/zero used to be read up to the 1 GiB cap before being refused."""
+    import pytest
+
+    from imggate.errors import ReportError
+    from imggate.scanners.detect import load_report
+
+    link = tmp_path / "trivy.json"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(ReportError, match="a device: only regular files are read"):
+        load_report(link)
+
+
+def test_report_from_a_pipe_is_read(tmp_path: Path) -> None:
+    """``--report <(cat trivy.json)``: the pipe a user names is read."""
+    import os
+    import threading
+
+    from imggate.scanners.detect import load_report
+    from scanners.report_fixtures import FIXTURES as F
+
+    fifo = tmp_path / "report"
+    os.mkfifo(fifo)
+    data = (F / "trivy" / "alpine-310.json").read_bytes()
+
+    def write() -> None:
+        with open(fifo, "wb") as fh:
+            fh.write(data)
+
+    t = threading.Thread(target=write)
+    t.start()
+    report = load_report(fifo)
+    t.join()
+    assert report.findings

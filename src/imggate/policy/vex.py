@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, unquote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from imggate._files import FileRefused, read_file
 from imggate.errors import ConfigError
 from imggate.policy.exceptions import AllowEntry, ExceptionSet
 
@@ -181,10 +182,9 @@ def parse_openvex(data: bytes, source: str) -> ExceptionSet:
 def load_openvex(path: Path) -> ExceptionSet:
     """Read an OpenVEX JSON file."""
     try:
-        with path.open("rb") as f:
-            data = f.read(_MAX_VEX_BYTES + 1)
+        data = read_file(path, _MAX_VEX_BYTES, allow_pipes=True)
+    except FileRefused as e:
+        raise ConfigError(f"{path}: cannot read ({e})") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
-    if len(data) > _MAX_VEX_BYTES:
-        raise ConfigError(f"{path}: larger than {_MAX_VEX_BYTES} bytes")
     return parse_openvex(data, str(path))

@@ -9,9 +9,9 @@ The entry point for everything that consumes reports::
 from __future__ import annotations
 
 from os import PathLike
-from pathlib import Path
 from typing import Any
 
+from imggate._files import FileRefused, read_file
 from imggate.errors import ReportError, UsageError
 from imggate.models import ScanReport
 from imggate.scanners import gitlab, grype, imggate_json, trivy, trivy_cyclonedx, trivy_sarif
@@ -78,11 +78,12 @@ def load_report(path: str | PathLike[str], kind: str | None = None) -> ScanRepor
     Raises :class:`~imggate.errors.ReportError` (exit 3) when the file cannot
     be read or is not a valid report, naming the file and the JSON path.
     """
-    p = Path(path)
     source = str(path)
     try:
-        with p.open("rb") as fh:
-            data = fh.read(MAX_REPORT_BYTES + 1)
+        # A pipe is read (``--report <(trivy …)``); a device such as /dev/zero is refused.
+        data = read_file(path, MAX_REPORT_BYTES, allow_pipes=True)
+    except FileRefused as e:
+        raise ReportError(f"{source}: cannot read report: {e}") from None
     except OSError as e:
         reason = e.strerror or type(e).__name__
         raise ReportError(f"{source}: cannot read report: {reason}") from e
