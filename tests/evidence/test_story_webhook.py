@@ -114,3 +114,25 @@ def test_the_webhook_denies_tampered_foreign_and_missing_evidence_as_not_scanned
         answer = _admit(today, story.ref(repo, dg))
         assert answer["allowed"] is False, answer
         assert "NOT SCANNED" in json.dumps(answer), answer
+
+
+def test_a_mounted_docker_desktop_pull_secret_starts_the_webhook(tmp_path: Path) -> None:
+    """The real kyverno Secret's .dockerconfigjson names credsStore "desktop": the kubelet
+    ignores it (only auths count), so must the webhook, instead of refusing to start."""
+    import yaml
+
+    from fixture_paths import FIXTURES
+
+    secret = list(yaml.safe_load_all((FIXTURES / "k8s" / "kyverno-dockerconfigjson-secret.yaml")
+                                     .read_text()))[1]
+    mounted = tmp_path / ".dockerconfigjson"
+    mounted.write_bytes(base64.b64decode(secret["data"][".dockerconfigjson"]))
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nenvironments:\n  dev: {}\n")
+    server = start_serve(tmp_path / "serve", ["--rules", str(rules),
+                                              "--registry-auth-file", str(mounted)])
+    try:
+        with server.client() as c:
+            assert c.get("/healthz").status_code == 200
+    finally:
+        server.stop()

@@ -85,10 +85,14 @@ def serve(
             raise UsageError(f"{flag} {path}: no such file")
     if reports_dir is not None and not Path(reports_dir).is_dir():
         raise UsageError(f"--reports-dir {reports_dir}: no such directory")
-    # Only the mounted file: a webhook must not pick up whatever config its image carries.
-    environ = {"REGISTRY_AUTH_FILE": registry_auth_file} if registry_auth_file else {}
-    credentials = CredentialStore(environ=environ)
-    credentials.get("imggate.invalid")  # parse the file now: a broken one is exit 2
+    # Only the mounted file, read as the kubelet reads a pull secret (``auths`` only: no
+    # credential helper runs in a cluster); a broken one is exit 2 now. A webhook must not
+    # pick up whatever docker config its image carries.
+    credentials: CredentialStore = CredentialStore(environ={})
+    if registry_auth_file:
+        from imggate.registry.pull_secrets import PullSecretCredentials, load_auth_file
+
+        credentials = PullSecretCredentials(load_auth_file(registry_auth_file))
     root = None
     if trusted_root:
         from imggate.signatures.trustroot import load_trusted_root
