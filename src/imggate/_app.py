@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import typer
 
+from imggate import __version__
+
+#: ``-h`` as well as ``--help`` everywhere (subcommands inherit the context setting).
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
 app = typer.Typer(
     name="imggate",
     help="A supply-chain security gate for container images.",
@@ -16,17 +21,28 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings=CONTEXT,
 )
 
-rules_app = typer.Typer(help="Validate and explain rules files.", no_args_is_help=True)
+rules_app = typer.Typer(help="Validate and explain rules files.", no_args_is_help=True,
+                        context_settings=CONTEXT)
 app.add_typer(rules_app, name="rules")
 
-state: dict[str, bool] = {"verbose": False}
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"imggate {__version__}")
+        raise typer.Exit(0)
 
 
 @app.callback()
 def _root(
-    verbose: bool = typer.Option(False, "-v", "--verbose", help="Show tracebacks and debug logs."),
+    verbose: int = typer.Option(
+        0, "-v", "--verbose", count=True, show_default=False,
+        help="-v: imggate's debug output and tracebacks; -vv: libraries' debug output too. "
+             "Accepted anywhere on the line, also after the command."),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True,
+        help="Print imggate's version and exit."),
 ) -> None:
     """A supply-chain security gate for container images."""
-    state["verbose"] = verbose

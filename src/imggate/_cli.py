@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import typer
 
-from imggate import _app
+from imggate import _app, _help
 
 # Each import registers that module's commands on the app.
 from imggate.commands import audit as _audit  # noqa: F401
@@ -43,17 +43,23 @@ def _lean_startup() -> None:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 
-def verbosity_of(args: Sequence[str]) -> int:
-    """How many ``-v`` were given (``-vv`` counts two, ``--verbose`` one)."""
+def split_verbosity(args: Sequence[str]) -> tuple[int, list[str]]:
+    """How many ``-v`` were given (``-vv`` counts two, ``--verbose`` one), and ``args``
+    without them: they are accepted anywhere on the line, also after the command (as
+    cosign and Trivy accept them). Anything after ``--`` is an argument, left alone."""
     count = 0
-    for a in args:
+    rest: list[str] = []
+    for i, a in enumerate(args):
         if a == "--":
+            rest.extend(args[i:])
             break
         if a == "--verbose":
             count += 1
         elif len(a) > 1 and a.startswith("-") and not a.startswith("--") and set(a[1:]) == {"v"}:
             count += len(a) - 1
-    return count
+        else:
+            rest.append(a)
+    return count, rest
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,11 +81,12 @@ def main(argv: list[str] | None = None) -> None:
 def _main(args: list[str]) -> None:
     from imggate import logs
 
-    verbosity = verbosity_of(args)
+    verbosity, args = split_verbosity(args)
     verbose = verbosity > 0
     logs.configure(verbosity)
+    command = _help.tidy(typer.main.get_command(_app.app))
     try:
-        rv = _app.app(args=args, prog_name="imggate", standalone_mode=False)
+        rv = command.main(args=args, prog_name="imggate", standalone_mode=False)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:

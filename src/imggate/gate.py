@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from imggate.policy.effective import TrustMaterial
     from imggate.registry.interface import Repository
     from imggate.scanners.trivy_runner import TrivyOptions
-    from imggate.signatures.interface import TrustConfig
+    from imggate.signatures.interface import CertificateAuthority, TrustConfig
     from imggate.signatures.keys import TrustedKey
 
 log = logging.getLogger(__name__)
@@ -108,17 +108,22 @@ def bind_reports(reports: Sequence[ScanReport],
 
 
 class KeyCache:
-    """Load each key file once per run (or per rules load, for the webhook)."""
+    """Load each key and certificate-chain file once per run (or per rules load, for the
+    webhook)."""
 
     def __init__(self) -> None:
         self._keys: dict[Path, TrustedKey] = {}
+        self._chains: dict[Path, CertificateAuthority] = {}
 
     def preload(self, req: CheckRequest) -> None:
         """Load every key the rules name for these images now, so that an unusable key
         file is a configuration error (exit 2) before any network traffic."""
         for ref in req.refs:
-            for path in req.policy.rules.trust(ref).keys:
+            material = req.policy.rules.trust(ref)
+            for path in material.keys:
                 self.get(Path(path))
+            for path in material.certificate_chains:
+                self.authority(Path(path))
 
     def get(self, path: Path) -> TrustedKey:
         from imggate.signatures.keys import load_public_key
@@ -126,6 +131,13 @@ class KeyCache:
         if path not in self._keys:
             self._keys[path] = load_public_key(path)
         return self._keys[path]
+
+    def authority(self, path: Path) -> CertificateAuthority:
+        from imggate.signatures.interface import load_certificate_authority
+
+        if path not in self._chains:
+            self._chains[path] = load_certificate_authority(path)
+        return self._chains[path]
 
 
 def trust_config(material: TrustMaterial, options: SignatureOptions, keys: KeyCache,
@@ -143,9 +155,13 @@ def trust_config(material: TrustMaterial, options: SignatureOptions, keys: KeyCa
         keys=tuple(keys.get(Path(p)) for p in material.keys),
         identities=identities,
         check_signatures=material.signatures_required,
+        authorities=tuple(keys.authority(Path(p)) for p in material.certificate_chains),
         check_attestations=bool(material.attestation_types),
-        attestation_types=material.attestation_types,
-        ignore_tlog=options.ignore_tlog,
+        # `*` (check --attestations) asks for any type: the verifier's empty filter.
+        attestation_types=() if material.any_attestation else material.attestation_types,
+        ignore_tlog=options.ignore_tlog or material.ignore_tlog,
+        ignore_tlog_by="--insecure-ignore-tlog" if options.ignore_tlog
+        else "signatures.require_tlog: false",
         trusted_root=root if isinstance(root, SigstoreTrustRoot) else None,
         accept_platform_signatures=options.accept_platform_signatures,
     )

@@ -21,3 +21,15 @@ TrustedRootOpt = Annotated[str | None, typer.Option(
 SignatureRepositoryOpt = Annotated[str | None, typer.Option(
     "--signature-repository",
     help="Where signatures live (default: $COSIGN_REPOSITORY, else beside the image).")]
+CertificateOpt = Annotated[list[str] | None, typer.Option(
+    "--certificate", help="PEM certificate whose key verifies (repeatable).")]
+CertificateChainOpt = Annotated[list[str] | None, typer.Option(
+    "--certificate-chain", help="PEM roots of your own PKI (repeatable).")]
+TypeOpt = Annotated[list[str] | None, typer.Option(
+    "--type", help="Require an attestation of this predicate type (cosign short name or URI; "
+                   "repeatable). verify then checks attestations instead of signatures.")]
+AttestationsOpt = Annotated[bool, typer.Option(
+    "--attestations", help="Require an attestation of any predicate type (like --type "
+                           "without a filter).")]
+ThresholdOpt = Annotated[int | None, typer.Option(
+    "--threshold", help="Require this many distinct trusted signers.", min=1)]

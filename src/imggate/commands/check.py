@@ -30,15 +30,21 @@ from imggate.commands._registry_opts import (
     registry_options,
 )
 from imggate.commands._signature_opts import (
+    AttestationsOpt,
+    CertificateChainOpt,
+    CertificateOpt,
     IdentityOpt,
     IdentityRegexpOpt,
     IgnoreTlogOpt,
     IssuerOpt,
     IssuerRegexpOpt,
     SignatureRepositoryOpt,
+    ThresholdOpt,
     TrustedRootOpt,
+    TypeOpt,
 )
 from imggate.errors import ReportError, UsageError
+from imggate.keyrefs import key_path
 from imggate.text import printable
 
 if TYPE_CHECKING:
@@ -121,13 +127,24 @@ def check(
     key: Annotated[list[str] | None, typer.Option(
         "--key", help="Require a signature verified by this PEM public key (repeatable).")
     ] = None,
+    certificate: CertificateOpt = None,
+    certificate_chain: CertificateChainOpt = None,
     certificate_identity: IdentityOpt = None,
     certificate_identity_regexp: IdentityRegexpOpt = None,
     certificate_oidc_issuer: IssuerOpt = None,
     certificate_oidc_issuer_regexp: IssuerRegexpOpt = None,
+    type_: TypeOpt = None,
+    attestations: AttestationsOpt = False,
+    threshold: ThresholdOpt = None,
     insecure_ignore_tlog: IgnoreTlogOpt = False,
     trusted_root: TrustedRootOpt = None,
     signature_repository: SignatureRepositoryOpt = None,
+    severity: Annotated[list[str] | None, typer.Option(
+        "--severity", help="As Trivy's: fail on these severities (e.g. CRITICAL,HIGH); "
+                           "overrides the rules' severity.fail_on.")] = None,
+    ignore_unfixed: Annotated[bool, typer.Option(
+        "--ignore-unfixed", help="As Trivy's: findings without a fixed version don't count "
+                                 "(overrides severity.ignore_unfixed).")] = False,
     allowlist: Annotated[list[str] | None, typer.Option(
         "--allowlist", help="Extra exceptions: imggate YAML, .trivyignore(.yaml), GitLab "
                             "vulnerability-allowlist.yml or OpenVEX (repeatable).")] = None,
@@ -162,6 +179,7 @@ def check(
     """Gate images: resolve, gather evidence, apply the rules, write reports."""
     from imggate.formats import outputs
     from imggate.gate import CheckRequest, SignatureOptions, run_check, undecided
+    from imggate.policy.effective import command_line
     from imggate.policy.loader import identity_from_flags, load_policy, locate_rules
     from imggate.registry.client import RegistryOptions
 
@@ -187,14 +205,23 @@ def check(
             from imggate.formats import html_template as user_html
 
             page = user_html.load(Path(html_template))
+        cli = command_line(
+            keys=[_existing(key_path(k, flag), flag) for flag, paths
+                  in (("--key", key), ("--certificate", certificate)) for k in paths or ()],
+            identities=[identity] if identity else [],
+            certificate_chains=[_existing(c, "--certificate-chain")
+                                for c in certificate_chain or ()],
+            threshold=threshold, attestation_types=type_ or [], any_attestation=attestations,
+            severities=severity or [], ignore_unfixed=ignore_unfixed)
         where = locate_rules(Path(rules) if rules else None)
         policy = load_policy(
-            where.path, env, found_by=where.found_by,
-            keys=[_existing(k, "--key") for k in key or ()],
-            identities=[identity] if identity else [],
+            where.path, env, found_by=where.found_by, cli=cli,
             allowlists=[_existing(a, "--allowlist") for a in allowlist or ()],
             discover=Path.cwd(),
         )
+        for line in cli.overrides():
+            # A flag that loosens or tightens the rules must be visible in the job log.
+            sys.stderr.write(f"imggate: rules overridden by a flag: {line}\n")
         plan = None
         if filename:
             from imggate.admission.manifest_gate import prepare
@@ -253,9 +280,7 @@ def check(
                 def policy_for(name: str) -> Policy:
                     if name not in policies:
                         policies[name] = load_policy(
-                            where.path, name, found_by=where.found_by,
-                            keys=[Path(k) for k in key or ()],
-                            identities=[identity] if identity else [],
+                            where.path, name, found_by=where.found_by, cli=cli,
                             allowlists=[Path(a) for a in allowlist or ()],
                             discover=Path.cwd())
                     return policies[name]

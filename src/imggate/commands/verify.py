@@ -34,15 +34,21 @@ from imggate.commands._registry_opts import (
     registry_options,
 )
 from imggate.commands._signature_opts import (
+    AttestationsOpt,
+    CertificateChainOpt,
+    CertificateOpt,
     IdentityOpt,
     IdentityRegexpOpt,
     IgnoreTlogOpt,
     IssuerOpt,
     IssuerRegexpOpt,
     SignatureRepositoryOpt,
+    ThresholdOpt,
     TrustedRootOpt,
+    TypeOpt,
 )
 from imggate.errors import Error, UsageError
+from imggate.keyrefs import key_path
 from imggate.models import ImageRef, Platform, SignatureCheck
 from imggate.text import printable
 
@@ -90,32 +96,21 @@ def build_trust(*, keys: Sequence[str], certificates: Sequence[str],
                 attestations: bool = False) -> TrustConfig:
     """Turn cosign-style flags into a :class:`TrustConfig` (ConfigError/UsageError on misuse)."""
     from imggate.signatures.attestations import predicate_type_uri
-    from imggate.signatures.interface import CertificateAuthority, Identity, TrustConfig
-    from imggate.signatures.keyless import CertificateError, load_certificates
+    from imggate.signatures.interface import Identity, TrustConfig, load_certificate_authority
     from imggate.signatures.keys import load_public_key
     from imggate.signatures.trustroot import load_trusted_root
 
     idents: tuple[Identity, ...] = ()
     if any(x is not None for x in (identity, identity_regexp, issuer, issuer_regexp)):
         idents = (Identity(identity, identity_regexp, issuer, issuer_regexp),)
-    cas = []
-    for path in certificate_chains:
-        try:
-            with open(path, "rb") as f:
-                roots = load_certificates(f.read(256 * 1024), path)
-        except OSError as e:
-            raise UsageError(f"--certificate-chain {path}: cannot read ({e.strerror})") from None
-        except CertificateError as e:
-            raise UsageError(f"--certificate-chain {path}: {e}") from None
-        if not roots:
-            raise UsageError(f"--certificate-chain {path}: no certificates")
-        cas.append(CertificateAuthority(path, roots))
+    cas = [load_certificate_authority(path, path) for path in certificate_chains]
     if not keys and not certificates and not idents and not cas:
         raise UsageError("nothing to verify against: give --key, --certificate, "
                          "--certificate-chain, or --certificate-identity[-regexp] with "
                          "--certificate-oidc-issuer[-regexp]")
     return TrustConfig(
-        keys=tuple(load_public_key(p, p) for p in (*keys, *certificates)),
+        keys=tuple(load_public_key(key_path(p, flag), p) for flag, paths
+                   in (("--key", keys), ("--certificate", certificates)) for p in paths),
         identities=idents,
         authorities=tuple(cas),
         check_signatures=not (types or attestations),
@@ -220,22 +215,15 @@ def verify(
         help="Image references (or oci:PATH[:TAG|@DIGEST]).")],
     key: Annotated[list[str] | None, typer.Option(
         "--key", help="PEM public key (repeatable).")] = None,
-    certificate: Annotated[list[str] | None, typer.Option(
-        "--certificate", help="PEM certificate whose key verifies (repeatable).")] = None,
-    certificate_chain: Annotated[list[str] | None, typer.Option(
-        "--certificate-chain", help="PEM roots of your own PKI (repeatable).")] = None,
+    certificate: CertificateOpt = None,
+    certificate_chain: CertificateChainOpt = None,
     certificate_identity: IdentityOpt = None,
     certificate_identity_regexp: IdentityRegexpOpt = None,
     certificate_oidc_issuer: IssuerOpt = None,
     certificate_oidc_issuer_regexp: IssuerRegexpOpt = None,
-    type_: Annotated[list[str] | None, typer.Option(
-        "--type", help="Verify attestations of this predicate type (cosign short name or URI; "
-                       "repeatable) instead of signatures.")] = None,
-    attestations: Annotated[bool, typer.Option(
-        "--attestations", help="Verify attestations of any predicate type instead of "
-                               "signatures (like --type without a filter).")] = False,
-    threshold: Annotated[int | None, typer.Option(
-        "--threshold", help="Require this many distinct trusted signers.")] = None,
+    type_: TypeOpt = None,
+    attestations: AttestationsOpt = False,
+    threshold: ThresholdOpt = None,
     annotations: Annotated[list[str] | None, typer.Option(
         "-a", "--annotations", help="Require key=value in the signed payload.")] = None,
     insecure_ignore_tlog: IgnoreTlogOpt = False,

@@ -29,6 +29,7 @@ from imggate.models import (
 from imggate.policy.kev import KevCatalog
 from imggate.policy.patterns import compile_regex, prefix_matches, tag_matches
 from imggate.policy.rules import (
+    ANY_PREDICATE,
     AgeRules,
     AttestationRules,
     LabelRules,
@@ -232,7 +233,7 @@ def signer_trusted(signer: str | None, rules: SignatureRules) -> bool:
         return False
     if not rules.anchors:
         return True
-    for key in rules.keys:
+    for key in (*rules.keys, *rules.certificate_chains):
         for label in (str(key), key.name):
             if signer == label or signer.startswith(label + " "):
                 return True
@@ -289,7 +290,8 @@ def check_attestations(checks: Sequence[SignatureCheck], rules: AttestationRules
     messages = []
     passed = True
     for req in rules.required:
-        candidates = [c for c in checks if c.predicate_type == req.predicate_type
+        candidates = [c for c in checks
+                      if req.predicate_type in (c.predicate_type, ANY_PREDICATE)
                       and _usable(c, SignatureKind.ATTESTATION, trust, digests)]
         if not candidates:
             passed = False

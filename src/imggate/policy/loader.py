@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from imggate.errors import ConfigError, UsageError
 from imggate.policy import _yaml
 from imggate.policy.allowlists import discover_allowlists, load_allowlists
-from imggate.policy.effective import EffectiveRules
+from imggate.policy.effective import CommandLine, EffectiveRules
 from imggate.policy.environments import EnvChoice, select_env
 from imggate.policy.exceptions import ExceptionSet, from_models
 from imggate.policy.kev import KevCatalog, load_kev
@@ -303,16 +303,19 @@ def load_policy(rules_path: Path | None = None, env: str | None = None, *,
                 keys: Sequence[Path] = (), identities: Sequence[Identity] = (),
                 allowlists: Sequence[Path] = (), discover: Path | None = None,
                 environ: Mapping[str, str] | None = None,
-                found_by: str | None = None) -> Policy:
+                found_by: str | None = None, cli: CommandLine | None = None) -> Policy:
     """Load rules, choose the environment, add command-line signers, read exceptions and KEV.
 
     ``keys``/``identities`` from the command line make a verified signature
-    required. ``discover`` is a directory searched for ``.trivyignore`` &c.
+    required; ``cli`` carries every other flag that adds to or overrides the rules.
+    ``discover`` is a directory searched for ``.trivyignore`` &c.
     Raises :class:`ConfigError` / :class:`UsageError` (exit 2).
     """
     rules_file = load_rules(rules_path, found_by=found_by)
     choice = select_env(rules_file, env, environ)
     effective = rules_file.effective(choice.name)
+    if cli is not None:
+        effective = effective.with_cli(cli)
     if keys or identities:
         effective = effective.with_signers(tuple(keys), tuple(identities))
     exceptions = load_exceptions(rules_file, allowlists, discover=discover)

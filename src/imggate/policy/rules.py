@@ -37,6 +37,7 @@ from pydantic import (
     model_validator,
 )
 
+from imggate.keyrefs import unsupported_key_ref
 from imggate.models import Mode, Severity
 from imggate.policy.exceptions import ExceptionEntry
 from imggate.policy.patterns import check_regex, compile_regex
@@ -102,6 +103,16 @@ def format_duration(value: timedelta) -> str:
 
 Duration = Annotated[timedelta, BeforeValidator(_duration),
                      PlainSerializer(format_duration, return_type=str)]
+
+
+def _key_file(value: Any) -> Any:
+    # cosign's KMS / k8s:// references are not files: say so before Path mangles them.
+    if isinstance(value, str) and (why := unsupported_key_ref(value)) is not None:
+        raise ValueError(why)
+    return value
+
+
+KeyFile = Annotated[FilePath, BeforeValidator(_key_file)]
 
 
 
@@ -212,21 +223,26 @@ class SignatureRules(_Section):
 
     required: bool | None = Field(
         default=None, description="default: true when keys/identities given")
-    keys: tuple[FilePath, ...] = Field(default=(), description="PEM public keys (paths)")
+    keys: tuple[KeyFile, ...] = Field(default=(), description="PEM public keys (paths)")
     identities: tuple[Identity, ...] = Field(default=(), description="keyless signers")
+    certificate_chains: tuple[FilePath, ...] = Field(
+        default=(), description="PEM roots of your own PKI (cosign --certificate-chain)")
     threshold: int = Field(default=1, ge=1, description="k of n: distinct signers needed")
-    require_tlog: bool = Field(
-        default=False, description="signatures must be in a transparency log")
+    require_tlog: bool | None = Field(
+        default=None,
+        description="true: a transparency-log entry is needed even with --insecure-ignore-tlog; "
+                    "false: UNSAFE, key signatures without one are accepted (with a warning); "
+                    "default: needed unless --insecure-ignore-tlog, as cosign")
 
     @property
     def is_required(self) -> bool:
         """Whether a verified signature is required."""
-        return self.required if self.required is not None else bool(self.keys or self.identities)
+        return self.required if self.required is not None else bool(self.anchors)
 
     @property
     def anchors(self) -> int:
-        """n: how many keys and identities are trusted."""
-        return len(self.keys) + len(self.identities)
+        """n: how many keys, identities and certificate chains are trusted."""
+        return len(self.keys) + len(self.identities) + len(self.certificate_chains)
 
 
 class Condition(_Model):
@@ -272,8 +288,15 @@ class Condition(_Model):
         return f"{self.path} in {list(self.one_of or ())!r}"
 
 
+#: ``predicate_type: "*"``: an attestation of any type (``--attestations``).
+ANY_PREDICATE = "*"
+
+
 class AttestationRequirement(_Model):
-    """One attestation that must be present, verified, and satisfy ``conditions``."""
+    """One attestation that must be present, verified, and satisfy ``conditions``.
+
+    ``predicate_type`` is a URI or cosign short name; ``*`` accepts any type.
+    """
 
     predicate_type: NonEmpty = Field(
         description="predicate type URI, or cosign's short name (slsaprovenance, vuln, spdx...)")

@@ -133,8 +133,8 @@ def _verify_keyed(doc: Any, att: Attachment, trust: TrustConfig) -> tuple[Signat
                                                      lambda *_: None))
             tlog = False
             if trust.ignore_tlog:
-                logger.warning("UNSAFE: --insecure-ignore-tlog: accepting %s without checking "
-                               "a transparency log entry", att.location)
+                logger.warning("UNSAFE: %s: accepting %s without checking "
+                               "a transparency log entry", trust.ignore_tlog_by, att.location)
             else:
                 if not isinstance(entries, list) or not entries:
                     raise TlogError("bundle has no transparency log entry")

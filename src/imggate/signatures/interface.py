@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import ClassVar
 
 from cryptography import x509
@@ -135,6 +136,24 @@ class CertificateAuthority:
     roots: tuple[x509.Certificate, ...] = field(compare=False, repr=False)
 
 
+def load_certificate_authority(path: str | Path, label: str | None = None
+                               ) -> CertificateAuthority:
+    """Read a PEM file of root certificates; :class:`ConfigError` naming it when unusable."""
+    from imggate.signatures.keyless import CertificateError, load_certificates
+
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            roots = load_certificates(f.read(256 * 1024 + 1), str(p))
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read certificate chain ({e.strerror})") from None
+    except CertificateError as e:
+        raise ConfigError(f"{p}: {e}") from None
+    if not roots:
+        raise ConfigError(f"{p}: no certificates in this certificate chain file")
+    return CertificateAuthority(label or p.name, roots)
+
+
 Anchor = TrustedKey | Identity | CertificateAuthority
 
 
@@ -151,7 +170,8 @@ class TrustConfig:
     :func:`imggate.signatures.attestations.predicate_type_uri` for cosign's
     short names); empty means any type. ``ignore_tlog`` is cosign's
     ``--insecure-ignore-tlog``: key-based signatures without a Rekor entry are
-    accepted and a warning is logged every time. ``trusted_root`` ``None``
+    accepted and a warning naming ``ignore_tlog_by`` (the flag, or the rule
+    that asked for it) is logged every time. ``trusted_root`` ``None``
     means Sigstore's production root shipped with the ``sigstore`` package.
     ``check_bundles``: look for Sigstore bundles among the OCI referrers
     (only when there are keys or keyless identities to verify them against).
@@ -168,6 +188,7 @@ class TrustConfig:
     check_bundles: bool = True
     attestation_types: tuple[str, ...] = ()
     ignore_tlog: bool = False
+    ignore_tlog_by: str = "--insecure-ignore-tlog"
     trusted_root: SigstoreTrustRoot | None = None
     annotations: Mapping[str, str] = field(default_factory=dict)
     docker_reference: str | None = None

@@ -95,6 +95,11 @@ def parse_public_key(data: bytes, label: str) -> TrustedKey:
 
 def load_public_key(path: str | Path, label: str | None = None) -> TrustedKey:
     """Read a PEM public key file; the label defaults to the file name."""
+    from imggate.keyrefs import unsupported_key_ref
+
+    why = unsupported_key_ref(str(path)) if isinstance(path, str) else None
+    if why is not None:
+        raise ConfigError(why)
     p = Path(path)
     name = label or p.name
     try:

@@ -148,8 +148,8 @@ def _tlog(mat: _Material, sig: bytes, signer: x509.Certificate | bytes,
           content: SignedContent) -> bool:
     """Check the Rekor entry for a key/PKI signature; ``False`` only when unsafely ignored."""
     if mat.trust.ignore_tlog:
-        logger.warning("UNSAFE: --insecure-ignore-tlog: accepting %s without checking a "
-                       "transparency log entry", mat.att.location)
+        logger.warning("UNSAFE: %s: accepting %s without checking a "
+                       "transparency log entry", mat.trust.ignore_tlog_by, mat.att.location)
         return False
     try:
         entry = mat.entry()

@@ -1,0 +1,177 @@
+"""``check`` takes every signature flag ``verify`` takes, and Trivy's severity flags.
+
+Images are OCI layouts written in cosign's format by the test signer (a
+stand-in for the cosign binary) and the real ``cosign save`` fixtures.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from fixture_paths import FIXTURES
+from registry_harness import CliResult, run_imggate
+from signatures.cosign_format_signer import (
+    CosignFormatSigner,
+    make_image,
+    simple_signing_payload,
+    write_layout,
+)
+from signatures.fixture_cases import case_dir
+from signatures.inmemory import InMemoryRepository
+from signatures.test_own_pki import _pki
+
+SLSA = "att-slsa-generator-v2.1.0-dsse"
+GENERATOR = r"^https://github\.com/slsa-framework/slsa-github-generator/\.github/workflows/"
+ACTIONS = "https://token.actions.githubusercontent.com"
+PEM = serialization.Encoding.PEM
+
+
+@pytest.fixture
+def plain_rules(tmp_path: Path) -> Path:
+    """Rules that check nothing by themselves: only the flags under test require anything."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nenvironments:\n  dev: {}\n")
+    return rules
+
+
+def check(tmp_path: Path, rules: Path, *args: str) -> tuple[CliResult, dict[str, Any]]:
+    out = tmp_path / "out"
+    result = run_imggate(["check", "--rules", str(rules), "--output-dir", str(out), "-q", *args])
+    path = out / "imggate-verdict.json"
+    return result, json.loads(path.read_text()) if path.exists() else {}
+
+
+def signed_layout(tmp_path: Path) -> tuple[str, Path, Path]:
+    alice, bob = CosignFormatSigner(), CosignFormatSigner()
+    repo = InMemoryRepository()
+    image = make_image(repo, tag="app")
+    alice.sign_image(repo, image)
+    (tmp_path / "alice.pub").write_bytes(alice.public_pem)
+    (tmp_path / "bob.pub").write_bytes(bob.public_pem)
+    layout = write_layout(repo, tmp_path / "layout")
+    return f"oci:{layout}:app", tmp_path / "alice.pub", tmp_path / "bob.pub"
+
+
+def test_threshold(tmp_path: Path, plain_rules: Path) -> None:
+    ref, alice, bob = signed_layout(tmp_path)
+    keys = ["--key", str(alice), "--key", str(bob), "--insecure-ignore-tlog"]
+    res, _ = check(tmp_path, plain_rules, ref, *keys)
+    assert res.code == 0, res.output
+    res, verdict = check(tmp_path, plain_rules, ref, *keys, "--threshold", "2")
+    assert res.code == 1, res.output
+    assert "1 trusted signer(s) verified, 2 of 2 required" in json.dumps(verdict)
+    assert "signatures.threshold: 2 (--threshold)" in res.stderr
+
+
+def test_certificate_and_certificate_chain(tmp_path: Path, plain_rules: Path) -> None:
+    root, inter, leaf, key = _pki(None)
+    repo = InMemoryRepository()
+    image = make_image(repo, tag="app")
+    sig = key.sign(simple_signing_payload(image, repo.name), ec.ECDSA(hashes.SHA256()))
+    CosignFormatSigner().sign_image(repo, image, signature=base64.b64encode(sig).decode(),
+                                    annotations={
+                                        "dev.sigstore.cosign/certificate":
+                                            leaf.public_bytes(PEM).decode(),
+                                        "dev.sigstore.cosign/chain":
+                                            inter.public_bytes(PEM).decode()})
+    ref = f"oci:{write_layout(repo, tmp_path / 'layout')}:app"
+    (tmp_path / "root.pem").write_bytes(root.public_bytes(PEM))
+    (tmp_path / "leaf.pem").write_bytes(leaf.public_bytes(PEM))
+    res, verdict = check(tmp_path, plain_rules, ref, "--certificate-chain",
+                         str(tmp_path / "root.pem"), "--insecure-ignore-tlog")
+    assert res.code == 0, res.output
+    assert verdict["images"][0]["signatures"][0]["signer"] == "root.pem"
+    res, _ = check(tmp_path, plain_rules, ref, "--certificate", str(tmp_path / "leaf.pem"),
+                   "--insecure-ignore-tlog")
+    assert res.code == 0, res.output
+    other_root, *_ = _pki(None)
+    (tmp_path / "other.pem").write_bytes(other_root.public_bytes(PEM))
+    res, _ = check(tmp_path, plain_rules, ref, "--certificate-chain",
+                   str(tmp_path / "other.pem"), "--insecure-ignore-tlog")
+    assert res.code == 1, res.output
+
+
+def test_attestation_type_and_any_attestation(tmp_path: Path, plain_rules: Path) -> None:
+    ref = f"oci:{case_dir(SLSA) / 'oci-layout'}"
+    who = ["--certificate-identity-regexp", GENERATOR, "--certificate-oidc-issuer", ACTIONS]
+    res, verdict = check(tmp_path, plain_rules, ref, *who, "--type", "slsaprovenance")
+    rules = {r["rule"]: r for r in verdict["images"][0]["rules"]}
+    assert rules["attestations"]["passed"] is True, res.output
+    res, verdict = check(tmp_path, plain_rules, ref, *who, "--type", "spdxjson")
+    assert res.code == 1
+    rules = {r["rule"]: r for r in verdict["images"][0]["rules"]}
+    assert rules["attestations"]["passed"] is False
+    res, verdict = check(tmp_path, plain_rules, ref, *who, "--attestations")
+    rules = {r["rule"]: r for r in verdict["images"][0]["rules"]}
+    assert rules["attestations"]["passed"] is True, res.output
+
+
+@pytest.mark.parametrize("ref", ["awskms:///arn:aws:kms:eu-west-1:1:key/k", "gcpkms://p/k",
+                                 "azurekms://vault/key", "hashivault://transit", "k8s://ns/s"])
+def test_kms_and_k8s_keys_are_refused_with_what_to_do(tmp_path: Path, plain_rules: Path,
+                                                      ref: str) -> None:
+    for command in (["check", "oci:x", "--rules", str(plain_rules)], ["verify", "oci:x"]):
+        res = run_imggate([*command, "--key", ref])
+        assert res.code == 2
+        assert "not supported: export the public key with `cosign public-key" in res.stderr
+        assert ref in res.stderr  # not a mangled path such as awskms:/arn...
+    rules = tmp_path / "kms.yaml"
+    rules.write_text(f"environments:\n  dev:\n    signatures:\n      keys: [{ref!r}]\n")
+    res = run_imggate(["rules", "validate", str(rules)])
+    assert res.code == 2 and "cosign public-key" in res.stderr and ref in res.stderr
+
+
+def test_require_tlog_false_in_rules_accepts_unlogged_key_signatures(tmp_path: Path) -> None:
+    ref, alice, _ = signed_layout(tmp_path)
+    rules = tmp_path / "tlog.yaml"
+    body = f"environments:\n  dev:\n    signatures:\n      keys: [{str(alice)!r}]\n"
+    rules.write_text(body)
+    res, _ = check(tmp_path, rules, ref)
+    assert res.code == 1  # as cosign: a key signature needs a tlog entry by default
+    rules.write_text(body + "      require_tlog: false\n")
+    res, verdict = check(tmp_path, rules, ref)
+    assert res.code == 0, res.output
+    assert "UNSAFE: signatures.require_tlog: false: accepting" in res.stderr
+    assert verdict["images"][0]["signatures"][0]["tlog"] is False
+    rules.write_text(body + "      require_tlog: true\n")
+    res, _ = check(tmp_path, rules, ref, "--insecure-ignore-tlog")
+    assert res.code == 1  # required by the rules even when the flag says otherwise
+
+
+def _report_layout(tmp_path: Path) -> tuple[str, Path]:
+    repo = InMemoryRepository()
+    image = make_image(repo, tag="app")
+    ref = f"oci:{write_layout(repo, tmp_path / 'layout')}:app"
+    doc = json.loads((FIXTURES / "trivy" / "debian-buster.json").read_text())
+    doc["Metadata"]["RepoDigests"] = [f"oci:{tmp_path / 'layout'}@{image}"]
+    doc["Metadata"].pop("ImageID", None)
+    report = tmp_path / "trivy.json"
+    report.write_text(json.dumps(doc))
+    return ref, report
+
+
+def test_trivy_severity_and_ignore_unfixed_override_the_rules(tmp_path: Path) -> None:
+    ref, report = _report_layout(tmp_path)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("environments:\n  dev:\n    severity:\n      fail_on: Critical\n")
+    base = ["--trivy-report", str(report)]
+    res, verdict = check(tmp_path, rules, ref, *base, "--severity", "CRITICAL")
+    assert res.code == 1
+    assert "severity.fail_on: Critical (--severity CRITICAL)" in res.stderr
+    res, verdict = check(tmp_path, rules, ref, *base, "--severity", "CRITICAL,HIGH",
+                         "--ignore-unfixed")
+    assert "severity.fail_on: High (--severity CRITICAL,HIGH)" in res.stderr
+    assert "severity.ignore_unfixed: true (--ignore-unfixed)" in res.stderr
+    text = json.dumps(verdict)
+    assert "High or above" in text and "ignore_unfixed" in text
+    res, _ = check(tmp_path, rules, ref, *base, "--severity", "CRITICAL,LOW")
+    assert res.code == 2 and "CRITICAL,HIGH,MEDIUM,LOW" in res.stderr
+    res, _ = check(tmp_path, rules, ref, *base, "--severity", "SEVERE")
+    assert res.code == 2 and "unknown severity" in res.stderr
