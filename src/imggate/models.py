@@ -295,6 +295,15 @@ class EvidenceKind(str, Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class FindingLocation:
+    """Where a GitLab report said one vulnerability was: kept when GitLab is converted to GitLab."""
+
+    image: str | None = None
+    operating_system: str | None = None
+    default_branch_image: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ScanReport:
     """One scanner report (or attestation), parsed and validated.
 
@@ -304,6 +313,8 @@ class ScanReport:
     ``finished`` is when the scan ran by the report's own account (Trivy
     ``CreatedAt``, Grype ``descriptor.timestamp``, GitLab ``scan.end_time``,
     an attestation's ``scanFinishedOn``): the report's age is measured from it.
+    ``locations`` (by :attr:`Finding.key`) and ``identifier_urls`` (by id)
+    are what a GitLab report said per vulnerability, for ``convert``.
     """
 
     scanner: ScannerInfo
@@ -315,6 +326,8 @@ class ScanReport:
     started: datetime | None = None
     finished: datetime | None = None
     kind: EvidenceKind = EvidenceKind.REPORT
+    locations: Mapping[tuple[str, str, str], FindingLocation] = field(default_factory=dict)
+    identifier_urls: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def created(self) -> datetime | None:
@@ -422,12 +435,17 @@ class Decision(str, Enum):
 
 @dataclass(frozen=True, slots=True)
 class RuleResult:
-    """One rule's outcome for one image (a JUnit testcase)."""
+    """One rule's outcome for one image (a JUnit testcase).
+
+    ``findings`` are the keys (:attr:`Finding.key`) of the findings that made
+    the rule fail, so outputs can list the offenders themselves.
+    """
 
     rule: str
     passed: bool
     mode: Mode
     messages: tuple[str, ...] = ()
+    findings: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,7 +65,8 @@ def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
     legacy = FIXTURES / "trivy" / "legacy" / "defectdojo-legacy_many_vulns.json"
     assert run(str(legacy), "--to", "json") == 0  # JSON needs no image
     doc = json.loads(capsys.readouterr().out)
-    assert doc["format"] == "imggate-findings/1" and doc["image"] is None
+    # A legacy report names its image only in the OS target "debian (debian 10.8)".
+    assert doc["format"] == "imggate-findings/1" and doc["image"] == "debian"
     assert len(doc["findings"]) == 93
     assert set(doc["findings"][0]) >= {"id", "package", "version", "severity", "fix_state",
                                        "cvss", "sources", "aliases", "links"}
@@ -106,7 +107,6 @@ def test_kind_can_be_named(capsys: pytest.CaptureFixture[str]) -> None:
     (),                                  # no report
     ("--to", "xml", str(TRIVY)),         # unknown format
     ("--kind", "nessus", str(TRIVY)),    # unknown kind
-    (str(TRIVY_DEBIAN),),                # GitLab output needs an image the report does not name
 ])
 def test_usage_errors_are_exit_2(args: tuple[str, ...], capsys: pytest.CaptureFixture[str]
                                  ) -> None:
@@ -146,3 +146,73 @@ def test_help_does_not_import_the_scanners() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def _convert_doc(tmp_path: Path, doc: dict, *args: str) -> dict:
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps(doc))
+    out = tmp_path / "out.json"
+    assert run(str(src), "-o", str(out), *args) == 0
+    result = json.loads(out.read_text())
+    if "sarif" not in args:
+        assert schema_errors(result) == []
+    return result
+
+
+def test_empty_artifact_name_takes_the_image_from_the_os_target(tmp_path: Path) -> None:
+    doc = json.loads(TRIVY.read_text())
+    doc["ArtifactName"] = ""
+    doc["Results"][0]["Target"] = "registry.example.com/team/app:1.0 (alpine 3.10.2)"
+    out = _convert_doc(tmp_path, doc)
+    assert {v["location"]["image"] for v in out["vulnerabilities"]} == \
+        {"registry.example.com/team/app:1.0"}
+    assert {v["location"]["operating_system"] for v in out["vulnerabilities"]} == \
+        {"alpine 3.10.2"}
+
+
+def test_a_report_without_findings_needs_no_image(tmp_path: Path) -> None:
+    doc = json.loads(TRIVY.read_text())
+    doc["ArtifactName"] = ""
+    doc["Results"] = []
+    out = _convert_doc(tmp_path, doc)
+    assert out["vulnerabilities"] == []
+    out = _convert_doc(tmp_path, doc, "--to", "sarif")
+    assert out["runs"][0]["results"] == []
+
+
+def test_gitlab_to_gitlab_keeps_each_vulnerability_location_and_identifier_urls(
+        tmp_path: Path) -> None:
+    doc = json.loads((FIXTURES / "gitlab-cs" / "gcs-schema15-trivy-alpine.json").read_text())
+    first, second = doc["vulnerabilities"][0], doc["vulnerabilities"][1]
+    second["location"]["image"] = "registry.example.com/other/service:2.0"
+    second["location"]["operating_system"] = "alpine 3.8.0"
+    second["location"]["default_branch_image"] = "registry.example.com/other/service:main"
+    vid = first["identifiers"][0]["value"]
+    first["identifiers"][0]["url"] = f"https://security.alpinelinux.org/vuln/{vid}"
+    out = _convert_doc(tmp_path, doc)
+    by_key = {(v["location"]["dependency"]["package"]["name"],
+               v["location"]["dependency"]["version"], v["identifiers"][0]["value"]): v
+              for v in out["vulnerabilities"]}
+    for original in doc["vulnerabilities"]:
+        loc = original["location"]
+        got = by_key[(loc["dependency"]["package"]["name"], loc["dependency"]["version"],
+                      original["identifiers"][0]["value"])]["location"]
+        assert got["image"] == loc["image"]
+        assert got["operating_system"] == loc["operating_system"]
+        assert got.get("default_branch_image") == loc.get("default_branch_image")
+    urls = {i["value"]: i.get("url") for v in out["vulnerabilities"] for i in v["identifiers"]}
+    assert urls[vid] == f"https://security.alpinelinux.org/vuln/{vid}"
+    ids = [v["id"] for v in out["vulnerabilities"]]
+    assert len(ids) == len(set(ids))
+
+
+def test_findings_without_any_image_name_need_image(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    doc = json.loads(TRIVY.read_text())
+    doc["ArtifactName"] = ""
+    doc["Results"][0]["Target"] = "app.jar"  # not an OS target: no image to take
+    doc["Results"][0]["Class"] = "lang-pkgs"
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps(doc))
+    assert run(str(src)) == 2
+    assert "pass --image REF" in capsys.readouterr().err

@@ -150,3 +150,14 @@ def test_check_files_reads_what_the_rules_name(tmp_path: Path,
     assert code == 2 and "key file" in err and "cosign.pub not found" in err
     (tmp_path / "cosign.pub").write_text("-----BEGIN PUBLIC KEY-----\n")
     assert run(["rules", "validate", "--check-files", str(f)], capsys)[0] == 0
+
+
+def test_validate_shows_every_error_with_suggestions(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("environments:\n  prod:\n" + "".join(
+        f"    key{n}: {n}\n" for n in range(7)) + "    severity:\n      fail_onn: High\n")
+    code, _, err = run(["rules", "validate", str(bad)], capsys)
+    assert code == 2
+    assert all(f"environments.prod.key{n}: unknown key" in err for n in range(7))
+    assert "fail_onn: unknown key: did you mean 'fail_on'?" in err

@@ -62,8 +62,9 @@ def test_counts_table_and_header():
 
 def test_top_violations_warnings_and_error_reason():
     text = console.render(sample_verdict(3))
+    # A violation in full: every message on its own line; a warning stays one line.
     assert ('VIOLATION severity: Critical CVE-2024-0001 in openssl 3.0.1 (fixed in 3.0.2) '
-            '& "more" (+1 more)') in text
+            '& "more"\n    <script>') in text
     assert "WARNING tags: tag 'latest' is denied in prod (+1 more)" in text
     assert "could not decide: registry.invalid/team/down:1.0: connection refused" in text
     # One image denied: exit 1 even beside an undecided one (a retry cannot fix a denial).
@@ -172,3 +173,79 @@ def test_not_scanned_is_said_never_zero_findings_and_provenance_is_printed():
     assert re.search(r"team/unscanned\S*(\s+-){6}\s+0\s+1$", row), row  # dashes, not zeros
     assert ("NOT SCANNED: 1 report(s) given, none usable for this image; "
             "vulnerabilities unknown") in text
+
+
+def _engine_verdict(report_name: str, rules_yaml: str, signatures: tuple = ()) -> Verdict:
+    """A real report through the real engine, so rule messages are the engine's own."""
+    from datetime import UTC, datetime
+
+    from fixture_paths import FIXTURES
+    from imggate.models import Digest, Evidence, ImageRef, ResolvedImage
+    from imggate.policy.engine import evaluate
+    from imggate.policy.loader import parse_rules
+    from imggate.scanners.detect import load_report
+
+    digest = Digest.parse("sha256:" + "ab" * 32)
+    ref = ImageRef("registry.example.com", "team/app-with-a-rather-long-repository-name/" * 3
+                   + "service", "1.0")
+    image = ResolvedImage(ref, digest, "application/vnd.oci.image.manifest.v1+json", (), digest,
+                          None)
+    report = replace(load_report(FIXTURES / report_name), image_digests=(digest,))
+    rules = parse_rules(rules_yaml, "rules.yaml").effective("dev")
+    ev = Evidence(str(ref), ref, image, (report,), signatures)
+    iv = evaluate(ev, rules, now=datetime(2026, 1, 1, tzinfo=UTC))
+    return Verdict(env="dev", images=(iv,), generated=datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def test_denied_image_lists_the_offending_findings_worst_first():
+    v = _engine_verdict("grype/cgvulnreport-redis-3.0.7.json",
+                        "environments:\n  dev:\n    severity:\n      fail_on: High\n")
+    iv = v.images[0]
+    bad = console.offending(iv)
+    assert len(bad) > 10
+    ranks = [(f.severity.rank, f.max_cvss or 0.0) for f in bad]
+    assert ranks == sorted(ranks, reverse=True)
+    text = console.render(v)
+    rows = [line.split() for line in text.splitlines()
+            if re.match(r"    (CVE|GHSA|ELSA|DSA|ALAS)-", line)]
+    assert len(rows) == 10
+    assert [r[0] for r in rows] == [f.id for f in bad[:10]]
+    first = bad[0]
+    assert rows[0][:4] == [first.id, first.package, first.version,
+                           ", ".join(first.fixed_versions) or "-"]
+    assert rows[0][4] == first.severity.value
+    fixed = next(f for f in bad if len(f.fixed_versions) > 1)
+    assert re.search(rf"{re.escape(fixed.id)}\s+{re.escape(fixed.package)}\s+"
+                     rf"{re.escape(fixed.version)}\s+{re.escape(', '.join(fixed.fixed_versions))}",
+                     text)
+    assert max(len(line) for line in text.splitlines()) < 250  # no padding to the width
+    assert f"    and {len(bad) - 10} more" in text
+    # The rule's own one-line-per-finding messages are not repeated beside the table.
+    assert " in " + first.package + " " + first.version + ":" not in text
+
+
+def test_failed_signature_reasons_in_full():
+    from imggate.models import SignatureCheck, SignatureKind
+
+    reason = ("cosign.pub: signature does not verify; no transparency log entry: " + "x" * 300
+              + " (pass --insecure-ignore-tlog to accept signatures that were never logged)")
+    sigs = (SignatureCheck(SignatureKind.SIGNATURE, "registry.example.com/app:sha256-ab.sig "
+                           "layers[0]", False, reason),)
+    rules = ("environments:\n  dev:\n    signatures:\n      keys: [/keys/cosign.pub]\n")
+    text = console.render(_engine_verdict("trivy/alpine-310.json", rules, sigs))
+    assert "VIOLATION signatures: 0 trusted signer(s) verified, 1 of 1 required" in text
+    assert "(+1 more)" not in text
+    assert reason in text  # not cut at any length
+
+
+def test_lines_do_not_wrap_when_not_a_terminal(plain_env):
+    v = _engine_verdict("trivy/debian-buster.json",
+                        "environments:\n  dev:\n    severity:\n      fail_on: High\n"
+                        "    tags:\n      require_digest: true\n")
+    buf = io.StringIO()
+    console.print_summary(v, buf)
+    out = buf.getvalue()
+    ref = v.images[0].reference
+    assert len(ref) > 150
+    assert f"DENY {ref}  sha256:{'ab' * 32}" in out
+    assert f"{ref} is referenced by tag only" in out

@@ -193,7 +193,8 @@ def test_hostile_values_are_trimmed_to_what_the_schema_allows() -> None:
 
 def test_render_refuses_nonsense_arguments() -> None:
     with pytest.raises(ValueError, match="image"):
-        _render([], image="")
+        _render([Finding("CVE-1", "p", "1", Severity.LOW)], image="")
+    assert _render([], image="")["vulnerabilities"] == []  # nothing to locate: no image needed
     with pytest.raises(ValueError, match="status"):
         _render([], status="partial")
 

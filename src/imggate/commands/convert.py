@@ -20,7 +20,7 @@ from imggate._app import app
 from imggate.errors import UsageError
 
 if TYPE_CHECKING:
-    from imggate.models import ScanReport
+    from imggate.models import FindingLocation, ScanReport
 
 
 class OutputFormat(str, Enum):
@@ -80,15 +80,19 @@ def _convert(reports: list[str], to: OutputFormat, output: str | None, image: st
         doc = findings_json.render(findings, image=target, operating_system=os_name,
                                    scanners=scanners)
     else:
-        if not target:
+        if not target and findings:
             raise UsageError(f"the reports name no image; pass --image REF for --to {to.value}")
         if to is OutputFormat.SARIF:
-            doc = sarif.render(findings, image=target, scanners=scanners)
+            doc = sarif.render(findings, image=target or "", scanners=scanners)
         else:
             start, end = _times(loaded)
-            doc = gitlab.render(findings, image=target, operating_system=os_name,
+            doc = gitlab.render(findings, image=target or "", operating_system=os_name,
                                 scanners=scanners, start=start, end=end,
-                                default_branch_image=default_branch_image)
+                                default_branch_image=default_branch_image,
+                                # GitLab in: each vulnerability keeps its own location and
+                                # identifier URLs, unless --image names one image for all.
+                                locations=None if image else _locations(loaded),
+                                identifier_urls=_identifier_urls(loaded))
     if output:
         gitlab.write(output, doc)
     else:
@@ -105,6 +109,22 @@ def _load(path: str, kind: str | None) -> ScanReport:
         data = sys.stdin.buffer.read(MAX_REPORT_BYTES + 1)
         return parse_report(data, source="<stdin>", kind=kind)
     return load_report(path, kind)
+
+
+def _locations(loaded: list[ScanReport]) -> dict[tuple[str, str, str], FindingLocation]:
+    out: dict[tuple[str, str, str], FindingLocation] = {}
+    for r in loaded:
+        for key, where in r.locations.items():
+            out.setdefault(key, where)
+    return out
+
+
+def _identifier_urls(loaded: list[ScanReport]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for r in loaded:
+        for vid, url in r.identifier_urls.items():
+            out.setdefault(vid, url)
+    return out
 
 
 def _times(loaded: list[ScanReport]) -> tuple[datetime, datetime]:

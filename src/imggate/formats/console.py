@@ -25,7 +25,15 @@ from typing import IO, TYPE_CHECKING
 
 from imggate.formats.html import clean
 from imggate.formats.verdict_json import SEVERITY_ORDER, overall_decision, severity_counts
-from imggate.models import NOT_SCANNED, Decision, ImageVerdict, RuleResult, RunInfo, Verdict
+from imggate.models import (
+    NOT_SCANNED,
+    Decision,
+    Finding,
+    ImageVerdict,
+    RuleResult,
+    RunInfo,
+    Verdict,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -38,9 +46,12 @@ _SEV_SHORT = {"Critical": "Crit", "High": "High", "Medium": "Med", "Low": "Low",
               "Unknown": "Unkn"}
 _MESSAGE_MAX = 240
 _HEX_RUN = re.compile(r"(?<=:)[0-9a-f]{32,}")
+_MORE = re.compile(r"^\.\.\. and \d+ more$")
 #: Column width used when writing to something that is not a terminal and
-#: ``COLUMNS`` is unset (rich would use 80, which wraps image references).
-PIPE_WIDTH = 120
+#: ``COLUMNS`` is unset: wide enough that no line is ever wrapped. A job log
+#: wraps (or scrolls) long lines itself; a reference, digest or CVE id broken
+#: across two lines by us could not be searched for or copied.
+PIPE_WIDTH = 100_000
 
 
 def _line(text: str) -> str:
@@ -65,8 +76,14 @@ def _more(messages: Sequence[str]) -> int:
     return len(messages) - 1
 
 
-def _rule_lines(kind: str, style: str, results: Sequence[RuleResult], top: int
+def _rule_lines(kind: str, style: str, results: Sequence[RuleResult], top: int, *,
+                full: bool = False, listed: frozenset[str] = frozenset()
                 ) -> list[RenderableType]:
+    """One line per rule; with ``full``, every message of it on a line of its own.
+
+    ``listed`` are message lines already shown as the findings table (the
+    rules' own one-line-per-finding messages), left out here.
+    """
     from rich.text import Text
 
     out: list[RenderableType] = []
@@ -75,7 +92,13 @@ def _rule_lines(kind: str, style: str, results: Sequence[RuleResult], top: int
         line = Text("  ")
         line.append(kind, style=style)
         line.append(f" {_line(r.rule)}: ", style="bold")
-        line.append(_line(first))
+        line.append(_full(first) if full else _line(first))
+        rest = [m for m in r.messages[1:]
+                if not (r.findings and (m in listed or _MORE.match(m)))]
+        if full:
+            out.append(line)
+            out += [Text("    " + _full(m)) for m in rest]
+            continue
         more = _more(r.messages)
         if more:
             line.append(f" (+{more} more)", style="dim")
@@ -85,7 +108,43 @@ def _rule_lines(kind: str, style: str, results: Sequence[RuleResult], top: int
     return out
 
 
-def _image_details(iv: ImageVerdict, top: int) -> list[RenderableType]:
+def _full(text: str) -> str:
+    """A message in full (reasons must not be cut), on one line, printed literally."""
+    return clean(text).replace("\n", " ").replace("\r", " ").replace("\t", " ")
+
+
+def offending(iv: ImageVerdict) -> list[Finding]:
+    """The findings that made a violated rule fail, worst first (severity, then CVSS)."""
+    keys = {k for r in iv.violations for k in r.findings}
+    bad = [f for f in iv.findings if f.key in keys]
+    bad.sort(key=lambda f: (-f.severity.rank, -(f.max_cvss or 0.0), f.id, f.package))
+    return bad
+
+
+def _findings_table(findings: Sequence[Finding], top: int) -> list[RenderableType]:
+    from rich import box
+    from rich.padding import Padding
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1),
+                  collapse_padding=True)
+    for name in ("Vulnerability", "Package", "Installed", "Fixed", "Severity"):
+        # Never wrapped: an id or version cut in two cannot be searched for.
+        table.add_column(name, no_wrap=True, overflow="ignore")
+    for f in findings[:top]:
+        cvss = f" (CVSS {f.max_cvss:g})" if f.max_cvss is not None else ""
+        table.add_row(_line(f.id), _line(f.package), _line(f.version),
+                      _line(", ".join(f.fixed_versions)) or "-",
+                      Text(f.severity.value + cvss, style=_SEV_STYLE[f.severity.value]))
+    out: list[RenderableType] = [Padding(table, (0, 0, 0, 4), expand=False)]
+    if len(findings) > top:
+        out.append(Text(f"    and {len(findings) - top} more", style="dim"))
+    return out
+
+
+def _image_details(iv: ImageVerdict, top: int, findings_top: int = 10
+                   ) -> list[RenderableType]:
     from rich.text import Text
 
     head = Text()
@@ -95,7 +154,7 @@ def _image_details(iv: ImageVerdict, top: int) -> list[RenderableType]:
         head.append(f"  {iv.image.digest}", style="dim")
     out: list[RenderableType] = [head]
     if iv.error:
-        out.append(Text("  could not decide: " + _line(iv.error), style="yellow"))
+        out.append(Text("  could not decide: " + _full(iv.error), style="yellow"))
     if iv.image is not None and not iv.scanned:
         line = Text("  ")
         line.append(NOT_SCANNED, style="bold red")
@@ -104,7 +163,15 @@ def _image_details(iv: ImageVerdict, top: int) -> list[RenderableType]:
                     else ": no scanner evidence was given for this image")
         line.append("; vulnerabilities unknown")
         out.append(line)
-    out += _rule_lines("VIOLATION", "bold red", iv.violations, top)
+    from imggate.policy.checks import describe_finding
+
+    # What blocks the image, in full: every message of every violated rule (each
+    # failed signature's reason), and the offending findings as a table.
+    bad = offending(iv)
+    listed = frozenset(describe_finding(f) for f in bad)
+    out += _rule_lines("VIOLATION", "bold red", iv.violations, top, full=True, listed=listed)
+    if bad:
+        out += _findings_table(bad, findings_top)
     out += _rule_lines("WARNING", "yellow", iv.warnings, top)
     return out
 

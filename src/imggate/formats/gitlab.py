@@ -19,14 +19,14 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from imggate import __version__
-from imggate.models import Finding, FixState, ScannerInfo
+from imggate.models import Finding, FindingLocation, FixState, ScannerInfo
 from imggate.redact import SECRETS
 
 _orjson: Any
@@ -159,27 +159,57 @@ class _Renderer:
     usually reported for several packages): the document is read-only data.
     """
 
-    def __init__(self, image: str, os_name: str, default_branch_image: str | None) -> None:
+    def __init__(self, image: str, os_name: str, default_branch_image: str | None,
+                 locations: Mapping[tuple[str, str, str], FindingLocation] | None = None,
+                 identifier_urls: Mapping[str, str] | None = None) -> None:
         self.image = image
         self.os_name = os_name
         self.dbi = default_branch_image
         self.make_id = _IdMaker(image)
+        self.locations = locations or {}
+        self.urls = identifier_urls or {}
+        self.id_makers: dict[str, _IdMaker] = {image: self.make_id}
         self.idents: dict[tuple[str, tuple[str, ...]], list[dict[str, str]]] = {}
         self.links: dict[tuple[str, ...], list[dict[str, str]]] = {}
         self.vectors: dict[tuple[tuple[str, str | None], ...], list[dict[str, str]]] = {}
         self.details: dict[tuple[tuple[str, ...], float | None], dict[str, Any]] = {}
 
+    def _identifier(self, value: str) -> dict[str, str]:
+        # The source report's URL for an id (GitLab input) wins over the usual one.
+        return _with_url(identifier(value), self.urls.get(value))
+
+    def _own(self, f: Finding) -> FindingLocation | None:
+        """Where the source report put ``f`` (a GitLab input), if it said."""
+        if not self.locations:
+            return None
+        for vid in f.all_ids:
+            where = self.locations.get((vid, f.package, f.version))
+            if where is not None:
+                return where
+        return None
+
     def __call__(self, f: Finding) -> dict[str, Any]:
+        image, os_name, dbi = self.image, self.os_name, self.dbi
+        make_id = self.make_id
+        own = self._own(f)
+        if own is not None:
+            # GitLab in, GitLab out: each vulnerability keeps the image it was found in.
+            image = own.image or image
+            os_name = own.operating_system or os_name
+            dbi = own.default_branch_image if own.default_branch_image and \
+                len(own.default_branch_image) <= 255 else dbi
+            make_id = self.id_makers.get(image) or self.id_makers.setdefault(image,
+                                                                             _IdMaker(image))
         location: dict[str, Any] = {
             "dependency": {"package": {"name": f.package}, "version": f.version},
-            "operating_system": self.os_name,
-            "image": self.image,
+            "operating_system": os_name,
+            "image": image,
         }
-        if self.dbi:
-            location["default_branch_image"] = self.dbi
+        if dbi:
+            location["default_branch_image"] = dbi
         name = f.title or f"{f.id} in {f.package}"
         v: dict[str, Any] = {
-            "id": self.make_id(f),
+            "id": make_id(f),
             "name": name[:_NAME_MAX],
             "description": (f.description or f.title or name)[:_DESCRIPTION_MAX],
             "severity": f.severity._value_,  # not .value: a descriptor, slow per finding
@@ -191,7 +221,7 @@ class _Renderer:
         key = (f.id, f.aliases)
         idents = self.idents.get(key)
         if idents is None:
-            idents = self.idents[key] = [identifier(i) for i in f.all_ids]
+            idents = self.idents[key] = [self._identifier(i) for i in f.all_ids]
         v["identifiers"] = idents
         links = self.links.get(f.links)
         if links is None:
@@ -213,6 +243,10 @@ class _Renderer:
                 details = self.details[dkey] = _details(f)
             v["details"] = details
         return v
+
+
+def _with_url(ident: dict[str, str], url: str | None) -> dict[str, str]:
+    return {**ident, "url": url} if url else ident
 
 
 def _details(f: Finding) -> dict[str, Any]:
@@ -264,23 +298,29 @@ def render(
     end: datetime,
     default_branch_image: str | None = None,
     status: str = "success",
+    locations: Mapping[tuple[str, str, str], FindingLocation] | None = None,
+    identifier_urls: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The report for ``findings`` (already merged) found in ``image``.
 
     ``operating_system`` falls back to ``"Unknown"`` (the schema requires a
     value); a ``default_branch_image`` longer than the schema's 255
     characters is left out. ``status`` is ``success`` or ``failure``.
+    ``locations`` / ``identifier_urls`` are what GitLab input reports said per
+    vulnerability (:class:`~imggate.models.ScanReport`): where given, they win
+    over ``image``, ``operating_system`` and ``default_branch_image``. An empty
+    ``image`` is allowed only when there are no findings (nothing to locate).
     Identifier and link lists may be shared between vulnerabilities: treat
     the document as read-only data to be written.
     """
-    if not image:
+    if not image and any(True for _ in findings):
         raise ValueError("image must not be empty")
     if status not in ("success", "failure"):
         raise ValueError(f"status must be success or failure, not {status!r}")
     os_name = operating_system or "Unknown"
     dbi = default_branch_image if default_branch_image and len(default_branch_image) <= 255 \
         else None
-    vulnerability = _Renderer(image, os_name, dbi)
+    vulnerability = _Renderer(image, os_name, dbi, locations, identifier_urls)
     return {
         "version": SCHEMA_VERSION,
         "scan": {

@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 
 PathKey = tuple[str, ...]
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-# More than a handful of errors at once is noise: the user fixes the first ones and reruns.
-_MAX_ERRORS = 5
 #: The largest YAML file read (rules and allowlists are kilobytes).
 MAX_YAML_BYTES = 32 * 1024 * 1024
 #: How many nodes aliases may add to a document beyond the ones written in it.
@@ -224,26 +222,27 @@ def validate(model: type[M], doc: YamlDoc, data: Any = None, *, base: Sequence[s
         return model.model_validate(doc.data if data is None else data,
                                     context=dict(context or {}))
     except ValidationError as e:
-        raise validation_error(e, doc, base) from None
+        raise validation_error(e, doc, base, model) from None
 
 
-def validation_error(e: ValidationError, doc: YamlDoc,
-                     base: Sequence[str | int] = ()) -> ConfigError:
-    """Turn a pydantic error into a :class:`ConfigError` at the first error's line."""
-    problems: list[tuple[str, str]] = []
-    first_loc: tuple[str | int, ...] = tuple(base)
-    for i, err in enumerate(e.errors(include_url=False)):
+def validation_error(e: ValidationError, doc: YamlDoc, base: Sequence[str | int] = (),
+                     model: type[BaseModel] | None = None) -> ConfigError:
+    """Turn a pydantic error into one :class:`ConfigError` listing every problem.
+
+    Problems are in file order, each as ``file:line: key: what is wrong`` in
+    words (see :mod:`imggate.policy._wording`); the error's location is the first.
+    """
+    from imggate.policy._wording import describe
+
+    problems: list[tuple[int, str, tuple[str | int, ...]]] = []
+    for err in e.errors(include_url=False):
         loc = (*base, *err["loc"])
-        if i == 0:
-            first_loc = loc
         key = ".".join(str(p) for p in loc) or "(document)"
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        problems.append((doc.where(loc), f"{key}: {msg}"))
-    head = problems[0][1]
-    rest = [f"{w}: {m}" for w, m in problems[1:_MAX_ERRORS]]
-    if len(problems) > _MAX_ERRORS:
-        rest.append(f"... and {len(problems) - _MAX_ERRORS} more")
-    message = head + "".join(f"\n  also {r}" for r in rest)
-    return ConfigError(message, location=doc.where(first_loc))
+        problems.append((doc.line_of(loc), f"{key}: {describe(err, model)}", loc))
+    problems.sort(key=lambda p: p[0])
+    first = problems[0]
+    if len(problems) == 1:
+        return ConfigError(first[1], location=doc.where(first[2]))
+    rest = "".join(f"\n  {doc.source}:{line}: {text}" for line, text, _ in problems[1:])
+    return ConfigError(f"{first[1]}{rest}\n  ({len(problems)} problems)",
+                       location=doc.where(first[2]))

@@ -56,7 +56,8 @@ def is_unfixed(f: Finding) -> bool:
     return f.fix_state is not FixState.FIXED and not f.fixed_versions
 
 
-def _describe(f: Finding) -> str:
+def describe_finding(f: Finding) -> str:
+    """One line for a finding in a rule's messages."""
     fix = f"fixed in {', '.join(f.fixed_versions)}" if f.fixed_versions else "no fix"
     cvss = f", CVSS {f.max_cvss:g}" if f.max_cvss is not None else ""
     return f"{f.id} ({f.severity.value}{cvss}) in {f.package} {f.version}: {fix}"
@@ -107,7 +108,7 @@ def check_severity(findings: Sequence[Finding], rules: SeverityRules, mode: Mode
         again = f"; counted again: {', '.join(lapsed[:3])}" if lapsed else ""
         messages.append(f"{len(bad)} findings {' or '.join(limit)} ({summary}){again}")
         bad.sort(key=lambda f: (-f.severity.rank, -(f.max_cvss or 0.0), f.id))
-        messages += listing([_describe(f) for f in bad])
+        messages += listing([describe_finding(f) for f in bad])
     counts = Counter(f.severity for f in counted)
     for sev, most in sorted(rules.max.items(), key=lambda kv: -kv[0].rank):
         if counts[sev] > most:
@@ -117,7 +118,8 @@ def check_severity(findings: Sequence[Finding], rules: SeverityRules, mode: Mode
         messages.append(f"{len(counted)} findings counted, none over the limits")
     if ignored:
         messages.append(f"{ignored} findings without a fix ignored (ignore_unfixed)")
-    return RuleResult("severity", passed, mode, tuple(messages))
+    return RuleResult("severity", passed, mode, tuple(messages),
+                      tuple(f.key for f in bad) if not passed else ())
 
 
 def check_kev(findings: Sequence[Finding], rules: SeverityRules, mode: Mode,
@@ -134,7 +136,7 @@ def check_kev(findings: Sequence[Finding], rules: SeverityRules, mode: Mode,
                           (f"no finding is in the known-exploited catalog ({len(kev.ids)} CVEs)",))
     return RuleResult("severity.kev", False, mode, (
         f"{len(hits)} findings are known to be exploited (CISA KEV)",
-        *listing([_describe(f) for f in hits])))
+        *listing([describe_finding(f) for f in hits])), tuple(f.key for f in hits))
 
 
 def effective_tag(ref: ImageRef) -> str | None:

@@ -49,7 +49,10 @@ M = TypeVar("M", bound=BaseModel)
 def _severity(value: Any) -> Any:
     # GitLab spells severities Capitalised; accept any case (and Grype's Negligible).
     if isinstance(value, str):
-        return Severity.parse(value)
+        try:
+            return Severity.parse(value)
+        except ValueError as e:
+            raise ValueError(f"{e}: one of {', '.join(s.value for s in Severity)}") from None
     return value
 
 

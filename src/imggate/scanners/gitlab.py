@@ -11,7 +11,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from imggate.models import Cvss, Finding, FixState, ScannerInfo, ScanReport, Severity
+from imggate.models import (
+    Cvss,
+    Finding,
+    FindingLocation,
+    FixState,
+    ScannerInfo,
+    ScanReport,
+    Severity,
+)
 from imggate.scanners._doc import (
     MAX_TEXT_LEN,
     Invalid,
@@ -45,8 +53,9 @@ def _severity(v: dict[str, Any]) -> Severity:
         raise Invalid(str(e), ("severity",)) from None
 
 
-def _identifiers(v: dict[str, Any]) -> tuple[str, list[str], list[str]]:
-    """(primary id, other ids, identifier URLs)."""
+def _identifiers(v: dict[str, Any], by_id: dict[str, str] | None = None
+                 ) -> tuple[str, list[str], list[str]]:
+    """(primary id, other ids, identifier URLs); ``by_id`` collects each id's URL."""
     ranked: list[tuple[int, int, str]] = []
     urls: list[str] = []
     for i, ident in enumerate(opt_list(v, "identifiers")):
@@ -60,6 +69,8 @@ def _identifiers(v: dict[str, Any]) -> tuple[str, list[str], list[str]]:
         ranked.append((_ID_ORDER.get(kind, 2), i, value))
         if url:
             urls.append(url)
+            if by_id is not None:
+                by_id.setdefault(value, url)
     ids = [value for _, _, value in sorted(ranked)]
     cve = opt_str(v, "cve")  # 14.x; may be a composite key in very old reports
     if cve and ":" not in cve:
@@ -84,10 +95,11 @@ def _cvss(v: dict[str, Any]) -> list[Cvss]:
     return out
 
 
-def _finding(v: Any, default_source: str) -> tuple[Finding, str | None, str | None]:
-    """The finding, and the image and operating system its location names."""
+def _finding(v: Any, default_source: str, urls: dict[str, str] | None = None
+             ) -> tuple[Finding, FindingLocation]:
+    """The finding, and the image, operating system and default-branch image it names."""
     v = obj(v)
-    vid, aliases, id_urls = _identifiers(v)
+    vid, aliases, id_urls = _identifiers(v, urls)
     loc = opt_obj(v, "location")
     if loc is None:
         raise Invalid("required object is missing", ("location",))
@@ -108,6 +120,7 @@ def _finding(v: Any, default_source: str) -> tuple[Finding, str | None, str | No
             raise e.at("dependency") from None
         image = opt_str(loc, "image", limit=4096)
         os_name = opt_str(loc, "operating_system", limit=4096)
+        dbi = opt_str(loc, "default_branch_image", limit=4096)
     except Invalid as e:
         raise e.at("location") from None
     solution = opt_str(v, "solution", limit=MAX_TEXT_LEN)
@@ -149,7 +162,7 @@ def _finding(v: Any, default_source: str) -> tuple[Finding, str | None, str | No
         links=unique([*id_urls, *links]),
         sources=(source,),
     )
-    return finding, image, os_name
+    return finding, FindingLocation(image, os_name, dbi)
 
 
 def _scanner(d: dict[str, Any]) -> ScannerInfo:
@@ -189,15 +202,19 @@ class GitLabContainerScanningParser(ReportParser):
         findings: list[Finding] = []
         images: list[str] = []
         os_name = None
+        locations: dict[tuple[str, str, str], FindingLocation] = {}
+        urls: dict[str, str] = {}
         for i, v in enumerate(req_list(d, "vulnerabilities")):
             try:
-                f, image, vuln_os = _finding(v, default_source)
+                f, where = _finding(v, default_source, urls)
             except Invalid as e:
                 raise e.at("vulnerabilities", i) from None
             findings.append(f)
+            locations.setdefault(f.key, where)
+            image = where.image
             if image and image not in images:
                 images.append(image)
-            os_name = os_name or vuln_os
+            os_name = os_name or where.operating_system
         scan = opt_obj(d, "scan") or {}
         try:
             started, finished = opt_time(scan, "start_time"), opt_time(scan, "end_time")
@@ -212,6 +229,8 @@ class GitLabContainerScanningParser(ReportParser):
             operating_system=os_name,
             started=started,
             finished=finished,
+            locations=locations,
+            identifier_urls=urls,
         )
 
 

@@ -253,16 +253,21 @@ def _checked_finding(v: Any, package_type: str | None) -> Finding:
     )
 
 
-def _results(results: list[Any], out: list[Finding], legacy: bool) -> str | None:
-    """Append every result's findings to ``out``; return the OS named by a target, if any."""
-    os_name = None
+def _results(results: list[Any], out: list[Finding], legacy: bool
+             ) -> tuple[str | None, str | None]:
+    """Append every result's findings to ``out``; return the OS and the image named by
+    the OS packages' target (``"repo:tag (alpine 3.10.2)"``), if any."""
+    os_name = image = None
     for i, r in enumerate(results):
         try:
             r = obj(r)
             ptype = opt_str(r, "Type")
             if os_name is None and (legacy or r.get("Class") == "os-pkgs"):
-                m = _TARGET_OS.search(opt_str(r, "Target", limit=8192) or "")
+                target = opt_str(r, "Target", limit=8192) or ""
+                m = _TARGET_OS.search(target)
                 os_name = f"{m.group(1)} {m.group(2)}" if m else None
+                # What Trivy's GitLab template does: the image is the target's first word.
+                image = target[:m.start()].strip() or None if m else None
             for j, v in enumerate(opt_list(r, "Vulnerabilities")):
                 try:
                     out.append(_finding(v, ptype))
@@ -270,7 +275,7 @@ def _results(results: list[Any], out: list[Finding], legacy: bool) -> str | None
                     raise e.at("Vulnerabilities", j) from None
         except Invalid as e:
             raise (e.at(i) if legacy else e.at("Results", i)) from None
-    return os_name
+    return os_name, image
 
 
 class TrivyJsonParser(ReportParser):
@@ -289,16 +294,17 @@ class TrivyJsonParser(ReportParser):
     def _parse(self, doc: Any, source: str) -> ScanReport:
         findings: list[Finding] = []
         if isinstance(doc, list):
-            os_name = _results(doc, findings, legacy=True)
+            os_name, target_image = _results(doc, findings, legacy=True)
             return ScanReport(ScannerInfo("trivy", None, "Aqua Security"), dedupe(findings),
-                              source=source, operating_system=os_name)
+                              source=source, operating_system=os_name,
+                              image_name=target_image)
         d = obj(doc)
         sv = d.get("SchemaVersion")
         if type(sv) is not int or sv != 2:
             shown = sv if type(sv) is int else type_name(sv)
             raise Invalid(f"unsupported SchemaVersion {shown}: imggate reads 2",
                           ("SchemaVersion",))
-        target_os = _results(opt_list(d, "Results"), findings, legacy=False)
+        target_os, target_image = _results(opt_list(d, "Results"), findings, legacy=False)
         md = opt_obj(d, "Metadata") or {}
         try:
             os_name = _os(md) or target_os
@@ -307,7 +313,8 @@ class TrivyJsonParser(ReportParser):
             reference = opt_str(md, "Reference", limit=4096)
         except Invalid as e:
             raise e.at("Metadata") from None
-        name = opt_str(d, "ArtifactName", limit=4096)
+        # An empty ArtifactName (trivy convert, some CI wrappers): the OS target names it.
+        name = opt_str(d, "ArtifactName", limit=4096) or target_image
         texts = [*digest_texts, image_id or "", reference or "", name or ""]
         version = None
         tool = opt_obj(d, "Trivy")
