@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from imggate.evidence.attested import AttestedEvidence
     from imggate.policy.effective import TrustMaterial
     from imggate.registry.interface import Repository
-    from imggate.scanners.trivy_runner import TrivyOptions
+    from imggate.scanners.trivy_runner import TrivyOptions, TrivyScans
     from imggate.signatures.interface import CertificateAuthority, TrustConfig
     from imggate.signatures.keys import TrustedKey
 
@@ -199,6 +199,11 @@ async def gather(req: CheckRequest, *,
                 except Error as e:
                     return e
 
+        scans = None
+        if req.trivy is not None:
+            from imggate.scanners.trivy_runner import TrivyScans
+
+            scans = TrivyScans(req.trivy)
         resolved = await asyncio.gather(*(resolve(r) for r in req.refs))
         images = [r if isinstance(r, ResolvedImage) else None for r in resolved]
         bound = bind_reports(req.reports, images)
@@ -211,7 +216,7 @@ async def gather(req: CheckRequest, *,
             else:
                 async with sem:
                     found = await image_evidence(req, client, text, ref, result, bound[n], keys,
-                                                 root)
+                                                 root, scans)
             finished += 1
             if progress is not None:
                 progress(finished)
@@ -222,21 +227,26 @@ async def gather(req: CheckRequest, *,
 
 async def image_evidence(req: CheckRequest, client: RegistryClient, text: str, ref: ImageRef,
                          image: ResolvedImage, reports: tuple[ScanReport, ...], keys: KeyCache,
-                         root: object | None) -> Evidence:
+                         root: object | None, scans: TrivyScans | None = None
+                         ) -> Evidence:
     """Everything about one resolved image: ``reports`` (already bound to it), a Trivy run
     when asked, signatures and attestations (each fetched once, verified locally against
     every key and identity) and signed vuln attestations as evidence. Errors are recorded
-    in the :class:`Evidence`, never raised. ``check`` and the webhook both call this."""
+    in the :class:`Evidence`, never raised. ``check`` and the webhook both call this.
+    ``scans`` runs Trivy for the whole run (one DB update, one scan at a time); without it,
+    ``req.trivy`` gets a runner of its own."""
+    if scans is None and req.trivy is not None:
+        from imggate.scanners.trivy_runner import TrivyScans
+
+        scans = TrivyScans(req.trivy)
     errors: list[str] = []
     notes: list[str] = []
     found = list(reports)
-    if req.trivy is not None:
-        from imggate.scanners.trivy_runner import run_trivy
-
+    if scans is not None:
         user, secret = _credentials_for_trivy(req, ref)
         try:
-            scanned = await asyncio.to_thread(run_trivy, image, username=user,
-                                              password=secret, options=req.trivy)
+            scanned = await asyncio.to_thread(scans.scan, image, username=user,
+                                              password=secret)
             found.append(dataclasses.replace(scanned, kind=EvidenceKind.SCAN))
         except Error as e:
             errors.append(e.message)

@@ -292,6 +292,26 @@ def test_scan_trivy_on_the_pinned_digest_with_credentials_in_env(
         assert "trivy failed (exit 1)" in res.output and "401 Unauthorized" in res.output
 
 
+def test_scan_trivy_on_many_images_one_db_update_serialised_json_kept(
+        anon_image: PushedImage, anon_docker_image: PushedImage, tmp_path: Path) -> None:
+    log = tmp_path / "trivy-runs.jsonl"
+    env = {"PATH": f"{trivy_on_path(tmp_path)}:{os.environ['PATH']}",
+           "FAKE_TRIVY_LOG": str(log), "FAKE_TRIVY_SLEEP": "0.2",
+           "FAKE_TRIVY_REPORT": str(SHARED / "trivy" / "alpine-310.json")}
+    out = tmp_path / "out"
+    run_imggate(["check", anon_image.ref, anon_docker_image.ref, "--scan", "trivy", "-q",
+                 "--output-dir", str(out)], env=env)
+    runs = sorted((json.loads(line) for line in log.read_text().splitlines()),
+                  key=lambda r: r["start"])
+    assert sorted(r["argv"][-1] for r in runs) == sorted([anon_image.pinned,
+                                                          anon_docker_image.pinned])
+    assert ["--skip-db-update" in r["argv"] for r in runs] == [False, True]
+    assert runs[1]["start"] >= runs[0]["end"]
+    kept = sorted(out.glob("trivy-*.json"))
+    assert len(kept) == 2
+    assert {p.read_bytes() for p in kept} == {(SHARED / "trivy" / "alpine-310.json").read_bytes()}
+
+
 def test_unusable_key_and_output_dir_are_usage_errors_before_any_fetch(tmp_path: Path) -> None:
     bad = tmp_path / "bad.pub"
     bad.write_text("-----BEGIN PUBLIC KEY-----\nnot base64\n")

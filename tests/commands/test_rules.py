@@ -161,3 +161,51 @@ def test_validate_shows_every_error_with_suggestions(tmp_path: Path,
     assert code == 2
     assert all(f"environments.prod.key{n}: unknown key" in err for n in range(7))
     assert "fail_onn: unknown key: did you mean 'fail_on'?" in err
+
+
+def _rules_with_exceptions(tmp_path: Path) -> Path:
+    from datetime import date, timedelta
+
+    today = date.today()
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "environments:\n  dev: {}\n  prod: {}\nexceptions:\n"
+        f"  - id: CVE-2020-0001\n    expires: {today - timedelta(days=3)}\n"
+        "    reason: accepted last quarter\n"
+        f"  - id: CVE-2020-0002\n    package: openssl\n    environments: [prod]\n"
+        f"    expires: {today + timedelta(days=10)}\n    reason: not reachable\n"
+        f"  - id: CVE-2020-0003\n    images: ['registry.example.com/team/*']\n"
+        f"    expires: {today + timedelta(days=5)}\n    reason: internal only\n")
+    return rules
+
+
+def test_validate_warns_about_expired_exceptions(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    rules = _rules_with_exceptions(tmp_path)
+    code, out, err = run(["rules", "validate", str(rules)], capsys)
+    assert code == 0
+    assert f"ok {rules}" in out
+    assert f"warning: {rules}:5: exception CVE-2020-0001 expired on" in err
+    assert "CVE-2020-0002" not in err and "CVE-2020-0003" not in err
+
+
+def test_explain_lists_the_exceptions_in_effect(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI_ENVIRONMENT_TIER", raising=False)
+    monkeypatch.delenv("CI_ENVIRONMENT_NAME", raising=False)
+    rules = _rules_with_exceptions(tmp_path)
+
+    def listed(*args: str) -> list[str]:
+        code, out, _ = run(["rules", "explain", "--rules", str(rules), *args], capsys)
+        assert code == 0
+        return [e["id"] for e in yaml.safe_load(out)["exceptions"]]
+
+    assert listed("--env", "prod") == ["CVE-2020-0002", "CVE-2020-0003"]  # not the expired one
+    assert listed("--env", "dev") == ["CVE-2020-0003"]
+    assert listed("--env", "prod", "--image", "registry.example.com/other/app:1") == \
+        ["CVE-2020-0002"]
+    code, out, _ = run(["rules", "explain", "--rules", str(rules), "--env", "prod"], capsys)
+    entry = yaml.safe_load(out)["exceptions"][0]
+    assert entry["package"] == "openssl" and entry["days_left"] == 10
+    assert entry["reason"] == "not reachable" and entry["source"] == f"imggate {rules}:8"

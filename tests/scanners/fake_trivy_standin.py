@@ -3,8 +3,11 @@
 
 Real Trivy cannot run here (it downloads its vulnerability DB), so this
 script plays its part at the process boundary: it records the argv and
-environment it was started with to ``$FAKE_TRIVY_RECORD`` (JSON) and then,
-per ``$FAKE_TRIVY_MODE``:
+environment it was started with to ``$FAKE_TRIVY_RECORD`` (JSON), appends one
+line per run (argv, start and end time) to ``$FAKE_TRIVY_LOG`` (JSON lines: a
+run of many scans can be checked for DB updates and overlap), waits
+``$FAKE_TRIVY_SLEEP`` seconds as a scan takes time, and then, per
+``$FAKE_TRIVY_MODE``:
 
 * ``report`` (default): prints ``$FAKE_TRIVY_REPORT``, a real Trivy report fixture;
 * ``fail``: writes an error (echoing ``$TRIVY_PASSWORD``, as a careless tool
@@ -22,10 +25,17 @@ import time
 
 
 def main() -> int:
+    started = time.time()
     record = os.environ.get("FAKE_TRIVY_RECORD")
     if record:
         with open(record, "w", encoding="utf-8") as fh:
             json.dump({"argv": sys.argv, "env": dict(os.environ)}, fh)
+    time.sleep(float(os.environ.get("FAKE_TRIVY_SLEEP", "0")))
+    log = os.environ.get("FAKE_TRIVY_LOG")
+    if log:
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"argv": sys.argv[1:], "start": started, "end": time.time()})
+                     + "\n")
     mode = os.environ.get("FAKE_TRIVY_MODE", "report")
     if mode == "fail":
         sys.stderr.write("2024-01-01T00:00:00Z INFO Need to update DB\n")

@@ -129,3 +129,67 @@ def test_missing_trivy_is_exit_3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 def test_tag_reference_is_refused() -> None:
     with pytest.raises(UsageError, match="digest-pinned"):
         run_trivy("registry.example.com/team/app:latest")
+
+
+def _runs(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def _image(n: int) -> ResolvedImage:
+    d = Digest.parse(f"sha256:{str(n) * 64}")
+    return ResolvedImage(ImageRef("registry.example.com", f"team/app-{n}", "v1"), d,
+                         "application/vnd.oci.image.manifest.v1+json", (), d, None)
+
+
+def test_many_scans_update_the_db_once_run_one_at_a_time_and_keep_the_json(
+        fake_trivy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from imggate.scanners.trivy_runner import TrivyScans
+
+    log = tmp_path / "runs.jsonl"
+    monkeypatch.setenv("FAKE_TRIVY_LOG", str(log))
+    monkeypatch.setenv("FAKE_TRIVY_SLEEP", "0.2")
+    evidence = tmp_path / "reports"
+    scans = TrivyScans(TrivyOptions(evidence_dir=str(evidence)))
+    images = [_image(n) for n in range(4)]
+    with ThreadPoolExecutor(4) as pool:  # as the gate calls it: every image at once
+        reports = list(pool.map(scans.scan, images))
+    assert all(len(r.findings) == 4 for r in reports)
+    runs = sorted(_runs(log), key=lambda r: r["start"])
+    assert len(runs) == 4
+    assert "--skip-db-update" not in runs[0]["argv"]
+    assert all("--skip-db-update" in r["argv"] for r in runs[1:])
+    for before, after in zip(runs, runs[1:], strict=False):
+        assert after["start"] >= before["end"]  # never two at once on one cache dir
+    kept = sorted(p.name for p in evidence.iterdir())
+    assert kept == sorted(f"trivy-team_app-{n}-{str(n) * 12}.json" for n in range(4))
+    assert (evidence / kept[0]).read_bytes() == REPORT.read_bytes()
+
+
+def test_db_update_is_retried_after_a_failed_first_scan(
+        fake_trivy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imggate.scanners.trivy_runner import TrivyScans
+
+    log = tmp_path / "runs.jsonl"
+    monkeypatch.setenv("FAKE_TRIVY_LOG", str(log))
+    scans = TrivyScans(TrivyOptions())
+    monkeypatch.setenv("FAKE_TRIVY_MODE", "fail")
+    with pytest.raises(ScannerError):
+        scans.scan(REF)
+    monkeypatch.setenv("FAKE_TRIVY_MODE", "report")
+    scans.scan(REF)
+    scans.scan(REF)
+    assert ["--skip-db-update" in r["argv"] for r in _runs(log)] == [False, False, True]
+
+
+def test_skip_db_update_given_by_the_user_applies_to_every_scan(
+        fake_trivy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imggate.scanners.trivy_runner import TrivyScans
+
+    log = tmp_path / "runs.jsonl"
+    monkeypatch.setenv("FAKE_TRIVY_LOG", str(log))
+    scans = TrivyScans(TrivyOptions(skip_db_update=True))
+    scans.scan(REF)
+    scans.scan(REF)
+    assert all("--skip-db-update" in r["argv"] for r in _runs(log))

@@ -251,7 +251,7 @@ def check(
 
             trivy = TrivyOptions(timeout=trivy_timeout, skip_db_update=skip_db_update,
                                  offline_scan=offline_scan, cache_dir=cache_dir,
-                                 db_repository=db_repository)
+                                 db_repository=db_repository, evidence_dir=str(out_dir))
         try:
             reports = _load_reports(trivy_report, grype_report, gitlab_report, report)
         except ReportError as e:

@@ -41,8 +41,15 @@ def validate(
         "--check-files", help="Also read the allowlists, KEV catalogs and keys a file names.")
     ] = False,
 ) -> int:
-    """Check rules files; print each error with file:line and key. Exit 2 if any is invalid."""
-    from imggate.policy.loader import load_rules
+    """Check rules files; print each error with file:line and key. Exit 2 if any is invalid.
+
+    Exceptions already expired, or expiring beyond an environment's
+    exception_policy.max_days, are warned about (exit 0).
+    """
+    from datetime import date
+
+    from imggate.policy.loader import load_exceptions, load_rules
+    from imggate.policy.review import exception_warnings
 
     given = path or rules_path
     if given is None and Path("rules").is_dir():
@@ -58,6 +65,7 @@ def validate(
             rules = load_rules(f)
             if check_files:
                 _check_files(rules)
+            exceptions = load_exceptions(rules) if check_files else rules.exceptions
         except ConfigError as e:
             bad += 1
             sys.stderr.write(e.diagnostics() + "\n")
@@ -65,6 +73,8 @@ def validate(
         envs = ", ".join(f"{n}*" if n == rules.default_env else n for n in rules.names)
         extra = f", {len(rules.exceptions)} exception(s)" if len(rules.exceptions) else ""
         sys.stdout.write(f"ok {f} (environments: {envs}{extra})\n")
+        for warning in exception_warnings(rules, exceptions, date.today()):
+            sys.stderr.write(f"imggate: warning: {warning}\n")
     return 2 if bad else 0
 
 
@@ -80,11 +90,15 @@ def explain(
         "--image", help="Show the rules for this image reference (after images: overrides).")
     ] = None,
 ) -> int:
-    """Print the effective rules of an environment after inheritance, as YAML."""
+    """Print the effective rules of an environment after inheritance, and the exceptions
+    in effect there today, as YAML."""
+    from datetime import date
+
     import yaml
 
     from imggate.policy.effective import describe
-    from imggate.policy.loader import load_rules, locate_rules, select_env
+    from imggate.policy.loader import load_exceptions, load_rules, locate_rules, select_env
+    from imggate.policy.review import exceptions_in_effect
 
     where = locate_rules(rules_path)
     rules = load_rules(where.path, found_by=where.found_by)
@@ -94,6 +108,7 @@ def explain(
     data["rules_found_by"] = rules.found_by
     data["rules_sha256"] = rules.sha256
     data["selected_by"] = choice.source
+    ref = None
     if image is not None:
         from imggate.registry.reference import parse_reference
 
@@ -101,6 +116,9 @@ def explain(
         chosen = effective.for_image(ref)
         data = {**data, "image": str(ref), "image_match": chosen.pattern,
                 "image_rules": describe(chosen.rules)}
+    # The exceptions that apply today in this environment (to --image, when given).
+    data["exceptions"] = exceptions_in_effect(load_exceptions(rules), choice.name,
+                                              date.today(), ref)
     sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     return 0
 

@@ -242,6 +242,58 @@ class ExceptionSet:
                        max(0, unused - MAX_UNUSED_LISTED))
 
 
+    def in_effect(self, env: str, today: date, ref: ImageRef | None = None,
+                  digests: Sequence[Digest] = ()) -> tuple[AllowEntry, ...]:
+        """The entries meant for ``env`` (and ``ref``, when given) that have not expired."""
+        return tuple(e for e in self.entries if not e.expired(today) and (
+            e.in_scope(ref, digests, env) if ref is not None
+            else not e.environments or any(fnmatchcase(env, p) for p in e.environments)))
+
+
+def describe_entry(e: AllowEntry, today: date) -> dict[str, object]:
+    """Plain data for one exception (``rules explain``)."""
+    out: dict[str, object] = {"id": e.vulnerability}
+    if len(e.ids) > 1:
+        out["aliases"] = list(e.ids[1:])
+    if e.package:
+        out["package"] = e.package
+    if e.images:
+        out["images"] = list(e.images)
+    if e.environments:
+        out["environments"] = list(e.environments)
+    out["expires"] = e.expires.isoformat() if e.expires else None
+    if e.expires is not None:
+        out["days_left"] = (e.expires - today).days
+    out["reason"] = e.reason
+    out["source"] = f"{e.kind} {e.source}"
+    return out
+
+
+def expiry_warnings(entries: Iterable[AllowEntry], today: date,
+                    max_days: int | None = None, env: str | None = None) -> list[str]:
+    """Why each entry deserves a look: already expired, or expiring beyond ``max_days``.
+
+    ``max_days`` is the environment's ``exception_policy.max_days`` (``env``
+    names it in the message); entries not meant for ``env`` are skipped then.
+    """
+    out = []
+    for e in entries:
+        if env is not None and e.environments and not any(fnmatchcase(env, p)
+                                                          for p in e.environments):
+            continue
+        if e.expires is None:
+            continue
+        if max_days is None and e.expired(today):
+            out.append(f"{e.source}: exception {e.vulnerability} expired on "
+                       f"{e.expires.isoformat()}: it no longer applies; renew or remove it")
+        elif max_days is not None and (e.expires - today).days > max_days:
+            out.append(f"{e.source}: exception {e.vulnerability} expires on "
+                       f"{e.expires.isoformat()}, {(e.expires - today).days} days from now: "
+                       f"more than exception_policy.max_days ({max_days}) of environment "
+                       f"{env!r}")
+    return out
+
+
 def summarize(uses: Iterable[ExceptionUse]) -> tuple[ExceptionUse, ...]:
     """One line per exception over a whole run (several images).
 

@@ -6,16 +6,25 @@ argv, where ``ps`` shows them). Trivy missing, failing, timing out or
 printing something that is not a valid report is a
 :class:`~imggate.errors.ScannerError` (exit 3) with the tail of its stderr,
 the password scrubbed from it.
+
+:class:`TrivyScans` runs every scan of one ``check``: one at a time, because
+Trivy's cache directory (vulnerability DB and layer cache) is a database one
+process holds locked, and with the DB updated by the first scan only (the
+others get ``--skip-db-update``). Each scan's raw JSON can be kept as
+evidence (``evidence_dir``).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from imggate.errors import ReportError, ScannerError, UsageError
 from imggate.models import ResolvedImage, ScanReport
@@ -31,6 +40,7 @@ class TrivyOptions:
 
     ``skip_db_update``/``offline_scan``/``cache_dir``/``db_repository`` are
     passed through as Trivy's flags of the same names, for air-gapped CI.
+    ``evidence_dir``: keep each scan's raw JSON there (``trivy-<image>-<digest>.json``).
     """
 
     executable: str = "trivy"
@@ -39,6 +49,7 @@ class TrivyOptions:
     offline_scan: bool = False
     cache_dir: str | None = None
     db_repository: str | None = None
+    evidence_dir: str | None = None
 
     def __post_init__(self) -> None:
         # NaN compares false with everything: "<= 0" alone lets it through.
@@ -112,7 +123,62 @@ def run_trivy(
                            f"{_tail(proc.stderr, secret)}")
     source = f"trivy image {reference}"
     try:
-        return parse_report(proc.stdout, source=source, kind="trivy")
+        report = parse_report(proc.stdout, source=source, kind="trivy")
     except ReportError as e:
         raise ScannerError(f"trivy printed no valid report: {e.message}\n"
                            f"{_tail(proc.stderr, secret)}") from None
+    if options.evidence_dir:
+        keep_report(Path(options.evidence_dir), reference, proc.stdout)
+    return report
+
+
+def evidence_name(reference: str) -> str:
+    """``trivy-<repository>-<first 12 of the digest>.json`` for ``name@sha256:…``."""
+    name, _, digest = reference.partition("@")
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name.split("/", 1)[-1])[:100].strip("._") or "image"
+    return f"trivy-{safe}-{digest.partition(':')[2][:12]}.json"
+
+
+def keep_report(directory: Path, reference: str, raw: bytes) -> Path:
+    """Write Trivy's JSON for ``reference`` into ``directory`` as it was printed.
+
+    Written under a temporary name, then renamed: a reader never sees half a
+    report. The file mode follows the umask, like the other reports.
+    """
+    path = directory / evidence_name(reference)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(raw)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise ScannerError(f"cannot keep trivy's report for {reference} in {directory}: "
+                           f"{e.strerror or e}") from None
+    return path
+
+
+class TrivyScans:
+    """Every Trivy scan of one run: one at a time, the vulnerability DB updated once.
+
+    Scans are serialised because concurrent Trivy processes sharing a cache
+    directory wait on (or time out on) its lock; the first successful scan
+    updates the DB and every later one runs with ``--skip-db-update``.
+    Safe to call from several threads.
+    """
+
+    def __init__(self, options: TrivyOptions) -> None:
+        self.options = options
+        self._lock = threading.Lock()
+        self._db_fresh = options.skip_db_update
+
+    def scan(self, image: ResolvedImage | str, *, username: str | None = None,
+             password: str | None = None, env: Mapping[str, str] | None = None) -> ScanReport:
+        """:func:`run_trivy` for ``image``, after any scan already running."""
+        with self._lock:
+            opts = replace(self.options, skip_db_update=True) if self._db_fresh else self.options
+            report = run_trivy(image, username=username, password=password, options=opts,
+                               env=env)
+            # Only a scan that worked proves the DB is there: after a failure, try again.
+            self._db_fresh = True
+            return report
