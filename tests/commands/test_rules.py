@@ -206,6 +206,7 @@ def test_explain_lists_the_exceptions_in_effect(tmp_path: Path,
     assert listed("--env", "prod", "--image", "registry.example.com/other/app:1") == \
         ["CVE-2020-0002"]
     code, out, _ = run(["rules", "explain", "--rules", str(rules), "--env", "prod"], capsys)
+    assert code == 0
     entry = yaml.safe_load(out)["exceptions"][0]
     assert entry["package"] == "openssl" and entry["days_left"] == 10
     assert entry["reason"] == "not reachable" and entry["source"] == f"imggate {rules}:8"

@@ -6,6 +6,7 @@ on PATH that prints a real Trivy report and records how it was started.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import stat
@@ -160,7 +161,7 @@ def test_many_scans_update_the_db_once_run_one_at_a_time_and_keep_the_json(
     assert len(runs) == 4
     assert "--skip-db-update" not in runs[0]["argv"]
     assert all("--skip-db-update" in r["argv"] for r in runs[1:])
-    for before, after in zip(runs, runs[1:], strict=False):
+    for before, after in itertools.pairwise(runs):
         assert after["start"] >= before["end"]  # never two at once on one cache dir
     kept = sorted(p.name for p in evidence.iterdir())
     assert kept == sorted(f"trivy-team_app-{n}-{str(n) * 12}.json" for n in range(4))
