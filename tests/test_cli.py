@@ -13,7 +13,7 @@ from imggate._cli import split_verbosity
 from registry_harness import run_imggate
 
 COMMANDS = [[], ["check"], ["convert"], ["resolve"], ["verify"], ["rules"],
-            ["rules", "validate"], ["rules", "explain"]]
+            ["rules", "validate"], ["rules", "explain"], ["audit"]]
 
 
 def test_version() -> None:
@@ -34,7 +34,7 @@ def test_short_help_and_no_type_placeholders(command: list[str]) -> None:
 
 def test_placeholders_name_what_is_expected() -> None:
     out = run_imggate(["check", "--help"]).stdout
-    assert "Usage: imggate check [OPTIONS] REF..." in out
+    assert "Usage: imggate check [OPTIONS] [REF...]" in out
     assert "--key FILE" in out and "--timeout SECONDS" in out and "--env ENV" in out
     assert "[gitlab|json|sarif]" in run_imggate(["convert", "--help"]).stdout
 
