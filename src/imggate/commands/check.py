@@ -119,7 +119,9 @@ def check(
     trivy_timeout: Annotated[float, typer.Option(
         "--trivy-timeout", help="Seconds before a Trivy scan is abandoned.")] = 600.0,
     skip_db_update: Annotated[bool, typer.Option(
-        "--skip-db-update", help="Passed to trivy.")] = False,
+        "--skip-db-update",
+        help="Passed to every trivy scan (without it, the first scan of the run updates "
+             "Trivy's DB and the others skip the update).")] = False,
     offline_scan: Annotated[bool, typer.Option("--offline-scan", help="Passed to trivy.")] = False,
     cache_dir: Annotated[str | None, typer.Option("--cache-dir", help="Passed to trivy.")] = None,
     db_repository: Annotated[str | None, typer.Option(
