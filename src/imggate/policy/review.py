@@ -17,8 +17,8 @@ from imggate.policy.loader import RulesFile
 
 
 def _max_days(rules: RulesFile, env: str) -> int | None:
-    # exception_policy is optional in the schema; an environment without one has no limit.
-    policy: Any = getattr(rules.environments[env].rules, "exception_policy", None)
+    # The environment's exception_policy (after inheritance); without one there is no limit.
+    policy: Any = getattr(rules.environments[env], "exception_policy", None)
     value = getattr(policy, "max_days", None)
     return value if isinstance(value, int) else None
 
