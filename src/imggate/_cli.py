@@ -43,6 +43,11 @@ def _lean_startup() -> None:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 
+def verbosity_of(args: Sequence[str]) -> int:
+    """How many ``-v`` were given (``-vv`` counts two, ``--verbose`` one)."""
+    return split_verbosity(args)[0]
+
+
 def split_verbosity(args: Sequence[str]) -> tuple[int, list[str]]:
     """How many ``-v`` were given (``-vv`` counts two, ``--verbose`` one), and ``args``
     without them: they are accepted anywhere on the line, also after the command (as
