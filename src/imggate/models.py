@@ -518,6 +518,7 @@ class RunInfo:
     env_origin: str
     env_reason: str
     imggate_version: str
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -461,3 +461,47 @@ def test_error_only_report_renders():
     doc = parse(html.render(single(error_image())))
     assert doc.find("div", class_="banner")[0].attrs["class"] == "banner decision-error"
     assert doc.find("table", class_="data") != []  # the summary table
+
+
+# ------------------------------------------------ evidence, NOT SCANNED, provenance
+
+
+def test_not_scanned_card_evidence_ages_and_provenance():
+    from formats.verdict_samples import RUN, unscanned_image
+
+    run = replace(RUN, notes=("ignored .trivyignore in the working directory",))
+    v = Verdict(env="prod", images=(unscanned_image(), allow_image()),
+                generated=sample_verdict(1).generated, run=run)
+    doc = parse(html.render(v))
+    # The header says which rules, why this environment, which imggate, and the notes.
+    assert [text_of(n) for n in doc.find("dd")][:3] == [
+        "rules/default.yaml (./rules/) sha256 " + "ab" * 32,
+        "prod: CI_ENVIRONMENT_TIER=production (alias 'production')", "0.1.0"]
+    assert text_of(doc.find("ul", class_="policy-notes")[0]) == \
+        "ignored .trivyignore in the working directory"
+    # The summary row: a NOT SCANNED badge and dashes, never zeros.
+    row = doc.find("tr")[1]
+    assert "not scanned" in text_of(row)
+    assert [text_of(c) for c in doc.find("td", class_="unknown")] == ["—"] * 6
+    # The image's own card.
+    box = doc.find("div", class_="not-scanned-box")
+    assert len(box) == 1 and text_of(box[0]).startswith("NOT SCANNED No scanner evidence")
+    assert "No vulnerabilities reported" not in text_of(doc.find("section")[0])
+    # Every report with its scanner, version, creation time, age and binding.
+    tables = doc.find("table", class_="reports")
+    refused, used = (text_of(t) for t in tables)
+    assert "refused trivy 0.57.0 2026-11-22 04:00:00 UTC 3h redis.json" in refused
+    assert "for another image" in refused
+    assert "used trivy 0.57.0 2026-11-22 04:00:00 UTC 3h trivy.json" in used
+    assert "names this image's digest" in used
+
+
+@pytest.mark.chromium
+def test_not_scanned_in_the_browser(tmp_path):
+    from formats.verdict_samples import RUN, unscanned_image
+
+    v = Verdict(env="dev", images=(unscanned_image(),), generated=sample_verdict(1).generated,
+                run=RUN)
+    dom = parse(dump_dom(tmp_path, write_report(tmp_path, v).as_uri()))
+    assert text_of(dom.find("div", class_="not-scanned-box")[0]).startswith("NOT SCANNED")
+    assert "3h" in text_of(dom.find("table", class_="reports")[0])

@@ -51,8 +51,10 @@ from imggate.models import (
     Finding,
     ImageVerdict,
     Mode,
+    ReportInfo,
     ResolvedImage,
     RuleResult,
+    RunInfo,
     Severity,
     SignatureCheck,
     Verdict,
@@ -208,7 +210,7 @@ def _signature(s: SignatureCheck) -> dict[str, Any]:
 
 def _exception(e: ExceptionUse) -> dict[str, Any]:
     status = clean(e.status)
-    known = status.lower() in ("used", "expired", "stale")
+    known = status.lower() in ("used", "expired", "stale", "refused")
     return {
         "vulnerability": clean(e.vulnerability),
         "status": status,
@@ -252,6 +254,39 @@ def _facts(img: ResolvedImage | None) -> list[tuple[str, Any]]:
     return rows
 
 
+_BINDING_TEXT = {
+    "bound": "names this image's digest",
+    "unbound": "names no image digest",
+    "other-image": "for another image",
+    "other-repository": "for another repository",
+}
+
+
+def _evidence(e: ReportInfo) -> dict[str, Any]:
+    """One report as judged for this image: what, when, how old, about whom, used or not."""
+    from imggate.policy.evidence import format_age
+
+    return {
+        "kind": e.kind.value,
+        "scanner": clean(e.scanner), "version": clean(e.scanner_version or ""),
+        "source": clean(e.location), "image_name": clean(e.subject or ""),
+        "created": _ts(e.created) or "not recorded",
+        "age": format_age(e.age) if e.age is not None else "unknown",
+        "binding": e.binding.value, "binding_text": _BINDING_TEXT[e.binding.value],
+        "bound_to": clean(e.bound_to or ""),
+        "used": e.used, "findings": e.findings,
+        "problems": [clean(p) for p in e.problems],
+    }
+
+
+def _run_view(run: RunInfo | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {"rules": clean(run.rules_source), "found_by": clean(run.rules_found_by),
+            "sha256": clean(run.rules_sha256 or ""), "env": clean(run.env),
+            "env_reason": clean(run.env_reason), "notes": [clean(n) for n in run.notes]}
+
+
 def _image_view(index: int, iv: ImageVerdict) -> dict[str, Any]:
     counts = severity_counts(iv.findings)
     return {
@@ -274,13 +309,8 @@ def _image_view(index: int, iv: ImageVerdict) -> dict[str, Any]:
         "exceptions": [_exception(e) for e in iv.exceptions],
         "exceptions_unlisted": iv.exceptions_unlisted,
         "signatures": [_signature(s) for s in iv.signatures],
-        "reports": [
-            {"scanner": clean(r.scanner.name), "version": clean(r.scanner.version or ""),
-             "source": clean(r.source or ""), "image_name": clean(r.image_name or ""),
-             "digests": ", ".join(clean(d) for d in r.image_digests),
-             "findings": len(r.findings)}
-            for r in iv.reports
-        ],
+        "not_scanned": iv.image is not None and not iv.scanned,
+        "reports": [_evidence(e) for e in iv.evidence],
         "facts": _facts(iv.image),
         # An undecided image with nothing gathered gets one line instead of
         # empty sections that would read like "checked, nothing found".
@@ -338,6 +368,8 @@ def render(verdict: Verdict, *, tool_version: str | None = None) -> str:
         decision_text=_DECISION_TEXT[decision],
         exit_code=verdict.exit_code,
         images=images,
+        run=_run_view(verdict.run),
+        run_error=clean(verdict.error) if verdict.error else None,
         totals=_counts_total(verdict.images),
         tool_version=clean(tool_version or __version__),
     )

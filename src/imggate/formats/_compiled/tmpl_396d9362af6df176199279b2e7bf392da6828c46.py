@@ -16,6 +16,8 @@ def root(context, missing=missing):
     l_0_images = resolve('images')
     l_0_exit_code = resolve('exit_code')
     l_0_generated = resolve('generated')
+    l_0_run = resolve('run')
+    l_0_run_error = resolve('run_error')
     l_0_totals = resolve('totals')
     l_0_js = resolve('js')
     l_0_sev = l_0_counts = l_0_rule_list = l_0_finding_table = missing
@@ -224,6 +226,41 @@ def root(context, missing=missing):
     yield '</b> · '
     yield escape((undefined(name='generated') if l_0_generated is missing else l_0_generated))
     yield '</span>\n  </div>\n'
+    if (undefined(name='run') if l_0_run is missing else l_0_run):
+        pass
+        yield '  <dl class="provenance">\n    <dt>Rules</dt><dd><span class="mono">'
+        yield escape(environment.getattr((undefined(name='run') if l_0_run is missing else l_0_run), 'rules'))
+        yield '</span> ('
+        yield escape(environment.getattr((undefined(name='run') if l_0_run is missing else l_0_run), 'found_by'))
+        yield ')'
+        if environment.getattr((undefined(name='run') if l_0_run is missing else l_0_run), 'sha256'):
+            pass
+            yield ' <span class="mono small">sha256 '
+            yield escape(environment.getattr((undefined(name='run') if l_0_run is missing else l_0_run), 'sha256'))
+            yield '</span>'
+        yield '</dd>\n    <dt>Environment</dt><dd><b>'
+        yield escape(environment.getattr((undefined(name='run') if l_0_run is missing else l_0_run), 'env'))
+        yield '</b>: '
+        yield escape(environment.getattr((undefined(name='run') if l_0_run is missing else l_0_run), 'env_reason'))
+        yield '</dd>\n    <dt>imggate</dt><dd>'
+        yield escape((undefined(name='tool_version') if l_0_tool_version is missing else l_0_tool_version))
+        yield '</dd>\n  </dl>\n'
+        if environment.getattr((undefined(name='run') if l_0_run is missing else l_0_run), 'notes'):
+            pass
+            yield '  <ul class="notes policy-notes">'
+            for l_1_n in environment.getattr((undefined(name='run') if l_0_run is missing else l_0_run), 'notes'):
+                _loop_vars = {}
+                pass
+                yield '<li>'
+                yield escape(l_1_n)
+                yield '</li>'
+            l_1_n = missing
+            yield '</ul>\n'
+    if (undefined(name='run_error') if l_0_run_error is missing else l_0_run_error):
+        pass
+        yield '  <p class="error-box"><strong>Could not decide:</strong> '
+        yield escape((undefined(name='run_error') if l_0_run_error is missing else l_0_run_error))
+        yield '</p>\n'
     if (undefined(name='images') if l_0_images is missing else l_0_images):
         pass
         yield '  <table class="data summary">\n    <caption>Images checked</caption>\n    <thead><tr><th scope="col">Decision</th><th scope="col">Image</th><th scope="col">Violations</th><th scope="col">Warnings</th>\n'
@@ -242,7 +279,11 @@ def root(context, missing=missing):
             yield escape(environment.getattr(l_1_img, 'decision'))
             yield '">'
             yield escape(environment.getattr(l_1_img, 'decision'))
-            yield '</span></td>\n        <td class="ref"><a href="#'
+            yield '</span>'
+            if environment.getattr(l_1_img, 'not_scanned'):
+                pass
+                yield ' <span class="badge not-scanned">not scanned</span>'
+            yield '</td>\n        <td class="ref"><a href="#'
             yield escape(environment.getattr(l_1_img, 'anchor'))
             yield '">'
             yield escape(environment.getattr(l_1_img, 'reference'))
@@ -251,17 +292,26 @@ def root(context, missing=missing):
             yield '</td>\n        <td class="num">'
             yield escape(t_2(environment.getattr(l_1_img, 'warnings')))
             yield '</td>\n'
-            for (l_2_name, l_2_n) in environment.getattr(l_1_img, 'counts'):
-                _loop_vars = {}
+            if environment.getattr(l_1_img, 'not_scanned'):
                 pass
-                yield '<td class="num'
-                if (l_2_n == 0):
+                for (l_2_name, l_2_n) in environment.getattr(l_1_img, 'counts'):
+                    _loop_vars = {}
                     pass
-                    yield ' zero'
-                yield '">'
-                yield escape(l_2_n)
-                yield '</td>'
-            l_2_name = l_2_n = missing
+                    yield '<td class="num unknown" title="not scanned: unknown">—</td>'
+                l_2_name = l_2_n = missing
+            else:
+                pass
+                for (l_2_name, l_2_n) in environment.getattr(l_1_img, 'counts'):
+                    _loop_vars = {}
+                    pass
+                    yield '<td class="num'
+                    if (l_2_n == 0):
+                        pass
+                        yield ' zero'
+                    yield '">'
+                    yield escape(l_2_n)
+                    yield '</td>'
+                l_2_name = l_2_n = missing
             yield '      </tr>\n'
         l_1_img = missing
         yield '    </tbody>\n  </table>\n'
@@ -305,12 +355,34 @@ def root(context, missing=missing):
             pass
             yield 's'
         yield ' · '
-        yield escape(environment.getattr(l_1_img, 'total'))
-        yield ' finding'
-        if (environment.getattr(l_1_img, 'total') != 1):
+        if environment.getattr(l_1_img, 'not_scanned'):
             pass
-            yield 's'
+            yield '<b>NOT SCANNED</b>'
+        else:
+            pass
+            yield escape(environment.getattr(l_1_img, 'total'))
+            yield ' finding'
+            if (environment.getattr(l_1_img, 'total') != 1):
+                pass
+                yield 's'
         yield '</div>\n  </div>\n\n'
+        if environment.getattr(l_1_img, 'not_scanned'):
+            pass
+            yield '  <div class="not-scanned-box" role="alert">\n    <strong>NOT SCANNED</strong>\n    <p>No scanner evidence was used for this image'
+            if environment.getattr(l_1_img, 'reports'):
+                pass
+                yield ' ('
+                yield escape(t_2(environment.getattr(l_1_img, 'reports')))
+                yield ' report'
+                if (t_2(environment.getattr(l_1_img, 'reports')) != 1):
+                    pass
+                    yield 's'
+                yield ' given, none usable: see Scanner evidence)'
+            else:
+                pass
+                yield ' (no report, scan or attestation was given)'
+            yield '. Its vulnerabilities are unknown: zero findings here mean nothing was checked, not that nothing was found.</p>\n  </div>\n'
+        yield '\n'
         if environment.getattr(l_1_img, 'error'):
             pass
             yield '  <div class="error-box"><strong>Could not decide:</strong> <span class="error-text">'
@@ -410,16 +482,27 @@ def root(context, missing=missing):
                 pass
                 yield '  <p class="none">No signatures or attestations were checked.</p>\n'
             yield '\n  <h3>Findings <span class="n">'
-            yield escape(environment.getattr(l_1_img, 'total'))
-            yield '</span></h3>\n  '
-            yield escape(context.call((undefined(name='counts') if l_0_counts is missing else l_0_counts), environment.getattr(l_1_img, 'counts'), _loop_vars=_loop_vars))
-            yield '\n'
+            if environment.getattr(l_1_img, 'not_scanned'):
+                pass
+                yield 'not scanned'
+            else:
+                pass
+                yield escape(environment.getattr(l_1_img, 'total'))
+            yield '</span></h3>\n'
+            if environment.getattr(l_1_img, 'not_scanned'):
+                pass
+                yield '  <p class="none not-scanned">NOT SCANNED: no findings were gathered for this image.</p>\n'
+            else:
+                pass
+                yield '  '
+                yield escape(context.call((undefined(name='counts') if l_0_counts is missing else l_0_counts), environment.getattr(l_1_img, 'counts'), _loop_vars=_loop_vars))
+                yield '\n'
             if environment.getattr(l_1_img, 'total'):
                 pass
                 yield '  '
                 yield escape(context.call((undefined(name='finding_table') if l_0_finding_table is missing else l_0_finding_table), environment.getattr(l_1_img, 'findings'), markup_join((environment.getattr(l_1_img, 'anchor'), '-findings', )), markup_join(('Vulnerabilities found in ', environment.getattr(l_1_img, 'reference'), )), False, _loop_vars=_loop_vars))
                 yield '\n'
-            else:
+            elif (not environment.getattr(l_1_img, 'not_scanned')):
                 pass
                 yield '  <p class="none">No vulnerabilities '
                 if environment.getattr(l_1_img, 'suppressed_count'):
@@ -507,28 +590,56 @@ def root(context, missing=missing):
         yield '\n'
         if environment.getattr(l_1_img, 'reports'):
             pass
-            yield '  <h3>Scanner reports <span class="n">'
+            yield '  <h3>Scanner evidence <span class="n">'
             yield escape(t_2(environment.getattr(l_1_img, 'reports')))
-            yield '</span></h3>\n  <div class="table-wrap">\n  <table class="data reports">\n    <thead><tr><th scope="col">Scanner</th><th scope="col">File</th><th scope="col">Image named in report</th><th scope="col" class="num">Findings</th></tr></thead>\n    <tbody>\n'
+            yield '</span></h3>\n  <div class="table-wrap">\n  <table class="data reports">\n    <thead><tr><th scope="col">Used</th><th scope="col">Scanner</th><th scope="col">Created</th><th scope="col">Age</th><th scope="col">File</th><th scope="col">About</th><th scope="col" class="num">Findings</th></tr></thead>\n    <tbody>\n'
             for l_2_r in environment.getattr(l_1_img, 'reports'):
                 _loop_vars = {}
                 pass
-                yield '      <tr><td>'
+                yield '      <tr class="evidence-'
+                yield escape(environment.getattr(l_2_r, 'binding'))
+                yield '">\n        <td>'
+                if environment.getattr(l_2_r, 'used'):
+                    pass
+                    yield '<span class="state state-pass">used</span>'
+                else:
+                    pass
+                    yield '<span class="state state-fail">refused</span>'
+                yield '</td>\n        <td>'
                 yield escape(environment.getattr(l_2_r, 'scanner'))
                 yield ' '
                 yield escape(environment.getattr(l_2_r, 'version'))
-                yield '</td><td class="mono small">'
+                if (environment.getattr(l_2_r, 'kind') != 'report'):
+                    pass
+                    yield '<div class="small">'
+                    yield escape(environment.getattr(l_2_r, 'kind'))
+                    yield '</div>'
+                yield '</td>\n        <td class="mono small">'
+                yield escape(environment.getattr(l_2_r, 'created'))
+                yield '</td>\n        <td class="age">'
+                yield escape(environment.getattr(l_2_r, 'age'))
+                yield '</td>\n        <td class="mono small">'
                 yield escape((environment.getattr(l_2_r, 'source') or '—'))
                 yield '</td>\n        <td class="small">'
                 yield escape((environment.getattr(l_2_r, 'image_name') or '—'))
-                if environment.getattr(l_2_r, 'digests'):
+                yield '<div>'
+                yield escape(environment.getattr(l_2_r, 'binding_text'))
+                if environment.getattr(l_2_r, 'bound_to'):
                     pass
-                    yield '<div class="mono">'
-                    yield escape(environment.getattr(l_2_r, 'digests'))
+                    yield ' <span class="mono">'
+                    yield escape(environment.getattr(l_2_r, 'bound_to'))
+                    yield '</span>'
+                yield '</div>\n'
+                for l_3_p in environment.getattr(l_2_r, 'problems'):
+                    _loop_vars = {}
+                    pass
+                    yield '<div class="problem">'
+                    yield escape(l_3_p)
                     yield '</div>'
+                l_3_p = missing
                 yield '</td>\n        <td class="num">'
                 yield escape(environment.getattr(l_2_r, 'findings'))
-                yield '</td></tr>\n'
+                yield '</td>\n      </tr>\n'
             l_2_r = missing
             yield '    </tbody>\n  </table>\n  </div>\n'
         yield '\n'
@@ -554,4 +665,4 @@ def root(context, missing=missing):
     yield '</script>\n</body>\n</html>'
 
 blocks = {}
-debug_info = '7=48&10=50&11=52&12=56&14=58&15=60&16=75&18=83&19=88&23=109&24=118&25=121&26=126&27=133&29=138&36=160&40=174&41=179&47=187&48=189&57=192&63=204&72=211&73=213&74=215&76=227&80=230&82=238&84=242&85=246&86=250&87=252&88=254&99=272&100=276&101=280&102=282&103=284&104=288&105=294&108=314&109=317&112=320&113=323&114=325&117=328&118=331&119=333&122=336&124=339&128=341&129=345&130=353&137=364&140=370&141=372&146=375&148=379&149=386&150=393&151=398&152=405&162=413&163=415&164=417&165=420&167=425&170=433&172=436&173=438&177=441&178=443&183=446&185=450&186=454&187=456&188=458&189=460&190=462&191=464&197=468&198=471&205=477&207=480&208=484&209=486&218=508&219=511&224=513&225=517&226=523&227=530&234=535&236=538&241=549&242=553'
+debug_info = '7=50&10=52&11=54&12=58&14=60&15=62&16=77&18=85&19=90&23=111&24=120&25=123&26=128&27=135&29=140&36=162&40=176&41=181&47=189&48=191&57=194&63=206&72=213&73=215&74=217&76=229&78=232&79=242&80=246&82=248&83=251&86=259&87=262&89=264&93=267&95=275&97=279&98=287&99=291&100=293&101=295&102=297&104=304&116=322&117=326&118=330&119=332&120=334&121=338&122=344&125=369&128=372&132=386&133=389&136=392&137=395&138=397&141=400&142=403&143=405&146=408&148=411&152=413&153=417&154=425&161=436&164=442&165=444&170=447&172=451&173=458&174=465&175=470&176=477&186=485&187=492&190=498&192=500&193=503&194=505&195=508&198=516&200=519&201=521&205=524&206=526&211=529&213=533&214=537&215=539&216=541&217=543&218=545&219=547&225=551&226=554&233=560&235=563&236=567&237=569&246=591&247=594&252=596&253=600&254=602&255=609&256=618&257=620&258=622&259=624&260=633&261=641&269=646&271=649&276=660&277=664'
