@@ -311,11 +311,12 @@ async def _attested(req: CheckRequest, repo: Repository, sig_repo: Repository | 
 
 def decide(req: CheckRequest, evidence: Sequence[Evidence]) -> Verdict:
     """Apply the policy to each image's evidence."""
-    from imggate.policy.engine import evaluate
+    from imggate.policy.engine import evaluate, reconcile_exceptions
 
     p = req.policy
-    verdicts = tuple(evaluate(ev, p.rules, exceptions=p.exceptions, now=req.now, kev=p.kev)
-                     for ev in evidence)
+    verdicts = reconcile_exceptions([
+        evaluate(ev, p.rules, exceptions=p.exceptions, now=req.now, kev=p.kev)
+        for ev in evidence])
     return Verdict(env=p.rules.env, images=verdicts, generated=req.now, run=run_info(p))
 
 
@@ -339,7 +340,8 @@ def run_info(policy: Policy) -> RunInfo:
     rf = policy.rules_file
     return RunInfo(rules_source=rf.source, rules_sha256=rf.sha256, rules_found_by=rf.found_by,
                    env=policy.env.name, env_origin=policy.env.origin,
-                   env_reason=policy.env.source, imggate_version=__version__)
+                   env_reason=policy.env.source, imggate_version=__version__,
+                   notes=policy.notes)
 
 
 def run_check(req: CheckRequest) -> Verdict:

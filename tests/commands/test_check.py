@@ -446,3 +446,49 @@ def test_report_files_honour_the_umask(scene: Scene, tmp_path: Path) -> None:
     assert res.code == 0
     modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (tmp_path / "out").iterdir()}
     assert set(modes.values()) == {"0o644"}, modes
+
+
+def test_a_trivyignore_in_the_working_directory_needs_the_opt_in(scene: Scene,
+                                                                 tmp_path: Path) -> None:
+    # The autouse fixture runs imggate in tmp_path: a developer's repository in CI.
+    (tmp_path / ".trivyignore").write_text(f"{CRITICAL_CVE}\n")
+    common = ["--output-dir", str(tmp_path / "out"), scene.ref(digest=scene.digest),
+              "--trivy-report", str(scene.critical)]
+    res = run_imggate(["check", *common])
+    assert res.code == 1  # not read, and said
+    assert ("note: ignored .trivyignore in the working directory: exception_policy.discover "
+            "is off in dev") in res.output
+    verdict = json.loads((tmp_path / "out" / "imggate-verdict.json").read_text())
+    assert "ignored .trivyignore" in verdict["policy"]["notes"][0]
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("environments:\n  dev:\n    severity: {fail_on: Critical}\n"
+                     "    exception_policy: {discover: true}\n"
+                     "  prod:\n    severity: {fail_on: Critical}\n"
+                     "    exception_policy: {discover: true, require_expiry: true}\n")
+    res = run_imggate(["check", "--rules", str(rules), *common])
+    assert res.code == 0, res.output  # opted in: read, and every suppression printed
+    assert "note: read .trivyignore from the working directory" in res.output
+    assert re.search(r"SUPPRESSED 1 finding\(s\): 1 by trivyignore \S*\.trivyignore "
+                     r"\(worst Critical\)", res.output), res.output
+    res = run_imggate(["check", "--rules", str(rules), "--env", "prod", *common])
+    assert res.code == 1  # prod requires an expiry: refused, reported, not applied
+    assert "1 exception(s) refused by the exception policy of prod" in res.output
+    verdict = json.loads((tmp_path / "out" / "imggate-verdict.json").read_text())
+    assert [e["status"] for e in verdict["images"][0]["exceptions"]] == ["refused"]
+
+
+def test_an_exception_used_by_one_image_is_not_stale_on_another(scene: Scene,
+                                                                 tmp_path: Path) -> None:
+    future = (date.today() + timedelta(days=30)).isoformat()
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("environments:\n  dev:\n    severity: {fail_on: Critical}\n"
+                     f"exceptions:\n  - {{id: {CRITICAL_CVE}, expires: {future}, reason: r}}\n")
+    unsigned = scene.bound_report("alpine-310.json", scene.unsigned, "unsigned-",
+                                  repo="gate/unsigned")
+    res, verdict = check(scene, tmp_path, scene.ref(tag="1.0.0"),
+                         scene.ref("gate/unsigned", "1.0.0"), "--rules", str(rules),
+                         "--trivy-report", str(scene.critical), "--trivy-report", str(unsigned))
+    assert res.code == 0, res.output
+    assert [[e["status"] for e in i["exceptions"]] for i in verdict["images"]] == [
+        ["used"], ["unmatched-here"]]
+    assert "matched nothing" not in json.dumps(verdict)

@@ -13,6 +13,7 @@ import pytest
 
 from formats.verdict_samples import (
     CONTROL,
+    GENERATED,
     RICH_MARKUP,
     allow_image,
     deny_image,
@@ -21,7 +22,7 @@ from formats.verdict_samples import (
     single,
 )
 from imggate.formats import console
-from imggate.models import Mode, RuleResult, Verdict
+from imggate.models import Mode, RuleResult, Severity, Verdict
 
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
 
@@ -249,3 +250,18 @@ def test_lines_do_not_wrap_when_not_a_terminal(plain_env):
     assert len(ref) > 150
     assert f"DENY {ref}  sha256:{'ab' * 32}" in out
     assert f"{ref} is referenced by tag only" in out
+
+
+def test_every_suppression_is_printed_with_its_source_and_worst_severity():
+    from formats.verdict_samples import RUN, allow_image, finding
+
+    iv = replace(allow_image(), suppressed=(
+        (finding(1, Severity.LOW), "trivyignore /w/.trivyignore:3: not reachable"),
+        (finding(2, Severity.HIGH), "trivyignore /w/.trivyignore:4: not reachable: see APP-1"),
+        (finding(3, Severity.CRITICAL), "imggate rules.yaml:12: patched"),
+    ))
+    run = replace(RUN, notes=("ignored .trivyignore in the working directory",))
+    text = console.render(Verdict(env="prod", images=(iv,), generated=GENERATED, run=run))
+    assert ("SUPPRESSED 3 finding(s): 1 by imggate rules.yaml (worst Critical); "
+            "2 by trivyignore /w/.trivyignore (worst High)") in text
+    assert "note: ignored .trivyignore in the working directory" in text

@@ -257,7 +257,7 @@ def test_not_scanned_evidence_and_provenance():
     assert doc["policy"] == {
         "rules_source": "rules/default.yaml", "rules_sha256": "ab" * 32,
         "rules_found_by": "./rules/", "env": "prod", "env_origin": "CI_ENVIRONMENT_TIER",
-        "env_reason": "CI_ENVIRONMENT_TIER=production (alias 'production')"}
+        "env_reason": "CI_ENVIRONMENT_TIER=production (alias 'production')", "notes": []}
     assert doc["summary"]["not_scanned"] == 1 and doc["error"] is None
     scanned, unscanned = doc["images"]
     assert scanned["scanned"] is True and unscanned["scanned"] is False

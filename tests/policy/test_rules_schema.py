@@ -262,7 +262,11 @@ def test_load_policy_wires_env_signers_exceptions_and_kev(tmp_path: Path) -> Non
                          environ={"CI_ENVIRONMENT_TIER": "production"})
     assert policy.env.name == "prod" and policy.rules.env == "prod"
     assert policy.kev is not None and "CVE-2021-44228" in policy.kev
-    assert [e.vulnerability for e in policy.exceptions.entries] == ["CVE-1", "CVE-2"]
+    # .trivyignore in the working directory is not read without exception_policy.discover.
+    assert [e.vulnerability for e in policy.exceptions.entries] == ["CVE-1"]
+    assert policy.notes == ("ignored .trivyignore in the working directory: "
+                            "exception_policy.discover is off in prod (name a file with "
+                            "--allowlist to use it)",)
     trust = policy.rules.trust(ref())
     assert trust.signatures_required and trust.keys == (tmp_path / "k.pub",)
     assert trust.identities == (ident,)

@@ -32,6 +32,7 @@ from imggate.models import (
     ImageVerdict,
     RuleResult,
     RunInfo,
+    Severity,
     Verdict,
 )
 
@@ -143,6 +144,34 @@ def _findings_table(findings: Sequence[Finding], top: int) -> list[RenderableTyp
     return out
 
 
+def suppression_summary(iv: ImageVerdict) -> list[tuple[str, int, str]]:
+    """Per exception source (file, or rules file): how many findings it suppressed in
+    this image and the worst severity among them, worst first."""
+    groups: dict[str, list[Severity]] = {}
+    for f, why in iv.suppressed:
+        # ``why`` is "<kind> <file:line>: <reason>": the source is the file, not the line.
+        label = why.split(": ", 1)[0]
+        head, _, line = label.rpartition(":")
+        source = head if line.isdigit() and head else label
+        groups.setdefault(source, []).append(f.severity)
+    out = [(src, len(sevs), max(sevs, key=lambda s: s.rank).value)
+           for src, sevs in groups.items()]
+    return sorted(out, key=lambda t: (-Severity(t[2]).rank, -t[1], t[0]))
+
+
+def _suppression_lines(iv: ImageVerdict) -> list[RenderableType]:
+    from rich.text import Text
+
+    groups = suppression_summary(iv)
+    if not groups:
+        return []
+    line = Text("  ", no_wrap=True)
+    line.append("SUPPRESSED", style="bold magenta")
+    line.append(f" {len(iv.suppressed)} finding(s): " + "; ".join(
+        f"{n} by {_line(src)} (worst {worst})" for src, n, worst in groups))
+    return [line]
+
+
 def _image_details(iv: ImageVerdict, top: int, findings_top: int = 10
                    ) -> list[RenderableType]:
     from rich.text import Text
@@ -156,7 +185,7 @@ def _image_details(iv: ImageVerdict, top: int, findings_top: int = 10
     if iv.error:
         out.append(Text("  could not decide: " + _full(iv.error), style="yellow"))
     if iv.image is not None and not iv.scanned:
-        line = Text("  ")
+        line = Text("  ", no_wrap=True)
         line.append(NOT_SCANNED, style="bold red")
         refused = sum(1 for e in iv.evidence if not e.used)
         line.append(f": {refused} report(s) given, none usable for this image" if refused
@@ -167,6 +196,7 @@ def _image_details(iv: ImageVerdict, top: int, findings_top: int = 10
 
     # What blocks the image, in full: every message of every violated rule (each
     # failed signature's reason), and the offending findings as a table.
+    out += _suppression_lines(iv)
     bad = offending(iv)
     listed = frozenset(describe_finding(f) for f in bad)
     out += _rule_lines("VIOLATION", "bold red", iv.violations, top, full=True, listed=listed)
@@ -227,6 +257,8 @@ def _summary(verdict: Verdict, top: int, written: Sequence[Path], max_images: in
         # Whole lines, never wrapped: a job log is searched for these.
         out += [Text(line, style="dim", no_wrap=True, overflow="ignore")
                 for line in _provenance(verdict.run)]
+        out += [Text("note: " + _line(n), style="yellow", no_wrap=True)
+                for n in verdict.run.notes]
     if verdict.error:
         out.append(Text("could not decide: " + _line(verdict.error), style="yellow"))
     if verdict.images:
@@ -236,7 +268,7 @@ def _summary(verdict: Verdict, top: int, written: Sequence[Path], max_images: in
     order = {Decision.ERROR: 0, Decision.DENY: 1, Decision.ALLOW: 2}
     noteworthy = sorted((iv for iv in verdict.images
                          if iv.decision is not Decision.ALLOW or iv.warnings
-                         or (iv.image is not None and not iv.scanned)),
+                         or iv.suppressed or (iv.image is not None and not iv.scanned)),
                         key=lambda iv: order[iv.decision])
     for iv in noteworthy[:max_images]:
         out += _image_details(iv, top)
@@ -285,7 +317,8 @@ def print_summary(verdict: Verdict, file: IO[str] | None = None, *, top: int = 5
     """
     console = make_console(file)
     for part in _summary(verdict, top, written, max_images):
-        console.print(part)
+        # A Text marked no_wrap is a whole line that a log is searched for: never folded.
+        console.print(part, soft_wrap=getattr(part, "no_wrap", None) is True)
 
 
 def render(verdict: Verdict, *, width: int = PIPE_WIDTH, top: int = 5, max_images: int = 20,
@@ -299,5 +332,6 @@ def render(verdict: Verdict, *, width: int = PIPE_WIDTH, top: int = 5, max_image
     console = Console(file=buf, force_terminal=False, no_color=True, width=width, markup=False,
                       emoji=False, highlight=False, color_system=None)
     for part in _summary(verdict, top, written, max_images):
-        console.print(part)
+        # A Text marked no_wrap is a whole line that a log is searched for: never folded.
+        console.print(part, soft_wrap=getattr(part, "no_wrap", None) is True)
     return buf.getvalue()

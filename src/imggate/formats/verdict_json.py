@@ -212,6 +212,7 @@ def _policy(run: RunInfo | None) -> dict[str, Any] | None:
         "env": run.env,
         "env_origin": run.env_origin,
         "env_reason": run.env_reason,
+        "notes": list(run.notes),
     }
 
 

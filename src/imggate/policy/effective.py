@@ -12,6 +12,7 @@ from imggate.policy.patterns import best_match
 from imggate.policy.rules import (
     ANY_PREDICATE,
     AttestationRequirement,
+    ExceptionPolicy,
     Identity,
     ImageOverride,
     RuleSet,
@@ -194,6 +195,7 @@ class EffectiveRules:
     source: str = "<built-in defaults>"
     chain: tuple[str, ...] = ()
     cli: CommandLine = field(default_factory=lambda: CommandLine())
+    exception_policy: ExceptionPolicy = field(default_factory=ExceptionPolicy)
 
     def _with_cli(self, rules: RuleSet) -> RuleSet:
         return self.cli.apply(rules)
@@ -246,6 +248,7 @@ class EffectiveRules:
             "source": self.source,
             "inherits": list(self.chain[:-1]),
             "rules": describe(self._with_cli(self.rules)),
+            "exception_policy": self.exception_policy.model_dump(mode="json"),
             "images": [{"match": o.match,
                         "rules": describe(self._with_cli(overlay(self.rules, o)))}
                        for o in self.images],

@@ -14,11 +14,13 @@ Order of work:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from imggate.models import (
     Decision,
     Evidence,
+    ExceptionUse,
     Finding,
     ImageVerdict,
     Mode,
@@ -29,10 +31,20 @@ from imggate.models import (
 from imggate.policy import checks
 from imggate.policy.effective import EffectiveRules
 from imggate.policy.evidence import image_digests, judge_reports
-from imggate.policy.exceptions import EXPIRED, STALE, Applied, ExceptionSet
+from imggate.policy.exceptions import (
+    EXPIRED,
+    REFUSED,
+    STALE,
+    UNCHECKED,
+    UNMATCHED,
+    USED,
+    Applied,
+    ExceptionSet,
+)
 from imggate.policy.kev import KevCatalog
 
-__all__ = ["evaluate", "image_digests", "merge_findings"]
+__all__ = ["evaluate", "exception_result", "image_digests", "merge_findings",
+           "reconcile_exceptions"]
 
 
 def merge_findings(reports: Sequence[ScanReport]) -> tuple[Finding, ...]:
@@ -43,25 +55,57 @@ def merge_findings(reports: Sequence[ScanReport]) -> tuple[Finding, ...]:
     return merge(reports)
 
 
-def _exception_result(applied: Applied) -> RuleResult | None:
-    # Always warn-only: an expired exception already makes its finding count again.
-    if not applied.uses:
+def exception_result(uses: Sequence[ExceptionUse], unlisted: int = 0) -> RuleResult | None:
+    """The ``exceptions`` rule for one image from how each in-scope exception fared.
+
+    Always warn-only: an expired or refused exception already leaves its
+    finding counting. "Matched nothing" is said only for an exception that
+    matched nothing in this image (whose findings were gathered) nor, after
+    :func:`reconcile_exceptions`, in any other image of the run.
+    """
+    if not uses:
         return None
     messages = []
-    for u in applied.uses:
+    for u in uses:
         if u.status == EXPIRED:
             messages.append(f"{u.vulnerability}: exception expired on {u.expires} ({u.source})"
                             + (f"; applies again to {', '.join(u.matched[:3])}"
+                               if u.matched else ""))
+        elif u.status == REFUSED:
+            messages.append(f"{u.vulnerability}: exception {u.reason} ({u.source})"
+                            + (f"; not applied to {', '.join(u.matched[:3])}"
                                if u.matched else ""))
         elif u.status == STALE:
             messages.append(f"{u.vulnerability}: exception matched nothing, remove it? "
                             f"({u.source})")
     if messages:
-        # Entries beyond the listed ones all matched nothing: counted, not listed.
+        # Entries beyond the listed ones all matched nothing here: counted, not listed.
         return RuleResult("exceptions", False, Mode.WARN,
-                          checks.listing(messages, len(messages) + applied.unlisted))
-    used = sum(1 for u in applied.uses if u.matched)
+                          checks.listing(messages, len(messages) + unlisted))
+    used = sum(1 for u in uses if u.status == USED)
     return RuleResult("exceptions", True, Mode.WARN, (f"{used} exception(s) used",))
+
+
+def _key(u: ExceptionUse) -> tuple[str, str, str | None]:
+    return (u.source, u.vulnerability, u.package)
+
+
+def reconcile_exceptions(verdicts: Sequence[ImageVerdict]) -> tuple[ImageVerdict, ...]:
+    """Judge "matched nothing" over the whole run: an exception used by one image is not
+    stale on another it also covers (there it is ``unmatched-here``, not a warning)."""
+    used = {_key(u) for iv in verdicts for u in iv.exceptions if u.status == USED}
+    out = []
+    for iv in verdicts:
+        if not any(u.status == STALE and _key(u) in used for u in iv.exceptions):
+            out.append(iv)
+            continue
+        uses = tuple(replace(u, status=UNMATCHED) if u.status == STALE and _key(u) in used
+                     else u for u in iv.exceptions)
+        result = exception_result(uses, iv.exceptions_unlisted)
+        rules = tuple(r for r in (result if r.rule == "exceptions" else r for r in iv.rules)
+                      if r is not None)
+        out.append(replace(iv, exceptions=uses, rules=rules))
+    return tuple(out)
 
 
 def evaluate(evidence: Evidence, rules: EffectiveRules, *,
@@ -97,7 +141,7 @@ def evaluate(evidence: Evidence, rules: EffectiveRules, *,
                                binding_mode=r.mode_of("report_binding"), now=now)
         used, infos = judged.used, judged.infos
         notes += judged.notes
-        applied = (exceptions or ExceptionSet()).apply(
+        applied = (exceptions if exceptions is not None else ExceptionSet()).apply(
             merge_findings(used), ref=evidence.ref, digests=digests,
             env=rules.env, today=now.date())
         expired = {u.vulnerability: u.expires for u in applied.uses
@@ -117,7 +161,13 @@ def evaluate(evidence: Evidence, rules: EffectiveRules, *,
                                                  r.signatures, r.mode_of("attestations"),
                                                  signed))
         results += judged.results
-        results.append(_exception_result(applied))
+        uses = applied.uses
+        if not used:
+            # Nothing was gathered for this image: no exception can be judged stale on it.
+            uses = tuple(replace(u, status=UNCHECKED) if u.status == STALE else u
+                         for u in uses)
+            applied = Applied(applied.active, applied.suppressed, uses, applied.unlisted)
+        results.append(exception_result(uses, applied.unlisted if used else 0))
     ran = tuple(x for x in results if x is not None)
 
     errors = evidence.errors

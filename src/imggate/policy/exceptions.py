@@ -27,6 +27,12 @@ NonEmpty = Annotated[str, Field(min_length=1)]
 USED = "used"
 EXPIRED = "expired"
 STALE = "stale"
+#: Refused by the environment's ``exception_policy`` (no expiry, too far away): not applied.
+REFUSED = "refused"
+#: Matched nothing in this image but was used by another image of the run.
+UNMATCHED = "unmatched-here"
+#: In scope, but this image's findings were never gathered (NOT SCANNED): not judged.
+UNCHECKED = "unchecked"
 
 
 class ExceptionEntry(BaseModel):
@@ -172,17 +178,56 @@ def _describe(f: Finding) -> str:
     return f"{f.id} in {f.package} {f.version}"
 
 
+def policy_problem(entry: AllowEntry, *, require_expiry: bool, max_days: int | None,
+                   today: date) -> str | None:
+    """Why an environment's exception policy refuses ``entry`` (``None``: it may apply).
+
+    OpenVEX statements are exempt: they state a fact about a product (not
+    affected, fixed), not a risk accepted until a date.
+    """
+    if entry.kind == "openvex":
+        return None
+    if entry.expires is None:
+        if require_expiry:
+            return "it has no expiry date (exception_policy.require_expiry)"
+        return None
+    if max_days is not None and (entry.expires - today).days > max_days:
+        return (f"it expires on {entry.expires}, more than {max_days} days from today "
+                "(exception_policy.max_days)")
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class ExceptionSet:
-    """Every exception that applies to a run, from every source."""
+    """Every exception that applies to a run, from every source.
+
+    ``refused`` are entries the environment's exception policy turned down,
+    each with the reason: they are never applied, and every image they would
+    cover reports them.
+    """
 
     entries: tuple[AllowEntry, ...] = field(default=())
+    refused: tuple[tuple[AllowEntry, str], ...] = field(default=())
 
     def __add__(self, other: ExceptionSet) -> ExceptionSet:
-        return ExceptionSet(self.entries + other.entries)
+        return ExceptionSet(self.entries + other.entries, self.refused + other.refused)
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def vetted(self, *, require_expiry: bool, max_days: int | None,
+               today: date) -> ExceptionSet:
+        """These exceptions with the ones the policy refuses moved to ``refused``."""
+        keep: list[AllowEntry] = []
+        refused = list(self.refused)
+        for e in self.entries:
+            why = policy_problem(e, require_expiry=require_expiry, max_days=max_days,
+                                 today=today)
+            if why is None:
+                keep.append(e)
+            else:
+                refused.append((e, why))
+        return ExceptionSet(tuple(keep), tuple(refused))
 
     def apply(self, findings: Iterable[Finding], *, ref: ImageRef, digests: Sequence[Digest],
               env: str, today: date) -> Applied:
@@ -238,6 +283,18 @@ class ExceptionSet:
             uses.append(ExceptionUse(vulnerability=e.vulnerability, status=status,
                                      reason=e.reason, source=e.source, expires=e.expires,
                                      package=e.package, matched=matched))
+        # Refused entries are listed on an image only where they would have matched
+        # (the run's notes count them all): a huge refused allowlist stays linear.
+        for e, why in self.refused:
+            if not wanted.intersection(i.upper() for i in e.ids):
+                continue
+            if e.in_scope(ref, digests, env):
+                would = tuple(dict.fromkeys(_describe(f) for f in active if e.matches(f)))
+                if would:
+                    uses.append(ExceptionUse(vulnerability=e.vulnerability, status=REFUSED,
+                                             reason=f"refused: {why}", source=e.source,
+                                             expires=e.expires, package=e.package,
+                                             matched=would))
         return Applied(tuple(active), tuple(suppressed), tuple(uses),
                        max(0, unused - MAX_UNUSED_LISTED))
 
@@ -300,7 +357,7 @@ def summarize(uses: Iterable[ExceptionUse]) -> tuple[ExceptionUse, ...]:
     An exception is ``expired`` if it expired, else ``used`` if any image used
     it, else ``stale``; ``matched`` is the union over images.
     """
-    rank = {EXPIRED: 2, USED: 1, STALE: 0}
+    rank = {REFUSED: 3, EXPIRED: 2, USED: 1, STALE: 0}
     merged: dict[tuple[str, str, str | None], ExceptionUse] = {}
     for u in uses:
         key = (u.source, u.vulnerability, u.package)

@@ -12,6 +12,7 @@ import copy
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,18 @@ from imggate.errors import ConfigError, UsageError
 from imggate.policy import _yaml
 from imggate.policy.allowlists import discover_allowlists, load_allowlists
 from imggate.policy.effective import CommandLine, EffectiveRules
-from imggate.policy.environments import EnvChoice, select_env
+from imggate.policy.environments import EnvChoice, MatchKind, select_env
 from imggate.policy.exceptions import ExceptionSet, from_models
 from imggate.policy.kev import KevCatalog, load_kev
 from imggate.policy.namespaces import check_mapping
-from imggate.policy.rules import Identity, ImageOverride, RulesDocument, RuleSet, overlay
+from imggate.policy.rules import (
+    ExceptionPolicy,
+    Identity,
+    ImageOverride,
+    RulesDocument,
+    RuleSet,
+    overlay,
+)
 
 BUILTIN_SOURCE = "<built-in defaults>"
 
@@ -63,6 +71,9 @@ environments:
       require_digest: true
     report_binding:
       allow_unbound: false
+    exception_policy:
+      require_expiry: true
+      max_days: 90
 """
 
 
@@ -91,6 +102,7 @@ _BUILTIN_DATA: dict[str, Any] = {
             "severity": {"fail_on": "High", "require_report": True, "max_report_age": "7d"},
             "tags": {"deny": ["latest"], "require_digest": True},
             "report_binding": {"allow_unbound": False},
+            "exception_policy": {"require_expiry": True, "max_days": 90},
         },
     },
 }
@@ -162,9 +174,12 @@ def _resolve(doc: RulesDocument, ydoc: _yaml.YamlDoc, name: str) -> EffectiveRul
     chain = _chain(doc, ydoc, name)
     rules = RuleSet()
     images: dict[str, ImageOverride] = {}
+    exception_policy = ExceptionPolicy()
     for env in chain:
         spec = doc.environments[env]
         rules = overlay(rules, spec)
+        if "exception_policy" in spec.model_fields_set:
+            exception_policy = overlay(exception_policy, spec.exception_policy)
         for o in spec.images:
             images[o.match] = overlay(images[o.match], o) if o.match in images else o
     loc = ("environments", name)
@@ -172,7 +187,7 @@ def _resolve(doc: RulesDocument, ydoc: _yaml.YamlDoc, name: str) -> EffectiveRul
     for o in images.values():
         _check_threshold(overlay(rules, o), ydoc, (*loc, "images"))
     return EffectiveRules(env=name, rules=rules, images=tuple(images.values()),
-                          source=ydoc.source, chain=chain)
+                          source=ydoc.source, chain=chain, exception_policy=exception_policy)
 
 
 def parse_rules(text: str, source: str, base_dir: Path | None = None) -> RulesFile:
@@ -290,25 +305,35 @@ def identity_from_flags(identity: str | None = None, identity_regexp: str | None
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """Everything :func:`~imggate.policy.engine.evaluate` needs for one run."""
+    """Everything :func:`~imggate.policy.engine.evaluate` needs for one run.
+
+    ``notes`` are things a person should know about how the policy was put
+    together (an allowlist in the working directory that was not read, say):
+    every report prints them.
+    """
 
     rules_file: RulesFile
     env: EnvChoice
     rules: EffectiveRules
     exceptions: ExceptionSet
     kev: KevCatalog | None
+    notes: tuple[str, ...] = ()
 
 
 def load_policy(rules_path: Path | None = None, env: str | None = None, *,
                 keys: Sequence[Path] = (), identities: Sequence[Identity] = (),
                 allowlists: Sequence[Path] = (), discover: Path | None = None,
                 environ: Mapping[str, str] | None = None,
-                found_by: str | None = None, cli: CommandLine | None = None) -> Policy:
+                found_by: str | None = None, cli: CommandLine | None = None,
+                today: date | None = None) -> Policy:
     """Load rules, choose the environment, add command-line signers, read exceptions and KEV.
 
     ``keys``/``identities`` from the command line make a verified signature
     required; ``cli`` carries every other flag that adds to or overrides the rules.
-    ``discover`` is a directory searched for ``.trivyignore`` &c.
+    ``discover`` is the working directory: its ``.trivyignore`` &c.
+    are read only when the environment's ``exception_policy.discover`` is on,
+    and said to be ignored otherwise. Every exception is then held to the
+    environment's ``exception_policy`` (``today`` decides ``max_days``).
     Raises :class:`ConfigError` / :class:`UsageError` (exit 2).
     """
     rules_file = load_rules(rules_path, found_by=found_by)
@@ -318,7 +343,30 @@ def load_policy(rules_path: Path | None = None, env: str | None = None, *,
         effective = effective.with_cli(cli)
     if keys or identities:
         effective = effective.with_signers(tuple(keys), tuple(identities))
-    exceptions = load_exceptions(rules_file, allowlists, discover=discover)
+    ep = effective.exception_policy
+    notes: list[str] = []
+    if choice.kind is MatchKind.FALLBACK:
+        notes.append(f"environment {choice.name} is the rules' fallback_env: {choice.source}")
+    found = discover_allowlists(discover) if discover is not None else ()
+    named = {p.resolve() for p in (*rules_file.allowlists, *allowlists)}
+    unread = [p for p in found if p.resolve() not in named]
+    if unread and ep.discover:
+        notes.append(f"read {', '.join(p.name for p in unread)} from the working directory "
+                     f"(exception_policy.discover in {choice.name})")
+    elif unread:
+        notes.append(f"ignored {', '.join(p.name for p in unread)} in the working directory: "
+                     f"exception_policy.discover is off in {choice.name} (name a file with "
+                     "--allowlist to use it)")
+    exceptions = load_exceptions(rules_file, allowlists,
+                                 discover=discover if ep.discover else None)
+    exceptions = exceptions.vetted(require_expiry=ep.require_expiry, max_days=ep.max_days,
+                                   today=today or date.today())
+    if exceptions.refused:
+        notes.append(f"{len(exceptions.refused)} exception(s) refused by the exception policy "
+                     f"of {choice.name} (not applied): "
+                     + "; ".join(f"{e.vulnerability} ({e.source}): {why}"
+                                 for e, why in exceptions.refused[:5])
+                     + (" ..." if len(exceptions.refused) > 5 else ""))
     kev_paths = effective.kev_paths()
     kev = load_kev(kev_paths) if kev_paths else None
-    return Policy(rules_file, choice, effective, exceptions, kev)
+    return Policy(rules_file, choice, effective, exceptions, kev, tuple(notes))

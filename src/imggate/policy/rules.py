@@ -348,6 +348,19 @@ class BindingRules(_Section):
                                   "false in the shipped prod")
 
 
+class ExceptionPolicy(_Model):
+    """What an environment accepts as an exception, and where it looks for them."""
+
+    discover: bool = Field(
+        default=False, description="also read .trivyignore, .trivyignore.yaml and "
+                                   "vulnerability-allowlist.yml from the working directory")
+    require_expiry: bool = Field(
+        default=False, description="an entry without an expiry date is refused (not applied)")
+    max_days: int | None = Field(
+        default=None, ge=1, description="an entry expiring more than this many days from "
+                                        "today is refused")
+
+
 _SECTIONS = ("severity", "tags", "signatures", "attestations", "registries", "age", "labels",
              "report_binding")
 
@@ -398,6 +411,9 @@ class EnvironmentSpec(RuleSet):
                         "--env, CI_ENVIRONMENT_TIER / CI_ENVIRONMENT_NAME, namespaces")
     images: tuple[ImageOverride, ...] = Field(
         default=(), description="per-image overrides; the most specific match wins")
+    exception_policy: ExceptionPolicy = Field(
+        default_factory=ExceptionPolicy,
+        description="which exceptions this environment accepts and where it looks for them")
 
 
 class NamespaceEntry(_Model):
