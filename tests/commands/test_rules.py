@@ -210,3 +210,19 @@ def test_explain_lists_the_exceptions_in_effect(tmp_path: Path,
     entry = yaml.safe_load(out)["exceptions"][0]
     assert entry["package"] == "openssl" and entry["days_left"] == 10
     assert entry["reason"] == "not reachable" and entry["source"] == f"imggate {rules}:8"
+
+
+def test_validate_warns_about_expiries_beyond_an_environments_max_days(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import date, timedelta
+
+    far = date.today() + timedelta(days=200)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "environments:\n  dev: {}\n  prod:\n    exception_policy: {max_days: 90}\n"
+        f"exceptions:\n  - id: CVE-2020-0009\n    expires: {far}\n"
+        "    reason: vendor fix next year\n")
+    code, out, err = run(["rules", "validate", str(rules)], capsys)
+    assert code == 0 and f"ok {rules}" in out
+    assert "CVE-2020-0009" in err and "prod" in err and "90" in err
+    assert err.count("CVE-2020-0009") == 1  # dev has no limit: one warning, for prod

@@ -9,7 +9,6 @@ ones expiring further ahead than an environment's
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 from imggate.models import ImageRef
 from imggate.policy.exceptions import ExceptionSet, describe_entry, expiry_warnings
@@ -17,10 +16,8 @@ from imggate.policy.loader import RulesFile
 
 
 def _max_days(rules: RulesFile, env: str) -> int | None:
-    # The environment's exception_policy (after inheritance); without one there is no limit.
-    policy: Any = getattr(rules.environments[env], "exception_policy", None)
-    value = getattr(policy, "max_days", None)
-    return value if isinstance(value, int) else None
+    """The environment's ``exception_policy.max_days`` (after inheritance); None: no limit."""
+    return rules.environments[env].exception_policy.max_days
 
 
 def exception_warnings(rules: RulesFile, exceptions: ExceptionSet, today: date) -> list[str]:
