@@ -53,6 +53,22 @@ def may_skip_missing() -> bool:
     return not in_ci() and os.environ.get("IMGGATE_SKIP_MISSING") == "1"
 
 
+def require_tool(name: str, why: str) -> str:
+    """The path of the program ``name``; a missing one fails the test (always in CI).
+
+    Only outside CI, and only with ``IMGGATE_SKIP_MISSING=1``, does it skip instead.
+    """
+    import pytest
+
+    found = shutil.which(name)
+    if found is None:
+        message = f"{name} is needed {why} (install it: .ci/run shows how)"
+        if may_skip_missing():
+            pytest.skip(f"{message} (IMGGATE_SKIP_MISSING=1, not in CI)")
+        pytest.fail(message, pytrace=False)
+    return found
+
+
 class MissingComponentError(RuntimeError):
     """A binary the real-component tests need is not installed."""
 

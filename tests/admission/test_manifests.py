@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -23,6 +22,7 @@ from imggate.admission.manifests import (
 )
 from imggate.admission.workloads import ContainerType
 from imggate.errors import ManifestError, UsageError
+from registry_harness import require_tool
 
 HELM = textwrap.dedent("""\
     ---
@@ -180,13 +180,7 @@ KUSTOMIZATION = {
 
 
 def kubectl() -> str:
-    found = shutil.which("kubectl") or ("/usr/bin/kubectl" if Path("/usr/bin/kubectl").exists()
-                                        else None)
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("kubectl is needed for kustomize tests")
-        pytest.skip("kubectl not installed")
-    return found
+    return require_tool("kubectl", "for kustomize tests")
 
 
 def test_real_kubectl_kustomize_output(tmp_path: Path) -> None:

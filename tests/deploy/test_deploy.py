@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from imggate.admission.manifests import parse_manifests
 from imggate.admission.workloads import WORKLOAD_KINDS
 from imggate.policy.loader import parse_rules
 from imggate.policy.namespaces import namespace_env
+from registry_harness import require_tool
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 WEBHOOK_KINDS = ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
@@ -30,13 +29,7 @@ POD_LABELS = {"app.kubernetes.io/name": "imggate", "app.kubernetes.io/component"
 
 
 def kubectl() -> str:
-    found = shutil.which("kubectl") or ("/usr/bin/kubectl" if Path("/usr/bin/kubectl").exists()
-                                        else None)
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("kubectl is needed to build deploy/")
-        pytest.skip("kubectl not installed")
-    return found
+    return require_tool("kubectl", "to build deploy/")
 
 
 @pytest.fixture(scope="module")
