@@ -175,12 +175,17 @@ def _credentials_for_trivy(req: CheckRequest, ref: ImageRef) -> tuple[str | None
 
 
 async def gather(req: CheckRequest, *,
-                 progress: Callable[[int], None] | None = None) -> list[Evidence]:
+                 progress: Callable[[int], None] | None = None,
+                 resolved: Sequence[ResolvedImage] | None = None) -> list[Evidence]:
     """Resolve every image concurrently, then gather each one's evidence concurrently.
 
     ``progress(n)`` is called with the number of images whose evidence is complete, as
-    each completes (``imggate audit`` shows it).
+    each completes (``imggate audit`` shows it). ``resolved``, one per ``req.refs`` in
+    order, are images the caller has already pinned (``imggate audit``, which resolves
+    every tag first): they are used as they are, with no registry request.
     """
+    if resolved is not None and len(resolved) != len(req.refs):
+        raise ValueError(f"gather: {len(resolved)} resolved images for {len(req.refs)} refs")
     finished = 0
     sem = asyncio.Semaphore(req.concurrency)
     keys = KeyCache()
@@ -204,12 +209,14 @@ async def gather(req: CheckRequest, *,
             from imggate.scanners.trivy_runner import TrivyScans
 
             scans = TrivyScans(req.trivy)
-        resolved = await asyncio.gather(*(resolve(r) for r in req.refs))
-        images = [r if isinstance(r, ResolvedImage) else None for r in resolved]
+        results: list[ResolvedImage | Error] = (
+            list(resolved) if resolved is not None
+            else await asyncio.gather(*(resolve(r) for r in req.refs)))
+        images = [r if isinstance(r, ResolvedImage) else None for r in results]
         bound = bind_reports(req.reports, images)
 
         async def evidence(n: int) -> Evidence:
-            text, ref, result = req.references[n], req.refs[n], resolved[n]
+            text, ref, result = req.references[n], req.refs[n], results[n]
             nonlocal finished
             if isinstance(result, Error):
                 found = Evidence(text, ref, None, errors=(result.message,))

@@ -144,3 +144,66 @@ def test_a_tagged_reference_is_not_a_repository(anon_registry: Registry) -> None
 
 def test_the_multi_arch_platforms_come_from_the_layout() -> None:
     assert {p for _, p in MULTI_PLATFORMS} == {"linux/amd64", "linux/arm64"}
+
+
+@pytest.fixture
+def registry_requests(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Every request imggate sends in this process, as (method, path): a counting wrapper
+    around httpx's ``AsyncClient.send``, through which every registry request goes."""
+    import httpx
+
+    seen: list[tuple[str, str]] = []
+    send = httpx.AsyncClient.send
+
+    async def counting(self: httpx.AsyncClient, request: httpx.Request,
+                       **kwargs: object) -> httpx.Response:
+        seen.append((request.method, request.url.path))
+        return await send(self, request, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(httpx.AsyncClient, "send", counting)
+    return seen
+
+
+def test_audit_fetches_each_manifest_and_config_once(
+        anon_registry: Registry, skopeo: Skopeo, image_layout: LayoutBuilder,
+        registry_requests: list[tuple[str, str]], tmp_path: Path) -> None:
+    # 20 tags + latest + stable over 5 images, 2 of them signed, and a multi-arch index
+    # under two tags, checked against a key rule: every tag's manifest is fetched once by
+    # tag, each image's config (and the index's platform manifest) once, signatures are
+    # looked up per image, never per tag, and no image is fetched again to check it.
+    repository = f"audit/{secrets.token_hex(4)}"
+    pushed = build(anon_registry.url, repository, n_tags=20, n_digests=5, signed=2)
+    for tag in ("multi", "multi-again"):
+        skopeo.push(image_layout.path, MULTI_TAG, anon_registry, repository, tag,
+                    all_platforms=True)
+    (tmp_path / "cosign.pub").write_bytes(pushed.signer.public_pem)
+    (tmp_path / "rules.yaml").write_text(RULES)
+    registry_requests.clear()
+    result = run_imggate(["audit", f"{anon_registry.host}/{repository}", "--rules",
+                          str(tmp_path / "rules.yaml"), "--env", "prod",
+                          "--insecure-ignore-tlog", "-q", "-o", str(tmp_path / "out")])
+    assert result.code == 1, result.output  # prod denies the unsigned images
+    doc = json.loads((tmp_path / "out" / "imggate-audit.json").read_text())
+    assert sum(r["signed"] is True for r in doc["rows"]) == 2 * 4 + 1  # 2 images, 9 tags
+    base = f"/v2/{repository}"
+    tags = [*pushed.tags, "multi", "multi-again"]
+    images = {r["digest"].removeprefix("sha256:") for r in doc["rows"]}
+    assert len(images) == 6
+    count: dict[str, int] = {}
+    for method, path in registry_requests:
+        assert method == "GET" and path.startswith(f"{base}/"), (method, path)
+        count[path.removeprefix(base)] = count.get(path.removeprefix(base), 0) + 1
+    assert count.pop("/tags/list") == 1
+    for tag in tags:
+        assert count.pop(f"/manifests/{tag}") == 1, tag
+    # What each image's signature check asks for names the image: per image, not per tag.
+    for image in images:
+        for suffix in (".sig", ".att"):
+            assert count.pop(f"/manifests/sha256-{image}{suffix}") == 1
+        count.pop(f"/manifests/sha256-{image}")  # referrers' tag fallback (bundles)
+        count.pop(f"/referrers/sha256:{image}")
+    # Left, each fetched once: one config per image, the two signature payloads and the
+    # index's amd64 manifest.
+    assert sorted(p.split(":")[0] for p in count) == ["/blobs/sha256"] * (6 + 2) + [
+        "/manifests/sha256"], count
+    assert set(count.values()) == {1}, count

@@ -26,7 +26,8 @@ from imggate.models import Decision, Digest, ImageRef, ResolvedImage, Verdict
 from imggate.policy.loader import Policy
 from imggate.registry.client import RegistryClient, RegistryOptions
 from imggate.registry.deadline import Deadline
-from imggate.registry.resolve import open_repository, resolve_image
+from imggate.registry.interface import Manifest
+from imggate.registry.resolve import describe_image, open_repository
 
 #: cosign's tag schema for signatures, attestations and SBOMs attached to a digest.
 COSIGN_TAG = re.compile(r"sha256-[0-9a-f]{64}(\.[a-z]+)?")
@@ -98,21 +99,42 @@ def _nothing(phase: str, done: int, total: int) -> None:
 
 async def _resolve_tags(req: AuditRequest, client: RegistryClient, tags: Sequence[str],
                         progress: Progress) -> dict[str, ResolvedImage | Error]:
+    """Each tag's manifest once, then each distinct digest's config once.
+
+    Tags that share an image share its description: the first tag to reach a digest
+    reads its config (and, for an index, its platform manifest); the others wait for that.
+    """
     import asyncio
 
     sem = asyncio.Semaphore(req.concurrency)
     repo = open_repository(req.repository, client)
     done = 0
     out: dict[str, ResolvedImage | Error] = {}
+    described: dict[Digest, asyncio.Task[ResolvedImage | Error]] = {}
+
+    async def describe(ref: ImageRef, top: Manifest) -> ResolvedImage | Error:
+        async with sem:
+            try:
+                return await describe_image(repo, ref, top)
+            except Error as e:
+                return e
 
     async def one(tag: str) -> None:
         nonlocal done
-        async with sem:
-            try:
-                out[tag] = await resolve_image(repo, dataclasses.replace(req.repository, tag=tag),
-                                               None)
-            except Error as e:
-                out[tag] = e
+        ref = dataclasses.replace(req.repository, tag=tag)
+        try:
+            async with sem:
+                top = await repo.resolve(tag)
+        except Error as e:
+            out[tag] = e
+        else:
+            # Not awaited while holding the semaphore: the description takes a slot itself.
+            task = described.get(top.digest)
+            if task is None:
+                task = described[top.digest] = asyncio.ensure_future(describe(ref, top))
+            image = await task
+            out[tag] = image if isinstance(image, Error) else dataclasses.replace(
+                image, ref=ref.with_digest(image.digest))
         done += 1
         progress("resolve", done, len(tags))
 
@@ -153,6 +175,13 @@ def run_audit(req: AuditRequest, progress: Progress = _nothing) -> AuditResult:
             by_digest.setdefault(r.digest, []).append(t)
     digests = list(by_digest)
     refs = tuple(req.repository.with_digest(d) for d in digests)
+    # Each digest's image as its first tag resolved it, named by digest like its ref: the
+    # gate judges these without fetching them again.
+    images = []
+    for ref, digest in zip(refs, digests, strict=True):
+        first = resolved[by_digest[digest][0]]
+        assert isinstance(first, ResolvedImage)
+        images.append(dataclasses.replace(first, ref=ref))
     verdicts: dict[str, Verdict] = {}
     signed: dict[Digest, bool] = {}
     for env, policy in req.policies.items():
@@ -164,7 +193,7 @@ def run_audit(req: AuditRequest, progress: Progress = _nothing) -> AuditResult:
         def advance(n: int, phase: str = phase, total: int = total) -> None:
             progress(phase, n, total)
 
-        evidence = run(gather(check, progress=advance))
+        evidence = run(gather(check, progress=advance, resolved=images))
         per_tag = []
         for ev, digest in zip(evidence, digests, strict=True):
             # Signed: a trusted signature verified, in an environment that asked for one.

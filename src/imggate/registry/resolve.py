@@ -129,6 +129,18 @@ async def resolve_image(repo: Repository, ref: ImageRef,
     """
     default_tag = "" if ref.source == "oci-layout" else "latest"
     top = await repo.resolve(ref.digest if ref.digest is not None else (ref.tag or default_tag))
+    return await describe_image(repo, ref, top, platform, details=details)
+
+
+async def describe_image(repo: Repository, ref: ImageRef, top: Manifest,
+                         platform: Platform | None = None, *,
+                         details: bool = True) -> ResolvedImage:
+    """The :class:`ResolvedImage` of ``ref`` pinned to the verified top-level manifest ``top``.
+
+    The second half of :func:`resolve_image`, for a caller that has already fetched
+    ``top`` (``imggate audit`` fetches each tag's manifest, then describes each distinct
+    digest once, so that tags sharing an image do not fetch its config again).
+    """
     if not details and platform is None:
         kids = _children(top) if top.is_index else ()
         return ResolvedImage(ref=ref.with_digest(top.digest), digest=top.digest,
