@@ -5,6 +5,10 @@ out, and on a FIFO it blocks forever. Here the file is opened without
 blocking (``O_NONBLOCK``: opening a FIFO does not wait for a writer), its
 type and size are taken from the open descriptor (``fstat``, so a swap after
 a check cannot fool it), and at most ``limit`` bytes are ever read.
+
+:func:`read_config_file` is the same read for the files a user names as
+configuration (keys, trust roots, auth files, catalogs), with every failure a
+:class:`~imggate.errors.ConfigError` that names the file and what it is.
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ _CHUNK = 1024 * 1024
 
 class FileRefused(Exception):
     """The path names something that is not read: a device, FIFO, directory, or too large."""
+
+
+class FileTooLarge(FileRefused):
+    """The file holds more than the limit."""
 
 
 def _kind(mode: int) -> str:
@@ -58,7 +66,7 @@ def read_file(path: str | os.PathLike[str], limit: int, *, allow_pipes: bool = F
         elif not stat.S_ISREG(st.st_mode):
             raise FileRefused(f"{_kind(st.st_mode)}: only regular files are read")
         elif st.st_size > limit:
-            raise FileRefused(f"{st.st_size:,} bytes, over the {limit:,}-byte limit")
+            raise FileTooLarge(f"{st.st_size:,} bytes, over the {limit:,}-byte limit")
         else:
             os.set_blocking(fd, True)
         chunks: list[bytes] = []
@@ -70,8 +78,30 @@ def read_file(path: str | os.PathLike[str], limit: int, *, allow_pipes: bool = F
             chunks.append(chunk)
             total += len(chunk)
             if total > limit:  # a file that grows while read, or a pipe
-                raise FileRefused(f"more than the {limit:,}-byte limit")
+                raise FileTooLarge(f"more than the {limit:,}-byte limit")
         return b"".join(chunks)
     finally:
         os.close(fd)
 
+
+
+def read_config_file(path: str | os.PathLike[str], limit: int, *, what: str,
+                     label: str | None = None) -> bytes:
+    """The bytes of a configuration file the user named: a regular file of at most ``limit``.
+
+    Every failure is a :class:`~imggate.errors.ConfigError` (exit 2) that starts with
+    ``label`` (default: the path) and says ``what`` could not be read and why:
+    ``<label>: cannot read <what> (<reason>)`` or ``<label>: <what> is larger than
+    <limit> bytes``.
+    """
+    from imggate.errors import ConfigError
+
+    name = str(path) if label is None else label
+    try:
+        return read_file(path, limit)
+    except FileTooLarge:
+        raise ConfigError(f"{name}: {what} is larger than {limit} bytes") from None
+    except FileRefused as e:
+        raise ConfigError(f"{name}: cannot read {what} ({e})") from None
+    except OSError as e:
+        raise ConfigError(f"{name}: cannot read {what} ({e.strerror or e})") from None

@@ -39,6 +39,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from imggate._files import read_config_file
 from imggate.errors import ConfigError
 
 ENCRYPTED_SIGSTORE = "ENCRYPTED SIGSTORE PRIVATE KEY"
@@ -223,11 +224,5 @@ def load_signing_key(path: str | Path, *, password: bytes | None) -> SigningKey:
         raise ConfigError(f"--attest-key {text[:80]}: KMS and k8s:// keys are not supported",
                           hint="export the key to a file (`cosign generate-key-pair`)")
     p = Path(path)
-    try:
-        with p.open("rb") as f:
-            data = f.read(_MAX_KEY_FILE + 1)
-    except OSError as e:
-        raise ConfigError(f"{p}: cannot read the signing key ({e.strerror})") from None
-    if len(data) > _MAX_KEY_FILE:
-        raise ConfigError(f"{p}: key file is larger than {_MAX_KEY_FILE} bytes")
+    data = read_config_file(p, _MAX_KEY_FILE, what="the signing key")
     return parse_signing_key(data, p.name, password=password)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from imggate._files import read_config_file
 from imggate.errors import ConfigError
 
 _MAX_KEV_BYTES = 64 * 1024 * 1024
@@ -52,12 +53,6 @@ def load_kev(paths: Path | Iterable[Path]) -> KevCatalog:
     """Read one or several KEV files into one catalog."""
     result = KevCatalog(frozenset())
     for path in [paths] if isinstance(paths, Path) else dict.fromkeys(paths):
-        try:
-            with path.open("rb") as f:
-                data = f.read(_MAX_KEV_BYTES + 1)
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read KEV catalog ({e.strerror})") from None
-        if len(data) > _MAX_KEV_BYTES:
-            raise ConfigError(f"{path}: KEV catalog larger than {_MAX_KEV_BYTES} bytes")
+        data = read_config_file(path, _MAX_KEV_BYTES, what="KEV catalog")
         result = result | parse_kev(data, str(path))
     return result

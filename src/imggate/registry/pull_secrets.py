@@ -67,14 +67,11 @@ def parse_dockerconfigjson(data: bytes | str, where: str) -> dict[str, Credentia
 
 def load_auth_file(path: str | Path) -> dict[str, Credentials]:
     """A mounted ``kubernetes.io/dockerconfigjson`` secret (``--registry-auth-file``)."""
+    from imggate._files import read_config_file
+
     p = Path(path)
-    try:
-        with p.open("rb") as f:
-            data = f.read(_MAX_AUTH_FILE + 1)
-    except OSError as e:
-        raise ConfigError(f"--registry-auth-file {p}: cannot read ({e.strerror})") from None
-    if len(data) > _MAX_AUTH_FILE:
-        raise ConfigError(f"--registry-auth-file {p}: larger than {_MAX_AUTH_FILE} bytes")
+    data = read_config_file(p, _MAX_AUTH_FILE, what="the auth file",
+                            label=f"--registry-auth-file {p}")
     return parse_dockerconfigjson(data, str(p))
 
 

@@ -25,6 +25,7 @@ from typing import ClassVar
 
 from cryptography import x509
 
+from imggate._files import read_config_file
 from imggate.errors import ConfigError, SignatureError
 from imggate.models import Digest, SignatureCheck, SignatureKind
 from imggate.signatures.keys import TrustedKey
@@ -142,11 +143,9 @@ def load_certificate_authority(path: str | Path, label: str | None = None
     from imggate.signatures.keyless import CertificateError, load_certificates
 
     p = Path(path)
+    data = read_config_file(p, 256 * 1024, what="certificate chain")
     try:
-        with p.open("rb") as f:
-            roots = load_certificates(f.read(256 * 1024 + 1), str(p))
-    except OSError as e:
-        raise ConfigError(f"{p}: cannot read certificate chain ({e.strerror})") from None
+        roots = load_certificates(data, str(p))
     except CertificateError as e:
         raise ConfigError(f"{p}: {e}") from None
     if not roots:

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
+from imggate._files import read_config_file
 from imggate.errors import ConfigError
 
 #: Keys imggate can verify with.
@@ -102,14 +103,7 @@ def load_public_key(path: str | Path, label: str | None = None) -> TrustedKey:
         raise ConfigError(why)
     p = Path(path)
     name = label or p.name
-    try:
-        with p.open("rb") as f:
-            data = f.read(_MAX_KEY_FILE + 1)
-    except OSError as e:
-        raise ConfigError(f"{p}: cannot read key file ({e.strerror})") from None
-    if len(data) > _MAX_KEY_FILE:
-        raise ConfigError(f"{p}: key file is larger than {_MAX_KEY_FILE} bytes")
-    return parse_public_key(data, name)
+    return parse_public_key(read_config_file(p, _MAX_KEY_FILE, what="key file"), name)
 
 
 def decode_b64(text: str | bytes, what: str) -> bytes:

@@ -21,6 +21,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from imggate._files import read_config_file
 from imggate.errors import ConfigError
 from imggate.signatures.keys import VerifyingKey, as_verifying_key
 
@@ -184,14 +185,7 @@ def parse_trusted_root(data: bytes, source: str) -> SigstoreTrustRoot:
 def load_trusted_root(path: str | Path) -> SigstoreTrustRoot:
     """Read ``--trusted-root FILE``."""
     p = Path(path)
-    try:
-        with p.open("rb") as f:
-            data = f.read(_MAX_FILE + 1)
-    except OSError as e:
-        raise ConfigError(f"{p}: cannot read trusted root ({e.strerror})") from None
-    if len(data) > _MAX_FILE:
-        raise ConfigError(f"{p}: trusted root is larger than {_MAX_FILE} bytes")
-    return parse_trusted_root(data, str(p))
+    return parse_trusted_root(read_config_file(p, _MAX_FILE, what="trusted root"), str(p))
 
 
 def production_trusted_root_path() -> Path:
