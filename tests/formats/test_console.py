@@ -265,3 +265,42 @@ def test_every_suppression_is_printed_with_its_source_and_worst_severity():
     assert ("SUPPRESSED 3 finding(s): 1 by imggate rules.yaml (worst Critical); "
             "2 by trivyignore /w/.trivyignore (worst High)") in text
     assert "note: ignored .trivyignore in the working directory" in text
+
+
+def _unscanned_verdict(refused: tuple[str, ...]) -> Verdict:
+    """No usable scanner evidence, ``refused`` saying why, under a severity rule in warn."""
+    from datetime import UTC, datetime
+
+    from imggate.models import Digest, Evidence, ImageRef, ResolvedImage
+    from imggate.policy.engine import evaluate
+    from imggate.policy.loader import parse_rules
+
+    digest = Digest.parse("sha256:" + "cd" * 32)
+    ref = ImageRef("registry.example.com", "team/app", "1.0")
+    image = ResolvedImage(ref, digest, "application/vnd.oci.image.manifest.v1+json", (), digest,
+                          None)
+    rules = parse_rules("environments:\n  dev:\n    severity:\n      fail_on: High\n",
+                        "rules.yaml").effective("dev")
+    iv = evaluate(Evidence(str(ref), ref, image, refused=refused), rules,
+                  now=datetime(2026, 1, 1, tzinfo=UTC))
+    return Verdict(env="dev", images=(iv,), generated=datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def test_every_refused_attestation_is_listed_with_its_reason():
+    refused = ("vuln attestation registry.example.com/team/app:sha256-cd.att layers[0]: "
+               "signed by a key the rules do not trust",
+               "vuln attestation registry.example.com/team/app:sha256-cd.att layers[1]: "
+               "its subject is sha256:" + "ef" * 32 + ", not this image")
+    text = console.render(_unscanned_verdict(refused), width=400)
+    assert "WARNING severity: NOT SCANNED" in text
+    assert "more)" not in text
+    for reason in refused:
+        assert "    " + reason in text
+
+
+def test_refusal_reasons_are_bounded_and_escaped():
+    refused = tuple(f"vuln attestation layers[{i}]: bad \x1b[2J signature" for i in range(30))
+    text = console.render(_unscanned_verdict(refused), width=400)
+    assert "\x1b[2J" not in text and "\\x1b[2J" in text
+    assert "layers[19]" in text and "layers[20]" not in text
+    assert "    ... and 10 more" in text

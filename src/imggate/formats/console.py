@@ -48,6 +48,11 @@ _SEV_SHORT = {"Critical": "Crit", "High": "High", "Medium": "Med", "Low": "Low",
 _MESSAGE_MAX = 240
 _HEX_RUN = re.compile(r"(?<=:)[0-9a-f]{32,}")
 _MORE = re.compile(r"^\.\.\. and \d+ more$")
+#: Warnings listed message by message, like violations: their later messages are reasons
+#: (why each report, signature or attestation was refused) a reader needs to fix it.
+_REASONED_WARNINGS = frozenset({"severity", "signatures", "attestations"})
+#: At most this many messages of one warning are listed; the rest are counted.
+_MAX_REASONS = 20
 #: Column width used when writing to something that is not a terminal and
 #: ``COLUMNS`` is unset: wide enough that no line is ever wrapped. A job log
 #: wraps (or scrolls) long lines itself; a reference, digest or CVE id broken
@@ -78,9 +83,10 @@ def _more(messages: Sequence[str]) -> int:
 
 
 def _rule_lines(kind: str, style: str, results: Sequence[RuleResult], top: int, *,
-                full: bool = False, listed: frozenset[str] = frozenset()
-                ) -> list[RenderableType]:
-    """One line per rule; with ``full``, every message of it on a line of its own.
+                full: bool = False, listed: frozenset[str] = frozenset(),
+                reasoned: frozenset[str] = frozenset()) -> list[RenderableType]:
+    """One line per rule; with ``full``, every message of it on a line of its own
+    (for the rules in ``reasoned``, the first :data:`_MAX_REASONS` of them).
 
     ``listed`` are message lines already shown as the findings table (the
     rules' own one-line-per-finding messages), left out here.
@@ -96,9 +102,12 @@ def _rule_lines(kind: str, style: str, results: Sequence[RuleResult], top: int, 
         line.append(_full(first) if full else _line(first))
         rest = [m for m in r.messages[1:]
                 if not (r.findings and (m in listed or _MORE.match(m)))]
-        if full:
+        if full or r.rule in reasoned:
             out.append(line)
-            out += [Text("    " + _full(m)) for m in rest]
+            shown = rest if full else rest[:_MAX_REASONS]
+            out += [Text("    " + _full(m)) for m in shown]
+            if len(rest) > len(shown):
+                out.append(Text(f"    ... and {len(rest) - len(shown)} more", style="dim"))
             continue
         more = _more(r.messages)
         if more:
@@ -202,7 +211,7 @@ def _image_details(iv: ImageVerdict, top: int, findings_top: int = 10
     out += _rule_lines("VIOLATION", "bold red", iv.violations, top, full=True, listed=listed)
     if bad:
         out += _findings_table(bad, findings_top)
-    out += _rule_lines("WARNING", "yellow", iv.warnings, top)
+    out += _rule_lines("WARNING", "yellow", iv.warnings, top, reasoned=_REASONED_WARNINGS)
     return out
 
 
