@@ -107,11 +107,13 @@ def test_deployment(docs: list[dict[str, Any]]) -> None:
     assert "memory" in container["resources"]["limits"]
     args = container["args"]
     assert args[0] == "serve"
-    flags = dict(a.removeprefix("--").split("=", 1) for a in args[1:])
+    flags = dict(a.removeprefix("--").partition("=")[::2] for a in args[1:])
     assert flags["tls-cert"] == "/tls/tls.crt" and flags["tls-key"] == "/tls/tls.key"
     assert flags["rules"] == "/rules/default.yaml"
     assert flags["cache"] == "redis://imggate-redis.imggate.svc:6379/0"
     assert flags["registry-auth-file"] == "/registry-auth/.dockerconfigjson"
+    # The pod's own pull secrets are read (the RBAC below allows exactly that).
+    assert "pull-secrets" in flags and "no-pull-secrets" not in flags
     assert flags["port"] == "8443" and container["ports"][0]["containerPort"] == 8443
     # Every review is answered before the API server gives up on the webhook.
     timeouts = {w["timeoutSeconds"] for k in WEBHOOK_KINDS for w in one(docs, k)["webhooks"]}

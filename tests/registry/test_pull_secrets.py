@@ -205,3 +205,46 @@ def test_legacy_dockercfg_secret_and_fallback_store() -> None:
     store = PullSecretCredentials(found)
     assert store.get("r.example") == Credentials("a", "b", False, "secret ns/x: auths['r.example']")
     assert store.get("other.example") is None
+
+
+class _NoApi:
+    """An API client that must not be called: names are checked before any read."""
+
+    async def get(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("the API was asked")
+
+
+@pytest.mark.parametrize("spec", [
+    {"imagePullSecrets": [{"name": "../../configmaps/x"}]},
+    {"imagePullSecrets": [{"name": "a/b"}]},
+    {"serviceAccountName": "x?watch=1"},
+])
+def test_names_that_are_not_object_names_are_refused_before_any_read(
+        spec: dict[str, Any]) -> None:
+    reader = PullSecretReader(client=_NoApi())
+    with pytest.raises(PullSecretError, match="is not a valid object name"):
+        asyncio.run(reader.read_pod("default", spec))
+
+
+def test_too_many_pull_secrets_are_refused(standin: KubeApiStandIn, tmp_path: Path) -> None:
+    reader = _reader(standin, tmp_path)
+    spec = {"imagePullSecrets": [{"name": f"s{i}"} for i in range(200)]}
+    with pytest.raises(PullSecretError, match="more than 64"):
+        asyncio.run(reader.read_pod("default", spec))
+    assert not any("/secrets/" in p for p in standin.requests)
+
+
+def test_read_pod_says_what_was_read_and_what_is_missing(standin: KubeApiStandIn,
+                                                         tmp_path: Path,
+                                                         basic_registry: Registry) -> None:
+    reader = _reader(standin, tmp_path)
+    spec = {**POD["spec"], "imagePullSecrets": [{"name": "gone"},
+                                                {"name": "my-registry-secret"}]}
+    found = asyncio.run(reader.read_pod("default", spec))
+    assert found.read == ("my-registry-secret",) and found.missing == ("gone",)
+    said = found.describe(basic_registry.host, found.found[basic_registry.host])
+    assert said.startswith(f"sent credentials for {basic_registry.host} from secret "
+                           "default/my-registry-secret;")
+    assert "skipped as the kubelet skips them: default/gone" in said
+    assert basic_registry.password and basic_registry.password not in said
+    assert found.fingerprint and basic_registry.password not in found.fingerprint

@@ -12,6 +12,12 @@ The order is the point:
    sources, fetch each signature and attestation once and verify them
    locally, and the policy engine decides. Definitive verdicts are cached;
    errors never are.
+
+Registry calls go through the review's :class:`~imggate.admission.pull_access.RegistryAccess`:
+the client holding the pod's pull credentials. The caches are shared between
+pods (a verdict is about the image, see :mod:`imggate.admission.pull_access`);
+in-flight work is shared only between reviews with the same credentials, and a
+registry that refuses access is answered with which credentials were used.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from imggate.admission.cache import AdmissionCache, CachedVerdict, tag_key, verd
 from imggate.admission.evidence import EvidenceSource
 from imggate.admission.metrics import Metrics
 from imggate.admission.policies import EnvPolicy, PolicySet
-from imggate.errors import Error
+from imggate.admission.pull_access import RegistryAccess
+from imggate.errors import AuthError, Error
 from imggate.gate import CheckRequest, SignatureOptions, bind_reports, image_evidence
 from imggate.models import (
     Decision,
@@ -185,8 +192,14 @@ class Judge:
         return self._final(text, cached, "local", pin, warnings)
 
     async def judge(self, text: str, ref: ImageRef, policies: PolicySet, env: str, *,
-                    mutate: bool, dry_run: bool, progress: Progress) -> ImageOutcome:
-        """Decide ``ref`` (given as ``text``) in ``env``; never raises an imggate error."""
+                    mutate: bool, dry_run: bool, progress: Progress,
+                    access: RegistryAccess | None = None) -> ImageOutcome:
+        """Decide ``ref`` (given as ``text``) in ``env``, reading the registry through
+        ``access`` (default: this judge's client); never raises an imggate error."""
+        access = access or RegistryAccess(self.client)
+        # In-flight work is joined only by reviews holding the same credentials: a pod
+        # must neither borrow another's credentials nor fail for another's lack of them.
+        flight = f"|{access.key}" if access.key else ""
         exempt = policies.exempt_image(ref)
         if exempt is not None:
             return ImageOutcome(text, Decision.ALLOW, exempt=exempt)
@@ -197,7 +210,7 @@ class Judge:
             return ImageOutcome(text, Decision.DENY, None, ref_violations, ref_warnings)
         try:
             progress.stage = f"resolving the tag of {text}"
-            digest, _ = await self._digest(ref, progress)
+            digest, _ = await self._digest(ref, progress, access.client, flight)
             progress.stage = f"checking {text}"
             key = verdict_key(str(digest), ref.name, policies.hash, env)
             hit = await self.cache.verdict(key)
@@ -209,8 +222,9 @@ class Judge:
                 self.metrics.cache.labels("verdict", "all", "miss").inc()
                 layer = "miss"
                 task, shared, joined = self._verdicts.start(
-                    key, lambda p: self._evaluate(text, ref.with_digest(digest), env_policy,
-                                                  policies, key, dry_run, p))
+                    key + flight, lambda p: self._evaluate(
+                        text, ref.with_digest(digest), env_policy, policies, key, dry_run, p,
+                        access.client))
                 if joined:
                     self.metrics.shared_resolutions.inc()
                 progress.stage = shared.stage
@@ -218,12 +232,17 @@ class Judge:
                     cached = await asyncio.shield(task)
                 finally:
                     progress.stage = shared.stage
+        except AuthError as e:
+            said = access.explain(ref.registry)
+            return ImageOutcome(text, Decision.ERROR, None, ref_violations, ref_warnings,
+                                error=f"{e.message} ({said})" if said else e.message)
         except Error as e:
             return ImageOutcome(text, Decision.ERROR, None, ref_violations, ref_warnings,
                                 error=e.message)
         return self._final(text, cached, layer, pin, ref_warnings)
 
-    async def _digest(self, ref: ImageRef, progress: Progress) -> tuple[Digest, bool]:
+    async def _digest(self, ref: ImageRef, progress: Progress, client: RegistryClient,
+                      flight: str = "") -> tuple[Digest, bool]:
         """The digest ``ref`` names (a tag: cached briefly, else asked once per tag at a time)."""
         if ref.digest is not None:
             return ref.digest, False
@@ -241,7 +260,7 @@ class Judge:
             try:
                 with Deadline.after(self.settings.deadline).applied():
                     image = await asyncio.wait_for(
-                        resolve_image(open_repository(ref, self.client), ref, details=False),
+                        resolve_image(open_repository(ref, client), ref, details=False),
                         self.settings.deadline + _BACKSTOP)
             except Error:
                 self.metrics.registry_errors.labels("resolve").inc()
@@ -249,7 +268,7 @@ class Judge:
             await self.cache.put_tag(key, str(image.digest))
             return str(image.digest)
 
-        task, shared, _ = self._tags.start(key, lookup)
+        task, shared, _ = self._tags.start(key + flight, lookup)
         progress.stage = shared.stage
         try:
             return Digest.parse(await asyncio.shield(task)), True
@@ -258,14 +277,14 @@ class Judge:
 
     async def _evaluate(self, text: str, ref: ImageRef, env_policy: EnvPolicy,
                         policies: PolicySet, key: str, dry_run: bool,
-                        progress: Progress) -> CachedVerdict:
+                        progress: Progress, client: RegistryClient) -> CachedVerdict:
         # Every registry request of this evaluation ends by the deadline (the registry
         # client's own budget, so its error says which request); wait_for is the backstop.
         with Deadline.after(self.settings.deadline).applied():
             try:
                 return await asyncio.wait_for(
                     self._gather_and_decide(text, ref, env_policy, policies, key, dry_run,
-                                            progress),
+                                            progress, client),
                     self.settings.deadline + _BACKSTOP)
             except TimeoutError:
                 raise Error(f"{progress.stage} took longer than "
@@ -273,13 +292,13 @@ class Judge:
 
     async def _gather_and_decide(self, text: str, ref: ImageRef, env_policy: EnvPolicy,
                                  policies: PolicySet, key: str, dry_run: bool,
-                                 progress: Progress) -> CachedVerdict:
+                                 progress: Progress, client: RegistryClient) -> CachedVerdict:
         from imggate.policy.engine import evaluate
 
         progress.stage = f"resolving {ref} in the registry"
         self.metrics.registry_ops.labels("resolve").inc()
         try:
-            image = await resolve_image(open_repository(ref, self.client), ref,
+            image = await resolve_image(open_repository(ref, client), ref,
                                         self.settings.platform)
         except Error:
             self.metrics.registry_errors.labels("resolve").inc()
@@ -289,7 +308,7 @@ class Judge:
         errors: list[str] = []
         for source in self.sources:  # local files today: quick, and before the registry work
             try:
-                reports += await source.reports_for(image, self.client)
+                reports += await source.reports_for(image, client)
             except Error as e:
                 errors.append(e.message)
         if env_policy.rules.trust(ref).needed:
@@ -301,7 +320,7 @@ class Judge:
                                signatures=self.settings.signatures)
         # The gate's own evidence step: signatures, attestations and signed vuln
         # attestations, exactly as `imggate check` gathers them.
-        evidence = await image_evidence(request, self.client, text, ref, image,
+        evidence = await image_evidence(request, client, text, ref, image,
                                         bind_reports(reports, [image])[0], policies.keys,
                                         self.settings.root)
         if errors or evidence.errors:

@@ -7,6 +7,13 @@ naming each denied image and its violations, warnings for warn-mode
 results, audit annotations with digests and verdicts, and for ``/mutate`` a
 JSONPatch pinning each checked tag to its digest.
 
+The images are read with the pod's own pull credentials when ``imggate serve``
+reads pull secrets (:mod:`imggate.admission.pull_access`). A pull secret or
+service account that cannot be read (API 403, a secret that is not a docker
+config, the API not answering in time) denies the review naming it: imggate
+would otherwise judge with other credentials than the kubelet pulls with. A
+secret that does not exist is skipped, as the kubelet skips it.
+
 Whatever happens, the answer comes before the deadline: an image whose
 evidence is not in by then is denied with a message naming what was still
 running. Nothing that prevents a decision is an allow.
@@ -26,6 +33,7 @@ import orjson
 from imggate.admission.judge import ImageOutcome, Judge, Progress
 from imggate.admission.metrics import Metrics
 from imggate.admission.policies import PolicySet
+from imggate.admission.pull_access import AccessPool, RegistryAccess
 from imggate.admission.review import Answer, ReviewRequest, shorten
 from imggate.errors import Error, InvalidReference
 from imggate.models import Decision, ImageRef
@@ -96,16 +104,21 @@ def denial_message(kind: str, where: str, env: str, denied: Sequence[ImageOutcom
 class Reviewer:
     """Answers AdmissionReviews with the current rules (re-read by the caller's store)."""
 
-    def __init__(self, judge: Judge, metrics: Metrics, deadline: float = 8.0) -> None:
+    def __init__(self, judge: Judge, metrics: Metrics, deadline: float = 8.0,
+                 access: AccessPool | None = None) -> None:
+        """``access`` gives each review its pod's registry client (``None``: the judge's
+        client for every review)."""
         self.judge = judge
         self.metrics = metrics
         self.deadline = deadline
+        self.access = access
 
     async def review(self, req: ReviewRequest, policies: PolicySet, *,
                      mutate: bool) -> Outcome:
         """Decide ``req``; never raises for anything the request contains."""
-        from imggate.admission.workloads import extract_images
+        from imggate.admission.workloads import extract_images, pod_spec
 
+        start = time.monotonic()
         if req.operation in ("DELETE", "CONNECT"):
             return Outcome(Answer(True), note=f"{req.operation}: nothing will run")
         if req.sub_resource in _NO_IMAGE_SUBRESOURCES:
@@ -129,16 +142,30 @@ class Reviewer:
             return _deny(f"{mapping.describe()}: map it in the rules' namespaces.map or an "
                          "environment alias, or run imggate serve --env ENV")
         env = mapping.env
+        where = f"{req.namespace}/{req.name}" if req.name else (req.namespace or "(cluster)")
+        access: RegistryAccess | None = None
+        if self.access is not None:
+            try:
+                access = await self.access.for_pod(req.namespace, pod_spec(req.object),
+                                                   self.deadline)
+            except Error as e:
+                hint = f" ({e.hint})" if e.hint else ""
+                return _deny(f"cannot read the pull secrets of {req.kind.kind} {where}: "
+                             f"{e.message}{hint}", env)
+            except TimeoutError:
+                return _deny(f"reading the pull secrets of {req.kind.kind} {where} from the "
+                             f"Kubernetes API took longer than {self.deadline:g}s", env)
         images: dict[str, list[str]] = {}
         for w in found:
             images.setdefault(w.image, []).append(w.pointer)
         outcomes = await self._judge_all(list(images), policies, env, mutate=mutate,
-                                         dry_run=req.dry_run)
-        where = f"{req.namespace}/{req.name}" if req.name else (req.namespace or "(cluster)")
+                                         dry_run=req.dry_run, access=access,
+                                         left=self.deadline - (time.monotonic() - start))
         return self._answer(req.kind.kind, where, env, outcomes, images, mutate)
 
     async def _judge_all(self, texts: Sequence[str], policies: PolicySet, env: str, *,
-                         mutate: bool, dry_run: bool) -> list[ImageOutcome]:
+                         mutate: bool, dry_run: bool, access: RegistryAccess | None = None,
+                         left: float | None = None) -> list[ImageOutcome]:
         outcomes: dict[str, ImageOutcome] = {}
         progress: dict[str, Progress] = {}
         tasks: dict[asyncio.Task[ImageOutcome], str] = {}
@@ -159,10 +186,11 @@ class Reviewer:
             progress[text] = Progress()
             task = asyncio.ensure_future(self.judge.judge(
                 text, ref, policies, env, mutate=mutate, dry_run=dry_run,
-                progress=progress[text]))
+                progress=progress[text], access=access))
             tasks[task] = text
         if tasks:
-            done, pending = await asyncio.wait(tasks, timeout=self.deadline)
+            budget = self.deadline if left is None else max(left, 0.0)
+            done, pending = await asyncio.wait(tasks, timeout=budget)
             for task in done:
                 text = tasks[task]
                 try:

@@ -138,6 +138,10 @@ def serve(options: ServeOptions, listen: Listen) -> None:
     """Load the rules (a broken file stops here: exit 2), then serve until SIGINT/SIGTERM."""
     configure_logging()
     check_tls_pair(listen.tls_cert, listen.tls_key)
+    if options.pull_secrets:
+        from imggate.registry.pull_secrets import check_in_cluster
+
+        check_in_cluster(options.service_account_dir)
     app = AdmissionApp(options)
     if not app.reload_rules():
         raise ConfigError(f"rules not loaded: {app.store.last_error}")

@@ -27,7 +27,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.applications import Starlette
@@ -40,6 +40,7 @@ from imggate.admission.evidence import sources_from_options
 from imggate.admission.judge import Judge, JudgeSettings
 from imggate.admission.metrics import CONTENT_TYPE, Metrics
 from imggate.admission.policies import RulesStore
+from imggate.admission.pull_access import AccessPool
 from imggate.admission.review import (
     MAX_BODY_BYTES,
     Answer,
@@ -52,6 +53,9 @@ from imggate.admission.reviewer import Outcome, Reviewer, elapsed_ms
 from imggate.gate import SignatureOptions
 from imggate.models import Platform
 from imggate.registry.client import RegistryClient, RegistryOptions
+
+if TYPE_CHECKING:
+    from imggate.registry.pull_secrets import PullSecretReader
 
 log = logging.getLogger("imggate.admission")
 review_log = logging.getLogger("imggate.admission.reviews")
@@ -75,6 +79,11 @@ class ServeOptions:
     trusted_root: object | None = None
     watch_interval: float = 1.0
     max_body_bytes: int = MAX_BODY_BYTES
+    #: Read each pod's imagePullSecrets and its service account's through the Kubernetes
+    #: API (in-cluster configuration) and read its images with them.
+    pull_secrets: bool = False
+    #: Where the service account token, CA and namespace are (default: the kubelet's mount).
+    service_account_dir: Path | None = None
 
 
 class AdmissionApp:
@@ -116,7 +125,8 @@ class AdmissionApp:
                           sources_from_options(self.options.reports_dir),
                           JudgeSettings(self.options.signatures, self.options.platform,
                                         self.options.deadline, self.options.trusted_root))
-            self.reviewer = Reviewer(judge, self.metrics, self.options.deadline)
+            access = AccessPool(client, self._pull_secret_reader())
+            self.reviewer = Reviewer(judge, self.metrics, self.options.deadline, access)
             tasks = [asyncio.create_task(self._watch_rules())]
             if self.redis is not None:
                 tasks.append(asyncio.create_task(self._watch_redis()))
@@ -130,8 +140,20 @@ class AdmissionApp:
                     loop.remove_signal_handler(signal.SIGHUP)
                 for t in tasks:
                     t.cancel()
+                await access.aclose()
                 if self.redis is not None:
                     await self.redis.close()
+
+    def _pull_secret_reader(self) -> PullSecretReader | None:
+        if not self.options.pull_secrets:
+            return None
+        from imggate.registry.pull_secrets import PullSecretReader
+
+        log.warning("pull secrets: each pod's imagePullSecrets and its service account's are "
+                    "read through the Kubernetes API")
+        # Well within the review deadline: the images still need the rest of it.
+        return PullSecretReader(service_account_dir=self.options.service_account_dir,
+                                timeout=max(self.options.deadline / 2, 0.5))
 
     def _on_sighup(self) -> None:
         log.warning("SIGHUP: reloading the rules")

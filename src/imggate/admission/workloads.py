@@ -262,6 +262,18 @@ def extract_images(obj: object, *, namespace: str | None = None,
                  for ctype, cname, image, path in found)
 
 
+def pod_spec(obj: object) -> Mapping[str, Any] | None:
+    """The pod spec of a workload (a Pod's ``spec``, a Deployment's template's...), whose
+    ``imagePullSecrets`` and ``serviceAccountName`` the kubelet will use; ``None`` for the
+    bare ``EphemeralContainers`` object, which carries none. Call after :func:`extract_images`
+    accepted ``obj``."""
+    _, kind = kind_of(obj)
+    path = _POD_SPEC.get(kind)
+    if path is None:
+        return None
+    return _descend(_mapping(obj, ()), path)
+
+
 def _descend(doc: Mapping[str, Any], path: tuple[str, ...]) -> Mapping[str, Any]:
     node: Mapping[str, Any] = doc
     for depth, key in enumerate(path):

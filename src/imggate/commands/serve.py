@@ -50,7 +50,19 @@ def serve(
                               "(sha256-<hex>*.json, or sha256-<hex>/).")] = None,
     registry_auth_file: Annotated[str | None, typer.Option(
         "--registry-auth-file", help="Registry credentials: a docker config.json (the "
-                                     "kubernetes.io/dockerconfigjson Secret's file).")] = None,
+                                     "kubernetes.io/dockerconfigjson Secret's file), used "
+                                     "for registries the pod's pull secrets do not cover.")
+    ] = None,
+    pull_secrets: Annotated[bool | None, typer.Option(
+        "--pull-secrets/--no-pull-secrets",
+        help="Read each pod's imagePullSecrets and its service account's through the "
+             "Kubernetes API (get on secrets and serviceaccounts) and read its images with "
+             "them, as the kubelet pulls (default: on when running in a pod, i.e. "
+             "KUBERNETES_SERVICE_HOST is set).")] = None,
+    service_account_dir: Annotated[str | None, typer.Option(
+        "--service-account-dir",
+        help="The service account token, ca.crt and namespace used to read pull secrets "
+             "(default: /var/run/secrets/kubernetes.io/serviceaccount).")] = None,
     insecure_registry: InsecureOpt = None,
     ca_file: CaFileOpt = None,
     platform: PlatformOpt = None,
@@ -69,6 +81,7 @@ def serve(
     from imggate.policy.loader import locate_rules
     from imggate.registry.client import RegistryOptions
     from imggate.registry.credentials import CredentialStore, normalise_host
+    from imggate.registry.pull_secrets import wanted
 
     for name, value in (("--deadline", deadline), ("--timeout", timeout)):
         if value <= 0:
@@ -112,6 +125,8 @@ def serve(
             trusted_root=Path(trusted_root) if trusted_root else None,
             signature_repository=signature_repository or os.environ.get("COSIGN_REPOSITORY")
             or None),
-        platform=parse_platform(platform), trusted_root=root)
+        platform=parse_platform(platform), trusted_root=root,
+        pull_secrets=wanted(pull_secrets),
+        service_account_dir=Path(service_account_dir) if service_account_dir else None)
     run_server(options, Listen(host, port, Path(tls_cert), Path(tls_key)))
     return 0

@@ -12,6 +12,7 @@ against its digest, is :class:`~imggate.registry.repository.RegistryRepository`'
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import logging
 import math
@@ -90,6 +91,24 @@ class RegistryClient:
         self._auth: dict[str, RegistryAuth] = {}
         self._schemes: dict[str, str] = {}
         self._probes: dict[str, asyncio.Lock] = {}
+        self._owns_http = True
+
+    def with_credentials(self, credentials: CredentialStore) -> RegistryClient:
+        """A client that sends ``credentials`` over this (entered) client's connections.
+
+        It shares the connection pool and what was learnt about each host's
+        scheme, but keeps its own authentication state: a token obtained with
+        one set of credentials is never sent on behalf of another. Leaving it
+        closes nothing (the pool is this client's); it is usable while this one is.
+        """
+        assert self._http is not None, "enter the client before deriving one from it"
+        child = RegistryClient(dataclasses.replace(self.options, credentials=credentials),
+                               self._transport, deadline=self._deadline)
+        child._http = self._http
+        child._schemes = self._schemes
+        child._probes = self._probes
+        child._owns_http = False
+        return child
 
     async def __aenter__(self) -> Self:
         verify: ssl.SSLContext = _DeferredTrustContext()
@@ -111,9 +130,9 @@ class RegistryClient:
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
-        if self._http is not None:
+        if self._http is not None and self._owns_http:
             await self._http.aclose()
-            self._http = None
+        self._http = None
 
     def repository(self, registry: str, repository: str) -> RegistryRepository:
         """One repository on one registry."""

@@ -22,7 +22,10 @@ The RBAC this needs is ``get`` on ``secrets`` and ``serviceaccounts``.
 A secret of another type, an API error (403: RBAC missing) or an unreachable
 API server is a :class:`PullSecretError` (exit 3: could not decide), never
 anonymous access silently; a secret that does not exist is skipped, as the
-kubelet skips it. No secret value ever appears in a message or a log.
+kubelet skips it, and :class:`PodPullSecrets` remembers it so that a later 401
+can say which secret was missing. No secret value ever appears in a message or
+a log; :attr:`PodPullSecrets.fingerprint` tells credential sets apart without
+holding them (an HMAC under a key that lives only in this process).
 """
 
 from __future__ import annotations
@@ -30,7 +33,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
+import hmac
+import json
 import logging
+import os
+import re
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +56,15 @@ DOCKERCFG = "kubernetes.io/dockercfg"
 _MAX_AUTH_FILE = 1024 * 1024
 #: How long a pull secret or service account read from the API is reused.
 DEFAULT_TTL = 60.0
+#: The most pull secrets one pod spec (with its service account's) may name: each is a read.
+MAX_PULL_SECRETS = 64
+#: Where the kubelet mounts a pod's service account token, CA and namespace.
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+# Object names as they may go into an API path: DNS labels and subdomains (and the
+# mixed-case names some fixtures use), never "/", "..", or anything to escape.
+_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,251}[A-Za-z0-9])?")
+# Fingerprints are keyed per process: one that leaked could not be checked against a guess.
+_FINGERPRINT_KEY = secrets.token_bytes(32)
 
 
 class PullSecretError(Error):
@@ -103,6 +121,81 @@ def credentials_from_secret(secret: Mapping[str, Any], where: str) -> dict[str, 
         raise PullSecretError(e.message) from None
 
 
+def wanted(flag: bool | None, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``imggate serve`` reads pull secrets: ``flag``, else (auto) when running
+    in a pod, which ``KUBERNETES_SERVICE_HOST`` (set by the kubelet in every pod) says."""
+    if flag is not None:
+        return flag
+    env = os.environ if environ is None else environ
+    return bool(env.get("KUBERNETES_SERVICE_HOST"))
+
+
+def check_in_cluster(service_account_dir: Path | None = None) -> None:
+    """:class:`ConfigError` (exit 2) when there is no in-cluster configuration to read
+    pull secrets with: said when ``imggate serve`` starts, not at every review."""
+    from lightkube import ConfigError as KubeConfigError
+    from lightkube import KubeConfig
+
+    where = service_account_dir or SERVICE_ACCOUNT_DIR
+    try:
+        KubeConfig.from_service_account(where)
+    except (KubeConfigError, KeyError, OSError) as e:
+        what = f"{e.args[0]} is not set" if isinstance(e, KeyError) else f"{e!s:.200}"
+        raise ConfigError(f"--pull-secrets: no in-cluster Kubernetes configuration ({what}; "
+                          f"service account files in {where})",
+                          hint="run in a pod with a service account token, or "
+                               "pass --no-pull-secrets") from None
+
+
+def fingerprint(found: Mapping[str, Credentials]) -> str:
+    """Tells credential sets apart (equal sets, equal fingerprints) without revealing them."""
+    if not found:
+        return ""
+    canonical = json.dumps(sorted((normalise_host(h), c.username, c.secret, c.identity_token)
+                                  for h, c in found.items()))
+    return hmac.new(_FINGERPRINT_KEY, canonical.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class PodPullSecrets:
+    """The pull credentials of one pod spec in one namespace, as read from the API.
+
+    ``found`` maps registry hosts to the first credentials for them (the pod's
+    secrets in order, then its service account's); ``read`` names the secrets
+    that were read, ``missing`` those that do not exist (skipped, as the kubelet
+    skips them); ``account`` is the service account whose secrets were added.
+    """
+
+    namespace: str
+    found: Mapping[str, Credentials] = field(default_factory=dict)
+    read: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    account: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """:func:`fingerprint` of ``found`` (``""``: no pull secret holds credentials)."""
+        return fingerprint(self.found)
+
+    def describe(self, host: str, sent: Credentials | None) -> str:
+        """What was sent to ``host`` (``sent``: the credentials used, from these secrets or
+        the mounted file) and which secrets were missing: for an access-denied message."""
+        ns = self.namespace
+        if sent is not None:
+            said = f"sent credentials for {host} from {sent.origin.rsplit(': auths[', 1)[0]}"
+        elif self.read:
+            said = (f"no pull secret of the pod holds credentials for {host} (read: "
+                    + ", ".join(f"{ns}/{n}" for n in self.read) + ")")
+        elif not self.missing:
+            said = "the pod has no pull secrets"
+        else:
+            said = f"no credentials for {host}"
+        if self.missing:
+            said += "; pull secret(s) not found, skipped as the kubelet skips them: " + \
+                ", ".join(f"{ns}/{n}" for n in self.missing)
+        return said
+
+
 class PullSecretCredentials(CredentialStore):
     """A :class:`CredentialStore` that answers from pull secrets first, then ``fallback``."""
 
@@ -146,9 +239,10 @@ class PullSecretReader:
 
     def __init__(self, client: Any | None = None, *, ttl: float = DEFAULT_TTL,
                  clock: Callable[[], float] = time.monotonic,
-                 service_account_dir: Path | None = None) -> None:
+                 service_account_dir: Path | None = None, timeout: float = 10.0) -> None:
         self._client = client
         self._account_dir = service_account_dir
+        self._timeout = timeout
         self._cache = _Cache(ttl, clock)
         self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
 
@@ -160,12 +254,20 @@ class PullSecretReader:
             try:
                 config = KubeConfig.from_service_account(self._account_dir) \
                     if self._account_dir is not None else KubeConfig.from_service_account()
-                self._client = AsyncClient(config)
+                import httpx2
+
+                self._client = AsyncClient(config, timeout=httpx2.Timeout(self._timeout))
             except (KubeConfigError, KeyError, OSError) as e:
                 raise PullSecretError(f"no in-cluster Kubernetes configuration ({e!s:.200})",
                                       hint="run in a pod with a service account token, or "
                                            "use --registry-auth-file") from None
         return self._client
+
+    async def aclose(self) -> None:
+        """Close the API client (when this reader made it)."""
+        client, self._client = self._client, None
+        if client is not None and hasattr(client, "close"):
+            await client.close()
 
     async def _read(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The object as JSON data; ``None`` when it does not exist."""
@@ -214,28 +316,52 @@ class PullSecretReader:
         The first secret that has credentials for a host wins, as the kubelet
         tries them in order.
         """
-        names = _secret_names(pod_spec.get("imagePullSecrets"))
+        return dict((await self.read_pod(namespace, pod_spec)).found)
+
+    async def read_pod(self, namespace: str, pod_spec: Mapping[str, Any]) -> PodPullSecrets:
+        """:meth:`for_pod`, with which secrets were read and which do not exist."""
+        _check_name(namespace, "namespace", namespace)
+        names = _secret_names(pod_spec.get("imagePullSecrets"), namespace)
         account = pod_spec.get("serviceAccountName") or pod_spec.get("serviceAccount") \
             or "default"
-        if isinstance(account, str):
-            sa = await self._read("serviceaccount", namespace, account)
-            if sa is not None:
-                names += [n for n in _secret_names(sa.get("imagePullSecrets"))
-                          if n not in names]
+        if not isinstance(account, str):
+            account = "default"
+        _check_name(account, "service account", namespace)
+        sa = await self._read("serviceaccount", namespace, account)
+        if sa is not None:
+            names += [n for n in _secret_names(sa.get("imagePullSecrets"), namespace)
+                      if n not in names]
+        if len(names) > MAX_PULL_SECRETS:
+            raise PullSecretError(f"the pod and service account {namespace}/{account} name "
+                                  f"{len(names)} pull secrets, more than {MAX_PULL_SECRETS}")
         found: dict[str, Credentials] = {}
+        read: list[str] = []
+        missing: list[str] = []
         for name in names:
             secret = await self._read("secret", namespace, name)
             if secret is None:
                 log.debug("pull secret %s/%s does not exist: skipped", namespace, name)
+                missing.append(name)
                 continue
+            read.append(name)
             for host, creds in credentials_from_secret(
                     secret, f"secret {namespace}/{name}").items():
                 found.setdefault(host, creds)
-        return found
+        return PodPullSecrets(namespace, found, tuple(read), tuple(missing),
+                              account if sa is not None else None)
 
 
-def _secret_names(refs: object) -> list[str]:
+def _check_name(name: str, what: str, namespace: str) -> None:
+    if not _NAME.fullmatch(name):
+        where = "" if what == "namespace" else f" in namespace {namespace}"
+        raise PullSecretError(f"{what} name {name[:80]!r}{where} is not a valid object name")
+
+
+def _secret_names(refs: object, namespace: str) -> list[str]:
     if not isinstance(refs, Sequence) or isinstance(refs, str):
         return []
-    return [r["name"] for r in refs if isinstance(r, dict) and isinstance(r.get("name"), str)
-            and r["name"]]
+    names = [r["name"] for r in refs[:MAX_PULL_SECRETS + 1] if isinstance(r, dict)
+             and isinstance(r.get("name"), str) and r["name"]]
+    for n in names:
+        _check_name(n, "pull secret", namespace)
+    return list(dict.fromkeys(names))
