@@ -154,7 +154,10 @@ def start_serve(workdir: Path, args: Sequence[str] = (), *, tls: Tls | None = No
     for _attempt in range(3):
         port = free_port()
         log_path = workdir / f"serve-{port}.log"
-        full_env = {**os.environ, "PYTHONPATH": str(SRC), **(env or {})}
+        # Whether the tests themselves run in a pod (a CI runner on Kubernetes) must not
+        # turn on reading pull secrets from that cluster: only a test that asks for it.
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+        full_env.update({"PYTHONPATH": str(SRC), **(env or {})})
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "imggate", "serve", "--host", "127.0.0.1",

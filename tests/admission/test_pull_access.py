@@ -216,6 +216,8 @@ def test_no_secret_reaches_the_log(cluster: Cluster) -> None:
     assert registry.password
     text = cluster.server.log_path.read_text()
     assert '"decision"' in text  # the review log is there
+    # Which secrets were used is logged, by name.
+    assert any(r.get("pull_secrets") == ["regcred"] for r in cluster.server.reviews())
     basic = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
     for secret in (registry.password, basic, cluster.apiserver.token):
         assert secret not in text

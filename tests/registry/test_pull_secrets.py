@@ -248,3 +248,29 @@ def test_read_pod_says_what_was_read_and_what_is_missing(standin: KubeApiStandIn
     assert "skipped as the kubelet skips them: default/gone" in said
     assert basic_registry.password and basic_registry.password not in said
     assert found.fingerprint and basic_registry.password not in found.fingerprint
+
+
+def test_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from imggate.registry import pull_secrets
+
+    monkeypatch.setattr(pull_secrets, "MAX_CACHED", 3)
+    clock = Clock()
+    cache = pull_secrets._Cache(60.0, clock)
+    cache.put(("secret", "ns", "old"), {"a": 1})
+    clock.now += 61  # expired: dropped first
+    for name in ("a", "b", "c", "d"):
+        cache.put(("secret", "ns", name), {"n": name})
+    assert list(cache.items) == [("secret", "ns", n) for n in ("b", "c", "d")]
+    assert cache.get(("secret", "ns", "d")) == {"n": "d"}
+
+
+def test_auto_reads_pull_secrets_only_in_a_pod_with_a_token(tmp_path: Path) -> None:
+    from imggate.registry.pull_secrets import wanted
+
+    in_pod = {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}
+    assert wanted(None, in_pod, tmp_path) is False  # no token mounted
+    (tmp_path / "token").write_text("t")
+    assert wanted(None, in_pod, tmp_path) is True
+    assert wanted(None, {}, tmp_path) is False
+    assert wanted(False, in_pod, tmp_path) is False
+    assert wanted(True, {}, tmp_path / "none") is True  # checked when serve starts: exit 2

@@ -22,6 +22,7 @@ running. Nothing that prevents a decision is an allow.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import time
 from collections.abc import Mapping, Sequence
@@ -56,6 +57,8 @@ class Outcome:
     images: tuple[ImageOutcome, ...] = ()
     note: str | None = None
     deadline_hit: bool = False
+    #: The pull secrets (names, in the request's namespace) the images were read with.
+    pull_secrets: tuple[str, ...] = ()
 
     @property
     def decision(self) -> str:
@@ -161,7 +164,10 @@ class Reviewer:
         outcomes = await self._judge_all(list(images), policies, env, mutate=mutate,
                                          dry_run=req.dry_run, access=access,
                                          left=self.deadline - (time.monotonic() - start))
-        return self._answer(req.kind.kind, where, env, outcomes, images, mutate)
+        outcome = self._answer(req.kind.kind, where, env, outcomes, images, mutate)
+        if access is not None and access.secrets is not None and access.secrets.read:
+            outcome = dataclasses.replace(outcome, pull_secrets=access.secrets.read)
+        return outcome
 
     async def _judge_all(self, texts: Sequence[str], policies: PolicySet, env: str, *,
                          mutate: bool, dry_run: bool, access: RegistryAccess | None = None,

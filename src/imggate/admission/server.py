@@ -10,7 +10,7 @@ Endpoints::
                      a later Redis outage is reported here, not made fatal
     GET  /metrics    Prometheus text format (prometheus-client)
 
-Every review writes one JSON log line (uid, namespace, kind, images,
+Every review writes one JSON log line (uid, namespace, kind, images, the pull secrets used,
 decision, ms, cache layer; never a secret or the object itself). A body
 that is not a usable AdmissionReview gets HTTP 400 (413 when too large), or
 a denial in kind when its uid was read; nothing a client sends crashes the
@@ -231,6 +231,7 @@ class AdmissionApp:
             "ms": ms, "cache": outcome.cache, "dry_run": req.dry_run,
             "reason": outcome.answer.message if not outcome.answer.allowed else outcome.note,
             "patched": len(outcome.answer.patch),
+            **({"pull_secrets": list(outcome.pull_secrets)} if outcome.pull_secrets else {}),
         })
         return Response(response_body(req.api_version, req.uid, outcome.answer),
                         media_type=_JSON)

@@ -57,8 +57,9 @@ def serve(
         "--pull-secrets/--no-pull-secrets",
         help="Read each pod's imagePullSecrets and its service account's through the "
              "Kubernetes API (get on secrets and serviceaccounts) and read its images with "
-             "them, as the kubelet pulls (default: on when running in a pod, i.e. "
-             "KUBERNETES_SERVICE_HOST is set).")] = None,
+             "them, as the kubelet pulls (default: on when running in a pod with a service "
+             "account token, i.e. KUBERNETES_SERVICE_HOST and the token file are there).")
+    ] = None,
     service_account_dir: Annotated[str | None, typer.Option(
         "--service-account-dir",
         help="The service account token, ca.crt and namespace used to read pull secrets "
@@ -112,6 +113,7 @@ def serve(
 
         root = load_trusted_root(Path(trusted_root))
     location = locate_rules(Path(rules) if rules else None)
+    account_dir = Path(service_account_dir) if service_account_dir else None
     options = ServeOptions(
         rules=location.path, env=env, deadline=deadline, cache_url=cache,
         cache_times=CacheTimes(allow=cache_ttl, deny=deny_ttl, tag=tag_ttl),
@@ -126,7 +128,7 @@ def serve(
             signature_repository=signature_repository or os.environ.get("COSIGN_REPOSITORY")
             or None),
         platform=parse_platform(platform), trusted_root=root,
-        pull_secrets=wanted(pull_secrets),
-        service_account_dir=Path(service_account_dir) if service_account_dir else None)
+        pull_secrets=wanted(pull_secrets, service_account_dir=account_dir),
+        service_account_dir=account_dir)
     run_server(options, Listen(host, port, Path(tls_cert), Path(tls_key)))
     return 0

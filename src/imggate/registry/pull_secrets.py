@@ -56,6 +56,8 @@ DOCKERCFG = "kubernetes.io/dockercfg"
 _MAX_AUTH_FILE = 1024 * 1024
 #: How long a pull secret or service account read from the API is reused.
 DEFAULT_TTL = 60.0
+#: How many secrets and service accounts the reader keeps (each for at most the TTL).
+MAX_CACHED = 4096
 #: The most pull secrets one pod spec (with its service account's) may name: each is a read.
 MAX_PULL_SECRETS = 64
 #: Where the kubelet mounts a pod's service account token, CA and namespace.
@@ -121,13 +123,16 @@ def credentials_from_secret(secret: Mapping[str, Any], where: str) -> dict[str, 
         raise PullSecretError(e.message) from None
 
 
-def wanted(flag: bool | None, environ: Mapping[str, str] | None = None) -> bool:
-    """Whether ``imggate serve`` reads pull secrets: ``flag``, else (auto) when running
-    in a pod, which ``KUBERNETES_SERVICE_HOST`` (set by the kubelet in every pod) says."""
+def wanted(flag: bool | None, environ: Mapping[str, str] | None = None,
+           service_account_dir: Path | None = None) -> bool:
+    """Whether ``imggate serve`` reads pull secrets: ``flag``, else (auto) when running in
+    a pod with a service account token: ``KUBERNETES_SERVICE_HOST`` (set by the kubelet in
+    every pod) and the token file are there."""
     if flag is not None:
         return flag
     env = os.environ if environ is None else environ
-    return bool(env.get("KUBERNETES_SERVICE_HOST"))
+    token = (service_account_dir or SERVICE_ACCOUNT_DIR) / "token"
+    return bool(env.get("KUBERNETES_SERVICE_HOST")) and token.is_file()
 
 
 def check_in_cluster(service_account_dir: Path | None = None) -> None:
@@ -226,7 +231,14 @@ class _Cache:
         return hit[1]
 
     def put(self, key: tuple[str, str, str], value: Any) -> None:
-        self.items[key] = (self.clock() + self.ttl, value)
+        now = self.clock()
+        if len(self.items) >= MAX_CACHED and key not in self.items:
+            # Bounded whatever the cluster holds: expired entries first, then the oldest.
+            self.items = {k: v for k, v in self.items.items() if v[0] > now}
+            while len(self.items) >= MAX_CACHED:
+                del self.items[next(iter(self.items))]
+        self.items.pop(key, None)
+        self.items[key] = (now + self.ttl, value)
 
 
 class PullSecretReader:
@@ -275,6 +287,9 @@ class PullSecretReader:
         cached = self._cache.get(key)
         if cached is not None:
             return dict(cached) if cached else None
+        if len(self._locks) >= MAX_CACHED:
+            # Bounded: forgetting a lock costs at most one duplicate read.
+            self._locks = {k: v for k, v in self._locks.items() if v.locked()}
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             cached = self._cache.get(key)
