@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from imggate.gate import bind_reports, identities_of
-from imggate.models import (
-    ConfigSummary,
-    Digest,
-    ImageRef,
-    ResolvedImage,
-    ScannerInfo,
-    ScanReport,
-)
+from imggate.models import Digest, ResolvedImage, ScanReport
+from policy import policy_builders as build
 
 
 def d(c: str) -> Digest:
@@ -20,14 +12,11 @@ def d(c: str) -> Digest:
 
 
 def image(top: str, config: str) -> ResolvedImage:
-    cfg = ConfigSummary(d(config), datetime(2026, 1, 1, tzinfo=UTC), "linux", "amd64", None,
-                        None, {}, 1)
-    return ResolvedImage(ImageRef("r.example", "app", digest=d(top)), d(top),
-                         "application/vnd.oci.image.manifest.v1+json", (), d(top), cfg)
+    return build.image(build.ref(None, d(top)), digest=d(top), config_digest=d(config))
 
 
 def report(*digests: Digest) -> ScanReport:
-    return ScanReport(ScannerInfo("trivy"), (), image_digests=digests)
+    return build.report(digests=digests)
 
 
 def test_identities_include_the_config_digest_trivy_calls_image_id() -> None:

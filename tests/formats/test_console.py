@@ -181,10 +181,11 @@ def _engine_verdict(report_name: str, rules_yaml: str, signatures: tuple = ()) -
     from datetime import UTC, datetime
 
     from fixture_paths import FIXTURES
-    from imggate.models import Digest, Evidence, ImageRef, ResolvedImage
+    from imggate.models import Digest, ImageRef, ResolvedImage
     from imggate.policy.engine import evaluate
     from imggate.policy.loader import parse_rules
     from imggate.scanners.detect import load_report
+    from policy.policy_builders import evidence
 
     digest = Digest.parse("sha256:" + "ab" * 32)
     ref = ImageRef("registry.example.com", "team/app-with-a-rather-long-repository-name/" * 3
@@ -193,7 +194,7 @@ def _engine_verdict(report_name: str, rules_yaml: str, signatures: tuple = ()) -
                           None)
     report = replace(load_report(FIXTURES / report_name), image_digests=(digest,))
     rules = parse_rules(rules_yaml, "rules.yaml").effective("dev")
-    ev = Evidence(str(ref), ref, image, (report,), signatures)
+    ev = evidence(ref, reports=(report,), signatures=signatures, resolved=image)
     iv = evaluate(ev, rules, now=datetime(2026, 1, 1, tzinfo=UTC))
     return Verdict(env="dev", images=(iv,), generated=datetime(2026, 1, 1, tzinfo=UTC))
 

@@ -10,7 +10,8 @@ raising, nothing at all).
 How many examples each target runs: ``IMGGATE_FUZZ_EXAMPLES`` (default 60,
 the whole set under a minute in CI). A longer local run::
 
-    IMGGATE_FUZZ_EXAMPLES=5000 python -m pytest tests/fuzz -q -p no:randomly
+    IMGGATE_FUZZ_EXAMPLES=5000 python -m pytest tests/fuzz tests/signatures/test_fuzz.py -q \
+        -p no:randomly
 
 Hypothesis keeps failing examples in ``.hypothesis/`` and replays them first.
 """

@@ -1,4 +1,7 @@
-"""Builders for policy tests: images, findings, reports, signatures and rules as plain values."""
+"""Builders for policy tests: images, findings, reports, signatures and rules as plain values.
+
+The one place tests build evidence by hand: the gate's and the formats' tests use it too.
+"""
 
 from __future__ import annotations
 
@@ -38,9 +41,10 @@ def ref(tag: str | None = "1.2.3", digest: Digest | None = None, *,
 
 
 def image(r: ImageRef, *, created: datetime | None = datetime(2026, 11, 1, tzinfo=UTC),
-          labels: dict[str, str] | None = None, digest: Digest = DIGEST) -> ResolvedImage:
+          labels: dict[str, str] | None = None, digest: Digest = DIGEST,
+          config_digest: Digest = CONFIG_DIGEST) -> ResolvedImage:
     """A resolved single-platform image for ``r``."""
-    config = ConfigSummary(digest=CONFIG_DIGEST, created=created, os="linux",
+    config = ConfigSummary(digest=config_digest, created=created, os="linux",
                            architecture="amd64", variant=None, user=None,
                            labels=labels or {}, layer_count=3)
     return ResolvedImage(ref=r.with_digest(digest), digest=digest,
