@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import textwrap
 from pathlib import Path
 
+import jsonschema
 import pytest
 
+from fixture_paths import FIXTURES
 from harness_images import PushedImage
 from registry_harness import run_imggate
 
 pytestmark = [pytest.mark.registry, pytest.mark.usefixtures("isolated_auth_env")]
+
+GITLAB_SCHEMA = json.loads((FIXTURES / "schema" / "container-scanning-report-format.json")
+                           .read_text())
+VERDICT_SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "src" / "imggate" / "data"
+                             / "verdict.schema.json").read_text())
 
 RULES = textwrap.dedent("""\
     version: 1
@@ -118,6 +126,25 @@ def test_each_namespace_under_its_environment(workdir: Path, anon_image: PushedI
         ("registry.k8s.io/pause:3.9", "(exempt)"): "allow",
         (anon_image.pinned, "(unmapped)"): "deny",
     }
+    # The combined verdict says which rules it applied, as check does, and why each
+    # namespace got its environment.
+    jsonschema.validate(verdict, VERDICT_SCHEMA)
+    policy = verdict["policy"]
+    assert isinstance(policy, dict)
+    rules = workdir / "rules.yaml"
+    assert policy["rules_source"] == str(rules)
+    assert policy["rules_sha256"] == hashlib.sha256(rules.read_bytes()).hexdigest()
+    assert policy["rules_found_by"] == "--rules"
+    assert policy["env"] == "dev, prod, (exempt), (unmapped)"
+    assert policy["env_origin"] == "namespaces"
+    assert policy["env_reason"].split("; ") == [
+        "namespace 'shop-dev' -> environment 'dev' (namespaces.map[1] '*-dev')",
+        "namespace 'shop-prod' -> environment 'prod' (namespaces.map[0] '*-prod')",
+        "namespace 'kube-system' is exempt (namespaces.exempt 'kube-system')",
+        "registry.k8s.io/pause:3.9 is exempt (namespaces.exempt_images 'registry.k8s.io/*')",
+        "namespace 'elsewhere' maps to no environment (matches no namespaces.map entry, "
+        f"environment name or alias in {rules}, and no default environment was given)",
+    ]
 
 
 def test_explicit_env_overrides_and_ci_env_is_the_default(workdir: Path,
@@ -126,9 +153,12 @@ def test_explicit_env_overrides_and_ci_env_is_the_default(workdir: Path,
         "elsewhere", "x", anon_image.ref)
     manifest = workdir / "m.yaml"
     manifest.write_text(text)
-    code, out, err, _ = check(workdir, "-f", str(manifest), "--env", "dev")
+    code, out, err, verdict = check(workdir, "-f", str(manifest), "--env", "dev")
     assert code == 0, out + err
     assert all("-> dev (--env dev): allow" in line for line in out.splitlines()[:3])
+    policy = verdict["policy"]
+    assert isinstance(policy, dict)
+    assert (policy["env"], policy["env_origin"]) == ("dev", "--env")
     # A deploy job's environment is the default for namespaces nothing maps; mapped ones keep
     # their own.
     code, out, err, _ = check(workdir, "-f", str(manifest), env={"CI_ENVIRONMENT_NAME": "dev"})
@@ -136,6 +166,25 @@ def test_explicit_env_overrides_and_ci_env_is_the_default(workdir: Path,
     assert "Pod elsewhere/x container main: " + anon_image.ref + \
         " -> dev (default from CI_ENVIRONMENT_NAME=dev): allow" in out
     assert f"{anon_image.ref} -> prod (namespaces.map[0] '*-prod'): deny" in out
+
+
+def test_every_image_exempt_is_an_allow_and_a_successful_scan(workdir: Path) -> None:
+    # Nothing is resolved (neither registry exists here): exemption is decided from the
+    # manifest alone, and the GitLab report says the scan succeeded, as for any allow.
+    manifest = workdir / "system.yaml"
+    manifest.write_text(pod("kube-system", "proxy", "unreachable.invalid/kube-proxy:1")
+                        + pod("shop-dev", "pause", "registry.k8s.io/pause:3.9"))
+    code, out, err, verdict = check(workdir, "-f", str(manifest))
+    assert code == 0, out + err
+    assert verdict["decision"] == "allow"
+    assert {i["decision"] for i in verdict["images"]} == {"allow"}  # type: ignore[union-attr]
+    policy = verdict["policy"]
+    assert isinstance(policy, dict)
+    assert (policy["env"], policy["env_origin"]) == ("(exempt)", "namespaces")
+    gitlab = json.loads((workdir / "reports" / "gl-container-scanning-report.json").read_text())
+    jsonschema.validate(gitlab, GITLAB_SCHEMA)
+    assert gitlab["scan"]["status"] == "success"
+    assert gitlab["vulnerabilities"] == []
 
 
 def test_stdin_and_namespace_flag(workdir: Path, anon_image: PushedImage) -> None:

@@ -9,6 +9,9 @@ reference, with the same :func:`~imggate.gate.run_check` as ``imggate check``:
   without a check, and says so;
 * an unmapped namespace is denied, saying so (no silent fallback);
 * everything else is the gate's verdict under its environment's rules.
+
+The combined verdict records its policy as ``check`` does (:func:`provenance`):
+the rules file, and which environment each namespace got and why.
 """
 
 from __future__ import annotations
@@ -21,7 +24,15 @@ from typing import TYPE_CHECKING
 
 from imggate.admission.manifests import ManifestImage, ManifestScan
 from imggate.errors import Error, InvalidReference, UsageError
-from imggate.models import Decision, ImageRef, ImageVerdict, Mode, RuleResult, Verdict
+from imggate.models import (
+    Decision,
+    ImageRef,
+    ImageVerdict,
+    Mode,
+    RuleResult,
+    RunInfo,
+    Verdict,
+)
 from imggate.policy.namespaces import NamespaceEnv, exempt_image, namespace_env
 from imggate.text import printable
 
@@ -30,6 +41,8 @@ if TYPE_CHECKING:
     from imggate.policy.environments import EnvChoice
     from imggate.policy.loader import Policy, RulesFile
 
+#: ``env_origin`` of a combined verdict whose environments come from the namespaces.
+NAMESPACES_ORIGIN = "namespaces"
 #: The rule name of the namespace decision in reports (a JUnit testcase).
 NAMESPACE_RULE = "namespace"
 EXEMPT_ENV = "(exempt)"
@@ -135,10 +148,12 @@ def run_plan(manifest_plan: ManifestPlan, request: CheckRequest,
 
         run = run_check
     decided: dict[tuple[str, str], ImageVerdict] = {}
+    gated: list[Verdict] = []
     for env, refs in manifest_plan.groups().items():
         sub = dataclasses.replace(request, references=tuple(t for t, _ in refs),
                                   refs=tuple(r for _, r in refs), policy=policy_for(env))
         verdict = run(sub)
+        gated.append(verdict)
         for (text, _), iv in zip(refs, verdict.images, strict=True):
             decided[(env, text)] = iv
     rows = []
@@ -152,10 +167,37 @@ def run_plan(manifest_plan: ManifestPlan, request: CheckRequest,
             else:  # every gated group answered above: this would be a bug, never an allow
                 raise Error(f"{p.entry.location}: no verdict for {p.entry.image.image!r}")
         rows.append((p, decided[key]))
-    envs = list(dict.fromkeys(p.env for p in manifest_plan.images))
-    combined = Verdict(env=", ".join(envs) or "(none)", images=tuple(decided.values()),
-                       generated=request.now)
+    envs = ", ".join(dict.fromkeys(p.env for p in manifest_plan.images)) or "(none)"
+    combined = Verdict(env=envs, images=tuple(decided.values()), generated=request.now,
+                       run=provenance(manifest_plan, request.policy, gated, envs))
     return ManifestVerdict(combined, tuple(rows), manifest_plan.scans)
+
+
+def provenance(manifest_plan: ManifestPlan, policy: Policy, gated: Sequence[Verdict],
+               env: str) -> RunInfo:
+    """The combined verdict's policy record, like ``check``'s (:func:`~imggate.gate.run_info`).
+
+    Every environment comes from the one rules file ``policy`` was loaded from.
+    ``env_origin`` is ``--env`` when that flag chose every gated image's environment,
+    else ``namespaces``; ``env_reason`` says, once per namespace, which environment it
+    got and why (and which images were exempt); the notes are those of every
+    environment's policy.
+    """
+    from imggate.gate import run_info
+    from imggate.policy.namespaces import NamespaceMatch
+
+    base = run_info(policy)
+    mapped = [p for p in manifest_plan.images if p.env not in (EXEMPT_ENV, UNMAPPED_ENV)]
+    explicit = bool(mapped) and all(p.mapping.how is NamespaceMatch.EXPLICIT for p in mapped)
+    reasons = dict.fromkeys(
+        p.mapping.describe() if p.exempt_image is None
+        else f"{p.entry.image.image} is exempt (namespaces.exempt_images {p.exempt_image!r})"
+        for p in manifest_plan.images)
+    notes = dict.fromkeys(n for r in (base, *(v.run for v in gated)) if r is not None
+                          for n in r.notes)
+    return dataclasses.replace(
+        base, env=env, env_origin=base.env_origin if explicit else NAMESPACES_ORIGIN,
+        env_reason="; ".join(reasons), notes=tuple(notes))
 
 
 def describe_rows(result: ManifestVerdict) -> list[str]:

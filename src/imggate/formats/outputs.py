@@ -171,8 +171,10 @@ def gitlab_document(verdict: Verdict, *, started: datetime,
                     default_branch_image: str | None = None) -> dict[str, object]:
     """One GitLab container-scanning document for every image of the run.
 
-    Suppressed findings are left out (as Trivy leaves out ignored ones); an
-    image that could not be decided makes the scan status ``failure``.
+    Suppressed findings are left out (as Trivy leaves out ignored ones). The scan
+    status is ``failure`` when an image (or the run) could not be decided, or when
+    nothing was judged at all; a run that decided every image is a ``success``, even
+    if none had an image to report on (``check -f`` where every image is exempt).
     """
     from imggate.formats import gitlab
 
@@ -187,11 +189,12 @@ def gitlab_document(verdict: Verdict, *, started: datetime,
                                   scanners=scanners, start=started, end=ended,
                                   default_branch_image=default_branch_image))
     # Any undecided image (or run) makes the scan a failure, whatever the others did.
-    failed = verdict.error is not None or any(iv.decision is Decision.ERROR
-                                              for iv in verdict.images)
+    failed = verdict.error is not None or not verdict.images or any(
+        iv.decision is Decision.ERROR for iv in verdict.images)
     if not docs:
         return gitlab.render((), image="unknown", operating_system=None, scanners=(),
-                             start=started, end=ended, status="failure")
+                             start=started, end=ended,
+                             status="failure" if failed else "success")
     doc = docs[0]
     for extra in docs[1:]:
         doc["vulnerabilities"].extend(extra["vulnerabilities"])
