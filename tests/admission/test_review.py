@@ -123,8 +123,17 @@ def _outcome(body: bytes) -> ReviewRequest | BadReview:
         return e
 
 
+def test_what_json_does_not_allow_is_not_json() -> None:
+    # Python's json module reads these; JSON (RFC 8259) and the API server do not.
+    doc = json.dumps(review(pod(["registry.example.com/app:1"])))
+    for bad in (doc.replace('"CREATE"', "Infinity"), doc.replace('"CREATE"', "NaN"),
+                doc.replace('"CREATE"', '"\\ud800"')):
+        assert _bad(bad.encode()).message == "body is not JSON"
+
+
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4)
     | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=30)

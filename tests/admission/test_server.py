@@ -269,6 +269,7 @@ def test_bad_input_gets_400_or_a_reasoned_denial_and_serving_goes_on(webhook: We
 def test_metrics_and_one_json_log_line_per_review(webhook: Webhook, images: Images) -> None:
     doc = review(pod([images.ref("adm/signed")]), namespace="prod-shop")
     answer(webhook, doc)
+    answer(webhook, review(pod([images.ref("adm/signed")]), namespace="prod-shop"))  # a hit
     line = logged(webhook, doc["request"]["uid"])
     assert {"uid", "namespace", "kind", "images", "decision", "ms", "cache"} <= set(line)
     assert metric(webhook, "imggate_admission_reviews_total", decision="allow", kind="Pod") >= 1
@@ -280,6 +281,14 @@ def test_metrics_and_one_json_log_line_per_review(webhook: Webhook, images: Imag
     with webhook.server.client() as c:
         assert re.search(r"^imggate_admission_deadline_exceeded_total ", c.get("/metrics").text,
                          re.M)
+    # A kind the client names is a label only when imggate knows it: any other kind would
+    # be a new series per request.
+    before = metric(webhook, "imggate_admission_reviews_total", kind="other")
+    for kind in ("ConfigMap", "Made-Up-1", "Made-Up-2"):
+        obj = {"apiVersion": "v1", "kind": kind, "metadata": {"name": "x"}}
+        assert answer(webhook, review(obj, namespace="prod-x"))["allowed"] is False
+    assert metric(webhook, "imggate_admission_reviews_total", kind="other") == before + 3
+    assert metric(webhook, "imggate_admission_reviews_total", kind="ConfigMap") == 0
 
 
 def test_no_nagle_stall_on_keep_alive(webhook: Webhook, images: Images) -> None:

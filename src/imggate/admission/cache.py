@@ -20,6 +20,7 @@ local layer, and Redis is tried again after a pause.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -90,6 +91,7 @@ class CachedVerdict:
             return None
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and asked for the same few images on every review
 def verdict_key(digest: str, name: str, rules_hash: str, env: str) -> str:
     """The cache key of a verdict: digest, repository, rules and environment; never a tag.
 
@@ -100,6 +102,7 @@ def verdict_key(digest: str, name: str, rules_hash: str, env: str) -> str:
     return f"{_PREFIX}:verdict:{ident}"
 
 
+@functools.lru_cache(maxsize=4096)
 def tag_key(name: str, tag: str) -> str:
     """The cache key of a tag's digest."""
     return f"{_PREFIX}:tag:{hashlib.sha256(f'{name}:{tag}'.encode()).hexdigest()}"

@@ -60,6 +60,8 @@ CacheLayer = Literal["local", "redis", "miss", "none"]
 _BACKSTOP = 0.5
 #: Rules decided by the reference alone; everything else needs the image.
 REFERENCE_RULES = frozenset({"tags.denied", "tags.allowed", "tags.digest-pinning", "registries"})
+#: References whose reference-rule answers are remembered (per rules hash).
+_MEMO_ENTRIES = 10_000
 
 
 @dataclass(slots=True)
@@ -84,6 +86,18 @@ class ImageOutcome:
     #: The ``namespaces.exempt_images`` glob that exempted the image (never checked, never
     #: pinned), or ``None``.
     exempt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceVerdict:
+    """What the rules say about an image reference alone, before any registry call."""
+
+    #: The ``namespaces.exempt_images`` glob that exempts the image (nothing else applies).
+    exempt: str | None = None
+    #: ``/mutate`` will pin this tag to the digest it checks.
+    pin: bool = False
+    violations: tuple[tuple[str, str], ...] = ()
+    warnings: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,13 +168,36 @@ class Judge:
         self.settings = settings or JudgeSettings()
         self._verdicts: SingleFlight[CachedVerdict] = SingleFlight()
         self._tags: SingleFlight[str] = SingleFlight()
+        self._memo: dict[tuple[str, str, bool], ReferenceVerdict] = {}
+        self._memo_hash = ""
 
-    def _start(self, text: str, ref: ImageRef, policies: PolicySet, env: str, mutate: bool
-               ) -> tuple[RuleSet, bool, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
-        rules = policies.environments[env].rules.for_image(ref).rules
-        pin = mutate and rules.mutate is not False and ref.digest is None
-        by_ref = reference_results(ref, rules, pinning=pin)
-        return rules, pin, _pairs(by_ref, Mode.ENFORCE), _pairs(by_ref, Mode.WARN)
+    def _by_reference(self, text: str, ref: ImageRef, policies: PolicySet, env: str,
+                      mutate: bool) -> ReferenceVerdict:
+        """What the rules say about the reference alone, remembered per rules hash.
+
+        A pure function of (rules, environment, reference, endpoint), asked on every
+        review: remembering it is most of a warm review's cost saved. The denials are
+        part of what is remembered, so a remembered answer never skips one."""
+        if self._memo_hash != policies.hash:
+            self._memo.clear()
+            self._memo_hash = policies.hash
+        key = (env, text, mutate)
+        found = self._memo.get(key)
+        if found is not None:
+            return found
+        exempt = policies.exempt_image(ref)
+        if exempt is not None:
+            found = ReferenceVerdict(exempt=exempt)
+        else:
+            rules = policies.environments[env].rules.for_image(ref).rules
+            pin = mutate and rules.mutate is not False and ref.digest is None
+            by_ref = reference_results(ref, rules, pinning=pin)
+            found = ReferenceVerdict(None, pin, _pairs(by_ref, Mode.ENFORCE),
+                                     _pairs(by_ref, Mode.WARN))
+        if len(self._memo) >= _MEMO_ENTRIES:
+            self._memo.clear()  # many distinct references: start over rather than grow
+        self._memo[key] = found
+        return found
 
     def _final(self, text: str, cached: CachedVerdict, layer: CacheLayer, pin: bool,
                ref_warnings: tuple[tuple[str, str], ...]) -> ImageOutcome:
@@ -173,10 +210,10 @@ class Judge:
               mutate: bool) -> ImageOutcome | None:
         """The decision when it needs no I/O (exempt images, reference rules, or both caches'
         local layer); ``None``: :meth:`judge` must run. :meth:`judge`'s answer, without a task."""
-        exempt = policies.exempt_image(ref)
-        if exempt is not None:
-            return ImageOutcome(text, Decision.ALLOW, exempt=exempt)
-        _, pin, violations, warnings = self._start(text, ref, policies, env, mutate)
+        by_ref = self._by_reference(text, ref, policies, env, mutate)
+        if by_ref.exempt is not None:
+            return ImageOutcome(text, Decision.ALLOW, exempt=by_ref.exempt)
+        pin, violations, warnings = by_ref.pin, by_ref.violations, by_ref.warnings
         if violations:
             return ImageOutcome(text, Decision.DENY, None, violations, warnings)
         digest = str(ref.digest) if ref.digest is not None else self.cache.local_tag(
@@ -187,8 +224,8 @@ class Judge:
         if cached is None:
             return None
         if ref.digest is None:
-            self.metrics.cache.labels("tag", "local", "hit").inc()
-        self.metrics.cache.labels("verdict", "local", "hit").inc()
+            self.metrics.child(self.metrics.cache, "tag", "local", "hit").inc()
+        self.metrics.child(self.metrics.cache, "verdict", "local", "hit").inc()
         return self._final(text, cached, "local", pin, warnings)
 
     async def judge(self, text: str, ref: ImageRef, policies: PolicySet, env: str, *,
@@ -200,11 +237,11 @@ class Judge:
         # In-flight work is joined only by reviews holding the same credentials: a pod
         # must neither borrow another's credentials nor fail for another's lack of them.
         flight = f"|{access.key}" if access.key else ""
-        exempt = policies.exempt_image(ref)
-        if exempt is not None:
-            return ImageOutcome(text, Decision.ALLOW, exempt=exempt)
+        by_ref = self._by_reference(text, ref, policies, env, mutate)
+        if by_ref.exempt is not None:
+            return ImageOutcome(text, Decision.ALLOW, exempt=by_ref.exempt)
         env_policy = policies.environments[env]
-        _, pin, ref_violations, ref_warnings = self._start(text, ref, policies, env, mutate)
+        pin, ref_violations, ref_warnings = by_ref.pin, by_ref.violations, by_ref.warnings
         if ref_violations:
             # Decided by the reference alone: no registry call.
             return ImageOutcome(text, Decision.DENY, None, ref_violations, ref_warnings)
@@ -217,9 +254,9 @@ class Judge:
             layer: CacheLayer
             if hit is not None:
                 cached, layer = hit
-                self.metrics.cache.labels("verdict", layer, "hit").inc()
+                self.metrics.child(self.metrics.cache, "verdict", layer, "hit").inc()
             else:
-                self.metrics.cache.labels("verdict", "all", "miss").inc()
+                self.metrics.child(self.metrics.cache, "verdict", "all", "miss").inc()
                 layer = "miss"
                 task, shared, joined = self._verdicts.start(
                     key + flight, lambda p: self._evaluate(
@@ -250,20 +287,20 @@ class Judge:
         key = tag_key(ref.name, tag)
         hit = await self.cache.tag(key)
         if hit is not None:
-            self.metrics.cache.labels("tag", hit[1], "hit").inc()
+            self.metrics.child(self.metrics.cache, "tag", hit[1], "hit").inc()
             return Digest.parse(hit[0]), False
-        self.metrics.cache.labels("tag", "all", "miss").inc()
+        self.metrics.child(self.metrics.cache, "tag", "all", "miss").inc()
 
         async def lookup(p: Progress) -> str:
             p.stage = f"resolving {ref} in the registry"
-            self.metrics.registry_ops.labels("resolve").inc()
+            self.metrics.child(self.metrics.registry_ops, "resolve").inc()
             try:
                 with Deadline.after(self.settings.deadline).applied():
                     image = await asyncio.wait_for(
                         resolve_image(open_repository(ref, client), ref, details=False),
                         self.settings.deadline + _BACKSTOP)
             except Error:
-                self.metrics.registry_errors.labels("resolve").inc()
+                self.metrics.child(self.metrics.registry_errors, "resolve").inc()
                 raise
             await self.cache.put_tag(key, str(image.digest))
             return str(image.digest)
@@ -296,12 +333,12 @@ class Judge:
         from imggate.policy.engine import evaluate
 
         progress.stage = f"resolving {ref} in the registry"
-        self.metrics.registry_ops.labels("resolve").inc()
+        self.metrics.child(self.metrics.registry_ops, "resolve").inc()
         try:
             image = await resolve_image(open_repository(ref, client), ref,
                                         self.settings.platform)
         except Error:
-            self.metrics.registry_errors.labels("resolve").inc()
+            self.metrics.child(self.metrics.registry_errors, "resolve").inc()
             raise
         progress.stage = f"reading scanner evidence for {text}"
         reports: list[ScanReport] = []
@@ -312,7 +349,7 @@ class Judge:
             except Error as e:
                 errors.append(e.message)
         if env_policy.rules.trust(ref).needed:
-            self.metrics.registry_ops.labels("signatures").inc()
+            self.metrics.child(self.metrics.registry_ops, "signatures").inc()
         progress.stage = f"fetching and verifying signatures and attestations of {text}"
         now = datetime.now(UTC)
         request = CheckRequest(references=(text,), refs=(ref,), policy=env_policy.policy,
@@ -324,7 +361,7 @@ class Judge:
                                         bind_reports(reports, [image])[0], policies.keys,
                                         self.settings.root)
         if errors or evidence.errors:
-            self.metrics.registry_errors.labels("evidence").inc()
+            self.metrics.child(self.metrics.registry_errors, "evidence").inc()
             evidence = dataclasses.replace(evidence, errors=(*errors, *evidence.errors))
         verdict = evaluate(evidence, env_policy.rules, exceptions=env_policy.exceptions,
                            now=now, kev=env_policy.kev)

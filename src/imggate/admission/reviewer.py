@@ -26,7 +26,7 @@ import dataclasses
 import functools
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -36,6 +36,7 @@ from imggate.admission.metrics import Metrics
 from imggate.admission.policies import PolicySet
 from imggate.admission.pull_access import AccessPool, RegistryAccess
 from imggate.admission.review import Answer, ReviewRequest, shorten
+from imggate.admission.workloads import WorkloadImage, extract_images, pod_spec
 from imggate.errors import Error, InvalidReference
 from imggate.models import Decision, ImageRef
 
@@ -70,12 +71,6 @@ class Outcome:
         """The slowest cache layer any image needed: miss, redis, local, or none."""
         layers = {i.cache for i in self.images}
         return next((layer for layer in ("miss", "redis", "local") if layer in layers), "none")
-
-
-@dataclass(frozen=True, slots=True)
-class _Image:
-    text: str
-    pointers: tuple[str, ...] = field(default=())
 
 
 @functools.lru_cache(maxsize=4096)
@@ -119,8 +114,6 @@ class Reviewer:
     async def review(self, req: ReviewRequest, policies: PolicySet, *,
                      mutate: bool) -> Outcome:
         """Decide ``req``; never raises for anything the request contains."""
-        from imggate.admission.workloads import extract_images, pod_spec
-
         start = time.monotonic()
         if req.operation in ("DELETE", "CONNECT"):
             return Outcome(Answer(True), note=f"{req.operation}: nothing will run")
@@ -158,9 +151,9 @@ class Reviewer:
             except TimeoutError:
                 return _deny(f"reading the pull secrets of {req.kind.kind} {where} from the "
                              f"Kubernetes API took longer than {self.deadline:g}s", env)
-        images: dict[str, list[str]] = {}
+        images: dict[str, list[WorkloadImage]] = {}
         for w in found:
-            images.setdefault(w.image, []).append(w.pointer)
+            images.setdefault(w.image, []).append(w)
         outcomes = await self._judge_all(list(images), policies, env, mutate=mutate,
                                          dry_run=req.dry_run, access=access,
                                          left=self.deadline - (time.monotonic() - start))
@@ -214,7 +207,7 @@ class Reviewer:
         return [outcomes[t] for t in texts]
 
     def _answer(self, kind: str, where: str, env: str, outcomes: Sequence[ImageOutcome],
-                images: Mapping[str, Sequence[str]], mutate: bool) -> Outcome:
+                images: Mapping[str, Sequence[WorkloadImage]], mutate: bool) -> Outcome:
         denied = [o for o in outcomes if o.decision is not Decision.ALLOW]
         warnings = [f"{o.reference}: {rule}: {msg}" for o in outcomes for rule, msg in o.warnings]
         audit = {
@@ -232,8 +225,8 @@ class Reviewer:
         if mutate:
             for o in outcomes:
                 if o.pin and o.digest:
-                    patch += [{"op": "replace", "path": p, "value": f"{o.reference}@{o.digest}"}
-                              for p in images[o.reference]]
+                    patch += [{"op": "replace", "path": w.pointer,
+                               "value": f"{o.reference}@{o.digest}"} for w in images[o.reference]]
         return Outcome(Answer(True, None, tuple(warnings), audit, tuple(patch)), env,
                        tuple(outcomes))
 

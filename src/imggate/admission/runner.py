@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imggate.admission.reviewlog import ReviewLog
 from imggate.admission.server import AdmissionApp, ServeOptions
 from imggate.errors import ConfigError
 
@@ -124,13 +125,8 @@ def _loop_factory() -> Any:
 
 
 def configure_logging() -> None:
-    """One JSON line per review on standard error, nothing else in that stream's format."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    reviews = logging.getLogger("imggate.admission.reviews")
-    reviews.handlers = [handler]
-    reviews.setLevel(logging.INFO)
-    reviews.propagate = False
+    """The server's own messages at INFO and up, through the CLI's redacting root handler
+    (the review lines are written by :class:`~imggate.admission.reviewlog.ReviewLog`)."""
     logging.getLogger("imggate.admission").setLevel(logging.INFO)
 
 
@@ -143,6 +139,7 @@ def serve(options: ServeOptions, listen: Listen) -> None:
 
         check_in_cluster(options.service_account_dir)
     app = AdmissionApp(options)
+    app.review_log = ReviewLog(sys.stderr)
     if not app.reload_rules():
         raise ConfigError(f"rules not loaded: {app.store.last_error}")
     run(app, listen)

@@ -50,6 +50,8 @@ from imggate.admission.review import (
     response_body,
 )
 from imggate.admission.reviewer import Outcome, Reviewer, elapsed_ms
+from imggate.admission.reviewlog import ReviewLog
+from imggate.admission.workloads import WORKLOAD_KINDS
 from imggate.gate import SignatureOptions
 from imggate.models import Platform
 from imggate.registry.client import RegistryClient, RegistryOptions
@@ -58,7 +60,6 @@ if TYPE_CHECKING:
     from imggate.registry.pull_secrets import PullSecretReader
 
 log = logging.getLogger("imggate.admission")
-review_log = logging.getLogger("imggate.admission.reviews")
 _JSON = "application/json"
 
 
@@ -92,6 +93,8 @@ class AdmissionApp:
     def __init__(self, options: ServeOptions) -> None:
         self.options = options
         self.metrics = Metrics()
+        #: Where review lines go: ``imggate serve`` points it at standard error.
+        self.review_log = ReviewLog()
         self.store = RulesStore(options.rules, options.env)
         self.redis = RedisLayer.from_url(options.cache_url) if options.cache_url else None
         self.redis_answered = False
@@ -219,10 +222,13 @@ class AdmissionApp:
                 log.exception("review %s failed", req.uid)
                 outcome = Outcome(Answer(False, f"imggate: internal error ({type(e).__name__})"))
         ms = elapsed_ms(start)
-        self.metrics.reviews.labels(endpoint, outcome.decision, req.kind.kind,
-                                    str(req.dry_run).lower()).inc()
+        m = self.metrics
+        # Any kind a client names would be a new series: unknown ones are counted as one.
+        kind = req.kind.kind if req.kind.kind in WORKLOAD_KINDS else "other"
+        m.child(m.reviews, endpoint, outcome.decision, kind,
+                "true" if req.dry_run else "false").inc()
         if not req.dry_run:
-            self.metrics.latency.labels(endpoint).observe(ms / 1000)
+            m.child(m.latency, endpoint).observe(ms / 1000)
         self._log({
             "endpoint": endpoint, "uid": req.uid, "namespace": req.namespace,
             "kind": req.kind.kind, "name": req.name, "operation": req.operation,
@@ -237,7 +243,7 @@ class AdmissionApp:
                         media_type=_JSON)
 
     def _log(self, fields: dict[str, Any]) -> None:
-        review_log.info(orjson.dumps(fields).decode())
+        self.review_log.write(fields)
 
     async def healthz(self, _request: Request) -> Response:
         """Liveness: the event loop answers."""

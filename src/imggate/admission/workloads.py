@@ -98,8 +98,8 @@ class WorkloadImage:
     """One image of one workload object.
 
     ``container`` is the container's name (the volume's name for an image
-    volume); ``pointer`` the RFC 6901 JSON pointer of the image string in the
-    object, e.g. ``/spec/template/spec/containers/0/image``.
+    volume); ``path`` the keys and list indexes of the image string in the
+    object, e.g. ``("spec", "template", "spec", "containers", 0, "image")``.
     """
 
     kind: str
@@ -108,12 +108,13 @@ class WorkloadImage:
     container: str
     container_type: ContainerType
     image: str
-    pointer: str
+    path: tuple[str | int, ...]
 
     @property
-    def path(self) -> tuple[str | int, ...]:
-        """The pointer as keys and list indexes (``("spec", "containers", 0, "image")``)."""
-        return tuple(int(p) if p.isdigit() else unescape(p) for p in self.pointer.split("/")[1:])
+    def pointer(self) -> str:
+        """The RFC 6901 JSON pointer of the image, ``/spec/template/spec/containers/0/image``
+        (made when asked: only ``/mutate`` patches and ``check -f`` use it)."""
+        return pointer(self.path)
 
     def describe(self) -> str:
         """``Deployment ns/name container app`` for messages."""
@@ -123,7 +124,10 @@ class WorkloadImage:
 
 def escape(token: str | int) -> str:
     """One RFC 6901 reference token: ``~`` as ``~0``, ``/`` as ``~1``."""
-    return str(token).replace("~", "~0").replace("/", "~1")
+    text = str(token)
+    if "~" not in text and "/" not in text:
+        return text  # nearly every token: the field names and list indexes of a pod spec
+    return text.replace("~", "~0").replace("/", "~1")
 
 
 def unescape(token: str) -> str:
@@ -162,6 +166,8 @@ def _error(path: Sequence[str | int], message: str) -> ManifestError:
 
 
 def _mapping(value: object, path: Sequence[str | int]) -> Mapping[str, Any]:
+    if type(value) is dict:  # parsed JSON and YAML: skips the slower ABC check
+        return value
     if not isinstance(value, Mapping):
         raise _error(path, f"must be an object, not {_type_name(value)}")
     return value
@@ -169,7 +175,8 @@ def _mapping(value: object, path: Sequence[str | int]) -> Mapping[str, Any]:
 
 def _list(value: object, path: Sequence[str | int], limit: int) -> Sequence[Any]:
     # A str is a Sequence too; a YAML scalar where a list belongs is a mistake to name.
-    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+    if type(value) is not list and (isinstance(value, str | bytes)
+                                    or not isinstance(value, Sequence)):
         raise _error(path, f"must be a list, not {_type_name(value)}")
     if len(value) > limit:
         raise _error(path, f"has {len(value)} entries; at most {limit} are read")
@@ -258,7 +265,7 @@ def extract_images(obj: object, *, namespace: str | None = None,
             _containers(spec, spec_path, key, ctype, found, required=key == "containers")
         _volumes(spec, spec_path, found)
     return tuple(WorkloadImage(kind=kind, namespace=namespace, name=name, container=cname,
-                               container_type=ctype, image=image, pointer=pointer(path))
+                               container_type=ctype, image=image, path=path)
                  for ctype, cname, image, path in found)
 
 
