@@ -14,6 +14,7 @@ configuration (keys, trust roots, auth files, catalogs), with every failure a
 from __future__ import annotations
 
 import os
+import select
 import stat
 
 _CHUNK = 1024 * 1024
@@ -56,13 +57,15 @@ def read_file(path: str | os.PathLike[str], limit: int, *, allow_pipes: bool = F
     try:
         st = os.fstat(fd)
         if stat.S_ISFIFO(st.st_mode) and allow_pipes:
-            # The user's own pipe: reopen blocking so that a writer that has not
-            # started yet is waited for (non-blocking reads would see an early EOF).
-            os.close(fd)
-            fd = os.open(path, flags & ~os.O_NONBLOCK)
-            st = os.fstat(fd)
-            if not stat.S_ISFIFO(st.st_mode):
-                raise FileRefused(f"{_kind(st.st_mode)}, not the pipe it was a moment ago")
+            # The user's own pipe: wait for its writer as a shell would. The descriptor is
+            # kept (never closed and reopened): closing the only reader while a writer is
+            # mid-write discards its data (EPIPE), and a reopen waits for a writer that
+            # may already have written and gone. poll() on a FIFO that never had a writer
+            # waits for one; then blocking reads run to the writer's EOF.
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            poller.poll()
+            os.set_blocking(fd, True)
         elif not stat.S_ISREG(st.st_mode):
             raise FileRefused(f"{_kind(st.st_mode)}: only regular files are read")
         elif st.st_size > limit:
