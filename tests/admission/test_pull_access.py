@@ -13,6 +13,7 @@ import asyncio
 import base64
 import copy
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,8 @@ ACCOUNT = next(d for d in yaml.safe_load_all(
     (K8S / "k8s-api-core.v1.ServiceAccount.yaml").read_text()) if d)
 #: One repository per case: a case never rides on another's cached tag or verdict.
 REPOS = ("pull/pod", "pull/none", "pull/sa", "pull/gone", "pull/locked", "pull/opaque",
-         "pull/a", "pull/b", "pull/mounted", "pull/fallback", "pull/deploy", "pull/flight")
+         "pull/a", "pull/b", "pull/mounted", "pull/fallback", "pull/deploy", "pull/flight",
+         "pull/slow")
 
 
 def _config(host: str, user: str, password: str) -> dict[str, Any]:
@@ -109,9 +111,11 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory, basic_registry: Registry
         _account("builder", "team", ["sa-regcred"]),
         _secret("opaque", "team", good, kind="Opaque"),
         _secret("locked", "team", good),
+        _secret("slow", "team", good),
     ]
     server = KubeApiStandIn(tmp_path_factory.mktemp("apiserver"), objects)
     server.forbidden.add(("secrets", "team", "locked"))
+    server.slow[("secrets", "team", "slow")] = 5.0
     yield server
     server.stop()
 
@@ -200,6 +204,16 @@ def test_a_secret_that_is_not_dockerconfigjson_denies_naming_it(cluster: Cluster
     assert "secret team/opaque is of type 'Opaque', not kubernetes.io/dockerconfigjson" in message
 
 
+def test_an_api_server_that_does_not_answer_in_time_denies_within_the_deadline(
+        cluster: Cluster) -> None:
+    start = time.monotonic()
+    r = cluster.ask([cluster.registry.ref("pull/slow", "v1")], secrets=["slow"])
+    assert time.monotonic() - start < 5.0  # --deadline 6: half of it for the secrets
+    assert r["allowed"] is False
+    assert ("reading the pull secrets of Pod team/app from the Kubernetes API took longer "
+            "than 3s") in r["status"]["message"]
+
+
 def test_pod_a_s_credentials_are_not_used_for_pod_b(cluster: Cluster) -> None:
     first = cluster.ask([cluster.registry.ref("pull/a", "v1")], secrets=["regcred"])
     assert first["allowed"] is True, first
@@ -218,6 +232,10 @@ def test_no_secret_reaches_the_log(cluster: Cluster) -> None:
     assert '"decision"' in text  # the review log is there
     # Which secrets were used is logged, by name.
     assert any(r.get("pull_secrets") == ["regcred"] for r in cluster.server.reviews())
+    with cluster.server.client() as c:
+        metrics = c.get("/metrics").text
+    for result in ("ok", "error", "timeout"):
+        assert f'imggate_admission_pull_secret_reads_total{{result="{result}"}}' in metrics
     basic = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
     for secret in (registry.password, basic, cluster.apiserver.token):
         assert secret not in text

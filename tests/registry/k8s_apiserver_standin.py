@@ -7,7 +7,8 @@ given (real Secret / ServiceAccount JSON from tests/fixtures/k8s), over HTTPS
 with a certificate from its own CA, and only for ``Authorization: Bearer
 <token>`` (401 otherwise), as an in-cluster client expects. Errors are
 ``v1.Status`` objects, as the API server sends them. ``forbidden`` names
-objects it answers 403 for (RBAC missing). :meth:`service_account_dir`
+objects it answers 403 for (RBAC missing), ``slow`` those it answers only after
+that many seconds (an overloaded API server). :meth:`service_account_dir`
 writes what the kubelet mounts into a pod (token, namespace, ca.crt).
 """
 
@@ -19,6 +20,7 @@ import json
 import secrets
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,7 @@ class KubeApiStandIn:
         self.objects = {(_plural(o), o["metadata"].get("namespace", "default"),
                          o["metadata"]["name"]): o for o in objects}
         self.forbidden: set[tuple[str, str, str]] = set()
+        self.slow: dict[tuple[str, str, str], float] = {}
         self.requests: list[str] = []
         workdir.mkdir(parents=True, exist_ok=True)
         ca_key, ca = _cert("standin-ca", None, None, ca=True)
@@ -106,6 +109,8 @@ class KubeApiStandIn:
             return 404, _status(404, "NotFound", "the server could not find the requested "
                                                  "resource")
         key = (parts[4], parts[3], parts[5])
+        if key in self.slow:
+            time.sleep(self.slow[key])
         if key in self.forbidden:
             return 403, _status(403, "Forbidden", f'{parts[4]} "{parts[5]}" is forbidden: '
                                                   "User \"system:serviceaccount:imggate:"

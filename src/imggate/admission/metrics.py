@@ -71,6 +71,10 @@ class Metrics:
         self.tls_reloads = Counter(
             "imggate_admission_tls_reloads", "TLS certificate reloads by result.", ("result",),
             registry=r)
+        self.pull_secrets = Counter(
+            "imggate_admission_pull_secret_reads",
+            "Reviews whose pull secrets were gathered, by result (ok; error and timeout "
+            "denied the review).", ("result",), registry=r)
         self.shared_resolutions = Counter(
             "imggate_admission_single_flight_joins",
             "Reviews that waited for a resolution another review had started.", registry=r)

@@ -45,6 +45,8 @@ _IMAGE_SUBRESOURCES = frozenset({"", "ephemeralcontainers"})
 #: Subresources that cannot change an image (anything else unknown is denied: fail closed).
 _NO_IMAGE_SUBRESOURCES = frozenset({"status", "scale", "binding", "eviction", "attach", "exec",
                                     "portforward", "proxy", "log", "resize"})
+#: The share of the deadline reading a pod's pull secrets may take (the images need the rest).
+_SECRETS_SHARE = 0.5
 #: How much of a denial message each image may take.
 _PER_IMAGE_CHARS = 400
 
@@ -143,14 +145,19 @@ class Reviewer:
         if self.access is not None:
             try:
                 access = await self.access.for_pod(req.namespace, pod_spec(req.object),
-                                                   self.deadline)
+                                                   self.deadline * _SECRETS_SHARE)
             except Error as e:
+                self.metrics.pull_secrets.labels("error").inc()
                 hint = f" ({e.hint})" if e.hint else ""
                 return _deny(f"cannot read the pull secrets of {req.kind.kind} {where}: "
                              f"{e.message}{hint}", env)
             except TimeoutError:
+                self.metrics.pull_secrets.labels("timeout").inc()
                 return _deny(f"reading the pull secrets of {req.kind.kind} {where} from the "
-                             f"Kubernetes API took longer than {self.deadline:g}s", env)
+                             f"Kubernetes API took longer than "
+                             f"{self.deadline * _SECRETS_SHARE:g}s", env)
+            if self.access.reader is not None:
+                self.metrics.pull_secrets.labels("ok").inc()
         images: dict[str, list[WorkloadImage]] = {}
         for w in found:
             images.setdefault(w.image, []).append(w)

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from imggate.errors import ConfigError, Error
+from imggate.redact import register
 from imggate.registry.credentials import Credentials, CredentialStore, _parse_config, normalise_host
 
 log = logging.getLogger(__name__)
@@ -269,6 +270,11 @@ class PullSecretReader:
                 import httpx2
 
                 self._client = AsyncClient(config, timeout=httpx2.Timeout(self._timeout))
+                # The API token is a secret of this run: redacted wherever it could surface.
+                single = config.get()
+                user = single.user if single is not None else None
+                if user is not None and user.token:
+                    register(user.token.strip())
             except (KubeConfigError, KeyError, OSError) as e:
                 raise PullSecretError(f"no in-cluster Kubernetes configuration ({e!s:.200})",
                                       hint="run in a pod with a service account token, or "
