@@ -147,17 +147,17 @@ class Reviewer:
                 access = await self.access.for_pod(req.namespace, pod_spec(req.object),
                                                    self.deadline * _SECRETS_SHARE)
             except Error as e:
-                self.metrics.pull_secrets.labels("error").inc()
+                self.metrics.child(self.metrics.pull_secrets, "error").inc()
                 hint = f" ({e.hint})" if e.hint else ""
                 return _deny(f"cannot read the pull secrets of {req.kind.kind} {where}: "
                              f"{e.message}{hint}", env)
             except TimeoutError:
-                self.metrics.pull_secrets.labels("timeout").inc()
+                self.metrics.child(self.metrics.pull_secrets, "timeout").inc()
                 return _deny(f"reading the pull secrets of {req.kind.kind} {where} from the "
                              f"Kubernetes API took longer than "
                              f"{self.deadline * _SECRETS_SHARE:g}s", env)
             if self.access.reader is not None:
-                self.metrics.pull_secrets.labels("ok").inc()
+                self.metrics.child(self.metrics.pull_secrets, "ok").inc()
         images: dict[str, list[WorkloadImage]] = {}
         for w in found:
             images.setdefault(w.image, []).append(w)
