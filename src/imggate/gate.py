@@ -265,12 +265,17 @@ async def image_evidence(req: CheckRequest, client: RegistryClient, text: str, r
         found = []
     checks: tuple[SignatureCheck, ...] = ()
     material = req.policy.rules.trust(ref)
-    repo = open_repository(ref, client)
-    sig_repo = None
+    # Signatures and signed vuln attestations look in the same places (the .sig/.att tags,
+    # the referrers): each place is asked once for this image.
+    from imggate.registry.memo import AskedOnce
+
+    repo: Repository = AskedOnce(open_repository(ref, client))
+    sig_repo: Repository | None = None
     if req.signatures.signature_repository:
         from imggate.registry.reference import parse_reference
 
-        sig_repo = open_repository(parse_reference(req.signatures.signature_repository), client)
+        sig_repo = AskedOnce(open_repository(
+            parse_reference(req.signatures.signature_repository), client))
     if material.needed:
         from imggate.signatures.check import check_signatures
 

@@ -196,12 +196,13 @@ def test_audit_fetches_each_manifest_and_config_once(
     assert count.pop("/tags/list") == 1
     for tag in tags:
         assert count.pop(f"/manifests/{tag}") == 1, tag
-    # What each image's signature check asks for names the image: per image, not per tag.
+    # What each image's signature check asks for names the image: per image, not per tag,
+    # and once though signatures and signed vuln attestations both look.
     for image in images:
         for suffix in (".sig", ".att"):
             assert count.pop(f"/manifests/sha256-{image}{suffix}") == 1
-        count.pop(f"/manifests/sha256-{image}")  # referrers' tag fallback (bundles)
-        count.pop(f"/referrers/sha256:{image}")
+        assert count.pop(f"/referrers/sha256:{image}") == 1  # bundles
+        assert count.pop(f"/manifests/sha256-{image}") == 1  # the referrers' tag fallback
     # Left, each fetched once: one config per image, the two signature payloads and the
     # index's amd64 manifest.
     assert sorted(p.split(":")[0] for p in count) == ["/blobs/sha256"] * (6 + 2) + [
