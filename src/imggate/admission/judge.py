@@ -28,7 +28,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Generic, Literal, TypeVar
+from typing import Generic, Literal, NamedTuple, TypeVar
 
 from imggate.admission.cache import AdmissionCache, CachedVerdict, tag_key, verdict_key
 from imggate.admission.evidence import EvidenceSource
@@ -71,9 +71,9 @@ class Progress:
     stage: str = "waiting to start"
 
 
-@dataclass(frozen=True, slots=True)
-class ImageOutcome:
-    """The decision about one image reference of a review."""
+class ImageOutcome(NamedTuple):
+    """The decision about one image reference of a review (a named tuple: made for every
+    image of every review, see :class:`~imggate.admission.review.ReviewRequest`)."""
 
     reference: str
     decision: Decision
@@ -169,6 +169,9 @@ class Judge:
         self._verdicts: SingleFlight[CachedVerdict] = SingleFlight()
         self._tags: SingleFlight[str] = SingleFlight()
         self._memo: dict[tuple[str, str, bool], ReferenceVerdict] = {}
+        # The two counters every warm review bumps, looked up once.
+        self._tag_local_hits = metrics.child(metrics.cache, "tag", "local", "hit")
+        self._verdict_local_hits = metrics.child(metrics.cache, "verdict", "local", "hit")
         self._memo_hash = ""
 
     def _by_reference(self, text: str, ref: ImageRef, policies: PolicySet, env: str,
@@ -224,8 +227,8 @@ class Judge:
         if cached is None:
             return None
         if ref.digest is None:
-            self.metrics.child(self.metrics.cache, "tag", "local", "hit").inc()
-        self.metrics.child(self.metrics.cache, "verdict", "local", "hit").inc()
+            self._tag_local_hits.inc()
+        self._verdict_local_hits.inc()
         return self._final(text, cached, "local", pin, warnings)
 
     async def judge(self, text: str, ref: ImageRef, policies: PolicySet, env: str, *,

@@ -22,12 +22,10 @@ running. Nothing that prevents a decision is an allow.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -51,9 +49,9 @@ _SECRETS_SHARE = 0.5
 _PER_IMAGE_CHARS = 400
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The answer and what the log line says about it."""
+class Outcome(NamedTuple):
+    """The answer and what the log line says about it (a named tuple: made for every review,
+    see :class:`~imggate.admission.review.ReviewRequest`)."""
 
     answer: Answer
     env: str | None = None
@@ -71,8 +69,14 @@ class Outcome:
     @property
     def cache(self) -> str:
         """The slowest cache layer any image needed: miss, redis, local, or none."""
-        layers = {i.cache for i in self.images}
-        return next((layer for layer in ("miss", "redis", "local") if layer in layers), "none")
+        found = "none"
+        for image in self.images:
+            layer = image.cache
+            if layer == "miss":
+                return layer
+            if layer == "redis" or (layer == "local" and found == "none"):
+                found = layer
+        return found
 
 
 @functools.lru_cache(maxsize=4096)
@@ -142,7 +146,7 @@ class Reviewer:
         env = mapping.env
         where = f"{req.namespace}/{req.name}" if req.name else (req.namespace or "(cluster)")
         access: RegistryAccess | None = None
-        if self.access is not None:
+        if self.access is not None and self.access.reader is not None:
             try:
                 access = await self.access.for_pod(req.namespace, pod_spec(req.object),
                                                    self.deadline * _SECRETS_SHARE)
@@ -166,7 +170,7 @@ class Reviewer:
                                          left=self.deadline - (time.monotonic() - start))
         outcome = self._answer(req.kind.kind, where, env, outcomes, images, mutate)
         if access is not None and access.secrets is not None and access.secrets.read:
-            outcome = dataclasses.replace(outcome, pull_secrets=access.secrets.read)
+            outcome = outcome._replace(pull_secrets=access.secrets.read)
         return outcome
 
     async def _judge_all(self, texts: Sequence[str], policies: PolicySet, env: str, *,
@@ -223,8 +227,8 @@ class Reviewer:
                 {"image": o.reference, "digest": o.digest, "decision": o.decision.value,
                  **({"exempt": o.exempt} if o.exempt else {})} for o in outcomes]).decode(),
         }
-        timed_out = any(o.error and o.error.startswith("timed out") for o in outcomes)
         if denied:
+            timed_out = any(o.error and o.error.startswith("timed out") for o in denied)
             return Outcome(Answer(False, denial_message(kind, where, env, denied),
                                   tuple(warnings), audit), env, tuple(outcomes),
                            deadline_hit=timed_out)
