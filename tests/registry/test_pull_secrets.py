@@ -274,3 +274,13 @@ def test_auto_reads_pull_secrets_only_in_a_pod_with_a_token(tmp_path: Path) -> N
     assert wanted(None, {}, tmp_path) is False
     assert wanted(False, in_pod, tmp_path) is False
     assert wanted(True, {}, tmp_path / "none") is True  # checked when serve starts: exit 2
+
+
+def test_a_bad_secret_is_refused_every_time_from_one_read(standin: KubeApiStandIn,
+                                                          tmp_path: Path) -> None:
+    reader = _reader(standin, tmp_path)
+    spec = {"imagePullSecrets": [{"name": "opaque"}]}
+    for _ in range(3):
+        with pytest.raises(PullSecretError, match=r"secret default/opaque is of type 'Opaque'"):
+            asyncio.run(reader.read_pod("default", spec))
+    assert standin.requests.count("/api/v1/namespaces/default/secrets/opaque") == 1

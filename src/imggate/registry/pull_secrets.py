@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -44,13 +45,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from imggate.errors import ConfigError, Error
 from imggate.redact import register
 from imggate.registry.credentials import Credentials, CredentialStore, _parse_config, normalise_host
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DOCKERCONFIGJSON = "kubernetes.io/dockerconfigjson"
 DOCKERCFG = "kubernetes.io/dockercfg"
@@ -177,11 +179,11 @@ class PodPullSecrets:
     read: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
     account: str | None = None
+    #: :func:`fingerprint` of ``found`` (``""``: no pull secret holds credentials).
+    fingerprint: str = field(init=False, default="")
 
-    @property
-    def fingerprint(self) -> str:
-        """:func:`fingerprint` of ``found`` (``""``: no pull secret holds credentials)."""
-        return fingerprint(self.found)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fingerprint", fingerprint(self.found))
 
     def describe(self, host: str, sent: Credentials | None) -> str:
         """What was sent to ``host`` (``sent``: the credentials used, from these secrets or
@@ -217,6 +219,15 @@ class PullSecretCredentials(CredentialStore):
         if hit is not None:
             return hit
         return self._fallback.get(host) if self._fallback is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """One object as read and parsed: the value (``None``: no such object) or why not."""
+
+    value: Any
+    error: str | None = None
+    hint: str | None = None
 
 
 @dataclass
@@ -287,24 +298,32 @@ class PullSecretReader:
         if client is not None and hasattr(client, "close"):
             await client.close()
 
-    async def _read(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        """The object as JSON data; ``None`` when it does not exist."""
+    async def _read(self, kind: str, namespace: str, name: str,
+                    parse: Callable[[dict[str, Any]], T]) -> T | None:
+        """``parse`` of the object; ``None`` when it does not exist. What ``parse`` makes of
+        it (or the :class:`PullSecretError` it raised) is what is cached: a warm review
+        neither re-reads nor re-parses a secret."""
         key = (kind, namespace, name)
-        cached = self._cache.get(key)
-        if cached is not None:
-            return dict(cached) if cached else None
-        if len(self._locks) >= MAX_CACHED:
-            # Bounded: forgetting a lock costs at most one duplicate read.
-            self._locks = {k: v for k, v in self._locks.items() if v.locked()}
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            cached = self._cache.get(key)
-            if cached is not None:
-                return dict(cached) if cached else None
-            value = await self._fetch(kind, namespace, name)
-            # A missing object is cached too ({}): the kubelet would skip it just the same.
-            self._cache.put(key, value or {})
-            return value
+        hit: _Parsed | None = self._cache.get(key)
+        if hit is None:
+            if len(self._locks) >= MAX_CACHED:
+                # Bounded: forgetting a lock costs at most one duplicate read.
+                self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+            lock = self._locks.setdefault(key, asyncio.Lock())
+            async with lock:
+                hit = self._cache.get(key)
+                if hit is None:
+                    raw = await self._fetch(kind, namespace, name)
+                    try:
+                        # A missing object is cached too: the kubelet would skip it just the same.
+                        hit = _Parsed(parse(raw) if raw is not None else None)
+                    except PullSecretError as e:
+                        hit = _Parsed(None, e.message, e.hint)
+                    self._cache.put(key, hit)
+        if hit.error is not None:
+            raise PullSecretError(hit.error, hint=hit.hint)
+        value: T | None = hit.value
+        return value
 
     async def _fetch(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         import httpx2
@@ -348,10 +367,11 @@ class PullSecretReader:
         if not isinstance(account, str):
             account = "default"
         _check_name(account, "service account", namespace)
-        sa = await self._read("serviceaccount", namespace, account)
-        if sa is not None:
-            names += [n for n in _secret_names(sa.get("imagePullSecrets"), namespace)
-                      if n not in names]
+        listed = await self._read("serviceaccount", namespace, account,
+                                  lambda sa: _secret_names(sa.get("imagePullSecrets"),
+                                                           namespace))
+        if listed is not None:
+            names += [n for n in listed if n not in names]
         if len(names) > MAX_PULL_SECRETS:
             raise PullSecretError(f"the pod and service account {namespace}/{account} name "
                                   f"{len(names)} pull secrets, more than {MAX_PULL_SECRETS}")
@@ -359,17 +379,17 @@ class PullSecretReader:
         read: list[str] = []
         missing: list[str] = []
         for name in names:
-            secret = await self._read("secret", namespace, name)
-            if secret is None:
+            creds = await self._read("secret", namespace, name, functools.partial(
+                credentials_from_secret, where=f"secret {namespace}/{name}"))
+            if creds is None:
                 log.debug("pull secret %s/%s does not exist: skipped", namespace, name)
                 missing.append(name)
                 continue
             read.append(name)
-            for host, creds in credentials_from_secret(
-                    secret, f"secret {namespace}/{name}").items():
-                found.setdefault(host, creds)
+            for host, cred in creds.items():
+                found.setdefault(host, cred)
         return PodPullSecrets(namespace, found, tuple(read), tuple(missing),
-                              account if sa is not None else None)
+                              account if listed is not None else None)
 
 
 def _check_name(name: str, what: str, namespace: str) -> None:
