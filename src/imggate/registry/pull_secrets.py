@@ -159,8 +159,14 @@ def fingerprint(found: Mapping[str, Credentials]) -> str:
     """Tells credential sets apart (equal sets, equal fingerprints) without revealing them."""
     if not found:
         return ""
-    canonical = json.dumps(sorted((normalise_host(h), c.username, c.secret, c.identity_token)
-                                  for h, c in found.items()))
+    return _fingerprint(tuple(sorted((normalise_host(h), c.username, c.secret,
+                                      c.identity_token) for h, c in found.items())))
+
+
+@functools.lru_cache(maxsize=1024)
+def _fingerprint(items: tuple[tuple[str, str, str, bool], ...]) -> str:
+    # Asked on every review with the same few sets: remembered (by value, never by identity).
+    canonical = json.dumps(items)
     return hmac.new(_FINGERPRINT_KEY, canonical.encode(), hashlib.sha256).hexdigest()
 
 
