@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 from typing import Any
 
@@ -293,9 +292,9 @@ def test_deep_nesting_elsewhere_is_not_walked() -> None:
 
 def test_values_are_frozen() -> None:
     image = extract_images(DEPLOY)[0]
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         image.image = "evil"  # type: ignore[misc]
-    assert hash(image) == hash(dataclasses.replace(image))
+    assert hash(image) == hash(image._replace())
     assert image.describe() == "Deployment ns/w initContainer init"
 
 

@@ -106,7 +106,7 @@ def plan(scans: Sequence[ManifestScan], rules: RulesFile, *,
                 # Say where it will run: the object takes -n's namespace when applied.
                 ns = namespace
                 entry = dataclasses.replace(
-                    entry, image=dataclasses.replace(entry.image, namespace=ns))
+                    entry, image=entry.image._replace(namespace=ns))
             mapping = namespace_env(rules, ns, explicit=explicit, default=default)
             exempt = None if mapping.exempt else exempt_image(rules, ref)
             planned.append(PlannedImage(entry, ref, mapping, exempt))

@@ -29,9 +29,8 @@ wrong type is a :class:`~imggate.errors.ManifestError` naming the path.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from imggate.errors import ManifestError
 
@@ -93,9 +92,9 @@ _LISTS: Final = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class WorkloadImage:
-    """One image of one workload object.
+class WorkloadImage(NamedTuple):
+    """One image of one workload object (a named tuple: made for every image of every
+    review, see :class:`~imggate.admission.review.ReviewRequest`).
 
     ``container`` is the container's name (the volume's name for an image
     volume); ``path`` the keys and list indexes of the image string in the
@@ -184,6 +183,8 @@ def _list(value: object, path: Sequence[str | int], limit: int) -> Sequence[Any]
 
 
 def _string(value: object, path: Sequence[str | int], limit: int) -> str:
+    if type(value) is str and 0 < len(value) <= limit:
+        return value  # the common case, checked first
     if value is None:
         raise _error(path, "is missing")
     if not isinstance(value, str):
@@ -193,6 +194,14 @@ def _string(value: object, path: Sequence[str | int], limit: int) -> str:
     if len(value) > limit:
         raise _error(path, f"is {len(value)} characters long; at most {limit} are allowed")
     return value
+
+
+def _field(obj: Mapping[str, Any], key: str, path: Sequence[str | int], limit: int) -> str:
+    """``obj[key]``, a string of 1 to ``limit`` characters (its path made only for an error)."""
+    value = obj.get(key)
+    if type(value) is str and 0 < len(value) <= limit:
+        return value
+    return _string(value, (*path, key), limit)
 
 
 def _optional_string(obj: Mapping[str, Any], key: str, path: Sequence[str | int],
@@ -309,10 +318,9 @@ def _containers(spec: Mapping[str, Any], base: Sequence[str | int], key: str,
     for i, item in enumerate(items):
         here = (*path, i)
         container = _mapping(item, here)
-        cname = _string(container.get("name"), (*here, "name"), MAX_NAME_LENGTH)
-        image_path = (*here, "image")
-        image = _string(container.get("image"), image_path, MAX_IMAGE_LENGTH)
-        found.append((ctype, cname, image, image_path))
+        cname = _field(container, "name", here, MAX_NAME_LENGTH)
+        image = _field(container, "image", here, MAX_IMAGE_LENGTH)
+        found.append((ctype, cname, image, (*here, "image")))
 
 
 def _volumes(spec: Mapping[str, Any], base: Sequence[str | int],
