@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
 import orjson
@@ -165,14 +165,14 @@ def parse_review(body: bytes) -> ReviewRequest:
         old_object=old if isinstance(old, dict) else None)
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """What to tell the API server about one request."""
+class Answer(NamedTuple):
+    """What to tell the API server about one request (a named tuple: made for every review,
+    see :class:`ReviewRequest`)."""
 
     allowed: bool
     message: str | None = None
     warnings: tuple[str, ...] = ()
-    audit: Mapping[str, str] = field(default_factory=dict)
+    audit: Mapping[str, str] = MappingProxyType({})
     patch: Sequence[Mapping[str, Any]] = ()
 
 
