@@ -42,7 +42,7 @@ ACCOUNT = next(d for d in yaml.safe_load_all(
 #: One repository per case: a case never rides on another's cached tag or verdict.
 REPOS = ("pull/pod", "pull/none", "pull/sa", "pull/gone", "pull/locked", "pull/opaque",
          "pull/a", "pull/b", "pull/mounted", "pull/fallback", "pull/deploy", "pull/flight",
-         "pull/slow")
+         "pull/slow", "pull/debug", "pull/shared", "pull/refused", "pull/node")
 
 
 def _config(host: str, user: str, password: str) -> dict[str, Any]:
@@ -112,6 +112,8 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory, basic_registry: Registry
         _secret("opaque", "team", good, kind="Opaque"),
         _secret("locked", "team", good),
         _secret("slow", "team", good),
+        _secret("badcred", "team", _config(basic_registry.host, basic_registry.username,
+                                           "a-stale-password")),
     ]
     server = KubeApiStandIn(tmp_path_factory.mktemp("apiserver"), objects)
     server.forbidden.add(("secrets", "team", "locked"))
@@ -174,6 +176,28 @@ def test_a_workload_template_s_pull_secrets_are_used(cluster: Cluster) -> None:
                       "containers": [{"name": "web",
                                       "image": cluster.registry.ref("pull/deploy", "v1")}]}}}}
     r = ask(cluster.server, review(deployment, namespace="team"))
+    assert r["allowed"] is True, r
+
+
+def test_an_ephemeral_container_is_read_with_the_pods_secrets(cluster: Cluster) -> None:
+    # kubectl debug: the pods/ephemeralcontainers subresource carries the whole Pod.
+    obj = pod([cluster.registry.ref("pull/pod", "v1")], namespace="team")
+    obj["spec"]["imagePullSecrets"] = [{"name": "regcred"}]
+    obj["spec"]["ephemeralContainers"] = [{"name": "debug",
+                                           "image": cluster.registry.ref("pull/debug", "v1")}]
+    r = ask(cluster.server, review(obj, namespace="team", operation="UPDATE",
+                                   sub_resource="ephemeralcontainers"))
+    assert r["allowed"] is True, r
+
+
+def test_a_verdict_is_about_the_image_and_shared_by_pods_without_credentials(
+        cluster: Cluster) -> None:
+    """As documented (imggate.admission.pull_access): within the cache TTL, a pod without
+    credentials is admitted on the verdict another pod's credentials reached for the same
+    image; pulling it is still the kubelet's to authorize, with this pod's credentials."""
+    image = cluster.registry.ref("pull/shared", "v1")
+    assert cluster.ask([image], secrets=["regcred"])["allowed"] is True
+    r = cluster.ask([image])
     assert r["allowed"] is True, r
 
 
@@ -260,7 +284,35 @@ def test_pod_secrets_come_before_the_mounted_file(tmp_path: Path, basic_registry
         assert "HTTP 401" in r["status"]["message"]
         assert f"sent credentials for {basic_registry.host} from {mounted}" in \
             r["status"]["message"]
-        assert "not-the-password" not in server.log_path.read_text()
+        # A refused pod secret, then the (also refused) mounted file: both named.
+        obj = pod([basic_registry.ref("pull/refused", "v1")], namespace="team")
+        obj["spec"]["imagePullSecrets"] = [{"name": "badcred"}]
+        r = ask(server, review(obj, namespace="team"))
+        assert r["allowed"] is False
+        assert (f"sent credentials for {basic_registry.host} from secret team/badcred, "
+                f"refused; then sent credentials for {basic_registry.host} from {mounted}"
+                ) in r["status"]["message"]
+        log = server.log_path.read_text()
+        assert "not-the-password" not in log and "a-stale-password" not in log
+    finally:
+        server.stop()
+
+
+def test_refused_pod_credentials_fall_back_to_the_mounted_ones(
+        tmp_path: Path, basic_registry: Registry, apiserver: KubeApiStandIn,
+        pushed: dict[str, str]) -> None:
+    """As the kubelet tries the node's credentials when the pod's are refused."""
+    assert basic_registry.username and basic_registry.password
+    mounted = tmp_path / ".dockerconfigjson"
+    mounted.write_text(json.dumps(_config(basic_registry.host, basic_registry.username,
+                                          basic_registry.password)))
+    server = _serve(tmp_path / "serve", apiserver, "--registry-auth-file", str(mounted))
+    try:
+        obj = pod([basic_registry.ref("pull/node", "v1")], namespace="team")
+        obj["spec"]["imagePullSecrets"] = [{"name": "badcred"}]
+        r = ask(server, review(obj, namespace="team"))
+        assert r["allowed"] is True, r
+        assert _digest(r) == pushed["pull/node"]
     finally:
         server.stop()
 

@@ -273,6 +273,12 @@ class Judge:
                 finally:
                     progress.stage = shared.stage
         except AuthError as e:
+            retry = access.fallback_for(ref.registry)
+            if retry is not None:
+                # The pod's credentials were refused: the mounted ones next, as the kubelet
+                # tries the node's (its own explanation then says both).
+                return await self.judge(text, ref, policies, env, mutate=mutate,
+                                        dry_run=dry_run, progress=progress, access=retry)
             said = access.explain(ref.registry)
             return ImageOutcome(text, Decision.ERROR, None, ref_violations, ref_warnings,
                                 error=f"{e.message} ({said})" if said else e.message)

@@ -7,8 +7,10 @@ review with the same credentials, read through the Kubernetes API
 TTL). For a registry host that none of them covers, the mounted
 ``--registry-auth-file`` answers, as the node's own credentials do after the
 pod's for the kubelet. Per host, pod secrets come first, then the service
-account's, then the mounted file; one credential per host is tried (the
-kubelet tries each matching one in turn).
+account's, then the mounted file. When the registry refuses the pod's
+credentials and the mounted file has others for that host, those are tried
+next, as the kubelet tries the node's credentials after the pod's (it also
+tries every pod secret matching a host in turn; imggate sends the first).
 
 One client per credential set. Every set gets its own
 :class:`~imggate.registry.client.RegistryClient` derived from the shared one
@@ -60,13 +62,32 @@ class RegistryAccess:
     client: RegistryClient
     key: str = ""
     secrets: PodPullSecrets | None = None
+    #: The shared client (mounted credentials), tried when the registry refuses the pod's.
+    fallback: RegistryClient | None = None
+    #: What was sent before, and refused, when this access is that fallback.
+    refused: str | None = None
 
     def explain(self, host: str) -> str:
         """Which credentials were sent to ``host`` and which pull secrets were missing, for
         an access-denied message; ``""`` when pull secrets are not read."""
         if self.secrets is None:
             return ""
-        return self.secrets.describe(host, self.client.options.credentials.get(host))
+        said = self.secrets.describe(host, self.client.options.credentials.get(host))
+        return f"{self.refused}, refused; then {said}" if self.refused else said
+
+    def fallback_for(self, host: str) -> RegistryAccess | None:
+        """The access to try when ``host`` refused the pod's credentials: the mounted ones,
+        when they are other credentials for ``host`` (the kubelet tries the node's
+        credentials after the pod's); ``None`` when there is nothing else to try."""
+        if self.fallback is None or self.secrets is None:
+            return None
+        sent = self.client.options.credentials.get(host)
+        other = self.fallback.options.credentials.get(host)
+        if other is None or (sent is not None and (sent.username, sent.secret) ==
+                             (other.username, other.secret)):
+            return None
+        first = self.secrets.describe(host, sent).split("; ", 1)[0]
+        return RegistryAccess(self.fallback, "", self.secrets, refused=first)
 
 
 class AccessPool:
@@ -98,7 +119,7 @@ class AccessPool:
         key = secrets.fingerprint
         if not key:
             return RegistryAccess(self.base, secrets=secrets)
-        return RegistryAccess(self._client(key, secrets), key, secrets)
+        return RegistryAccess(self._client(key, secrets), key, secrets, fallback=self.base)
 
     def _client(self, key: str, secrets: PodPullSecrets) -> RegistryClient:
         client = self._clients.get(key)
