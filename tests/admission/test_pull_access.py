@@ -42,7 +42,8 @@ ACCOUNT = next(d for d in yaml.safe_load_all(
 #: One repository per case: a case never rides on another's cached tag or verdict.
 REPOS = ("pull/pod", "pull/none", "pull/sa", "pull/gone", "pull/locked", "pull/opaque",
          "pull/a", "pull/b", "pull/mounted", "pull/fallback", "pull/deploy", "pull/flight",
-         "pull/slow", "pull/debug", "pull/shared", "pull/refused", "pull/node")
+         "pull/slow", "pull/debug", "pull/shared", "pull/refused", "pull/node",
+         "pull/second")
 
 
 def _config(host: str, user: str, password: str) -> dict[str, Any]:
@@ -199,6 +200,15 @@ def test_a_verdict_is_about_the_image_and_shared_by_pods_without_credentials(
     assert cluster.ask([image], secrets=["regcred"])["allowed"] is True
     r = cluster.ask([image])
     assert r["allowed"] is True, r
+
+
+def test_a_refused_pod_secret_is_followed_by_the_next_one_for_the_registry(
+        cluster: Cluster, pushed: dict[str, str]) -> None:
+    # The kubelet tries each of the pod's secrets for a registry in turn.
+    r = cluster.ask([cluster.registry.ref("pull/second", "v1")],
+                    secrets=["badcred", "regcred"])
+    assert r["allowed"] is True, r
+    assert _digest(r) == pushed["pull/second"]
 
 
 def test_a_missing_secret_is_skipped_and_named_when_the_registry_refuses(cluster: Cluster
@@ -411,3 +421,17 @@ def test_in_flight_lookups_are_shared_only_between_the_same_credentials(
     assert outcomes["without"].decision is Decision.ERROR
     assert "HTTP 401" in str(outcomes["without"].error)
     assert "the pod has no pull secrets" in str(outcomes["without"].error)
+
+
+def test_after_gives_the_next_distinct_credentials_for_a_host() -> None:
+    a, b, c = _creds("u", "pw-a"), _creds("u", "pw-b"), _creds("v", "pw-c")
+    secrets = PodPullSecrets("ns", {"r.example": a}, ("s1", "s2", "s3"),
+                             candidates={"r.example": (a, a, b, c)})
+    second = secrets.after("r.example", a)
+    assert second is not None and second.found["r.example"] == b
+    assert second.fingerprint != secrets.fingerprint
+    third = second.after("r.example", b)
+    assert third is not None and third.found["r.example"] == c
+    assert third.after("r.example", c) is None
+    assert secrets.after("other.example", a) is None
+    assert secrets.after("r.example", None) is None

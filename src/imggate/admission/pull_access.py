@@ -7,10 +7,10 @@ review with the same credentials, read through the Kubernetes API
 TTL). For a registry host that none of them covers, the mounted
 ``--registry-auth-file`` answers, as the node's own credentials do after the
 pod's for the kubelet. Per host, pod secrets come first, then the service
-account's, then the mounted file. When the registry refuses the pod's
-credentials and the mounted file has others for that host, those are tried
-next, as the kubelet tries the node's credentials after the pod's (it also
-tries every pod secret matching a host in turn; imggate sends the first).
+account's, then the mounted file. When the registry refuses the credentials
+sent, the next pod secret's for that host are tried, then the mounted file's
+when they are others, as the kubelet tries each pod secret and then the node's
+credentials.
 
 One client per credential set. Every set gets its own
 :class:`~imggate.registry.client.RegistryClient` derived from the shared one
@@ -34,6 +34,7 @@ the ``AlwaysPullImages`` admission plugin's or the kubelet's
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -64,8 +65,10 @@ class RegistryAccess:
     secrets: PodPullSecrets | None = None
     #: The shared client (mounted credentials), tried when the registry refuses the pod's.
     fallback: RegistryClient | None = None
-    #: What was sent before, and refused, when this access is that fallback.
+    #: What was sent before, and refused, when this access is what is tried next.
     refused: str | None = None
+    #: Where the client for the pod's next credentials comes from.
+    pool: AccessPool | None = None
 
     def explain(self, host: str) -> str:
         """Which credentials were sent to ``host`` and which pull secrets were missing, for
@@ -76,18 +79,25 @@ class RegistryAccess:
         return f"{self.refused}, refused; then {said}" if self.refused else said
 
     def fallback_for(self, host: str) -> RegistryAccess | None:
-        """The access to try when ``host`` refused the pod's credentials: the mounted ones,
-        when they are other credentials for ``host`` (the kubelet tries the node's
-        credentials after the pod's); ``None`` when there is nothing else to try."""
-        if self.fallback is None or self.secrets is None:
+        """The access to try when ``host`` refused the credentials sent: the next pod
+        secret's for ``host``, then the mounted ones when they are others (the kubelet
+        tries each pod secret, then the node's credentials); ``None`` when nothing is left."""
+        if self.secrets is None:
             return None
         sent = self.client.options.credentials.get(host)
+        refused = self.secrets.describe(host, sent).split("; ", 1)[0]
+        if self.refused:
+            refused = f"{self.refused}, refused; then {refused}"
+        following = self.secrets.after(host, sent) if self.pool is not None else None
+        if following is not None and self.pool is not None:
+            return dataclasses.replace(self.pool.access(following), refused=refused)
+        if self.fallback is None:
+            return None
         other = self.fallback.options.credentials.get(host)
         if other is None or (sent is not None and (sent.username, sent.secret) ==
                              (other.username, other.secret)):
             return None
-        first = self.secrets.describe(host, sent).split("; ", 1)[0]
-        return RegistryAccess(self.fallback, "", self.secrets, refused=first)
+        return RegistryAccess(self.fallback, "", self.secrets, refused=refused)
 
 
 class AccessPool:
@@ -116,10 +126,15 @@ class AccessPool:
             return RegistryAccess(self.base, secrets=PodPullSecrets(namespace))
         async with asyncio.timeout(timeout):
             secrets = await self.reader.read_pod(namespace, spec)
+        return self.access(secrets)
+
+    def access(self, secrets: PodPullSecrets) -> RegistryAccess:
+        """The access for credentials already read (a client of their own, when any)."""
         key = secrets.fingerprint
         if not key:
             return RegistryAccess(self.base, secrets=secrets)
-        return RegistryAccess(self._client(key, secrets), key, secrets, fallback=self.base)
+        return RegistryAccess(self._client(key, secrets), key, secrets, fallback=self.base,
+                              pool=self)
 
     def _client(self, key: str, secrets: PodPullSecrets) -> RegistryClient:
         client = self._clients.get(key)

@@ -43,7 +43,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -185,11 +185,27 @@ class PodPullSecrets:
     read: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
     account: str | None = None
+    #: Every secret's credentials per host, in the order the kubelet tries them.
+    candidates: Mapping[str, tuple[Credentials, ...]] = field(default_factory=dict)
     #: :func:`fingerprint` of ``found`` (``""``: no pull secret holds credentials).
     fingerprint: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fingerprint", fingerprint(self.found))
+
+    def after(self, host: str, sent: Credentials | None) -> PodPullSecrets | None:
+        """These secrets with ``host``'s next credentials after ``sent`` (refused), as the
+        kubelet tries each in turn; ``None`` when no other pod secret has any."""
+        key = normalise_host(host)
+        tried = self.candidates.get(key, ())
+        if sent is None:
+            return None
+        same = (sent.username, sent.secret)
+        for i, cred in enumerate(tried):
+            if (cred.username, cred.secret) == same:
+                rest = [c for c in tried[i + 1:] if (c.username, c.secret) != same]
+                return replace(self, found={**self.found, key: rest[0]}) if rest else None
+        return None
 
     def describe(self, host: str, sent: Credentials | None) -> str:
         """What was sent to ``host`` (``sent``: the credentials used, from these secrets or
@@ -382,6 +398,7 @@ class PullSecretReader:
             raise PullSecretError(f"the pod and service account {namespace}/{account} name "
                                   f"{len(names)} pull secrets, more than {MAX_PULL_SECRETS}")
         found: dict[str, Credentials] = {}
+        candidates: dict[str, list[Credentials]] = {}
         read: list[str] = []
         missing: list[str] = []
         for name in names:
@@ -394,8 +411,10 @@ class PullSecretReader:
             read.append(name)
             for host, cred in creds.items():
                 found.setdefault(host, cred)
+                candidates.setdefault(host, []).append(cred)
         return PodPullSecrets(namespace, found, tuple(read), tuple(missing),
-                              account if listed is not None else None)
+                              account if listed is not None else None,
+                              {h: tuple(c) for h, c in candidates.items()})
 
 
 def _check_name(name: str, what: str, namespace: str) -> None:
