@@ -113,6 +113,9 @@ def test_directory_scan_target_is_a_string() -> None:
      "$.matches[0].vulnerability.cvss[0].metrics.baseScore"),
     (lambda d: d["matches"][0]["vulnerability"]["epss"][0].update(epss=3),
      "$.matches[0].vulnerability.epss[0].epss"),
+    # An integer no float can hold (found by tests/fuzz): refused, not an OverflowError.
+    (lambda d: d["matches"][0]["vulnerability"]["epss"][0].update(epss=10 ** 400),
+     "$.matches[0].vulnerability.epss[0].epss"),
     (lambda d: d["matches"][0].update(matchDetails="x"), "$.matches[0].matchDetails"),
     (lambda d: d["matches"][1].pop("artifact"), "$.matches[1].artifact"),
     (lambda d: d["source"].update(target=5), "$.source.target"),

@@ -216,7 +216,11 @@ def opt_num(d: dict[str, Any], key: str, *, low: float = 0.0, high: float = 10.0
         return None
     if type(v) not in (int, float):
         raise Invalid(f"expected a number, got {type_name(v)}", (key,))
-    f = float(v)
+    try:
+        f = float(v)
+    except OverflowError:  # an integer beyond any float: outside every range (never printed)
+        raise Invalid(f"number of {v.bit_length()} bits is outside {low}..{high}",
+                      (key,)) from None
     if not math.isfinite(f) or not low <= f <= high:
         raise Invalid(f"number {f!r} is outside {low}..{high}", (key,))
     return f
