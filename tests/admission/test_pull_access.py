@@ -28,7 +28,8 @@ from harness_images import LayoutBuilder, Skopeo
 from imggate.admission.pull_access import AccessPool
 from imggate.registry.client import RegistryClient
 from imggate.registry.credentials import Credentials
-from imggate.registry.pull_secrets import PodPullSecrets, PullSecretReader, fingerprint
+from imggate.registry.pod_secrets import PodPullSecrets, fingerprint
+from imggate.registry.pull_secrets import PullSecretReader
 from registry.k8s_apiserver_standin import KubeApiStandIn
 from registry_harness import Registry, run_imggate
 

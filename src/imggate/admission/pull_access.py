@@ -43,7 +43,8 @@ from typing import Any
 
 from imggate.registry.client import RegistryClient
 from imggate.registry.credentials import CredentialStore
-from imggate.registry.pull_secrets import PodPullSecrets, PullSecretCredentials, PullSecretReader
+from imggate.registry.pod_secrets import PodPullSecrets
+from imggate.registry.pull_secrets import PullSecretCredentials, PullSecretReader
 
 log = logging.getLogger(__name__)
 

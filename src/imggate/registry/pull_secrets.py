@@ -24,8 +24,8 @@ API server is a :class:`PullSecretError` (exit 3: could not decide), never
 anonymous access silently; a secret that does not exist is skipped, as the
 kubelet skips it, and :class:`PodPullSecrets` remembers it so that a later 401
 can say which secret was missing. No secret value ever appears in a message or
-a log; :attr:`PodPullSecrets.fingerprint` tells credential sets apart without
-holding them (an HMAC under a key that lives only in this process).
+a log; :class:`~imggate.registry.pod_secrets.PodPullSecrets` is what one pod's
+secrets came to.
 """
 
 from __future__ import annotations
@@ -34,22 +34,19 @@ import asyncio
 import base64
 import binascii
 import functools
-import hashlib
-import hmac
-import json
 import logging
 import os
 import re
-import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from imggate.errors import ConfigError, Error
 from imggate.redact import register
 from imggate.registry.credentials import Credentials, CredentialStore, _parse_config, normalise_host
+from imggate.registry.pod_secrets import PodPullSecrets
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -68,8 +65,6 @@ SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 # Object names as they may go into an API path: DNS labels and subdomains (and the
 # mixed-case names some fixtures use), never "/", "..", or anything to escape.
 _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,251}[A-Za-z0-9])?")
-# Fingerprints are keyed per process: one that leaked could not be checked against a guess.
-_FINGERPRINT_KEY = secrets.token_bytes(32)
 
 
 class PullSecretError(Error):
@@ -153,77 +148,6 @@ def check_in_cluster(service_account_dir: Path | None = None) -> None:
                           f"service account files in {where})",
                           hint="run in a pod with a service account token, or "
                                "pass --no-pull-secrets") from None
-
-
-def fingerprint(found: Mapping[str, Credentials]) -> str:
-    """Tells credential sets apart (equal sets, equal fingerprints) without revealing them."""
-    if not found:
-        return ""
-    return _fingerprint(tuple(sorted((normalise_host(h), c.username, c.secret,
-                                      c.identity_token) for h, c in found.items())))
-
-
-@functools.lru_cache(maxsize=1024)
-def _fingerprint(items: tuple[tuple[str, str, str, bool], ...]) -> str:
-    # Asked on every review with the same few sets: remembered (by value, never by identity).
-    canonical = json.dumps(items)
-    return hmac.new(_FINGERPRINT_KEY, canonical.encode(), hashlib.sha256).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class PodPullSecrets:
-    """The pull credentials of one pod spec in one namespace, as read from the API.
-
-    ``found`` maps registry hosts to the first credentials for them (the pod's
-    secrets in order, then its service account's); ``read`` names the secrets
-    that were read, ``missing`` those that do not exist (skipped, as the kubelet
-    skips them); ``account`` is the service account whose secrets were added.
-    """
-
-    namespace: str
-    found: Mapping[str, Credentials] = field(default_factory=dict)
-    read: tuple[str, ...] = ()
-    missing: tuple[str, ...] = ()
-    account: str | None = None
-    #: Every secret's credentials per host, in the order the kubelet tries them.
-    candidates: Mapping[str, tuple[Credentials, ...]] = field(default_factory=dict)
-    #: :func:`fingerprint` of ``found`` (``""``: no pull secret holds credentials).
-    fingerprint: str = field(init=False, default="")
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "fingerprint", fingerprint(self.found))
-
-    def after(self, host: str, sent: Credentials | None) -> PodPullSecrets | None:
-        """These secrets with ``host``'s next credentials after ``sent`` (refused), as the
-        kubelet tries each in turn; ``None`` when no other pod secret has any."""
-        key = normalise_host(host)
-        tried = self.candidates.get(key, ())
-        if sent is None:
-            return None
-        same = (sent.username, sent.secret)
-        for i, cred in enumerate(tried):
-            if (cred.username, cred.secret) == same:
-                rest = [c for c in tried[i + 1:] if (c.username, c.secret) != same]
-                return replace(self, found={**self.found, key: rest[0]}) if rest else None
-        return None
-
-    def describe(self, host: str, sent: Credentials | None) -> str:
-        """What was sent to ``host`` (``sent``: the credentials used, from these secrets or
-        the mounted file) and which secrets were missing: for an access-denied message."""
-        ns = self.namespace
-        if sent is not None:
-            said = f"sent credentials for {host} from {sent.origin.rsplit(': auths[', 1)[0]}"
-        elif self.read:
-            said = (f"no pull secret of the pod holds credentials for {host} (read: "
-                    + ", ".join(f"{ns}/{n}" for n in self.read) + ")")
-        elif not self.missing:
-            said = "the pod has no pull secrets"
-        else:
-            said = f"no credentials for {host}"
-        if self.missing:
-            said += "; pull secret(s) not found, skipped as the kubelet skips them: " + \
-                ", ".join(f"{ns}/{n}" for n in self.missing)
-        return said
 
 
 class PullSecretCredentials(CredentialStore):
