@@ -27,7 +27,7 @@ from fixture_paths import FIXTURES
 from imggate.evidence.signing_keys import SigningKey, encrypt_cosign_key
 from imggate.models import Digest
 from registry_harness import CliResult, Registry, http_get, run_imggate
-from signatures.cosign_format_signer import make_image, push_repository
+from signatures.cosign_format_signer import append_layer, make_image, push_repository
 from signatures.inmemory import InMemoryRepository
 
 pytestmark = [pytest.mark.registry, pytest.mark.usefixtures("isolated_auth_env")]
@@ -122,6 +122,20 @@ exceptions:
         assert status == 200
         return body
 
+    def forge_attestation(self, repository: str, digest: Digest) -> None:
+        """What an attacker with push rights but no key does: drop the findings from the
+        signed statement, keep the signature, and make the forgery the .att tag's only layer."""
+        manifest = self.att_manifest(repository, digest)
+        layer = manifest["layers"][0]
+        envelope = json.loads(self.blob(repository, layer["digest"]))
+        statement = json.loads(base64.b64decode(envelope["payload"]))
+        statement["predicate"]["scanner"]["result"]["findings"] = []
+        envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+        forged = InMemoryRepository(f"{self.registry.host}/{repository}")
+        raw = json.dumps(envelope, separators=(",", ":")).encode()
+        append_layer(forged, digest, "att", raw, layer["mediaType"], layer["annotations"])
+        push_repository(forged, self.registry.url, repository)
+
 
 @pytest.fixture(scope="module")
 def story(anon_registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Story:
@@ -171,18 +185,7 @@ def test_a_tampered_attestation_is_refused_and_the_image_is_not_scanned(story: S
     assert story.ci_check(repository, digest, valid).code == 0
     # An attacker with push rights drops the findings but cannot re-sign: the signature
     # stays, the payload changes, and the .att tag now holds only the forgery.
-    manifest = story.att_manifest(repository, digest)
-    layer = manifest["layers"][0]
-    envelope = json.loads(story.blob(repository, layer["digest"]))
-    statement = json.loads(base64.b64decode(envelope["payload"]))
-    statement["predicate"]["scanner"]["result"]["findings"] = []
-    envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
-    forged = InMemoryRepository(f"{story.registry.host}/{repository}")
-    from signatures.cosign_format_signer import append_layer
-
-    raw = json.dumps(envelope, separators=(",", ":")).encode()
-    append_layer(forged, digest, "att", raw, layer["mediaType"], layer["annotations"])
-    push_repository(forged, story.registry.url, repository)
+    story.forge_attestation(repository, digest)
 
     result, verdict = story.deploy_check(repository, digest, valid)
     assert result.code == 1, result.output

@@ -22,8 +22,6 @@ from admission.serve_harness import ServeProcess, pod, review, start_serve
 from evidence.test_story import CRITICAL_CVE, Story, _today
 from imggate.models import Digest
 from registry_harness import Registry
-from signatures.cosign_format_signer import append_layer, push_repository
-from signatures.inmemory import InMemoryRepository
 
 pytestmark = [pytest.mark.registry, pytest.mark.usefixtures("isolated_auth_env")]
 
@@ -96,16 +94,7 @@ def test_the_webhook_denies_tampered_foreign_and_missing_evidence_as_not_scanned
     story, today, _ = scene
     # Tampered: the findings dropped from the signed statement, the signature kept.
     repository, digest = _ci(story, "hooked-tampered")
-    manifest = story.att_manifest(repository, digest)
-    layer = manifest["layers"][0]
-    envelope = json.loads(story.blob(repository, layer["digest"]))
-    statement = json.loads(base64.b64decode(envelope["payload"]))
-    statement["predicate"]["scanner"]["result"]["findings"] = []
-    envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
-    forged = InMemoryRepository(f"{story.registry.host}/{repository}")
-    append_layer(forged, digest, "att", json.dumps(envelope, separators=(",", ":")).encode(),
-                 layer["mediaType"], layer["annotations"])
-    push_repository(forged, story.registry.url, repository)
+    story.forge_attestation(repository, digest)
     # Signed by a key the rules do not trust.
     foreign = _ci(story, "hooked-foreign", key=story.stranger_key, password="")
     # Never attested.
