@@ -53,6 +53,17 @@ def may_skip_missing() -> bool:
     return not in_ci() and os.environ.get("IMGGATE_SKIP_MISSING") == "1"
 
 
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then wait (SIGKILL when it does not stop within 10 s)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 def require_tool(name: str, why: str) -> str:
     """The path of the program ``name``; a missing one fails the test (always in CI).
 
@@ -169,13 +180,7 @@ class Registry:
 
     def stop(self) -> None:
         """Terminate the registry (and its token server) and wait for it."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         if self.token_server is not None:
             self.token_server.stop()
 

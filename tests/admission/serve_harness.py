@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from registry_harness import MissingComponentError, free_port
+from registry_harness import MissingComponentError, free_port, stop_process
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -136,13 +136,7 @@ class ServeProcess:
 
     def stop(self) -> None:
         """SIGTERM, then wait (SIGKILL when it does not stop)."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 def start_serve(workdir: Path, args: Sequence[str] = (), *, tls: Tls | None = None,
@@ -196,9 +190,7 @@ class RedisServer:
 
     def stop(self) -> None:
         """Terminate and wait."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 def start_redis(workdir: Path, port: int | None = None) -> RedisServer:

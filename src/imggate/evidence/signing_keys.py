@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from imggate._files import read_config_file
 from imggate.errors import ConfigError
+from imggate.signatures.keys import as_verifying_key
 
 ENCRYPTED_SIGSTORE = "ENCRYPTED SIGSTORE PRIVATE KEY"
 ENCRYPTED_COSIGN = "ENCRYPTED COSIGN PRIVATE KEY"
@@ -181,13 +182,12 @@ def encrypt_cosign_key(private: SigningPrivateKey, password: bytes, *,
 
 
 def _usable(key: object, label: str) -> SigningPrivateKey:
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        if not isinstance(key.curve, ec.SECP256R1 | ec.SECP384R1 | ec.SECP521R1):
-            raise ConfigError(f"{label}: unsupported elliptic curve {key.curve.name}")
-        return key
-    if isinstance(key, rsa.RSAPrivateKey):
-        if key.key_size < 2048:
-            raise ConfigError(f"{label}: RSA key of {key.key_size} bits is too small (>= 2048)")
+    if isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        # The curves and sizes a signature is verified with are the ones imggate signs with.
+        try:
+            as_verifying_key(key.public_key(), label)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         return key
     raise ConfigError(f"{label}: unsupported signing key type {type(key).__name__}",
                       hint="use an ECDSA P-256 key (`cosign generate-key-pair`) or RSA")
