@@ -97,6 +97,22 @@ def test_bad_key_files_are_config_errors(data: bytes, message: str) -> None:
         parse_signing_key(data, "k", password=b"")
 
 
+def test_weak_or_unverifiable_signing_keys_are_refused_naming_why() -> None:
+    def pem(key: object) -> bytes:
+        return key.private_bytes(serialization.Encoding.PEM,  # type: ignore[attr-defined,no-any-return]
+                                 serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    with pytest.raises(ConfigError, match=r"k\.pem: RSA key of 1024 bits is too small"):
+        parse_signing_key(pem(small), "k.pem", password=None)
+    curve = ec.generate_private_key(ec.SECP256K1())
+    with pytest.raises(ConfigError, match=r"k\.pem: unsupported elliptic curve secp256k1"):
+        parse_signing_key(pem(curve), "k.pem", password=None)
+    with pytest.raises(ConfigError, match="unsupported signing key type"):
+        parse_signing_key(pem(ed25519.Ed25519PrivateKey.generate()), "k.pem", password=None)
+
+
 def test_hostile_scrypt_parameters_are_refused_before_any_work() -> None:
     doc = {"kdf": {"name": "scrypt", "params": {"N": 2 ** 30, "r": 8, "p": 1}, "salt": "AA=="},
            "cipher": {"name": "nacl/secretbox", "nonce": base64.b64encode(b"n" * 24).decode()},
