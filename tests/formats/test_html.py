@@ -12,7 +12,6 @@ import base64
 import hashlib
 import os
 import re
-import shutil
 import struct
 import subprocess
 import zlib
@@ -36,7 +35,7 @@ from formats.verdict_samples import (
 )
 from imggate.formats import html
 from imggate.models import Mode, RuleResult, Verdict
-from registry_harness import may_skip_missing
+from registry_harness import require_tool
 
 # ----------------------------------------------------------------- helpers
 
@@ -104,15 +103,10 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 def chromium() -> str:
     """The chromium binary; a missing one fails the test (always in CI)."""
-    path = os.environ.get("IMGGATE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(path).exists():
-        message = ("headless chromium is required for the HTML report tests "
-                   "(apt-get install chromium, or set IMGGATE_CHROMIUM)")
-        # The team's one escape hatch, for a laptop only: never in CI.
-        if may_skip_missing():
-            pytest.skip(f"{message} (IMGGATE_SKIP_MISSING=1, not in CI)")
-        pytest.fail(message, pytrace=False)
-    return path
+    override = os.environ.get("IMGGATE_CHROMIUM")
+    if override and Path(override).exists():
+        return override
+    return require_tool("chromium", "headless, for the HTML report tests (or set IMGGATE_CHROMIUM)")
 
 
 def run_chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
