@@ -18,7 +18,7 @@ Figures (targets from issue 10, 2 cores):
 - burst of 30 Pods with distinct signed images: < 1 s in all
 - RSS over a soak at 500 reviews/s: flat
 
-    python bench/admission_bench.py [--duration 10] [--soak 300] [--cold 100]
+    python bench/admission_bench.py [--duration 5] [--rounds 6] [--soak 300] [--cold 100]
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -165,6 +166,33 @@ def saturate(url: str, body: Path, script: Path, pid: int, seconds: float) -> di
     return run
 
 
+def interleaved(first: Callable[[], dict[str, float]], second: Callable[[], dict[str, float]],
+                rounds: int) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+    """``rounds`` runs of each, alternating ABBA so that a drift in what the machine gives
+    (other work, frequency) falls on both sides alike: one long run each, minutes apart,
+    moved the bare ceiling between 4,700 and 6,800 requests/s from run to run here."""
+    a: list[dict[str, float]] = []
+    b: list[dict[str, float]] = []
+    for i in range(rounds):
+        if i % 2 == 0:
+            a.append(first())
+            b.append(second())
+        else:
+            b.append(second())
+            a.append(first())
+    return a, b
+
+
+def median_of(runs: list[dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def spread(values: list[float], fmt: str) -> str:
+    """``median (min-max)`` of ``values``."""
+    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}" \
+           f"-{format(max(values), fmt)})"
+
+
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -174,7 +202,9 @@ def rss_kb(pid: int) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--duration", type=float, default=10, help="seconds per wrk run")
+    ap.add_argument("--duration", type=float, default=5, help="seconds per wrk run")
+    ap.add_argument("--rounds", type=int, default=6,
+                    help="alternating runs of the bare app and imggate per warm figure")
     ap.add_argument("--soak", type=float, default=300, help="seconds of the RSS soak (0: skip)")
     ap.add_argument("--cold", type=int, default=100, help="distinct images for the cold figure")
     args = ap.parse_args()
@@ -206,18 +236,14 @@ def main() -> None:
         warm_body.write_bytes(json.dumps(review(pod([reg.ref(names[0], "v1")]),
                                                 namespace="prod-bench")).encode())
 
-        # 1. The ceiling: bare Starlette on the same stack.
+        # 1. The ceiling: bare Starlette on the same stack (measured alongside imggate below).
         bare_port = free_port()
         procs.append(subprocess.Popen([sys.executable, str(HERE / "bare_admission_app.py"),
                                        str(bare_port), str(tls.cert), str(tls.key)]))
+        bare_pid = procs[-1].pid
         wait_listening(bare_port)
         bare_url = f"https://127.0.0.1:{bare_port}/validate"
-        bare_sat = saturate(bare_url, warm_body, script, procs[-1].pid, args.duration)
-        bare_rate = wrk(bare_url, warm_body, script, connections=64, seconds=args.duration,
-                        delay_ms=64 / 1500 * 1000)
         warm_bytes = warm_body.read_bytes()
-        bare_burst, _, _ = burst(bare_port, tls.ca, [warm_bytes] * 64)
-        procs[-1].terminate()
 
         # 2. imggate serve.
         server = start_serve(work / "serve", ["--rules", str(rules), "--insecure-ignore-tlog",
@@ -240,11 +266,20 @@ def main() -> None:
         # Warm the cache, then the warm figures.
         with server.client() as c:
             assert c.post("/validate", content=warm_bytes).json()["response"]["allowed"]
-        rate = wrk(url, warm_body, script, connections=64, seconds=args.duration,
-                   delay_ms=64 / 1500 * 1000)
-        sat = saturate(url, warm_body, script, server.process.pid, args.duration)
+        every = 64 / 1500 * 1000  # ms between one connection's requests: 1,500/s in all
+        rate, bare_rate = interleaved(
+            lambda: wrk(url, warm_body, script, connections=64, seconds=args.duration,
+                        delay_ms=every),
+            lambda: wrk(bare_url, warm_body, script, connections=64, seconds=args.duration,
+                        delay_ms=every), args.rounds)
+        sat, bare_sat = interleaved(
+            lambda: saturate(url, warm_body, script, server.process.pid, args.duration),
+            lambda: saturate(bare_url, warm_body, script, bare_pid, args.duration), args.rounds)
+        ratios = [o["rps"] / b["rps"] for o, b in zip(sat, bare_sat, strict=True)]
+        cpu_ratios = [b["cpu_us"] / o["cpu_us"] for o, b in zip(sat, bare_sat, strict=True)]
         warm_burst, _, answers = burst(server.port, tls.ca, [warm_bytes] * 64)
         assert all(b'"allowed":true' in a for a in answers)
+        bare_burst, _, _ = burst(bare_port, tls.ca, [warm_bytes] * 64)
         soak: list[int] = []
         soak_run: dict[str, float] | None = None
         if args.soak > 0:
@@ -266,15 +301,20 @@ def main() -> None:
 
         cold_ms = [x * 1000 for x in cold]
         rows = [
-            ("warm, ~1,500/s offered, 64 conns: p99 (<= 10 ms)",
-             f"{rate['p99']:.2f} ms (p50 {rate['p50']:.2f}, {rate['rps']:.0f}/s)",
-             f"{bare_rate['p99']:.2f} ms (p50 {bare_rate['p50']:.2f}, {bare_rate['rps']:.0f}/s)"),
-            ("warm at saturation, 64 conns (>= 60% of bare)",
-             f"{sat['rps']:.0f}/s (p99 {sat['p99']:.1f} ms) = {sat['rps'] / bare_sat['rps']:.0%}",
-             f"{bare_sat['rps']:.0f}/s (p99 {bare_sat['p99']:.1f} ms)"),
+            (f"warm, ~1,500/s offered, 64 conns: p99 (<= 10 ms), median (range) of "
+             f"{args.rounds} runs",
+             f"{spread([r['p99'] for r in rate], '.2f')} ms (p50 {median_of(rate, 'p50'):.2f}, "
+             f"{median_of(rate, 'rps'):.0f}/s)",
+             f"{spread([r['p99'] for r in bare_rate], '.2f')} ms "
+             f"(p50 {median_of(bare_rate, 'p50'):.2f}, {median_of(bare_rate, 'rps'):.0f}/s)"),
+            ("warm at saturation, 64 conns (>= 60% of bare): ratio of each imggate run to "
+             "the bare run beside it",
+             f"{median_of(sat, 'rps'):.0f}/s (p99 {median_of(sat, 'p99'):.1f} ms) = "
+             f"{spread(ratios, '.0%')}",
+             f"{median_of(bare_sat, 'rps'):.0f}/s (p99 {median_of(bare_sat, 'p99'):.1f} ms)"),
             ("warm at saturation: server CPU time per review",
-             f"{sat['cpu_us']:.0f} µs (bare/imggate {bare_sat['cpu_us'] / sat['cpu_us']:.0%})",
-             f"{bare_sat['cpu_us']:.0f} µs"),
+             f"{median_of(sat, 'cpu_us'):.0f} µs (bare/imggate {spread(cpu_ratios, '.0%')})",
+             f"{median_of(bare_sat, 'cpu_us'):.0f} µs"),
             ("burst of 64 reviews together: p99 (<= 40 ms)",
              f"{pct(warm_burst, .99) * 1000:.1f} ms (p50 {pct(warm_burst, .5) * 1000:.1f})",
              f"{pct(bare_burst, .99) * 1000:.1f} ms (p50 {pct(bare_burst, .5) * 1000:.1f})"),
@@ -293,7 +333,7 @@ def main() -> None:
         print("|---|---|---|")
         for name, ours, bare in rows:
             print(f"| {name} | {ours} | {bare} |")
-        errors = rate["errors"] + sat["errors"] + bare_sat["errors"] + bare_rate["errors"]
+        errors = sum(r["errors"] for r in [*rate, *sat, *bare_sat, *bare_rate])
         print(f"\nwrk errors: {errors}")
     finally:
         if server is not None:

@@ -169,9 +169,6 @@ class Judge:
         self._verdicts: SingleFlight[CachedVerdict] = SingleFlight()
         self._tags: SingleFlight[str] = SingleFlight()
         self._memo: dict[tuple[str, str, bool], ReferenceVerdict] = {}
-        # The two counters every warm review bumps, looked up once.
-        self._tag_local_hits = metrics.child(metrics.cache, "tag", "local", "hit")
-        self._verdict_local_hits = metrics.child(metrics.cache, "verdict", "local", "hit")
         self._memo_hash = ""
 
     def _by_reference(self, text: str, ref: ImageRef, policies: PolicySet, env: str,
@@ -227,8 +224,8 @@ class Judge:
         if cached is None:
             return None
         if ref.digest is None:
-            self._tag_local_hits.inc()
-        self._verdict_local_hits.inc()
+            self.metrics.cache.inc("tag", "local", "hit")
+        self.metrics.cache.inc("verdict", "local", "hit")
         return self._final(text, cached, "local", pin, warnings)
 
     async def judge(self, text: str, ref: ImageRef, policies: PolicySet, env: str, *,
@@ -257,9 +254,9 @@ class Judge:
             layer: CacheLayer
             if hit is not None:
                 cached, layer = hit
-                self.metrics.child(self.metrics.cache, "verdict", layer, "hit").inc()
+                self.metrics.cache.inc("verdict", layer, "hit")
             else:
-                self.metrics.child(self.metrics.cache, "verdict", "all", "miss").inc()
+                self.metrics.cache.inc("verdict", "all", "miss")
                 layer = "miss"
                 task, shared, joined = self._verdicts.start(
                     key + flight, lambda p: self._evaluate(
@@ -296,9 +293,9 @@ class Judge:
         key = tag_key(ref.name, tag)
         hit = await self.cache.tag(key)
         if hit is not None:
-            self.metrics.child(self.metrics.cache, "tag", hit[1], "hit").inc()
+            self.metrics.cache.inc("tag", hit[1], "hit")
             return Digest.parse(hit[0]), False
-        self.metrics.child(self.metrics.cache, "tag", "all", "miss").inc()
+        self.metrics.cache.inc("tag", "all", "miss")
 
         async def lookup(p: Progress) -> str:
             p.stage = f"resolving {ref} in the registry"

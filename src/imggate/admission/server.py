@@ -212,9 +212,9 @@ class AdmissionApp:
         # Any kind a client names would be a new series: unknown ones are counted as one.
         kind = req.kind.kind if req.kind.kind in WORKLOAD_KINDS else "other"
         decision = outcome.decision
-        m.child(m.reviews, endpoint, decision, kind, "true" if req.dry_run else "false").inc()
+        m.reviews.inc(endpoint, decision, kind, "true" if req.dry_run else "false")
         if not req.dry_run:
-            m.child(m.latency, endpoint).observe(ms / 1000)
+            m.latency.observe(endpoint, ms / 1000)
         answer = outcome.answer
         self._log({
             "endpoint": endpoint, "uid": req.uid, "namespace": req.namespace,
