@@ -173,4 +173,5 @@ def run(app: AdmissionApp, listen: Listen) -> None:
 
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(main())
+    app.review_log.flush()  # lines of the last iteration, if the loop stopped before it ended
     sys.stderr.flush()
