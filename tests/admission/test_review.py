@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from admission.serve_harness import pod, review
 from fixture_paths import FIXTURES
 from imggate.admission.review import (
+    API_VERSIONS,
     MAX_WARNING_CHARS,
     MAX_WARNINGS_BYTES,
     Answer,
@@ -22,7 +23,9 @@ from imggate.admission.review import (
     ReviewRequest,
     bad_request_body,
     bounded_warnings,
+    decode_well_formed,
     parse_review,
+    read_fields,
     response_body,
 )
 
@@ -50,9 +53,9 @@ def test_dry_run_subresource_and_quirky_old_object() -> None:
     doc["request"]["operation"] = "UPDATE"
     every = parse_review(orjson.dumps(doc))
     assert every.dry_run is True and every.sub_resource == "subResourceValue"
-    # connaisseur's CronJob capture sends "oldObject": "None" (a string): not an object.
+    # connaisseur's CronJob capture sends "oldObject": "None" (a string): never read.
     cron = parse_review((ADMISSION / "connaisseur-04_cronjob.json").read_bytes())
-    assert cron.old_object is None and cron.api_version == "admission.k8s.io/v1beta1"
+    assert cron.object is not None and cron.api_version == "admission.k8s.io/v1beta1"
 
 
 def _bad(body: bytes) -> BadReview:
@@ -168,3 +171,50 @@ def test_property_any_field_replaced_is_a_review_or_a_bad_review(field: str,
 def test_property_any_bytes_never_crash_the_reader(body: bytes) -> None:
     outcome = _outcome(body)
     assert isinstance(outcome, BadReview | ReviewRequest)
+
+
+# The typed decoder is a fast path: it may only accept what the field-by-field reader
+# accepts, and must then read the same request.
+
+_texts = st.one_of(st.sampled_from(["", "v1", "apps", "Pod", "prod", "a" * 253, "a" * 254,
+                                    "CREATE", "UPDATE", "EXPLODE", "\u00e9\u2603"]),
+                   st.text(max_size=8))
+_field_values = st.one_of(st.none(), st.booleans(), st.integers(-2, 2), _texts,
+                          st.dictionaries(st.sampled_from(["group", "version", "kind",
+                                                           "resource", "apiVersion"]),
+                                          st.one_of(st.none(), _texts), max_size=3),
+                          st.lists(st.integers(), max_size=2))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(["uid", "kind", "operation", "dryRun", "object",
+                                        "namespace", "subResource", "oldObject", "resource",
+                                        "name", "userInfo"]), _field_values),
+       st.sampled_from([*API_VERSIONS, "v1", None]), st.booleans())
+def test_property_the_fast_decoder_agrees_with_the_reader(changes: dict[str, Any],
+                                                          api: str | None,
+                                                          drop_uid: bool) -> None:
+    doc = review(pod(["registry.example.com/app:1"]))
+    doc["request"].update(changes)
+    if api is None:
+        del doc["apiVersion"]
+    else:
+        doc["apiVersion"] = api
+    if drop_uid:
+        doc["request"].pop("uid", None)
+    body = json.dumps(doc).encode()
+    fast = decode_well_formed(body)  # never raises: it defers
+    try:
+        slow: ReviewRequest | BadReview = read_fields(body)
+    except BadReview as e:
+        slow = e
+    if fast is not None:
+        assert fast == slow
+    if isinstance(slow, ReviewRequest):
+        assert parse_review(body) == slow
+
+
+def test_a_well_formed_review_takes_the_fast_path() -> None:
+    body = (ADMISSION / "connaisseur-04_cronjob.json").read_bytes()
+    assert decode_well_formed(body) == read_fields(body)
+    assert decode_well_formed(b'{"kind": "Pod"}') is None

@@ -7,6 +7,17 @@ nesting, checks every field it uses, and raises :class:`BadReview` (HTTP
 400, or a denial when the ``uid`` is known) naming what is wrong. It never
 raises anything else, whatever the body (a property test holds it to that).
 
+A review is read twice over only when it is not well-formed. First a typed
+msgspec decoder reads the envelope, checking every field in C and never
+building the parts imggate does not read (``oldObject``, ``userInfo``,
+``options``): measured on a warm review in the running server, that is ~8 µs of
+the ~13 µs reading took with orjson and checks in Python. Whatever it refuses
+(a body that is not JSON, a field of the wrong type, a ``null`` the checks
+tolerate) is read again by the field-by-field reader, which alone decides what
+is refused and says why, with the ``uid`` when it has one. So the decoder only
+ever accepts a subset of what the reader accepts, with the same result (a
+property test holds it to that).
+
 The response side keeps to the API server's limits: each warning at most
 120 characters and all of them at most 4 KiB; the status message is kept
 short, naming each denied image and its violations.
@@ -17,8 +28,9 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Final, NamedTuple
+from typing import Annotated, Any, Final, Literal, NamedTuple
 
+import msgspec
 import orjson
 
 #: The envelopes the API server may send; the answer uses the same one.
@@ -68,8 +80,9 @@ class GroupVersionKind(NamedTuple):
 class ReviewRequest(NamedTuple):
     """The parts of an AdmissionReview request that a decision uses.
 
-    ``object`` / ``old_object`` are the client's JSON values, unvalidated
-    beyond being objects; the workload reader validates what it walks.
+    ``object`` is the client's JSON value, unvalidated beyond being an object; the
+    workload reader validates what it walks. (``oldObject`` is not read: no decision
+    uses it.)
 
     A named tuple, not a frozen dataclass, like the other values made for every
     review: as immutable, and built in a fifth of the time (a frozen dataclass sets
@@ -87,7 +100,6 @@ class ReviewRequest(NamedTuple):
     operation: str
     dry_run: bool
     object: Mapping[str, Any] | None
-    old_object: Mapping[str, Any] | None = None
 
 
 def _text(doc: Mapping[str, Any], key: str, where: str, *, limit: int = _MAX_NAME,
@@ -107,10 +119,70 @@ def _text(doc: Mapping[str, Any], key: str, where: str, *, limit: int = _MAX_NAM
     return value
 
 
+_Text = Annotated[str, msgspec.Meta(max_length=_MAX_NAME)]
+_Required = Annotated[str, msgspec.Meta(min_length=1, max_length=_MAX_NAME)]
+
+
+class _Kind(msgspec.Struct):
+    group: _Text = ""
+    version: _Text = ""
+    kind: _Required = ""  # an empty or missing kind is refused by the reader
+
+
+class _Resource(msgspec.Struct):
+    resource: _Text = ""
+
+
+class _Request(msgspec.Struct, rename="camel"):
+    uid: Annotated[str, msgspec.Meta(min_length=1, max_length=_MAX_UID)]
+    kind: _Kind
+    operation: Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
+    resource: _Resource | None = None
+    sub_resource: _Text = ""
+    namespace: _Text = ""
+    name: _Text = ""
+    dry_run: bool = False
+    object: dict[str, Any] | None = None
+
+
+class _Review(msgspec.Struct, rename="camel"):
+    api_version: Literal["admission.k8s.io/v1", "admission.k8s.io/v1beta1"]
+    kind: Literal["AdmissionReview"]
+    request: _Request
+
+
+_DECODER = msgspec.json.Decoder(_Review)
+
+
 def parse_review(body: bytes) -> ReviewRequest:
     """Read an AdmissionReview request; :class:`BadReview` says why one is unusable."""
     if len(body) > MAX_BODY_BYTES:
         raise BadReview(f"request body is larger than {MAX_BODY_BYTES} bytes", status=413)
+    found = decode_well_formed(body)
+    # Not well-formed: the field-by-field reader says why, or accepts it.
+    return found if found is not None else read_fields(body)
+
+
+def decode_well_formed(body: bytes) -> ReviewRequest | None:
+    """The request of a well-formed review, read by the typed decoder; ``None`` for
+    anything else (never an error: :func:`read_fields` decides)."""
+    try:
+        review = _DECODER.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    request = review.request
+    if not request.kind.kind:
+        return None
+    return ReviewRequest(
+        review.api_version, request.uid,
+        GroupVersionKind(request.kind.group, request.kind.version, request.kind.kind),
+        request.resource.resource if request.resource is not None else "",
+        request.sub_resource, request.namespace, request.name, request.operation,
+        request.dry_run, request.object)
+
+
+def read_fields(body: bytes) -> ReviewRequest:
+    """The field-by-field reader: the authority on what is refused, and why."""
     # orjson from 3.10 stops at 1,024 levels of nesting with a decode error (3.8 crashed
     # the process on a few hundred thousand brackets: pyproject requires >= 3.10). Nothing
     # below walks the object recursively (the workload reader follows fixed paths).
@@ -152,7 +224,6 @@ def parse_review(body: bytes) -> ReviewRequest:
     if not isinstance(dry_run, bool):
         raise BadReview("request.dryRun must be a boolean", uid=uid, api_version=api)
     obj = request.get("object")
-    old = request.get("oldObject")
     if obj is not None and not isinstance(obj, dict):
         raise BadReview("request.object must be an object", uid=uid, api_version=api)
     return ReviewRequest(
@@ -160,9 +231,7 @@ def parse_review(body: bytes) -> ReviewRequest:
         sub_resource=_text(request, "subResource", "request", uid=uid, api=api),
         namespace=_text(request, "namespace", "request", uid=uid, api=api),
         name=_text(request, "name", "request", uid=uid, api=api),
-        operation=operation, dry_run=dry_run, object=obj,
-        # Captured clients send "None" (a string) for a missing oldObject: not an object.
-        old_object=old if isinstance(old, dict) else None)
+        operation=operation, dry_run=dry_run, object=obj)
 
 
 class Answer(NamedTuple):
