@@ -262,20 +262,20 @@ def extract_images(obj: object, *, namespace: str | None = None,
         namespace = _optional_string(meta, "namespace", ("metadata",), MAX_NAME_LENGTH)
     if name is None:
         name = _optional_string(meta, "name", ("metadata",), MAX_NAME_LENGTH)
-    found: list[tuple[ContainerType, str, str, tuple[str | int, ...]]] = []
+    found: list[WorkloadImage] = []
+    where = (kind, namespace, name)
     if kind == "EphemeralContainers":
         # The subresource object of Kubernetes 1.16-1.22: the list alone, at the top.
-        _containers(doc, (), "ephemeralContainers", ContainerType.EPHEMERAL, found,
+        _containers(doc, (), "ephemeralContainers", ContainerType.EPHEMERAL, where, found,
                     required=True)
     else:
         spec_path = _POD_SPEC[kind]
         spec = _descend(doc, spec_path)
         for key, ctype in _LISTS:
-            _containers(spec, spec_path, key, ctype, found, required=key == "containers")
-        _volumes(spec, spec_path, found)
-    return tuple(WorkloadImage(kind=kind, namespace=namespace, name=name, container=cname,
-                               container_type=ctype, image=image, path=path)
-                 for ctype, cname, image, path in found)
+            _containers(spec, spec_path, key, ctype, where, found,
+                        required=key == "containers")
+        _volumes(spec, spec_path, where, found)
+    return tuple(found)
 
 
 def pod_spec(obj: object) -> Mapping[str, Any] | None:
@@ -293,42 +293,52 @@ def pod_spec(obj: object) -> Mapping[str, Any] | None:
 def _descend(doc: Mapping[str, Any], path: tuple[str, ...]) -> Mapping[str, Any]:
     node: Mapping[str, Any] = doc
     for depth, key in enumerate(path):
+        value = node.get(key)
+        if type(value) is dict:  # the common case: no path made
+            node = value
+            continue
         here = path[: depth + 1]
-        if key not in node or node[key] is None:
+        if value is None:
             raise _error(here, "is missing")
-        node = _mapping(node[key], here)
+        node = _mapping(value, here)
     return node
 
 
-def _containers(spec: Mapping[str, Any], base: Sequence[str | int], key: str,
-                ctype: ContainerType,
-                found: list[tuple[ContainerType, str, str, tuple[str | int, ...]]], *,
+#: (kind, namespace, name) of the object whose images are being read.
+_Where = tuple[str, str | None, str | None]
+
+
+def _containers(spec: Mapping[str, Any], base: tuple[str | int, ...], key: str,
+                ctype: ContainerType, where: _Where, found: list[WorkloadImage], *,
                 required: bool) -> None:
-    path = (*base, key)
     value = spec.get(key)
     if value is None:
         if required:
-            raise _error(path, "is missing")
+            raise _error((*base, key), "is missing")
         return
+    path = (*base, key)
     items = _list(value, path, MAX_CONTAINERS)
     if required and not items:
         raise _error(path, "must not be empty")
     if len(found) + len(items) > MAX_CONTAINERS:
         raise _error(path, f"more than {MAX_CONTAINERS} containers in one object")
+    kind, namespace, name = where
     for i, item in enumerate(items):
         here = (*path, i)
         container = _mapping(item, here)
         cname = _field(container, "name", here, MAX_NAME_LENGTH)
         image = _field(container, "image", here, MAX_IMAGE_LENGTH)
-        found.append((ctype, cname, image, (*here, "image")))
+        found.append(WorkloadImage(kind, namespace, name, cname, ctype, image,
+                                   (*here, "image")))
 
 
-def _volumes(spec: Mapping[str, Any], base: Sequence[str | int],
-             found: list[tuple[ContainerType, str, str, tuple[str | int, ...]]]) -> None:
-    path = (*base, "volumes")
+def _volumes(spec: Mapping[str, Any], base: tuple[str | int, ...], where: _Where,
+             found: list[WorkloadImage]) -> None:
     value = spec.get("volumes")
     if value is None:
         return
+    path = (*base, "volumes")
+    kind, namespace, name = where
     for i, item in enumerate(_list(value, path, MAX_VOLUMES)):
         here = (*path, i)
         volume = _mapping(item, here)
@@ -341,4 +351,5 @@ def _volumes(spec: Mapping[str, Any], base: Sequence[str | int],
                         MAX_IMAGE_LENGTH)
         if len(found) >= MAX_CONTAINERS:
             raise _error(path, f"more than {MAX_CONTAINERS} images in one object")
-        found.append((ContainerType.VOLUME, vname, image, ref_path))
+        found.append(WorkloadImage(kind, namespace, name, vname, ContainerType.VOLUME, image,
+                                   ref_path))
