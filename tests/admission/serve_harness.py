@@ -112,17 +112,33 @@ class ServeProcess:
         """``https://127.0.0.1:PORT``."""
         return f"https://127.0.0.1:{self.port}"
 
-    def client(self, **kw: Any) -> httpx.Client:
+    def client(self, timeout: float = 30, **kw: Any) -> httpx.Client:
         """An httpx client that trusts the server's CA."""
-        return httpx.Client(base_url=self.url, verify=self.ssl_context(), timeout=30, **kw)
+        return httpx.Client(base_url=self.url, verify=self.ssl_context(), timeout=timeout,
+                            **kw)
 
     def ssl_context(self) -> ssl.SSLContext:
         """A client context trusting the server's CA."""
         return ssl.create_default_context(cafile=str(self.tls.ca))
 
+    def settle(self) -> None:
+        """Make sure every review answered so far is in the log.
+
+        The server writes the review lines of one event-loop iteration at its end
+        (``admission.reviewlog``): once a later request is answered, they are written.
+        """
+        if self.process.poll() is None:
+            with contextlib.suppress(httpx.HTTPError), self.client(timeout=5) as c:
+                c.get("/healthz")
+
+    def log_text(self) -> str:
+        """Everything the server wrote so far (every review answered so far included)."""
+        self.settle()
+        return self.log_path.read_text(errors="replace")
+
     def log_lines(self) -> list[str]:
-        """Everything the server wrote so far."""
-        return self.log_path.read_text(errors="replace").splitlines()
+        """:meth:`log_text`, as lines."""
+        return self.log_text().splitlines()
 
     def reviews(self) -> list[dict[str, Any]]:
         """The JSON review log lines so far."""

@@ -261,6 +261,6 @@ def test_registry_auth_file_in_dockerconfigjson_form(tmp_path: Path, basic_image
         assert json.loads(r["auditAnnotations"]["images"])[0]["digest"] == basic_image.digest
         with server.client() as c:
             c.get("/metrics")
-        assert registry.password not in server.log_path.read_text()
+        assert registry.password not in server.log_text()
     finally:
         server.stop()

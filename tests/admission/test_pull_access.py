@@ -263,7 +263,7 @@ def test_no_secret_reaches_the_log(cluster: Cluster) -> None:
     # Runs after the cases above (file order): every secret was read and used by then.
     registry = cluster.registry
     assert registry.password
-    text = cluster.server.log_path.read_text()
+    text = cluster.server.log_text()
     assert '"decision"' in text  # the review log is there
     # Which secrets were used is logged, by name.
     assert any(r.get("pull_secrets") == ["regcred"] for r in cluster.server.reviews())
@@ -303,7 +303,7 @@ def test_pod_secrets_come_before_the_mounted_file(tmp_path: Path, basic_registry
         assert (f"sent credentials for {basic_registry.host} from secret team/badcred, "
                 f"refused; then sent credentials for {basic_registry.host} from {mounted}"
                 ) in r["status"]["message"]
-        log = server.log_path.read_text()
+        log = server.log_text()
         assert "not-the-password" not in log and "a-stale-password" not in log
     finally:
         server.stop()
