@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from imggate.evidence.attested import AttestedEvidence
     from imggate.policy.effective import TrustMaterial
     from imggate.registry.interface import Repository
+    from imggate.registry.memo import SharedAnswers
     from imggate.scanners.trivy_runner import TrivyOptions, TrivyScans
     from imggate.signatures.interface import CertificateAuthority, TrustConfig
     from imggate.signatures.keys import TrustedKey
@@ -176,13 +177,16 @@ def _credentials_for_trivy(req: CheckRequest, ref: ImageRef) -> tuple[str | None
 
 async def gather(req: CheckRequest, *,
                  progress: Callable[[int], None] | None = None,
-                 resolved: Sequence[ResolvedImage] | None = None) -> list[Evidence]:
+                 resolved: Sequence[ResolvedImage] | None = None,
+                 shared: SharedAnswers | None = None) -> list[Evidence]:
     """Resolve every image concurrently, then gather each one's evidence concurrently.
 
     ``progress(n)`` is called with the number of images whose evidence is complete, as
     each completes (``imggate audit`` shows it). ``resolved``, one per ``req.refs`` in
     order, are images the caller has already pinned (``imggate audit``, which resolves
-    every tag first): they are used as they are, with no registry request.
+    every tag first): they are used as they are, with no registry request. ``shared``
+    keeps the signature and attestation lookups for the caller's next gather (``imggate
+    audit``'s next environment).
     """
     if resolved is not None and len(resolved) != len(req.refs):
         raise ValueError(f"gather: {len(resolved)} resolved images for {len(req.refs)} refs")
@@ -223,7 +227,7 @@ async def gather(req: CheckRequest, *,
             else:
                 async with sem:
                     found = await image_evidence(req, client, text, ref, result, bound[n], keys,
-                                                 root, scans)
+                                                 root, scans, shared)
             finished += 1
             if progress is not None:
                 progress(finished)
@@ -234,14 +238,15 @@ async def gather(req: CheckRequest, *,
 
 async def image_evidence(req: CheckRequest, client: RegistryClient, text: str, ref: ImageRef,
                          image: ResolvedImage, reports: tuple[ScanReport, ...], keys: KeyCache,
-                         root: object | None, scans: TrivyScans | None = None
-                         ) -> Evidence:
+                         root: object | None, scans: TrivyScans | None = None,
+                         shared: SharedAnswers | None = None) -> Evidence:
     """Everything about one resolved image: ``reports`` (already bound to it), a Trivy run
     when asked, signatures and attestations (each fetched once, verified locally against
     every key and identity) and signed vuln attestations as evidence. Errors are recorded
     in the :class:`Evidence`, never raised. ``check`` and the webhook both call this.
     ``scans`` runs Trivy for the whole run (one DB update, one scan at a time); without it,
-    ``req.trivy`` gets a runner of its own."""
+    ``req.trivy`` gets a runner of its own. ``shared`` keeps the signature and attestation
+    lookups beyond this image (see :mod:`imggate.registry.memo`)."""
     if scans is None and req.trivy is not None:
         from imggate.scanners.trivy_runner import TrivyScans
 
@@ -269,13 +274,13 @@ async def image_evidence(req: CheckRequest, client: RegistryClient, text: str, r
     # the referrers): each place is asked once for this image.
     from imggate.registry.memo import AskedOnce
 
-    repo: Repository = AskedOnce(open_repository(ref, client))
+    repo: Repository = AskedOnce(open_repository(ref, client), shared)
     sig_repo: Repository | None = None
     if req.signatures.signature_repository:
         from imggate.registry.reference import parse_reference
 
         sig_repo = AskedOnce(open_repository(
-            parse_reference(req.signatures.signature_repository), client))
+            parse_reference(req.signatures.signature_repository), client), shared)
     if material.needed:
         from imggate.signatures.check import check_signatures
 

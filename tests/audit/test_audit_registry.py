@@ -25,6 +25,8 @@ environments:
     extends: dev
     tags: {deny: [latest]}
     signatures: {keys: [cosign.pub]}
+  prod-eu:
+    extends: prod
 """
 
 
@@ -164,13 +166,15 @@ def registry_requests(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     return seen
 
 
+@pytest.mark.parametrize("envs", [["prod"], ["prod", "prod-eu"]], ids=["one-env", "two-envs"])
 def test_audit_fetches_each_manifest_and_config_once(
         anon_registry: Registry, skopeo: Skopeo, image_layout: LayoutBuilder,
-        registry_requests: list[tuple[str, str]], tmp_path: Path) -> None:
+        registry_requests: list[tuple[str, str]], tmp_path: Path, envs: list[str]) -> None:
     # 20 tags + latest + stable over 5 images, 2 of them signed, and a multi-arch index
     # under two tags, checked against a key rule: every tag's manifest is fetched once by
     # tag, each image's config (and the index's platform manifest) once, signatures are
-    # looked up per image, never per tag, and no image is fetched again to check it.
+    # looked up per image, never per tag (nor per environment: two environments that
+    # both need the key ask exactly what one asks), and no image is fetched again.
     repository = f"audit/{secrets.token_hex(4)}"
     pushed = build(anon_registry.url, repository, n_tags=20, n_digests=5, signed=2)
     for tag in ("multi", "multi-again"):
@@ -180,10 +184,12 @@ def test_audit_fetches_each_manifest_and_config_once(
     (tmp_path / "rules.yaml").write_text(RULES)
     registry_requests.clear()
     result = run_imggate(["audit", f"{anon_registry.host}/{repository}", "--rules",
-                          str(tmp_path / "rules.yaml"), "--env", "prod",
+                          str(tmp_path / "rules.yaml"),
+                          *(arg for env in envs for arg in ("--env", env)),
                           "--insecure-ignore-tlog", "-q", "-o", str(tmp_path / "out")])
     assert result.code == 1, result.output  # prod denies the unsigned images
     doc = json.loads((tmp_path / "out" / "imggate-audit.json").read_text())
+    assert doc["environments"] == envs
     assert sum(r["signed"] is True for r in doc["rows"]) == 2 * 4 + 1  # 2 images, 9 tags
     base = f"/v2/{repository}"
     tags = [*pushed.tags, "multi", "multi-again"]

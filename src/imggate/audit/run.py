@@ -3,11 +3,12 @@
 The steps: list the tags (the registry's ``tags/list``, paginated); resolve
 each tag to its verified digest and creation date, concurrently; apply the
 cleanup policy to those dates; gather each *distinct* digest's evidence once
-per environment (tags that share a digest share it: signatures are not
-fetched twice); then judge every tag with that evidence, named as
-``repo:tag@digest`` — what a pinned deployment of the tag would be — so the
-rules about tags (``latest`` in production) see the tag while digest pinning
-holds. cosign's own tags (``sha256-<hex>.sig``/``.att``/``.sbom``) are
+per environment (tags that share a digest share it, and the environments
+share the lookups: an image's signatures are fetched once for the whole
+audit, then verified against each environment's keys); then judge every tag
+with that evidence, named as ``repo:tag@digest`` — what a pinned deployment of
+the tag would be — so the rules about tags (``latest`` in production) see the
+tag while digest pinning holds. cosign's own tags (``sha256-<hex>.sig``/``.att``/``.sbom``) are
 signature artifacts, not images: listed, never checked.
 """
 
@@ -157,6 +158,7 @@ def run_audit(req: AuditRequest, progress: Progress = _nothing) -> AuditResult:
     """List, resolve, plan the cleanup, check each distinct digest once per environment."""
     from imggate._aio import run
     from imggate.gate import CheckRequest, decide, gather
+    from imggate.registry.memo import SharedAnswers
 
     compile_regex(req.cleanup.name_regex, "--tags")  # a bad pattern fails before any traffic
     compile_regex(req.cleanup.name_regex_keep, "--keep-regex")
@@ -184,6 +186,8 @@ def run_audit(req: AuditRequest, progress: Progress = _nothing) -> AuditResult:
         images.append(dataclasses.replace(first, ref=ref))
     verdicts: dict[str, Verdict] = {}
     signed: dict[Digest, bool] = {}
+    # Every environment looks up the same signatures and attestations: asked once.
+    shared = SharedAnswers()
     for env, policy in req.policies.items():
         check = CheckRequest(references=tuple(str(r) for r in refs), refs=refs, policy=policy,
                              now=req.now, registry=req.registry, concurrency=req.concurrency,
@@ -193,7 +197,7 @@ def run_audit(req: AuditRequest, progress: Progress = _nothing) -> AuditResult:
         def advance(n: int, phase: str = phase, total: int = total) -> None:
             progress(phase, n, total)
 
-        evidence = run(gather(check, progress=advance, resolved=images))
+        evidence = run(gather(check, progress=advance, resolved=images, shared=shared))
         per_tag = []
         for ev, digest in zip(evidence, digests, strict=True):
             # Signed: a trusted signature verified, in an environment that asked for one.
