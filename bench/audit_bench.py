@@ -5,7 +5,9 @@ pushes 1,000 ``v1.0.<i>`` tags over 300 distinct images (plus ``latest`` and
 ``stable``; 30 images key-signed in cosign's format), then times, in the same run:
 
 - ``imggate audit REPO`` (one process: list, resolve every tag, check each distinct
-  digest once), without signature rules and with a ``--key`` rule;
+  digest once), without signature rules, with a ``--key`` rule, and with rules of two
+  environments that both require the key (their signature lookups are shared: the
+  requests per tag should match the ``--key`` run's);
 - the peer: ``skopeo list-tags`` then ``skopeo inspect`` once per tag, sequentially (what
   a shell loop over a repository does, and it verifies nothing).
 
@@ -90,7 +92,15 @@ def main() -> int:
             key_s, key_req, keyed = _timed(reg, [
                 *imggate, "audit", repo, "-q", "-o", str(work / "keyed"), "--key",
                 str(work / "cosign.pub"), "--insecure-ignore-tlog"])
-            for name, proc in (("audit", plain), ("audit --key", keyed)):
+            rules = work / "rules.yaml"
+            rules.write_text(json.dumps({"version": 1, "environments": {
+                "prod": {"signatures": {"keys": [str(work / "cosign.pub")]}},
+                "prod-eu": {"extends": "prod"}}}))
+            two_s, two_req, two = _timed(reg, [
+                *imggate, "audit", repo, "-q", "-o", str(work / "two"), "--rules", str(rules),
+                "--env", "prod", "--env", "prod-eu", "--insecure-ignore-tlog"])
+            for name, proc in (("audit", plain), ("audit --key", keyed),
+                               ("audit --env prod --env prod-eu", two)):
                 if proc.returncode not in (0, 1):
                     raise SystemExit(f"imggate {name} failed ({proc.returncode}):\n"
                                      f"{proc.stderr[-2000:]}")
@@ -126,12 +136,13 @@ def main() -> int:
         return 1
     print(f"{n} tags over {args.digests} distinct images ({args.digests // 10} signed), "
           f"pushed in {setup:.1f} s; every digest agrees (imggate == skopeo == pushed)")
-    print(f"{'':34} {'wall':>8} {'tags/s':>8} {'requests/tag':>13}")
+    print(f"{'':38} {'wall':>8} {'tags/s':>8} {'requests/tag':>13}")
     rows = [("imggate audit", plain_s, plain_req), ("imggate audit --key (signatures)", key_s,
                                                     key_req),
+            ("imggate audit, 2 envs needing the key", two_s, two_req),
             ("skopeo list-tags + inspect loop", peer_s, peer_req)]
     for label, secs, req in rows:
-        print(f"{label:34} {secs:7.2f}s {n / secs:8.0f} {req / n:13.2f}")
+        print(f"{label:38} {secs:7.2f}s {n / secs:8.0f} {req / n:13.2f}")
     print(f"ratio (skopeo loop / imggate audit): {peer_s / plain_s:.1f}x; "
           f"with signatures checked: {peer_s / key_s:.1f}x")
     return 0
