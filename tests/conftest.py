@@ -28,7 +28,7 @@ from harness_images import (
 from registry_harness import (
     MissingComponentError,
     Registry,
-    may_skip_missing,
+    missing_component,
     require_binaries,
     start_registry,
 )
@@ -38,10 +38,6 @@ _AUTH_VARS = ("REGISTRY_AUTH_FILE", "DOCKER_AUTH_CONFIG", "CI_REGISTRY", "CI_REG
               "CI_REGISTRY_PASSWORD", "CI_REGISTRY_IMAGE", "CI_JOB_TOKEN")
 
 
-def _missing(e: MissingComponentError) -> None:
-    if may_skip_missing():
-        pytest.skip(f"{e} (IMGGATE_SKIP_MISSING=1, not in CI)")
-    pytest.fail(f"real-component tests need: {e}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -50,8 +46,7 @@ def harness_binaries() -> dict[str, str]:
     try:
         return require_binaries()
     except MissingComponentError as e:
-        _missing(e)
-        raise
+        missing_component(f"real-component tests need: {e}")
 
 
 @pytest.fixture(scope="session")

@@ -37,6 +37,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
+from typing import NoReturn
 
 from harness_token import TokenServer
 
@@ -51,6 +52,18 @@ def in_ci() -> bool:
 def may_skip_missing() -> bool:
     """Skipping for a missing binary is allowed only outside CI and only when asked for."""
     return not in_ci() and os.environ.get("IMGGATE_SKIP_MISSING") == "1"
+
+
+def missing_component(message: str) -> NoReturn:
+    """Fail the test for a component that is not on this machine (always in CI).
+
+    The one place a test may skip instead: outside CI, with ``IMGGATE_SKIP_MISSING=1``.
+    """
+    import pytest
+
+    if may_skip_missing():
+        pytest.skip(f"{message} (IMGGATE_SKIP_MISSING=1, not in CI)")
+    pytest.fail(message, pytrace=False)
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
@@ -69,14 +82,10 @@ def require_tool(name: str, why: str) -> str:
 
     Only outside CI, and only with ``IMGGATE_SKIP_MISSING=1``, does it skip instead.
     """
-    import pytest
 
     found = shutil.which(name)
     if found is None:
-        message = f"{name} is needed {why} (install it: .ci/run shows how)"
-        if may_skip_missing():
-            pytest.skip(f"{message} (IMGGATE_SKIP_MISSING=1, not in CI)")
-        pytest.fail(message, pytrace=False)
+        missing_component(f"{name} is needed {why} (install it: .ci/run shows how)")
     return found
 
 

@@ -24,6 +24,7 @@ from registry_harness import (
     Registry,
     http_get,
     may_skip_missing,
+    missing_component,
     require_binaries,
     tamper_bytes,
     tampered,
@@ -65,6 +66,17 @@ def test_ci_never_allows_skipping(monkeypatch: pytest.MonkeyPatch) -> None:
     assert may_skip_missing() is True
     monkeypatch.delenv("IMGGATE_SKIP_MISSING")
     assert may_skip_missing() is False
+
+
+def test_a_missing_component_fails_in_ci_even_when_skipping_is_asked(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMGGATE_SKIP_MISSING", "1")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="redis-server is not installed"):
+        missing_component("redis-server is not installed")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="not in CI"):
+        missing_component("redis-server is not installed")
 
 
 def test_libtrust_kid_shape() -> None:
