@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import string
+from collections.abc import Callable
 from functools import cache
 
 import pytest
@@ -74,29 +75,23 @@ def _docs(name: str) -> list[object]:
     return [json.loads(b) for b in _seeds(name)]
 
 
+@cache
 def _mutants(name: str) -> st.SearchStrategy[bytes]:
     return mutated_bytes(_seeds(name)) | mutated_json(_docs(name))
 
 
 @FUZZ
-@given(raw=_mutants("dsse-envelope.json"))
-def test_dsse_envelope_parser(raw: bytes) -> None:
+@pytest.mark.parametrize(("seed", "parse"), [
+    ("dsse-envelope.json", parse_envelope),
+    ("statement.json", parse_statement),
+    ("payload.json", parse_simple_signing),
+], ids=["dsse-envelope", "in-toto-statement", "simple-signing"])
+@given(data=st.data())
+def test_document_parser(seed: str, parse: Callable[[bytes], object],
+                         data: st.DataObject) -> None:
+    raw = data.draw(_mutants(seed))
     with contextlib.suppress(OWN):
-        parse_envelope(raw)
-
-
-@FUZZ
-@given(raw=_mutants("statement.json"))
-def test_in_toto_statement_parser(raw: bytes) -> None:
-    with contextlib.suppress(OWN):
-        parse_statement(raw)
-
-
-@FUZZ
-@given(raw=_mutants("payload.json"))
-def test_simple_signing_parser(raw: bytes) -> None:
-    with contextlib.suppress(OWN):
-        parse_simple_signing(raw)
+        parse(raw)
 
 
 @FUZZ
@@ -143,17 +138,14 @@ def test_signature_verifier_never_raises(case: str, data: st.DataObject) -> None
 
 
 @FUZZ
-@given(raw=_mutants("dsse-envelope.json"))
-def test_attestation_verifier_never_raises(raw: bytes) -> None:
-    att = Attachment(AttachmentKind.ATTESTATION, "fuzz", SUBJECT, DSSE_MEDIA_TYPE, {}, raw)
-    check = verify_attachment(att, _trust())
-    assert check.verified is False and check.reason
-
-
-@FUZZ
-@given(raw=_mutants("bundle.sigstore.json"))
-def test_bundle_verifier_never_raises(raw: bytes) -> None:
-    att = Attachment(AttachmentKind.BUNDLE, "fuzz", SUBJECT, BUNDLE_MEDIA_TYPE, {}, raw)
+@pytest.mark.parametrize(("seed", "kind", "media"), [
+    ("dsse-envelope.json", AttachmentKind.ATTESTATION, DSSE_MEDIA_TYPE),
+    ("bundle.sigstore.json", AttachmentKind.BUNDLE, BUNDLE_MEDIA_TYPE),
+], ids=["attestation", "bundle"])
+@given(data=st.data())
+def test_envelope_verifier_never_raises(seed: str, kind: AttachmentKind, media: str,
+                                        data: st.DataObject) -> None:
+    att = Attachment(kind, "fuzz", SUBJECT, media, {}, data.draw(_mutants(seed)))
     check = verify_attachment(att, _trust())
     assert check.verified is False and check.reason
 
