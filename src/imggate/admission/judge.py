@@ -206,16 +206,25 @@ class Judge:
                             ref_warnings + cached.warnings, cache=layer,
                             pin=pin and decision is Decision.ALLOW)
 
+    @staticmethod
+    def _by_reference_alone(text: str, by_ref: ReferenceVerdict) -> ImageOutcome | None:
+        """The outcome when the reference decides it (exempt, or a reference rule denies),
+        with no registry call; ``None``: the image must be looked at."""
+        if by_ref.exempt is not None:
+            return ImageOutcome(text, Decision.ALLOW, exempt=by_ref.exempt)
+        if by_ref.violations:
+            return ImageOutcome(text, Decision.DENY, None, by_ref.violations, by_ref.warnings)
+        return None
+
     def quick(self, text: str, ref: ImageRef, policies: PolicySet, env: str, *,
               mutate: bool) -> ImageOutcome | None:
         """The decision when it needs no I/O (exempt images, reference rules, or both caches'
         local layer); ``None``: :meth:`judge` must run. :meth:`judge`'s answer, without a task."""
         by_ref = self._by_reference(text, ref, policies, env, mutate)
-        if by_ref.exempt is not None:
-            return ImageOutcome(text, Decision.ALLOW, exempt=by_ref.exempt)
-        pin, violations, warnings = by_ref.pin, by_ref.violations, by_ref.warnings
-        if violations:
-            return ImageOutcome(text, Decision.DENY, None, violations, warnings)
+        decided = self._by_reference_alone(text, by_ref)
+        if decided is not None:
+            return decided
+        pin, warnings = by_ref.pin, by_ref.warnings
         digest = str(ref.digest) if ref.digest is not None else self.cache.local_tag(
             tag_key(ref.name, ref.tag or "latest"))
         if digest is None:
@@ -238,13 +247,11 @@ class Judge:
         # must neither borrow another's credentials nor fail for another's lack of them.
         flight = f"|{access.key}" if access.key else ""
         by_ref = self._by_reference(text, ref, policies, env, mutate)
-        if by_ref.exempt is not None:
-            return ImageOutcome(text, Decision.ALLOW, exempt=by_ref.exempt)
+        decided = self._by_reference_alone(text, by_ref)
+        if decided is not None:
+            return decided
         env_policy = policies.environments[env]
-        pin, ref_violations, ref_warnings = by_ref.pin, by_ref.violations, by_ref.warnings
-        if ref_violations:
-            # Decided by the reference alone: no registry call.
-            return ImageOutcome(text, Decision.DENY, None, ref_violations, ref_warnings)
+        pin, ref_warnings = by_ref.pin, by_ref.warnings
         try:
             progress.stage = f"resolving the tag of {text}"
             digest, _ = await self._digest(ref, progress, access.client, flight)
@@ -277,10 +284,10 @@ class Judge:
                 return await self.judge(text, ref, policies, env, mutate=mutate,
                                         dry_run=dry_run, progress=progress, access=retry)
             said = access.explain(ref.registry)
-            return ImageOutcome(text, Decision.ERROR, None, ref_violations, ref_warnings,
+            return ImageOutcome(text, Decision.ERROR, None, (), ref_warnings,
                                 error=f"{e.message} ({said})" if said else e.message)
         except Error as e:
-            return ImageOutcome(text, Decision.ERROR, None, ref_violations, ref_warnings,
+            return ImageOutcome(text, Decision.ERROR, None, (), ref_warnings,
                                 error=e.message)
         return self._final(text, cached, layer, pin, ref_warnings)
 
