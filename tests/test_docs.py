@@ -93,3 +93,16 @@ def test_the_checker_sees_invocations_and_flags():
     assert found == [("check", ["--nope", "--env"]), ("verify", ["--key"])]
     assert "--nope" not in OPTIONS["check"] and "--env" in OPTIONS["check"]
     assert "--check-files" in OPTIONS["rules validate"]
+
+
+def test_the_tag_cache_window_of_validate_alone_is_documented():
+    # A tag moved to another digest is judged by its cached digest for up to --tag-ttl
+    # seconds through /validate alone; the admission guide says so and what closes it.
+    text = (ROOT / "docs" / "admission.md").read_text(encoding="utf-8")
+    section = text.split("## Tags: keep `/mutate` on", 1)[1].split("\n## ", 1)[0]
+    for needed in ("`--tag-ttl`", "`/mutate` closes both windows", "`--tag-ttl=0`",
+                   "require_digest: true"):
+        assert needed in section, needed
+    assert "--tag-ttl" in OPTIONS["serve"]
+    from imggate.policy.rules import TagRules
+    assert "require_digest" in TagRules.model_fields

@@ -44,6 +44,15 @@ def test_configuration_errors_stop_serve_with_exit_2(tmp_path: Path) -> None:
     assert code == 2 and "not base64" in err
     code, err = _serve(tmp_path, "--cache", "memcached://x")
     assert code == 2 and "--cache" in err
+    for url, said in (("redis://:s3cret-pw@h:abc/0", "the port is not a number"),
+                      ("rediss://h:99999999/0", "the port is not a number"),
+                      ("redis://h:6379/zero", "the database"),
+                      ("redis://:s3cret-pw@/0", "the host is missing"),
+                      ("unix://", "the socket path is missing"),
+                      ("redis://h:6379/0?socket_timeout=abc", "query has an invalid value")):
+        code, err = _serve(tmp_path, "--cache", url)
+        assert code == 2 and "--cache" in err, err
+        assert said in err and "internal error" not in err and "s3cret-pw" not in err, err
     code, err = _serve(tmp_path, "--deadline", "0")
     assert code == 2 and "--deadline" in err
     code, err = _serve(tmp_path, "--env", "nowhere")

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from registry_harness import run_imggate
+from registry_harness import Registry, run_imggate, tampered
 from signatures.cosign_format_signer import (
     CosignFormatSigner,
     make_image,
     make_index,
+    push_repository,
     write_layout,
 )
 from signatures.fixture_cases import case_dir
@@ -165,3 +166,30 @@ def test_attestations_of_any_type() -> None:
                      "--certificate-oidc-issuer", ACTIONS, "--attestations"])
     assert r.code == 0, r.output
     assert "https://slsa.dev/provenance/v0.2" in r.stdout
+
+
+def test_a_child_manifest_or_config_that_does_not_match_its_digest_is_exit_3(
+        anon_registry: Registry, tmp_path: Path) -> None:
+    # In a real registry, as `check` sees it: the signed index is intact, but the platform
+    # manifest, then the config, is not what its digest says.
+    alice = CosignFormatSigner()
+    repo = InMemoryRepository(f"{anon_registry.host}/verify/tampered")
+    amd = make_image(repo)
+    index = make_index(repo, [(amd, "linux/amd64")], tag="v1")
+    alice.sign_image(repo, index)
+    push_repository(repo, anon_registry.url, "verify/tampered")
+    key = tmp_path / "alice.pub"
+    key.write_bytes(alice.public_pem)
+    config = json.loads(repo.manifests[amd])["config"]["digest"]
+    base = ["verify", anon_registry.ref("verify/tampered", "v1"), "--key", str(key),
+            "--insecure-ignore-tlog", "--insecure-registry", anon_registry.host]
+    assert run_imggate(base).code == 0
+    for digest in (str(amd), config):
+        with tampered(anon_registry, digest):
+            r = run_imggate(base)
+            assert r.code == 3, (digest, r.output)
+            assert "could not verify" in r.output and "VERIFIED" not in r.output
+            assert run_imggate(["check", anon_registry.ref("verify/tampered", "v1"),
+                                "--insecure-registry", anon_registry.host,
+                                "-o", str(tmp_path / "reports")]).code == 3
+    assert run_imggate(base).code == 0

@@ -105,6 +105,10 @@ def test_builtin_rules_map_by_alias_only() -> None:
     ("ghcr.io/acme/tools/kubectl@sha256:" + "a" * 64, "ghcr.io/acme/tools/*"),
     ("registry.k8s.io/pause-not", None),
     ("nginx", None),
+    # A Docker Hub repository whose path starts with another registry's host is not that
+    # registry's image: patterns match the normalised registry + repository, not text.
+    ("docker.io/registry.k8s.io/pause:3.9", None),
+    ("index.docker.io/ghcr.io/acme/tools/kubectl:1", None),
 ])
 def test_exempt_images(rules: RulesFile, image: str, pattern: str | None) -> None:
     assert exempt_image(rules, parse_reference(image)) == pattern

@@ -30,6 +30,7 @@ from imggate.policy.rules import (
     SignatureRules,
     TagRules,
 )
+from imggate.registry.reference import parse_reference
 from policy.policy_builders import (
     DIGEST,
     FIXTURES,
@@ -157,6 +158,23 @@ def test_registry_prefixes_match_on_path_segments() -> None:
     glob = check_registries(ref(), RegistryRules(allowed=("*.example.com",)), E)
     assert glob is not None and glob.passed
     assert check_registries(ref(), RegistryRules(), E) is None
+
+
+@pytest.mark.parametrize("text", ["docker.io/registry.example.com/x",
+                                  "docker.io/registry.example.com/team/app:1",
+                                  "index.docker.io/registry.example.com/x"])
+def test_a_hub_repository_named_like_a_registry_is_not_under_that_registry(text: str) -> None:
+    hub = parse_reference(text)
+    assert hub.registry == "docker.io"
+    for allowed in (("registry.example.com",), ("registry.example.com/team",),
+                    ("registry.example.com/*",)):
+        result = check_registries(hub, RegistryRules(allowed=allowed), E)
+        assert result is not None and not result.passed, (text, allowed)
+        assert "not under an allowed prefix" in result.messages[0]
+    # Its real names still match: the canonical one, and Docker Hub's short form.
+    own = check_registries(parse_reference("docker.io/team/app"),
+                           RegistryRules(allowed=("team",)), E)
+    assert own is not None and own.passed
 
 
 def test_age() -> None:

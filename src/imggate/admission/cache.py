@@ -143,6 +143,40 @@ class LocalCache(Generic[T]):
         return len(self._data)
 
 
+def check_url(url: str) -> dict[str, object]:
+    """The connection settings of a ``--cache`` URL, or a :class:`UsageError` naming the
+    part that is wrong. The URL itself is never repeated: it may hold a password."""
+    import urllib.parse
+
+    from redis.asyncio.connection import parse_url
+
+    from imggate.errors import UsageError
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise UsageError("--cache must be a redis://, rediss:// or unix:// URL")
+    try:
+        port = parts.port
+    except ValueError:
+        raise UsageError("--cache: the port is not a number from 1 to 65535") from None
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise UsageError("--cache unix://PATH: the socket path is missing")
+    else:
+        if not parts.hostname:
+            raise UsageError(f"--cache {parts.scheme}://HOST[:PORT][/DB]: the host is missing")
+        if port == 0:
+            raise UsageError("--cache: the port is not a number from 1 to 65535")
+        db = parts.path.strip("/")
+        if db and not (db.isascii() and db.isdigit() and int(db) < 2**31):
+            raise UsageError("--cache: the database (the path after the host) is not a "
+                             "number")
+    try:
+        return dict(parse_url(url))
+    except ValueError:
+        raise UsageError("--cache: an option in the URL's query has an invalid value") from None
+
+
 class RedisLayer:
     """Redis as a shared, optional layer: errors mark it down, never fail a review."""
 
@@ -155,11 +189,11 @@ class RedisLayer:
 
     @classmethod
     def from_url(cls, url: str, timeout: float = 0.25) -> RedisLayer:
-        """A layer for ``redis://[:password@]host:port/db`` (``rediss://`` for TLS)."""
+        """A layer for ``redis://[:password@]host:port/db`` (``rediss://`` for TLS);
+        :class:`~imggate.errors.UsageError` when ``url`` is not one (see :func:`check_url`)."""
         import redis.asyncio
-        from redis.asyncio.connection import parse_url
 
-        params = parse_url(url)
+        params = check_url(url)
         if params.get("password"):
             from imggate import redact
 

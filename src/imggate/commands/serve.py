@@ -91,8 +91,10 @@ def serve(
         raise UsageError("cache TTLs must not be negative")
     if not 0 < port < 65536:
         raise UsageError(f"--port {port}: not a TCP port")
-    if cache is not None and not cache.startswith(("redis://", "rediss://", "unix://")):
-        raise UsageError("--cache must be a redis://, rediss:// or unix:// URL")
+    if cache is not None:
+        from imggate.admission.cache import check_url
+
+        check_url(cache)
     for flag, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key),
                        ("--registry-auth-file", registry_auth_file)):
         if path is not None and not Path(path).is_file():

@@ -154,6 +154,7 @@ async def verify_refs(refs: Sequence[ImageRef], texts: Sequence[str], trust: Tru
 async def _one(repo: Repository, ref: ImageRef, text: str, trust: TrustConfig,
                requirement: Requirement, platform: Platform | None,
                sig_repo: Repository | None) -> ImageResult:
+    from imggate.registry.resolve import describe_image
     from imggate.signatures.check import check_signatures
     from imggate.signatures.interface import evaluate
 
@@ -165,6 +166,10 @@ async def _one(repo: Repository, ref: ImageRef, text: str, trust: TrustConfig,
                       if d.platform is not None and platform.matches(d.platform)), None)
         if child is None:
             raise UsageError(f"{text}: no manifest for platform {platform}")
+    # The image itself is read as `check` reads it (its platform manifest and config,
+    # each hashed against its digest): a signature over a digest whose content does not
+    # match it verifies nothing usable, and that is exit 3, not a verified image.
+    await describe_image(repo, ref, top, platform)
     checks = await check_signatures(repo, top.digest, trust, signature_repo=sig_repo,
                                     platform_digest=child)
     if trust.check_attestations:

@@ -14,16 +14,24 @@ import re
 from fnmatch import fnmatchcase
 
 from imggate.models import ImageRef
+from imggate.registry.reference import reads_as_hub_repository
 from imggate.userregex import compile_user_regex
 
 _WILDCARDS = frozenset("*?[")
 
 
 def image_names(ref: ImageRef) -> tuple[str, ...]:
-    """Every name ``ref`` may be written as: canonical first, then Docker Hub's short forms."""
+    """Every name ``ref`` may be written as: canonical first, then Docker Hub's short forms.
+
+    A short form is offered only when it would be read back as the same image: the
+    Docker Hub repository ``registry.k8s.io/evil`` (``docker.io/registry.k8s.io/evil``)
+    is not written ``registry.k8s.io/evil``, which names another registry, so it never
+    matches a pattern written for that registry.
+    """
     name = ref.name
     names = [name]
-    if ref.source == "registry" and ref.registry in ("docker.io", "index.docker.io"):
+    if (ref.source == "registry" and ref.registry in ("docker.io", "index.docker.io")
+            and reads_as_hub_repository(ref.repository)):
         names.append(ref.repository)
         if ref.repository.startswith("library/"):
             names.append(ref.repository.removeprefix("library/"))

@@ -100,6 +100,14 @@ def _split_domain(name: str, whole: str) -> tuple[str, str]:
     return registry, remainder
 
 
+def reads_as_hub_repository(repository: str) -> bool:
+    """Whether ``repository``, written without a registry, would be read back as a Docker
+    Hub repository (its first segment does not name a host: ``team/app``, not
+    ``registry.k8s.io/app``). Only then is it a name the Docker Hub image goes by."""
+    first, sep, _ = repository.partition("/")
+    return not sep or not (_looks_like_domain(first) or first.lower() != first)
+
+
 def _looks_like_domain(first: str) -> bool:
     """Whether ``first/…`` names a registry host even when written in lowercase."""
     return "." in first or ":" in first or first == "localhost"
