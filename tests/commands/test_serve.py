@@ -55,6 +55,12 @@ def test_configuration_errors_stop_serve_with_exit_2(tmp_path: Path) -> None:
         assert said in err and "internal error" not in err and "s3cret-pw" not in err, err
     code, err = _serve(tmp_path, "--deadline", "0")
     assert code == 2 and "--deadline" in err
+    # The API server gives a webhook 10 s at most: an answer after that is never read.
+    for too_long in ("9.6", "10", "30", "nan"):
+        code, err = _serve(tmp_path, "--deadline", too_long)
+        assert code == 2 and "--deadline" in err, too_long
+    code, err = _serve(tmp_path, "--deadline", "10")
+    assert "at most 9.5 s" in err
     code, err = _serve(tmp_path, "--env", "nowhere")
     assert code == 2 and "nowhere" in err
     r = run_imggate(["serve", "--tls-cert", str(tmp_path / "missing.crt"), "--tls-key",

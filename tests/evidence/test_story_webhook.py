@@ -43,7 +43,7 @@ def scene(anon_registry: Registry, tmp_path_factory: pytest.TempPathFactory
     valid = _webhook_rules(story, (_today() + timedelta(days=30)).isoformat(), "valid.yaml")
     expired = _webhook_rules(story, (_today() - timedelta(days=1)).isoformat(), "expired.yaml")
     work = story.tmp
-    args = ["--insecure-ignore-tlog", "--deadline", "10"]
+    args = ["--insecure-ignore-tlog", "--deadline", "9.5"]
     today = start_serve(work / "valid", ["--rules", str(valid), *args])
     try:
         later = start_serve(work / "expired", ["--rules", str(expired), *args])

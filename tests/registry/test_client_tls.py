@@ -99,7 +99,8 @@ def test_the_client_uses_the_deferred_context_unless_a_ca_file_is_given(tmp_path
         for options in (RegistryOptions(), RegistryOptions(ca_file=cert)):
             async with RegistryClient(options) as client:
                 assert client._http is not None
-                found.append(client._http._transport._pool._ssl_context)  # type: ignore[attr-defined]
+                assert client.guard is not None and client.guard.pool is not None
+                found.append(client.guard.pool._ssl_context)
         return found
 
     default, custom = asyncio.run(contexts())

@@ -5,8 +5,10 @@ Endpoints::
     POST /validate   ValidatingAdmissionWebhook
     POST /mutate     MutatingAdmissionWebhook: the same decision, plus a JSONPatch
                      pinning each checked tag to its digest
-    GET  /healthz    the process answers
-    GET  /readyz     rules loaded and (with --cache redis://) Redis answered once;
+    GET  /healthz    the process answers, and registry requests still get through
+                     (503 after 2 x stall_after seconds without: restart me)
+    GET  /readyz     rules loaded, (with --cache redis://) Redis answered once, and
+                     registry requests still get through (the progress watchdog);
                      a later Redis outage is reported here, not made fatal
     GET  /metrics    Prometheus text format (prometheus-client)
 
@@ -56,6 +58,7 @@ from imggate.admission.workloads import WORKLOAD_KINDS
 from imggate.gate import SignatureOptions
 from imggate.models import Platform
 from imggate.registry.client import RegistryClient, RegistryOptions
+from imggate.registry.limits import review_share
 
 if TYPE_CHECKING:
     from imggate.registry.pull_secrets import PullSecretReader
@@ -86,6 +89,11 @@ class ServeOptions:
     pull_secrets: bool = False
     #: Where the service account token, CA and namespace are (default: the kubelet's mount).
     service_account_dir: Path | None = None
+    #: Registry requests one review may have in flight at once.
+    review_requests: int = 8
+    #: Seconds registry requests may wait without any getting a connection before
+    #: /readyz fails (and /healthz, after twice as long): registry access is wedged.
+    stall_after: float = 30.0
 
 
 class AdmissionApp:
@@ -203,7 +211,8 @@ class AdmissionApp:
             outcome = Outcome(Answer(False, "imggate: no rules loaded (see the imggate log)"))
         else:
             try:
-                outcome = await self.reviewer.review(req, policies, mutate=mutate)
+                with review_share(self.options.review_requests):
+                    outcome = await self.reviewer.review(req, policies, mutate=mutate)
             except Exception as e:  # fail closed: a bug denies, the server keeps serving
                 log.exception("review %s failed", req.uid)
                 outcome = Outcome(Answer(False, f"imggate: internal error ({type(e).__name__})"))
@@ -231,8 +240,18 @@ class AdmissionApp:
     def _log(self, fields: dict[str, Any]) -> None:
         self.review_log.write(fields)
 
+    def stalled_for(self) -> float:
+        """Seconds registry requests have waited without any getting a connection."""
+        guard = self.client.guard if self.client is not None else None
+        return guard.progress.stalled_for() if guard is not None else 0.0
+
     async def healthz(self, _request: Request) -> Response:
-        """Liveness: the event loop answers."""
+        """Liveness: the event loop answers and registry access is not wedged."""
+        stalled = self.stalled_for()
+        if stalled > 2 * self.options.stall_after:
+            return Response(orjson.dumps({"status": f"registry requests stalled for "
+                                                    f"{stalled:.0f} s"}), 503,
+                            media_type=_JSON)
         return Response(b'{"status":"ok"}', media_type=_JSON)
 
     async def readyz(self, _request: Request) -> Response:
@@ -244,6 +263,10 @@ class AdmissionApp:
             "rules_error": self.store.last_error,
         }
         ready = rules_ok
+        stalled = self.stalled_for()
+        if stalled > self.options.stall_after:
+            body["registry"] = f"stalled: no request got a connection for {stalled:.0f} s"
+            ready = False
         if self.redis is not None:
             if self.redis.up:
                 body["redis"] = "up"

@@ -17,6 +17,9 @@ from imggate.commands._signature_opts import (
 )
 from imggate.errors import UsageError
 
+#: The longest --deadline: the API server's 10 s webhook timeout less a margin for the answer.
+MAX_DEADLINE = 9.5
+
 
 @app.command()
 def serve(
@@ -35,7 +38,8 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="TCP port to listen on.")] = 8443,
     deadline: Annotated[float, typer.Option(
         "--deadline", help="Seconds within which every review is answered (a review still "
-                           "gathering evidence then is denied).")] = 8.0,
+                           "gathering evidence then is denied); at most 9.5, the API "
+                           "server's 10 s webhook timeout less a margin.")] = 8.0,
     cache: Annotated[str | None, typer.Option(
         "--cache", help="redis://[:password@]host:port/db: a verdict cache shared by "
                         "replicas (default: in-process only).")] = None,
@@ -85,8 +89,12 @@ def serve(
     from imggate.registry.pull_secrets import wanted
 
     for name, value in (("--deadline", deadline), ("--timeout", timeout)):
-        if value <= 0:
+        if not value > 0:
             raise UsageError(f"{name} must be positive")
+    if deadline > MAX_DEADLINE:
+        raise UsageError(f"--deadline {deadline:g}: at most {MAX_DEADLINE:g} s (the API "
+                         "server waits 10 s at most for a webhook, and the answer must "
+                         "reach it before that)")
     if min(cache_ttl, deny_ttl, tag_ttl) < 0:
         raise UsageError("cache TTLs must not be negative")
     if not 0 < port < 65536:

@@ -35,8 +35,11 @@ from imggate.registry.bounded import (
     BodyTooLarge,
     bound_responses,
 )
+from imggate.registry.breaker import Breaker, BreakerSettings, HostUnavailable
 from imggate.registry.credentials import CredentialStore
 from imggate.registry.deadline import Deadline, DeadlineExceeded, RequestBudget
+from imggate.registry.limits import RequestLimits
+from imggate.registry.pool import GuardedTransport
 from imggate.registry.tls import _DeferredTrustContext, is_loopback, speaks_tls
 
 if TYPE_CHECKING:
@@ -71,7 +74,12 @@ class RegistryOptions:
     timeout: float = 30.0
     retries: int = 3
     backoff: float = 0.5
+    #: Idle connections kept for reuse.
     max_connections: int = 16
+    #: Requests in flight at once, in all and per host (see :mod:`imggate.registry.limits`).
+    limits: RequestLimits = field(default_factory=RequestLimits)
+    #: When a host that keeps failing is refused at once (see :mod:`imggate.registry.breaker`).
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)
     #: After ``timeout`` seconds a response body must keep coming at this rate (bytes/s).
     min_rate: float = 32 * 1024
 
@@ -88,6 +96,8 @@ class RegistryClient:
         self._transport = transport
         self._deadline = deadline
         self._http: httpx.AsyncClient | None = None
+        self.guard: GuardedTransport | None = None
+        self.breaker = Breaker(self.options.breaker)
         self._auth: dict[str, RegistryAuth] = {}
         self._schemes: dict[str, str] = {}
         self._probes: dict[str, asyncio.Lock] = {}
@@ -105,6 +115,8 @@ class RegistryClient:
         child = RegistryClient(dataclasses.replace(self.options, credentials=credentials),
                                self._transport, deadline=self._deadline)
         child._http = self._http
+        child.guard = self.guard
+        child.breaker = self.breaker
         child._schemes = self._schemes
         child._probes = self._probes
         child._owns_http = False
@@ -117,11 +129,13 @@ class RegistryClient:
                 verify = ssl.create_default_context(cafile=self.options.ca_file)
             except (OSError, ssl.SSLError) as e:
                 raise UsageError(f"--ca-file {self.options.ca_file}: cannot load ({e})") from None
-        limits = httpx.Limits(max_connections=self.options.max_connections,
-                              max_keepalive_connections=self.options.max_connections)
+        # Every request goes through the guard: its slots are given back however it ends.
+        self.guard = GuardedTransport(verify=verify, limits=self.options.limits,
+                                      keepalive=self.options.max_connections,
+                                      inner=self._transport)
         self._http = httpx.AsyncClient(
-            http2=True, verify=verify, timeout=self.options.timeout, limits=limits,
-            follow_redirects=False, transport=self._transport,
+            http2=True, verify=verify, timeout=self.options.timeout,
+            follow_redirects=False, transport=self.guard,
             headers={"User-Agent": "imggate/0.1"},
             event_hooks={"response": [bound_responses(self.options.timeout,
                                                       self.options.min_rate)]},
@@ -193,27 +207,44 @@ class RegistryClient:
         if url.startswith("/"):
             url = await self.base_url(registry) + url
         auth = self._auth_for(registry)
+        host = self.host(registry)
         attempt = 0
         while True:
             attempt += 1
             retry_after: str | None = None
             status: int | None = None
             try:
+                probe = self.breaker.check(host)
+            except HostUnavailable as e:
+                raise _like(what, RegistryError, str(e)) from None
+            budget = RequestBudget(deadline, self.options.timeout, self.options.min_rate)
+            outcome: bool | None = None  # the host answered / failed / neither (cancelled)
+            try:
                 with deadline.applied():
-                    return await self._attempt(method, url, headers, auth, what, limit, ok,
-                                               bodiless, last=attempt > self.options.retries,
-                                               content=content)
+                    fetched = await self._attempt(method, url, headers, auth, what, limit, ok,
+                                                  bodiless, budget,
+                                                  last=attempt > self.options.retries,
+                                                  content=content)
+                    outcome = True
+                    return fetched
             except _Transient as t:
                 failure, status, retry_after = t.reason, t.status, t.retry_after
+                # A status: the host answered (busy). None: a body cut short or too slow.
+                outcome = True if status is not None else (False if budget.connected else None)
             except DeadlineExceeded as e:
                 failure = f"gave up: {e}"
+                # Time out after reaching the host: the host's failure; before: the
+                # caller's deadline (or a queue) was too short, which says nothing of it.
+                outcome = False if budget.connected else None
                 if deadline.expired:
                     raise _like(what, RegistryError, failure) from None
             except TokenError as e:
                 raise _like(what, AuthError, str(e)) from None
             except BodyTooLarge as e:
+                outcome = True  # an answer, if not a welcome one
                 raise _like(what, RegistryError, str(e)) from None
             except _RedirectRefused as e:
+                outcome = True
                 raise _like(what, RegistryError, str(e)) from None
             except httpx.TooManyRedirects:
                 raise _like(what, RegistryError, f"more than {MAX_REDIRECTS} redirects "
@@ -224,6 +255,7 @@ class RegistryClient:
                 raise _like(what, RegistryError,
                             f"could not send the request ({type(e).__name__})") from None
             except httpx.TransportError as e:
+                outcome = False
                 cert = _cert_error(e)
                 if cert is not None:
                     # Not transient: retrying an untrusted certificate only delays the error.
@@ -232,6 +264,16 @@ class RegistryClient:
                 failure = f"cannot reach registry ({_describe(e)})"
             except httpx.HTTPError as e:
                 raise _like(what, RegistryError, f"unusable answer ({_describe(e)})") from None
+            except RegistryError:
+                outcome = True  # the registry's error answer
+                raise
+            finally:
+                if outcome is True:
+                    self.breaker.success(host)
+                elif outcome is False:
+                    self.breaker.failure(host)
+                elif probe:
+                    self.breaker.abandon(host)
             if attempt > self.options.retries:
                 raise _like(what, RegistryError, failure, status)
             delay = self._backoff(attempt, retry_after)
@@ -244,9 +286,8 @@ class RegistryClient:
 
     async def _attempt(self, method: str, url: str, headers: dict[str, str],
                        auth: RegistryAuth, what: RegistryError, limit: int, ok: frozenset[int],
-                       bodiless: frozenset[int], *, last: bool,
+                       bodiless: frozenset[int], budget: RequestBudget, *, last: bool,
                        content: bytes | None = None) -> Fetched:
-        budget = RequestBudget(_deadline.current(), self.options.timeout, self.options.min_rate)
         extensions = {MAX_BODY: limit, BUDGET: budget}
         left = budget.left()
         if left <= 0:

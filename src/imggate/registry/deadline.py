@@ -106,6 +106,9 @@ class RequestBudget:
     min_rate: float
     started: float = 0.0
     received: int = 0
+    #: Set by the transport when the request reached a connection (it was sent, or a
+    #: connection to the host was being made for it): a failure after that is the host's.
+    connected: bool = False
 
     def __post_init__(self) -> None:
         self.started = time.monotonic()
