@@ -198,36 +198,54 @@ class RedisServer:
 
     process: subprocess.Popen[bytes]
     port: int
+    password: str | None = None
+    tls: Tls | None = None
 
     @property
     def url(self) -> str:
-        """``redis://127.0.0.1:PORT/0``."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """``redis://127.0.0.1:PORT/0`` (``rediss://:PASSWORD@…?ssl_ca_certs=CA`` with TLS
+        and a password)."""
+        auth = f":{self.password}@" if self.password else ""
+        if self.tls is None:
+            return f"redis://{auth}127.0.0.1:{self.port}/0"
+        return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls.ca}"
 
     def stop(self) -> None:
         """Terminate and wait."""
         stop_process(self.process)
 
 
-def start_redis(workdir: Path, port: int | None = None) -> RedisServer:
-    """Start ``redis-server`` (raises :class:`MissingComponentError` when not installed)."""
+def start_redis(workdir: Path, port: int | None = None, *, password: str | None = None,
+                tls: Tls | None = None) -> RedisServer:
+    """Start ``redis-server`` (raises :class:`MissingComponentError` when not installed);
+    with ``password`` it requires AUTH, with ``tls`` it speaks TLS only."""
     exe = shutil.which("redis-server")
     if exe is None:
         raise MissingComponentError("missing redis-server: apt-get install -y redis-server")
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(workdir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(workdir)]
+    if password:
+        args += ["--requirepass", password]
+    if tls is not None:
+        args[1:3] = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(tls.cert),
+                     "--tls-key-file", str(tls.key), "--tls-ca-cert-file", str(tls.ca),
+                     "--tls-auth-clients", "no"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     import socket
 
+    hello = (f"AUTH {password}\r\n" if password else "").encode() + b"PING\r\n"
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return RedisServer(proc, port)
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as raw:
+                s = ssl.create_default_context(cafile=str(tls.ca)).wrap_socket(
+                    raw, server_hostname="127.0.0.1") if tls is not None else raw
+                s.sendall(hello)
+                time.sleep(0.05)
+                if b"+PONG" in s.recv(64):
+                    return RedisServer(proc, port, password, tls)
         except OSError:
             time.sleep(0.05)
     proc.kill()

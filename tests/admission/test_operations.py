@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import ssl
@@ -181,7 +182,10 @@ def test_two_replicas_share_verdicts_through_redis_and_survive_it_going_down(
         webhook_key: tuple[CosignFormatSigner, Path]) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text(rules_text(images.registry.host, webhook_key[1]))
-    args = ["--rules", str(rules), "--insecure-ignore-tlog", "--cache", redis_server.url]
+    keys = tmp_path / "cache-keys"
+    keys.write_text(secrets.token_hex(32) + "\n")
+    args = ["--rules", str(rules), "--insecure-ignore-tlog", "--cache", redis_server.url,
+            "--cache-key-file", str(keys)]
     one = start_serve(tmp_path / "one", args)
     two = start_serve(tmp_path / "two", args, tls=one.tls)
     try:

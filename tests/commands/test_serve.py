@@ -44,6 +44,15 @@ def test_configuration_errors_stop_serve_with_exit_2(tmp_path: Path) -> None:
     assert code == 2 and "not base64" in err
     code, err = _serve(tmp_path, "--cache", "memcached://x")
     assert code == 2 and "--cache" in err
+    code, err = _serve(tmp_path, "--cache", "redis://127.0.0.1:1/0")
+    assert code == 2 and "--cache needs --cache-key-file" in err
+    short = tmp_path / "short-key"
+    short.write_text("s3cret-but-short\n")
+    code, err = _serve(tmp_path, "--cache", "redis://127.0.0.1:1/0", "--cache-key-file",
+                       str(short))
+    assert code == 2 and "at least 32 are needed" in err and "s3cret" not in err
+    code, err = _serve(tmp_path, "--cache-key-file", str(short))
+    assert code == 2 and "--cache-key-file is used with --cache only" in err
     for url, said in (("redis://:s3cret-pw@h:abc/0", "the port is not a number"),
                       ("rediss://h:99999999/0", "the port is not a number"),
                       ("redis://h:6379/zero", "the database"),

@@ -3,8 +3,10 @@ schema (kubernetes-validate), and the webhook's safety-relevant settings asserte
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -33,8 +35,19 @@ def kubectl() -> str:
 
 
 @pytest.fixture(scope="module")
-def built() -> str:
-    return subprocess.run([kubectl(), "kustomize", str(DEPLOY)], check=True,
+def deploy_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """deploy/ as an operator has it after the documented step: secrets generated."""
+    target = tmp_path_factory.mktemp("deploy") / "deploy"
+    shutil.copytree(DEPLOY, target, ignore=shutil.ignore_patterns("redis-password",
+                                                                   "cache-keys"))
+    subprocess.run(["sh", str(target / "generate-secrets.sh")], check=True,
+                   capture_output=True, timeout=60)
+    return target
+
+
+@pytest.fixture(scope="module")
+def built(deploy_copy: Path) -> str:
+    return subprocess.run([kubectl(), "kustomize", str(deploy_copy)], check=True,
                           capture_output=True, text=True, timeout=120).stdout
 
 
@@ -110,7 +123,11 @@ def test_deployment(docs: list[dict[str, Any]]) -> None:
     flags = dict(a.removeprefix("--").partition("=")[::2] for a in args[1:])
     assert flags["tls-cert"] == "/tls/tls.crt" and flags["tls-key"] == "/tls/tls.key"
     assert flags["rules"] == "/rules/default.yaml"
-    assert flags["cache"] == "redis://imggate-redis.imggate.svc:6379/0"
+    assert flags["cache"] == "redis://:$(REDIS_PASSWORD)@imggate-redis.imggate.svc:6379/0"
+    assert flags["cache-key-file"] == "/cache-keys/keys"
+    (password,) = container["env"]
+    assert password["name"] == "REDIS_PASSWORD"
+    assert password["valueFrom"]["secretKeyRef"]["name"].startswith("imggate-redis-auth-")
     assert flags["registry-auth-file"] == "/registry-auth/.dockerconfigjson"
     # The pod's own pull secrets are read (the RBAC below allows exactly that).
     assert "pull-secrets" in flags and "no-pull-secrets" not in flags
@@ -124,6 +141,8 @@ def test_deployment(docs: list[dict[str, Any]]) -> None:
     assert volumes[mounts["/rules"]["name"]]["configMap"]["name"] == "imggate-rules"
     assert volumes[mounts["/registry-auth"]["name"]]["secret"]["secretName"] == \
         "imggate-registry-auth"
+    assert volumes[mounts["/cache-keys"]["name"]]["secret"]["secretName"].startswith(
+        "imggate-cache-keys-")
     assert all(m.get("readOnly") for p, m in mounts.items() if p != "/tmp")
 
 
@@ -164,6 +183,39 @@ def test_redis_cache(docs: list[dict[str, Any]]) -> None:
     assert svc["spec"]["ports"][0]["port"] == 6379
     args = redis["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[args.index("--save") + 1] == ""  # a cache: nothing written to disk
+    # Clients must AUTH with the generated password (the probe's redis-cli too).
+    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"]
+           for e in redis["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert set(env) == {"REDIS_PASSWORD", "REDISCLI_AUTH"}
+    auth = next(d for d in docs if d["kind"] == "Secret"
+                and d["metadata"]["name"] == env["REDIS_PASSWORD"]["name"])
+    password = base64.b64decode(auth["data"][env["REDIS_PASSWORD"]["key"]]).decode()
+    assert len(password) == 64 and int(password, 16) >= 0
+
+
+def test_secrets_are_generated_never_shipped(deploy_copy: Path, built: str) -> None:
+    from imggate.admission.seal import load_cache_keys
+
+    docs = [d for d in yaml.safe_load_all(built) if d]
+    keys = next(d for d in docs if d["kind"] == "Secret"
+                and d["metadata"]["name"].startswith("imggate-cache-keys-"))
+    (deploy_copy.parent / "keys").write_bytes(base64.b64decode(keys["data"]["keys"]))
+    assert len(load_cache_keys(deploy_copy.parent / "keys").keys) == 1
+    # The script keeps what exists (rotation is by hand), and another run elsewhere
+    # generates other values: nothing is a default.
+    before = (deploy_copy / "secrets" / "cache-keys").read_bytes()
+    subprocess.run(["sh", str(deploy_copy / "generate-secrets.sh")], check=True, timeout=60)
+    assert (deploy_copy / "secrets" / "cache-keys").read_bytes() == before
+    assert not any((DEPLOY / "secrets").glob("[!.]*")) or \
+        subprocess.run(["git", "-C", str(DEPLOY), "ls-files", "secrets"], capture_output=True,
+                       text=True).stdout.strip() == "secrets/.gitignore"
+    bare = deploy_copy.parent / "bare"
+    shutil.copytree(DEPLOY, bare, ignore=shutil.ignore_patterns("redis-password",
+                                                                "cache-keys"))
+    failed = subprocess.run([kubectl(), "kustomize", str(bare)], capture_output=True,
+                            timeout=120)
+    assert failed.returncode != 0  # no secrets generated: no build, no default password
 
 
 def test_rbac_only_get_on_secrets_and_serviceaccounts(docs: list[dict[str, Any]]) -> None:

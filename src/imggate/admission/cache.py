@@ -16,6 +16,16 @@ What may be cached, and for how long, is decided here and nowhere else:
 Redis is a helper, never a dependency of a decision: any Redis error marks
 it down (reported by :attr:`RedisLayer.up`), the webhook carries on with its
 local layer, and Redis is tried again after a pause.
+
+Redis is also never trusted. Every entry written there is sealed with an HMAC
+over its key and value (:mod:`imggate.admission.seal`) and names what it was
+computed for (a verdict: digest, repository, environment and rules hash; a
+tag: repository, tag and digest). An entry read back is used only when it is
+at most :data:`MAX_ENTRY_BYTES` (Redis is asked for no more than that), its
+seal verifies, it has exactly the shape written, and it names what was asked;
+anything else is a miss, counted by reason (``size``, ``mac``, ``shape``,
+``mismatch``: ``imggate_cache_rejected_total``). The in-process layer holds
+only what this process computed or verified, and needs no seal.
 """
 
 from __future__ import annotations
@@ -24,10 +34,12 @@ import functools
 import hashlib
 import json
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Final, Generic, Literal, TypeVar
 
 import orjson
@@ -35,12 +47,29 @@ import orjson
 if TYPE_CHECKING:
     import redis.asyncio
 
+    from imggate.admission.seal import CacheKeys
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_PREFIX: Final = "imggate:v1"
+# v2: sealed entries (v1 entries, unsealed, are never read).
+_PREFIX: Final = "imggate:v2"
+#: The largest entry read from Redis (a verdict with many violations is a few KiB).
+MAX_ENTRY_BYTES: Final = 64 * 1024
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+class Rejected(StrEnum):
+    """Why a Redis entry was not used (the ``reason`` label of the rejection counter)."""
+
+    SIZE = "size"  # over MAX_ENTRY_BYTES
+    MAC = "mac"  # the seal does not verify under any accepted key
+    SHAPE = "shape"  # not the JSON document written, or not a Redis string
+    MISMATCH = "mismatch"  # sealed, but about another digest, repository, tag, rules or env
 #: How long Redis is left alone after an error before it is tried again.
 REDIS_RETRY_SECONDS: Final = 2.0
+#: At most one warning per this many seconds about refused entries (they are counted).
+REJECT_LOG_SECONDS: Final = 60.0
 
 Layer = Literal["local", "redis"]
 
@@ -61,7 +90,9 @@ class CachedVerdict:
 
     The rules about the reference (tags, registries) are not in it: they
     are applied to every request, hit or miss. ``violations`` and
-    ``warnings`` are ``(rule, message)`` pairs.
+    ``warnings`` are ``(rule, message)`` pairs. A denial always has a
+    violation and an allow never has one: no value says ``deny`` and
+    reads as an allow.
     """
 
     decision: Literal["allow", "deny"]
@@ -69,43 +100,109 @@ class CachedVerdict:
     violations: tuple[tuple[str, str], ...] = ()
     warnings: tuple[tuple[str, str], ...] = ()
 
-    def to_bytes(self) -> bytes:
-        """The form stored in Redis."""
-        return orjson.dumps({"d": self.decision, "g": self.digest,
-                             "v": self.violations, "w": self.warnings})
+    def __post_init__(self) -> None:
+        if self.decision not in ("allow", "deny") or \
+                (self.decision == "deny") != bool(self.violations):
+            raise ValueError("a cached denial needs a violation, and an allow has none")
 
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> CachedVerdict | None:
-        """Read a stored entry; anything malformed is a miss, never a verdict."""
-        try:
-            doc = json.loads(raw)  # not orjson: it crashes on pathological nesting
-            decision = doc["d"]
-            if decision not in ("allow", "deny") or not isinstance(doc["g"], str):
-                return None
-            pairs = [tuple(p) for p in (*doc["v"], *doc["w"])]
-            if not all(len(p) == 2 and all(isinstance(x, str) for x in p) for p in pairs):
-                return None
-            return cls(decision, doc["g"], tuple((a, b) for a, b in doc["v"]),
-                       tuple((a, b) for a, b in doc["w"]))
-        except (RecursionError, KeyError, TypeError, ValueError):
-            return None
+
+@dataclass(frozen=True, slots=True)
+class VerdictKey:
+    """What a verdict is about, and the cache key it is stored under (:attr:`id`)."""
+
+    digest: str
+    name: str
+    rules_hash: str
+    env: str
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TagKey:
+    """A repository's tag, and the cache key of its digest (:attr:`id`)."""
+
+    name: str
+    tag: str
+    id: str
 
 
 @functools.lru_cache(maxsize=4096)  # pure, and asked for the same few images on every review
-def verdict_key(digest: str, name: str, rules_hash: str, env: str) -> str:
+def verdict_key(digest: str, name: str, rules_hash: str, env: str) -> VerdictKey:
     """The cache key of a verdict: digest, repository, rules and environment; never a tag.
 
     The repository is part of it because per-image rules and the place
     signatures are looked up depend on the name, not only on the bytes.
     """
     ident = hashlib.sha256(f"{digest}\0{name}\0{rules_hash}\0{env}".encode()).hexdigest()
-    return f"{_PREFIX}:verdict:{ident}"
+    return VerdictKey(digest, name, rules_hash, env, f"{_PREFIX}:verdict:{ident}")
 
 
 @functools.lru_cache(maxsize=4096)
-def tag_key(name: str, tag: str) -> str:
+def tag_key(name: str, tag: str) -> TagKey:
     """The cache key of a tag's digest."""
-    return f"{_PREFIX}:tag:{hashlib.sha256(f'{name}:{tag}'.encode()).hexdigest()}"
+    ident = hashlib.sha256(f"{name}:{tag}".encode()).hexdigest()
+    return TagKey(name, tag, f"{_PREFIX}:tag:{ident}")
+
+
+_VERDICT_FIELDS: Final = frozenset("kgnredvw")
+_TAG_FIELDS: Final = frozenset("kntg")
+
+
+def verdict_payload(key: VerdictKey, verdict: CachedVerdict) -> bytes:
+    """The JSON stored (sealed) in Redis for ``verdict``: it names what it is about."""
+    return orjson.dumps({"k": "verdict", "g": verdict.digest, "n": key.name,
+                         "r": key.rules_hash, "e": key.env, "d": verdict.decision,
+                         "v": verdict.violations, "w": verdict.warnings})
+
+
+def tag_payload(key: TagKey, digest: str) -> bytes:
+    """The JSON stored (sealed) in Redis for a tag's digest."""
+    return orjson.dumps({"k": "tag", "n": key.name, "t": key.tag, "g": digest})
+
+
+def _pairs(value: object) -> tuple[tuple[str, str], ...] | None:
+    if not isinstance(value, list):
+        return None
+    out = []
+    for p in value:
+        if not (isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)):
+            return None
+        out.append((p[0], p[1]))
+    return tuple(out)
+
+
+def read_verdict(key: VerdictKey, payload: bytes) -> CachedVerdict | Rejected:
+    """The verdict in an opened (MAC-verified) payload, or why it is not one for ``key``."""
+    doc = _json_object(payload)
+    if doc is None or doc.keys() != _VERDICT_FIELDS or doc["k"] != "verdict":
+        return Rejected.SHAPE
+    if (doc["g"], doc["n"], doc["r"], doc["e"]) != (key.digest, key.name, key.rules_hash,
+                                                    key.env):
+        return Rejected.MISMATCH
+    violations, warnings = _pairs(doc["v"]), _pairs(doc["w"])
+    if violations is None or warnings is None or doc["d"] not in ("allow", "deny") \
+            or (doc["d"] == "deny") != bool(violations):
+        return Rejected.SHAPE
+    return CachedVerdict(doc["d"], key.digest, violations, warnings)
+
+
+def read_tag(key: TagKey, payload: bytes) -> str | Rejected:
+    """The digest in an opened payload, or why it is not one for ``key``."""
+    doc = _json_object(payload)
+    if doc is None or doc.keys() != _TAG_FIELDS or doc["k"] != "tag" \
+            or not isinstance(doc["g"], str) or not _DIGEST.fullmatch(doc["g"]):
+        return Rejected.SHAPE
+    if (doc["n"], doc["t"]) != (key.name, key.tag):
+        return Rejected.MISMATCH
+    return str(doc["g"])
+
+
+def _json_object(payload: bytes) -> dict[str, object] | None:
+    try:
+        doc = json.loads(payload)  # not orjson: it crashes on pathological nesting
+    except (RecursionError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 class LocalCache(Generic[T]):
@@ -178,19 +275,25 @@ def check_url(url: str) -> dict[str, object]:
 
 
 class RedisLayer:
-    """Redis as a shared, optional layer: errors mark it down, never fail a review."""
+    """Redis as a shared, optional layer: errors mark it down, never fail a review.
 
-    def __init__(self, client: redis.asyncio.Redis, where: str) -> None:
+    Every value is sealed with ``keys`` on the way in and opened on the way out
+    (see the module docstring); only a verified payload leaves :meth:`get`.
+    """
+
+    def __init__(self, client: redis.asyncio.Redis, where: str, keys: CacheKeys) -> None:
         self._client = client
         self.where = where  # host:port only: a URL may hold a password
+        self.keys = keys
         self.up = False
         self._retry_at = 0.0
         self.errors = 0
 
     @classmethod
-    def from_url(cls, url: str, timeout: float = 0.25) -> RedisLayer:
-        """A layer for ``redis://[:password@]host:port/db`` (``rediss://`` for TLS);
-        :class:`~imggate.errors.UsageError` when ``url`` is not one (see :func:`check_url`)."""
+    def from_url(cls, url: str, keys: CacheKeys, timeout: float = 0.25) -> RedisLayer:
+        """A layer for ``redis://[:password@]host:port/db`` (``rediss://`` for TLS), sealing
+        with ``keys``; :class:`~imggate.errors.UsageError` when ``url`` is not one (see
+        :func:`check_url`)."""
         import redis.asyncio
 
         params = check_url(url)
@@ -202,7 +305,7 @@ class RedisLayer:
         client = redis.asyncio.Redis.from_url(url, socket_timeout=timeout,
                                               socket_connect_timeout=timeout,
                                               retry_on_timeout=False)
-        return cls(client, where)
+        return cls(client, where, keys)
 
     def _down(self, e: Exception) -> None:
         if self.up or self.errors == 0:
@@ -230,24 +333,38 @@ class RedisLayer:
         self._back()
         return True
 
-    async def get(self, key: str) -> bytes | None:
-        """The stored bytes of ``key``; ``None`` when absent or Redis is down."""
+    async def get(self, key: str) -> bytes | Rejected | None:
+        """The verified payload stored under ``key``; why it was refused; or ``None`` when
+        absent or Redis is down."""
         if self._skip():
             return None
+        from redis.exceptions import ResponseError
+
         try:
-            value = await self._client.get(key)
+            # At most one byte past the cap is asked for: a huge value is refused
+            # without being read (an 88 MB GET blocks the event loop for seconds).
+            value = await self._client.getrange(key, 0, MAX_ENTRY_BYTES)
+        except ResponseError:
+            self._back()  # Redis answered: the key holds a list, a hash... not ours
+            return Rejected.SHAPE
         except Exception as e:  # see ping()
             self._down(e)
             return None
         self._back()
-        return value if isinstance(value, bytes) else None
+        if not isinstance(value, bytes) or not value:
+            return None  # absent (GETRANGE answers an empty string)
+        if len(value) > MAX_ENTRY_BYTES:
+            return Rejected.SIZE
+        payload = self.keys.open(key, value)
+        return Rejected.MAC if payload is None else payload
 
-    async def put(self, key: str, value: bytes, ttl: float) -> None:
-        """Store ``value`` for ``ttl`` seconds (best effort)."""
+    async def put(self, key: str, payload: bytes, ttl: float) -> None:
+        """Store ``payload``, sealed, for ``ttl`` seconds (best effort)."""
         if self._skip():
             return
         try:
-            await self._client.set(key, value, px=max(1, int(ttl * 1000)))
+            await self._client.set(key, self.keys.seal(key, payload),
+                                   px=max(1, int(ttl * 1000)))
         except Exception as e:  # see ping()
             self._down(e)
             return
@@ -262,73 +379,93 @@ class RedisLayer:
 
 
 class AdmissionCache:
-    """Verdicts and tag digests, local first, then Redis when configured."""
+    """Verdicts and tag digests, local first, then Redis when configured.
 
-    def __init__(self, times: CacheTimes | None = None, redis_layer: RedisLayer | None = None
-                 ) -> None:
+    ``on_reject`` is called with the reason of every Redis entry refused (the
+    metrics counter); a refused entry is a miss.
+    """
+
+    def __init__(self, times: CacheTimes | None = None, redis_layer: RedisLayer | None = None,
+                 on_reject: Callable[[str], None] | None = None) -> None:
         self.times = times or CacheTimes()
         self.redis = redis_layer
+        self._on_reject = on_reject
         self._verdicts: LocalCache[CachedVerdict] = LocalCache(self.times.local_entries)
         self._tags: LocalCache[str] = LocalCache(self.times.local_entries)
+        self._warned_at = -REJECT_LOG_SECONDS
 
-    def local_verdict(self, key: str) -> CachedVerdict | None:
+    def _rejected(self, reason: Rejected, what: str) -> None:
+        if self._on_reject is not None:
+            self._on_reject(reason.value)
+        now = time.monotonic()
+        if now - self._warned_at >= REJECT_LOG_SECONDS:  # a flood of them: one line a minute
+            self._warned_at = now
+            log.warning("redis at %s holds a %s entry that is not imggate's (%s): ignored; "
+                        "imggate_cache_rejected_total counts them",
+                        self.redis.where if self.redis else "?", what, reason.value)
+
+    def local_verdict(self, key: VerdictKey) -> CachedVerdict | None:
         """The verdict in the in-process layer only (no I/O)."""
-        return self._verdicts.get(key)
+        return self._verdicts.get(key.id)
 
-    def local_tag(self, key: str) -> str | None:
+    def local_tag(self, key: TagKey) -> str | None:
         """The tag digest in the in-process layer only (no I/O)."""
-        return self._tags.get(key)
+        return self._tags.get(key.id)
 
-    async def verdict(self, key: str) -> tuple[CachedVerdict, Layer] | None:
+    async def verdict(self, key: VerdictKey) -> tuple[CachedVerdict, Layer] | None:
         """A cached verdict and the layer it came from, or ``None``."""
-        found = self._verdicts.get(key)
+        found = self._verdicts.get(key.id)
         if found is not None:
             return found, "local"
         if self.redis is None:
             return None
-        raw = await self.redis.get(key)
-        found = CachedVerdict.from_bytes(raw) if raw is not None else None
-        if found is None:
+        payload = await self.redis.get(key.id)
+        if payload is None:
+            return None
+        read = payload if isinstance(payload, Rejected) else read_verdict(key, payload)
+        if isinstance(read, Rejected):
+            self._rejected(read, "verdict")
             return None
         # Redis knows the real expiry; the local copy lives no longer than a denial would.
-        self._verdicts.put(key, found, min(self._ttl(found), self.times.deny))
-        return found, "redis"
+        self._verdicts.put(key.id, read, min(self._ttl(read), self.times.deny))
+        return read, "redis"
 
     def _ttl(self, verdict: CachedVerdict) -> float:
         return self.times.allow if verdict.decision == "allow" else self.times.deny
 
-    async def put_verdict(self, key: str, verdict: CachedVerdict) -> None:
+    async def put_verdict(self, key: VerdictKey, verdict: CachedVerdict) -> None:
         """Keep a definitive verdict (allow long, deny briefly) in every layer."""
         ttl = self._ttl(verdict)
         if ttl <= 0:
             return
-        self._verdicts.put(key, verdict, ttl)
+        self._verdicts.put(key.id, verdict, ttl)
         if self.redis is not None:
-            await self.redis.put(key, verdict.to_bytes(), ttl)
+            await self.redis.put(key.id, verdict_payload(key, verdict), ttl)
 
-    async def tag(self, key: str) -> tuple[str, Layer] | None:
+    async def tag(self, key: TagKey) -> tuple[str, Layer] | None:
         """A cached tag digest and the layer it came from, or ``None``."""
-        found = self._tags.get(key)
+        found = self._tags.get(key.id)
         if found is not None:
             return found, "local"
         if self.redis is None:
             return None
-        raw = await self.redis.get(key)
-        if raw is None:
+        payload = await self.redis.get(key.id)
+        if payload is None:
             return None
-        text = raw.decode("ascii", "replace")
-        if not text.startswith("sha256:"):
+        read = payload if isinstance(payload, Rejected) else read_tag(key, payload)
+        if isinstance(read, Rejected):
+            self._rejected(read, "tag")
             return None
-        self._tags.put(key, text, self.times.tag)
-        return text, "redis"
+        self._tags.put(key.id, read, self.times.tag)
+        return read, "redis"
 
-    async def put_tag(self, key: str, digest: str) -> None:
+    async def put_tag(self, key: TagKey, digest: str) -> None:
         """Keep a tag's digest for the short tag TTL."""
         if self.times.tag <= 0:
             return
-        self._tags.put(key, digest, self.times.tag)
+        self._tags.put(key.id, digest, self.times.tag)
         if self.redis is not None:
-            await self.redis.put(key, digest.encode(), self.times.tag)
+            await self.redis.put(key.id, tag_payload(key, digest), self.times.tag)
 
     def clear_local(self) -> None:
         """Forget local entries (rules reloaded: their keys would never be asked again)."""

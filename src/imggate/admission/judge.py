@@ -30,7 +30,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Generic, Literal, NamedTuple, TypeVar
 
-from imggate.admission.cache import AdmissionCache, CachedVerdict, tag_key, verdict_key
+from imggate.admission.cache import (
+    AdmissionCache,
+    CachedVerdict,
+    VerdictKey,
+    tag_key,
+    verdict_key,
+)
 from imggate.admission.evidence import EvidenceSource
 from imggate.admission.metrics import Metrics
 from imggate.admission.policies import EnvPolicy, PolicySet
@@ -201,7 +207,9 @@ class Judge:
 
     def _final(self, text: str, cached: CachedVerdict, layer: CacheLayer, pin: bool,
                ref_warnings: tuple[tuple[str, str], ...]) -> ImageOutcome:
-        decision = Decision.DENY if cached.violations else Decision.ALLOW
+        # A denial is a denial whatever it lists (CachedVerdict also refuses the mix).
+        denied = cached.decision == "deny" or bool(cached.violations)
+        decision = Decision.DENY if denied else Decision.ALLOW
         return ImageOutcome(text, decision, cached.digest, cached.violations,
                             ref_warnings + cached.warnings, cache=layer,
                             pin=pin and decision is Decision.ALLOW)
@@ -266,7 +274,7 @@ class Judge:
                 self.metrics.cache.inc("verdict", "all", "miss")
                 layer = "miss"
                 task, shared, joined = self._verdicts.start(
-                    key + flight, lambda p: self._evaluate(
+                    key.id + flight, lambda p: self._evaluate(
                         text, ref.with_digest(digest), env_policy, policies, key, dry_run, p,
                         access.client))
                 if joined:
@@ -318,7 +326,7 @@ class Judge:
             await self.cache.put_tag(key, str(image.digest))
             return str(image.digest)
 
-        task, shared, _ = self._tags.start(key + flight, lookup)
+        task, shared, _ = self._tags.start(key.id + flight, lookup)
         progress.stage = shared.stage
         try:
             return Digest.parse(await asyncio.shield(task)), True
@@ -326,7 +334,7 @@ class Judge:
             raise Error(f"resolving {ref} took longer than {self.settings.deadline:g}s") from None
 
     async def _evaluate(self, text: str, ref: ImageRef, env_policy: EnvPolicy,
-                        policies: PolicySet, key: str, dry_run: bool,
+                        policies: PolicySet, key: VerdictKey, dry_run: bool,
                         progress: Progress, client: RegistryClient) -> CachedVerdict:
         # Every registry request of this evaluation ends by the deadline (the registry
         # client's own budget, so its error says which request); wait_for is the backstop.
@@ -341,7 +349,7 @@ class Judge:
                             f"{self.settings.deadline:g}s") from None
 
     async def _gather_and_decide(self, text: str, ref: ImageRef, env_policy: EnvPolicy,
-                                 policies: PolicySet, key: str, dry_run: bool,
+                                 policies: PolicySet, key: VerdictKey, dry_run: bool,
                                  progress: Progress, client: RegistryClient) -> CachedVerdict:
         from imggate.policy.engine import evaluate
 

@@ -122,7 +122,13 @@ class Metrics:
         self.cache = Tally(
             "imggate_admission_cache_lookups", "Cache lookups by cache, layer and result.",
             ("cache", "layer", "result"))
-        for collector in (self.reviews, self.latency, self.cache):
+        self.cache_rejected = Tally(
+            "imggate_cache_rejected",
+            "Shared (Redis) cache entries refused and treated as misses, by reason: size "
+            "(over 64 KiB), mac (seal does not verify), shape (not the document written), "
+            "mismatch (about another digest, repository, tag, rules or environment).",
+            ("reason",))
+        for collector in (self.reviews, self.latency, self.cache, self.cache_rejected):
             r.register(collector)
         self.registry_ops = Counter(
             "imggate_admission_registry_operations",

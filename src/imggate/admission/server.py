@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import signal
 import time
@@ -54,7 +55,9 @@ from imggate.admission.review import (
 )
 from imggate.admission.reviewer import Outcome, Reviewer, elapsed_ms
 from imggate.admission.reviewlog import ReviewLog
+from imggate.admission.seal import CacheKeys
 from imggate.admission.workloads import WORKLOAD_KINDS
+from imggate.errors import UsageError
 from imggate.gate import SignatureOptions
 from imggate.models import Platform
 from imggate.registry.client import RegistryClient, RegistryOptions
@@ -75,6 +78,8 @@ class ServeOptions:
     env: str | None = None
     deadline: float = 8.0
     cache_url: str | None = None
+    #: The keys sealing Redis entries (``--cache-key-file``); required with ``cache_url``.
+    cache_keys: CacheKeys | None = None
     cache_times: CacheTimes = field(default_factory=CacheTimes)
     reports_dir: Path | None = None
     registry: RegistryOptions = field(default_factory=RegistryOptions)
@@ -105,9 +110,14 @@ class AdmissionApp:
         #: Where review lines go: ``imggate serve`` points it at standard error.
         self.review_log = ReviewLog()
         self.store = RulesStore(options.rules, options.env)
-        self.redis = RedisLayer.from_url(options.cache_url) if options.cache_url else None
+        self.redis = None
+        if options.cache_url:
+            if options.cache_keys is None:
+                raise UsageError("--cache needs --cache-key-file: entries in Redis are sealed")
+            self.redis = RedisLayer.from_url(options.cache_url, options.cache_keys)
         self.redis_answered = False
-        self.cache = AdmissionCache(options.cache_times, self.redis)
+        self.cache = AdmissionCache(options.cache_times, self.redis,
+                                    on_reject=self.metrics.cache_rejected.inc)
         self.client: RegistryClient | None = None
         self.reviewer: Reviewer | None = None
         self.app = Starlette(routes=[
@@ -259,7 +269,9 @@ class AdmissionApp:
         rules_ok = self.store.current is not None
         body: dict[str, Any] = {
             "rules": "loaded" if rules_ok else "not loaded",
-            "rules_hash": self.store.current.hash if self.store.current else None,
+            # Not the rules hash itself (it is part of every verdict's cache key): a hash
+            # of it keyed with the cache key, equal on the replicas that share it.
+            "rules_id": self._rules_id(),
             "rules_error": self.store.last_error,
         }
         ready = rules_ok
@@ -279,6 +291,16 @@ class AdmissionApp:
                 ready = False
         body["ready"] = ready
         return Response(orjson.dumps(body), 200 if ready else 503, media_type=_JSON)
+
+    def _rules_id(self) -> str | None:
+        current = self.store.current
+        if current is None:
+            return None
+        keys = self.options.cache_keys
+        if keys is not None:
+            return keys.label(current.hash)
+        # No shared cache: nothing to forge with the hash; still only a digest of it.
+        return hashlib.sha256(b"imggate rules id\0" + current.hash.encode()).hexdigest()[:16]
 
     async def metrics_endpoint(self, _request: Request) -> Response:
         """Prometheus metrics."""

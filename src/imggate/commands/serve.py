@@ -41,8 +41,13 @@ def serve(
                            "gathering evidence then is denied); at most 9.5, the API "
                            "server's 10 s webhook timeout less a margin.")] = 8.0,
     cache: Annotated[str | None, typer.Option(
-        "--cache", help="redis://[:password@]host:port/db: a verdict cache shared by "
-                        "replicas (default: in-process only).")] = None,
+        "--cache", help="redis://[:password@]host:port/db (rediss:// for TLS): a verdict "
+                        "cache shared by replicas, sealed with --cache-key-file (default: "
+                        "in-process only).")] = None,
+    cache_key_file: Annotated[str | None, typer.Option(
+        "--cache-key-file", help="Keys sealing the Redis entries (HMAC), one per line, "
+                                 "32+ characters each: the first seals, every line is "
+                                 "accepted (rotation). Required with --cache.")] = None,
     cache_ttl: Annotated[float, typer.Option(
         "--cache-ttl", help="Seconds an allow verdict is kept.")] = 300.0,
     deny_ttl: Annotated[float, typer.Option(
@@ -99,10 +104,18 @@ def serve(
         raise UsageError("cache TTLs must not be negative")
     if not 0 < port < 65536:
         raise UsageError(f"--port {port}: not a TCP port")
+    cache_keys = None
     if cache is not None:
         from imggate.admission.cache import check_url
+        from imggate.admission.seal import load_cache_keys
 
         check_url(cache)
+        if cache_key_file is None:
+            raise UsageError("--cache needs --cache-key-file: every entry in Redis is sealed "
+                             "with it (generate one with: openssl rand -hex 32)")
+        cache_keys = load_cache_keys(cache_key_file)
+    elif cache_key_file is not None:
+        raise UsageError("--cache-key-file is used with --cache only")
     for flag, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key),
                        ("--registry-auth-file", registry_auth_file)):
         if path is not None and not Path(path).is_file():
@@ -125,7 +138,7 @@ def serve(
     location = locate_rules(Path(rules) if rules else None)
     account_dir = Path(service_account_dir) if service_account_dir else None
     options = ServeOptions(
-        rules=location.path, env=env, deadline=deadline, cache_url=cache,
+        rules=location.path, env=env, deadline=deadline, cache_url=cache, cache_keys=cache_keys,
         cache_times=CacheTimes(allow=cache_ttl, deny=deny_ttl, tag=tag_ttl),
         reports_dir=Path(reports_dir) if reports_dir else None,
         registry=RegistryOptions(
