@@ -164,3 +164,15 @@ def test_rules_path_with_a_name_over_255_characters(
     code, err = cli([*command, str(tmp_path / ("r" * 300))], capsys)
     assert code == 2
     assert "File name too long" in err and "internal error" not in err
+
+
+@pytest.mark.parametrize("opener", ["[", "{a: ", "- "])
+def test_rules_nested_past_the_bound_are_exit_2_at_the_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], opener: str) -> None:
+    # 100,000 levels: libyaml's composer would recurse that deep in C; PyYAML 6.0.4's
+    # scanner refuses at 1,000 in its own words. The refusal is imggate's either way.
+    rules = tmp_path / "deep.yaml"
+    rules.write_text("version: 1\ndefault_env: dev\nextra:\n  " + opener * 100_000 + "x\n")
+    code, err = cli(["rules", "validate", str(rules)], capsys)
+    assert code == 2
+    assert f"deep.yaml:4: invalid YAML: nested more than {256} deep" in err

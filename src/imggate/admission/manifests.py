@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from imggate import nesting
 from imggate.admission.workloads import WorkloadImage, extract_images, is_workload, pointer
 from imggate.errors import ManifestError, UsageError
 
@@ -35,7 +36,7 @@ MAX_MANIFEST_BYTES: Final = 32 * 1024 * 1024
 #: Extra nodes aliases may add once expanded (rendered manifests use none).
 MAX_ALIAS_NODES: Final = 100_000
 #: Deepest nesting read (a Kubernetes object is a few dozen levels deep at most).
-MAX_DEPTH: Final = 256
+MAX_DEPTH: Final = nesting.MAX_DEPTH
 #: Objects read from one input (documents plus List items).
 MAX_OBJECTS: Final = 100_000
 STDIN: Final = "-"
@@ -241,8 +242,7 @@ def _documents(text: str, source: str) -> Iterator[tuple[yaml.Node, Any]]:
     loader: Any = None
     try:
         loader_class = _loader_class()
-        if loader_class is not yaml.SafeLoader:
-            _check_depth(text, source)
+        _check_depth(text, source)
         # The reader checks every character when it is built: inside the try.
         loader = loader_class(text)
         while loader.check_node():
@@ -278,25 +278,10 @@ def _check_depth(text: str, source: str) -> None:
 
     libyaml's composer recurses in C: ``[[[[…`` a million deep would overflow the
     stack and kill the process, where the pure-Python one raises RecursionError.
-    Its event parser is a loop, so one pass over the events measures the depth first.
     """
-    import yaml
-
-    parser = yaml.CSafeLoader(text)
-    depth = 0
-    try:
-        while parser.check_event():
-            event = parser.get_event()
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    line = event.start_mark.line + 1 if event.start_mark else 1
-                    raise UsageError(f"{source}:{line}: invalid YAML: nested more "
-                                     f"than {MAX_DEPTH} deep")
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
-    finally:
-        parser.dispose()
+    line = nesting.yaml_too_deep(text, MAX_DEPTH)
+    if line is not None:
+        raise UsageError(f"{source}:{line}: invalid YAML: nested more than {MAX_DEPTH} deep")
 
 
 def _loader_class() -> type[yaml.SafeLoader]:

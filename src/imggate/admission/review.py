@@ -34,6 +34,8 @@ from typing import Annotated, Any, Final, Literal, NamedTuple
 import msgspec
 import orjson
 
+from imggate.nesting import MAX_DEPTH, json_depth
+
 #: The envelopes the API server may send; the answer uses the same one.
 API_VERSIONS: Final = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 #: Largest request body read (the API server caps an object at 3 MiB; a review holds two).
@@ -184,14 +186,15 @@ def decode_well_formed(body: bytes) -> ReviewRequest | None:
 
 def read_fields(body: bytes) -> ReviewRequest:
     """The field-by-field reader: the authority on what is refused, and why."""
-    # orjson from 3.10 stops at 1,024 levels of nesting with a decode error (3.8 crashed
-    # the process on a few hundred thousand brackets: pyproject requires >= 3.10). Nothing
-    # below walks the object recursively (the workload reader follows fixed paths).
+    # Depth is measured here, before orjson (which stops at 1,024 levels in words that
+    # change between releases; 3.8 crashed the process on a few hundred thousand
+    # brackets). Nothing below walks the object recursively (the workload reader
+    # follows fixed paths).
+    if json_depth(body) > MAX_DEPTH:
+        raise BadReview(f"body nests too deeply (more than {MAX_DEPTH} levels)")
     try:
         doc = orjson.loads(body)
-    except orjson.JSONDecodeError as e:
-        if "recursion" in str(e):
-            raise BadReview("body nests too deeply") from None
+    except orjson.JSONDecodeError:
         raise BadReview("body is not JSON") from None
     if not isinstance(doc, dict):
         raise BadReview("body is not an AdmissionReview (not a JSON object)")

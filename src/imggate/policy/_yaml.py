@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from imggate._files import FileRefused, read_file
 from imggate.errors import ConfigError
+from imggate.nesting import MAX_DEPTH, yaml_too_deep
 
 if TYPE_CHECKING:
     # Imported where YAML is parsed: the built-in rules need no parser (~10 ms).
@@ -159,6 +160,11 @@ def parse_yaml(text: str, source: str) -> YamlDoc:
 
     loader: yaml.SafeLoader | None = None
     try:
+        # Measured before composing: libyaml's composer recurses in C.
+        deep = yaml_too_deep(text)
+        if deep is not None:
+            raise ConfigError(f"invalid YAML: nested more than {MAX_DEPTH} deep",
+                              location=f"{source}:{deep}")
         # The reader checks characters as soon as it is built: inside the try.
         loader = _loader_class()(text)
         node = loader.get_single_node()

@@ -1,0 +1,57 @@
+"""Every dependency has a tested range: a lower bound .ci/run installs, below the next major."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+REQUIREMENTS = [*PROJECT["dependencies"], *PROJECT["optional-dependencies"]["test"]]
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+
+def _lower_bounds() -> list[str]:
+    spec = importlib.util.spec_from_file_location("lower_bounds", ROOT / ".ci" / "lower_bounds.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return list(module.lower_bounds(ROOT / "pyproject.toml"))
+
+
+def test_every_dependency_stops_before_its_next_major() -> None:
+    for requirement in REQUIREMENTS:
+        found = re.fullmatch(r"[\w.-]+(\[[\w,]+\])?>=([\d.]+),<([\d.]+)", requirement)
+        assert found, f"{requirement}: not written >=lower,<upper"
+        lower, upper = _version(found[2]), _version(found[3])
+        assert lower < upper, requirement
+        if lower[0] == 0:
+            # 0.x releases break at the minor: the bound is the next minor, 0.M.
+            assert len(upper) == 2 and upper[0] == 0 and upper[1] == lower[1] + 1, requirement
+        else:
+            # A bare major: no release of the next major can be installed.
+            assert len(upper) == 1 and upper[0] > lower[0], requirement
+
+
+def test_lower_bounds_pin_every_dependency_at_its_lower_bound() -> None:
+    pins = _lower_bounds()
+    assert len(pins) == len(REQUIREMENTS)
+    for requirement, pin in zip(REQUIREMENTS, pins, strict=True):
+        name, version = pin.split("==")
+        assert requirement.startswith(name) and f">={version}," in requirement
+
+
+def test_ci_runs_the_unit_tests_on_the_newest_and_the_lowest_releases() -> None:
+    run = (ROOT / ".ci" / "run").read_text()
+    block = run[run.index("# --- dependency releases"):run.index("# --- end of dependency")]
+    assert "unit_tests newest --upgrade --upgrade-strategy eager -e '.[test]'" in block
+    assert "python3 .ci/lower_bounds.py >" in block
+    assert re.search(r"unit_tests lowest -c \S+ -e '\.\[test\]'", block)
+    # Either failing fails the run.
+    assert 'deps_failed="$deps_failed newest"' in block and "exit 1" in block
+    assert '-m pytest -q -p no:cacheprovider -m "not registry" --ignore=tests/faults' in block
