@@ -114,8 +114,9 @@ def test_each_namespace_under_its_environment(workdir: Path, anon_image: PushedI
            "(namespaces.exempt_images): allow" in lines
     assert any(line.startswith(f"{f}:61 Pod elsewhere/x container main: ")
                and line.endswith("-> (unmapped) (matches no namespaces.map entry, environment "
-                                 f"name or alias in {workdir / 'rules.yaml'}, and no default "
-                                 "environment was given): deny") for line in lines)
+                                 f"name or alias in {workdir / 'rules.yaml'}, and default_env "
+                                 "'dev' is never used for a namespace: add it to namespaces.map, "
+                                 "or run serve with --env): deny") for line in lines)
     assert f"{f}: not gated (no pod spec imggate reads): 1 Rollout, 1 Service" in lines
     assert code == 1, err
     by = {(i["reference"], i["env"]): i["decision"] for i in verdict["images"]}  # type: ignore[index]
@@ -143,7 +144,8 @@ def test_each_namespace_under_its_environment(workdir: Path, anon_image: PushedI
         "namespace 'kube-system' is exempt (namespaces.exempt 'kube-system')",
         "registry.k8s.io/pause:3.9 is exempt (namespaces.exempt_images 'registry.k8s.io/*')",
         "namespace 'elsewhere' maps to no environment (matches no namespaces.map entry, "
-        f"environment name or alias in {rules}, and no default environment was given)",
+        f"environment name or alias in {rules}, and default_env 'dev' is never used for a "
+        "namespace: add it to namespaces.map, or run serve with --env)",
     ]
 
 

@@ -226,3 +226,15 @@ def test_validate_warns_about_expiries_beyond_an_environments_max_days(
     assert code == 0 and f"ok {rules}" in out
     assert "CVE-2020-0009" in err and "prod" in err and "90" in err
     assert err.count("CVE-2020-0009") == 1  # dev has no limit: one warning, for prod
+
+
+def test_explain_prints_the_namespace_map(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["rules", "explain", "--env", "staging", "--rules",
+                        str(REPO_ROOT / "rules")], capsys)
+    assert code == 0
+    namespaces = yaml.safe_load(out)["namespaces"]
+    assert namespaces["exempt"] == ["kube-system", "kube-public", "kube-node-lease", "imggate"]
+    assert namespaces["map"][-1] == "* -> dev"
+    assert "*-prod -> prod" in namespaces["map"] and "prod-* -> prod" in namespaces["map"]
+    assert namespaces["mapped_to_staging"] == ["staging", "*-staging"]
+    assert namespaces["order"].startswith("exempt, then map (first match wins)")

@@ -34,3 +34,10 @@ def test_default_policy_does_not_import_a_yaml_parser() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd="/")
     assert out.stdout.strip() == "False"
+
+
+def test_builtin_namespace_map_is_the_shipped_files() -> None:
+    from pathlib import Path
+
+    shipped = loader.load_rules(Path(__file__).resolve().parents[2] / "rules" / "default.yaml")
+    assert loader.load_rules(None).document.namespaces == shipped.document.namespaces

@@ -66,7 +66,8 @@ def test_unmapped_without_default_says_so(rules: RulesFile) -> None:
     assert got.unmapped and got.env is None
     assert got.describe() == ("namespace 'default' maps to no environment (matches no "
                               "namespaces.map entry, environment name or alias in rules.yaml, "
-                              "and no default environment was given)")
+                              "and default_env 'dev' is never used for a namespace: add it to "
+                              "namespaces.map, or run serve with --env)")
     # The rules' default_env is NOT a silent fallback for namespaces.
     assert rules.default_env == "dev"
 
@@ -91,13 +92,6 @@ def test_no_namespace(rules: RulesFile) -> None:
     assert got.unmapped
     assert got.describe().startswith("no namespace maps to no environment")
     assert namespace_env(rules, None, default=select_env(rules, "prod", {})).env == "prod"
-
-
-def test_builtin_rules_map_by_alias_only() -> None:
-    builtin = load_rules()
-    assert namespace_env(builtin, "production").env == "prod"
-    assert namespace_env(builtin, "prod").env == "prod"
-    assert namespace_env(builtin, "default").unmapped
 
 
 @pytest.mark.parametrize(("image", "pattern"), [
@@ -159,3 +153,27 @@ def test_property_every_namespace_gets_an_answer(rules: RulesFile, namespace: st
         assert default is None
     if default is None and got.how is NamespaceMatch.DEFAULT:
         pytest.fail("a default was used though none was given")
+
+
+SHIPPED = [("kube-system", None, NamespaceMatch.EXEMPT), ("kube-node-lease", None,
+                                                          NamespaceMatch.EXEMPT),
+           ("imggate", None, NamespaceMatch.EXEMPT),
+           ("prod", "prod", NamespaceMatch.PATTERN), ("production", "prod", NamespaceMatch.PATTERN),
+           ("shop-prod", "prod", NamespaceMatch.PATTERN), ("prod-eu", "prod", NamespaceMatch.PATTERN),
+           ("staging", "staging", NamespaceMatch.PATTERN),
+           ("shop-staging", "staging", NamespaceMatch.PATTERN),
+           ("default", "dev", NamespaceMatch.PATTERN), ("team-a", "dev", NamespaceMatch.PATTERN),
+           ("prodigy", "dev", NamespaceMatch.PATTERN), ("staging-x", "dev", NamespaceMatch.PATTERN)]
+
+
+@pytest.mark.parametrize("source", ["rules/default.yaml", None])
+@pytest.mark.parametrize(("namespace", "env", "how"), SHIPPED)
+def test_the_shipped_map_gates_every_namespace_a_new_cluster_has(
+        source: str | None, namespace: str, env: str | None, how: NamespaceMatch) -> None:
+    # The shipped file and the built-in rules: without --env nothing is unmapped.
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    rules = load_rules(root / source if source else None)
+    got = namespace_env(rules, namespace)
+    assert (got.env, got.how) == (env, how), got.describe()

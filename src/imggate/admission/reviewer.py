@@ -60,6 +60,8 @@ class Outcome(NamedTuple):
     deadline_hit: bool = False
     #: The pull secrets (names, in the request's namespace) the images were read with.
     pull_secrets: tuple[str, ...] = ()
+    #: How the namespace got ``env`` (``namespaces.map[6] '*'``, ``default from --env dev``).
+    env_by: str | None = None
 
     @property
     def decision(self) -> str:
@@ -99,10 +101,13 @@ def _describe(outcome: ImageOutcome) -> str:
     return f"{outcome.reference}: {listed}"
 
 
-def denial_message(kind: str, where: str, env: str, denied: Sequence[ImageOutcome]) -> str:
-    """``imggate denied Deployment ns/app (env prod): IMAGE: rule: why | IMAGE: ...``."""
+def denial_message(kind: str, where: str, env: str, denied: Sequence[ImageOutcome],
+                   by: str = "") -> str:
+    """``imggate denied Deployment ns/app (environment prod by namespaces.map[2] '*-prod'):
+    IMAGE: rule: why | IMAGE: ...``: ``by`` says how the namespace got its environment."""
     parts = [shorten(_describe(o), _PER_IMAGE_CHARS) for o in denied]
-    return f"imggate denied {kind} {where} (environment {env}): " + " | ".join(parts)
+    how = f" by {by}" if by else ""
+    return f"imggate denied {kind} {where} (environment {env}{how}): " + " | ".join(parts)
 
 
 class Reviewer:
@@ -168,10 +173,11 @@ class Reviewer:
         outcomes = await self._judge_all(list(images), policies, env, mutate=mutate,
                                          dry_run=req.dry_run, access=access,
                                          left=self.deadline - (time.monotonic() - start))
-        outcome = self._answer(req.kind.kind, where, env, outcomes, images, mutate)
+        outcome = self._answer(req.kind.kind, where, env, outcomes, images, mutate,
+                               by=mapping.by)
         if access is not None and access.secrets is not None and access.secrets.read:
             outcome = outcome._replace(pull_secrets=access.secrets.read)
-        return outcome
+        return outcome._replace(env_by=mapping.by)
 
     async def _judge_all(self, texts: Sequence[str], policies: PolicySet, env: str, *,
                          mutate: bool, dry_run: bool, access: RegistryAccess | None = None,
@@ -218,18 +224,21 @@ class Reviewer:
         return [outcomes[t] for t in texts]
 
     def _answer(self, kind: str, where: str, env: str, outcomes: Sequence[ImageOutcome],
-                images: Mapping[str, Sequence[WorkloadImage]], mutate: bool) -> Outcome:
+                images: Mapping[str, Sequence[WorkloadImage]], mutate: bool,
+                by: str = "") -> Outcome:
         denied = [o for o in outcomes if o.decision is not Decision.ALLOW]
         warnings = [f"{o.reference}: {rule}: {msg}" for o in outcomes for rule, msg in o.warnings]
         audit = {
             "environment": env,
+            # How the namespace got it (namespaces.map[i] 'glob', an alias, --env).
+            **({"environment_by": by} if by else {}),
             "images": orjson.dumps([
                 {"image": o.reference, "digest": o.digest, "decision": o.decision.value,
                  **({"exempt": o.exempt} if o.exempt else {})} for o in outcomes]).decode(),
         }
         if denied:
             timed_out = any(o.error and o.error.startswith("timed out") for o in denied)
-            return Outcome(Answer(False, denial_message(kind, where, env, denied),
+            return Outcome(Answer(False, denial_message(kind, where, env, denied, by),
                                   tuple(warnings), audit), env, tuple(outcomes),
                            deadline_hit=timed_out)
         patch: list[Mapping[str, Any]] = []

@@ -238,7 +238,8 @@ class AdmissionApp:
         self._log({
             "endpoint": endpoint, "uid": req.uid, "namespace": req.namespace,
             "kind": req.kind.kind, "name": req.name, "operation": req.operation,
-            "env": outcome.env, "images": [i.reference for i in outcome.images],
+            "env": outcome.env, **({"env_by": outcome.env_by} if outcome.env_by else {}),
+            "images": [i.reference for i in outcome.images],
             "digests": [i.digest for i in outcome.images], "decision": decision,
             "ms": ms, "cache": outcome.cache, "dry_run": req.dry_run,
             "reason": outcome.note if answer.allowed else answer.message,

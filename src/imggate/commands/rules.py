@@ -98,6 +98,7 @@ def explain(
 
     from imggate.policy.effective import describe
     from imggate.policy.loader import load_exceptions, load_rules, locate_rules, select_env
+    from imggate.policy.namespaces import explain_namespaces
     from imggate.policy.review import exceptions_in_effect
 
     where = locate_rules(rules_path)
@@ -108,6 +109,7 @@ def explain(
     data["rules_found_by"] = rules.found_by
     data["rules_sha256"] = rules.sha256
     data["selected_by"] = choice.source
+    data["namespaces"] = explain_namespaces(rules, choice.name)
     ref = None
     if image is not None:
         from imggate.registry.reference import parse_reference

@@ -74,6 +74,16 @@ environments:
     exception_policy:
       require_expiry: true
       max_days: 90
+namespaces:
+  exempt: [kube-system, kube-public, kube-node-lease, imggate]
+  map:
+    - {match: prod, env: prod}
+    - {match: production, env: prod}
+    - {match: "*-prod", env: prod}
+    - {match: "prod-*", env: prod}
+    - {match: staging, env: staging}
+    - {match: "*-staging", env: staging}
+    - {match: "*", env: dev}
 """
 
 
@@ -104,6 +114,13 @@ _BUILTIN_DATA: dict[str, Any] = {
             "report_binding": {"allow_unbound": False},
             "exception_policy": {"require_expiry": True, "max_days": 90},
         },
+    },
+    # The same namespace map as rules/default.yaml (a test keeps them equal).
+    "namespaces": {
+        "exempt": ["kube-system", "kube-public", "kube-node-lease", "imggate"],
+        "map": [{"match": match, "env": env} for match, env in (
+            ("prod", "prod"), ("production", "prod"), ("*-prod", "prod"), ("prod-*", "prod"),
+            ("staging", "staging"), ("*-staging", "staging"), ("*", "dev"))],
     },
 }
 

@@ -105,9 +105,13 @@ def namespace_env(rules: RulesFile, namespace: str | None, *,
     if default is not None:
         return NamespaceEnv(namespace, default.name, NamespaceMatch.DEFAULT,
                             f"default from {default.source}")
-    where = ("matches no namespaces.map entry, environment name or alias in "
-             f"{rules.source}, and no default environment was given"
-             if namespace is not None else "and no default environment was given")
+    # Say why default_env did not apply: the file names one, and a reader expects it to.
+    unused = (f", and default_env {rules.default_env!r} is never used for a namespace"
+              if rules.default_env else "")
+    where = (f"matches no namespaces.map entry, environment name or alias in {rules.source}"
+             f"{unused}: add it to namespaces.map, or run serve with --env"
+             if namespace is not None else
+             f"and no --env for unmapped namespaces was given{unused}")
     return NamespaceEnv(namespace, None, NamespaceMatch.UNMAPPED, where)
 
 
@@ -143,3 +147,18 @@ def check_mapping(document: RulesDocument) -> list[tuple[tuple[str | int, ...], 
              f"known environments: {known}")
             for i, entry in enumerate(document.namespaces.map)
             if entry.env not in document.environments]
+
+
+def explain_namespaces(rules: RulesFile, env: str) -> dict[str, object]:
+    """The namespace map as ``rules explain`` prints it: the order it is read in, every
+    entry, and which globs lead to ``env``."""
+    spec = rules.document.namespaces
+    return {
+        "order": ("exempt, then map (first match wins), then environment names and "
+                  "aliases, then serve --env; any other namespace is denied "
+                  "(default_env is never used)"),
+        "exempt": list(spec.exempt),
+        "map": [f"{entry.match} -> {entry.env}" for entry in spec.map],
+        "exempt_images": list(spec.exempt_images),
+        f"mapped_to_{env}": [entry.match for entry in spec.map if entry.env == env],
+    }
