@@ -1,8 +1,8 @@
 """The README's ``imggate serve`` line, as written, answers every fixture AdmissionReview.
 
 Only what a laptop cannot have is replaced: the mounted files (a certificate, the repository's
-``rules/``, an empty registry credentials file) and Redis's address (a real ``redis-server`` on
-loopback). No ``--env``: the shipped ``namespaces:`` map alone gives every namespace its
+``rules/``, cache keys, an empty registry credentials file) and Redis's address and password (a
+real ``redis-server`` on loopback that requires the password). No ``--env``: the shipped ``namespaces:`` map alone gives every namespace its
 environment, and each answer says which entry did.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from admission.serve_harness import RedisServer, ServeProcess, make_tls, start_serve
+from admission.serve_harness import ServeProcess, make_tls, start_redis, start_serve
 from fixture_paths import FIXTURES
+from registry_harness import MissingComponentError, missing_component
 
 ROOT = Path(__file__).resolve().parents[2]
 REVIEWS = sorted((FIXTURES / "admission").glob("*.json"))
@@ -35,23 +37,34 @@ def readme_serve_args() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def readme_server(tmp_path_factory: pytest.TempPathFactory,
-                  redis_server: RedisServer) -> Iterator[ServeProcess]:
+def readme_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     work = tmp_path_factory.mktemp("readme-serve")
-    tls = make_tls(work / "tls")
-    auth = work / "dockerconfig.json"
-    auth.write_text('{"auths": {}}')
     args = readme_serve_args()
     values = dict(zip(args[::2], args[1::2], strict=True))
     # The README's flags, exactly these (a flag added there must be thought about here).
     assert list(values) == ["--tls-cert", "--tls-key", "--rules", "--cache",
-                            "--registry-auth-file"]
-    assert values["--rules"] == "/rules/" and values["--cache"].startswith("redis://")
+                            "--cache-key-file", "--registry-auth-file"]
+    assert values["--rules"] == "/rules/"
+    cache = re.fullmatch(r"redis://:\$REDIS_PASSWORD@imggate-redis:6379/0", values["--cache"])
+    assert cache, values["--cache"]
+    password = secrets.token_hex(16)
+    try:
+        redis = start_redis(work / "redis", password=password)
+    except MissingComponentError as e:
+        missing_component(str(e))
+    keys = work / "cache-keys"
+    keys.write_text(secrets.token_hex(32) + "\n")
+    auth = work / "dockerconfig.json"
+    auth.write_text('{"auths": {}}')
     # start_serve passes the certificate and a loopback address and port itself.
-    server = start_serve(work, ["--rules", str(ROOT / "rules") + "/", "--cache", redis_server.url,
-                                "--registry-auth-file", str(auth)], tls=tls)
+    server = start_serve(work, [
+        "--rules", str(ROOT / "rules") + "/",
+        "--cache", f"redis://:{password}@127.0.0.1:{redis.port}/0",
+        "--cache-key-file", str(keys), "--registry-auth-file", str(auth)],
+        tls=make_tls(work / "tls"))
     yield server
     server.stop()
+    redis.stop()
 
 
 def _answer(server: ServeProcess, review: dict[str, Any]) -> dict[str, Any]:
