@@ -106,6 +106,8 @@ class ServeProcess:
     port: int
     tls: Tls
     log_path: Path
+    #: (certificate, key) the harness presents to a server run with --client-ca.
+    client_cert: tuple[Path, Path] | None = None
 
     @property
     def url(self) -> str:
@@ -118,8 +120,11 @@ class ServeProcess:
                             **kw)
 
     def ssl_context(self) -> ssl.SSLContext:
-        """A client context trusting the server's CA."""
-        return ssl.create_default_context(cafile=str(self.tls.ca))
+        """A client context trusting the server's CA (and presenting :attr:`client_cert`)."""
+        ctx = ssl.create_default_context(cafile=str(self.tls.ca))
+        if self.client_cert is not None:
+            ctx.load_cert_chain(str(self.client_cert[0]), str(self.client_cert[1]))
+        return ctx
 
     def settle(self) -> None:
         """Make sure every review answered so far is in the log.
@@ -156,8 +161,10 @@ class ServeProcess:
 
 
 def start_serve(workdir: Path, args: Sequence[str] = (), *, tls: Tls | None = None,
-                env: Mapping[str, str] | None = None, timeout: float = 20.0) -> ServeProcess:
-    """Start ``python -m imggate serve`` with ``args`` over TLS; wait until it answers."""
+                env: Mapping[str, str] | None = None, timeout: float = 20.0,
+                client_cert: tuple[Path, Path] | None = None) -> ServeProcess:
+    """Start ``python -m imggate serve`` with ``args`` over TLS; wait until it answers
+    (presenting ``client_cert`` when given: for a server run with ``--client-ca``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     tls = tls or make_tls(workdir / "tls")
     last = ""
@@ -174,7 +181,7 @@ def start_serve(workdir: Path, args: Sequence[str] = (), *, tls: Tls | None = No
                  "--port", str(port), "--tls-cert", str(tls.cert), "--tls-key", str(tls.key),
                  *args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=full_env)
-        server = ServeProcess(proc, port, tls, log_path)
+        server = ServeProcess(proc, port, tls, log_path, client_cert)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:

@@ -4,6 +4,11 @@
   both files are watched and, when they change, loaded into the live
   ``SSLContext`` (new connections get the new certificate; nothing
   restarts). A pair that does not load keeps the old one and is logged.
+- **Callers**: with ``--client-ca`` the TLS handshake requires a client
+  certificate issued by that CA (the API server's, from its
+  AdmissionConfiguration kubeconfig); a caller without one is refused before
+  a byte of its request is read. Without it, the startup log says
+  ``callers not authenticated`` once.
 - **Nagle**: every accepted connection gets ``TCP_NODELAY``. Python's
   asyncio sets it only for sockets whose ``proto`` is TCP, which a socket
   uvicorn binds itself (``--workers``, ``--fd``) is not; a small response
@@ -20,10 +25,12 @@ import os
 import socket
 import ssl
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from imggate.admission.connections import ConnectionLimits, guarded_protocol, reclaim_memory
 from imggate.admission.reviewlog import ReviewLog
 from imggate.admission.server import AdmissionApp, ServeOptions
 from imggate.errors import ConfigError
@@ -40,6 +47,10 @@ class Listen:
     tls_cert: Path
     tls_key: Path
     watch_interval: float = 1.0
+    #: CA bundle (PEM) whose client certificates are required (``None``: anyone may call).
+    client_ca: Path | None = None
+    #: Time limits and caps of every connection (:mod:`imggate.admission.connections`).
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 def set_nodelay(transport: Any) -> None:
@@ -83,6 +94,19 @@ def check_tls_pair(cert: Path, key: Path) -> None:
                           f"{getattr(e, 'strerror', None) or e.__class__.__name__}") from None
 
 
+def check_client_ca(path: Path) -> None:
+    """Load ``path`` as a CA bundle into a scratch context: :class:`ConfigError` saying why
+    not (a file without a certificate included)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_verify_locations(cafile=str(path))
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(f"--client-ca {path}: cannot be used as a CA bundle: "
+                          f"{getattr(e, 'strerror', None) or e.__class__.__name__}") from None
+    if not ctx.get_ca_certs():
+        raise ConfigError(f"--client-ca {path}: holds no CA certificate")
+
+
 def _stamp(paths: tuple[Path, ...]) -> tuple[tuple[int, int], ...]:
     out = []
     for p in paths:
@@ -116,12 +140,28 @@ async def watch_tls(context: ssl.SSLContext, listen: Listen, app: AdmissionApp) 
         log.warning("TLS certificate reloaded from %s", listen.tls_cert)
 
 
-def _loop_factory() -> Any:
+def loop_factory(handshake_timeout: float) -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop's loop (asyncio's without it) whose TLS servers give a client
+    ``handshake_timeout`` seconds to finish its handshake (asyncio's default is 60 s, and
+    uvicorn does not set it): a client that opens connections and never completes one
+    holds nothing for long."""
+    base: type[Any]
     try:
         import uvloop
+
+        base = uvloop.Loop
     except ImportError:
-        return asyncio.new_event_loop
-    return uvloop.new_event_loop
+        base = asyncio.SelectorEventLoop
+
+    class Loop(base):  # type: ignore[misc]
+        """The loop, with a handshake time limit on TLS servers."""
+
+        async def create_server(self, *args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("ssl") is not None:
+                kwargs.setdefault("ssl_handshake_timeout", handshake_timeout)
+            return await super().create_server(*args, **kwargs)
+
+    return Loop
 
 
 def configure_logging() -> None:
@@ -138,6 +178,16 @@ def serve(options: ServeOptions, listen: Listen) -> None:
         from imggate.registry.pull_secrets import check_in_cluster
 
         check_in_cluster(options.service_account_dir)
+    if listen.client_ca is not None:
+        check_client_ca(listen.client_ca)
+        log.info("callers authenticated: a client certificate from %s is required",
+                 listen.client_ca)
+    else:
+        log.warning("callers not authenticated: any pod that reaches this port can ask "
+                    "whether an image passes and, through /mutate, learn its digest using "
+                    "the claimed namespace's pull secrets (see docs/admission.md, "
+                    "'Security'; serve --client-ca FILE requires the API server's "
+                    "certificate)")
     app = AdmissionApp(options)
     app.review_log = ReviewLog(sys.stderr)
     if not app.reload_rules():
@@ -150,17 +200,24 @@ def run(app: AdmissionApp, listen: Listen) -> None:
     import uvicorn
 
     check_tls_pair(listen.tls_cert, listen.tls_key)
+    limits = replace(listen.limits, authenticate=listen.client_ca is not None)
     config = uvicorn.Config(
         app.app, host=listen.host, port=listen.port, ssl_certfile=str(listen.tls_cert),
-        ssl_keyfile=str(listen.tls_key), http=protocol_class(), loop="none",
+        ssl_keyfile=str(listen.tls_key),
+        http=guarded_protocol(protocol_class(), limits, app.connections), loop="none",
         lifespan="on", access_log=False, server_header=False, date_header=False,
-        proxy_headers=False, log_config=None, timeout_keep_alive=30)
+        proxy_headers=False, log_config=None, timeout_keep_alive=int(limits.keep_alive),
+        # Asked for and verified when offered; the webhook paths refuse a connection
+        # that offered none (connections.py), so the kubelet's probes still get in.
+        ssl_ca_certs=str(listen.client_ca) if listen.client_ca else None,
+        ssl_cert_reqs=ssl.CERT_OPTIONAL if listen.client_ca else ssl.CERT_NONE)
     server = uvicorn.Server(config)
 
     async def main() -> None:
         config.load()
         assert config.ssl is not None
         watcher = asyncio.create_task(watch_tls(config.ssl, listen, app))
+        reclaimer = asyncio.create_task(reclaim_memory(app.connections))
         try:
             await server.serve()
         except SystemExit:  # uvicorn exits when it cannot bind or start
@@ -168,10 +225,11 @@ def run(app: AdmissionApp, listen: Listen) -> None:
                               "(see the log above)") from None
         finally:
             watcher.cancel()
+            reclaimer.cancel()
         if not server.started:
             raise ConfigError(f"could not listen on {listen.host}:{listen.port}")
 
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=loop_factory(limits.handshake_timeout)) as runner:
         runner.run(main())
     app.review_log.flush()  # lines of the last iteration, if the loop stopped before it ended
     sys.stderr.flush()

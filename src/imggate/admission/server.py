@@ -40,6 +40,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from imggate.admission.cache import AdmissionCache, CacheTimes, RedisLayer
+from imggate.admission.connections import ConnectionCounts
 from imggate.admission.evidence import sources_from_options
 from imggate.admission.judge import Judge, JudgeSettings
 from imggate.admission.metrics import CONTENT_TYPE, Metrics
@@ -107,6 +108,8 @@ class AdmissionApp:
     def __init__(self, options: ServeOptions) -> None:
         self.options = options
         self.metrics = Metrics()
+        #: What the server's connections hold now (runner.py's protocol counts into it).
+        self.connections = ConnectionCounts()
         #: Where review lines go: ``imggate serve`` points it at standard error.
         self.review_log = ReviewLog()
         self.store = RulesStore(options.rules, options.env)

@@ -73,6 +73,12 @@ def serve(
         "--service-account-dir",
         help="The service account token, ca.crt and namespace used to read pull secrets "
              "(default: /var/run/secrets/kubernetes.io/serviceaccount).")] = None,
+    client_ca: Annotated[str | None, typer.Option(
+        "--client-ca", help="PEM CA bundle: require every caller's TLS client certificate "
+                            "to be issued by it (the API server's, configured in its "
+                            "AdmissionConfiguration kubeconfig); others are refused before "
+                            "their request is read (default: callers are not "
+                            "authenticated).")] = None,
     insecure_registry: InsecureOpt = None,
     ca_file: CaFileOpt = None,
     platform: PlatformOpt = None,
@@ -117,7 +123,8 @@ def serve(
     elif cache_key_file is not None:
         raise UsageError("--cache-key-file is used with --cache only")
     for flag, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key),
-                       ("--registry-auth-file", registry_auth_file)):
+                       ("--registry-auth-file", registry_auth_file),
+                       ("--client-ca", client_ca)):
         if path is not None and not Path(path).is_file():
             raise UsageError(f"{flag} {path}: no such file")
     if reports_dir is not None and not Path(reports_dir).is_dir():
@@ -153,5 +160,6 @@ def serve(
         platform=parse_platform(platform), trusted_root=root,
         pull_secrets=wanted(pull_secrets, service_account_dir=account_dir),
         service_account_dir=account_dir)
-    run_server(options, Listen(host, port, Path(tls_cert), Path(tls_key)))
+    run_server(options, Listen(host, port, Path(tls_cert), Path(tls_key),
+                               client_ca=Path(client_ca) if client_ca else None))
     return 0

@@ -1,0 +1,58 @@
+"""deploy/'s client-ca component: one line in a kustomization turns on authenticated callers,
+and the result is still a valid Deployment that serves with ``--client-ca``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import yaml
+
+from deploy.test_deploy import DEPLOY, kubectl, one
+
+
+def _build(overlay: Path) -> list[dict[str, Any]]:
+    out = subprocess.run([kubectl(), "kustomize", str(overlay)], check=True,
+                         capture_output=True, text=True, timeout=120).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def test_the_client_ca_component_requires_the_api_servers_certificate(tmp_path: Path) -> None:
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        # kustomize takes relative paths only
+        "resources": [os.path.relpath(DEPLOY, overlay)],
+        "components": [os.path.relpath(DEPLOY / "client-ca", overlay)]}))
+    docs = _build(overlay)
+    deploy = one(docs, "Deployment", "imggate")
+    kubernetes_validate.validate(deploy, kubernetes_validate.latest_version(), strict=True)
+    pod = deploy["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert "--client-ca=/client-ca/ca.crt" in container["args"]
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert mounts["/client-ca"]["readOnly"] is True
+    secret = volumes[mounts["/client-ca"]["name"]]["secret"]
+    assert secret["secretName"] == "imggate-client-ca"
+    assert secret["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+    # Everything else is deploy/ as it is.
+    plain = one(_build(DEPLOY), "Deployment", "imggate")["spec"]["template"]["spec"]
+    assert [a for a in container["args"] if not a.startswith("--client-ca")] == \
+        plain["containers"][0]["args"]
+    # Off by default, and deploy/ says how to turn it on.
+    assert not any(a.startswith("--client-ca") for a in plain["containers"][0]["args"])
+    assert "#   - client-ca" in (DEPLOY / "kustomization.yaml").read_text()
+
+
+def test_the_admission_guide_says_what_an_unauthenticated_caller_can_learn() -> None:
+    text = (DEPLOY.parent / "docs" / "admission.md").read_text(encoding="utf-8")
+    section = text.split("## Security: who may call", 1)[1].split("\n## ", 1)[0]
+    for needed in ("--client-ca", "callers not authenticated", "pull secrets of the namespace",
+                   "/mutate", "ipBlock", "AdmissionConfiguration", "kubeadm",
+                   "components: [client-ca]", "imggate-client-ca"):
+        assert needed in section, needed
