@@ -215,20 +215,22 @@ def _http(method: str, url: str, data: bytes | None = None,
         return resp.status, dict(resp.headers)
 
 
-def push_repository(repo: InMemoryRepository, base_url: str, repository: str) -> None:
+def push_repository(repo: InMemoryRepository, base_url: str, repository: str,
+                    auth: Mapping[str, str] | None = None) -> None:
     """Push every blob, manifest and tag of ``repo`` to a Distribution registry.
 
     Image manifests go first, then indexes and referrers, then tags, so the
-    registry's "referenced content exists" checks pass.
+    registry's "referenced content exists" checks pass. ``auth`` is sent with
+    every request (an ``Authorization`` header for a Basic-auth registry).
     """
     for d, blob in repo.blobs.items():
-        _, hdrs = _http("POST", f"{base_url}/v2/{repository}/blobs/uploads/")
+        _, hdrs = _http("POST", f"{base_url}/v2/{repository}/blobs/uploads/", headers=auth)
         location = hdrs.get("Location") or hdrs.get("location") or ""
         if location.startswith("/"):
             location = base_url + location
         sep = "&" if "?" in location else "?"
         _http("PUT", f"{location}{sep}digest={d}", blob,
-              {"Content-Type": "application/octet-stream"})
+              {"Content-Type": "application/octet-stream", **(auth or {})})
 
     def order(item: tuple[Digest, bytes]) -> int:
         doc = json.loads(item[1])
@@ -236,11 +238,13 @@ def push_repository(repo: InMemoryRepository, base_url: str, repository: str) ->
 
     for d, raw in sorted(repo.manifests.items(), key=order):
         mt = json.loads(raw).get("mediaType") or OCI_MANIFEST
-        _http("PUT", f"{base_url}/v2/{repository}/manifests/{d}", raw, {"Content-Type": mt})
+        _http("PUT", f"{base_url}/v2/{repository}/manifests/{d}", raw,
+              {"Content-Type": mt, **(auth or {})})
     for tag, d in repo.tag_map.items():
         raw = repo.manifests[d]
         mt = json.loads(raw).get("mediaType") or OCI_MANIFEST
-        _http("PUT", f"{base_url}/v2/{repository}/manifests/{tag}", raw, {"Content-Type": mt})
+        _http("PUT", f"{base_url}/v2/{repository}/manifests/{tag}", raw,
+              {"Content-Type": mt, **(auth or {})})
 
 
 _COSIGN_SAVE_KINDS = {".sig": "dev.cosignproject.cosign/sigs",

@@ -22,6 +22,7 @@ import yaml
 from templates.gitlab_ci import ROOT, TEMPLATE, jobs, load, resolve_job, schema
 
 EXAMPLES = sorted((ROOT / "examples" / "gitlab").glob("*.gitlab-ci.yml"))
+MINIMAL = Path(__file__).parent / "minimal.gitlab-ci.yml"  # run by test_gitlab_ci_local
 EXAMPLE_DIGEST = "sha256:f41e9a845abd009489a7f2ce16ff1294db80ee19b3cb805dfc7d45aad7bf64f5"
 
 
@@ -59,12 +60,22 @@ def test_the_hidden_job_has_what_gitlab_needs() -> None:
     assert artifacts["reports"]["dotenv"] == "imggate.env"
     assert "reports/" in artifacts["paths"]
     script = "\n".join(job["script"])
-    assert '"$CI_REGISTRY_IMAGE@$IMGGATE_DIGEST"' in script  # the pushed bytes, never a tag
+    # The pushed bytes; the pushed tag, when the build gives one, for the rules' tag patterns.
+    assert '"$CI_REGISTRY_IMAGE${IMGGATE_TAG:+:$IMGGATE_TAG}@$IMGGATE_DIGEST"' in script
     assert "--dotenv imggate.env" in script and "--output-dir reports" in script
     assert "allow_failure" not in job  # failing the pipeline on a violation is the default
+    # Settings are top-level defaults: a job-level value would override a project's
+    # top-level `variables:` (GitLab's precedence), so the job has none.
+    assert "variables" not in job
+    top = yaml.safe_load(TEMPLATE.read_text())["variables"]
+    assert {k: top[k] for k in ("IMGGATE_ENV", "IMGGATE_RULES", "IMGGATE_ARGS")} == \
+        dict.fromkeys(("IMGGATE_ENV", "IMGGATE_RULES", "IMGGATE_ARGS"), "")
+    # GitLab's Container-Scanning template's rules: branch pipelines, never merge requests.
+    assert "CI_MERGE_REQUEST" not in yaml.safe_dump(job["rules"])
+    assert {"if": "$CI_COMMIT_BRANCH"} in job["rules"]
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize("example", [*EXAMPLES, MINIMAL], ids=lambda p: p.name)
 def test_each_example_resolves_to_valid_complete_jobs(example: Path) -> None:
     doc = load(example)
     _validate(doc)
@@ -73,14 +84,14 @@ def test_each_example_resolves_to_valid_complete_jobs(example: Path) -> None:
         _validate({name: job})
         assert job.get("stage", "test") in doc["stages"], (name, job.get("stage"))
         assert job.get("script"), name
-    gates = [n for n, j in resolved.items() if "$CI_REGISTRY_IMAGE@$IMGGATE_DIGEST" in
-             "\n".join(j["script"])]
+    template_script = resolve_job(load(TEMPLATE), ".imggate")["script"]
+    gates = [n for n, j in resolved.items() if j["script"] == template_script]
     assert len(gates) == 1, gates
     gate = resolved[gates[0]]
     assert gate["artifacts"]["when"] == "always"
     # The digest comes from the build job named in needs:, as a dotenv report.
     builders = [resolved[n] for n in gate["needs"]]
-    assert any(b["artifacts"]["reports"]["dotenv"] == "build.env"
+    assert any(b.get("artifacts", {}).get("reports", {}).get("dotenv") == "build.env"
                and "IMGGATE_DIGEST=" in "\n".join(b["script"]) for b in builders)
     assert doc["stages"].index(builders[0]["stage"]) < doc["stages"].index(gate["stage"])
 
@@ -97,8 +108,11 @@ def test_examples_cover_docker_kaniko_and_buildah_digests() -> None:
 def test_extends_merges_hashes_and_the_job_wins() -> None:
     doc = load(ROOT / "examples/gitlab/kaniko.gitlab-ci.yml")
     gate = resolve_job(doc, "image_gate")
-    assert gate["variables"]["IMGGATE_ARGS"] == "--trivy-report trivy.json --key cosign.pub"
-    assert gate["variables"]["IMGGATE_ENV"] == ""  # kept from the template
+    assert gate["variables"]["IMGGATE_ARGS"] == ("--trivy-report trivy.json --key cosign.pub"
+                                                 " --insecure-ignore-tlog")
+    assert doc["variables"]["IMGGATE_ENV"] == ""  # the template's top-level default
+    buildah = load(ROOT / "examples/gitlab/buildah.gitlab-ci.yml")
+    assert buildah["variables"]["IMGGATE_ARGS"].startswith("--trivy-report")  # over the default
     assert gate["image"]["name"] == "$IMGGATE_IMAGE"
     with pytest.raises(AssertionError, match="no job or template"):
         resolve_job({"a": {"extends": ".missing", "script": ["x"]}}, "a")
@@ -114,7 +128,7 @@ def _run_script(tmp_path: Path, env: dict[str, str], args: str = "") -> tuple[in
     imggate.chmod(0o755)
     (tmp_path / "reports").mkdir()
     full = {k: v for k, v in os.environ.items() if not k.startswith(("CI_", "IMGGATE_"))}
-    full.update({k: str(v) for k, v in job["variables"].items()})
+    full.update({k: str(v) for k, v in load(TEMPLATE)["variables"].items()})
     full.update({"PATH": f"{bindir}:{os.environ['PATH']}", "IMGGATE_ARGS": args, **env})
     script = "set -e\n" + "\n".join(job["script"])
     proc = subprocess.run(["sh", "-c", script], cwd=tmp_path, env=full, capture_output=True,
