@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -134,22 +135,28 @@ def test_real_entry_point_exit_code(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "imggate", "rules", "validate", str(bad)],
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
-    assert f"{bad}:3: environments.prod.extends: extends unknown environment" in proc.stderr
+    assert f"{bad}:3: environments.prod.extends: names unknown environment 'nowhere'" \
+        in proc.stderr
 
 
-def test_check_files_reads_what_the_rules_name(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_reads_what_the_rules_name(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "rules.yaml"
     f.write_text("environments:\n  prod:\n    signatures: {keys: [cosign.pub]}\n"
                  "allowlists: [.trivyignore]\n")
-    assert run(["rules", "validate", str(f)], capsys)[0] == 0
-    code, _, err = run(["rules", "validate", "--check-files", str(f)], capsys)
-    assert code == 2 and "allowlist file not found" in err
+    # Where the files are mounted elsewhere (a pod's rules): --no-check-files.
+    assert run(["rules", "validate", "--no-check-files", str(f)], capsys)[0] == 0
+    code, _, err = run(["rules", "validate", str(f)], capsys)
+    assert code == 2
+    assert f"{f}:4: allowlists.0: {tmp_path / '.trivyignore'}: allowlist file not found" in err
+    assert f"{f}:3: environments.prod.signatures.keys.0: " in err and "cosign.pub" in err
+    assert "2 problems" in err
     (tmp_path / ".trivyignore").write_text("CVE-2024-0001\n")
-    code, _, err = run(["rules", "validate", "--check-files", str(f)], capsys)
-    assert code == 2 and "key file" in err and "cosign.pub not found" in err
     (tmp_path / "cosign.pub").write_text("-----BEGIN PUBLIC KEY-----\n")
-    assert run(["rules", "validate", "--check-files", str(f)], capsys)[0] == 0
+    code, _, err = run(["rules", "validate", "--check-files", str(f)], capsys)
+    assert code == 2 and "not a usable PEM public key" in err and "1 problem" in err
+    shutil.copy(REPO_ROOT / "examples" / "cosign.pub", tmp_path / "cosign.pub")
+    assert run(["rules", "validate", str(f)], capsys)[0] == 0
 
 
 def test_validate_shows_every_error_with_suggestions(tmp_path: Path,

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from imggate._app import rules_app
-from imggate.errors import ConfigError, UsageError
-
-if TYPE_CHECKING:
-    from imggate.policy.loader import RulesFile
+from imggate.errors import UsageError
 
 
 def _rule_files(path: Path) -> list[Path]:
@@ -38,18 +35,24 @@ def validate(
     rules_path: Annotated[Path | None, typer.Option(
         "--rules", help="Same as PATH.")] = None,
     check_files: Annotated[bool, typer.Option(
-        "--check-files", help="Also read the allowlists, KEV catalogs and keys a file names.")
-    ] = False,
+        "--check-files/--no-check-files",
+        help="Open and parse the keys, certificate chains, KEV catalogs and allowlists a "
+             "file names (--no-check-files: where they are mounted elsewhere, e.g. in a "
+             "pod).")] = True,
 ) -> int:
-    """Check rules files; print each error with file:line and key. Exit 2 if any is invalid.
+    """Check rules files: every problem of each at once, with file:line, key and "did you
+    mean"; exit 2 if any file has one.
 
-    Exceptions already expired, or expiring beyond an environment's
-    exception_policy.max_days, are warned about (exit 0).
+    Names that point at environments (default_env, fallback_env, extends, namespaces.map,
+    aliases) are checked, and the files the rules name are opened and parsed. Exceptions
+    already expired, or expiring beyond an environment's exception_policy.max_days, are
+    warned about (exit 0).
     """
     from datetime import date
 
     from imggate.policy.loader import load_exceptions, load_rules
     from imggate.policy.review import exception_warnings
+    from imggate.policy.validation import validate_rules_file
 
     given = path or rules_path
     if given is None and Path("rules").is_dir():
@@ -61,15 +64,16 @@ def validate(
         return 0
     bad = 0
     for f in _rule_files(given):
-        try:
-            rules = load_rules(f)
-            if check_files:
-                _check_files(rules)
-            exceptions = load_exceptions(rules) if check_files else rules.exceptions
-        except ConfigError as e:
+        found = validate_rules_file(f, check_files=check_files)
+        if not found.ok:
             bad += 1
-            sys.stderr.write(e.diagnostics() + "\n")
+            for problem in found.problems:
+                sys.stderr.write(f"imggate: error: {problem.render()}\n")
+            count = len(found.problems)
+            sys.stderr.write(f"imggate: {f}: {count} problem{'s' if count > 1 else ''}\n")
             continue
+        rules = load_rules(f)
+        exceptions = load_exceptions(rules) if check_files else rules.exceptions
         envs = ", ".join(f"{n}*" if n == rules.default_env else n for n in rules.names)
         extra = f", {len(rules.exceptions)} exception(s)" if len(rules.exceptions) else ""
         sys.stdout.write(f"ok {f} (environments: {envs}{extra})\n")
@@ -123,20 +127,3 @@ def explain(
                                               date.today(), ref)
     sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     return 0
-
-
-
-def _check_files(rules: RulesFile) -> None:
-    """Read every file the rules name, so a typo fails here rather than in the pipeline."""
-    from imggate.policy.kev import load_kev
-    from imggate.policy.loader import load_exceptions
-
-    load_exceptions(rules)
-    for env in rules.environments.values():
-        if env.kev_paths():
-            load_kev(env.kev_paths())
-        keys = [*env.rules.signatures.keys, *(k for o in env.images for k in o.signatures.keys)]
-        for key in keys:
-            if not key.is_file():
-                raise ConfigError(f"{rules.source}: environment {env.env!r}: "
-                                  f"key file {key} not found")

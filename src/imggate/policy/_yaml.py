@@ -231,13 +231,11 @@ def validate(model: type[M], doc: YamlDoc, data: Any = None, *, base: Sequence[s
         raise validation_error(e, doc, base, model) from None
 
 
-def validation_error(e: ValidationError, doc: YamlDoc, base: Sequence[str | int] = (),
-                     model: type[BaseModel] | None = None) -> ConfigError:
-    """Turn a pydantic error into one :class:`ConfigError` listing every problem.
-
-    Problems are in file order, each as ``file:line: key: what is wrong`` in
-    words (see :mod:`imggate.policy._wording`); the error's location is the first.
-    """
+def validation_problems(e: ValidationError, doc: YamlDoc, base: Sequence[str | int] = (),
+                        model: type[BaseModel] | None = None
+                        ) -> list[tuple[int, str, tuple[str | int, ...]]]:
+    """Every problem of a pydantic error as ``(line, "key: what is wrong", location)``,
+    in file order (see :mod:`imggate.policy._wording` for the words)."""
     from imggate.policy._wording import describe
 
     problems: list[tuple[int, str, tuple[str | int, ...]]] = []
@@ -246,6 +244,17 @@ def validation_error(e: ValidationError, doc: YamlDoc, base: Sequence[str | int]
         key = ".".join(str(p) for p in loc) or "(document)"
         problems.append((doc.line_of(loc), f"{key}: {describe(err, model)}", loc))
     problems.sort(key=lambda p: p[0])
+    return problems
+
+
+def validation_error(e: ValidationError, doc: YamlDoc, base: Sequence[str | int] = (),
+                     model: type[BaseModel] | None = None) -> ConfigError:
+    """Turn a pydantic error into one :class:`ConfigError` listing every problem.
+
+    Problems are in file order, each as ``file:line: key: what is wrong`` in
+    words (see :mod:`imggate.policy._wording`); the error's location is the first.
+    """
+    problems = validation_problems(e, doc, base, model)
     first = problems[0]
     if len(problems) == 1:
         return ConfigError(first[1], location=doc.where(first[2]))

@@ -187,7 +187,8 @@ def _check_threshold(rules: RuleSet, ydoc: _yaml.YamlDoc, loc: tuple[str, ...]) 
                          "keys and identities given")
 
 
-def _resolve(doc: RulesDocument, ydoc: _yaml.YamlDoc, name: str) -> EffectiveRules:
+def resolve_environment(doc: RulesDocument, ydoc: _yaml.YamlDoc, name: str) -> EffectiveRules:
+    """``name``'s rules after inheritance; a :class:`ConfigError` at the key that is wrong."""
     chain = _chain(doc, ydoc, name)
     rules = RuleSet()
     images: dict[str, ImageOverride] = {}
@@ -236,7 +237,7 @@ def _parse_doc(ydoc: _yaml.YamlDoc, base_dir: Path | None) -> RulesFile:
                          hint=f"known environments: {', '.join(doc.environments)}")
     for loc, message, hint in check_mapping(doc):
         raise ydoc.error(loc, message, hint=hint)
-    envs = {name: _resolve(doc, ydoc, name) for name in doc.environments}
+    envs = {name: resolve_environment(doc, ydoc, name) for name in doc.environments}
     where = [ydoc.where(("exceptions", i)) for i in range(len(doc.exceptions))]
     return RulesFile(source=source, document=doc, environments=envs, default_env=default,
                      exceptions=from_models(doc.exceptions, where),
