@@ -12,13 +12,18 @@ lets a server do:
 - ``body``: answers complete headers with a large ``Content-Length`` and
   drips the body a byte at a time, whatever was asked (the "dripping
   registry" of the siege tests: every manifest it serves takes for ever).
+
+:class:`HostileProcess` runs them in a child process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -135,3 +140,40 @@ class HostileHosts:
             writer.write(b" ")
             await writer.drain()
             await asyncio.sleep(self.drip_gap)
+
+
+@dataclass
+class HostileProcess:
+    """:class:`HostileHosts` in a process of its own, so that a test process measuring
+    a server's answers does not share its interpreter lock with hundreds of drips."""
+
+    process: subprocess.Popen[str]
+    ports: dict[str, int]
+
+    @classmethod
+    def start(cls, drip_gap: float = 0.5) -> HostileProcess:
+        """Start the hosts in a child process; wait for their ports."""
+        proc = subprocess.Popen([sys.executable, __file__, str(drip_gap)],
+                                stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            proc.kill()
+            raise RuntimeError("hostile hosts did not start")
+        return cls(proc, json.loads(line))
+
+    def host(self, name: str) -> str:
+        """``127.0.0.1:PORT`` of host ``name``."""
+        return f"127.0.0.1:{self.ports[name]}"
+
+    def stop(self) -> None:
+        """Stop the process: every host is gone (connections reset, ports closed)."""
+        self.process.kill()
+        self.process.wait(10)
+
+
+if __name__ == "__main__":
+    hosts = HostileHosts(drip_gap=float(sys.argv[1])).start()
+    print(json.dumps(hosts.ports), flush=True)
+    sys.stdin.read()  # until the parent goes away
+    hosts.stop()
