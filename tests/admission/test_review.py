@@ -218,3 +218,20 @@ def test_a_well_formed_review_takes_the_fast_path() -> None:
     body = (ADMISSION / "connaisseur-04_cronjob.json").read_bytes()
     assert decode_well_formed(body) == read_fields(body)
     assert decode_well_formed(b'{"kind": "Pod"}') is None
+
+
+@pytest.mark.parametrize(("text", "cut"), [
+    # Cut mid-word before ("... give the d…"); now after the last whole word that fits.
+    ("registry.example.com/shop/web:1.2.0: signatures: no signature verified: "
+     "the image has no cosign signature; sign it in CI or give the digest of a signed build",
+     "registry.example.com/shop/web:1.2.0: signatures: no signature verified: "
+     "the image has no cosign signature; sign it in…"),
+    # A word longer than half the limit is cut inside (a digest has no spaces to cut at).
+    ("image@sha256:" + "a" * 200, "image@sha256:" + "a" * 106 + "…"),
+    ("short enough", "short enough"),
+    # A cut that falls just after a word keeps the whole word, without its comma.
+    ("x" * 60 + " " + "y" * 58 + ", z", "x" * 60 + " " + "y" * 58 + "…"),
+])
+def test_warnings_are_cut_between_words_with_an_ellipsis(text: str, cut: str) -> None:
+    [got] = bounded_warnings([text])
+    assert got == cut and len(got) <= MAX_WARNING_CHARS

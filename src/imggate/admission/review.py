@@ -250,8 +250,18 @@ class Answer(NamedTuple):
 
 
 def shorten(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, marked with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """``text`` cut to ``limit`` characters, marked with an ellipsis when cut.
+
+    The cut falls between words ("give the…", never "give the d…") unless the last word
+    that fits started in the first half (a digest, a long path): then in it.
+    """
+    if len(text) <= limit:
+        return text
+    kept = text[: limit - 1]
+    space = kept.rfind(" ")
+    if kept[-1].isalnum() and text[limit - 1].isalnum() and space >= limit // 2:
+        kept = kept[:space]
+    return kept.rstrip(" ,;:") + "…"
 
 
 def bounded_warnings(warnings: Sequence[str]) -> list[str]:
