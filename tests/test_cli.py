@@ -39,6 +39,48 @@ def test_placeholders_name_what_is_expected() -> None:
     assert "[gitlab|json|sarif]" in run_imggate(["convert", "--help"]).stdout
 
 
+@pytest.mark.parametrize("group", [[], ["rules"]], ids=["imggate", "rules"])
+def test_help_lists_each_commands_whole_purpose(group: list[str]) -> None:
+    import typer
+
+    import imggate._cli  # noqa: F401  (registers every command)
+    from imggate._app import app
+
+    out = run_imggate([*group, "--help"]).stdout
+    command = typer.main.get_command(app)
+    for name in group:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    listed = " ".join(out.split("Commands:", 1)[1].split())
+    for name, sub in command.commands.items():  # type: ignore[attr-defined]
+        purpose = " ".join(sub.help.split("\n\n", 1)[0].split())
+        assert f"{name} {purpose}" in listed, f"{name}: {purpose!r} not whole in:\n{out}"
+    assert "..." not in out.split("Commands:", 1)[1]
+
+
+def test_top_help_has_an_example_the_exit_codes_and_where_to_read_on() -> None:
+    out = run_imggate(["--help"]).stdout
+    example = re.search(r"^\s+(imggate check .*?)\\\n\s+(.*)$", out, re.MULTILINE)
+    assert example, out
+    flags = re.findall(r"--[a-z-]+", example[1] + example[2])
+    check = run_imggate(["check", "--help"]).stdout
+    assert flags and all(f in check for f in flags)
+    assert "Exit codes: 0 allowed, 1 denied, 2 usage/config error, 3 could not decide." in out
+    assert "docs/commands.md" in out
+    assert max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_check_flags_are_explained_for_check() -> None:
+    check = " ".join(run_imggate(["check", "--help"]).stdout.split())
+    verify = " ".join(run_imggate(["verify", "--help"]).stdout.split())
+    # verify's words: about what verify checks, wrong for a gate.
+    assert "verify then checks attestations instead of signatures" in verify
+    assert "verify then" not in check and "whose key verifies" not in check
+    assert ("--type PREDICATE Require a verified attestation of this predicate type (cosign "
+            "short name or URI), besides the rules' attestations.required") in check
+    assert ("--certificate FILE Require a signature verified by the public key of this PEM "
+            "certificate, as --key does") in check
+
+
 def test_verbose_after_the_subcommand_is_accepted() -> None:
     result = run_imggate(["rules", "explain", "--env", "prod", "-v"])
     assert result.code == 0, result.stderr

@@ -14,9 +14,22 @@ from imggate import __version__
 #: ``-h`` as well as ``--help`` everywhere (subcommands inherit the context setting).
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
+#: Under the command list of ``imggate --help``: an example, the exit codes, where to read on.
+#: ("\b" keeps click from re-wrapping a paragraph.)
+EPILOG = """\b
+Example: gate the bundled example image (reports land in reports/):
+  imggate check oci:examples/app --key examples/cosign.pub \\
+      --trivy-report examples/trivy-report.json --insecure-ignore-tlog
+
+\b
+Exit codes: 0 allowed, 1 denied, 2 usage/config error, 3 could not decide.
+More: imggate COMMAND --help; README.md and docs/ in imggate's repository
+(docs/commands.md: every command, docs/ci.md: GitLab CI, docs/exit-codes.md)."""
+
 app = typer.Typer(
     name="imggate",
     help="A supply-chain security gate for container images.",
+    epilog=EPILOG,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -66,5 +66,9 @@ def tidy(command: _click.Command) -> _click.Command:
             param.metavar = _option_metavar(param)
     if isinstance(command, TyperGroup):
         for sub in command.commands.values():
+            # The command list shows short_help whole (click would cut the docstring's
+            # first sentence to fit and end it with "..."): the first paragraph, one line.
+            if sub.short_help is None and sub.help:
+                sub.short_help = " ".join(sub.help.split("\n\n", 1)[0].split())
             tidy(sub)
     return command

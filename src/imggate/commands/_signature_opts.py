@@ -33,3 +33,31 @@ AttestationsOpt = Annotated[bool, typer.Option(
                            "without a filter).")]
 ThresholdOpt = Annotated[int | None, typer.Option(
     "--threshold", help="Require this many distinct trusted signers.", min=1)]
+
+# ``check`` gates on the rules: each flag adds a requirement to the environment's rules
+# (or overrides one) rather than choosing what to verify, so its help says so.
+CheckCertificateOpt = Annotated[list[str] | None, typer.Option(
+    "--certificate", help="Require a signature verified by the public key of this PEM "
+                          "certificate, as --key does (repeatable).")]
+CheckCertificateChainOpt = Annotated[list[str] | None, typer.Option(
+    "--certificate-chain", help="Require a keyless signature whose certificate chains to "
+                                "these PEM roots of your own PKI (repeatable).")]
+CheckIdentityOpt = Annotated[str | None, typer.Option(
+    "--certificate-identity", help="Require a keyless signature whose certificate has this "
+                                   "exact SAN (email or URI); with an issuer flag.")]
+CheckIdentityRegexpOpt = Annotated[str | None, typer.Option(
+    "--certificate-identity-regexp", help="As --certificate-identity, a regular expression "
+                                          "searched in the SAN (anchor it).")]
+CheckIssuerOpt = Annotated[str | None, typer.Option(
+    "--certificate-oidc-issuer", help="The exact OIDC issuer of that keyless signature.")]
+CheckIssuerRegexpOpt = Annotated[str | None, typer.Option(
+    "--certificate-oidc-issuer-regexp", help="As --certificate-oidc-issuer, a regular "
+                                             "expression (anchor it).")]
+CheckTypeOpt = Annotated[list[str] | None, typer.Option(
+    "--type", help="Require a verified attestation of this predicate type (cosign short name "
+                   "or URI), besides the rules' attestations.required (repeatable).")]
+CheckAttestationsOpt = Annotated[bool, typer.Option(
+    "--attestations", help="Require a verified attestation of any predicate type.")]
+CheckThresholdOpt = Annotated[int | None, typer.Option(
+    "--threshold", help="Require this many distinct trusted signers (overrides the rules' "
+                        "signatures.threshold).", min=1)]
