@@ -38,7 +38,7 @@ import ctypes
 import ctypes.util
 import gc
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("imggate.admission")
@@ -77,6 +77,8 @@ class ConnectionCounts:
     refused: int = 0
     timed_out: int = 0
     unauthenticated: int = 0
+    #: The open connections (their protocols), for :func:`enforce_limits`.
+    live: set[Any] = field(default_factory=set)
 
 
 def _response(status: bytes, text: bytes) -> bytes:
@@ -103,7 +105,9 @@ def guarded_protocol(base: type[asyncio.Protocol], limits: ConnectionLimits,
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self._timer: asyncio.TimerHandle | None = None
+            #: When this connection is cut off (loop time; 0: no limit running). A
+            #: timestamp, not a timer: a request only sets it, :func:`enforce_limits` reads it.
+            self.cut_off_at = 0.0
             self._has_body_slot = False
             self._served = 0
             self._authenticated = not limits.authenticate
@@ -119,35 +123,29 @@ def guarded_protocol(base: type[asyncio.Protocol], limits: ConnectionLimits,
                 return
             counts.connections += 1
             counts.peak = max(counts.peak, counts.connections)
+            counts.live.add(self)
             self._counted = True
             if limits.authenticate:
                 # A certificate that failed verification failed the handshake already.
                 self._authenticated = transport.get_extra_info("peercert") is not None
             super().connection_made(transport)
-            self._arm(limits.header_timeout)
+            self.cut_off_at = self.loop.time() + limits.header_timeout
 
         def connection_lost(self, exc: Exception | None) -> None:
             if not self._counted:
                 return  # refused in connection_made: uvicorn never saw it
             self._counted = False
             counts.connections -= 1
-            self._disarm()
+            counts.live.discard(self)
+            self.cut_off_at = 0.0
             self._release_body()
             super().connection_lost(exc)
 
-        def _arm(self, seconds: float) -> None:
-            self._disarm()
-            self._timer = self.loop.call_later(seconds, self._too_slow)
-
-        def _disarm(self) -> None:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-
-        def _too_slow(self) -> None:
-            self._timer = None
+        def cut_off(self) -> None:
+            """The request took too long: close the connection."""
+            self.cut_off_at = 0.0
             counts.timed_out += 1
-            if self.transport is not None and not self.transport.is_closing():
+            if not self.transport.is_closing():
                 self.transport.abort()
 
         def _release_body(self) -> None:
@@ -157,7 +155,7 @@ def guarded_protocol(base: type[asyncio.Protocol], limits: ConnectionLimits,
 
         def _refuse_request(self, answer: bytes) -> None:
             self._refused = True
-            self._disarm()
+            self.cut_off_at = 0.0
             self.transport.write(answer)
             self.transport.close()
             # Nothing more is parsed: the rest of the request is never read.
@@ -166,23 +164,14 @@ def guarded_protocol(base: type[asyncio.Protocol], limits: ConnectionLimits,
         def on_message_begin(self) -> None:
             if self._refused:
                 return
-            if self._timer is None:
-                self._arm(limits.header_timeout)  # a keep-alive connection's next request
+            if not self.cut_off_at:  # a keep-alive connection's next request
+                self.cut_off_at = self.loop.time() + limits.header_timeout
             super().on_message_begin()
-
-        def on_url(self, url: bytes) -> None:
-            if not self._refused:
-                super().on_url(url)
-
-        def on_header(self, name: bytes, value: bytes) -> None:
-            if not self._refused:
-                super().on_header(name, value)
 
         def on_headers_complete(self) -> None:
             if self._refused:
                 return
-            path = self.url.split(b"?", 1)[0]
-            if not self._authenticated and path in WEBHOOK_PATHS:
+            if not self._authenticated and self.url.split(b"?", 1)[0] in WEBHOOK_PATHS:
                 counts.unauthenticated += 1
                 self._refuse_request(_FORBIDDEN)
                 return
@@ -193,7 +182,7 @@ def guarded_protocol(base: type[asyncio.Protocol], limits: ConnectionLimits,
                 counts.bodies += 1
                 self._has_body_slot = True
                 self._body_size = 0
-            self._arm(limits.body_timeout)
+            self.cut_off_at = self.loop.time() + limits.body_timeout
             super().on_headers_complete()
             self._served += 1
             if self._served >= limits.max_requests and self.cycle is not None:
@@ -216,11 +205,30 @@ def guarded_protocol(base: type[asyncio.Protocol], limits: ConnectionLimits,
         def on_message_complete(self) -> None:
             if self._refused:
                 return
-            self._disarm()
+            self.cut_off_at = 0.0
             self._release_body()
             super().on_message_complete()
 
     return GuardedProtocol
+
+
+#: How often the time limits are checked (a limit holds to within this).
+CHECK_EVERY = 0.25
+
+
+async def enforce_limits(counts: ConnectionCounts, interval: float = CHECK_EVERY) -> None:
+    """Cut off every connection past its time limit, every ``interval`` seconds.
+
+    One pass over the open connections (at most ``max_connections``) instead of a
+    timer per request: a warm review only writes a timestamp.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(interval)
+        now = loop.time()
+        late = [c for c in counts.live if 0.0 < c.cut_off_at <= now]
+        for c in late:
+            c.cut_off()
 
 
 #: Connections that must have gone since the peak before memory is handed back.

@@ -30,7 +30,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from imggate.admission.connections import ConnectionLimits, guarded_protocol, reclaim_memory
+from imggate.admission.connections import (
+    ConnectionLimits,
+    enforce_limits,
+    guarded_protocol,
+    reclaim_memory,
+)
 from imggate.admission.reviewlog import ReviewLog
 from imggate.admission.server import AdmissionApp, ServeOptions
 from imggate.errors import ConfigError
@@ -218,6 +223,7 @@ def run(app: AdmissionApp, listen: Listen) -> None:
         assert config.ssl is not None
         watcher = asyncio.create_task(watch_tls(config.ssl, listen, app))
         reclaimer = asyncio.create_task(reclaim_memory(app.connections))
+        enforcer = asyncio.create_task(enforce_limits(app.connections))
         try:
             await server.serve()
         except SystemExit:  # uvicorn exits when it cannot bind or start
@@ -226,6 +232,7 @@ def run(app: AdmissionApp, listen: Listen) -> None:
         finally:
             watcher.cancel()
             reclaimer.cancel()
+            enforcer.cancel()
         if not server.started:
             raise ConfigError(f"could not listen on {listen.host}:{listen.port}")
 
