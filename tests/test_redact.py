@@ -6,16 +6,30 @@ import base64
 import io
 import json
 import logging
+import random
+import string
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imggate import logs
 from imggate.errors import Error, RegistryError
 from imggate.formats import gitlab
 from imggate.formats.verdict_json import write_text
-from imggate.redact import MASK, SECRETS, RedactingStream, Redactor, redact, register
+from imggate.redact import (
+    GRACE_SECONDS,
+    MASK,
+    MAX_EPHEMERAL,
+    MAX_EPHEMERAL_BYTES,
+    SECRETS,
+    RedactingStream,
+    Redactor,
+    redact,
+    register,
+)
 from imggate.registry.credentials import Credentials
 
 CANARY = "Canary-7f3e\u00e9-pw"
@@ -125,3 +139,122 @@ def test_a_report_without_secrets_is_returned_as_is(fresh: Redactor) -> None:
     register(CANARY)
     text = "x" * 1000
     assert redact(text) is text
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def jwt_like(rng: random.Random, n: int = 300) -> str:
+    """A token as registries issue them: a shared header, then unique text."""
+    alphabet = string.ascii_letters + string.digits + "-_"
+    return "eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9." + "".join(rng.choices(alphabet, k=n))
+
+
+def reference_redact(text: str, forms: list[str]) -> str:
+    """Every occurrence of every form masked, overlapping ones as one (the definition)."""
+    covered = [False] * len(text)
+    for form in forms:
+        at = text.find(form)
+        while at != -1:
+            for i in range(at, at + len(form)):
+                covered[i] = True
+            at = text.find(form, at + 1)
+    out, i = [], 0
+    while i < len(text):
+        if covered[i]:
+            while i < len(text) and covered[i]:
+                i += 1
+            out.append(MASK)
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(alphabet="ab/+=x\"\n<é", min_size=4, max_size=40), min_size=1,
+                max_size=60),
+       st.lists(st.integers(0, 59), max_size=8), st.text(alphabet="ab/+=x\"<é ", max_size=80))
+def test_many_secrets_are_masked_like_the_definition(secrets_: list[str], picks: list[int],
+                                                     noise: str) -> None:
+    # Over _SCAN_ABOVE forms the index answers, under it the plain search: both must mask
+    # exactly every occurrence of every form, whatever the alphabet and overlaps.
+    redactor = Redactor()
+    for s in secrets_:
+        redactor.add(s)
+    chosen = [secrets_[i % len(secrets_)] for i in picks]
+    text = noise.join(chosen) + noise
+    forms = sorted(redactor._refs)  # the forms it holds, each looked for
+    assert redactor.redact(text) == reference_redact(text, forms)
+    assert redactor.contains_secret(text) == (reference_redact(text, forms) != text)
+
+
+def test_a_token_is_forgotten_after_its_end_and_the_grace_period() -> None:
+    clock = Clock()
+    redactor = Redactor(clock)
+    rng = random.Random(7)
+    redactor.add("a-password-kept-for-the-run")
+    token, renewed = jwt_like(rng), jwt_like(rng)
+    redactor.add(token, until=clock.now + 300)
+    assert len(redactor) == 2 and token not in redactor.redact(f"Bearer {token}")
+    clock.now += 300 + GRACE_SECONDS - 1
+    assert token not in redactor.redact(f"Bearer {token}")
+    clock.now += 2
+    assert redactor.redact(f"Bearer {token}") == f"Bearer {token}" and len(redactor) == 1
+    # Replaced by a renewal: forgotten a grace period after the replacement.
+    redactor.add(renewed, until=clock.now + 3600)
+    redactor.release(renewed)
+    clock.now += GRACE_SECONDS + 1
+    assert renewed in redactor.redact(renewed) and len(redactor) == 1
+    assert "a-password-kept-for-the-run" not in redactor.redact("a-password-kept-for-the-run")
+
+
+def test_the_set_of_tokens_is_bounded_and_the_soonest_ending_go_first() -> None:
+    clock = Clock()
+    redactor = Redactor(clock)
+    tokens = [f"t{i:06d}" for i in range(MAX_EPHEMERAL + 10)]  # short: count-bound
+    for i, t in enumerate(tokens):
+        redactor.add(t, until=clock.now + 10_000 - i)  # later ones end sooner
+    assert len(redactor) == MAX_EPHEMERAL
+    assert tokens[0] not in redactor.redact(tokens[0])  # the longest-lived are kept
+    assert redactor.redact(tokens[-1]) == tokens[-1]
+    redactor.clear()
+    assert len(redactor) == 0 and redactor.forms == 0
+    # Big ones: bound by the memory their forms take.
+    rng = random.Random(8)
+    big = [jwt_like(rng, 16_000) for _ in range(1000)]
+    for i, t in enumerate(big):
+        redactor.add(t, until=clock.now + 10_000 - i)
+    held = sum(len(f) for f in redactor._refs)
+    assert 100 < len(redactor) < 1000 and held < MAX_EPHEMERAL_BYTES
+    assert redactor.redact(big[0]) == MASK and redactor.redact(big[-1]) == big[-1]
+
+
+def test_token_churn_leaves_nothing_behind(fresh: Redactor) -> None:
+    # 20,000 renewals of 100 scopes, as RegistryAuth does them: register, release the old.
+    clock = Clock()
+    redactor = Redactor(clock)
+    rng = random.Random(9)
+    current: dict[int, str] = {}
+    for i in range(20_000):
+        clock.now += 0.1
+        token = jwt_like(rng, 120)
+        redactor.add(token, until=clock.now + 300)
+        old = current.get(i % 100)
+        if old is not None:
+            redactor.release(old)
+        current[i % 100] = token
+    # Held: the 100 in use, and those released within the grace period (10 per second).
+    assert len(redactor) <= 100 + int(GRACE_SECONDS * 10) + 1
+    assert all(redactor.redact(t) == MASK for t in current.values())
+    clock.now += 300 + GRACE_SECONDS + 1
+    redactor.add("x" * 20)  # any change expires what has ended
+    alone = Redactor()
+    alone.add("x" * 20)
+    assert len(redactor) == 1 and redactor.forms == alone.forms
+    assert redactor._index.keys() == alone._index.keys()

@@ -15,11 +15,9 @@ import base64
 import json
 import re
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,19 +36,9 @@ from admission.serve_harness import (
 from imggate.admission.cache import CachedVerdict, tag_key, tag_payload, verdict_key
 from imggate.admission.seal import CacheKeys
 from registry_harness import MissingComponentError, Registry, missing_component
+from siege.memory import RSS_LIMIT_MB, RssSampler
 from signatures.cosign_format_signer import CosignFormatSigner, make_image, push_repository
 from signatures.inmemory import InMemoryRepository
-
-#: deploy/'s memory limit is 512Mi; the issue's bound for every attack is 256 MB.
-RSS_LIMIT_MB = 256
-
-
-def rss_mb(pid: int) -> float:
-    """The resident set size of ``pid`` in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
 
 
 @dataclass(frozen=True)
@@ -165,29 +153,6 @@ def test_forged_tag_and_verdict_never_pin_the_attackers_digest(target: Target) -
     t.redis.set(other.id, guessed.seal(other.id, tag_payload(other, t.unsigned_digest)))
     answer = t.ask(review(pod([f"{t.signed}:v1-other"]), namespace="prod-siege"), "/mutate")
     assert t.unsigned_digest not in json.dumps(answer)
-
-
-class RssSampler:
-    """The peak RSS of a process, sampled every 10 ms from a thread while in the block."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.start = self.peak = rss_mb(pid)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.01):
-            self.peak = max(self.peak, rss_mb(self.pid))
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, rss_mb(self.pid))
 
 
 def test_an_88_mb_entry_is_refused_quickly_and_memory_stays_bounded(target: Target) -> None:

@@ -19,14 +19,24 @@ from dataclasses import dataclass
 
 import httpx
 
-from imggate.redact import register
+from imggate.redact import register, release
 from imggate.registry.bounded import MAX_BODY, BodyTooLarge
 from imggate.registry.credentials import Credentials
 
 _PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
 _REPO_PATH = re.compile(r"^/v2/(.+?)/(?:manifests|blobs|tags|referrers)/")
 _DEFAULT_TOKEN_TTL = 60.0
+# A token is renewed at least this often, whatever its expires_in says: it stays in the
+# redactor (imggate.redact) no longer than its cache entry, plus a grace period.
+_MAX_TOKEN_TTL = 3600.0
+#: Scopes with a cached token per registry host (each review's repositories; the oldest
+#: go first). Every token leaves the redactor when its entry goes.
+MAX_CACHED_TOKENS = 256
 _MAX_TOKEN_BYTES = 1024 * 1024
+# A longer token cannot be sent: servers and proxies cap a request's headers at 8-64 KiB.
+# Refused before it is registered with the redactor (it is never sent nor printed), so a
+# token server cannot fill the redactor's budget with a few huge tokens.
+MAX_TOKEN_CHARS = 16 * 1024
 # RFC 6750's b64token, widened to every visible ASCII character: what can go in a
 # header value. CR, LF, spaces and non-ASCII cannot, and are refused, not sent.
 _TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
@@ -75,6 +85,7 @@ class RegistryAuth(httpx.Auth):
         self.credentials = credentials
         self.plain_http_ok = plain_http_ok
         self._tokens: dict[str, tuple[str, float]] = {}
+        self._uses: dict[str, int] = {}  # token -> how many cache entries hold it
         self._locks: dict[str, asyncio.Lock] = {}
         self._challenge: Challenge | None = None
         self._basic = False
@@ -154,8 +165,31 @@ class RegistryAuth(httpx.Auth):
 
     def _lock(self, key: str) -> asyncio.Lock:
         if key not in self._locks:
+            if len(self._locks) >= 2 * MAX_CACHED_TOKENS:
+                # Bounded like the tokens: a lock nobody holds or waits for can go.
+                self._locks = {k: v for k, v in self._locks.items() if v.locked()}
             self._locks[key] = asyncio.Lock()
         return self._locks[key]
+
+    def _put(self, key: str, entry: tuple[str, float]) -> None:
+        """Cache ``entry`` under ``key``; a token no entry holds any more is released
+        (the redactor forgets it after its grace period)."""
+        old = self._tokens.pop(key, None)
+        self._tokens[key] = entry
+        self._uses[entry[0]] = self._uses.get(entry[0], 0) + 1
+        if old is not None:
+            self._unuse(old[0])
+        while len(self._tokens) > MAX_CACHED_TOKENS:
+            oldest = next(iter(self._tokens))
+            self._unuse(self._tokens.pop(oldest)[0])
+
+    def _unuse(self, token: str) -> None:
+        n = self._uses[token] - 1
+        if n:
+            self._uses[token] = n
+        else:
+            del self._uses[token]
+            release(token)
 
     async def _store(self, key: str, scope: str | None, response: httpx.Response) -> str:
         declared = response.headers.get("Content-Length", "").strip()
@@ -171,9 +205,9 @@ class RegistryAuth(httpx.Auth):
                              f"({type(e).__name__})") from None
         token, ttl = self._parse_token(response)
         entry = (token, time.monotonic() + max(ttl - 5.0, 1.0))
-        self._tokens[key] = entry
+        self._put(key, entry)
         if scope and scope != key:
-            self._tokens[scope] = entry
+            self._put(scope, entry)
         return token
 
     def _token_request(self, challenge: Challenge, scope: str | None) -> httpx.Request:
@@ -216,12 +250,17 @@ class RegistryAuth(httpx.Auth):
         token = doc.get("token") or doc.get("access_token")
         if not isinstance(token, str) or not token:
             raise TokenError("token server response has no token")
-        # Known from now on: no output of this run may show it, even a refused one.
-        register(token)
+        ttl = doc.get("expires_in", _DEFAULT_TOKEN_TTL)
+        if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or not ttl > 0:
+            ttl = _DEFAULT_TOKEN_TTL
+        ttl = min(float(ttl), _MAX_TOKEN_TTL)
+        if len(token) > MAX_TOKEN_CHARS:
+            raise TokenError(f"token server returned a token of {len(token)} characters; "
+                             f"at most {MAX_TOKEN_CHARS} are sent in a header")
+        # Known from now on, until its cache entry is gone (plus a grace period): no output
+        # may show it, even a refused one.
+        register(token, until=time.monotonic() + ttl)
         if not _TOKEN_CHARS.fullmatch(token):
             raise TokenError("token server returned a token that cannot be sent in an HTTP "
                              "header (control, space or non-ASCII characters)")
-        ttl = doc.get("expires_in", _DEFAULT_TOKEN_TTL)
-        if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or ttl <= 0:
-            ttl = _DEFAULT_TOKEN_TTL
-        return token, float(ttl)
+        return token, ttl

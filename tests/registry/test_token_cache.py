@@ -1,0 +1,69 @@
+"""The bearer-token cache against Distribution's token auth: bounded, and every token it
+drops leaves the redactor after the grace period (issue 18, finding 2).
+
+The registry and its token server are real (``harness_token.TokenServer``); anonymous
+requests get tokens without access, so every request is refused with a token and the
+next one fetches a fresh token: a registry that issues a token per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from imggate import redact
+from imggate.registry.auth import MAX_CACHED_TOKENS, RegistryAuth
+from registry_harness import Registry
+
+pytestmark = pytest.mark.registry
+
+
+def issued_tokens(registry: Registry, fn) -> list[str]:  # type: ignore[no-untyped-def]
+    """Run ``fn()`` recording every token the token server issues meanwhile."""
+    server = registry.token_server
+    assert server is not None
+    issued: list[str] = []
+    original = server.issue
+
+    def recording(subject: str, access: list[dict[str, object]]) -> str:
+        token = original(subject, access)
+        issued.append(token)
+        return token
+
+    server.issue = recording  # type: ignore[method-assign]
+    try:
+        fn()
+    finally:
+        server.issue = original  # type: ignore[method-assign]
+    return issued
+
+
+def test_renewed_and_evicted_tokens_leave_the_redactor(token_registry: Registry) -> None:
+    redact.SECRETS.clear()
+    auth = RegistryAuth(token_registry.host, None, plain_http_ok=True)
+    scopes = MAX_CACHED_TOKENS + 40
+
+    async def churn() -> None:
+        async with httpx.AsyncClient(base_url=token_registry.url, auth=auth) as client:
+            for i in range(scopes):  # more repositories than the cache holds
+                r = await client.get(f"/v2/churn/r{i}/manifests/v1")
+                assert r.status_code == 401
+            for _ in range(30):  # one repository, renewed on every request
+                assert (await client.get("/v2/churn/r0/manifests/v1")).status_code == 401
+
+    tokens = issued_tokens(token_registry, lambda: asyncio.run(churn()))
+    assert len(tokens) >= scopes + 30
+    assert len(auth._tokens) <= MAX_CACHED_TOKENS
+    # Every token is still masked (the grace period), but only those the cache holds are
+    # kept longer: the others end within the grace period from now.
+    assert all(redact.redact(t) == redact.MASK for t in tokens)
+    held = {entry[0] for entry in auth._tokens.values()}
+    soon = time.monotonic() + redact.GRACE_SECONDS + 1
+    ends = redact.SECRETS._ephemeral
+    assert all(ends[t][0] <= soon for t in tokens if t not in held)
+    assert all(ends[t][0] > soon for t in held)
+    assert len(redact.SECRETS) <= len(tokens)
+    redact.SECRETS.clear()
