@@ -22,6 +22,7 @@ from imggate.errors import Error
 from imggate.models import (
     Digest,
     Evidence,
+    EvidenceGroup,
     EvidenceKind,
     ImageRef,
     Platform,
@@ -29,6 +30,7 @@ from imggate.models import (
     RunInfo,
     ScanReport,
     SignatureCheck,
+    Unchecked,
     Verdict,
 )
 from imggate.policy.loader import Policy
@@ -48,6 +50,11 @@ if TYPE_CHECKING:
     from imggate.signatures.keys import TrustedKey
 
 log = logging.getLogger(__name__)
+
+SCANNER = frozenset({EvidenceGroup.SCANNER})
+SIGNATURES = frozenset({EvidenceGroup.SIGNATURES})
+#: Why an image denied by its reference alone has no digest: the registry was not asked.
+NOT_FETCHED = "the registry was not asked: the image reference alone is denied"
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +175,17 @@ def trust_config(material: TrustMaterial, options: SignatureOptions, keys: KeyCa
     )
 
 
+def denied_by_reference(req: CheckRequest, ref: ImageRef) -> bool:
+    """Whether a rule about the reference alone (denied tag, digest pinning, registry)
+    denies ``ref``: then nothing a registry could say changes the decision, and it is not
+    asked (an unreachable registry must not turn a certain denial into a wait)."""
+    from imggate.policy.checks import reference_results
+    from imggate.policy.decision import certain
+
+    rules = req.policy.rules.for_image(ref).rules
+    return any(certain(r) for r in reference_results(ref, rules))
+
+
 def _credentials_for_trivy(req: CheckRequest, ref: ImageRef) -> tuple[str | None, str | None]:
     if ref.source != "registry":
         return None, None
@@ -201,7 +219,9 @@ async def gather(req: CheckRequest, *,
         root = load_trusted_root(req.signatures.trusted_root)
     async with RegistryClient(req.registry, deadline=req.deadline) as client:
 
-        async def resolve(ref: ImageRef) -> ResolvedImage | Error:
+        async def resolve(ref: ImageRef) -> ResolvedImage | Error | None:
+            if denied_by_reference(req, ref):
+                return None  # decided already: no registry is waited for
             async with sem:
                 try:
                     return await resolve_image(open_repository(ref, client), ref, req.platform)
@@ -213,7 +233,7 @@ async def gather(req: CheckRequest, *,
             from imggate.scanners.trivy_runner import TrivyScans
 
             scans = TrivyScans(req.trivy)
-        results: list[ResolvedImage | Error] = (
+        results: list[ResolvedImage | Error | None] = (
             list(resolved) if resolved is not None
             else await asyncio.gather(*(resolve(r) for r in req.refs)))
         images = [r if isinstance(r, ResolvedImage) else None for r in results]
@@ -223,7 +243,9 @@ async def gather(req: CheckRequest, *,
             text, ref, result = req.references[n], req.refs[n], results[n]
             nonlocal finished
             if isinstance(result, Error):
-                found = Evidence(text, ref, None, errors=(result.message,))
+                found = Evidence(text, ref, None, errors=(Unchecked(result.message),))
+            elif result is None:
+                found = Evidence(text, ref, None, errors=(Unchecked(NOT_FETCHED),))
             else:
                 async with sem:
                     found = await image_evidence(req, client, text, ref, result, bound[n], keys,
@@ -251,7 +273,7 @@ async def image_evidence(req: CheckRequest, client: RegistryClient, text: str, r
         from imggate.scanners.trivy_runner import TrivyScans
 
         scans = TrivyScans(req.trivy)
-    errors: list[str] = []
+    errors: list[Unchecked] = []
     notes: list[str] = []
     found = list(reports)
     if scans is not None:
@@ -261,7 +283,7 @@ async def image_evidence(req: CheckRequest, client: RegistryClient, text: str, r
                                               password=secret)
             found.append(dataclasses.replace(scanned, kind=EvidenceKind.SCAN))
         except Error as e:
-            errors.append(e.message)
+            errors.append(Unchecked(e.message, SCANNER))
     sources = req.policy.rules.for_image(ref).rules.severity.evidence
     refused: list[str] = []
     if EvidenceSource.REPORTS not in sources and found:
@@ -289,7 +311,7 @@ async def image_evidence(req: CheckRequest, client: RegistryClient, text: str, r
             checks = await check_signatures(repo, image.digest, trust, signature_repo=sig_repo,
                                             platform_digest=image.manifest_digest)
         except Error as e:
-            errors.append(e.message)
+            errors.append(Unchecked(e.message, SIGNATURES))
     if EvidenceSource.ATTESTATIONS in sources and req.read_attestations:
         attested = await _attested(req, repo, sig_repo, image, material, keys, root, errors)
         if attested is None:
@@ -309,7 +331,7 @@ async def image_evidence(req: CheckRequest, client: RegistryClient, text: str, r
 
 async def _attested(req: CheckRequest, repo: Repository, sig_repo: Repository | None,
                     image: ResolvedImage, material: TrustMaterial, keys: KeyCache,
-                    root: object | None, errors: list[str]) -> AttestedEvidence | None:
+                    root: object | None, errors: list[Unchecked]) -> AttestedEvidence | None:
     """The vuln attestations, verified with the rules' keys and identities (``None``: not read)."""
     if not (material.keys or material.identities):
         return None
@@ -321,7 +343,7 @@ async def _attested(req: CheckRequest, repo: Repository, sig_repo: Repository | 
             repo, image.digest, trust, now=req.now, signature_repo=sig_repo,
             platform_digest=image.manifest_digest)
     except Error as e:
-        errors.append(e.message)
+        errors.append(Unchecked(e.message, SCANNER))
         return None
     return found
 

@@ -395,13 +395,42 @@ class SignatureCheck:
     signed_digest: Digest | None = None
 
 
+class EvidenceGroup(str, Enum):
+    """A kind of evidence gathered from outside, whose gathering can fail (the rules that
+    need it: :data:`imggate.policy.decision.RULE_EVIDENCE`)."""
+
+    #: Signatures and attestations (the ``signatures`` and ``attestations`` rules).
+    SIGNATURES = "signatures and attestations"
+    #: Scanner reports, scans and signed vuln attestations (``severity`` and its kin).
+    SCANNER = "scanner evidence"
+
+
+@dataclass(frozen=True, slots=True)
+class Unchecked:
+    """An error met while gathering: why, and which evidence it left unread.
+
+    ``groups`` empty means the error does not say which evidence it cost (the image
+    could not be resolved, say): every group is then taken as unread.
+    """
+
+    reason: str
+    groups: frozenset[EvidenceGroup] = frozenset()
+
+    @property
+    def covers(self) -> frozenset[EvidenceGroup]:
+        """The groups of evidence this error leaves unread."""
+        return self.groups or frozenset(EvidenceGroup)
+
+
 @dataclass(frozen=True, slots=True)
 class Evidence:
     """Everything gathered about one image before rules are applied.
 
     ``reference`` is the text the user gave; ``ref`` is it parsed. ``image``
-    is ``None`` when resolution failed, and ``errors`` then says why: any
-    error makes the image's decision ``error`` (exit 3), never an allow.
+    is ``None`` when resolution failed, and ``errors`` then says why. An
+    error makes the image's decision ``error`` (exit 3), never an allow,
+    unless a violation that no retry can undo denies it anyway
+    (:func:`imggate.policy.decision.decide`).
     ``notes`` say how the evidence was gathered (e.g. which attestation
     was used); ``refused`` names evidence that was found but cannot count
     (a vuln attestation that does not verify, report files that
@@ -413,7 +442,7 @@ class Evidence:
     image: ResolvedImage | None
     reports: tuple[ScanReport, ...] = ()
     signatures: tuple[SignatureCheck, ...] = ()
-    errors: tuple[str, ...] = ()
+    errors: tuple[Unchecked, ...] = ()
     notes: tuple[str, ...] = ()
     refused: tuple[str, ...] = ()
 
@@ -431,6 +460,10 @@ class Decision(str, Enum):
     ALLOW = "allow"
     DENY = "deny"
     ERROR = "error"
+
+
+#: The exit code each decision ends a run with (2 is a usage or configuration error).
+EXIT_CODES = {Decision.ALLOW: 0, Decision.DENY: 1, Decision.ERROR: 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -532,12 +565,15 @@ class Verdict:
     error: str | None = None
 
     @property
+    def decision(self) -> Decision:
+        """The run's decision (:func:`imggate.policy.decision.run_decision`): deny if any
+        image was denied (a retry cannot fix that), else error if any image (or the run)
+        could not be decided, or none was checked, else allow."""
+        from imggate.policy.decision import run_decision
+
+        return run_decision((i.decision for i in self.images), run_error=self.error is not None)
+
+    @property
     def exit_code(self) -> int:
-        """1 if any image was denied (a retry cannot fix that), else 3 if any image (or the
-        run) could not be decided, or none was checked, else 0."""
-        if any(i.decision is Decision.DENY for i in self.images):
-            return 1
-        if (self.error is not None or not self.images
-                or any(i.decision is Decision.ERROR for i in self.images)):
-            return 3
-        return 0
+        """The exit code of :attr:`decision`: 1 denied, 3 undecided, 0 allowed."""
+        return EXIT_CODES[self.decision]

@@ -22,6 +22,7 @@ from imggate.models import (
     Severity,
     SignatureCheck,
     SignatureKind,
+    Unchecked,
 )
 from imggate.policy.loader import RulesFile, parse_rules
 
@@ -97,12 +98,16 @@ def attestation(predicate_type: str, predicate: dict[str, object], *,
 
 
 def evidence(r: ImageRef, *, reports: tuple[ScanReport, ...] = (),
-             signatures: tuple[SignatureCheck, ...] = (), errors: tuple[str, ...] = (),
+             signatures: tuple[SignatureCheck, ...] = (),
+             errors: tuple[str | Unchecked, ...] = (),
              resolved: ResolvedImage | None = None, resolve: bool = True) -> Evidence:
-    """Evidence for ``r``; resolved to :data:`DIGEST` unless ``resolve=False``."""
+    """Evidence for ``r``; resolved to :data:`DIGEST` unless ``resolve=False``. An error
+    given as text leaves every group of evidence unread."""
     img = resolved if resolved is not None else (image(r) if resolve else None)
     return Evidence(reference=str(r), ref=r, image=img, reports=reports,
-                    signatures=signatures, errors=errors)
+                    signatures=signatures,
+                    errors=tuple(e if isinstance(e, Unchecked) else Unchecked(e)
+                                 for e in errors))
 
 
 def rules(text: str, tmp: Path | None = None) -> RulesFile:

@@ -251,9 +251,12 @@ def test_unresolved_image_only_checks_the_reference() -> None:
     ev = evidence(ref("latest"), resolve=False, reports=(CRITICAL,),
                   errors=("registry.example.com: HTTP 503",))
     v = _run("prod", ev)
-    assert v.decision is Decision.ERROR
+    # `latest` in prod is denied whatever the registry said: a retry cannot fix it.
+    assert v.decision is Decision.DENY and v.error == "registry.example.com: HTTP 503"
     assert {x.rule for x in v.rules} == {"tags.denied", "tags.digest-pinning"}
     assert v.findings == () and v.reports == () and v.evidence == ()
+    pinned = evidence(ref(None, DIGEST), resolve=False, errors=("registry.example.com: 503",))
+    assert _run("prod", pinned).decision is Decision.ERROR
 
 
 def test_a_signature_over_the_config_digest_does_not_count() -> None:

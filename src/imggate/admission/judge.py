@@ -46,14 +46,16 @@ from imggate.gate import CheckRequest, SignatureOptions, bind_reports, image_evi
 from imggate.models import (
     Decision,
     Digest,
+    EvidenceGroup,
     ImageRef,
     Mode,
     Platform,
     RuleResult,
     ScanReport,
+    Unchecked,
 )
-from imggate.policy import checks
-from imggate.policy.rules import RuleSet
+from imggate.policy.checks import reference_results
+from imggate.policy.decision import REFERENCE_RULES, certain, decide
 from imggate.registry.client import RegistryClient
 from imggate.registry.deadline import Deadline
 from imggate.registry.resolve import open_repository, resolve_image
@@ -64,8 +66,6 @@ T = TypeVar("T")
 CacheLayer = Literal["local", "redis", "miss", "none"]
 #: How long after the registry deadline a shared evaluation is cancelled outright.
 _BACKSTOP = 0.5
-#: Rules decided by the reference alone; everything else needs the image.
-REFERENCE_RULES = frozenset({"tags.denied", "tags.allowed", "tags.digest-pinning", "registries"})
 #: References whose reference-rule answers are remembered (per rules hash).
 _MEMO_ENTRIES = 10_000
 
@@ -104,6 +104,8 @@ class ReferenceVerdict:
     pin: bool = False
     violations: tuple[tuple[str, str], ...] = ()
     warnings: tuple[tuple[str, str], ...] = ()
+    #: The decision function's answer on the reference alone: a certain denial.
+    denied: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,17 +152,6 @@ def _pairs(results: Sequence[RuleResult], mode: Mode, failed: bool = True
                  if r.passed is not failed and r.mode is mode)
 
 
-def reference_results(ref: ImageRef, rules: RuleSet, *, pinning: bool) -> list[RuleResult]:
-    """The rules about the reference alone. With ``pinning`` (``/mutate`` will pin this tag
-    to the digest it checks), the digest-pinning rule is satisfied by the patch."""
-    tags = rules.tags
-    if pinning and tags.require_digest:
-        tags = tags.model_copy(update={"require_digest": False})
-    found = checks.check_tags(ref, tags, rules.mode_of("tags"))
-    reg = checks.check_registries(ref, rules.registries, rules.mode_of("registries"))
-    return [*found, *([reg] if reg is not None else [])]
-
-
 class Judge:
     """Decides single images for reviews, sharing caches and in-flight work between them."""
 
@@ -199,7 +190,8 @@ class Judge:
             pin = mutate and rules.mutate is not False and ref.digest is None
             by_ref = reference_results(ref, rules, pinning=pin)
             found = ReferenceVerdict(None, pin, _pairs(by_ref, Mode.ENFORCE),
-                                     _pairs(by_ref, Mode.WARN))
+                                     _pairs(by_ref, Mode.WARN),
+                                     denied=decide(by_ref) is Decision.DENY)
         if len(self._memo) >= _MEMO_ENTRIES:
             self._memo.clear()  # many distinct references: start over rather than grow
         self._memo[key] = found
@@ -220,7 +212,7 @@ class Judge:
         with no registry call; ``None``: the image must be looked at."""
         if by_ref.exempt is not None:
             return ImageOutcome(text, Decision.ALLOW, exempt=by_ref.exempt)
-        if by_ref.violations:
+        if by_ref.denied:
             return ImageOutcome(text, Decision.DENY, None, by_ref.violations, by_ref.warnings)
         return None
 
@@ -363,12 +355,12 @@ class Judge:
             raise
         progress.stage = f"reading scanner evidence for {text}"
         reports: list[ScanReport] = []
-        errors: list[str] = []
+        errors: list[Unchecked] = []
         for source in self.sources:  # local files today: quick, and before the registry work
             try:
                 reports += await source.reports_for(image, client)
             except Error as e:
-                errors.append(e.message)
+                errors.append(Unchecked(e.message, frozenset({EvidenceGroup.SCANNER})))
         if env_policy.rules.trust(ref).needed:
             self.metrics.child(self.metrics.registry_ops, "signatures").inc()
         progress.stage = f"fetching and verifying signatures and attestations of {text}"
@@ -386,9 +378,20 @@ class Judge:
             evidence = dataclasses.replace(evidence, errors=(*errors, *evidence.errors))
         verdict = evaluate(evidence, env_policy.rules, exceptions=env_policy.exceptions,
                            now=now, kev=env_policy.kev)
-        if verdict.decision is Decision.ERROR:
-            raise Error(verdict.error or "could not decide")  # never cached
+        # The reference rules were decided before any registry call (by this review's
+        # endpoint: /mutate's pin satisfies digest pinning); the rest decides here.
         rules = [r for r in verdict.rules if r.rule not in REFERENCE_RULES]
+        if decide(rules, evidence.errors) is Decision.ERROR:
+            raise Error(verdict.error or "could not decide")  # never cached
+        if evidence.errors:
+            # Denied by what was found, with some evidence unread: only the certain
+            # violations are said, then what was not checked; a later review may read
+            # more, so this is not cached.
+            violations = tuple((r.rule, r.messages[0] if r.messages else "failed")
+                               for r in rules if certain(r, evidence.errors))
+            unread = (("not checked", verdict.error or "evidence could not be read"),)
+            return CachedVerdict("deny", str(image.digest), violations,
+                                 _pairs(rules, Mode.WARN) + unread)
         violations = _pairs(rules, Mode.ENFORCE)
         cached = CachedVerdict("deny" if violations else "allow", str(image.digest),
                                violations, _pairs(rules, Mode.WARN))

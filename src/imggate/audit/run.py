@@ -23,7 +23,16 @@ from datetime import datetime
 from imggate.audit.cleanup import CleanupOutcome, CleanupPolicy, TagDate, compile_regex, plan
 from imggate.errors import Error, UsageError
 from imggate.gate import SignatureOptions
-from imggate.models import Decision, Digest, ImageRef, ResolvedImage, Verdict
+from imggate.models import (
+    EXIT_CODES,
+    Decision,
+    Digest,
+    Evidence,
+    ImageRef,
+    ResolvedImage,
+    Unchecked,
+    Verdict,
+)
 from imggate.policy.loader import Policy
 from imggate.registry.client import RegistryClient, RegistryOptions
 from imggate.registry.deadline import Deadline
@@ -86,12 +95,14 @@ class AuditResult:
     @property
     def exit_code(self) -> int:
         """1 if any tag is denied anywhere, else 3 if any is undecided, else 0."""
-        codes = [v.exit_code for v in self.verdicts.values()]
-        if any(r.error for r in self.rows if r.checked):
-            codes.append(3)
-        if 1 in codes:
-            return 1
-        return 3 if 3 in codes else 0
+        from imggate.policy.decision import run_decision
+
+        decisions = [d for r in self.rows if r.checked
+                     for d in (r.decisions.values() or [Decision.ERROR])]
+        if not decisions:
+            return 0  # an empty repository: nothing to judge, unlike a check of nothing
+        return EXIT_CODES[run_decision(decisions, run_error=any(
+            v.error is not None for v in self.verdicts.values()))]
 
 
 def _nothing(phase: str, done: int, total: int) -> None:
@@ -166,6 +177,10 @@ def run_audit(req: AuditRequest, progress: Progress = _nothing) -> AuditResult:
             or req.repository.digest is not None:
         raise UsageError(f"{req.repository}: audit takes a repository, without a tag or digest")
     resolved, skipped = run(_gather(req, progress))
+
+    def unresolved_ref(tag: str) -> ImageRef:
+        return dataclasses.replace(req.repository, tag=tag)
+
     dates = [TagDate(t, r.config.created if isinstance(r, ResolvedImage) and r.config else None,
                      has_manifest=isinstance(r, ResolvedImage)) for t, r in resolved.items()]
     cleanup = plan(dates, req.cleanup, req.now)
@@ -198,7 +213,11 @@ def run_audit(req: AuditRequest, progress: Progress = _nothing) -> AuditResult:
             progress(phase, n, total)
 
         evidence = run(gather(check, progress=advance, resolved=images, shared=shared))
-        per_tag = []
+        # A tag that could not be resolved is still judged by what its reference says
+        # (``latest`` where it is denied is a denial, registry or not), else undecided.
+        per_tag = [Evidence(str(unresolved_ref(t)), unresolved_ref(t), None,
+                            errors=(Unchecked(r.message),))
+                   for t, r in resolved.items() if isinstance(r, Error) and t in chosen]
         for ev, digest in zip(evidence, digests, strict=True):
             # Signed: a trusted signature verified, in an environment that asked for one.
             if ev.signatures or policy.rules.trust(ev.ref).needed:
@@ -215,7 +234,8 @@ def run_audit(req: AuditRequest, progress: Progress = _nothing) -> AuditResult:
     rows = []
     for t, r in resolved.items():
         if isinstance(r, Error):
-            rows.append(TagRow(t, None, None, cleanup[t], {}, error=r.message,
+            rows.append(TagRow(t, None, None, cleanup[t],
+                               decisions.get(str(unresolved_ref(t)), {}), error=r.message,
                                checked=t in chosen))
             continue
         shown = f"{dataclasses.replace(req.repository, tag=t, digest=r.digest)}"

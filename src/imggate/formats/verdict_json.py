@@ -57,15 +57,12 @@ SEVERITY_ORDER: tuple[Severity, ...] = tuple(
 
 _RANK = {s.value: s.rank for s in Severity}
 
-_EXIT_DECISION = {0: Decision.ALLOW, 1: Decision.DENY, 3: Decision.ERROR}
-
-
 def overall_decision(verdict: Verdict) -> Decision:
     """The run's decision, consistent with :attr:`Verdict.exit_code`.
 
     An empty run is ``error``: having checked nothing is never an allow.
     """
-    return _EXIT_DECISION.get(verdict.exit_code, Decision.ERROR)
+    return verdict.decision
 
 
 def severity_counts(findings: Iterable[Finding]) -> dict[str, int]:

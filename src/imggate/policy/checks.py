@@ -34,6 +34,7 @@ from imggate.policy.rules import (
     AttestationRules,
     LabelRules,
     RegistryRules,
+    RuleSet,
     SeverityRules,
     SignatureRules,
     TagRules,
@@ -185,6 +186,19 @@ def check_registries(ref: ImageRef, rules: RegistryRules, mode: Mode) -> RuleRes
         return RuleResult("registries", True, mode, (f"{ref.name} is under {hit}",))
     return RuleResult("registries", False, mode, (
         f"{ref.name} is not under an allowed prefix ({', '.join(rules.allowed)})",))
+
+
+def reference_results(ref: ImageRef, rules: RuleSet, *, pinning: bool = False
+                      ) -> list[RuleResult]:
+    """The rules about the reference alone (tags, registries): decidable before any
+    registry call. With ``pinning`` (``imggate serve``'s ``/mutate`` will pin this tag to
+    the digest it checks), the digest-pinning rule is satisfied by the patch."""
+    tags = rules.tags
+    if pinning and tags.require_digest:
+        tags = tags.model_copy(update={"require_digest": False})
+    found = check_tags(ref, tags, rules.mode_of("tags"))
+    reg = check_registries(ref, rules.registries, rules.mode_of("registries"))
+    return [*found, *([reg] if reg is not None else [])]
 
 
 def check_age(image: ResolvedImage | None, rules: AgeRules, mode: Mode,

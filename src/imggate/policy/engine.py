@@ -8,7 +8,9 @@ Order of work:
 3. merge findings across the reports used (same id, package and version = one finding);
 4. apply exceptions (used / expired / stale);
 5. run every configured rule; a failed rule in ``warn`` mode does not deny;
-6. any evidence error makes the decision ``error`` (exit 3): never an allow.
+6. decide with :func:`~imggate.policy.decision.decide`: a certain violation denies
+   whatever else failed; otherwise any evidence error is ``error`` (exit 3), never an
+   allow.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from dataclasses import replace
 from datetime import datetime
 
 from imggate.models import (
-    Decision,
     Evidence,
     ExceptionUse,
     Finding,
@@ -27,8 +28,10 @@ from imggate.models import (
     ReportInfo,
     RuleResult,
     ScanReport,
+    Unchecked,
 )
 from imggate.policy import checks
+from imggate.policy.decision import decide
 from imggate.policy.effective import EffectiveRules
 from imggate.policy.evidence import image_digests, judge_reports
 from imggate.policy.exceptions import (
@@ -173,16 +176,12 @@ def evaluate(evidence: Evidence, rules: EffectiveRules, *,
     errors = evidence.errors
     if image is None and not errors:
         # Nothing can be checked against an image that was never pinned: fail closed.
-        errors = ("the image was not resolved to a digest",)
-    if errors:
-        decision = Decision.ERROR
-    elif any(not x.passed and x.mode is Mode.ENFORCE for x in ran):
-        decision = Decision.DENY
-    else:
-        decision = Decision.ALLOW
+        errors = (Unchecked("the image was not resolved to a digest"),)
+    decision = decide(ran, errors)
     return ImageVerdict(
         reference=evidence.reference, env=rules.env, decision=decision, image=image,
         rules=ran, findings=applied.active, suppressed=applied.suppressed,
         exceptions=applied.uses, exceptions_unlisted=applied.unlisted,
         signatures=evidence.signatures, reports=used,
-        error="; ".join(errors) or None, notes=tuple(notes), evidence=infos)
+        error="; ".join(dict.fromkeys(e.reason for e in errors)) or None, notes=tuple(notes),
+        evidence=infos)
