@@ -12,7 +12,8 @@ The tree::
     │   ├── NotFound            manifest, blob or tag does not exist
     │   └── DigestMismatch      bytes do not hash to the digest they were fetched by
     ├── LayoutError             exit 3: an OCI image layout directory is unusable
-    ├── ReportError             exit 3: a scanner report is unreadable or malformed
+    ├── ReportError             exit 2: a scanner report the user named is unreadable or
+    │                           malformed (no retry fixes it)
     ├── ScannerError            exit 3: running a scanner failed
     └── SignatureError          exit 3: signatures could not be fetched (a *failed*
                                 verification is a result, not an error)
@@ -147,7 +148,14 @@ class LayoutError(Error):
 
 
 class ReportError(Error):
-    """A scanner report could not be read; the message names the file and the place."""
+    """A scanner report could not be read; the message names the file and the place.
+
+    Exit 2: the report is a file the user named, and reading it again changes nothing.
+    Where a report comes from a scanner imggate ran, its failure is a
+    :class:`ScannerError` (exit 3) instead.
+    """
+
+    exit_code: ClassVar[int] = 2
 
 
 class ScannerError(Error):

@@ -359,18 +359,6 @@ def decide(req: CheckRequest, evidence: Sequence[Evidence]) -> Verdict:
     return Verdict(env=p.rules.env, images=verdicts, generated=req.now, run=run_info(p))
 
 
-def undecided(references: Sequence[str], policy: Policy, now: datetime,
-              reason: str) -> Verdict:
-    """The verdict of a run stopped before any image could be judged (an unreadable
-    report, say): every image is ``error`` with ``reason``, and so is the run (exit 3)."""
-    from imggate.models import Decision, ImageVerdict
-
-    env = policy.rules.env
-    images = tuple(ImageVerdict(reference=r, env=env, decision=Decision.ERROR, error=reason)
-                   for r in references)
-    return Verdict(env=env, images=images, generated=now, run=run_info(policy), error=reason)
-
-
 def run_info(policy: Policy) -> RunInfo:
     """What every report records about the policy applied: rules source, sha256, environment
     and how each was chosen, and imggate's version."""

@@ -43,7 +43,7 @@ from imggate.commands._signature_opts import (
     SignatureRepositoryOpt,
     TrustedRootOpt,
 )
-from imggate.errors import ReportError, UsageError
+from imggate.errors import UsageError
 from imggate.keyrefs import key_path
 from imggate.text import printable
 
@@ -180,7 +180,7 @@ def check(
 ) -> int:
     """Gate images: resolve, gather evidence, apply the rules, write reports."""
     from imggate.formats import outputs
-    from imggate.gate import CheckRequest, SignatureOptions, run_check, undecided
+    from imggate.gate import CheckRequest, SignatureOptions, run_check
     from imggate.policy.effective import command_line
     from imggate.policy.loader import identity_from_flags, load_policy, locate_rules
     from imggate.registry.client import RegistryOptions
@@ -203,7 +203,9 @@ def check(
     dotenv_path = Path(dotenv) if dotenv else None
     with outputs.stale_removed_on_error(out_dir, dotenv_path):
         page = None
-        if html_template:  # compiled now: a broken template is exit 2 before any network work
+        # Compiled and checked now: a syntax error, an unknown name or a construct the
+        # sandbox refuses is exit 2 before any network work.
+        if html_template:
             from imggate.formats import html_template as user_html
 
             page = user_html.load(Path(html_template))
@@ -254,50 +256,55 @@ def check(
             trivy = TrivyOptions(timeout=trivy_timeout, skip_db_update=skip_db_update,
                                  offline_scan=offline_scan, cache_dir=cache_dir,
                                  db_repository=db_repository, evidence_dir=str(out_dir))
-        try:
-            reports = _load_reports(trivy_report, grype_report, gitlab_report, report)
-        except ReportError as e:
-            # Nothing can be decided, but the run reached its outputs: they say why.
-            named = tuple(refs) or tuple(str(r) for r in parsed)
-            verdict = undecided(named, policy, started, e.message)
+        # Every report is read before any network traffic: one that is missing or does not
+        # parse is the user's to fix (exit 2), never "could not decide".
+        reports = _load_reports(trivy_report, grype_report, gitlab_report, report)
+        request = CheckRequest(
+            references=tuple(refs), refs=tuple(parsed), policy=policy, now=started,
+            reports=reports, registry=options, platform=plat, trivy=trivy,
+            deadline=limit,
+            signatures=SignatureOptions(
+                ignore_tlog=insecure_ignore_tlog,
+                trusted_root=Path(trusted_root) if trusted_root else None,
+                signature_repository=sig_repo,
+            ),
+            read_attestations=attest_plan is None,
+        )
+        if plan is None:
+            verdict = run_check(request)
         else:
-            request = CheckRequest(
-                references=tuple(refs), refs=tuple(parsed), policy=policy, now=started,
-                reports=reports, registry=options, platform=plat, trivy=trivy,
-                deadline=limit,
-                signatures=SignatureOptions(
-                    ignore_tlog=insecure_ignore_tlog,
-                    trusted_root=Path(trusted_root) if trusted_root else None,
-                    signature_repository=sig_repo,
-                ),
-                read_attestations=attest_plan is None,
-            )
-            if plan is None:
-                verdict = run_check(request)
-            else:
-                from imggate.admission.manifest_gate import describe_rows, run_plan
+            from imggate.admission.manifest_gate import describe_rows, run_plan
 
-                policies = {policy.env.name: policy}
+            policies = {policy.env.name: policy}
 
-                def policy_for(name: str) -> Policy:
-                    if name not in policies:
-                        policies[name] = load_policy(
-                            where.path, name, found_by=where.found_by, cli=cli,
-                            allowlists=[Path(a) for a in allowlist or ()],
-                            discover=Path.cwd())
-                    return policies[name]
+            def policy_for(name: str) -> Policy:
+                if name not in policies:
+                    policies[name] = load_policy(
+                        where.path, name, found_by=where.found_by, cli=cli,
+                        allowlists=[Path(a) for a in allowlist or ()],
+                        discover=Path.cwd())
+                return policies[name]
 
-                result = run_plan(plan, request, policy_for)
-                verdict = result.verdict
-                if not quiet:
-                    sys.stdout.write("".join(line + "\n" for line in describe_rows(result)))
+            result = run_plan(plan, request, policy_for)
+            verdict = result.verdict
+            if not quiet:
+                sys.stdout.write("".join(line + "\n" for line in describe_rows(result)))
     published = outputs.publish(verdict, out_dir, started=started,
                                 default_branch_image=default_branch_image, dotenv=dotenv_path,
                                 html_template=page)
+    code = published.exit_code(verdict)
+    failure = published.failure
+    if attest_plan is not None:
+        attested = _attest(attest_plan, verdict, policy, options, started, limit, code)
+        if attested != code:
+            failure, code = "the attestations could not all be pushed", attested
     if not quiet:
         from imggate.formats import console
 
-        console.print_summary(verdict, written=published.written)
+        # The Result line states the code this process ends with, and why it is not the
+        # verdict's when something after the decision failed.
+        console.print_summary(verdict, written=published.written, exit_code=code,
+                              failure=failure)
     else:
         # Quiet still says why an image could not be decided: exit 3 must be explained.
         for iv in verdict.images:
@@ -305,14 +312,14 @@ def check(
                 # The error may quote a registry: one line, controls shown, not obeyed.
                 sys.stderr.write(f"imggate: error: {printable(iv.reference)}: "
                                  f"{printable(iv.error)}\n")
+    if published.template_error is not None:
+        sys.stderr.write(f"imggate: error: --html-template: {published.template_error}; "
+                         "the other reports were written\n")
     if published.error is not None:
         sys.stderr.write(f"imggate: error: {published.error}; no reports were left in "
                          f"{out_dir}\n")
         for path in published.left_behind:
             sys.stderr.write(f"imggate: error: could not remove the stale report {path}\n")
-    code = published.exit_code(verdict)
-    if attest_plan is not None:
-        code = _attest(attest_plan, verdict, policy, options, started, limit, code)
     return code
 
 
@@ -354,7 +361,7 @@ def _existing(path: str, flag: str) -> Path:
 
 def _load_reports(trivy: list[str] | None, grype: list[str] | None, gitlab: list[str] | None,
                   auto: list[str] | None) -> tuple[ScanReport, ...]:
-    """Read every report before any network traffic: an unreadable one is exit 3 up front."""
+    """Read every report before any network traffic: an unreadable one is exit 2 up front."""
     from imggate.scanners.detect import load_report
 
     out = []

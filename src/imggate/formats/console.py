@@ -192,7 +192,10 @@ def _image_details(iv: ImageVerdict, top: int, findings_top: int = 10
         head.append(f"  {iv.image.digest}", style="dim")
     out: list[RenderableType] = [head]
     if iv.error:
-        out.append(Text("  could not decide: " + _full(iv.error), style="yellow"))
+        # A denial with evidence unread says what else was not checked; an undecided image
+        # says why it could not be decided.
+        said = "also not checked" if iv.decision is Decision.DENY else "could not decide"
+        out.append(Text(f"  {said}: " + _full(iv.error), style="yellow"))
     if iv.image is not None and not iv.scanned:
         line = Text("  ", no_wrap=True)
         line.append(NOT_SCANNED, style="bold red")
@@ -248,7 +251,8 @@ def _table(verdict: Verdict) -> RenderableType:
     return table
 
 
-def _summary(verdict: Verdict, top: int, written: Sequence[Path], max_images: int
+def _summary(verdict: Verdict, top: int, written: Sequence[Path], max_images: int,
+             exit_code: int | None = None, failure: str | None = None
              ) -> list[RenderableType]:
     from rich.text import Text
 
@@ -288,7 +292,11 @@ def _summary(verdict: Verdict, top: int, written: Sequence[Path], max_images: in
         out.append(Text("no images were checked", style="yellow"))
     result = Text("Result: ")
     result.append(_LABEL[decision.value], style=_STYLE[decision.value])
-    result.append(f" (exit code {verdict.exit_code})")
+    code = verdict.exit_code if exit_code is None else exit_code
+    if code != verdict.exit_code:
+        result.append(f", but {_line(failure or 'the run failed after the decision')}",
+                      style="yellow")
+    result.append(f" (exit code {code})")
     out.append(result)
     for path in written:
         out.append(Text(f"  report: {path}", style="dim"))
@@ -317,15 +325,17 @@ def make_console(file: IO[str] | None = None, *, width: int | None = None) -> Co
 
 
 def print_summary(verdict: Verdict, file: IO[str] | None = None, *, top: int = 5,
-                  max_images: int = 20, written: Sequence[Path] = ()) -> None:
+                  max_images: int = 20, written: Sequence[Path] = (),
+                  exit_code: int | None = None, failure: str | None = None) -> None:
     """Print the summary to ``file`` (stdout by default).
 
     ``top`` caps the violations and warnings listed per image, ``max_images``
     the images listed in detail (errors first, then denials); ``written`` are
-    report paths to point the reader at.
+    report paths to point the reader at. ``exit_code`` is the code the process
+    ends with when it is not the verdict's, and ``failure`` says why.
     """
     console = make_console(file)
-    for part in _summary(verdict, top, written, max_images):
+    for part in _summary(verdict, top, written, max_images, exit_code, failure):
         # A Text marked no_wrap is a whole line that a log is searched for: never folded.
         console.print(part, soft_wrap=getattr(part, "no_wrap", None) is True)
 

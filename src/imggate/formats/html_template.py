@@ -152,14 +152,48 @@ class UserTemplate:
                           self.render(verdict, tool_version=tool_version))
 
 
+#: The names a template's context holds (see the module docstring).
+CONTEXT_NAMES = frozenset({"verdict", "decision", "exit_code", "tool_version", "generated",
+                           "severities"})
+
+
 def load(path: Path) -> UserTemplate:
-    """Read and compile ``path`` (before any network work: a broken template is exit 2 early)."""
+    """Read, compile and check ``path`` before any network work: a syntax error, a name
+    the context does not hold, or an attribute the sandbox always refuses is a
+    :class:`ConfigError` (exit 2) naming ``file:line``, with nothing fetched."""
     import jinja2
 
     text = _read(path)
+    env = sandbox()
     try:
-        template = sandbox().from_string(text)
+        ast = env.parse(text)
+        template = env.from_string(ast)
     except jinja2.TemplateSyntaxError as e:
         raise ConfigError(e.message or "syntax error",
                           location=f"{path}:{e.lineno}") from None
+    _check_names(ast, env, path)
     return UserTemplate(path, template)
+
+
+def _check_names(ast: jinja2.nodes.Template, env: jinja2.Environment, path: Path) -> None:
+    """Refuse, by reading the template, what would fail whatever the verdict: a name
+    that is neither in the context, nor a global, nor set by the template itself, and an
+    attribute the sandbox refuses on every object (one beginning with ``_``)."""
+    from jinja2 import meta, nodes
+
+    unknown = meta.find_undeclared_variables(ast) - CONTEXT_NAMES - set(env.globals)
+    for node in ast.find_all((nodes.Name, nodes.Getattr, nodes.Getitem)):
+        if isinstance(node, nodes.Name) and node.name in unknown:
+            raise ConfigError(f"{node.name!r} is not in the template's context",
+                              location=f"{path}:{node.lineno}",
+                              hint="the context is documented in docs/outputs.md: "
+                                   + ", ".join(sorted(CONTEXT_NAMES)))
+        name = (node.attr if isinstance(node, nodes.Getattr)
+                else node.arg.value if isinstance(node, nodes.Getitem)
+                and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str)
+                else None)
+        if name is not None and name.startswith("_"):
+            raise ConfigError(f"the sandbox refuses the attribute {name!r}",
+                              location=f"{path}:{node.lineno}",
+                              hint="a template sees the documented context only "
+                                   "(docs/outputs.md)")

@@ -54,16 +54,32 @@ def stale_removed_on_error(directory: Path, dotenv: Path | None = None) -> Itera
 
 @dataclass(frozen=True, slots=True)
 class Published:
-    """What :func:`publish` wrote, or why it could not (then nothing of this run is there)."""
+    """What :func:`publish` wrote, or why it could not (then nothing of this run is there).
+
+    ``template_error`` says why a team's ``--html-template`` failed to render: the other
+    reports were written, the HTML report was not (nor left from an earlier run).
+    """
 
     written: tuple[Path, ...]
     error: str | None = None
     left_behind: tuple[Path, ...] = ()
+    template_error: str | None = None
 
     def exit_code(self, verdict: Verdict) -> int:
-        """The verdict's exit code; an allow whose reports could not be written is 3."""
+        """The verdict's exit code; 2 when the user's HTML template failed (the user's to
+        fix; the other reports say the verdict); an allow whose reports could not be
+        written is 3."""
         code = verdict.exit_code
+        if self.template_error is not None:
+            return 2
         return 3 if self.error is not None and code == 0 else code
+
+    @property
+    def failure(self) -> str | None:
+        """Why the run's exit code is not its verdict's, or ``None``."""
+        if self.template_error is not None:
+            return f"the HTML report was not written: {self.template_error}"
+        return self.error
 
 
 def publish(verdict: Verdict, directory: Path, *, started: datetime,
@@ -73,10 +89,20 @@ def publish(verdict: Verdict, directory: Path, *, started: datetime,
 
     A team's ``html_template`` that fails while rendering is such a failure.
     """
+    page: str | None = None
+    template_error = None
+    if html_template is not None:
+        from imggate.errors import ConfigError
+
+        try:
+            page = html_template.render(verdict)
+        except ConfigError as e:
+            template_error = e.message
+            remove_stale([directory / html_page_name()])
     try:
         written = write_outputs(verdict, directory, started=started,
                                 default_branch_image=default_branch_image,
-                                html_template=html_template)
+                                html_page=page, skip_html=template_error is not None)
         if dotenv is not None:
             from imggate.formats import dotenv as dotenv_report
 
@@ -84,15 +110,23 @@ def publish(verdict: Verdict, directory: Path, *, started: datetime,
     except Error as e:
         left = remove_stale(report_paths(directory, dotenv))
         return Published((), e.message, tuple(left))
-    return Published(tuple(written))
+    return Published(tuple(written), template_error=template_error)
+
+
+def html_page_name() -> str:
+    """The HTML report's file name."""
+    from imggate.formats import html
+
+    return html.FILENAME
 
 
 def write_outputs(verdict: Verdict, directory: Path, *, started: datetime,
                   default_branch_image: str | None = None,
-                  html_template: UserTemplate | None = None) -> list[Path]:
+                  html_page: str | None = None, skip_html: bool = False) -> list[Path]:
     """Write the GitLab report, HTML, JUnit and verdict JSON into ``directory``.
 
-    With ``html_template`` the HTML report is that (sandboxed) template's page.
+    ``html_page`` is a team's template already rendered (else the built-in page is
+    written); ``skip_html`` writes no HTML report (the team's template failed).
     """
     from imggate.formats import gitlab, html, junit, verdict_json
 
@@ -104,9 +138,12 @@ def write_outputs(verdict: Verdict, directory: Path, *, started: datetime,
                                               default_branch_image=default_branch_image))
 
     def write_others() -> list[Path]:
-        page = (html.write(verdict, directory) if html_template is None
-                else html_template.write(verdict, directory))
-        return [page, junit.write(verdict, directory),
+        pages = []
+        if html_page is not None:
+            pages.append(verdict_json.write_text(directory / html.FILENAME, html_page))
+        elif not skip_html:
+            pages.append(html.write(verdict, directory))
+        return [*pages, junit.write(verdict, directory),
                 verdict_json.write(verdict, directory)]
 
     findings = sum(len(iv.findings) + len(iv.suppressed) for iv in verdict.images)
