@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 SCANNER = frozenset({EvidenceGroup.SCANNER})
 SIGNATURES = frozenset({EvidenceGroup.SIGNATURES})
 #: Why an image denied by its reference alone has no digest: the registry was not asked.
-NOT_FETCHED = "the registry was not asked: the image reference alone is denied"
+NOT_FETCHED = "the image was not read: a rule about its reference already denies it"
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,7 +93,7 @@ def test_report_from_standard_input(monkeypatch: pytest.MonkeyPatch,
     assert run("-", "--to", "json") == 0
     assert len(json.loads(capsys.readouterr().out)["findings"]) == 4
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"{")))
-    assert run("-") == 3
+    assert run("-") == 2
     assert "<stdin>: not valid JSON" in capsys.readouterr().err
     assert run("-", "-") == 2
 
@@ -114,28 +114,28 @@ def test_usage_errors_are_exit_2(args: tuple[str, ...], capsys: pytest.CaptureFi
     assert "Traceback" not in capsys.readouterr().err
 
 
-def test_unreadable_reports_are_exit_3_and_write_nothing(
+def test_unreadable_reports_are_exit_2_and_write_nothing(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.json"
     bad.write_bytes(TRIVY.read_bytes()[:3000])
     out = tmp_path / "out.json"
-    assert run(str(TRIVY), str(bad), "-o", str(out)) == 3
+    assert run(str(TRIVY), str(bad), "-o", str(out)) == 2
     err = capsys.readouterr().err
     assert f"{bad}: not valid JSON" in err and "Traceback" not in err
     assert not out.exists()
-    assert run(str(tmp_path / "missing.json")) == 3
+    assert run(str(tmp_path / "missing.json")) == 2
     assert "cannot read report" in capsys.readouterr().err
-    assert run(str(FIXTURES / "schema" / "container-scanning-report-format.json")) == 3
+    assert run(str(FIXTURES / "schema" / "container-scanning-report-format.json")) == 2
     assert "not a scanner report imggate recognises" in capsys.readouterr().err
 
 
-def test_wrong_type_inside_a_report_is_exit_3_naming_the_place(
+def test_wrong_type_inside_a_report_is_exit_2_naming_the_place(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = load(GRYPE_DEBIAN)
     doc["matches"][7]["artifact"]["name"] = {"evil": True}
     p = tmp_path / "g.json"
     p.write_text(json.dumps(doc))
-    assert run(str(p)) == 3
+    assert run(str(p)) == 2
     assert "$.matches[7].artifact.name: expected a string, got object" in capsys.readouterr().err
 
 

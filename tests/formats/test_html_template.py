@@ -89,14 +89,37 @@ HOSTILE = [
 
 @pytest.mark.parametrize("text", HOSTILE)
 def test_hostile_templates_cannot_reach_python(tmp_path, text):
-    t = template(tmp_path, "<p>ok</p>\n" + text)
+    # Refused when the template is loaded (an attribute beginning with "_", read off the
+    # template before anything is fetched) or, for what only rendering shows, then.
+    def load_and_write() -> None:
+        template(tmp_path, "<p>ok</p>\n" + text).write(sample_verdict(5), tmp_path / "out")
+
     with pytest.raises(ConfigError) as e:
-        t.write(sample_verdict(5), tmp_path / "out")
+        load_and_write()
     assert e.value.exit_code == 2
     # The error names the file and the template line that tried.
     assert f"{tmp_path / 'team.html.j2'}:2" in e.value.message, e.value.message
-    assert "the sandbox refused" in e.value.message and "unsafe" in e.value.message
+    assert "the sandbox refused" in e.value.message
     assert not (tmp_path / "out" / "imggate-report.html").exists()
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("{{ verdict.__class__ }}", "the sandbox refused the attribute '__class__'"),
+    ("{{ verdict['_x'] }}", "the sandbox refused the attribute '_x'"),
+    ("{{ verdicts.images }}", "'verdicts' is not in the template's context"),
+])
+def test_what_fails_whatever_the_verdict_is_refused_on_load(tmp_path, text, said):
+    with pytest.raises(ConfigError) as e:
+        template(tmp_path, "<p>ok</p>\n\n" + text)
+    assert said in e.value.message and f"{tmp_path / 'team.html.j2'}:3" in e.value.message
+
+
+def test_names_the_template_sets_itself_are_known(tmp_path):
+    text = ("{% set n = verdict.images | length %}{% for i in verdict.images %}{{ i.env }}"
+            "{% endfor %}{% macro m(x) %}{{ x }}{% endmacro %}{{ m(n) }}{{ loop_free }}")
+    with pytest.raises(ConfigError, match="'loop_free' is not in the template's context"):
+        template(tmp_path, text)
+    assert render(tmp_path, text.replace("{{ loop_free }}", "")) == "prodprodprod3"
 
 
 def test_no_file_can_be_included_or_extended(tmp_path):

@@ -37,6 +37,7 @@ from imggate.admission.review import Answer, ReviewRequest, shorten
 from imggate.admission.workloads import WorkloadImage, extract_images, pod_spec
 from imggate.errors import Error, InvalidReference
 from imggate.models import Decision, ImageRef
+from imggate.policy.rules import OnUndecided
 
 #: Subresources through which a container image can change.
 _IMAGE_SUBRESOURCES = frozenset({"", "ephemeralcontainers"})
@@ -62,11 +63,16 @@ class Outcome(NamedTuple):
     pull_secrets: tuple[str, ...] = ()
     #: How the namespace got ``env`` (``namespaces.map[6] '*'``, ``default from --env dev``).
     env_by: str | None = None
+    #: Images admitted although they could not be decided (``on_undecided: warn``).
+    undecided: tuple[str, ...] = ()
 
     @property
     def decision(self) -> str:
-        """``allow`` or ``deny``, for logs and metrics."""
-        return "allow" if self.answer.allowed else "deny"
+        """``allow``, ``deny`` or ``undecided`` (admitted by ``on_undecided: warn``
+        although an image could not be decided), for logs and metrics."""
+        if not self.answer.allowed:
+            return "deny"
+        return "undecided" if self.undecided else "allow"
 
     @property
     def cache(self) -> str:
@@ -174,7 +180,7 @@ class Reviewer:
                                          dry_run=req.dry_run, access=access,
                                          left=self.deadline - (time.monotonic() - start))
         outcome = self._answer(req.kind.kind, where, env, outcomes, images, mutate,
-                               by=mapping.by)
+                               by=mapping.by, lenient=self._lenient(outcomes, policies, env))
         if access is not None and access.secrets is not None and access.secrets.read:
             outcome = outcome._replace(pull_secrets=access.secrets.read)
         return outcome._replace(env_by=mapping.by)
@@ -191,8 +197,10 @@ class Reviewer:
                 if ref.source != "registry":
                     raise InvalidReference(f"{text[:200]!r} is not a registry image")
             except InvalidReference as e:
-                outcomes[text] = ImageOutcome(text, Decision.ERROR,
-                                              error=f"invalid image reference: {e.message}")
+                # Certain: no retry makes the reference valid (and no on_undecided admits it).
+                outcomes[text] = ImageOutcome(
+                    text, Decision.DENY,
+                    violations=(("reference", f"invalid image reference: {e.message}"),))
                 continue
             # Reference rules and local cache hits need no I/O: answered without a task.
             quick = self.judge.quick(text, ref, policies, env, mutate=mutate)
@@ -223,11 +231,24 @@ class Reviewer:
                                                 f"{progress[text].stage}")
         return [outcomes[t] for t in texts]
 
+    @staticmethod
+    def _lenient(outcomes: Sequence[ImageOutcome], policies: PolicySet, env: str
+                 ) -> frozenset[str]:
+        """The undecided images whose rules say ``on_undecided: warn``: admitted, warned."""
+        rules = policies.environments[env].rules
+        return frozenset(
+            o.reference for o in outcomes if o.decision is Decision.ERROR
+            and rules.for_image(_parse_reference(o.reference)).rules.undecided
+            is OnUndecided.WARN)
+
     def _answer(self, kind: str, where: str, env: str, outcomes: Sequence[ImageOutcome],
                 images: Mapping[str, Sequence[WorkloadImage]], mutate: bool,
-                by: str = "") -> Outcome:
-        denied = [o for o in outcomes if o.decision is not Decision.ALLOW]
+                by: str = "", lenient: frozenset[str] = frozenset()) -> Outcome:
+        denied = [o for o in outcomes
+                  if o.decision is not Decision.ALLOW and o.reference not in lenient]
         warnings = [f"{o.reference}: {rule}: {msg}" for o in outcomes for rule, msg in o.warnings]
+        warnings += [f"{o.reference}: not checked, admitted by on_undecided: warn: {o.error}"
+                     for o in outcomes if o.reference in lenient]
         audit = {
             "environment": env,
             # How the namespace got it (namespaces.map[i] 'glob', an alias, --env).
@@ -248,7 +269,7 @@ class Reviewer:
                     patch += [{"op": "replace", "path": w.pointer,
                                "value": f"{o.reference}@{o.digest}"} for w in images[o.reference]]
         return Outcome(Answer(True, None, tuple(warnings), audit, tuple(patch)), env,
-                       tuple(outcomes))
+                       tuple(outcomes), undecided=tuple(sorted(lenient)))
 
 
 def elapsed_ms(start: float) -> float:

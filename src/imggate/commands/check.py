@@ -45,6 +45,7 @@ from imggate.commands._signature_opts import (
 )
 from imggate.errors import UsageError
 from imggate.keyrefs import key_path
+from imggate.models import Decision
 from imggate.text import printable
 
 if TYPE_CHECKING:
@@ -306,11 +307,14 @@ def check(
         console.print_summary(verdict, written=published.written, exit_code=code,
                               failure=failure)
     else:
-        # Quiet still says why an image could not be decided: exit 3 must be explained.
+        # Quiet still says why an image could not be decided (exit 3 must be explained),
+        # and what a denied image left unchecked.
         for iv in verdict.images:
             if iv.error:
+                said = ("denied; also not checked" if iv.decision is Decision.DENY
+                        else "error")
                 # The error may quote a registry: one line, controls shown, not obeyed.
-                sys.stderr.write(f"imggate: error: {printable(iv.reference)}: "
+                sys.stderr.write(f"imggate: {said}: {printable(iv.reference)}: "
                                  f"{printable(iv.error)}\n")
     if published.template_error is not None:
         sys.stderr.write(f"imggate: error: --html-template: {published.template_error}; "

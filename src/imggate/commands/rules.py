@@ -51,7 +51,7 @@ def validate(
     from datetime import date
 
     from imggate.policy.loader import load_exceptions, load_rules
-    from imggate.policy.review import exception_warnings
+    from imggate.policy.review import exception_warnings, undecided_warnings
     from imggate.policy.validation import validate_rules_file
 
     given = path or rules_path
@@ -77,7 +77,8 @@ def validate(
         envs = ", ".join(f"{n}*" if n == rules.default_env else n for n in rules.names)
         extra = f", {len(rules.exceptions)} exception(s)" if len(rules.exceptions) else ""
         sys.stdout.write(f"ok {f} (environments: {envs}{extra})\n")
-        for warning in exception_warnings(rules, exceptions, date.today()):
+        for warning in (*exception_warnings(rules, exceptions, date.today()),
+                        *undecided_warnings(rules)):
             sys.stderr.write(f"imggate: warning: {warning}\n")
     return 2 if bad else 0
 

@@ -193,7 +193,7 @@ def _check_names(ast: jinja2.nodes.Template, env: jinja2.Environment, path: Path
                 and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str)
                 else None)
         if name is not None and name.startswith("_"):
-            raise ConfigError(f"the sandbox refuses the attribute {name!r}",
+            raise ConfigError(f"the sandbox refused the attribute {name!r}",
                               location=f"{path}:{node.lineno}",
                               hint="a template sees the documented context only "
                                    "(docs/outputs.md)")

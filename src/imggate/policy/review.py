@@ -1,4 +1,5 @@
-"""What ``rules validate`` warns about and ``rules explain`` lists: exceptions, seen from the rules.
+"""What ``rules validate`` warns about and ``rules explain`` lists: exceptions, seen from the rules
+(and environments that admit what they could not check).
 
 A rules file can be valid and still hold exceptions that deserve a look:
 ones already expired (they no longer apply: the findings count again) and
@@ -27,6 +28,26 @@ def exception_warnings(rules: RulesFile, exceptions: ExceptionSet, today: date) 
         limit = _max_days(rules, env)
         if limit is not None:
             out += expiry_warnings(exceptions.entries, today, limit, env)
+    return out
+
+
+def undecided_warnings(rules: RulesFile) -> list[str]:
+    """A warning for every environment (or image override) that enforces rules and yet
+    admits what it could not check (``on_undecided: warn``)."""
+    from imggate.models import Mode
+    from imggate.policy.rules import OnUndecided, overlay, section_names
+
+    out = []
+    for env in rules.names:
+        effective = rules.effective(env)
+        for label, ruleset in [(env, effective.rules),
+                               *((f"{env} images {o.match!r}", overlay(effective.rules, o))
+                                 for o in effective.images)]:
+            enforced = [s for s in section_names() if ruleset.mode_of(s) is Mode.ENFORCE]
+            if ruleset.undecided is OnUndecided.WARN and enforced:
+                out.append(f"environment {label}: on_undecided: warn admits at admission any "
+                           f"image imggate could not check (a registry down, the deadline "
+                           f"passed), although it enforces {', '.join(enforced)}")
     return out
 
 

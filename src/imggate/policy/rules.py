@@ -134,6 +134,13 @@ class _Section(_Model):
         default=None, description="enforce or warn; default: the environment's")
 
 
+class OnUndecided(str, Enum):
+    """What ``imggate serve`` answers for an image it could not decide."""
+
+    DENY = "deny"
+    WARN = "warn"
+
+
 class EvidenceSource(str, Enum):
     """Where scanner evidence may come from (``severity.evidence``)."""
 
@@ -373,6 +380,11 @@ class RuleSet(_Model):
     mutate: bool | None = Field(
         default=None, description="imggate serve /mutate pins tags to the checked digest "
                                   "(default true; false where a GitOps tool owns the manifests)")
+    on_undecided: OnUndecided | None = Field(
+        default=None, description="imggate serve, for an image it could not decide (registry "
+                                  "down, deadline passed): deny (the default), or warn: admit "
+                                  "it with a warning naming what failed. The CLI exits 3 "
+                                  "either way. A certain violation is denied in both")
     severity: SeverityRules = SeverityRules()
     tags: TagRules = TagRules()
     signatures: SignatureRules = SignatureRules()
@@ -381,6 +393,11 @@ class RuleSet(_Model):
     age: AgeRules = AgeRules()
     labels: LabelRules = LabelRules()
     report_binding: BindingRules = BindingRules()
+
+    @property
+    def undecided(self) -> OnUndecided:
+        """What an undecided image gets at admission (deny unless the rules say warn)."""
+        return self.on_undecided or OnUndecided.DENY
 
     def mode_of(self, section: str) -> Mode:
         """The mode a section's rules run in: its own, else the set's, else enforce."""
