@@ -263,4 +263,6 @@ def describe(rules: RuleSet) -> dict[str, object]:
         if name == "signatures":
             section["required"] = rules.signatures.is_required
         out[name] = {"mode": rules.mode_of(name).value, **section}
+    # Not a section, but what a registry outage does at admission: always said.
+    out["on_undecided"] = rules.undecided.value
     return out
