@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +122,40 @@ def test_v_is_imggate_debug_only_and_vv_adds_library_debug(anon_image: PushedIma
     two = run_imggate(["resolve", anon_image.ref, "-vv"], subprocess_mode=True)
     assert two.code == 0, two.stderr
     assert "imggate: DEBUG: connect_tcp" in two.stderr  # httpcore's connection log
+
+
+EXAMPLE_DIGEST = "sha256:f41e9a845abd009489a7f2ce16ff1294db80ee19b3cb805dfc7d45aad7bf64f5"
+PIPED = {
+    "resolve": ["resolve", "oci:{root}/examples/app"],
+    "check": ["check", "oci:{root}/examples/app", "--trivy-report",
+              "{root}/examples/trivy-report.json", "--key", "{root}/examples/cosign.pub",
+              "--insecure-ignore-tlog"],
+    "check-deny": ["check", "oci:{root}/examples/app", "--env", "prod"],
+    "verify": ["verify", "--key", "{root}/examples/cosign.pub", "--insecure-ignore-tlog",
+               "oci:{root}/examples/app"],
+}
+
+
+def assert_no_digest_split(text: str) -> None:
+    """Every digest whole (64 hex), or shortened on purpose (12 hex and an ellipsis)."""
+    for m in re.finditer(r"sha256[:-]([0-9a-f]+)(\.\.\.|…)?", text):
+        assert len(m[1]) == 64 or (len(m[1]) == 12 and m[2]), \
+            f"a digest cut in two: {m[0]!r} in:\n{text}"
+
+
+@pytest.mark.parametrize("name", list(PIPED))
+def test_no_digest_is_split_through_a_pipe_at_60_columns(name: str, tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[1]
+    args = [a.format(root=root) for a in PIPED[name]]
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CI_ENVIRONMENT_TIER", "CI_ENVIRONMENT_NAME")}
+    env.update({"COLUMNS": "60", "PYTHONPATH": str(root / "src")})
+    done = subprocess.run([sys.executable, "-m", "imggate", *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode in (0, 1), done.stderr
+    out = done.stdout + done.stderr
+    assert_no_digest_split(out)
+    if name in ("resolve", "verify"):
+        assert EXAMPLE_DIGEST in done.stdout
+    # A CI log is not a terminal: nothing is folded to the 60 columns.
+    assert max(len(line) for line in done.stdout.splitlines()) > 60

@@ -4,6 +4,7 @@ index (built with umoci, pushed with skopeo), key signatures, and GitLab's clean
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from pathlib import Path
 
@@ -114,6 +115,39 @@ def test_progress_is_plain_lines_off_a_terminal_and_the_table_is_printed(audited
     assert "\r" not in result.stderr
     assert "distinct images" in result.stdout and "v1.0.199" in result.stdout
     assert "cleanup keeps 20 of 203 tags" in result.stdout
+
+
+def test_each_deny_says_why_in_the_json_and_on_the_console(audited: tuple) -> None:
+    doc, pushed, _, result = audited
+    rows = _rows(doc)
+    latest = rows["latest"]["reasons"]
+    assert list(latest) == ["prod"]  # dev allows it: no reasons there
+    assert any(r.startswith("tags.denied: tag 'latest' is denied") for r in latest["prod"])
+    unsigned = next(t for t, d in pushed.tags.items() if d not in pushed.signed and t != "latest")
+    assert any(r.startswith("signatures: ") for r in rows[unsigned]["reasons"]["prod"])
+    assert all(not r["reasons"] for r in rows.values() if r["decisions"]["prod"] == "allow")
+    # The console: a line per denied tag (kept ones first) with its top reasons, then a count.
+    lines = [line for line in result.stdout.splitlines() if line.startswith("DENY ")]
+    assert len(lines) == 20
+    assert any(line.startswith("DENY latest (prod): ") and "tags.denied: tag 'latest' is denied" in line
+               for line in lines)
+    assert "every reason is in imggate-audit.json" in result.stdout
+
+
+def test_no_tag_or_digest_is_cut_through_a_pipe_at_60_columns(audited: tuple) -> None:
+    doc, _, work, _ = audited
+    result = run_imggate([
+        "audit", str(doc["repository"]), "--rules", str(work / "rules.yaml"), "--env", "prod",
+        "--tags", r"v1\.0\.1[0-9]", "--insecure-ignore-tlog", "-o", str(work / "out60")],
+        subprocess_mode=True, env={"COLUMNS": "60"})
+    assert result.code == 1, result.output
+    piped = json.loads((work / "out60" / "imggate-audit.json").read_text())
+    assert len(piped["rows"]) == 203
+    for row in piped["rows"]:
+        digest = row["digest"].removeprefix("sha256:")[:12]
+        pattern = re.compile(rf"(^|\s){re.escape(row['tag'])}\s.*\s{digest}\s")
+        assert any(pattern.search(line) for line in result.stdout.splitlines()), \
+            f"{row['tag']} {digest} not whole on one line:\n{result.stdout}"
 
 
 def test_only_kept_checks_just_what_cleanup_keeps(anon_registry: Registry, tmp_path: Path) -> None:

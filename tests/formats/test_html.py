@@ -455,6 +455,10 @@ def test_error_only_report_renders():
     doc = parse(html.render(single(error_image())))
     assert doc.find("div", class_="banner")[0].attrs["class"] == "banner decision-error"
     assert doc.find("table", class_="data") != []  # the summary table
+    # Nothing was read: a dash in every count, never a 0 that reads as "no findings".
+    cells = doc.find("td", class_="unknown")
+    assert [text_of(c) for c in cells] == ["—"] * 6
+    assert cells[0].attrs["title"] == "could not be read: unknown"
 
 
 # ------------------------------------------------ evidence, NOT SCANNED, provenance

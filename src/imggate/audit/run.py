@@ -29,6 +29,7 @@ from imggate.models import (
     Digest,
     Evidence,
     ImageRef,
+    ImageVerdict,
     ResolvedImage,
     Unchecked,
     Verdict,
@@ -76,6 +77,9 @@ class TagRow:
     signed: bool | None = None
     error: str | None = None
     checked: bool = True
+    #: Per environment where the tag is denied (or undecided): why, each as
+    #: ``rule: message`` for every message of every violated rule, in rule order.
+    reasons: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,20 +232,34 @@ def run_audit(req: AuditRequest, progress: Progress = _nothing) -> AuditResult:
                 per_tag.append(dataclasses.replace(ev, reference=f"{ref}", ref=ref))
         verdicts[env] = decide(check, per_tag)
     decisions: dict[str, dict[str, Decision]] = {}
+    reasons: dict[str, dict[str, tuple[str, ...]]] = {}
     for env, verdict in verdicts.items():
         for iv in verdict.images:
             decisions.setdefault(iv.reference, {})[env] = iv.decision
+            why = _reasons(iv)
+            if why:
+                reasons.setdefault(iv.reference, {})[env] = why
     rows = []
     for t, r in resolved.items():
         if isinstance(r, Error):
             rows.append(TagRow(t, None, None, cleanup[t],
                                decisions.get(str(unresolved_ref(t)), {}), error=r.message,
-                               checked=t in chosen))
+                               checked=t in chosen,
+                               reasons=reasons.get(str(unresolved_ref(t)), {})))
             continue
         shown = f"{dataclasses.replace(req.repository, tag=t, digest=r.digest)}"
         rows.append(TagRow(
             t, r.digest, r.config.created if r.config else None, cleanup[t],
             decisions.get(shown, {}),
             same_digest=tuple(o for o in by_digest.get(r.digest, ()) if o != t),
-            signed=signed.get(r.digest), checked=t in chosen))
+            signed=signed.get(r.digest), checked=t in chosen, reasons=reasons.get(shown, {})))
     return AuditResult(str(req.repository.name), tuple(rows), verdicts, skipped)
+
+
+def _reasons(iv: ImageVerdict) -> tuple[str, ...]:
+    """Why an image is not allowed: its error, or every message of every violated rule."""
+    if iv.decision is Decision.ALLOW:
+        return ()
+    if iv.error:
+        return (f"could not decide: {iv.error}",)
+    return tuple(f"{r.rule}: {m}" for r in iv.violations for m in (r.messages or ("failed",)))

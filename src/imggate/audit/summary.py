@@ -57,6 +57,8 @@ def document(result: AuditResult) -> dict[str, Any]:
             "same_digest_as": list(r.same_digest),
             "signed": r.signed,
             "error": r.error,
+            # Per environment that denies the tag (or could not decide it): why.
+            "reasons": {e: list(why) for e, why in r.reasons.items()},
         } for r in _ordered(result)],
     }
 
@@ -71,8 +73,11 @@ def table(result: AuditResult) -> Table:
     envs = list(result.verdicts)
     t = Table(title=f"{result.repository}: {len(result.rows)} tags, "
                     f"{result.distinct_digests} distinct images", title_justify="left")
-    for name in ("Tag", "Digest", "Created", "Cleanup", *envs, "Signed", "Same image as"):
-        t.add_column(name, overflow="fold")
+    # A tag or digest cut in two cannot be searched for: those columns never wrap (off a
+    # terminal nothing does: see print_summary); the list of other tags may.
+    for name in ("Tag", "Digest", "Created", "Cleanup", *envs, "Signed"):
+        t.add_column(name, no_wrap=True)
+    t.add_column("Same image as", overflow="fold")
     for r in _ordered(result):
         cells = [Text(r.tag), Text(r.digest.hex[:12] if r.digest else "-"),
                  Text(r.created.date().isoformat() if r.created else "-"),
@@ -89,12 +94,41 @@ def table(result: AuditResult) -> Table:
     return t
 
 
+#: Denied or undecided tags whose reasons the console lists, and reasons per tag and
+#: environment (imggate-audit.json has them all).
+MAX_TAGS_WITH_REASONS = 20
+TOP_REASONS = 3
+
+
+def reason_lines(result: AuditResult) -> list[Text]:
+    """``DENY tag (env): rule: message; ...`` for each tag an environment denies or could
+    not decide, kept tags first: the top reasons, then how many more."""
+    rows = [r for r in _ordered(result) if r.reasons]
+    rows.sort(key=lambda r: not r.cleanup.kept)
+    out = []
+    for r in rows[:MAX_TAGS_WITH_REASONS]:
+        for env, why in r.reasons.items():
+            label = r.decisions[env].value.upper() if env in r.decisions else "ERROR"
+            line = Text(label, style=_STYLE.get(label.lower(), ""))
+            more = f" (+{len(why) - TOP_REASONS} more)" if len(why) > TOP_REASONS else ""
+            line.append(f" {r.tag} ({env}): "
+                        + "; ".join(printable(w) for w in why[:TOP_REASONS]) + more)
+            out.append(line)
+    if len(rows) > MAX_TAGS_WITH_REASONS:
+        out.append(Text(f"... and {len(rows) - MAX_TAGS_WITH_REASONS} more tags denied or "
+                        f"undecided: every reason is in {FILENAME}", style="dim"))
+    return out
+
+
 def print_summary(result: AuditResult, console: Console, written: list[Path]) -> None:
     """The table, the rows that could not be resolved, and where the reports are."""
     console.print(table(result))
     for r in result.rows:
         if r.error:
-            console.print(Text(f"ERROR {r.tag}: {printable(r.error)}", style="yellow"))
+            console.print(Text(f"ERROR {r.tag}: {printable(r.error)}", style="yellow"),
+                          soft_wrap=True)
+    for line in reason_lines(result):
+        console.print(line, soft_wrap=True)
     if result.skipped:
         console.print(Text(f"skipped {len(result.skipped)} listed names that are not tags: "
                            + ", ".join(printable(t) for t in result.skipped[:5])))

@@ -126,11 +126,10 @@ def audit(
 
 def _run(request: object, out: Path, *, quiet: bool) -> int:
     """Run the audit with progress, write the reports, print the table."""
-    from rich.console import Console
-
     from imggate.audit import summary
     from imggate.audit.progress import AuditProgress
     from imggate.audit.run import AuditRequest, run_audit
+    from imggate.formats.console import make_console
     from imggate.formats.outputs import write_outputs
 
     assert isinstance(request, AuditRequest)
@@ -149,5 +148,6 @@ def _run(request: object, out: Path, *, quiet: bool) -> int:
         written += write_outputs(verdict, out / env if several else out, started=request.now)
     written.append(summary.write(result, out))
     if not quiet:
-        summary.print_summary(result, Console(highlight=False, soft_wrap=False), written)
+        # Colour and wrapping only on a terminal: in a job log no line is cut.
+        summary.print_summary(result, make_console(), written)
     return result.exit_code

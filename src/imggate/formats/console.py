@@ -16,7 +16,6 @@ rich is imported inside the functions: the CLI must start fast.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from collections.abc import Sequence
@@ -234,8 +233,9 @@ def _table(verdict: Verdict) -> RenderableType:
     for iv in verdict.images:
         counts = severity_counts(iv.findings)
         unscanned = iv.image is not None and not iv.scanned
-        # An image nobody scanned has no counts: a dash, never a reassuring 0.
-        cells = [Text("-", style="dim") if unscanned else
+        # An image nobody scanned, or that could not even be read (ERROR), has no counts:
+        # a dash, never a reassuring 0.
+        cells = [Text("-", style="dim") if unscanned or iv.image is None else
                  Text(str(counts[s.value]), style=_SEV_STYLE[s.value] if counts[s.value] else "dim")
                  for s in SEVERITY_ORDER]
         decision = Text(_LABEL[iv.decision.value], style=_STYLE[iv.decision.value])
@@ -315,9 +315,11 @@ def make_console(file: IO[str] | None = None, *, width: int | None = None) -> Co
     """A rich Console that colours only on a terminal and prints text literally."""
     from rich.console import Console
 
-    if width is None and "COLUMNS" not in os.environ:
+    if width is None:
         stream = file if file is not None else sys.stdout
         isatty = getattr(stream, "isatty", None)
+        # Off a terminal nothing is wrapped, whatever COLUMNS says (CI runners set it): a
+        # job log is searched for whole references and digests.
         if not (callable(isatty) and isatty()):
             width = PIPE_WIDTH
     return Console(file=file, force_terminal=None, width=width, markup=False, emoji=False,

@@ -310,6 +310,8 @@ def _image_view(index: int, iv: ImageVerdict) -> dict[str, Any]:
         "exceptions_unlisted": iv.exceptions_unlisted,
         "signatures": [_signature(s) for s in iv.signatures],
         "not_scanned": iv.image is not None and not iv.scanned,
+        # Nothing read at all (could not decide before any evidence): no counts either.
+        "unread": iv.image is None,
         "reports": [_evidence(e) for e in iv.evidence],
         "facts": _facts(iv.image),
         # An undecided image with nothing gathered gets one line instead of
