@@ -417,7 +417,8 @@ def test_unexpected_verifier_failure_is_a_failed_check(alice: CosignFormatSigner
     assert not checks[0].verified and "RuntimeError" in checks[0].reason
 
 
-def test_unrequested_attestation_types_are_not_fetched(alice: CosignFormatSigner) -> None:
+def test_a_predicate_type_annotation_decides_nothing(alice: CosignFormatSigner) -> None:
+    # The layer annotation is unsigned: an SBOM is fetched and judged by its statement.
     repo = InMemoryRepository()
     image = make_image(repo)
     alice.attest_image(repo, image, "https://spdx.dev/Document", {"big": "x" * 100_000})
@@ -427,5 +428,5 @@ def test_unrequested_attestation_types_are_not_fetched(alice: CosignFormatSigner
                         attestation_types=("https://slsa.dev/provenance/v1",))
     checks = run(repo, image, trust)
     assert [c.verified for c in checks] == [False, True]
-    assert "not fetched" in checks[0].reason
-    assert sum(v for k, v in repo.fetches.items() if k.startswith("blob:")) == 1
+    assert "https://spdx.dev/Document is not one of" in checks[0].reason
+    assert sum(v for k, v in repo.fetches.items() if k.startswith("blob:")) == 2

@@ -7,10 +7,20 @@ Where cosign puts them:
   repository may be another one (``COSIGN_REPOSITORY``,
   ``--signature-repository``); an OCI layout written by ``cosign save`` marks
   them with a ``kind`` annotation, which the layout source maps to these tags.
-* OCI 1.1 referrers of the image with artifact type
-  ``application/vnd.dev.sigstore.bundle.v0.3+json`` (cosign v3's default), via
-  the referrers API or its ``sha256-<hex>`` tag fallback (the registry
-  client's concern).
+* OCI 1.1 referrers of the image (cosign v3's bundles, GitHub's
+  ``actions/attest-build-provenance``, cosign's ``oci-1-1`` mode), via the
+  referrers API or its ``sha256-<hex>`` tag fallback (the registry client's
+  concern).
+
+A referrer is classified by its own content, never by the label its index
+entry carries: the manifest's ``artifactType``, else its config media type,
+else its layers' media types (Sigstore bundle, DSSE envelope, simple-signing).
+GHCR's fallback indexes say ``application/vnd.oci.empty.v1+json`` for every
+entry (cosign#4641), and a fallback index is a tag anyone with push access can
+rewrite, so its labels neither hide nor promote anything. Annotations
+(``predicateType`` on a ``.att`` layer, ``dev.sigstore.bundle.predicateType``
+on a referrer) are unsigned too: what an attestation is, is read from its
+verified statement only.
 
 Every manifest and payload blob is fetched once per discovery, whatever the
 number of trust anchors, and layers that share a payload blob share the fetch.
@@ -43,6 +53,10 @@ MAX_BLOB = {
 }
 #: Most layers read from one signature manifest (or referrer).
 MAX_LAYERS = 256
+#: Most referrer manifests read for one image (each costs a fetch).
+MAX_REFERRERS = 128
+BUNDLE_MEDIA_PREFIX = "application/vnd.dev.sigstore.bundle"
+EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
 _EXPECTED_TYPE = {
     AttachmentKind.SIGNATURE: SIMPLESIGNING_MEDIA_TYPE,
     AttachmentKind.ATTESTATION: DSSE_MEDIA_TYPE,
@@ -80,7 +94,7 @@ class _BlobCache:
 
 
 async def _layers(kind: AttachmentKind, manifest: Manifest, where: str, subject: Digest,
-                  blobs: _BlobCache, wanted: tuple[str, ...] = ()) -> list[Attachment]:
+                  blobs: _BlobCache) -> list[Attachment]:
     layers = manifest.layers
     if len(layers) > MAX_LAYERS:
         # Each layer costs a fetch and a verification per anchor: refuse a flood.
@@ -95,15 +109,6 @@ async def _layers(kind: AttachmentKind, manifest: Manifest, where: str, subject:
                                   None, f"not a {kind.value} layer (mediaType "
                                         f"{layer.media_type[:80]!r}): ignored", layer.digest))
             continue
-        claimed = layer.annotations.get("predicateType")
-        if (kind is AttachmentKind.ATTESTATION and wanted and claimed is not None
-                and claimed not in wanted):
-            # The annotation is unsigned, so it may only ever save a fetch (an SBOM can
-            # be megabytes), never admit anything: skipped layers are failed checks.
-            out.append(Attachment(kind, loc, subject, layer.media_type, layer.annotations,
-                                  None, f"predicate type {claimed[:120]} (layer annotation) "
-                                        "was not requested: not fetched", layer.digest))
-            continue
         got = await blobs.get(layer, MAX_BLOB[kind])
         payload, error = (got, None) if isinstance(got, bytes) else (None, got)
         out.append(Attachment(kind, loc, subject, layer.media_type, layer.annotations,
@@ -112,7 +117,7 @@ async def _layers(kind: AttachmentKind, manifest: Manifest, where: str, subject:
 
 
 async def _tagged(kind: AttachmentKind, suffix: str, sig_repo: Repository, subject: Digest,
-                  blobs: _BlobCache, wanted: tuple[str, ...] = ()) -> list[Attachment]:
+                  blobs: _BlobCache, seen: set[Digest]) -> list[Attachment]:
     tag = f"{subject.tag_form}.{suffix}"
     where = f"{sig_repo.name}:{tag}"
     try:
@@ -127,32 +132,104 @@ async def _tagged(kind: AttachmentKind, suffix: str, sig_repo: Repository, subje
     if manifest.is_index:
         return [Attachment(kind, where, subject, manifest.media_type, {}, None,
                            "signature tag holds an index, not a manifest")]
-    return await _layers(kind, manifest, where, subject, blobs, wanted)
+    seen.add(manifest.digest)
+    return await _layers(kind, manifest, where, subject, blobs)
 
 
-async def _bundles(repo: Repository, subject: Digest, blobs: _BlobCache) -> list[Attachment]:
-    kind = AttachmentKind.BUNDLE
+def media_kind(media_type: str | None) -> AttachmentKind | None:
+    """The attachment kind a media type names (bundle, DSSE, simple-signing), else ``None``.
+
+    Bundles are recognised by prefix: v0.1 to v0.3 and the ``+json;version=`` spelling.
+    """
+    if not media_type:
+        return None
+    base = media_type.split(";", 1)[0].strip().lower()
+    if base.startswith(BUNDLE_MEDIA_PREFIX):
+        return AttachmentKind.BUNDLE
+    if base == DSSE_MEDIA_TYPE:
+        return AttachmentKind.ATTESTATION
+    if base == SIMPLESIGNING_MEDIA_TYPE:
+        return AttachmentKind.SIGNATURE
+    return None
+
+
+def classify(manifest: Manifest) -> AttachmentKind | None:
+    """What a referrer manifest holds, from its content: ``artifactType``, else the config
+    media type, else the layers' media types; ``None`` when it is none of imggate's kinds."""
+    at = manifest.data.get("artifactType")
+    kind = media_kind(at if isinstance(at, str) and at != EMPTY_MEDIA_TYPE else None)
+    if kind is None and manifest.config is not None:
+        kind = media_kind(manifest.config.media_type)
+    if kind is None:
+        kinds = [k for k in (media_kind(x.media_type) for x in manifest.layers) if k]
+        kind = kinds[0] if kinds else None
+    return kind
+
+
+def _wanted(trust: TrustConfig) -> frozenset[AttachmentKind]:
+    out = {AttachmentKind.BUNDLE}
+    if trust.check_signatures:
+        out.add(AttachmentKind.SIGNATURE)
+    if trust.check_attestations:
+        out.add(AttachmentKind.ATTESTATION)
+    return frozenset(out)
+
+
+def _order(desc: Descriptor) -> int:
+    # Entries labelled as ours (or not labelled) first, so a flood of other artifacts cannot
+    # push them past the limit; the label only orders the reading, it never skips one.
+    at = desc.artifact_type
+    return 0 if not at or at == EMPTY_MEDIA_TYPE or media_kind(at) is not None else 1
+
+
+async def _referrers(repo: Repository, subject: Digest, blobs: _BlobCache, seen: set[Digest],
+                     wanted: frozenset[AttachmentKind]) -> list[Attachment]:
     out: list[Attachment] = []
     try:
-        refs = await repo.referrers(subject, BUNDLE_MEDIA_TYPE)
+        refs = await repo.referrers(subject)
     except NotFound:
         return []
-    for desc in refs:
-        if desc.artifact_type not in (None, BUNDLE_MEDIA_TYPE):
-            continue
+    unique = list({d.digest: d for d in refs if d.digest not in seen}.values())
+    unique.sort(key=_order)
+    if len(unique) > MAX_REFERRERS:
+        out.append(Attachment(AttachmentKind.BUNDLE, f"{repo.name} referrers of {subject}",
+                              subject, "", {}, None,
+                              f"{len(unique)} referrers, over the limit of {MAX_REFERRERS}: "
+                              f"{len(unique) - MAX_REFERRERS} not read"))
+        unique = unique[:MAX_REFERRERS]
+    for desc in unique:
+        seen.add(desc.digest)
         where = f"{repo.name}@{desc.digest} (referrer)"
         try:
             manifest = await repo.manifest(desc.digest)
         except (DigestMismatch, NotFound) as e:
-            out.append(Attachment(kind, where, subject, desc.media_type, {}, None,
-                                  f"referrer manifest unusable: {e.message}"))
+            out.append(Attachment(AttachmentKind.BUNDLE, where, subject, desc.media_type, {},
+                                  None, f"referrer manifest unusable: {e.message}"))
             continue
         if manifest.is_index or (manifest.subject is not None
                                  and manifest.subject.digest != subject):
-            out.append(Attachment(kind, where, subject, manifest.media_type, {}, None,
-                                  "referrer manifest does not refer to this image"))
+            out.append(Attachment(AttachmentKind.BUNDLE, where, subject, manifest.media_type,
+                                  {}, None, "referrer manifest does not refer to this image"))
             continue
-        out.extend(await _layers(kind, manifest, where, subject, blobs))
+        kind = classify(manifest)
+        if kind is None:
+            continue  # an SBOM or other artifact attached as such: nothing signed to check
+        layers = manifest.layers
+        if len(layers) > MAX_LAYERS:
+            out.append(Attachment(kind, where, subject, manifest.media_type, {}, None,
+                                  f"{len(layers)} layers, over the limit of {MAX_LAYERS}"))
+            continue
+        for i, layer in enumerate(layers):
+            # A layer says what it is; a generic one takes the manifest's kind.
+            lkind = media_kind(layer.media_type) or kind
+            if lkind not in wanted:
+                continue
+            media = layer.media_type if media_kind(layer.media_type) else \
+                _EXPECTED_TYPE[lkind]
+            got = await blobs.get(layer, MAX_BLOB[lkind])
+            payload, error = (got, None) if isinstance(got, bytes) else (None, got)
+            out.append(Attachment(lkind, f"{where} layers[{i}]", subject, media,
+                                  layer.annotations, payload, error, layer.digest))
     return out
 
 
@@ -165,17 +242,19 @@ async def discover(repo: Repository, subject: Digest, trust: TrustConfig, *,
     """
     sig_repo = signature_repo or repo
     blobs = _BlobCache(sig_repo)
+    seen: set[Digest] = set()
     found: list[Attachment] = []
     try:
         if trust.check_signatures:
-            found += await _tagged(AttachmentKind.SIGNATURE, "sig", sig_repo, subject, blobs)
+            found += await _tagged(AttachmentKind.SIGNATURE, "sig", sig_repo, subject, blobs,
+                                   seen)
         if trust.check_attestations:
             found += await _tagged(AttachmentKind.ATTESTATION, "att", sig_repo, subject, blobs,
-                                   trust.attestation_types)
+                                   seen)
         # Bundles are verified against keys and keyless identities only: with
         # neither, asking the registry for referrers could not change the outcome.
         if trust.check_bundles and (trust.identities or trust.keys):
-            found += await _bundles(sig_repo, subject, blobs)
+            found += await _referrers(sig_repo, subject, blobs, seen, _wanted(trust))
     except (RegistryError, LayoutError) as e:
         raise _unavailable(sig_repo, subject, e) from e
     return tuple(found)
