@@ -17,6 +17,9 @@ import pytest
 from admission.serve_harness import ServeProcess, make_tls, pod, review, start_serve
 from siege.harness import client_cert, foreign_client_cert
 
+#: Each test is bounded (the siege suite stays under 3 minutes).
+pytestmark = pytest.mark.timeout(60)
+
 UNAUTHENTICATED = "callers not authenticated"
 
 

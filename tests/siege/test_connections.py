@@ -17,11 +17,15 @@ import socket
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from admission.serve_harness import ServeProcess, start_serve
 from siege.harness import RssPeak, rss_mb, settles
 from siege.slowloris import HEADERS, siege
+
+#: Each test is bounded (the siege suite stays under 3 minutes).
+pytestmark = pytest.mark.timeout(90)
 
 RSS_LIMIT_MB = 256
 #: How far above its baseline the RSS may stay once an attack is over.
@@ -118,3 +122,12 @@ def test_bodies_in_flight_are_capped(server: ServeProcess) -> None:
     assert refused >= 60 - 16
     assert rss.peak < RSS_LIMIT_MB, f"RSS peaked at {rss.peak:.0f} MiB"
     assert settles(server.process.pid, baseline + SETTLED_MB, 60) < 60
+
+
+def test_a_keep_alive_connection_serves_at_most_a_thousand_requests(
+        server: ServeProcess) -> None:
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    with server.client(limits=limits) as c:
+        closing = [i for i in range(1, 1001)
+                   if c.get("/healthz").headers.get("connection") == "close"]
+    assert closing == [1000]

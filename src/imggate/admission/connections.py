@@ -158,7 +158,8 @@ def guarded_protocol(base: type[asyncio.Protocol], limits: ConnectionLimits,
             self.cut_off_at = 0.0
             self.transport.write(answer)
             self.transport.close()
-            # Nothing more is parsed: the rest of the request is never read.
+            # Nothing more is read; what was already read is ignored (the callbacks
+            # below return at once while _refused is set).
             self.transport.pause_reading()
 
         def on_message_begin(self) -> None:
@@ -187,11 +188,6 @@ def guarded_protocol(base: type[asyncio.Protocol], limits: ConnectionLimits,
             self._served += 1
             if self._served >= limits.max_requests and self.cycle is not None:
                 self.cycle.keep_alive = False
-
-        def data_received(self, data: bytes) -> None:
-            if self._refused or self.transport.is_closing():
-                return  # refused or cut off: nothing more is read
-            super().data_received(data)
 
         def on_body(self, body: bytes) -> None:
             if self._refused:

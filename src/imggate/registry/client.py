@@ -255,8 +255,9 @@ class RegistryClient:
                 raise _like(what, RegistryError,
                             f"could not send the request ({type(e).__name__})") from None
             except httpx.TransportError as e:
-                outcome = False
                 cert = _cert_error(e)
+                # An untrusted certificate is an answer (and its own error), not an outage.
+                outcome = cert is not None
                 if cert is not None:
                     # Not transient: retrying an untrusted certificate only delays the error.
                     raise _like(what, RegistryError, f"TLS certificate not trusted: {cert}",

@@ -25,8 +25,25 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+
+class _Share:
+    """One review's share of request slots; its semaphore is made on first use (a review
+    answered from the cache makes no request)."""
+
+    __slots__ = ("limit", "sem")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.sem: asyncio.Semaphore | None = None
+
+    def semaphore(self) -> asyncio.Semaphore:
+        if self.sem is None:
+            self.sem = asyncio.Semaphore(self.limit)
+        return self.sem
+
+
 #: The per-review share applied in this context (see :func:`review_share`).
-_REVIEW: contextvars.ContextVar[asyncio.Semaphore | None] = contextvars.ContextVar(
+_REVIEW: contextvars.ContextVar[_Share | None] = contextvars.ContextVar(
     "imggate_review_share", default=None)
 
 
@@ -44,7 +61,7 @@ class RequestLimits:
 def review_share(limit: int) -> Iterator[None]:
     """At most ``limit`` registry requests in flight for the work started in this context
     (one admission review, with its child tasks)."""
-    token = _REVIEW.set(asyncio.Semaphore(limit))
+    token = _REVIEW.set(_Share(limit))
     try:
         yield
     finally:
@@ -107,7 +124,8 @@ class Slots:
                 del self._hosts[host]
 
         try:
-            review = _REVIEW.get()
+            share = _REVIEW.get()
+            review = share.semaphore() if share is not None else None
             for sem in (review, entry.sem, self._total):
                 if sem is not None:
                     await sem.acquire()
