@@ -10,17 +10,35 @@ with a certificate from its own CA, and only for ``Authorization: Bearer
 objects it answers 403 for (RBAC missing), ``slow`` those it answers only after
 that many seconds (an overloaded API server). :meth:`service_account_dir`
 writes what the kubelet mounts into a pod (token, namespace, ca.crt).
+
+For ``imggate audit --cluster`` it also answers, as kube-apiserver does:
+
+* ``GET /api/v1/pods`` and ``/api/v1/namespaces/{ns}/pods`` as ``PodList`` pages:
+  ``limit`` pods at most, ``metadata.continue`` an opaque token for the next
+  page (items carry no kind, as in a real list); ``page_sizes`` records each
+  page's size, ``refuse_lists`` makes listing fail (403);
+* server-side apply of ``PolicyReport`` (``wgpolicyk8s.io/v1alpha2``) and
+  ``Report`` (``openreports.io/v1alpha1``): ``PATCH`` with
+  ``Content-Type: application/apply-patch+yaml`` and a ``fieldManager``
+  (400/415 otherwise, 409 for another manager's object without ``force``);
+  the applied fields replace what that manager set before (the results are an
+  atomic list), ``uid`` and ``creationTimestamp`` stay, ``resourceVersion``
+  and ``generation`` move on, ``managedFields`` names the manager; ``GET`` of
+  one report and lists filtered by ``labelSelector``.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
+import itertools
 import json
 import secrets
 import ssl
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -31,6 +49,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 _KINDS = {"secrets": "Secret", "serviceaccounts": "ServiceAccount"}
+#: The report kinds that can be applied: path group/version -> (kind, plural).
+REPORT_APIS = {"wgpolicyk8s.io/v1alpha2": ("PolicyReport", "policyreports"),
+               "openreports.io/v1alpha1": ("Report", "reports")}
 
 
 def _cert(subject: str, issuer_key: ec.EllipticCurvePrivateKey | None,
@@ -65,6 +86,13 @@ class KubeApiStandIn:
         self.forbidden: set[tuple[str, str, str]] = set()
         self.slow: dict[tuple[str, str, str], float] = {}
         self.requests: list[str] = []
+        self.pods: list[dict[str, Any]] = []
+        self.page_sizes: list[int] = []
+        self.refuse_lists = False
+        self.reports: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.applies: list[tuple[str, str, str]] = []
+        self._version = itertools.count(1000)
+        self._lock = threading.Lock()
         workdir.mkdir(parents=True, exist_ok=True)
         ca_key, ca = _cert("standin-ca", None, None, ca=True)
         key, cert = _cert("kube-apiserver-standin", ca_key, ca.subject, ca=False)
@@ -98,13 +126,182 @@ class KubeApiStandIn:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def do_PATCH(self) -> None:
+                standin.requests.append(f"PATCH {self.path}")
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                code, answer = standin.apply(self.path, self.headers.get("Authorization"),
+                                             self.headers.get("Content-Type"), body)
+                data = json.dumps(answer).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
         return Handler
+
+    # -- pods ------------------------------------------------------------------------------
+
+    def add_pod(self, pod: dict[str, Any]) -> None:
+        """Serve ``pod`` (a Pod object as the API returns it) in lists."""
+        meta = pod.setdefault("metadata", {})
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta.setdefault("resourceVersion", str(next(self._version)))
+        self.pods.append(pod)
+
+    def _list_pods(self, namespace: str | None, query: dict[str, list[str]]
+                   ) -> tuple[int, dict[str, Any]]:
+        if self.refuse_lists:
+            return 403, _status(403, "Forbidden", 'pods is forbidden: User '
+                                                  '"system:serviceaccount:imggate:imggate" '
+                                                  'cannot list resource "pods"')
+        chosen = [p for p in self.pods
+                  if namespace is None or p["metadata"].get("namespace") == namespace]
+        start = 0
+        if "continue" in query:
+            try:
+                start = int(json.loads(base64.urlsafe_b64decode(query["continue"][0]))["o"])
+            except (ValueError, KeyError, TypeError):
+                return 400, _status(400, "BadRequest", "continue key is not valid")
+        limit = int(query.get("limit", ["0"])[0]) or len(chosen) or 1
+        page = chosen[start:start + limit]
+        self.page_sizes.append(len(page))
+        meta: dict[str, Any] = {"resourceVersion": str(next(self._version))}
+        if start + limit < len(chosen):
+            token = json.dumps({"v": "meta.k8s.io/v1", "o": start + limit}).encode()
+            meta["continue"] = base64.urlsafe_b64encode(token).decode()
+            meta["remainingItemCount"] = len(chosen) - start - limit
+        items = [{k: v for k, v in p.items() if k not in ("kind", "apiVersion")}
+                 for p in page]
+        return 200, {"kind": "PodList", "apiVersion": "v1", "metadata": meta, "items": items}
+
+    # -- reports -------------------------------------------------------------------------
+
+    def _report_path(self, parts: list[str]) -> tuple[str, str, str | None, str | None] | None:
+        """``(group/version, plural, namespace|None, name|None)`` of a report path."""
+        if len(parts) < 4 or parts[0] != "apis":
+            return None
+        api = f"{parts[1]}/{parts[2]}"
+        if api not in REPORT_APIS:
+            return None
+        rest = parts[3:]
+        plural = REPORT_APIS[api][1]
+        if rest == [plural]:
+            return api, plural, None, None
+        if len(rest) in (3, 4) and rest[0] == "namespaces" and rest[2] == plural:
+            return api, plural, rest[1], rest[3] if len(rest) == 4 else None
+        return None
+
+    def _get_reports(self, where: tuple[str, str, str | None, str | None],
+                     query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        api, plural, ns, name = where
+        kind = REPORT_APIS[api][0]
+        if name is not None:
+            found = self.reports.get((plural, ns or "", name))
+            if found is None:
+                return 404, _status(404, "NotFound", f'{plural}.{api.split("/")[0]} "{name}" '
+                                                     "not found")
+            return 200, found
+        selector = dict(s.split("=", 1) for s in query.get("labelSelector", [""])[0].split(",")
+                        if "=" in s)
+        items = [o for (p, n, _), o in sorted(self.reports.items())
+                 if p == plural and (ns is None or n == ns)
+                 and all(o["metadata"].get("labels", {}).get(k) == v
+                         for k, v in selector.items())]
+        return 200, {"kind": f"{kind}List", "apiVersion": api,
+                     "metadata": {"resourceVersion": str(next(self._version))},
+                     "items": items}
+
+    def apply(self, path: str, authorization: str | None, content_type: str | None,
+              body: bytes) -> tuple[int, dict[str, Any]]:
+        """What kube-apiserver answers for a server-side apply ``PATCH path``."""
+        import urllib.parse
+
+        import yaml
+
+        if authorization != f"Bearer {self.token}":
+            return 401, _status(401, "Unauthorized", "Unauthorized")
+        url = urllib.parse.urlsplit(path)
+        query = urllib.parse.parse_qs(url.query)
+        where = self._report_path(url.path.strip("/").split("/"))
+        if where is None or where[2] is None or where[3] is None:
+            return 404, _status(404, "NotFound", "the server could not find the requested "
+                                                 "resource")
+        if (content_type or "").split(";")[0].strip() != "application/apply-patch+yaml":
+            return 415, _status(415, "UnsupportedMediaType",
+                                "the body of the request was in an unknown format - "
+                                "accepted media types include: application/json-patch+json, "
+                                "application/merge-patch+json, application/apply-patch+yaml")
+        manager = query.get("fieldManager", [""])[0]
+        if not manager:
+            return 400, _status(400, "BadRequest", "PATCH, application/apply-patch+yaml: "
+                                                   "fieldManager is required")
+        api, plural, ns, name = where
+        try:
+            obj = yaml.safe_load(body)
+        except yaml.YAMLError:
+            return 400, _status(400, "BadRequest", "error decoding YAML")
+        kind = REPORT_APIS[api][0]
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        if not isinstance(meta, dict) or obj.get("apiVersion") != api or obj.get("kind") != kind \
+                or meta.get("name") != name or meta.get("namespace", ns) != ns:
+            return 400, _status(400, "BadRequest", "the object does not match the request path")
+        key = (plural, ns, name)
+        with self._lock:
+            old = self.reports.get(key)
+            if old is not None and query.get("force") != ["true"]:
+                owners = {m["manager"] for m in old["metadata"].get("managedFields", [])}
+                if owners - {manager}:
+                    return 409, _status(409, "Conflict", "Apply failed with 1 conflict")
+            new = json.loads(json.dumps(obj))
+            m = new["metadata"]
+            m["namespace"] = ns
+            m["uid"] = old["metadata"]["uid"] if old else str(uuid.uuid4())
+            m["creationTimestamp"] = (old["metadata"]["creationTimestamp"] if old else
+                                      time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            m["generation"] = (old["metadata"].get("generation", 1) + 1) if old else 1
+            m["resourceVersion"] = str(next(self._version))
+            m["managedFields"] = [{"manager": manager, "operation": "Apply",
+                                   "apiVersion": api, "fieldsType": "FieldsV1",
+                                   "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}]
+            self.reports[key] = new
+            self.applies.append(key)
+        return (200 if old else 201), new
+
+    def kubeconfig(self, path: Path, context: str = "standin") -> Path:
+        """A kubeconfig file naming this server, its CA and the token, as ``kubectl`` has."""
+        import yaml
+
+        config = {
+            "apiVersion": "v1", "kind": "Config", "current-context": context,
+            "clusters": [{"name": "standin", "cluster": {
+                "server": f"https://127.0.0.1:{self.port}",
+                "certificate-authority-data": base64.b64encode(self.ca_pem).decode()}}],
+            "users": [{"name": "auditor", "user": {"token": self.token}}],
+            "contexts": [{"name": context, "context": {"cluster": "standin",
+                                                       "user": "auditor"}}],
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(config))
+        return path
 
     def answer(self, path: str, authorization: str | None) -> tuple[int, dict[str, Any]]:
         """What kube-apiserver answers for ``GET path``."""
+        import urllib.parse
+
         if authorization != f"Bearer {self.token}":
             return 401, _status(401, "Unauthorized", "Unauthorized")
-        parts = path.split("?")[0].strip("/").split("/")
+        url = urllib.parse.urlsplit(path)
+        query = urllib.parse.parse_qs(url.query)
+        parts = url.path.strip("/").split("/")
+        if parts == ["api", "v1", "pods"]:
+            return self._list_pods(None, query)
+        if len(parts) == 5 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "pods":
+            return self._list_pods(parts[3], query)
+        where = self._report_path(parts)
+        if where is not None:
+            return self._get_reports(where, query)
         if len(parts) != 6 or parts[:3] != ["api", "v1", "namespaces"] or parts[4] not in _KINDS:
             return 404, _status(404, "NotFound", "the server could not find the requested "
                                                  "resource")

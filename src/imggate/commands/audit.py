@@ -45,8 +45,31 @@ def parse_older_than(text: str | None) -> timedelta | None:
 
 @app.command()
 def audit(
-    repository: Annotated[str, typer.Argument(
-        help="A repository (registry/name, no tag), e.g. registry.example.com/team/app.")],
+    repository: Annotated[str | None, typer.Argument(
+        help="A repository (registry/name, no tag), e.g. registry.example.com/team/app; "
+             "none with --cluster.", show_default=False)] = None,
+    cluster: Annotated[bool, typer.Option(
+        "--cluster", help="Judge what every pod of the cluster runs now (the digest the "
+                          "kubelet pulled) and write PolicyReports.")] = False,
+    namespace: Annotated[list[str] | None, typer.Option(
+        "--namespace", "-n", help="With --cluster: only this namespace (repeatable).")] = None,
+    kubeconfig: Annotated[str | None, typer.Option(
+        "--kubeconfig", help="With --cluster: the kubeconfig file (default: in-cluster "
+                             "configuration, else $KUBECONFIG or ~/.kube/config).")] = None,
+    context: Annotated[str | None, typer.Option(
+        "--context", help="With --cluster: the kubeconfig context.")] = None,
+    report_format: Annotated[str, typer.Option(
+        "--report-format", help="With --cluster: policyreport (wgpolicyk8s.io/v1alpha2) or "
+                                "openreports (openreports.io/v1alpha1).")] = "policyreport",
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="With --cluster: print the reports as YAML instead of applying "
+                          "them.")] = False,
+    total_deadline: Annotated[float, typer.Option(
+        "--total-deadline", help="With --cluster: seconds the whole audit may take, listing "
+                                 "pods included.")] = 3600.0,
+    page_size: Annotated[int, typer.Option(
+        "--page-size", min=1, max=5000, help="With --cluster: pods asked for per API "
+                                             "request (limit/continue).")] = 500,
     tags: Annotated[str | None, typer.Option(
         "--tags", help="Cleanup's name_regex: tags the cleanup policy may remove "
                        "(whole-name regex). Without it, cleanup keeps every tag.")] = None,
@@ -89,7 +112,28 @@ def audit(
         "--deadline", help="Seconds the whole audit may spend on registries.",
         show_default=True)] = 900.0,
 ) -> int:
-    """Check every tag of a repository; show which ones a GitLab cleanup policy keeps."""
+    """Check every tag of a repository; show which ones a GitLab cleanup policy keeps.
+    With --cluster: judge what every pod runs and write PolicyReports."""
+    if cluster:
+        return _cluster(repository=repository, namespaces=namespace or [],
+                        kubeconfig=kubeconfig, context=context, report_format=report_format,
+                        dry_run=dry_run, total=total_deadline, page=page_size, env=env or [],
+                        rules=rules, signer_flags=bool(key or certificate_identity
+                                                       or certificate_identity_regexp
+                                                       or certificate_oidc_issuer
+                                                       or certificate_oidc_issuer_regexp),
+                        cleanup_flags=bool(tags or keep_regex or keep_n or older_than
+                                           or only_kept),
+                        ignore_tlog=insecure_ignore_tlog, concurrency=concurrency,
+                        output_dir=output_dir, quiet=quiet, insecure=insecure_registry,
+                        ca_file=ca_file, username=username, password_stdin=password_stdin,
+                        timeout=timeout, deadline=deadline)
+    if repository is None:
+        raise UsageError("give a repository to audit, or --cluster")
+    for flag, given in (("--namespace", namespace), ("--kubeconfig", kubeconfig),
+                        ("--context", context), ("--dry-run", dry_run)):
+        if given:
+            raise UsageError(f"{flag} only applies with --cluster")
     from imggate.audit.cleanup import CleanupPolicy
     from imggate.audit.run import AuditRequest
     from imggate.gate import SignatureOptions
@@ -151,3 +195,61 @@ def _run(request: object, out: Path, *, quiet: bool) -> int:
         # Colour and wrapping only on a terminal: in a job log no line is cut.
         summary.print_summary(result, make_console(), written)
     return result.exit_code
+
+
+def _cluster(*, repository: str | None, namespaces: list[str], kubeconfig: str | None,
+             context: str | None, report_format: str, dry_run: bool, total: float, page: int,
+             env: list[str], rules: str | None, signer_flags: bool, cleanup_flags: bool,
+             ignore_tlog: bool, concurrency: int, output_dir: str, quiet: bool,
+             insecure: list[str] | None, ca_file: str | None, username: str | None,
+             password_stdin: bool, timeout: float, deadline: float) -> int:
+    """``audit --cluster``: the flags checked and turned into a request; the rest is in
+    :mod:`imggate.audit.cluster_run`."""
+    from imggate.admission.policies import load_policy_set
+    from imggate.audit.cluster import ClusterRequest
+    from imggate.audit.cluster_run import run_and_publish
+    from imggate.audit.pods import KubeSource, check_namespace
+    from imggate.audit.policyreport import ReportFormat
+    from imggate.gate import SignatureOptions
+    from imggate.policy.loader import locate_rules
+    from imggate.registry.client import RegistryOptions
+
+    if repository is not None:
+        raise UsageError("--cluster audits the cluster's pods: give no repository")
+    if cleanup_flags:
+        raise UsageError("--tags, --keep-regex, --keep-n, --older-than and --only-kept are "
+                         "about a repository's tags, not --cluster")
+    if signer_flags:
+        raise UsageError("--cluster applies the rules as the webhook does: name keys and "
+                         "identities in the rules, not with --key or --certificate-*")
+    if username or password_stdin:
+        raise UsageError("--cluster reads registries with the docker config's credentials "
+                         "(and --ca-file, --insecure-registry): --username names one "
+                         "repository's registry")
+    if len(env) > 1:
+        raise UsageError("--cluster takes one --env: the environment of namespaces the rules "
+                         "do not map (as serve --env)")
+    try:
+        fmt = ReportFormat(report_format)
+    except ValueError:
+        raise UsageError(f"--report-format {report_format!r}: expected "
+                         + " or ".join(f.value for f in ReportFormat)) from None
+    for ns in namespaces:
+        check_namespace(ns)
+    if not total > 0:
+        raise UsageError("--total-deadline must be a positive number of seconds")
+    limit = parse_deadline(deadline)
+    kube = Path(kubeconfig) if kubeconfig else None
+    if kube is not None and not kube.is_file():
+        raise UsageError(f"--kubeconfig {kubeconfig}: no such file")
+    where = locate_rules(Path(rules) if rules else None)
+    policies = load_policy_set(where.path, env[0] if env else None)
+    options = registry_options([], insecure=insecure, ca_file=ca_file, username=username,
+                               password_stdin=password_stdin, timeout=timeout)
+    assert isinstance(options, RegistryOptions)
+    request = ClusterRequest(
+        policies=policies, now=datetime.now(UTC), registry=options,
+        source=KubeSource(kubeconfig=kube, context=context, timeout=timeout),
+        namespaces=tuple(dict.fromkeys(namespaces)), concurrency=concurrency, deadline=limit,
+        total=total, signatures=SignatureOptions(ignore_tlog=ignore_tlog), page=page)
+    return run_and_publish(request, Path(output_dir), fmt=fmt, dry_run=dry_run, quiet=quiet)

@@ -1,0 +1,387 @@
+"""``imggate audit --cluster``: what the cluster runs now, judged as the gate judges it.
+
+The steps:
+
+1. **Read** every pod (or those of ``--namespace``) through the API a page at a
+   time (:mod:`imggate.audit.pods`), keeping one small row per container.
+2. **Map** each namespace to its environment exactly as the webhook does
+   (:meth:`~imggate.admission.policies.PolicySet.env_for_namespace`: exempt,
+   ``namespaces.map``, names and aliases, then ``--env``; else *unmapped*,
+   denied saying so). An image matching ``namespaces.exempt_images`` is skipped.
+3. **Name what runs**: a started container is judged by the digest the kubelet
+   pulled (``imageID``), named ``repo:tag@digest`` with the spec's tag so the
+   rules about tags still see it; a container not yet started by its spec's
+   reference, as the webhook would. A spec pinned to a digest other than the
+   one running is an ``image-drift`` finding of its own.
+4. **Resolve** each distinct image once for the whole audit (``repo@digest``, or
+   the reference of a container not started), concurrently and bounded.
+5. **Judge** each distinct (reference, environment) once: the gate's evidence
+   step (:func:`imggate.gate.gather`, signatures looked up once across
+   environments) and the one decision function (:func:`imggate.gate.decide`,
+   :func:`imggate.policy.engine.evaluate`), with today's date and rules.
+
+Nothing is dropped: a container whose image cannot be checked carries an
+``error`` verdict; one whose reference does not parse too. The
+result is one :class:`ContainerResult` per container, and a combined
+:class:`~imggate.models.Verdict` of the distinct images for the usual reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from imggate.audit.pods import DEFAULT_PAGE, ContainerRow, KubeSource
+from imggate.errors import Error, InvalidReference
+from imggate.gate import SignatureOptions
+from imggate.models import (
+    Decision,
+    Evidence,
+    ImageRef,
+    ImageVerdict,
+    Mode,
+    ResolvedImage,
+    RuleResult,
+    RunInfo,
+    Unchecked,
+    Verdict,
+)
+from imggate.registry.client import RegistryOptions
+from imggate.registry.deadline import Deadline
+
+if TYPE_CHECKING:
+    from imggate.admission.policies import PolicySet
+
+#: The rule of the namespace decision (an exempt or unmapped namespace), as ``check -f``.
+NAMESPACE_RULE = "namespace"
+#: The rule of a spec pinned to one digest while another runs.
+DRIFT_RULE = "image-drift"
+#: The rule of a container whose reference cannot be judged at all.
+REFERENCE_RULE = "reference"
+EXEMPT_ENV = "(exempt)"
+UNMAPPED_ENV = "(unmapped)"
+
+#: ``progress(phase, done, total)``: called as work completes.
+Progress = Callable[[str, int, int], None]
+
+
+def _nothing(phase: str, done: int, total: int) -> None:
+    """The default progress callback."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterRequest:
+    """One cluster audit: where the API is, the rules, and the bounds."""
+
+    policies: PolicySet
+    now: datetime
+    registry: RegistryOptions
+    source: KubeSource = field(default_factory=KubeSource)
+    namespaces: tuple[str, ...] = ()
+    concurrency: int = 16
+    #: Bounds every registry request of the audit (``--deadline``).
+    deadline: Deadline | None = None
+    #: Seconds the whole audit may take, API listing included (``--total-deadline``).
+    total: float | None = None
+    signatures: SignatureOptions = field(default_factory=SignatureOptions)
+    page: int = DEFAULT_PAGE
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerResult:
+    """One container's outcome: the verdict of what it runs, and the drift finding."""
+
+    row: ContainerRow
+    env: str
+    #: How the namespace got ``env`` (``namespaces.map[0] 'shop-*'``...).
+    mapped_by: str
+    #: The reference judged: ``repo:tag@running-digest``, or the spec's reference.
+    judged: str
+    verdict: ImageVerdict
+    drift: RuleResult | None = None
+
+    @property
+    def decision(self) -> Decision:
+        """The container's decision: the image's, and denied when its spec drifted."""
+        from imggate.policy.decision import decide, run_decision
+
+        if self.drift is None:
+            return self.verdict.decision
+        return run_decision([self.verdict.decision, decide([self.drift])])
+
+    @property
+    def digest(self) -> str | None:
+        """The digest judged (the running one when the container started)."""
+        image = self.verdict.image
+        return str(image.digest) if image is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterResult:
+    """Every container's result, the combined verdict, and what the run cost."""
+
+    results: tuple[ContainerResult, ...]
+    verdict: Verdict
+    #: Every namespace a pod was read in (reports are written for these).
+    namespaces: tuple[str, ...]
+    pods: int
+    #: Registry resolutions made (one per distinct image is the goal).
+    resolutions: int
+    distinct_images: int
+
+    @property
+    def decision(self) -> Decision:
+        """Denied if any container is, else error if any could not be decided."""
+        from imggate.policy.decision import run_decision
+
+        if not self.results:
+            return Decision.ALLOW  # an empty cluster: nothing runs, nothing to deny
+        return run_decision(r.decision for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        """As ``check``: 0 allowed, 1 denied, 3 undecided."""
+        from imggate.models import EXIT_CODES
+
+        return EXIT_CODES[self.decision]
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """A container with its environment and the reference to judge (or why none)."""
+
+    row: ContainerRow
+    env: str
+    mapped_by: str
+    judged: ImageRef | None
+    why: str | None = None
+    drift: RuleResult | None = None
+    exempt_by: str | None = None
+
+
+def _parse(text: str) -> ImageRef:
+    from imggate.registry.reference import parse_reference
+
+    ref = parse_reference(text)
+    if ref.source != "registry":
+        raise InvalidReference(f"{text[:80]!r} is not a registry image")
+    return ref
+
+
+def plan_row(policies: PolicySet, row: ContainerRow) -> _Planned:
+    """Which environment, which reference, and whether the spec drifted."""
+    mapping = policies.env_for_namespace(row.namespace)
+    try:
+        spec = _parse(row.image)
+    except InvalidReference as e:
+        return _Planned(row, mapping.env or UNMAPPED_ENV, mapping.by, None,
+                        f"the pod's image reference cannot be read: {e.message}")
+    judged = spec
+    drift = None
+    if row.running is not None:
+        try:
+            running = _parse(row.running)
+        except InvalidReference:
+            running = None
+        if running is not None and running.digest is not None:
+            tag = spec.tag if running.name == spec.name else None
+            judged = dataclasses.replace(running, tag=tag)
+            if spec.digest is not None and spec.digest != running.digest:
+                drift = RuleResult(DRIFT_RULE, False, Mode.ENFORCE, (
+                    f"the spec pins {spec.digest} but the kubelet runs {running.digest}",))
+    if mapping.exempt:
+        return _Planned(row, EXEMPT_ENV, mapping.describe(), judged, drift=drift,
+                        exempt_by=mapping.describe())
+    exempt = policies.exempt_image(spec)
+    if exempt is not None:
+        return _Planned(row, EXEMPT_ENV, f"namespaces.exempt_images {exempt!r}", judged,
+                        drift=drift, exempt_by=f"{row.image} matches namespaces.exempt_images "
+                                               f"{exempt!r}")
+    if mapping.unmapped or mapping.env is None:
+        return _Planned(row, UNMAPPED_ENV, mapping.describe(), judged, drift=drift)
+    return _Planned(row, mapping.env, mapping.by, judged, drift=drift)
+
+
+def _fixed_verdict(p: _Planned) -> ImageVerdict:
+    """The verdict of a container the gate does not judge: exempt, unmapped or unreadable."""
+    from imggate.policy.decision import decide
+
+    reference = str(p.judged) if p.judged is not None else p.row.image
+    if p.env == EXEMPT_ENV:
+        rule = RuleResult(NAMESPACE_RULE, True, Mode.ENFORCE, (p.exempt_by or p.mapped_by,))
+        return ImageVerdict(reference=reference, env=EXEMPT_ENV, decision=decide([rule]),
+                            rules=(rule,), notes=(f"not checked: {p.exempt_by}",))
+    if p.judged is None:
+        why = p.why or "the image reference cannot be read"
+        unchecked = (Unchecked(why),)
+        return ImageVerdict(reference=reference, env=p.env, decision=decide([], unchecked),
+                            error=why)
+    rule = RuleResult(NAMESPACE_RULE, False, Mode.ENFORCE, (p.mapped_by,))
+    return ImageVerdict(reference=reference, env=UNMAPPED_ENV, decision=decide([rule]),
+                        rules=(rule,))
+
+
+def _resolution_key(ref: ImageRef) -> ImageRef:
+    """What one registry resolution answers for: ``repo@digest`` (every tag and environment
+    of that image), else the reference itself."""
+    if ref.digest is not None:
+        return ImageRef(ref.registry, ref.repository, None, ref.digest)
+    return ref
+
+
+async def _judge(req: ClusterRequest, planned: list[_Planned],
+                 progress: Progress) -> tuple[dict[tuple[str, str], ImageVerdict], int]:
+    """Each distinct (environment, reference) judged once; the resolutions made."""
+    from imggate.gate import CheckRequest, denied_by_reference, gather
+    from imggate.gate import decide as decide_all
+    from imggate.registry.client import RegistryClient
+    from imggate.registry.memo import SharedAnswers
+    from imggate.registry.resolve import open_repository, resolve_image
+
+    groups: dict[str, dict[str, ImageRef]] = {}
+    for p in planned:
+        if p.judged is not None and p.env not in (EXEMPT_ENV, UNMAPPED_ENV):
+            groups.setdefault(p.env, {}).setdefault(str(p.judged), p.judged)
+    checks = {env: CheckRequest(references=tuple(refs), refs=tuple(refs.values()),
+                                policy=req.policies.environments[env].policy, now=req.now,
+                                registry=req.registry, concurrency=req.concurrency,
+                                deadline=req.deadline, signatures=req.signatures)
+              for env, refs in groups.items()}
+    # A reference that its environment's rules deny by themselves is never fetched (as
+    # check and the webhook do): the registry cannot change that decision.
+    denied = {(env, text) for env, refs in groups.items() for text, ref in refs.items()
+              if denied_by_reference(checks[env], ref)}
+    wanted: dict[ImageRef, None] = {}
+    for env, refs in groups.items():
+        for text, ref in refs.items():
+            if (env, text) not in denied:
+                wanted.setdefault(_resolution_key(ref))
+    resolved: dict[ImageRef, ResolvedImage | Error] = {}
+    sem = asyncio.Semaphore(req.concurrency)
+    async with RegistryClient(req.registry, deadline=req.deadline) as client:
+
+        async def resolve(key: ImageRef) -> None:
+            async with sem:
+                try:
+                    resolved[key] = await resolve_image(open_repository(key, client), key)
+                except Error as e:
+                    resolved[key] = e
+            progress("resolve", len(resolved), len(wanted))
+
+        await asyncio.gather(*(resolve(k) for k in wanted))
+    shared = SharedAnswers()
+    out: dict[tuple[str, str], ImageVerdict] = {}
+    for env, refs in groups.items():
+        check = checks[env]
+        found: dict[str, Evidence] = {}
+        ready: list[tuple[str, ImageRef, ResolvedImage]] = []
+        for text, ref in refs.items():
+            if (env, text) in denied:
+                from imggate.gate import NOT_FETCHED
+
+                found[text] = Evidence(text, ref, None, errors=(Unchecked(NOT_FETCHED),))
+                continue
+            image = resolved[_resolution_key(ref)]
+            if isinstance(image, Error):
+                found[text] = Evidence(text, ref, None, errors=(Unchecked(image.message),))
+            else:
+                ready.append((text, ref, dataclasses.replace(
+                    image, ref=ref.with_digest(image.digest))))
+        if ready:
+            sub = dataclasses.replace(check, references=tuple(t for t, _, _ in ready),
+                                      refs=tuple(r for _, r, _ in ready))
+
+            def advance(n: int, env: str = env, total: int = len(ready)) -> None:
+                progress(f"check {env}", n, total)
+
+            gathered = await gather(sub, progress=advance, resolved=[i for _, _, i in ready],
+                                    shared=shared)
+            for (text, _, _), ev in zip(ready, gathered, strict=True):
+                found[text] = ev
+        verdict = decide_all(check, [found[t] for t in refs])
+        for text, iv in zip(refs, verdict.images, strict=True):
+            out[(env, text)] = iv
+    return out, len(wanted)
+
+
+async def _read(req: ClusterRequest, progress: Progress) -> tuple[list[_Planned], int,
+                                                                   tuple[str, ...]]:
+    from imggate.audit.pods import list_pods, open_client
+
+    client = open_client(req.source)
+    planned: list[_Planned] = []
+    pods: set[tuple[str, str]] = set()
+    namespaces: dict[str, None] = {}
+    try:
+        async for page in list_pods(client, req.namespaces, page=req.page):
+            for row in page:
+                pods.add((row.namespace, row.pod))
+                namespaces.setdefault(row.namespace)
+                planned.append(plan_row(req.policies, row))
+            progress("list", len(pods), len(pods))
+    finally:
+        await client.close()
+    # Namespaces asked for by name get a report even when no pod runs there (it empties).
+    for ns in req.namespaces:
+        namespaces.setdefault(ns)
+    return planned, len(pods), tuple(namespaces)
+
+
+async def _audit(req: ClusterRequest, progress: Progress) -> ClusterResult:
+    planned, pods, namespaces = await _read(req, progress)
+    judged, resolutions = await _judge(req, planned, progress)
+    results = []
+    distinct: dict[tuple[str, str], ImageVerdict] = dict(judged)
+    drifted: list[ImageVerdict] = []
+    for p in planned:
+        text = str(p.judged) if p.judged is not None else p.row.image
+        iv = judged.get((p.env, text))
+        if iv is None:
+            iv = distinct.setdefault((p.env, text), _fixed_verdict(p))
+        results.append(ContainerResult(p.row, p.env, p.mapped_by, text, iv, p.drift))
+        if p.drift is not None:
+            from imggate.policy.decision import decide
+
+            drifted.append(ImageVerdict(reference=f"{p.row.where}: {p.row.image}", env=p.env,
+                                        decision=decide([p.drift]), rules=(p.drift,)))
+    verdict = Verdict(env=", ".join(dict.fromkeys(p.env for p in planned)) or "(none)",
+                      images=(*distinct.values(), *drifted), generated=req.now,
+                      run=_run_info(req))
+    return ClusterResult(tuple(results), verdict, namespaces, pods, resolutions,
+                         len(judged))
+
+
+def _run_info(req: ClusterRequest) -> RunInfo | None:
+    from imggate.gate import run_info
+
+    envs = list(req.policies.environments.values())
+    if not envs:
+        return None
+    base = run_info(envs[0].policy)
+    return dataclasses.replace(base, env="(per namespace)", env_origin="namespaces",
+                               env_reason="each pod's namespace, mapped as the webhook maps it")
+
+
+def run_cluster_audit(req: ClusterRequest, progress: Progress = _nothing) -> ClusterResult:
+    """Read the cluster's pods and judge what each container runs (see the module doc).
+
+    Raises :class:`~imggate.audit.pods.ApiServerError` (exit 3) when the pods cannot all
+    be read, or the total deadline passes.
+    """
+    from imggate._aio import run
+
+    async def bounded() -> ClusterResult:
+        if req.total is None:
+            return await _audit(req, progress)
+        try:
+            async with asyncio.timeout(req.total):
+                return await _audit(req, progress)
+        except TimeoutError:
+            raise Error(f"audit --cluster did not finish within --total-deadline "
+                                 f"{req.total:g}s: no report was written") from None
+
+    return run(bounded())

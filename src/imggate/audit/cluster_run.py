@@ -1,0 +1,125 @@
+"""Running ``imggate audit --cluster`` for the command: audit, reports, console, exit code.
+
+The usual imggate reports (verdict JSON, HTML, JUnit, GitLab) are written for
+the distinct images judged, plus ``imggate-cluster.json`` with one row per
+container; then the PolicyReports are applied (or, with ``--dry-run``,
+printed as YAML on stdout); then a console summary with the top reasons.
+The exit code is ``check``'s: 1 when any container is denied, else 3 when any
+could not be decided, else 0. Reports are applied whatever the decision, but
+never from a run that could not read every pod (that raises before).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from imggate.audit.cluster import ClusterRequest, ClusterResult
+from imggate.audit.policyreport import ReportFormat
+from imggate.errors import UsageError
+from imggate.models import Decision, Mode
+from imggate.text import printable
+
+FILENAME = "imggate-cluster.json"
+
+
+def document(result: ClusterResult) -> dict[str, Any]:
+    """``imggate-cluster.json``: every container, what it runs and its decision."""
+    return {
+        "pods": result.pods,
+        "containers": len(result.results),
+        "namespaces": list(result.namespaces),
+        "distinct_images": result.distinct_images,
+        "registry_resolutions": result.resolutions,
+        "exit_code": result.exit_code,
+        "rows": [{
+            "namespace": r.row.namespace, "pod": r.row.pod, "container": r.row.container,
+            "kind": r.row.kind, "image": r.row.image, "running": r.row.running,
+            "judged": r.judged, "environment": r.env, "mapped_by": r.mapped_by,
+            "decision": r.decision.value, "image_drift": r.drift is not None,
+            "error": r.verdict.error, "note": r.row.note,
+        } for r in result.results],
+    }
+
+
+def top_reasons(result: ClusterResult, n: int = 5) -> list[tuple[str, int]]:
+    """The rules that deny or warn most containers, with how many."""
+    seen: Counter[str] = Counter()
+    for r in result.results:
+        for rule in r.verdict.rules:
+            if not rule.passed:
+                mode = "denied" if rule.mode is Mode.ENFORCE else "warned"
+                seen[f"{rule.rule} ({mode})"] += 1
+        if r.verdict.error is not None:
+            seen["evidence could not be gathered (error)"] += 1
+        if r.drift is not None:
+            seen["image-drift (denied)"] += 1
+    return seen.most_common(n)
+
+
+def summary_lines(result: ClusterResult) -> list[str]:
+    """The console's summary of the cluster."""
+    counts = Counter(r.decision for r in result.results)
+    lines = [f"{result.pods} pods, {len(result.results)} containers in "
+             f"{len(result.namespaces)} namespaces; {result.distinct_images} distinct images "
+             f"judged, {result.resolutions} registry resolutions",
+             f"containers: {counts[Decision.ALLOW]} allowed, {counts[Decision.DENY]} denied, "
+             f"{counts[Decision.ERROR]} could not be decided"]
+    reasons = top_reasons(result)
+    if reasons:
+        lines.append("top reasons: " + ", ".join(f"{why}: {k}" for why, k in reasons))
+    for r in result.results:
+        if r.decision is not Decision.ALLOW:
+            why = r.verdict.error or "; ".join(
+                m for rule in (*r.verdict.violations, *((r.drift,) if r.drift else ()))
+                for m in rule.messages[:1])
+            lines.append(printable(f"{r.decision.value.upper()} {r.row.where}: {r.judged}: "
+                                   f"{why}"[:400]))
+    return lines
+
+
+def run_and_publish(request: ClusterRequest, out: Path, *, fmt: ReportFormat,
+                    dry_run: bool, quiet: bool) -> int:
+    """Audit the cluster, write the reports, apply or print the PolicyReports."""
+    from imggate._aio import run
+    from imggate.audit import policyreport
+    from imggate.audit.cluster import run_cluster_audit
+    from imggate.audit.pods import open_client
+    from imggate.formats.outputs import write_outputs
+    from imggate.formats.verdict_json import write_text
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--output-dir {out}: cannot create it ({e.strerror})") from None
+    result = run_cluster_audit(request)
+    written = write_outputs(result.verdict, out, started=request.now)
+    written.append(write_text(out / FILENAME, json.dumps(document(result), indent=2) + "\n"))
+    objects = policyreport.reports(result, request.now, fmt)
+    if dry_run:
+        sys.stdout.write(policyreport.to_yaml(objects))
+    else:
+        async def apply() -> policyreport.Applied:
+            client = open_client(request.source)
+            try:
+                return await policyreport.apply_reports(client, objects, fmt=fmt,
+                                                        only=request.namespaces)
+            finally:
+                await client.close()
+
+        applied = run(apply())
+        if not quiet:
+            sys.stderr.write(f"imggate: {fmt.api[2]} {policyreport.REPORT_NAME} applied in "
+                             f"{len(applied.written)} namespace(s)"
+                             + (f", emptied in {len(applied.emptied)}" if applied.emptied
+                                else "") + "\n")
+    if not quiet:
+        out_stream = sys.stderr if dry_run else sys.stdout
+        for line in summary_lines(result):
+            out_stream.write(line + "\n")
+        for p in written:
+            out_stream.write(f"  report: {p}\n")
+    return result.exit_code

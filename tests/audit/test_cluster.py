@@ -1,0 +1,266 @@
+"""``imggate audit --cluster`` against the kube-apiserver STAND-IN and a real Distribution
+registry (tests/audit/cluster_world.py): PolicyReports whose results match a per-pod
+``imggate check`` of the running digest, updated in place by server-side apply."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from audit.cluster_world import World, build_world, pod
+from registry_harness import CliResult, Registry, run_imggate
+
+pytestmark = pytest.mark.registry
+
+GATED = ("prod", "dev")
+
+
+@pytest.fixture(scope="module")
+def world(anon_registry: Registry, basic_registry: Registry,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, CliResult, str]]:
+    work = tmp_path_factory.mktemp("cluster")
+    w = build_world(anon_registry, basic_registry, work)
+    rules = w.rules()
+    # Admitted while signed: a check of the digest passed before its signature was removed.
+    before = run_imggate(["check", w.ref("v1.0.2", w.digests[2]), "--rules", str(rules),
+                          "--env", "prod", "-q", "-o", str(work / "before")])
+    w.remove_signature(w.digests[2])
+    kubeconfig = w.standin.kubeconfig(work / "kubeconfig")
+    result = run_imggate(["audit", "--cluster", "--kubeconfig", str(kubeconfig), "--rules",
+                          str(rules), "--page-size", "3", "-o", str(work / "out")])
+    try:
+        yield w, result, str(before.code)
+    finally:
+        w.standin.stop()
+
+
+def _results(w: World, namespace: str) -> list[dict[str, Any]]:
+    report = w.standin.reports[("policyreports", namespace, "imggate")]
+    results = report["results"]
+    assert isinstance(results, list)
+    return results
+
+
+def _container(w: World, namespace: str, pod_name: str, container: str = "app"
+               ) -> list[dict[str, Any]]:
+    return [r for r in _results(w, namespace) if r["resources"][0]["name"] == pod_name
+            and r["properties"]["container"] == container]
+
+
+def _rules(results: list[dict[str, Any]]) -> dict[str, str]:
+    return {r["rule"]: r["result"] for r in results}
+
+
+def test_every_namespace_gets_a_report_with_counted_results(world: tuple) -> None:
+    w, result, _ = world
+    assert result.code == 1, result.output + result.stderr  # denials in the cluster
+    namespaces = {ns for (_, ns, _) in w.standin.reports}
+    assert namespaces == {"shop-a", "shop-b", "shop-c", "dev-a", "nowhere", "kube-system"}
+    for (_, ns, _), report in w.standin.reports.items():
+        assert report["apiVersion"] == "wgpolicyk8s.io/v1alpha2"
+        assert report["kind"] == "PolicyReport"
+        assert report["metadata"]["managedFields"][0]["manager"] == "imggate"
+        counted = {k: sum(1 for r in report["results"] if r["result"] == k)
+                   for k in ("pass", "fail", "warn", "error", "skip")}
+        assert report["summary"] == counted, ns
+        for r in report["results"]:
+            assert r["source"] == "imggate"
+            assert r["policy"] == "imggate"
+            assert r["result"] in counted
+            assert r["severity"] in ("critical", "high", "medium", "low", "info")
+            assert isinstance(r["scored"], bool)
+            assert r["resources"][0]["kind"] == "Pod"
+            assert r["resources"][0]["namespace"] == ns
+
+
+def test_pods_were_read_a_page_at_a_time(world: tuple) -> None:
+    w, _, _ = world
+    assert len(w.standin.page_sizes) >= 3
+    assert max(w.standin.page_sizes) <= 3
+    assert any("continue=" in p for p in w.standin.requests)
+
+
+def test_results_match_a_check_of_each_running_digest(world: tuple, tmp_path: Path) -> None:
+    """The Done-when: each gated container's results are what ``imggate check`` of the
+    reference it runs says under its namespace's environment."""
+    w, _, _ = world
+    rules = w.work / "rules.yaml"
+    compared = 0
+    for (_, ns, _), report in sorted(w.standin.reports.items()):
+        seen: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for r in report["results"]:
+            seen.setdefault((r["resources"][0]["name"], r["properties"]["container"]),
+                            []).append(r)
+        for (pod_name, container), results in seen.items():
+            props = results[0]["properties"]
+            if props["environment"] not in GATED:
+                continue
+            out = tmp_path / f"{ns}-{pod_name}-{container}"
+            check = run_imggate(["check", props["judged"], "--rules", str(rules), "--env",
+                                 props["environment"], "-q", "-o", str(out)])
+            verdict = json.loads((out / "imggate-verdict.json").read_text())
+            (image,) = verdict["images"]
+            drift = [r for r in results if r["rule"] == "image-drift"]
+            gate = [r for r in results if r["rule"] not in ("image-drift", "evidence")]
+            expected = {x["rule"]: ("pass" if x["passed"] else
+                                    "fail" if x["mode"] == "enforce" else "warn")
+                        for x in image["rules"]}
+            assert _rules(gate) == expected, (ns, pod_name)
+            assert bool([r for r in results if r["rule"] == "evidence"]) == bool(image["error"])
+            decision = "deny" if drift else image["decision"]
+            assert props["decision"] == decision, (ns, pod_name, check.output)
+            if not drift:
+                assert check.code == {"allow": 0, "deny": 1, "error": 3}[props["decision"]]
+            assert props.get("digest") == image["digest"]
+            compared += 1
+    assert compared == 7  # signed (+ its init container), unsigned, removed, drift, pending,
+    # refused
+
+
+def test_each_case_says_what_it_is(world: tuple) -> None:
+    w, _, before = world
+    d = w.digests
+    signed = _container(w, "shop-a", "signed")
+    assert _rules(signed)["signatures"] == "pass"
+    assert signed[0]["properties"]["judged"] == w.ref("v1.0.0", d[0])
+    assert signed[0]["properties"]["decision"] == "allow"
+    init = _container(w, "shop-a", "signed", "migrate")
+    assert init[0]["properties"]["containerKind"] == "init"
+    assert init[0]["properties"]["digest"] == d[1]
+    assert _rules(_container(w, "shop-a", "unsigned"))["signatures"] == "fail"
+    # Removed after admission: was allowed, is denied now.
+    assert before == "0"
+    removed = _container(w, "shop-b", "removed")
+    assert _rules(removed)["signatures"] == "fail"
+    assert removed[0]["properties"]["decision"] == "deny"
+    drift = _container(w, "shop-b", "drift")
+    (finding,) = [r for r in drift if r["rule"] == "image-drift"]
+    assert finding["result"] == "fail"
+    assert d[1] in finding["message"] and d[0] in finding["message"]
+    assert drift[0]["properties"]["digest"] == d[0]  # the running digest is what is judged
+    assert drift[0]["properties"]["image"] == w.ref(digest=d[1])
+    pending = _container(w, "dev-a", "pending")
+    assert pending[0]["properties"]["judged"] == w.ref("v1.0.4")  # judged by its spec
+    assert pending[0]["properties"]["digest"] == d[4]
+    lost = _container(w, "nowhere", "lost")
+    assert _rules(lost) == {"namespace": "fail"}
+    assert "maps to no environment" in lost[0]["message"]
+    dns = _container(w, "kube-system", "dns", "dns")
+    assert _rules(dns) == {"namespace": "skip"}
+    refused = _container(w, "shop-c", "refused")
+    assert _rules(refused)["evidence"] == "error"
+    assert refused[0]["properties"]["decision"] == "error"
+    assert "HTTP 401" in next(r for r in refused if r["rule"] == "evidence")["message"]
+
+
+def test_the_usual_reports_are_written(world: tuple) -> None:
+    w, result, _ = world
+    out = w.work / "out"
+    doc = json.loads((out / "imggate-cluster.json").read_text())
+    assert doc["pods"] == 8
+    assert doc["containers"] == 9
+    assert doc["registry_resolutions"] <= doc["distinct_images"]
+    verdict = json.loads((out / "imggate-verdict.json").read_text())
+    assert verdict["exit_code"] == 1
+    assert (out / "imggate-junit.xml").is_file()
+    assert (out / "imggate-report.html").is_file()
+    assert "top reasons:" in result.stdout
+    assert w.standin.token not in result.output + result.stderr
+
+
+def test_a_second_run_updates_in_place_and_drops_pods_that_are_gone(world: tuple) -> None:
+    w, _, _ = world
+    before = {k: dict(v["metadata"]) for k, v in w.standin.reports.items()}
+    w.standin.pods = [p for p in w.standin.pods
+                      if p["metadata"]["name"] not in ("unsigned", "refused")]
+    rules = w.rules(deny="v1\\.0\\.0")  # the rules change: prod now denies the v1.0.0 tag
+    result = run_imggate(["audit", "--cluster", "--kubeconfig", str(w.work / "kubeconfig"),
+                          "--rules", str(rules), "-o", str(w.work / "out2"), "-q"])
+    assert result.code == 1, result.output + result.stderr
+    key = ("policyreports", "shop-a", "imggate")
+    after = w.standin.reports[key]["metadata"]
+    assert after["uid"] == before[key]["uid"]
+    assert after["resourceVersion"] != before[key]["resourceVersion"]
+    assert not _container(w, "shop-a", "unsigned")
+    assert _rules(_container(w, "shop-a", "signed"))["tags.denied"] == "fail"
+    # shop-c has no pod left: its report is emptied, not left stale.
+    emptied = w.standin.reports[("policyreports", "shop-c", "imggate")]
+    assert emptied["results"] == []
+    assert emptied["summary"]["error"] == 0
+
+
+def test_dry_run_prints_reports_and_applies_nothing(world: tuple) -> None:
+    import yaml
+
+    w, _, _ = world
+    applied = len(w.standin.applies)
+    result = run_imggate(["audit", "--cluster", "--kubeconfig", str(w.work / "kubeconfig"),
+                          "--rules", str(w.work / "rules.yaml"), "--dry-run",
+                          "--report-format", "openreports", "-n", "shop-a",
+                          "-o", str(w.work / "dry")])
+    assert len(w.standin.applies) == applied
+    docs = list(yaml.safe_load_all(result.stdout))
+    assert [d["metadata"]["namespace"] for d in docs] == ["shop-a"]
+    assert docs[0]["apiVersion"] == "openreports.io/v1alpha1"
+    assert docs[0]["kind"] == "Report"
+
+
+def test_openreports_are_applied_as_reports(world: tuple) -> None:
+    w, _, _ = world
+    result = run_imggate(["audit", "--cluster", "--kubeconfig", str(w.work / "kubeconfig"),
+                          "--rules", str(w.work / "rules.yaml"), "--report-format",
+                          "openreports", "-n", "dev-a", "-o", str(w.work / "or"), "-q"])
+    assert result.code in (0, 1), result.stderr
+    report = w.standin.reports[("reports", "dev-a", "imggate")]
+    assert report["kind"] == "Report"
+    assert report["results"]
+
+
+def test_an_api_server_that_refuses_is_exit_3_and_writes_no_report(world: tuple) -> None:
+    w, _, _ = world
+    applied = len(w.standin.applies)
+    w.standin.refuse_lists = True
+    try:
+        result = run_imggate(["audit", "--cluster", "--kubeconfig",
+                              str(w.work / "kubeconfig"), "--rules",
+                              str(w.work / "rules.yaml"), "-o", str(w.work / "refused")])
+    finally:
+        w.standin.refuse_lists = False
+    assert result.code == 3
+    assert "Kubernetes API refused listing pods: HTTP 403" in result.stderr
+    assert "RBAC" in result.stderr
+    assert len(w.standin.applies) == applied
+
+
+def test_usage_errors_are_exit_2(tmp_path: Path) -> None:
+    assert run_imggate(["audit", "--cluster", "registry.example/x"]).code == 2
+    assert run_imggate(["audit", "--cluster", "-n", "Bad/Name"]).code == 2
+    assert run_imggate(["audit", "--cluster", "--report-format", "xml"]).code == 2
+    assert run_imggate(["audit", "--cluster", "--kubeconfig", str(tmp_path / "none")]).code == 2
+    assert run_imggate(["audit", "registry.example/x", "--dry-run"]).code == 2
+    assert run_imggate(["audit"]).code == 2
+
+
+def test_a_pod_with_a_hostile_name_is_refused_in_imggates_words() -> None:
+    from imggate.audit.pods import ApiServerError, pod_rows
+
+    bad = pod("shop-a", "x", [("app", "a/b:1", None)])
+    bad["metadata"]["name"] = "../../etc"
+    with pytest.raises(ApiServerError, match="invalid pod name"):
+        pod_rows(bad)
+
+
+def test_image_ids_as_runtimes_write_them() -> None:
+    from imggate.audit.pods import running_digest
+
+    hexd = "a" * 64
+    assert running_digest(f"docker-pullable://reg.example/app@sha256:{hexd}") == \
+        f"reg.example/app@sha256:{hexd}"
+    assert running_digest(f"docker.io/library/nginx@sha256:{hexd}") == \
+        f"docker.io/library/nginx@sha256:{hexd}"
+    assert running_digest(f"sha256:{hexd}") is None  # a config ID names no registry image
+    assert running_digest("") is None
