@@ -204,6 +204,9 @@ def _signature(s: SignatureCheck) -> dict[str, Any]:
         "reason": clean(s.reason),
         "predicate_type": clean(s.predicate_type or ""),
         "tlog": s.tlog,
+        # Verified without a transparency log entry (--insecure-ignore-tlog, or
+        # require_tlog: false): accepted, but on the key alone.
+        "unsafe": s.verified and not s.tlog,
         "signed_digest": clean(s.signed_digest or ""),
     }
 
