@@ -393,6 +393,10 @@ class SignatureCheck:
     predicate: Mapping[str, Any] | None = None
     tlog: bool = False
     signed_digest: Digest | None = None
+    #: What the signing certificate states about the build (Fulcio's source repository,
+    #: ref, build signer and config URIs: :data:`imggate.signatures.keyless.FULCIO_CLAIMS`),
+    #: set only when verified; empty for keys.
+    claims: Mapping[str, str] = field(default_factory=dict)
 
 
 class EvidenceGroup(str, Enum):

@@ -92,9 +92,9 @@ def test_cosign_save_attestation_with_type_and_predicate(tmp_path: Path) -> None
     assert sig["predicate"]["builder"]["id"].startswith("https://github.com/slsa-framework/")
     wrong = run_imggate(["verify", f"oci:{layout}", "--certificate-identity-regexp", GENERATOR,
                          "--certificate-oidc-issuer", ACTIONS, "--type", "slsaprovenance1"])
-    # The v0.2 layer is announced by its (unsigned) annotation, so it is not even fetched.
-    assert wrong.code == 1 and "https://slsa.dev/provenance/v0.2 (layer annotation) was not " \
-        "requested" in wrong.stdout
+    # The layer's (unsigned) annotation decides nothing: the signed statement says v0.2.
+    assert wrong.code == 1 and "predicate type https://slsa.dev/provenance/v0.2 is not one of " \
+        "https://slsa.dev/provenance/v1" in wrong.stdout
 
 
 def test_multi_arch_platform_signature_policy(tmp_path: Path) -> None:

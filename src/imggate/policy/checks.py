@@ -33,6 +33,7 @@ from imggate.policy.rules import (
     AgeRules,
     AttestationRules,
     LabelRules,
+    ProvenanceRules,
     RegistryRules,
     RuleSet,
     SeverityRules,
@@ -328,3 +329,41 @@ def check_attestations(checks: Sequence[SignatureCheck], rules: AttestationRules
         else:
             messages.append(f"{req.predicate_type}: verified by {found.signer or found.location}")
     return RuleResult("attestations", passed, mode, tuple(messages))
+
+
+def check_provenance(checks: Sequence[SignatureCheck], rules: ProvenanceRules,
+                     trust: SignatureRules, mode: Mode,
+                     digests: Sequence[Digest]) -> RuleResult | None:
+    """A verified SLSA provenance of this image whose builder, source and workflow match.
+
+    Only attestations verified by a trusted signer for one of the image's digests count.
+    One provenance meeting every pattern passes; otherwise each one found says what broke.
+    """
+    from imggate.policy import provenance as prov
+
+    if not rules.active:
+        return None
+    found = [c for c in checks if c.predicate_type in prov.PROVENANCE_TYPES
+             and _usable(c, SignatureKind.ATTESTATION, trust, digests)]
+    if not found:
+        unverified = [c for c in checks if c.kind is SignatureKind.ATTESTATION
+                      and c.predicate_type in prov.PROVENANCE_TYPES and not c.verified]
+        why = [f"{c.location}: {c.reason}" for c in unverified]
+        if not rules.is_required:
+            return RuleResult("provenance", True, mode, (
+                "no verified SLSA provenance (not required)", *listing(why)))
+        return RuleResult("provenance", False, mode, (
+            "no verified SLSA provenance (https://slsa.dev/provenance/v1 or v0.2) for this "
+            "image", *listing(why)))
+    messages: list[str] = []
+    for c in found:
+        facts = prov.read_facts(c.predicate_type or "", c.predicate or {}, c.claims)
+        broken = prov.violations(facts, builders=rules.builders,
+                                 source_repositories=rules.source_repositories,
+                                 source_refs=rules.source_refs, workflows=rules.workflows)
+        if not broken:
+            return RuleResult("provenance", True, mode, (
+                f"{c.predicate_type} verified by {c.signer or c.location}: "
+                f"{prov.summary(facts)}",))
+        messages += [f"{c.location}: {b}" for b in broken]
+    return RuleResult("provenance", False, mode, listing(messages))

@@ -43,6 +43,7 @@ REFERENCE_RULES = frozenset({"tags.denied", "tags.allowed", "tags.digest-pinning
 RULE_EVIDENCE: dict[str, EvidenceGroup] = {
     "signatures": EvidenceGroup.SIGNATURES,
     "attestations": EvidenceGroup.SIGNATURES,
+    "provenance": EvidenceGroup.SIGNATURES,
     "severity": EvidenceGroup.SCANNER,
     "severity.kev": EvidenceGroup.SCANNER,
     "exceptions": EvidenceGroup.SCANNER,

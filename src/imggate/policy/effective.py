@@ -215,12 +215,16 @@ class EffectiveRules:
 
     def trust(self, ref: ImageRef) -> TrustMaterial:
         """Exactly the trust material the rules for ``ref`` need verified."""
+        from imggate.policy.provenance import PROVENANCE_TYPES
+
         r = self.for_image(ref).rules
+        types = [a.predicate_type for a in r.attestations.required]
+        if r.provenance.active and ANY_PREDICATE not in types:
+            types += PROVENANCE_TYPES
         return TrustMaterial(
             keys=r.signatures.keys, identities=r.signatures.identities,
             threshold=r.signatures.threshold, signatures_required=r.signatures.is_required,
-            attestation_types=tuple(dict.fromkeys(a.predicate_type
-                                                  for a in r.attestations.required)),
+            attestation_types=tuple(dict.fromkeys(types)),
             require_tlog=bool(r.signatures.require_tlog),
             # Only an explicit `require_tlog: false` relaxes the verifier (it warns each time).
             ignore_tlog=r.signatures.require_tlog is False,
@@ -262,6 +266,8 @@ def describe(rules: RuleSet) -> dict[str, object]:
         section = getattr(rules, name).model_dump(mode="json", exclude={"mode"})
         if name == "signatures":
             section["required"] = rules.signatures.is_required
+        if name == "provenance":
+            section["required"] = rules.provenance.is_required
         out[name] = {"mode": rules.mode_of(name).value, **section}
     # Not a section, but what a registry outage does at admission: always said.
     out["on_undecided"] = rules.undecided.value

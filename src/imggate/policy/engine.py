@@ -163,6 +163,8 @@ def evaluate(evidence: Evidence, rules: EffectiveRules, *,
         results.append(checks.check_attestations(evidence.signatures, r.attestations,
                                                  r.signatures, r.mode_of("attestations"),
                                                  signed))
+        results.append(checks.check_provenance(evidence.signatures, r.provenance,
+                                               r.signatures, r.mode_of("provenance"), signed))
         results += judged.results
         uses = applied.uses
         if not used:

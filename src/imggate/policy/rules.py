@@ -11,6 +11,7 @@ Sections and the rule names they produce (stable: they are JUnit testcases)::
     tags          -> "tags.denied", "tags.allowed", "tags.digest-pinning"
     signatures    -> "signatures"
     attestations  -> "attestations"
+    provenance    -> "provenance"
     registries    -> "registries"
     age           -> "age"
     labels        -> "labels"
@@ -326,6 +327,50 @@ class AttestationRules(_Section):
         default=(), description="attestations that must all be present and verified")
 
 
+class ProvenanceRules(_Section):
+    """Where the image was built: a verified SLSA provenance (v1 or v0.2) from these builders,
+    source repositories, refs and workflows.
+
+    The attestation is verified with the ``signatures`` section's keys and identities.
+    Patterns are globs (``*`` crosses ``/``), URI schemes ignored. ``source_*`` are matched
+    against the Fulcio certificate's Source Repository URI / Ref and the predicate's
+    ``buildDefinition`` (or v0.2 ``invocation.configSource``), which must agree;
+    ``workflows`` against the certificate's Build Config / Build Signer URI (whole URI,
+    without ``@ref``, or the path ``.github/workflows/x.yml``); ``builders`` against
+    ``runDetails.builder.id`` (v0.2: ``builder.id``).
+    """
+
+    required: bool | None = Field(
+        default=None, description="a verified provenance must exist (default: true when any "
+                                  "pattern is given); false: only a provenance found is judged")
+    builders: tuple[NonEmpty, ...] = Field(
+        default=(), description="globs over the builder id, e.g. "
+                                "https://github.com/actions/runner/github-hosted")
+    source_repositories: tuple[NonEmpty, ...] = Field(
+        default=(), description="globs over the source repository, e.g. github.com/acme/*")
+    source_refs: tuple[NonEmpty, ...] = Field(
+        default=(), description="globs over the git ref, e.g. refs/heads/main, refs/tags/v*")
+    workflows: tuple[NonEmpty, ...] = Field(
+        default=(), description="globs over the workflow that built it, e.g. "
+                                ".github/workflows/release.yml")
+
+    @property
+    def patterns(self) -> bool:
+        """Whether any pattern is given."""
+        return bool(self.builders or self.source_repositories or self.source_refs
+                    or self.workflows)
+
+    @property
+    def is_required(self) -> bool:
+        """Whether a verified provenance must be present."""
+        return self.required if self.required is not None else self.patterns
+
+    @property
+    def active(self) -> bool:
+        """Whether the rule runs at all."""
+        return self.is_required or self.patterns
+
+
 class RegistryRules(_Section):
     """Where images may come from."""
 
@@ -368,8 +413,8 @@ class ExceptionPolicy(_Model):
                                         "today is refused")
 
 
-_SECTIONS = ("severity", "tags", "signatures", "attestations", "registries", "age", "labels",
-             "report_binding")
+_SECTIONS = ("severity", "tags", "signatures", "attestations", "provenance", "registries",
+             "age", "labels", "report_binding")
 
 
 class RuleSet(_Model):
@@ -389,6 +434,7 @@ class RuleSet(_Model):
     tags: TagRules = TagRules()
     signatures: SignatureRules = SignatureRules()
     attestations: AttestationRules = AttestationRules()
+    provenance: ProvenanceRules = ProvenanceRules()
     registries: RegistryRules = RegistryRules()
     age: AgeRules = AgeRules()
     labels: LabelRules = LabelRules()

@@ -180,4 +180,4 @@ def verify_attestation(att: Attachment, trust: TrustConfig) -> SignatureCheck:
     return SignatureCheck(SignatureKind.ATTESTATION, att.location, ok, result.reason,
                           signer=result.signer, predicate_type=st.predicate_type,
                           predicate=st.predicate if ok else None, tlog=result.tlog,
-                          signed_digest=att.subject)
+                          signed_digest=att.subject, claims=result.claims if ok else {})

@@ -41,7 +41,7 @@ from imggate.signatures.attestations import (
     parse_statement,
 )
 from imggate.signatures.interface import Attachment, Identity, TrustConfig
-from imggate.signatures.keyless import CertificateError, identities, oidc_issuer
+from imggate.signatures.keyless import CertificateError, fulcio_claims, identities, oidc_issuer
 from imggate.signatures.keys import BadSignature
 from imggate.signatures.merkle import verify_bundle_proof
 from imggate.signatures.rekor import TlogError, check_envelope_entry, entry_from_bundle, verify_set
@@ -189,7 +189,8 @@ def _verify_keyless(att: Attachment, trust: TrustConfig) -> tuple[SignatureCheck
                               f"verified Sigstore bundle: {policy.matched}",
                               signer=policy.matched, predicate_type=st.predicate_type,
                               predicate=st.predicate if kind is SignatureKind.ATTESTATION
-                              else None, tlog=True, signed_digest=att.subject), []
+                              else None, tlog=True, signed_digest=att.subject,
+                              claims=fulcio_claims(bundle.signing_certificate)), []
     return None, reasons
 
 

@@ -109,6 +109,60 @@ def oidc_issuer(cert: x509.Certificate) -> str:
                            "(not issued by Fulcio)")
 
 
+#: Fulcio's build claims (https://github.com/sigstore/fulcio/blob/main/docs/oid-info.md), by
+#: the names imggate gives them: DER UTF8String extensions, set for CI identities.
+FULCIO_CLAIMS = {
+    "build_signer_uri": x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.9"),
+    "source_repository_uri": x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.12"),
+    "source_repository_ref": x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.14"),
+    "build_config_uri": x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.18"),
+}
+#: The deprecated GitHub-only extensions (raw bytes) that older certificates carry instead.
+_LEGACY_REPOSITORY = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.5")  # "owner/repo"
+_LEGACY_REF = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.6")
+_MAX_CLAIM = 2048
+
+
+def _raw_extension(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> bytes | None:
+    try:
+        ext = cert.extensions.get_extension_for_oid(oid).value
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+    return ext.value if isinstance(ext, x509.UnrecognizedExtension) else None
+
+
+def fulcio_claims(cert: x509.Certificate) -> dict[str, str]:
+    """The build claims a Fulcio certificate states (see :data:`FULCIO_CLAIMS`).
+
+    Only what is present and well-formed is returned: a claim that cannot be read is
+    absent, never guessed. Certificates from before Fulcio's v2 extensions state the
+    GitHub repository and ref in the legacy .1.5/.1.6 extensions, read as a fallback.
+    """
+    out: dict[str, str] = {}
+    for name, oid in FULCIO_CLAIMS.items():
+        raw = _raw_extension(cert, oid)
+        if raw is None or len(raw) > _MAX_CLAIM:
+            continue
+        try:
+            out[name] = _der_utf8(raw)
+        except (CertificateError, UnicodeDecodeError):
+            continue
+    legacy = {"source_repository_uri": _LEGACY_REPOSITORY, "source_repository_ref": _LEGACY_REF}
+    for name, oid in legacy.items():
+        raw = _raw_extension(cert, oid)
+        if name in out or raw is None or len(raw) > _MAX_CLAIM:
+            continue
+        try:
+            text = raw.decode("utf-8", errors="strict")
+        except UnicodeDecodeError:
+            continue
+        if name == "source_repository_uri":
+            # Only GitHub Actions certificates carry .1.5, as owner/repo on github.com.
+            text = f"https://github.com/{text}"
+        out[name] = text
+    return out
+
+
 def verify_fulcio_chain(cert: x509.Certificate, root: SigstoreTrustRoot,
                         when: datetime) -> tuple[x509.Certificate, ...]:
     """Chain ``cert`` to a Fulcio CA of ``root`` at ``when``; return [issuer, ..., root].

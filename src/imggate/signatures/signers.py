@@ -10,8 +10,8 @@ once per attachment, whatever the number of anchors.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from cryptography import x509
@@ -27,6 +27,7 @@ from imggate.signatures.interface import (
 )
 from imggate.signatures.keyless import (
     CertificateError,
+    fulcio_claims,
     identities,
     load_certificate,
     load_certificates,
@@ -67,6 +68,8 @@ class SignerResult:
     signer: str | None
     tlog: bool
     reason: str
+    #: The Fulcio certificate's build claims when a keyless identity verified.
+    claims: Mapping[str, str] = field(default_factory=dict)
 
 
 def verify_any(key: VerifyingKey, content: SignedContent) -> bytes:
@@ -184,7 +187,7 @@ def _by_identity(mat: _Material, ident: Identity, content: SignedContent) -> Sig
     content.check_entry(mat.entry(), sig, cert)
     return SignerResult(f"{san} ({issuer})", True,
                         f"verified keyless: {san} ({issuer}), logged at "
-                        f"{mat.entry().time.isoformat()}")
+                        f"{mat.entry().time.isoformat()}", fulcio_claims(cert))
 
 
 def _by_authority(mat: _Material, ca: CertificateAuthority,
