@@ -59,7 +59,8 @@ def test_every_namespace_gets_a_report_with_counted_results(world: tuple) -> Non
     w, result, _ = world
     assert result.code == 1, result.output + result.stderr  # denials in the cluster
     namespaces = {ns for (_, ns, _) in w.standin.reports}
-    assert namespaces == {"shop-a", "shop-b", "shop-c", "dev-a", "nowhere", "kube-system"}
+    assert namespaces == {"shop-a", "shop-b", "shop-c", "shop-d", "dev-a", "nowhere",
+                          "kube-system"}
     for (_, ns, _), report in w.standin.reports.items():
         assert report["apiVersion"] == "wgpolicyk8s.io/v1alpha2"
         assert report["kind"] == "PolicyReport"
@@ -99,9 +100,16 @@ def test_results_match_a_check_of_each_running_digest(world: tuple, tmp_path: Pa
             props = results[0]["properties"]
             if props["environment"] not in GATED:
                 continue
+            if any(r["message"].startswith("pull secrets:") for r in results):
+                continue  # could not be judged for want of its credentials: another test
             out = tmp_path / f"{ns}-{pod_name}-{container}"
+            # The pod's pull secret opens the Basic-auth registry: check gets the same login.
+            basic = w.registry_basic
+            login = (["--username", basic.username, "--password-stdin"]
+                     if pod_name == "private" else [])
             check = run_imggate(["check", props["judged"], "--rules", str(rules), "--env",
-                                 props["environment"], "-q", "-o", str(out)])
+                                 props["environment"], "-q", "-o", str(out), *login],
+                                stdin=f"{basic.password}\n" if login else "")
             verdict = json.loads((out / "imggate-verdict.json").read_text())
             (image,) = verdict["images"]
             drift = [r for r in results if r["rule"] == "image-drift"]
@@ -117,8 +125,8 @@ def test_results_match_a_check_of_each_running_digest(world: tuple, tmp_path: Pa
                 assert check.code == {"allow": 0, "deny": 1, "error": 3}[props["decision"]]
             assert props.get("digest") == image["digest"]
             compared += 1
-    assert compared == 7  # signed (+ its init container), unsigned, removed, drift, pending,
-    # refused
+    assert compared == 8  # signed (+ its init container), unsigned, removed, drift, pending,
+    # refused, private
 
 
 def test_each_case_says_what_it_is(world: tuple) -> None:
@@ -157,12 +165,27 @@ def test_each_case_says_what_it_is(world: tuple) -> None:
     assert "HTTP 401" in next(r for r in refused if r["rule"] == "evidence")["message"]
 
 
+def test_pull_secrets_open_the_registry_as_for_the_kubelet(world: tuple) -> None:
+    w, result, _ = world
+    private = _container(w, "shop-d", "private")
+    assert _rules(private)["signatures"] == "pass"
+    assert private[0]["properties"]["decision"] == "allow"
+    assert private[0]["properties"]["digest"] == w.private
+    assert "/api/v1/namespaces/shop-d/secrets/regcred" in w.standin.requests
+    assert w.registry_basic.password not in result.output
+    locked = _container(w, "shop-d", "locked")
+    (error,) = [r for r in locked if r["result"] == "error"]
+    assert error["message"].startswith("pull secrets: Kubernetes API refused to read "
+                                       "secret shop-d/locked: HTTP 403")
+    assert locked[0]["properties"]["decision"] == "error"
+
+
 def test_the_usual_reports_are_written(world: tuple) -> None:
     w, result, _ = world
     out = w.work / "out"
     doc = json.loads((out / "imggate-cluster.json").read_text())
-    assert doc["pods"] == 8
-    assert doc["containers"] == 9
+    assert doc["pods"] == 10
+    assert doc["containers"] == 11
     assert doc["registry_resolutions"] <= doc["distinct_images"]
     verdict = json.loads((out / "imggate-verdict.json").read_text())
     assert verdict["exit_code"] == 1

@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from imggate.audit.pods import DEFAULT_PAGE, ContainerRow, KubeSource
 from imggate.errors import Error, InvalidReference
@@ -52,6 +52,7 @@ from imggate.models import (
 )
 from imggate.registry.client import RegistryOptions
 from imggate.registry.deadline import Deadline
+from imggate.registry.pod_secrets import PodPullSecrets
 
 if TYPE_CHECKING:
     from imggate.admission.policies import PolicySet
@@ -89,6 +90,9 @@ class ClusterRequest:
     total: float | None = None
     signatures: SignatureOptions = field(default_factory=SignatureOptions)
     page: int = DEFAULT_PAGE
+    #: Read each pod's pull secrets (and its service account's) for its registries, as the
+    #: kubelet pulls with them; ``False``: the docker config's credentials only.
+    pull_secrets: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +165,8 @@ class _Planned:
     why: str | None = None
     drift: RuleResult | None = None
     exempt_by: str | None = None
+    #: The fingerprint of the pod's pull credentials (``""``: none; the docker config's).
+    creds: str = ""
 
 
 def _parse(text: str) -> ImageRef:
@@ -215,7 +221,7 @@ def _fixed_verdict(p: _Planned) -> ImageVerdict:
         rule = RuleResult(NAMESPACE_RULE, True, Mode.ENFORCE, (p.exempt_by or p.mapped_by,))
         return ImageVerdict(reference=reference, env=EXEMPT_ENV, decision=decide([rule]),
                             rules=(rule,), notes=(f"not checked: {p.exempt_by}",))
-    if p.judged is None:
+    if p.judged is None or p.why is not None:
         why = p.why or "the image reference cannot be read"
         unchecked = (Unchecked(why),)
         return ImageVerdict(reference=reference, env=p.env, decision=decide([], unchecked),
@@ -234,40 +240,57 @@ def _resolution_key(ref: ImageRef) -> ImageRef:
 
 
 async def _judge(req: ClusterRequest, planned: list[_Planned],
-                 progress: Progress) -> tuple[dict[tuple[str, str], ImageVerdict], int]:
-    """Each distinct (environment, reference) judged once; the resolutions made."""
-    from imggate.gate import CheckRequest, denied_by_reference, gather
+                 credentials: Mapping[str, PodPullSecrets], progress: Progress
+                 ) -> tuple[dict[tuple[str, str], ImageVerdict], int]:
+    """Each distinct (environment, reference) judged once; the resolutions made.
+
+    An image is read with the pull credentials of the first pod found running it (the
+    docker config's where that pod has none for its registry), as the webhook's verdict
+    cache shares a verdict between pods: it is about the image, whoever asked.
+    """
+    from imggate.gate import NOT_FETCHED, CheckRequest, denied_by_reference, gather
     from imggate.gate import decide as decide_all
     from imggate.registry.client import RegistryClient
     from imggate.registry.memo import SharedAnswers
+    from imggate.registry.pull_secrets import PullSecretCredentials
     from imggate.registry.resolve import open_repository, resolve_image
 
-    groups: dict[str, dict[str, ImageRef]] = {}
+    groups: dict[str, dict[str, tuple[ImageRef, str]]] = {}
     for p in planned:
-        if p.judged is not None and p.env not in (EXEMPT_ENV, UNMAPPED_ENV):
-            groups.setdefault(p.env, {}).setdefault(str(p.judged), p.judged)
-    checks = {env: CheckRequest(references=tuple(refs), refs=tuple(refs.values()),
+        if p.judged is not None and p.why is None and p.env not in (EXEMPT_ENV, UNMAPPED_ENV):
+            groups.setdefault(p.env, {}).setdefault(str(p.judged), (p.judged, p.creds))
+    options = {"": req.registry}
+    for fp, secrets in credentials.items():
+        if fp and fp not in options:
+            options[fp] = dataclasses.replace(req.registry, credentials=PullSecretCredentials(
+                secrets.found, req.registry.credentials))
+    checks = {env: CheckRequest(references=tuple(refs), refs=tuple(r for r, _ in refs.values()),
                                 policy=req.policies.environments[env].policy, now=req.now,
                                 registry=req.registry, concurrency=req.concurrency,
                                 deadline=req.deadline, signatures=req.signatures)
               for env, refs in groups.items()}
     # A reference that its environment's rules deny by themselves is never fetched (as
     # check and the webhook do): the registry cannot change that decision.
-    denied = {(env, text) for env, refs in groups.items() for text, ref in refs.items()
+    denied = {(env, text) for env, refs in groups.items() for text, (ref, _) in refs.items()
               if denied_by_reference(checks[env], ref)}
-    wanted: dict[ImageRef, None] = {}
+    wanted: dict[tuple[str, ImageRef], None] = {}
     for env, refs in groups.items():
-        for text, ref in refs.items():
+        for text, (ref, fp) in refs.items():
             if (env, text) not in denied:
-                wanted.setdefault(_resolution_key(ref))
-    resolved: dict[ImageRef, ResolvedImage | Error] = {}
+                wanted.setdefault((fp, _resolution_key(ref)))
+    resolved: dict[tuple[str, ImageRef], ResolvedImage | Error] = {}
     sem = asyncio.Semaphore(req.concurrency)
-    async with RegistryClient(req.registry, deadline=req.deadline) as client:
+    async with RegistryClient(req.registry, deadline=req.deadline) as base:
+        # One connection pool; each credential set its own client (and token cache), as
+        # the webhook's access pool does.
+        clients = {fp: base if fp == "" else base.with_credentials(options[fp].credentials)
+                   for fp in options}
 
-        async def resolve(key: ImageRef) -> None:
+        async def resolve(key: tuple[str, ImageRef]) -> None:
             async with sem:
                 try:
-                    resolved[key] = await resolve_image(open_repository(key, client), key)
+                    resolved[key] = await resolve_image(
+                        open_repository(key[1], clients[key[0]]), key[1])
                 except Error as e:
                     resolved[key] = e
             progress("resolve", len(resolved), len(wanted))
@@ -278,29 +301,30 @@ async def _judge(req: ClusterRequest, planned: list[_Planned],
     for env, refs in groups.items():
         check = checks[env]
         found: dict[str, Evidence] = {}
-        ready: list[tuple[str, ImageRef, ResolvedImage]] = []
-        for text, ref in refs.items():
+        ready: dict[str, list[tuple[str, ImageRef, ResolvedImage]]] = {}
+        for text, (ref, fp) in refs.items():
             if (env, text) in denied:
-                from imggate.gate import NOT_FETCHED
-
                 found[text] = Evidence(text, ref, None, errors=(Unchecked(NOT_FETCHED),))
                 continue
-            image = resolved[_resolution_key(ref)]
+            image = resolved[(fp, _resolution_key(ref))]
             if isinstance(image, Error):
                 found[text] = Evidence(text, ref, None, errors=(Unchecked(image.message),))
             else:
-                ready.append((text, ref, dataclasses.replace(
+                ready.setdefault(fp, []).append((text, ref, dataclasses.replace(
                     image, ref=ref.with_digest(image.digest))))
-        if ready:
-            sub = dataclasses.replace(check, references=tuple(t for t, _, _ in ready),
-                                      refs=tuple(r for _, r, _ in ready))
+        done = 0
+        for fp, items in ready.items():
+            sub = dataclasses.replace(check, references=tuple(t for t, _, _ in items),
+                                      refs=tuple(r for _, r, _ in items), registry=options[fp])
 
-            def advance(n: int, env: str = env, total: int = len(ready)) -> None:
-                progress(f"check {env}", n, total)
+            def advance(n: int, env: str = env, base: int = done,
+                        total: int = sum(map(len, ready.values()))) -> None:
+                progress(f"check {env}", base + n, total)
 
-            gathered = await gather(sub, progress=advance, resolved=[i for _, _, i in ready],
+            gathered = await gather(sub, progress=advance, resolved=[i for _, _, i in items],
                                     shared=shared)
-            for (text, _, _), ev in zip(ready, gathered, strict=True):
+            done += len(items)
+            for (text, _, _), ev in zip(items, gathered, strict=True):
                 found[text] = ev
         verdict = decide_all(check, [found[t] for t in refs])
         for text, iv in zip(refs, verdict.images, strict=True):
@@ -308,40 +332,80 @@ async def _judge(req: ClusterRequest, planned: list[_Planned],
     return out, len(wanted)
 
 
-async def _read(req: ClusterRequest, progress: Progress) -> tuple[list[_Planned], int,
-                                                                   tuple[str, ...]]:
-    from imggate.audit.pods import list_pods, open_client
+async def _read(req: ClusterRequest, client: Any, progress: Progress
+                ) -> tuple[list[_Planned], int, tuple[str, ...]]:
+    from imggate.audit.pods import list_pods
 
-    client = open_client(req.source)
     planned: list[_Planned] = []
     pods: set[tuple[str, str]] = set()
     namespaces: dict[str, None] = {}
-    try:
-        async for page in list_pods(client, req.namespaces, page=req.page):
-            for row in page:
-                pods.add((row.namespace, row.pod))
-                namespaces.setdefault(row.namespace)
-                planned.append(plan_row(req.policies, row))
-            progress("list", len(pods), len(pods))
-    finally:
-        await client.close()
+    async for page in list_pods(client, req.namespaces, page=req.page):
+        for row in page:
+            pods.add((row.namespace, row.pod))
+            namespaces.setdefault(row.namespace)
+            planned.append(plan_row(req.policies, row))
+        progress("list", len(pods), len(pods))
     # Namespaces asked for by name get a report even when no pod runs there (it empties).
     for ns in req.namespaces:
         namespaces.setdefault(ns)
     return planned, len(pods), tuple(namespaces)
 
 
+async def _pull_credentials(client: Any, planned: list[_Planned]
+                            ) -> tuple[list[_Planned], dict[str, PodPullSecrets]]:
+    """Each gated pod's pull credentials, read once per (namespace, service account,
+    secrets); a pod whose secrets cannot be read cannot be judged (error, saying which)."""
+    from imggate.registry.pull_secrets import PullSecretError, PullSecretReader
+
+    reader = PullSecretReader(client)
+    read: dict[tuple[str, str, tuple[str, ...]], PodPullSecrets | PullSecretError] = {}
+    found: dict[str, PodPullSecrets] = {}
+    out = []
+    for p in planned:
+        if p.judged is None or p.why is not None or p.env in (EXEMPT_ENV, UNMAPPED_ENV):
+            out.append(p)
+            continue
+        key = (p.row.namespace, p.row.account, p.row.pull_secrets)
+        if key not in read:
+            spec = {"serviceAccountName": p.row.account,
+                    "imagePullSecrets": [{"name": n} for n in p.row.pull_secrets]}
+            try:
+                read[key] = await reader.read_pod(p.row.namespace, spec)
+            except PullSecretError as e:
+                read[key] = e
+        got = read[key]
+        if isinstance(got, PullSecretError):
+            out.append(dataclasses.replace(p, why=f"pull secrets: {got.message}"))
+            continue
+        found.setdefault(got.fingerprint, got)
+        out.append(dataclasses.replace(p, creds=got.fingerprint))
+    return out, found
+
+
 async def _audit(req: ClusterRequest, progress: Progress) -> ClusterResult:
-    planned, pods, namespaces = await _read(req, progress)
-    judged, resolutions = await _judge(req, planned, progress)
+    from imggate.audit.pods import open_client
+
+    client = open_client(req.source)
+    try:
+        planned, pods, namespaces = await _read(req, client, progress)
+        credentials: dict[str, PodPullSecrets] = {}
+        if req.pull_secrets:
+            planned, credentials = await _pull_credentials(client, planned)
+    finally:
+        await client.close()
+    judged, resolutions = await _judge(req, planned, credentials, progress)
     results = []
     distinct: dict[tuple[str, str], ImageVerdict] = dict(judged)
     drifted: list[ImageVerdict] = []
     for p in planned:
         text = str(p.judged) if p.judged is not None else p.row.image
-        iv = judged.get((p.env, text))
+        iv = None if p.why is not None else judged.get((p.env, text))
         if iv is None:
-            iv = distinct.setdefault((p.env, text), _fixed_verdict(p))
+            iv = _fixed_verdict(p)
+            if p.why is None:
+                iv = distinct.setdefault((p.env, text), iv)
+            else:
+                distinct.setdefault((p.env, f"{p.row.where}: {text}"), iv)
         results.append(ContainerResult(p.row, p.env, p.mapped_by, text, iv, p.drift))
         if p.drift is not None:
             from imggate.policy.decision import decide

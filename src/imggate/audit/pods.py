@@ -33,6 +33,8 @@ from imggate.redact import register
 MAX_CONTAINERS = 256
 #: The longest image reference or imageID taken from the API.
 MAX_IMAGE = 1024
+#: The most pull secrets read for one pod (as the webhook).
+MAX_PULL_SECRETS = 64
 #: Pods per page (``limit``) unless asked otherwise.
 DEFAULT_PAGE = 500
 # Object names (DNS subdomains); the API server never sends others, a stand-in might.
@@ -83,6 +85,9 @@ class ContainerRow:
     running: str | None
     #: Why ``running`` is ``None`` although a status names an image (said in reports).
     note: str | None = None
+    #: The pod's ``imagePullSecrets`` names and service account, for its pull credentials.
+    pull_secrets: tuple[str, ...] = ()
+    account: str = "default"
 
     @property
     def where(self) -> str:
@@ -171,6 +176,13 @@ def pod_rows(pod: Mapping[str, Any]) -> list[ContainerRow]:
     namespace = _name(meta.get("namespace"), "namespace")
     name = _name(meta.get("name"), "pod name")
     uid = str(meta.get("uid") or "")[:64]
+    refs = spec.get("imagePullSecrets")
+    pull = tuple(dict.fromkeys(
+        _name(r.get("name"), "pull secret name") for r in (refs if isinstance(refs, list)
+                                                           else [])[:MAX_PULL_SECRETS]
+        if isinstance(r, dict) and r.get("name")))
+    account = spec.get("serviceAccountName") or "default"
+    account = _name(account, "service account name")
     rows: list[ContainerRow] = []
     for spec_key, status_key, kind in KINDS:
         containers = spec.get(spec_key) or []
@@ -195,7 +207,8 @@ def pod_rows(pod: Mapping[str, Any]) -> list[ContainerRow]:
             if running is None and isinstance(image_id, str) and image_id:
                 note = ("the runtime reports no registry digest for the running image "
                         f"({image_id[:80]!r}): judged by the spec's reference")
-            rows.append(ContainerRow(namespace, name, uid, cname, kind, image, running, note))
+            rows.append(ContainerRow(namespace, name, uid, cname, kind, image, running, note,
+                                     pull, account))
     return rows
 
 

@@ -1,0 +1,179 @@
+"""Benchmark: ``imggate audit --cluster`` over 2,000 and 10,000 pods vs a loop of ``imggate check``.
+
+Starts a throw-away Distribution registry on loopback with its access log on and
+pushes ``--digests`` distinct images (every tenth key-signed, cosign's format),
+then serves pods through the kube-apiserver STAND-IN of the tests
+(tests/registry/k8s_apiserver_standin.py: real TLS, a bearer token, ``PodList``
+pages with ``continue``, PolicyReport server-side apply). Every pod runs one
+container whose ``imageID`` names one of the images (pod i runs image i % digests),
+spread over many namespaces that the rules map to ``prod`` (signature required).
+
+For each size it runs ``imggate audit --cluster`` (reports applied to the stand-in)
+in a fresh process and prints wall time, pods per second, registry manifest
+requests per distinct digest (resolutions: the goal is <= 1.1), all registry
+requests per digest, and the process's peak RSS. The peer, in the same run, is
+``imggate check REF@DIGEST --env prod`` once per distinct digest (what a shell loop
+over the running images does), timed over a sample of ``--peer-sample`` digests and
+scaled to all of them (said in the output).
+
+Usage::
+
+    python bench/cluster_audit_bench.py [--digests 1000] [--sizes 2000,10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from audit_bench import _requests, _with_access_log
+
+from audit.audit_repository import build
+from audit.cluster_world import pod
+from registry.k8s_apiserver_standin import KubeApiStandIn
+from registry_harness import Registry, require_binaries, start_registry
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES = """\
+version: 1
+namespaces:
+  map:
+    - {{match: "team-*", env: prod}}
+environments:
+  prod:
+    signatures: {{keys: [{key}], require_tlog: false}}
+"""
+# Runs imggate in this process and reports its peak RSS (KiB) on stderr at exit.
+_RSS_WRAPPER = (
+    "import resource, sys\n"
+    "from imggate._cli import main\n"
+    "try:\n"
+    "    main(sys.argv[1:])\n"
+    "finally:\n"
+    "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "    sys.stderr.write(f'\\nPEAK_RSS_KB={peak}\\n')\n"
+)
+
+
+def _manifest_requests(reg: Registry, digests: set[str], start: int) -> int:
+    """Requests for the manifests of the pushed images (by digest), from line ``start``."""
+    lines = reg.log_path.read_text(errors="replace").splitlines()[start:]
+    pattern = re.compile(r'"(?:GET|HEAD) /v2/[^ ]+/manifests/(sha256:[0-9a-f]{64})')
+    return sum(1 for line in lines for m in pattern.finditer(line) if m.group(1) in digests)
+
+
+def _log_lines(reg: Registry) -> int:
+    return len(reg.log_path.read_text(errors="replace").splitlines())
+
+
+def _run(cmd: list[str]) -> tuple[float, int, subprocess.CompletedProcess[str]]:
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin",
+                               "HOME": str(Path.home())})
+    elapsed = time.perf_counter() - started
+    m = re.search(r"PEAK_RSS_KB=(\d+)", proc.stderr)
+    return elapsed, int(m.group(1)) if m else -1, proc
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--digests", type=int, default=1000)
+    parser.add_argument("--sizes", default="2000,10000")
+    parser.add_argument("--pods-per-namespace", type=int, default=20)
+    parser.add_argument("--peer-sample", type=int, default=40)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    require_binaries("docker-registry")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        reg = _with_access_log(start_registry(work / "registry", auth="none"))
+        try:
+            t0 = time.perf_counter()
+            pushed = build(reg.url, "bench/running", n_tags=args.digests,
+                           n_digests=args.digests, signed=args.digests // 10)
+            setup = time.perf_counter() - t0
+            digests = sorted({str(d) for d in pushed.tags.values()})
+            ordered = [str(pushed.tags[f"v1.0.{i}"]) for i in range(args.digests)]
+            key = work / "cosign.pub"
+            key.write_bytes(pushed.signer.public_pem)
+            rules = work / "rules.yaml"
+            rules.write_text(RULES.format(key=key))
+            print(f"{args.digests} distinct images pushed in {setup:.1f} s "
+                  f"({args.digests // 10} key-signed)")
+            print(f"{'':44} {'wall':>8} {'pods/s':>8} {'resolutions/digest':>19} "
+                  f"{'requests/digest':>16} {'peak RSS':>9}")
+            for size in sizes:
+                standin = KubeApiStandIn(work / f"api-{size}", [])
+                for i in range(size):
+                    ns = f"team-{i // args.pods_per_namespace:04d}"
+                    n = i % args.digests
+                    spec = f"{reg.host}/bench/running:v1.0.{n}"
+                    standin.add_pod(pod(ns, f"app-{i}", [
+                        ("app", spec, f"{reg.host}/bench/running@{ordered[n]}")]))
+                kubeconfig = standin.kubeconfig(work / f"kube-{size}")
+                used = len({i % args.digests for i in range(size)})
+                start, before = _log_lines(reg), _requests(reg)
+                secs, rss, proc = _run([
+                    sys.executable, "-c", _RSS_WRAPPER, "audit", "--cluster", "--kubeconfig",
+                    str(kubeconfig), "--rules", str(rules), "-q", "-o",
+                    str(work / f"out-{size}")])
+                time.sleep(0.5)  # the registry writes its access log after answering
+                if proc.returncode not in (0, 1):
+                    raise SystemExit(f"audit --cluster failed ({proc.returncode}):\n"
+                                     f"{proc.stderr[-3000:]}")
+                doc = json.loads((work / f"out-{size}" / "imggate-cluster.json").read_text())
+                if doc["pods"] != size or len(standin.reports) != -(-size //
+                                                                   args.pods_per_namespace):
+                    raise SystemExit(f"expected {size} pods and their reports, got "
+                                     f"{doc['pods']} pods, {len(standin.reports)} reports")
+                resolutions = _manifest_requests(reg, set(digests), start)
+                total = _requests(reg) - before
+                label = f"audit --cluster, {size} pods / {used} digests"
+                print(f"{label:44} {secs:7.2f}s {size / secs:8.0f} "
+                      f"{resolutions / used:19.2f} {total / used:16.2f} "
+                      f"{rss / 1024:7.0f}MB")
+                print(f"{'':44} ({len(standin.reports)} namespaces, "
+                      f"{len(standin.page_sizes)} list pages of <= 500, exit "
+                      f"{proc.returncode})")
+                standin.stop()
+            sample = ordered[:args.peer_sample]
+            start, before = _log_lines(reg), _requests(reg)
+            t0 = time.perf_counter()
+            rss_peer = 0
+            for d in sample:
+                _, rss, proc = _run([sys.executable, "-c", _RSS_WRAPPER, "check",
+                                     f"{reg.host}/bench/running@{d}", "--rules", str(rules),
+                                     "--env", "prod", "-q", "-o", str(work / "peer")])
+                if proc.returncode not in (0, 1):
+                    raise SystemExit(f"check failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+                rss_peer = max(rss_peer, rss)
+            peer_s = time.perf_counter() - t0
+            time.sleep(0.5)
+            per = peer_s / len(sample)
+            resolutions = _manifest_requests(reg, set(digests), start)
+            total = _requests(reg) - before
+            label = f"peer: imggate check per digest (x{len(sample)})"
+            print(f"{label:44} {per:7.2f}s/digest; {resolutions / len(sample):.2f} "
+                  f"resolutions/digest, {total / len(sample):.2f} requests/digest, peak RSS "
+                  f"{rss_peer / 1024:.0f}MB")
+            for size in sizes:
+                used = len({i % args.digests for i in range(size)})
+                print(f"  scaled to the {used} digests of {size} pods: {per * used:.0f} s "
+                      f"({size / (per * used):.0f} pods/s)")
+        finally:
+            reg.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
