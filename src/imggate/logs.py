@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO
 
 from imggate.redact import redact
@@ -70,6 +72,38 @@ def configure(verbosity: int, stream: IO[str] | None = None) -> None:
         logging.getLogger(name).setLevel(library_level)
     for name in SILENT_LOGGERS:
         logging.getLogger(name).setLevel(_OFF)
+
+
+class _Once(logging.Filter):
+    """Let each distinct message through once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep a record whose message was not logged before in this block."""
+        message = record.getMessage()
+        if message in self._seen:
+            return False
+        self._seen.add(message)
+        return True
+
+
+@contextmanager
+def each_message_once() -> Iterator[None]:
+    """Within the block, each distinct message is logged once: a command that judges the
+    same evidence in several environments (``audit --env a --env b``) says each thing it
+    accepted UNSAFE once, not once per environment."""
+    once = _Once()
+    handlers = [h for h in logging.getLogger().handlers if getattr(h, "_imggate", False)]
+    for handler in handlers:
+        handler.addFilter(once)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(once)
 
 
 def verbosity() -> int:

@@ -134,6 +134,18 @@ def test_each_deny_says_why_in_the_json_and_on_the_console(audited: tuple) -> No
     assert "every reason is in imggate-audit.json" in result.stdout
 
 
+def test_each_unsafe_acceptance_is_said_once_for_all_environments(audited: tuple) -> None:
+    doc, _, work, _ = audited
+    result = run_imggate([
+        "audit", str(doc["repository"]), "--rules", str(work / "rules.yaml"), "--env", "prod",
+        "--env", "prod-eu", "--only-kept", "--insecure-ignore-tlog", "-q",
+        "-o", str(work / "out-unsafe")], subprocess_mode=True)
+    unsafe = [line for line in result.stderr.splitlines() if "UNSAFE" in line]
+    assert unsafe, result.stderr
+    # Both environments verify every signature with the key: each said once, not twice.
+    assert len(unsafe) == len(set(unsafe)), "\n".join(unsafe)
+
+
 def test_no_tag_or_digest_is_cut_through_a_pipe_at_60_columns(audited: tuple) -> None:
     doc, _, work, _ = audited
     result = run_imggate([

@@ -175,17 +175,19 @@ def _run(request: object, out: Path, *, quiet: bool) -> int:
     from imggate.audit.run import AuditRequest, run_audit
     from imggate.formats.console import make_console
     from imggate.formats.outputs import write_outputs
+    from imggate.logs import each_message_once
 
     assert isinstance(request, AuditRequest)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"--output-dir {out}: cannot create it ({e.strerror})") from None
-    if quiet:
-        result = run_audit(request)
-    else:
-        with AuditProgress() as progress:
-            result = run_audit(request, progress)
+    with each_message_once():
+        if quiet:
+            result = run_audit(request)
+        else:
+            with AuditProgress() as progress:
+                result = run_audit(request, progress)
     written = []
     several = len(result.verdicts) > 1
     for env, verdict in result.verdicts.items():
