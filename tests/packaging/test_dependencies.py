@@ -85,4 +85,5 @@ def test_ci_runs_the_unit_tests_on_the_newest_and_the_lowest_releases() -> None:
     assert 'deps_failed="$deps_failed ${run%%:*}"' in block and "exit 1" in block
     assert "python3 .ci/lower_bounds.py --is-newest" in block
     assert "python3 .ci/lower_bounds.py --is-lowest" in block
-    assert '-m pytest -q -p no:cacheprovider -m "not registry" --ignore=tests/faults' in block
+    assert ('-m pytest -q -p no:cacheprovider -m "not registry" --ignore=tests/faults \\\n'
+            '    --ignore=tests/siege') in block
