@@ -287,3 +287,46 @@ def test_image_ids_as_runtimes_write_them() -> None:
         f"docker.io/library/nginx@sha256:{hexd}"
     assert running_digest(f"sha256:{hexd}") is None  # a config ID names no registry image
     assert running_digest("") is None
+
+
+def test_the_standin_refuses_a_report_the_crd_would_not_keep() -> None:
+    """The schema check that every applied report passed can fail."""
+    from registry.k8s_apiserver_standin import report_problem
+
+    good = {"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport",
+            "metadata": {"name": "imggate"}, "summary": {"pass": 1},
+            "results": [{"policy": "imggate", "result": "pass", "severity": "high"}]}
+    assert report_problem(good) is None
+    assert str(report_problem({**good, "results": [{"policy": "p", "result": "ok"}]})
+               ).startswith("results.0.result:")
+    assert report_problem({**good, "results": [{"policy": "p", "messages": ["x"]}]}) == \
+        "results.[0].messages: unknown field"
+
+
+def test_the_real_pod_fixture_reads_as_three_containers() -> None:
+    """kubernetes/api's round-trip Pod (every field set): a container, an init and an
+    ephemeral one; its imageID names no registry digest, so the spec is judged, saying so."""
+    import yaml
+
+    from fixture_paths import FIXTURES
+    from imggate.audit.pods import pod_rows
+
+    doc = yaml.safe_load((FIXTURES / "k8s" / "k8s-api-core.v1.Pod.yaml").read_text())
+    rows = pod_rows(doc)
+    assert sorted(r.kind for r in rows) == ["container", "ephemeral", "init"]
+    assert all(r.image == "imageValue" and r.running is None for r in rows)
+    assert all(r.note is not None and "judged by the spec" in r.note for r in rows
+               if r.kind != "ephemeral" or r.note)
+    assert rows[0].pull_secrets == ("nameValue",)
+    assert rows[0].account == "serviceAccountNameValue"
+
+
+def test_every_pod_served_is_a_valid_pod() -> None:
+    import kubernetes_validate
+
+    version = kubernetes_validate.latest_version()
+    served = pod("shop-a", "x", [("app", "reg.example/app:1", "reg.example/app@sha256:"
+                                  + "a" * 64)], init=[("i", "reg.example/i:1", None)],
+                 pull_secrets=("regcred",))
+    kubernetes_validate.validate({"apiVersion": "v1", "kind": "Pod", **served}, version,
+                                 strict=True)

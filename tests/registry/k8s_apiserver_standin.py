@@ -24,7 +24,11 @@ For ``imggate audit --cluster`` it also answers, as kube-apiserver does:
   the applied fields replace what that manager set before (the results are an
   atomic list), ``uid`` and ``creationTimestamp`` stay, ``resourceVersion``
   and ``generation`` move on, ``managedFields`` names the manager; ``GET`` of
-  one report and lists filtered by ``labelSelector``.
+  one report and lists filtered by ``labelSelector``. An applied ``PolicyReport`` is
+  checked against the CRD's schema (Kyverno's ``v1alpha2`` CRD,
+  tests/fixtures/k8s/kyverno-policyreport-v1alpha2.schema.json): 422 when it does not
+  validate, and a field the CRD does not define is refused too (the API server would
+  prune it silently: a report that loses fields must fail here).
 """
 
 from __future__ import annotations
@@ -243,6 +247,10 @@ class KubeApiStandIn:
         except yaml.YAMLError:
             return 400, _status(400, "BadRequest", "error decoding YAML")
         kind = REPORT_APIS[api][0]
+        invalid = report_problem(obj) if kind == "PolicyReport" else None
+        if invalid is not None:
+            return 422, _status(422, "Invalid", f"PolicyReport.wgpolicyk8s.io {name!r} is "
+                                                f"invalid: {invalid}")
         meta = obj.get("metadata") if isinstance(obj, dict) else None
         if not isinstance(meta, dict) or obj.get("apiVersion") != api or obj.get("kind") != kind \
                 or meta.get("name") != name or meta.get("namespace", ns) != ns:
@@ -328,6 +336,39 @@ class KubeApiStandIn:
         """Shut the server down."""
         self._server.shutdown()
         self._server.server_close()
+
+
+def report_problem(obj: object) -> str | None:
+    """Why ``obj`` is not a PolicyReport the CRD accepts whole (``None``: it is)."""
+    import jsonschema
+
+    from fixture_paths import FIXTURES
+
+    schema = json.loads((FIXTURES / "k8s" / "kyverno-policyreport-v1alpha2.schema.json")
+                        .read_text())
+    try:
+        jsonschema.validate(obj, schema)
+    except jsonschema.ValidationError as e:
+        return f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
+
+    def unknown(value: object, sub: dict[str, Any], where: str) -> str | None:
+        known = sub.get("properties")
+        if isinstance(value, dict) and isinstance(known, dict):
+            for k, v in value.items():
+                if k not in known:
+                    return f"{where}{k}: unknown field"
+                found = unknown(v, known[k], f"{where}{k}.")
+                if found:
+                    return found
+        if isinstance(value, list) and isinstance(sub.get("items"), dict):
+            for n, item in enumerate(value):
+                found = unknown(item, sub["items"], f"{where}[{n}].")
+                if found:
+                    return found
+        return None
+
+    assert isinstance(obj, dict)
+    return unknown({k: v for k, v in obj.items() if k != "metadata"}, schema, "")
 
 
 def _plural(obj: dict[str, Any]) -> str:
