@@ -24,7 +24,8 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,6 +248,47 @@ def runner(gitlab_ci_local: str, basic_registry: Registry, ci_image: str, signin
     return Runner(gitlab_ci_local, basic_registry, ci_image, signing, tmp_path)
 
 
+def _latest_only(text: str) -> str:
+    return text.replace("$CI_COMMIT_SHORT_SHA", "latest")
+
+
+def _without_signing(text: str) -> str:
+    doc = yaml.safe_load(text)
+    del doc["sign"]
+    doc[GATE]["needs"].remove("sign")
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+#: scenario -> (branch pushed to, edit of the project's pipeline)
+SCENARIOS: dict[str, tuple[str | None, Callable[[str], str]]] = {
+    "main": (None, lambda text: text),
+    "feature": ("feature/login", lambda text: text),
+    "latest": (None, _latest_only),
+    "unsigned": (None, _without_signing),
+}
+
+
+@pytest.fixture(scope="module")
+def pipelines(gitlab_ci_local: str, basic_registry: Registry, ci_image: str, signing: Signing,
+              tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[dict[tuple[str, str], Future[Pipeline]]]:
+    """Every project under every scenario, run side by side (each in its own repository and
+    image repository); a test waits for the one it asserts on."""
+    runner = Runner(gitlab_ci_local, basic_registry, ci_image, signing,
+                    tmp_path_factory.mktemp("pipelines"))
+
+    def one(name: str, scenario: str) -> Pipeline:
+        branch, edit = SCENARIOS[scenario]
+        repo = runner.project(name, scenario, edit)
+        if branch:
+            _git(repo, "checkout", "-q", "-b", branch)
+        return runner.run(repo)
+
+    # Submitted in the order the tests below wait for them.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        yield {(n, s): pool.submit(one, n, s) for s in SCENARIOS for n in PROJECTS}
+
+
 def _gate_rules(p: Pipeline) -> dict[str, bool]:
     verdict = json.loads((p.artifacts(GATE) / "reports" / "imggate-verdict.json").read_text())
     return {r["rule"]: r["passed"] for r in verdict["images"][0]["rules"]}
@@ -256,9 +298,9 @@ def _jobs_of(name: str) -> set[str]:
     return set(jobs(load(PROJECTS[name])))
 
 
-def _no_secrets(p: Pipeline, runner: Runner) -> None:
+def _no_secrets(p: Pipeline, registry: Registry, signing: Signing) -> None:
     """The registry password and the signing key are in no log line and no artifact."""
-    secrets_ = [runner.registry.password or "", runner.signing.private.splitlines()[1]]
+    secrets_ = [registry.password or "", signing.private.splitlines()[1]]
     texts = [p.output] + [f.read_text(errors="replace")
                           for f in (p.repo / ".gitlab-ci-local" / "artifacts").rglob("*")
                           if f.is_file()]
@@ -267,8 +309,10 @@ def _no_secrets(p: Pipeline, runner: Runner) -> None:
 
 
 @pytest.mark.parametrize("name", PROJECTS)
-def test_default_branch_pipeline_passes_end_to_end(runner: Runner, name: str) -> None:
-    p = runner.run(runner.project(name, "main"))
+def test_default_branch_pipeline_passes_end_to_end(
+        pipelines: dict[tuple[str, str], Future[Pipeline]], basic_registry: Registry,
+        signing: Signing, name: str) -> None:
+    p = pipelines[name, "main"].result()
     assert p.code == 0, p.output
     assert p.jobs == dict.fromkeys(_jobs_of(name), "PASS"), p.output
     build = p.dotenv("build", "build.env")
@@ -291,18 +335,16 @@ def test_default_branch_pipeline_passes_end_to_end(runner: Runner, name: str) ->
                         .read_text())
     jsonschema.Draft7Validator(schema).validate(
         json.loads((reports / "gl-container-scanning-report.json").read_text()))
-    _no_secrets(p, runner)
+    _no_secrets(p, basic_registry, signing)
     if "deploy" in p.jobs:  # the deploy job set exactly the checked bytes
         deployed = (p.state / "deployed").read_text().split()
         assert deployed == ["deployment/app", f"app={gate['IMGGATE_PINNED']}"]
 
 
 @pytest.mark.parametrize("name", PROJECTS)
-def test_feature_branch_pipeline_runs_with_the_branch_environment(runner: Runner,
-                                                                   name: str) -> None:
-    repo = runner.project(name, "feature")
-    _git(repo, "checkout", "-q", "-b", "feature/login")
-    p = runner.run(repo)
+def test_feature_branch_pipeline_runs_with_the_branch_environment(
+        pipelines: dict[tuple[str, str], Future[Pipeline]], name: str) -> None:
+    p = pipelines[name, "feature"].result()
     assert p.code == 0, p.output
     gate = p.dotenv(GATE, "imggate.env")
     # Not the default branch: the job's environment tier (docker-in-docker's gate prepares
@@ -313,9 +355,9 @@ def test_feature_branch_pipeline_runs_with_the_branch_environment(runner: Runner
 
 
 @pytest.mark.parametrize("name", PROJECTS)
-def test_a_latest_only_image_fails_the_pipeline(runner: Runner, name: str) -> None:
-    p = runner.run(runner.project(
-        name, "latest", lambda text: text.replace("$CI_COMMIT_SHORT_SHA", "latest")))
+def test_a_latest_only_image_fails_the_pipeline(
+        pipelines: dict[tuple[str, str], Future[Pipeline]], name: str) -> None:
+    p = pipelines[name, "latest"].result()
     assert p.failed(GATE), p.output
     gate = p.dotenv(GATE, "imggate.env")
     assert (gate["IMGGATE_VERDICT"], gate["IMGGATE_EXIT_CODE"]) == ("deny", "1")
@@ -324,16 +366,10 @@ def test_a_latest_only_image_fails_the_pipeline(runner: Runner, name: str) -> No
     assert "deploy" not in p.jobs or p.jobs["deploy"] != "PASS"
 
 
-def _without_signing(text: str) -> str:
-    doc = yaml.safe_load(text)
-    del doc["sign"]
-    doc[GATE]["needs"].remove("sign")
-    return yaml.safe_dump(doc, sort_keys=False)
-
-
 @pytest.mark.parametrize("name", PROJECTS)
-def test_an_unsigned_image_fails_the_pipeline(runner: Runner, name: str) -> None:
-    p = runner.run(runner.project(name, "unsigned", _without_signing))
+def test_an_unsigned_image_fails_the_pipeline(
+        pipelines: dict[tuple[str, str], Future[Pipeline]], name: str) -> None:
+    p = pipelines[name, "unsigned"].result()
     assert p.failed(GATE), p.output
     gate = p.dotenv(GATE, "imggate.env")
     assert (gate["IMGGATE_VERDICT"], gate["IMGGATE_EXIT_CODE"]) == ("deny", "1")
