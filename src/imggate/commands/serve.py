@@ -97,6 +97,7 @@ def serve(
     from imggate.policy.loader import locate_rules
     from imggate.registry.client import RegistryOptions
     from imggate.registry.credentials import CredentialStore, normalise_host
+    from imggate.registry.limits import RequestLimits
     from imggate.registry.pull_secrets import wanted
 
     for name, value in (("--deadline", deadline), ("--timeout", timeout)):
@@ -151,7 +152,9 @@ def serve(
         registry=RegistryOptions(
             credentials=credentials,
             insecure_registries=frozenset(normalise_host(h) for h in insecure_registry or ()),
-            ca_file=ca_file, timeout=min(timeout, deadline), retries=1),
+            ca_file=ca_file, timeout=min(timeout, deadline), retries=1,
+            # One registry that never answers may hold a quarter of the requests.
+            limits=RequestLimits(total=32, per_host=8)),
         signatures=SignatureOptions(
             ignore_tlog=insecure_ignore_tlog,
             trusted_root=Path(trusted_root) if trusted_root else None,

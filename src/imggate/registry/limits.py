@@ -18,11 +18,9 @@ health endpoints say so, so that Kubernetes restarts the replica.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import itertools
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 
@@ -53,19 +51,32 @@ class RequestLimits:
 
     #: In all, over every host.
     total: int = 32
-    #: To one host (``host:port``): a host that never answers holds at most this many.
-    per_host: int = 8
+    #: To one host (``host:port``): a host that never answers holds at most this many
+    #: (the CLI's default keeps the 16 its concurrency uses; the webhook sets 8).
+    per_host: int = 16
 
 
-@contextlib.contextmanager
-def review_share(limit: int) -> Iterator[None]:
+class review_share:  # noqa: N801 - used as a function: ``with review_share(8):``
     """At most ``limit`` registry requests in flight for the work started in this context
-    (one admission review, with its child tasks)."""
-    token = _REVIEW.set(_Share(limit))
-    try:
-        yield
-    finally:
-        _REVIEW.reset(token)
+    (one admission review, with its child tasks).
+
+    A class rather than a generator: it runs once per review, cached ones included, and
+    costs a contextvar set and reset, nothing more (no semaphore until a request needs one).
+    """
+
+    __slots__ = ("_limit", "_token")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._token: contextvars.Token[_Share | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _REVIEW.set(_Share(self._limit))
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _REVIEW.reset(self._token)
+            self._token = None
 
 
 class Held:
