@@ -5,6 +5,7 @@ registry (tests/audit/cluster_world.py): PolicyReports whose results match a per
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -330,3 +331,48 @@ def test_every_pod_served_is_a_valid_pod() -> None:
                  pull_secrets=("regcred",))
     kubernetes_validate.validate({"apiVersion": "v1", "kind": "Pod", **served}, version,
                                  strict=True)
+
+
+def test_the_cluster_page_has_a_section_per_namespace_worst_first(world: tuple) -> None:
+    w, _, _ = world
+    page = (w.work / "out" / "imggate-cluster.html").read_text()
+    sections = re.findall(r'<section id="ns-\d+"><h2>([^<]+)</h2>', page)
+    assert set(sections) == {"shop-a", "shop-b", "shop-c", "shop-d", "dev-a", "nowhere",
+                             "kube-system"}
+    assert sections.index("shop-a") < sections.index("kube-system")  # denials first
+    assert 'class="sortable"' in page
+    assert "<script" not in page.split("<body>")[1].split("<script>")[0]  # one script only
+
+
+def test_the_cluster_page_escapes_what_the_cluster_says(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from imggate.audit.cluster import ClusterResult, ContainerResult
+    from imggate.audit.cluster_html import render
+    from imggate.audit.pods import ContainerRow
+    from imggate.models import Decision, ImageVerdict, Verdict
+
+    row = ContainerRow("ns", "p", "u", "c", "container", "<img src=x onerror=alert(1)>",
+                       None)
+    iv = ImageVerdict(reference="r", env="prod", decision=Decision.ERROR,
+                      error="<script>alert(2)</script>")
+    result = ClusterResult((ContainerResult(row, "prod", "x", "r", iv),),
+                           Verdict(env="prod", images=(iv,), generated=datetime.now(UTC)),
+                           ("ns",), 1, 0, 1)
+    page = render(result)
+    assert "<img src=x" not in page and "<script>alert" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_a_cluster_without_the_report_crd_says_so(world: tuple,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from registry import k8s_apiserver_standin
+
+    w, _, _ = world
+    monkeypatch.delitem(k8s_apiserver_standin.REPORT_APIS, "openreports.io/v1alpha1")
+    result = run_imggate(["audit", "--cluster", "--kubeconfig", str(w.work / "kubeconfig"),
+                          "--rules", str(w.work / "rules.yaml"), "--report-format",
+                          "openreports", "-n", "dev-a", "-o", str(w.work / "nocrd"), "-q"])
+    assert result.code == 3
+    assert "Kubernetes API refused applying Report dev-a/imggate: HTTP 404" in result.stderr
+    assert "CustomResourceDefinition installed" in result.stderr

@@ -2,8 +2,9 @@
 
 The usual imggate reports (verdict JSON, HTML, JUnit, GitLab) are written for
 the distinct images judged, plus ``imggate-cluster.json`` with one row per
-container; then the PolicyReports are applied (or, with ``--dry-run``,
-printed as YAML on stdout); then a console summary with the top reasons.
+container and ``imggate-cluster.html`` with one section per namespace; then
+the PolicyReports are applied (or, with ``--dry-run``, printed as YAML on
+stdout); then a console summary with the top reasons.
 The exit code is ``check``'s: 1 when any container is denied, else 3 when any
 could not be decided, else 0. Reports are applied whatever the decision, but
 never from a run that could not read every pod (that raises before).
@@ -85,7 +86,7 @@ def run_and_publish(request: ClusterRequest, out: Path, *, fmt: ReportFormat,
                     dry_run: bool, quiet: bool) -> int:
     """Audit the cluster, write the reports, apply or print the PolicyReports."""
     from imggate._aio import run
-    from imggate.audit import policyreport
+    from imggate.audit import cluster_html, policyreport
     from imggate.audit.cluster import run_cluster_audit
     from imggate.audit.pods import open_client
     from imggate.formats.outputs import write_outputs
@@ -98,6 +99,7 @@ def run_and_publish(request: ClusterRequest, out: Path, *, fmt: ReportFormat,
     result = run_cluster_audit(request)
     written = write_outputs(result.verdict, out, started=request.now)
     written.append(write_text(out / FILENAME, json.dumps(document(result), indent=2) + "\n"))
+    written.append(cluster_html.write(result, out))
     objects = policyreport.reports(result, request.now, fmt)
     if dry_run:
         sys.stdout.write(policyreport.to_yaml(objects))

@@ -135,7 +135,10 @@ def api_failure(e: BaseException, doing: str) -> ApiServerError:
     if isinstance(e, ApiError):
         code = e.status.code if e.status is not None else None
         hint = ("imggate's RBAC needs list on pods, get on secrets and serviceaccounts, and "
-                "get/list/create/patch on policyreports" if code in (401, 403) else None)
+                "get/list/create/patch on policyreports" if code in (401, 403) else
+                "is the report's CustomResourceDefinition installed (Kyverno or the Policy "
+                "WG's policyreports.wgpolicyk8s.io; openreports.io for --report-format "
+                "openreports)?" if code == 404 and "apply" in doing else None)
         return ApiServerError(f"Kubernetes API refused {doing}: HTTP {code}", hint=hint)
     return ApiServerError(f"Kubernetes API unreachable {doing} ({type(e).__name__})")
 
