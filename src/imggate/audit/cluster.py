@@ -33,6 +33,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from sys import intern
 from typing import TYPE_CHECKING, Any
 
 from imggate.audit.pods import DEFAULT_PAGE, ContainerRow, KubeSource
@@ -398,7 +399,7 @@ async def _audit(req: ClusterRequest, progress: Progress) -> ClusterResult:
     distinct: dict[tuple[str, str], ImageVerdict] = dict(judged)
     drifted: list[ImageVerdict] = []
     for p in planned:
-        text = str(p.judged) if p.judged is not None else p.row.image
+        text = intern(str(p.judged)) if p.judged is not None else p.row.image
         iv = None if p.why is not None else judged.get((p.env, text))
         if iv is None:
             iv = _fixed_verdict(p)

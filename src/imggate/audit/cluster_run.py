@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from imggate.audit.cluster import ClusterRequest, ClusterResult
+from imggate.audit.cluster import ClusterRequest, ClusterResult, ContainerResult
 from imggate.audit.policyreport import ReportFormat
 from imggate.errors import UsageError
 from imggate.models import Decision, Mode
@@ -27,8 +27,22 @@ from imggate.text import printable
 FILENAME = "imggate-cluster.json"
 
 
+def _row(r: ContainerResult) -> dict[str, Any]:
+    return {
+        "namespace": r.row.namespace, "pod": r.row.pod, "container": r.row.container,
+        "kind": r.row.kind, "image": r.row.image, "running": r.row.running,
+        "judged": r.judged, "environment": r.env, "mapped_by": r.mapped_by,
+        "decision": r.decision.value, "image_drift": r.drift is not None,
+        "error": r.verdict.error, "note": r.row.note,
+    }
+
+
 def document(result: ClusterResult) -> dict[str, Any]:
     """``imggate-cluster.json``: every container, what it runs and its decision."""
+    return {**_head(result), "rows": [_row(r) for r in result.results]}
+
+
+def _head(result: ClusterResult) -> dict[str, Any]:
     return {
         "pods": result.pods,
         "containers": len(result.results),
@@ -36,14 +50,24 @@ def document(result: ClusterResult) -> dict[str, Any]:
         "distinct_images": result.distinct_images,
         "registry_resolutions": result.resolutions,
         "exit_code": result.exit_code,
-        "rows": [{
-            "namespace": r.row.namespace, "pod": r.row.pod, "container": r.row.container,
-            "kind": r.row.kind, "image": r.row.image, "running": r.row.running,
-            "judged": r.judged, "environment": r.env, "mapped_by": r.mapped_by,
-            "decision": r.decision.value, "image_drift": r.drift is not None,
-            "error": r.verdict.error, "note": r.row.note,
-        } for r in result.results],
     }
+
+
+def write_document(result: ClusterResult, out: Path) -> Path:
+    """Write :func:`document` row by row (a row's dict lives only while it is written)."""
+    path = out / FILENAME
+    try:
+        with path.open("w", encoding="utf-8") as f:
+            head = json.dumps(_head(result), indent=2)
+            f.write(head[:-2] + ',\n  "rows": [')
+            for n, r in enumerate(result.results):
+                f.write(("," if n else "") + "\n    " + json.dumps(_row(r)))
+            f.write("\n  ]\n}\n")
+    except OSError as e:
+        from imggate.errors import Error
+
+        raise Error(f"cannot write {path}: {e.strerror}") from None
+    return path
 
 
 def top_reasons(result: ClusterResult, n: int = 5) -> list[tuple[str, int]]:
@@ -90,7 +114,6 @@ def run_and_publish(request: ClusterRequest, out: Path, *, fmt: ReportFormat,
     from imggate.audit.cluster import run_cluster_audit
     from imggate.audit.pods import open_client
     from imggate.formats.outputs import write_outputs
-    from imggate.formats.verdict_json import write_text
 
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -98,11 +121,11 @@ def run_and_publish(request: ClusterRequest, out: Path, *, fmt: ReportFormat,
         raise UsageError(f"--output-dir {out}: cannot create it ({e.strerror})") from None
     result = run_cluster_audit(request)
     written = write_outputs(result.verdict, out, started=request.now)
-    written.append(write_text(out / FILENAME, json.dumps(document(result), indent=2) + "\n"))
+    written.append(write_document(result, out))
     written.append(cluster_html.write(result, out))
     objects = policyreport.reports(result, request.now, fmt)
     if dry_run:
-        sys.stdout.write(policyreport.to_yaml(objects))
+        policyreport.write_yaml(objects, sys.stdout)
     else:
         async def apply() -> policyreport.Applied:
             client = open_client(request.source)

@@ -24,6 +24,7 @@ import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from sys import intern
 from typing import Any
 
 from imggate.errors import ConfigError, Error
@@ -210,8 +211,11 @@ def pod_rows(pod: Mapping[str, Any]) -> list[ContainerRow]:
             if running is None and isinstance(image_id, str) and image_id:
                 note = ("the runtime reports no registry digest for the running image "
                         f"({image_id[:80]!r}): judged by the spec's reference")
-            rows.append(ContainerRow(namespace, name, uid, cname, kind, image, running, note,
-                                     pull, account))
+            # Many pods run the same few images in the same namespaces: one copy of each
+            # string is kept for the whole audit, however many pods name it.
+            rows.append(ContainerRow(intern(namespace), name, uid, intern(cname), kind,
+                                     intern(image), intern(running) if running else None,
+                                     note, pull, intern(account)))
     return rows
 
 

@@ -23,11 +23,11 @@ gets an empty report.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TextIO
 
 from imggate.audit.cluster import DRIFT_RULE, EXEMPT_ENV, ClusterResult, ContainerResult
 from imggate.audit.pods import api_failure
@@ -143,20 +143,25 @@ def report(namespace: str, results: Sequence[ContainerResult], when: datetime,
 
 
 def reports(result: ClusterResult, when: datetime,
-            fmt: ReportFormat = ReportFormat.POLICYREPORT) -> list[dict[str, Any]]:
-    """One report per namespace read (an empty one where no pod runs)."""
+            fmt: ReportFormat = ReportFormat.POLICYREPORT) -> Iterator[dict[str, Any]]:
+    """One report per namespace read (an empty one where no pod runs), made one at a time:
+    a namespace's result objects are built when it is applied and dropped after, so the
+    audit never holds every namespace's report at once."""
     by_ns: dict[str, list[ContainerResult]] = {ns: [] for ns in result.namespaces}
     for r in result.results:
         by_ns.setdefault(r.row.namespace, []).append(r)
-    return [report(ns, rs, when, fmt) for ns, rs in sorted(by_ns.items())]
+    for ns in sorted(by_ns):
+        yield report(ns, by_ns.pop(ns), when, fmt)
 
 
-def to_yaml(objects: Sequence[Mapping[str, Any]]) -> str:
-    """The reports as a YAML stream (``--dry-run``)."""
+def write_yaml(objects: Iterable[Mapping[str, Any]], out: TextIO) -> None:
+    """The reports as a YAML stream (``--dry-run``), written one by one."""
     import yaml
 
-    return yaml.safe_dump_all([dict(o) for o in objects], sort_keys=False,
-                              default_flow_style=False)
+    for n, obj in enumerate(objects):
+        if n:
+            out.write("---\n")
+        out.write(yaml.safe_dump(dict(obj), sort_keys=False, default_flow_style=False))
 
 
 def _resource(fmt: ReportFormat) -> Any:
@@ -166,7 +171,7 @@ def _resource(fmt: ReportFormat) -> Any:
     return create_namespaced_resource(group, version, kind, plural)
 
 
-async def apply_reports(client: Any, objects: Sequence[Mapping[str, Any]], *,
+async def apply_reports(client: Any, objects: Iterable[Mapping[str, Any]], *,
                         fmt: ReportFormat = ReportFormat.POLICYREPORT,
                         only: Sequence[str] = ()) -> Applied:
     """Apply every report with server-side apply, then empty imggate's reports in
