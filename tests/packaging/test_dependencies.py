@@ -87,3 +87,13 @@ def test_ci_runs_the_unit_tests_on_the_newest_and_the_lowest_releases() -> None:
     assert "python3 .ci/lower_bounds.py --is-lowest" in block
     assert ('-m pytest -q -p no:cacheprovider -m "not registry" --ignore=tests/faults \\\n'
             '    --ignore=tests/siege') in block
+
+
+def test_httpcore_finds_its_async_library_without_a_failed_import() -> None:
+    # httpcore's current_async_library() imports sniffio on every pooled request: installed,
+    # that is a sys.modules lookup; missing, a failed import that walks sys.path each time.
+    import sniffio
+    from httpcore._synchronization import current_async_library  # the call it makes
+
+    assert "sniffio" in {r.split(">=")[0] for r in PROJECT["dependencies"]}
+    assert sniffio.__name__ == "sniffio" and callable(current_async_library)
