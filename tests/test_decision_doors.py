@@ -337,3 +337,31 @@ def test_a_run_of_one_denied_and_one_undecided_image_is_denied(
     assert r["allowed"] is False
     assert f"{denied}: tags.denied: " in r["status"]["message"]
     assert f"{undecided}: could not be checked: " in r["status"]["message"]
+
+
+def test_serve_denies_what_it_found_before_a_fetch_ran_out_of_time(
+        pushed: Pushed, rules: Path, black_hole: str) -> None:
+    """The signatures live on a host that never answers: the review's registry requests are
+    cut off a moment before its answer is due, and the Critical finding read before is
+    still a denial (with what was not checked), answered within the deadline; not "timed
+    out" (which on_undecided: warn would admit)."""
+    server = start_serve(pushed.reports.parent / "serve-slow-sigs",
+                         ["--rules", str(rules), "--insecure-ignore-tlog", "--reports-dir",
+                          str(pushed.reports), "--deadline", "2",
+                          "--signature-repository", f"{black_hole}/doors/signatures"])
+    try:
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "slow"},
+               "spec": {"containers": [{"name": "app", "image": pushed.ref("crit")}]}}
+        started = time.monotonic()
+        with server.client() as c:
+            r = c.post("/validate", json=review(pod, namespace="shop-prod")).json()["response"]
+        took = time.monotonic() - started
+    finally:
+        server.stop()
+    assert r["allowed"] is False
+    message = r["status"]["message"]
+    assert f"{pushed.ref('crit')}: severity: " in message, message
+    assert "could not be checked" not in message and "timed out" not in message
+    assert any(w.startswith(f"{pushed.ref('crit')}: not checked: ")
+               for w in r.get("warnings") or []), r
+    assert took < 3.0

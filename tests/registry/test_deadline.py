@@ -201,3 +201,33 @@ def test_a_huge_error_body_is_not_read_whole() -> None:
     with pytest.raises(RegistryError, match="HTTP 500"):
         run(lambda req: httpx.Response(500, content=endless()), lambda r: r.resolve("v1"))
     assert len(sent) <= 20
+
+
+def test_the_tls_probe_of_a_plain_http_registry_ends_by_the_deadline() -> None:
+    """A loopback (or --insecure-registry) host is probed for TLS first; a host that accepts
+    and never answers must not hold the caller past its deadline, and a probe the deadline
+    cut short decides nothing: the next caller, with time, probes again."""
+    import socket
+
+    from imggate.registry.reference import parse_reference
+    from imggate.registry.resolve import open_repository, resolve_image
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    ref = parse_reference(f"127.0.0.1:{listener.getsockname()[1]}/silent/app:1")
+
+    async def go() -> tuple[float, str, bool]:
+        async with RegistryClient(RegistryOptions(timeout=30.0)) as client:
+            started = time.monotonic()
+            with Deadline.after(0.5).applied(), pytest.raises(RegistryError) as e:
+                await resolve_image(open_repository(ref, client), ref)
+            return time.monotonic() - started, e.value.message, ref.registry in client._schemes
+
+    try:
+        took, message, remembered = asyncio.run(go())
+    finally:
+        listener.close()
+    assert took < 1.5, took
+    assert "deadline passed" in message
+    assert not remembered

@@ -58,6 +58,7 @@ from imggate.policy.checks import reference_results
 from imggate.policy.decision import REFERENCE_RULES, certain, decide
 from imggate.registry.client import RegistryClient
 from imggate.registry.deadline import Deadline
+from imggate.registry.deadline import current as current_deadline
 from imggate.registry.resolve import open_repository, resolve_image
 
 log = logging.getLogger(__name__)
@@ -308,7 +309,7 @@ class Judge:
             p.stage = f"resolving {ref} in the registry"
             self.metrics.child(self.metrics.registry_ops, "resolve").inc()
             try:
-                with Deadline.after(self.settings.deadline).applied():
+                with self._registry_deadline().applied():
                     image = await asyncio.wait_for(
                         resolve_image(open_repository(ref, client), ref, details=False),
                         self.settings.deadline + _BACKSTOP)
@@ -325,12 +326,23 @@ class Judge:
         except TimeoutError:
             raise Error(f"resolving {ref} took longer than {self.settings.deadline:g}s") from None
 
+    def _registry_deadline(self) -> Deadline:
+        """When this task's registry requests must end: ``settings.deadline`` from now, or
+        the review's own registry deadline (applied by the reviewer) when that is sooner.
+
+        Cutting the requests off a moment before the review's answer is due lets the
+        evaluation finish with what it found: a violation found before a fetch timed out
+        is still a denial (:func:`imggate.policy.decision.decide`), not "timed out"."""
+        own = Deadline.after(self.settings.deadline)
+        review = current_deadline()
+        return review if review.at < own.at else own
+
     async def _evaluate(self, text: str, ref: ImageRef, env_policy: EnvPolicy,
                         policies: PolicySet, key: VerdictKey, dry_run: bool,
                         progress: Progress, client: RegistryClient) -> CachedVerdict:
         # Every registry request of this evaluation ends by the deadline (the registry
         # client's own budget, so its error says which request); wait_for is the backstop.
-        with Deadline.after(self.settings.deadline).applied():
+        with self._registry_deadline().applied():
             try:
                 return await asyncio.wait_for(
                     self._gather_and_decide(text, ref, env_policy, policies, key, dry_run,

@@ -38,6 +38,7 @@ from imggate.admission.workloads import WorkloadImage, extract_images, pod_spec
 from imggate.errors import Error, InvalidReference
 from imggate.models import Decision, ImageRef
 from imggate.policy.rules import OnUndecided
+from imggate.registry.deadline import Deadline
 
 #: Subresources through which a container image can change.
 _IMAGE_SUBRESOURCES = frozenset({"", "ephemeralcontainers"})
@@ -46,6 +47,9 @@ _NO_IMAGE_SUBRESOURCES = frozenset({"status", "scale", "binding", "eviction", "a
                                     "portforward", "proxy", "log", "resize"})
 #: The share of the deadline reading a pod's pull secrets may take (the images need the rest).
 _SECRETS_SHARE = 0.5
+#: How long before the answer is due the review's registry requests are cut off: the time
+#: left to decide on what was found (evaluating and verifying take milliseconds).
+_DECIDE_MARGIN = 0.3
 #: How much of a denial message each image may take.
 _PER_IMAGE_CHARS = 400
 
@@ -191,6 +195,9 @@ class Reviewer:
         outcomes: dict[str, ImageOutcome] = {}
         progress: dict[str, Progress] = {}
         tasks: dict[asyncio.Task[ImageOutcome], str] = {}
+        budget = self.deadline if left is None else max(left, 0.0)
+        registry_by = Deadline(time.monotonic() + budget - min(_DECIDE_MARGIN, budget / 10),
+                               self.deadline)
         for text in texts:
             try:
                 ref = _parse_reference(text)
@@ -208,12 +215,15 @@ class Reviewer:
                 outcomes[text] = quick
                 continue
             progress[text] = Progress()
-            task = asyncio.ensure_future(self.judge.judge(
-                text, ref, policies, env, mutate=mutate, dry_run=dry_run,
-                progress=progress[text], access=access))
+            # The task (and the shared lookups it starts) inherits this context: its
+            # registry requests end a moment before the answer is due, so it can still
+            # decide on what it found (see Judge._registry_deadline).
+            with registry_by.applied():
+                task = asyncio.ensure_future(self.judge.judge(
+                    text, ref, policies, env, mutate=mutate, dry_run=dry_run,
+                    progress=progress[text], access=access))
             tasks[task] = text
         if tasks:
-            budget = self.deadline if left is None else max(left, 0.0)
             done, pending = await asyncio.wait(tasks, timeout=budget)
             for task in done:
                 text = tasks[task]

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({429, 502, 503, 504})
 MAX_REDIRECTS = 5
+#: The longest the TLS probe of a plain-HTTP-allowed registry waits for a handshake.
+PROBE_TIMEOUT = 5.0
 MAX_RETRY_AFTER = 30.0
 MAX_TAG_PAGES = 1000
 _OK = frozenset({200})
@@ -173,9 +175,16 @@ class RegistryClient:
                 self._probes[registry] = asyncio.Lock()
             async with self._probes[registry]:
                 if registry not in self._schemes:
+                    # The probe, like every request, ends by the caller's deadline; a probe
+                    # the deadline cut short decides nothing (and is not remembered).
+                    deadline = _deadline.current(self._deadline)
+                    wait = min(self.options.timeout, PROBE_TIMEOUT)
                     # An injected transport (tests) has no sockets to probe.
                     tls = self._transport is None and await speaks_tls(
-                        host, self.options.timeout)
+                        host, deadline.cap(wait))
+                    if not tls and deadline.remaining() <= 0 < wait:
+                        raise RegistryError(f"{deadline.describe()} passed while finding "
+                                            "whether it speaks TLS", registry=registry)
                     self._schemes[registry] = "https" if tls else "http"
                     log.debug("registry %s: %s", registry, self._schemes[registry])
         return f"{self._schemes[registry]}://{host}"

@@ -101,7 +101,7 @@ async def speaks_tls(host: str, timeout: float) -> bool:
     probe.verify_mode = ssl.CERT_NONE  # scheme detection only, never used for data
     try:
         _, writer = await asyncio.wait_for(
-            asyncio.open_connection(name, port, ssl=probe), timeout=min(timeout, 5.0))
+            asyncio.open_connection(name, port, ssl=probe), timeout=timeout)
     except (OSError, ssl.SSLError, TimeoutError, ValueError):
         return False
     writer.close()
