@@ -228,10 +228,17 @@ class Reviewer:
             for task in done:
                 text = tasks[task]
                 try:
-                    outcomes[text] = task.result()
+                    found = task.result()
                 except Exception as e:  # a bug must deny, never allow or crash the server
-                    outcomes[text] = ImageOutcome(text, Decision.ERROR,
-                                                  error=f"internal error ({type(e).__name__})")
+                    found = ImageOutcome(text, Decision.ERROR,
+                                         error=f"internal error ({type(e).__name__})")
+                if found.decision is Decision.ERROR and registry_by.expired:
+                    # Undecided because its requests were cut off for the answer: the
+                    # deadline is why, said and counted as such.
+                    self.metrics.deadline_hits.inc()
+                    found = found._replace(
+                        error=f"timed out after {self.deadline:g}s: {found.error}")
+                outcomes[text] = found
             for task in pending:
                 task.cancel()
                 text = tasks[task]
