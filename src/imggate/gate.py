@@ -171,6 +171,8 @@ def trust_config(material: TrustMaterial, options: SignatureOptions, keys: KeyCa
         ignore_tlog_by="--insecure-ignore-tlog" if options.ignore_tlog
         else "signatures.require_tlog: false",
         trusted_root=root if isinstance(root, SigstoreTrustRoot) else None,
+        trusted_roots=tuple(r for r in root if isinstance(r, SigstoreTrustRoot))
+        if isinstance(root, tuple) else (),
         accept_platform_signatures=options.accept_platform_signatures,
     )
 
@@ -214,9 +216,10 @@ async def gather(req: CheckRequest, *,
     keys.preload(req)
     root = None
     if req.signatures.trusted_root is not None:
-        from imggate.signatures.trustroot import load_trusted_root
+        from imggate.signatures.trustroot import load_trusted_roots
 
-        root = load_trusted_root(req.signatures.trusted_root)
+        # One file may hold several roots (JSON lines): each bundle uses the one it chains to.
+        root = load_trusted_roots(req.signatures.trusted_root)
     async with RegistryClient(req.registry, deadline=req.deadline) as client:
 
         async def resolve(ref: ImageRef) -> ResolvedImage | Error | None:

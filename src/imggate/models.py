@@ -397,6 +397,8 @@ class SignatureCheck:
     #: ref, build signer and config URIs: :data:`imggate.signatures.keyless.FULCIO_CLAIMS`),
     #: set only when verified; empty for keys.
     claims: Mapping[str, str] = field(default_factory=dict)
+    #: Proved by an RFC 3161 timestamp alone (a root with no transparency log: GitHub's).
+    timestamped: bool = False
 
 
 class EvidenceGroup(str, Enum):

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from fixture_paths import FIXTURES
 from imggate.models import Decision, EvidenceGroup, Mode, RuleResult, Unchecked
 from imggate.policy.decision import RULE_EVIDENCE, certain, decide
 from imggate.policy.provenance import read_facts, summary, violations
@@ -186,10 +187,11 @@ def _rules(tmp: Path, provenance: dict[str, Any], identity: str | None = None) -
     return path
 
 
-def _check(tmp: Path, layout: Path, rules: Path) -> tuple[int, dict[str, Any]]:
+def _check(tmp: Path, layout: Path, rules: Path,
+           *extra: str) -> tuple[int, dict[str, Any]]:
     out = tmp / "reports"
     r = run_imggate(["check", f"oci:{layout}:app", "--rules", str(rules), "--env", "prod",
-                     "--output-dir", str(out)])
+                     "--output-dir", str(out), *extra])
     verdict = json.loads((out / "imggate-verdict.json").read_text())
     return r.code, verdict
 
@@ -285,3 +287,17 @@ def test_rules_explain_prints_the_provenance_rule(tmp_path: Path) -> None:
     assert r.code == 0, r.output
     assert "provenance" in r.stdout and "github.com/slsa-framework/*" in r.stdout
     assert "refs/tags/v*" in r.stdout
+
+
+def test_check_with_several_trust_roots_uses_the_one_that_signed(tmp_path: Path,
+                                                                 layout: Path) -> None:
+    # JSON lines as `gh attestation trusted-root` prints them: the public-good root (which
+    # logged this provenance) and a timestamp-only instance.
+    roots = FIXTURES / "sigstore-roots"
+    code, verdict = _check(tmp_path, layout, _rules(tmp_path, GOOD), "--trusted-root",
+                           str(roots / "production+staging-no-tlog.jsonl"))
+    assert code == 0 and _rule(verdict)["passed"], verdict
+    code, verdict = _check(tmp_path, layout, _rules(tmp_path, GOOD), "--trusted-root",
+                           str(roots / "staging-trusted-root.json"))
+    assert code == 1
+    assert _rule(verdict)["messages"][0].startswith("no verified SLSA provenance")

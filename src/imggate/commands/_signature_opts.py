@@ -17,7 +17,9 @@ IssuerRegexpOpt = Annotated[str | None, typer.Option(
 IgnoreTlogOpt = Annotated[bool, typer.Option(
     "--insecure-ignore-tlog", help="UNSAFE: accept key signatures with no Rekor entry.")]
 TrustedRootOpt = Annotated[str | None, typer.Option(
-    "--trusted-root", help="Sigstore trusted_root.json (default: production).")]
+    "--trusted-root", help="Sigstore trusted_root.json, or several as JSON lines (gh "
+                           "attestation trusted-root); default: production. No TUF request "
+                           "is made either way.")]
 SignatureRepositoryOpt = Annotated[str | None, typer.Option(
     "--signature-repository",
     help="Where signatures live (default: $COSIGN_REPOSITORY, else beside the image).")]

@@ -140,9 +140,9 @@ def serve(
         credentials = PullSecretCredentials(load_auth_file(registry_auth_file))
     root = None
     if trusted_root:
-        from imggate.signatures.trustroot import load_trusted_root
+        from imggate.signatures.trustroot import load_trusted_roots
 
-        root = load_trusted_root(Path(trusted_root))
+        root = load_trusted_roots(Path(trusted_root))
     location = locate_rules(Path(rules) if rules else None)
     account_dir = Path(service_account_dir) if service_account_dir else None
     options = ServeOptions(

@@ -44,7 +44,6 @@ from imggate.commands._signature_opts import (
     IssuerRegexpOpt,
     SignatureRepositoryOpt,
     ThresholdOpt,
-    TrustedRootOpt,
     TypeOpt,
 )
 from imggate.errors import Error, UsageError
@@ -91,19 +90,21 @@ def _annotations(pairs: Sequence[str]) -> dict[str, str]:
 def build_trust(*, keys: Sequence[str], certificates: Sequence[str],
                 certificate_chains: Sequence[str], identity: str | None,
                 identity_regexp: str | None, issuer: str | None, issuer_regexp: str | None,
-                types: Sequence[str], ignore_tlog: bool, trusted_root: str | None,
+                types: Sequence[str], ignore_tlog: bool, trusted_root: Sequence[str] | str | None,
                 annotations: Sequence[str], accept_platform: bool,
                 attestations: bool = False) -> TrustConfig:
     """Turn cosign-style flags into a :class:`TrustConfig` (ConfigError/UsageError on misuse)."""
     from imggate.signatures.attestations import predicate_type_uri
     from imggate.signatures.interface import Identity, TrustConfig, load_certificate_authority
     from imggate.signatures.keys import load_public_key
-    from imggate.signatures.trustroot import load_trusted_root
+    from imggate.signatures.trustroot import load_trusted_roots
 
     idents: tuple[Identity, ...] = ()
     if any(x is not None for x in (identity, identity_regexp, issuer, issuer_regexp)):
         idents = (Identity(identity, identity_regexp, issuer, issuer_regexp),)
     cas = [load_certificate_authority(path, path) for path in certificate_chains]
+    paths = [trusted_root] if isinstance(trusted_root, str) else list(trusted_root or [])
+    roots = load_trusted_roots(*paths)
     if not keys and not certificates and not idents and not cas:
         raise UsageError("nothing to verify against: give --key, --certificate, "
                          "--certificate-chain, or --certificate-identity[-regexp] with "
@@ -117,7 +118,8 @@ def build_trust(*, keys: Sequence[str], certificates: Sequence[str],
         check_attestations=bool(types) or attestations,
         attestation_types=tuple(predicate_type_uri(t) for t in types),
         ignore_tlog=ignore_tlog,
-        trusted_root=load_trusted_root(trusted_root) if trusted_root else None,
+        trusted_root=roots[0] if roots else None,
+        trusted_roots=roots,
         annotations=_annotations(annotations),
         accept_platform_signatures=accept_platform,
     )
@@ -186,6 +188,7 @@ async def _one(repo: Repository, ref: ImageRef, text: str, trust: TrustConfig,
 def _check_json(c: SignatureCheck) -> dict[str, Any]:
     return {"kind": c.kind.value, "location": c.location, "verified": c.verified,
             "signer": c.signer, "reason": c.reason, "tlog": c.tlog,
+            "timestamped": c.timestamped,
             "signedDigest": str(c.signed_digest) if c.signed_digest else None,
             "predicateType": c.predicate_type,
             "predicate": dict(c.predicate) if c.predicate is not None else None}
@@ -209,15 +212,50 @@ def _text_lines(r: ImageResult) -> list[str]:
         who = f" by {c.signer}" if c.signer else ""
         ptype = f" [{c.predicate_type}]" if c.predicate_type else ""
         # Say when a verified signature was never checked against a transparency log.
-        log = "" if not c.verified else (" (tlog)" if c.tlog else " (no tlog: UNSAFE)")
+        log = "" if not c.verified else (" (tlog)" if c.tlog else " (timestamped)"
+                                         if c.timestamped else " (no tlog: UNSAFE)")
         lines.append(f"  {mark} {c.kind.value}{ptype}{who}{log} at {c.location}: {c.reason}")
     return lines
 
 
+def verify_bundle_files(bundle: str, digest: str, trust: TrustConfig,
+                        requirement: Requirement) -> ImageResult:
+    """``verify --bundle FILE --digest sha256:…``: the bundle(s) of a file, offline."""
+    from pathlib import Path
+
+    from imggate._files import read_config_file
+    from imggate.models import Digest
+    from imggate.signatures.check import check_bundle_file
+    from imggate.signatures.interface import evaluate
+
+    try:
+        subject = Digest.parse(digest.strip())
+    except ValueError:
+        raise UsageError(f"--digest {digest[:80]!r}: expected sha256:<64 hex>") from None
+    data = read_config_file(Path(bundle), 16 * 1024 * 1024, what="Sigstore bundle")
+    checks = check_bundle_file(data, bundle, subject, trust)
+    met, why = evaluate(requirement, checks)
+    return ImageResult(bundle, f"{bundle} for {subject}", checks, met, why)
+
+
+def _bundle_requirement(trust: TrustConfig, threshold: int | None,
+                        typed: bool) -> Requirement:
+    """What a bundle file must show: with --type, that attestation; else a verified bundle
+    of either kind (a cosign signature bundle or any attestation), as verify-blob does."""
+    from imggate.models import SignatureKind
+    from imggate.signatures.interface import AnyOf, SignedBy, Threshold, default_requirement
+
+    if typed:
+        return default_requirement(trust, threshold)
+    per = tuple(AnyOf(SignedBy(a, SignatureKind.SIGNATURE), SignedBy(a, SignatureKind.ATTESTATION))
+                for a in trust.anchors)
+    return Threshold(threshold, per) if threshold else AnyOf(*per)
+
+
 @app.command()
 def verify(
-    refs: Annotated[list[str], typer.Argument(
-        help="Image references (or oci:PATH[:TAG|@DIGEST]).")],
+    refs: Annotated[list[str] | None, typer.Argument(
+        help="Image references (or oci:PATH[:TAG|@DIGEST]).")] = None,
     key: Annotated[list[str] | None, typer.Option(
         "--key", help="PEM public key (repeatable).")] = None,
     certificate: CertificateOpt = None,
@@ -232,7 +270,16 @@ def verify(
     annotations: Annotated[list[str] | None, typer.Option(
         "-a", "--annotations", help="Require key=value in the signed payload.")] = None,
     insecure_ignore_tlog: IgnoreTlogOpt = False,
-    trusted_root: TrustedRootOpt = None,
+    trusted_root: Annotated[list[str] | None, typer.Option(
+        "--trusted-root", help="Sigstore trusted_root.json, or several as JSON lines (gh "
+                               "attestation trusted-root); repeatable; default: production. "
+                               "No TUF request is made either way.")] = None,
+    bundle: Annotated[str | None, typer.Option(
+        "--bundle", help="Verify this Sigstore bundle file (or JSON lines of bundles) for "
+                         "--digest, offline, instead of images (cosign verify-blob-"
+                         "attestation --bundle).")] = None,
+    digest: Annotated[str | None, typer.Option(
+        "--digest", help="With --bundle: the sha256:<hex> the bundle must be about.")] = None,
     signature_repository: SignatureRepositoryOpt = None,
     accept_platform_signatures: Annotated[bool, typer.Option(
         "--accept-platform-signatures",
@@ -254,7 +301,13 @@ def verify(
     limit = parse_deadline(deadline)
     if threshold is not None and threshold < 1:
         raise UsageError("--threshold must be at least 1")
-    parsed = parse_refs(refs)
+    if (bundle is None) != (digest is None):
+        raise UsageError("--bundle and --digest go together")
+    if bundle is not None and refs:
+        raise UsageError("give image references or --bundle FILE --digest DIGEST, not both")
+    if bundle is None and not refs:
+        raise UsageError("give image references, or --bundle FILE --digest DIGEST")
+    parsed = parse_refs(refs or [])
     sig_text = signature_repository or os.environ.get("COSIGN_REPOSITORY") or None
     sig_ref = parse_refs([sig_text])[0] if sig_text else None
     trust = build_trust(
@@ -264,15 +317,23 @@ def verify(
         issuer_regexp=certificate_oidc_issuer_regexp, types=type_ or [],
         ignore_tlog=insecure_ignore_tlog, trusted_root=trusted_root,
         annotations=annotations or [], accept_platform=accept_platform_signatures,
-        attestations=attestations)
+        attestations=attestations or (bundle is not None and not type_))
+    if bundle is not None and digest is not None:
+        results = [verify_bundle_files(bundle, digest, trust, _bundle_requirement(
+            trust, threshold, bool(type_)))]
+        return _emit(results, as_json)
     requirement = default_requirement(trust, threshold)
     plat = parse_platform(platform)
     options = registry_options([*parsed, *([sig_ref] if sig_ref else [])],
                                insecure=insecure_registry, ca_file=ca_file, username=username,
                                password_stdin=password_stdin, timeout=timeout)
     assert isinstance(options, RegistryOptions)
-    results = run(verify_refs(parsed, refs, trust, requirement, options, plat, sig_ref,
+    results = run(verify_refs(parsed, refs or [], trust, requirement, options, plat, sig_ref,
                                   deadline=limit))
+    return _emit(results, as_json)
+
+
+def _emit(results: Sequence[ImageResult], as_json: bool) -> int:
     if as_json:
         doc = [{"reference": r.reference, "pinned": r.pinned, "verified": r.verified,
                 "explanation": r.explanation,

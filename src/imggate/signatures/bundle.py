@@ -46,6 +46,15 @@ from imggate.signatures.keys import BadSignature
 from imggate.signatures.merkle import verify_bundle_proof
 from imggate.signatures.rekor import TlogError, check_envelope_entry, entry_from_bundle, verify_set
 from imggate.signatures.signers import SignedContent, verify_any
+from imggate.signatures.timestamped import (
+    TimestampError,
+    bundle_certificate,
+    issued_by,
+    signed_timestamps,
+    tlog_entries,
+    verify_timestamped,
+)
+from imggate.signatures.trustroot import SigstoreTrustRoot
 
 logger = logging.getLogger("imggate.signatures")
 
@@ -74,12 +83,12 @@ class _IdentityPolicy:
         self.matched = f"{san} ({issuer})"
 
 
-def _verifier(trust: TrustConfig) -> Any:
-    """A sigstore ``Verifier`` for the trust root in force, built once per root document."""
+def _verifier(root: SigstoreTrustRoot) -> Any:
+    """A sigstore ``Verifier`` for one trust root, built once per root document."""
     from sigstore.models import TrustedRoot
     from sigstore.verify import Verifier
 
-    raw = trust.root().raw
+    raw = root.raw
     key = hashlib.sha256(raw).hexdigest()
     if key not in _verifiers:
         # sigstore-python reads trusted roots from files only.
@@ -155,8 +164,69 @@ def _verify_keyed(doc: Any, att: Attachment, trust: TrustConfig) -> tuple[Signat
     return None, reasons
 
 
-def _verify_keyless(att: Attachment, trust: TrustConfig) -> tuple[SignatureCheck | None,
-                                                                  list[str]]:
+def _verify_keyless(att: Attachment, doc: Any, trust: TrustConfig
+                    ) -> tuple[SignatureCheck | None, list[str]]:
+    """Fulcio bundles, against the root their certificate chains to: through sigstore-python
+    when the root has a transparency log and the bundle an entry in it, else by RFC 3161
+    timestamps (imggate.signatures.timestamped) when the root has timestamp authorities."""
+    try:
+        leaf = bundle_certificate(doc)
+    except TimestampError as e:
+        return None, [f"not a valid Sigstore bundle ({e})"]
+    roots = [r for r in trust.roots() if issued_by(leaf, r)]
+    if not roots:
+        return None, [f"certificate issued by {leaf.issuer.rfc4514_string()[:120]!r} chains "
+                      "to no trusted root (give its root with --trusted-root)"]
+    try:
+        has_log, has_stamps = bool(tlog_entries(doc)), bool(signed_timestamps(doc))
+    except TimestampError as e:
+        return None, [str(e)]
+    reasons: list[str] = []
+    for root in roots:
+        if root.tlogs and has_log:
+            found, why = _verify_logged(att, trust, root)
+        elif root.timestamp_authorities and has_stamps:
+            found, why = _verify_stamped(att, doc, trust, root)
+        else:
+            need = " or ".join(x for x, ok in (("a transparency-log entry", bool(root.tlogs)),
+                                               ("an RFC 3161 timestamp",
+                                                bool(root.timestamp_authorities))) if ok)
+            found, why = None, [f"{root.label}: needs {need}, and the bundle has none"]
+        if found is not None:
+            return found, []
+        reasons += why
+    return None, reasons
+
+
+def _verify_stamped(att: Attachment, doc: Any, trust: TrustConfig, root: SigstoreTrustRoot
+                    ) -> tuple[SignatureCheck | None, list[str]]:
+    reasons = []
+    for ident in trust.identities:
+        try:
+            got = verify_timestamped(doc, root, ident, att.subject)
+            if got.envelope is None:
+                # A message signature over the subject digest itself: a blob signature.
+                return SignatureCheck(SignatureKind.SIGNATURE, att.location, True,
+                                      f"verified Sigstore bundle: {got.signer}, timestamped "
+                                      f"{got.when.isoformat()} ({root.label})",
+                                      signer=got.signer, signed_digest=att.subject,
+                                      claims=got.claims, timestamped=True), []
+            kind, st = _judge(got.envelope.payload_type, got.envelope.payload, att, trust)
+        except (TimestampError, StatementError) as e:
+            reasons.append(f"{ident.label}: {e}")
+            continue
+        return SignatureCheck(kind, att.location, True,
+                              f"verified Sigstore bundle: {got.signer}, timestamped "
+                              f"{got.when.isoformat()} ({root.label})",
+                              signer=got.signer, predicate_type=st.predicate_type,
+                              predicate=st.predicate if kind is SignatureKind.ATTESTATION
+                              else None, tlog=False, signed_digest=att.subject,
+                              claims=got.claims, timestamped=True), []
+    return None, reasons
+
+
+def _verify_logged(att: Attachment, trust: TrustConfig, root: SigstoreTrustRoot
+                   ) -> tuple[SignatureCheck | None, list[str]]:
     """Fulcio bundles through sigstore-python's ``Verifier`` with imggate's identity rule."""
     from sigstore.errors import Error as SigstoreError
     from sigstore.models import Bundle
@@ -169,7 +239,7 @@ def _verify_keyless(att: Attachment, trust: TrustConfig) -> tuple[SignatureCheck
     except Exception as e:  # third-party parser: any failure is a failed check
         return None, [f"not a valid Sigstore bundle ({type(e).__name__})"]
     try:
-        verifier = _verifier(trust)
+        verifier = _verifier(root)
     except Exception as e:  # an unusable trust root fails every bundle
         return None, [f"Sigstore trusted root unusable ({type(e).__name__}: {str(e)[:200]})"]
     reasons = []
@@ -219,7 +289,7 @@ def verify_bundle(att: Attachment, trust: TrustConfig) -> SignatureCheck:
             return found
         reasons += why
     if trust.identities:
-        found, why = _verify_keyless(att, trust)
+        found, why = _verify_keyless(att, doc, trust)
         if found is not None:
             return found
         reasons += why

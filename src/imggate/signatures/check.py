@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import logging
 
-from imggate.errors import Error
+from imggate.errors import ConfigError, Error
 from imggate.models import Digest, SignatureCheck, SignatureKind
 from imggate.registry.interface import Repository
 from imggate.signatures.discovery import describe, discover
-from imggate.signatures.interface import Attachment, AttachmentKind, TrustConfig
+from imggate.signatures.interface import (
+    BUNDLE_MEDIA_TYPE,
+    Attachment,
+    AttachmentKind,
+    TrustConfig,
+)
 
 logger = logging.getLogger("imggate.signatures")
 
@@ -73,3 +78,35 @@ async def check_signatures(repo: Repository, digest: Digest, trust: TrustConfig,
         logger.debug("%s@%s: found %s", repo.name, subject, describe(found))
         checks.extend(verify_attachment(a, trust) for a in found)
     return tuple(checks)
+
+
+#: Most bundles read from one file (``gh attestation download`` writes JSON lines).
+MAX_BUNDLES_PER_FILE = 64
+
+
+def check_bundle_file(data: bytes, source: str, digest: Digest,
+                      trust: TrustConfig) -> tuple[SignatureCheck, ...]:
+    """Verify the Sigstore bundle(s) of a file for ``digest``, offline (``verify --bundle``).
+
+    The file holds one bundle, or several as JSON lines; each is verified like a bundle
+    found beside an image (signature, log or timestamp evidence, identity) and must name
+    ``digest`` as its subject. Nothing is fetched. :class:`ConfigError` when the file
+    holds no bundle at all.
+    """
+    import json
+
+    try:
+        whole = isinstance(json.loads(data), dict)
+    except (ValueError, RecursionError):
+        whole = False
+    docs = [data] if whole else [ln for ln in data.splitlines() if ln.strip()]
+    if not docs or not data.strip():
+        raise ConfigError(f"{source}: no Sigstore bundle in this file")
+    if len(docs) > MAX_BUNDLES_PER_FILE:
+        raise ConfigError(f"{source}: {len(docs)} bundles, at most {MAX_BUNDLES_PER_FILE}")
+    out = []
+    for i, raw in enumerate(docs):
+        where = source if len(docs) == 1 else f"{source} line {i + 1}"
+        out.append(verify_attachment(Attachment(AttachmentKind.BUNDLE, where, digest,
+                                                BUNDLE_MEDIA_TYPE, {}, raw), trust))
+    return tuple(out)

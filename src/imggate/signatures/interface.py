@@ -171,7 +171,10 @@ class TrustConfig:
     ``--insecure-ignore-tlog``: key-based signatures without a Rekor entry are
     accepted and a warning naming ``ignore_tlog_by`` (the flag, or the rule
     that asked for it) is logged every time. ``trusted_root`` ``None``
-    means Sigstore's production root shipped with the ``sigstore`` package.
+    means Sigstore's production root shipped with the ``sigstore`` package;
+    ``trusted_roots`` are every root given (``--trusted-root``, JSON lines:
+    public-good and GitHub's instance at once), each bundle being verified
+    against the root its certificate chains to.
     ``check_bundles``: look for Sigstore bundles among the OCI referrers
     (only when there are keys or keyless identities to verify them against).
     ``accept_platform_signatures``: when checking a platform manifest of an
@@ -189,6 +192,7 @@ class TrustConfig:
     ignore_tlog: bool = False
     ignore_tlog_by: str = "--insecure-ignore-tlog"
     trusted_root: SigstoreTrustRoot | None = None
+    trusted_roots: tuple[SigstoreTrustRoot, ...] = ()
     annotations: Mapping[str, str] = field(default_factory=dict)
     docker_reference: str | None = None
     accept_platform_signatures: bool = False
@@ -207,11 +211,19 @@ class TrustConfig:
         return (*self.keys, *self.identities, *self.authorities)
 
     def root(self) -> SigstoreTrustRoot:
-        """The Sigstore trust root in force (production unless configured)."""
+        """The Sigstore trust root in force (production unless configured); the first
+        given when there are several."""
         if self.trusted_root is not None:
             return self.trusted_root
+        if self.trusted_roots:
+            return self.trusted_roots[0]
         from imggate.signatures.trustroot import production_trusted_root
         return production_trusted_root()
+
+    def roots(self) -> tuple[SigstoreTrustRoot, ...]:
+        """Every Sigstore trust root in force, the primary first."""
+        first = self.root()
+        return (first, *(r for r in self.trusted_roots if r is not first))
 
 
 # --------------------------------------------------------------------------- requirements

@@ -122,8 +122,17 @@ class _Material:
             else:
                 try:
                     entry = parse_rekor_bundle(text)
-                    verify_set(entry, self.trust.root())
-                    self._entry = entry
+                    errors = []
+                    for root in self.trust.roots():  # the root whose Rekor logged it
+                        try:
+                            verify_set(entry, root)
+                        except TlogError as e:
+                            errors.append(str(e))
+                            continue
+                        self._entry = entry
+                        break
+                    else:
+                        raise TlogError(errors[0])
                 except TlogError as e:
                     self._entry_error = str(e)
         if self._entry is None:
@@ -136,10 +145,18 @@ class _Material:
             try:
                 cert = self.cert()
                 entry = self.entry()
-                root = self.trust.root()
-                chain = verify_fulcio_chain(cert, root, entry.time)
-                verify_sct(cert, chain, root)
-                self._fulcio = (identities(cert), oidc_issuer(cert))
+                errors: list[str] = []
+                for root in self.trust.roots():  # the root whose Fulcio issued it
+                    try:
+                        chain = verify_fulcio_chain(cert, root, entry.time)
+                        verify_sct(cert, chain, root)
+                    except CertificateError as e:
+                        errors.append(str(e))
+                        continue
+                    self._fulcio = (identities(cert), oidc_issuer(cert))
+                    break
+                else:
+                    raise CertificateError(errors[0])
             except (CertificateError, TlogError) as e:
                 self._fulcio = str(e)
         if isinstance(self._fulcio, str):

@@ -3,7 +3,15 @@
 Read from a ``trusted_root.json`` (``application/vnd.dev.sigstore.trustedroot+json``):
 the production one that ships inside the ``sigstore`` package (found on disk
 without importing sigstore, which is slow), or ``--trusted-root FILE`` for a
-private Sigstore. Nothing here touches the network.
+private Sigstore. A file may also hold several roots, one JSON document per
+line, as ``gh attestation trusted-root`` prints them (public-good and GitHub's
+instance), or a client trust config (``…clienttrustconfig+json``) wrapping one.
+Nothing here touches the network: with roots given as files, no TUF request
+is ever made.
+
+A root needs a Fulcio CA and at least one kind of time evidence: Rekor keys
+(signatures proved by a transparency-log entry) or timestamp authorities
+(RFC 3161 timestamps; GitHub's instance has no log at all).
 """
 
 from __future__ import annotations
@@ -61,6 +69,15 @@ class CertificateAuthority:
 
 
 @dataclass(frozen=True, slots=True)
+class TimestampAuthority:
+    """An RFC 3161 timestamp authority: its chain (signing certificate first, root last)."""
+
+    chain: tuple[x509.Certificate, ...] = field(compare=False, repr=False)
+    validity: Validity
+    uri: str
+
+
+@dataclass(frozen=True, slots=True)
 class SigstoreTrustRoot:
     """The trust material of one Sigstore instance."""
 
@@ -70,6 +87,13 @@ class SigstoreTrustRoot:
     ctlogs: tuple[LogKey, ...]
     #: The document as read, for sigstore-python (bundles) to load the same trust.
     raw: bytes = field(default=b"", compare=False, repr=False)
+    timestamp_authorities: tuple[TimestampAuthority, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """A short name for messages: the Fulcio URI(s) and where the root was read."""
+        uris = ", ".join(dict.fromkeys(c.uri for c in self.certificate_authorities if c.uri))
+        return f"{uris or 'trusted root'} ({self.source})"
 
     def tlog(self, log_id: bytes) -> LogKey | None:
         """The Rekor key with this log id (sha256 of its DER SPKI)."""
@@ -133,28 +157,47 @@ def _log_keys(items: object, where: str) -> tuple[LogKey, ...]:
     return tuple(out)
 
 
+def _chain(item: object, w: str) -> tuple[x509.Certificate, ...]:
+    chain = item.get("certChain") if isinstance(item, dict) else None
+    certs = chain.get("certificates") if isinstance(chain, dict) else None
+    if not isinstance(certs, list) or not certs:
+        raise ValueError(f"{w}: needs certChain.certificates")
+    parsed = []
+    for j, c in enumerate(certs):
+        raw = _b64(c.get("rawBytes") if isinstance(c, dict) else None,
+                   f"{w}.certChain.certificates[{j}].rawBytes")
+        try:
+            parsed.append(x509.load_der_x509_certificate(raw))
+        except ValueError as e:
+            raise ValueError(f"{w}.certChain.certificates[{j}]: not a certificate ({e})") \
+                from None
+    return tuple(parsed)
+
+
+def _timestamp_authorities(items: object, where: str) -> tuple[TimestampAuthority, ...]:
+    if not isinstance(items, list):
+        raise ValueError(f"{where}: must be a list")
+    out = []
+    for i, item in enumerate(items):
+        w = f"{where}[{i}]"
+        chain = _chain(item, w)
+        assert isinstance(item, dict)
+        uri = item.get("uri")
+        out.append(TimestampAuthority(chain, _validity(item.get("validFor"), f"{w}.validFor"),
+                                      uri if isinstance(uri, str) else ""))
+    return tuple(out)
+
+
 def _authorities(items: object, where: str) -> tuple[CertificateAuthority, ...]:
     if not isinstance(items, list):
         raise ValueError(f"{where}: must be a list")
     out = []
     for i, item in enumerate(items):
         w = f"{where}[{i}]"
-        chain = item.get("certChain") if isinstance(item, dict) else None
-        certs = chain.get("certificates") if isinstance(chain, dict) else None
-        if not isinstance(certs, list) or not certs:
-            raise ValueError(f"{w}: needs certChain.certificates")
-        parsed = []
-        for j, c in enumerate(certs):
-            raw = _b64(c.get("rawBytes") if isinstance(c, dict) else None,
-                       f"{w}.certChain.certificates[{j}].rawBytes")
-            try:
-                parsed.append(x509.load_der_x509_certificate(raw))
-            except ValueError as e:
-                raise ValueError(f"{w}.certChain.certificates[{j}]: not a certificate ({e})") \
-                    from None
+        chain = _chain(item, w)
+        assert isinstance(item, dict)
         uri = item.get("uri")
-        out.append(CertificateAuthority(tuple(parsed), _validity(item.get("validFor"),
-                                                                 f"{w}.validFor"),
+        out.append(CertificateAuthority(chain, _validity(item.get("validFor"), f"{w}.validFor"),
                                         uri if isinstance(uri, str) else ""))
     return tuple(out)
 
@@ -166,26 +209,74 @@ def parse_trusted_root(data: bytes, source: str) -> SigstoreTrustRoot:
         if not isinstance(doc, dict):
             raise ValueError("not a JSON object")
         mt = doc.get("mediaType")
+        if isinstance(mt, str) and mt.startswith("application/vnd.dev.sigstore.clienttrustconfig"):
+            # A client trust config wraps the root; sigstore-python reads the root alone.
+            doc = doc.get("trustedRoot")
+            if not isinstance(doc, dict):
+                raise ValueError("client trust config has no trustedRoot object")
+            mt = doc.get("mediaType")
+            data = json.dumps(doc).encode()
         if not isinstance(mt, str) or not mt.startswith("application/vnd.dev.sigstore.trustedroot"):
             raise ValueError(f"mediaType {str(mt)[:80]!r} is not a Sigstore trusted root")
         root = SigstoreTrustRoot(
             source,
             _authorities(doc.get("certificateAuthorities", []), "certificateAuthorities"),
-            _log_keys(doc.get("tlogs", []), "tlogs"),
-            _log_keys(doc.get("ctlogs", []), "ctlogs"),
+            _log_keys(doc.get("tlogs") or [], "tlogs"),
+            _log_keys(doc.get("ctlogs") or [], "ctlogs"),
             data,
+            _timestamp_authorities(doc.get("timestampAuthorities") or [],
+                                   "timestampAuthorities"),
         )
     except (ValueError, RecursionError) as e:
         raise ConfigError(f"{source}: invalid Sigstore trusted root: {e}") from None
-    if not root.certificate_authorities or not root.tlogs:
-        raise ConfigError(f"{source}: trusted root has no Fulcio CA or no Rekor key")
+    if not root.certificate_authorities:
+        raise ConfigError(f"{source}: trusted root has no Fulcio certificate authority")
+    if not root.tlogs and not root.timestamp_authorities:
+        raise ConfigError(f"{source}: trusted root has neither a Rekor key nor a timestamp "
+                          "authority: nothing could prove when a certificate was used")
     return root
 
 
+#: Most roots one file may hold (``gh attestation trusted-root`` prints two today).
+MAX_ROOTS = 32
+
+
+def parse_trusted_roots(data: bytes, source: str) -> tuple[SigstoreTrustRoot, ...]:
+    """One trusted root document, or several as JSON lines; :class:`ConfigError` names
+    ``source`` and the line."""
+    lines = [ln for ln in data.splitlines() if ln.strip()]
+    try:
+        single = len(lines) > 1 and isinstance(json.loads(data), dict)
+    except (ValueError, RecursionError):
+        single = False
+    if len(lines) <= 1 or single:
+        return (parse_trusted_root(data, source),)
+    if len(lines) > MAX_ROOTS:
+        raise ConfigError(f"{source}: {len(lines)} trusted roots, at most {MAX_ROOTS}")
+    return tuple(parse_trusted_root(line, f"{source} line {i}")
+                 for i, line in enumerate(lines, 1))
+
+
+def load_trusted_roots(*paths: str | Path) -> tuple[SigstoreTrustRoot, ...]:
+    """Read every ``--trusted-root FILE`` (each a root, or JSON lines of roots)."""
+    out: list[SigstoreTrustRoot] = []
+    for path in paths:
+        p = Path(path)
+        out += parse_trusted_roots(read_config_file(p, _MAX_FILE, what="trusted root"), str(p))
+    return tuple(out)
+
+
 def load_trusted_root(path: str | Path) -> SigstoreTrustRoot:
-    """Read ``--trusted-root FILE``."""
-    p = Path(path)
-    return parse_trusted_root(read_config_file(p, _MAX_FILE, what="trusted root"), str(p))
+    """Read ``--trusted-root FILE`` holding one root (the first, when it holds several)."""
+    return load_trusted_roots(path)[0]
+
+
+def roots_digest(roots: tuple[SigstoreTrustRoot, ...]) -> str:
+    """sha256 over the roots' documents, in order: what a cached verdict was trusted with."""
+    h = hashlib.sha256()
+    for r in roots:
+        h.update(hashlib.sha256(r.raw).digest())
+    return h.hexdigest()
 
 
 def production_trusted_root_path() -> Path:
