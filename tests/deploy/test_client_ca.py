@@ -11,7 +11,9 @@ from typing import Any
 import kubernetes_validate
 import yaml
 
-from deploy.test_deploy import DEPLOY, kubectl, one
+from deploy.test_deploy import DEPLOY, deploy_copy, kubectl, one
+
+__all__ = ["deploy_copy"]  # the fixture: deploy/ with its secrets generated, as documented
 
 
 def _build(overlay: Path) -> list[dict[str, Any]]:
@@ -20,14 +22,15 @@ def _build(overlay: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(out) if d]
 
 
-def test_the_client_ca_component_requires_the_api_servers_certificate(tmp_path: Path) -> None:
+def test_the_client_ca_component_requires_the_api_servers_certificate(
+        tmp_path: Path, deploy_copy: Path) -> None:
     overlay = tmp_path / "overlay"
     overlay.mkdir()
     (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         # kustomize takes relative paths only
-        "resources": [os.path.relpath(DEPLOY, overlay)],
-        "components": [os.path.relpath(DEPLOY / "client-ca", overlay)]}))
+        "resources": [os.path.relpath(deploy_copy, overlay)],
+        "components": [os.path.relpath(deploy_copy / "client-ca", overlay)]}))
     docs = _build(overlay)
     deploy = one(docs, "Deployment", "imggate")
     kubernetes_validate.validate(deploy, kubernetes_validate.latest_version(), strict=True)
@@ -41,7 +44,7 @@ def test_the_client_ca_component_requires_the_api_servers_certificate(tmp_path: 
     assert secret["secretName"] == "imggate-client-ca"
     assert secret["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
     # Everything else is deploy/ as it is.
-    plain = one(_build(DEPLOY), "Deployment", "imggate")["spec"]["template"]["spec"]
+    plain = one(_build(deploy_copy), "Deployment", "imggate")["spec"]["template"]["spec"]
     assert [a for a in container["args"] if not a.startswith("--client-ca")] == \
         plain["containers"][0]["args"]
     # Off by default, and deploy/ says how to turn it on.
