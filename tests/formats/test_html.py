@@ -34,7 +34,7 @@ from formats.verdict_samples import (
     single,
 )
 from imggate.formats import html
-from imggate.models import Mode, RuleResult, Verdict
+from imggate.models import Decision, ImageVerdict, Mode, RuleResult, Verdict
 from registry_harness import require_tool
 
 # ----------------------------------------------------------------- helpers
@@ -503,3 +503,16 @@ def test_not_scanned_in_the_browser(tmp_path):
     dom = parse(dump_dom(tmp_path, write_report(tmp_path, v).as_uri()))
     assert text_of(dom.find("div", class_="not-scanned-box")[0]).startswith("NOT SCANNED")
     assert "3h" in text_of(dom.find("table", class_="reports")[0])
+
+
+def test_an_image_denied_by_its_reference_alone_reads_as_not_read_not_as_clean():
+    iv = ImageVerdict(reference="nginx:latest", env="prod", decision=Decision.DENY,
+                      rules=(RuleResult("tags.denied", False, Mode.ENFORCE,
+                                        ("tag 'latest' is denied",)),),
+                      error="the image was not read: a rule about its reference already "
+                            "denies it")
+    doc = parse(html.render(single(iv)))
+    section = text_of(doc.find("section", id="image-1")[0])
+    assert "Also not checked: the image was not read" in section
+    assert "Could not decide" not in section
+    assert "No evidence was gathered" in section and "No vulnerabilities" not in section

@@ -317,9 +317,10 @@ def _image_view(index: int, iv: ImageVerdict) -> dict[str, Any]:
         "unread": iv.image is None,
         "reports": [_evidence(e) for e in iv.evidence],
         "facts": _facts(iv.image),
-        # An undecided image with nothing gathered gets one line instead of
-        # empty sections that would read like "checked, nothing found".
-        "evidence": bool(iv.decision.value != "error" or iv.image or iv.findings
+        # An undecided or denied image with nothing gathered (never read: its registry
+        # failed, or its reference alone denied it) gets one line instead of empty
+        # sections that would read like "checked, nothing found".
+        "evidence": bool(iv.decision.value == "allow" or iv.image or iv.findings
                          or iv.suppressed or iv.signatures or iv.exceptions),
         "notes": [clean(n) for n in iv.notes],
     }
