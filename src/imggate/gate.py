@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from imggate.scanners.trivy_runner import TrivyOptions, TrivyScans
     from imggate.signatures.interface import CertificateAuthority, TrustConfig
     from imggate.signatures.keys import TrustedKey
+    from imggate.signatures.trustroot import SigstoreTrustRoot
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ class KeyCache:
     def __init__(self) -> None:
         self._keys: dict[Path, TrustedKey] = {}
         self._chains: dict[Path, CertificateAuthority] = {}
+        self._roots: dict[Path, tuple[SigstoreTrustRoot, ...]] = {}
 
     def preload(self, req: CheckRequest) -> None:
         """Load every key the rules name for these images now, so that an unusable key
@@ -132,6 +134,8 @@ class KeyCache:
                 self.get(Path(path))
             for path in material.certificate_chains:
                 self.authority(Path(path))
+            for path in material.trusted_roots:
+                self.roots(Path(path))
 
     def get(self, path: Path) -> TrustedKey:
         from imggate.signatures.keys import load_public_key
@@ -139,6 +143,14 @@ class KeyCache:
         if path not in self._keys:
             self._keys[path] = load_public_key(path)
         return self._keys[path]
+
+    def roots(self, path: Path) -> tuple[SigstoreTrustRoot, ...]:
+        """The trusted root(s) of a ``signatures.trusted_roots`` file, read once."""
+        from imggate.signatures.trustroot import load_trusted_roots
+
+        if path not in self._roots:
+            self._roots[path] = load_trusted_roots(path)
+        return self._roots[path]
 
     def authority(self, path: Path) -> CertificateAuthority:
         from imggate.signatures.interface import load_certificate_authority
@@ -159,6 +171,10 @@ def trust_config(material: TrustMaterial, options: SignatureOptions, keys: KeyCa
         for i in material.identities)
     from imggate.signatures.trustroot import SigstoreTrustRoot
 
+    given = (root,) if isinstance(root, SigstoreTrustRoot) else tuple(
+        r for r in root if isinstance(r, SigstoreTrustRoot)) if isinstance(root, tuple) else ()
+    # The command line's roots, then the rules' (signatures.trusted_roots), each read once.
+    roots = (*given, *(r for p in material.trusted_roots for r in keys.roots(Path(p))))
     return TrustConfig(
         keys=tuple(keys.get(Path(p)) for p in material.keys),
         identities=identities,
@@ -170,9 +186,8 @@ def trust_config(material: TrustMaterial, options: SignatureOptions, keys: KeyCa
         ignore_tlog=options.ignore_tlog or material.ignore_tlog,
         ignore_tlog_by="--insecure-ignore-tlog" if options.ignore_tlog
         else "signatures.require_tlog: false",
-        trusted_root=root if isinstance(root, SigstoreTrustRoot) else None,
-        trusted_roots=tuple(r for r in root if isinstance(r, SigstoreTrustRoot))
-        if isinstance(root, tuple) else (),
+        trusted_root=roots[0] if roots else None,
+        trusted_roots=roots,
         accept_platform_signatures=options.accept_platform_signatures,
     )
 

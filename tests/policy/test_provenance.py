@@ -176,12 +176,15 @@ def _layout(tmp: Path, repo: InMemoryRepository) -> Path:
     return write_layout(repo, tmp / "layout")
 
 
-def _rules(tmp: Path, provenance: dict[str, Any], identity: str | None = None) -> Path:
+def _rules(tmp: Path, provenance: dict[str, Any], identity: str | None = None,
+           roots: tuple[Path, ...] = ()) -> Path:
     san = identity or case_json(CASE)["identity"]["san"]
+    signatures: dict[str, Any] = {"required": False,
+                                  "identities": [{"identity": san, "issuer": ACTIONS}]}
+    if roots:
+        signatures["trusted_roots"] = [str(r) for r in roots]
     doc = {"version": 1, "environments": {"prod": {
-        "signatures": {"required": False,
-                       "identities": [{"identity": san, "issuer": ACTIONS}]},
-        "provenance": provenance}}}
+        "signatures": signatures, "provenance": provenance}}}
     path = tmp / "rules.yaml"
     path.write_text(json.dumps(doc))  # JSON is YAML
     return path
@@ -301,3 +304,20 @@ def test_check_with_several_trust_roots_uses_the_one_that_signed(tmp_path: Path,
                            str(roots / "staging-trusted-root.json"))
     assert code == 1
     assert _rule(verdict)["messages"][0].startswith("no verified SLSA provenance")
+
+
+def test_rules_name_the_trust_roots(tmp_path: Path, layout: Path) -> None:
+    roots = FIXTURES / "sigstore-roots"
+    both = _rules(tmp_path, GOOD, roots=(roots / "production+staging-no-tlog.jsonl",))
+    code, verdict = _check(tmp_path, layout, both)
+    assert code == 0 and _rule(verdict)["passed"], verdict
+    staging = _rules(tmp_path, GOOD, roots=(roots / "staging-trusted-root.json",))
+    code, verdict = _check(tmp_path, layout, staging)
+    assert code == 1
+    bad = tmp_path / "not-a-root.json"
+    bad.write_text('{"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1"}')
+    r = run_imggate(["check", f"oci:{layout}:app", "--rules",
+                     str(_rules(tmp_path, GOOD, roots=(bad,))), "--env", "prod",
+                     "--output-dir", str(tmp_path / "r2")])
+    assert r.code == 2 and "not-a-root.json: trusted root has no Fulcio certificate authority" \
+        in r.stderr

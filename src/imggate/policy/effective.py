@@ -42,6 +42,7 @@ class TrustMaterial:
     require_tlog: bool
     ignore_tlog: bool = False
     certificate_chains: tuple[Path, ...] = ()
+    trusted_roots: tuple[Path, ...] = ()
 
     @property
     def any_attestation(self) -> bool:
@@ -228,7 +229,8 @@ class EffectiveRules:
             require_tlog=bool(r.signatures.require_tlog),
             # Only an explicit `require_tlog: false` relaxes the verifier (it warns each time).
             ignore_tlog=r.signatures.require_tlog is False,
-            certificate_chains=r.signatures.certificate_chains)
+            certificate_chains=r.signatures.certificate_chains,
+            trusted_roots=r.signatures.trusted_roots)
 
     def with_signers(self, keys: tuple[Path, ...] = (),
                      identities: tuple[Identity, ...] = ()) -> EffectiveRules:

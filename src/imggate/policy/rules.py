@@ -239,6 +239,11 @@ class SignatureRules(_Section):
     certificate_chains: tuple[FilePath, ...] = Field(
         default=(), description="PEM roots of your own PKI (cosign --certificate-chain)")
     threshold: int = Field(default=1, ge=1, description="k of n: distinct signers needed")
+    trusted_roots: tuple[FilePath, ...] = Field(
+        default=(), description="Sigstore trusted roots: trusted_root.json files or JSON lines "
+                                "(gh attestation trusted-root), each bundle verified against "
+                                "the one it chains to; added to --trusted-root; default: "
+                                "Sigstore's public-good root. Never fetched (no TUF)")
     require_tlog: bool | None = Field(
         default=None,
         description="true: a transparency-log entry is needed even with --insecure-ignore-tlog; "
