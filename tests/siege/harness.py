@@ -1,4 +1,4 @@
-"""What the siege tests share: client certificates, the RSS of a process, time bounds.
+"""What the siege tests share: client certificates, and waiting for memory to come back.
 
 The servers themselves are the webhook tests' (:mod:`admission.serve_harness`:
 ``imggate serve`` over real TLS, ``redis-server``), the Distribution registry
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ssl
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from admission.serve_harness import Tls, make_tls
+from siege.memory import rss_mb
 
 
 @dataclass(frozen=True)
@@ -69,38 +69,6 @@ def _issue(ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, direct
                                            serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     return ClientCert(cert_path, key_path)
-
-
-def rss_mb(pid: int) -> float:
-    """The resident set size of process ``pid`` in MiB (``/proc``)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
-
-
-class RssPeak:
-    """The highest RSS of a process while the ``with`` block runs (sampled every 0.1 s)."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.peak = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, rss_mb(self.pid))
-            self._stop.wait(0.1)
-
-    def __enter__(self) -> RssPeak:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, rss_mb(self.pid))
 
 
 def settles(pid: int, under: float, within: float) -> float:

@@ -21,13 +21,13 @@ import httpx
 import pytest
 
 from admission.serve_harness import ServeProcess, start_serve
-from siege.harness import RssPeak, rss_mb, settles
+from siege.harness import settles
+from siege.memory import RSS_LIMIT_MB, RssSampler, rss_mb
 from siege.slowloris import HEADERS, siege
 
 #: Each test is bounded (the siege suite stays under 3 minutes).
 pytestmark = pytest.mark.timeout(90)
 
-RSS_LIMIT_MB = 256
 #: How far above its baseline the RSS may stay once an attack is over.
 SETTLED_MB = 30
 
@@ -51,7 +51,7 @@ def _baseline(server: ServeProcess) -> float:
 def test_nine_thousand_slowloris_connections_are_cut_off_and_memory_comes_back(
         server: ServeProcess) -> None:
     baseline = _baseline(server)
-    with RssPeak(server.process.pid) as rss:
+    with RssSampler(server.process.pid) as rss:
         result = asyncio.run(siege(server.port, server.ssl_context(), 9000, gap=2.0,
                                    hold=20.0, concurrency=500))
     assert result.opened >= 8900, (result.opened, result.failed)
@@ -102,7 +102,7 @@ def test_bodies_in_flight_are_capped(server: ServeProcess) -> None:
     size = 8 * 1024 * 1024 - 1000
     socks: list[socket.socket] = []
     refused = 0
-    with RssPeak(server.process.pid) as rss:
+    with RssSampler(server.process.pid) as rss:
         for _ in range(60):
             s = _tls(server)
             s.sendall(HEADERS + f"Content-Length: {size}\r\n\r\n".encode())
