@@ -28,7 +28,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imggate.admission.connections import (
     ConnectionLimits,
@@ -39,6 +39,9 @@ from imggate.admission.connections import (
 from imggate.admission.reviewlog import ReviewLog
 from imggate.admission.server import AdmissionApp, ServeOptions
 from imggate.errors import ConfigError
+
+if TYPE_CHECKING:
+    from imggate.admission.background_audit import AuditSchedule
 
 log = logging.getLogger("imggate.admission")
 
@@ -175,8 +178,9 @@ def configure_logging() -> None:
     logging.getLogger("imggate.admission").setLevel(logging.INFO)
 
 
-def serve(options: ServeOptions, listen: Listen) -> None:
-    """Load the rules (a broken file stops here: exit 2), then serve until SIGINT/SIGTERM."""
+def serve(options: ServeOptions, listen: Listen, audit: AuditSchedule | None = None) -> None:
+    """Load the rules (a broken file stops here: exit 2), then serve until SIGINT/SIGTERM
+    (with ``audit``: auditing the cluster in the background, background_audit.py)."""
     configure_logging()
     check_tls_pair(listen.tls_cert, listen.tls_key)
     if options.pull_secrets:
@@ -197,10 +201,10 @@ def serve(options: ServeOptions, listen: Listen) -> None:
     app.review_log = ReviewLog(sys.stderr)
     if not app.reload_rules():
         raise ConfigError(f"rules not loaded: {app.store.last_error}")
-    run(app, listen)
+    run(app, listen, audit)
 
 
-def run(app: AdmissionApp, listen: Listen) -> None:
+def run(app: AdmissionApp, listen: Listen, audit: AuditSchedule | None = None) -> None:
     """Serve ``app`` until SIGINT/SIGTERM."""
     import uvicorn
 
@@ -224,6 +228,20 @@ def run(app: AdmissionApp, listen: Listen) -> None:
         watcher = asyncio.create_task(watch_tls(config.ssl, listen, app))
         reclaimer = asyncio.create_task(reclaim_memory(app.connections))
         enforcer = asyncio.create_task(enforce_limits(app.connections))
+        auditor = None
+        if audit is not None:
+            from imggate.admission.background_audit import (
+                RedisLeader,
+                RunningGauges,
+                SoleLeader,
+                audit_loop,
+            )
+
+            leader = RedisLeader(app.options.cache_url) if app.options.cache_url \
+                else SoleLeader()
+            auditor = asyncio.create_task(audit_loop(
+                audit, RunningGauges(app.metrics.registry), leader,
+                lambda: app.store.current.hash if app.store.current is not None else None))
         try:
             await server.serve()
         except SystemExit:  # uvicorn exits when it cannot bind or start
@@ -233,6 +251,8 @@ def run(app: AdmissionApp, listen: Listen) -> None:
             watcher.cancel()
             reclaimer.cancel()
             enforcer.cancel()
+            if auditor is not None:
+                auditor.cancel()
         if not server.started:
             raise ConfigError(f"could not listen on {listen.host}:{listen.port}")
 

@@ -70,6 +70,27 @@ def write_document(result: ClusterResult, out: Path) -> Path:
     return path
 
 
+SUMMARY = "imggate-cluster-summary.json"
+
+
+def summary(result: ClusterResult) -> dict[str, Any]:
+    """``imggate-cluster-summary.json``: containers per namespace and decision, and per
+    violated enforced rule (what ``serve --audit-every`` exports as gauges)."""
+    images: Counter[tuple[str, str]] = Counter()
+    violations: Counter[str] = Counter()
+    for r in result.results:
+        images[(r.row.namespace, r.decision.value)] += 1
+        for rule in {v.rule for v in r.verdict.violations}:
+            violations[rule] += 1
+        if r.drift is not None:
+            violations[r.drift.rule] += 1
+    return {"pods": result.pods, "containers": len(result.results),
+            "exit_code": result.exit_code,
+            "images": [{"namespace": ns, "decision": d, "count": n}
+                       for (ns, d), n in sorted(images.items())],
+            "violations": dict(sorted(violations.items()))}
+
+
 def top_reasons(result: ClusterResult, n: int = 5) -> list[tuple[str, int]]:
     """The rules that deny or warn most containers, with how many."""
     seen: Counter[str] = Counter()
@@ -122,6 +143,9 @@ def run_and_publish(request: ClusterRequest, out: Path, *, fmt: ReportFormat,
     result = run_cluster_audit(request)
     written = write_outputs(result.verdict, out, started=request.now)
     written.append(write_document(result, out))
+    from imggate.formats.verdict_json import write_text
+
+    written.append(write_text(out / SUMMARY, json.dumps(summary(result), indent=2) + "\n"))
     written.append(cluster_html.write(result, out))
     objects = policyreport.reports(result, request.now, fmt)
     if dry_run:

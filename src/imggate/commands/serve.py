@@ -87,6 +87,11 @@ def serve(
     signature_repository: SignatureRepositoryOpt = None,
     timeout: Annotated[float, typer.Option(
         "--timeout", help="Per-request registry timeout in seconds.")] = 5.0,
+    audit_every: Annotated[str | None, typer.Option(
+        "--audit-every", help="Also run imggate audit --cluster this often (e.g. 1h; and "
+                              "after each rules reload) in one replica (a Redis lock with "
+                              "--cache), exporting imggate_running_images and "
+                              "imggate_running_violations on /metrics.")] = None,
 ) -> int:
     """Serve the admission webhooks over TLS: /validate, /mutate, /healthz, /readyz, /metrics."""
     from imggate.admission.cache import CacheTimes
@@ -163,6 +168,14 @@ def serve(
         platform=parse_platform(platform), trusted_root=root,
         pull_secrets=wanted(pull_secrets, service_account_dir=account_dir),
         service_account_dir=account_dir)
+    schedule = None
+    if audit_every is not None:
+        from imggate.admission.background_audit import AuditSchedule, parse_every
+
+        every = parse_every(audit_every)
+        schedule = AuditSchedule(every, rules=location.path, env=env,
+                                 registry_auth_file=registry_auth_file,
+                                 poll=min(5.0, every / 2))
     run_server(options, Listen(host, port, Path(tls_cert), Path(tls_key),
-                               client_ca=Path(client_ca) if client_ca else None))
+                               client_ca=Path(client_ca) if client_ca else None), schedule)
     return 0

@@ -1,0 +1,145 @@
+"""``imggate serve --audit-every``: the cluster audit in the background (a child process), its
+gauges on /metrics, one replica at a time by a Redis lock, and reviews answered meanwhile.
+The cluster is the kube-apiserver STAND-IN of tests/audit/cluster_world.py over the real
+loopback registry; Redis is a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from admission.serve_harness import RedisServer, ServeProcess, review, start_redis, start_serve
+from audit.cluster_world import World, build_world
+from imggate.admission.background_audit import LEADER_KEY, RedisLeader, parse_every
+from imggate.errors import UsageError
+from registry_harness import MissingComponentError, Registry, missing_component
+
+pytestmark = pytest.mark.registry
+
+
+def test_audit_every_is_a_duration() -> None:
+    assert parse_every("90s") == 90
+    assert parse_every("30m") == 1800
+    assert parse_every("1h") == 3600
+    for bad in ("1", "0h", "-1h", "1d", "h", "1.5h"):
+        with pytest.raises(UsageError, match="--audit-every"):
+            parse_every(bad)
+
+
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    try:
+        server = start_redis(tmp_path_factory.mktemp("redis"))
+    except MissingComponentError as e:
+        missing_component(str(e))
+    yield server
+    server.stop()
+
+
+def test_one_replica_leads_until_its_lock_expires(redis: RedisServer) -> None:
+    async def scenario() -> list[bool]:
+        a, b = RedisLeader(redis.url), RedisLeader(redis.url)
+        try:
+            seen = [await a.acquire(1.0), await b.acquire(1.0), await a.acquire(1.0)]
+            await asyncio.sleep(1.3)  # a stops renewing: its lock expires
+            seen += [await b.acquire(1.0), await a.acquire(1.0)]
+            await a._redis.delete(LEADER_KEY)
+            return seen
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+    assert asyncio.run(scenario()) == [True, False, True, True, False]
+
+
+def test_an_unreachable_redis_is_no_leader() -> None:
+    async def scenario() -> bool:
+        leader = RedisLeader("redis://127.0.0.1:1/0")
+        try:
+            return await leader.acquire(1.0)
+        finally:
+            await leader.aclose()
+
+    assert asyncio.run(scenario()) is False
+
+
+@pytest.fixture(scope="module")
+def auditing(anon_registry: Registry, basic_registry: Registry,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, ServeProcess]]:
+    work = tmp_path_factory.mktemp("background")
+    w = build_world(anon_registry, basic_registry, work)
+    kubeconfig = w.standin.kubeconfig(work / "kubeconfig")
+    server = start_serve(work / "serve", ["--rules", str(w.rules()), "--audit-every", "15s",
+                                          "--no-pull-secrets"],
+                         env={"KUBECONFIG": str(kubeconfig)})
+    try:
+        yield w, server
+    finally:
+        server.stop()
+        w.standin.stop()
+
+
+def _metrics(server: ServeProcess) -> str:
+    with server.client() as c:
+        return c.get("/metrics").text
+
+
+def _runs(text: str) -> float:
+    m = re.search(r'^imggate_cluster_audits_total\{result="ok"\} (\S+)$', text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def _wait_for_runs(server: ServeProcess, n: float, timeout: float = 150) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = _metrics(server)
+        if _runs(text) >= n:
+            return text
+        time.sleep(0.5)
+    raise AssertionError(f"no {n} cluster audits in {timeout}s:\n{server.log_text()[-3000:]}")
+
+
+def test_the_gauges_say_what_runs(auditing: tuple[World, ServeProcess]) -> None:
+    w, server = auditing
+    text = _wait_for_runs(server, 1)
+    assert 'imggate_running_images{decision="deny",namespace="shop-a"} 1.0' in text
+    assert 'imggate_running_images{decision="allow",namespace="shop-a"} 2.0' in text  # + init
+    assert 'imggate_running_images{decision="error",namespace="shop-c"} 1.0' in text
+    # Only the unsigned image lacks a signature (no signature was removed in this world).
+    assert 'imggate_running_violations{rule="signatures"} 1.0' in text
+    assert 'imggate_running_images{decision="deny",namespace="nowhere"} 1.0' in text
+    assert 'imggate_running_violations{rule="image-drift"} 1.0' in text
+    assert 'imggate_running_violations{rule="namespace"} 1.0' in text
+    assert re.search(r"^imggate_cluster_audit_duration_seconds [0-9.]+", text, re.M)
+    # The child applied the PolicyReports too.
+    assert ("policyreports", "shop-a", "imggate") in w.standin.reports
+
+
+def test_reviews_are_answered_while_the_cluster_is_audited(
+        auditing: tuple[World, ServeProcess]) -> None:
+    """Warm reviews during audits: the audit is a child process, so the review loop is not
+    its CPU; p99 stays far under the review deadline while at least one audit runs."""
+    w, server = auditing
+    before = _runs(_wait_for_runs(server, 1))
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop-a"},
+           "spec": {"containers": [{"name": "app", "image": w.ref("v1.0.0", w.digests[0])}]}}
+    latencies = []
+    with server.client() as c:
+        assert c.post("/validate", json=review(pod, namespace="shop-a")).status_code == 200
+        end = time.monotonic() + 120
+        while time.monotonic() < end:
+            t0 = time.perf_counter()
+            r = c.post("/validate", json=review(pod, namespace="shop-a"))
+            latencies.append(time.perf_counter() - t0)
+            assert r.status_code == 200
+            assert r.json()["response"]["allowed"] is True
+            if len(latencies) >= 200 and _runs(_metrics(server)) >= before + 1:
+                break
+    assert _runs(_metrics(server)) >= before + 1, "no audit ran while reviews were sent"
+    latencies.sort()
+    p99 = latencies[int(len(latencies) * 0.99) - 1]
+    assert p99 < 1.0, f"warm review p99 {p99 * 1000:.0f} ms during the audit"
