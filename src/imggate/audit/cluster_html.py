@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 from collections import defaultdict
 from pathlib import Path
+from typing import TextIO
 
 from imggate.audit.cluster import ClusterResult, ContainerResult
 from imggate.models import Decision
@@ -61,6 +62,15 @@ def _reasons(r: ContainerResult) -> str:
 
 def render(result: ClusterResult) -> str:
     """The page (see the module docstring)."""
+    import io
+
+    buf = io.StringIO()
+    _write(result, buf)
+    return buf.getvalue()
+
+
+def _write(result: ClusterResult, f: TextIO) -> None:
+    """The page, written to ``f`` a row at a time (10,000 pods never make one string)."""
     e = html.escape
     by_ns: dict[str, list[ContainerResult]] = defaultdict(list)
     for r in result.results:
@@ -72,40 +82,46 @@ def render(result: ClusterResult) -> str:
         return (min((_ORDER[r.decision] for r in by_ns[ns]), default=3), ns)
 
     counts = {d: sum(1 for r in result.results if r.decision is d) for d in Decision}
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+    out = f
+    out.write("\n".join(["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            "<title>imggate: what the cluster runs</title>", f"<style>{_STYLE}</style>",
            "</head><body>", "<h1>imggate audit --cluster</h1>",
            f"<p>{result.pods} pods, {len(result.results)} containers in "
            f"{len(result.namespaces)} namespaces: {counts[Decision.ALLOW]} allowed, "
            f"{counts[Decision.DENY]} denied, {counts[Decision.ERROR]} could not be decided."
-           "</p>", "<nav><ul>"]
+           "</p>", "<nav><ul>"]) + "\n")
     ordered = sorted(by_ns, key=worst)
     for n, ns in enumerate(ordered):
-        out.append(f'<li><a href="#ns-{n}">{e(ns)}</a></li>')
-    out.append("</ul></nav>")
+        out.write(f'<li><a href="#ns-{n}">{e(ns)}</a></li>\n')
+    out.write("</ul></nav>\n")
     for n, ns in enumerate(ordered):
         rows = sorted(by_ns[ns], key=lambda r: (_ORDER[r.decision], r.row.pod,
                                                 r.row.container))
-        out.append(f'<section id="ns-{n}"><h2>{e(ns)}</h2>')
+        out.write(f'<section id="ns-{n}"><h2>{e(ns)}</h2>\n')
         if not rows:
-            out.append("<p>No pod runs here.</p></section>")
+            out.write("<p>No pod runs here.</p></section>\n")
             continue
-        out.append('<table class="sortable"><thead><tr><th>Decision</th><th>Pod</th>'
-                   "<th>Container</th><th>Spec image</th><th>Judged</th>"
-                   "<th>Environment</th><th>Reasons</th></tr></thead><tbody>")
+        out.write('<table class="sortable"><thead><tr><th>Decision</th><th>Pod</th>'
+                  "<th>Container</th><th>Spec image</th><th>Judged</th>"
+                  "<th>Environment</th><th>Reasons</th></tr></thead><tbody>\n")
         for r in rows:
             d = r.decision.value
-            out.append(f'<tr><td class="{d}">{d.upper()}</td><td>{e(r.row.pod)}</td>'
-                       f"<td>{e(r.row.container)} ({e(r.row.kind)})</td>"
-                       f"<td>{e(r.row.image)}</td><td>{e(r.judged)}</td>"
-                       f"<td>{e(r.env)}</td><td>{e(_reasons(r))}</td></tr>")
-        out.append("</tbody></table></section>")
-    out.append(f"<script>{_SCRIPT}</script></body></html>")
-    return "\n".join(out) + "\n"
+            out.write(f'<tr><td class="{d}">{d.upper()}</td><td>{e(r.row.pod)}</td>'
+                      f"<td>{e(r.row.container)} ({e(r.row.kind)})</td>"
+                      f"<td>{e(r.row.image)}</td><td>{e(r.judged)}</td>"
+                      f"<td>{e(r.env)}</td><td>{e(_reasons(r))}</td></tr>\n")
+        out.write("</tbody></table></section>\n")
+    out.write(f"<script>{_SCRIPT}</script></body></html>\n")
 
 
 def write(result: ClusterResult, directory: Path) -> Path:
     """Write ``imggate-cluster.html`` into ``directory``."""
-    from imggate.formats.verdict_json import write_text
+    from imggate.errors import Error
 
-    return write_text(directory / FILENAME, render(result))
+    path = directory / FILENAME
+    try:
+        with path.open("w", encoding="utf-8") as f:
+            _write(result, f)
+    except OSError as e:
+        raise Error(f"cannot write {path}: {e.strerror}") from None
+    return path
