@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     # Signature verification pulls in cryptography's x509 stack: only when rules need it.
     from imggate.evidence.attested import AttestedEvidence
     from imggate.policy.effective import TrustMaterial
+    from imggate.policy.exceptions import ExceptionSet
+    from imggate.policy.rules import VexAttestationRules
     from imggate.registry.interface import Repository
     from imggate.registry.memo import SharedAnswers
     from imggate.scanners.trivy_runner import TrivyOptions, TrivyScans
@@ -136,6 +138,9 @@ class KeyCache:
                 self.authority(Path(path))
             for path in material.trusted_roots:
                 self.roots(Path(path))
+        vex = req.policy.rules_file.document.vex_attestations
+        for path in vex.keys if vex is not None else ():
+            self.get(Path(path))
 
     def get(self, path: Path) -> TrustedKey:
         from imggate.signatures.keys import load_public_key
@@ -169,10 +174,7 @@ def trust_config(material: TrustMaterial, options: SignatureOptions, keys: KeyCa
         Identity(identity=i.identity, identity_regexp=i.identity_regexp, issuer=i.issuer,
                  issuer_regexp=i.issuer_regexp)
         for i in material.identities)
-    from imggate.signatures.trustroot import SigstoreTrustRoot
-
-    given = (root,) if isinstance(root, SigstoreTrustRoot) else tuple(
-        r for r in root if isinstance(r, SigstoreTrustRoot)) if isinstance(root, tuple) else ()
+    given = _given_roots(root)
     # The command line's roots, then the rules' (signatures.trusted_roots), each read once.
     roots = (*given, *(r for p in material.trusted_roots for r in keys.roots(Path(p))))
     return TrustConfig(
@@ -343,8 +345,50 @@ async def image_evidence(req: CheckRequest, client: RegistryClient, text: str, r
             notes += attested.notes
             if attested.report is not None:
                 found.append(attested.report)
+    vex: tuple[SignatureCheck, ...] = ()
+    vex_rules = req.policy.rules_file.document.vex_attestations
+    if vex_rules is not None:
+        vex = await _vex(repo, sig_repo, image, vex_rules, keys, root, errors)
     return Evidence(text, ref, image, tuple(found), tuple(checks), tuple(errors), tuple(notes),
-                    tuple(refused))
+                    tuple(refused), vex=vex)
+
+
+async def _vex(repo: Repository, sig_repo: Repository | None, image: ResolvedImage,
+               rules: VexAttestationRules, keys: KeyCache, root: object | None,
+               errors: list[Unchecked]) -> tuple[SignatureCheck, ...]:
+    """The image's OpenVEX attestations, verified with ``exceptions.vex_attestations`` only."""
+    from imggate.policy.vex import OPENVEX_PREDICATES
+    from imggate.signatures.check import check_signatures
+    from imggate.signatures.interface import Identity, TrustConfig
+
+    roots = _given_roots(root)
+    trust = TrustConfig(
+        keys=tuple(keys.get(Path(p)) for p in rules.keys),
+        identities=tuple(Identity(identity=i.identity, identity_regexp=i.identity_regexp,
+                                  issuer=i.issuer, issuer_regexp=i.issuer_regexp)
+                         for i in rules.identities),
+        check_signatures=False, check_attestations=True,
+        attestation_types=OPENVEX_PREDICATES, ignore_tlog=not rules.require_tlog,
+        ignore_tlog_by="exceptions.vex_attestations.require_tlog: false",
+        trusted_root=roots[0] if roots else None, trusted_roots=roots)
+    try:
+        found = await check_signatures(repo, image.digest, trust, signature_repo=sig_repo,
+                                       platform_digest=image.manifest_digest)
+    except Error as e:
+        # Unread VEX leaves findings counting: a denial on them is then not certain.
+        errors.append(Unchecked(e.message, SCANNER))
+        return ()
+    return tuple(c for c in found if c.predicate_type in OPENVEX_PREDICATES)
+
+
+def _given_roots(root: object | None) -> tuple[SigstoreTrustRoot, ...]:
+    from imggate.signatures.trustroot import SigstoreTrustRoot
+
+    if isinstance(root, SigstoreTrustRoot):
+        return (root,)
+    if isinstance(root, tuple):
+        return tuple(r for r in root if isinstance(r, SigstoreTrustRoot))
+    return ()
 
 
 async def _attested(req: CheckRequest, repo: Repository, sig_repo: Repository | None,
@@ -371,10 +415,29 @@ def decide(req: CheckRequest, evidence: Sequence[Evidence]) -> Verdict:
     from imggate.policy.engine import evaluate, reconcile_exceptions
 
     p = req.policy
+    judged = [_with_vex(p, ev, req.now) for ev in evidence]
     verdicts = reconcile_exceptions([
-        evaluate(ev, p.rules, exceptions=p.exceptions, now=req.now, kev=p.kev)
-        for ev in evidence])
+        evaluate(ev, p.rules, exceptions=exceptions, now=req.now, kev=p.kev)
+        for ev, exceptions in judged])
     return Verdict(env=p.rules.env, images=verdicts, generated=req.now, run=run_info(p))
+
+
+def _with_vex(p: Policy, ev: Evidence, now: datetime) -> tuple[Evidence, ExceptionSet]:
+    """The run's exceptions plus this image's signed OpenVEX statements (for its digest
+    only, held to the environment's exception policy); what could not count is noted."""
+    if not ev.vex:
+        return ev, p.exceptions
+    from imggate.policy.vex import attested_exceptions
+
+    ep = p.rules.exception_policy
+    found, problems = attested_exceptions(ev.vex, max_days=ep.max_days)
+    found = found.vetted(require_expiry=ep.require_expiry, max_days=ep.max_days,
+                         today=now.date())
+    problems += [f"openvex attestation {c.location} not verified ({c.reason[:300]}): "
+                 "suppresses nothing" for c in ev.vex if not c.verified]
+    problems += [f"openvex attestation {e.source}: {e.vulnerability} refused by the exception "
+                 f"policy: {why}" for e, why in found.refused[:10]]
+    return dataclasses.replace(ev, notes=ev.notes + tuple(problems)), p.exceptions + found
 
 
 def run_info(policy: Policy) -> RunInfo:

@@ -451,6 +451,9 @@ class Evidence:
     errors: tuple[Unchecked, ...] = ()
     notes: tuple[str, ...] = ()
     refused: tuple[str, ...] = ()
+    #: OpenVEX attestations found beside the image, verified (or not) with the signers the
+    #: rules name under ``exceptions.vex_attestations``.
+    vex: tuple[SignatureCheck, ...] = ()
 
 
 class Mode(str, Enum):

@@ -238,7 +238,9 @@ def _parse_doc(ydoc: _yaml.YamlDoc, base_dir: Path | None) -> RulesFile:
     for loc, message, hint in check_mapping(doc):
         raise ydoc.error(loc, message, hint=hint)
     envs = {name: resolve_environment(doc, ydoc, name) for name in doc.environments}
-    where = [ydoc.where(("exceptions", i)) for i in range(len(doc.exceptions))]
+    mapped = isinstance(ydoc.data.get("exceptions"), dict)
+    where = [ydoc.where(("exceptions", "entries", i) if mapped else ("exceptions", i))
+             for i in range(len(doc.exceptions))]
     return RulesFile(source=source, document=doc, environments=envs, default_env=default,
                      exceptions=from_models(doc.exceptions, where),
                      allowlists=tuple(doc.allowlists), fallback_env=doc.fallback_env)

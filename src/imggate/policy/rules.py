@@ -506,6 +506,30 @@ class NamespaceRules(_Model):
         default=(), description="image globs over registry/repository that are never gated")
 
 
+class VexAttestationRules(_Model):
+    """Signed OpenVEX attestations beside the image that may suppress its findings.
+
+    Written ``exceptions: {entries: [...], vex_attestations: {...}}``. An OpenVEX
+    attestation (predicate ``https://openvex.dev/ns``) of the image, verified with these
+    keys or identities (and nothing else), suppresses the findings its ``not_affected`` /
+    ``fixed`` statements name, for that image digest only; each suppression is listed
+    with the attestation's signer, author, timestamp and justification, and the
+    environment's ``exception_policy`` (``require_expiry``, ``max_days``) applies to it.
+    """
+
+    keys: tuple[KeyFile, ...] = Field(default=(), description="PEM public keys (paths)")
+    identities: tuple[Identity, ...] = Field(default=(), description="keyless signers")
+    require_tlog: bool = Field(
+        default=True, description="a transparency-log entry is needed for key signatures; "
+                                  "false is UNSAFE (accepted with a warning)")
+
+    @model_validator(mode="after")
+    def _some_anchor(self) -> VexAttestationRules:
+        if not self.keys and not self.identities:
+            raise ValueError("name keys or identities to verify VEX attestations with")
+        return self
+
+
 class RulesDocument(_Model):
     """A whole rules file."""
 
@@ -518,10 +542,30 @@ class RulesDocument(_Model):
     environments: dict[NonEmpty, EnvironmentSpec] = Field(
         min_length=1, description="environment name -> its rules")
     exceptions: tuple[ExceptionEntry, ...] = Field(
-        default=(), description="accepted vulnerabilities, each with an expiry and a reason")
+        default=(), description="accepted vulnerabilities, each with an expiry and a reason "
+                                "(a list; or a mapping {entries: [...], vex_attestations: "
+                                "{...}})")
+    vex_attestations: VexAttestationRules | None = Field(
+        default=None, description="written exceptions.vex_attestations: who may sign OpenVEX "
+                                  "attestations that suppress an image's findings")
     allowlists: tuple[FilePath, ...] = Field(
         (), description=".trivyignore, vulnerability-allowlist.yml, OpenVEX... (relative paths)")
     namespaces: NamespaceRules = NamespaceRules()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exceptions_mapping(cls, data: Any) -> Any:
+        # `exceptions:` is a list of entries, or a mapping that also names VEX signers.
+        if isinstance(data, dict) and isinstance(data.get("exceptions"), dict):
+            ex = dict(data["exceptions"])
+            data = dict(data)
+            data["exceptions"] = ex.pop("entries", None) or ()
+            if "vex_attestations" in ex:
+                data["vex_attestations"] = ex.pop("vex_attestations")
+            if ex:
+                raise ValueError(f"exceptions: unknown keys {', '.join(map(str, ex))[:200]} "
+                                 "(a mapping holds entries and vex_attestations)")
+        return data
 
     @model_validator(mode="before")
     @classmethod

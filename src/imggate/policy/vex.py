@@ -12,7 +12,9 @@ a product that is a package purl scopes the statement to that package.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -21,7 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from imggate._files import FileRefused, read_file
 from imggate.errors import ConfigError
+from imggate.models import SignatureCheck
 from imggate.policy.exceptions import AllowEntry, ExceptionSet
+
+#: Predicate types of OpenVEX attestations (cosign's ``--type openvex``, vexctl's).
+OPENVEX_PREDICATES = ("https://openvex.dev/ns", "https://openvex.dev/ns/v0.2.0")
 
 SUPPRESSING = frozenset({"not_affected", "fixed"})
 _STATUSES = frozenset({"not_affected", "affected", "fixed", "under_investigation"})
@@ -188,3 +194,50 @@ def load_openvex(path: Path) -> ExceptionSet:
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
     return parse_openvex(data, str(path))
+
+
+#: The kind of exceptions from signed VEX attestations: unlike VEX files (facts about a
+#: product, exempt), they are held to the exception policy like any exception.
+ATTESTED_KIND = "openvex-attestation"
+
+
+def attested_exceptions(checks: Sequence[SignatureCheck], *, max_days: int | None = None
+                        ) -> tuple[ExceptionSet, list[str]]:
+    """Exceptions from verified OpenVEX attestations, each for its attested digest only.
+
+    Only checks that verified (against ``exceptions.vex_attestations``' signers) and
+    carry an OpenVEX predicate count; a product scope the statement names is replaced
+    by the attested digest, its package scope kept. Each entry's source names the
+    attestation and its signer, its reason the document's author, timestamp and the
+    statement's justification. With ``max_days`` (the environment's
+    ``exception_policy.max_days``) a statement expires that many days after the
+    document's timestamp; without it, it has no expiry (and ``require_expiry`` refuses
+    it). Returns the exceptions and why any attestation that verified could not be read.
+    """
+    entries: list[AllowEntry] = []
+    problems: list[str] = []
+    for c in checks:
+        if not c.verified or c.predicate is None or c.signed_digest is None \
+                or c.predicate_type not in OPENVEX_PREDICATES:
+            continue
+        source = f"openvex attestation {c.location} signed by {c.signer}"
+        try:
+            found = parse_openvex(json.dumps(dict(c.predicate)).encode(), source)
+        except ConfigError as err:
+            problems.append(f"{err.message[:300]}: suppresses nothing")
+            continue
+        author = c.predicate.get("author")
+        who = f"{author}" if isinstance(author, str) and author else "unnamed author"
+        stamp = c.predicate.get("timestamp")
+        when = f", {stamp}" if isinstance(stamp, str) and stamp else ""
+        expires = None
+        if max_days is not None and isinstance(stamp, str):
+            try:
+                made = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+            except ValueError:
+                made = None
+            expires = made.date() + timedelta(days=max_days) if made else None
+        for entry in found.entries:
+            entries.append(replace(entry, images=(f"@{c.signed_digest}",), kind=ATTESTED_KIND,
+                                   reason=f"{who}{when}: {entry.reason}", expires=expires))
+    return ExceptionSet(tuple(entries)), problems
