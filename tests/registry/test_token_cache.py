@@ -47,7 +47,9 @@ def test_renewed_and_evicted_tokens_leave_the_redactor(token_registry: Registry)
     scopes = MAX_CACHED_TOKENS + 40
 
     async def churn() -> None:
-        async with httpx.AsyncClient(base_url=token_registry.url, auth=auth) as client:
+        # Generous: the full suite loads the machine, and only the answers matter here.
+        async with httpx.AsyncClient(base_url=token_registry.url, auth=auth,
+                                     timeout=60) as client:
             for i in range(scopes):  # more repositories than the cache holds
                 r = await client.get(f"/v2/churn/r{i}/manifests/v1")
                 assert r.status_code == 401
