@@ -28,7 +28,7 @@ from registry_harness import run_imggate
 from signatures.cosign_format_signer import write_layout
 from signatures.fixture_cases import case_dir, case_json
 from signatures.inmemory import InMemoryRepository
-from signatures.test_discovery_by_content import CASE, att_tag_repo
+from signatures.test_discovery_by_content import CASE, att_tag_repo, referrer_repo
 
 SLSA02 = "https://slsa.dev/provenance/v0.2"
 ACTIONS = "https://token.actions.githubusercontent.com"
@@ -321,3 +321,22 @@ def test_rules_name_the_trust_roots(tmp_path: Path, layout: Path) -> None:
                      "--output-dir", str(tmp_path / "r2")])
     assert r.code == 2 and "not-a-root.json: trusted root has no Fulcio certificate authority" \
         in r.stderr
+
+
+@pytest.mark.parametrize("labelled", [True, False], ids=["oci-1.1-referrer", "ghcr-shape"])
+def test_check_reads_provenance_from_a_referrer(tmp_path: Path, labelled: bool) -> None:
+    # The same envelope as an OCI 1.1 referrer in the layout (GHCR's shape: no artifact
+    # type, an empty config): classified by its DSSE layer, verified, judged by the rule.
+    repo, _ = referrer_repo(labelled=labelled)
+    referrer = next(d for d, raw in repo.manifests.items() if b'"subject"' in raw)
+    repo.tag_map["provenance"] = referrer  # a layout lists its manifests in index.json
+    layout = _layout(tmp_path, repo)
+    code, verdict = _check(tmp_path, layout, _rules(tmp_path, GOOD))
+    assert code == 0, verdict
+    assert _rule(verdict)["passed"]
+    code, verdict = _check(tmp_path, layout, _rules(
+        tmp_path, {**GOOD, "source_repositories": ["github.com/acme/*"]}))
+    assert code == 1
+    assert "source_repositories: expected one of [github.com/acme/*]" in \
+        _rule(verdict)["messages"][0]
+    assert "(referrer)" in _rule(verdict)["messages"][0]

@@ -113,9 +113,16 @@ def load_policy_set(path: Path | None, default_env: str | None = None) -> Policy
             for key in rules.signatures.keys:
                 keys.get(Path(key))  # an unusable key file is a configuration error now
                 named.append(Path(key))
+            for root in rules.signatures.trusted_roots:
+                keys.roots(Path(root))  # trust roots too: a verdict is only as good as them
+                named.append(Path(root))
         choice = EnvChoice(name=name, origin="namespace")
         envs[name] = EnvPolicy(effective, exceptions, kev,
                                Policy(rules_file, choice, effective, exceptions, kev))
+    vex = rules_file.document.vex_attestations
+    for key in vex.keys if vex is not None else ():
+        keys.get(Path(key))
+        named.append(Path(key))
     for p in sorted(set(named), key=str):
         digest.update(str(p).encode() + b"\0" + _file_bytes(p))
     return PolicySet(rules_file, envs, keys, digest.hexdigest()[:32], time.time(), default)

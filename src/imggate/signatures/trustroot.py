@@ -271,14 +271,6 @@ def load_trusted_root(path: str | Path) -> SigstoreTrustRoot:
     return load_trusted_roots(path)[0]
 
 
-def roots_digest(roots: tuple[SigstoreTrustRoot, ...]) -> str:
-    """sha256 over the roots' documents, in order: what a cached verdict was trusted with."""
-    h = hashlib.sha256()
-    for r in roots:
-        h.update(hashlib.sha256(r.raw).digest())
-    return h.hexdigest()
-
-
 def production_trusted_root_path() -> Path:
     """Where the installed sigstore package keeps the production ``trusted_root.json``."""
     spec = importlib.util.find_spec("sigstore")
