@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -179,27 +180,45 @@ def _parse(text: str) -> ImageRef:
     return ref
 
 
+@functools.lru_cache(maxsize=16384)
+def _naming(image: str, running: str | None
+            ) -> tuple[ImageRef, ImageRef, RuleResult | None] | str:
+    """``(spec, judged, drift)`` for a spec image and the digest running, or why the spec
+    cannot be read. Many pods run the same image: each pair is parsed once and its answer
+    (frozen values) shared by every container that names it."""
+    try:
+        spec = _parse(image)
+    except InvalidReference as e:
+        return f"the pod's image reference cannot be read: {e.message}"
+    judged = spec
+    drift = None
+    if running is not None:
+        try:
+            ran: ImageRef | None = _parse(running)
+        except InvalidReference:
+            ran = None
+        if ran is not None and ran.digest is not None:
+            tag = spec.tag if ran.name == spec.name else None
+            judged = dataclasses.replace(ran, tag=tag)
+            if spec.digest is not None and spec.digest != ran.digest:
+                drift = RuleResult(DRIFT_RULE, False, Mode.ENFORCE, (
+                    f"the spec pins {spec.digest} but the kubelet runs {ran.digest}",))
+    return spec, judged, drift
+
+
+@functools.lru_cache(maxsize=16384)
+def _text(ref: ImageRef) -> str:
+    """``str(ref)``, made once per distinct reference and shared."""
+    return intern(str(ref))
+
+
 def plan_row(policies: PolicySet, row: ContainerRow) -> _Planned:
     """Which environment, which reference, and whether the spec drifted."""
     mapping = policies.env_for_namespace(row.namespace)
-    try:
-        spec = _parse(row.image)
-    except InvalidReference as e:
-        return _Planned(row, mapping.env or UNMAPPED_ENV, mapping.by, None,
-                        f"the pod's image reference cannot be read: {e.message}")
-    judged = spec
-    drift = None
-    if row.running is not None:
-        try:
-            running = _parse(row.running)
-        except InvalidReference:
-            running = None
-        if running is not None and running.digest is not None:
-            tag = spec.tag if running.name == spec.name else None
-            judged = dataclasses.replace(running, tag=tag)
-            if spec.digest is not None and spec.digest != running.digest:
-                drift = RuleResult(DRIFT_RULE, False, Mode.ENFORCE, (
-                    f"the spec pins {spec.digest} but the kubelet runs {running.digest}",))
+    named = _naming(row.image, row.running)
+    if isinstance(named, str):
+        return _Planned(row, mapping.env or UNMAPPED_ENV, mapping.by, None, named)
+    spec, judged, drift = named
     if mapping.exempt:
         return _Planned(row, EXEMPT_ENV, mapping.describe(), judged, drift=drift,
                         exempt_by=mapping.describe())
@@ -338,18 +357,22 @@ async def _read(req: ClusterRequest, client: Any, progress: Progress
     from imggate.audit.pods import list_pods
 
     planned: list[_Planned] = []
-    pods: set[tuple[str, str]] = set()
+    pods = 0
+    last: tuple[str, str] | None = None
     namespaces: dict[str, None] = {}
     async for page in list_pods(client, req.namespaces, page=req.page):
         for row in page:
-            pods.add((row.namespace, row.pod))
+            # A pod's containers come together (pod_rows reads one pod at a time).
+            if (row.namespace, row.pod) != last:
+                pods += 1
+                last = (row.namespace, row.pod)
             namespaces.setdefault(row.namespace)
             planned.append(plan_row(req.policies, row))
-        progress("list", len(pods), len(pods))
+        progress("list", pods, pods)
     # Namespaces asked for by name get a report even when no pod runs there (it empties).
     for ns in req.namespaces:
         namespaces.setdefault(ns)
-    return planned, len(pods), tuple(namespaces)
+    return planned, pods, tuple(namespaces)
 
 
 async def _pull_credentials(client: Any, planned: list[_Planned]
@@ -398,8 +421,12 @@ async def _audit(req: ClusterRequest, progress: Progress) -> ClusterResult:
     results = []
     distinct: dict[tuple[str, str], ImageVerdict] = dict(judged)
     drifted: list[ImageVerdict] = []
-    for p in planned:
-        text = intern(str(p.judged)) if p.judged is not None else p.row.image
+    envs = dict.fromkeys(p.env for p in planned)
+    # Each plan is dropped as its result is made: the two never both exist for every pod.
+    planned.reverse()
+    while planned:
+        p = planned.pop()
+        text = _text(p.judged) if p.judged is not None else p.row.image
         iv = None if p.why is not None else judged.get((p.env, text))
         if iv is None:
             iv = _fixed_verdict(p)
@@ -413,7 +440,7 @@ async def _audit(req: ClusterRequest, progress: Progress) -> ClusterResult:
 
             drifted.append(ImageVerdict(reference=f"{p.row.where}: {p.row.image}", env=p.env,
                                         decision=decide([p.drift]), rules=(p.drift,)))
-    verdict = Verdict(env=", ".join(dict.fromkeys(p.env for p in planned)) or "(none)",
+    verdict = Verdict(env=", ".join(envs) or "(none)",
                       images=(*distinct.values(), *drifted), generated=req.now,
                       run=_run_info(req))
     return ClusterResult(tuple(results), verdict, namespaces, pods, resolutions,
