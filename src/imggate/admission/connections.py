@@ -39,12 +39,15 @@ import ctypes.util
 import gc
 import logging
 from dataclasses import dataclass, field
+from time import monotonic
 from typing import Any
 
 log = logging.getLogger("imggate.admission")
 
 #: A body this big is rare (an AdmissionReview is a few KiB): after one, memory is reclaimed.
 LARGE_BODY = 1024 * 1024
+#: The ASGI scope key holding ``time.monotonic()`` when the request's first byte was parsed.
+RECEIVED = "imggate.received"
 #: Paths that carry an AdmissionReview: the ones only an authenticated caller may use.
 WEBHOOK_PATHS = frozenset({b"/validate", b"/mutate"})
 
@@ -174,6 +177,8 @@ def guarded_protocol(base: type[asyncio.Protocol], limits: ConnectionLimits,
             if not self.cut_off_at:  # a keep-alive connection's next request
                 self.cut_off_at = self.loop.time() + header_timeout
             parent_begin(self)
+            # The review's deadline counts from here, not from when its task got the loop.
+            self.scope[RECEIVED] = monotonic()
 
         def on_headers_complete(self) -> None:
             if self._refused:

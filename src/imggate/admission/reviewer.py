@@ -133,9 +133,11 @@ class Reviewer:
         self.access = access
 
     async def review(self, req: ReviewRequest, policies: PolicySet, *,
-                     mutate: bool) -> Outcome:
-        """Decide ``req``; never raises for anything the request contains."""
-        start = time.monotonic()
+                     mutate: bool, received: float | None = None) -> Outcome:
+        """Decide ``req``; never raises for anything the request contains. The deadline
+        counts from ``received`` (``time.monotonic()`` when the request began to arrive),
+        else from now."""
+        start = received if received is not None else time.monotonic()
         if req.operation in ("DELETE", "CONNECT"):
             return Outcome(Answer(True), note=f"{req.operation}: nothing will run")
         if req.sub_resource in _NO_IMAGE_SUBRESOURCES:

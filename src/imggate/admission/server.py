@@ -40,7 +40,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from imggate.admission.cache import AdmissionCache, CacheTimes, RedisLayer
-from imggate.admission.connections import ConnectionCounts
+from imggate.admission.connections import RECEIVED, ConnectionCounts
 from imggate.admission.evidence import sources_from_options
 from imggate.admission.judge import Judge, JudgeSettings
 from imggate.admission.metrics import CONTENT_TYPE, Metrics
@@ -211,9 +211,11 @@ class AdmissionApp:
                    "ms": elapsed_ms(start)})
         return bad_request_body(error)
 
-    async def answer(self, body: bytes, *, mutate: bool, start: float) -> tuple[int, bytes]:
+    async def answer(self, body: bytes, *, mutate: bool, start: float,
+                     received: float | None = None) -> tuple[int, bytes]:
         """(HTTP status, response body) for one AdmissionReview request body whose reading
-        began at ``start`` (a ``time.perf_counter()``)."""
+        began at ``start`` (a ``time.perf_counter()``); the review's deadline counts from
+        ``received`` (``time.monotonic()`` when the request began to arrive) when given."""
         endpoint = "mutate" if mutate else "validate"
         try:
             req = parse_review(body)
@@ -225,7 +227,8 @@ class AdmissionApp:
         else:
             try:
                 with review_share(self.options.review_requests):
-                    outcome = await self.reviewer.review(req, policies, mutate=mutate)
+                    outcome = await self.reviewer.review(req, policies, mutate=mutate,
+                                                         received=received)
             except Exception as e:  # fail closed: a bug denies, the server keeps serving
                 log.exception("review %s failed", req.uid)
                 outcome = Outcome(Answer(False, f"imggate: internal error ({type(e).__name__})"))
@@ -331,6 +334,11 @@ class WebhookEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Read the body (bounded), answer it, send the answer."""
         start = time.perf_counter()
+        # When the request began to arrive (the connection guard notes it): under load
+        # its task may get the loop later, and the deadline is the API server's.
+        received = scope.get(RECEIVED)
+        if received is not None:
+            start -= max(time.monotonic() - received, 0.0)
         try:
             body = await read_body(scope, receive, self.app.options.max_body_bytes)
         except BadReview as e:
@@ -338,7 +346,8 @@ class WebhookEndpoint:
         except ClientGone:
             return  # nobody to answer
         else:
-            status, answer = await self.app.answer(body, mutate=self.mutate, start=start)
+            status, answer = await self.app.answer(body, mutate=self.mutate, start=start,
+                                                   received=received)
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(answer)).encode())]})
