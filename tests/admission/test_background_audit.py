@@ -9,11 +9,12 @@ import asyncio
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from admission.serve_harness import RedisServer, ServeProcess, review, start_redis, start_serve
-from audit.cluster_world import World, build_world
+from audit.cluster_world import RULES, World, build_world
 from imggate.admission.background_audit import LEADER_KEY, RedisLeader, parse_every
 from imggate.errors import UsageError
 from registry_harness import MissingComponentError, Registry, missing_component
@@ -143,3 +144,25 @@ def test_reviews_are_answered_while_the_cluster_is_audited(
     latencies.sort()
     p99 = latencies[int(len(latencies) * 0.99) - 1]
     assert p99 < 1.0, f"warm review p99 {p99 * 1000:.0f} ms during the audit"
+
+
+def test_a_rules_reload_starts_an_audit_before_the_interval(
+        auditing: tuple[World, ServeProcess], tmp_path: Path) -> None:
+    """With an interval of an hour, the first audit runs soon after start and the next one
+    as soon as the rules change (the PolicyReports then follow the new rules)."""
+    w, _ = auditing
+    rules = w.work / "rules-reload.yaml"  # beside cosign.pub, which the rules name
+    rules.write_text((w.work / "rules.yaml").read_text())
+    server = start_serve(tmp_path / "serve", ["--rules", str(rules), "--audit-every", "1h",
+                                              "--no-pull-secrets"],
+                         env={"KUBECONFIG": str(w.work / "kubeconfig")})
+    try:
+        _wait_for_runs(server, 1)
+        assert 'imggate_running_violations{rule="tags.denied"}' not in _metrics(server)
+        rules.write_text(RULES.format(deny="v1\\.0\\.0"))  # prod now denies the v1.0.0 tag
+        text = _wait_for_runs(server, 2, timeout=120)
+        # The signed pod's app container runs v1.0.0 in prod: now denied by its tag.
+        assert re.search(r'^imggate_running_violations\{rule="tags.denied"\} [1-9]', text,
+                         re.M), text[-2000:]
+    finally:
+        server.stop()
