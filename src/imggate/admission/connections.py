@@ -80,6 +80,8 @@ class ConnectionCounts:
     refused: int = 0
     timed_out: int = 0
     unauthenticated: int = 0
+    #: How late the event loop ran its last timer (seconds; :func:`watch_loop_lag`).
+    loop_lag: float = 0.0
     #: The open connections (their protocols), for :func:`enforce_limits`.
     live: set[Any] = field(default_factory=set)
 
@@ -177,8 +179,9 @@ def guarded_protocol(base: type[asyncio.Protocol], limits: ConnectionLimits,
             if not self.cut_off_at:  # a keep-alive connection's next request
                 self.cut_off_at = self.loop.time() + header_timeout
             parent_begin(self)
-            # The review's deadline counts from here, not from when its task got the loop.
-            self.scope[RECEIVED] = monotonic()
+            # The review's deadline counts from here, not from when its task got the loop,
+            # less how late the loop is running: the bytes may have waited that long.
+            self.scope[RECEIVED] = monotonic() - counts.loop_lag
 
         def on_headers_complete(self) -> None:
             if self._refused:
@@ -238,6 +241,19 @@ async def enforce_limits(counts: ConnectionCounts, interval: float = CHECK_EVERY
         late = [c for c in counts.live if 0.0 < c.cut_off_at <= now]
         for c in late:
             c.cut_off()
+
+
+#: How often the loop's lateness is sampled.
+LAG_EVERY = 0.05
+
+
+async def watch_loop_lag(counts: ConnectionCounts, interval: float = LAG_EVERY) -> None:
+    """Note how late the loop wakes a sleeping task (what a request read now may have
+    waited in its socket), so that a review's deadline also counts that time."""
+    while True:
+        before = monotonic()
+        await asyncio.sleep(interval)
+        counts.loop_lag = max(monotonic() - before - interval, 0.0)
 
 
 #: Connections that must have gone since the peak before memory is handed back.

@@ -35,6 +35,7 @@ from imggate.admission.connections import (
     enforce_limits,
     guarded_protocol,
     reclaim_memory,
+    watch_loop_lag,
 )
 from imggate.admission.reviewlog import ReviewLog
 from imggate.admission.server import AdmissionApp, ServeOptions
@@ -228,6 +229,7 @@ def run(app: AdmissionApp, listen: Listen, audit: AuditSchedule | None = None) -
         watcher = asyncio.create_task(watch_tls(config.ssl, listen, app))
         reclaimer = asyncio.create_task(reclaim_memory(app.connections))
         enforcer = asyncio.create_task(enforce_limits(app.connections))
+        lag = asyncio.create_task(watch_loop_lag(app.connections))
         auditor = None
         if audit is not None:
             from imggate.admission.background_audit import (
@@ -251,6 +253,7 @@ def run(app: AdmissionApp, listen: Listen, audit: AuditSchedule | None = None) -
             watcher.cancel()
             reclaimer.cancel()
             enforcer.cancel()
+            lag.cancel()
             if auditor is not None:
                 auditor.cancel()
         if not server.started:
