@@ -28,8 +28,9 @@ from siege.slowloris import HEADERS, siege
 #: Each test is bounded (the siege suite stays under 3 minutes).
 pytestmark = pytest.mark.timeout(90)
 
-#: How far above its baseline the RSS may stay once an attack is over.
-SETTLED_MB = 30
+#: How far above its baseline the RSS may stay once an attack is over (~10 MiB on a quiet
+#: machine; 33 seen once with seven agents loading both cores; 591 MB held before issue 18).
+SETTLED_MB = 48
 
 
 @pytest.fixture(scope="module")
