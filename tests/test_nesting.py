@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from imggate.nesting import MAX_DEPTH, json_depth, yaml_too_deep
+from registry_harness import missing_component
 
 
 @pytest.mark.parametrize(("data", "depth"), [
@@ -40,7 +41,7 @@ def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     if request.param == "pure-python":
         monkeypatch.delattr(yaml, "CSafeLoader", raising=False)
     elif not hasattr(yaml, "CSafeLoader"):
-        pytest.skip("PyYAML is built without libyaml here")
+        missing_component("PyYAML built with libyaml (its wheels are)")
     return str(request.param)
 
 
