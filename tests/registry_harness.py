@@ -29,6 +29,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -414,3 +415,29 @@ def run_imggate(args: Sequence[str], *, stdin: str = "", env: Mapping[str, str |
         sys.stdin = saved_stdin
         root.handlers, root.level = saved_handlers, saved_level
     return CliResult(code, out.getvalue(), err.getvalue())
+
+
+@contextlib.contextmanager
+def silent_port() -> Iterator[str]:
+    """``127.0.0.1:PORT`` that accepts connections and never says a word (a registry that
+    hangs, a firewall that lets the handshake through): what a timeout is tested against."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for s in held:
+            s.close()
+        listener.close()

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ import pytest
 from admission.conftest import trivy_report_for
 from admission.serve_harness import ServeProcess, review, start_serve
 from imggate.models import Digest
-from registry_harness import Registry, free_port, run_imggate, tampered
+from registry_harness import Registry, free_port, run_imggate, silent_port, tampered
 from signatures.cosign_format_signer import CosignFormatSigner, make_image, push_repository
 from signatures.inmemory import InMemoryRepository
 
@@ -86,26 +84,8 @@ def pushed(anon_registry: Registry, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="module")
 def black_hole() -> Iterator[str]:
     """``127.0.0.1:PORT`` that accepts connections and never says a word (a timeout)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                held.append(listener.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    for s in held:
-        s.close()
-    listener.close()
+    with silent_port() as host:
+        yield host
 
 
 def rules_text(key: Path) -> str:

@@ -30,6 +30,7 @@ from admission.serve_harness import (
 )
 from harness_credentials import write_docker_config
 from imggate.admission.runner import protocol_class, set_nodelay
+from registry_harness import silent_port
 from signatures.cosign_format_signer import CosignFormatSigner
 
 
@@ -137,26 +138,8 @@ def test_tls_certificate_rotated_while_serving(tmp_path: Path) -> None:
 @pytest.fixture
 def hanging_registry() -> Iterator[str]:
     """A TCP server that accepts and never answers (a registry that hangs)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    for s in held:
-        s.close()
-    listener.close()
+    with silent_port() as host:
+        yield host
 
 
 def test_hanging_registry_is_a_denial_within_the_deadline(tmp_path: Path,

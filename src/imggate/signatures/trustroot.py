@@ -21,10 +21,11 @@ import binascii
 import hashlib
 import importlib.util
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -32,6 +33,8 @@ from cryptography.hazmat.primitives import serialization
 from imggate._files import read_config_file
 from imggate.errors import ConfigError
 from imggate.signatures.keys import VerifyingKey, as_verifying_key
+
+A = TypeVar("A")
 
 _PRODUCTION_DIR = "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev"
 _MAX_FILE = 4 * 1024 * 1024
@@ -174,7 +177,9 @@ def _chain(item: object, w: str) -> tuple[x509.Certificate, ...]:
     return tuple(parsed)
 
 
-def _timestamp_authorities(items: object, where: str) -> tuple[TimestampAuthority, ...]:
+def _chained(items: object, where: str, make: Callable[[tuple[x509.Certificate, ...],
+                                                         Validity, str], A]) -> tuple[A, ...]:
+    """Certificate or timestamp authorities: each a certificate chain, validity and URI."""
     if not isinstance(items, list):
         raise ValueError(f"{where}: must be a list")
     out = []
@@ -183,23 +188,17 @@ def _timestamp_authorities(items: object, where: str) -> tuple[TimestampAuthorit
         chain = _chain(item, w)
         assert isinstance(item, dict)
         uri = item.get("uri")
-        out.append(TimestampAuthority(chain, _validity(item.get("validFor"), f"{w}.validFor"),
-                                      uri if isinstance(uri, str) else ""))
+        out.append(make(chain, _validity(item.get("validFor"), f"{w}.validFor"),
+                        uri if isinstance(uri, str) else ""))
     return tuple(out)
+
+
+def _timestamp_authorities(items: object, where: str) -> tuple[TimestampAuthority, ...]:
+    return _chained(items, where, TimestampAuthority)
 
 
 def _authorities(items: object, where: str) -> tuple[CertificateAuthority, ...]:
-    if not isinstance(items, list):
-        raise ValueError(f"{where}: must be a list")
-    out = []
-    for i, item in enumerate(items):
-        w = f"{where}[{i}]"
-        chain = _chain(item, w)
-        assert isinstance(item, dict)
-        uri = item.get("uri")
-        out.append(CertificateAuthority(chain, _validity(item.get("validFor"), f"{w}.validFor"),
-                                        uri if isinstance(uri, str) else ""))
-    return tuple(out)
+    return _chained(items, where, CertificateAuthority)
 
 
 def parse_trusted_root(data: bytes, source: str) -> SigstoreTrustRoot:
