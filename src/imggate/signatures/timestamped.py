@@ -121,6 +121,9 @@ def _verified_time(raw: bytes, signature: bytes, root: SigstoreTrustRoot) -> dat
     except Exception:  # a third-party DER parser: any failure is "not a timestamp"
         raise TimestampError("a timestamp is not an RFC 3161 response") from None
     why = "no timestamp authority of the trusted root"
+    # An authority that signed the timestamp but was not valid then says more than the
+    # other generations of the same instance, which did not sign it: its reason wins.
+    outside: str | None = None
     for tsa in root.timestamp_authorities:
         if len(tsa.chain) < 2:
             why = "the timestamp authority's chain is incomplete"
@@ -137,10 +140,10 @@ def _verified_time(raw: bytes, signature: bytes, root: SigstoreTrustRoot) -> dat
         when = response.tst_info.gen_time
         when = when if when.tzinfo else when.replace(tzinfo=UTC)
         if not tsa.validity.contains(when):
-            why = (f"the timestamp ({when.isoformat()}) is outside its authority's validity")
+            outside = f"the timestamp ({when.isoformat()}) is outside its authority's validity"
             continue
         return when
-    raise TimestampError(why)
+    raise TimestampError(outside or why)
 
 
 def _message_signature(doc: Any, subject: Digest | None,
