@@ -415,16 +415,20 @@ def decide(req: CheckRequest, evidence: Sequence[Evidence]) -> Verdict:
     from imggate.policy.engine import evaluate, reconcile_exceptions
 
     p = req.policy
-    judged = [_with_vex(p, ev, req.now) for ev in evidence]
+    judged = [with_attested_vex(p, ev, req.now) for ev in evidence]
     verdicts = reconcile_exceptions([
         evaluate(ev, p.rules, exceptions=exceptions, now=req.now, kev=p.kev)
         for ev, exceptions in judged])
     return Verdict(env=p.rules.env, images=verdicts, generated=req.now, run=run_info(p))
 
 
-def _with_vex(p: Policy, ev: Evidence, now: datetime) -> tuple[Evidence, ExceptionSet]:
+def with_attested_vex(p: Policy, ev: Evidence, now: datetime
+                      ) -> tuple[Evidence, ExceptionSet]:
     """The run's exceptions plus this image's signed OpenVEX statements (for its digest
-    only, held to the environment's exception policy); what could not count is noted."""
+    only, held to the environment's exception policy); what could not count is noted.
+
+    Every door that evaluates evidence (check, audit, the webhook) applies it, so a
+    signed VEX suppresses the same findings wherever the image is judged."""
     if not ev.vex:
         return ev, p.exceptions
     from imggate.policy.vex import attested_exceptions

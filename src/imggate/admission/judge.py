@@ -42,7 +42,13 @@ from imggate.admission.metrics import Metrics
 from imggate.admission.policies import EnvPolicy, PolicySet
 from imggate.admission.pull_access import RegistryAccess
 from imggate.errors import AuthError, Error
-from imggate.gate import CheckRequest, SignatureOptions, bind_reports, image_evidence
+from imggate.gate import (
+    CheckRequest,
+    SignatureOptions,
+    bind_reports,
+    image_evidence,
+    with_attested_vex,
+)
 from imggate.models import (
     Decision,
     Digest,
@@ -388,7 +394,9 @@ class Judge:
         if errors or evidence.errors:
             self.metrics.child(self.metrics.registry_errors, "evidence").inc()
             evidence = dataclasses.replace(evidence, errors=(*errors, *evidence.errors))
-        verdict = evaluate(evidence, env_policy.rules, exceptions=env_policy.exceptions,
+        # Signed OpenVEX beside the image (exceptions.vex_attestations), as check reads it.
+        evidence, exceptions = with_attested_vex(env_policy.policy, evidence, now)
+        verdict = evaluate(evidence, env_policy.rules, exceptions=exceptions,
                            now=now, kev=env_policy.kev)
         # The reference rules were decided before any registry call (by this review's
         # endpoint: /mutate's pin satisfies digest pinning); the rest decides here.
