@@ -33,7 +33,7 @@ sys.path.insert(0, str(HERE))
 
 from convert_bench import build_report, real_entries  # noqa: E402
 
-from registry_harness import require_binaries, start_registry  # noqa: E402
+from registry_harness import Registry, require_binaries, start_registry  # noqa: E402
 from signatures.cosign_format_signer import (  # noqa: E402
     CosignFormatSigner,
     make_image,
@@ -70,6 +70,35 @@ def timed(cmd: list[str], repeats: int = 3, ok: tuple[int, ...] = (0,)) -> tuple
     return best, cpu
 
 
+def push_signed(registry: Registry, work: Path, count: int) -> tuple[list[str], Path]:
+    """Push ``count`` key-signed images; their pinned references and the public key."""
+    work.mkdir(parents=True, exist_ok=True)
+    signer = CosignFormatSigner()
+    key = work / "cosign.pub"
+    key.write_bytes(signer.public_pem)
+
+    def push(i: int) -> str:
+        repo = InMemoryRepository(f"{registry.host}/bench/app-{i}")
+        digest = make_image(repo, "1.0.0", f"bench image {i}".encode())
+        signer.sign_image(repo, digest)
+        push_repository(repo, registry.url, f"bench/app-{i}")
+        return registry.ref(f"bench/app-{i}", digest=str(digest))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(push, range(count))), key
+
+
+def write_report(work: Path, ref: str, findings: int) -> Path:
+    """A Trivy report of ``findings`` real entries, bound to ``ref``."""
+    doc = build_report(real_entries(), findings)
+    doc["ArtifactName"] = ref
+    doc.setdefault("Metadata", {})["RepoDigests"] = [ref]
+    doc["Metadata"].pop("ImageID", None)
+    report = work / f"trivy-{findings}.json"
+    report.write_text(json.dumps(doc))
+    return report
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=100)
@@ -81,25 +110,8 @@ def main() -> int:
         work = Path(tmp)
         registry = start_registry(work / "registry", auth="none")
         try:
-            signer = CosignFormatSigner()
-            key = work / "cosign.pub"
-            key.write_bytes(signer.public_pem)
-
-            def push(i: int) -> str:
-                repo = InMemoryRepository(f"{registry.host}/bench/app-{i}")
-                digest = make_image(repo, "1.0.0", f"bench image {i}".encode())
-                signer.sign_image(repo, digest)
-                push_repository(repo, registry.url, f"bench/app-{i}")
-                return registry.ref(f"bench/app-{i}", digest=str(digest))
-
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                refs = list(pool.map(push, range(args.images)))
-            doc = build_report(real_entries(), args.findings)
-            doc["ArtifactName"] = refs[0]
-            doc.setdefault("Metadata", {})["RepoDigests"] = [refs[0]]
-            doc["Metadata"].pop("ImageID", None)
-            report = work / "trivy-10k.json"
-            report.write_text(json.dumps(doc))
+            refs, key = push_signed(registry, work, args.images)
+            report = write_report(work, refs[0], args.findings)
             common = ["--key", str(key), "--insecure-ignore-tlog", "-q"]
             out = work / "out"
             # A 10k-finding report has Critical findings: the gate denies (exit 1), by design.

@@ -1,0 +1,672 @@
+"""Every headline figure beside its peer or floor, measured in one run: one table.
+
+    python3 bench/run_all.py [--quick] [--only startup,check,convert,resolve,audit,webhook]
+                             [--rounds N]
+
+Sets up what the figures need on loopback, in a temporary directory it removes
+at the end: a Distribution registry (``docker-registry``), images built with
+umoci and pushed with skopeo, cosign-format key signatures (the tests'
+signer), Trivy reports built from the real entries in ``tests/fixtures/trivy``,
+TLS for the webhook. Then each figure runs as alternating rounds (ABBA: the
+two sides swap order every round, so a drift in what the shared machine
+gives falls on both alike) of imggate and its peer:
+
+- start-up: ``imggate --help``, and ``check`` of the bundled example, against
+  ``python -c`` importing what that command needs (the import floor);
+- ``check`` of one signed image with a 10,000-finding report, against
+  ``imggate resolve`` of the same image;
+- ``convert`` of 5,000 and 50,000 findings (in process), against the stdlib's
+  ``json.loads`` + ``json.dumps`` of the same file, and its growth 5k -> 50k;
+- ``resolve`` of 200 images, against ``curl --parallel`` over the same GETs
+  and a ``skopeo inspect`` loop;
+- ``audit`` of 1,000 tags, against ``curl --parallel`` over the same GETs and
+  a ``skopeo list-tags`` + ``inspect`` loop;
+- the webhook (``imggate serve``, uvicorn + uvloop + httptools + TLS) at
+  saturation with ``wrk``, against a bare Starlette app on the same stack
+  (``bare_admission_app.py``): requests/s and server CPU per review; cold
+  reviews of distinct signed digests.
+
+It prints one Markdown table: the figure, imggate's median (range) over the
+rounds, the peer's, the ratio (median and range of each round's ratio to the
+peer run beside it), the target, and the 1-minute load average before and
+after the figure. imggate runs from this tree (``src/`` first on
+``PYTHONPATH``), with its bytecode compiled first (``compileall``: an
+editable install without bytecode pays ~15% more at start-up).
+
+``--quick`` uses small sizes and one round to keep the script working (CI runs
+it once): its figures mean nothing and no target is judged. The exit status is
+non-zero only when a figure could not be measured (a failure, a wrong answer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SRC = ROOT / "src"
+# This tree's imggate, here and in every child process (not whichever one is installed).
+sys.path[:0] = [str(SRC), str(ROOT / "tests"), str(HERE)]
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p)
+
+IMGGATE = [sys.executable, "-m", "imggate"]
+OCI_ACCEPT = ("application/vnd.oci.image.manifest.v1+json, "
+              "application/vnd.oci.image.index.v1+json, "
+              "application/vnd.docker.distribution.manifest.v2+json, "
+              "application/vnd.docker.distribution.manifest.list.v2+json")
+#: imggate's registry pool holds 16 connections per host: the curl floor gets as many.
+CURL_PARALLEL = 16
+FIGURES = ("startup", "check", "convert", "resolve", "audit", "webhook")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each figure's workload is, and how many alternating rounds it gets."""
+
+    rounds: int
+    slow_rounds: int  # figures whose peer takes a minute a round (the skopeo loops)
+    startup_rounds: int
+    resolve_images: int
+    audit_tags: int
+    audit_digests: int
+    check_findings: int
+    convert_small: int
+    convert_large: int
+    cold_digests: int
+    wrk_seconds: int
+
+
+FULL = Sizes(rounds=5, slow_rounds=3, startup_rounds=11, resolve_images=200, audit_tags=1000,
+             audit_digests=300, check_findings=10_000, convert_small=5_000,
+             convert_large=50_000, cold_digests=100, wrk_seconds=4)
+QUICK = Sizes(rounds=1, slow_rounds=1, startup_rounds=2, resolve_images=6, audit_tags=12,
+              audit_digests=4, check_findings=500, convert_small=500, convert_large=5_000,
+              cold_digests=4, wrk_seconds=1)
+
+
+# ----------------------------------------------------------------------------- the table
+
+
+@dataclass
+class Row:
+    """One line of the table.
+
+    ``ratios`` holds one value per round (imggate's run against the peer run beside
+    it); ``limit`` is the target for their median, or for imggate's own median when
+    ``absolute`` (start-up's "--help under 0.15 s").
+    """
+
+    figure: str
+    unit: str
+    ours: list[float]
+    peer_label: str = ""
+    peer: list[float] = field(default_factory=list)
+    ratios: list[float] = field(default_factory=list)
+    ratio_unit: str = "x"
+    target: str = ""
+    met: bool | None = None
+    load: tuple[float, float] = (0.0, 0.0)
+
+
+def _num(value: float, unit: str) -> str:
+    """``value`` as ``_fmt`` writes it, without the unit (for the range after a median)."""
+    text = _fmt(value, unit)
+    for suffix in (" s", " ms", " µs", "/s", "x"):
+        if unit != "%" and text.endswith(suffix):
+            return text[: -len(suffix)]
+    return text
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "s":
+        return f"{value:.3f} s" if value < 10 else f"{value:.1f} s"
+    if unit == "ms":
+        return f"{value:.1f} ms"
+    if unit == "us":
+        return f"{value:.0f} µs"
+    if unit == "/s":
+        return f"{value:,.0f}/s"
+    if unit == "%":
+        return f"{value:.0%}"
+    if unit == "x":
+        return f"{value:.2f}x"
+    return f"{value:g}{unit}"
+
+
+def spread(values: Sequence[float], unit: str) -> str:
+    """``median (min-max)``, or the single value."""
+    if not values:
+        return ""
+    med = _fmt(statistics.median(values), unit)
+    if len(values) == 1:
+        return med
+    return f"{med} ({_num(min(values), unit)}-{_num(max(values), unit)})"
+
+
+def print_table(rows: list[Row], failures: list[str], sizes: Sizes, quick: bool,
+                started: datetime, wall: float) -> None:
+    """The one table, Markdown, with what was run and where."""
+    mode = "--quick (sizes too small to mean anything; no target judged)" if quick else "full"
+    print()
+    print(f"`python3 bench/run_all.py{' --quick' if quick else ''}`: "
+          f"{started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, Python "
+          f"{platform.python_version()}, {mode}; {sizes.rounds} alternating rounds "
+          f"({sizes.slow_rounds} for the skopeo loops, {sizes.startup_rounds} for start-up), "
+          f"bytecode compiled; {wall:.0f} s in all")
+    print()
+    print("| figure | imggate: median (range) | peer, same run: median (range) | ratio | "
+          "target | load before → after |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        peer = f"{r.peer_label}: {spread(r.peer, r.unit)}" if r.peer else r.peer_label
+        verdict = ""
+        if r.target and not quick and r.met is not None:
+            verdict = " met" if r.met else " **missed**"
+        print(f"| {r.figure} | {spread(r.ours, r.unit)} | {peer} | "
+              f"{spread(r.ratios, r.ratio_unit)} | {r.target}{verdict} | "
+              f"{r.load[0]:.2f} → {r.load[1]:.2f} |")
+    for f in failures:
+        print(f"\nNOT MEASURED: {f}")
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def load1() -> float:
+    """The 1-minute load average."""
+    return os.getloadavg()[0]
+
+
+def note(text: str) -> None:
+    """Progress, on stderr (the table alone goes to stdout)."""
+    sys.stderr.write(f"[{datetime.now(UTC):%H:%M:%S} load {load1():.2f}] {text}\n")
+    sys.stderr.flush()
+
+
+def run_timed(cmd: Sequence[str], *, ok: tuple[int, ...] = (0,), cwd: Path | None = None,
+              stdin: str | None = None) -> tuple[float, str]:
+    """Wall seconds of one run of ``cmd`` and its standard output; an unexpected exit
+    status fails the figure (a benchmark of a broken run measures nothing)."""
+    started = time.perf_counter()
+    proc = subprocess.run(list(cmd), capture_output=True, text=True, check=False, cwd=cwd,
+                          input=stdin)
+    elapsed = time.perf_counter() - started
+    if proc.returncode not in ok:
+        raise RuntimeError(f"{' '.join(cmd[:6])} ... exited {proc.returncode}:\n"
+                           f"{proc.stderr[-2000:]}")
+    return elapsed, proc.stdout
+
+
+def alternate(sides: Sequence[Callable[[], float]], rounds: int) -> list[list[float]]:
+    """``rounds`` samples of each side, the order reversed every other round (ABBA...)."""
+    out: list[list[float]] = [[] for _ in sides]
+    order = list(range(len(sides)))
+    for i in range(rounds):
+        for k in (order if i % 2 == 0 else order[::-1]):
+            out[k].append(sides[k]())
+    return out
+
+
+def ratios(ours: Sequence[float], peer: Sequence[float]) -> list[float]:
+    """Each round's imggate sample over the peer sample of the same round."""
+    return [a / b for a, b in zip(ours, peer, strict=True)]
+
+
+def curl_parallel(urls: Sequence[str], work: Path, name: str) -> Callable[[], float]:
+    """A timed ``curl --parallel`` over ``urls`` (every answer must be 200)."""
+    require("curl")
+    config = work / f"{name}.curl"
+    config.write_text("".join(f'url = "{u}"\noutput = "/dev/null"\n' for u in urls))
+    cmd = ["curl", "-s", "--parallel", "--parallel-max", str(CURL_PARALLEL), "-H",
+           f"Accept: {OCI_ACCEPT}", "-w", "%{http_code}\n", "-K", str(config)]
+
+    def run() -> float:
+        elapsed, out = run_timed(cmd)
+        codes = out.split()
+        if len(codes) != len(urls) or set(codes) != {"200"}:
+            raise RuntimeError(f"curl: expected {len(urls)} answers 200, got "
+                               f"{sorted(set(codes))} x {len(codes)}")
+        return elapsed
+
+    return run
+
+
+def require(*tools: str) -> None:
+    """Fail the figure, saying what to install, when a tool is missing."""
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        raise RuntimeError(f"missing {', '.join(missing)} (see .ci/run for the packages)")
+
+
+def get_json(url: str) -> dict[str, object]:
+    """One manifest from the registry, to learn the GETs a client makes after it."""
+    req = urllib.request.Request(url, headers={"Accept": OCI_ACCEPT})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        doc = json.loads(r.read())
+    assert isinstance(doc, dict)
+    return doc
+
+
+# ------------------------------------------------------------------------------ set-up
+
+
+@dataclass
+class Bench:
+    """What the figures share: sizes, a scratch directory, the registry (started once)."""
+
+    sizes: Sizes
+    work: Path
+    quick: bool
+    _registry: object | None = None
+    _signed: tuple[list[str], Path] | None = None
+
+    @property
+    def registry(self):  # type: ignore[no-untyped-def]
+        """The loopback registry, anonymous, started on first use."""
+        if self._registry is None:
+            from registry_harness import require_binaries, start_registry
+
+            require_binaries("docker-registry", "skopeo", "umoci")
+            self._registry = start_registry(self.work / "registry", auth="none")
+        return self._registry
+
+    def stop(self) -> None:
+        """Stop the registry, if it was started."""
+        if self._registry is not None:
+            self._registry.stop()  # type: ignore[attr-defined]
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def fig_startup(b: Bench) -> list[Row]:
+    """``--help`` and ``check`` of the bundled example, each against its import floor."""
+    n = b.sizes.startup_rounds
+    compileall.compile_dir(str(SRC), quiet=1)
+    out = b.work / "startup-reports"
+    help_cmd = [*IMGGATE, "--help"]
+    # What --help needs: the interpreter and typer, which draws the help.
+    help_floor = [sys.executable, "-c", "import typer"]
+    check_cmd = [*IMGGATE, "check", "oci:examples/app", "--key", "examples/cosign.pub",
+                 "--trivy-report", "examples/trivy-report.json", "--insecure-ignore-tlog",
+                 "-q", "-o", str(out)]
+    # What check of the example needs: typer (the command line), pydantic (the rules),
+    # httpx (the registry client), cryptography (the signature), jinja2 (the HTML
+    # report), PyYAML (rules files). The issue's floor was the first four but typer.
+    check_imports = "import typer, httpx, pydantic, cryptography, jinja2, yaml"
+    check_floor = [sys.executable, "-c", check_imports]
+    for cmd in (help_cmd, check_cmd):  # warm the page cache; fail early
+        run_timed(cmd, cwd=ROOT)
+    rows = []
+    before = load1()
+    ours, peer = alternate([lambda: run_timed(help_cmd, cwd=ROOT)[0],
+                            lambda: run_timed(help_floor, cwd=ROOT)[0]], n)
+    rows.append(Row("`imggate --help` (python -m imggate)", "s", ours, "`python -c 'import "
+                    "typer'`", peer, ratios(ours, peer), target="< 0.15 s",
+                    met=statistics.median(ours) < 0.15, load=(before, load1())))
+    before = load1()
+    ours, peer = alternate([lambda: run_timed(check_cmd, cwd=ROOT)[0],
+                            lambda: run_timed(check_floor, cwd=ROOT)[0]], n)
+    r = ratios(ours, peer)
+    rows.append(Row("`imggate check` of the bundled example (oci: layout, key signature, "
+                    "Trivy report, all reports written)", "s", ours,
+                    f"`python -c '{check_imports}'`", peer, r, target="≤ 2x",
+                    met=statistics.median(r) <= 2, load=(before, load1())))
+    return rows
+
+
+def fig_check(b: Bench) -> list[Row]:
+    """``check`` with a 10k-finding report against a resolve of the same image."""
+    from check_bench import push_signed, write_report
+
+    n = b.sizes.check_findings
+    refs, key = push_signed(b.registry, b.work / "check", 1)
+    report = write_report(b.work / "check", refs[0], n)
+    out = b.work / "check" / "out"
+    check_cmd = [*IMGGATE, "check", refs[0], "--trivy-report", str(report), "--key", str(key),
+                 "--insecure-ignore-tlog", "-q", "-o", str(out)]
+    resolve_cmd = [*IMGGATE, "resolve", refs[0]]
+    # A report this size has Critical findings: the gate denies (exit 1), by design.
+    run_timed(check_cmd, ok=(1,))
+    run_timed(resolve_cmd)
+    before = load1()
+    ours, peer = alternate([lambda: run_timed(check_cmd, ok=(1,))[0],
+                            lambda: run_timed(resolve_cmd)[0]], b.sizes.rounds)
+    r = ratios(ours, peer)
+    return [Row(f"`imggate check`, 1 signed image, {n:,}-finding Trivy report, all reports "
+                "written", "s", ours, "`imggate resolve` of the same image", peer, r,
+                target="≤ 2x", met=statistics.median(r) <= 2, load=(before, load1()))]
+
+
+def fig_convert(b: Bench) -> list[Row]:
+    """convert (in process) against ``json.loads`` + ``json.dumps`` of the same file."""
+    from convert_bench import build_report, convert, peer, real_entries
+
+    entries = real_entries()
+    rows = []
+    medians: dict[int, float] = {}
+    before_all = load1()
+    for n in (b.sizes.convert_small, b.sizes.convert_large):
+        src, dst = b.work / f"trivy-{n}.json", b.work / f"gl-{n}.json"
+        src.write_text(json.dumps(build_report(entries, n)), encoding="utf-8")
+        if convert(src, dst) != n:
+            raise RuntimeError(f"convert wrote other than {n} vulnerabilities")
+
+        def ours_run(src: Path = src, dst: Path = dst) -> float:
+            t = time.perf_counter()
+            convert(src, dst)
+            return time.perf_counter() - t
+
+        def peer_run(src: Path = src) -> float:
+            t = time.perf_counter()
+            peer(src, b.work / "peer.json")
+            return time.perf_counter() - t
+
+        before = load1()
+        ours, floor = alternate([ours_run, peer_run], b.sizes.rounds)
+        medians[n] = statistics.median(ours)
+        r = ratios(ours, floor)
+        rows.append(Row(f"`convert` {n:,} findings ({src.stat().st_size / 1e6:.0f} MB Trivy "
+                        "JSON -> GitLab JSON, in process)", "s", ours,
+                        "`json.loads` + `json.dumps` of the same file", floor, r,
+                        target="≤ 1.3x" if n == b.sizes.convert_large else "",
+                        met=statistics.median(r) <= 1.3, load=(before, load1())))
+    small, large = b.sizes.convert_small, b.sizes.convert_large
+    growth = medians[large] / medians[small]
+    ideal = large / small
+    rows.append(Row(f"`convert` growth, {large:,} / {small:,} findings (medians above)",
+                    "x", [growth], f"linear: {ideal:g}x", [], [growth / ideal],
+                    target=f"≤ {ideal * 1.1:g}x", met=growth <= ideal * 1.1,
+                    load=(before_all, load1())))
+    return rows
+
+
+def fig_resolve(b: Bench) -> list[Row]:
+    """``resolve`` of N images against curl over the same GETs and a skopeo loop."""
+    from resolve_bench import build_and_push, time_skopeo
+
+    reg = b.registry
+    n = b.sizes.resolve_images
+    pushed = build_and_push(b.work / "resolve", reg, n)
+    refs = [ref for ref, _ in pushed]
+    expected = [digest for _, digest in pushed]
+    # The GETs a resolve makes: each manifest by tag, then its config blob.
+    urls = []
+    for ref in refs:
+        repo, tag = ref.split("/", 1)[1].rsplit(":", 1)
+        manifest = f"{reg.url}/v2/{repo}/manifests/{tag}"
+        config = get_json(manifest)["config"]
+        assert isinstance(config, dict)
+        urls += [manifest, f"{reg.url}/v2/{repo}/blobs/{config['digest']}"]
+    curl = curl_parallel(urls, b.work, "resolve")
+    authfile = b.work / "resolve" / "skopeo" / "skopeo-auth.json"
+
+    def ours() -> float:
+        elapsed, out = run_timed([*IMGGATE, "resolve", *refs])
+        if [line.rsplit("@", 1)[1] for line in out.splitlines()] != expected:
+            raise RuntimeError("imggate resolve disagrees with the pushed digests")
+        return elapsed
+
+    def skopeo() -> float:
+        elapsed, digests, _ = time_skopeo(reg, refs, authfile)
+        if digests != expected:
+            raise RuntimeError("skopeo disagrees with the pushed digests")
+        return elapsed
+
+    ours(), curl()
+    before = load1()
+    mine, floor = alternate([ours, curl], b.sizes.rounds)
+    rows = [Row(f"`imggate resolve` of {n} images, one process (start-up included)", "s",
+                mine, f"`curl --parallel` over the same {len(urls)} GETs", floor,
+                ratios(mine, floor), target="≤ 1.5x",
+                met=statistics.median(ratios(mine, floor)) <= 1.5, load=(before, load1()))]
+    before = load1()
+    mine, loop = alternate([ours, skopeo], b.sizes.slow_rounds)
+    speedup = [p / o for o, p in zip(mine, loop, strict=True)]
+    rows.append(Row(f"`imggate resolve` of {n} images", "s", mine,
+                    "`skopeo inspect` once per image", loop, speedup,
+                    target="(ratio: skopeo / imggate)", load=(before, load1())))
+    return rows
+
+
+def fig_audit(b: Bench) -> list[Row]:
+    """``audit`` of a repository's tags against curl over the same GETs and a skopeo loop."""
+    from audit.audit_repository import build
+
+    reg = b.registry
+    tags, digests = b.sizes.audit_tags, b.sizes.audit_digests
+    pushed = build(reg.url, "bench/audit", n_tags=tags, n_digests=digests,
+                   signed=max(1, digests // 10))
+    want = {t: str(d) for t, d in pushed.tags.items()}
+    repo = f"{reg.host}/bench/audit"
+    base = f"{reg.url}/v2/bench/audit"
+    # The GETs an audit makes: the tag list, each tag's manifest, each image's config once.
+    urls = [f"{base}/tags/list"]
+    configs: dict[str, str] = {}
+    for tag, digest in want.items():
+        urls.append(f"{base}/manifests/{tag}")
+        if digest not in configs:
+            config = get_json(f"{base}/manifests/{digest}")["config"]
+            assert isinstance(config, dict)
+            configs[digest] = str(config["digest"])
+    urls += [f"{base}/blobs/{c}" for c in configs.values()]
+    curl = curl_parallel(urls, b.work, "audit")
+    out = b.work / "audit-out"
+
+    def ours() -> float:
+        elapsed, _ = run_timed([*IMGGATE, "audit", repo, "-q", "-o", str(out)], ok=(0, 1))
+        doc = json.loads((out / "imggate-audit.json").read_text())
+        if {r["tag"]: r["digest"] for r in doc["rows"]} != want:
+            raise RuntimeError("imggate audit disagrees with the pushed digests")
+        return elapsed
+
+    def skopeo() -> float:
+        cmd = ["skopeo", "--insecure-policy"]
+        t = time.perf_counter()
+        listed = json.loads(run_timed([*cmd, "list-tags", "--tls-verify=false",
+                                       f"docker://{repo}"])[1])["Tags"]
+        seen = {}
+        for tag in listed:
+            if tag.startswith("sha256-"):  # cosign's signature tags
+                continue
+            seen[tag] = run_timed([*cmd, "inspect", "--tls-verify=false", "--format",
+                                   "{{.Digest}}", f"docker://{repo}:{tag}"])[1].strip()
+        elapsed = time.perf_counter() - t
+        if seen != want:
+            raise RuntimeError("the skopeo loop disagrees with the pushed digests")
+        return elapsed
+
+    ours(), curl()
+    n = len(want)
+    before = load1()
+    mine, floor = alternate([ours, curl], b.sizes.rounds)
+    rows = [Row(f"`imggate audit` of {n:,} tags over {digests} images, one process", "s",
+                mine, f"`curl --parallel` over the same {len(urls):,} GETs", floor,
+                ratios(mine, floor), target="≤ 1.5x",
+                met=statistics.median(ratios(mine, floor)) <= 1.5, load=(before, load1()))]
+    before = load1()
+    mine, loop = alternate([ours, skopeo], b.sizes.slow_rounds)
+    speedup = [p / o for o, p in zip(mine, loop, strict=True)]
+    rows.append(Row(f"`imggate audit` of {n:,} tags", "s", mine,
+                    "`skopeo list-tags` + `skopeo inspect` per tag", loop, speedup,
+                    target="≥ 6x (ratio: skopeo / imggate)", met=statistics.median(speedup) >= 6,
+                    load=(before, load1())))
+    return rows
+
+
+@contextmanager
+def _process(cmd: Sequence[str]) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)
+
+
+def fig_webhook(b: Bench) -> list[Row]:
+    """``imggate serve`` at saturation against bare Starlette on the same stack; cold p99."""
+    from admission_bench import WRK_SCRIPT, saturate, wait_listening
+
+    from admission.serve_harness import make_tls, pod, review, start_serve
+    from registry_harness import free_port
+    from signatures.cosign_format_signer import CosignFormatSigner, make_image, push_repository
+    from signatures.inmemory import InMemoryRepository
+
+    require("wrk")
+    reg = b.registry
+    work = b.work / "webhook"
+    work.mkdir()
+    signer = CosignFormatSigner()
+    key = work / "release.pub"
+    key.write_bytes(signer.public_pem)
+    names = [f"bench/hook{i}" for i in range(b.sizes.cold_digests + 1)]
+    for name in names:
+        repo = InMemoryRepository(f"{reg.host}/{name}")
+        signer.sign_image(repo, make_image(repo, tag="v1"))
+        push_repository(repo, reg.url, name)
+    rules = work / "rules.yaml"
+    rules.write_text(json.dumps({"version": 1, "environments": {"prod": {
+        "aliases": ["prod-*"], "tags": {"deny": ["latest"]},
+        "registries": {"allowed": [reg.host]}, "signatures": {"keys": [str(key)]}}}}))
+    tls = make_tls(work / "tls")
+    script = work / "review.lua"
+    script.write_text(WRK_SCRIPT)
+    body = work / "warm.json"
+    body.write_bytes(json.dumps(review(pod([reg.ref(names[0], "v1")]),
+                                       namespace="prod-bench")).encode())
+    port = free_port()
+    bare_cmd = [sys.executable, str(HERE / "bare_admission_app.py"), str(port), str(tls.cert),
+                str(tls.key)]
+    with _process(bare_cmd) as bare:
+        wait_listening(port)
+        server = start_serve(work / "serve", ["--rules", str(rules), "--insecure-ignore-tlog",
+                                              "--cache-ttl", "3600", "--tag-ttl", "3600"],
+                             tls=tls)
+        try:
+            before = load1()
+            cold = []
+            with server.client() as c:
+                for name in names[1:]:
+                    doc = json.dumps(review(pod([reg.ref(name, "v1")]), namespace="prod-bench"))
+                    t = time.perf_counter()
+                    allowed = c.post("/validate", content=doc).json()["response"]["allowed"]
+                    cold.append((time.perf_counter() - t) * 1000)
+                    if not allowed:
+                        raise RuntimeError(f"the webhook refused {name}, a signed image")
+                answer = c.post("/validate", content=body.read_bytes()).json()
+                if not answer["response"]["allowed"]:
+                    raise RuntimeError("the webhook refused the warm image")
+            cold_load = (before, load1())
+            url, bare_url = f"{server.url}/validate", f"https://127.0.0.1:{port}/validate"
+            secs = b.sizes.wrk_seconds
+            runs: dict[str, list[dict[str, float]]] = {"ours": [], "bare": []}
+
+            def side(name: str, u: str, pid: int) -> Callable[[], float]:
+                def run() -> float:
+                    result = saturate(u, body, script, pid, secs)
+                    if result["errors"]:
+                        raise RuntimeError(f"wrk saw {result['errors']:.0f} errors ({name})")
+                    runs[name].append(result)
+                    return result["rps"]
+                return run
+
+            before = load1()
+            alternate([side("ours", url, server.process.pid), side("bare", bare_url, bare.pid)],
+                      b.sizes.rounds)
+            load = (before, load1())
+        finally:
+            server.stop()
+    rps = [r["rps"] for r in runs["ours"]]
+    bare_rps = [r["rps"] for r in runs["bare"]]
+    cpu = [r["cpu_us"] for r in runs["ours"]]
+    bare_cpu = [r["cpu_us"] for r in runs["bare"]]
+    share = ratios(rps, bare_rps)
+    cost = ratios(cpu, bare_cpu)
+    return [
+        Row("`imggate serve`, warm, at saturation (wrk, 64 TLS connections held)", "/s", rps,
+            "bare Starlette, same uvicorn/uvloop/httptools/TLS", bare_rps, share,
+            ratio_unit="%", target="≥ 80%", met=statistics.median(share) >= 0.8, load=load),
+        Row("`imggate serve`, server CPU per warm review at saturation", "us", cpu,
+            "bare Starlette", bare_cpu, cost, target="≤ 1.25x",
+            met=statistics.median(cost) <= 1.25, load=load),
+        Row(f"`imggate serve`, cold: p99 of {len(cold)} first-seen signed digests, one at a "
+            f"time (p50 {pct(cold, 0.5):.1f} ms, max {max(cold):.1f} ms)", "ms",
+            [pct(cold, 0.99)], "", [], [],
+            target="≤ 50 ms", met=pct(cold, 0.99) <= 50, load=cold_load),
+    ]
+
+
+# -------------------------------------------------------------------------------- main
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (nearest rank) of ``values``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+RUNNERS: dict[str, Callable[[Bench], list[Row]]] = {
+    "startup": fig_startup, "check": fig_check, "convert": fig_convert,
+    "resolve": fig_resolve, "audit": fig_audit, "webhook": fig_webhook,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the figures asked for, print the table; 1 if a figure could not be measured."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="small sizes, one round: keeps the script working, times nothing")
+    ap.add_argument("--only", default=",".join(FIGURES),
+                    help=f"comma-separated figures to run (default: all of {','.join(FIGURES)})")
+    ap.add_argument("--rounds", type=int, help="alternating rounds per figure")
+    args = ap.parse_args(argv)
+    only = [f.strip() for f in args.only.split(",") if f.strip()]
+    unknown = sorted(set(only) - set(FIGURES))
+    if unknown:
+        ap.error(f"unknown figure(s) {', '.join(unknown)}: choose from {', '.join(FIGURES)}")
+    sizes = QUICK if args.quick else FULL
+    if args.rounds:
+        sizes = Sizes(**{**sizes.__dict__, "rounds": args.rounds,
+                         "slow_rounds": min(sizes.slow_rounds, args.rounds)})
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    rows: list[Row] = []
+    failures: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="imggate-run-all-") as tmp:
+        bench = Bench(sizes, Path(tmp), args.quick)
+        try:
+            for name in only:
+                note(f"{name} ...")
+                try:
+                    rows += RUNNERS[name](bench)
+                except Exception as e:  # one figure's failure must not hide the others
+                    traceback.print_exc()
+                    failures.append(f"{name}: {type(e).__name__}: {e}")
+        finally:
+            bench.stop()
+    print_table(rows, failures, sizes, args.quick, started, time.perf_counter() - t0)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
