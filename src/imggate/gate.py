@@ -174,7 +174,7 @@ def trust_config(material: TrustMaterial, options: SignatureOptions, keys: KeyCa
         Identity(identity=i.identity, identity_regexp=i.identity_regexp, issuer=i.issuer,
                  issuer_regexp=i.issuer_regexp)
         for i in material.identities)
-    given = _given_roots(root)
+    given = given_roots(root)
     # The command line's roots, then the rules' (signatures.trusted_roots), each read once.
     roots = (*given, *(r for p in material.trusted_roots for r in keys.roots(Path(p))))
     return TrustConfig(
@@ -361,7 +361,7 @@ async def _vex(repo: Repository, sig_repo: Repository | None, image: ResolvedIma
     from imggate.signatures.check import check_signatures
     from imggate.signatures.interface import Identity, TrustConfig
 
-    roots = _given_roots(root)
+    roots = given_roots(root)
     trust = TrustConfig(
         keys=tuple(keys.get(Path(p)) for p in rules.keys),
         identities=tuple(Identity(identity=i.identity, identity_regexp=i.identity_regexp,
@@ -381,7 +381,8 @@ async def _vex(repo: Repository, sig_repo: Repository | None, image: ResolvedIma
     return tuple(c for c in found if c.predicate_type in OPENVEX_PREDICATES)
 
 
-def _given_roots(root: object | None) -> tuple[SigstoreTrustRoot, ...]:
+def given_roots(root: object | None) -> tuple[SigstoreTrustRoot, ...]:
+    """The trusted roots a door was given (``--trusted-root``): one root, or a tuple."""
     from imggate.signatures.trustroot import SigstoreTrustRoot
 
     if isinstance(root, SigstoreTrustRoot):

@@ -24,6 +24,7 @@ from imggate.admission.cache import (
     VerdictKey,
     tag_key,
     tag_payload,
+    trust_hash,
     verdict_key,
     verdict_payload,
 )
@@ -59,10 +60,17 @@ def test_local_cache_expires_and_evicts_least_recently_used() -> None:
     assert cache.get("a") is None and cache.get("c") is None
 
 
-def test_keys_name_the_digest_rules_and_env_never_the_tag() -> None:
+def test_keys_name_the_digest_rules_trust_and_env_never_the_tag() -> None:
     k = verdict_key(DIGEST, "r.example/app", "h1", "prod")
     assert (k.digest, k.name, k.rules_hash, k.env) == (DIGEST, "r.example/app", "h1", "prod")
     assert k.id != verdict_key(DIGEST, "r.example/app", "h2", "prod").id
+    # Other trust roots (serve --trusted-root), another key: and the order of roots counts.
+    a, b = trust_hash([b"root a"]), trust_hash([b"root b"])
+    assert len({a, b, trust_hash([b"root a", b"root b"]), trust_hash([b"root b", b"root a"]),
+                trust_hash([b"root ", b"aroot b"])}) == 5
+    assert a == trust_hash([b"root a"])
+    assert verdict_key(DIGEST, "r.example/app", "h1", "prod", a).id != verdict_key(
+        DIGEST, "r.example/app", "h1", "prod", b).id != k.id
     assert k.id != verdict_key(DIGEST, "r.example/app", "h1", "dev").id
     assert k.id != verdict_key(DIGEST, "r.example/other", "h1", "prod").id
     assert tag_key("r.example/app", "v1").id != tag_key("r.example/app", "v2").id
@@ -195,13 +203,17 @@ def test_forged_moved_and_odd_entries_are_misses_counted_by_reason(
                                            CachedVerdict("allow", OTHER))), "mismatch"),
         (keys.seal(key.id, verdict_payload(verdict_key(DIGEST, name, "rules", "dev"),
                                            allow)), "mismatch"),
+        # Made under other trust roots, and moved under this key.
+        (keys.seal(key.id, verdict_payload(verdict_key(DIGEST, name, "rules", "prod",
+                                                       trust_hash([b"other root"])),
+                                           allow)), "mismatch"),
         # Sealed, but not the shape written: a deny with nothing denied, extra fields.
         (keys.seal(key.id, json.dumps({"k": "verdict", "g": DIGEST, "n": name, "r": "rules",
-                                       "e": "prod", "d": "deny", "v": [],
+                                       "e": "prod", "t": "", "d": "deny", "v": [],
                                        "w": []}).encode()), "shape"),
         (keys.seal(key.id, json.dumps({"k": "verdict", "g": DIGEST, "n": name, "r": "rules",
-                                       "e": "prod", "d": "allow", "v": [], "w": [],
-                                       "x": 1}).encode()), "shape"),
+                                       "e": "prod", "t": "", "d": "allow", "v": [],
+                                       "w": [], "x": 1}).encode()), "shape"),
         (keys.seal(key.id, b"[" * 100_00 + b"]" * 100_00), "shape"),
         (keys.seal(key.id, b"\xff\xfe not json"), "shape"),
     ]

@@ -34,6 +34,7 @@ from admission.serve_harness import (
     start_serve,
 )
 from imggate.admission.cache import CachedVerdict, tag_key, tag_payload, verdict_key
+from imggate.admission.judge import served_trust
 from imggate.admission.seal import CacheKeys
 from registry_harness import MissingComponentError, Registry, missing_component
 from siege.memory import RSS_LIMIT_MB, RssSampler
@@ -49,6 +50,8 @@ class Target:
     redis: redis.Redis
     registry: Registry
     rules_hash: str
+    #: The trust roots' part of the key: the production root's hash (public, as the root).
+    trust: str
     signed: str  # repository name of the signed image (tag v1)
     signed_digest: str
     unsigned: str
@@ -99,7 +102,7 @@ def target(tmp_path_factory: pytest.TempPathFactory, anon_registry: Registry) ->
     try:
         found = re.search(r"rules loaded from .* \(hash (\w+)\)", server.log_text())
         assert found, server.log_text()
-        yield Target(server, raw, anon_registry, found.group(1),
+        yield Target(server, raw, anon_registry, found.group(1), served_trust(None),
                      f"{anon_registry.host}/siege-cache/signed",
                      digests["siege-cache/signed"],
                      f"{anon_registry.host}/siege-cache/unsigned",
@@ -113,9 +116,9 @@ def target(tmp_path_factory: pytest.TempPathFactory, anon_registry: Registry) ->
 def forged_allow(t: Target, name: str, digest: str, env: str = "prod") -> None:
     """Every allow an attacker without the key can write for ``name@digest``: the v1 form
     the issue used, imggate's own document unsealed, and one sealed with a guessed key."""
-    key = verdict_key(digest, name, t.rules_hash, env)
+    key = verdict_key(digest, name, t.rules_hash, env, t.trust)
     doc = {"k": "verdict", "g": digest, "n": name, "r": t.rules_hash, "e": env,
-           "d": "allow", "v": [], "w": []}
+           "t": t.trust, "d": "allow", "v": [], "w": []}
     old = key.id.replace("imggate:v2:", "imggate:v1:")
     t.redis.set(old, json.dumps({"d": "allow", "g": digest, "v": [], "w": []}), ex=600)
     guessed = CacheKeys((secrets.token_hex(32).encode(),))
@@ -131,7 +134,7 @@ def test_a_forged_allow_does_not_admit_an_unsigned_image(target: Target) -> None
     assert "signature" in answer["status"]["message"]
     assert t.rejected().get("mac", 0) >= before + 1
     # The unforgeable form read back is the webhook's own, sealed, denial.
-    key = verdict_key(t.unsigned_digest, t.unsigned, t.rules_hash, "prod")
+    key = verdict_key(t.unsigned_digest, t.unsigned, t.rules_hash, "prod", t.trust)
     stored = t.redis.get(key.id)
     assert stored is not None and b'"d":"deny"' in stored[32:]
 
@@ -160,7 +163,7 @@ def test_an_88_mb_entry_is_refused_quickly_and_memory_stays_bounded(target: Targ
     name, digest = t.signed, t.signed_digest
     huge = b'{"d":"allow","g":"' + digest.encode() + b'","v":[],"w":[]}' + b" " * (88 << 20)
     # Both lookups of one pod's images meet one: the tag's digest, and the verdict.
-    t.redis.set(verdict_key(digest, name, t.rules_hash, "dev").id, huge, ex=600)
+    t.redis.set(verdict_key(digest, name, t.rules_hash, "dev", t.trust).id, huge, ex=600)
     t.redis.set(tag_key(name, "big").id, huge, ex=600)
     before = t.rejected().get("size", 0)
     with RssSampler(t.server.process.pid) as rss:

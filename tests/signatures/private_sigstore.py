@@ -24,7 +24,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from imggate.models import Digest
 from imggate.signatures.trustroot import SigstoreTrustRoot, parse_trusted_root
+from signatures.cosign_format_signer import SIMPLESIGNING, append_layer, simple_signing_payload
+from signatures.inmemory import InMemoryRepository
 
 OID_SCT_LIST = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2")
 OID_ISSUER_V1 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
@@ -214,3 +217,24 @@ class PrivateSigstore:
         """Write ``trusted_root.json`` to ``path``."""
         path.write_bytes(self.trusted_root_json())
         return path
+
+
+def keyless_sign(ps: PrivateSigstore, repo: InMemoryRepository, digest: Digest, *,
+                 log_delay: dt.timedelta = dt.timedelta(seconds=1),
+                 body_payload: bytes | None = None,
+                 rekor_key: ec.EllipticCurvePrivateKey | None = None,
+                 **issue: object) -> None:
+    """``cosign sign`` keyless against ``ps``: a ``.sig`` layer with certificate, chain and
+    a Rekor SET ``log_delay`` after the certificate's start (over ``body_payload`` if given,
+    signed by ``rekor_key`` if given: the broken variants)."""
+    payload = simple_signing_payload(digest, repo.name)
+    cert, key = ps.issue(**issue)  # type: ignore[arg-type]
+    sig = key.sign(payload, ec.ECDSA(hashes.SHA256()))
+    when = cert.not_valid_before_utc + log_delay
+    body = ps.hashedrekord(body_payload or payload, sig, _pem(cert))
+    append_layer(repo, digest, "sig", payload, SIMPLESIGNING, {
+        "dev.cosignproject.cosign/signature": base64.b64encode(sig).decode(),
+        "dev.sigstore.cosign/certificate": _pem(cert),
+        "dev.sigstore.cosign/chain": ps.chain_pem,
+        "dev.sigstore.cosign/bundle": ps.set_bundle(body, when, rekor_key),
+    })

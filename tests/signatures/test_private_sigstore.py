@@ -22,7 +22,6 @@ from imggate.signatures import Identity, TrustConfig, check_signatures
 from registry_harness import run_imggate
 from signatures.cosign_format_signer import (
     DSSE,
-    SIMPLESIGNING,
     CosignFormatSigner,
     append_layer,
     in_toto_statement,
@@ -31,7 +30,7 @@ from signatures.cosign_format_signer import (
     write_layout,
 )
 from signatures.inmemory import InMemoryRepository
-from signatures.private_sigstore import PrivateSigstore
+from signatures.private_sigstore import PrivateSigstore, keyless_sign
 
 ISSUER = "https://oidc.private.example"
 EMAIL = "dev@private.example"
@@ -44,24 +43,6 @@ def ps() -> PrivateSigstore:
 
 def pem(cert) -> str:  # type: ignore[no-untyped-def]
     return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def keyless_sign(ps: PrivateSigstore, repo: InMemoryRepository, digest: Digest, *,
-                 log_delay: dt.timedelta = dt.timedelta(seconds=1),
-                 body_payload: bytes | None = None,
-                 rekor_key: ec.EllipticCurvePrivateKey | None = None,
-                 **issue: object) -> None:
-    payload = simple_signing_payload(digest, repo.name)
-    cert, key = ps.issue(**issue)  # type: ignore[arg-type]
-    sig = key.sign(payload, ec.ECDSA(hashes.SHA256()))
-    when = cert.not_valid_before_utc + log_delay
-    body = ps.hashedrekord(body_payload or payload, sig, pem(cert))
-    append_layer(repo, digest, "sig", payload, SIMPLESIGNING, {
-        "dev.cosignproject.cosign/signature": base64.b64encode(sig).decode(),
-        "dev.sigstore.cosign/certificate": pem(cert),
-        "dev.sigstore.cosign/chain": ps.chain_pem,
-        "dev.sigstore.cosign/bundle": ps.set_bundle(body, when, rekor_key),
-    })
 
 
 def run(repo: InMemoryRepository, digest: Digest, trust: TrustConfig

@@ -6,8 +6,8 @@ local layer, then Redis (and copies a Redis hit into the local layer).
 
 What may be cached, and for how long, is decided here and nowhere else:
 
-- a verdict is keyed by image digest + repository + rules hash + environment,
-  never by a tag (:func:`verdict_key`);
+- a verdict is keyed by image digest + repository + rules hash + trust roots +
+  environment, never by a tag (:func:`verdict_key`);
 - only definitive verdicts exist as :class:`CachedVerdict` (``allow`` or
   ``deny``); an error has no cached form at all, so it can never come back
   as an allow. Denials live briefly (the image may be fixed or signed soon);
@@ -19,7 +19,8 @@ local layer, and Redis is tried again after a pause.
 
 Redis is also never trusted. Every entry written there is sealed with an HMAC
 over its key and value (:mod:`imggate.admission.seal`) and names what it was
-computed for (a verdict: digest, repository, environment and rules hash; a
+computed for (a verdict: digest, repository, environment, rules hash and trust
+roots; a
 tag: repository, tag and digest). An entry read back is used only when it is
 at most :data:`MAX_ENTRY_BYTES` (Redis is asked for no more than that), its
 seal verifies, it has exactly the shape written, and it names what was asked;
@@ -37,7 +38,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final, Generic, Literal, TypeVar
@@ -115,6 +116,8 @@ class VerdictKey:
     rules_hash: str
     env: str
     id: str
+    #: :func:`trust_hash` of the trust roots given to the server (``serve --trusted-root``).
+    trust: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,14 +130,30 @@ class TagKey:
 
 
 @functools.lru_cache(maxsize=4096)  # pure, and asked for the same few images on every review
-def verdict_key(digest: str, name: str, rules_hash: str, env: str) -> VerdictKey:
-    """The cache key of a verdict: digest, repository, rules and environment; never a tag.
+def verdict_key(digest: str, name: str, rules_hash: str, env: str, trust: str = ""
+                ) -> VerdictKey:
+    """The cache key of a verdict: digest, repository, rules, trust roots and environment;
+    never a tag.
 
     The repository is part of it because per-image rules and the place
-    signatures are looked up depend on the name, not only on the bytes.
+    signatures are looked up depend on the name, not only on the bytes. The
+    trust roots are (``trust``, from :func:`trust_hash`) because a signature
+    verified under one set of roots may not verify under another: replicas
+    given other roots, or a restart with new ones, never share a verdict. The
+    roots the rules name (``signatures.trusted_roots``) are in ``rules_hash``.
     """
-    ident = hashlib.sha256(f"{digest}\0{name}\0{rules_hash}\0{env}".encode()).hexdigest()
-    return VerdictKey(digest, name, rules_hash, env, f"{_PREFIX}:verdict:{ident}")
+    ident = hashlib.sha256(
+        f"{digest}\0{name}\0{rules_hash}\0{env}\0{trust}".encode()).hexdigest()
+    return VerdictKey(digest, name, rules_hash, env, f"{_PREFIX}:verdict:{ident}", trust)
+
+
+def trust_hash(documents: Sequence[bytes]) -> str:
+    """A short hash of trust root documents as read (their order counts: it is the order
+    they are tried in); the same for the same bytes in every replica."""
+    digest = hashlib.sha256(b"imggate trust roots\0")
+    for doc in documents:
+        digest.update(len(doc).to_bytes(8, "big") + doc)
+    return digest.hexdigest()[:32]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -144,14 +163,15 @@ def tag_key(name: str, tag: str) -> TagKey:
     return TagKey(name, tag, f"{_PREFIX}:tag:{ident}")
 
 
-_VERDICT_FIELDS: Final = frozenset("kgnredvw")
+_VERDICT_FIELDS: Final = frozenset("kgnredtvw")
 _TAG_FIELDS: Final = frozenset("kntg")
 
 
 def verdict_payload(key: VerdictKey, verdict: CachedVerdict) -> bytes:
     """The JSON stored (sealed) in Redis for ``verdict``: it names what it is about."""
     return orjson.dumps({"k": "verdict", "g": verdict.digest, "n": key.name,
-                         "r": key.rules_hash, "e": key.env, "d": verdict.decision,
+                         "r": key.rules_hash, "e": key.env, "t": key.trust,
+                         "d": verdict.decision,
                          "v": verdict.violations, "w": verdict.warnings})
 
 
@@ -176,8 +196,8 @@ def read_verdict(key: VerdictKey, payload: bytes) -> CachedVerdict | Rejected:
     doc = _json_object(payload)
     if doc is None or doc.keys() != _VERDICT_FIELDS or doc["k"] != "verdict":
         return Rejected.SHAPE
-    if (doc["g"], doc["n"], doc["r"], doc["e"]) != (key.digest, key.name, key.rules_hash,
-                                                    key.env):
+    if (doc["g"], doc["n"], doc["r"], doc["e"], doc["t"]) != (
+            key.digest, key.name, key.rules_hash, key.env, key.trust):
         return Rejected.MISMATCH
     violations, warnings = _pairs(doc["v"]), _pairs(doc["w"])
     if violations is None or warnings is None or doc["d"] not in ("allow", "deny") \

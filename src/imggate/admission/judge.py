@@ -6,7 +6,7 @@ The order is the point:
    digest pinning) run first, on every request: a violation answers at once,
    without a registry call, and a cache hit can never skip them;
 2. the tag is pinned to a digest (tag cache, short TTL; else the registry);
-3. the verdict cache is asked by digest + repository + rules hash + env;
+3. the verdict cache is asked by digest + repository + rules hash + trust roots + env;
 4. on a miss, one resolution per key runs at a time (single-flight): the
    gate's own pieces resolve the image, read reports from the evidence
    sources, fetch each signature and attestation once and verify them
@@ -35,6 +35,7 @@ from imggate.admission.cache import (
     CachedVerdict,
     VerdictKey,
     tag_key,
+    trust_hash,
     verdict_key,
 )
 from imggate.admission.evidence import EvidenceSource
@@ -46,6 +47,7 @@ from imggate.gate import (
     CheckRequest,
     SignatureOptions,
     bind_reports,
+    given_roots,
     image_evidence,
     with_attested_vex,
 )
@@ -127,6 +129,22 @@ class JudgeSettings:
     root: object | None = None
 
 
+def served_trust(root: object | None) -> str:
+    """:func:`trust_hash` of the roots the server was given, else of the production root
+    that ships with the installed sigstore package (an upgrade that changes it changes
+    the key); ``""`` when neither can be read (then no keyless signature verifies)."""
+    from imggate.errors import ConfigError
+    from imggate.signatures.trustroot import production_trusted_root_path
+
+    roots = given_roots(root)
+    if roots:
+        return trust_hash([r.raw for r in roots])
+    try:
+        return trust_hash([production_trusted_root_path().read_bytes()])
+    except (ConfigError, OSError):
+        return ""
+
+
 class SingleFlight(Generic[T]):
     """At most one running task per key; later callers join the running one."""
 
@@ -174,6 +192,8 @@ class Judge:
         self._tags: SingleFlight[str] = SingleFlight()
         self._memo: dict[tuple[str, str, bool], ReferenceVerdict] = {}
         self._memo_hash = ""
+        #: The trust roots' part of every verdict key (computed once: roots are read once).
+        self.trust = served_trust(self.settings.root)
 
     def _by_reference(self, text: str, ref: ImageRef, policies: PolicySet, env: str,
                       mutate: bool) -> ReferenceVerdict:
@@ -236,7 +256,8 @@ class Judge:
             tag_key(ref.name, ref.tag or "latest"))
         if digest is None:
             return None
-        cached = self.cache.local_verdict(verdict_key(digest, ref.name, policies.hash, env))
+        cached = self.cache.local_verdict(verdict_key(digest, ref.name, policies.hash, env,
+                                                      self.trust))
         if cached is None:
             return None
         if ref.digest is None:
@@ -263,7 +284,7 @@ class Judge:
             progress.stage = f"resolving the tag of {text}"
             digest, _ = await self._digest(ref, progress, access.client, flight)
             progress.stage = f"checking {text}"
-            key = verdict_key(str(digest), ref.name, policies.hash, env)
+            key = verdict_key(str(digest), ref.name, policies.hash, env, self.trust)
             hit = await self.cache.verdict(key)
             layer: CacheLayer
             if hit is not None:
