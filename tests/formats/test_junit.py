@@ -22,6 +22,7 @@ from formats.verdict_samples import (
 )
 from imggate.formats import junit
 from imggate.models import Decision, Mode, RuleResult, Verdict
+from imggate.policy.checks import describe_finding
 
 
 def parse(verdict: Verdict) -> ET.Element:
@@ -43,8 +44,9 @@ def test_one_suite_per_image_and_one_case_per_rule():
     assert [s.get("name") for s in suites] == [i.reference for i in v.images]
     for suite, iv in zip(suites, v.images, strict=True):
         names = [c.get("name") for c in suite.findall("testcase")]
-        expected = [r.rule for r in iv.rules] + (["decision"] if iv.decision is Decision.ERROR
-                                                 else [])
+        expected = [r.rule for r in iv.rules] + (
+            ["suppressed findings"] if iv.suppressed else []) + (
+            ["decision"] if iv.decision is Decision.ERROR else [])
         assert names == expected
         assert all(c.get("classname") == iv.reference for c in suite.findall("testcase"))
         assert suite.get("tests") == str(len(expected))
@@ -104,8 +106,9 @@ def test_totals_add_up():
     root = parse(sample_verdict(4))
     for key in ("tests", "failures", "errors", "skipped"):
         assert int(root.get(key)) == sum(int(s.get(key)) for s in root.findall("testsuite"))
+    # The allowed image's suppressed findings are one more (passed) test.
     assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == (
-        "8", "1", "1", "2")
+        "9", "1", "1", "2")
 
 
 def test_control_characters_are_made_visible_not_dropped():
@@ -173,3 +176,16 @@ def test_not_scanned_is_a_failure_in_every_environment_and_provenance_is_recorde
     assert props["imggate.env.reason"] == "CI_ENVIRONMENT_TIER=production (alias 'production')"
     assert props["imggate.version"] == "0.1.0"
     assert root.get("failures") == "1"
+
+
+def test_suppressed_findings_are_a_passed_case_listing_each_with_why():
+    iv = allow_image()
+    assert iv.suppressed
+    suite = parse(single(iv)).find("testsuite")
+    case = cases(suite)["suppressed findings"]
+    assert case.find("failure") is None and case.find("skipped") is None
+    [(f, why)] = iv.suppressed
+    assert case.findtext("system-out") == f"{describe_finding(f)}: suppressed by {why}"
+    props = {p.get("name"): p.get("value") for p in suite.find("properties")}
+    assert props["imggate.suppressed"] == "1"
+    assert "suppressed findings" not in cases(parse(single(deny_image(3))).find("testsuite"))

@@ -185,3 +185,59 @@ def test_max_days_makes_a_vex_statement_expire(tmp_path: Path, keys: Any) -> Non
     assert code == 1
     [use] = [u for u in image["exceptions"] if u["vulnerability"] == "CVE-2019-1549"]
     assert use["status"] == "expired" and use["expires"] == "2026-11-21"
+
+
+def test_a_vex_suppression_is_listed_in_every_output(tmp_path: Path, keys: Any) -> None:
+    """Console, HTML, verdict JSON, JUnit and the GitLab report (valid against 15.2.1) each
+    say which findings the signed VEX suppressed, its signer, author, timestamp and
+    justification."""
+    import xml.etree.ElementTree as ET
+
+    import jsonschema
+
+    signer, key = keys["security"]
+    layout = _layout(tmp_path, signer)
+    out = tmp_path / "reports"
+    r = run_imggate(["check", f"oci:{layout}:app", "--rules", str(_rules(tmp_path, key)),
+                     "--env", "prod", "--trivy-report", str(_bound_report(tmp_path, layout)),
+                     "--output-dir", str(out)])
+    assert r.code == 0, r.output
+    author, stamp = "Platform Security <security@example.com>", "2026-11-20T10:00:00Z"
+    justification = "vulnerable_code_not_in_execute_path"
+
+    def said_in(text: str, where: str) -> None:
+        for part in ("openvex attestation", "signed by", author, stamp, justification):
+            assert part in text, f"{where}: {part!r} missing"
+
+    # Console: grouped by the attestation that suppressed them.
+    assert "SUPPRESSED 2 finding(s): 2 by openvex-attestation openvex attestation" \
+        in " ".join(r.stdout.split()), r.stdout
+    # HTML report and verdict JSON: every suppressed finding with why.
+    html = (out / "imggate-report.html").read_text()
+    assert "CVE-2019-1549" in html
+    said_in(html.replace("&lt;", "<").replace("&gt;", ">"), "HTML")
+    [image] = json.loads((out / "imggate-verdict.json").read_text())["images"]
+    assert [s["id"] for s in image["suppressed"]] == ["CVE-2019-1549"] * 2
+    said_in(image["suppressed"][0]["suppressed_by"], "verdict JSON")
+    # JUnit: a passed testcase listing them, and the count as a property.
+    suite = ET.parse(out / "imggate-junit.xml").getroot().find("testsuite")
+    assert suite is not None
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props["imggate.suppressed"] == "2"
+    [case] = [c for c in suite.iter("testcase") if c.get("name") == "suppressed findings"]
+    assert case.find("failure") is None and case.find("skipped") is None
+    body = case.findtext("system-out") or ""
+    assert body.count("CVE-2019-1549") == 2 and "CVE-2019-1551" not in body
+    said_in(body, "JUnit")
+    # GitLab: not vulnerabilities, but one info message each; the document stays valid.
+    gitlab = json.loads((out / "gl-container-scanning-report.json").read_text())
+    schema = json.loads((FIXTURES / "schema" / "container-scanning-report-format.json")
+                        .read_text())
+    jsonschema.validate(gitlab, schema)
+    assert {v["identifiers"][0]["value"] for v in gitlab["vulnerabilities"]} == {
+        "CVE-2019-1551"}
+    messages = gitlab["scan"]["messages"]
+    assert [m["level"] for m in messages] == ["info", "info"]
+    for m in messages:
+        assert "CVE-2019-1549" in m["value"], m
+        said_in(m["value"], "GitLab")

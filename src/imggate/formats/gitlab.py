@@ -300,6 +300,7 @@ def render(
     status: str = "success",
     locations: Mapping[tuple[str, str, str], FindingLocation] | None = None,
     identifier_urls: Mapping[str, str] | None = None,
+    messages: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The report for ``findings`` (already merged) found in ``image``.
 
@@ -311,7 +312,9 @@ def render(
     over ``image``, ``operating_system`` and ``default_branch_image``. An empty
     ``image`` is allowed only when there are no findings (nothing to locate).
     Identifier and link lists may be shared between vulnerabilities: treat
-    the document as read-only data to be written.
+    the document as read-only data to be written. ``messages`` become the scan's
+    ``info`` messages (the schema's communication to whoever ran the scan): the
+    gate lists suppressed findings there, which are not vulnerabilities.
     """
     if not image and any(True for _ in findings):
         raise ValueError("image must not be empty")
@@ -321,17 +324,21 @@ def render(
     dbi = default_branch_image if default_branch_image and len(default_branch_image) <= 255 \
         else None
     vulnerability = _Renderer(image, os_name, dbi, locations, identifier_urls)
+    scan: dict[str, Any] = {
+        "analyzer": {"id": "imggate", "name": "imggate", "version": __version__,
+                     "vendor": {"name": "imggate"}},
+        "scanner": _scanner(scanners),
+        "type": "container_scanning",
+        "start_time": _time(start),
+        "end_time": _time(end),
+        "status": status,
+    }
+    said = [{"level": "info", "value": m} for m in messages if m]  # the schema: minLength 1
+    if said:
+        scan["messages"] = said
     return {
         "version": SCHEMA_VERSION,
-        "scan": {
-            "analyzer": {"id": "imggate", "name": "imggate", "version": __version__,
-                         "vendor": {"name": "imggate"}},
-            "scanner": _scanner(scanners),
-            "type": "container_scanning",
-            "start_time": _time(start),
-            "end_time": _time(end),
-            "status": status,
-        },
+        "scan": scan,
         "vulnerabilities": [vulnerability(f) for f in findings],
         "remediations": [],
     }

@@ -13,6 +13,9 @@ what failed shows up next to the pipeline. The mapping:
 * a failed ``enforce`` rule is a ``<failure>``; a failed ``warn`` rule is
   ``<skipped>`` with the warning as its message and the details in
   ``<system-out>`` (visible, but not red); a passed rule is a plain testcase;
+* findings suppressed by an exception (allowlist, VEX file, signed OpenVEX
+  attestation) are listed with why in the ``<system-out>`` of a passed testcase
+  named ``suppressed findings``, counted in the ``imggate.suppressed`` property;
 * a resolved image without scanner evidence gets a ``<failure>`` testcase
   named ``evidence`` ("NOT SCANNED") in every environment, even where the
   rules let it pass: zero findings never look like a clean scan;
@@ -32,6 +35,7 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
 
+from imggate.formats.suppressions import suppression_lines
 from imggate.formats.verdict_json import write_text
 from imggate.models import NOT_SCANNED, Decision, ImageVerdict, Mode, RuleResult, RunInfo, Verdict
 
@@ -111,6 +115,8 @@ def _suite(parent: ET.Element, iv: ImageVerdict, timestamp: str,
     if iv.image is not None:
         facts += [("imggate.pinned", iv.image.pinned), ("imggate.digest", str(iv.image.digest)),
                   ("imggate.scanned", "true" if iv.scanned else "false")]
+    if iv.suppressed:
+        facts.append(("imggate.suppressed", str(len(iv.suppressed))))
     facts += _provenance(run)
     for name, value in facts:
         ET.SubElement(props, "property", {"name": name, "value": xml_text(value)})
@@ -123,6 +129,13 @@ def _suite(parent: ET.Element, iv: ImageVerdict, timestamp: str,
             tally["failures"] += 1
         elif outcome == "skipped":
             tally["skipped"] += 1
+
+    if iv.suppressed:
+        # Passed (a suppression is no failure), but said: what did not count, and why.
+        case = _testcase(suite, iv.reference, "suppressed findings")
+        ET.SubElement(case, "system-out").text = "\n".join(
+            xml_text(line) for line in suppression_lines(iv))
+        tally["tests"] += 1
 
     if iv.image is not None and not iv.scanned:
         refused = [e for e in iv.evidence if not e.used]

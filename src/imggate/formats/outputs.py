@@ -208,12 +208,14 @@ def gitlab_document(verdict: Verdict, *, started: datetime,
                     default_branch_image: str | None = None) -> dict[str, object]:
     """One GitLab container-scanning document for every image of the run.
 
-    Suppressed findings are left out (as Trivy leaves out ignored ones). The scan
+    Suppressed findings are not vulnerabilities here (as Trivy leaves out ignored
+    ones): each is listed with why as an ``info`` message of the scan. The scan
     status is ``failure`` when an image (or the run) could not be decided, or when
     nothing was judged at all; a run that decided every image is a ``success``, even
     if none had an image to report on (``check -f`` where every image is exempt).
     """
     from imggate.formats import gitlab
+    from imggate.formats.suppressions import suppression_lines
 
     ended = datetime.now(UTC)
     docs = []
@@ -222,9 +224,10 @@ def gitlab_document(verdict: Verdict, *, started: datetime,
             continue
         scanners = tuple(dict.fromkeys(r.scanner for r in iv.reports))
         os_name = next((r.operating_system for r in iv.reports if r.operating_system), None)
+        said = [f"{iv.image.pinned}: {line}" for line in suppression_lines(iv)]
         docs.append(gitlab.render(iv.findings, image=iv.image.pinned, operating_system=os_name,
                                   scanners=scanners, start=started, end=ended,
-                                  default_branch_image=default_branch_image))
+                                  default_branch_image=default_branch_image, messages=said))
     # Any undecided image (or run) makes the scan a failure, whatever the others did.
     failed = verdict.error is not None or not verdict.images or any(
         iv.decision is Decision.ERROR for iv in verdict.images)
@@ -235,6 +238,8 @@ def gitlab_document(verdict: Verdict, *, started: datetime,
     doc = docs[0]
     for extra in docs[1:]:
         doc["vulnerabilities"].extend(extra["vulnerabilities"])
+        if extra["scan"].get("messages"):
+            doc["scan"].setdefault("messages", []).extend(extra["scan"]["messages"])
     if failed:
         doc["scan"]["status"] = "failure"
     return doc
