@@ -47,9 +47,10 @@ def test_placeholders_name_what_is_expected() -> None:
 def test_help_lists_each_commands_whole_purpose(group: list[str]) -> None:
     import typer
 
-    import imggate._cli  # noqa: F401  (registers every command)
     from imggate._app import app
+    from imggate._cli import register
 
+    register()  # every command (a run registers only its own)
     out = run_imggate([*group, "--help"]).stdout
     command = typer.main.get_command(app)
     for name in group:

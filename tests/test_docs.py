@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import typer
 
-import imggate._cli  # noqa: F401  (registers every command)
 from imggate._app import app
+from imggate._cli import register
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -28,6 +28,7 @@ PENDING: dict[tuple[str, str], str] = {}
 
 
 def _options() -> dict[str, set[str]]:
+    register()  # every command (a run registers only its own)
     root = typer.main.get_command(app)
     out: dict[str, set[str]] = {}
     for name, cmd in root.commands.items():  # type: ignore[attr-defined]

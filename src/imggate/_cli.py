@@ -6,6 +6,7 @@ Anything unexpected is exit 3: the gate fails closed.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -14,15 +15,6 @@ from collections.abc import Sequence
 import typer
 
 from imggate import _app, _help
-
-# Each import registers that module's commands on the app.
-from imggate.commands import audit as _audit  # noqa: F401
-from imggate.commands import check as _check  # noqa: F401
-from imggate.commands import convert as _convert  # noqa: F401
-from imggate.commands import resolve as _resolve  # noqa: F401
-from imggate.commands import rules as _rules  # noqa: F401
-from imggate.commands import serve as _serve  # noqa: F401
-from imggate.commands import verify as _verify  # noqa: F401
 from imggate.errors import Error
 from imggate.redact import RedactingStream
 from imggate.text import printable, printable_lines
@@ -41,6 +33,23 @@ def _lean_startup() -> None:
     # pydantic reads every installed distribution's entry points (~25 ms) to find
     # plugins that observe validation; imggate's rules are validated by imggate alone.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
+
+#: Each command and the module in ``imggate.commands`` that registers it on the app when
+#: imported. A run imports only its own command's module (``check`` never pays for
+#: ``audit``'s or ``serve``'s imports); the command list (``imggate --help``, a mistyped
+#: command) needs them all.
+COMMANDS = {"audit": "audit", "check": "check", "convert": "convert", "resolve": "resolve",
+            "rules": "rules", "serve": "serve", "verify": "verify"}
+
+
+def register(args: Sequence[str] | None = None) -> None:
+    """Register the command that ``args`` run on the app, or every command when ``args``
+    name none (``None``: every command). The root takes no option with a value, so the
+    first word that is not an option is the command."""
+    name = next((a for a in args if not a.startswith("-")), None) if args is not None else None
+    for module in [COMMANDS[name]] if name in COMMANDS else sorted(set(COMMANDS.values())):
+        importlib.import_module(f"imggate.commands.{module}")
 
 
 def verbosity_of(args: Sequence[str]) -> int:
@@ -89,6 +98,7 @@ def _main(args: list[str]) -> None:
     verbosity, args = split_verbosity(args)
     verbose = verbosity > 0
     logs.configure(verbosity)
+    register(args)
     command = _help.tidy(typer.main.get_command(_app.app))
     try:
         rv = command.main(args=args, prog_name="imggate", standalone_mode=False)

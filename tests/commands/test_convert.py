@@ -140,7 +140,7 @@ def test_wrong_type_inside_a_report_is_exit_2_naming_the_place(
 
 
 def test_help_does_not_import_the_scanners() -> None:
-    code = ("import sys, imggate._cli; "
+    code = ("import sys; from imggate._cli import register; register(); "
             "print([m for m in ('imggate.scanners.detect', 'imggate.formats.gitlab', "
             "'jsonschema') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -12,7 +12,7 @@ from registry_harness import run_imggate
 
 
 def test_help_does_not_import_the_web_stack() -> None:
-    code = ("import sys, imggate._cli; "
+    code = ("import sys; from imggate._cli import register; register(); "
             "print([m for m in ('starlette', 'uvicorn', 'redis', 'prometheus_client', "
             "'imggate.admission.server') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from imggate.errors import UsageError
-from imggate.models import ImageRef, Platform
 
 if TYPE_CHECKING:
+    from imggate.models import ImageRef, Platform
     from imggate.registry.deadline import Deadline
 
 InsecureOpt = Annotated[
@@ -60,6 +60,8 @@ def parse_platform(text: str | None) -> Platform | None:
     """``--platform`` as a :class:`Platform` (usage error when malformed)."""
     if text is None:
         return None
+    from imggate.models import Platform
+
     try:
         return Platform.parse(text)
     except ValueError as e:

@@ -45,7 +45,6 @@ from imggate.commands._signature_opts import (
 )
 from imggate.errors import UsageError
 from imggate.keyrefs import key_path
-from imggate.models import Decision
 from imggate.text import printable
 
 if TYPE_CHECKING:
@@ -182,6 +181,7 @@ def check(
     """Gate images: resolve, gather evidence, apply the rules, write reports."""
     from imggate.formats import outputs
     from imggate.gate import CheckRequest, SignatureOptions, run_check
+    from imggate.models import Decision
     from imggate.policy.effective import command_line
     from imggate.policy.loader import identity_from_flags, load_policy, locate_rules
     from imggate.registry.client import RegistryOptions

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,8 +23,10 @@ from imggate.commands._registry_opts import (
     parse_refs,
     registry_options,
 )
-from imggate.models import ResolvedImage
 from imggate.text import printable_lines
+
+if TYPE_CHECKING:
+    from imggate.models import ResolvedImage
 
 
 @app.command()
@@ -42,6 +44,7 @@ def resolve(
 ) -> int:
     """Pin each image to a verified digest: one `<registry>/<repository>@sha256:…` line each."""
     from imggate._aio import run
+    from imggate.models import ResolvedImage
     from imggate.registry.client import RegistryOptions
     from imggate.registry.resolve import resolve_many
 

@@ -48,10 +48,10 @@ from imggate.commands._signature_opts import (
 )
 from imggate.errors import Error, UsageError
 from imggate.keyrefs import key_path
-from imggate.models import ImageRef, Platform, SignatureCheck
 from imggate.text import printable
 
 if TYPE_CHECKING:
+    from imggate.models import ImageRef, Platform, SignatureCheck
     from imggate.registry.client import RegistryOptions
     from imggate.registry.deadline import Deadline
     from imggate.registry.interface import Repository
