@@ -195,12 +195,31 @@ class Registry:
             self.token_server.stop()
 
 
+def registry_requests(reg: Registry, pattern: str = r'"(?:GET|HEAD) /v2/\S') -> int:
+    """Requests in the access log of ``reg`` (started with ``access_log``) whose line matches
+    ``pattern`` (default: every GET or HEAD of the API), waiting for the log to settle: the
+    registry writes a line just after answering."""
+    import re
+
+    found = re.compile(pattern)
+    last = -1
+    for _ in range(20):
+        text = reg.log_path.read_text(errors="replace")
+        n = sum(1 for line in text.splitlines() if found.search(line))
+        if n == last:
+            return n
+        last = n
+        time.sleep(0.1)
+    return last
+
+
 def _registry_config(root: Path, host: str, auth: str, htpasswd: Path | None,
-                     token: TokenServer | None) -> str:
+                     token: TokenServer | None, access_log: bool = False) -> str:
     """Registry YAML (JSON is YAML, so no YAML writer is needed)."""
     config: dict[str, object] = {
         "version": 0.1,
-        "log": {"level": "warn", "accesslog": {"disabled": True}},
+        "log": {"level": "info", "accesslog": {"disabled": False}} if access_log else
+        {"level": "warn", "accesslog": {"disabled": True}},
         # The in-memory descriptor cache (Debian's default) holds digest/size/type only,
         # not bytes, so rewriting a blob on disk with the same length is still served.
         "storage": {
@@ -259,8 +278,10 @@ def start_registry(
     users: Mapping[str, str] | None = None,
     address: str = "127.0.0.1",
     timeout: float = 15.0,
+    access_log: bool = False,
 ) -> Registry:
-    """Start a registry in ``workdir`` with ``auth`` = ``none``, ``htpasswd`` or ``token``.
+    """Start a registry in ``workdir`` with ``auth`` = ``none``, ``htpasswd`` or ``token``
+    (with ``access_log``, one log line per request: :func:`registry_requests` counts them).
 
     For auth registries ``users`` maps user -> password (default one user
     ``imggate``); the first user is the one skopeo pushes with. ``address``
@@ -288,7 +309,8 @@ def start_registry(
         root = workdir / "storage"
         root.mkdir(exist_ok=True)
         config_path = workdir / "config.yml"
-        config_path.write_text(_registry_config(root, host, auth, htpasswd, token))
+        config_path.write_text(_registry_config(root, host, auth, htpasswd, token,
+                                                access_log))
         log_path = workdir / "registry.log"
         with log_path.open("wb") as log:
             proc = subprocess.Popen(["docker-registry", "serve", str(config_path)],

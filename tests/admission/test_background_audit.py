@@ -166,3 +166,26 @@ def test_a_rules_reload_starts_an_audit_before_the_interval(
                          re.M), text[-2000:]
     finally:
         server.stop()
+
+
+def test_the_background_audit_shares_the_webhooks_verdict_cache(
+        auditing: tuple[World, ServeProcess], redis: RedisServer, tmp_path: Path) -> None:
+    """With --cache the child audit writes the webhook's sealed verdicts to Redis (and reads
+    them): the URL reaches it in its environment, the key file by name."""
+    import redis as redis_client
+
+    w, _ = auditing
+    key_file = tmp_path / "cache.key"
+    key_file.write_text("0123456789abcdef" * 4 + "\n")
+    with redis_client.Redis.from_url(redis.url) as raw:
+        raw.flushdb()
+        server = start_serve(tmp_path / "serve", [
+            "--rules", str(w.work / "rules.yaml"), "--audit-every", "1h", "--no-pull-secrets",
+            "--cache", redis.url, "--cache-key-file", str(key_file)],
+            env={"KUBECONFIG": str(w.work / "kubeconfig")})
+        try:
+            _wait_for_runs(server, 1)
+            written = list(raw.scan_iter("imggate:v2:verdict:*"))
+        finally:
+            server.stop()
+    assert len(written) >= 2, server.log_text()[-2000:]  # the signed image, its init image...

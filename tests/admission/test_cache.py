@@ -21,7 +21,9 @@ from imggate.admission.cache import (
     CacheTimes,
     LocalCache,
     RedisLayer,
+    Rejected,
     VerdictKey,
+    read_verdict,
     tag_key,
     tag_payload,
     trust_hash,
@@ -347,3 +349,18 @@ def test_rediss_with_a_password_as_docs_admission_shows(tmp_path: Path) -> None:
         asyncio.run(go())
     finally:
         server.stop()
+
+
+def test_an_entry_keeps_the_rules_that_passed_and_older_entries_still_read() -> None:
+    """``audit --cluster`` reports the passed rules of a shared entry; an entry written
+    without them (before they were kept) is still read; a malformed list is refused."""
+    key = verdict_key(DIGEST, "r.example/app", "rules", "prod")
+    passed = (("signatures", "enforce", "signed by release.pub"), ("age", "warn", ""))
+    cached = CachedVerdict("allow", DIGEST, (), (), passed)
+    assert read_verdict(key, verdict_payload(key, cached)) == cached
+    doc = json.loads(verdict_payload(key, cached))
+    del doc["p"]
+    assert read_verdict(key, json.dumps(doc).encode()) == CachedVerdict("allow", DIGEST)
+    for bad in ([["signatures", "sometimes", "x"]], [["signatures", "enforce"]], "x", [[1, 2, 3]]):
+        doc["p"] = bad
+        assert read_verdict(key, json.dumps(doc).encode()) == Rejected.SHAPE, bad

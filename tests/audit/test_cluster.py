@@ -233,6 +233,54 @@ def test_dry_run_prints_reports_and_applies_nothing(world: tuple) -> None:
     assert docs[0]["kind"] == "Report"
 
 
+def test_the_reference_rules_judge_the_spec_as_written(world: tuple, tmp_path: Path) -> None:
+    """A tag-only spec is not pinned because the kubelet reports the digest it pulled: with
+    prod requiring digests, the signed pod (``repo:v1.0.0``, running d0) is denied by
+    ``tags.digest-pinning`` exactly as ``check -f`` denies its manifest, while the drift pod's
+    pinned spec passes it; the evidence is still the running digest's."""
+    import yaml
+
+    w, _, _ = world
+    rules = w.work / "rules-pinning.yaml"  # beside cosign.pub, which the rules name
+    rules.write_text(w.rules().read_text().replace(
+        "tags: {deny: [latest]}", "tags: {deny: [latest], require_digest: true}"))
+    assert "require_digest" in rules.read_text()
+    result = run_imggate(["audit", "--cluster", "--kubeconfig", str(w.work / "kubeconfig"),
+                          "--rules", str(rules), "--dry-run", "-n", "shop-a", "-n", "shop-b",
+                          "-o", str(tmp_path / "audit")])
+    assert result.code == 1, result.output
+    reports = {d["metadata"]["namespace"]: d for d in yaml.safe_load_all(result.stdout)}
+
+    def results(ns: str, pod_name: str, container: str = "app") -> dict[str, Any]:
+        found = [r for r in reports[ns]["results"] if r["resources"][0]["name"] == pod_name
+                 and r["properties"]["container"] == container]
+        return {"rules": _rules(found), "decision": found[0]["properties"]["decision"],
+                "judged": found[0]["properties"]["judged"]}
+
+    signed = results("shop-a", "signed")
+    assert signed["rules"]["tags.digest-pinning"] == "fail", signed
+    assert signed["decision"] == "deny"
+    assert signed["judged"] == w.ref("v1.0.0", w.digests[0])  # what runs, named
+    assert results("shop-a", "signed", "migrate")["rules"]["tags.digest-pinning"] == "fail"
+    drift = results("shop-b", "drift")
+    assert drift["rules"]["tags.digest-pinning"] == "pass", drift
+    assert drift["rules"]["image-drift"] == "fail"
+    # check -f of the pod's manifest says the same about the spec as written.
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "signed", "namespace": "shop-a"},
+        "spec": {"containers": [{"name": "app", "image": w.ref("v1.0.0")}]}}))
+    check = run_imggate(["check", "-f", str(manifest), "--rules", str(rules), "-q",
+                         "-o", str(tmp_path / "check")])
+    assert check.code == 1, check.output
+    verdict = json.loads((tmp_path / "check" / "imggate-verdict.json").read_text())
+    (image,) = verdict["images"]
+    by_check = {x["rule"]: ("pass" if x["passed"] else "fail" if x["mode"] == "enforce"
+                            else "warn") for x in image["rules"]}
+    assert by_check["tags.digest-pinning"] == "fail"
+    assert image["decision"] == signed["decision"]
+
+
 def test_openreports_are_applied_as_reports(world: tuple) -> None:
     w, _, _ = world
     result = run_imggate(["audit", "--cluster", "--kubeconfig", str(w.work / "kubeconfig"),

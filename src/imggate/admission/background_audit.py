@@ -15,6 +15,10 @@ the cluster runs as gauges on ``/metrics``:
 imggate audit --cluster``), so its CPU work and memory are not the event loop's;
 the loop only waits for the child and reads its small summary file.
 
+**Same caches**: with ``--cache`` the child reads and writes the webhook's verdict cache
+(``audit --cluster --cache``, the same ``--cache-key-file``): what the webhook judged is
+not asked of the registry again, and what the audit judged answers the next review.
+
 **One replica**: with ``--cache`` the replicas elect one with a Redis lock
 (``SET imggate:cluster-audit:leader <token> NX PX``, renewed by its holder);
 without it every replica audits (run one replica, or give them Redis).
@@ -55,6 +59,10 @@ class AuditSchedule:
     registry_auth_file: str | None = None
     #: Further ``audit --cluster`` arguments (``--kubeconfig`` outside a cluster).
     extra: tuple[str, ...] = ()
+    #: The webhook's ``--cache`` and ``--cache-key-file``: the audit shares its verdicts
+    #: (the URL goes to the child in its environment: it may hold a password).
+    cache_url: str | None = None
+    cache_key_file: str | None = None
     #: How often the loop looks whether an audit is due (or the rules were reloaded).
     poll: float = 5.0
 
@@ -66,6 +74,8 @@ class AuditSchedule:
             cmd += ["--rules", str(self.rules)]
         if self.env is not None:
             cmd += ["--env", self.env]
+        if self.cache_url is not None and self.cache_key_file is not None:
+            cmd += ["--cache-key-file", self.cache_key_file]
         return [*cmd, *self.extra]
 
 
@@ -164,6 +174,9 @@ async def run_once(schedule: AuditSchedule, gauges: RunningGauges) -> str:
     env = dict(os.environ)
     if schedule.registry_auth_file:
         env["REGISTRY_AUTH_FILE"] = schedule.registry_auth_file
+    env.pop("IMGGATE_CACHE_URL", None)
+    if schedule.cache_url is not None and schedule.cache_key_file is not None:
+        env["IMGGATE_CACHE_URL"] = schedule.cache_url
     with tempfile.TemporaryDirectory(prefix="imggate-cluster-audit-") as tmp:
         out = Path(tmp)
         err = (out / "stderr").open("wb")

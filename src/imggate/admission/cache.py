@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     import redis.asyncio
 
     from imggate.admission.seal import CacheKeys
+    from imggate.models import RuleResult
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +101,21 @@ class CachedVerdict:
     digest: str
     violations: tuple[tuple[str, str], ...] = ()
     warnings: tuple[tuple[str, str], ...] = ()
+    #: ``(rule, mode, message)`` of the rules that passed: a review needs none of them,
+    #: ``audit --cluster`` reports them (a PolicyReport's ``pass`` results) on a hit.
+    passed: tuple[tuple[str, str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.decision not in ("allow", "deny") or \
                 (self.decision == "deny") != bool(self.violations):
             raise ValueError("a cached denial needs a violation, and an allow has none")
+
+
+def passed_rules(results: Sequence[RuleResult]) -> tuple[tuple[str, str, str], ...]:
+    """``(rule, mode, message)`` of the rules that passed, as a cached verdict keeps them
+    (``audit --cluster`` reports them from a shared entry)."""
+    return tuple((r.rule, r.mode.value, "; ".join(r.messages)[:512]) for r in results
+                 if r.passed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +175,9 @@ def tag_key(name: str, tag: str) -> TagKey:
 
 
 _VERDICT_FIELDS: Final = frozenset("kgnredtvw")
+# An entry may also list the rules that passed ("p"; entries written before it have none).
+_VERDICT_FIELDS_PASSED: Final = _VERDICT_FIELDS | {"p"}
+_MODES: Final = ("enforce", "warn")
 _TAG_FIELDS: Final = frozenset("kntg")
 
 
@@ -172,7 +186,8 @@ def verdict_payload(key: VerdictKey, verdict: CachedVerdict) -> bytes:
     return orjson.dumps({"k": "verdict", "g": verdict.digest, "n": key.name,
                          "r": key.rules_hash, "e": key.env, "t": key.trust,
                          "d": verdict.decision,
-                         "v": verdict.violations, "w": verdict.warnings})
+                         "v": verdict.violations, "w": verdict.warnings,
+                         "p": verdict.passed})
 
 
 def tag_payload(key: TagKey, digest: str) -> bytes:
@@ -191,19 +206,33 @@ def _pairs(value: object) -> tuple[tuple[str, str], ...] | None:
     return tuple(out)
 
 
+def _passed(value: object) -> tuple[tuple[str, str, str], ...] | None:
+    if not isinstance(value, list):
+        return None
+    out = []
+    for p in value:
+        if not (isinstance(p, list) and len(p) == 3 and all(isinstance(x, str) for x in p)
+                and p[1] in _MODES):
+            return None
+        out.append((p[0], p[1], p[2]))
+    return tuple(out)
+
+
 def read_verdict(key: VerdictKey, payload: bytes) -> CachedVerdict | Rejected:
     """The verdict in an opened (MAC-verified) payload, or why it is not one for ``key``."""
     doc = _json_object(payload)
-    if doc is None or doc.keys() != _VERDICT_FIELDS or doc["k"] != "verdict":
+    if doc is None or doc.keys() not in (_VERDICT_FIELDS, _VERDICT_FIELDS_PASSED) \
+            or doc["k"] != "verdict":
         return Rejected.SHAPE
     if (doc["g"], doc["n"], doc["r"], doc["e"], doc["t"]) != (
             key.digest, key.name, key.rules_hash, key.env, key.trust):
         return Rejected.MISMATCH
     violations, warnings = _pairs(doc["v"]), _pairs(doc["w"])
-    if violations is None or warnings is None or doc["d"] not in ("allow", "deny") \
-            or (doc["d"] == "deny") != bool(violations):
+    passed = _passed(doc.get("p", []))
+    if violations is None or warnings is None or passed is None \
+            or doc["d"] not in ("allow", "deny") or (doc["d"] == "deny") != bool(violations):
         return Rejected.SHAPE
-    return CachedVerdict(doc["d"], key.digest, violations, warnings)
+    return CachedVerdict(doc["d"], key.digest, violations, warnings, passed)
 
 
 def read_tag(key: TagKey, payload: bytes) -> str | Rejected:

@@ -34,6 +34,7 @@ from imggate.admission.cache import (
     AdmissionCache,
     CachedVerdict,
     VerdictKey,
+    passed_rules,
     tag_key,
     trust_hash,
     verdict_key,
@@ -435,7 +436,7 @@ class Judge:
                                  _pairs(rules, Mode.WARN) + unread)
         violations = _pairs(rules, Mode.ENFORCE)
         cached = CachedVerdict("deny" if violations else "allow", str(image.digest),
-                               violations, _pairs(rules, Mode.WARN))
+                               violations, _pairs(rules, Mode.WARN), passed_rules(rules))
         if not dry_run:
             await self.cache.put_verdict(key, cached)
         return cached

@@ -8,17 +8,21 @@ The steps:
    (:meth:`~imggate.admission.policies.PolicySet.env_for_namespace`: exempt,
    ``namespaces.map``, names and aliases, then ``--env``; else *unmapped*,
    denied saying so). An image matching ``namespaces.exempt_images`` is skipped.
-3. **Name what runs**: a started container is judged by the digest the kubelet
-   pulled (``imageID``), named ``repo:tag@digest`` with the spec's tag so the
-   rules about tags still see it; a container not yet started by its spec's
-   reference, as the webhook would. A spec pinned to a digest other than the
-   one running is an ``image-drift`` finding of its own.
+3. **Name what runs**: a started container's evidence is that of the digest the
+   kubelet pulled (``imageID``), named ``repo:tag@digest`` with the spec's tag;
+   the rules about the reference apply to the spec as written, as the webhook
+   applied them (a tag-only spec is not pinned by what the kubelet reports). A
+   container not yet started is judged by its spec's reference, as the webhook
+   would. A spec pinned to a digest other than the one running is an
+   ``image-drift`` finding of its own.
 4. **Resolve** each distinct image once for the whole audit (``repo@digest``, or
    the reference of a container not started), concurrently and bounded.
 5. **Judge** each distinct (reference, environment) once: the gate's evidence
    step (:func:`imggate.gate.gather`, signatures looked up once across
    environments) and the one decision function (:func:`imggate.gate.decide`,
-   :func:`imggate.policy.engine.evaluate`), with today's date and rules.
+   :func:`imggate.policy.engine.evaluate`), with today's date and rules; or,
+   with ``--cache``, from the verdict cache shared with the webhook
+   (:mod:`imggate.audit.shared_cache`), the reference rules applied again.
 
 Nothing is dropped: a container whose image cannot be checked carries an
 ``error`` verdict; one whose reference does not parse too. The
@@ -38,6 +42,13 @@ from sys import intern
 from typing import TYPE_CHECKING, Any
 
 from imggate.audit.pods import DEFAULT_PAGE, ContainerRow, KubeSource
+from imggate.audit.shared_cache import (
+    HIT_NOTE,
+    CacheStats,
+    SharedCache,
+    VerdictCache,
+    hit_verdict,
+)
 from imggate.errors import Error, InvalidReference
 from imggate.gate import SignatureOptions
 from imggate.models import (
@@ -57,7 +68,9 @@ from imggate.registry.deadline import Deadline
 from imggate.registry.pod_secrets import PodPullSecrets
 
 if TYPE_CHECKING:
+    from imggate.admission.cache import CachedVerdict
     from imggate.admission.policies import PolicySet
+    from imggate.gate import CheckRequest
 
 #: The rule of the namespace decision (an exempt or unmapped namespace), as ``check -f``.
 NAMESPACE_RULE = "namespace"
@@ -92,6 +105,9 @@ class ClusterRequest:
     total: float | None = None
     signatures: SignatureOptions = field(default_factory=SignatureOptions)
     page: int = DEFAULT_PAGE
+    #: The verdict cache shared with the webhook (``--cache``, ``--cache-key-file``,
+    #: ``--fresh``); ``None``: none.
+    cache: SharedCache | None = None
     #: Read each pod's pull secrets (and its service account's) for its registries, as the
     #: kubelet pulls with them; ``False``: the docker config's credentials only.
     pull_secrets: bool = True
@@ -123,7 +139,11 @@ class ContainerResult:
     def digest(self) -> str | None:
         """The digest judged (the running one when the container started)."""
         image = self.verdict.image
-        return str(image.digest) if image is not None else None
+        if image is not None:
+            return str(image.digest)
+        if HIT_NOTE in self.verdict.notes:
+            return self.judged.rpartition("@")[2]  # a hit is about the running digest
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +158,8 @@ class ClusterResult:
     #: Registry resolutions made (one per distinct image is the goal).
     resolutions: int
     distinct_images: int
+    #: What the shared verdict cache did (``None``: no ``--cache``).
+    cache: CacheStats | None = None
 
     @property
     def decision(self) -> Decision:
@@ -166,6 +188,8 @@ class _Planned:
     judged: ImageRef | None
     why: str | None = None
     drift: RuleResult | None = None
+    #: The reference as the spec writes it (the reference rules apply to it).
+    spec: ImageRef | None = None
     exempt_by: str | None = None
     #: The fingerprint of the pod's pull credentials (``""``: none; the docker config's).
     creds: str = ""
@@ -229,7 +253,7 @@ def plan_row(policies: PolicySet, row: ContainerRow) -> _Planned:
                                                f"{exempt!r}")
     if mapping.unmapped or mapping.env is None:
         return _Planned(row, UNMAPPED_ENV, mapping.describe(), judged, drift=drift)
-    return _Planned(row, mapping.env, mapping.by, judged, drift=drift)
+    return _Planned(row, mapping.env, mapping.by, judged, drift=drift, spec=spec)
 
 
 def _fixed_verdict(p: _Planned) -> ImageVerdict:
@@ -259,14 +283,41 @@ def _resolution_key(ref: ImageRef) -> ImageRef:
     return ref
 
 
-async def _judge(req: ClusterRequest, planned: list[_Planned],
-                 credentials: Mapping[str, PodPullSecrets], progress: Progress
-                 ) -> tuple[dict[tuple[str, str], ImageVerdict], int]:
-    """Each distinct (environment, reference) judged once; the resolutions made.
+def _gated(p: _Planned) -> bool:
+    return p.judged is not None and p.why is None and p.env not in (EXEMPT_ENV, UNMAPPED_ENV)
 
-    An image is read with the pull credentials of the first pod found running it (the
-    docker config's where that pod has none for its registry), as the webhook's verdict
-    cache shares a verdict between pods: it is about the image, whoever asked.
+
+def _with_spec_rules(iv: ImageVerdict, spec: ImageRef, check: CheckRequest,
+                     unchecked: tuple[Unchecked, ...]) -> ImageVerdict:
+    """``iv`` (the evidence of what runs) with the rules about the reference applied to
+    the spec as written, as the webhook applied them: a tag-only spec is not pinned
+    however precisely the kubelet reports what it pulled."""
+    from imggate.policy.checks import reference_results
+    from imggate.policy.decision import REFERENCE_RULES, decide
+
+    by_ref = reference_results(spec, check.policy.rules.for_image(spec).rules)
+    rules = (*by_ref, *(r for r in iv.rules if r.rule not in REFERENCE_RULES))
+    return dataclasses.replace(iv, rules=rules, decision=decide(rules, unchecked))
+
+
+def _unchecked(ev: Evidence) -> tuple[Unchecked, ...]:
+    """What could not be checked, as :func:`imggate.policy.engine.evaluate` counts it."""
+    if ev.image is None and not ev.errors:
+        return (Unchecked("the image was not resolved to a digest"),)
+    return ev.errors
+
+
+async def _judge(req: ClusterRequest, planned: list[_Planned],
+                 credentials: Mapping[str, PodPullSecrets], progress: Progress,
+                 cache: VerdictCache | None = None
+                 ) -> tuple[dict[tuple[str, str, str], ImageVerdict], int]:
+    """Each distinct (environment, spec, what runs) judged; the resolutions made.
+
+    The evidence of what runs is gathered once per (environment, reference judged),
+    or read from the shared verdict cache; the rules about the reference are applied to
+    each spec. An image is read with the pull credentials of the first pod found running
+    it (the docker config's where that pod has none for its registry), as the webhook's
+    verdict cache shares a verdict between pods: it is about the image, whoever asked.
     """
     from imggate.gate import NOT_FETCHED, CheckRequest, denied_by_reference, gather
     from imggate.gate import decide as decide_all
@@ -275,29 +326,43 @@ async def _judge(req: ClusterRequest, planned: list[_Planned],
     from imggate.registry.pull_secrets import PullSecretCredentials
     from imggate.registry.resolve import open_repository, resolve_image
 
-    groups: dict[str, dict[str, tuple[ImageRef, str]]] = {}
+    # (env, spec text, judged text) -> (spec, judged, credentials of the first pod).
+    combos: dict[tuple[str, str, str], tuple[ImageRef, ImageRef, str]] = {}
     for p in planned:
-        if p.judged is not None and p.why is None and p.env not in (EXEMPT_ENV, UNMAPPED_ENV):
-            groups.setdefault(p.env, {}).setdefault(str(p.judged), (p.judged, p.creds))
+        if _gated(p):
+            assert p.judged is not None
+            spec = p.spec or p.judged
+            combos.setdefault((p.env, _text(spec), _text(p.judged)), (spec, p.judged, p.creds))
     options = {"": req.registry}
     for fp, secrets in credentials.items():
         if fp and fp not in options:
             options[fp] = dataclasses.replace(req.registry, credentials=PullSecretCredentials(
                 secrets.found, req.registry.credentials))
-    checks = {env: CheckRequest(references=tuple(refs), refs=tuple(r for r, _ in refs.values()),
+    envs = dict.fromkeys(env for env, _, _ in combos)
+    checks = {env: CheckRequest(references=(), refs=(),
                                 policy=req.policies.environments[env].policy, now=req.now,
                                 registry=req.registry, concurrency=req.concurrency,
                                 deadline=req.deadline, signatures=req.signatures)
-              for env, refs in groups.items()}
-    # A reference that its environment's rules deny by themselves is never fetched (as
-    # check and the webhook do): the registry cannot change that decision.
-    denied = {(env, text) for env, refs in groups.items() for text, (ref, _) in refs.items()
-              if denied_by_reference(checks[env], ref)}
+              for env in envs}
+    # A spec that its environment's rules deny by themselves is not fetched (as check -f
+    # and the webhook do): the registry cannot change that decision.
+    denied = {c for c, (spec, _, _) in combos.items() if denied_by_reference(checks[c[0]], spec)}
+    # The evidence wanted: (env, judged text) -> (judged, credentials).
+    units: dict[tuple[str, str], tuple[ImageRef, str]] = {}
+    for c, (_, running, fp) in combos.items():
+        if c not in denied:
+            units.setdefault((c[0], c[2]), (running, fp))
+    hits: dict[tuple[str, str], CachedVerdict] = {}
+    if cache is not None:
+        for (env, text), (ref, _) in units.items():
+            if ref.digest is not None:
+                found = await cache.get(env, ref.name, str(ref.digest))
+                if found is not None:
+                    hits[(env, text)] = found
     wanted: dict[tuple[str, ImageRef], None] = {}
-    for env, refs in groups.items():
-        for text, (ref, fp) in refs.items():
-            if (env, text) not in denied:
-                wanted.setdefault((fp, _resolution_key(ref)))
+    for unit, (ref, fp) in units.items():
+        if unit not in hits:
+            wanted.setdefault((fp, _resolution_key(ref)))
     resolved: dict[tuple[str, ImageRef], ResolvedImage | Error] = {}
     sem = asyncio.Semaphore(req.concurrency)
     async with RegistryClient(req.registry, deadline=req.deadline) as base:
@@ -316,19 +381,32 @@ async def _judge(req: ClusterRequest, planned: list[_Planned],
             progress("resolve", len(resolved), len(wanted))
 
         await asyncio.gather(*(resolve(k) for k in wanted))
+    pinned: dict[tuple[str, str], ResolvedImage] = {}
+    if cache is not None:
+        # A tag (a container not started) is looked up once the registry has named its digest.
+        for unit, (ref, fp) in units.items():
+            image = resolved.get((fp, _resolution_key(ref)))
+            if unit not in hits and ref.digest is None and isinstance(image, ResolvedImage):
+                found = await cache.get(unit[0], ref.name, str(image.digest))
+                if found is not None:
+                    hits[unit] = found
+                    pinned[unit] = image
     shared = SharedAnswers()
-    out: dict[tuple[str, str], ImageVerdict] = {}
-    for env, refs in groups.items():
+    out: dict[tuple[str, str, str], ImageVerdict] = {}
+    # (env, judged text) -> the verdict of the evidence, and what could not be checked.
+    judged: dict[tuple[str, str], tuple[ImageVerdict, tuple[Unchecked, ...]]] = {}
+    for unit, found in hits.items():
+        judged[unit] = (hit_verdict(found, unit[1], unit[0], pinned.get(unit)), ())
+    for env in envs:
         check = checks[env]
-        found: dict[str, Evidence] = {}
         ready: dict[str, list[tuple[str, ImageRef, ResolvedImage]]] = {}
-        for text, (ref, fp) in refs.items():
-            if (env, text) in denied:
-                found[text] = Evidence(text, ref, None, errors=(Unchecked(NOT_FETCHED),))
+        evidence: dict[str, Evidence] = {}
+        for (u_env, text), (ref, fp) in units.items():
+            if u_env != env or (env, text) in hits:
                 continue
             image = resolved[(fp, _resolution_key(ref))]
             if isinstance(image, Error):
-                found[text] = Evidence(text, ref, None, errors=(Unchecked(image.message),))
+                evidence[text] = Evidence(text, ref, None, errors=(Unchecked(image.message),))
             else:
                 ready.setdefault(fp, []).append((text, ref, dataclasses.replace(
                     image, ref=ref.with_digest(image.digest))))
@@ -345,10 +423,27 @@ async def _judge(req: ClusterRequest, planned: list[_Planned],
                                     shared=shared)
             done += len(items)
             for (text, _, _), ev in zip(items, gathered, strict=True):
-                found[text] = ev
-        verdict = decide_all(check, [found[t] for t in refs])
-        for text, iv in zip(refs, verdict.images, strict=True):
-            out[(env, text)] = iv
+                evidence[text] = ev
+        # The specs denied by the reference alone: nothing fetched, as check -f says it.
+        refused = {c: Evidence(c[2], spec, None, errors=(Unchecked(NOT_FETCHED),))
+                   for c, (spec, _, _) in combos.items() if c[0] == env and c in denied}
+        found_all = [*evidence.values(), *refused.values()]
+        verdict = decide_all(dataclasses.replace(
+            check, references=tuple(e.reference for e in found_all),
+            refs=tuple(e.ref for e in found_all)), found_all)
+        for (text, ev), iv in zip(evidence.items(), verdict.images[:len(evidence)],
+                                  strict=True):
+            judged[(env, text)] = (iv, _unchecked(ev))
+            if cache is not None:
+                await cache.put(env, units[(env, text)][0].name, iv, _unchecked(ev))
+        out.update(zip(refused, verdict.images[len(evidence):], strict=True))
+    for c, (spec, ref, _) in combos.items():
+        if c in denied:
+            continue
+        env, _, text = c
+        iv, unchecked = judged[(env, text)]
+        out[c] = iv if spec is ref and (env, text) not in hits else _with_spec_rules(
+            iv, spec, checks[env], unchecked)
     return out, len(wanted)
 
 
@@ -417,9 +512,20 @@ async def _audit(req: ClusterRequest, progress: Progress) -> ClusterResult:
             planned, credentials = await _pull_credentials(client, planned)
     finally:
         await client.close()
-    judged, resolutions = await _judge(req, planned, credentials, progress)
+    cache = None
+    if req.cache is not None:
+        cache = VerdictCache(req.cache, req.policies.hash)
+    try:
+        judged, resolutions = await _judge(req, planned, credentials, progress, cache)
+    finally:
+        if cache is not None:
+            await cache.close()
     results = []
-    distinct: dict[tuple[str, str], ImageVerdict] = dict(judged)
+    distinct: dict[tuple[str, str], ImageVerdict] = {}
+    for (env, spec_text, text), iv in judged.items():
+        # The same image run under another spec (a tag, a digest) has its own verdict.
+        distinct[(env, text) if (env, text) not in distinct else
+                 (env, f"{spec_text} running {text}")] = iv
     drifted: list[ImageVerdict] = []
     envs = dict.fromkeys(p.env for p in planned)
     # Each plan is dropped as its result is made: the two never both exist for every pod.
@@ -427,8 +533,11 @@ async def _audit(req: ClusterRequest, progress: Progress) -> ClusterResult:
     while planned:
         p = planned.pop()
         text = _text(p.judged) if p.judged is not None else p.row.image
-        iv = None if p.why is not None else judged.get((p.env, text))
-        if iv is None:
+        spec = _text(p.spec) if p.spec is not None else text
+        found = None if p.why is not None else judged.get((p.env, spec, text))
+        if found is not None:
+            iv = found
+        else:
             iv = _fixed_verdict(p)
             if p.why is None:
                 iv = distinct.setdefault((p.env, text), iv)
@@ -444,7 +553,7 @@ async def _audit(req: ClusterRequest, progress: Progress) -> ClusterResult:
                       images=(*distinct.values(), *drifted), generated=req.now,
                       run=_run_info(req))
     return ClusterResult(tuple(results), verdict, namespaces, pods, resolutions,
-                         len(judged))
+                         len(judged), cache.stats if cache is not None else None)
 
 
 def _run_info(req: ClusterRequest) -> RunInfo | None:

@@ -49,6 +49,7 @@ def _head(result: ClusterResult) -> dict[str, Any]:
         "namespaces": list(result.namespaces),
         "distinct_images": result.distinct_images,
         "registry_resolutions": result.resolutions,
+        "verdict_cache": result.cache.document() if result.cache is not None else None,
         "exit_code": result.exit_code,
     }
 
@@ -114,6 +115,8 @@ def summary_lines(result: ClusterResult) -> list[str]:
              f"judged, {result.resolutions} registry resolutions",
              f"containers: {counts[Decision.ALLOW]} allowed, {counts[Decision.DENY]} denied, "
              f"{counts[Decision.ERROR]} could not be decided"]
+    if result.cache is not None:
+        lines.append(result.cache.line())
     reasons = top_reasons(result)
     if reasons:
         lines.append("top reasons: " + ", ".join(f"{why}: {k}" for why, k in reasons))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -28,6 +28,9 @@ from imggate.commands._signature_opts import (
     IssuerRegexpOpt,
 )
 from imggate.errors import UsageError
+
+if TYPE_CHECKING:
+    from imggate.audit.shared_cache import SharedCache
 
 _DURATION = re.compile(r"([1-9][0-9]{0,4})([hdw])")
 
@@ -70,6 +73,17 @@ def audit(
     page_size: Annotated[int, typer.Option(
         "--page-size", min=1, max=5000, help="With --cluster: pods asked for per API "
                                              "request (limit/continue).")] = 500,
+    cache: Annotated[str | None, typer.Option(
+        "--cache", envvar="IMGGATE_CACHE_URL", show_envvar=True,
+        help="With --cluster: the webhook's Redis verdict cache (redis://[:password@]host:"
+             "port/db, rediss:// for TLS), read and written as imggate serve --cache does, "
+             "sealed with --cache-key-file.")] = None,
+    cache_key_file: Annotated[str | None, typer.Option(
+        "--cache-key-file", help="With --cache: the webhook's cache keys (the same file as "
+                                 "serve --cache-key-file).")] = None,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh", help="With --cache: read no verdict from the cache, judge every image "
+                        "again (e.g. after a key rotation) and write the results.")] = False,
     tags: Annotated[str | None, typer.Option(
         "--tags", help="Cleanup's name_regex: tags the cleanup policy may remove "
                        "(whole-name regex). Without it, cleanup keeps every tag.")] = None,
@@ -127,11 +141,13 @@ def audit(
                         ignore_tlog=insecure_ignore_tlog, concurrency=concurrency,
                         output_dir=output_dir, quiet=quiet, insecure=insecure_registry,
                         ca_file=ca_file, username=username, password_stdin=password_stdin,
-                        timeout=timeout, deadline=deadline)
+                        timeout=timeout, deadline=deadline, cache=cache,
+                        cache_key_file=cache_key_file, fresh=fresh)
     if repository is None:
         raise UsageError("give a repository to audit, or --cluster")
     for flag, given in (("--namespace", namespace), ("--kubeconfig", kubeconfig),
-                        ("--context", context), ("--dry-run", dry_run)):
+                        ("--context", context), ("--dry-run", dry_run), ("--cache", cache),
+                        ("--cache-key-file", cache_key_file), ("--fresh", fresh)):
         if given:
             raise UsageError(f"{flag} only applies with --cluster")
     from imggate.audit.cleanup import CleanupPolicy
@@ -204,7 +220,8 @@ def _cluster(*, repository: str | None, namespaces: list[str], kubeconfig: str |
              env: list[str], rules: str | None, signer_flags: bool, cleanup_flags: bool,
              ignore_tlog: bool, concurrency: int, output_dir: str, quiet: bool,
              insecure: list[str] | None, ca_file: str | None, username: str | None,
-             password_stdin: bool, timeout: float, deadline: float) -> int:
+             password_stdin: bool, timeout: float, deadline: float, cache: str | None = None,
+             cache_key_file: str | None = None, fresh: bool = False) -> int:
     """``audit --cluster``: the flags checked and turned into a request; the rest is in
     :mod:`imggate.audit.cluster_run`."""
     from imggate.admission.policies import load_policy_set
@@ -244,6 +261,7 @@ def _cluster(*, repository: str | None, namespaces: list[str], kubeconfig: str |
     kube = Path(kubeconfig) if kubeconfig else None
     if kube is not None and not kube.is_file():
         raise UsageError(f"--kubeconfig {kubeconfig}: no such file")
+    shared = _shared_cache(cache, cache_key_file, fresh)
     where = locate_rules(Path(rules) if rules else None)
     policies = load_policy_set(where.path, env[0] if env else None)
     options = registry_options([], insecure=insecure, ca_file=ca_file, username=username,
@@ -253,5 +271,27 @@ def _cluster(*, repository: str | None, namespaces: list[str], kubeconfig: str |
         policies=policies, now=datetime.now(UTC), registry=options,
         source=KubeSource(kubeconfig=kube, context=context, timeout=timeout),
         namespaces=tuple(dict.fromkeys(namespaces)), concurrency=concurrency, deadline=limit,
-        total=total, signatures=SignatureOptions(ignore_tlog=ignore_tlog), page=page)
+        total=total, signatures=SignatureOptions(ignore_tlog=ignore_tlog), page=page,
+        cache=shared)
     return run_and_publish(request, Path(output_dir), fmt=fmt, dry_run=dry_run, quiet=quiet)
+
+
+def _shared_cache(url: str | None, key_file: str | None, fresh: bool) -> SharedCache | None:
+    """``--cache``, ``--cache-key-file`` and ``--fresh`` checked as ``serve`` checks them."""
+    from imggate.audit.shared_cache import SharedCache
+
+    if url is None:
+        if key_file is not None:
+            raise UsageError("--cache-key-file is used with --cache only")
+        if fresh:
+            raise UsageError("--fresh bypasses the verdict cache: it is used with --cache "
+                             "(without it every image is judged afresh anyway)")
+        return None
+    from imggate.admission.cache import check_url
+    from imggate.admission.seal import load_cache_keys
+
+    check_url(url)
+    if key_file is None:
+        raise UsageError("--cache needs --cache-key-file (the webhook's, serve "
+                         "--cache-key-file): every entry in Redis is sealed with it")
+    return SharedCache(url, load_cache_keys(key_file), fresh=fresh)

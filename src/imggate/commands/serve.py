@@ -175,7 +175,9 @@ def serve(
         every = parse_every(audit_every)
         schedule = AuditSchedule(every, rules=location.path, env=env,
                                  registry_auth_file=registry_auth_file,
-                                 poll=min(5.0, every / 2))
+                                 poll=min(5.0, every / 2), cache_url=cache,
+                                 cache_key_file=str(Path(cache_key_file).resolve())
+                                 if cache_key_file else None)
     run_server(options, Listen(host, port, Path(tls_cert), Path(tls_key),
                                client_ca=Path(client_ca) if client_ca else None), schedule)
     return 0
