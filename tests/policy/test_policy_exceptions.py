@@ -296,3 +296,33 @@ def test_deeply_nested_json_is_a_config_error() -> None:
         parse_openvex(deep, "x.json")
     with pytest.raises(ConfigError, match="nested too deeply"):
         parse_kev(deep, "k.json")
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    ({"statements": []}, "x.json: statements: needs at least 1 entry"),
+    ({"timestamp": "yesterday"}, "x.json: timestamp: must be an RFC 3339 timestamp "
+                                 "(e.g. 2026-01-31T12:00:00Z), not 'yesterday'"),
+    ({"statements": [{"status": "fixed"}]}, "x.json: statements.0.vulnerability: is required"),
+    ({"statements": [{"vulnerability": {"name": ""}, "status": "fixed"}]},
+     "x.json: statements.0.vulnerability.name: must not be empty"),
+    ({"statements": ["CVE-1"]},
+     "x.json: statements.0: must be a mapping of keys to values, not 'CVE-1'"),
+    ({"statements": [{"vulnerability": {"name": "CVE-1"}, "status": "fixed",
+                      "products": [{"identifiers": [1]}]}]},
+     "x.json: statements.0.products.0.identifiers: must be a mapping of keys to values, "
+     "not '[1]'"),
+])
+def test_malformed_openvex_is_named_in_imggates_words(change: dict[str, object],
+                                                      said: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_openvex(json.dumps({**VEX, **change}).encode(), "x.json")
+    assert caught.value.message == said
+    for pydantics in ("Input should", "Field required", "validation error", "Value error",
+                      "pydantic"):
+        assert pydantics not in caught.value.message
+
+
+def test_openvex_that_is_not_json_says_where() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_openvex(b'{"@context": "https://openvex.dev/ns",\n "statements": }', "x.json")
+    assert caught.value.message == "x.json: not valid JSON (line 2, column 16)"

@@ -90,6 +90,25 @@ def test_a_bad_line_is_named() -> None:
         parse_trusted_roots(good + b"\n{\"mediaType\": 1}\n", "roots.jsonl")
 
 
+def test_unreadable_keys_and_certificates_are_named_in_imggates_words() -> None:
+    import base64
+
+    doc = json.loads((ROOTS / "production-trusted-root.json").read_bytes())
+    doc["tlogs"][0]["publicKey"]["rawBytes"] = base64.b64encode(b"\x30\x03not").decode()
+    with pytest.raises(ConfigError) as caught:
+        parse_trusted_roots(json.dumps(doc).encode(), "root.json")
+    assert caught.value.message == ("root.json: invalid Sigstore trusted root: "
+                                    "tlogs[0].publicKey.rawBytes: not a DER public key")
+    doc = json.loads((ROOTS / "production-trusted-root.json").read_bytes())
+    chain = doc["certificateAuthorities"][1]["certChain"]["certificates"]
+    chain[0]["rawBytes"] = base64.b64encode(b"\x30\x00").decode()
+    with pytest.raises(ConfigError) as caught:
+        parse_trusted_roots(json.dumps(doc).encode(), "root.json")
+    assert caught.value.message == (
+        "root.json: invalid Sigstore trusted root: certificateAuthorities[1].certChain."
+        "certificates[0].rawBytes: not a DER X.509 certificate")
+
+
 # --------------------------------------------------------------------------- verify --bundle
 
 

@@ -121,6 +121,8 @@ def describe(err: ErrorDetails, model: type[BaseModel] | None = None) -> str:
         return f"must be a mapping of keys to values, not {_shown(value)!r}"
     if kind == "missing":
         return "is required"
+    if kind.startswith(("datetime_", "date_", "timezone_")):
+        return f"must be an RFC 3339 timestamp (e.g. 2026-01-31T12:00:00Z), not {_shown(value)!r}"
     if kind == "greater_than_equal":
         return f"must be at least {ctx.get('ge')}, not {_shown(value)}"
     if kind == "greater_than":

@@ -170,8 +170,11 @@ def parse_openvex(data: bytes, source: str) -> ExceptionSet:
     """Parse an OpenVEX JSON document; anything malformed is a :class:`ConfigError`."""
     try:
         raw = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{source}: not valid JSON ({e})") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{source}: not valid JSON (line {e.lineno}, column {e.colno})") \
+            from None
+    except (ValueError, UnicodeDecodeError):
+        raise ConfigError(f"{source}: not valid JSON (not UTF-8 text)") from None
     except RecursionError:
         raise ConfigError(f"{source}: JSON nested too deeply") from None
     if not isinstance(raw, dict) or "openvex" not in str(raw.get("@context", "")):
@@ -179,9 +182,11 @@ def parse_openvex(data: bytes, source: str) -> ExceptionSet:
     try:
         doc = _Document.model_validate(raw)
     except ValidationError as e:
+        from imggate.policy._wording import describe  # imggate's words, not pydantic's
+
         err = e.errors(include_url=False)[0]
         where = ".".join(str(p) for p in err["loc"]) or "(document)"
-        raise ConfigError(f"{source}: {where}: {err['msg']}") from None
+        raise ConfigError(f"{source}: {where}: {describe(err, _Document)}") from None
     return ExceptionSet(_entries(doc, source))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,23 +76,47 @@ def as_verifying_key(key: PublicKeyTypes, where: str) -> VerifyingKey:
     raise ValueError(f"{where}: unsupported key type {type(key).__name__}")
 
 
+_PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]{1,40})-----")
+_PUBLIC_PEMS = frozenset({"PUBLIC KEY", "RSA PUBLIC KEY", "CERTIFICATE"})
+
+
+def pem_problem(data: bytes) -> str:
+    """Why ``data`` is no PEM public key or certificate, in imggate's words: what the file
+    holds, never its content (a private key pasted by mistake is named, not echoed)."""
+    found = _PEM_BEGIN.search(data)
+    if found is None:
+        return "no PEM block (-----BEGIN PUBLIC KEY-----) in it"
+    kind = found.group(1).decode("ascii")  # [A-Z0-9 ] only: safe to print
+    if "PRIVATE KEY" in kind:
+        return f"it holds a private key ({kind}), not the public key"
+    if kind not in _PUBLIC_PEMS:
+        return f"its PEM block is {kind}, not PUBLIC KEY or CERTIFICATE"
+    if f"-----END {kind}-----".encode() not in data[found.end():]:
+        return f"its {kind} block has no -----END {kind}----- line"
+    return f"its {kind} block does not decode (malformed base64, or not a {kind.lower()})"
+
+
 def parse_public_key(data: bytes, label: str) -> TrustedKey:
     """Parse a PEM public key (or a PEM certificate, whose key is used).
 
-    Raises :class:`ConfigError` naming ``label`` when the PEM is unusable.
+    Raises :class:`ConfigError` naming ``label`` and what is wrong when the PEM is
+    unusable (imggate's words, not the crypto library's).
     """
+    hint = "export it with `cosign public-key` or `openssl pkey -pubout`"
     try:
         if b"-----BEGIN CERTIFICATE-----" in data:
             key: PublicKeyTypes = x509.load_pem_x509_certificate(data).public_key()
         else:
             key = serialization.load_pem_public_key(data)
+    except Exception:  # cryptography raises assorted types on bad PEM; its text is not ours
+        raise ConfigError(f"{label}: not a usable PEM public key or certificate: "
+                          f"{pem_problem(data)}", hint=hint) from None
+    try:
         return TrustedKey(label, as_verifying_key(key, label))
-    except ValueError as e:
-        raise ConfigError(f"{label}: not a usable PEM public key or certificate ({e})",
-                          hint="export it with `cosign public-key` or `openssl pkey -pubout`") \
-            from None
-    except Exception as e:  # cryptography raises assorted types on bad PEM
-        raise ConfigError(f"{label}: not a usable PEM public key ({type(e).__name__})") from None
+    except ValueError as e:  # as_verifying_key's own words: the kind of key it refused
+        why = str(e).removeprefix(f"{label}: ")
+        raise ConfigError(f"{label}: not a usable PEM public key or certificate: {why}",
+                          hint=hint) from None
 
 
 def load_public_key(path: str | Path, label: str | None = None) -> TrustedKey:
@@ -139,5 +164,13 @@ def verify_raw(key: VerifyingKey, signature: bytes, data: bytes) -> None:
             key.verify(signature, data)
     except InvalidSignature:
         raise BadSignature("signature does not verify") from None
-    except (ValueError, TypeError) as e:
-        raise BadSignature(f"signature is malformed ({e})") from None
+    except (ValueError, TypeError):
+        raise BadSignature(f"signature is malformed for this {_kind(key)} key") from None
+
+
+def _kind(key: VerifyingKey) -> str:
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return f"ECDSA {key.curve.name}"
+    if isinstance(key, rsa.RSAPublicKey):
+        return f"RSA {key.key_size}-bit"
+    return "Ed25519"

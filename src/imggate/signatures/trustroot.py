@@ -148,9 +148,14 @@ def _log_keys(items: object, where: str) -> tuple[LogKey, ...]:
         pk = item["publicKey"]
         der = _b64(pk.get("rawBytes"), f"{w}.publicKey.rawBytes")
         try:
-            key = as_verifying_key(serialization.load_der_public_key(der), w)
-        except ValueError as e:
-            raise ValueError(f"{w}: unusable public key ({e})") from None
+            loaded = serialization.load_der_public_key(der)
+        except Exception:  # cryptography's assorted errors and words: not ours to show
+            raise ValueError(f"{w}.publicKey.rawBytes: not a DER public key") from None
+        try:
+            key = as_verifying_key(loaded, w)
+        except ValueError as e:  # imggate's words: the key kind it cannot verify with
+            raise ValueError(f"{w}: unusable public key: {str(e).removeprefix(w + ': ')}") \
+                from None
         log_id_obj = item.get("logId")
         log_id = (_b64(log_id_obj.get("keyId"), f"{w}.logId.keyId")
                   if isinstance(log_id_obj, dict) else hashlib.sha256(der).digest())
@@ -171,9 +176,9 @@ def _chain(item: object, w: str) -> tuple[x509.Certificate, ...]:
                    f"{w}.certChain.certificates[{j}].rawBytes")
         try:
             parsed.append(x509.load_der_x509_certificate(raw))
-        except ValueError as e:
-            raise ValueError(f"{w}.certChain.certificates[{j}]: not a certificate ({e})") \
-                from None
+        except ValueError:
+            raise ValueError(f"{w}.certChain.certificates[{j}].rawBytes: not a DER X.509 "
+                             "certificate") from None
     return tuple(parsed)
 
 
