@@ -37,6 +37,7 @@ import httpx
 from imggate.registry.bounded import BUDGET
 from imggate.registry.deadline import RequestBudget
 from imggate.registry.limits import Held, Progress, RequestLimits, Slots
+from imggate.registry.network import CachedSocketBackend
 
 #: The watchdog token of the request running in this context (set by the transport).
 _TOKEN: contextvars.ContextVar[tuple[Progress, int] | None] = contextvars.ContextVar(
@@ -188,7 +189,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             self.pool = GuardedPool(
                 ssl_context=verify, max_connections=limits.total + limits.per_host,
                 max_keepalive_connections=keepalive, keepalive_expiry=5.0, http1=True,
-                http2=http2)
+                http2=http2, network_backend=CachedSocketBackend())
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Take the slots, send through the pool, hand the slots to the response body."""
