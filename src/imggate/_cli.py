@@ -6,9 +6,11 @@ Anything unexpected is exit 3: the gate fails closed.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 
@@ -80,16 +82,45 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with imggate's exit code.
 
     Standard output and standard error are wrapped for the whole run so that
-    nothing written to them can carry a secret (:mod:`imggate.redact`).
+    nothing written to them can carry a secret (:mod:`imggate.redact`). Without
+    ``argv`` (the ``imggate`` program, ``python -m imggate``) the process ends here
+    when the command is done (:func:`_end_process`); a caller that passes ``argv``
+    gets ``SystemExit`` as usual.
     """
     _lean_startup()
     saved = sys.stdout, sys.stderr
     sys.stdout = RedactingStream(sys.stdout)
     sys.stderr = RedactingStream(sys.stderr)
     try:
-        _main(list(sys.argv[1:] if argv is None else argv))
-    finally:
-        sys.stdout, sys.stderr = saved
+        try:
+            _main(list(sys.argv[1:] if argv is None else argv))
+        finally:
+            sys.stdout, sys.stderr = saved
+    except SystemExit as e:
+        if argv is None and (e.code is None or isinstance(e.code, int)):
+            _end_process(e.code or 0)
+        raise
+
+
+def _end_process(code: int) -> None:
+    """End the process with ``code`` now, without the interpreter's teardown; return
+    (for the normal exit) when that cannot be done safely.
+
+    The teardown frees, one by one, every object the run built and walks them with the
+    cyclic collector: 0.2-0.3 s after a check of 10,000 findings, a fifth of the run
+    (issue 22). What a normal exit does that matters is done first: the atexit
+    callbacks (logging's flush, temporary directories' finalizers) and flushing
+    standard output and error. A thread still running is waited for by a normal exit.
+    """
+    if threading.active_count() > 1:
+        return
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return  # a closed pipe: the normal exit says so, as it always did
+    os._exit(code)
 
 
 def _main(args: list[str]) -> None:
