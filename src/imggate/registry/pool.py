@@ -136,6 +136,51 @@ class GuardedPool(httpcore.AsyncConnectionPool):
         """httpcore's connection for ``origin``, tracked."""
         return TrackedConnection(super().create_connection(origin), origin)
 
+    def _assign_requests_to_connections(self) -> list[httpcore.AsyncConnectionInterface]:
+        """httpcore's policy for giving queued requests connections, in one pass.
+
+        httpcore (1.0.x) counts the pool's connections again for each idle one, and
+        lists the idle ones again for each queued request: O(connections²) calls per
+        pass, and it passes twice per request. With 16 connections that was ~680
+        ``is_idle`` calls per request, 10-13% of a 1,000-tag audit's CPU (py-spy); this
+        makes ~3 calls per connection per pass. The policy is httpcore's, unchanged:
+        drop closed connections; close expired ones, and idle ones while the pool holds
+        more than its keep-alive allowance; give each queued request, in order, the
+        first available connection for its origin, else a new one while under the
+        limit, else a new one in place of the first idle connection (closed).
+        Called by httpcore under its lock; returns the connections to close.
+        """
+        closing: list[httpcore.AsyncConnectionInterface] = []
+        kept: list[httpcore.AsyncConnectionInterface] = []
+        count = len(self._connections)  # httpcore's count: those not yet removed
+        for c in self._connections:
+            if c.is_closed():
+                count -= 1
+            elif c.has_expired() or (c.is_idle() and count > self._max_keepalive_connections):
+                closing.append(c)
+                count -= 1
+            else:
+                kept.append(c)
+        conns = self._connections
+        conns[:] = kept
+        for request in self._requests:
+            if not request.is_queued():
+                continue
+            origin = request.request.url.origin
+            chosen = next((c for c in conns if c.can_handle_request(origin)
+                           and c.is_available()), None)
+            if chosen is None:
+                if len(conns) >= self._max_connections:
+                    idle = next((c for c in conns if c.is_idle()), None)
+                    if idle is None:
+                        continue  # stays queued until a connection frees up
+                    conns.remove(idle)
+                    closing.append(idle)
+                chosen = self.create_connection(origin)
+                conns.append(chosen)
+            request.assign_to_connection(chosen)
+        return closing
+
     def discard_unused(self, origin: httpcore.Origin) -> int:
         """Discard the connections to ``origin`` no request ran on; how many."""
         n = 0
