@@ -1,42 +1,60 @@
-"""Benchmark: ``imggate resolve`` of many images in one process vs ``skopeo inspect`` per image.
+"""Benchmark: ``imggate resolve`` of many images in one process, beside its floor and a
+skopeo loop measured in the same run.
 
 Starts a throw-away Distribution registry on loopback, pushes N distinct small
 images (one umoci layout, one label varied per image, pushed by skopeo), then
-times, in the same run:
+runs alternating rounds (the order reversed every other round) of:
 
-- ``imggate resolve REF...`` for all N references in one process (start-up included),
-- ``skopeo inspect --format {{.Digest}}`` once per reference, sequentially,
-- ``imggate --help`` (the start-up cost every CI job pays).
+- ``imggate resolve REF...`` for all N references in one process (start-up included);
+- the floor: ``curl --parallel`` (16 at a time, as imggate's pool holds per host) over
+  the same GETs (each manifest by tag, then its config blob), with imggate's ``Accept``;
+- the peer: ``skopeo inspect --format {{.Digest}}`` once per reference, sequentially
+  (fewer rounds: it takes a while).
 
-Both tools must report the same digests, or the run fails. Usage::
+It prints each side's median (range) and client CPU, each round's ratio, the machine's
+load before and after, ``imggate resolve`` of one image (start-up and two GETs), and the
+requests and TCP connections each side made (counted by the registry in a run of its
+own). imggate and skopeo must report the pushed digests, or the run fails. Usage::
 
-    python bench/resolve_bench.py [--images 200] [--auth none|htpasswd|token]
+    python bench/resolve_bench.py [--images 200] [--rounds 5] [--skopeo-rounds 3]
+                                  [--auth none|htpasswd|token]
+
+Another script calls :func:`run` for the figures as data.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import os
-import resource
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from registry_figures import (
+    Traffic,
+    alternate,
+    children_cpu,
+    count_traffic,
+    curl_parallel,
+    get_json,
+    load1,
+    run_curl,
+    spread,
+)
 
 from harness_images import ImageSpec, LayoutBuilder, Skopeo
 from registry_harness import Registry, require_binaries, start_registry
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-TARGET_RATIO = 10.0
-TARGET_HELP_SECONDS = 0.2
+#: imggate resolve of N images at most this many times the curl floor (issue 22).
+TARGET_FLOOR_RATIO = 1.5
 
 
 def build_and_push(workdir: Path, registry: Registry, count: int) -> list[tuple[str, str]]:
@@ -62,24 +80,8 @@ def build_and_push(workdir: Path, registry: Registry, count: int) -> list[tuple[
 
 
 def imggate_cmd() -> list[str]:
-    """The installed console script, or ``python -m imggate``."""
-    exe = shutil.which("imggate")
-    return [exe] if exe else [sys.executable, "-m", "imggate"]
-
-
-def children_cpu() -> float:
-    """User+system CPU seconds of all waited-for child processes so far."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds a running process (the registry) has used, from /proc; 0 if unknown."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """``python -m imggate``: this tree's, with ``src/`` first on ``PYTHONPATH``."""
+    return [sys.executable, "-m", "imggate"]
 
 
 def time_imggate(registry: Registry, refs: list[str]) -> tuple[float, list[str], float]:
@@ -115,100 +117,163 @@ def time_skopeo(registry: Registry, refs: list[str], authfile: Path
     return time.perf_counter() - started, digests, children_cpu() - cpu
 
 
-def time_floor(registry: Registry, refs: list[str]) -> float:
-    """Registry floor: the same two GETs per image over one keep-alive connection, no client.
-
-    Only meaningful anonymously; tells how much of imggate's time the registry itself takes.
-    """
-    host, port = registry.host.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    started = time.perf_counter()
-    for ref in refs:
-        repo, tag = ref.split("/", 1)[1].rsplit(":", 1)
-        conn.request("GET", f"/v2/{repo}/manifests/{tag}", headers={"Accept": OCI_MANIFEST})
-        manifest = json.loads(conn.getresponse().read())
-        conn.request("GET", f"/v2/{repo}/blobs/{manifest['config']['digest']}")
-        conn.getresponse().read()
-    conn.close()
-    return time.perf_counter() - started
+def _this_tree() -> None:
+    """Child processes run this tree's imggate (``src/`` first), not an installed one."""
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if src not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([src, *paths])
 
 
-def time_help(runs: int = 7) -> list[float]:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run([*imggate_cmd(), "--help"], capture_output=True, check=True)
-        times.append(time.perf_counter() - started)
-    return times
+@dataclass
+class Figures:
+    """One run's figures (seconds; each list one sample per round, in round order)."""
+
+    images: int
+    gets: int
+    imggate: list[float]
+    imggate_cpu: list[float]
+    floor: list[float] = field(default_factory=list)
+    floor_cpu: list[float] = field(default_factory=list)
+    skopeo_rounds: list[tuple[float, float]] = field(default_factory=list)  # (imggate, skopeo)
+    single: list[float] = field(default_factory=list)
+    traffic: dict[str, Traffic] = field(default_factory=dict)
+    load: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def measure(workdir: Path, images: int, rounds: int, skopeo_rounds: int,
+            auth: str = "none") -> Figures:
+    """Push ``images`` images to a fresh loopback registry and measure every side."""
+    _this_tree()
+    require_binaries()
+    registry = start_registry(workdir / "registry", auth=auth)
+    try:
+        pushed = build_and_push(workdir, registry, images)
+        refs = [ref for ref, _ in pushed]
+        expected = [digest for _, digest in pushed]
+        authfile = workdir / "skopeo" / "skopeo-auth.json"
+        urls = []
+        if auth == "none":  # curl cannot follow a bearer challenge; htpasswd is n/a too
+            for ref in refs:
+                repo, tag = ref.split("/", 1)[1].rsplit(":", 1)
+                manifest = f"{registry.url}/v2/{repo}/manifests/{tag}"
+                config = get_json(manifest)["config"]
+                assert isinstance(config, dict)
+                urls += [manifest, f"{registry.url}/v2/{repo}/blobs/{config['digest']}"]
+        curl = curl_parallel(urls, workdir / "resolve.curl") if urls else None
+        figures = Figures(images, 2 * images, [], [])
+
+        def ours() -> float:
+            elapsed, digests, cpu = time_imggate(registry, refs)
+            if digests != expected:
+                raise SystemExit("MISMATCH: imggate resolve disagrees with the pushed digests")
+            figures.imggate_cpu.append(cpu)
+            return elapsed
+
+        def floor() -> float:
+            assert curl is not None
+            cpu = children_cpu()
+            elapsed = run_curl(curl, len(urls))
+            figures.floor_cpu.append(children_cpu() - cpu)
+            return elapsed
+
+        def skopeo() -> float:
+            elapsed, digests, _ = time_skopeo(registry, refs, authfile)
+            if digests != expected:
+                raise SystemExit("MISMATCH: skopeo disagrees with the pushed digests")
+            return elapsed
+
+        # Warm both paths once (page cache, the registry's caches), then measure.
+        time_imggate(registry, refs[:1])
+        if curl is not None:
+            run_curl(curl, len(urls))
+        before = load1()
+        if curl is not None:
+            figures.imggate, figures.floor = alternate([ours, floor], rounds)
+        else:
+            figures.imggate = alternate([ours], rounds)[0]
+        figures.load["floor"] = (before, load1())
+        before = load1()
+        mine, loop = alternate([lambda: time_imggate(registry, refs)[0], skopeo],
+                               skopeo_rounds)
+        figures.skopeo_rounds = list(zip(mine, loop, strict=True))
+        figures.load["skopeo"] = (before, load1())
+        figures.single = [time_imggate(registry, refs[:1])[0] for _ in range(max(rounds, 3))]
+        if auth == "none":
+            registry, figures.traffic = count_traffic(registry, {
+                "imggate": lambda: time_imggate(registry, refs),
+                "curl": lambda: run_curl(curl, len(urls)) if curl else None})
+    finally:
+        registry.stop()
+    return figures
+
+
+def report(f: Figures, auth: str) -> None:
+    """Print the figures."""
+    rounds = len(f.imggate)
+    print(f"imggate resolve of {f.images} distinct images (auth: {auth}); {os.cpu_count()} CPUs; "
+          f"{rounds} alternating rounds ({len(f.skopeo_rounds)} with the skopeo loop)")
+    print(f"{'':44} {'median (range)':>26} {'client CPU':>11}")
+    print(f"{'imggate resolve, one process':44} {spread(f.imggate):>26} "
+          f"{statistics.median(f.imggate_cpu):10.2f}s")
+    if f.floor:
+        print(f"{f'curl --parallel, the same {f.gets} GETs':44} {spread(f.floor):>26} "
+              f"{statistics.median(f.floor_cpu):10.2f}s")
+        r = [a / b for a, b in zip(f.imggate, f.floor, strict=True)]
+        met = statistics.median(r) <= TARGET_FLOOR_RATIO
+        print(f"  imggate / curl, per round: {spread(r, 'x')}  (target <= "
+              f"{TARGET_FLOOR_RATIO}x: {'met' if met else 'MISSED'}); load "
+              f"{f.load['floor'][0]:.2f} -> {f.load['floor'][1]:.2f}")
+    mine = [a for a, _ in f.skopeo_rounds]
+    loop = [b for _, b in f.skopeo_rounds]
+    print(f"{'imggate resolve (beside the skopeo loop)':44} {spread(mine):>26}")
+    print(f"{'skopeo inspect, one per image':44} {spread(loop):>26}")
+    speed = [b / a for a, b in f.skopeo_rounds]
+    print(f"  skopeo / imggate, per round: {spread(speed, 'x')}; load "
+          f"{f.load['skopeo'][0]:.2f} -> {f.load['skopeo'][1]:.2f}")
+    print(f"imggate resolve of 1 image (start-up, scheme probe, 2 GETs): {spread(f.single)}")
+    for name, t in f.traffic.items():
+        print(f"traffic, {name}: {t.requests} requests over {t.connections} TCP connections "
+              "(counted by the registry)")
+    print("digests: imggate == skopeo == pushed for every image")
+
+
+def run(quick: bool = False) -> list[dict[str, object]]:
+    """The figures as data, for another script: imggate beside the curl floor, and
+    beside the skopeo loop. ``quick``: 6 images, one round (keeps it working; no meaning)."""
+    images, rounds, skopeo_rounds = (6, 1, 1) if quick else (200, 5, 3)
+    with tempfile.TemporaryDirectory(prefix="imggate-bench-") as tmp:
+        f = measure(Path(tmp), images, rounds, skopeo_rounds)
+    traffic = {k: {"requests": t.requests, "connections": t.connections}
+               for k, t in f.traffic.items()}
+    return [
+        {"figure": f"imggate resolve of {images} images, one process (start-up included)",
+         "unit": "s", "imggate_samples": f.imggate, "imggate_cpu": f.imggate_cpu,
+         "peer_name": f"curl --parallel over the same {f.gets} GETs",
+         "peer_samples": f.floor, "peer_cpu": f.floor_cpu,
+         "target": f"<= {TARGET_FLOOR_RATIO}x", "load": f.load["floor"], "traffic": traffic},
+        {"figure": f"imggate resolve of {images} images", "unit": "s",
+         "imggate_samples": [a for a, _ in f.skopeo_rounds],
+         "peer_name": "skopeo inspect once per image",
+         "peer_samples": [b for _, b in f.skopeo_rounds], "target": "",
+         "load": f.load["skopeo"]},
+    ]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--auth", choices=["none", "htpasswd", "token"], default="none")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="measure each side this many times and keep the best")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="alternating rounds of imggate and the curl floor")
+    parser.add_argument("--skopeo-rounds", type=int, default=3,
+                        help="alternating rounds of imggate and the skopeo loop")
     args = parser.parse_args()
-    require_binaries()
-
     with tempfile.TemporaryDirectory(prefix="imggate-bench-") as tmp:
-        workdir = Path(tmp)
-        registry = start_registry(workdir / "registry", auth=args.auth)
-        try:
-            t0 = time.perf_counter()
-            pushed = build_and_push(workdir, registry, args.images)
-            setup = time.perf_counter() - t0
-            refs = [ref for ref, _ in pushed]
-            expected = [digest for _, digest in pushed]
-            authfile = workdir / "skopeo" / "skopeo-auth.json"
-
-            # Warm both paths once (page cache, registry), then measure.
-            time_imggate(registry, refs[:1])
-            time_skopeo(registry, refs[:1], authfile)
-            reg_cpu = process_cpu(registry.process.pid)
-            imggate_runs = [time_imggate(registry, refs) for _ in range(args.repeat)]
-            registry_cpu_imggate = (process_cpu(registry.process.pid) - reg_cpu) / args.repeat
-            reg_cpu = process_cpu(registry.process.pid)
-            skopeo_runs = [time_skopeo(registry, refs, authfile) for _ in range(args.repeat)]
-            registry_cpu_skopeo = (process_cpu(registry.process.pid) - reg_cpu) / args.repeat
-            imggate_s, imggate_digests, imggate_cpu = min(imggate_runs)
-            skopeo_s, skopeo_digests, skopeo_cpu = min(skopeo_runs)
-            single_s = min(time_imggate(registry, refs[:1])[0] for _ in range(5))
-            floor_s = min(time_floor(registry, refs) for _ in range(3)) if not registry.username \
-                else None
-            help_times = time_help()
-        finally:
-            registry.stop()
-
-    if imggate_digests != expected or skopeo_digests != expected:
-        print("MISMATCH: imggate and skopeo disagree with the pushed digests")
-        return 1
-    ratio = skopeo_s / imggate_s
-    help_best, help_median = min(help_times), statistics.median(help_times)
-    n = len(refs)
-    load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
-    print(f"images: {n} distinct, pushed in {setup:.1f}s (auth: {args.auth}); "
-          f"{os.cpu_count()} CPUs, load average {load}; best of {args.repeat}")
-    for label, secs, cpu in (("imggate resolve, one process: ", imggate_s, imggate_cpu),
-                             ("skopeo inspect, one per image:", skopeo_s, skopeo_cpu)):
-        print(f"{label} {secs:7.3f} s wall ({secs / n * 1000:6.2f} ms/image), "
-              f"{cpu:6.2f} s client CPU")
-    print(f"registry CPU while serving: imggate {registry_cpu_imggate:.2f} s, "
-          f"skopeo {registry_cpu_skopeo:.2f} s (mean per run)")
-    cpus = os.cpu_count() or 1
-    bound = (registry_cpu_imggate + imggate_cpu) / cpus
-    print(f"lower bound for imggate's wall time on {cpus} CPUs "
-          f"((registry + client CPU) / CPUs): {bound:.3f} s -> best possible ratio "
-          f"{skopeo_s / bound if bound else float('inf'):.1f}x")
-    print(f"imggate resolve of 1 image (start-up + one resolve): {single_s:.3f} s")
-    if floor_s is not None:
-        print(f"registry floor (same GETs, one connection, no client): {floor_s:.3f} s")
-    print(f"ratio skopeo/imggate: {ratio:.1f}x  (target >= {TARGET_RATIO:.0f}x: "
-          f"{'met' if ratio >= TARGET_RATIO else 'MISSED'})")
-    print(f"imggate --help: best {help_best:.3f} s, median {help_median:.3f} s "
-          f"(target < {TARGET_HELP_SECONDS} s: "
-          f"{'met' if help_median < TARGET_HELP_SECONDS else 'MISSED'})")
-    print("digests: imggate == skopeo == pushed for all images")
+        t0 = time.perf_counter()
+        figures = measure(Path(tmp), args.images, args.rounds, args.skopeo_rounds, args.auth)
+    report(figures, args.auth)
+    print(f"({time.perf_counter() - t0:.0f} s in all, set-up included)")
     return 0
 
 
