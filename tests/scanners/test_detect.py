@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from imggate.errors import ReportError, UsageError
+from imggate.scanners._doc import _FAST_DECODE_MIN as _DECODE_MIN
+from imggate.scanners._doc import load_json
 from imggate.scanners.detect import KINDS, detect_kind, load_report, parse_report, parser_for
 from scanners.report_fixtures import ALL_REPORTS, FIXTURES, GRYPE, TRIVY_JSON, fixture_id, load
 
@@ -48,9 +50,11 @@ def test_wrong_kind_named_is_an_error_not_an_empty_report() -> None:
     (b'"text"', "not a scanner report"),
     (b'{"matches": 1}', "not a scanner report"),
 ])
-def test_unreadable_documents(tmp_path: Path, content: bytes, message: str) -> None:
+# A report of 1 MiB or more is decoded by msgspec first: its refusals are worded the same.
+@pytest.mark.parametrize("pad", [0, _DECODE_MIN], ids=["small", "large"])
+def test_unreadable_documents(tmp_path: Path, content: bytes, message: str, pad: int) -> None:
     p = tmp_path / "report.json"
-    p.write_bytes(content)
+    p.write_bytes(content + b" " * pad)
     with pytest.raises(ReportError) as e:
         load_report(p)
     assert e.value.message.startswith(f"{p}: ")
@@ -129,3 +133,17 @@ def test_report_from_a_pipe_is_read(tmp_path: Path) -> None:
     report = load_report(fifo)
     t.join()
     assert report.findings
+
+
+@pytest.mark.parametrize("pad", [0, _DECODE_MIN], ids=["small", "large"])
+def test_large_and_small_documents_decode_to_the_same_values(pad: int) -> None:
+    # What only the stdlib takes (a BOM, a lone surrogate) and what decoders disagree on
+    # (integers past 64 bits, which orjson turns into floats): the same values either way.
+    edges = ('{"big": 18446744073709551616, "neg": -9223372036854775809, "f": 1e-400, '
+             '"z": -0.0, "u": "\\u00e9\\u0000\\t", "dup": 1, "dup": 2, "deep": [[[[1]]]], '
+             '"exp": 1E2, "huge": 123456789012345678901234567890.5}')
+    for text in (edges, '{"lone": "\\ud800"}', "\ufeff" + edges):
+        data = text.encode("utf-8") + b" " * pad
+        expected = json.loads(text.removeprefix("\ufeff"))
+        decoded = load_json(data, "x.json")
+        assert decoded == expected and repr(decoded) == repr(expected)

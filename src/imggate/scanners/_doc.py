@@ -23,6 +23,8 @@ from imggate.errors import ReportError
 
 #: Reports larger than this are refused rather than read into memory.
 MAX_REPORT_BYTES = 1 << 30
+#: Reports at least this large are decoded by msgspec first (see :func:`load_json`).
+_FAST_DECODE_MIN = 1 << 20
 #: Identifiers, package names and versions longer than this are not real.
 MAX_ID_LEN = 1024
 #: Free text (descriptions) is cut to this many characters.
@@ -91,6 +93,18 @@ def load_json(data: bytes, source: str) -> Any:
     """Decode ``data`` as one JSON document, or raise :class:`ReportError` naming ``source``."""
     if len(data) > MAX_REPORT_BYTES:
         raise ReportError(f"{source}: report is larger than {MAX_REPORT_BYTES} bytes; refusing it")
+    if len(data) >= _FAST_DECODE_MIN:
+        # msgspec decodes a large report in ~80% of the stdlib's time. What it accepts,
+        # the stdlib accepts and decodes to the same values (integers past 64 bits
+        # included, unlike orjson); what it refuses (a BOM, NaN, a lone surrogate,
+        # deep nesting) takes the stdlib's path below, which alone accepts or words the
+        # refusal as before. Below the threshold its import would cost more than it saves.
+        import msgspec
+
+        try:
+            return msgspec.json.decode(data)
+        except (msgspec.DecodeError, RecursionError):
+            pass
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -240,4 +254,5 @@ def opt_time(d: dict[str, Any], key: str) -> datetime | None:
 
 def unique(items: list[str]) -> tuple[str, ...]:
     """``items`` without repeats, first occurrence kept."""
-    return tuple(dict.fromkeys(items))
+    # Most lists here (a finding's aliases and links) hold none or one.
+    return tuple(items) if len(items) < 2 else tuple(dict.fromkeys(items))
