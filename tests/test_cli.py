@@ -160,3 +160,26 @@ def test_no_digest_is_split_through_a_pipe_at_60_columns(name: str, tmp_path: Pa
         assert EXAMPLE_DIGEST in done.stdout
     # A CI log is not a terminal: nothing is folded to the 60 columns.
     assert max(len(line) for line in done.stdout.splitlines()) > 60
+
+
+def test_the_collector_is_paused_for_start_up_only(monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    import gc
+
+    from imggate.errors import UsageError
+    from imggate.scanners import detect
+
+    seen: list[bool] = []
+
+    def parser_for(kind: str) -> None:  # the first thing convert --kind does
+        seen.append(gc.isenabled())
+        raise UsageError("stop here")
+
+    monkeypatch.setattr(detect, "parser_for", parser_for)
+    assert gc.isenabled()
+    result = run_imggate(["convert", str(tmp_path / "r.json"), "--kind", "trivy"])
+    # The command itself ran with the collector on (a long run needs it) ...
+    assert result.code == 2 and "stop here" in result.stderr and seen == [True]
+    # ... and a run that ends in start-up (a usage error) leaves it on for the caller.
+    assert run_imggate(["convert", "--no-such-flag"]).code == 2
+    assert gc.isenabled()

@@ -7,19 +7,22 @@ Anything unexpected is exit 3: the gate fails closed.
 from __future__ import annotations
 
 import atexit
+import functools
+import gc
 import importlib
 import os
 import sys
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-import typer
-
-from imggate import _app, _help
 from imggate.errors import Error
 from imggate.redact import RedactingStream
 from imggate.text import printable, printable_lines
+
+if TYPE_CHECKING:
+    from typer import _click
 
 
 def _lean_startup() -> None:
@@ -87,15 +90,23 @@ def main(argv: list[str] | None = None) -> None:
     when the command is done (:func:`_end_process`); a caller that passes ``argv``
     gets ``SystemExit`` as usual.
     """
+    collecting = gc.isenabled()
+    # Start-up (typer and the command's modules imported, the arguments parsed) builds
+    # objects that live as long as the process and no cycle worth collecting; collecting
+    # while it runs was ~50 ms of a small check's ~400 ms of CPU. Each command starts
+    # with the collector as it was (see _resume_collector).
+    gc.disable()
     _lean_startup()
     saved = sys.stdout, sys.stderr
     sys.stdout = RedactingStream(sys.stdout)
     sys.stderr = RedactingStream(sys.stderr)
     try:
         try:
-            _main(list(sys.argv[1:] if argv is None else argv))
+            _main(list(sys.argv[1:] if argv is None else argv), collecting)
         finally:
             sys.stdout, sys.stderr = saved
+            if collecting:
+                gc.enable()
     except SystemExit as e:
         if argv is None and (e.code is None or isinstance(e.code, int)):
             _end_process(e.code or 0)
@@ -123,14 +134,36 @@ def _end_process(code: int) -> None:
     os._exit(code)
 
 
-def _main(args: list[str]) -> None:
-    from imggate import logs
+def _resume_collector(command: _click.Command, collecting: bool) -> None:
+    """Have each of ``command``'s leaf commands turn the cyclic collector back on (when it
+    was on before start-up) as it starts: a long run (an audit, the webhook) needs it."""
+    for sub in getattr(command, "commands", {}).values():
+        _resume_collector(sub, collecting)
+    callback = command.callback
+    if collecting and callback is not None and not hasattr(command, "commands"):
+        command.callback = _collector_on(callback)
+
+
+def _collector_on(callback: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        gc.enable()
+        return callback(*args, **kwargs)
+
+    return run
+
+
+def _main(args: list[str], collecting: bool = True) -> None:
+    import typer
+
+    from imggate import _app, _help, logs
 
     verbosity, args = split_verbosity(args)
     verbose = verbosity > 0
     logs.configure(verbosity)
     register(args)
     command = _help.tidy(typer.main.get_command(_app.app))
+    _resume_collector(command, collecting)
     try:
         rv = command.main(args=args, prog_name="imggate", standalone_mode=False)
     except typer.Exit as e:
