@@ -72,6 +72,19 @@ def test_sequential_requests_share_one_connection(anon_image: PushedImage) -> No
     assert proxy.accepted == 2
 
 
+def test_answers_not_found_keep_their_connection(anon_image: PushedImage) -> None:
+    # A signature or referrers lookup of an unsigned image is a 404 (its body unwanted).
+    proxy = CountingProxy(anon_image.registry.host)
+
+    async def main() -> list[object]:
+        async with proxy.running() as host, RegistryClient(RegistryOptions()) as client:
+            repo = client.repository(host, anon_image.repository)
+            return [await repo.try_resolve_tag(f"missing-{i}") for i in range(20)]
+
+    assert asyncio.run(main()) == [None] * 20
+    assert proxy.accepted == 2  # the scheme probe, and one for the 20 lookups
+
+
 def test_concurrent_requests_open_at_most_the_per_host_share(anon_image: PushedImage) -> None:
     proxy = CountingProxy(anon_image.registry.host)
     limits = RequestLimits(total=32, per_host=4)

@@ -57,6 +57,8 @@ MAX_REDIRECTS = 5
 PROBE_TIMEOUT = 5.0
 MAX_RETRY_AFTER = 30.0
 MAX_TAG_PAGES = 1000
+#: The largest unwanted body (a 404's) read so that its connection is kept (see _drain).
+DRAIN_LIMIT = 4096
 _OK = frozenset({200})
 
 
@@ -348,6 +350,7 @@ class RegistryClient:
                 raise _Transient("registry busy or failing", status,
                                  response.headers.get("Retry-After"))
             if status in bodiless:
+                await _drain(response)
                 return Fetched(status, response.headers, b"", response.url)
             if status not in ok:
                 raise await _error_for(response, what)
@@ -470,6 +473,23 @@ async def _read_limited(response: httpx.Response, limit: int, what: RegistryErro
             raise _like(what, RegistryError, f"response exceeds the {limit} byte limit")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read a small body nobody wants, so that its connection can carry the next request.
+
+    An HTTP/1.1 connection whose response body was not read to its end is closed:
+    every 404 of a signature or referrers lookup cost a new TCP connection (an audit
+    with a ``--key`` rule opened 46 connections for 84 requests). Only a body declared
+    at most :data:`DRAIN_LIMIT` bytes is read (within the request's budget, as every
+    body); anything else, or any failure, just closes the connection as before.
+    """
+    declared = response.headers.get("Content-Length", "").strip()
+    if not declared.isdigit() or int(declared) > DRAIN_LIMIT:
+        return
+    with contextlib.suppress(httpx.HTTPError, DeadlineExceeded, BodyTooLarge):
+        async for _ in response.aiter_raw():
+            pass
 
 
 async def _error_for(response: httpx.Response, what: RegistryError) -> RegistryError:
