@@ -52,7 +52,6 @@ import sys
 import tempfile
 import time
 import traceback
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,12 +67,6 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p)
 
 IMGGATE = [sys.executable, "-m", "imggate"]
-OCI_ACCEPT = ("application/vnd.oci.image.manifest.v1+json, "
-              "application/vnd.oci.image.index.v1+json, "
-              "application/vnd.docker.distribution.manifest.v2+json, "
-              "application/vnd.docker.distribution.manifest.list.v2+json")
-#: imggate's registry pool holds 16 connections per host: the curl floor gets as many.
-CURL_PARALLEL = 16
 FIGURES = ("startup", "check", "convert", "resolve", "audit", "webhook")
 
 
@@ -84,9 +77,6 @@ class Sizes:
     rounds: int
     slow_rounds: int  # figures whose peer takes a minute a round (the skopeo loops)
     startup_rounds: int
-    resolve_images: int
-    audit_tags: int
-    audit_digests: int
     check_findings: int
     convert_small: int
     convert_large: int
@@ -94,12 +84,10 @@ class Sizes:
     wrk_seconds: int
 
 
-FULL = Sizes(rounds=5, slow_rounds=3, startup_rounds=11, resolve_images=200, audit_tags=1000,
-             audit_digests=300, check_findings=10_000, convert_small=5_000,
-             convert_large=50_000, cold_digests=100, wrk_seconds=4)
-QUICK = Sizes(rounds=1, slow_rounds=1, startup_rounds=2, resolve_images=6, audit_tags=12,
-              audit_digests=4, check_findings=500, convert_small=500, convert_large=5_000,
-              cold_digests=4, wrk_seconds=1)
+FULL = Sizes(rounds=5, slow_rounds=3, startup_rounds=11, check_findings=10_000,
+             convert_small=5_000, convert_large=50_000, cold_digests=100, wrk_seconds=4)
+QUICK = Sizes(rounds=1, slow_rounds=1, startup_rounds=2, check_findings=500,
+              convert_small=500, convert_large=5_000, cold_digests=4, wrk_seconds=1)
 
 
 # ----------------------------------------------------------------------------- the table
@@ -230,39 +218,11 @@ def ratios(ours: Sequence[float], peer: Sequence[float]) -> list[float]:
     return [a / b for a, b in zip(ours, peer, strict=True)]
 
 
-def curl_parallel(urls: Sequence[str], work: Path, name: str) -> Callable[[], float]:
-    """A timed ``curl --parallel`` over ``urls`` (every answer must be 200)."""
-    require("curl")
-    config = work / f"{name}.curl"
-    config.write_text("".join(f'url = "{u}"\noutput = "/dev/null"\n' for u in urls))
-    cmd = ["curl", "-s", "--parallel", "--parallel-max", str(CURL_PARALLEL), "-H",
-           f"Accept: {OCI_ACCEPT}", "-w", "%{http_code}\n", "-K", str(config)]
-
-    def run() -> float:
-        elapsed, out = run_timed(cmd)
-        codes = out.split()
-        if len(codes) != len(urls) or set(codes) != {"200"}:
-            raise RuntimeError(f"curl: expected {len(urls)} answers 200, got "
-                               f"{sorted(set(codes))} x {len(codes)}")
-        return elapsed
-
-    return run
-
-
 def require(*tools: str) -> None:
     """Fail the figure, saying what to install, when a tool is missing."""
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
         raise RuntimeError(f"missing {', '.join(missing)} (see .ci/run for the packages)")
-
-
-def get_json(url: str) -> dict[str, object]:
-    """One manifest from the registry, to learn the GETs a client makes after it."""
-    req = urllib.request.Request(url, headers={"Accept": OCI_ACCEPT})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        doc = json.loads(r.read())
-    assert isinstance(doc, dict)
-    return doc
 
 
 # ------------------------------------------------------------------------------ set-up
@@ -446,117 +406,45 @@ def fig_convert(b: Bench) -> list[Row]:
     return rows
 
 
-def fig_resolve(b: Bench) -> list[Row]:
-    """``resolve`` of N images against curl over the same GETs and a skopeo loop."""
-    from resolve_bench import build_and_push, time_skopeo
-
-    reg = b.registry
-    n = b.sizes.resolve_images
-    pushed = build_and_push(b.work / "resolve", reg, n)
-    refs = [ref for ref, _ in pushed]
-    expected = [digest for _, digest in pushed]
-    # The GETs a resolve makes: each manifest by tag, then its config blob.
-    urls = []
-    for ref in refs:
-        repo, tag = ref.split("/", 1)[1].rsplit(":", 1)
-        manifest = f"{reg.url}/v2/{repo}/manifests/{tag}"
-        config = get_json(manifest)["config"]
-        assert isinstance(config, dict)
-        urls += [manifest, f"{reg.url}/v2/{repo}/blobs/{config['digest']}"]
-    curl = curl_parallel(urls, b.work, "resolve")
-    authfile = b.work / "resolve" / "skopeo" / "skopeo-auth.json"
-
-    def ours() -> float:
-        elapsed, out = run_timed([*IMGGATE, "resolve", *refs])
-        if [line.rsplit("@", 1)[1] for line in out.splitlines()] != expected:
-            raise RuntimeError("imggate resolve disagrees with the pushed digests")
-        return elapsed
-
-    def skopeo() -> float:
-        elapsed, digests, _ = time_skopeo(reg, refs, authfile)
-        if digests != expected:
-            raise RuntimeError("skopeo disagrees with the pushed digests")
-        return elapsed
-
-    ours(), curl()
-    before = load1()
-    mine, floor = alternate([ours, curl], b.sizes.rounds)
-    rows = [Row(f"`imggate resolve` of {n} images, one process (start-up included)", "s",
-                mine, f"`curl --parallel` over the same {len(urls)} GETs", floor,
-                ratios(mine, floor), target="≤ 1.5x",
-                met=statistics.median(ratios(mine, floor)) <= 1.5, load=(before, load1()))]
-    before = load1()
-    mine, loop = alternate([ours, skopeo], b.sizes.slow_rounds)
-    speedup = [p / o for o, p in zip(mine, loop, strict=True)]
-    rows.append(Row(f"`imggate resolve` of {n} images", "s", mine,
-                    "`skopeo inspect` once per image", loop, speedup,
-                    target="(ratio: skopeo / imggate)", load=(before, load1())))
+def rows_from(figures: list[dict[str, object]]) -> list[Row]:
+    """Rows from a bench module's ``run()`` (figure, unit, imggate_samples, peer_name,
+    peer_samples, target, load): the ratio is imggate / peer, or for a target written
+    ``>= Nx (skopeo / imggate)`` how many times faster imggate is."""
+    rows = []
+    for f in figures:
+        ours = [float(x) for x in f["imggate_samples"]]  # type: ignore[attr-defined]
+        peer = [float(x) for x in f["peer_samples"]]  # type: ignore[attr-defined]
+        target = str(f.get("target") or "")
+        faster = "skopeo" in str(f["peer_name"])
+        r = [p / o for o, p in zip(ours, peer, strict=True)] if faster else ratios(ours, peer)
+        met = None
+        if target and r:
+            bound = float(target.split()[1].rstrip("x"))
+            med = statistics.median(r)
+            met = med >= bound if target.startswith(">=") else med <= bound
+        if faster and not target:
+            target = "(ratio: skopeo / imggate)"
+        load = f.get("load") or (0.0, 0.0)
+        rows.append(Row(str(f["figure"]), str(f["unit"]), ours, str(f["peer_name"]), peer, r,
+                        target=target.replace(">=", "≥").replace("<=", "≤"), met=met,
+                        load=(float(load[0]), float(load[1]))))  # type: ignore[index]
     return rows
+
+
+def fig_resolve(b: Bench) -> list[Row]:
+    """``resolve`` of 200 images against curl over the same GETs and a skopeo loop
+    (bench/resolve_bench.py, its own registry)."""
+    import resolve_bench
+
+    return rows_from(resolve_bench.run(quick=b.quick))
 
 
 def fig_audit(b: Bench) -> list[Row]:
-    """``audit`` of a repository's tags against curl over the same GETs and a skopeo loop."""
-    from audit.audit_repository import build
+    """``audit`` of 1,000 tags against curl over the same GETs and a skopeo loop
+    (bench/audit_bench.py, its own registry)."""
+    import audit_bench
 
-    reg = b.registry
-    tags, digests = b.sizes.audit_tags, b.sizes.audit_digests
-    pushed = build(reg.url, "bench/audit", n_tags=tags, n_digests=digests,
-                   signed=max(1, digests // 10))
-    want = {t: str(d) for t, d in pushed.tags.items()}
-    repo = f"{reg.host}/bench/audit"
-    base = f"{reg.url}/v2/bench/audit"
-    # The GETs an audit makes: the tag list, each tag's manifest, each image's config once.
-    urls = [f"{base}/tags/list"]
-    configs: dict[str, str] = {}
-    for tag, digest in want.items():
-        urls.append(f"{base}/manifests/{tag}")
-        if digest not in configs:
-            config = get_json(f"{base}/manifests/{digest}")["config"]
-            assert isinstance(config, dict)
-            configs[digest] = str(config["digest"])
-    urls += [f"{base}/blobs/{c}" for c in configs.values()]
-    curl = curl_parallel(urls, b.work, "audit")
-    out = b.work / "audit-out"
-
-    def ours() -> float:
-        elapsed, _ = run_timed([*IMGGATE, "audit", repo, "-q", "-o", str(out)], ok=(0, 1))
-        doc = json.loads((out / "imggate-audit.json").read_text())
-        if {r["tag"]: r["digest"] for r in doc["rows"]} != want:
-            raise RuntimeError("imggate audit disagrees with the pushed digests")
-        return elapsed
-
-    def skopeo() -> float:
-        cmd = ["skopeo", "--insecure-policy"]
-        t = time.perf_counter()
-        listed = json.loads(run_timed([*cmd, "list-tags", "--tls-verify=false",
-                                       f"docker://{repo}"])[1])["Tags"]
-        seen = {}
-        for tag in listed:
-            if tag.startswith("sha256-"):  # cosign's signature tags
-                continue
-            seen[tag] = run_timed([*cmd, "inspect", "--tls-verify=false", "--format",
-                                   "{{.Digest}}", f"docker://{repo}:{tag}"])[1].strip()
-        elapsed = time.perf_counter() - t
-        if seen != want:
-            raise RuntimeError("the skopeo loop disagrees with the pushed digests")
-        return elapsed
-
-    ours(), curl()
-    n = len(want)
-    before = load1()
-    mine, floor = alternate([ours, curl], b.sizes.rounds)
-    rows = [Row(f"`imggate audit` of {n:,} tags over {digests} images, one process", "s",
-                mine, f"`curl --parallel` over the same {len(urls):,} GETs", floor,
-                ratios(mine, floor), target="≤ 1.5x",
-                met=statistics.median(ratios(mine, floor)) <= 1.5, load=(before, load1()))]
-    before = load1()
-    mine, loop = alternate([ours, skopeo], b.sizes.slow_rounds)
-    speedup = [p / o for o, p in zip(mine, loop, strict=True)]
-    rows.append(Row(f"`imggate audit` of {n:,} tags", "s", mine,
-                    "`skopeo list-tags` + `skopeo inspect` per tag", loop, speedup,
-                    target="≥ 6x (ratio: skopeo / imggate)", met=statistics.median(speedup) >= 6,
-                    load=(before, load1())))
-    return rows
+    return rows_from(audit_bench.run(quick=b.quick))
 
 
 @contextmanager
