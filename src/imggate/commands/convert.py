@@ -97,7 +97,7 @@ def _convert(reports: list[str], to: OutputFormat, output: str | None, image: st
         gitlab.write(output, doc)
     else:
         sys.stdout.flush()
-        sys.stdout.buffer.write(gitlab.encode(doc) + b"\n")
+        sys.stdout.buffer.write(gitlab.encode(doc, newline=True))
         sys.stdout.buffer.flush()
 
 

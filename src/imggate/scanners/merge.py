@@ -17,7 +17,8 @@ from collections.abc import Iterable, Sequence
 
 from imggate.models import Finding, FixState, ScanReport, Severity
 
-_RANK = {s: s.rank for s in Severity}
+# By value: an Enum member's hash is a Python call, a str's is cached (50,000 sorted).
+_RANK = {s._value_: s.rank for s in Severity}
 # When sources disagree on the fix state, the one that says most about a fix wins.
 _FIX_ORDER = {
     FixState.FIXED: 4, FixState.WONT_FIX: 3, FixState.END_OF_LIFE: 2,
@@ -101,7 +102,7 @@ def merge_findings(
         _combine(repeats.get(key, [f]), key[0], prefer)
         for key, f in first.items()
     ]
-    merged.sort(key=lambda f: (-_RANK[f.severity], f.id, f.package, f.version))
+    merged.sort(key=lambda f: (-_RANK[f.severity._value_], f.id, f.package, f.version))
     return tuple(merged)
 
 
