@@ -204,6 +204,9 @@ class RegistryClient:
         """``https://host``; for hosts allowed plain HTTP, ``http://host`` when they do not
         speak TLS (docker's rule: HTTPS first, then HTTP), decided once per host."""
         host = self.host(registry)
+        known = self._schemes.get(registry)  # before the loopback check: every request asks
+        if known is not None:
+            return f"{known}://{host}"
         if not self.plain_http_allowed(registry):
             return f"https://{host}"
         if registry not in self._schemes:
