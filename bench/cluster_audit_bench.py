@@ -1,4 +1,5 @@
-"""Benchmark: ``imggate audit --cluster`` over 2,000 and 10,000 pods vs a loop of ``imggate check``.
+"""Benchmark: ``imggate audit --cluster`` over 2,000 and 10,000 pods, cold and warm, vs a loop of
+``imggate check``.
 
 Starts a throw-away Distribution registry on loopback with its access log on and
 pushes ``--digests`` distinct images (every tenth key-signed, cosign's format),
@@ -8,10 +9,19 @@ pages with ``continue``, PolicyReport server-side apply). Every pod runs one
 container whose ``imageID`` names one of the images (pod i runs image i % digests),
 spread over many namespaces that the rules map to ``prod`` (signature required).
 
-For each size it runs ``imggate audit --cluster`` (reports applied to the stand-in)
-in a fresh process and prints wall time, pods per second, registry manifest
-requests per distinct digest (resolutions: the goal is <= 1.1), all registry
-requests per digest, and the process's peak RSS. The peer, in the same run, is
+For each size it runs ``imggate audit --cluster --cache`` (reports applied to the
+stand-in) in a fresh process, twice, with a real redis-server as the shared verdict
+cache (sealed with a ``--cache-key-file``):
+
+- **cold**: Redis empty;
+- **warm**: Redis emptied, then a real ``imggate serve`` on the same Redis and key
+  admits a pod for every other distinct digest (half of them), as the webhook would
+  have when those pods were created; then the audit.
+
+Each line gives wall time, pods per second, registry resolutions (manifest
+requests by digest) and signature lookups (``sha256-<hex>.sig`` manifests) per
+distinct digest (the goal is <= 1.1 cold, about half warm), all registry requests
+per digest, cache hits, and the process's peak RSS. The peer, in the same run, is
 ``imggate check REF@DIGEST --env prod`` once per distinct digest (what a shell loop
 over the running images does), timed over a sample of ``--peer-sample`` digests and
 scaled to all of them (said in the output).
@@ -25,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -37,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from audit_bench import _requests, _with_access_log
 
+from admission.serve_harness import RedisServer, review, start_redis, start_serve
 from audit.audit_repository import build
 from audit.cluster_world import pod
 from registry.k8s_apiserver_standin import KubeApiStandIn
@@ -71,6 +83,41 @@ def _manifest_requests(reg: Registry, digests: set[str], start: int) -> int:
     return sum(1 for line in lines for m in pattern.finditer(line) if m.group(1) in digests)
 
 
+def _signature_lookups(reg: Registry, digests: set[str], start: int) -> int:
+    """Lookups of the cosign signature tags (``sha256-<hex>.sig``) of the pushed images."""
+    lines = reg.log_path.read_text(errors="replace").splitlines()[start:]
+    pattern = re.compile(r'"(?:GET|HEAD) /v2/[^ ]+/manifests/sha256-([0-9a-f]{64})\.sig')
+    hexes = {d.split(":")[1] for d in digests}
+    return sum(1 for line in lines for m in pattern.finditer(line) if m.group(1) in hexes)
+
+
+def _flush(redis: RedisServer) -> None:
+    import redis as redis_client
+
+    with redis_client.Redis.from_url(redis.url) as raw:
+        raw.flushdb()
+
+
+def _webhook_admits(work: Path, redis: RedisServer, key_file: Path, rules: Path,
+                    refs: list[str]) -> float:
+    """A real ``imggate serve`` on ``redis`` admits a pod for each of ``refs``; seconds."""
+    server = start_serve(work, ["--rules", str(rules), "--no-pull-secrets", "--cache",
+                                redis.url, "--cache-key-file", str(key_file)])
+    t0 = time.perf_counter()
+    try:
+        with server.client() as c:
+            for n, ref in enumerate(refs):
+                doc = review({"apiVersion": "v1", "kind": "Pod",
+                              "metadata": {"name": f"w{n}", "namespace": "team-0000"},
+                              "spec": {"containers": [{"name": "app", "image": ref}]}},
+                             namespace="team-0000")
+                if c.post("/validate", json=doc).status_code != 200:
+                    raise SystemExit(f"the webhook did not answer for {ref}")
+    finally:
+        server.stop()
+    return time.perf_counter() - t0
+
+
 def _log_lines(reg: Registry) -> int:
     return len(reg.log_path.read_text(errors="replace").splitlines())
 
@@ -94,6 +141,7 @@ def main() -> int:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     require_binaries("docker-registry")
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         reg = _with_access_log(start_registry(work / "registry", auth="none"))
@@ -110,42 +158,65 @@ def main() -> int:
             rules.write_text(RULES.format(key=key))
             print(f"{args.digests} distinct images pushed in {setup:.1f} s "
                   f"({args.digests // 10} key-signed)")
-            print(f"{'':44} {'wall':>8} {'pods/s':>8} {'resolutions/digest':>19} "
-                  f"{'requests/digest':>16} {'peak RSS':>9}")
-            for size in sizes:
-                standin = KubeApiStandIn(work / f"api-{size}", [])
-                for i in range(size):
-                    ns = f"team-{i // args.pods_per_namespace:04d}"
-                    n = i % args.digests
-                    spec = f"{reg.host}/bench/running:v1.0.{n}"
-                    standin.add_pod(pod(ns, f"app-{i}", [
-                        ("app", spec, f"{reg.host}/bench/running@{ordered[n]}")]))
-                kubeconfig = standin.kubeconfig(work / f"kube-{size}")
-                used = len({i % args.digests for i in range(size)})
-                start, before = _log_lines(reg), _requests(reg)
-                secs, rss, proc = _run([
-                    sys.executable, "-c", _RSS_WRAPPER, "audit", "--cluster", "--kubeconfig",
-                    str(kubeconfig), "--rules", str(rules), "-q", "-o",
-                    str(work / f"out-{size}")])
-                time.sleep(0.5)  # the registry writes its access log after answering
-                if proc.returncode not in (0, 1):
-                    raise SystemExit(f"audit --cluster failed ({proc.returncode}):\n"
-                                     f"{proc.stderr[-3000:]}")
-                doc = json.loads((work / f"out-{size}" / "imggate-cluster.json").read_text())
-                if doc["pods"] != size or len(standin.reports) != -(-size //
-                                                                   args.pods_per_namespace):
-                    raise SystemExit(f"expected {size} pods and their reports, got "
-                                     f"{doc['pods']} pods, {len(standin.reports)} reports")
-                resolutions = _manifest_requests(reg, set(digests), start)
-                total = _requests(reg) - before
-                label = f"audit --cluster, {size} pods / {used} digests"
-                print(f"{label:44} {secs:7.2f}s {size / secs:8.0f} "
-                      f"{resolutions / used:19.2f} {total / used:16.2f} "
-                      f"{rss / 1024:7.0f}MB")
-                print(f"{'':44} ({len(standin.reports)} namespaces, "
-                      f"{len(standin.page_sizes)} list pages of <= 500, exit "
-                      f"{proc.returncode})")
-                standin.stop()
+            redis = start_redis(work / "redis")
+            key_file = work / "cache.key"
+            key_file.write_text("0123456789abcdef" * 4 + "\n")
+            print(f"{'':46} {'wall':>8} {'pods/s':>7} {'resolutions':>11} {'signatures':>10} "
+                  f"{'requests':>8} {'hits':>5} {'peak RSS':>9}")
+            print(f"{'':46} {'':>8} {'':>7} {'per digest':>11} {'per digest':>10} "
+                  f"{'/digest':>8}")
+            try:
+                for size in sizes:
+                    standin = KubeApiStandIn(work / f"api-{size}", [])
+                    for i in range(size):
+                        ns = f"team-{i // args.pods_per_namespace:04d}"
+                        n = i % args.digests
+                        spec = f"{reg.host}/bench/running:v1.0.{n}"
+                        standin.add_pod(pod(ns, f"app-{i}", [
+                            ("app", spec, f"{reg.host}/bench/running@{ordered[n]}")]))
+                    kubeconfig = standin.kubeconfig(work / f"kube-{size}")
+                    used = sorted({i % args.digests for i in range(size)})
+                    for run in ("cold", "warm"):
+                        _flush(redis)
+                        note = ""
+                        if run == "warm":
+                            half = [f"{reg.host}/bench/running@{ordered[n]}" for n in used[::2]]
+                            took = _webhook_admits(work / f"serve-{size}", redis, key_file,
+                                                   rules, half)
+                            note = (f"; the webhook admitted {len(half)} digests first "
+                                    f"({took:.0f} s)")
+                        out = work / f"out-{size}-{run}"
+                        pages = len(standin.page_sizes)
+                        start, before = _log_lines(reg), _requests(reg)
+                        secs, rss, proc = _run([
+                            sys.executable, "-c", _RSS_WRAPPER, "audit", "--cluster",
+                            "--kubeconfig", str(kubeconfig), "--rules", str(rules),
+                            "--cache", redis.url, "--cache-key-file", str(key_file), "-q",
+                            "-o", str(out)])
+                        time.sleep(0.5)  # the registry writes its access log after answering
+                        if proc.returncode not in (0, 1):
+                            raise SystemExit(f"audit --cluster failed ({proc.returncode}):\n"
+                                             f"{proc.stderr[-3000:]}")
+                        doc = json.loads((out / "imggate-cluster.json").read_text())
+                        if doc["pods"] != size or len(standin.reports) != -(
+                                -size // args.pods_per_namespace):
+                            raise SystemExit(f"expected {size} pods and their reports, got "
+                                             f"{doc['pods']} pods, {len(standin.reports)} "
+                                             "reports")
+                        resolutions = _manifest_requests(reg, set(digests), start)
+                        signatures = _signature_lookups(reg, set(digests), start)
+                        total = _requests(reg) - before
+                        hits = doc["verdict_cache"]["hits"]
+                        label = f"audit --cluster {run}, {size} pods / {len(used)} digests"
+                        print(f"{label:46} {secs:7.2f}s {size / secs:7.0f} "
+                              f"{resolutions / len(used):11.2f} {signatures / len(used):10.2f} "
+                              f"{total / len(used):8.2f} {hits:5d} {rss / 1024:7.0f}MB")
+                        print(f"{'':46} ({len(standin.reports)} namespaces, "
+                              f"{len(standin.page_sizes) - pages} list pages of <= 500, exit "
+                              f"{proc.returncode}{note})")
+                    standin.stop()
+            finally:
+                redis.stop()
             sample = ordered[:args.peer_sample]
             start, before = _log_lines(reg), _requests(reg)
             t0 = time.perf_counter()
@@ -167,11 +238,12 @@ def main() -> int:
                   f"resolutions/digest, {total / len(sample):.2f} requests/digest, peak RSS "
                   f"{rss_peer / 1024:.0f}MB")
             for size in sizes:
-                used = len({i % args.digests for i in range(size)})
-                print(f"  scaled to the {used} digests of {size} pods: {per * used:.0f} s "
-                      f"({size / (per * used):.0f} pods/s)")
+                n_used = len({i % args.digests for i in range(size)})
+                print(f"  scaled to the {n_used} digests of {size} pods: {per * n_used:.0f} s "
+                      f"({size / (per * n_used):.0f} pods/s)")
         finally:
             reg.stop()
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
 

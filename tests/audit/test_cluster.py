@@ -395,7 +395,7 @@ def test_the_cluster_page_has_a_section_per_namespace_worst_first(world: tuple) 
 def test_the_cluster_page_escapes_what_the_cluster_says(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from imggate.audit.cluster import ClusterResult, ContainerResult
+    from imggate.audit.cluster import ClusterResult, ContainerResult, ContainerResults
     from imggate.audit.cluster_html import render
     from imggate.audit.pods import ContainerRow
     from imggate.models import Decision, ImageVerdict, Verdict
@@ -404,7 +404,7 @@ def test_the_cluster_page_escapes_what_the_cluster_says(tmp_path: Path) -> None:
                        None)
     iv = ImageVerdict(reference="r", env="prod", decision=Decision.ERROR,
                       error="<script>alert(2)</script>")
-    result = ClusterResult((ContainerResult(row, "prod", "x", "r", iv),),
+    result = ClusterResult(ContainerResults.listed([ContainerResult(row, "prod", "x", "r", iv)]),
                            Verdict(env="prod", images=(iv,), generated=datetime.now(UTC)),
                            ("ns",), 1, 0, 1)
     page = render(result)

@@ -35,7 +35,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from sys import intern
@@ -47,17 +48,15 @@ from imggate.audit.shared_cache import (
     CacheStats,
     SharedCache,
     VerdictCache,
-    hit_verdict,
 )
+from imggate.audit.spool import ContainerSpool
 from imggate.errors import Error, InvalidReference
 from imggate.gate import SignatureOptions
 from imggate.models import (
     Decision,
-    Evidence,
     ImageRef,
     ImageVerdict,
     Mode,
-    ResolvedImage,
     RuleResult,
     RunInfo,
     Unchecked,
@@ -68,9 +67,8 @@ from imggate.registry.deadline import Deadline
 from imggate.registry.pod_secrets import PodPullSecrets
 
 if TYPE_CHECKING:
-    from imggate.admission.cache import CachedVerdict
     from imggate.admission.policies import PolicySet
-    from imggate.gate import CheckRequest
+    from imggate.audit.cluster_judge import Combo
 
 #: The rule of the namespace decision (an exempt or unmapped namespace), as ``check -f``.
 NAMESPACE_RULE = "namespace"
@@ -150,7 +148,7 @@ class ContainerResult:
 class ClusterResult:
     """Every container's result, the combined verdict, and what the run cost."""
 
-    results: tuple[ContainerResult, ...]
+    results: ContainerResults
     verdict: Verdict
     #: Every namespace a pod was read in (reports are written for these).
     namespaces: tuple[str, ...]
@@ -160,15 +158,29 @@ class ClusterResult:
     distinct_images: int
     #: What the shared verdict cache did (``None``: no ``--cache``).
     cache: CacheStats | None = None
+    #: Containers per decision (counted once; ``None``: count them from the results).
+    decisions: Counter[Decision] | None = None
+
+    @property
+    def counts(self) -> Counter[Decision]:
+        """Containers per decision."""
+        if self.decisions is not None:
+            return self.decisions
+        return Counter(r.decision for r in self.results)
 
     @property
     def decision(self) -> Decision:
         """Denied if any container is, else error if any could not be decided."""
         from imggate.policy.decision import run_decision
 
-        if not self.results:
+        counts = self.counts
+        if not sum(counts.values()):
             return Decision.ALLOW  # an empty cluster: nothing runs, nothing to deny
-        return run_decision(r.decision for r in self.results)
+        return run_decision(d for d, n in counts.items() if n)
+
+    def close(self) -> None:
+        """Remove the results' spool."""
+        self.results.close()
 
     @property
     def exit_code(self) -> int:
@@ -275,285 +287,219 @@ def _fixed_verdict(p: _Planned) -> ImageVerdict:
                         rules=(rule,))
 
 
-def _resolution_key(ref: ImageRef) -> ImageRef:
-    """What one registry resolution answers for: ``repo@digest`` (every tag and environment
-    of that image), else the reference itself."""
-    if ref.digest is not None:
-        return ImageRef(ref.registry, ref.repository, None, ref.digest)
-    return ref
-
-
 def _gated(p: _Planned) -> bool:
     return p.judged is not None and p.why is None and p.env not in (EXEMPT_ENV, UNMAPPED_ENV)
 
 
-def _with_spec_rules(iv: ImageVerdict, spec: ImageRef, check: CheckRequest,
-                     unchecked: tuple[Unchecked, ...]) -> ImageVerdict:
-    """``iv`` (the evidence of what runs) with the rules about the reference applied to
-    the spec as written, as the webhook applied them: a tag-only spec is not pinned
-    however precisely the kubelet reports what it pulled."""
-    from imggate.policy.checks import reference_results
-    from imggate.policy.decision import REFERENCE_RULES, decide
+class ContainerResults:
+    """Every container's result, made when asked for, a namespace at a time.
 
-    by_ref = reference_results(spec, check.policy.rules.for_image(spec).rules)
-    rules = (*by_ref, *(r for r in iv.rules if r.rule not in REFERENCE_RULES))
-    return dataclasses.replace(iv, rules=rules, decision=decide(rules, unchecked))
-
-
-def _unchecked(ev: Evidence) -> tuple[Unchecked, ...]:
-    """What could not be checked, as :func:`imggate.policy.engine.evaluate` counts it."""
-    if ev.image is None and not ev.errors:
-        return (Unchecked("the image was not resolved to a digest"),)
-    return ev.errors
-
-
-async def _judge(req: ClusterRequest, planned: list[_Planned],
-                 credentials: Mapping[str, PodPullSecrets], progress: Progress,
-                 cache: VerdictCache | None = None
-                 ) -> tuple[dict[tuple[str, str, str], ImageVerdict], int]:
-    """Each distinct (environment, spec, what runs) judged; the resolutions made.
-
-    The evidence of what runs is gathered once per (environment, reference judged),
-    or read from the shared verdict cache; the rules about the reference are applied to
-    each spec. An image is read with the pull credentials of the first pod found running
-    it (the docker config's where that pod has none for its registry), as the webhook's
-    verdict cache shares a verdict between pods: it is about the image, whoever asked.
+    Each container is one record in a :class:`~imggate.audit.spool.ContainerSpool` (its
+    row, and why its pull secrets could not be read); its :class:`ContainerResult` is made
+    again from it on each pass, with the verdicts of the distinct images, which alone stay
+    in memory. :meth:`listed` keeps results in memory instead (a handful, in tests).
     """
-    from imggate.gate import NOT_FETCHED, CheckRequest, denied_by_reference, gather
-    from imggate.gate import decide as decide_all
-    from imggate.registry.client import RegistryClient
-    from imggate.registry.memo import SharedAnswers
-    from imggate.registry.pull_secrets import PullSecretCredentials
-    from imggate.registry.resolve import open_repository, resolve_image
 
-    # (env, spec text, judged text) -> (spec, judged, credentials of the first pod).
-    combos: dict[tuple[str, str, str], tuple[ImageRef, ImageRef, str]] = {}
-    for p in planned:
-        if _gated(p):
-            assert p.judged is not None
-            spec = p.spec or p.judged
-            combos.setdefault((p.env, _text(spec), _text(p.judged)), (spec, p.judged, p.creds))
-    options = {"": req.registry}
-    for fp, secrets in credentials.items():
-        if fp and fp not in options:
-            options[fp] = dataclasses.replace(req.registry, credentials=PullSecretCredentials(
-                secrets.found, req.registry.credentials))
-    envs = dict.fromkeys(env for env, _, _ in combos)
-    checks = {env: CheckRequest(references=(), refs=(),
-                                policy=req.policies.environments[env].policy, now=req.now,
-                                registry=req.registry, concurrency=req.concurrency,
-                                deadline=req.deadline, signatures=req.signatures)
-              for env in envs}
-    # A spec that its environment's rules deny by themselves is not fetched (as check -f
-    # and the webhook do): the registry cannot change that decision.
-    denied = {c for c, (spec, _, _) in combos.items() if denied_by_reference(checks[c[0]], spec)}
-    # The evidence wanted: (env, judged text) -> (judged, credentials).
-    units: dict[tuple[str, str], tuple[ImageRef, str]] = {}
-    for c, (_, running, fp) in combos.items():
-        if c not in denied:
-            units.setdefault((c[0], c[2]), (running, fp))
-    hits: dict[tuple[str, str], CachedVerdict] = {}
-    if cache is not None:
-        for (env, text), (ref, _) in units.items():
-            if ref.digest is not None:
-                found = await cache.get(env, ref.name, str(ref.digest))
-                if found is not None:
-                    hits[(env, text)] = found
-    wanted: dict[tuple[str, ImageRef], None] = {}
-    for unit, (ref, fp) in units.items():
-        if unit not in hits:
-            wanted.setdefault((fp, _resolution_key(ref)))
-    resolved: dict[tuple[str, ImageRef], ResolvedImage | Error] = {}
-    sem = asyncio.Semaphore(req.concurrency)
-    async with RegistryClient(req.registry, deadline=req.deadline) as base:
-        # One connection pool; each credential set its own client (and token cache), as
-        # the webhook's access pool does.
-        clients = {fp: base if fp == "" else base.with_credentials(options[fp].credentials)
-                   for fp in options}
+    def __init__(self, make: Callable[[list[Any]], ContainerResult] | None = None,
+                 spool: ContainerSpool | None = None,
+                 listed: Mapping[str, Sequence[ContainerResult]] | None = None) -> None:
+        self._make = make
+        self._spool = spool
+        self._listed = listed or {}
 
-        async def resolve(key: tuple[str, ImageRef]) -> None:
-            async with sem:
-                try:
-                    resolved[key] = await resolve_image(
-                        open_repository(key[1], clients[key[0]]), key[1])
-                except Error as e:
-                    resolved[key] = e
-            progress("resolve", len(resolved), len(wanted))
+    @classmethod
+    def listed(cls, results: Iterable[ContainerResult]) -> ContainerResults:
+        """Results held in memory, grouped by namespace."""
+        by_ns: dict[str, list[ContainerResult]] = {}
+        for r in results:
+            by_ns.setdefault(r.row.namespace, []).append(r)
+        return cls(listed=by_ns)
 
-        await asyncio.gather(*(resolve(k) for k in wanted))
-    pinned: dict[tuple[str, str], ResolvedImage] = {}
-    if cache is not None:
-        # A tag (a container not started) is looked up once the registry has named its digest.
-        for unit, (ref, fp) in units.items():
-            image = resolved.get((fp, _resolution_key(ref)))
-            if unit not in hits and ref.digest is None and isinstance(image, ResolvedImage):
-                found = await cache.get(unit[0], ref.name, str(image.digest))
-                if found is not None:
-                    hits[unit] = found
-                    pinned[unit] = image
-    shared = SharedAnswers()
-    out: dict[tuple[str, str, str], ImageVerdict] = {}
-    # (env, judged text) -> the verdict of the evidence, and what could not be checked.
-    judged: dict[tuple[str, str], tuple[ImageVerdict, tuple[Unchecked, ...]]] = {}
-    for unit, found in hits.items():
-        judged[unit] = (hit_verdict(found, unit[1], unit[0], pinned.get(unit)), ())
-    for env in envs:
-        check = checks[env]
-        ready: dict[str, list[tuple[str, ImageRef, ResolvedImage]]] = {}
-        evidence: dict[str, Evidence] = {}
-        for (u_env, text), (ref, fp) in units.items():
-            if u_env != env or (env, text) in hits:
-                continue
-            image = resolved[(fp, _resolution_key(ref))]
-            if isinstance(image, Error):
-                evidence[text] = Evidence(text, ref, None, errors=(Unchecked(image.message),))
-            else:
-                ready.setdefault(fp, []).append((text, ref, dataclasses.replace(
-                    image, ref=ref.with_digest(image.digest))))
-        done = 0
-        for fp, items in ready.items():
-            sub = dataclasses.replace(check, references=tuple(t for t, _, _ in items),
-                                      refs=tuple(r for _, r, _ in items), registry=options[fp])
+    def namespaces(self) -> list[str]:
+        """The namespaces with a container, in the order read."""
+        return self._spool.namespaces() if self._spool is not None else list(self._listed)
 
-            def advance(n: int, env: str = env, base: int = done,
-                        total: int = sum(map(len, ready.values()))) -> None:
-                progress(f"check {env}", base + n, total)
+    def in_namespace(self, namespace: str) -> Iterator[ContainerResult]:
+        """The containers of ``namespace``, in the order read."""
+        if self._spool is None:
+            yield from self._listed.get(namespace, ())
+            return
+        assert self._make is not None
+        for record in self._spool.records(namespace):
+            yield self._make(record)
 
-            gathered = await gather(sub, progress=advance, resolved=[i for _, _, i in items],
-                                    shared=shared)
-            done += len(items)
-            for (text, _, _), ev in zip(items, gathered, strict=True):
-                evidence[text] = ev
-        # The specs denied by the reference alone: nothing fetched, as check -f says it.
-        refused = {c: Evidence(c[2], spec, None, errors=(Unchecked(NOT_FETCHED),))
-                   for c, (spec, _, _) in combos.items() if c[0] == env and c in denied}
-        found_all = [*evidence.values(), *refused.values()]
-        verdict = decide_all(dataclasses.replace(
-            check, references=tuple(e.reference for e in found_all),
-            refs=tuple(e.ref for e in found_all)), found_all)
-        for (text, ev), iv in zip(evidence.items(), verdict.images[:len(evidence)],
-                                  strict=True):
-            judged[(env, text)] = (iv, _unchecked(ev))
-            if cache is not None:
-                await cache.put(env, units[(env, text)][0].name, iv, _unchecked(ev))
-        out.update(zip(refused, verdict.images[len(evidence):], strict=True))
-    for c, (spec, ref, _) in combos.items():
-        if c in denied:
-            continue
-        env, _, text = c
-        iv, unchecked = judged[(env, text)]
-        out[c] = iv if spec is ref and (env, text) not in hits else _with_spec_rules(
-            iv, spec, checks[env], unchecked)
-    return out, len(wanted)
+    def __iter__(self) -> Iterator[ContainerResult]:
+        for ns in self.namespaces():
+            yield from self.in_namespace(ns)
+
+    def __len__(self) -> int:
+        if self._spool is not None:
+            return len(self._spool)
+        return sum(map(len, self._listed.values()))
+
+    def close(self) -> None:
+        """Remove the spool."""
+        if self._spool is not None:
+            self._spool.close()
 
 
-async def _read(req: ClusterRequest, client: Any, progress: Progress
-                ) -> tuple[list[_Planned], int, tuple[str, ...]]:
+def _record(row: ContainerRow, why: str | None) -> list[Any]:
+    return [row.namespace, row.pod, row.uid, row.container, row.kind, row.image, row.running,
+            row.note, list(row.pull_secrets), row.account, why]
+
+
+def _row(record: list[Any]) -> tuple[ContainerRow, str | None]:
+    ns, pod, uid, container, kind, image, running, note, pulls, account, why = record
+    # One copy of each repeated string, as pod_rows keeps them.
+    return ContainerRow(intern(ns), pod, uid, intern(container), kind, intern(image),
+                        intern(running) if running else None, note,
+                        tuple(map(intern, pulls)), intern(account)), why
+
+
+@dataclass(slots=True)
+class _Reading:
+    """What reading the pods keeps: the spool, the distinct references, the counts."""
+
+    spool: ContainerSpool
+    combos: dict[Combo, tuple[ImageRef, ImageRef, str]] = field(default_factory=dict)
+    credentials: dict[str, PodPullSecrets] = field(default_factory=dict)
+    pods: int = 0
+    namespaces: dict[str, None] = field(default_factory=dict)
+    envs: dict[str, None] = field(default_factory=dict)
+
+
+class _PullCredentials:
+    """Each gated pod's pull credentials, read once per (namespace, service account,
+    secrets); a pod whose secrets cannot be read cannot be judged (error, saying which)."""
+
+    def __init__(self, client: Any) -> None:
+        from imggate.registry.pull_secrets import PullSecretError, PullSecretReader
+
+        self._reader = PullSecretReader(client)
+        self._read: dict[tuple[str, str, tuple[str, ...]], PodPullSecrets | Error] = {}
+        self._error = PullSecretError
+
+    async def of(self, p: _Planned, found: dict[str, PodPullSecrets]) -> _Planned:
+        """``p`` with its credentials' fingerprint, or why they cannot be read."""
+        key = (p.row.namespace, p.row.account, p.row.pull_secrets)
+        if key not in self._read:
+            spec = {"serviceAccountName": p.row.account,
+                    "imagePullSecrets": [{"name": n} for n in p.row.pull_secrets]}
+            try:
+                self._read[key] = await self._reader.read_pod(p.row.namespace, spec)
+            except self._error as e:
+                self._read[key] = e
+        got = self._read[key]
+        if isinstance(got, Error):
+            return dataclasses.replace(p, why=f"pull secrets: {got.message}")
+        found.setdefault(got.fingerprint, got)
+        return dataclasses.replace(p, creds=got.fingerprint)
+
+
+async def _read(req: ClusterRequest, client: Any, progress: Progress) -> _Reading:
+    """Every pod, a page at a time: each container spooled, each distinct reference kept."""
     from imggate.audit.pods import list_pods
 
-    planned: list[_Planned] = []
-    pods = 0
+    reading = _Reading(ContainerSpool())
     last: tuple[str, str] | None = None
-    namespaces: dict[str, None] = {}
+    pulls = _PullCredentials(client) if req.pull_secrets else None
     async for page in list_pods(client, req.namespaces, page=req.page):
         for row in page:
             # A pod's containers come together (pod_rows reads one pod at a time).
             if (row.namespace, row.pod) != last:
-                pods += 1
+                reading.pods += 1
                 last = (row.namespace, row.pod)
-            namespaces.setdefault(row.namespace)
-            planned.append(plan_row(req.policies, row))
-        progress("list", pods, pods)
+            reading.namespaces.setdefault(row.namespace)
+            p = plan_row(req.policies, row)
+            if pulls is not None and _gated(p):
+                p = await pulls.of(p, reading.credentials)
+            reading.envs.setdefault(p.env)
+            if _gated(p):
+                assert p.judged is not None
+                spec = p.spec or p.judged
+                reading.combos.setdefault((p.env, _text(spec), _text(p.judged)),
+                                          (spec, p.judged, p.creds))
+            reading.spool.add(row.namespace, _record(row, p.why))
+        progress("list", reading.pods, reading.pods)
     # Namespaces asked for by name get a report even when no pod runs there (it empties).
     for ns in req.namespaces:
-        namespaces.setdefault(ns)
-    return planned, pods, tuple(namespaces)
+        reading.namespaces.setdefault(ns)
+    return reading
 
 
-async def _pull_credentials(client: Any, planned: list[_Planned]
-                            ) -> tuple[list[_Planned], dict[str, PodPullSecrets]]:
-    """Each gated pod's pull credentials, read once per (namespace, service account,
-    secrets); a pod whose secrets cannot be read cannot be judged (error, saying which)."""
-    from imggate.registry.pull_secrets import PullSecretError, PullSecretReader
+class _Results:
+    """Makes each container's result from its record, and keeps the distinct verdicts
+    (the images judged, and the fixed verdicts of containers not judged) for the reports."""
 
-    reader = PullSecretReader(client)
-    read: dict[tuple[str, str, tuple[str, ...]], PodPullSecrets | PullSecretError] = {}
-    found: dict[str, PodPullSecrets] = {}
-    out = []
-    for p in planned:
-        if p.judged is None or p.why is not None or p.env in (EXEMPT_ENV, UNMAPPED_ENV):
-            out.append(p)
-            continue
-        key = (p.row.namespace, p.row.account, p.row.pull_secrets)
-        if key not in read:
-            spec = {"serviceAccountName": p.row.account,
-                    "imagePullSecrets": [{"name": n} for n in p.row.pull_secrets]}
-            try:
-                read[key] = await reader.read_pod(p.row.namespace, spec)
-            except PullSecretError as e:
-                read[key] = e
-        got = read[key]
-        if isinstance(got, PullSecretError):
-            out.append(dataclasses.replace(p, why=f"pull secrets: {got.message}"))
-            continue
-        found.setdefault(got.fingerprint, got)
-        out.append(dataclasses.replace(p, creds=got.fingerprint))
-    return out, found
+    def __init__(self, policies: PolicySet, judged: Mapping[Combo, ImageVerdict]) -> None:
+        self._policies = policies
+        self._judged = judged
+        self.distinct: dict[tuple[str, str], ImageVerdict] = {}
+        for (env, spec_text, text), iv in judged.items():
+            # The same image run under another spec (a tag, a digest) has its own verdict.
+            self.distinct[(env, text) if (env, text) not in self.distinct else
+                          (env, f"{spec_text} running {text}")] = iv
+        self.drifted: dict[tuple[str, str, str], ImageVerdict] = {}
+
+    def make(self, record: list[Any]) -> ContainerResult:
+        """The result of one spooled container."""
+        from imggate.policy.decision import decide
+
+        row, why = _row(record)
+        p = plan_row(self._policies, row)
+        if why is not None:
+            p = dataclasses.replace(p, why=why)
+        text = _text(p.judged) if p.judged is not None else p.row.image
+        spec = _text(p.spec) if p.spec is not None else text
+        found = self._judged.get((p.env, spec, text)) if _gated(p) else None
+        if found is not None:
+            iv = found
+        else:
+            # One verdict per distinct image and reason, however many pods share it.
+            key = (p.env, text if p.why is None else f"{text}: {p.why}")
+            iv = self.distinct.get(key) or self.distinct.setdefault(key, _fixed_verdict(p))
+        if p.drift is not None:
+            drift_key = (p.env, p.row.image, p.row.running or "")
+            if drift_key not in self.drifted:
+                self.drifted[drift_key] = ImageVerdict(
+                    reference=f"{p.row.image} running {p.row.running}", env=p.env,
+                    decision=decide([p.drift]), rules=(p.drift,))
+        return ContainerResult(p.row, p.env, p.mapped_by, text, iv, p.drift)
 
 
 async def _audit(req: ClusterRequest, progress: Progress) -> ClusterResult:
+    from imggate.audit.cluster_judge import judge
     from imggate.audit.pods import open_client
 
     client = open_client(req.source)
     try:
-        planned, pods, namespaces = await _read(req, client, progress)
-        credentials: dict[str, PodPullSecrets] = {}
-        if req.pull_secrets:
-            planned, credentials = await _pull_credentials(client, planned)
+        reading = await _read(req, client, progress)
     finally:
         await client.close()
-    cache = None
-    if req.cache is not None:
-        cache = VerdictCache(req.cache, req.policies.hash)
     try:
-        judged, resolutions = await _judge(req, planned, credentials, progress, cache)
-    finally:
-        if cache is not None:
-            await cache.close()
-    results = []
-    distinct: dict[tuple[str, str], ImageVerdict] = {}
-    for (env, spec_text, text), iv in judged.items():
-        # The same image run under another spec (a tag, a digest) has its own verdict.
-        distinct[(env, text) if (env, text) not in distinct else
-                 (env, f"{spec_text} running {text}")] = iv
-    drifted: list[ImageVerdict] = []
-    envs = dict.fromkeys(p.env for p in planned)
-    # Each plan is dropped as its result is made: the two never both exist for every pod.
-    planned.reverse()
-    while planned:
-        p = planned.pop()
-        text = _text(p.judged) if p.judged is not None else p.row.image
-        spec = _text(p.spec) if p.spec is not None else text
-        found = None if p.why is not None else judged.get((p.env, spec, text))
-        if found is not None:
-            iv = found
-        else:
-            iv = _fixed_verdict(p)
-            if p.why is None:
-                iv = distinct.setdefault((p.env, text), iv)
-            else:
-                distinct.setdefault((p.env, f"{p.row.where}: {text}"), iv)
-        results.append(ContainerResult(p.row, p.env, p.mapped_by, text, iv, p.drift))
-        if p.drift is not None:
-            from imggate.policy.decision import decide
-
-            drifted.append(ImageVerdict(reference=f"{p.row.where}: {p.row.image}", env=p.env,
-                                        decision=decide([p.drift]), rules=(p.drift,)))
-    verdict = Verdict(env=", ".join(envs) or "(none)",
-                      images=(*distinct.values(), *drifted), generated=req.now,
-                      run=_run_info(req))
-    return ClusterResult(tuple(results), verdict, namespaces, pods, resolutions,
-                         len(judged), cache.stats if cache is not None else None)
+        cache = None
+        if req.cache is not None:
+            cache = VerdictCache(req.cache, req.policies.hash)
+        try:
+            judged, resolutions = await judge(req, reading.combos, reading.credentials,
+                                              progress, cache)
+        finally:
+            if cache is not None:
+                await cache.close()
+        made = _Results(req.policies, judged)
+        results = ContainerResults(made.make, reading.spool)
+        # One pass makes every fixed verdict and counts the decisions; later passes (the
+        # reports) make the same results again from the spool.
+        decisions = Counter(r.decision for r in results)
+    except BaseException:
+        reading.spool.close()
+        raise
+    verdict = Verdict(env=", ".join(reading.envs) or "(none)",
+                      images=(*made.distinct.values(), *made.drifted.values()),
+                      generated=req.now, run=_run_info(req))
+    return ClusterResult(results, verdict, tuple(reading.namespaces), reading.pods,
+                         resolutions, len(judged), cache.stats if cache is not None else None,
+                         decisions)
 
 
 def _run_info(req: ClusterRequest) -> RunInfo | None:

@@ -11,7 +11,6 @@ HTML-escaped; the page loads nothing from anywhere.
 from __future__ import annotations
 
 import html
-from collections import defaultdict
 from pathlib import Path
 from typing import TextIO
 
@@ -72,16 +71,16 @@ def render(result: ClusterResult) -> str:
 def _write(result: ClusterResult, f: TextIO) -> None:
     """The page, written to ``f`` a row at a time (10,000 pods never make one string)."""
     e = html.escape
-    by_ns: dict[str, list[ContainerResult]] = defaultdict(list)
+    # Each namespace's worst decision, in one pass; its rows are made again when written.
+    worst_of: dict[str, int] = dict.fromkeys(result.namespaces, 3)
     for r in result.results:
-        by_ns[r.row.namespace].append(r)
-    for ns in result.namespaces:
-        by_ns.setdefault(ns, [])
+        ns = r.row.namespace
+        worst_of[ns] = min(worst_of.get(ns, 3), _ORDER[r.decision])
 
     def worst(ns: str) -> tuple[int, str]:
-        return (min((_ORDER[r.decision] for r in by_ns[ns]), default=3), ns)
+        return (worst_of[ns], ns)
 
-    counts = {d: sum(1 for r in result.results if r.decision is d) for d in Decision}
+    counts = result.counts
     out = f
     out.write("\n".join(["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            "<title>imggate: what the cluster runs</title>", f"<style>{_STYLE}</style>",
@@ -90,13 +89,13 @@ def _write(result: ClusterResult, f: TextIO) -> None:
            f"{len(result.namespaces)} namespaces: {counts[Decision.ALLOW]} allowed, "
            f"{counts[Decision.DENY]} denied, {counts[Decision.ERROR]} could not be decided."
            "</p>", "<nav><ul>"]) + "\n")
-    ordered = sorted(by_ns, key=worst)
+    ordered = sorted(worst_of, key=worst)
     for n, ns in enumerate(ordered):
         out.write(f'<li><a href="#ns-{n}">{e(ns)}</a></li>\n')
     out.write("</ul></nav>\n")
     for n, ns in enumerate(ordered):
-        rows = sorted(by_ns[ns], key=lambda r: (_ORDER[r.decision], r.row.pod,
-                                                r.row.container))
+        rows = sorted(result.results.in_namespace(ns), key=lambda r: (
+            _ORDER[r.decision], r.row.pod, r.row.container))
         out.write(f'<section id="ns-{n}"><h2>{e(ns)}</h2>\n')
         if not rows:
             out.write("<p>No pod runs here.</p></section>\n")

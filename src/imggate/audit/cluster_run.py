@@ -109,7 +109,7 @@ def top_reasons(result: ClusterResult, n: int = 5) -> list[tuple[str, int]]:
 
 def summary_lines(result: ClusterResult) -> list[str]:
     """The console's summary of the cluster."""
-    counts = Counter(r.decision for r in result.results)
+    counts = result.counts
     lines = [f"{result.pods} pods, {len(result.results)} containers in "
              f"{len(result.namespaces)} namespaces; {result.distinct_images} distinct images "
              f"judged, {result.resolutions} registry resolutions",
@@ -144,34 +144,37 @@ def run_and_publish(request: ClusterRequest, out: Path, *, fmt: ReportFormat,
     except OSError as e:
         raise UsageError(f"--output-dir {out}: cannot create it ({e.strerror})") from None
     result = run_cluster_audit(request)
-    written = write_outputs(result.verdict, out, started=request.now)
-    written.append(write_document(result, out))
-    from imggate.formats.verdict_json import write_text
+    try:
+        written = write_outputs(result.verdict, out, started=request.now)
+        written.append(write_document(result, out))
+        from imggate.formats.verdict_json import write_text
 
-    written.append(write_text(out / SUMMARY, json.dumps(summary(result), indent=2) + "\n"))
-    written.append(cluster_html.write(result, out))
-    objects = policyreport.reports(result, request.now, fmt)
-    if dry_run:
-        policyreport.write_yaml(objects, sys.stdout)
-    else:
-        async def apply() -> policyreport.Applied:
-            client = open_client(request.source)
-            try:
-                return await policyreport.apply_reports(client, objects, fmt=fmt,
-                                                        only=request.namespaces)
-            finally:
-                await client.close()
+        written.append(write_text(out / SUMMARY, json.dumps(summary(result), indent=2) + "\n"))
+        written.append(cluster_html.write(result, out))
+        objects = policyreport.reports(result, request.now, fmt)
+        if dry_run:
+            policyreport.write_yaml(objects, sys.stdout)
+        else:
+            async def apply() -> policyreport.Applied:
+                client = open_client(request.source)
+                try:
+                    return await policyreport.apply_reports(client, objects, fmt=fmt,
+                                                            only=request.namespaces)
+                finally:
+                    await client.close()
 
-        applied = run(apply())
+            applied = run(apply())
+            if not quiet:
+                sys.stderr.write(f"imggate: {fmt.api[2]} {policyreport.REPORT_NAME} applied in "
+                                 f"{len(applied.written)} namespace(s)"
+                                 + (f", emptied in {len(applied.emptied)}" if applied.emptied
+                                    else "") + "\n")
         if not quiet:
-            sys.stderr.write(f"imggate: {fmt.api[2]} {policyreport.REPORT_NAME} applied in "
-                             f"{len(applied.written)} namespace(s)"
-                             + (f", emptied in {len(applied.emptied)}" if applied.emptied
-                                else "") + "\n")
-    if not quiet:
-        out_stream = sys.stderr if dry_run else sys.stdout
-        for line in summary_lines(result):
-            out_stream.write(line + "\n")
-        for p in written:
-            out_stream.write(f"  report: {p}\n")
+            out_stream = sys.stderr if dry_run else sys.stdout
+            for line in summary_lines(result):
+                out_stream.write(line + "\n")
+            for p in written:
+                out_stream.write(f"  report: {p}\n")
+    finally:
+        result.close()
     return result.exit_code

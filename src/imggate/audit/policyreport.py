@@ -147,11 +147,8 @@ def reports(result: ClusterResult, when: datetime,
     """One report per namespace read (an empty one where no pod runs), made one at a time:
     a namespace's result objects are built when it is applied and dropped after, so the
     audit never holds every namespace's report at once."""
-    by_ns: dict[str, list[ContainerResult]] = {ns: [] for ns in result.namespaces}
-    for r in result.results:
-        by_ns.setdefault(r.row.namespace, []).append(r)
-    for ns in sorted(by_ns):
-        yield report(ns, by_ns.pop(ns), when, fmt)
+    for ns in sorted({*result.namespaces, *result.results.namespaces()}):
+        yield report(ns, list(result.results.in_namespace(ns)), when, fmt)
 
 
 def write_yaml(objects: Iterable[Mapping[str, Any]], out: TextIO) -> None:
