@@ -84,6 +84,9 @@ def test_pods_were_read_a_page_at_a_time(world: tuple) -> None:
     assert len(w.standin.page_sizes) >= 3
     assert max(w.standin.page_sizes) <= 3
     assert any("continue=" in p for p in w.standin.requests)
+    # imggate's existing reports are listed a page at a time too (each holds its results).
+    listed = [r for r in w.standin.requests if r.startswith("/apis/") and "/policyreports?" in r]
+    assert listed and all("limit=50" in r for r in listed), listed
 
 
 def test_results_match_a_check_of_each_running_digest(world: tuple, tmp_path: Path) -> None:

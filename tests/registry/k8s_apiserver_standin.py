@@ -92,6 +92,8 @@ class KubeApiStandIn:
         self.requests: list[str] = []
         self.pods: list[dict[str, Any]] = []
         self.page_sizes: list[int] = []
+        #: Items per page of each report list answered (``limit``/``continue`` as for pods).
+        self.report_page_sizes: list[int] = []
         self.refuse_lists = False
         self.reports: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.applies: list[tuple[str, str, str]] = []
@@ -162,23 +164,32 @@ class KubeApiStandIn:
                                                   'cannot list resource "pods"')
         chosen = [p for p in self.pods
                   if namespace is None or p["metadata"].get("namespace") == namespace]
+        paged = self._page(chosen, query)
+        if isinstance(paged, str):
+            return 400, _status(400, "BadRequest", paged)
+        page, meta = paged
+        self.page_sizes.append(len(page))
+        items = [{k: v for k, v in p.items() if k not in ("kind", "apiVersion")}
+                 for p in page]
+        return 200, {"kind": "PodList", "apiVersion": "v1", "metadata": meta, "items": items}
+
+    def _page(self, chosen: list[dict[str, Any]], query: dict[str, list[str]]
+              ) -> tuple[list[dict[str, Any]], dict[str, Any]] | str:
+        """The page of ``chosen`` that ``limit``/``continue`` ask for and the list's metadata,
+        or why the query is refused."""
         start = 0
         if "continue" in query:
             try:
                 start = int(json.loads(base64.urlsafe_b64decode(query["continue"][0]))["o"])
             except (ValueError, KeyError, TypeError):
-                return 400, _status(400, "BadRequest", "continue key is not valid")
+                return "continue key is not valid"
         limit = int(query.get("limit", ["0"])[0]) or len(chosen) or 1
-        page = chosen[start:start + limit]
-        self.page_sizes.append(len(page))
         meta: dict[str, Any] = {"resourceVersion": str(next(self._version))}
         if start + limit < len(chosen):
             token = json.dumps({"v": "meta.k8s.io/v1", "o": start + limit}).encode()
             meta["continue"] = base64.urlsafe_b64encode(token).decode()
             meta["remainingItemCount"] = len(chosen) - start - limit
-        items = [{k: v for k, v in p.items() if k not in ("kind", "apiVersion")}
-                 for p in page]
-        return 200, {"kind": "PodList", "apiVersion": "v1", "metadata": meta, "items": items}
+        return chosen[start:start + limit], meta
 
     # -- reports -------------------------------------------------------------------------
 
@@ -213,9 +224,13 @@ class KubeApiStandIn:
                  if p == plural and (ns is None or n == ns)
                  and all(o["metadata"].get("labels", {}).get(k) == v
                          for k, v in selector.items())]
-        return 200, {"kind": f"{kind}List", "apiVersion": api,
-                     "metadata": {"resourceVersion": str(next(self._version))},
-                     "items": items}
+        paged = self._page(items, query)
+        if isinstance(paged, str):
+            return 400, _status(400, "BadRequest", paged)
+        page, meta = paged
+        self.report_page_sizes.append(len(page))
+        return 200, {"kind": f"{kind}List", "apiVersion": api, "metadata": meta,
+                     "items": page}
 
     def apply(self, path: str, authorization: str | None, content_type: str | None,
               body: bytes) -> tuple[int, dict[str, Any]]:

@@ -42,6 +42,8 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "imggate"}
 #: The longest message a result carries (the rest is in imggate's own reports).
 MAX_MESSAGE = 1024
 RESULTS = ("pass", "fail", "warn", "error", "skip")
+#: Reports asked for per request when imggate's existing reports are listed.
+REPORT_PAGE = 50
 
 # How bad a failure of each rule is, in the report's severity words.
 _SEVERITY = {"severity": "high", "severity.kev": "high", "signatures": "high",
@@ -192,7 +194,10 @@ async def apply_reports(client: Any, objects: Iterable[Mapping[str, Any]], *,
     try:
         stale = []
         for scope in only or ("*",):
-            async for old in client.list(resource, namespace=scope, labels=labels):
+            # A page at a time: every namespace's report, results and all, would otherwise
+            # arrive as one response (tens of MB in a large cluster).
+            async for old in client.list(resource, namespace=scope, labels=labels,
+                                         chunk_size=REPORT_PAGE):
                 ns = old.metadata.namespace if old.metadata is not None else None
                 name = old.metadata.name if old.metadata is not None else None
                 if ns and name == REPORT_NAME and ns not in done:
