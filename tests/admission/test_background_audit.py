@@ -189,3 +189,69 @@ def test_the_background_audit_shares_the_webhooks_verdict_cache(
         finally:
             server.stop()
     assert len(written) >= 2, server.log_text()[-2000:]  # the signed image, its init image...
+
+
+def test_one_replica_leads_by_a_lease_until_it_stops_renewing(tmp_path: Path) -> None:
+    """The Lease as client-go keeps it, on the stand-in API server: the holder renews, the
+    other waits until renewTime + leaseDurationSeconds, then takes it over (a transition);
+    two replicas racing for an expired lease cannot both win (409 on the version read)."""
+    from imggate.admission.background_audit import LeaseLeader
+    from imggate.audit.pods import KubeSource, open_client
+    from registry.k8s_apiserver_standin import KubeApiStandIn
+
+    standin = KubeApiStandIn(tmp_path / "api", [])
+    kubeconfig = standin.kubeconfig(tmp_path / "kubeconfig")
+
+    def leader(identity: str) -> LeaseLeader:
+        return LeaseLeader("imggate", "imggate-cluster-audit",
+                           open_client(KubeSource(kubeconfig=kubeconfig)), identity)
+
+    async def scenario() -> tuple[list[bool], list[bool]]:
+        a, b, c = leader("a"), leader("b"), leader("c")
+        try:
+            seen = [await a.acquire(1.0), await b.acquire(1.0), await a.acquire(1.0)]
+            await asyncio.sleep(2.2)  # a stops renewing: its lease expires
+            seen += [await b.acquire(1.0), await a.acquire(1.0)]
+            await asyncio.sleep(2.2)
+            race = list(await asyncio.gather(a.acquire(1.0), c.acquire(1.0)))
+            return seen, race
+        finally:
+            for x in (a, b, c):
+                await x.aclose()
+
+    try:
+        seen, race = asyncio.run(scenario())
+        lease = standin.leases[("imggate", "imggate-cluster-audit")]
+    finally:
+        standin.stop()
+    assert seen == [True, False, True, True, False]
+    assert sorted(race) == [False, True], race
+    assert lease["spec"]["holderIdentity"] in ("a", "c")
+    assert lease["spec"]["leaseTransitions"] == 2
+    assert lease["spec"]["leaseDurationSeconds"] == 1
+
+
+def test_serve_audits_in_the_replica_holding_the_lease(
+        auditing: tuple[World, ServeProcess], tmp_path: Path) -> None:
+    w, _ = auditing
+    before = len(w.standin.lease_writes)
+    server = start_serve(tmp_path / "serve", [
+        "--rules", str(w.work / "rules.yaml"), "--audit-every", "1h", "--no-pull-secrets",
+        "--audit-lease", "imggate/imggate-cluster-audit"],
+        env={"KUBECONFIG": str(w.work / "kubeconfig")})
+    try:
+        _wait_for_runs(server, 1)
+    finally:
+        server.stop()
+    lease = w.standin.leases[("imggate", "imggate-cluster-audit")]
+    assert lease["spec"]["leaseDurationSeconds"] == 5400  # 1.5 intervals
+    assert len(w.standin.lease_writes) > before
+
+
+def test_audit_lease_is_checked(tmp_path: Path) -> None:
+    from imggate.admission.background_audit import parse_lease
+
+    assert parse_lease("imggate/imggate-cluster-audit") == ("imggate", "imggate-cluster-audit")
+    for bad in ("imggate", "Imggate/x", "a/b/c", "/x", "a/", "a/-x"):
+        with pytest.raises(UsageError, match="--audit-lease"):
+            parse_lease(bad)

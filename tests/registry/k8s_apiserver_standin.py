@@ -29,6 +29,11 @@ For ``imggate audit --cluster`` it also answers, as kube-apiserver does:
   tests/fixtures/k8s/kyverno-policyreport-v1alpha2.schema.json): 422 when it does not
   validate, and a field the CRD does not define is refused too (the API server would
   prune it silently: a report that loses fields must fail here).
+
+For ``imggate serve --audit-lease`` it keeps ``coordination.k8s.io/v1`` Leases: ``GET``
+(404 when absent), ``POST`` to create (409 when it exists), ``PUT`` to replace, refused
+with 409 unless ``metadata.resourceVersion`` is the stored one (optimistic concurrency,
+as the API server does); ``leases`` holds them, ``lease_writes`` counts the writes.
 """
 
 from __future__ import annotations
@@ -75,6 +80,14 @@ def _cert(subject: str, issuer_key: ec.EllipticCurvePrivateKey | None,
     return key, builder.sign(issuer_key or key, hashes.SHA256())
 
 
+def _lease_path(parts: list[str]) -> tuple[str, str | None] | None:
+    """``(namespace, name|None)`` of a ``/apis/coordination.k8s.io/v1/.../leases`` path."""
+    if len(parts) in (6, 7) and parts[:4] == ["apis", "coordination.k8s.io", "v1",
+                                              "namespaces"] and parts[5] == "leases":
+        return parts[4], parts[6] if len(parts) == 7 else None
+    return None
+
+
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": message, "reason": reason, "code": code}
@@ -97,6 +110,8 @@ class KubeApiStandIn:
         self.refuse_lists = False
         self.reports: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.applies: list[tuple[str, str, str]] = []
+        self.leases: dict[tuple[str, str], dict[str, Any]] = {}
+        self.lease_writes: list[tuple[str, str, str]] = []
         self._version = itertools.count(1000)
         self._lock = threading.Lock()
         workdir.mkdir(parents=True, exist_ok=True)
@@ -126,6 +141,25 @@ class KubeApiStandIn:
                 standin.requests.append(self.path)
                 code, body = standin.answer(self.path, self.headers.get("Authorization"))
                 data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                self._write("POST")
+
+            def do_PUT(self) -> None:
+                self._write("PUT")
+
+            def _write(self, method: str) -> None:
+                standin.requests.append(f"{method} {self.path}")
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                code, answer = standin.write_lease(method, self.path,
+                                                   self.headers.get("Authorization"), body)
+                data = json.dumps(answer).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -325,6 +359,14 @@ class KubeApiStandIn:
         where = self._report_path(parts)
         if where is not None:
             return self._get_reports(where, query)
+        lease = _lease_path(parts)
+        if lease is not None and lease[1] is not None:
+            with self._lock:
+                found = self.leases.get((lease[0], lease[1]))
+            if found is None:
+                return 404, _status(404, "NotFound", f'leases.coordination.k8s.io "{lease[1]}" '
+                                                     "not found")
+            return 200, found
         if len(parts) != 6 or parts[:3] != ["api", "v1", "namespaces"] or parts[4] not in _KINDS:
             return 404, _status(404, "NotFound", "the server could not find the requested "
                                                  "resource")
@@ -338,6 +380,49 @@ class KubeApiStandIn:
         if key not in self.objects:
             return 404, _status(404, "NotFound", f'{parts[4]} "{parts[5]}" not found')
         return 200, self.objects[key]
+
+    def write_lease(self, method: str, path: str, authorization: str | None, body: bytes
+                    ) -> tuple[int, dict[str, Any]]:
+        """``POST`` (create) or ``PUT`` (replace) of a Lease, as kube-apiserver answers."""
+        import urllib.parse
+
+        if authorization != f"Bearer {self.token}":
+            return 401, _status(401, "Unauthorized", "Unauthorized")
+        where = _lease_path(urllib.parse.urlsplit(path).path.strip("/").split("/"))
+        if where is None or (method == "PUT") != (where[1] is not None):
+            return 404, _status(404, "NotFound", "the server could not find the requested "
+                                                 "resource")
+        try:
+            obj = json.loads(body)
+            name = obj["metadata"]["name"]
+        except (ValueError, KeyError, TypeError):
+            return 400, _status(400, "BadRequest", "the body is not a Lease")
+        if obj.get("kind") != "Lease" or obj.get("apiVersion") != "coordination.k8s.io/v1" \
+                or (where[1] is not None and name != where[1]):
+            return 400, _status(400, "BadRequest", "the body is not this Lease")
+        key = (where[0], name)
+        with self._lock:
+            stored = self.leases.get(key)
+            if method == "POST" and stored is not None:
+                return 409, _status(409, "AlreadyExists",
+                                    f'leases.coordination.k8s.io "{name}" already exists')
+            if method == "PUT":
+                if stored is None:
+                    return 404, _status(404, "NotFound",
+                                        f'leases.coordination.k8s.io "{name}" not found')
+                if obj["metadata"].get("resourceVersion") != \
+                        stored["metadata"]["resourceVersion"]:
+                    return 409, _status(409, "Conflict", "Operation cannot be fulfilled on "
+                                        f'leases.coordination.k8s.io "{name}": the object has '
+                                        "been modified; please apply your changes to the "
+                                        "latest version and try again")
+            obj["metadata"]["namespace"] = where[0]
+            obj["metadata"]["resourceVersion"] = str(next(self._version))
+            obj["metadata"].setdefault("uid", (stored or {}).get("metadata", {}).get(
+                "uid", str(uuid.uuid4())))
+            self.leases[key] = obj
+            self.lease_writes.append((method, where[0], name))
+        return (201 if method == "POST" else 200), obj
 
     def service_account_dir(self, path: Path, namespace: str = "imggate") -> Path:
         """What the kubelet mounts at /var/run/secrets/kubernetes.io/serviceaccount."""

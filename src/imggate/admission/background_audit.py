@@ -19,9 +19,10 @@ the loop only waits for the child and reads its small summary file.
 (``audit --cluster --cache``, the same ``--cache-key-file``): what the webhook judged is
 not asked of the registry again, and what the audit judged answers the next review.
 
-**One replica**: with ``--cache`` the replicas elect one with a Redis lock
-(``SET imggate:cluster-audit:leader <token> NX PX``, renewed by its holder);
-without it every replica audits (run one replica, or give them Redis).
+**One replica**: with ``--audit-lease NAMESPACE/NAME`` the replicas elect one with a
+``coordination.k8s.io/v1`` Lease, as Kubernetes controllers do (:class:`LeaseLeader`);
+else, with ``--cache``, with a Redis lock (``SET imggate:cluster-audit:leader <token> NX
+PX``, renewed by its holder); without either every replica audits (run one replica).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class AuditSchedule:
     #: (the URL goes to the child in its environment: it may hold a password).
     cache_url: str | None = None
     cache_key_file: str | None = None
+    #: ``--audit-lease NAMESPACE/NAME``: the replicas elect the auditor with this Lease.
+    lease: tuple[str, str] | None = None
     #: How often the loop looks whether an audit is due (or the rules were reloaded).
     poll: float = 5.0
 
@@ -133,6 +136,91 @@ class RedisLeader:
     async def aclose(self) -> None:
         """Close the Redis connection."""
         await self._redis.aclose()
+
+
+class LeaseLeader:
+    """A ``coordination.k8s.io/v1`` Lease, as client-go's leader election keeps one.
+
+    The holder renews ``renewTime`` each time it asks; another replica takes the lease
+    over only once ``renewTime + leaseDurationSeconds`` has passed. Every write is a
+    create or a replace of the version read, so two replicas racing for it cannot both
+    win (the API server answers the second 409). Any error is "not the leader": better
+    no audit than two.
+    """
+
+    def __init__(self, namespace: str, name: str, client: Any, identity: str | None = None
+                 ) -> None:
+        import socket
+
+        self.namespace = namespace
+        self.name = name
+        self._client = client
+        self.identity = identity or f"{socket.gethostname()[:200]}_{secrets.token_hex(4)}"
+
+    async def acquire(self, ttl: float) -> bool:
+        """Whether this replica holds the lease for the next ``ttl`` seconds."""
+        from datetime import UTC, datetime, timedelta
+
+        import httpx2
+        from lightkube import ApiError
+        from lightkube.models.coordination_v1 import LeaseSpec
+        from lightkube.models.meta_v1 import ObjectMeta
+        from lightkube.resources.coordination_v1 import Lease
+
+        now = datetime.now(UTC)
+        seconds = max(int(ttl), 1)
+        try:
+            try:
+                lease = await self._client.get(Lease, self.name, namespace=self.namespace)
+            except ApiError as e:
+                if e.status is None or e.status.code != 404:
+                    raise
+                await self._client.create(Lease(
+                    metadata=ObjectMeta(name=self.name, namespace=self.namespace),
+                    spec=LeaseSpec(holderIdentity=self.identity, leaseDurationSeconds=seconds,
+                                   acquireTime=now, renewTime=now, leaseTransitions=0)))
+                return True
+            spec = lease.spec or LeaseSpec()
+            held_by = spec.holderIdentity
+            renewed = spec.renewTime or spec.acquireTime
+            if held_by and held_by != self.identity and renewed is not None \
+                    and spec.leaseDurationSeconds \
+                    and renewed + timedelta(seconds=spec.leaseDurationSeconds) > now:
+                return False  # another replica holds it and keeps renewing
+            if held_by != self.identity:
+                spec.acquireTime = now
+                spec.leaseTransitions = (spec.leaseTransitions or 0) + (1 if held_by else 0)
+            spec.holderIdentity = self.identity
+            spec.renewTime = now
+            spec.leaseDurationSeconds = seconds
+            lease.spec = spec
+            await self._client.replace(lease)  # of the version read: 409 if it moved
+            return True
+        except (ApiError, httpx2.HTTPError) as e:
+            code = e.status.code if isinstance(e, ApiError) and e.status is not None else None
+            if code != 409:  # 409: another replica won the race, nothing to say
+                log.warning("cluster audit: lease %s/%s not taken (%s): not auditing",
+                            self.namespace, self.name,
+                            f"HTTP {code}" if code else type(e).__name__)
+            return False
+
+    async def aclose(self) -> None:
+        """Close the API connection."""
+        await self._client.close()
+
+
+def parse_lease(text: str) -> tuple[str, str]:
+    """``--audit-lease NAMESPACE/NAME``."""
+    import re
+
+    from imggate.errors import UsageError
+
+    name = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+    m = re.fullmatch(rf"({name})/({name}(?:\.{name})*)", text)
+    if not m or len(text) > 317:
+        raise UsageError(f"--audit-lease {text[:80]!r}: expected NAMESPACE/NAME, e.g. "
+                         "imggate/imggate-cluster-audit")
+    return m.group(1), m.group(3)
 
 
 class RunningGauges:

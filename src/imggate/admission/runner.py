@@ -233,14 +233,24 @@ def run(app: AdmissionApp, listen: Listen, audit: AuditSchedule | None = None) -
         auditor = None
         if audit is not None:
             from imggate.admission.background_audit import (
+                Leader,
+                LeaseLeader,
                 RedisLeader,
                 RunningGauges,
                 SoleLeader,
                 audit_loop,
             )
 
-            leader = RedisLeader(app.options.cache_url) if app.options.cache_url \
-                else SoleLeader()
+            leader: Leader
+            if audit.lease is not None:
+                from imggate.audit.pods import KubeSource, open_client
+
+                leader = LeaseLeader(*audit.lease, open_client(KubeSource(
+                    service_account_dir=app.options.service_account_dir)))
+            elif app.options.cache_url:
+                leader = RedisLeader(app.options.cache_url)
+            else:
+                leader = SoleLeader()
             auditor = asyncio.create_task(audit_loop(
                 audit, RunningGauges(app.metrics.registry), leader,
                 lambda: app.store.current.hash if app.store.current is not None else None))

@@ -92,6 +92,11 @@ def serve(
                               "after each rules reload) in one replica (a Redis lock with "
                               "--cache), exporting imggate_running_images and "
                               "imggate_running_violations on /metrics.")] = None,
+    audit_lease: Annotated[str | None, typer.Option(
+        "--audit-lease", help="With --audit-every: elect the replica that audits with this "
+                              "coordination.k8s.io Lease, NAMESPACE/NAME (get, create and "
+                              "update on leases; default: a Redis lock with --cache, else "
+                              "every replica audits).")] = None,
 ) -> int:
     """Serve the admission webhooks over TLS: /validate, /mutate, /healthz, /readyz, /metrics."""
     from imggate.admission.cache import CacheTimes
@@ -169,15 +174,18 @@ def serve(
         pull_secrets=wanted(pull_secrets, service_account_dir=account_dir),
         service_account_dir=account_dir)
     schedule = None
+    if audit_lease is not None and audit_every is None:
+        raise UsageError("--audit-lease elects the replica that runs --audit-every: give both")
     if audit_every is not None:
-        from imggate.admission.background_audit import AuditSchedule, parse_every
+        from imggate.admission.background_audit import AuditSchedule, parse_every, parse_lease
 
         every = parse_every(audit_every)
         schedule = AuditSchedule(every, rules=location.path, env=env,
                                  registry_auth_file=registry_auth_file,
                                  poll=min(5.0, every / 2), cache_url=cache,
                                  cache_key_file=str(Path(cache_key_file).resolve())
-                                 if cache_key_file else None)
+                                 if cache_key_file else None,
+                                 lease=parse_lease(audit_lease) if audit_lease else None)
     run_server(options, Listen(host, port, Path(tls_cert), Path(tls_key),
                                client_ca=Path(client_ca) if client_ca else None), schedule)
     return 0
