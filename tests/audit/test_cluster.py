@@ -398,8 +398,9 @@ def test_the_cluster_page_has_a_section_per_namespace_worst_first(world: tuple) 
 def test_the_cluster_page_escapes_what_the_cluster_says(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from imggate.audit.cluster import ClusterResult, ContainerResult, ContainerResults
+    from imggate.audit.cluster import ClusterResult, ContainerResult
     from imggate.audit.cluster_html import render
+    from imggate.audit.cluster_results import ContainerResults
     from imggate.audit.pods import ContainerRow
     from imggate.models import Decision, ImageVerdict, Verdict
 

@@ -3,7 +3,8 @@
 The steps:
 
 1. **Read** every pod (or those of ``--namespace``) through the API a page at a
-   time (:mod:`imggate.audit.pods`), keeping one small row per container.
+   time (:mod:`imggate.audit.pods`), each container written to a spool on disk
+   (:mod:`imggate.audit.spool`) and only the distinct references kept in memory.
 2. **Map** each namespace to its environment exactly as the webhook does
    (:meth:`~imggate.admission.policies.PolicySet.env_for_namespace`: exempt,
    ``namespaces.map``, names and aliases, then ``--env``; else *unmapped*,
@@ -26,7 +27,8 @@ The steps:
 
 Nothing is dropped: a container whose image cannot be checked carries an
 ``error`` verdict; one whose reference does not parse too. The
-result is one :class:`ContainerResult` per container, and a combined
+result is one :class:`ContainerResult` per container, made again from the spool a
+namespace at a time (:mod:`imggate.audit.cluster_results`), and a combined
 :class:`~imggate.models.Verdict` of the distinct images for the usual reports.
 """
 
@@ -36,7 +38,7 @@ import asyncio
 import dataclasses
 import functools
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from sys import intern
@@ -69,6 +71,7 @@ from imggate.registry.pod_secrets import PodPullSecrets
 if TYPE_CHECKING:
     from imggate.admission.policies import PolicySet
     from imggate.audit.cluster_judge import Combo
+    from imggate.audit.cluster_results import ContainerResults
 
 #: The rule of the namespace decision (an exempt or unmapped namespace), as ``check -f``.
 NAMESPACE_RULE = "namespace"
@@ -243,7 +246,7 @@ def _naming(image: str, running: str | None
 
 
 @functools.lru_cache(maxsize=16384)
-def _text(ref: ImageRef) -> str:
+def text_of(ref: ImageRef) -> str:
     """``str(ref)``, made once per distinct reference and shared."""
     return intern(str(ref))
 
@@ -268,7 +271,7 @@ def plan_row(policies: PolicySet, row: ContainerRow) -> _Planned:
     return _Planned(row, mapping.env, mapping.by, judged, drift=drift, spec=spec)
 
 
-def _fixed_verdict(p: _Planned) -> ImageVerdict:
+def fixed_verdict(p: _Planned) -> ImageVerdict:
     """The verdict of a container the gate does not judge: exempt, unmapped or unreadable."""
     from imggate.policy.decision import decide
 
@@ -287,73 +290,9 @@ def _fixed_verdict(p: _Planned) -> ImageVerdict:
                         rules=(rule,))
 
 
-def _gated(p: _Planned) -> bool:
+def gated(p: _Planned) -> bool:
+    """Whether the gate judges ``p``'s image (not exempt, mapped, readable, credentials read)."""
     return p.judged is not None and p.why is None and p.env not in (EXEMPT_ENV, UNMAPPED_ENV)
-
-
-class ContainerResults:
-    """Every container's result, made when asked for, a namespace at a time.
-
-    Each container is one record in a :class:`~imggate.audit.spool.ContainerSpool` (its
-    row, and why its pull secrets could not be read); its :class:`ContainerResult` is made
-    again from it on each pass, with the verdicts of the distinct images, which alone stay
-    in memory. :meth:`listed` keeps results in memory instead (a handful, in tests).
-    """
-
-    def __init__(self, make: Callable[[list[Any]], ContainerResult] | None = None,
-                 spool: ContainerSpool | None = None,
-                 listed: Mapping[str, Sequence[ContainerResult]] | None = None) -> None:
-        self._make = make
-        self._spool = spool
-        self._listed = listed or {}
-
-    @classmethod
-    def listed(cls, results: Iterable[ContainerResult]) -> ContainerResults:
-        """Results held in memory, grouped by namespace."""
-        by_ns: dict[str, list[ContainerResult]] = {}
-        for r in results:
-            by_ns.setdefault(r.row.namespace, []).append(r)
-        return cls(listed=by_ns)
-
-    def namespaces(self) -> list[str]:
-        """The namespaces with a container, in the order read."""
-        return self._spool.namespaces() if self._spool is not None else list(self._listed)
-
-    def in_namespace(self, namespace: str) -> Iterator[ContainerResult]:
-        """The containers of ``namespace``, in the order read."""
-        if self._spool is None:
-            yield from self._listed.get(namespace, ())
-            return
-        assert self._make is not None
-        for record in self._spool.records(namespace):
-            yield self._make(record)
-
-    def __iter__(self) -> Iterator[ContainerResult]:
-        for ns in self.namespaces():
-            yield from self.in_namespace(ns)
-
-    def __len__(self) -> int:
-        if self._spool is not None:
-            return len(self._spool)
-        return sum(map(len, self._listed.values()))
-
-    def close(self) -> None:
-        """Remove the spool."""
-        if self._spool is not None:
-            self._spool.close()
-
-
-def _record(row: ContainerRow, why: str | None) -> list[Any]:
-    return [row.namespace, row.pod, row.uid, row.container, row.kind, row.image, row.running,
-            row.note, list(row.pull_secrets), row.account, why]
-
-
-def _row(record: list[Any]) -> tuple[ContainerRow, str | None]:
-    ns, pod, uid, container, kind, image, running, note, pulls, account, why = record
-    # One copy of each repeated string, as pod_rows keeps them.
-    return ContainerRow(intern(ns), pod, uid, intern(container), kind, intern(image),
-                        intern(running) if running else None, note,
-                        tuple(map(intern, pulls)), intern(account)), why
 
 
 @dataclass(slots=True)
@@ -398,6 +337,7 @@ class _PullCredentials:
 
 async def _read(req: ClusterRequest, client: Any, progress: Progress) -> _Reading:
     """Every pod, a page at a time: each container spooled, each distinct reference kept."""
+    from imggate.audit.cluster_results import record
     from imggate.audit.pods import list_pods
 
     reading = _Reading(ContainerSpool())
@@ -411,15 +351,15 @@ async def _read(req: ClusterRequest, client: Any, progress: Progress) -> _Readin
                 last = (row.namespace, row.pod)
             reading.namespaces.setdefault(row.namespace)
             p = plan_row(req.policies, row)
-            if pulls is not None and _gated(p):
+            if pulls is not None and gated(p):
                 p = await pulls.of(p, reading.credentials)
             reading.envs.setdefault(p.env)
-            if _gated(p):
+            if gated(p):
                 assert p.judged is not None
                 spec = p.spec or p.judged
-                reading.combos.setdefault((p.env, _text(spec), _text(p.judged)),
+                reading.combos.setdefault((p.env, text_of(spec), text_of(p.judged)),
                                           (spec, p.judged, p.creds))
-            reading.spool.add(row.namespace, _record(row, p.why))
+            reading.spool.add(row.namespace, record(row, p.why))
         progress("list", reading.pods, reading.pods)
     # Namespaces asked for by name get a report even when no pod runs there (it empties).
     for ns in req.namespaces:
@@ -427,48 +367,9 @@ async def _read(req: ClusterRequest, client: Any, progress: Progress) -> _Readin
     return reading
 
 
-class _Results:
-    """Makes each container's result from its record, and keeps the distinct verdicts
-    (the images judged, and the fixed verdicts of containers not judged) for the reports."""
-
-    def __init__(self, policies: PolicySet, judged: Mapping[Combo, ImageVerdict]) -> None:
-        self._policies = policies
-        self._judged = judged
-        self.distinct: dict[tuple[str, str], ImageVerdict] = {}
-        for (env, spec_text, text), iv in judged.items():
-            # The same image run under another spec (a tag, a digest) has its own verdict.
-            self.distinct[(env, text) if (env, text) not in self.distinct else
-                          (env, f"{spec_text} running {text}")] = iv
-        self.drifted: dict[tuple[str, str, str], ImageVerdict] = {}
-
-    def make(self, record: list[Any]) -> ContainerResult:
-        """The result of one spooled container."""
-        from imggate.policy.decision import decide
-
-        row, why = _row(record)
-        p = plan_row(self._policies, row)
-        if why is not None:
-            p = dataclasses.replace(p, why=why)
-        text = _text(p.judged) if p.judged is not None else p.row.image
-        spec = _text(p.spec) if p.spec is not None else text
-        found = self._judged.get((p.env, spec, text)) if _gated(p) else None
-        if found is not None:
-            iv = found
-        else:
-            # One verdict per distinct image and reason, however many pods share it.
-            key = (p.env, text if p.why is None else f"{text}: {p.why}")
-            iv = self.distinct.get(key) or self.distinct.setdefault(key, _fixed_verdict(p))
-        if p.drift is not None:
-            drift_key = (p.env, p.row.image, p.row.running or "")
-            if drift_key not in self.drifted:
-                self.drifted[drift_key] = ImageVerdict(
-                    reference=f"{p.row.image} running {p.row.running}", env=p.env,
-                    decision=decide([p.drift]), rules=(p.drift,))
-        return ContainerResult(p.row, p.env, p.mapped_by, text, iv, p.drift)
-
-
 async def _audit(req: ClusterRequest, progress: Progress) -> ClusterResult:
     from imggate.audit.cluster_judge import judge
+    from imggate.audit.cluster_results import ContainerResults, Results
     from imggate.audit.pods import open_client
 
     client = open_client(req.source)
@@ -486,7 +387,7 @@ async def _audit(req: ClusterRequest, progress: Progress) -> ClusterResult:
         finally:
             if cache is not None:
                 await cache.close()
-        made = _Results(req.policies, judged)
+        made = Results(req.policies, judged)
         results = ContainerResults(made.make, reading.spool)
         # One pass makes every fixed verdict and counts the decisions; later passes (the
         # reports) make the same results again from the spool.
