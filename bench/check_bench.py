@@ -6,8 +6,8 @@ cosign binary). Then, in the same run:
 
 1. one image, a 10,000-finding Trivy report bound to it (built from the real
    entries of ``tests/fixtures/trivy``), signature verification, every
-   output written: wall time of ``imggate check`` as a process (target <= 1 s);
-   peer: ``imggate resolve`` of the same image, the floor of any check;
+   output written: wall time of ``imggate check`` as a process; peer: ``imggate
+   resolve`` of the same image, the floor of any check (target, issue 22: <= 2x);
 2. 100 images checked in one call versus 100 calls of one image each.
 
     python bench/check_bench.py [--images 100] [--findings 10000]
@@ -41,7 +41,7 @@ from signatures.cosign_format_signer import (  # noqa: E402
 )
 from signatures.inmemory import InMemoryRepository  # noqa: E402
 
-TARGET_ONE = 1.0
+TARGET_TO_RESOLVE = 2.0
 
 
 def imggate() -> list[str]:
@@ -129,11 +129,13 @@ def main() -> int:
             registry.stop()
     load = Path("/proc/loadavg").read_text().split()[0]
     print(f"{os.cpu_count()} CPUs, load average {load}")
-    print(f"check 1 image, {args.findings} findings, signature, all outputs: {one:.3f} s "
-          f"(target <= {TARGET_ONE:.0f} s: {'met' if one <= TARGET_ONE else 'MISSED'}); "
+    print(f"check 1 image, {args.findings} findings, signature, all outputs: {one:.3f} s, "
           f"CPU {one_cpu:.3f} s")
     print(f"  peer: imggate resolve of the same image: {floor:.3f} s, CPU {floor_cpu:.3f} s; "
           f"outputs: {written}")
+    ratio = one / floor
+    print(f"  check / resolve: {ratio:.2f}x (target <= {TARGET_TO_RESOLVE:g}x: "
+          f"{'met' if ratio <= TARGET_TO_RESOLVE else 'MISSED'})")
     print(f"check {len(refs)} signed images in one call: {batch:.3f} s "
           f"({batch / len(refs) * 1000:.1f} ms/image)")
     print(f"check {len(refs)} signed images in {len(refs)} calls: {singles:.3f} s "

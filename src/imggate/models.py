@@ -185,7 +185,8 @@ class Severity(str, Enum):
     @property
     def rank(self) -> int:
         """Ordering for thresholds: Critical 5 ... Info 1, Unknown 0."""
-        return _SEVERITY_RANK[self]
+        # By value: an Enum member's hash is a Python call (asked per finding, 10,000s).
+        return _SEVERITY_RANK[self._value_]
 
     @classmethod
     def parse(cls, text: str) -> Severity:
@@ -197,8 +198,8 @@ class Severity(str, Enum):
 
 
 _SEVERITY_RANK = {
-    Severity.CRITICAL: 5, Severity.HIGH: 4, Severity.MEDIUM: 3,
-    Severity.LOW: 2, Severity.INFO: 1, Severity.UNKNOWN: 0,
+    Severity.CRITICAL.value: 5, Severity.HIGH.value: 4, Severity.MEDIUM.value: 3,
+    Severity.LOW.value: 2, Severity.INFO.value: 1, Severity.UNKNOWN.value: 0,
 }
 _SEVERITY_ALIASES = {
     "critical": Severity.CRITICAL, "high": Severity.HIGH, "medium": Severity.MEDIUM,
