@@ -46,13 +46,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from audit_bench import _requests, _with_access_log
-
 from admission.serve_harness import RedisServer, review, start_redis, start_serve
 from audit.audit_repository import build
 from audit.cluster_world import pod
 from registry.k8s_apiserver_standin import KubeApiStandIn
-from registry_harness import Registry, require_binaries, start_registry
+from registry_harness import Registry, registry_requests, require_binaries, start_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = """\
@@ -148,7 +146,7 @@ def main() -> int:
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        reg = _with_access_log(start_registry(work / "registry", auth="none"))
+        reg = start_registry(work / "registry", auth="none", access_log=True)
         try:
             t0 = time.perf_counter()
             pushed = build(reg.url, "bench/running", n_tags=args.digests,
@@ -191,7 +189,7 @@ def main() -> int:
                                     f"({took:.0f} s)")
                         out = work / f"out-{size}-{run}"
                         pages = len(standin.page_sizes)
-                        start, before = _log_lines(reg), _requests(reg)
+                        start, before = _log_lines(reg), registry_requests(reg)
                         secs, rss, proc = _run([
                             sys.executable, "-c", _RSS_WRAPPER, "audit", "--cluster",
                             "--kubeconfig", str(kubeconfig), "--rules", str(rules),
@@ -209,7 +207,7 @@ def main() -> int:
                                              "reports")
                         resolutions = _manifest_requests(reg, set(digests), start)
                         signatures = _signature_lookups(reg, set(digests), start)
-                        total = _requests(reg) - before
+                        total = registry_requests(reg) - before
                         hits = doc["verdict_cache"]["hits"]
                         label = f"audit --cluster {run}, {size} pods / {len(used)} digests"
                         print(f"{label:46} {secs:7.2f}s {size / secs:7.0f} "
@@ -222,7 +220,7 @@ def main() -> int:
             finally:
                 redis.stop()
             sample = ordered[:args.peer_sample]
-            start, before = _log_lines(reg), _requests(reg)
+            start, before = _log_lines(reg), registry_requests(reg)
             t0 = time.perf_counter()
             rss_peer = 0
             for d in sample:
@@ -236,7 +234,7 @@ def main() -> int:
             time.sleep(0.5)
             per = peer_s / len(sample)
             resolutions = _manifest_requests(reg, set(digests), start)
-            total = _requests(reg) - before
+            total = registry_requests(reg) - before
             label = f"peer: imggate check per digest (x{len(sample)})"
             print(f"{label:44} {per:7.2f}s/digest; {resolutions / len(sample):.2f} "
                   f"resolutions/digest, {total / len(sample):.2f} requests/digest, peak RSS "

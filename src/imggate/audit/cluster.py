@@ -337,10 +337,20 @@ class _PullCredentials:
 
 async def _read(req: ClusterRequest, client: Any, progress: Progress) -> _Reading:
     """Every pod, a page at a time: each container spooled, each distinct reference kept."""
+    reading = _Reading(ContainerSpool())
+    try:
+        await _read_into(req, client, progress, reading)
+    except BaseException:
+        reading.spool.close()
+        raise
+    return reading
+
+
+async def _read_into(req: ClusterRequest, client: Any, progress: Progress,
+                     reading: _Reading) -> None:
     from imggate.audit.cluster_results import record
     from imggate.audit.pods import list_pods
 
-    reading = _Reading(ContainerSpool())
     last: tuple[str, str] | None = None
     pulls = _PullCredentials(client) if req.pull_secrets else None
     async for page in list_pods(client, req.namespaces, page=req.page):
@@ -364,7 +374,6 @@ async def _read(req: ClusterRequest, client: Any, progress: Progress) -> _Readin
     # Namespaces asked for by name get a report even when no pod runs there (it empties).
     for ns in req.namespaces:
         reading.namespaces.setdefault(ns)
-    return reading
 
 
 async def _audit(req: ClusterRequest, progress: Progress) -> ClusterResult:
@@ -377,6 +386,7 @@ async def _audit(req: ClusterRequest, progress: Progress) -> ClusterResult:
         reading = await _read(req, client, progress)
     finally:
         await client.close()
+    # From here the spool is the result's (ClusterResult.close), or closed below on error.
     try:
         cache = None
         if req.cache is not None:
