@@ -264,7 +264,11 @@ def test_fast_path_builds_the_same_finding_as_the_checked_path() -> None:
 
 _odd_values = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5),
                         st.just(""), st.just(" "), st.just("x" * 9000), st.lists(st.text(max_size=3),
-                        max_size=2), st.dictionaries(st.sampled_from(["PURL", "Digest", "DiffID",
+                        max_size=2),
+                        # lists whose items are long, or long only together, or not all text
+                        st.lists(st.sampled_from(["x" * 9000, "y" * 5000, "z" * 1000, "w"]),
+                                 max_size=3),
+                        st.lists(st.one_of(st.text(max_size=3), st.integers()), max_size=3), st.dictionaries(st.sampled_from(["PURL", "Digest", "DiffID",
                         "nvd", "V3Score"]), st.one_of(st.none(), st.text(max_size=3),
                         st.integers(-1, 11), st.dictionaries(st.just("V3Score"),
                         st.integers(-1, 11))), max_size=2))

@@ -96,6 +96,21 @@ def _cvss(d: dict[str, Any]) -> tuple[Cvss, ...]:
     return tuple(out)
 
 
+def _strings_within(items: list[Any], limit: int) -> bool:
+    """Whether every item of ``items`` is a string of at most ``limit`` characters.
+
+    Hot path (twice per finding): ``str.join`` checks every item's type in C, and
+    when the joined length is within ``limit`` so is every item's; only a long list
+    is measured item by item (~1.2 -> 0.2 us for a finding's references).
+    """
+    try:
+        if len("".join(items)) <= limit:
+            return True
+    except TypeError:
+        return False
+    return max(map(len, items)) <= limit
+
+
 def _fast_finding(v: dict[str, Any], package_type: str | None) -> Finding | None:
     """The finding for a well-formed entry, or ``None`` to take :func:`_checked_finding`.
 
@@ -128,9 +143,7 @@ def _fast_finding(v: dict[str, Any], package_type: str | None) -> Finding | None
     vendor_ids = [] if vendor_ids is None else vendor_ids
     ident, layer_obj, cvss_obj = get("PkgIdentifier"), get("Layer"), get("CVSS")
     if (type(refs) is not list or type(vendor_ids) is not list
-            or (refs and (set(map(type, refs)) != {str} or max(map(len, refs)) > 8192))
-            or (vendor_ids and (set(map(type, vendor_ids)) != {str}
-                                or max(map(len, vendor_ids)) > 1024))):
+            or not _strings_within(refs, 8192) or not _strings_within(vendor_ids, 1024)):
         return None
     purl = layer = None
     if ident is not None:
