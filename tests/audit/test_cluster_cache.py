@@ -258,6 +258,29 @@ def test_a_hit_reports_what_a_fresh_run_reports(story: Story) -> None:
     assert results(s.warm_reports) == results(s.fresh_reports)
 
 
+def test_verdicts_made_with_weaker_verification_are_never_shared(story: Story) -> None:
+    """--insecure-ignore-tlog is part of the key: what the audit judged that way is no hit
+    for a door verifying the transparency log (the webhook here), nor the other way."""
+    s = story
+    s_env = {"kubeconfig": s.world.work / "kubeconfig", "rules": s.rules,
+             "key_file": s.key_file, "redis": s.redis}
+    # Redis holds the --fresh run's entries, made verifying the log: no hits with the flag.
+    flagged = _audit(s_env, s.world.work / "tlog-1", "--insecure-ignore-tlog")
+    assert flagged.code == 1, flagged.output
+    cache = _cluster_doc(s, "tlog-1")["verdict_cache"]
+    assert cache["hits"] == 0 and cache["written"] >= 3, cache
+    # Only the flagged run's entries left: no hits without the flag, hits with it.
+    with redis.Redis.from_url(s.redis.url) as raw:
+        for key in raw.scan_iter("imggate:v2:verdict:*"):
+            raw.delete(key)
+    for run, flags, hit in (("tlog-2", ["--insecure-ignore-tlog"], False),
+                            ("tlog-3", [], False), ("tlog-4", ["--insecure-ignore-tlog"], True)):
+        result = _audit(s_env, s.world.work / run, *flags)
+        assert result.code == 1, result.output
+        cache = _cluster_doc(s, run)["verdict_cache"]
+        assert (cache["hits"] >= 3) if hit else (cache["hits"] == 0), (run, cache)
+
+
 def test_cache_flags_are_checked(tmp_path: Path) -> None:
     cases = [
         (["--cluster", "--cache", "redis://127.0.0.1:1/0"], "--cache-key-file"),

@@ -36,6 +36,7 @@ from admission.serve_harness import (
 from imggate.admission.cache import CachedVerdict, tag_key, tag_payload, verdict_key
 from imggate.admission.judge import served_trust
 from imggate.admission.seal import CacheKeys
+from imggate.gate import SignatureOptions
 from registry_harness import MissingComponentError, Registry, missing_component
 from siege.memory import RSS_LIMIT_MB, RssSampler
 from signatures.cosign_format_signer import CosignFormatSigner, make_image, push_repository
@@ -102,7 +103,9 @@ def target(tmp_path_factory: pytest.TempPathFactory, anon_registry: Registry) ->
     try:
         found = re.search(r"rules loaded from .* \(hash (\w+)\)", server.log_text())
         assert found, server.log_text()
-        yield Target(server, raw, anon_registry, found.group(1), served_trust(None),
+        # The key's trust part: the production root, verified with --insecure-ignore-tlog.
+        trust = served_trust(None, SignatureOptions(ignore_tlog=True))
+        yield Target(server, raw, anon_registry, found.group(1), trust,
                      f"{anon_registry.host}/siege-cache/signed",
                      digests["siege-cache/signed"],
                      f"{anon_registry.host}/siege-cache/unsigned",

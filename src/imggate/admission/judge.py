@@ -130,10 +130,31 @@ class JudgeSettings:
     root: object | None = None
 
 
-def served_trust(root: object | None) -> str:
+def served_trust(root: object | None, signatures: SignatureOptions | None = None) -> str:
     """:func:`trust_hash` of the roots the server was given, else of the production root
     that ships with the installed sigstore package (an upgrade that changes it changes
-    the key); ``""`` when neither can be read (then no keyless signature verifies)."""
+    the key); ``""`` when neither can be read (then no keyless signature verifies).
+
+    With ``signatures``, how they are verified and where they are looked up is part of it
+    too when it is not the default (``--insecure-ignore-tlog``, ``--signature-repository``
+    / ``COSIGN_REPOSITORY``): a verdict made under weaker or other verification is never a
+    hit for a door (a webhook replica, ``audit --cluster --cache``) that verifies otherwise.
+    """
+    base = _roots_trust(root)
+    how = []
+    if signatures is not None:
+        if signatures.ignore_tlog:
+            how.append("insecure-ignore-tlog")
+        if signatures.signature_repository:
+            how.append(f"signature-repository={signatures.signature_repository}")
+        if signatures.accept_platform_signatures:
+            how.append("accept-platform-signatures")
+    if not how:
+        return base
+    return trust_hash([base.encode(), *(h.encode() for h in how)])
+
+
+def _roots_trust(root: object | None) -> str:
     from imggate.errors import ConfigError
     from imggate.signatures.trustroot import production_trusted_root_path
 
@@ -194,7 +215,7 @@ class Judge:
         self._memo: dict[tuple[str, str, bool], ReferenceVerdict] = {}
         self._memo_hash = ""
         #: The trust roots' part of every verdict key (computed once: roots are read once).
-        self.trust = served_trust(self.settings.root)
+        self.trust = served_trust(self.settings.root, self.settings.signatures)
 
     def _by_reference(self, text: str, ref: ImageRef, policies: PolicySet, env: str,
                       mutate: bool) -> ReferenceVerdict:

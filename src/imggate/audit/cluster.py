@@ -390,7 +390,7 @@ async def _audit(req: ClusterRequest, progress: Progress) -> ClusterResult:
     try:
         cache = None
         if req.cache is not None:
-            cache = VerdictCache(req.cache, req.policies.hash)
+            cache = VerdictCache(req.cache, req.policies.hash, req.signatures)
         try:
             judged, resolutions = await judge(req, reading.combos, reading.credentials,
                                               progress, cache)

@@ -39,6 +39,7 @@ from imggate.admission.cache import (
     verdict_key,
 )
 from imggate.admission.seal import CacheKeys
+from imggate.gate import SignatureOptions
 from imggate.models import (
     Decision,
     ImageVerdict,
@@ -109,12 +110,15 @@ class VerdictCache:
     --cluster`` takes no ``--trusted-root``, so the production root shipped with sigstore
     (a webhook given ``serve --trusted-root`` shares nothing with it, by design)."""
 
-    def __init__(self, settings: SharedCache, rules_hash: str) -> None:
+    def __init__(self, settings: SharedCache, rules_hash: str,
+                 signatures: SignatureOptions | None = None) -> None:
         from imggate.admission.judge import served_trust
 
         self.settings = settings
         self.rules_hash = rules_hash
-        self.trust = served_trust(None)
+        # How signatures were verified is part of the key: --insecure-ignore-tlog's
+        # verdicts are never the webhook's, nor the webhook's ones made with it the audit's.
+        self.trust = served_trust(None, signatures)
         self._redis = RedisLayer.from_url(settings.url, settings.keys, timeout=REDIS_TIMEOUT)
         self.stats = CacheStats(self._redis.where, settings.fresh)
         self._cache = AdmissionCache(settings.times, self._redis, on_reject=self._refused)
