@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpcore
 import httpx
 import pytest
 
@@ -99,6 +100,38 @@ def test_concurrent_requests_open_at_most_the_per_host_share(anon_image: PushedI
     asyncio.run(main())
     # 120 requests, 4 at a time: 4 connections (and the probe's), reused across rounds.
     assert proxy.accepted <= 1 + limits.per_host
+
+
+def test_waves_of_requests_open_no_more_than_the_per_host_share(anon_image: PushedImage
+                                                                ) -> None:
+    # A connection given to a request that has not reached it yet is not given to another
+    # (which would fail, go round again and open a connection of its own).
+    # Each request costs the pool two passes over its connections (one to be given a
+    # connection, one when its response is closed), not a third and fourth for a retry.
+    proxy = CountingProxy(anon_image.registry.host)
+    per_host = RequestLimits().per_host
+    passes = 0
+
+    async def main() -> None:
+        nonlocal passes
+        async with proxy.running() as host, RegistryClient(RegistryOptions()) as client:
+            assert client.guard is not None and client.guard.pool is not None
+            pool = client.guard.pool
+            assign = pool._assign_requests_to_connections
+
+            def counted() -> list[httpcore.AsyncConnectionInterface]:
+                nonlocal passes
+                passes += 1
+                return assign()
+
+            pool._assign_requests_to_connections = counted  # type: ignore[method-assign]
+            repo = client.repository(host, anon_image.repository)
+            for _ in range(5):
+                await asyncio.gather(*(repo.resolve(anon_image.tag) for _ in range(64)))
+
+    asyncio.run(main())
+    assert proxy.accepted <= 1 + per_host
+    assert passes == 2 * 5 * 64
 
 
 def test_a_registry_cookie_is_never_sent_back() -> None:
