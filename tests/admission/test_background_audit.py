@@ -255,3 +255,16 @@ def test_audit_lease_is_checked(tmp_path: Path) -> None:
     for bad in ("imggate", "Imggate/x", "a/b/c", "/x", "a/", "a/-x"):
         with pytest.raises(UsageError, match="--audit-lease"):
             parse_lease(bad)
+
+
+def test_the_standin_refuses_a_lease_the_schema_would_not_keep() -> None:
+    """The schema check every Lease write passed can fail."""
+    from registry.k8s_apiserver_standin import lease_problem
+
+    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+             "metadata": {"name": "imggate-cluster-audit", "namespace": "imggate"},
+             "spec": {"holderIdentity": "a", "leaseDurationSeconds": 5,
+                      "renewTime": "2026-12-07T00:00:00.000000Z"}}
+    assert lease_problem(lease) is None
+    assert lease_problem({**lease, "spec": {"holder": "a"}}) is not None
+    assert lease_problem({**lease, "spec": {"leaseDurationSeconds": "5"}}) is not None

@@ -33,7 +33,9 @@ For ``imggate audit --cluster`` it also answers, as kube-apiserver does:
 For ``imggate serve --audit-lease`` it keeps ``coordination.k8s.io/v1`` Leases: ``GET``
 (404 when absent), ``POST`` to create (409 when it exists), ``PUT`` to replace, refused
 with 409 unless ``metadata.resourceVersion`` is the stored one (optimistic concurrency,
-as the API server does); ``leases`` holds them, ``lease_writes`` counts the writes.
+as the API server does); every Lease written is checked against Kubernetes' OpenAPI schema
+with kubernetes-validate (422 otherwise); ``leases`` holds them, ``lease_writes`` counts
+the writes.
 """
 
 from __future__ import annotations
@@ -400,6 +402,10 @@ class KubeApiStandIn:
         if obj.get("kind") != "Lease" or obj.get("apiVersion") != "coordination.k8s.io/v1" \
                 or (where[1] is not None and name != where[1]):
             return 400, _status(400, "BadRequest", "the body is not this Lease")
+        problem = lease_problem(obj)
+        if problem is not None:
+            return 422, _status(422, "Invalid", f"Lease.coordination.k8s.io {name!r} is "
+                                                f"invalid: {problem}")
         key = (where[0], name)
         with self._lock:
             stored = self.leases.get(key)
@@ -436,6 +442,18 @@ class KubeApiStandIn:
         """Shut the server down."""
         self._server.shutdown()
         self._server.server_close()
+
+
+def lease_problem(obj: dict[str, Any]) -> str | None:
+    """Why ``obj`` is not a Lease the API server's OpenAPI schema accepts (``None``: it is),
+    checked with kubernetes-validate, strictly (no field the schema does not name)."""
+    import kubernetes_validate
+
+    try:
+        kubernetes_validate.validate(obj, kubernetes_validate.latest_version(), strict=True)
+    except kubernetes_validate.ValidationError as e:
+        return str(e).splitlines()[0][:300]
+    return None
 
 
 def report_problem(obj: object) -> str | None:
