@@ -183,3 +183,26 @@ def test_the_collector_is_paused_for_start_up_only(monkeypatch: pytest.MonkeyPat
     # ... and a run that ends in start-up (a usage error) leaves it on for the caller.
     assert run_imggate(["convert", "--no-such-flag"]).code == 2
     assert gc.isenabled()
+
+
+def test_the_program_ends_with_everything_written(tmp_path: Path) -> None:
+    # `imggate` ends its process without the interpreter's teardown (issue 22): what it
+    # wrote to a pipe, however large, is all there, and its exit code is the command's.
+    import json
+
+    doc = json.loads((Path(__file__).parent / "fixtures" / "trivy" / "alpine-310.json")
+                     .read_text())
+    vulns = doc["Results"][0]["Vulnerabilities"]
+    doc["Results"][0]["Vulnerabilities"] = [
+        {**v, "InstalledVersion": f"{v['InstalledVersion']}+b{i}"}
+        for i in range(3000 // len(vulns) + 1) for v in vulns]
+    report = tmp_path / "big.json"
+    report.write_text(json.dumps(doc))
+    big = subprocess.run([sys.executable, "-m", "imggate", "convert", str(report)],
+                         capture_output=True, check=False)
+    assert big.returncode == 0, big.stderr
+    assert big.stdout.endswith(b"}\n") and len(big.stdout) > 1_000_000
+    assert len(json.loads(big.stdout)["vulnerabilities"]) > 3000
+    bad = subprocess.run([sys.executable, "-m", "imggate", "convert", str(tmp_path / "no")],
+                         capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("imggate: ")
