@@ -123,13 +123,19 @@ class AdmissionApp:
                                     on_reject=self.metrics.cache_rejected.inc)
         self.client: RegistryClient | None = None
         self.reviewer: Reviewer | None = None
-        self.app = Starlette(routes=[
-            Route("/validate", WebhookEndpoint(self, mutate=False), methods=["POST"]),
-            Route("/mutate", WebhookEndpoint(self, mutate=True), methods=["POST"]),
+        validate = WebhookEndpoint(self, mutate=False)
+        mutate = WebhookEndpoint(self, mutate=True)
+        #: Everything but a webhook POST: the probes, /metrics, the lifespan, and the
+        #: answers to wrong methods and unknown paths.
+        self.starlette = Starlette(routes=[
+            Route("/validate", validate, methods=["POST"]),
+            Route("/mutate", mutate, methods=["POST"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
             Route("/metrics", self.metrics_endpoint, methods=["GET"]),
         ], lifespan=self._lifespan)
+        #: The ASGI app served.
+        self.app = WebhookFirst({"/validate": validate, "/mutate": mutate}, self.starlette)
 
     def reload_rules(self) -> bool:
         """Reload the rules now (SIGHUP, file change); a broken file keeps the old rules."""
@@ -352,6 +358,30 @@ class WebhookEndpoint:
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(answer)).encode())]})
         await send({"type": "http.response.body", "body": answer})
+
+
+class WebhookFirst:
+    """The ASGI app: a POST to a webhook path goes straight to its endpoint; anything else
+    to Starlette.
+
+    Starlette's middleware pair and router cost ~40,000 instructions a request, as much as
+    the decision itself (counted with valgrind on a warm review in process; about 15% of
+    what the running server spends per review). A webhook endpoint catches everything
+    itself (a failure denies, it never raises), so those layers add nothing to it.
+    """
+
+    def __init__(self, endpoints: dict[str, WebhookEndpoint], rest: Starlette) -> None:
+        self.endpoints = endpoints
+        self.rest = rest
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Route one ASGI connection."""
+        if scope["type"] == "http" and scope["method"] == "POST":
+            endpoint = self.endpoints.get(scope["path"])
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+        await self.rest(scope, receive, send)
 
 
 class ClientGone(Exception):
