@@ -39,10 +39,12 @@ from imggate.errors import Error, InvalidReference
 from imggate.models import Decision, ImageRef
 from imggate.policy.rules import OnUndecided
 from imggate.registry.deadline import Deadline
+from imggate.registry.limits import review_share
 
 #: Subresources through which a container image can change.
 _IMAGE_SUBRESOURCES = frozenset({"", "ephemeralcontainers"})
 #: Subresources that cannot change an image (anything else unknown is denied: fail closed).
+_NONE: frozenset[str] = frozenset()
 _NO_IMAGE_SUBRESOURCES = frozenset({"status", "scale", "binding", "eviction", "attach", "exec",
                                     "portforward", "proxy", "log", "resize"})
 #: The share of the deadline reading a pod's pull secrets may take (the images need the rest).
@@ -124,13 +126,15 @@ class Reviewer:
     """Answers AdmissionReviews with the current rules (re-read by the caller's store)."""
 
     def __init__(self, judge: Judge, metrics: Metrics, deadline: float = 8.0,
-                 access: AccessPool | None = None) -> None:
+                 access: AccessPool | None = None, review_requests: int = 8) -> None:
         """``access`` gives each review its pod's registry client (``None``: the judge's
-        client for every review)."""
+        client for every review); a review has at most ``review_requests`` registry
+        requests in flight at once."""
         self.judge = judge
         self.metrics = metrics
         self.deadline = deadline
         self.access = access
+        self.review_requests = review_requests
 
     async def review(self, req: ReviewRequest, policies: PolicySet, *,
                      mutate: bool, received: float | None = None) -> Outcome:
@@ -189,7 +193,7 @@ class Reviewer:
                                by=mapping.by, lenient=self._lenient(outcomes, policies, env))
         if access is not None and access.secrets is not None and access.secrets.read:
             outcome = outcome._replace(pull_secrets=access.secrets.read)
-        return outcome._replace(env_by=mapping.by)
+        return outcome
 
     async def _judge_all(self, texts: Sequence[str], policies: PolicySet, env: str, *,
                          mutate: bool, dry_run: bool, access: RegistryAccess | None = None,
@@ -198,8 +202,10 @@ class Reviewer:
         progress: dict[str, Progress] = {}
         tasks: dict[asyncio.Task[ImageOutcome], str] = {}
         budget = self.deadline if left is None else max(left, 0.0)
-        registry_by = Deadline(time.monotonic() + budget - min(_DECIDE_MARGIN, budget / 10),
-                               self.deadline)
+        # Made when the first image needs the registry: most reviews are answered from the
+        # cache, and these two are a fifth of such a review's work in the app.
+        registry_by: Deadline | None = None
+        share: review_share | None = None
         for text in texts:
             try:
                 ref = _parse_reference(text)
@@ -217,10 +223,16 @@ class Reviewer:
                 outcomes[text] = quick
                 continue
             progress[text] = Progress()
+            if registry_by is None or share is None:
+                registry_by = Deadline(
+                    time.monotonic() + budget - min(_DECIDE_MARGIN, budget / 10),
+                    self.deadline)
+                share = review_share(self.review_requests)
             # The task (and the shared lookups it starts) inherits this context: its
             # registry requests end a moment before the answer is due, so it can still
-            # decide on what it found (see Judge._registry_deadline).
-            with registry_by.applied():
+            # decide on what it found (see Judge._registry_deadline), and draw on the
+            # review's share of registry requests.
+            with registry_by.applied(), share:
                 task = asyncio.ensure_future(self.judge.judge(
                     text, ref, policies, env, mutate=mutate, dry_run=dry_run,
                     progress=progress[text], access=access))
@@ -234,7 +246,8 @@ class Reviewer:
                 except Exception as e:  # a bug must deny, never allow or crash the server
                     found = ImageOutcome(text, Decision.ERROR,
                                          error=f"internal error ({type(e).__name__})")
-                if found.decision is Decision.ERROR and registry_by.expired:
+                if found.decision is Decision.ERROR and registry_by is not None \
+                        and registry_by.expired:
                     # Undecided because its requests were cut off for the answer: the
                     # deadline is why, said and counted as such.
                     self.metrics.deadline_hits.inc()
@@ -254,11 +267,13 @@ class Reviewer:
     def _lenient(outcomes: Sequence[ImageOutcome], policies: PolicySet, env: str
                  ) -> frozenset[str]:
         """The undecided images whose rules say ``on_undecided: warn``: admitted, warned."""
+        undecided = [o.reference for o in outcomes if o.decision is Decision.ERROR]
+        if not undecided:
+            return _NONE
         rules = policies.environments[env].rules
         return frozenset(
-            o.reference for o in outcomes if o.decision is Decision.ERROR
-            and rules.for_image(_parse_reference(o.reference)).rules.undecided
-            is OnUndecided.WARN)
+            text for text in undecided
+            if rules.for_image(_parse_reference(text)).rules.undecided is OnUndecided.WARN)
 
     def _answer(self, kind: str, where: str, env: str, outcomes: Sequence[ImageOutcome],
                 images: Mapping[str, Sequence[WorkloadImage]], mutate: bool,
@@ -280,7 +295,7 @@ class Reviewer:
             timed_out = any(o.error and o.error.startswith("timed out") for o in denied)
             return Outcome(Answer(False, denial_message(kind, where, env, denied, by),
                                   tuple(warnings), audit), env, tuple(outcomes),
-                           deadline_hit=timed_out)
+                           deadline_hit=timed_out, env_by=by or None)
         patch: list[Mapping[str, Any]] = []
         if mutate:
             for o in outcomes:
@@ -288,7 +303,7 @@ class Reviewer:
                     patch += [{"op": "replace", "path": w.pointer,
                                "value": f"{o.reference}@{o.digest}"} for w in images[o.reference]]
         return Outcome(Answer(True, None, tuple(warnings), audit, tuple(patch)), env,
-                       tuple(outcomes), undecided=tuple(sorted(lenient)))
+                       tuple(outcomes), undecided=tuple(sorted(lenient)), env_by=by or None)
 
 
 def elapsed_ms(start: float) -> float:

@@ -62,7 +62,6 @@ from imggate.errors import UsageError
 from imggate.gate import SignatureOptions
 from imggate.models import Platform
 from imggate.registry.client import RegistryClient, RegistryOptions
-from imggate.registry.limits import review_share
 
 if TYPE_CHECKING:
     from imggate.registry.pull_secrets import PullSecretReader
@@ -157,7 +156,8 @@ class AdmissionApp:
                           JudgeSettings(self.options.signatures, self.options.platform,
                                         self.options.deadline, self.options.trusted_root))
             access = AccessPool(client, self._pull_secret_reader())
-            self.reviewer = Reviewer(judge, self.metrics, self.options.deadline, access)
+            self.reviewer = Reviewer(judge, self.metrics, self.options.deadline, access,
+                                     self.options.review_requests)
             tasks = [asyncio.create_task(self._watch_rules())]
             if self.redis is not None:
                 tasks.append(asyncio.create_task(self._watch_redis()))
@@ -232,9 +232,8 @@ class AdmissionApp:
             outcome = Outcome(Answer(False, "imggate: no rules loaded (see the imggate log)"))
         else:
             try:
-                with review_share(self.options.review_requests):
-                    outcome = await self.reviewer.review(req, policies, mutate=mutate,
-                                                         received=received)
+                outcome = await self.reviewer.review(req, policies, mutate=mutate,
+                                                     received=received)
             except Exception as e:  # fail closed: a bug denies, the server keeps serving
                 log.exception("review %s failed", req.uid)
                 outcome = Outcome(Answer(False, f"imggate: internal error ({type(e).__name__})"))

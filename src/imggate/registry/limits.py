@@ -60,18 +60,21 @@ class review_share:  # noqa: N801 - used as a function: ``with review_share(8):`
     """At most ``limit`` registry requests in flight for the work started in this context
     (one admission review, with its child tasks).
 
-    A class rather than a generator: it runs once per review, cached ones included, and
-    costs a contextvar set and reset, nothing more (no semaphore until a request needs one).
+    A class rather than a generator: it costs a contextvar set and reset, nothing more (no
+    semaphore until a request needs one). It may be entered again, not nested: every
+    entry applies the same share.
     """
 
-    __slots__ = ("_limit", "_token")
+    __slots__ = ("_share", "_token")
 
     def __init__(self, limit: int) -> None:
-        self._limit = limit
+        self._share = _Share(limit)
         self._token: contextvars.Token[_Share | None] | None = None
 
     def __enter__(self) -> None:
-        self._token = _REVIEW.set(_Share(self._limit))
+        # The same share each time it is entered: a review enters it around each task it
+        # starts, and they all draw on the one share.
+        self._token = _REVIEW.set(self._share)
 
     def __exit__(self, *exc: object) -> None:
         if self._token is not None:
