@@ -41,8 +41,8 @@ from imggate.signatures.attestations import (
     parse_statement,
 )
 from imggate.signatures.interface import Attachment, Identity, TrustConfig
-from imggate.signatures.keyless import CertificateError, fulcio_claims, identities, oidc_issuer
-from imggate.signatures.keys import BadSignature
+from imggate.signatures.keyless import fulcio_claims, identities, oidc_issuer
+from imggate.signatures.keys import BadSignature, CertificateError
 from imggate.signatures.merkle import verify_bundle_proof
 from imggate.signatures.rekor import TlogError, check_envelope_entry, entry_from_bundle, verify_set
 from imggate.signatures.signers import SignedContent, verify_any

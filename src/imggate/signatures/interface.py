@@ -21,9 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import ClassVar
-
-from cryptography import x509
+from typing import TYPE_CHECKING, ClassVar
 
 from imggate._files import read_config_file
 from imggate.errors import ConfigError, SignatureError
@@ -31,6 +29,9 @@ from imggate.models import Digest, SignatureCheck, SignatureKind
 from imggate.signatures.keys import TrustedKey
 from imggate.signatures.trustroot import SigstoreTrustRoot
 from imggate.userregex import user_search
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 SIMPLESIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
@@ -140,7 +141,8 @@ class CertificateAuthority:
 def load_certificate_authority(path: str | Path, label: str | None = None
                                ) -> CertificateAuthority:
     """Read a PEM file of root certificates; :class:`ConfigError` naming it when unusable."""
-    from imggate.signatures.keyless import CertificateError, load_certificates
+    from imggate.signatures.keyless import load_certificates
+    from imggate.signatures.keys import CertificateError
 
     p = Path(path)
     data = read_config_file(p, 256 * 1024, what="certificate chain")

@@ -28,16 +28,13 @@ from cryptography.x509.verification import (
 )
 
 from imggate.signatures.keys import BadSignature, verify_raw
+from imggate.signatures.keys import CertificateError as CertificateError  # re-exported
 from imggate.signatures.trustroot import SigstoreTrustRoot
 
 OID_ISSUER_V1 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
 OID_ISSUER_V2 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
 _MAX_PEM = 256 * 1024
 _MAX_DEPTH = 6
-
-
-class CertificateError(Exception):
-    """A certificate is unusable or untrusted; the message says why."""
 
 
 def load_certificate(pem: str | bytes, what: str) -> x509.Certificate:

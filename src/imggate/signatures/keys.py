@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -31,6 +30,14 @@ _MAX_KEY_FILE = 64 * 1024
 
 class BadSignature(Exception):
     """A signature does not verify; the message says why (never secret)."""
+
+
+class CertificateError(Exception):
+    """A certificate is unusable or untrusted; the message says why.
+
+    Defined here, beside :class:`BadSignature`, so that code catching it need not
+    import :mod:`imggate.signatures.keyless` (and the X.509 stack) to do so.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +112,8 @@ def parse_public_key(data: bytes, label: str) -> TrustedKey:
     hint = "export it with `cosign public-key` or `openssl pkey -pubout`"
     try:
         if b"-----BEGIN CERTIFICATE-----" in data:
+            from cryptography import x509
+
             key: PublicKeyTypes = x509.load_pem_x509_certificate(data).public_key()
         else:
             key = serialization.load_pem_public_key(data)

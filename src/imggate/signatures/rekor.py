@@ -21,13 +21,15 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from imggate.signatures.keys import BadSignature, decode_b64, spki_der, verify_raw
 from imggate.signatures.trustroot import SigstoreTrustRoot
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 _MAX_BUNDLE = 1024 * 1024
 
@@ -190,6 +192,8 @@ def _same_signer(pem_b64: object, signer: x509.Certificate | bytes, where: str) 
         raise TlogError(f"Rekor body {where} is not base64") from None
     try:
         if b"CERTIFICATE" in pem:
+            from cryptography import x509
+
             logged = x509.load_pem_x509_certificate(pem)
             if isinstance(signer, x509.Certificate):
                 ok = logged == signer

@@ -13,8 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-
-from cryptography import x509
+from typing import TYPE_CHECKING
 
 from imggate.signatures.interface import (
     ANN_BUNDLE,
@@ -25,19 +24,9 @@ from imggate.signatures.interface import (
     Identity,
     TrustConfig,
 )
-from imggate.signatures.keyless import (
-    CertificateError,
-    fulcio_claims,
-    identities,
-    load_certificate,
-    load_certificates,
-    oidc_issuer,
-    verify_fulcio_chain,
-    verify_pki_chain,
-    verify_sct,
-)
 from imggate.signatures.keys import (
     BadSignature,
+    CertificateError,
     TrustedKey,
     VerifyingKey,
     as_verifying_key,
@@ -45,11 +34,16 @@ from imggate.signatures.keys import (
 )
 from imggate.signatures.rekor import RekorEntry, TlogError, parse_rekor_bundle, verify_set
 
+if TYPE_CHECKING:
+    from cryptography import x509
+
+# imggate.signatures.keyless (and with it cryptography.x509, ~20-30 ms to import) is
+# imported where a certificate is read: a check with keys only never needs it (issue 22).
 logger = logging.getLogger("imggate.signatures")
 
 #: Checks a Rekor body against (entry, the signature that verified, the signer
 #: as a certificate or the DER SPKI of a key); raises :class:`TlogError`.
-EntryCheck = Callable[[RekorEntry, bytes, x509.Certificate | bytes], None]
+EntryCheck = Callable[[RekorEntry, bytes, "x509.Certificate | bytes"], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +98,8 @@ class _Material:
             if not pem:
                 self._cert_error = "no certificate on the signature"
             else:
+                from imggate.signatures.keyless import load_certificate
+
                 try:
                     self._cert = load_certificate(pem, "signature certificate")
                 except CertificateError as e:
@@ -142,6 +138,13 @@ class _Material:
     def fulcio(self) -> tuple[tuple[str, ...], str]:
         """(SANs, issuer) of a Fulcio certificate valid at the logged time; raises otherwise."""
         if self._fulcio is None:
+            from imggate.signatures.keyless import (
+                identities,
+                oidc_issuer,
+                verify_fulcio_chain,
+                verify_sct,
+            )
+
             try:
                 cert = self.cert()
                 entry = self.entry()
@@ -193,6 +196,8 @@ def _by_key(mat: _Material, key: TrustedKey, content: SignedContent) -> SignerRe
 
 
 def _by_identity(mat: _Material, ident: Identity, content: SignedContent) -> SignerResult:
+    from imggate.signatures.keyless import fulcio_claims
+
     sans, issuer = mat.fulcio()
     san = ident.match(sans, issuer)
     if san is None:
@@ -209,6 +214,8 @@ def _by_identity(mat: _Material, ident: Identity, content: SignedContent) -> Sig
 
 def _by_authority(mat: _Material, ca: CertificateAuthority,
                   content: SignedContent) -> SignerResult:
+    from imggate.signatures.keyless import load_certificates, verify_pki_chain
+
     cert = mat.cert()
     chain_pem = mat.att.annotations.get(ANN_CHAIN)
     intermediates = load_certificates(chain_pem, "certificate chain") if chain_pem else ()

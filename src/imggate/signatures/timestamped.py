@@ -36,14 +36,13 @@ from imggate.models import Digest
 from imggate.signatures.attestations import Envelope, StatementError, pae, parse_envelope
 from imggate.signatures.interface import Identity
 from imggate.signatures.keyless import (
-    CertificateError,
     fulcio_claims,
     identities,
     oidc_issuer,
     verify_fulcio_chain,
     verify_sct,
 )
-from imggate.signatures.keys import BadSignature, as_verifying_key, verify_raw
+from imggate.signatures.keys import BadSignature, CertificateError, as_verifying_key, verify_raw
 from imggate.signatures.trustroot import SigstoreTrustRoot
 
 #: Most timestamps read from one bundle, and the largest one.

@@ -25,14 +25,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from imggate._files import read_config_file
 from imggate.errors import ConfigError
 from imggate.signatures.keys import VerifyingKey, as_verifying_key
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 A = TypeVar("A")
 
@@ -166,6 +168,8 @@ def _log_keys(items: object, where: str) -> tuple[LogKey, ...]:
 
 
 def _chain(item: object, w: str) -> tuple[x509.Certificate, ...]:
+    from cryptography import x509
+
     chain = item.get("certChain") if isinstance(item, dict) else None
     certs = chain.get("certificates") if isinstance(chain, dict) else None
     if not isinstance(certs, list) or not certs:
