@@ -213,9 +213,15 @@ def main() -> int:
                         print(f"{label:46} {secs:7.2f}s {size / secs:7.0f} "
                               f"{resolutions / len(used):11.2f} {signatures / len(used):10.2f} "
                               f"{total / len(used):8.2f} {hits:5d} {rss / 1024:7.0f}MB")
+                        phases = doc["seconds"]
+                        rest = secs - phases["list_pods"] - phases["judge"]
                         print(f"{'':46} ({len(standin.reports)} namespaces, "
                               f"{len(standin.page_sizes) - pages} list pages of <= 500, exit "
                               f"{proc.returncode}{note})")
+                        print(f"{'':46} (pods and pull secrets listed in "
+                              f"{phases['list_pods']:.1f} s, images judged in "
+                              f"{phases['judge']:.1f} s, start-up, reports and their "
+                              f"applies {rest:.1f} s)")
                     standin.stop()
             finally:
                 redis.stop()

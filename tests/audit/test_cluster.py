@@ -191,6 +191,9 @@ def test_the_usual_reports_are_written(world: tuple) -> None:
     assert doc["pods"] == 10
     assert doc["containers"] == 11
     assert doc["registry_resolutions"] <= doc["distinct_images"]
+    assert doc["verdict_cache"] is None  # no --cache
+    assert set(doc["seconds"]) == {"list_pods", "judge"}
+    assert all(0 <= v < 120 for v in doc["seconds"].values()), doc["seconds"]
     verdict = json.loads((out / "imggate-verdict.json").read_text())
     assert verdict["exit_code"] == 1
     assert (out / "imggate-junit.xml").is_file()

@@ -37,8 +37,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from sys import intern
@@ -163,6 +164,9 @@ class ClusterResult:
     cache: CacheStats | None = None
     #: Containers per decision (counted once; ``None``: count them from the results).
     decisions: Counter[Decision] | None = None
+    #: Seconds each phase took (``list_pods``: reading pods and pull secrets; ``judge``:
+    #: registries and the cache); the reports are timed by the command.
+    seconds: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def counts(self) -> Counter[Decision]:
@@ -381,11 +385,13 @@ async def _audit(req: ClusterRequest, progress: Progress) -> ClusterResult:
     from imggate.audit.cluster_results import ContainerResults, Results
     from imggate.audit.pods import open_client
 
+    started = time.monotonic()
     client = open_client(req.source)
     try:
         reading = await _read(req, client, progress)
     finally:
         await client.close()
+    listed = time.monotonic()
     # From here the spool is the result's (ClusterResult.close), or closed below on error.
     try:
         cache = None
@@ -394,6 +400,7 @@ async def _audit(req: ClusterRequest, progress: Progress) -> ClusterResult:
         try:
             judged, resolutions = await judge(req, reading.combos, reading.credentials,
                                               progress, cache)
+            judging = time.monotonic() - listed
         finally:
             if cache is not None:
                 await cache.close()
@@ -410,7 +417,8 @@ async def _audit(req: ClusterRequest, progress: Progress) -> ClusterResult:
                       generated=req.now, run=_run_info(req))
     return ClusterResult(results, verdict, tuple(reading.namespaces), reading.pods,
                          resolutions, len(judged), cache.stats if cache is not None else None,
-                         decisions)
+                         decisions, {"list_pods": round(listed - started, 3),
+                                     "judge": round(judging, 3)})
 
 
 def _run_info(req: ClusterRequest) -> RunInfo | None:

@@ -50,6 +50,7 @@ def _head(result: ClusterResult) -> dict[str, Any]:
         "distinct_images": result.distinct_images,
         "registry_resolutions": result.resolutions,
         "verdict_cache": result.cache.document() if result.cache is not None else None,
+        "seconds": dict(result.seconds),
         "exit_code": result.exit_code,
     }
 
