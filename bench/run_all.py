@@ -75,7 +75,6 @@ class Sizes:
     """How big each figure's workload is, and how many alternating rounds it gets."""
 
     rounds: int
-    slow_rounds: int  # figures whose peer takes a minute a round (the skopeo loops)
     startup_rounds: int
     check_findings: int
     convert_small: int
@@ -84,9 +83,9 @@ class Sizes:
     wrk_seconds: int
 
 
-FULL = Sizes(rounds=5, slow_rounds=3, startup_rounds=11, check_findings=10_000,
+FULL = Sizes(rounds=5, startup_rounds=11, check_findings=10_000,
              convert_small=5_000, convert_large=50_000, cold_digests=100, wrk_seconds=4)
-QUICK = Sizes(rounds=1, slow_rounds=1, startup_rounds=2, check_findings=500,
+QUICK = Sizes(rounds=1, startup_rounds=2, check_findings=500,
               convert_small=500, convert_large=5_000, cold_digests=4, wrk_seconds=1)
 
 
@@ -157,8 +156,9 @@ def print_table(rows: list[Row], failures: list[str], sizes: Sizes, quick: bool,
     print(f"`python3 bench/run_all.py{' --quick' if quick else ''}`: "
           f"{started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, Python "
           f"{platform.python_version()}, {mode}; {sizes.rounds} alternating rounds "
-          f"({sizes.slow_rounds} for the skopeo loops, {sizes.startup_rounds} for start-up), "
-          f"bytecode compiled; {wall:.0f} s in all")
+          f"({sizes.startup_rounds} for start-up; resolve and audit: their bench modules' "
+          f"own); imggate is `python -m imggate` from this tree's src/, its bytecode compiled "
+          f"first (compileall); load: the 1-minute load average; {wall:.0f} s in all")
     print()
     print("| figure | imggate: median (range) | peer, same run: median (range) | ratio | "
           "target | load before → after |")
@@ -581,8 +581,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown figure(s) {', '.join(unknown)}: choose from {', '.join(FIGURES)}")
     sizes = QUICK if args.quick else FULL
     if args.rounds:
-        sizes = Sizes(**{**sizes.__dict__, "rounds": args.rounds,
-                         "slow_rounds": min(sizes.slow_rounds, args.rounds)})
+        sizes = Sizes(**{**sizes.__dict__, "rounds": args.rounds})
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     rows: list[Row] = []
