@@ -183,13 +183,17 @@ async def describe_image(repo: Repository, ref: ImageRef, top: Manifest,
 
 async def resolve_many(
     refs: Sequence[ImageRef], options: RegistryOptions, platform: Platform | None = None,
-    *, concurrency: int = 8, details: bool = True, deadline: Deadline | None = None,
+    *, concurrency: int | None = None, details: bool = True, deadline: Deadline | None = None,
 ) -> list[ResolvedImage | Error]:
     """Resolve every reference concurrently; each result is the image or why it failed.
 
-    ``deadline`` bounds every registry request (see :mod:`imggate.registry.deadline`).
+    ``concurrency`` images at a time: by default as many as the client's requests in
+    flight to one host (``options.limits.per_host``, the connections its pool keeps for
+    a host), so that a registry's connections are all used and no request waits in the
+    pool's queue. ``deadline`` bounds every registry request (see
+    :mod:`imggate.registry.deadline`).
     """
-    sem = asyncio.Semaphore(concurrency)
+    sem = asyncio.Semaphore(concurrency or options.limits.per_host)
     async with RegistryClient(options, deadline=deadline) as client:
         async def one(ref: ImageRef) -> ResolvedImage | Error:
             async with sem:
