@@ -294,3 +294,8 @@ def test_cache_flags_are_checked(tmp_path: Path) -> None:
         result = run_imggate(["audit", *args, "-o", str(tmp_path / "out")])
         assert result.code == 2, (args, result.output)
         assert said in result.stderr, (args, result.stderr)
+    # IMGGATE_CACHE_URL exported for the cluster audit is not "--cache" for a repository's.
+    result = run_imggate(["audit", "127.0.0.1:1/app", "-o", str(tmp_path / "out"),
+                          "--deadline", "2"], env={"IMGGATE_CACHE_URL": "redis://127.0.0.1:1/0"})
+    assert "--cache" not in result.stderr, result.stderr
+    assert result.code == 3, result.output  # the registry is not there: undecided

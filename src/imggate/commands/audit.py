@@ -48,6 +48,7 @@ def parse_older_than(text: str | None) -> timedelta | None:
 
 @app.command()
 def audit(
+    ctx: typer.Context,
     repository: Annotated[str | None, typer.Argument(
         help="A repository (registry/name, no tag), e.g. registry.example.com/team/app; "
              "none with --cluster.", show_default=False)] = None,
@@ -145,8 +146,11 @@ def audit(
                         cache_key_file=cache_key_file, fresh=fresh)
     if repository is None:
         raise UsageError("give a repository to audit, or --cluster")
+    # IMGGATE_CACHE_URL set for the cluster audit does not stop a repository's audit.
+    source = ctx.get_parameter_source("cache")
+    cache_given = cache is not None and getattr(source, "name", None) != "ENVIRONMENT"
     for flag, given in (("--namespace", namespace), ("--kubeconfig", kubeconfig),
-                        ("--context", context), ("--dry-run", dry_run), ("--cache", cache),
+                        ("--context", context), ("--dry-run", dry_run), ("--cache", cache_given),
                         ("--cache-key-file", cache_key_file), ("--fresh", fresh)):
         if given:
             raise UsageError(f"{flag} only applies with --cluster")
