@@ -107,11 +107,11 @@ async def judge(req: ClusterRequest, combos: Mapping[Combo, tuple[ImageRef, Imag
             units.setdefault((c[0], c[2]), (running, fp))
     hits: dict[tuple[str, str], CachedVerdict] = {}
     if cache is not None:
-        for (env, text), (ref, _) in units.items():
-            if ref.digest is not None:
-                found = await cache.get(env, ref.name, str(ref.digest))
-                if found is not None:
-                    hits[(env, text)] = found
+        pinned_units = [(u, ref) for u, (ref, _) in units.items() if ref.digest is not None]
+        answers = await cache.get_many([(u[0], ref.name, str(ref.digest))
+                                        for u, ref in pinned_units], req.concurrency)
+        hits.update((u, found) for (u, _), found in zip(pinned_units, answers, strict=True)
+                    if found is not None)
     wanted: dict[tuple[str, ImageRef], None] = {}
     for unit, (ref, fp) in units.items():
         if unit not in hits:
@@ -137,13 +137,16 @@ async def judge(req: ClusterRequest, combos: Mapping[Combo, tuple[ImageRef, Imag
     pinned: dict[tuple[str, str], ResolvedImage] = {}
     if cache is not None:
         # A tag (a container not started) is looked up once the registry has named its digest.
-        for unit, (ref, fp) in units.items():
-            image = resolved.get((fp, _resolution_key(ref)))
-            if unit not in hits and ref.digest is None and isinstance(image, ResolvedImage):
-                found = await cache.get(unit[0], ref.name, str(image.digest))
-                if found is not None:
-                    hits[unit] = found
-                    pinned[unit] = image
+        tagged = [(unit, ref, image) for unit, (ref, fp) in units.items()
+                  if unit not in hits and ref.digest is None
+                  and isinstance(image := resolved.get((fp, _resolution_key(ref))),
+                                 ResolvedImage)]
+        answers = await cache.get_many([(u[0], ref.name, str(image.digest))
+                                        for u, ref, image in tagged], req.concurrency)
+        for (unit, _, image), found in zip(tagged, answers, strict=True):
+            if found is not None:
+                hits[unit] = found
+                pinned[unit] = image
     shared = SharedAnswers()
     out: dict[tuple[str, str, str], ImageVerdict] = {}
     # (env, judged text) -> the verdict of the evidence, and what could not be checked.
@@ -187,8 +190,9 @@ async def judge(req: ClusterRequest, combos: Mapping[Combo, tuple[ImageRef, Imag
         for (text, ev), iv in zip(evidence.items(), verdict.images[:len(evidence)],
                                   strict=True):
             judged[(env, text)] = (iv, _unchecked(ev))
-            if cache is not None:
-                await cache.put(env, units[(env, text)][0].name, iv, _unchecked(ev))
+        if cache is not None:
+            await cache.put_many([(env, units[(env, text)][0].name, *judged[(env, text)])
+                                  for text in evidence], req.concurrency)
         out.update(zip(refused, verdict.images[len(evidence):], strict=True))
     for c, (spec, ref, _) in combos.items():
         if c in denied:

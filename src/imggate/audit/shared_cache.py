@@ -26,6 +26,7 @@ in the run's summary, never a failure of the audit.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -151,6 +152,32 @@ class VerdictCache:
         self.stats.errors = self._redis.errors
         if self._redis.up:
             self.stats.written += 1
+
+    async def get_many(self, wanted: Sequence[tuple[str, str, str]], concurrency: int = 16
+                       ) -> list[CachedVerdict | None]:
+        """:meth:`get` for each ``(env, name, digest)``, ``concurrency`` at a time (a round
+        trip each: a thousand images one after another would wait a thousand of them)."""
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(env: str, name: str, digest: str) -> CachedVerdict | None:
+            async with sem:
+                return await self.get(env, name, digest)
+
+        return list(await asyncio.gather(*(one(*w) for w in wanted)))
+
+    async def put_many(self, items: Sequence[tuple[str, str, ImageVerdict,
+                                                    Sequence[Unchecked]]],
+                       concurrency: int = 16) -> None:
+        """:meth:`put` for each ``(env, name, verdict, unchecked)``, ``concurrency`` at a
+        time."""
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(env: str, name: str, verdict: ImageVerdict,
+                      unchecked: Sequence[Unchecked]) -> None:
+            async with sem:
+                await self.put(env, name, verdict, unchecked)
+
+        await asyncio.gather(*(one(*i) for i in items))
 
     async def close(self) -> None:
         """Close the Redis connections."""
