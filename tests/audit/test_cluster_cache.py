@@ -281,6 +281,20 @@ def test_verdicts_made_with_weaker_verification_are_never_shared(story: Story) -
         assert (cache["hits"] >= 3) if hit else (cache["hits"] == 0), (run, cache)
 
 
+def test_redis_down_is_a_miss_for_every_image_never_a_failed_audit(story: Story) -> None:
+    s = story
+    down = run_imggate(["audit", "--cluster", "--kubeconfig", str(s.world.work / "kubeconfig"),
+                        "--rules", str(s.rules), "--cache-key-file", str(s.key_file),
+                        "-o", str(s.world.work / "down")],
+                       env={"IMGGATE_CACHE_URL": "redis://127.0.0.1:1/0"})
+    assert down.code == 1, down.output  # the same decisions as with a cache
+    cache = _cluster_doc(s, "down")["verdict_cache"]
+    assert cache["hits"] == 0 and cache["written"] == 0 and cache["errors"] >= 1, cache
+    assert "Redis errors" in down.stdout
+    rows = {r["pod"]: r["decision"] for r in _cluster_doc(s, "down")["rows"]}
+    assert rows == {r["pod"]: r["decision"] for r in _cluster_doc(s, "fresh")["rows"]}
+
+
 def test_cache_flags_are_checked(tmp_path: Path) -> None:
     cases = [
         (["--cluster", "--cache", "redis://127.0.0.1:1/0"], "--cache-key-file"),
