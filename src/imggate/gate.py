@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from imggate.errors import Error
 from imggate.models import (
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from imggate.signatures.trustroot import SigstoreTrustRoot
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SCANNER = frozenset({EvidenceGroup.SCANNER})
 SIGNATURES = frozenset({EvidenceGroup.SIGNATURES})
@@ -310,7 +311,6 @@ async def image_evidence(req: CheckRequest, client: RegistryClient, text: str, r
         refused.append(f"{len(found)} scanner report(s) not counted: severity.evidence does "
                        "not list reports")
         found = []
-    checks: tuple[SignatureCheck, ...] = ()
     material = req.policy.rules.trust(ref)
     # Signatures and signed vuln attestations look in the same places (the .sig/.att tags,
     # the referrers): each place is asked once for this image.
@@ -323,17 +323,43 @@ async def image_evidence(req: CheckRequest, client: RegistryClient, text: str, r
 
         sig_repo = AskedOnce(open_repository(
             parse_reference(req.signatures.signature_repository), client), shared)
-    if material.needed:
+    sig_errors: list[Unchecked] = []
+    att_errors: list[Unchecked] = []
+    vex_errors: list[Unchecked] = []
+
+    async def signatures() -> tuple[SignatureCheck, ...]:
+        if not material.needed:
+            return ()
         from imggate.signatures.check import check_signatures
 
         try:
             trust = trust_config(material, req.signatures, keys, root)
-            checks = await check_signatures(repo, image.digest, trust, signature_repo=sig_repo,
-                                            platform_digest=image.manifest_digest)
+            return await check_signatures(repo, image.digest, trust, signature_repo=sig_repo,
+                                          platform_digest=image.manifest_digest)
         except Error as e:
-            errors.append(Unchecked(e.message, SIGNATURES))
+            sig_errors.append(Unchecked(e.message, SIGNATURES))
+            return ()
+
+    async def attestations() -> AttestedEvidence | None:
+        if EvidenceSource.ATTESTATIONS not in sources or not req.read_attestations:
+            return None
+        return await _attested(req, repo, sig_repo, image, material, keys, root, att_errors)
+
+    async def signed_vex() -> tuple[SignatureCheck, ...]:
+        vex_rules = req.policy.rules_file.document.vex_attestations
+        if vex_rules is None:
+            return ()
+        return await _vex(repo, sig_repo, image, vex_rules, keys, root, vex_errors)
+
+    # The three look in the same places (through ``repo``, which asks each question once,
+    # in flight too): asked together, a cold image costs the round trips of the longest,
+    # not of all three in turn. What they found is put together in a fixed order.
+    answers = await asyncio.gather(signatures(), attestations(), signed_vex(),
+                                   return_exceptions=True)
+    checks, attested, vex = (_settled(answers[0]), _settled(answers[1]),
+                             _settled(answers[2]))
+    errors += sig_errors + att_errors + vex_errors
     if EvidenceSource.ATTESTATIONS in sources and req.read_attestations:
-        attested = await _attested(req, repo, sig_repo, image, material, keys, root, errors)
         if attested is None:
             if not (material.keys or material.identities):
                 from imggate.evidence.attested import NOT_READ
@@ -345,12 +371,16 @@ async def image_evidence(req: CheckRequest, client: RegistryClient, text: str, r
             notes += attested.notes
             if attested.report is not None:
                 found.append(attested.report)
-    vex: tuple[SignatureCheck, ...] = ()
-    vex_rules = req.policy.rules_file.document.vex_attestations
-    if vex_rules is not None:
-        vex = await _vex(repo, sig_repo, image, vex_rules, keys, root, errors)
     return Evidence(text, ref, image, tuple(found), tuple(checks), tuple(errors), tuple(notes),
                     tuple(refused), vex=vex)
+
+
+def _settled(answer: T | BaseException) -> T:
+    """What a task gathered with ``return_exceptions`` answered, or its exception raised (the
+    first in the gathered order: each ran to its end, none was left running)."""
+    if isinstance(answer, BaseException):
+        raise answer
+    return answer
 
 
 async def _vex(repo: Repository, sig_repo: Repository | None, image: ResolvedImage,

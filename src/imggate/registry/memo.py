@@ -19,8 +19,9 @@ every environment judges the same signatures.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TypeVar, cast
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar, cast
 
 from imggate.models import Digest
 from imggate.registry.interface import Descriptor, Manifest, Repository
@@ -74,12 +75,28 @@ class AskedOnce(Repository):
         self.name = inner.name
         self._shared = shared
         self._answers: dict[_Key, object] = shared.answers(inner.name) if shared else {}
+        self._asking: dict[_Key, asyncio.Future[Any]] = {}
 
     async def _once(self, key: tuple[str, str, str | None],
-                    ask: Callable[[], Awaitable[T]]) -> T:
-        if key not in self._answers:
-            self._answers[key] = await ask()
-        return cast(T, self._answers[key])
+                    ask: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        if key in self._answers:
+            return cast(T, self._answers[key])
+        # Asked at once by several lookups of one image (signatures, vuln attestations and
+        # VEX are gathered together): the later ones wait for the first's answer.
+        running = self._asking.get(key)
+        if running is None:
+            running = asyncio.ensure_future(ask())
+            self._asking[key] = running
+            running.add_done_callback(lambda done: self._settle(key, done))
+        # Shielded: one asker cancelled (its review's deadline) does not take the answer
+        # from the others; the question itself ends by the registry deadline it runs under.
+        return cast(T, await asyncio.shield(running))
+
+    def _settle(self, key: tuple[str, str, str | None], done: asyncio.Future[Any]) -> None:
+        if self._asking.get(key) is done:
+            del self._asking[key]
+        if not done.cancelled() and done.exception() is None:
+            self._answers[key] = done.result()  # an error is not kept: asked again
 
     async def resolve(self, reference: str | Digest) -> Manifest:
         """As the inner repository; a digest's manifest is shared with :meth:`manifest`."""

@@ -31,7 +31,9 @@ registry that cannot answer at all is a :class:`SignatureError` (exit 3).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 from imggate.errors import DigestMismatch, LayoutError, NotFound, RegistryError, SignatureError
 from imggate.models import Digest
@@ -44,6 +46,8 @@ from imggate.signatures.interface import (
     AttachmentKind,
     TrustConfig,
 )
+
+T = TypeVar("T")
 
 #: Largest payload fetched per attachment kind; a bigger layer is refused unread.
 MAX_BLOB = {
@@ -116,17 +120,25 @@ async def _layers(kind: AttachmentKind, manifest: Manifest, where: str, subject:
     return out
 
 
-async def _tagged(kind: AttachmentKind, suffix: str, sig_repo: Repository, subject: Digest,
-                  blobs: _BlobCache, seen: set[Digest]) -> list[Attachment]:
-    tag = f"{subject.tag_form}.{suffix}"
-    where = f"{sig_repo.name}:{tag}"
+async def _look_up_tag(sig_repo: Repository, subject: Digest, suffix: str
+                       ) -> Manifest | DigestMismatch | None:
+    """The manifest behind ``subject``'s ``.sig``/``.att`` tag; the mismatch when its bytes
+    do not match their digest; ``None`` when there is none."""
     try:
-        manifest = await sig_repo.try_resolve_tag(tag)
-    except DigestMismatch:
+        return await sig_repo.try_resolve_tag(f"{subject.tag_form}.{suffix}")
+    except DigestMismatch as e:
+        return e
+    except NotFound:
+        return None
+
+
+async def _tagged(kind: AttachmentKind, suffix: str, sig_repo: Repository, subject: Digest,
+                  manifest: Manifest | DigestMismatch | None, blobs: _BlobCache,
+                  seen: set[Digest]) -> list[Attachment]:
+    where = f"{sig_repo.name}:{subject.tag_form}.{suffix}"
+    if isinstance(manifest, DigestMismatch):
         return [Attachment(kind, where, subject, "", {}, None,
                            "signature manifest does not match its digest")]
-    except NotFound:
-        return []
     if manifest is None:
         return []
     if manifest.is_index:
@@ -182,13 +194,18 @@ def _order(desc: Descriptor) -> int:
     return 0 if not at or at == EMPTY_MEDIA_TYPE or media_kind(at) is not None else 1
 
 
-async def _referrers(repo: Repository, subject: Digest, blobs: _BlobCache, seen: set[Digest],
+async def _look_up_referrers(repo: Repository, subject: Digest) -> Sequence[Descriptor]:
+    """``subject``'s referrers (the API, else the fallback tag); none when there are none."""
+    try:
+        return await repo.referrers(subject)
+    except NotFound:
+        return ()
+
+
+async def _referrers(repo: Repository, subject: Digest, refs: Sequence[Descriptor],
+                     blobs: _BlobCache, seen: set[Digest],
                      wanted: frozenset[AttachmentKind]) -> list[Attachment]:
     out: list[Attachment] = []
-    try:
-        refs = await repo.referrers(subject)
-    except NotFound:
-        return []
     unique = list({d.digest: d for d in refs if d.digest not in seen}.values())
     unique.sort(key=_order)
     if len(unique) > MAX_REFERRERS:
@@ -244,20 +261,42 @@ async def discover(repo: Repository, subject: Digest, trust: TrustConfig, *,
     blobs = _BlobCache(sig_repo)
     seen: set[Digest] = set()
     found: list[Attachment] = []
+    # Bundles are verified against keys and keyless identities only: with neither,
+    # asking the registry for referrers could not change the outcome.
+    bundles = trust.check_bundles and bool(trust.identities or trust.keys)
+    # The three places are asked at once (each lookup is a round trip, and most images
+    # have nothing in two of them); what they hold is then read in a fixed order, so
+    # the attachments and their de-duplication do not depend on which answered first.
+    looked = await asyncio.gather(
+        _look_up_tag(sig_repo, subject, "sig") if trust.check_signatures else _none(),
+        _look_up_tag(sig_repo, subject, "att") if trust.check_attestations else _none(),
+        _look_up_referrers(sig_repo, subject) if bundles else _none(),
+        return_exceptions=True)
     try:
+        # The first failure in that order is the one reported (each lookup ran to its end).
+        sig, att, refs = _settled(looked[0]), _settled(looked[1]), _settled(looked[2])
         if trust.check_signatures:
-            found += await _tagged(AttachmentKind.SIGNATURE, "sig", sig_repo, subject, blobs,
-                                   seen)
+            found += await _tagged(AttachmentKind.SIGNATURE, "sig", sig_repo, subject, sig,
+                                   blobs, seen)
         if trust.check_attestations:
-            found += await _tagged(AttachmentKind.ATTESTATION, "att", sig_repo, subject, blobs,
-                                   seen)
-        # Bundles are verified against keys and keyless identities only: with
-        # neither, asking the registry for referrers could not change the outcome.
-        if trust.check_bundles and (trust.identities or trust.keys):
-            found += await _referrers(sig_repo, subject, blobs, seen, _wanted(trust))
+            found += await _tagged(AttachmentKind.ATTESTATION, "att", sig_repo, subject, att,
+                                   blobs, seen)
+        if refs:
+            found += await _referrers(sig_repo, subject, refs, blobs, seen, _wanted(trust))
     except (RegistryError, LayoutError) as e:
         raise _unavailable(sig_repo, subject, e) from e
     return tuple(found)
+
+
+async def _none() -> None:
+    return None
+
+
+def _settled(answer: T | BaseException) -> T:
+    """A lookup's answer, or its exception raised."""
+    if isinstance(answer, BaseException):
+        raise answer
+    return answer
 
 
 def describe(attachments: Iterable[Attachment]) -> str:
