@@ -120,25 +120,29 @@ async def _layers(kind: AttachmentKind, manifest: Manifest, where: str, subject:
     return out
 
 
+#: What a tag lookup answers when the manifest's bytes do not match their digest.
+_MISMATCH = "signature manifest does not match its digest"
+
+
 async def _look_up_tag(sig_repo: Repository, subject: Digest, suffix: str
-                       ) -> Manifest | DigestMismatch | None:
-    """The manifest behind ``subject``'s ``.sig``/``.att`` tag; the mismatch when its bytes
-    do not match their digest; ``None`` when there is none."""
+                       ) -> Manifest | str | None:
+    """The manifest behind ``subject``'s ``.sig``/``.att`` tag; why it cannot be used (its
+    bytes do not match their digest: a failed check, not an unreachable registry);
+    ``None`` when there is none."""
     try:
         return await sig_repo.try_resolve_tag(f"{subject.tag_form}.{suffix}")
-    except DigestMismatch as e:
-        return e
+    except DigestMismatch:
+        return _MISMATCH
     except NotFound:
         return None
 
 
 async def _tagged(kind: AttachmentKind, suffix: str, sig_repo: Repository, subject: Digest,
-                  manifest: Manifest | DigestMismatch | None, blobs: _BlobCache,
+                  manifest: Manifest | str | None, blobs: _BlobCache,
                   seen: set[Digest]) -> list[Attachment]:
     where = f"{sig_repo.name}:{subject.tag_form}.{suffix}"
-    if isinstance(manifest, DigestMismatch):
-        return [Attachment(kind, where, subject, "", {}, None,
-                           "signature manifest does not match its digest")]
+    if isinstance(manifest, str):
+        return [Attachment(kind, where, subject, "", {}, None, manifest)]
     if manifest is None:
         return []
     if manifest.is_index:
