@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -68,12 +69,16 @@ from imggate.policy.decision import REFERENCE_RULES, certain, decide
 from imggate.registry.client import RegistryClient
 from imggate.registry.deadline import Deadline
 from imggate.registry.deadline import current as current_deadline
-from imggate.registry.resolve import open_repository, resolve_image
+from imggate.registry.interface import Manifest
+from imggate.registry.resolve import describe_image, open_repository, resolve_image
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CacheLayer = Literal["local", "redis", "miss", "none"]
+#: Manifests kept between pinning a tag and evaluating its digest (the same review, or
+#: reviews that joined it: an entry is taken by the first evaluation).
+_TOPS_KEPT = 256
 #: How long after the registry deadline a shared evaluation is cancelled outright.
 _BACKSTOP = 0.5
 #: References whose reference-rule answers are remembered (per rules hash).
@@ -212,6 +217,9 @@ class Judge:
         self.settings = settings or JudgeSettings()
         self._verdicts: SingleFlight[CachedVerdict] = SingleFlight()
         self._tags: SingleFlight[str] = SingleFlight()
+        #: Manifests fetched to pin a tag, until the evaluation of that digest (by the same
+        #: credentials) starts: it has them already (bytes verified against the digest).
+        self._tops: OrderedDict[tuple[str, str, str], Manifest] = OrderedDict()
         self._memo: dict[tuple[str, str, bool], ReferenceVerdict] = {}
         self._memo_hash = ""
         #: The trust roots' part of every verdict key (computed once: roots are read once).
@@ -315,10 +323,11 @@ class Judge:
             else:
                 self.metrics.cache.inc("verdict", "all", "miss")
                 layer = "miss"
+                top = self._tops.pop((flight, ref.name, str(digest)), None)
                 task, shared, joined = self._verdicts.start(
                     key.id + flight, lambda p: self._evaluate(
                         text, ref.with_digest(digest), env_policy, policies, key, dry_run, p,
-                        access.client))
+                        access.client, top))
                 if joined:
                     self.metrics.shared_resolutions.inc()
                 progress.stage = shared.stage
@@ -357,14 +366,18 @@ class Judge:
         async def lookup(p: Progress) -> str:
             p.stage = f"resolving {ref} in the registry"
             self.metrics.child(self.metrics.registry_ops, "resolve").inc()
+            repo = open_repository(ref, client)
             try:
                 with self._registry_deadline().applied():
-                    image = await asyncio.wait_for(
-                        resolve_image(open_repository(ref, client), ref, details=False),
-                        self.settings.deadline + _BACKSTOP)
+                    top = await asyncio.wait_for(repo.resolve(tag),
+                                                 self.settings.deadline + _BACKSTOP)
+                    image = await describe_image(repo, ref, top, details=False)
             except Error:
                 self.metrics.child(self.metrics.registry_errors, "resolve").inc()
                 raise
+            self._tops[(flight, ref.name, str(image.digest))] = top
+            while len(self._tops) > _TOPS_KEPT:
+                self._tops.popitem(last=False)
             await self.cache.put_tag(key, str(image.digest))
             return str(image.digest)
 
@@ -388,14 +401,15 @@ class Judge:
 
     async def _evaluate(self, text: str, ref: ImageRef, env_policy: EnvPolicy,
                         policies: PolicySet, key: VerdictKey, dry_run: bool,
-                        progress: Progress, client: RegistryClient) -> CachedVerdict:
+                        progress: Progress, client: RegistryClient,
+                        top: Manifest | None = None) -> CachedVerdict:
         # Every registry request of this evaluation ends by the deadline (the registry
         # client's own budget, so its error says which request); wait_for is the backstop.
         with self._registry_deadline().applied():
             try:
                 return await asyncio.wait_for(
                     self._gather_and_decide(text, ref, env_policy, policies, key, dry_run,
-                                            progress, client),
+                                            progress, client, top),
                     self.settings.deadline + _BACKSTOP)
             except TimeoutError:
                 raise Error(f"{progress.stage} took longer than "
@@ -403,14 +417,17 @@ class Judge:
 
     async def _gather_and_decide(self, text: str, ref: ImageRef, env_policy: EnvPolicy,
                                  policies: PolicySet, key: VerdictKey, dry_run: bool,
-                                 progress: Progress, client: RegistryClient) -> CachedVerdict:
+                                 progress: Progress, client: RegistryClient,
+                                 top: Manifest | None) -> CachedVerdict:
+        """``top``: the image's top-level manifest when pinning its tag fetched it."""
         from imggate.policy.engine import evaluate
 
         progress.stage = f"resolving {ref} in the registry"
         self.metrics.child(self.metrics.registry_ops, "resolve").inc()
+        repo = open_repository(ref, client)
         try:
-            image = await resolve_image(open_repository(ref, client), ref,
-                                        self.settings.platform)
+            image = await (resolve_image(repo, ref, self.settings.platform) if top is None
+                           else describe_image(repo, ref, top, self.settings.platform))
         except Error:
             self.metrics.child(self.metrics.registry_errors, "resolve").inc()
             raise
