@@ -30,6 +30,16 @@ EMAIL = "dev@private.example"
 ISSUER = "https://oidc.private.example"
 
 
+def _ask_once(workdir: Path, args: list[str], ref: str
+              ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Start a replica with ``args``, ask it about ``ref`` once, stop it."""
+    server = start_serve(workdir, args)
+    try:
+        return _ask(server, ref)
+    finally:
+        server.stop()
+
+
 def _ask(server: ServeProcess, ref: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The admission response, and the server's review-log line for it."""
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "app"},
@@ -62,29 +72,17 @@ def test_other_trust_roots_never_reuse_a_cached_verdict(
     common = ["--rules", str(rules), "--env", "prod", "--cache", redis_server.url,
               "--cache-key-file", str(keys)]
 
-    under_a = start_serve(tmp_path / "a", [*common, "--trusted-root", str(root_a)])
-    try:
-        response, line = _ask(under_a, ref)
-        assert response["allowed"] is True, response
-        assert line["cache"] == "miss", line
-    finally:
-        under_a.stop()
+    response, line = _ask_once(tmp_path / "a", [*common, "--trusted-root", str(root_a)], ref)
+    assert response["allowed"] is True, response
+    assert line["cache"] == "miss", line
 
-    under_b = start_serve(tmp_path / "b", [*common, "--trusted-root", str(root_b)])
-    try:
-        response, line = _ask(under_b, ref)
-        # Decided afresh under B's roots (the allow made under A's sits in Redis): denied.
-        assert line["cache"] == "miss", line
-        assert response["allowed"] is False, response
-        assert f"{ref}: signatures: " in response["status"]["message"], response
-    finally:
-        under_b.stop()
+    response, line = _ask_once(tmp_path / "b", [*common, "--trusted-root", str(root_b)], ref)
+    # Decided afresh under B's roots (the allow made under A's sits in Redis): denied.
+    assert line["cache"] == "miss", line
+    assert response["allowed"] is False, response
+    assert f"{ref}: signatures: " in response["status"]["message"], response
 
-    again_a = start_serve(tmp_path / "a2", [*common, "--trusted-root", str(root_a)])
-    try:
-        response, line = _ask(again_a, ref)
-        # The same roots as the first replica: its verdict is shared through Redis.
-        assert response["allowed"] is True, response
-        assert line["cache"] == "redis", line
-    finally:
-        again_a.stop()
+    response, line = _ask_once(tmp_path / "a2", [*common, "--trusted-root", str(root_a)], ref)
+    # The same roots as the first replica: its verdict is shared through Redis.
+    assert response["allowed"] is True, response
+    assert line["cache"] == "redis", line

@@ -5,23 +5,16 @@ validated against a current Kubernetes schema."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import yaml
 
-from deploy.test_deploy import DEPLOY, deploy_copy, kubectl, one
+from deploy.test_deploy import DEPLOY, build, deploy_copy, one, with_component
 
 __all__ = ["deploy_copy"]  # the fixture: deploy/ with its secrets generated, as documented
 
-
-def _build(overlay: Path) -> list[dict[str, Any]]:
-    out = subprocess.run([kubectl(), "kustomize", str(overlay)], check=True,
-                         capture_output=True, text=True, timeout=120).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
 
 
 def _rules(role: dict[str, Any]) -> set[tuple[str, str, str, str]]:
@@ -32,13 +25,7 @@ def _rules(role: dict[str, Any]) -> set[tuple[str, str, str, str]]:
 
 def test_the_component_audits_in_the_webhook_with_the_audits_rbac(
         tmp_path: Path, deploy_copy: Path) -> None:
-    overlay = tmp_path / "overlay"
-    overlay.mkdir()
-    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "resources": [os.path.relpath(deploy_copy, overlay)],
-        "components": [os.path.relpath(deploy_copy / "audit-in-webhook", overlay)]}))
-    docs = _build(overlay)
+    docs = with_component(tmp_path, deploy_copy, "audit-in-webhook")
     version = kubernetes_validate.latest_version()
     deploy = one(docs, "Deployment", "imggate")
     for doc in (deploy, one(docs, "ClusterRole", "imggate-webhook-audit"),
@@ -72,6 +59,6 @@ def test_the_component_audits_in_the_webhook_with_the_audits_rbac(
     assert ("coordination.k8s.io", "leases", "update", lease_name) in _rules(lease)
     assert ("coordination.k8s.io", "leases", "get", lease_name) in _rules(lease)
     # Off by default, and deploy/ says how to turn it on.
-    plain = one(_build(deploy_copy), "Deployment", "imggate")["spec"]["template"]["spec"]
+    plain = one(build(deploy_copy), "Deployment", "imggate")["spec"]["template"]["spec"]
     assert not any(a.startswith("--audit-") for a in plain["containers"][0]["args"])
     assert "#   - audit-in-webhook" in (DEPLOY / "kustomization.yaml").read_text()

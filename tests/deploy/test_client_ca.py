@@ -3,35 +3,19 @@ and the result is still a valid Deployment that serves with ``--client-ca``."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import kubernetes_validate
-import yaml
 
-from deploy.test_deploy import DEPLOY, deploy_copy, kubectl, one
+from deploy.test_deploy import DEPLOY, build, deploy_copy, one, with_component
 
 __all__ = ["deploy_copy"]  # the fixture: deploy/ with its secrets generated, as documented
 
 
-def _build(overlay: Path) -> list[dict[str, Any]]:
-    out = subprocess.run([kubectl(), "kustomize", str(overlay)], check=True,
-                         capture_output=True, text=True, timeout=120).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
-
 
 def test_the_client_ca_component_requires_the_api_servers_certificate(
         tmp_path: Path, deploy_copy: Path) -> None:
-    overlay = tmp_path / "overlay"
-    overlay.mkdir()
-    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        # kustomize takes relative paths only
-        "resources": [os.path.relpath(deploy_copy, overlay)],
-        "components": [os.path.relpath(deploy_copy / "client-ca", overlay)]}))
-    docs = _build(overlay)
+    docs = with_component(tmp_path, deploy_copy, "client-ca")
     deploy = one(docs, "Deployment", "imggate")
     kubernetes_validate.validate(deploy, kubernetes_validate.latest_version(), strict=True)
     pod = deploy["spec"]["template"]["spec"]
@@ -44,7 +28,7 @@ def test_the_client_ca_component_requires_the_api_servers_certificate(
     assert secret["secretName"] == "imggate-client-ca"
     assert secret["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
     # Everything else is deploy/ as it is.
-    plain = one(_build(deploy_copy), "Deployment", "imggate")["spec"]["template"]["spec"]
+    plain = one(build(deploy_copy), "Deployment", "imggate")["spec"]["template"]["spec"]
     assert [a for a in container["args"] if not a.startswith("--client-ca")] == \
         plain["containers"][0]["args"]
     # Off by default, and deploy/ says how to turn it on.

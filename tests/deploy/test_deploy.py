@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -43,6 +44,25 @@ def deploy_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run(["sh", str(target / "generate-secrets.sh")], check=True,
                    capture_output=True, timeout=60)
     return target
+
+
+def build(directory: Path) -> list[dict[str, Any]]:
+    """The documents ``kubectl kustomize`` makes of ``directory``."""
+    out = subprocess.run([kubectl(), "kustomize", str(directory)], check=True,
+                         capture_output=True, text=True, timeout=120).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def with_component(tmp_path: Path, deploy_copy: Path, component: str) -> list[dict[str, Any]]:
+    """deploy/ built through an overlay that adds one of its components, as documented."""
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        # kustomize takes relative paths only
+        "resources": [os.path.relpath(deploy_copy, overlay)],
+        "components": [os.path.relpath(deploy_copy / component, overlay)]}))
+    return build(overlay)
 
 
 @pytest.fixture(scope="module")

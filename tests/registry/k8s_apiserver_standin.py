@@ -141,13 +141,7 @@ class KubeApiStandIn:
 
             def do_GET(self) -> None:
                 standin.requests.append(self.path)
-                code, body = standin.answer(self.path, self.headers.get("Authorization"))
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self._reply(*standin.answer(self.path, self.headers.get("Authorization")))
 
             def do_POST(self) -> None:
                 self._write("POST")
@@ -157,23 +151,19 @@ class KubeApiStandIn:
 
             def _write(self, method: str) -> None:
                 standin.requests.append(f"{method} {self.path}")
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                code, answer = standin.write_lease(method, self.path,
-                                                   self.headers.get("Authorization"), body)
-                data = json.dumps(answer).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self._reply(*standin.write_lease(method, self.path,
+                                                 self.headers.get("Authorization"),
+                                                 self._body()))
 
             def do_PATCH(self) -> None:
                 standin.requests.append(f"PATCH {self.path}")
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                code, answer = standin.apply(self.path, self.headers.get("Authorization"),
-                                             self.headers.get("Content-Type"), body)
+                self._reply(*standin.apply(self.path, self.headers.get("Authorization"),
+                                           self.headers.get("Content-Type"), self._body()))
+
+            def _body(self) -> bytes:
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+            def _reply(self, code: int, answer: object) -> None:
                 data = json.dumps(answer).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")

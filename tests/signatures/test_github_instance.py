@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from fixture_paths import FIXTURES
 from imggate.signatures.trustroot import load_trusted_roots
 from registry_harness import missing_component, run_imggate
@@ -153,30 +155,25 @@ def test_without_the_tsa_that_stamped_it_nothing_proves_when_it_was_signed(
         only_signature(out)["reason"])
 
 
-def test_a_timestamp_outside_its_authoritys_window_fails(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("authorities", "field", "moved_to", "reason"), [
+    # The 2023-10 TSA generation ended three weeks before the timestamp.
+    ("timestampAuthorities", "end", "2024-04-01T00:00:00Z",
+     f"the timestamp ({PRIVATE_STAMP}) is outside its authority's validity"),
+    # The 2023-10 CA generation began after the signature.
+    ("certificateAuthorities", "start", "2024-05-01T00:00:00Z",
+     f"does not chain to a trusted Fulcio CA at {PRIVATE_STAMP}"),
+], ids=["timestamp-authority-expired", "ca-not-yet-valid"])
+def test_an_authority_not_valid_at_the_timestamp_fails(
+        tmp_path: Path, authorities: str, field: str, moved_to: str, reason: str) -> None:
     doc = github_root_doc()
-    tsas = doc["timestampAuthorities"]
-    assert isinstance(tsas, list)
-    for t in tsas:
-        if t["validFor"]["start"].startswith("2023-10"):
-            t["validFor"]["end"] = "2024-04-01T00:00:00Z"  # ended three weeks before
+    entries = doc[authorities]
+    assert isinstance(entries, list)
+    for entry in entries:
+        if entry["validFor"]["start"].startswith("2023-10"):
+            entry["validFor"][field] = moved_to
     code, out = verify(PRIVATE, PRIVATE_DIGEST, write_root(tmp_path, doc))
     assert code == 1
-    assert f"the timestamp ({PRIVATE_STAMP}) is outside its authority's validity" in str(
-        only_signature(out)["reason"])
-
-
-def test_a_ca_not_valid_at_the_timestamp_fails(tmp_path: Path) -> None:
-    doc = github_root_doc()
-    cas = doc["certificateAuthorities"]
-    assert isinstance(cas, list)
-    for ca in cas:
-        if ca["validFor"]["start"].startswith("2023-10"):
-            ca["validFor"]["start"] = "2024-05-01T00:00:00Z"  # began after the signature
-    code, out = verify(PRIVATE, PRIVATE_DIGEST, write_root(tmp_path, doc))
-    assert code == 1
-    assert f"does not chain to a trusted Fulcio CA at {PRIVATE_STAMP}" in str(
-        only_signature(out)["reason"])
+    assert reason in str(only_signature(out)["reason"])
 
 
 # --------------------------------------------------------------------------- no network
