@@ -37,13 +37,19 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from admission.serve_harness import make_tls, pod, review, start_serve  # noqa: E402
-from registry_harness import free_port, require_binaries, start_registry  # noqa: E402
+from admission.serve_harness import Tls, make_tls, pod, review, start_serve  # noqa: E402
+from registry_harness import (  # noqa: E402
+    Registry,
+    free_port,
+    require_binaries,
+    start_registry,
+)
 from signatures.cosign_format_signer import (  # noqa: E402
     CosignFormatSigner,
     make_image,
@@ -200,6 +206,41 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class WebhookWorld:
+    """What a webhook benchmark runs against (see :func:`webhook_world`)."""
+
+    names: list[str]
+    rules: Path
+    tls: Tls
+    script: Path
+    warm_body: Path
+
+
+def webhook_world(work: Path, reg: Registry, count: int) -> WebhookWorld:
+    """``count`` key-signed images (``bench/img0``...) pushed to ``reg``, rules for
+    ``prod-*`` namespaces that require their key, a TLS pair, the wrk script, and the
+    body of a review of the first image (the warm one)."""
+    signer = CosignFormatSigner()
+    key = work / "release.pub"
+    key.write_bytes(signer.public_pem)
+    names = [f"bench/img{i}" for i in range(count)]
+    for name in names:
+        repo = InMemoryRepository(f"{reg.host}/{name}")
+        signer.sign_image(repo, make_image(repo, tag="v1"))
+        push_repository(repo, reg.url, name)
+    rules = work / "rules.yaml"
+    rules.write_text(json.dumps({"version": 1, "environments": {"prod": {
+        "aliases": ["prod-*"], "tags": {"deny": ["latest"]},
+        "registries": {"allowed": [reg.host]}, "signatures": {"keys": [str(key)]}}}}))
+    script = work / "review.lua"
+    script.write_text(WRK_SCRIPT)
+    warm_body = work / "warm.json"
+    warm_body.write_bytes(json.dumps(review(pod([reg.ref(names[0], "v1")]),
+                                            namespace="prod-bench")).encode())
+    return WebhookWorld(names, rules, make_tls(work / "tls"), script, warm_body)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=5, help="seconds per wrk run")
@@ -216,25 +257,10 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     server = None
     try:
-        signer = CosignFormatSigner()
-        key = work / "release.pub"
-        key.write_bytes(signer.public_pem)
-        names = [f"bench/img{i}" for i in range(args.cold + 30 + 1)]
-        print(f"pushing {len(names)} signed images ...", flush=True)
-        for name in names:
-            repo = InMemoryRepository(f"{reg.host}/{name}")
-            signer.sign_image(repo, make_image(repo, tag="v1"))
-            push_repository(repo, reg.url, name)
-        rules = work / "rules.yaml"
-        rules.write_text(json.dumps({"version": 1, "environments": {"prod": {
-            "aliases": ["prod-*"], "tags": {"deny": ["latest"]},
-            "registries": {"allowed": [reg.host]}, "signatures": {"keys": [str(key)]}}}}))
-        tls = make_tls(work / "tls")
-        script = work / "review.lua"
-        script.write_text(WRK_SCRIPT)
-        warm_body = work / "warm.json"
-        warm_body.write_bytes(json.dumps(review(pod([reg.ref(names[0], "v1")]),
-                                                namespace="prod-bench")).encode())
+        print(f"pushing {args.cold + 30 + 1} signed images ...", flush=True)
+        world = webhook_world(work, reg, args.cold + 30 + 1)
+        names, rules, tls, script = world.names, world.rules, world.tls, world.script
+        warm_body = world.warm_body
 
         # 1. The ceiling: bare Starlette on the same stack (measured alongside imggate below).
         bare_port = free_port()

@@ -66,6 +66,8 @@ sys.path[:0] = [str(SRC), str(ROOT / "tests"), str(HERE)]
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p)
 
+from registry_figures import alternate  # noqa: E402
+
 IMGGATE = [sys.executable, "-m", "imggate"]
 FIGURES = ("startup", "check", "convert", "resolve", "audit", "webhook")
 
@@ -201,16 +203,6 @@ def run_timed(cmd: Sequence[str], *, ok: tuple[int, ...] = (0,), cwd: Path | Non
         raise RuntimeError(f"{' '.join(cmd[:6])} ... exited {proc.returncode}:\n"
                            f"{proc.stderr[-2000:]}")
     return elapsed, proc.stdout
-
-
-def alternate(sides: Sequence[Callable[[], float]], rounds: int) -> list[list[float]]:
-    """``rounds`` samples of each side, the order reversed every other round (ABBA...)."""
-    out: list[list[float]] = [[] for _ in sides]
-    order = list(range(len(sides)))
-    for i in range(rounds):
-        for k in (order if i % 2 == 0 else order[::-1]):
-            out[k].append(sides[k]())
-    return out
 
 
 def ratios(ours: Sequence[float], peer: Sequence[float]) -> list[float]:
@@ -466,35 +458,18 @@ def _process(cmd: Sequence[str]) -> Iterator[subprocess.Popen[bytes]]:
 
 def fig_webhook(b: Bench) -> list[Row]:
     """``imggate serve`` at saturation against bare Starlette on the same stack; cold p99."""
-    from admission_bench import WRK_SCRIPT, saturate, wait_listening
+    from admission_bench import saturate, wait_listening, webhook_world
 
-    from admission.serve_harness import make_tls, pod, review, start_serve
+    from admission.serve_harness import pod, review, start_serve
     from registry_harness import free_port
-    from signatures.cosign_format_signer import CosignFormatSigner, make_image, push_repository
-    from signatures.inmemory import InMemoryRepository
 
     require("wrk")
     reg = b.registry
     work = b.work / "webhook"
     work.mkdir()
-    signer = CosignFormatSigner()
-    key = work / "release.pub"
-    key.write_bytes(signer.public_pem)
-    names = [f"bench/hook{i}" for i in range(b.sizes.cold_digests + 1)]
-    for name in names:
-        repo = InMemoryRepository(f"{reg.host}/{name}")
-        signer.sign_image(repo, make_image(repo, tag="v1"))
-        push_repository(repo, reg.url, name)
-    rules = work / "rules.yaml"
-    rules.write_text(json.dumps({"version": 1, "environments": {"prod": {
-        "aliases": ["prod-*"], "tags": {"deny": ["latest"]},
-        "registries": {"allowed": [reg.host]}, "signatures": {"keys": [str(key)]}}}}))
-    tls = make_tls(work / "tls")
-    script = work / "review.lua"
-    script.write_text(WRK_SCRIPT)
-    body = work / "warm.json"
-    body.write_bytes(json.dumps(review(pod([reg.ref(names[0], "v1")]),
-                                       namespace="prod-bench")).encode())
+    world = webhook_world(work, reg, b.sizes.cold_digests + 1)
+    names, rules, tls, script, body = (world.names, world.rules, world.tls, world.script,
+                                       world.warm_body)
     port = free_port()
     bare_cmd = [sys.executable, str(HERE / "bare_admission_app.py"), str(port), str(tls.cert),
                 str(tls.key)]
