@@ -46,6 +46,7 @@ from imggate.signatures.keys import BadSignature, CertificateError
 from imggate.signatures.merkle import verify_bundle_proof
 from imggate.signatures.rekor import TlogError, check_envelope_entry, entry_from_bundle, verify_set
 from imggate.signatures.signers import SignedContent, verify_any
+from imggate.signatures.sigstore_failures import sigstore_failure
 from imggate.signatures.timestamped import (
     TimestampError,
     bundle_certificate,
@@ -68,6 +69,8 @@ class _IdentityPolicy:
     def __init__(self, identity: Identity) -> None:
         self.identity = identity
         self.matched: str | None = None
+        # imggate's own reason when this policy refused, reported instead of sigstore's text.
+        self.refused: str | None = None
 
     def verify(self, cert: x509.Certificate) -> None:
         from sigstore.errors import VerificationError
@@ -75,11 +78,13 @@ class _IdentityPolicy:
         try:
             sans, issuer = identities(cert), oidc_issuer(cert)
         except CertificateError as e:
-            raise VerificationError(str(e)) from None
+            self.refused = str(e)
+            raise VerificationError(self.refused) from None
         san = self.identity.match(sans, issuer)
         if san is None:
-            raise VerificationError(f"certificate identity {', '.join(sans)[:200]} "
-                                    f"(issuer {issuer[:100]}) does not match")
+            self.refused = (f"certificate identity {', '.join(sans)[:200]} "
+                            f"(issuer {issuer[:100]}) does not match")
+            raise VerificationError(self.refused)
         self.matched = f"{san} ({issuer})"
 
 
@@ -184,7 +189,7 @@ def _verify_keyless(att: Attachment, doc: Any, trust: TrustConfig
     reasons: list[str] = []
     for root in roots:
         if root.tlogs and has_log:
-            found, why = _verify_logged(att, trust, root)
+            found, why = _verify_logged(att, doc, trust, root)
         elif root.timestamp_authorities and has_stamps:
             found, why = _verify_stamped(att, doc, trust, root)
         else:
@@ -225,30 +230,29 @@ def _verify_stamped(att: Attachment, doc: Any, trust: TrustConfig, root: Sigstor
     return None, reasons
 
 
-def _verify_logged(att: Attachment, trust: TrustConfig, root: SigstoreTrustRoot
+def _verify_logged(att: Attachment, doc: Any, trust: TrustConfig, root: SigstoreTrustRoot
                    ) -> tuple[SignatureCheck | None, list[str]]:
     """Fulcio bundles through sigstore-python's ``Verifier`` with imggate's identity rule."""
-    from sigstore.errors import Error as SigstoreError
     from sigstore.models import Bundle
 
     assert att.payload is not None
     try:
         bundle = Bundle.from_json(att.payload)
-    except (SigstoreError, ValueError, TypeError, KeyError) as e:
-        return None, [f"not a valid Sigstore bundle ({type(e).__name__}: {str(e)[:200]})"]
-    except Exception as e:  # third-party parser: any failure is a failed check
-        return None, [f"not a valid Sigstore bundle ({type(e).__name__})"]
+    except Exception as e:  # third-party parser: any failure is a failed check, in our words
+        return None, [f"not a valid Sigstore bundle (sigstore-python refused it: "
+                      f"{type(e).__name__})"]
     try:
         verifier = _verifier(root)
     except Exception as e:  # an unusable trust root fails every bundle
-        return None, [f"Sigstore trusted root unusable ({type(e).__name__}: {str(e)[:200]})"]
+        return None, [f"{root.label}: Sigstore trusted root unusable (sigstore-python "
+                      f"refused it: {type(e).__name__})"]
     reasons = []
     for ident in trust.identities:
         policy = _IdentityPolicy(ident)
         try:
             ptype_env, payload = verifier.verify_dsse(bundle, policy)
         except Exception as e:  # sigstore raises assorted errors: all are fails
-            reasons.append(f"{ident.label}: {str(e)[:300] or type(e).__name__}")
+            reasons.append(f"{ident.label}: {policy.refused or sigstore_failure(e, doc, root)}")
             continue
         try:
             kind, st = _judge(ptype_env, payload, att, trust)

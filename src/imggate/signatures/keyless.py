@@ -179,10 +179,11 @@ def verify_fulcio_chain(cert: x509.Certificate, root: SigstoreTrustRoot,
         x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None)
     ee_policy = ExtensionPolicy.webpki_defaults_ee().may_be_present(
         x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None)
-    errors = []
+    tried = []
     for ca in root.certificate_authorities:
         if not ca.validity.contains(when):
             continue
+        tried.append(ca.chain)
         # Every certificate of the CA's chain comes from the trusted root, so all are
         # anchors (as in sigstore-python): the path stops at the issuing intermediate
         # and the intermediate-to-root signature is not re-checked per signature.
@@ -191,13 +192,37 @@ def verify_fulcio_chain(cert: x509.Certificate, root: SigstoreTrustRoot,
                     .build_client_verifier())
         try:
             chain = verifier.verify(cert, []).chain
-        except (VerificationError, ValueError) as e:
-            errors.append(str(e)[:200])
+        except (VerificationError, ValueError):
+            # cryptography's words are not imggate's: say which check failed ourselves.
             continue
         return tuple(chain[1:])
-    detail = f" ({errors[0]})" if errors else ""
     raise CertificateError(f"certificate does not chain to a trusted Fulcio CA at "
-                           f"{when.isoformat()}{detail}")
+                           f"{when.isoformat()}: {_why_not_chained(cert, tried, when)}")
+
+
+def _why_not_chained(cert: x509.Certificate, chains: Sequence[Sequence[x509.Certificate]],
+                     when: datetime) -> str:
+    """Which check of :func:`verify_fulcio_chain` failed, in imggate's words."""
+    if not chains:
+        return "no certificate authority of the trusted root is valid at that time"
+    if not cert.not_valid_before_utc <= when <= cert.not_valid_after_utc:
+        return (f"the certificate is valid only from {cert.not_valid_before_utc.isoformat()} "
+                f"to {cert.not_valid_after_utc.isoformat()}")
+    for chain in chains:
+        for ca_cert in chain:
+            if ca_cert.subject != cert.issuer:
+                continue
+            try:
+                cert.verify_directly_issued_by(ca_cert)
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            name = ca_cert.subject.rfc4514_string()[:120]
+            if not ca_cert.not_valid_before_utc <= when <= ca_cert.not_valid_after_utc:
+                return f"its issuing CA certificate {name!r} is not valid at that time"
+            return (f"it was issued by {name!r} but breaks the Fulcio certificate profile "
+                    "(key usage, basic constraints or other extensions)")
+    return (f"no trusted CA certificate signed it (it names issuer "
+            f"{cert.issuer.rfc4514_string()[:120]!r})")
 
 
 def _sct_signed_data(cert: x509.Certificate, issuer: x509.Certificate,

@@ -61,8 +61,13 @@ class RekorEntry:
 
     @property
     def time(self) -> datetime:
-        """``integratedTime`` as an aware datetime."""
-        return datetime.fromtimestamp(self.integrated_time, tz=UTC)
+        """``integratedTime`` as an aware datetime; :class:`TlogError` when out of range."""
+        try:
+            return datetime.fromtimestamp(self.integrated_time, tz=UTC)
+        except (ValueError, OverflowError, OSError):
+            # datetime's words ("year ... is out of range") are not imggate's.
+            raise TlogError(f"Rekor entry integratedTime {str(self.integrated_time)[:30]} "
+                            "is out of range") from None
 
 
 def _int(value: object, what: str) -> int:

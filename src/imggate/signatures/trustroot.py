@@ -214,6 +214,10 @@ def parse_trusted_root(data: bytes, source: str) -> SigstoreTrustRoot:
     """Validate a ``trusted_root.json`` document; :class:`ConfigError` names ``source``."""
     try:
         doc: Any = json.loads(data)
+    except (ValueError, RecursionError):
+        # The json module's words (line, column) are not imggate's.
+        raise ConfigError(f"{source}: invalid Sigstore trusted root: not JSON") from None
+    try:
         if not isinstance(doc, dict):
             raise ValueError("not a JSON object")
         mt = doc.get("mediaType")
