@@ -156,3 +156,30 @@ def test_log_time_out_of_range_is_named_without_datetimes_words() -> None:
     assert_own_words(str(caught.value),
                      f"Rekor entry integratedTime {10**15} is out of range")
     assert "year" not in str(caught.value)
+
+
+def test_certificate_key_of_unknown_kind_is_named_without_cryptographys_words() -> None:
+    """GitHub's real timestamped bundle with its leaf's key algorithm OID changed."""
+    from imggate.signatures.timestamped import TimestampError, verify_timestamped
+    from signatures.test_github_instance import (
+        ACTIONS,
+        GITHUB_ROOT,
+        PRIVATE,
+        PRIVATE_DIGEST,
+        PRIVATE_SAN,
+    )
+
+    doc = json.loads(PRIVATE.read_text().splitlines()[0])
+    cert = doc["verificationMaterial"]["certificate"]
+    raw = base64.b64decode(cert["rawBytes"])
+    ec_public_key = bytes.fromhex("06072a8648ce3d0201")  # OID 1.2.840.10045.2.1
+    assert raw.count(ec_public_key) == 1
+    cert["rawBytes"] = base64.b64encode(
+        raw.replace(ec_public_key, bytes.fromhex("06072a8648ce3d0209"))).decode()
+    root = parse_trusted_root(GITHUB_ROOT.read_bytes(), GITHUB_ROOT.name)
+    with pytest.raises(TimestampError) as caught:
+        verify_timestamped(doc, root, Identity(identity=PRIVATE_SAN, issuer=ACTIONS),
+                           Digest.parse(PRIVATE_DIGEST))
+    assert_own_words(str(caught.value), "certificate key unusable: certificate public key "
+                                        "is of an unknown or malformed kind")
+    assert "Unknown key type" not in str(caught.value)

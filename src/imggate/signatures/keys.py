@@ -13,11 +13,15 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 from imggate._files import read_config_file
 from imggate.errors import ConfigError
@@ -81,6 +85,19 @@ def as_verifying_key(key: PublicKeyTypes, where: str) -> VerifyingKey:
     if isinstance(key, ed25519.Ed25519PublicKey):
         return key
     raise ValueError(f"{where}: unsupported key type {type(key).__name__}")
+
+
+def certificate_key(cert: x509.Certificate) -> VerifyingKey:
+    """The key a certificate certifies; :class:`CertificateError` in imggate's words if unusable."""
+    try:
+        key = cert.public_key()
+    except Exception:  # cryptography raises assorted types on an unknown key; its text is not ours
+        raise CertificateError("certificate public key is of an unknown or malformed "
+                               "kind") from None
+    try:
+        return as_verifying_key(key, "certificate")
+    except ValueError as e:  # as_verifying_key's own words: the kind of key it refused
+        raise CertificateError(str(e)) from None
 
 
 _PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]{1,40})-----")

@@ -29,7 +29,7 @@ from imggate.signatures.keys import (
     CertificateError,
     TrustedKey,
     VerifyingKey,
-    as_verifying_key,
+    certificate_key,
     verify_raw,
 )
 from imggate.signatures.rekor import RekorEntry, TlogError, parse_rekor_bundle, verify_set
@@ -204,7 +204,7 @@ def _by_identity(mat: _Material, ident: Identity, content: SignedContent) -> Sig
         raise CertificateError(f"certificate identity {', '.join(sans)[:200]} "
                                f"(issuer {issuer[:100]}) does not match")
     cert = mat.cert()
-    key = as_verifying_key(cert.public_key(), "certificate")
+    key = certificate_key(cert)
     sig = verify_any(key, content)
     content.check_entry(mat.entry(), sig, cert)
     return SignerResult(f"{san} ({issuer})", True,
@@ -224,7 +224,7 @@ def _by_authority(mat: _Material, ca: CertificateAuthority,
     except TlogError:
         when = datetime.now(UTC)
     verify_pki_chain(cert, intermediates, ca.roots, when)
-    key = as_verifying_key(cert.public_key(), "certificate")
+    key = certificate_key(cert)
     sig = verify_any(key, content)
     tlog = _tlog(mat, sig, cert, content)
     return SignerResult(ca.label, tlog, f"verified with a certificate issued by {ca.label}"

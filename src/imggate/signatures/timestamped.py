@@ -42,7 +42,7 @@ from imggate.signatures.keyless import (
     verify_fulcio_chain,
     verify_sct,
 )
-from imggate.signatures.keys import BadSignature, CertificateError, as_verifying_key, verify_raw
+from imggate.signatures.keys import BadSignature, CertificateError, certificate_key, verify_raw
 from imggate.signatures.trustroot import SigstoreTrustRoot
 
 #: Most timestamps read from one bundle, and the largest one.
@@ -182,8 +182,8 @@ def verify_timestamped(doc: Any, root: SigstoreTrustRoot, identity: Identity,
     """Verify a bundle by its RFC 3161 timestamps against ``root``; see the module doc."""
     cert = bundle_certificate(doc)
     try:
-        key = as_verifying_key(cert.public_key(), "certificate")
-    except ValueError as e:
+        key = certificate_key(cert)
+    except CertificateError as e:  # imggate's words (keys.certificate_key)
         raise TimestampError(f"certificate key unusable: {e}") from None
     env_doc = doc.get("dsseEnvelope") if isinstance(doc, dict) else None
     envelope: Envelope | None = None
