@@ -102,7 +102,10 @@ class Identity:
                 try:
                     re.compile(rx)
                 except re.error as e:
-                    raise ConfigError(f"invalid regular expression {rx[:80]!r}: {e}") from None
+                    # Where it broke, not the re module's wording.
+                    at = f" at position {e.pos}" if e.pos is not None else ""
+                    raise ConfigError(f"invalid regular expression {rx[:80]!r}: it does "
+                                      f"not compile{at}") from None
 
     @property
     def label(self) -> str:
