@@ -67,6 +67,16 @@ def missing_component(message: str) -> NoReturn:
     pytest.fail(message, pytrace=False)
 
 
+def no_network() -> list[str]:
+    """The command prefix that runs a program in an empty network namespace (``unshare -rn``):
+    any request it makes fails. A machine that cannot make one lacks a component."""
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "-rn", "true"],
+                                         capture_output=True).returncode != 0:
+        missing_component("unshare (an empty network namespace)")
+    return [unshare, "-rn"]
+
+
 def stop_process(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM, then wait (SIGKILL when it does not stop within 10 s)."""
     if process.poll() is None:

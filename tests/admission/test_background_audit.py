@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from admission.serve_harness import RedisServer, ServeProcess, review, start_redis, start_serve
+from admission.serve_harness import RedisServer, ServeProcess, review, start_serve
 from audit.cluster_world import RULES, World, build_world
 from imggate.admission.background_audit import LEADER_KEY, RedisLeader, parse_every
 from imggate.errors import UsageError
-from registry_harness import MissingComponentError, Registry, missing_component
+from registry_harness import Registry
 
 pytestmark = pytest.mark.registry
 
@@ -31,19 +31,9 @@ def test_audit_every_is_a_duration() -> None:
             parse_every(bad)
 
 
-@pytest.fixture(scope="module")
-def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    try:
-        server = start_redis(tmp_path_factory.mktemp("redis"))
-    except MissingComponentError as e:
-        missing_component(str(e))
-    yield server
-    server.stop()
-
-
-def test_one_replica_leads_until_its_lock_expires(redis: RedisServer) -> None:
+def test_one_replica_leads_until_its_lock_expires(redis_server: RedisServer) -> None:
     async def scenario() -> list[bool]:
-        a, b = RedisLeader(redis.url), RedisLeader(redis.url)
+        a, b = RedisLeader(redis_server.url), RedisLeader(redis_server.url)
         try:
             seen = [await a.acquire(1.0), await b.acquire(1.0), await a.acquire(1.0)]
             await asyncio.sleep(1.3)  # a stops renewing: its lock expires
@@ -169,7 +159,7 @@ def test_a_rules_reload_starts_an_audit_before_the_interval(
 
 
 def test_the_background_audit_shares_the_webhooks_verdict_cache(
-        auditing: tuple[World, ServeProcess], redis: RedisServer, tmp_path: Path) -> None:
+        auditing: tuple[World, ServeProcess], redis_server: RedisServer, tmp_path: Path) -> None:
     """With --cache the child audit writes the webhook's sealed verdicts to Redis (and reads
     them): the URL reaches it in its environment, the key file by name."""
     import redis as redis_client
@@ -177,11 +167,11 @@ def test_the_background_audit_shares_the_webhooks_verdict_cache(
     w, _ = auditing
     key_file = tmp_path / "cache.key"
     key_file.write_text("0123456789abcdef" * 4 + "\n")
-    with redis_client.Redis.from_url(redis.url) as raw:
+    with redis_client.Redis.from_url(redis_server.url) as raw:
         raw.flushdb()
         server = start_serve(tmp_path / "serve", [
             "--rules", str(w.work / "rules.yaml"), "--audit-every", "1h", "--no-pull-secrets",
-            "--cache", redis.url, "--cache-key-file", str(key_file)],
+            "--cache", redis_server.url, "--cache-key-file", str(key_file)],
             env={"KUBECONFIG": str(w.work / "kubeconfig")})
         try:
             _wait_for_runs(server, 1)

@@ -24,6 +24,7 @@ import pytest
 from admission.serve_harness import ServeProcess, review, start_serve
 from fixture_paths import FIXTURES
 from imggate.models import Digest
+from policy.test_vex_attestations import vex_doc
 from registry_harness import Registry, run_imggate
 from signatures.cosign_format_signer import CosignFormatSigner, make_image, push_repository
 from signatures.inmemory import InMemoryRepository
@@ -31,19 +32,8 @@ from signatures.inmemory import InMemoryRepository
 pytestmark = [pytest.mark.registry, pytest.mark.usefixtures("isolated_auth_env")]
 
 OPENVEX = "https://openvex.dev/ns"
-VEX = {
-    "@context": "https://openvex.dev/ns/v0.2.0",
-    "@id": "https://example.com/vex/alpine-310-1",
-    "author": "Platform Security <security@example.com>",
-    "timestamp": "2026-11-20T10:00:00Z",
-    "version": 1,
-    "statements": [{
-        "vulnerability": {"name": "CVE-2019-1549"},
-        "products": [{"@id": "pkg:oci/app"}],
-        "status": "not_affected",
-        "justification": "vulnerable_code_not_in_execute_path",
-    }],
-}
+#: The OpenVEX statement the policy tests use: CVE-2019-1549 not affected.
+VEX = vex_doc()
 #: image -> who signed its VEX attestation (None: it has none).
 IMAGES = {"vexed": "security", "forged": "mallory", "plain": None}
 

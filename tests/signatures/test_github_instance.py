@@ -14,7 +14,6 @@ real one by removing or narrowing one authority.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 
 from fixture_paths import FIXTURES
 from imggate.signatures.trustroot import load_trusted_roots
-from registry_harness import missing_component, run_imggate
+from registry_harness import no_network, run_imggate
 
 ROOTS = FIXTURES / "sigstore-roots"
 GH_ROOTS = ROOTS / "gh-attestation-trusted-root.jsonl"
@@ -181,12 +180,7 @@ def test_an_authority_not_valid_at_the_timestamp_fails(
 
 def test_verifies_with_no_network_at_all() -> None:
     """An empty network namespace: a TUF, Rekor, TSA or registry request would fail."""
-    unshare = shutil.which("unshare")
-    if unshare is None or subprocess.run([unshare, "-rn", "true"],
-                                         capture_output=True).returncode != 0:
-        missing_component("unshare (an empty network namespace)")
-    assert unshare is not None
-    base = [unshare, "-rn", sys.executable, "-m", "imggate", "verify", "--bundle", str(PRIVATE),
+    base = [*no_network(), sys.executable, "-m", "imggate", "verify", "--bundle", str(PRIVATE),
             "--digest", PRIVATE_DIGEST, "--certificate-identity", PRIVATE_SAN,
             "--certificate-oidc-issuer", ACTIONS]
     ok = subprocess.run([*base, "--trusted-root", str(GITHUB_ROOT)],

@@ -13,7 +13,6 @@ one per line, the form ``gh attestation trusted-root`` prints.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 from fixture_paths import FIXTURES
 from imggate.errors import ConfigError
 from imggate.signatures.trustroot import load_trusted_roots, parse_trusted_roots
-from registry_harness import missing_component, run_imggate
+from registry_harness import no_network, run_imggate
 
 ROOTS = FIXTURES / "sigstore-roots"
 DSSE = ROOTS / "a.dsse.staging-rekor-v2.txt.sigstore.json"
@@ -206,12 +205,7 @@ def test_bundle_and_digest_go_together() -> None:
 
 def test_offline_verification_needs_no_network() -> None:
     """The network namespace is empty: any TUF or registry request would fail."""
-    unshare = shutil.which("unshare")
-    if unshare is None or subprocess.run([unshare, "-rn", "true"],
-                                         capture_output=True).returncode != 0:
-        missing_component("unshare (an empty network namespace)")
-    assert unshare is not None
-    cmd = [unshare, "-rn", sys.executable, "-m", "imggate", "verify", "--bundle", str(DSSE),
+    cmd = [*no_network(), sys.executable, "-m", "imggate", "verify", "--bundle", str(DSSE),
            "--digest", DSSE_DIGEST, "--certificate-identity", BEACON,
            "--certificate-oidc-issuer", ACTIONS,
            "--trusted-root", str(ROOTS / "production+staging-no-tlog.jsonl")]
