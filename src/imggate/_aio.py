@@ -1,4 +1,4 @@
-"""Running a coroutine from synchronous code.
+"""Running a coroutine from synchronous code, and reading what ``asyncio.gather`` gathered.
 
 ``asyncio.run`` installs a SIGINT handler that holds the main task; on
 Python 3.11, restoring the previous handler builds a ``repr`` of that
@@ -25,3 +25,12 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             loop.close()
+
+
+def settled(answer: T | BaseException) -> T:
+    """What a task gathered with ``return_exceptions=True`` answered, or its exception
+    raised. Read in the gathered order, the first failure in that order is the one raised
+    (each task ran to its end: none is left running behind the error)."""
+    if isinstance(answer, BaseException):
+        raise answer
+    return answer

@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
+from imggate._aio import settled
 from imggate.errors import Error
 from imggate.models import (
     Digest,
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
     from imggate.signatures.trustroot import SigstoreTrustRoot
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 SCANNER = frozenset({EvidenceGroup.SCANNER})
 SIGNATURES = frozenset({EvidenceGroup.SIGNATURES})
@@ -356,8 +356,8 @@ async def image_evidence(req: CheckRequest, client: RegistryClient, text: str, r
     # not of all three in turn. What they found is put together in a fixed order.
     answers = await asyncio.gather(signatures(), attestations(), signed_vex(),
                                    return_exceptions=True)
-    checks, attested, vex = (_settled(answers[0]), _settled(answers[1]),
-                             _settled(answers[2]))
+    checks, attested, vex = (settled(answers[0]), settled(answers[1]),
+                             settled(answers[2]))
     errors += sig_errors + att_errors + vex_errors
     if EvidenceSource.ATTESTATIONS in sources and req.read_attestations:
         if attested is None:
@@ -374,13 +374,6 @@ async def image_evidence(req: CheckRequest, client: RegistryClient, text: str, r
     return Evidence(text, ref, image, tuple(found), tuple(checks), tuple(errors), tuple(notes),
                     tuple(refused), vex=vex)
 
-
-def _settled(answer: T | BaseException) -> T:
-    """What a task gathered with ``return_exceptions`` answered, or its exception raised (the
-    first in the gathered order: each ran to its end, none was left running)."""
-    if isinstance(answer, BaseException):
-        raise answer
-    return answer
 
 
 async def _vex(repo: Repository, sig_repo: Repository | None, image: ResolvedImage,

@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
-from typing import TypeVar
 
+from imggate._aio import settled
 from imggate.errors import DigestMismatch, LayoutError, NotFound, RegistryError, SignatureError
 from imggate.models import Digest
 from imggate.registry.interface import Descriptor, Manifest, Repository
@@ -46,8 +46,6 @@ from imggate.signatures.interface import (
     AttachmentKind,
     TrustConfig,
 )
-
-T = TypeVar("T")
 
 #: Largest payload fetched per attachment kind; a bigger layer is refused unread.
 MAX_BLOB = {
@@ -278,7 +276,7 @@ async def discover(repo: Repository, subject: Digest, trust: TrustConfig, *,
         return_exceptions=True)
     try:
         # The first failure in that order is the one reported (each lookup ran to its end).
-        sig, att, refs = _settled(looked[0]), _settled(looked[1]), _settled(looked[2])
+        sig, att, refs = settled(looked[0]), settled(looked[1]), settled(looked[2])
         if trust.check_signatures:
             found += await _tagged(AttachmentKind.SIGNATURE, "sig", sig_repo, subject, sig,
                                    blobs, seen)
@@ -295,12 +293,6 @@ async def discover(repo: Repository, subject: Digest, trust: TrustConfig, *,
 async def _none() -> None:
     return None
 
-
-def _settled(answer: T | BaseException) -> T:
-    """A lookup's answer, or its exception raised."""
-    if isinstance(answer, BaseException):
-        raise answer
-    return answer
 
 
 def describe(attachments: Iterable[Attachment]) -> str:
