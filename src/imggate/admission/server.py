@@ -45,6 +45,7 @@ from imggate.admission.evidence import sources_from_options
 from imggate.admission.judge import Judge, JudgeSettings
 from imggate.admission.metrics import CONTENT_TYPE, Metrics
 from imggate.admission.policies import RulesStore
+from imggate.admission.preload import import_cold_path
 from imggate.admission.pull_access import AccessPool
 from imggate.admission.review import (
     MAX_BODY_BYTES,
@@ -149,6 +150,7 @@ class AdmissionApp:
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         if self.store.current is None:
             self.reload_rules()
+        await import_cold_path()
         async with RegistryClient(self.options.registry) as client:
             self.client = client
             judge = Judge(client, self.cache, self.metrics,
