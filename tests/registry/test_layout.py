@@ -150,3 +150,21 @@ def test_blob_symlinked_to_a_regular_file_is_read_and_verified(tmp_path: Path) -
 def test_layout_path_component_over_255_characters(tmp_path: Path) -> None:
     with pytest.raises(LayoutError, match="unusable path: File name too long"):
         resolve(f"oci:{tmp_path / ('a' * 300)}")
+
+
+@pytest.mark.parametrize(("name", "content", "problem"), [
+    ("oci-layout", b'{"imageLayoutVersion": ', "line 1, column 24"),
+    ("oci-layout", b'{"imageLayoutVersion": "\xff"}', "not UTF-8 text"),
+    ("oci-layout", b"[" * 50_000, "nested too deeply"),
+    ("index.json", b'{"schemaVersion": 2,\n "manifests": [}', "line 2, column 16"),
+], ids=["cut-short", "not-utf8", "deep", "index"])
+def test_a_layout_file_that_is_not_json_is_named_in_imggates_words(
+        tmp_path: Path, name: str, content: bytes, problem: str) -> None:
+    (tmp_path / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (tmp_path / "index.json").write_text('{"schemaVersion": 2, "manifests": []}')
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(LayoutError) as caught:
+        OciLayout(tmp_path).index()
+    assert caught.value.message == f"oci:{tmp_path}/{name}: " + (
+        f"not JSON ({problem})" if name == "oci-layout"
+        else f"manifest is not JSON ({problem})")

@@ -86,7 +86,7 @@ class Manifest:
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError) as e:
-            raise ValueError(f"{where}: manifest is not JSON ({e})") from None
+            raise ValueError(f"{where}: manifest is not JSON ({json_problem(e)})") from None
         if not isinstance(data, dict):
             raise ValueError(f"{where}: manifest is not a JSON object")
         mt = data.get("mediaType")
@@ -196,3 +196,15 @@ class Repository(ABC):
     @abstractmethod
     async def try_resolve_tag(self, tag: str) -> Manifest | None:
         """Like :meth:`resolve` for a tag, but ``None`` when the tag does not exist."""
+
+
+def json_problem(e: ValueError | RecursionError) -> str:
+    """What is wrong with a document ``json.loads`` refused, in imggate's words (where,
+    not the json module's wording, which quotes nothing of the input but changes between
+    Python versions)."""
+    if isinstance(e, RecursionError):
+        return "nested too deeply"
+    if isinstance(e, json.JSONDecodeError):
+        return f"line {e.lineno}, column {e.colno}"
+    return "not UTF-8 text"  # json.loads on bytes: a decoding error is a ValueError
+

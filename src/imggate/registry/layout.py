@@ -22,6 +22,7 @@ from imggate.registry.interface import (
     Descriptor,
     Manifest,
     Repository,
+    json_problem,
 )
 
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -67,7 +68,7 @@ class OciLayout:
         except FileNotFoundError:
             raise LayoutError(f"{where}: no oci-layout file: not an OCI image layout") from None
         except (ValueError, RecursionError) as e:
-            raise LayoutError(f"{where}/oci-layout: unreadable: {e}") from None
+            raise LayoutError(f"{where}/oci-layout: not JSON ({json_problem(e)})") from None
         if not isinstance(layout, dict) or not isinstance(layout.get("imageLayoutVersion"), str):
             raise LayoutError(f"{where}/oci-layout: imageLayoutVersion missing")
         try:
