@@ -67,3 +67,9 @@ def compile_user_regex(pattern: str) -> re.Pattern[str]:
 def user_search(pattern: str, value: str) -> bool:
     """Whether ``pattern`` matches somewhere in ``value`` (cosign's and Go's ``MatchString``)."""
     return compile_user_regex(pattern).search(value) is not None
+
+
+def why_not_compiled(e: re.error) -> str:
+    """Why a user's pattern was refused, in imggate's words: where it broke (the re
+    module's wording changes between Python versions and is not ours to print)."""
+    return "it does not compile" + (f" at position {e.pos}" if e.pos is not None else "")

@@ -176,7 +176,8 @@ def test_only_kept_checks_just_what_cleanup_keeps(anon_registry: Registry, tmp_p
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--tags", "("], "--tags '(': not a regular expression"),
+    (["--tags", "("], "--tags '(': not a regular expression (it does not compile at "
+                      "position 0)"),
     (["--older-than", "soon"], "--older-than 'soon'"),
 ])
 def test_bad_flags_are_usage_errors(anon_registry: Registry, args: list[str],

@@ -78,7 +78,7 @@ def test_unknown_key_names_line_and_key() -> None:
 def test_bad_value_names_its_line() -> None:
     e = _error("version: 1\nenvironments:\n  dev:\n    tags:\n      deny: ['(']\n")
     assert e.location == "rules.yaml:5"
-    assert "invalid regular expression" in e.message
+    assert "invalid regular expression '(': it does not compile at position 0" in e.message
     assert "environments.dev.tags.deny.0" in e.message
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from imggate.errors import UsageError
+from imggate.userregex import why_not_compiled
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,8 @@ def compile_regex(pattern: str | None, flag: str) -> re.Pattern[str] | None:
     try:
         return re.compile(pattern)
     except re.error as e:
-        raise UsageError(f"{flag} {pattern!r}: not a regular expression ({e})") from None
+        raise UsageError(f"{flag} {pattern!r}: not a regular expression "
+                         f"({why_not_compiled(e)})") from None
 
 
 def plan(tags: Sequence[TagDate], policy: CleanupPolicy,

@@ -15,7 +15,7 @@ from fnmatch import fnmatchcase
 
 from imggate.models import ImageRef
 from imggate.registry.reference import reads_as_hub_repository
-from imggate.userregex import compile_user_regex
+from imggate.userregex import compile_user_regex, why_not_compiled
 
 _WILDCARDS = frozenset("*?[")
 
@@ -91,5 +91,6 @@ def check_regex(pattern: str) -> str:
     try:
         compile_regex(pattern)
     except re.error as e:
-        raise ValueError(f"invalid regular expression {pattern!r}: {e}") from None
+        raise ValueError(f"invalid regular expression {pattern!r}: {why_not_compiled(e)}"
+                         ) from None
     return pattern

@@ -28,7 +28,7 @@ from imggate.errors import ConfigError, SignatureError
 from imggate.models import Digest, SignatureCheck, SignatureKind
 from imggate.signatures.keys import TrustedKey
 from imggate.signatures.trustroot import SigstoreTrustRoot
-from imggate.userregex import user_search
+from imggate.userregex import user_search, why_not_compiled
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -102,10 +102,8 @@ class Identity:
                 try:
                     re.compile(rx)
                 except re.error as e:
-                    # Where it broke, not the re module's wording.
-                    at = f" at position {e.pos}" if e.pos is not None else ""
-                    raise ConfigError(f"invalid regular expression {rx[:80]!r}: it does "
-                                      f"not compile{at}") from None
+                    raise ConfigError(f"invalid regular expression {rx[:80]!r}: "
+                                      f"{why_not_compiled(e)}") from None
 
     @property
     def label(self) -> str:
