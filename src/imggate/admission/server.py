@@ -45,7 +45,7 @@ from imggate.admission.evidence import sources_from_options
 from imggate.admission.judge import Judge, JudgeSettings
 from imggate.admission.metrics import CONTENT_TYPE, Metrics
 from imggate.admission.policies import RulesStore
-from imggate.admission.preload import import_cold_path
+from imggate.admission.preload import freeze_startup_heap, import_cold_path
 from imggate.admission.pull_access import AccessPool
 from imggate.admission.review import (
     MAX_BODY_BYTES,
@@ -166,6 +166,7 @@ class AdmissionApp:
             loop = asyncio.get_running_loop()
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+            freeze_startup_heap()
             try:
                 yield
             finally:
