@@ -15,7 +15,13 @@ from imggate._files import FileRefused, read_file
 from imggate.errors import ReportError, UsageError
 from imggate.models import ScanReport
 from imggate.scanners import gitlab, grype, imggate_json, trivy, trivy_cyclonedx, trivy_sarif
-from imggate.scanners._doc import MAX_REPORT_BYTES, gc_paused, load_json, type_name
+from imggate.scanners._doc import (
+    _FAST_DECODE_MIN,
+    MAX_REPORT_BYTES,
+    gc_paused,
+    load_json,
+    type_name,
+)
 from imggate.scanners.interface import ReportParser
 
 #: Every adapter, in detection order (the first whose ``detect`` is true wins).
@@ -58,6 +64,15 @@ def parse_report(data: bytes, *, source: str, kind: str | None = None) -> ScanRe
 
 
 def _parse(data: bytes, source: str, parser: ReportParser | None) -> ScanReport:
+    if (parser is trivy.PARSER or parser is None) and _FAST_DECODE_MIN <= len(data) \
+            <= MAX_REPORT_BYTES and _looks_like_trivy(data):
+        from imggate.scanners import trivy_typed
+
+        # A large Trivy report decoded into typed values; anything that path does not
+        # read exactly as the checked one would is read below as before.
+        report = trivy_typed.parse(data, source)
+        if report is not None:
+            return report
     doc = load_json(data, source)
     if parser is None:
         parser = detect_kind(doc)
@@ -70,6 +85,12 @@ def _parse(data: bytes, source: str, parser: ReportParser | None) -> ScanReport:
                 hint="name the kind with --kind if the file is one of these",
             )
     return parser.parse(doc, source=source)
+
+
+def _looks_like_trivy(data: bytes) -> bool:
+    """Whether a report's first bytes name Trivy's ``SchemaVersion`` (Trivy writes it
+    first): only then is the typed decode tried (a failed try costs a decode)."""
+    return b'"SchemaVersion"' in data[:1024]
 
 
 def load_report(path: str | PathLike[str], kind: str | None = None) -> ScanReport:

@@ -44,9 +44,19 @@ _STATUS = {
     "not_affected": FixState.UNKNOWN,
     "unknown": FixState.UNKNOWN,
 }
-_SEVERITY = {s.value.upper(): s for s in Severity}
+#: Trivy's severity names (``CRITICAL``...); any other spelling takes :func:`severity`.
+SEVERITIES = {s.value.upper(): s for s in Severity}
 # "debian (debian 10.8)" -> "debian 10.8": the legacy format's only OS record.
 _TARGET_OS = re.compile(r"\(([a-z][\w.-]*) ([^()]+)\)$")
+
+
+def target_os(target: str) -> tuple[str | None, str | None]:
+    """The OS and the image an OS packages' target names (``"repo:tag (alpine 3.10.2)"``)."""
+    m = _TARGET_OS.search(target)
+    if m is None:
+        return None, None
+    # What Trivy's GitLab template does: the image is the target's first word.
+    return f"{m.group(1)} {m.group(2)}", target[:m.start()].strip() or None
 # The same ratings recur for every package a CVE hits; frozen values can be shared.
 _CVSS_CACHE: dict[tuple[str, str, str | None, float | None], Cvss] = {}
 _CVSS_FIELDS = (("2.0", "V2Vector", "V2Score"), ("3", "V3Vector", "V3Score"),
@@ -59,7 +69,7 @@ def severity(value: Any, key: str = "Severity") -> Severity:
         return Severity.UNKNOWN
     if type(value) is not str:
         raise Invalid(f"expected a string, got {type_name(value)}", (key,))
-    sev = _SEVERITY.get(value)
+    sev = SEVERITIES.get(value)
     if sev is not None:
         return sev
     try:
@@ -86,14 +96,36 @@ def _cvss(d: dict[str, Any]) -> tuple[Cvss, ...]:
                 raise Invalid(f"expected a score 0..10, got {type_name(score)}", (src, skey))
             if version == "3" and vector and vector.startswith("CVSS:3."):
                 version = vector[5:8]
-            key = (src, version, vector or None, float(score) if score is not None else None)
-            rating = _CVSS_CACHE.get(key)
-            if rating is None:
-                if len(_CVSS_CACHE) > 100_000:
-                    _CVSS_CACHE.clear()
-                rating = _CVSS_CACHE[key] = Cvss(*key)
-            out.append(rating)
+            out.append(rating(src, version, vector or None,
+                              float(score) if score is not None else None))
     return tuple(out)
+
+
+def rating(source: str, version: str, vector: str | None, score: float | None) -> Cvss:
+    """The :class:`Cvss` of these values, shared: the same ratings recur for every
+    package a CVE hits."""
+    key = (source, version, vector, score)
+    found = _CVSS_CACHE.get(key)
+    if found is None:
+        if len(_CVSS_CACHE) > 100_000:
+            _CVSS_CACHE.clear()
+        found = _CVSS_CACHE[key] = Cvss(*key)
+    return found
+
+
+def fix_of(fixed_text: str | None, status: str | None) -> tuple[tuple[str, ...], FixState]:
+    """The versions ``FixedVersion`` lists and the fix state: ``Status``, or for reports
+    older than Status (2023-07), whether a fix exists."""
+    if not fixed_text:
+        fixed: tuple[str, ...] = ()
+    elif "," not in fixed_text:
+        one = fixed_text.strip()
+        fixed = (one,) if one else ()
+    else:
+        fixed = tuple(x.strip() for x in fixed_text.split(",") if x.strip())
+    if status:
+        return fixed, _STATUS.get(status, FixState.UNKNOWN)
+    return fixed, FixState.FIXED if fixed else FixState.UNKNOWN
 
 
 def _strings_within(items: list[Any], limit: int) -> bool:
@@ -135,7 +167,7 @@ def _fast_finding(v: dict[str, Any], package_type: str | None) -> Finding | None
     if raw_sev is None:
         sev: Severity | None = Severity.UNKNOWN
     else:
-        sev = _SEVERITY.get(raw_sev) if type(raw_sev) is str else None
+        sev = SEVERITIES.get(raw_sev) if type(raw_sev) is str else None
     if sev is None or vid.isspace() or pkg.isspace():
         return None
     refs, vendor_ids = get("References"), get("VendorIDs")
@@ -169,17 +201,7 @@ def _fast_finding(v: dict[str, Any], package_type: str | None) -> Finding | None
             cvss = _cvss(cvss_obj)
         except Invalid:
             return None
-    if not fixed_text:
-        fixed: tuple[str, ...] = ()
-    elif "," not in fixed_text:
-        one = fixed_text.strip()
-        fixed = (one,) if one else ()
-    else:
-        fixed = tuple(x.strip() for x in fixed_text.split(",") if x.strip())
-    if status:
-        state = _STATUS.get(status, FixState.UNKNOWN)
-    else:
-        state = FixState.FIXED if fixed else FixState.UNKNOWN
+    fixed, state = fix_of(fixed_text, status)
     return Finding(
         id=vid,
         package=pkg,
@@ -276,11 +298,7 @@ def _results(results: list[Any], out: list[Finding], legacy: bool
             r = obj(r)
             ptype = opt_str(r, "Type")
             if os_name is None and (legacy or r.get("Class") == "os-pkgs"):
-                target = opt_str(r, "Target", limit=8192) or ""
-                m = _TARGET_OS.search(target)
-                os_name = f"{m.group(1)} {m.group(2)}" if m else None
-                # What Trivy's GitLab template does: the image is the target's first word.
-                image = target[:m.start()].strip() or None if m else None
+                os_name, image = target_os(opt_str(r, "Target", limit=8192) or "")
             for j, v in enumerate(opt_list(r, "Vulnerabilities")):
                 try:
                     out.append(_finding(v, ptype))

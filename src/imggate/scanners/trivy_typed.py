@@ -1,0 +1,231 @@
+"""Large Trivy JSON reports decoded straight into typed values: the fast way in.
+
+:mod:`.trivy` reads any Trivy JSON from decoded dicts, checking every value in
+Python. For a large report most of that time is the checks and the building of
+values nobody reads: here the types, length limits and score ranges of
+:mod:`.trivy` are stated on msgspec Structs, so msgspec checks them in C while
+it decodes, and skips the fields imggate does not read (data sources, CWE ids,
+dates) without building them. What is left per finding is putting it together
+(check of a 10,000-finding report: read in ~45% less time; see
+``bench/check_bench.py``).
+
+This path only ever accepts what :mod:`.trivy` accepts, to the same result.
+Anything it does not take exactly as :mod:`.trivy` would (a value of the wrong
+type or too long, a description to be cut, a severity spelled differently, a
+blank identifier, the legacy bare array, another format) makes :func:`parse`
+return ``None``: the caller then reads the document the checked way, which
+accepts it or words the refusal (file and JSON path) as it always has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Annotated
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from imggate.models import Cvss, Finding, ScannerInfo, ScanReport, Severity
+from imggate.scanners._doc import MAX_ID_LEN, MAX_TEXT_LEN, unique
+from imggate.scanners.interface import dedupe, parse_digests
+from imggate.scanners.trivy import SEVERITIES, fix_of, rating
+from imggate.scanners.trivy import target_os as target_os_of
+
+# The limits of :mod:`.trivy` (its ``_fast_finding`` and the ``_doc`` accessors).
+_Id = Annotated[str, Meta(max_length=MAX_ID_LEN)]
+_Text = Annotated[str, Meta(max_length=MAX_TEXT_LEN)]
+_Url = Annotated[str, Meta(max_length=8192)]
+_Path = Annotated[str, Meta(max_length=4096)]
+_Vector = Annotated[str, Meta(max_length=256)]
+_Score = Annotated[float, Meta(ge=0, le=10)]
+
+
+class _Rating(Struct, frozen=True):  # frozen: hashable, a key of _RATED
+    V2Vector: _Vector | None = None
+    V2Score: _Score | None = None
+    V3Vector: _Vector | None = None
+    V3Score: _Score | None = None
+    V40Vector: _Vector | None = None
+    V40Score: _Score | None = None
+
+
+class _Identifier(Struct):
+    PURL: _Path | None = None
+
+
+class _Layer(Struct):
+    Digest: _Id | None = None
+    DiffID: _Id | None = None
+
+
+class _Vulnerability(Struct):
+    VulnerabilityID: _Id
+    PkgName: _Id
+    InstalledVersion: _Id = ""
+    FixedVersion: _Id | None = None
+    Status: _Id | None = None
+    Severity: _Id | None = None
+    PrimaryURL: _Url | None = None
+    Title: _Text | None = None
+    Description: _Text | None = None
+    PkgPath: _Path | None = None
+    References: list[_Url] | None = None
+    VendorIDs: list[_Id] | None = None
+    PkgIdentifier: _Identifier | None = None
+    Layer: _Layer | None = None
+    CVSS: dict[str, _Rating] | None = None
+
+
+class _Result(Struct):
+    Target: _Url | None = None
+    Class: _Id | None = None
+    Type: _Id | None = None
+    Vulnerabilities: list[_Vulnerability] | None = None
+
+
+class _OS(Struct):
+    Family: _Id | None = None
+    Name: _Id | None = None
+
+
+class _Metadata(Struct):
+    OS: _OS | None = None
+    RepoDigests: list[_Url] | None = None
+    ImageID: _Id | None = None
+    Reference: _Path | None = None
+
+
+class _Tool(Struct):
+    Version: _Id | None = None
+
+
+class _Report(Struct):
+    SchemaVersion: int
+    # UNSET: absent (what detection looks at), as opposed to null.
+    Results: list[_Result] | UnsetType | None = UNSET
+    ArtifactName: _Path | UnsetType | None = UNSET
+    Metadata: _Metadata | None = None
+    Trivy: _Tool | None = None
+    CreatedAt: Annotated[str, Meta(max_length=100)] | None = None
+
+
+_DECODER = msgspec.json.Decoder(_Report)
+
+
+class _NotMine(Exception):
+    """The document is not one this path reads exactly as :mod:`.trivy` does."""
+
+
+def parse(data: bytes, source: str) -> ScanReport | None:
+    """The report in ``data`` (read from ``source``), or ``None``: read it the checked way.
+
+    ``None`` says nothing about whether the document is valid, only that this path
+    does not decide it.
+    """
+    try:
+        doc = _DECODER.decode(data)
+    except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+        return None
+    # What detection asks of a Trivy report (an explicit --kind trivy reads the same).
+    if doc.SchemaVersion != 2 or (doc.Results is UNSET and doc.ArtifactName is UNSET):
+        return None
+    try:
+        return _report(doc, source)
+    except _NotMine:
+        return None
+
+
+def _report(doc: _Report, source: str) -> ScanReport:
+    findings: list[Finding] = []
+    target_os = target_image = None
+    for r in doc.Results or ():
+        ptype = r.Type or None
+        if target_os is None and r.Class == "os-pkgs":
+            target_os, target_image = target_os_of(r.Target or "")
+        for v in r.Vulnerabilities or ():
+            findings.append(_finding(v, ptype))
+    md = doc.Metadata or _Metadata()
+    os_name = None
+    if md.OS is not None:
+        os_name = " ".join(p for p in (md.OS.Family, md.OS.Name) if p) or None
+    # An empty ArtifactName (trivy convert, some CI wrappers): the OS target names it.
+    name = (doc.ArtifactName if isinstance(doc.ArtifactName, str) else None) or target_image
+    texts = [*(md.RepoDigests or ()), md.ImageID or "", md.Reference or "", name or ""]
+    return ScanReport(
+        scanner=ScannerInfo("trivy", doc.Trivy.Version or None if doc.Trivy else None,
+                            "Aqua Security"),
+        findings=dedupe(findings),
+        source=source,
+        image_name=name,
+        image_digests=parse_digests(t for t in texts if "sha256:" in t),
+        operating_system=os_name or target_os,
+        finished=_time(doc.CreatedAt),
+    )
+
+
+def _finding(v: _Vulnerability, package_type: str | None) -> Finding:
+    vid, pkg = v.VulnerabilityID, v.PkgName
+    raw_sev = v.Severity
+    sev = Severity.UNKNOWN if raw_sev is None else SEVERITIES.get(raw_sev)
+    if sev is None or not vid or not pkg or vid.isspace() or pkg.isspace():
+        raise _NotMine
+    ident, layer_obj, ratings = v.PkgIdentifier, v.Layer, v.CVSS
+    refs, vendor_ids, primary = v.References or [], v.VendorIDs or [], v.PrimaryURL
+    fixed, state = fix_of(v.FixedVersion, v.Status)
+    return Finding(
+        id=vid,
+        package=pkg,
+        version=v.InstalledVersion,
+        severity=sev,
+        aliases=unique([a for a in vendor_ids if a != vid]),
+        package_type=package_type,
+        purl=(ident.PURL or None) if ident is not None else None,
+        fixed_versions=fixed,
+        fix_state=state,
+        cvss=_ratings(ratings) if ratings else (),
+        title=v.Title or None,
+        description=v.Description or None,
+        links=unique([primary, *refs] if primary else refs),
+        layer=(layer_obj.Digest or layer_obj.DiffID or None) if layer_obj is not None else None,
+        path=v.PkgPath or None,
+        sources=("trivy",),
+    )
+
+
+#: Each finding's ratings, by the ratings as decoded: a CVE's recur for every package it hits.
+_RATED: dict[tuple[tuple[str, _Rating], ...], tuple[Cvss, ...]] = {}
+
+
+def _ratings(ratings: dict[str, _Rating]) -> tuple[Cvss, ...]:
+    """What :func:`.trivy._cvss` makes of the same ratings (shared, frozen, cached)."""
+    key = tuple(ratings.items())
+    found = _RATED.get(key)
+    if found is None:
+        if len(_RATED) > 100_000:
+            _RATED.clear()
+        found = _RATED[key] = tuple(_rated(ratings))
+    return found
+
+
+def _rated(ratings: dict[str, _Rating]) -> Iterator[Cvss]:
+    for src, r in ratings.items():
+        for version, vector, score in (("2.0", r.V2Vector, r.V2Score),
+                                       ("3", r.V3Vector, r.V3Score),
+                                       ("4.0", r.V40Vector, r.V40Score)):
+            if vector is None and score is None:
+                continue
+            if version == "3" and vector and vector.startswith("CVSS:3."):
+                version = vector[5:8]
+            yield rating(src, version, vector or None, score)
+
+
+def _time(text: str | None) -> datetime | None:
+    """:func:`.._doc.opt_time` of an already length-checked string."""
+    if not text or text.startswith("0001-01-01"):
+        return None
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise _NotMine from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
