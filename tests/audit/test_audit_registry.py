@@ -198,18 +198,21 @@ def test_the_multi_arch_platforms_come_from_the_layout() -> None:
 @pytest.fixture
 def registry_requests(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """Every request imggate sends in this process, as (method, path): a counting wrapper
-    around httpx's ``AsyncClient.send``, through which every registry request goes."""
+    around the registry client's sender, through which every registry request goes."""
     import httpx
 
+    from imggate.registry.auth import RegistryAuth
+    from imggate.registry.sending import Sender
+
     seen: list[tuple[str, str]] = []
-    send = httpx.AsyncClient.send
+    send = Sender.send
 
-    async def counting(self: httpx.AsyncClient, request: httpx.Request,
-                       **kwargs: object) -> httpx.Response:
+    async def counting(self: Sender, request: httpx.Request,
+                       auth: RegistryAuth | None) -> httpx.Response:
         seen.append((request.method, request.url.path))
-        return await send(self, request, **kwargs)  # type: ignore[arg-type]
+        return await send(self, request, auth)
 
-    monkeypatch.setattr(httpx.AsyncClient, "send", counting)
+    monkeypatch.setattr(Sender, "send", counting)
     return seen
 
 

@@ -108,7 +108,7 @@ class RegistryAuth(httpx.Auth):
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         """imggate's registry client is async; see :meth:`async_auth_flow`."""
-        raise RuntimeError("RegistryAuth is used with httpx.AsyncClient only")
+        raise RuntimeError("RegistryAuth is run by the registry client's async sender only")
 
     async def async_auth_flow(
         self, request: httpx.Request

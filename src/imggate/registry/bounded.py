@@ -1,8 +1,9 @@
 """Every response body the registry client reads is bounded in size and in time.
 
-:func:`bound_responses` is an httpx response hook: it wraps each response's
-body stream (the registry's answers, its ``401`` bodies, token servers'
-answers, answers through a proxy) in :class:`BoundedStream`, which
+:func:`bound` wraps each response's body stream, as the registry client's
+sender (:mod:`imggate.registry.sending`) receives it (the registry's answers,
+its ``401`` bodies, token servers' answers, answers through a proxy), in
+:class:`BoundedStream`, which
 
 - stops at the request's byte cap *while streaming* (a chunked body with no
   ``Content-Length`` is never read whole first): the cap the caller set in
@@ -18,7 +19,7 @@ answers, answers through a proxy) in :class:`BoundedStream`, which
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import httpx
 
@@ -68,20 +69,16 @@ class BoundedStream(httpx.AsyncByteStream):
         await self._inner.aclose()
 
 
-def bound_responses(timeout: float, min_rate: float
-                    ) -> Callable[[httpx.Response], Awaitable[None]]:
-    """The response hook that bounds every body (see the module docstring)."""
-
-    async def hook(response: httpx.Response) -> None:
-        ext = response.request.extensions
-        budget = ext.get(BUDGET)
-        if not isinstance(budget, RequestBudget):
-            budget = RequestBudget(current(), timeout, min_rate)
-        cap = ext.get(MAX_BODY)
-        limit = cap if isinstance(cap, int) else DEFAULT_MAX_BODY
-        if not response.is_success:
-            limit = min(limit, MAX_ERROR_BODY)
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = BoundedStream(response.stream, budget, limit)
-
-    return hook
+def bound(response: httpx.Response, timeout: float, min_rate: float) -> None:
+    """Bound ``response``'s body (see the module docstring); ``timeout`` and ``min_rate``
+    make the budget of a request that brought none."""
+    ext = response.request.extensions
+    budget = ext.get(BUDGET)
+    if not isinstance(budget, RequestBudget):
+        budget = RequestBudget(current(), timeout, min_rate)
+    cap = ext.get(MAX_BODY)
+    limit = cap if isinstance(cap, int) else DEFAULT_MAX_BODY
+    if not response.is_success:
+        limit = min(limit, MAX_ERROR_BODY)
+    assert isinstance(response.stream, httpx.AsyncByteStream)
+    response.stream = BoundedStream(response.stream, budget, limit)

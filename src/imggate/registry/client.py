@@ -16,7 +16,6 @@ import contextlib
 import contextvars
 import dataclasses
 import email.utils
-import http.cookiejar
 import logging
 import math
 import random
@@ -37,13 +36,13 @@ from imggate.registry.bounded import (
     MAX_BODY,
     MAX_ERROR_BODY,
     BodyTooLarge,
-    bound_responses,
 )
 from imggate.registry.breaker import Breaker, BreakerSettings, HostUnavailable
 from imggate.registry.credentials import CredentialStore
 from imggate.registry.deadline import Deadline, DeadlineExceeded, RequestBudget
 from imggate.registry.limits import RequestLimits
 from imggate.registry.pool import GuardedTransport
+from imggate.registry.sending import Sender
 from imggate.registry.tls import _DeferredTrustContext, is_loopback, speaks_tls
 
 if TYPE_CHECKING:
@@ -92,22 +91,6 @@ class RegistryOptions:
     min_rate: float = 32 * 1024
 
 
-class _NoCookies(http.cookiejar.CookieJar):
-    """A cookie jar that keeps nothing.
-
-    Registries are not sent cookies back (neither are they by docker or skopeo: Go's
-    HTTP client keeps none by default), so a registry cannot grow a long-running
-    client's memory with ``Set-Cookie``; and httpx's jar parses every response for
-    cookies (3-4% of a resolve's CPU, py-spy).
-    """
-
-    def extract_cookies(self, response: object, request: object) -> None:
-        """Keep no cookie from ``response``."""
-
-    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
-        """Keep no cookie."""
-
-
 class RegistryClient:
     """Async client for any number of registries. Use as ``async with``."""
 
@@ -119,7 +102,7 @@ class RegistryClient:
         self.options = options or RegistryOptions()
         self._transport = transport
         self._deadline = deadline
-        self._http: httpx.AsyncClient | None = None
+        self._http: Sender | None = None
         self.guard: GuardedTransport | None = None
         self.breaker = Breaker(self.options.breaker)
         self._auth: dict[str, RegistryAuth] = {}
@@ -163,13 +146,8 @@ class RegistryClient:
         self.guard = GuardedTransport(verify=verify, limits=self.options.limits,
                                       keepalive=self.options.max_connections,
                                       inner=self._transport)
-        self._http = httpx.AsyncClient(
-            http2=True, verify=verify, timeout=self.options.timeout,
-            follow_redirects=False, transport=self.guard,
-            headers={"User-Agent": "imggate/0.1"}, cookies=_NoCookies(),
-            event_hooks={"response": [bound_responses(self.options.timeout,
-                                                      self.options.min_rate)]},
-        )
+        self._http = Sender(self.guard, timeout=self.options.timeout,
+                            min_rate=self.options.min_rate, user_agent="imggate/0.1")
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
@@ -374,11 +352,9 @@ class RegistryClient:
         assert self._http is not None, "use RegistryClient as an async context manager"
         current = httpx.URL(url)
         for _ in range(MAX_REDIRECTS + 1):
-            request = self._http.build_request(method, current, headers=headers,
-                                               extensions=extensions, content=content)
+            request = self._http.request(method, current, headers, extensions, content)
             same_host = auth._matches(request)
-            response = await self._http.send(request, auth=auth if same_host else None,
-                                             stream=True)
+            response = await self._http.send(request, auth if same_host else None)
             if response.status_code not in (301, 302, 303, 307, 308):
                 return response
             location = response.headers.get("Location")

@@ -1,0 +1,101 @@
+"""Sending one request over the registry client's transport: the part of
+``httpx.AsyncClient`` imggate used, and nothing else.
+
+:class:`Sender` builds each request with the client's headers and timeouts,
+sends it through the transport (:class:`~imggate.registry.pool.GuardedTransport`),
+bounds every response body it gets back (:func:`~imggate.registry.bounded.bound`:
+the registry's answers, ``401`` bodies, token servers' answers), and runs a
+:class:`~imggate.registry.auth.RegistryAuth` flow when it is given one. It follows
+no redirect (the registry client does, deciding each hop itself) and keeps no cookie.
+
+Why not ``httpx.AsyncClient.send``: per request it merges the client's cookies
+and headers, builds an auth flow even where there is none, looks the transport
+up by URL pattern, runs the event hooks through their lists, wraps the body once
+more to time it, formats a log record and hands every response to the cookie
+jar through ``urllib`` request and response stand-ins (even a jar that keeps
+nothing). Skipping that saved 0.29 M instructions per request: 4.7% of a
+200-image resolve and 3.3% of a 1,000-tag audit, start-up included (cachegrind). The requests and
+responses are still httpx's, and so are their exceptions.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+
+from imggate.registry.auth import RegistryAuth
+from imggate.registry.bounded import bound
+
+# httpx's client logged each exchange on its logger; the line is kept where -vv showed it
+# (imggate.logs turns the HTTP libraries' loggers on at -vv).
+_httpx_log = logging.getLogger("httpx")
+
+#: What httpx's client sent with every request (gzip and deflate are decoded by httpx).
+_DEFAULT_HEADERS = (("Accept", "*/*"), ("Accept-Encoding", "gzip, deflate"),
+                    ("Connection", "keep-alive"))
+
+
+class Sender:
+    """Sends requests through one transport; closing it closes the transport."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport, *, timeout: float,
+                 min_rate: float, user_agent: str) -> None:
+        """Send through ``transport``, each phase (connect, read, write, pool) of a request
+        bounded by ``timeout`` seconds and each body by :func:`bound` (``timeout``,
+        ``min_rate``)."""
+        self._transport = transport
+        self._timeout = timeout
+        self._min_rate = min_rate
+        self._timeouts = httpx.Timeout(timeout).as_dict()
+        self._headers = httpx.Headers([*_DEFAULT_HEADERS, ("User-Agent", user_agent)])
+
+    def request(self, method: str, url: httpx.URL, headers: dict[str, str],
+                extensions: dict[str, object], content: bytes | None = None
+                ) -> httpx.Request:
+        """A request with the client's headers (``headers`` win) and timeouts."""
+        merged = self._headers.copy()
+        merged.update(headers)
+        return httpx.Request(method, url, headers=merged, content=content,
+                             extensions={**extensions, "timeout": self._timeouts})
+
+    async def send(self, request: httpx.Request, auth: RegistryAuth | None) -> httpx.Response:
+        """Send ``request`` (with ``auth``'s flow, when given) and return the response with
+        its body unread (and bounded). Only the flow's own requests follow it: the
+        token server's and the retry with credentials."""
+        if auth is None:
+            return await self._send_one(request)
+        flow = auth.async_auth_flow(request)
+        try:
+            request = await flow.__anext__()
+            while True:
+                response = await self._send_one(request)
+                try:
+                    request = await flow.asend(response)
+                except StopAsyncIteration:
+                    return response
+                except BaseException:
+                    await response.aclose()
+                    raise
+                # The flow is done with it: read (within its bound) so that its connection
+                # carries the next request, as httpx's client did.
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
+        finally:
+            await flow.aclose()
+
+    async def _send_one(self, request: httpx.Request) -> httpx.Response:
+        if "timeout" not in request.extensions:  # the auth flow's token requests
+            request.extensions = {**request.extensions, "timeout": self._timeouts}
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        bound(response, self._timeout, self._min_rate)
+        _httpx_log.info('HTTP Request: %s %s "%s %d %s"', request.method, request.url,
+                        response.http_version, response.status_code, response.reason_phrase)
+        return response
+
+    async def aclose(self) -> None:
+        """Close the transport (its connections)."""
+        await self._transport.aclose()
