@@ -34,6 +34,7 @@ from typing import Annotated, Any, Final, Literal, NamedTuple
 import msgspec
 import orjson
 
+from imggate.admission.workload_json import ObjectJSON
 from imggate.nesting import MAX_DEPTH, json_depth
 
 #: The envelopes the API server may send; the answer uses the same one.
@@ -126,6 +127,9 @@ _Text = Annotated[str, msgspec.Meta(max_length=_MAX_NAME)]
 _Required = Annotated[str, msgspec.Meta(min_length=1, max_length=_MAX_NAME)]
 
 
+_NULL = msgspec.Raw(b"null")
+
+
 class _Kind(msgspec.Struct):
     group: _Text = ""
     version: _Text = ""
@@ -145,7 +149,8 @@ class _Request(msgspec.Struct, rename="camel"):
     namespace: _Text = ""
     name: _Text = ""
     dry_run: bool = False
-    object: dict[str, Any] | None = None
+    # Kept as JSON: the workload reader reads only the fields images come from.
+    object: msgspec.Raw = _NULL
 
 
 class _Review(msgspec.Struct, rename="camel"):
@@ -176,12 +181,19 @@ def decode_well_formed(body: bytes) -> ReviewRequest | None:
     request = review.request
     if not request.kind.kind:
         return None
+    raw = request.object
+    first = bytes(memoryview(raw)[:1])
+    obj: ObjectJSON | None = None
+    if first == b"{":
+        obj = ObjectJSON(raw)
+    elif first != b"n":  # null (msgspec read a JSON value): anything else is not an object
+        return None  # the reader says why
     return ReviewRequest(
         review.api_version, request.uid,
         GroupVersionKind(request.kind.group, request.kind.version, request.kind.kind),
         request.resource.resource if request.resource is not None else "",
         request.sub_resource, request.namespace, request.name, request.operation,
-        request.dry_run, request.object)
+        request.dry_run, obj)
 
 
 def read_fields(body: bytes) -> ReviewRequest:

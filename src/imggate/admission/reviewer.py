@@ -34,7 +34,8 @@ from imggate.admission.metrics import Metrics
 from imggate.admission.policies import PolicySet
 from imggate.admission.pull_access import AccessPool, RegistryAccess
 from imggate.admission.review import Answer, ReviewRequest, shorten
-from imggate.admission.workloads import WorkloadImage, extract_images, pod_spec
+from imggate.admission.workload_json import workload_images
+from imggate.admission.workloads import WorkloadImage, pod_spec
 from imggate.errors import Error, InvalidReference
 from imggate.models import Decision, ImageRef
 from imggate.policy.rules import OnUndecided
@@ -152,8 +153,8 @@ class Reviewer:
         if req.object is None:
             return _deny("the request has no object to check")
         try:
-            found = extract_images(req.object, namespace=req.namespace or None,
-                                   name=req.name or None)
+            found = workload_images(req.object, namespace=req.namespace or None,
+                                    name=req.name or None)
         except Error as e:
             return _deny(f"cannot read the images of this {req.kind.kind}: {e.message}")
         mapping = policies.env_for_namespace(req.namespace)

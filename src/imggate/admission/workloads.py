@@ -36,7 +36,7 @@ from imggate.errors import ManifestError
 
 #: API groups each workload kind lives in ("" is the core group). Any version is accepted:
 #: extensions/v1beta1 Deployments and batch/v1beta1 CronJobs have the same shape.
-_GROUPS: Final[Mapping[str, frozenset[str]]] = {
+API_GROUPS: Final[Mapping[str, frozenset[str]]] = {
     "Pod": frozenset({""}),
     "PodTemplate": frozenset({""}),
     "ReplicationController": frozenset({""}),
@@ -49,8 +49,8 @@ _GROUPS: Final[Mapping[str, frozenset[str]]] = {
     "CronJob": frozenset({"batch"}),
 }
 
-#: Where each kind keeps its pod spec.
-_POD_SPEC: Final[Mapping[str, tuple[str, ...]]] = {
+#: Where each kind keeps its pod spec (the bare ``EphemeralContainers`` object has none).
+POD_SPEC_PATHS: Final[Mapping[str, tuple[str, ...]]] = {
     "Pod": ("spec",),
     "PodTemplate": ("template", "spec"),
     "ReplicationController": ("spec", "template", "spec"),
@@ -63,7 +63,7 @@ _POD_SPEC: Final[Mapping[str, tuple[str, ...]]] = {
 }
 
 #: The kinds :func:`extract_images` reads.
-WORKLOAD_KINDS: Final[frozenset[str]] = frozenset(_GROUPS)
+WORKLOAD_KINDS: Final[frozenset[str]] = frozenset(API_GROUPS)
 
 # Bounds. The API server caps a request at 3 MiB; these keep one object's work and the
 # size of anything echoed in a message small whatever a client sends.
@@ -233,7 +233,7 @@ def is_workload(obj: object) -> bool:
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
     if not isinstance(api_version, str) or not isinstance(kind, str):
         return False
-    return api_group(api_version) in _GROUPS.get(kind, frozenset())
+    return api_group(api_version) in API_GROUPS.get(kind, frozenset())
 
 
 def extract_images(obj: object, *, namespace: str | None = None,
@@ -248,7 +248,7 @@ def extract_images(obj: object, *, namespace: str | None = None,
     """
     api_version, kind = kind_of(obj)
     doc = _mapping(obj, ())
-    groups = _GROUPS.get(kind)
+    groups = API_GROUPS.get(kind)
     if groups is None:
         raise _error(("kind",), f"unknown kind {_shown(kind)}: imggate reads images of "
                                 + ", ".join(sorted(WORKLOAD_KINDS)))
@@ -269,7 +269,7 @@ def extract_images(obj: object, *, namespace: str | None = None,
         _containers(doc, (), "ephemeralContainers", ContainerType.EPHEMERAL, where, found,
                     required=True)
     else:
-        spec_path = _POD_SPEC[kind]
+        spec_path = POD_SPEC_PATHS[kind]
         spec = _descend(doc, spec_path)
         for key, ctype in _LISTS:
             _containers(spec, spec_path, key, ctype, where, found,
@@ -284,7 +284,7 @@ def pod_spec(obj: object) -> Mapping[str, Any] | None:
     bare ``EphemeralContainers`` object, which carries none. Call after :func:`extract_images`
     accepted ``obj``."""
     _, kind = kind_of(obj)
-    path = _POD_SPEC.get(kind)
+    path = POD_SPEC_PATHS.get(kind)
     if path is None:
         return None
     return _descend(_mapping(obj, ()), path)
