@@ -264,6 +264,11 @@ class LocalCache(Generic[T]):
 
     def get(self, key: str) -> T | None:
         """The live value of ``key``, or ``None``."""
+        item = self.get_until(key)
+        return None if item is None else item[0]
+
+    def get_until(self, key: str) -> tuple[T, float] | None:
+        """The live value of ``key`` and when it expires (a clock time), or ``None``."""
         item = self._data.get(key)
         if item is None:
             return None
@@ -272,7 +277,7 @@ class LocalCache(Generic[T]):
             del self._data[key]
             return None
         self._data.move_to_end(key)
-        return value
+        return value, expires
 
     def put(self, key: str, value: T, ttl: float) -> None:
         """Store ``value`` for ``ttl`` seconds, evicting the least recently used past the cap."""
@@ -453,13 +458,14 @@ class AdmissionCache:
                         "imggate_cache_rejected_total counts them",
                         self.redis.where if self.redis else "?", what, reason.value)
 
-    def local_verdict(self, key: VerdictKey) -> CachedVerdict | None:
-        """The verdict in the in-process layer only (no I/O)."""
-        return self._verdicts.get(key.id)
+    def local_verdict(self, key: VerdictKey) -> tuple[CachedVerdict, float] | None:
+        """The verdict in the in-process layer only (no I/O), and when it expires
+        (``time.monotonic()``)."""
+        return self._verdicts.get_until(key.id)
 
-    def local_tag(self, key: TagKey) -> str | None:
-        """The tag digest in the in-process layer only (no I/O)."""
-        return self._tags.get(key.id)
+    def local_tag(self, key: TagKey) -> tuple[str, float] | None:
+        """The tag digest in the in-process layer only (no I/O), and when it expires."""
+        return self._tags.get_until(key.id)
 
     async def verdict(self, key: VerdictKey) -> tuple[CachedVerdict, Layer] | None:
         """A cached verdict and the layer it came from, or ``None``."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -107,6 +108,10 @@ class ImageOutcome(NamedTuple):
     #: The ``namespaces.exempt_images`` glob that exempted the image (never checked, never
     #: pinned), or ``None``.
     exempt: str | None = None
+    #: Until when (``time.monotonic()``) the same reference, under the same rules, gets this
+    #: outcome without I/O: the expiry of the cache entries it was read from (infinity: the
+    #: rules decided on the reference alone). 0: it needed the registry, or Redis.
+    until: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,22 +260,23 @@ class Judge:
         return found
 
     def _final(self, text: str, cached: CachedVerdict, layer: CacheLayer, pin: bool,
-               ref_warnings: tuple[tuple[str, str], ...]) -> ImageOutcome:
+               ref_warnings: tuple[tuple[str, str], ...], until: float = 0.0) -> ImageOutcome:
         # A denial is a denial whatever it lists (CachedVerdict also refuses the mix).
         denied = cached.decision == "deny" or bool(cached.violations)
         decision = Decision.DENY if denied else Decision.ALLOW
         return ImageOutcome(text, decision, cached.digest, cached.violations,
                             ref_warnings + cached.warnings, cache=layer,
-                            pin=pin and decision is Decision.ALLOW)
+                            pin=pin and decision is Decision.ALLOW, until=until)
 
     @staticmethod
     def _by_reference_alone(text: str, by_ref: ReferenceVerdict) -> ImageOutcome | None:
         """The outcome when the reference decides it (exempt, or a reference rule denies),
         with no registry call; ``None``: the image must be looked at."""
         if by_ref.exempt is not None:
-            return ImageOutcome(text, Decision.ALLOW, exempt=by_ref.exempt)
+            return ImageOutcome(text, Decision.ALLOW, exempt=by_ref.exempt, until=math.inf)
         if by_ref.denied:
-            return ImageOutcome(text, Decision.DENY, None, by_ref.violations, by_ref.warnings)
+            return ImageOutcome(text, Decision.DENY, None, by_ref.violations, by_ref.warnings,
+                                until=math.inf)
         return None
 
     def quick(self, text: str, ref: ImageRef, policies: PolicySet, env: str, *,
@@ -282,18 +288,23 @@ class Judge:
         if decided is not None:
             return decided
         pin, warnings = by_ref.pin, by_ref.warnings
-        digest = str(ref.digest) if ref.digest is not None else self.cache.local_tag(
-            tag_key(ref.name, ref.tag or "latest"))
-        if digest is None:
+        until = math.inf
+        if ref.digest is not None:
+            digest = str(ref.digest)
+        else:
+            tag = self.cache.local_tag(tag_key(ref.name, ref.tag or "latest"))
+            if tag is None:
+                return None
+            digest, until = tag
+        found = self.cache.local_verdict(verdict_key(digest, ref.name, policies.hash, env,
+                                                     self.trust))
+        if found is None:
             return None
-        cached = self.cache.local_verdict(verdict_key(digest, ref.name, policies.hash, env,
-                                                      self.trust))
-        if cached is None:
-            return None
+        cached, expires = found
         if ref.digest is None:
             self.metrics.cache.inc("tag", "local", "hit")
         self.metrics.cache.inc("verdict", "local", "hit")
-        return self._final(text, cached, "local", pin, warnings)
+        return self._final(text, cached, "local", pin, warnings, min(until, expires))
 
     async def judge(self, text: str, ref: ImageRef, policies: PolicySet, env: str, *,
                     mutate: bool, dry_run: bool, progress: Progress,

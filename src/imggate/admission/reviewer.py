@@ -72,6 +72,11 @@ class Outcome(NamedTuple):
     env_by: str | None = None
     #: Images admitted although they could not be decided (``on_undecided: warn``).
     undecided: tuple[str, ...] = ()
+    #: Until when (``time.monotonic()``) the same request, under the same rules, gets this
+    #: answer without I/O (:class:`~imggate.admission.answers.AnswerCache`); 0: not to be
+    #: remembered (the registry, Redis or a pod's pull secrets were read, or it is not an
+    #: answer about images).
+    until: float = 0.0
 
     @property
     def decision(self) -> str:
@@ -184,14 +189,18 @@ class Reviewer:
                              f"{self.deadline * _SECRETS_SHARE:g}s", env)
             if self.access.reader is not None:
                 self.metrics.child(self.metrics.pull_secrets, "ok").inc()
-        images: dict[str, list[WorkloadImage]] = {}
+        by_image: dict[str, list[WorkloadImage]] = {}
         for w in found:
-            images.setdefault(w.image, []).append(w)
-        outcomes = await self._judge_all(list(images), policies, env, mutate=mutate,
+            by_image.setdefault(w.image, []).append(w)
+        outcomes = await self._judge_all(list(by_image), policies, env, mutate=mutate,
                                          dry_run=req.dry_run, access=access,
                                          left=self.deadline - (time.monotonic() - start))
-        outcome = self._answer(req.kind.kind, where, env, outcomes, images, mutate,
-                               by=mapping.by, lenient=self._lenient(outcomes, policies, env))
+        # With the pod's own credentials the answer is not remembered: its secrets are
+        # read again for every review.
+        until = min((o.until for o in outcomes), default=0.0) if access is None else 0.0
+        outcome = self._answer(req.kind.kind, where, env, outcomes, by_image, mutate,
+                               by=mapping.by, lenient=self._lenient(outcomes, policies, env),
+                               until=until)
         if access is not None and access.secrets is not None and access.secrets.read:
             outcome = outcome._replace(pull_secrets=access.secrets.read)
         return outcome
@@ -278,7 +287,8 @@ class Reviewer:
 
     def _answer(self, kind: str, where: str, env: str, outcomes: Sequence[ImageOutcome],
                 images: Mapping[str, Sequence[WorkloadImage]], mutate: bool,
-                by: str = "", lenient: frozenset[str] = frozenset()) -> Outcome:
+                by: str = "", lenient: frozenset[str] = frozenset(),
+                until: float = 0.0) -> Outcome:
         # One pass over the images (a warm review's answer is made from its few images;
         # four list comprehensions over them cost more than the work they did).
         denied: list[ImageOutcome] = []
@@ -307,7 +317,7 @@ class Reviewer:
             timed_out = any(o.error and o.error.startswith("timed out") for o in denied)
             return Outcome(Answer(False, denial_message(kind, where, env, denied, by),
                                   tuple(warnings), audit), env, tuple(outcomes),
-                           deadline_hit=timed_out, env_by=by or None)
+                           deadline_hit=timed_out, env_by=by or None, until=until)
         patch: list[Mapping[str, Any]] = []
         if mutate:
             for o in outcomes:
@@ -315,7 +325,8 @@ class Reviewer:
                     patch += [{"op": "replace", "path": w.pointer,
                                "value": f"{o.reference}@{o.digest}"} for w in images[o.reference]]
         return Outcome(Answer(True, None, tuple(warnings), audit, tuple(patch)), env,
-                       tuple(outcomes), undecided=tuple(sorted(lenient)), env_by=by or None)
+                       tuple(outcomes), undecided=tuple(sorted(lenient)), env_by=by or None,
+                       until=until)
 
 
 def elapsed_ms(start: float) -> float:

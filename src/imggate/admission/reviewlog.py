@@ -46,6 +46,12 @@ class ReviewLog:
             line = orjson.dumps(fields, option=orjson.OPT_APPEND_NEWLINE).decode()
         except TypeError:
             return
+        self.write_line(line)
+
+    def write_line(self, line: str) -> None:
+        """One line already made (JSON, ending in a newline)."""
+        if self.stream is None:
+            return
         pending = self._pending
         pending.append(line)
         if len(pending) > 1:

@@ -39,6 +39,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from imggate.admission.answers import (
+    AnswerCache,
+    Remembered,
+    answer_key,
+    review_line,
+    split_body,
+)
 from imggate.admission.cache import AdmissionCache, CacheTimes, RedisLayer
 from imggate.admission.connections import RECEIVED, ConnectionCounts
 from imggate.admission.evidence import sources_from_options
@@ -121,6 +128,8 @@ class AdmissionApp:
         self.redis_answered = False
         self.cache = AdmissionCache(options.cache_times, self.redis,
                                     on_reject=self.metrics.cache_rejected.inc)
+        #: Whole answers of warm reviews; none with pull secrets (read for every review).
+        self.answers: AnswerCache | None = None if options.pull_secrets else AnswerCache()
         self.client: RegistryClient | None = None
         self.reviewer: Reviewer | None = None
         validate = WebhookEndpoint(self, mutate=False)
@@ -144,6 +153,8 @@ class AdmissionApp:
         if ok and self.store.current is not None:
             self.metrics.rules_loaded.set(self.store.current.loaded_at)
             self.cache.clear_local()
+            if self.answers is not None:
+                self.answers.clear()
         return ok
 
     @contextlib.asynccontextmanager
@@ -231,6 +242,12 @@ class AdmissionApp:
         except BadReview as e:
             return self.refuse(e, mutate=mutate, start=start)
         policies = self.store.current
+        answers = self.answers
+        key = answer_key(req, mutate) if answers is not None else None
+        if key is not None and answers is not None and policies is not None:
+            kept = answers.get(key, policies)
+            if kept is not None:
+                return 200, self._again(kept, req.uid, endpoint, start)
         if policies is None or self.reviewer is None:
             outcome = Outcome(Answer(False, "imggate: no rules loaded (see the imggate log)"))
         else:
@@ -245,22 +262,41 @@ class AdmissionApp:
         # Any kind a client names would be a new series: unknown ones are counted as one.
         kind = req.kind.kind if req.kind.kind in WORKLOAD_KINDS else "other"
         decision = outcome.decision
-        m.reviews.inc(endpoint, decision, kind, "true" if req.dry_run else "false")
+        labels = (endpoint, decision, kind, "true" if req.dry_run else "false")
+        m.reviews.inc(*labels)
         if not req.dry_run:
             m.latency.observe(endpoint, ms / 1000)
         answer = outcome.answer
-        self._log({
-            "endpoint": endpoint, "uid": req.uid, "namespace": req.namespace,
+        fields = orjson.dumps({
+            "endpoint": endpoint, "namespace": req.namespace,
             "kind": req.kind.kind, "name": req.name, "operation": req.operation,
             "env": outcome.env, **({"env_by": outcome.env_by} if outcome.env_by else {}),
             "images": [i.reference for i in outcome.images],
             "digests": [i.digest for i in outcome.images], "decision": decision,
-            "ms": ms, "cache": outcome.cache, "dry_run": req.dry_run,
+            "cache": outcome.cache, "dry_run": req.dry_run,
             "reason": outcome.note if answer.allowed else answer.message,
             "patched": len(answer.patch),
             **({"pull_secrets": list(outcome.pull_secrets)} if outcome.pull_secrets else {}),
-        })
-        return 200, response_body(req.api_version, req.uid, answer)
+        })[1:]
+        self.review_log.write_line(review_line(orjson.dumps(req.uid), ms, fields))
+        response = response_body(req.api_version, req.uid, answer)
+        if answers is not None and key is not None and policies is not None and outcome.until:
+            split = split_body(req.api_version, response_body(req.api_version, "", answer))
+            if split is not None:
+                answers.put(key, Remembered(policies, outcome.until, *split, fields, labels))
+        return 200, response
+
+    def _again(self, kept: Remembered, uid: str, endpoint: str, start: float) -> bytes:
+        """The response for ``uid`` from a remembered answer, logged and counted."""
+        m = self.metrics
+        m.cache.inc("answer", "local", "hit")
+        m.reviews.inc(*kept.labels)
+        ms = elapsed_ms(start)
+        if kept.labels[3] == "false":  # not a dry run
+            m.latency.observe(endpoint, ms / 1000)
+        quoted = orjson.dumps(uid)
+        self.review_log.write_line(review_line(quoted, ms, kept.log))
+        return kept.head + quoted + kept.tail
 
     def _log(self, fields: dict[str, Any]) -> None:
         self.review_log.write(fields)
