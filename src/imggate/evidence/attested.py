@@ -64,11 +64,6 @@ class AttestedEvidence:
                      for c in self.refused)
 
 
-#: Said when the rules give nothing to verify attestations with.
-NOT_READ = ("vuln attestations not read: the rules name no signature keys or identities "
-            "to verify them with")
-
-
 def attestation_trust(trust: TrustConfig) -> TrustConfig:
     """``trust`` narrowed to vuln attestations (no ``.sig`` lookups, same anchors and options)."""
     return dataclasses.replace(trust, check_signatures=False, check_attestations=True,
