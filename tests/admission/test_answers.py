@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from admission.serve_harness import pod, review
 from imggate.admission.answers import (
+    MAX_KEPT_BYTES,
     MAX_KEYED_OBJECT,
     AnswerCache,
     Remembered,
@@ -154,6 +155,14 @@ def test_bounds(tmp_path: Path) -> None:
     for i in range(3):
         cache.put((i,), _kept(policies, 200.0))
     assert len(cache) == 1  # full: started over
+    # Bytes too: distinct large objects grow the cache by no more than MAX_KEPT_BYTES.
+    cache = AnswerCache(clock=_Clock())
+    for i in range(2 * MAX_KEPT_BYTES // MAX_KEYED_OBJECT):
+        cache.put((i, b"o" * MAX_KEYED_OBJECT), _kept(policies, 200.0))
+        assert cache.kept_bytes <= MAX_KEPT_BYTES
+    assert len(cache) < MAX_KEPT_BYTES // MAX_KEYED_OBJECT
+    cache.clear()
+    assert cache.kept_bytes == 0
 
 
 # ------------------------------------------------------------------ in the app

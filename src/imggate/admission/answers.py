@@ -42,9 +42,12 @@ from imggate.admission.workload_json import ObjectJSON
 MAX_ANSWERS: Final = 1024
 #: The largest response body kept (a denial naming many images is a few KiB).
 MAX_ANSWER_BYTES: Final = 16 * 1024
-#: The largest object whose answer is kept (its JSON is part of the key): with
-#: MAX_ANSWERS, at most ~50 MiB in all. A pod spec is a few KiB.
+#: The largest object whose answer is kept (its JSON is part of the key). A pod spec is a
+#: few KiB.
 MAX_KEYED_OBJECT: Final = 32 * 1024
+#: The most bytes of keys and answers kept in all (past this, start over): a client sending
+#: distinct large objects grows the process by no more than this.
+MAX_KEPT_BYTES: Final = 8 * 1024 * 1024
 
 AnswerKey = tuple[object, ...]
 
@@ -103,6 +106,7 @@ class AnswerCache:
         self._entries: dict[AnswerKey, Remembered] = {}
         self._max = max_entries
         self._clock = clock
+        self._bytes = 0
 
     def get(self, key: AnswerKey, policies: PolicySet) -> Remembered | None:
         """The answer for ``key`` under ``policies``, while it holds; else ``None``."""
@@ -111,6 +115,7 @@ class AnswerCache:
             return None
         if found.policies is not policies or found.until <= self._clock():
             del self._entries[key]
+            self._bytes -= _size(key, found)
             return None
         return found
 
@@ -119,16 +124,33 @@ class AnswerCache:
         if answer.until <= self._clock() or len(answer.head) + len(answer.tail) \
                 > MAX_ANSWER_BYTES:
             return
-        if len(self._entries) >= self._max:
-            self._entries.clear()  # many distinct requests: start over rather than grow
+        size = _size(key, answer)
+        if len(self._entries) >= self._max or self._bytes + size > MAX_KEPT_BYTES:
+            self.clear()  # many distinct requests: start over rather than grow
+        old = self._entries.get(key)
+        if old is not None:
+            self._bytes -= _size(key, old)
         self._entries[key] = answer
+        self._bytes += size
 
     def clear(self) -> None:
         """Forget every answer (the rules were reloaded)."""
         self._entries.clear()
+        self._bytes = 0
+
+    @property
+    def kept_bytes(self) -> int:
+        """The bytes of keys and answers kept (bounded by :data:`MAX_KEPT_BYTES`)."""
+        return self._bytes
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _size(key: AnswerKey, answer: Remembered) -> int:
+    obj = key[-1]
+    return (len(obj) if isinstance(obj, bytes) else 0) + len(answer.head) + len(answer.tail) \
+        + len(answer.log)
 
 
 def review_line(uid: bytes, ms: float, fields: bytes) -> str:
