@@ -8,7 +8,7 @@ happens once (start-up, imports, rules, TLS set-up) cancels out.
 
 Two levels, each beside the bare Starlette app (``bare_admission_app.py``), the floor:
 
-- in process (the default, ~1 minute): the ASGI app called directly with a warm
+- in process (the default, a few minutes): the ASGI app called directly with a warm
   AdmissionReview, as uvicorn calls it, and the review log written through the same
   redacting stream as ``imggate serve``'s (to ``/dev/null``). The cache is seeded with
   the image's tag and an allow for its digest, so no registry is needed: the decision,
@@ -146,8 +146,8 @@ async def bare_app() -> tuple[App, Callable[[], Awaitable[None]]]:
 
 
 async def loop(which: str, count: int) -> None:
-    """Answer ``count`` warm reviews (after as many not counted... none: the difference
-    of two counts removes what happens once)."""
+    """Answer ``count`` warm reviews with ``which`` app (no warm-up: the difference of two
+    counts removes what happens once)."""
     work = Path(tempfile.mkdtemp(prefix="imggate-instructions-"))
     try:
         app, stop = await (imggate_app(work) if which == "imggate" else bare_app())
