@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from msgspec.structs import replace
 
 from imggate.models import Cvss, Finding, FixState, ScannerInfo, ScanReport, Severity
 from imggate.scanners.detect import load_report

@@ -11,9 +11,10 @@ applies across scanners (fail closed).
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote
+
+from msgspec.structs import replace
 
 from imggate.models import Cvss, Finding, FixState, ScannerInfo, ScanReport, Severity
 from imggate.scanners._doc import (
