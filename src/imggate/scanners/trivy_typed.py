@@ -70,7 +70,7 @@ class _Vulnerability(Struct):
     Title: _Text | None = None
     Description: _Text | None = None
     PkgPath: _Path | None = None
-    References: list[_Url] | None = None
+    References: tuple[_Url, ...] | None = None
     VendorIDs: list[_Id] | None = None
     PkgIdentifier: _Identifier | None = None
     Layer: _Layer | None = None
@@ -171,7 +171,7 @@ def _finding(v: _Vulnerability, package_type: str | None) -> Finding:
     if sev is None or not vid or not pkg or vid.isspace() or pkg.isspace():
         raise _NotMine
     ident, layer_obj, ratings = v.PkgIdentifier, v.Layer, v.CVSS
-    refs, vendor_ids, primary = v.References or [], v.VendorIDs or [], v.PrimaryURL
+    vendor_ids = v.VendorIDs or ()
     fixed, state = fix_of(v.FixedVersion, v.Status)
     return Finding(
         id=vid,
@@ -186,11 +186,26 @@ def _finding(v: _Vulnerability, package_type: str | None) -> Finding:
         cvss=_ratings(ratings) if ratings else (),
         title=v.Title or None,
         description=v.Description or None,
-        links=unique([primary, *refs] if primary else refs),
+        links=_links(v.PrimaryURL, v.References or ()),
         layer=(layer_obj.Digest or layer_obj.DiffID or None) if layer_obj is not None else None,
         path=v.PkgPath or None,
         sources=("trivy",),
     )
+
+
+#: Each finding's links, by its primary URL and references: a CVE's recur for every package.
+_LINKS: dict[tuple[str | None, tuple[str, ...]], tuple[str, ...]] = {}
+
+
+def _links(primary: str | None, refs: tuple[str, ...]) -> tuple[str, ...]:
+    """The primary URL, then the references, without repeats (shared, cached)."""
+    key = (primary, refs)
+    found = _LINKS.get(key)
+    if found is None:
+        if len(_LINKS) > 100_000:
+            _LINKS.clear()
+        found = _LINKS[key] = unique([primary, *refs] if primary else list(refs))
+    return found
 
 
 #: Each finding's ratings, by the ratings as decoded: a CVE's recur for every package it hits.
