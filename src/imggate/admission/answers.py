@@ -6,7 +6,7 @@ Deployment, every restart, every ``kubectl apply`` of an unchanged object), and 
 review's answer is a pure function of what it remembers: the request less its uid,
 the object's images, the rules, and the cache entries it was decided from. Making that
 answer again (the decision, the answer's wording, the response body, the log line's
-fields) was ~60% of a warm review's instructions in the app
+fields) was half of a warm review's instructions in the app
 (``bench/webhook_instructions.py``); putting a uid into a kept answer is a few per cent.
 
 What is kept, and for how long, follows from what the answer was made of:
