@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import json
 import time
 from collections.abc import Callable
@@ -216,3 +217,31 @@ def test_referrers_fall_back_to_the_tag_schema() -> None:
 
     found = run(handler, lambda r: r.referrers(MDIGEST))
     assert [str(d.digest) for d in found] == [child["digest"]]  # type: ignore[attr-defined]
+
+
+class _Streamed(httpx.AsyncByteStream):
+    """A body that arrives as a stream (httpx reads a body given as bytes at once)."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    async def __aiter__(self):  # type: ignore[no-untyped-def]
+        for i in range(0, len(self._body), 100):
+            yield self._body[i:i + 100]
+
+
+@pytest.mark.parametrize("encoding", ["gzip", None])
+def test_an_answer_is_decoded_before_it_is_verified(encoding: str | None) -> None:
+    # Registries do not compress manifests, but a proxy in front of one may: the bytes
+    # verified against the digest are the decoded ones, compressed or not.
+    body = gzip.compress(MANIFEST) if encoding else MANIFEST
+    headers = {"Content-Type": "application/vnd.oci.image.manifest.v1+json",
+               "Docker-Content-Digest": str(MDIGEST)}
+    if encoding:
+        headers["Content-Encoding"] = encoding
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=_Streamed(body), headers=headers)
+
+    manifest = run(handler, lambda r: r.resolve("v1"))
+    assert getattr(manifest, "digest", None) == MDIGEST

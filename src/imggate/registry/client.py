@@ -21,6 +21,7 @@ import math
 import random
 import ssl
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -446,12 +447,28 @@ async def _read_limited(response: httpx.Response, limit: int, what: RegistryErro
         raise _like(what, RegistryError, f"response is {declared.strip()} bytes, over the "
                                          f"{limit} byte limit")
     chunks, size = [], 0
-    async for chunk in response.aiter_bytes():
+    async for chunk in _body(response):
         size += len(chunk)
         if size > limit:
             raise _like(what, RegistryError, f"response exceeds the {limit} byte limit")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _body(response: httpx.Response) -> AsyncIterator[bytes]:
+    """``response``'s body, decoded: straight from its (bounded) stream when it has no
+    ``Content-Encoding``, else through httpx's decoding iterator.
+
+    httpx's iterator runs every chunk through two more generators, two context
+    managers, a decoder and two chunkers even when there is nothing to decode
+    (registries do not compress manifests or configs); skipping them when there is
+    nothing to decode saved 1% of a resolve's and of an audit's instructions (cachegrind).
+    """
+    if "Content-Encoding" in response.headers or not isinstance(response.stream,
+                                                                httpx.AsyncByteStream):
+        return response.aiter_bytes()
+    response.is_stream_consumed = True  # as httpx's iterator marks it
+    return response.stream.__aiter__()
 
 
 async def _drain(response: httpx.Response) -> None:
