@@ -153,13 +153,17 @@ class GuardedPool(httpcore.AsyncConnectionPool):
         A pass with no queued request (a response was closed and nobody waits: half
         the passes) gives nothing out, so it does not ask each connection whether it
         has expired (a keep-alive timeout, or a poll of an idle one's socket for a
-        server that hung up): 1% of a resolve's or an audit's instructions (cachegrind).
-        The next pass that gives a connection out asks first, as httpcore does.
+        server that hung up). The next pass that gives a connection out asks first, as
+        httpcore does. When the pool also holds no more than its keep-alive allowance,
+        such a pass has nothing to do at all (a closed connection is dropped by the next
+        pass that gives one out). Together: 2% of a resolve's instructions (cachegrind).
         """
+        assigning = any(r.is_queued() for r in self._requests)
+        if not assigning and len(self._connections) <= self._max_keepalive_connections:
+            return []
         closing: list[httpcore.AsyncConnectionInterface] = []
         kept: list[httpcore.AsyncConnectionInterface] = []
         count = len(self._connections)  # httpcore's count: those not yet removed
-        assigning = any(r.is_queued() for r in self._requests)
         for c in self._connections:
             if c.is_closed():
                 count -= 1
