@@ -131,3 +131,14 @@ def test_an_error_in_a_large_report_is_worded_as_ever(tmp_path: Path) -> None:
     assert e.value.message.startswith(f"{path}: invalid Trivy JSON report at $.Results[")
     assert e.value.message.endswith(".Vulnerabilities[0].Severity: expected a string, "
                                     "got number")
+
+
+def test_deep_nesting_even_in_a_field_not_read_is_refused_as_ever(tmp_path: Path) -> None:
+    depth = 100_000
+    data = (b'{"SchemaVersion": 2, "Results": [], "Unread": ' + b"[" * depth + b"]" * depth
+            + b"}" + b" " * _FAST_DECODE_MIN)
+    assert trivy_typed.parse(data, "r.json") is None
+    path = tmp_path / "deep.json"
+    path.write_bytes(data)
+    with pytest.raises(ReportError, match="nested too deeply"):
+        load_report(path)
