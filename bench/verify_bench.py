@@ -42,8 +42,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from imggate.models import Digest  # noqa: E402
-from imggate.registry.client import RegistryClient, RegistryOptions  # noqa: E402
+from imggate.registry.client import RegistryClient  # noqa: E402
 from imggate.registry.credentials import CredentialStore  # noqa: E402
+from imggate.registry.options import RegistryOptions  # noqa: E402
 from imggate.signatures import (  # noqa: E402
     Identity,
     TrustConfig,

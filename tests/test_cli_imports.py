@@ -73,6 +73,9 @@ def test_check_of_the_bundled_example_imports_only_what_check_uses(tmp_path: Pat
     # Its report is small: read the checked way; the typed decode (its Structs are built
     # when imported) is only for a report past the fast-decode size.
     assert "imggate.scanners.trivy_typed" not in modules
+    # Its image is an OCI layout: nothing goes over the network, so no HTTP stack either.
+    assert _offending(modules, ["httpx", "httpcore", "h2", "h11",
+                                "imggate.registry.client"]) == []
 
 
 @pytest.mark.parametrize("args", [["--help"], ["-h"], ["check", "--help"]],

@@ -10,6 +10,7 @@ decision ``error`` (exit 3), never an allow.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
@@ -36,8 +37,8 @@ from imggate.models import (
 )
 from imggate.policy.loader import Policy
 from imggate.policy.rules import EvidenceSource
-from imggate.registry.client import RegistryClient, RegistryOptions
 from imggate.registry.deadline import Deadline
+from imggate.registry.options import RegistryOptions
 from imggate.registry.resolve import open_repository, resolve_image
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from imggate.policy.effective import TrustMaterial
     from imggate.policy.exceptions import ExceptionSet
     from imggate.policy.rules import VexAttestationRules
+    from imggate.registry.client import RegistryClient
     from imggate.registry.interface import Repository
     from imggate.registry.memo import SharedAnswers
     from imggate.scanners.trivy_runner import TrivyOptions, TrivyScans
@@ -243,7 +245,7 @@ async def gather(req: CheckRequest, *,
 
         # One file may hold several roots (JSON lines): each bundle uses the one it chains to.
         root = load_trusted_roots(req.signatures.trusted_root)
-    async with RegistryClient(req.registry, deadline=req.deadline) as client:
+    async with _registry_client(req) as client:
 
         async def resolve(ref: ImageRef) -> ResolvedImage | Error | None:
             if denied_by_reference(req, ref):
@@ -284,7 +286,22 @@ async def gather(req: CheckRequest, *,
         return list(await asyncio.gather(*(evidence(n) for n in range(len(req.refs)))))
 
 
-async def image_evidence(req: CheckRequest, client: RegistryClient, text: str, ref: ImageRef,
+def _registry_client(req: CheckRequest
+                     ) -> contextlib.AbstractAsyncContextManager[RegistryClient | None]:
+    """The registry client the run reads with; none when every image, and the signature
+    repository, is an OCI layout: nothing goes over the network, and the HTTP stack
+    (httpx, httpcore: ~60-80 ms of start-up) is not imported."""
+    sig = req.signatures.signature_repository
+    if all(r.source == "oci-layout" for r in req.refs) and (
+            sig is None or sig.startswith("oci:")):
+        return contextlib.nullcontext(None)
+    from imggate.registry.client import RegistryClient
+
+    return RegistryClient(req.registry, deadline=req.deadline)
+
+
+async def image_evidence(req: CheckRequest, client: RegistryClient | None, text: str,
+                         ref: ImageRef,
                          image: ResolvedImage, reports: tuple[ScanReport, ...], keys: KeyCache,
                          root: object | None, scans: TrivyScans | None = None,
                          shared: SharedAnswers | None = None) -> Evidence:

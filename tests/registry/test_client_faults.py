@@ -19,8 +19,9 @@ import pytest
 
 from imggate.errors import AuthError, DigestMismatch, RegistryError
 from imggate.models import Digest
-from imggate.registry.client import RegistryClient, RegistryOptions
+from imggate.registry.client import RegistryClient
 from imggate.registry.credentials import Credentials, CredentialStore
+from imggate.registry.options import RegistryOptions
 
 REG = "reg.example.com"
 CONFIG = json.dumps({"architecture": "amd64", "os": "linux", "config": {}}).encode()

@@ -10,7 +10,8 @@ from pathlib import Path
 import certifi
 import pytest
 
-from imggate.registry.client import RegistryClient, RegistryOptions, _DeferredTrustContext
+from imggate.registry.client import RegistryClient, _DeferredTrustContext
+from imggate.registry.options import RegistryOptions
 
 
 def _wrap(ctx: ssl.SSLContext) -> ssl.SSLObject:

@@ -17,9 +17,10 @@ import pytest
 
 from harness_images import PushedImage
 from imggate.models import Digest
-from imggate.registry.client import RegistryClient, RegistryOptions
+from imggate.registry.client import RegistryClient
 from imggate.registry.limits import RequestLimits
 from imggate.registry.network import CachedSocketBackend
+from imggate.registry.options import RegistryOptions
 
 pytestmark = [pytest.mark.registry, pytest.mark.usefixtures("isolated_auth_env")]
 

@@ -15,9 +15,10 @@ import pytest
 from imggate.errors import AuthError, RegistryError
 from imggate.models import Digest
 from imggate.redact import SECRETS
-from imggate.registry.client import RegistryClient, RegistryOptions
+from imggate.registry.client import RegistryClient
 from imggate.registry.credentials import Credentials, CredentialStore
 from imggate.registry.deadline import Deadline, current
+from imggate.registry.options import RegistryOptions
 
 REG = "reg.example.com"
 MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",

@@ -31,8 +31,9 @@ SIG = "application/vnd.dev.cosign.artifact.sig.v1+json"
 def with_repo(registry: Registry, repository: str,
               call: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``call(repo)`` with a fresh client, using the registry's own credentials."""
-    from imggate.registry.client import RegistryClient, RegistryOptions
+    from imggate.registry.client import RegistryClient
     from imggate.registry.credentials import Credentials, CredentialStore
+    from imggate.registry.options import RegistryOptions
 
     explicit = None
     if registry.username and registry.password:

@@ -23,8 +23,9 @@ from fixture_paths import FIXTURES
 from harness_images import PushedImage
 from imggate.errors import AuthError
 from imggate.models import ImageRef
-from imggate.registry.client import RegistryClient, RegistryOptions
+from imggate.registry.client import RegistryClient
 from imggate.registry.credentials import Credentials
+from imggate.registry.options import RegistryOptions
 from imggate.registry.pull_secrets import (
     PullSecretCredentials,
     PullSecretError,

@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 
 from imggate.models import Digest, SignatureCheck
-from imggate.registry.client import RegistryClient, RegistryOptions
+from imggate.registry.client import RegistryClient
 from imggate.registry.credentials import CredentialStore
 from imggate.registry.interface import Manifest
+from imggate.registry.options import RegistryOptions
 from imggate.signatures import Identity, TrustConfig, check_signatures
 from imggate.signatures.discovery import classify, discover
 from registry_harness import Registry, run_imggate

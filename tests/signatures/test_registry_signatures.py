@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 from imggate.models import Digest, SignatureCheck
-from imggate.registry.client import RegistryClient, RegistryOptions
+from imggate.registry.client import RegistryClient
 from imggate.registry.credentials import CredentialStore
+from imggate.registry.options import RegistryOptions
 from imggate.signatures import (
     Identity,
     TrustConfig,

@@ -68,7 +68,8 @@ from imggate.admission.workloads import WORKLOAD_KINDS
 from imggate.errors import UsageError
 from imggate.gate import SignatureOptions
 from imggate.models import Platform
-from imggate.registry.client import RegistryClient, RegistryOptions
+from imggate.registry.client import RegistryClient
+from imggate.registry.options import RegistryOptions
 
 if TYPE_CHECKING:
     from imggate.registry.pull_secrets import PullSecretReader

@@ -65,8 +65,8 @@ from imggate.models import (
     Unchecked,
     Verdict,
 )
-from imggate.registry.client import RegistryOptions
 from imggate.registry.deadline import Deadline
+from imggate.registry.options import RegistryOptions
 from imggate.registry.pod_secrets import PodPullSecrets
 
 if TYPE_CHECKING:

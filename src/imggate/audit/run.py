@@ -35,9 +35,10 @@ from imggate.models import (
     Verdict,
 )
 from imggate.policy.loader import Policy
-from imggate.registry.client import RegistryClient, RegistryOptions
+from imggate.registry.client import RegistryClient
 from imggate.registry.deadline import Deadline
 from imggate.registry.interface import Manifest
+from imggate.registry.options import RegistryOptions
 from imggate.registry.resolve import describe_image, open_repository
 
 #: cosign's tag schema for signatures, attestations and SBOMs attached to a digest.

@@ -85,8 +85,8 @@ def registry_options(
     timeout: float,
 ) -> object:
     """Build ``RegistryOptions`` from the flags (typed ``object`` to keep httpx out of --help)."""
-    from imggate.registry.client import RegistryOptions
     from imggate.registry.credentials import Credentials, CredentialStore, normalise_host
+    from imggate.registry.options import RegistryOptions
 
     explicit = None
     if password_stdin and not username:

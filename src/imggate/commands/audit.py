@@ -158,7 +158,7 @@ def audit(
     from imggate.audit.run import AuditRequest
     from imggate.gate import SignatureOptions
     from imggate.policy.loader import identity_from_flags, load_policy, locate_rules
-    from imggate.registry.client import RegistryOptions
+    from imggate.registry.options import RegistryOptions
 
     now = datetime.now(UTC)
     limit = parse_deadline(deadline)
@@ -235,7 +235,7 @@ def _cluster(*, repository: str | None, namespaces: list[str], kubeconfig: str |
     from imggate.audit.policyreport import ReportFormat
     from imggate.gate import SignatureOptions
     from imggate.policy.loader import locate_rules
-    from imggate.registry.client import RegistryOptions
+    from imggate.registry.options import RegistryOptions
 
     if repository is not None:
         raise UsageError("--cluster audits the cluster's pods: give no repository")

@@ -51,8 +51,8 @@ if TYPE_CHECKING:
     from imggate.evidence.attest import AttestPlan
     from imggate.models import ScanReport, Verdict
     from imggate.policy.loader import Policy
-    from imggate.registry.client import RegistryOptions
     from imggate.registry.deadline import Deadline
+    from imggate.registry.options import RegistryOptions
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -184,7 +184,7 @@ def check(
     from imggate.models import Decision
     from imggate.policy.effective import command_line
     from imggate.policy.loader import identity_from_flags, load_policy, locate_rules
-    from imggate.registry.client import RegistryOptions
+    from imggate.registry.options import RegistryOptions
 
     started = datetime.now(UTC)
     limit = parse_deadline(deadline)

@@ -45,7 +45,7 @@ def resolve(
     """Pin each image to a verified digest: one `<registry>/<repository>@sha256:…` line each."""
     from imggate._aio import run
     from imggate.models import ResolvedImage
-    from imggate.registry.client import RegistryOptions
+    from imggate.registry.options import RegistryOptions
     from imggate.registry.resolve import resolve_many
 
     limit = parse_deadline(deadline)

@@ -105,9 +105,9 @@ def serve(
     from imggate.admission.server import ServeOptions
     from imggate.gate import SignatureOptions
     from imggate.policy.loader import locate_rules
-    from imggate.registry.client import RegistryOptions
     from imggate.registry.credentials import CredentialStore, normalise_host
     from imggate.registry.limits import RequestLimits
+    from imggate.registry.options import RegistryOptions
     from imggate.registry.pull_secrets import wanted
 
     for name, value in (("--deadline", deadline), ("--timeout", timeout)):

@@ -52,9 +52,9 @@ from imggate.text import printable
 
 if TYPE_CHECKING:
     from imggate.models import ImageRef, Platform, SignatureCheck
-    from imggate.registry.client import RegistryOptions
     from imggate.registry.deadline import Deadline
     from imggate.registry.interface import Repository
+    from imggate.registry.options import RegistryOptions
     from imggate.signatures.interface import Requirement, TrustConfig
 
 
@@ -295,7 +295,7 @@ def verify(
 ) -> int:
     """Verify cosign signatures (or attestations with --type) of each image."""
     from imggate._aio import run
-    from imggate.registry.client import RegistryOptions
+    from imggate.registry.options import RegistryOptions
     from imggate.signatures.interface import default_requirement
 
     limit = parse_deadline(deadline)

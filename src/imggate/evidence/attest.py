@@ -33,8 +33,9 @@ from imggate.evidence.dsse import sign_statement, statement
 from imggate.evidence.signing_keys import SigningKey
 from imggate.evidence.vuln import VULN_PREDICATE, build_predicate, rfc3339
 from imggate.models import Decision, Finding, ImageVerdict, ScanReport, Verdict
-from imggate.registry.client import RegistryClient, RegistryOptions
+from imggate.registry.client import RegistryClient
 from imggate.registry.deadline import Deadline
+from imggate.registry.options import RegistryOptions
 
 VERDICT_PREDICATE = "https://imggate.dev/verdict/v1"
 _ZERO_TIME = datetime.fromisoformat("0001-01-01T00:00:00+00:00")

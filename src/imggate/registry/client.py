@@ -22,7 +22,7 @@ import random
 import ssl
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
@@ -38,10 +38,10 @@ from imggate.registry.bounded import (
     MAX_ERROR_BODY,
     BodyTooLarge,
 )
-from imggate.registry.breaker import Breaker, BreakerSettings, HostUnavailable
+from imggate.registry.breaker import Breaker, HostUnavailable
 from imggate.registry.credentials import CredentialStore
 from imggate.registry.deadline import Deadline, DeadlineExceeded, RequestBudget
-from imggate.registry.limits import RequestLimits
+from imggate.registry.options import RegistryOptions
 from imggate.registry.pool import GuardedTransport
 from imggate.registry.sending import Sender
 from imggate.registry.tls import _DeferredTrustContext, is_loopback, speaks_tls
@@ -70,26 +70,6 @@ class Fetched:
     headers: httpx.Headers
     body: bytes
     url: httpx.URL
-
-
-@dataclass(frozen=True, slots=True)
-class RegistryOptions:
-    """How to talk to registries."""
-
-    credentials: CredentialStore = field(default_factory=CredentialStore)
-    insecure_registries: frozenset[str] = frozenset()
-    ca_file: str | None = None
-    timeout: float = 30.0
-    retries: int = 3
-    backoff: float = 0.5
-    #: Idle connections kept for reuse.
-    max_connections: int = 16
-    #: Requests in flight at once, in all and per host (see :mod:`imggate.registry.limits`).
-    limits: RequestLimits = field(default_factory=RequestLimits)
-    #: When a host that keeps failing is refused at once (see :mod:`imggate.registry.breaker`).
-    breaker: BreakerSettings = field(default_factory=BreakerSettings)
-    #: After ``timeout`` seconds a response body must keep coming at this rate (bytes/s).
-    min_rate: float = 32 * 1024
 
 
 class RegistryClient:

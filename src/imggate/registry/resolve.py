@@ -9,14 +9,14 @@ import asyncio
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from imggate.errors import Error, LayoutError, RegistryError
 from imggate.models import ConfigSummary, Digest, ImageRef, Platform, PlatformChild, ResolvedImage
-from imggate.registry.client import RegistryClient, RegistryOptions
 from imggate.registry.deadline import Deadline
 from imggate.registry.interface import Manifest, Repository
 from imggate.registry.layout import OciLayout
-from imggate.registry.repository import RegistryRepository
+from imggate.registry.options import RegistryOptions
 
 IMAGE_CONFIG_TYPES = frozenset({
     "application/vnd.oci.image.config.v1+json",
@@ -26,16 +26,27 @@ MAX_CONFIG_BYTES = 8 * 1024 * 1024
 DEFAULT_PLATFORM = Platform("linux", "amd64")
 _MAX_NESTING = 2
 
+if TYPE_CHECKING:
+    # The HTTP stack is imported when a registry is used: a check of an OCI layout
+    # never imports it (registry/options.py).
+    from imggate.registry.client import RegistryClient
 
-def open_repository(ref: ImageRef, client: RegistryClient) -> Repository:
-    """The :class:`Repository` an image reference points at."""
+
+def open_repository(ref: ImageRef, client: RegistryClient | None) -> Repository:
+    """The :class:`Repository` an image reference points at (``client``: ``None`` only
+    when no reference of the run is to a registry)."""
     if ref.source == "oci-layout":
         assert ref.layout_path is not None
         return OciLayout(ref.layout_path).repository()
+    if client is None:
+        raise RegistryError("no registry client for this run (an internal error)",
+                            registry=ref.registry, repository=ref.repository)
     return client.repository(ref.registry, ref.repository)
 
 
 def _fail(repo: Repository, message: str) -> Error:
+    from imggate.registry.repository import RegistryRepository  # an error path: cost is moot
+
     if isinstance(repo, RegistryRepository):
         return RegistryError(message, registry=repo.registry, repository=repo.repository)
     return LayoutError(f"{repo.name}: {message}")
@@ -194,6 +205,8 @@ async def resolve_many(
     :mod:`imggate.registry.deadline`).
     """
     sem = asyncio.Semaphore(concurrency or options.limits.per_host)
+    from imggate.registry.client import RegistryClient
+
     async with RegistryClient(options, deadline=deadline) as client:
         async def one(ref: ImageRef) -> ResolvedImage | Error:
             async with sem:
