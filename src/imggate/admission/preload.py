@@ -36,6 +36,7 @@ COLD_PATH = (
     "imggate.evidence.attested",
     "imggate.evidence.vuln",
     "imggate.registry.memo",
+    "imggate.registry.repository",
     "imggate.scanners.merge",
     # The registry client's first connection: httpcore's AnyIO backend.
     "anyio.streams.tls",
