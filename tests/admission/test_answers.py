@@ -36,6 +36,9 @@ from imggate.admission.review import (
 )
 from imggate.admission.reviewlog import ReviewLog
 from imggate.admission.server import AdmissionApp, ServeOptions
+from imggate.registry.credentials import Credentials
+from imggate.registry.pod_secrets import PodPullSecrets
+from imggate.registry.pull_secrets import PullSecretError, PullSecretReader
 from imggate.registry.reference import parse_reference
 
 HOST = "registry.answers.invalid:5000"
@@ -172,9 +175,11 @@ class _App:
     """``imggate serve``'s app in process, the image's tag and an allow for its digest in
     the local cache (no registry: a review that needs one cannot be answered)."""
 
-    def __init__(self, tmp: Path, times: CacheTimes | None = None) -> None:
+    def __init__(self, tmp: Path, times: CacheTimes | None = None, *,
+                 pull_secrets: bool = False) -> None:
         self.app = AdmissionApp(ServeOptions(rules=_rules(tmp), deadline=1.0,
-                                             cache_times=times or CacheTimes()))
+                                             cache_times=times or CacheTimes(),
+                                             pull_secrets=pull_secrets))
         self.log = io.StringIO()
         self.app.review_log = ReviewLog(self.log)
 
@@ -301,8 +306,6 @@ def test_answers_that_needed_io_or_a_pods_secrets_are_not_kept(tmp_path: Path) -
         await stop()
 
     _run(run)
-    with_secrets = AdmissionApp(ServeOptions(rules=_rules(tmp_path), pull_secrets=True))
-    assert with_secrets.answers is None
 
 
 @pytest.mark.parametrize("api", ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"])
@@ -315,6 +318,87 @@ def test_a_remembered_answer_keeps_the_requests_api_version(tmp_path: Path, api:
             answer = await app.ask(review(pod([IMAGE]), namespace="prod-shop", uid=uid,
                                           api_version=api))
             assert answer["apiVersion"] == api
+        assert app.hits() == 1
+        await stop()
+
+    _run(run)
+
+
+
+# ------------------------------------------------------------------ with pull secrets
+
+
+class _Secrets(PullSecretReader):
+    """A stand-in for the Kubernetes API's pull secrets (no apiserver runs in process):
+    each read answers ``regcred`` holding ``password``, or fails as a 403 would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.password = "pw-one"
+        self.refuse = False
+        self.reads = 0
+
+    async def read_pod(self, namespace: str, pod_spec: Any) -> PodPullSecrets:
+        self.reads += 1
+        if self.refuse:
+            raise PullSecretError(f"secret {namespace}/regcred: the API server refused (403)")
+        found = {HOST: Credentials("robot", self.password, False, "secret regcred")}
+        return PodPullSecrets(namespace, found, ("regcred",))
+
+
+async def _with_secrets(app: _App) -> tuple[Callable[[], Awaitable[None]], _Secrets]:
+    stop = await app.start()
+    assert app.app.reviewer is not None and app.app.reviewer.access is not None
+    secrets = _Secrets()
+    app.app.reviewer.access.reader = secrets
+    return stop, secrets
+
+
+def test_with_pull_secrets_an_answer_is_remembered_once_they_are_read(tmp_path: Path) -> None:
+    app = _App(tmp_path, pull_secrets=True)
+
+    async def run() -> None:
+        stop, secrets = await _with_secrets(app)
+        for uid in ("u-1", "u-2"):
+            answer = await app.ask(review(pod([IMAGE]), namespace="prod-shop", uid=uid))
+            assert answer["response"]["allowed"] is True
+        assert app.hits() == 1
+        assert secrets.reads == 2  # read for the remembered answer too
+        await stop()
+
+    _run(run)
+    assert [line.get("pull_secrets") for line in app.lines()] == [["regcred"], ["regcred"]]
+
+
+def test_secrets_that_cannot_be_read_deny_though_an_answer_is_remembered(
+        tmp_path: Path) -> None:
+    app = _App(tmp_path, pull_secrets=True)
+
+    async def run() -> None:
+        stop, secrets = await _with_secrets(app)
+        await app.ask(review(pod([IMAGE]), namespace="prod-shop", uid="u-1"))
+        secrets.refuse = True
+        denied = await app.ask(review(pod([IMAGE]), namespace="prod-shop", uid="u-2"))
+        assert denied["response"]["allowed"] is False
+        assert denied["response"]["status"]["message"] == (
+            "imggate: cannot read the pull secrets of Pod prod-shop/app: secret "
+            "prod-shop/regcred: the API server refused (403)")
+        assert app.hits() == 0
+        await stop()
+
+    _run(run)
+
+
+def test_an_answer_made_with_other_credentials_is_not_given(tmp_path: Path) -> None:
+    app = _App(tmp_path, pull_secrets=True)
+
+    async def run() -> None:
+        stop, secrets = await _with_secrets(app)
+        await app.ask(review(pod([IMAGE]), namespace="prod-shop", uid="u-1"))
+        secrets.password = "pw-two"  # the secret was rotated: another credential set
+        await app.ask(review(pod([IMAGE]), namespace="prod-shop", uid="u-2"))
+        assert app.hits() == 0
+        await app.ask(review(pod([IMAGE]), namespace="prod-shop", uid="u-3"))
         assert app.hits() == 1
         await stop()
 

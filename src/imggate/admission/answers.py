@@ -18,8 +18,13 @@ What is kept, and for how long, follows from what the answer was made of:
   the trust roots are fixed for the process) and only until the first of the cache
   entries it was decided from expires (:attr:`~imggate.admission.reviewer.Outcome.until`):
   never longer than the verdict and tag caches would have given the same answer;
-- only answers made without I/O are kept: none that needed the registry, Redis or a
-  pod's pull secrets, and none that were cut short by the deadline.
+- only answers made without I/O are kept: none that needed the registry or Redis, and
+  none that were cut short by the deadline;
+- with ``--pull-secrets`` every review still reads its pod's secrets (a read that fails
+  denies, as ever), and the answer is looked up only then, under a key that adds the
+  fingerprint of the credentials read and the secrets' names
+  (:attr:`~imggate.admission.reviewer.Prepared.credentials`): an answer is never given
+  for credentials other than those it was made with.
 
 A remembered answer is logged and counted like any other review (its own uid and
 time, the ``imggate_admission_reviews_total`` series), and counted as a lookup of the

@@ -74,8 +74,7 @@ class Outcome(NamedTuple):
     undecided: tuple[str, ...] = ()
     #: Until when (``time.monotonic()``) the same request, under the same rules, gets this
     #: answer without I/O (:class:`~imggate.admission.answers.AnswerCache`); 0: not to be
-    #: remembered (the registry, Redis or a pod's pull secrets were read, or it is not an
-    #: answer about images).
+    #: remembered (the registry or Redis was read, or it is not an answer about images).
     until: float = 0.0
 
     @property
@@ -97,6 +96,33 @@ class Outcome(NamedTuple):
             if layer == "redis" or (layer == "local" and found == "none"):
                 found = layer
         return found
+
+
+class Prepared(NamedTuple):
+    """A review read up to the judging of its images (:meth:`Reviewer.prepare`)."""
+
+    req: ReviewRequest
+    found: tuple[WorkloadImage, ...]
+    env: str
+    #: How the namespace got ``env``.
+    by: str
+    #: ``namespace/name`` for messages.
+    where: str
+    #: The registry access the images are read with; ``None`` without pull secrets.
+    access: RegistryAccess | None
+    #: When the review's deadline started (``time.monotonic()``).
+    start: float
+
+    @property
+    def credentials(self) -> tuple[str, tuple[str, ...]]:
+        """Whose credentials the review reads with: the fingerprint of the pod's credential
+        set (an HMAC, ``""`` for none) and the names of the secrets read. A remembered
+        answer made with them is given only to a review that read the same."""
+        access = self.access
+        if access is None:
+            return ("", ())
+        read = access.secrets.read if access.secrets is not None else ()
+        return (access.key, tuple(read))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -147,6 +173,17 @@ class Reviewer:
         """Decide ``req``; never raises for anything the request contains. The deadline
         counts from ``received`` (``time.monotonic()`` when the request began to arrive),
         else from now."""
+        step = await self.prepare(req, policies, received=received)
+        if isinstance(step, Outcome):
+            return step
+        return await self.decide(step, policies, mutate=mutate)
+
+    async def prepare(self, req: ReviewRequest, policies: PolicySet, *,
+                      received: float | None = None) -> Outcome | Prepared:
+        """Everything before the images are judged: the request's images, its environment,
+        and the registry access it is read with (the pod's pull secrets read, when
+        ``imggate serve`` reads them); an :class:`Outcome` when that already decides (an
+        exempt namespace, a request with nothing to check, secrets that cannot be read)."""
         start = received if received is not None else time.monotonic()
         if req.operation in ("DELETE", "CONNECT"):
             return Outcome(Answer(True), note=f"{req.operation}: nothing will run")
@@ -189,18 +226,24 @@ class Reviewer:
                              f"{self.deadline * _SECRETS_SHARE:g}s", env)
             if self.access.reader is not None:
                 self.metrics.child(self.metrics.pull_secrets, "ok").inc()
+        return Prepared(req, tuple(found), env, mapping.by, where, access, start)
+
+    async def decide(self, step: Prepared, policies: PolicySet, *, mutate: bool) -> Outcome:
+        """Judge the images of a prepared review and word its answer."""
+        req = step.req
         by_image: dict[str, list[WorkloadImage]] = {}
-        for w in found:
+        for w in step.found:
             by_image.setdefault(w.image, []).append(w)
-        outcomes = await self._judge_all(list(by_image), policies, env, mutate=mutate,
-                                         dry_run=req.dry_run, access=access,
-                                         left=self.deadline - (time.monotonic() - start))
-        # With the pod's own credentials the answer is not remembered: its secrets are
-        # read again for every review.
-        until = min((o.until for o in outcomes), default=0.0) if access is None else 0.0
-        outcome = self._answer(req.kind.kind, where, env, outcomes, by_image, mutate,
-                               by=mapping.by, lenient=self._lenient(outcomes, policies, env),
+        outcomes = await self._judge_all(list(by_image), policies, step.env, mutate=mutate,
+                                         dry_run=req.dry_run, access=step.access,
+                                         left=self.deadline - (time.monotonic() - step.start))
+        # Read with a pod's own credentials, the answer is remembered only under a key that
+        # names them (Prepared.credentials): the caller's to add.
+        until = min((o.until for o in outcomes), default=0.0)
+        outcome = self._answer(req.kind.kind, step.where, step.env, outcomes, by_image, mutate,
+                               by=step.by, lenient=self._lenient(outcomes, policies, step.env),
                                until=until)
+        access = step.access
         if access is not None and access.secrets is not None and access.secrets.read:
             outcome = outcome._replace(pull_secrets=access.secrets.read)
         return outcome

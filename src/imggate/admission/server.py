@@ -61,7 +61,7 @@ from imggate.admission.review import (
     parse_review,
     response_body,
 )
-from imggate.admission.reviewer import Outcome, Reviewer, elapsed_ms
+from imggate.admission.reviewer import Outcome, Prepared, Reviewer, elapsed_ms
 from imggate.admission.reviewlog import ReviewLog
 from imggate.admission.seal import CacheKeys
 from imggate.admission.workloads import WORKLOAD_KINDS
@@ -128,8 +128,8 @@ class AdmissionApp:
         self.redis_answered = False
         self.cache = AdmissionCache(options.cache_times, self.redis,
                                     on_reject=self.metrics.cache_rejected.inc)
-        #: Whole answers of warm reviews; none with pull secrets (read for every review).
-        self.answers: AnswerCache | None = None if options.pull_secrets else AnswerCache()
+        #: Whole answers of warm reviews (with pull secrets: looked up once they are read).
+        self.answers = AnswerCache()
         self.client: RegistryClient | None = None
         self.reviewer: Reviewer | None = None
         validate = WebhookEndpoint(self, mutate=False)
@@ -153,8 +153,7 @@ class AdmissionApp:
         if ok and self.store.current is not None:
             self.metrics.rules_loaded.set(self.store.current.loaded_at)
             self.cache.clear_local()
-            if self.answers is not None:
-                self.answers.clear()
+            self.answers.clear()
         return ok
 
     @contextlib.asynccontextmanager
@@ -243,8 +242,11 @@ class AdmissionApp:
             return self.refuse(e, mutate=mutate, start=start)
         policies = self.store.current
         answers = self.answers
-        key = answer_key(req, mutate) if answers is not None else None
-        if key is not None and answers is not None and policies is not None:
+        key = answer_key(req, mutate)
+        # With pull secrets, every review reads its pod's secrets (one that cannot be read
+        # denies): the answer is looked up after that, under a key naming them.
+        secrets = self.options.pull_secrets
+        if key is not None and policies is not None and not secrets:
             kept = answers.get(key, policies)
             if kept is not None:
                 return 200, self._again(kept, req.uid, endpoint, start)
@@ -252,11 +254,22 @@ class AdmissionApp:
             outcome = Outcome(Answer(False, "imggate: no rules loaded (see the imggate log)"))
         else:
             try:
-                outcome = await self.reviewer.review(req, policies, mutate=mutate,
-                                                     received=received)
+                step = await self.reviewer.prepare(req, policies, received=received)
+                if isinstance(step, Outcome):
+                    outcome = step
+                else:
+                    if key is not None and secrets:
+                        key = (*key, *step.credentials)
+                        kept = answers.get(key, policies)
+                        if kept is not None:
+                            return 200, self._again(kept, req.uid, endpoint, start)
+                    outcome = await self.reviewer.decide(step, policies, mutate=mutate)
             except Exception as e:  # fail closed: a bug denies, the server keeps serving
                 log.exception("review %s failed", req.uid)
                 outcome = Outcome(Answer(False, f"imggate: internal error ({type(e).__name__})"))
+            else:
+                if secrets and not isinstance(step, Prepared):
+                    key = None  # decided before the secrets were read: not remembered
         ms = elapsed_ms(start)
         m = self.metrics
         # Any kind a client names would be a new series: unknown ones are counted as one.
@@ -280,7 +293,7 @@ class AdmissionApp:
         })[1:]
         self.review_log.write_line(review_line(orjson.dumps(req.uid), ms, fields))
         response = response_body(req.api_version, req.uid, answer)
-        if answers is not None and key is not None and policies is not None and outcome.until:
+        if key is not None and policies is not None and outcome.until:
             split = split_body(req.api_version, response_body(req.api_version, "", answer))
             if split is not None:
                 answers.put(key, Remembered(policies, outcome.until, *split, fields, labels))
