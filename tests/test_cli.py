@@ -92,6 +92,18 @@ def test_verbose_after_the_subcommand_is_accepted() -> None:
     assert "environment: prod" in result.stdout
 
 
+def test_only_verbose_runs_show_where_an_error_was_raised() -> None:
+    args = ["rules", "explain", "--env", "nope"]
+    quiet = run_imggate(args, subprocess_mode=True)
+    loud = run_imggate(["-v", *args], subprocess_mode=True)
+    assert quiet.code == loud.code == 2
+    for result in (quiet, loud):
+        assert "imggate: error: unknown environment 'nope' (from --env)" in result.stderr
+    # The frames of the failure, down to the module that raised it: with -v only.
+    assert "imggate/policy/environments.py" in loud.stderr
+    assert "imggate/policy/environments.py" not in quiet.stderr
+
+
 def test_split_verbosity_leaves_arguments_after_double_dash() -> None:
     assert split_verbosity(["check", "-vv", "x", "--", "-v"]) == (2, ["check", "x", "--", "-v"])
     assert split_verbosity(["-v", "--verbose", "rules"]) == (2, ["rules"])

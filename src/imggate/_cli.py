@@ -13,7 +13,6 @@ import importlib
 import os
 import sys
 import threading
-import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -113,6 +112,14 @@ def main(argv: list[str] | None = None) -> None:
         raise
 
 
+def _print_traceback() -> None:
+    # Imported only here: with linecache and tokenize, ~5 ms of every start-up (--help
+    # included) for something only -v on a failure prints.
+    import traceback
+
+    traceback.print_exc()
+
+
 def _end_process(code: int) -> None:
     """End the process with ``code`` now, without the interpreter's teardown; return
     (for the normal exit) when that cannot be done safely.
@@ -181,14 +188,14 @@ def _main(args: list[str], collecting: bool = True) -> None:
         sys.exit(2)
     except Error as e:
         if verbose:
-            traceback.print_exc()
+            _print_traceback()
         sys.stderr.write(printable_lines(e.diagnostics()) + "\n")
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as e:  # fail closed, never a traceback by default
         if verbose:
-            traceback.print_exc()
+            _print_traceback()
         sys.stderr.write(
             f"imggate: internal error: {type(e).__name__}: {printable(str(e))}\n"
             "  (run with -v for the traceback)\n"
