@@ -197,6 +197,42 @@ def test_the_collector_is_paused_for_start_up_only(monkeypatch: pytest.MonkeyPat
     assert gc.isenabled()
 
 
+def test_check_keeps_the_collector_off_from_start_up_on(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    # check pauses the collector itself: start-up does not turn it on for it first (the
+    # next allocation would collect, walking every object start-up built).
+    import gc
+
+    from imggate import _cli
+    from imggate.commands import check
+    from imggate.errors import UsageError
+
+    turned_on: list[str] = []
+    seen: list[tuple[bool, list[str]]] = []
+    real_enable, real_register = gc.enable, _cli.register
+
+    def enable() -> None:
+        turned_on.append("on")
+        real_enable()
+
+    def register(args: list[str] | None = None) -> None:  # start-up, collector paused
+        turned_on.clear()
+        real_register(args)
+
+    def output_dir(path: str) -> Path:  # the command's first file-system step
+        seen.append((gc.isenabled(), list(turned_on)))
+        raise UsageError("stop here")
+
+    monkeypatch.setattr(gc, "enable", enable)
+    monkeypatch.setattr(_cli, "register", register)
+    monkeypatch.setattr(check, "_output_dir", output_dir)
+    result = run_imggate(["check", "oci:" + str(tmp_path / "nothing")])
+    assert result.code == 2 and "stop here" in result.stderr
+    assert seen == [(False, [])]
+    # A caller of main(argv) gets the collector back as it was.
+    assert gc.isenabled()
+
+
 def test_the_program_ends_with_everything_written(tmp_path: Path) -> None:
     # `imggate` ends its process without the interpreter's teardown (issue 22): what it
     # wrote to a pipe, however large, is all there, and its exit code is the command's.

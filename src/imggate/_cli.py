@@ -104,12 +104,16 @@ def main(argv: list[str] | None = None) -> None:
             _main(list(sys.argv[1:] if argv is None else argv), collecting)
         finally:
             sys.stdout, sys.stderr = saved
-            if collecting:
-                gc.enable()
     except SystemExit as e:
         if argv is None and (e.code is None or isinstance(e.code, int)):
+            # Before the collector is back on: the next allocation would walk every
+            # object the run kept (~70 ms after a check of 10,000 findings) just
+            # before the process ends.
             _end_process(e.code or 0)
         raise
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _print_traceback() -> None:
@@ -141,13 +145,24 @@ def _end_process(code: int) -> None:
     os._exit(code)
 
 
+#: An attribute that, set true on a command's callback, says the command keeps the cyclic
+#: collector off for its whole run itself (``check``).
+PAUSES_COLLECTOR = "imggate_pauses_collector"
+
+
 def _resume_collector(command: _click.Command, collecting: bool) -> None:
     """Have each of ``command``'s leaf commands turn the cyclic collector back on (when it
-    was on before start-up) as it starts: a long run (an audit, the webhook) needs it."""
+    was on before start-up) as it starts: a long run (an audit, the webhook) needs it.
+
+    A command that pauses the collector itself is left alone: turning it on only
+    for that command to turn it off again would make the next allocation walk every
+    object start-up built (~25 ms of a check).
+    """
     for sub in getattr(command, "commands", {}).values():
         _resume_collector(sub, collecting)
     callback = command.callback
-    if collecting and callback is not None and not hasattr(command, "commands"):
+    if collecting and callback is not None and not hasattr(command, "commands") \
+            and not getattr(callback, PAUSES_COLLECTOR, False):
         command.callback = _collector_on(callback)
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 import typer
 
 from imggate._app import app
+from imggate._cli import PAUSES_COLLECTOR
 from imggate.commands._registry_opts import (
     DEFAULT_DEADLINE,
     CaFileOpt,
@@ -77,6 +78,8 @@ def _collector_paused(command: Callable[P, T]) -> Callable[P, T]:
     10,000 findings) until it exits, and each collection walks the ones not
     yet promoted again: ~0.1 s of a run. What a check builds is acyclic or
     freed with the process; reference counting still frees everything else.
+    The program (:mod:`imggate._cli`) does not turn the collector on for it
+    first, and ends the process before turning it back on.
     """
 
     @functools.wraps(command)
@@ -84,6 +87,7 @@ def _collector_paused(command: Callable[P, T]) -> Callable[P, T]:
         with _gc_paused():
             return command(*args, **kwargs)
 
+    setattr(run, PAUSES_COLLECTOR, True)
     return run
 
 
