@@ -47,6 +47,10 @@ def _first(doc: dict[str, Any]) -> dict[str, Any]:
     return next(r for r in doc["Results"] if r.get("Vulnerabilities"))["Vulnerabilities"][0]
 
 
+def _last(doc: dict[str, Any]) -> dict[str, Any]:
+    return [r for r in doc["Results"] if r.get("Vulnerabilities")][-1]["Vulnerabilities"][-1]
+
+
 def _set(field: str, value: Any) -> Any:
     def change(doc: dict[str, Any]) -> None:
         _first(doc)[field] = value
@@ -64,6 +68,14 @@ DECLINED = {
     "id too long": _set("VulnerabilityID", "C" * 1025),
     "description to cut": _set("Description", "d" * ((1 << 20) + 1)),
     "reference not a string": _set("References", ["https://a", 7]),
+    "reference too long": _set("References", ["https://a/" + "x" * 8192]),
+    "references not an array": _set("References", "https://a"),
+    "ratings not an object": _set("CVSS", ["nvd"]),
+    # References and ratings are checked once per distinct text: a later one counts too.
+    "reference too long, last finding": lambda d: _last(d).update(
+        References=[*_first(d).get("References", ()), "https://a/" + "x" * 8192]),
+    "score out of range, last finding": lambda d: _last(d).update(
+        CVSS={"nvd": {"V3Score": 11}}),
     "score out of range": _set("CVSS", {"nvd": {"V3Score": 10.5}}),
     "rating not an object": _set("CVSS", {"nvd": None}),
     "layer not an object": _set("Layer", "sha256:x"),
@@ -93,6 +105,9 @@ AGREED = {
                                    "ghsa": {"V2Vector": ""}}),
     "empty optionals": _set("FixedVersion", ""),
     "unknown status": _set("Status", "someday"),
+    "null references": _set("References", None),
+    "null ratings": _set("CVSS", None),
+    "empty ratings": _set("CVSS", {}),
 }
 
 
