@@ -45,6 +45,7 @@ from imggate.registry.options import RegistryOptions
 from imggate.registry.pool import GuardedTransport
 from imggate.registry.sending import Sender
 from imggate.registry.tls import _DeferredTrustContext, is_loopback, speaks_tls
+from imggate.registry.wire import wire_failure
 
 if TYPE_CHECKING:
     from imggate.registry.repository import RegistryRepository
@@ -269,9 +270,9 @@ class RegistryClient:
                     # Not transient: retrying an untrusted certificate only delays the error.
                     raise _like(what, RegistryError, f"TLS certificate not trusted: {cert}",
                                 hint="give the private CA with --ca-file") from None
-                failure = f"cannot reach registry ({_describe(e)})"
+                failure = f"cannot reach registry ({wire_failure(e)})"
             except httpx.HTTPError as e:
-                raise _like(what, RegistryError, f"unusable answer ({_describe(e)})") from None
+                raise _like(what, RegistryError, f"unusable answer ({wire_failure(e)})") from None
             except RegistryError:
                 outcome = True  # the registry's error answer
                 raise
@@ -322,7 +323,7 @@ class RegistryClient:
                 if isinstance(e, httpx.LocalProtocolError):
                     raise
                 # A body cut short is as transient as a connection that failed.
-                raise _Transient(f"reading the response failed ({_describe(e)})") from None
+                raise _Transient(f"reading the response failed ({wire_failure(e)})") from None
             return Fetched(status, response.headers, body, response.url)
         finally:
             await response.aclose()
@@ -395,12 +396,6 @@ class _Transient(Exception):
 
 class _RedirectRefused(Exception):
     """A redirect imggate will not follow (downgrade, odd scheme, bad URL)."""
-
-
-def _describe(e: BaseException) -> str:
-    """``ReadError: message``, or just the kind when the message is empty."""
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
 
 
 def _like(template: RegistryError, cls: type[RegistryError], message: str,
