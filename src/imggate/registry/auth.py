@@ -22,6 +22,7 @@ import httpx
 from imggate.redact import register, release
 from imggate.registry.bounded import MAX_BODY, BodyTooLarge
 from imggate.registry.credentials import Credentials
+from imggate.registry.wire import wire_failure
 
 _PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
 _REPO_PATH = re.compile(r"^/v2/(.+?)/(?:manifests|blobs|tags|referrers)/")
@@ -202,7 +203,7 @@ class RegistryAuth(httpx.Auth):
             raise TokenError("token server response is too large") from None
         except httpx.TransportError as e:
             raise TokenError(f"token server {response.url.host}: reading the response failed "
-                             f"({type(e).__name__})") from None
+                             f"({wire_failure(e)})") from None
         token, ttl = self._parse_token(response)
         entry = (token, time.monotonic() + max(ttl - 5.0, 1.0))
         self._put(key, entry)
