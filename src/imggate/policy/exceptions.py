@@ -237,7 +237,10 @@ class ExceptionSet:
         name an id some finding has: the rest can only be unused.
         """
         findings = list(findings)
-        wanted = {i.upper() for f in findings for i in f.all_ids}
+        # Every id of every finding, upper-cased: a pass over all of them (~10 ms at
+        # 10,000 findings), needed only when there is an entry at all.
+        wanted = {i.upper() for f in findings for i in f.all_ids} \
+            if self.entries or self.refused else set()
         scoped: list[AllowEntry] = []
         # id -> (declaration order, entry) for entries naming an id a finding has.
         by_id: dict[str, list[tuple[int, AllowEntry]]] = {}
