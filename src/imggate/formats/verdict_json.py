@@ -356,11 +356,12 @@ def render(verdict: Verdict, *, tool_version: str | None = None) -> str:
             token = f"imggate-{nonce}-{i}-{key}"
             blocks[json.dumps(token)] = _lines(block, indent=8)
             image[key] = token
-    text = json.dumps(doc, indent=2, ensure_ascii=True, allow_nan=False)
+    # The newline goes on before the findings go in: after, it would copy megabytes.
+    text = json.dumps(doc, indent=2, ensure_ascii=True, allow_nan=False) + "\n"
     if blocks:
         text = re.sub(r'"imggate-[0-9a-f]{32}-\d+-(?:findings|suppressed)"',
                       lambda m: blocks.get(m.group(), m.group()), text)
-    return text + "\n"
+    return text
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(", ", ": "))
@@ -400,7 +401,12 @@ def _lines(items: list[str], *, indent: int) -> str:
     if not items:
         return "[]"
     pad = " " * indent
-    return "[\n" + pad + f",\n{pad}".join(items) + "\n" + " " * (indent - 2) + "]"
+    # The brackets go on the first and last line, so the lines are joined once: a
+    # concatenation after the join would copy them all again (megabytes).
+    lines = list(items)
+    lines[0] = f"[\n{pad}{lines[0]}"
+    lines[-1] = f"{lines[-1]}\n{' ' * (indent - 2)}]"
+    return f",\n{pad}".join(lines)
 
 
 def write(verdict: Verdict, output_dir: Path, *, tool_version: str | None = None) -> Path:
