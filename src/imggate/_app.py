@@ -5,7 +5,6 @@ Command modules must import heavy stacks (sigstore, cryptography, httpx, jinja2)
 their functions: ``imggate --help`` imports every command module.
 """
 
-from __future__ import annotations
 
 import typer
 

@@ -1,6 +1,5 @@
 """Registry flags shared by every command that talks to registries."""
 
-from __future__ import annotations
 
 import math
 import sys
@@ -49,14 +48,14 @@ def _seconds(flag: str, value: float) -> float:
     return value
 
 
-def parse_deadline(seconds: float) -> Deadline:
+def parse_deadline(seconds: float) -> "Deadline":
     """``--deadline`` as a :class:`Deadline` that starts now (usage error when not positive)."""
     from imggate.registry.deadline import Deadline
 
     return Deadline.after(_seconds("--deadline", seconds))
 
 
-def parse_platform(text: str | None) -> Platform | None:
+def parse_platform(text: str | None) -> "Platform | None":
     """``--platform`` as a :class:`Platform` (usage error when malformed)."""
     if text is None:
         return None
@@ -68,7 +67,7 @@ def parse_platform(text: str | None) -> Platform | None:
         raise UsageError(f"--platform: {e}") from None
 
 
-def parse_refs(texts: Sequence[str]) -> list[ImageRef]:
+def parse_refs(texts: Sequence[str]) -> "list[ImageRef]":
     """Parse every reference before any network traffic (all-or-nothing)."""
     from imggate.registry.reference import parse_reference
 
@@ -76,7 +75,7 @@ def parse_refs(texts: Sequence[str]) -> list[ImageRef]:
 
 
 def registry_options(
-    refs: Sequence[ImageRef],
+    refs: "Sequence[ImageRef]",
     *,
     insecure: Sequence[str] | None,
     ca_file: str | None,

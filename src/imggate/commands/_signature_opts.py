@@ -1,6 +1,5 @@
 """Signature flags shared by ``verify`` and ``check``, named as cosign names them."""
 
-from __future__ import annotations
 
 from typing import Annotated
 

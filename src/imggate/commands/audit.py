@@ -1,6 +1,5 @@
 """``imggate audit REPOSITORY``: every tag through the gate, with GitLab's cleanup-policy view."""
 
-from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
@@ -280,7 +279,7 @@ def _cluster(*, repository: str | None, namespaces: list[str], kubeconfig: str |
     return run_and_publish(request, Path(output_dir), fmt=fmt, dry_run=dry_run, quiet=quiet)
 
 
-def _shared_cache(url: str | None, key_file: str | None, fresh: bool) -> SharedCache | None:
+def _shared_cache(url: str | None, key_file: str | None, fresh: bool) -> "SharedCache | None":
     """``--cache``, ``--cache-key-file`` and ``--fresh`` checked as ``serve`` checks them."""
     from imggate.audit.shared_cache import SharedCache
 

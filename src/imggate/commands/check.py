@@ -1,6 +1,5 @@
 """``imggate check REF…``: the gate. Exit 0 allowed, 1 denied, 2 usage/config, 3 undecided."""
 
-from __future__ import annotations
 
 import functools
 import gc
@@ -282,7 +281,7 @@ def check(
 
             policies = {policy.env.name: policy}
 
-            def policy_for(name: str) -> Policy:
+            def policy_for(name: str) -> "Policy":
                 if name not in policies:
                     policies[name] = load_policy(
                         where.path, name, found_by=where.found_by, cli=cli,
@@ -331,8 +330,8 @@ def check(
     return code
 
 
-def _attest(plan: AttestPlan, verdict: Verdict, policy: Policy, options: RegistryOptions,
-            started: datetime, deadline: Deadline | None, code: int) -> int:
+def _attest(plan: "AttestPlan", verdict: "Verdict", policy: "Policy", options: "RegistryOptions",
+            started: datetime, deadline: "Deadline | None", code: int) -> int:
     """Push the attestations and say what happened (a failure is said, never skipped)."""
     from imggate import __version__
     from imggate.evidence.attest import attest_exit_code, describe, rules_identity, run_attest
@@ -368,7 +367,7 @@ def _existing(path: str, flag: str) -> Path:
 
 
 def _load_reports(trivy: list[str] | None, grype: list[str] | None, gitlab: list[str] | None,
-                  auto: list[str] | None) -> tuple[ScanReport, ...]:
+                  auto: list[str] | None) -> "tuple[ScanReport, ...]":
     """Read every report before any network traffic: an unreadable one is exit 2 up front."""
     from imggate.scanners.detect import load_report
 

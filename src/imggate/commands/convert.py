@@ -7,7 +7,6 @@ or SARIF out. Exit 0 when written, 2 for bad usage, 3 when a report cannot
 be read.
 """
 
-from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
@@ -101,7 +100,7 @@ def _convert(reports: list[str], to: OutputFormat, output: str | None, image: st
         sys.stdout.buffer.flush()
 
 
-def _load(path: str, kind: str | None) -> ScanReport:
+def _load(path: str, kind: str | None) -> "ScanReport":
     from imggate.scanners._doc import MAX_REPORT_BYTES
     from imggate.scanners.detect import load_report, parse_report
 
@@ -111,7 +110,7 @@ def _load(path: str, kind: str | None) -> ScanReport:
     return load_report(path, kind)
 
 
-def _locations(loaded: list[ScanReport]) -> dict[tuple[str, str, str], FindingLocation]:
+def _locations(loaded: "list[ScanReport]") -> "dict[tuple[str, str, str], FindingLocation]":
     out: dict[tuple[str, str, str], FindingLocation] = {}
     for r in loaded:
         for key, where in r.locations.items():
@@ -119,7 +118,7 @@ def _locations(loaded: list[ScanReport]) -> dict[tuple[str, str, str], FindingLo
     return out
 
 
-def _identifier_urls(loaded: list[ScanReport]) -> dict[str, str]:
+def _identifier_urls(loaded: "list[ScanReport]") -> dict[str, str]:
     out: dict[str, str] = {}
     for r in loaded:
         for vid, url in r.identifier_urls.items():
@@ -127,7 +126,7 @@ def _identifier_urls(loaded: list[ScanReport]) -> dict[str, str]:
     return out
 
 
-def _times(loaded: list[ScanReport]) -> tuple[datetime, datetime]:
+def _times(loaded: "list[ScanReport]") -> tuple[datetime, datetime]:
     """The scan's start and end: what the reports say, else now (UTC)."""
     stamps = [t for r in loaded for t in (r.started, r.finished) if t is not None]
     now = datetime.now(UTC)

@@ -1,6 +1,5 @@
 """``imggate resolve REF…``: pin references to verified digests."""
 
-from __future__ import annotations
 
 import json
 import sys
@@ -74,7 +73,7 @@ def resolve(
     return code
 
 
-def resolved_json(text: str, image: ResolvedImage) -> dict[str, Any]:
+def resolved_json(text: str, image: "ResolvedImage") -> dict[str, Any]:
     """The ``--json`` form of one resolved image."""
     cfg = image.config
     return {

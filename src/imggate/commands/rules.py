@@ -1,6 +1,5 @@
 """``imggate rules validate [PATH]`` and ``imggate rules explain --env E``."""
 
-from __future__ import annotations
 
 import sys
 from pathlib import Path

@@ -1,6 +1,5 @@
 """``imggate serve``: the Kubernetes admission webhooks (validate, and mutate to pin digests)."""
 
-from __future__ import annotations
 
 import os
 from pathlib import Path

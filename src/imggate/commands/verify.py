@@ -7,7 +7,6 @@ signatures could not be fetched. Flags follow ``cosign verify`` /
 switches to attestation checking.
 """
 
-from __future__ import annotations
 
 import json
 import os
@@ -64,7 +63,7 @@ class ImageResult:
 
     reference: str
     pinned: str | None
-    checks: tuple[SignatureCheck, ...]
+    checks: "tuple[SignatureCheck, ...]"
     verified: bool
     explanation: str
     error: Error | None = None
@@ -92,7 +91,7 @@ def build_trust(*, keys: Sequence[str], certificates: Sequence[str],
                 identity_regexp: str | None, issuer: str | None, issuer_regexp: str | None,
                 types: Sequence[str], ignore_tlog: bool, trusted_root: Sequence[str] | str | None,
                 annotations: Sequence[str], accept_platform: bool,
-                attestations: bool = False) -> TrustConfig:
+                attestations: bool = False) -> "TrustConfig":
     """Turn cosign-style flags into a :class:`TrustConfig` (ConfigError/UsageError on misuse)."""
     from imggate.signatures.attestations import predicate_type_uri
     from imggate.signatures.interface import Identity, TrustConfig, load_certificate_authority
@@ -125,10 +124,10 @@ def build_trust(*, keys: Sequence[str], certificates: Sequence[str],
     )
 
 
-async def verify_refs(refs: Sequence[ImageRef], texts: Sequence[str], trust: TrustConfig,
-                      requirement: Requirement, options: RegistryOptions,
-                      platform: Platform | None, signature_repository: ImageRef | None,
-                      concurrency: int = 16, deadline: Deadline | None = None
+async def verify_refs(refs: "Sequence[ImageRef]", texts: Sequence[str], trust: "TrustConfig",
+                      requirement: "Requirement", options: "RegistryOptions",
+                      platform: "Platform | None", signature_repository: "ImageRef | None",
+                      concurrency: int = 16, deadline: "Deadline | None" = None
                       ) -> list[ImageResult]:
     """Resolve each reference once, then check and evaluate its signatures (concurrently)."""
     import asyncio
@@ -141,7 +140,7 @@ async def verify_refs(refs: Sequence[ImageRef], texts: Sequence[str], trust: Tru
         sig_repo = open_repository(signature_repository, client) \
             if signature_repository else None
 
-        async def one(ref: ImageRef, text: str) -> ImageResult:
+        async def one(ref: "ImageRef", text: str) -> ImageResult:
             async with sem:
                 try:
                     return await _one(open_repository(ref, client), ref, text, trust,
@@ -153,9 +152,9 @@ async def verify_refs(refs: Sequence[ImageRef], texts: Sequence[str], trust: Tru
                                            zip(refs, texts, strict=True))))
 
 
-async def _one(repo: Repository, ref: ImageRef, text: str, trust: TrustConfig,
-               requirement: Requirement, platform: Platform | None,
-               sig_repo: Repository | None) -> ImageResult:
+async def _one(repo: "Repository", ref: "ImageRef", text: str, trust: "TrustConfig",
+               requirement: "Requirement", platform: "Platform | None",
+               sig_repo: "Repository | None") -> ImageResult:
     from imggate.registry.resolve import describe_image
     from imggate.signatures.check import check_signatures
     from imggate.signatures.interface import evaluate
@@ -185,7 +184,7 @@ async def _one(repo: Repository, ref: ImageRef, text: str, trust: TrustConfig,
     return ImageResult(text, f"{ref.name}@{top.digest}", checks, met, why)
 
 
-def _check_json(c: SignatureCheck) -> dict[str, Any]:
+def _check_json(c: "SignatureCheck") -> dict[str, Any]:
     return {"kind": c.kind.value, "location": c.location, "verified": c.verified,
             "signer": c.signer, "reason": c.reason, "tlog": c.tlog,
             "timestamped": c.timestamped,
@@ -218,8 +217,8 @@ def _text_lines(r: ImageResult) -> list[str]:
     return lines
 
 
-def verify_bundle_files(bundle: str, digest: str, trust: TrustConfig,
-                        requirement: Requirement) -> ImageResult:
+def verify_bundle_files(bundle: str, digest: str, trust: "TrustConfig",
+                        requirement: "Requirement") -> ImageResult:
     """``verify --bundle FILE --digest sha256:…``: the bundle(s) of a file, offline."""
     from pathlib import Path
 
@@ -238,8 +237,8 @@ def verify_bundle_files(bundle: str, digest: str, trust: TrustConfig,
     return ImageResult(bundle, f"{bundle} for {subject}", checks, met, why)
 
 
-def _bundle_requirement(trust: TrustConfig, threshold: int | None,
-                        typed: bool) -> Requirement:
+def _bundle_requirement(trust: "TrustConfig", threshold: int | None,
+                        typed: bool) -> "Requirement":
     """What a bundle file must show: with --type, that attestation; else a verified bundle
     of either kind (a cosign signature bundle or any attestation), as verify-blob does."""
     from imggate.models import SignatureKind
