@@ -102,6 +102,23 @@ def test_reports_are_redacted(fresh: Redactor, tmp_path: Path) -> None:
         assert CANARY.encode() not in data and json.dumps(CANARY)[1:-1].encode() not in data
 
 
+def test_the_html_report_is_redacted(fresh: Redactor, tmp_path: Path) -> None:
+    # The page is written part by part when there is no secret: never with one.
+    from dataclasses import replace
+
+    from msgspec import structs
+
+    from formats.verdict_samples import deny_image, single
+    from imggate.formats import html
+
+    register(CANARY)
+    iv = deny_image(5)
+    iv = replace(iv, findings=(structs.replace(iv.findings[0], title=f"leaked {CANARY}"),
+                               *iv.findings[1:]))
+    data = html.write(single(iv), tmp_path).read_bytes()
+    assert CANARY.encode() not in data and b"leaked " in data
+
+
 def test_log_records_are_redacted_and_libraries_quiet_below_vv(fresh: Redactor) -> None:
     register(CANARY)
     out = io.StringIO()

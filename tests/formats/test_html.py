@@ -21,6 +21,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from msgspec import structs
 
 from formats.verdict_samples import (
     DENY_REASON,
@@ -516,3 +517,16 @@ def test_an_image_denied_by_its_reference_alone_reads_as_not_read_not_as_clean()
     assert "Also not checked: the image was not read" in section
     assert "Could not decide" not in section
     assert "No evidence was gathered" in section and "No vulnerabilities" not in section
+
+
+def test_the_written_page_is_the_rendered_page_in_utf_8(tmp_path: Path) -> None:
+    # Written part by part (the rows apart from the template's text): the same bytes,
+    # also with text that is not ASCII in the rows and suppressed findings.
+    iv = deny_image(40)
+    iv = replace(iv, findings=tuple(structs.replace(f, title=f"{f.title} — ünïcode 漏洞")
+                                    for f in iv.findings),
+                 suppressed=((iv.findings[0], "vex: not affected · ok"),))
+    verdict = single(iv)
+    written = html.write(verdict, tmp_path).read_bytes()
+    assert written == html.render(verdict).encode("utf-8")
+    assert "漏洞".encode() in written and b"vex: not affected" in written
