@@ -44,7 +44,7 @@ def test_an_unfinished_async_generator_is_finalised_before_the_loop_closes() -> 
 
 
 def test_the_loop_is_uvloops_when_installed() -> None:
-    uvloop = pytest.importorskip("uvloop")
+    import uvloop  # installed with uvicorn[standard], a dependency: never skipped
 
     async def loop_type() -> type:
         return type(asyncio.get_running_loop())
