@@ -4,6 +4,7 @@ and their failures come out as httpcore's exceptions, as httpcore's own stream r
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import httpcore
 import pytest
@@ -50,25 +51,19 @@ def test_a_read_that_waits_too_long_is_a_read_timeout() -> None:
         asyncio.run(_with_server(silent, test))
 
 
-def test_reading_a_closed_stream_is_a_read_error() -> None:
+@pytest.mark.parametrize(("use", "error"), [
+    (lambda stream: stream.read(1024, timeout=1), httpcore.ReadError),
+    (lambda stream: stream.write(b"x", timeout=1), httpcore.WriteError),
+], ids=["read", "write"])
+def test_using_a_closed_stream_is_a_read_or_write_error(
+        use: Callable[[httpcore.AsyncNetworkStream], Awaitable[object]],
+        error: type[Exception]) -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(1)
 
     async def test(stream: httpcore.AsyncNetworkStream) -> None:
         await stream.aclose()
-        await stream.read(1024, timeout=1)
+        await use(stream)
 
-    with pytest.raises(httpcore.ReadError):
-        asyncio.run(_with_server(silent, test))
-
-
-def test_writing_a_closed_stream_is_a_write_error() -> None:
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(1)
-
-    async def test(stream: httpcore.AsyncNetworkStream) -> None:
-        await stream.aclose()
-        await stream.write(b"x", timeout=1)
-
-    with pytest.raises(httpcore.WriteError):
+    with pytest.raises(error):
         asyncio.run(_with_server(silent, test))
