@@ -83,3 +83,19 @@ def test_different_versions_stay_apart() -> None:
 def test_single_report_is_unchanged_apart_from_order() -> None:
     r = load_report(FIXTURES / "grype" / "cgvulnreport-redis-3.0.7.json")
     assert set(merge([r])) == set(r.findings)
+
+
+def _tuple_order(findings: list[Finding]) -> list[tuple[str, str, str]]:
+    return [f.key for f in sorted(findings, key=lambda f: (-f.severity.rank, *f.key))]
+
+
+def test_order_is_by_severity_then_id_package_version_whatever_the_text() -> None:
+    # Ids that are prefixes of one another, characters below and above ASCII and a "\0"
+    # inside a part (which the one-string sort key cannot take: the tuples are sorted).
+    texts = ["CVE-1", "CVE-1a", "CVE-1-", "CVE-10", "a", "a\x01", "ä", "😀", "a b"]
+    base = [Finding(i, p, v, Severity.HIGH if (len(i) + len(p)) % 2 else Severity.UNKNOWN)
+            for i in texts for p in texts[:4] for v in ("1", "1.0", "1\x7f")]
+    for findings in (base, [*base, Finding("CVE-1\x00", "a", "1", Severity.HIGH)],
+                     [*base, Finding("CVE-1", "a\x00b", "1", Severity.LOW)]):
+        merged = merge([_report("trivy", *reversed(findings))])
+        assert [f.key for f in merged] == _tuple_order(findings)

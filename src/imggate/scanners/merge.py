@@ -19,6 +19,9 @@ from imggate.models import Finding, FixState, ScanReport, Severity
 
 # By value: an Enum member's hash is a Python call, a str's is cached (50,000 sorted).
 _RANK = {s._value_: s.rank for s in Severity}
+# One character per severity, in the order of the output (most severe first): the head of
+# a finding's sort key (see _sort).
+_HEAD = {s._value_: str(9 - s.rank) for s in Severity}
 # When sources disagree on the fix state, the one that says most about a fix wins.
 _FIX_ORDER = {
     FixState.FIXED: 4, FixState.WONT_FIX: 3, FixState.END_OF_LIFE: 2,
@@ -102,8 +105,22 @@ def merge_findings(
         _combine(repeats.get(key, [f]), key[0], prefer)
         for key, f in first.items()
     ]
-    merged.sort(key=lambda f: (-_RANK[f.severity._value_], f.id, f.package, f.version))
-    return tuple(merged)
+    return tuple(_sort(merged))
+
+
+def _sort(findings: list[Finding]) -> list[Finding]:
+    """``findings`` most severe first, then by id, package and version."""
+    # One str per finding (severity, then id, package and version with "\0" between)
+    # rather than a tuple of the four: a comparison is one memcmp of two keys made side by
+    # side, not four objects spread over the hundreds of megabytes a large report takes
+    # (50,000 findings: 73 -> 23-28 ms; the tuples' sort grew 11.4x from 5,000, cache
+    # misses). "\0" sorts below every other character, so the order is the tuple's
+    # while no part holds one; when one does, the tuples are sorted.
+    keys = [f"{_HEAD[f.severity._value_]}{f.id}\0{f.package}\0{f.version}" for f in findings]
+    if "".join(keys).count("\0") != 2 * len(keys):
+        return sorted(findings,
+                      key=lambda f: (-_RANK[f.severity._value_], f.id, f.package, f.version))
+    return [findings[i] for i in sorted(range(len(keys)), key=keys.__getitem__)]
 
 
 def merge(reports: Iterable[ScanReport], *, prefer: Sequence[str] = ()) -> tuple[Finding, ...]:
