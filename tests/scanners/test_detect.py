@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,14 @@ import pytest
 from imggate.errors import ReportError, UsageError
 from imggate.scanners._doc import _FAST_DECODE_MIN as _DECODE_MIN
 from imggate.scanners._doc import load_json
-from imggate.scanners.detect import KINDS, detect_kind, load_report, parse_report, parser_for
+from imggate.scanners.detect import (
+    _HUGE_READ_MIN,
+    KINDS,
+    detect_kind,
+    load_report,
+    parse_report,
+    parser_for,
+)
 from scanners.report_fixtures import ALL_REPORTS, FIXTURES, GRYPE, TRIVY_JSON, fixture_id, load
 
 
@@ -50,8 +58,9 @@ def test_wrong_kind_named_is_an_error_not_an_empty_report() -> None:
     (b'"text"', "not a scanner report"),
     (b'{"matches": 1}', "not a scanner report"),
 ])
-# A report of 1 MiB or more is decoded by msgspec first: its refusals are worded the same.
-@pytest.mark.parametrize("pad", [0, _DECODE_MIN], ids=["small", "large"])
+# A report of 1 MiB or more is decoded by msgspec first, a file of 4 MiB or more read into
+# a mapping: the refusals are worded the same.
+@pytest.mark.parametrize("pad", [0, _DECODE_MIN, _HUGE_READ_MIN], ids=["small", "large", "huge"])
 def test_unreadable_documents(tmp_path: Path, content: bytes, message: str, pad: int) -> None:
     p = tmp_path / "report.json"
     p.write_bytes(content + b" " * pad)
@@ -59,6 +68,30 @@ def test_unreadable_documents(tmp_path: Path, content: bytes, message: str, pad:
         load_report(p)
     assert e.value.message.startswith(f"{p}: ")
     assert message in e.value.message
+
+
+@pytest.mark.parametrize("path", [FIXTURES / "trivy" / "alpine-310.json", GRYPE[0]],
+                         ids=["trivy", "grype"])
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"], ids=["plain", "bom"])
+def test_a_large_report_file_is_read_as_its_bytes(tmp_path: Path, path: Path, bom: bytes,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # Files of _HUGE_READ_MIN bytes or more are read into a mapping, not a bytes object.
+    data = bom + b" " * _HUGE_READ_MIN + path.read_bytes()
+    p = tmp_path / "report.json"
+    p.write_bytes(data)
+    expected = parse_report(data, source=str(p))
+    assert expected.findings
+    assert load_report(p) == expected
+    # A file that grows while it is read is read to its end, as read_file does.
+    real_fstat = os.fstat
+
+    def smaller(fd: int) -> os.stat_result:
+        st = list(real_fstat(fd))
+        st[6] -= 100  # st_size
+        return os.stat_result(st)
+
+    monkeypatch.setattr(os, "fstat", smaller)
+    assert load_report(p) == expected
 
 
 def test_empty_array_is_a_legacy_trivy_report_only_when_named() -> None:

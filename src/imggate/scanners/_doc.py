@@ -89,7 +89,7 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def load_json(data: bytes, source: str) -> Any:
+def load_json(data: bytes | memoryview, source: str) -> Any:
     """Decode ``data`` as one JSON document, or raise :class:`ReportError` naming ``source``."""
     if len(data) > MAX_REPORT_BYTES:
         raise ReportError(f"{source}: report is larger than {MAX_REPORT_BYTES} bytes; refusing it")
@@ -106,7 +106,7 @@ def load_json(data: bytes, source: str) -> Any:
         except (msgspec.DecodeError, RecursionError):
             pass
     try:
-        text = data.decode("utf-8-sig")
+        text = str(data, "utf-8-sig")
     except UnicodeDecodeError as e:
         raise ReportError(f"{source}: not UTF-8 text (bad byte at offset {e.start})") from e
     if not text.strip():

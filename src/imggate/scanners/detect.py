@@ -8,6 +8,10 @@ The entry point for everything that consumes reports::
 
 from __future__ import annotations
 
+import contextlib
+import mmap
+import os
+import stat
 from os import PathLike
 from typing import Any
 
@@ -37,6 +41,10 @@ _ALIASES = {"gitlab-cs": "gitlab", "sarif": "trivy-sarif", "trivy-cyclonedx": "c
 
 #: The names ``kind`` accepts.
 KINDS: tuple[str, ...] = tuple(p.kind for p in PARSERS)
+#: Regular files at least this large are read into memory advised for huge pages.
+_HUGE_READ_MIN = 4 << 20
+_MADV_HUGEPAGE: int | None = getattr(mmap, "MADV_HUGEPAGE", None)  # Linux only
+_HUGE_PAGE = 2 << 20
 
 
 def parser_for(kind: str) -> ReportParser:
@@ -56,14 +64,15 @@ def detect_kind(doc: Any) -> ReportParser | None:
     return None
 
 
-def parse_report(data: bytes, *, source: str, kind: str | None = None) -> ScanReport:
+def parse_report(data: bytes | memoryview, *, source: str, kind: str | None = None
+                 ) -> ScanReport:
     """Parse report bytes read from ``source`` (a file name for messages)."""
     parser = parser_for(kind) if kind else None
     with gc_paused():
         return _parse(data, source, parser)
 
 
-def _parse(data: bytes, source: str, parser: ReportParser | None) -> ScanReport:
+def _parse(data: bytes | memoryview, source: str, parser: ReportParser | None) -> ScanReport:
     if (parser is trivy.PARSER or parser is None) and _FAST_DECODE_MIN <= len(data) \
             <= MAX_REPORT_BYTES and _looks_like_trivy(data):
         from imggate.scanners import trivy_typed
@@ -87,10 +96,10 @@ def _parse(data: bytes, source: str, parser: ReportParser | None) -> ScanReport:
     return parser.parse(doc, source=source)
 
 
-def _looks_like_trivy(data: bytes) -> bool:
+def _looks_like_trivy(data: bytes | memoryview) -> bool:
     """Whether a report's first bytes name Trivy's ``SchemaVersion`` (Trivy writes it
     first): only then is the typed decode tried (a failed try costs a decode)."""
-    return b'"SchemaVersion"' in data[:1024]
+    return b'"SchemaVersion"' in bytes(data[:1024])
 
 
 def load_report(path: str | PathLike[str], kind: str | None = None) -> ScanReport:
@@ -101,11 +110,50 @@ def load_report(path: str | PathLike[str], kind: str | None = None) -> ScanRepor
     """
     source = str(path)
     try:
-        # A pipe is read (``--report <(trivy …)``); a device such as /dev/zero is refused.
-        data = read_file(path, MAX_REPORT_BYTES, allow_pipes=True)
+        data = _read(path)
     except FileRefused as e:
         raise ReportError(f"{source}: cannot read report: {e}") from None
     except OSError as e:
         reason = e.strerror or type(e).__name__
         raise ReportError(f"{source}: cannot read report: {reason}") from e
     return parse_report(data, source=source, kind=kind)
+
+
+def _read(path: str | PathLike[str]) -> bytes | memoryview:
+    """The bytes of the report at ``path`` (:func:`read_file`'s checks and bounds).
+
+    A large regular file is read into an anonymous mapping advised for huge pages: a
+    94 MB report in 4 KiB pages took 23,000 page faults to read (59 ms, where its decode
+    takes ~170 ms), in 2 MiB pages 45 faults and 20 ms; the small pages also made the
+    reading of a report grow faster than its size (9 MB: 1.7 ms, as in 2 MiB pages).
+    Anything else, and a file that grows while it is read, is read by :func:`read_file`.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if (_MADV_HUGEPAGE is None or st is None or not stat.S_ISREG(st.st_mode)
+            or not _HUGE_READ_MIN <= st.st_size <= MAX_REPORT_BYTES):
+        # A pipe is read (``--report <(trivy …)``); a device such as /dev/zero is refused.
+        return read_file(path, MAX_REPORT_BYTES, allow_pipes=True)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        size = st.st_size
+        if stat.S_ISREG(st.st_mode) and _HUGE_READ_MIN <= size <= MAX_REPORT_BYTES:
+            # One byte more than the file holds, to see it grow; a whole number of huge
+            # pages, which Linux places on a huge page boundary (else the first and last
+            # megabytes are small pages: 750 faults for a 9 MB report instead of 5).
+            length = -(-(size + 1) // _HUGE_PAGE) * _HUGE_PAGE
+            buf = mmap.mmap(-1, length, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            with contextlib.suppress(OSError):  # a kernel without huge pages: small ones
+                buf.madvise(_MADV_HUGEPAGE)
+            view = memoryview(buf)
+            done = 0
+            while done <= size and (n := os.readv(fd, [view[done:]])):
+                done += n
+            if done <= size:
+                return view[:done]
+    finally:
+        os.close(fd)
+    return read_file(path, MAX_REPORT_BYTES, allow_pipes=True)

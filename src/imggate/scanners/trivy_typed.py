@@ -123,7 +123,7 @@ class _NotMine(Exception):
     """The document is not one this path reads exactly as :mod:`.trivy` does."""
 
 
-def parse(data: bytes, source: str) -> ScanReport | None:
+def parse(data: bytes | memoryview, source: str) -> ScanReport | None:
     """The report in ``data`` (read from ``source``), or ``None``: read it the checked way.
 
     ``None`` says nothing about whether the document is valid, only that this path
