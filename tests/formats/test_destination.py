@@ -16,6 +16,7 @@ import stat
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,23 @@ def test_socket_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[s
         assert convert("-o", str(path)) == 2
     assert "it is a socket" in capsys.readouterr().err
     assert stat.S_ISSOCK(path.lstat().st_mode)
+
+
+def test_parts_are_written_in_order_and_a_failure_leaves_the_target_as_it_was(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    from imggate.formats.destination import write_parts
+
+    def failing() -> Iterator[bytes]:
+        yield b"half a report"
+        raise TypeError("cannot encode")
+
+    out = tmp_path / "report.json"
+    write_parts(out, [b"a", memoryview(b"xbcx")[1:3], b""])
+    assert out.read_bytes() == b"abc"
+    with pytest.raises(TypeError):
+        write_parts(out, failing())
+    assert out.read_bytes() == b"abc" and list(tmp_path.iterdir()) == [out]
+    capfd.readouterr()
+    with pytest.raises(TypeError):
+        write_parts("-", failing())  # written through: nothing until every part is made
+    assert capfd.readouterr().out == ""

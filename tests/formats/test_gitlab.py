@@ -206,6 +206,41 @@ def test_lone_surrogates_from_a_report_are_written_escaped(tmp_path: Path) -> No
     assert json.loads(out.read_bytes())["vulnerabilities"][0]["description"] == "bad \udc80 text"
 
 
+def test_a_long_report_is_written_in_parts_as_encode_makes_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gitlab, "_PART_ITEMS", 3)  # so that a few findings take several parts
+    findings = [Finding(f"CVE-{i}", "p\u00e9", "1", Severity.LOW, description="\u2713")
+                for i in range(10)]
+    out = tmp_path / "gl.json"
+    docs = [_render(findings), _render(findings[:3]), {}, {"a": [[1]] * 7, "b": {"c": []}},
+            {"a": {"b": 1}, "c": [1] * 4}]
+    for doc in docs:
+        gitlab.write(out, doc)
+        assert out.read_bytes() == gitlab.encode(doc, newline=True)
+    # A lone surrogate in the last part: the whole report escaped, as encode writes it.
+    doc = _render([*findings, Finding("CVE-99", "p", "1", Severity.LOW, description="\udc80")])
+    gitlab.write(out, doc)
+    assert out.read_bytes() == gitlab.encode(doc, newline=True) and out.read_bytes().isascii()
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no part-written file left
+
+
+def test_a_long_report_is_redacted_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imggate.redact import MASK, SECRETS, register
+
+    monkeypatch.setattr(gitlab, "_PART_ITEMS", 3)
+    secret = "s3cret-token-value"
+    register(secret)
+    try:
+        findings = [Finding(f"CVE-{i}", "p", "1", Severity.LOW, description=f"x {secret} y")
+                    for i in range(10)]
+        out = tmp_path / "gl.json"
+        gitlab.write(out, _render(findings))
+    finally:
+        SECRETS.clear()
+    text = out.read_text(encoding="utf-8")
+    assert secret not in text and text.count(MASK) == 10
+
+
 def test_write_is_atomic_and_valid_json(tmp_path: Path) -> None:
     report = load_report(FIXTURES / "trivy" / "alpine-310.json")
     doc = _render(merge([report]))

@@ -27,6 +27,7 @@ import os
 import secrets
 import stat
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from imggate.errors import Error, UsageError
@@ -35,19 +36,35 @@ from imggate.errors import Error, UsageError
 STDOUT_NAMES = frozenset({"-", "/dev/stdout"})
 
 
+#: Pieces of a report, written one after the other (see :func:`write_parts`).
+Parts = Iterable[bytes | memoryview]
+
+
 def write_bytes(target: str | os.PathLike[str], data: bytes, *, what: str = "report") -> None:
     """Write ``data`` to ``target`` (see the module table).
 
     Raises :class:`UsageError` for a target that cannot hold a report and
     :class:`Error` naming the target when writing fails (a full disk, a closed pipe).
     """
+    write_parts(target, (data,), what=what)
+
+
+def write_parts(target: str | os.PathLike[str], parts: Parts, *, what: str = "report") -> None:
+    """:func:`write_bytes` of the concatenation of ``parts``.
+
+    A file (the temporary one renamed over the target) is written part by part as
+    the iterable makes them, so a large report need never be held whole; what is
+    written through (standard output, a FIFO, a device) is written once every part is
+    made. Either way an exception raised while the parts are made leaves the target
+    as it was.
+    """
     name = os.fspath(target)
     if name in STDOUT_NAMES:
-        _write_stdout(data, name, what)
+        _write_stdout(b"".join(parts), name, what)
         return
     path = Path(name)
     try:
-        _write(path, data, what)
+        _write(path, parts, what)
     except OSError as e:
         raise Error(f"cannot write {what} {path}: {e.strerror or e}") from e
 
@@ -61,24 +78,24 @@ def _write_stdout(data: bytes, name: str, what: str) -> None:
         raise Error(f"cannot write {what} to standard output ({name}): {e.strerror or e}") from e
 
 
-def _write(path: Path, data: bytes, what: str) -> None:
+def _write(path: Path, parts: Parts, what: str) -> None:
     try:
         st = os.stat(path)  # follows symlinks: the type of what would be written
     except FileNotFoundError:
         if path.is_symlink():  # dangling: create what it names, the link stays
             path = Path(os.path.realpath(path))
         path.parent.mkdir(parents=True, exist_ok=True)
-        _replace(path, data, None)
+        _replace(path, parts, None)
         return
     mode = st.st_mode
     if stat.S_ISREG(mode):
         real = Path(os.path.realpath(path))
         if _same_file(real, st):
-            _replace(real, data, stat.S_IMODE(mode))
+            _replace(real, parts, stat.S_IMODE(mode))
         else:  # a "magic" link such as /proc/self/fd/1: the open file itself
-            _write_through(path, data, truncate=True)
+            _write_through(path, b"".join(parts), truncate=True)
     elif stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
-        _write_through(path, data, truncate=False)
+        _write_through(path, b"".join(parts), truncate=False)
     elif stat.S_ISDIR(mode):
         raise UsageError(f"cannot write {what} to {path}: it is a directory",
                          hint=f"name a file, e.g. {path / 'report.json'}")
@@ -105,7 +122,7 @@ def _write_through(path: Path, data: bytes, *, truncate: bool) -> None:
         os.close(fd)
 
 
-def _replace(path: Path, data: bytes, keep_mode: int | None) -> None:
+def _replace(path: Path, parts: Parts, keep_mode: int | None) -> None:
     """Write a temporary file beside ``path`` and rename it over ``path``.
 
     The temporary file is created with mode 0666, which the kernel narrows by
@@ -119,7 +136,8 @@ def _replace(path: Path, data: bytes, keep_mode: int | None) -> None:
         try:
             if keep_mode is not None:
                 os.fchmod(fd, keep_mode)
-            _write_all(fd, data)
+            for part in parts:
+                _write_all(fd, part)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -129,7 +147,7 @@ def _replace(path: Path, data: bytes, keep_mode: int | None) -> None:
         raise
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         n = os.write(fd, view)
