@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from msgspec import structs
+
 from imggate.admission.manifests import ManifestImage, ManifestScan
 from imggate.errors import Error, InvalidReference, UsageError
 from imggate.models import (
@@ -150,8 +152,8 @@ def run_plan(manifest_plan: ManifestPlan, request: CheckRequest,
     decided: dict[tuple[str, str], ImageVerdict] = {}
     gated: list[Verdict] = []
     for env, refs in manifest_plan.groups().items():
-        sub = dataclasses.replace(request, references=tuple(t for t, _ in refs),
-                                  refs=tuple(r for _, r in refs), policy=policy_for(env))
+        sub = structs.replace(request, references=tuple(t for t, _ in refs),
+                              refs=tuple(r for _, r in refs), policy=policy_for(env))
         verdict = run(sub)
         gated.append(verdict)
         for (text, _), iv in zip(refs, verdict.images, strict=True):

@@ -23,6 +23,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from msgspec import structs
+
 from imggate.audit.shared_cache import VerdictCache, hit_verdict
 from imggate.errors import Error
 from imggate.models import Evidence, ImageRef, ImageVerdict, ResolvedImage, Unchecked
@@ -168,8 +170,8 @@ async def judge(req: ClusterRequest, combos: Mapping[Combo, tuple[ImageRef, Imag
                     image, ref=ref.with_digest(image.digest))))
         done = 0
         for fp, items in ready.items():
-            sub = dataclasses.replace(check, references=tuple(t for t, _, _ in items),
-                                      refs=tuple(r for _, r, _ in items), registry=options[fp])
+            sub = structs.replace(check, references=tuple(t for t, _, _ in items),
+                                  refs=tuple(r for _, r, _ in items), registry=options[fp])
 
             def advance(n: int, env: str = env, base: int = done,
                         total: int = sum(map(len, ready.values()))) -> None:
@@ -184,7 +186,7 @@ async def judge(req: ClusterRequest, combos: Mapping[Combo, tuple[ImageRef, Imag
         refused = {c: Evidence(c[2], spec, None, errors=(Unchecked(NOT_FETCHED),))
                    for c, (spec, _, _) in combos.items() if c[0] == env and c in denied}
         found_all = [*evidence.values(), *refused.values()]
-        verdict = decide_all(dataclasses.replace(
+        verdict = decide_all(structs.replace(
             check, references=tuple(e.reference for e in found_all),
             refs=tuple(e.ref for e in found_all)), found_all)
         for (text, ev), iv in zip(evidence.items(), verdict.images[:len(evidence)],

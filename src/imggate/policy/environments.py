@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import Enum
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
+
+from msgspec import Struct
 
 from imggate.errors import UsageError
 
@@ -37,8 +38,10 @@ class MatchKind(str, Enum):
     FALLBACK = "fallback"    # the value matched nothing: the rules' fallback_env
 
 
-@dataclass(frozen=True, slots=True)
-class EnvMatch:
+# Value types here are msgspec Structs, not frozen dataclasses: a dataclass compiles
+# its methods from source when the module is imported (~4M instructions a class,
+# ~120M of a check over the modules it imports; a Struct is made in C: ~0.1M).
+class EnvMatch(Struct, frozen=True):
     """An environment found for a value: ``pattern`` is the alias glob that matched."""
 
     name: str
@@ -69,8 +72,7 @@ def match_env(rules: RulesFile, value: str) -> EnvMatch | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class EnvChoice:
+class EnvChoice(Struct, frozen=True):
     """The environment a run applies and how it was chosen.
 
     ``origin`` is where the deciding value came from: ``--env``, a CI

@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
+
+from msgspec import Struct
 
 #: The predicate types the provenance rule reads.
 SLSA_V1 = "https://slsa.dev/provenance/v1"
@@ -72,16 +73,17 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value and len(value) <= _MAX_VALUE else None
 
 
-@dataclass(frozen=True, slots=True)
-class Stated:
+# Value types here are msgspec Structs, not frozen dataclasses: a dataclass compiles
+# its methods from source when the module is imported (~4M instructions a class,
+# ~120M of a check over the modules it imports; a Struct is made in C: ~0.1M).
+class Stated(Struct, frozen=True):
     """One value and where it was stated (``certificate Source Repository URI``, a path)."""
 
     value: str
     where: str
 
 
-@dataclass(frozen=True, slots=True)
-class ProvenanceFacts:
+class ProvenanceFacts(Struct, frozen=True):
     """What one verified provenance attestation (and its certificate) say about a build."""
 
     predicate_type: str

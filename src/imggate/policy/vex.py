@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from msgspec import structs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from imggate._files import FileRefused, read_file
@@ -243,6 +243,8 @@ def attested_exceptions(checks: Sequence[SignatureCheck], *, max_days: int | Non
                 made = None
             expires = made.date() + timedelta(days=max_days) if made else None
         for entry in found.entries:
-            entries.append(replace(entry, images=(f"@{c.signed_digest}",), kind=ATTESTED_KIND,
-                                   reason=f"{who}{when}: {entry.reason}", expires=expires))
+            entries.append(structs.replace(entry, images=(f"@{c.signed_digest}",),
+                                           kind=ATTESTED_KIND,
+                                           reason=f"{who}{when}: {entry.reason}",
+                                           expires=expires))
     return ExceptionSet(tuple(entries)), problems
