@@ -428,6 +428,8 @@ async def _vex(repo: Repository, sig_repo: Repository | None, image: ResolvedIma
 
 def given_roots(root: object | None) -> tuple[SigstoreTrustRoot, ...]:
     """The trusted roots a door was given (``--trusted-root``): one root, or a tuple."""
+    if root is None:  # (without importing the trust-root module: a key-only run never needs it)
+        return ()
     from imggate.signatures.trustroot import SigstoreTrustRoot
 
     if isinstance(root, SigstoreTrustRoot):

@@ -30,11 +30,14 @@ from imggate._files import read_config_file
 from imggate.errors import ConfigError, SignatureError
 from imggate.models import Digest, SignatureCheck, SignatureKind
 from imggate.signatures.keys import TrustedKey
-from imggate.signatures.trustroot import SigstoreTrustRoot
 from imggate.userregex import user_search, why_not_compiled
 
 if TYPE_CHECKING:
     from cryptography import x509
+
+    # Sigstore's trust roots are read only for keyless signatures, bundles and
+    # transparency-log entries: a key-only check does not import them.
+    from imggate.signatures.trustroot import SigstoreTrustRoot
 
 SIMPLESIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"

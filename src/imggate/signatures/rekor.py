@@ -26,10 +26,11 @@ from cryptography.hazmat.primitives import serialization
 from msgspec import Struct
 
 from imggate.signatures.keys import BadSignature, decode_b64, spki_der, verify_raw
-from imggate.signatures.trustroot import SigstoreTrustRoot
 
 if TYPE_CHECKING:
     from cryptography import x509
+
+    from imggate.signatures.trustroot import SigstoreTrustRoot
 
 _MAX_BUNDLE = 1024 * 1024
 
