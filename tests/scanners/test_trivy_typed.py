@@ -119,6 +119,25 @@ def test_unusual_but_valid_documents_read_the_same_both_ways(change: Any) -> Non
     assert typed is not None and typed == checked(copy.deepcopy(doc))
 
 
+def test_one_cve_with_other_references_or_ratings_keeps_each_its_own() -> None:
+    # Links and ratings are remembered by vulnerability id with the text they came from:
+    # the same id with other text (another package, another data source) is read anew.
+    doc = _base()
+    vulns = next(r for r in doc["Results"] if r.get("Vulnerabilities"))["Vulnerabilities"]
+    first = vulns[0]
+    twins = [dict(first, PkgName=f"twin-{i}") for i in range(3)]
+    twins[1]["References"] = ["https://example.test/other"]
+    twins[2]["CVSS"] = {"nvd": {"V3Score": 1.5, "V3Vector": "CVSS:3.1/AV:L"}}
+    vulns.extend(twins)
+    for _ in range(2):  # the second time through, what the first remembered is in place
+        typed = trivy_typed.parse(json.dumps(doc).encode(), "r.json")
+        assert typed is not None and typed == checked(copy.deepcopy(doc))
+        by_pkg = {f.package: f for f in typed.findings if f.id == first["VulnerabilityID"]}
+        assert by_pkg["twin-1"].links != by_pkg["twin-0"].links
+        assert by_pkg["twin-2"].cvss != by_pkg["twin-0"].cvss
+        assert by_pkg["twin-0"].links == by_pkg[first["PkgName"]].links
+
+
 def _large(doc: dict[str, Any]) -> bytes:
     """``doc`` padded past the size from which the typed path is tried."""
     return json.dumps(doc).encode() + b" " * _FAST_DECODE_MIN

@@ -189,10 +189,10 @@ def _finding(v: _Vulnerability, package_type: str | None) -> Finding:
         purl=(ident.PURL or None) if ident is not None else None,
         fixed_versions=fixed,
         fix_state=state,
-        cvss=_ratings(ratings) if ratings else (),  # (an empty Raw: no CVSS key)
+        cvss=_ratings(vid, ratings) if ratings else (),  # (an empty Raw: no CVSS key)
         title=v.Title or None,
         description=v.Description or None,
-        links=_links(v.PrimaryURL, v.References),
+        links=_links(vid, v.PrimaryURL, v.References),
         layer=(layer_obj.Digest or layer_obj.DiffID or None) if layer_obj is not None else None,
         path=v.PkgPath or None,
         sources=("trivy",),
@@ -207,37 +207,43 @@ def _decoded(decoder: msgspec.json.Decoder[T], raw: msgspec.Raw) -> T:
         raise _NotMine from None
 
 
-#: Each finding's links, by its primary URL and references' JSON text: a CVE's recur for
-#: every package.
-_LINKS: dict[tuple[str | None, bytes], tuple[str, ...]] = {}
+#: Each finding's links, by its vulnerability id and primary URL, with the references' JSON
+#: text they were made from: a CVE's recur for every package it hits. The text is compared
+#: (a memcmp), not used as the key: hashing it as a key was ~30M instructions of a
+#: 10,000-finding report, references being a kilobyte or more.
+_LINKS: dict[tuple[str, str | None], tuple[bytes, tuple[str, ...]]] = {}
 
 
-def _links(primary: str | None, raw: msgspec.Raw) -> tuple[str, ...]:
+def _links(vid: str, primary: str | None, raw: msgspec.Raw) -> tuple[str, ...]:
     """The primary URL, then the references, without repeats (shared, cached)."""
-    key = (primary, bytes(raw))
+    text, key = bytes(raw), (vid, primary)
     found = _LINKS.get(key)
-    if found is None:
-        refs = (_decoded(_REFERENCES, raw) if raw else None) or ()
-        if len(_LINKS) > 100_000:
-            _LINKS.clear()
-        found = _LINKS[key] = unique([primary, *refs] if primary else list(refs))
-    return found
+    if found is not None and found[0] == text:
+        return found[1]
+    refs = (_decoded(_REFERENCES, raw) if raw else None) or ()
+    if len(_LINKS) > 100_000:
+        _LINKS.clear()
+    links = unique([primary, *refs] if primary else list(refs))
+    _LINKS[key] = (text, links)
+    return links
 
 
-#: Each finding's ratings, by their JSON text: a CVE's recur for every package it hits.
-_RATED: dict[bytes, tuple[Cvss, ...]] = {}
+#: Each finding's ratings, by its vulnerability id, with their JSON text (as :data:`_LINKS`).
+_RATED: dict[str, tuple[bytes, tuple[Cvss, ...]]] = {}
 
 
-def _ratings(raw: msgspec.Raw) -> tuple[Cvss, ...]:
+def _ratings(vid: str, raw: msgspec.Raw) -> tuple[Cvss, ...]:
     """What :func:`.trivy._cvss` makes of the same ratings (shared, frozen, cached)."""
-    key = bytes(raw)
-    found = _RATED.get(key)
-    if found is None:
-        ratings = _decoded(_RATINGS, raw)
-        if len(_RATED) > 100_000:
-            _RATED.clear()
-        found = _RATED[key] = tuple(_rated(ratings)) if ratings else ()
-    return found
+    text = bytes(raw)
+    found = _RATED.get(vid)
+    if found is not None and found[0] == text:
+        return found[1]
+    ratings = _decoded(_RATINGS, raw)
+    if len(_RATED) > 100_000:
+        _RATED.clear()
+    rated = tuple(_rated(ratings)) if ratings else ()
+    _RATED[vid] = (text, rated)
+    return rated
 
 
 def _rated(ratings: dict[str, _Rating]) -> Iterator[Cvss]:
