@@ -117,7 +117,7 @@ def test_levels(level: int, ours: bool, libraries: bool) -> None:
     try:
         logs.configure(level)
         assert logging.getLogger("imggate.registry.client").isEnabledFor(logging.DEBUG) is ours
-        for name in ("httpx", "httpcore.connection", "h2"):
+        for name in ("httpx", "httpcore.connection", "h2", "imggate.registry.http"):
             assert logging.getLogger(name).isEnabledFor(logging.DEBUG) is libraries
     finally:
         root.handlers[:], root.level = saved
@@ -131,10 +131,10 @@ def test_v_is_imggate_debug_only_and_vv_adds_library_debug(anon_image: PushedIma
     one = run_imggate(["resolve", anon_image.ref, "-v"], subprocess_mode=True)
     assert one.code == 0, one.stderr
     assert "imggate: DEBUG: registry" in one.stderr
-    assert "connect_tcp" not in one.stderr and "HTTP Request" not in one.stderr
+    assert "connecting to" not in one.stderr and "HTTP Request" not in one.stderr
     two = run_imggate(["resolve", anon_image.ref, "-vv"], subprocess_mode=True)
     assert two.code == 0, two.stderr
-    assert "imggate: DEBUG: connect_tcp" in two.stderr  # httpcore's connection log
+    assert "imggate: DEBUG: connecting to 127.0.0.1:" in two.stderr  # the connection log
 
 
 EXAMPLE_DIGEST = "sha256:f41e9a845abd009489a7f2ce16ff1294db80ee19b3cb805dfc7d45aad7bf64f5"

@@ -1,8 +1,9 @@
 """Logging for the CLI (and the webhook): levels by verbosity, every record redacted.
 
 Verbosity is a number: ``0`` warnings and errors only, ``1`` (``-v``)
-imggate's own debug records, ``2`` (``-vv``) also the HTTP libraries'
-records (httpx, httpcore, h2). Below ``2`` the libraries' loggers are off.
+imggate's own debug records, ``2`` (``-vv``) also the HTTP stack's
+records (httpx, httpcore and h2 for the Kubernetes client, and imggate's own
+connections to registries). Below ``2`` those loggers are off.
 ``hpack`` stays off at every level: its records carry HTTP/2 header blocks
 Huffman-coded, where no text filter can recognise an ``Authorization``
 header. Every record that is written passes through :class:`RedactingFilter`:
@@ -25,7 +26,7 @@ from imggate.redact import redact
 from imggate.text import printable
 
 #: The HTTP stack's loggers: off below ``-vv``.
-LIBRARY_LOGGERS = ("httpx", "httpcore", "h2")
+LIBRARY_LOGGERS = ("httpx", "httpcore", "h2", "imggate.registry.http")
 #: Off at every verbosity (see the module docstring).
 SILENT_LOGGERS = ("hpack",)
 _OFF = logging.CRITICAL + 1

@@ -332,7 +332,9 @@ def test_rediss_with_a_password_as_docs_admission_shows(tmp_path: Path) -> None:
     key = verdict_key(DIGEST, "r.example/tls", "h", "prod")
 
     async def go() -> None:
-        good = RedisLayer.from_url(server.url, keys)
+        # This test is about TLS and the password, not latency: a first TLS handshake on a
+        # loaded CI machine can take longer than the admission path's 0.25 s.
+        good = RedisLayer.from_url(server.url, keys, timeout=5.0)
         wrong = RedisLayer.from_url(server.url.replace(password, "not-the-password"), keys)
         plain = RedisLayer.from_url(f"redis://:{password}@127.0.0.1:{server.port}/0", keys)
         try:

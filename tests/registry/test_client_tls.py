@@ -101,7 +101,7 @@ def test_the_client_uses_the_deferred_context_unless_a_ca_file_is_given(tmp_path
             async with RegistryClient(options) as client:
                 assert client._http is not None
                 assert client.guard is not None and client.guard.pool is not None
-                found.append(client.guard.pool._ssl_context)
+                found.append(client.guard.pool.ssl_context)
         return found
 
     default, custom = asyncio.run(contexts())

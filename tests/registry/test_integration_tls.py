@@ -156,16 +156,16 @@ def test_another_ca_is_refused(tls_registry: TlsRegistry, tls_image: tuple[str, 
     assert "certificate" in res.output.lower()
 
 
-CANARY_USER, CANARY_PASSWORD = "canary-h2", "CanaryH2-" + "9f3c7a1e5b"
+CANARY_USER, CANARY_PASSWORD = "canary-tls", "CanaryTls-" + "9f3c7a1e5b"
 
 
 @pytest.fixture(scope="module")
-def h2_auth_registry(harness_binaries: dict[str, str], image_layout: LayoutBuilder,
-                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TlsRegistry,
-                                                                                 str]]:
+def auth_tls_registry(harness_binaries: dict[str, str], image_layout: LayoutBuilder,
+                      tmp_path_factory: pytest.TempPathFactory
+                      ) -> Iterator[tuple[TlsRegistry, str]]:
     reg = TlsRegistry(tmp_path_factory.mktemp("tls-auth-registry"),
                       {CANARY_USER: CANARY_PASSWORD})
-    ref = f"{reg.host}/h2/app:v1"
+    ref = f"{reg.host}/tls/app:v1"
     subprocess.run(["skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false", "-q",
                     "--dest-creds", f"{CANARY_USER}:{CANARY_PASSWORD}",
                     f"oci:{image_layout.path}:app", f"docker://{ref}"], check=True)
@@ -173,37 +173,14 @@ def h2_auth_registry(harness_binaries: dict[str, str], image_layout: LayoutBuild
     reg.stop()
 
 
-def _hpack_blocks(text: str) -> list[list[tuple[str, str]]]:
-    """Every header block in ``text``'s bytes literals, decoded as an eavesdropper would:
-    the blocks that follow one prefix (one side's encoder) in order, through one
-    stateful HPACK decoder, so entries indexed in earlier blocks resolve."""
-    import ast
-    import re
-
-    import hpack
-
-    pattern = re.compile(r"b'(?:[^'\\]|\\.)*'" + "|" + r'b"(?:[^"\\]|\\.)*"')
-    decoders: dict[str, hpack.Decoder] = {}
-    found = []
-    for line in text.splitlines():
-        for match in pattern.finditer(line):
-            side = line[:match.start()]
-            decoder = decoders.setdefault(side, hpack.Decoder())
-            try:
-                block = decoder.decode(ast.literal_eval(match.group()))
-            except Exception:  # not a header block: ignored
-                continue
-            found.append([(str(k), str(v)) for k, v in block])
-    return found
-
-
-def test_vv_over_http2_shows_no_credential_even_after_hpack_decoding(
-        h2_auth_registry: tuple[TlsRegistry, str], tmp_path: Path) -> None:
-    """With -vv the HTTP libraries log; the Basic credentials cross HTTP/2 (HPACK,
-    Huffman-coded) and must not be recoverable from anything imggate printed."""
+def test_vv_over_tls_shows_no_credential(auth_tls_registry: tuple[TlsRegistry, str],
+                                         tmp_path: Path) -> None:
+    """With -vv every connection and exchange is logged; the Basic credentials sent over
+    TLS must not be recoverable from anything imggate printed. The registry (Go's TLS)
+    offers HTTP/2; imggate speaks HTTP/1.1."""
     import base64
 
-    reg, ref = h2_auth_registry
+    reg, ref = auth_tls_registry
     pair = f"{CANARY_USER}:{CANARY_PASSWORD}"
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"auths": {reg.host: {
@@ -212,8 +189,7 @@ def test_vv_over_http2_shows_no_credential_even_after_hpack_decoding(
                       env={"DOCKER_CONFIG": str(tmp_path), "DOCKER_AUTH_CONFIG": None,
                            "REGISTRY_AUTH_FILE": None})
     assert res.code == 0, res.output[-2000:]
-    assert '"HTTP/2 200 OK"' in res.output  # the libraries did log, over HTTP/2
+    assert "imggate: DEBUG: connecting to 127.0.0.1:" in res.output
+    assert '"HTTP/1.1 200 OK"' in res.output  # the exchanges were logged
     for secret in (CANARY_PASSWORD, pair, base64.b64encode(pair.encode()).decode()):
         assert secret not in res.output
-    for block in _hpack_blocks(res.output):
-        assert not any(k == "authorization" or CANARY_PASSWORD in v for k, v in block), block

@@ -4,8 +4,8 @@ imported, and the start-up heap moved out of the cyclic collector's way.
 The command-line tools import lazily so that each command pays only for what it
 uses; a server is the opposite case. A review's first sight of an image goes
 through the policy engine, cosign verification, attestation and scanner code,
-and the registry client's first connection through AnyIO's socket and TLS
-streams and the OpenSSL backend of ``cryptography``: imported lazily, all of that
+and the registry client's first connection through h11 and the OpenSSL backend
+of ``cryptography``: imported lazily, all of that
 landed on the first admission after every start or rollout (measured: the first
 of 100 cold reviews took 84 ms against a p50 of 19 ms, and 0.3-0.6 s on a busy
 machine with uncompiled modules). Imported during the lifespan start-up, before
@@ -38,24 +38,16 @@ COLD_PATH = (
     "imggate.registry.memo",
     "imggate.registry.repository",
     "imggate.scanners.merge",
-    # The registry client's first connection: httpcore's AnyIO backend.
-    "anyio.streams.tls",
-    "anyio.abc",
+    # The registry client's first connection.
+    "imggate.registry.http1",
     "cryptography.hazmat.backends.openssl",
 )
 
 
 async def import_cold_path() -> None:
-    """Import :data:`COLD_PATH`, and what AnyIO and the codecs load on first use."""
-    import anyio.lowlevel
-
+    """Import :data:`COLD_PATH`, and what the codecs load on first use."""
     for name in COLD_PATH:
         importlib.import_module(name)
-    # AnyIO imports its parts on first use (its lazy imports) and its event-loop backend
-    # on the first call from a running loop; a checkpoint and a connect's names do both.
-    await anyio.lowlevel.checkpoint()
-    for name in ("connect_tcp", "fail_after", "create_memory_object_stream", "Lock"):
-        getattr(anyio, name)
     # Host names are IDNA-encoded on the way out (the codec and its stringprep table).
     "localhost".encode("idna")
 

