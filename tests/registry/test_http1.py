@@ -1,16 +1,19 @@
 """The registry client's HTTP/1.1 connections against a scripted server on loopback: what is
-reused, what is closed, and which httpx failure each broken answer becomes."""
+reused, what is closed, and which httpx failure each broken answer becomes. Every test runs
+on asyncio's own loop and on uvloop (the command line's), whose transports differ."""
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import httpx
 import pytest
+import uvloop
 
-from imggate.registry.http1 import MAX_HEAD, READ_SIZE, Http1Pool
+from imggate.registry.http1 import MAX_HEAD, Http1Pool
 
 #: One scripted connection: gets the reader and writer, answers as it likes.
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -63,6 +66,16 @@ class Server:
         self._server.close()
 
 
+#: Runs a coroutine to its end on an event loop.
+Runner = Callable[[Coroutine[Any, Any, Any]], Any]
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def run(request: pytest.FixtureRequest) -> Runner:
+    """Runs a test's coroutine on one of the two event loops."""
+    return uvloop.run if request.param == "uvloop" else asyncio.run
+
+
 def _pool() -> Http1Pool:
     return Http1Pool(ssl.create_default_context(), max_idle=4)
 
@@ -81,7 +94,7 @@ async def _fetch(pool: Http1Pool, request: httpx.Request) -> tuple[int, bytes]:
         await response.aclose()
 
 
-def test_a_connection_is_reused_once_its_answer_was_read() -> None:
+def test_a_connection_is_reused_once_its_answer_was_read(run: Runner) -> None:
     async def main() -> tuple[list[tuple[int, bytes]], int, list[str]]:
         async with Server(_answer(OK)) as server:
             pool = _pool()
@@ -90,12 +103,12 @@ def test_a_connection_is_reused_once_its_answer_was_read() -> None:
             await pool.aclose()
             return got, server.accepted, left
 
-    got, accepted, left = asyncio.run(main())
+    got, accepted, left = run(main())
     assert got == [(200, OK_BODY)] * 5
     assert accepted == 1 and left == ["IDLE"]
 
 
-def test_chunked_bodies_and_interim_answers_are_read_whole() -> None:
+def test_chunked_bodies_and_interim_answers_are_read_whole(run: Runner) -> None:
     raw = (b"HTTP/1.1 100 Continue\r\n\r\n"
            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
            b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
@@ -108,10 +121,10 @@ def test_chunked_bodies_and_interim_answers_are_read_whole() -> None:
             await pool.aclose()
             return got
 
-    assert asyncio.run(main()) == [(200, b"hello world")] * 2
+    assert run(main()) == [(200, b"hello world")] * 2
 
 
-def test_connection_close_and_unread_bodies_are_not_reused() -> None:
+def test_connection_close_and_unread_bodies_are_not_reused(run: Runner) -> None:
     async def main() -> tuple[int, list[str]]:
         closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 12\r\n\r\n" + OK_BODY
         async with Server(_answer(closing, close=True)) as server:
@@ -125,10 +138,10 @@ def test_connection_close_and_unread_bodies_are_not_reused() -> None:
             await pool.aclose()
             return server.accepted, left
 
-    assert asyncio.run(main()) == (4, [])
+    assert run(main()) == (4, [])
 
 
-def test_a_head_answer_has_no_body_whatever_its_length_says() -> None:
+def test_a_head_answer_has_no_body_whatever_its_length_says(run: Runner) -> None:
     raw = b"HTTP/1.1 200 OK\r\nContent-Length: 345\r\n\r\n"
 
     async def main() -> tuple[tuple[int, bytes], int]:
@@ -140,21 +153,20 @@ def test_a_head_answer_has_no_body_whatever_its_length_says() -> None:
             assert first == again
             return first, server.accepted
 
-    assert asyncio.run(main()) == ((200, b""), 1)
+    assert run(main()) == ((200, b""), 1)
 
 
 @pytest.mark.parametrize(("raw", "error"), [
     (b"NOT HTTP AT ALL\r\n\r\n", httpx.RemoteProtocolError),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", httpx.RemoteProtocolError),
-    # A head still incomplete past MAX_HEAD bytes is refused (one read may complete it
-    # within MAX_HEAD + READ_SIZE).
-    (b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (MAX_HEAD + READ_SIZE) + b"\r\n\r\n",
+    # A head that has not ended within MAX_HEAD bytes is refused.
+    (b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * MAX_HEAD + b"\r\n\r\n",
      httpx.RemoteProtocolError),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx",
      httpx.RemoteProtocolError),
     (b"", httpx.RemoteProtocolError),
 ], ids=["not-http", "body-cut-short", "head-too-large", "two-lengths", "nothing"])
-def test_a_broken_answer_is_a_protocol_error_and_its_connection_is_closed(
+def test_a_broken_answer_is_a_protocol_error_and_its_connection_is_closed(run: Runner,
         raw: bytes, error: type[Exception]) -> None:
     async def main() -> list[str]:
         async with Server(_answer(raw, close=True)) as server:
@@ -165,10 +177,10 @@ def test_a_broken_answer_is_a_protocol_error_and_its_connection_is_closed(
             await pool.aclose()
             return left
 
-    assert asyncio.run(main()) == []
+    assert run(main()) == []
 
 
-def test_an_answer_that_does_not_come_is_a_read_timeout() -> None:
+def test_an_answer_that_does_not_come_is_a_read_timeout(run: Runner) -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(5)
         writer.close()
@@ -182,10 +194,11 @@ def test_an_answer_that_does_not_come_is_a_read_timeout() -> None:
             await pool.aclose()
             return left
 
-    assert asyncio.run(main()) == []
+    assert run(main()) == []
 
 
-def test_nobody_listening_is_a_connect_error_with_the_system_reason_as_its_cause() -> None:
+def test_nobody_listening_is_a_connect_error_with_the_system_reason_as_its_cause(
+        run: Runner) -> None:
     async def main() -> BaseException:
         async with Server(_answer(OK)) as server:
             url = server.url
@@ -194,14 +207,14 @@ def test_nobody_listening_is_a_connect_error_with_the_system_reason_as_its_cause
             await pool.send(_get(url + "/v2/"))
         return caught.value
 
-    assert isinstance(asyncio.run(main()).__cause__, ConnectionRefusedError)
+    assert isinstance(run(main()).__cause__, ConnectionRefusedError)
 
 
 @pytest.mark.parametrize(("method", "content", "new_connections", "ok"), [
     ("GET", None, 1, True),          # sent again, once, on a new connection
     ("PUT", b"{}", 0, False),        # not idempotent: the failure is the caller's to handle
 ], ids=["GET", "PUT"])
-def test_a_reused_connection_the_server_dropped_unanswered(
+def test_a_reused_connection_the_server_dropped_unanswered(run: Runner,
         method: str, content: bytes | None, new_connections: int, ok: bool) -> None:
     # The server answers a connection's first request, then reads the second and drops the
     # connection without a word (a keep-alive close racing the request).
@@ -226,10 +239,10 @@ def test_a_reused_connection_the_server_dropped_unanswered(
             await pool.aclose()
             return done, server.accepted - 1
 
-    assert asyncio.run(main()) == (ok, new_connections)
+    assert run(main()) == (ok, new_connections)
 
 
-def test_a_cancelled_request_leaves_no_connection_behind() -> None:
+def test_a_cancelled_request_leaves_no_connection_behind(run: Runner) -> None:
     async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _request_head(reader)
         await asyncio.sleep(2)
@@ -248,10 +261,10 @@ def test_a_cancelled_request_leaves_no_connection_behind() -> None:
             await pool.aclose()
             return during, after
 
-    assert asyncio.run(main()) == (["ACTIVE"], [])
+    assert run(main()) == (["ACTIVE"], [])
 
 
-def test_a_header_with_a_line_break_is_not_sent() -> None:
+def test_a_header_with_a_line_break_is_not_sent(run: Runner) -> None:
     async def main() -> list[str]:
         async with Server(_answer(OK)) as server:
             pool = _pool()
@@ -263,4 +276,65 @@ def test_a_header_with_a_line_break_is_not_sent() -> None:
             await pool.aclose()
             return left
 
-    assert asyncio.run(main()) == []
+    assert run(main()) == []
+
+
+def test_a_body_that_runs_to_the_close_and_a_large_body_are_read_whole(
+        run: Runner) -> None:
+    big = bytes(range(256)) * 8192  # 2 MiB: past the unread-bytes bound, so reads pause
+    until_close = b"HTTP/1.1 200 OK\r\n\r\n" + OK_BODY
+    sized = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(big) + big
+
+    async def main() -> tuple[tuple[int, bytes], tuple[int, bytes], list[str]]:
+        async with Server(_answer(until_close, close=True)) as one, \
+                Server(_answer(sized)) as two:
+            pool = _pool()
+            first = await _fetch(pool, _get(one.url + "/v2/"))
+            response = await pool.send(_get(two.url + "/v2/"))
+            parts = []
+            async for part in response.stream:  # type: ignore[union-attr]
+                parts.append(part)
+                await asyncio.sleep(0)  # a slow reader
+            await response.aclose()
+            left = pool.connections()
+            await pool.aclose()
+            return first, (response.status_code, b"".join(parts)), left
+
+    first, second, left = run(main())
+    assert first == (200, OK_BODY) and second == (200, big)
+    assert left == ["IDLE"]  # the sized answer's connection; the one read to its close is gone
+
+
+@pytest.mark.parametrize("raw", [
+    OK + b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",  # an answer nobody asked for
+    OK + b"garbage",
+], ids=["second-answer", "trailing-garbage"])
+def test_bytes_after_a_complete_answer_close_its_connection(run: Runner,
+                                                           raw: bytes) -> None:
+    async def main() -> tuple[tuple[int, bytes], list[str], int]:
+        async with Server(_answer(raw)) as server:
+            pool = _pool()
+            got = await _fetch(pool, _get(server.url + "/v2/"))
+            await asyncio.sleep(0.05)
+            again = await _fetch(pool, _get(server.url + "/v2/"))
+            assert again == got
+            left = pool.connections()
+            await pool.aclose()
+            return got, left, server.accepted
+
+    got, left, accepted = run(main())
+    assert got == (200, OK_BODY)
+    assert accepted == 2 and left == []
+
+
+def test_an_answer_that_switches_protocols_is_refused(run: Runner) -> None:
+    raw = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
+
+    async def main() -> None:
+        async with Server(_answer(raw)) as server:
+            pool = _pool()
+            with pytest.raises(httpx.RemoteProtocolError):
+                await _fetch(pool, _get(server.url + "/v2/"))
+            await pool.aclose()
+
+    run(main())

@@ -1,27 +1,36 @@
-"""HTTP/1.1 connections for the registry client: asyncio streams, the protocol by h11.
+"""HTTP/1.1 connections for the registry client: asyncio protocols, answers parsed by
+httptools (llhttp, the parser uvicorn serves with).
 
 :class:`Http1Pool` sends an ``httpx.Request`` and returns an ``httpx.Response`` whose
 body streams from the connection; it keeps the connections whose exchange ended
-cleanly for the next request to the same origin (scheme, host, port). The wire
-format (request and response heads, ``Content-Length`` and chunked bodies,
-``Connection: close``, ``1xx`` answers, a ``HEAD``'s empty body) is h11's, which
-rejects what is not HTTP/1.1; this module moves bytes, keeps the connections and
-maps every failure to httpx's exception of the same kind (with the original as
-its cause, which :mod:`imggate.registry.wire` reads).
+cleanly for the next request to the same origin (scheme, host, port). The request
+is written here (request line and headers, checked for line breaks and the like);
+the answer is parsed by llhttp, which refuses what is not HTTP/1.1 (two
+``Content-Length`` headers, a length with ``Transfer-Encoding``, bad chunk sizes,
+control characters in a header); ``1xx`` answers are skipped, a ``101`` is refused,
+a ``HEAD``'s answer has no body. Every failure becomes httpx's exception of the
+same kind, with the original as its cause (which :mod:`imggate.registry.wire` reads).
 
-Why not httpcore (httpx's default transport): its pool, AnyIO's locks and events
-(each acquire a checkpoint that yields to the loop), its tracing and its own
-request and response models cost more than the exchange itself. Measured with
-cachegrind, ``imggate resolve`` of 200 images from a loopback registry: 2,168M ->
-1,650M instructions; per image (two GETs) 4.98M -> 3.13M; start-up with one
-image 1,177M -> 1,028M (httpcore, AnyIO and, where installed, trio are no longer
-imported). It also needed fixing: a request cancelled while queued left its
-connection "CONNECTING" for ever (the old ``pool.py`` overrode httpcore's private
-pool methods to work around it). Here nothing is queued (the caller's
-:class:`~imggate.registry.limits.Slots` bound the requests in flight), a
-connection is made for the request that waits on it, and a connection joins the
-idle list only once an exchange on it has ended cleanly: whatever fails or is
-cancelled closes its connection and leaves nothing behind.
+Bounds: an answer's head must end within :data:`MAX_HEAD` bytes; a body is read
+no faster than the caller consumes it (the socket is paused past
+:data:`MAX_BUFFERED` unread bytes), and the caller caps its size and its time
+(:mod:`imggate.registry.bounded`); every wait has the request's read or write
+timeout, and connecting its connect timeout.
+
+Why not httpcore (httpx's default transport), then h11: httpcore's pool, AnyIO's
+locks and events (each acquire a checkpoint that yields to the loop), its tracing
+and its own request and response models cost more than the exchange itself, and
+h11 (pure Python) was a fifth of what was left, the stream reader and writer most
+of another fifth. Measured with cachegrind, ``imggate resolve`` of 200 images from a
+loopback registry (two GETs an image): httpcore 2,168M instructions (4.98M an image),
+h11 over asyncio streams 1,644M (3.13M), this module 1,428M (2.16M); start-up with one
+image 1,177M -> 998M (httpcore, AnyIO and, where installed, trio are not imported).
+httpcore also needed fixing:
+a request cancelled while queued left its connection "CONNECTING" for ever. Here
+nothing is queued (the caller's :class:`~imggate.registry.limits.Slots` bound the
+requests in flight), a connection is made for the request that waits on it, and a
+connection joins the idle list only once an exchange on it has ended cleanly:
+whatever fails or is cancelled closes its connection and leaves nothing behind.
 
 No HTTP/2: every registry speaks HTTP/1.1, and the client holds several
 connections per host (as docker and containerd do).
@@ -31,62 +40,282 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import select
-import socket
+import re
 import ssl
 import time
+import typing
+from collections import deque
 from collections.abc import AsyncIterator
-from typing import NoReturn
 
-import h11
+import httptools
 import httpx
 
 log = logging.getLogger("imggate.registry.http")
 
-#: A response head (status line and headers) larger than this is refused (h11's default
-#: is 16 KiB; registries send ~1 KiB, ``WWW-Authenticate`` challenges included).
+#: An answer's head (status line and headers) must end within this many bytes
+#: (registries send ~1 KiB, ``WWW-Authenticate`` challenges included).
 MAX_HEAD = 64 * 1024
-#: Bytes asked of the socket per read.
-READ_SIZE = 64 * 1024
+#: Unread body bytes held before the socket is paused until the caller reads on.
+MAX_BUFFERED = 256 * 1024
 
 #: (scheme, host, port)
 Origin = tuple[str, str, int]
 
-
-def _readable(sock: socket.socket | None) -> bool:
-    """Whether an idle connection's socket has something to read now: the server closed
-    it, or sent what it should not have. Either way it is not reused."""
-    if sock is None:
-        return True
-    fd = sock.fileno()
-    if fd < 0:
-        return True
-    poll = select.poll()
-    poll.register(fd, select.POLLIN)
-    return bool(poll.poll(0))
+# What may not appear in a request line or header: line breaks, NUL and other controls
+# (a header value made from a registry's answer must not become two headers).
+_UNSAFE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_NO_BODY_STATUS = frozenset({204, 304})
 
 
-class _Connection:
-    """One TCP (or TLS) connection and its h11 state."""
+def _head(request: httpx.Request, body: bytes) -> bytes:
+    """The request line and headers, checked (:class:`httpx.LocalProtocolError`)."""
+    method = request.method.encode("ascii")
+    target = request.url.raw_path
+    if not _TOKEN.fullmatch(method) or _UNSAFE.search(target) or b" " in target:
+        raise httpx.LocalProtocolError("invalid request line")
+    lines = [method, b" ", target, b" HTTP/1.1\r\n"]
+    has_length = False
+    for name, value in request.headers.raw:
+        if not _TOKEN.fullmatch(name) or _UNSAFE.search(value):
+            raise httpx.LocalProtocolError("invalid request header")
+        if name.lower() in (b"content-length", b"transfer-encoding"):
+            has_length = True
+        lines += (name, b": ", value.strip(b" \t"), b"\r\n")
+    if body and not has_length:
+        lines += (b"Content-Length: ", str(len(body)).encode(), b"\r\n")
+    lines.append(b"\r\n")
+    return b"".join(lines)
 
-    def __init__(self, origin: Origin, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter) -> None:
+
+class _Connection(asyncio.Protocol):
+    """One TCP (or TLS) connection: the llhttp callbacks fill the answer in as bytes
+    arrive; :class:`Http1Pool` waits on it."""
+
+    def __init__(self, origin: Origin) -> None:
         self.origin = origin
-        self.reader = reader
-        self.writer = writer
-        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
-        self.socket: socket.socket | None = writer.get_extra_info("socket")
-        self.idle_since = 0.0
+        self.transport: asyncio.Transport | None = None
         self.requests = 0
+        self.idle_since = 0.0
+        self.closed = False  # the server closed its side, or the connection is lost
+        self.broken = False  # bytes nobody asked for: never reused
+        self._waiter: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None
+        self._paused = False
+        self._parser: httptools.HttpResponseParser | None = None
+        self._new_exchange(head_only=False)
 
-    def abort(self) -> None:
-        """Close at once (an exchange that did not end cleanly: nothing more is read)."""
-        self.writer.transport.abort()
+    def _new_exchange(self, head_only: bool) -> None:
+        self.head_only = head_only
+        self.status = 0
+        self.reason = b""
+        self.version = "1.1"
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head_done = False
+        self.complete = False
+        self.keep_alive = False
+        self.until_eof = False
+        self.received = 0  # bytes of this answer, its head included
+        self.error: Exception | None = None
+        self.body: deque[bytes] = deque()
+        self.buffered = 0
+
+    def start(self, head_only: bool) -> None:
+        """Ready for the answer to a request being sent (``head_only``: a HEAD's)."""
+        self._new_exchange(head_only)
+        self._parser = httptools.HttpResponseParser(self)
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport (uvloop's is not a subclass of asyncio's, but is one)."""
+        self.transport = typing.cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        """Feed the answer's bytes to llhttp (at most :data:`MAX_HEAD` of them before its
+        head has ended)."""
+        parser = self._parser
+        if parser is None or self.error is not None or self.complete:
+            self.broken = True  # nothing was asked: never reuse this connection
+            self._abort()
+            return
+        self.received += len(data)
+        try:
+            if not self.head_done and self.received > MAX_HEAD:
+                parser.feed_data(data[:len(data) - (self.received - MAX_HEAD)])
+                if not self.head_done:
+                    raise _Refused("the answer's head is over "
+                                   f"{MAX_HEAD} bytes")
+                parser.feed_data(data[len(data) - (self.received - MAX_HEAD):])
+            else:
+                parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(httpx.RemoteProtocolError("the server switched protocols"))
+        except (httptools.HttpParserError, _Refused) as e:
+            if self.complete:
+                # Bytes after a complete answer: the answer stands, the connection goes.
+                self.broken = True
+                self._abort()
+            else:
+                self._fail(httpx.RemoteProtocolError(f"not valid HTTP/1.1 ({e})"), e)
+        if self.head_only and self.head_done:
+            self._parser = None  # anything more is a body a HEAD's answer cannot have
+        if self.buffered > MAX_BUFFERED and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        """The server closed its side: the end of a body read until the end, else an
+        answer cut short (or none)."""
+        self.closed = True
+        if self.head_done and self.until_eof and self.error is None:
+            self.complete = True
+        elif self._parser is not None and not self.complete and self.error is None:
+            self._fail(httpx.RemoteProtocolError(
+                "the connection closed before the answer was complete" if self.received
+                else "the server closed the connection without answering"))
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The connection is gone: a failure for an exchange still under way."""
+        self.closed = True
+        if self._parser is not None and not self.complete and self.error is None:
+            if exc is None:
+                self.eof_received()
+            else:
+                self._fail(httpx.ReadError(type(exc).__name__), exc)
+        self._wake()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    def pause_writing(self) -> None:
+        """The send buffer is full: writers wait."""
+        if self._writable is None or self._writable.done():
+            self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        """The send buffer drained."""
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    # -- llhttp callbacks ------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        """An answer starts: a second one after a complete answer is refused."""
+        if self.complete:
+            raise _Refused("more than one answer")
+
+    def on_status(self, reason: bytes) -> None:
+        """The status line's reason phrase."""
+        self.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """One header."""
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        """The head has ended: a ``1xx`` is skipped (its headers forgotten)."""
+        assert self._parser is not None
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self.headers = []
+            self.reason = b""
+            return
+        self.status = status
+        self.version = self._parser.get_http_version()
+        self.keep_alive = self._parser.should_keep_alive()
+        self.head_done = True
+        if self.head_only or status in _NO_BODY_STATUS:
+            self.complete = True
+            return
+        names = {name.lower() for name, _ in self.headers}
+        self.until_eof = b"content-length" not in names and b"transfer-encoding" not in names
+
+    def on_body(self, part: bytes) -> None:
+        """A part of the body."""
+        if self.head_only:
+            self.broken = True
+            return
+        self.body.append(part)
+        self.buffered += len(part)
+
+    def on_message_complete(self) -> None:
+        """The answer has ended (a ``1xx``'s end is not the answer's)."""
+        if self.head_done:
+            self.complete = True
+
+    # -- for the pool ----------------------------------------------------------------------
+
+    def _fail(self, error: Exception, cause: BaseException | None = None) -> None:
+        if self.error is None:
+            error.__cause__ = cause
+            self.error = error
+        self._abort()
+
+    def _abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def wait(self, timeout: float | None) -> None:
+        """Until more of the answer arrived (or it failed), at most ``timeout`` seconds."""
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._waiter
+        except TimeoutError as e:
+            raise httpx.ReadTimeout("no answer within the read timeout") from e
+        finally:
+            self._waiter = None
+
+    async def write(self, data: bytes, timeout: float | None) -> None:
+        """Send ``data``; wait (at most ``timeout``) while the send buffer is full."""
+        if self.transport is None or self.transport.is_closing():
+            raise httpx.WriteError("the connection is closed")
+        self.transport.write(data)
+        if self._writable is not None and not self._writable.done():
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._writable
+            except TimeoutError as e:
+                raise httpx.WriteTimeout("the request could not be sent in time") from e
+            if self.closed:
+                raise httpx.WriteError("the connection closed while sending")
+
+    def taken(self, size: int) -> None:
+        """The caller read ``size`` body bytes: read on once few are left."""
+        self.buffered -= size
+        if self._paused and self.buffered <= MAX_BUFFERED // 2 and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+
+    def finish(self) -> bool:
+        """The exchange is over; whether the connection may carry another."""
+        reusable = (self.complete and self.keep_alive and self.error is None
+                    and not self.broken and not self.closed and not self.until_eof
+                    and self.transport is not None and not self.transport.is_closing())
+        self._parser = None
+        return reusable
 
     def reusable(self, now: float, expiry: float) -> bool:
         """An idle connection fit for another request."""
-        return (now - self.idle_since < expiry and self.h11.our_state is h11.IDLE
-                and not self.writer.transport.is_closing() and not _readable(self.socket))
+        return (now - self.idle_since < expiry and not self.closed and not self.broken
+                and self.transport is not None and not self.transport.is_closing())
+
+    def abort(self) -> None:
+        """Close at once."""
+        self._parser = None
+        self._abort()
+
+    def close(self) -> None:
+        """Close cleanly (an idle connection)."""
+        if self.transport is not None:
+            self.transport.close()
 
 
 class Http1Pool:
@@ -117,18 +346,19 @@ class Http1Pool:
         origin: Origin = (scheme, url.host, url.port or (443 if scheme == "https" else 80))
         timeouts = request.extensions.get("timeout") or {}
         body = b"".join([part async for part in request.stream])  # type: ignore[union-attr]
+        head = _head(request, body)
+        data = head + body
         conn = self._reuse(origin)
         if conn is not None:
             try:
-                return await self._exchange(conn, request, body, timeouts)
+                return await self._exchange(conn, request.method, data, timeouts)
             except _Stale:
                 pass  # the server had closed it: once more, on a new connection
         conn = await self._connect(origin, timeouts.get("connect"))
         try:
-            return await self._exchange(conn, request, body, timeouts)
+            return await self._exchange(conn, request.method, data, timeouts)
         except _Stale as e:
-            raise httpx.RemoteProtocolError(
-                "the server closed the connection without answering") from e.__cause__
+            raise e.__cause__ from None  # type: ignore[misc]
 
     def _reuse(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin)
@@ -144,127 +374,69 @@ class Http1Pool:
         scheme, host, port = origin
         tls = self.ssl_context if scheme == "https" else None
         log.debug("connecting to %s:%d (%s)", host, port, scheme)
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(
-                    host, port, ssl=tls, server_hostname=host if tls else None,
-                    limit=READ_SIZE)
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(origin), host, port, ssl=tls,
+                    server_hostname=host if tls else None)
         except TimeoutError as e:
             raise httpx.ConnectTimeout("connect timed out") from e
         except (OSError, ssl.SSLError, ValueError) as e:
             raise httpx.ConnectError(type(e).__name__) from e
-        return _Connection(origin, reader, writer)
+        return conn
 
-    async def _exchange(self, conn: _Connection, request: httpx.Request, body: bytes,
+    async def _exchange(self, conn: _Connection, method: str, data: bytes,
                         timeouts: dict[str, float | None]) -> httpx.Response:
-        """Send the request on ``conn`` and read the response head. A reused connection
-        that fails before any byte of an answer raises :class:`_Stale`."""
+        """Send on ``conn`` and wait for the answer's head. A reused connection that fails
+        before any byte of an answer raises :class:`_Stale` (for an idempotent request)."""
         self._active.add(conn)
         # Only an idempotent request is sent again after a reused connection failed.
-        retry_if_stale = conn.requests > 0 and request.method in ("GET", "HEAD")
+        retry_if_stale = conn.requests > 0 and method in ("GET", "HEAD")
         conn.requests += 1
-        answered = False
+        conn.start(head_only=method == "HEAD")
+        read = timeouts.get("read")
         try:
-            h = conn.h11
             try:
-                head = h.send(h11.Request(method=request.method, target=request.url.raw_path,
-                                          headers=request.headers.raw))
-                parts = [head]
-                if body:
-                    parts.append(h.send(h11.Data(data=body)))
-                parts.append(h.send(h11.EndOfMessage()))
-            except h11.LocalProtocolError as e:
-                raise httpx.LocalProtocolError(type(e).__name__) from e
-            await self._write(conn, b"".join(p for p in parts if p), timeouts.get("write"))
-            while True:
-                event = await self._next_event(conn, timeouts.get("read"))
-                answered = not isinstance(event, h11.ConnectionClosed)
-                if isinstance(event, h11.InformationalResponse):
-                    continue  # 100 Continue and the like: the answer follows
-                if isinstance(event, h11.Response):
-                    break
-                raise httpx.RemoteProtocolError("the server closed the connection without "
-                                                "answering")
-        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as e:
-            conn.abort()
-            self._active.discard(conn)
-            if retry_if_stale and not answered:
-                raise _Stale() from e
-            raise
+                await conn.write(data, timeouts.get("write"))
+                while not conn.head_done:
+                    if conn.error is not None:
+                        raise conn.error
+                    await conn.wait(read)
+            except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as e:
+                if retry_if_stale and not conn.received:
+                    raise _Stale() from e
+                raise
         except BaseException:
             conn.abort()
             self._active.discard(conn)
             raise
         return httpx.Response(
-            event.status_code, headers=event.headers.raw_items(),
-            stream=_Body(self, conn, timeouts.get("read")),
-            extensions={"http_version": b"HTTP/" + event.http_version,
-                        "reason_phrase": event.reason})
-
-    @staticmethod
-    async def _write(conn: _Connection, data: bytes, timeout: float | None) -> None:
-        try:
-            conn.writer.write(data)
-            async with asyncio.timeout(timeout):
-                await conn.writer.drain()
-        except TimeoutError as e:
-            raise httpx.WriteTimeout("write timed out") from e
-        except (OSError, ssl.SSLError, RuntimeError) as e:
-            raise httpx.WriteError(type(e).__name__) from e
-
-    @staticmethod
-    async def _next_event(conn: _Connection, timeout: float | None) -> object:
-        """The next h11 event, reading from the socket as h11 needs."""
-        h = conn.h11
-        while True:
-            try:
-                event = h.next_event()
-            except h11.RemoteProtocolError as e:
-                raise httpx.RemoteProtocolError(type(e).__name__) from e
-            if event is not h11.NEED_DATA:
-                return event
-            try:
-                async with asyncio.timeout(timeout):
-                    data = await conn.reader.read(READ_SIZE)
-            except TimeoutError as e:
-                raise httpx.ReadTimeout("read timed out") from e
-            except (OSError, ssl.SSLError) as e:
-                raise httpx.ReadError(type(e).__name__) from e
-            try:
-                h.receive_data(data)  # b"": the server closed its side
-            except h11.RemoteProtocolError as e:
-                raise httpx.RemoteProtocolError(type(e).__name__) from e
+            conn.status, headers=conn.headers, stream=_Body(self, conn, read),
+            extensions={"http_version": f"HTTP/{conn.version}".encode(),
+                        "reason_phrase": conn.reason})
 
     def _ended(self, conn: _Connection, clean: bool) -> None:
         """An exchange on ``conn`` is over: keep the connection for the next request when it
         ended cleanly and may carry another, else close it."""
         self._active.discard(conn)
-        h = conn.h11
-        if not clean or self._closed or h.our_state is not h11.DONE \
-                or h.their_state is not h11.DONE:
-            conn.abort()
-            return
-        try:
-            h.start_next_cycle()
-        except h11.LocalProtocolError:
+        if not (conn.finish() and clean) or self._closed:
             conn.abort()
             return
         conn.idle_since = time.monotonic()
         self._idle.setdefault(conn.origin, []).append(conn)
         if sum(len(v) for v in self._idle.values()) > self._max_idle:
-            self._drop_oldest()
-
-    def _drop_oldest(self) -> None:
-        oldest = min((c for v in self._idle.values() for c in v), key=lambda c: c.idle_since)
-        self._idle[oldest.origin].remove(oldest)
-        oldest.abort()
+            oldest = min((c for v in self._idle.values() for c in v),
+                         key=lambda c: c.idle_since)
+            self._idle[oldest.origin].remove(oldest)
+            oldest.abort()
 
     async def aclose(self) -> None:
         """Close every connection; responses still open close theirs when closed."""
         self._closed = True
         for conns in self._idle.values():
             for conn in conns:
-                conn.writer.close()
+                conn.close()
         self._idle.clear()
         for conn in list(self._active):
             conn.abort()
@@ -274,6 +446,10 @@ class Http1Pool:
         """Each connection as ``ACTIVE`` or ``IDLE`` (diagnostics, tests)."""
         return ["ACTIVE"] * len(self._active) + [
             "IDLE" for conns in self._idle.values() for _ in conns]
+
+
+class _Refused(Exception):
+    """An answer imggate refuses before llhttp would (its head too large)."""
 
 
 class _Stale(Exception):
@@ -297,13 +473,16 @@ class _Body(httpx.AsyncByteStream):
             return
         try:
             while True:
-                event = await Http1Pool._next_event(conn, self._timeout)
-                if isinstance(event, h11.Data):
-                    yield bytes(event.data)
-                elif isinstance(event, h11.EndOfMessage):
+                if conn.body:
+                    part = conn.body.popleft()
+                    conn.taken(len(part))
+                    yield part
+                elif conn.error is not None:
+                    raise conn.error
+                elif conn.complete:
                     break
                 else:
-                    _incomplete()
+                    await conn.wait(self._timeout)
         except BaseException:
             self._end(clean=False)
             raise
@@ -317,7 +496,3 @@ class _Body(httpx.AsyncByteStream):
     async def aclose(self) -> None:
         """Close: an unread body closes its connection."""
         self._end(clean=False)
-
-
-def _incomplete() -> NoReturn:
-    raise httpx.RemoteProtocolError("the connection closed before the body was complete")
