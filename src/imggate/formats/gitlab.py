@@ -154,9 +154,10 @@ def _cvss_vectors(f: Finding) -> list[dict[str, str]]:
 class _Renderer:
     """Builds vulnerability objects for one document.
 
-    Identifier, link, CVSS vector and detail objects are built once per distinct value
-    and shared between the vulnerabilities of the document (the same CVE is
-    usually reported for several packages): the document is read-only data.
+    Identifier, link, CVSS vector, package and detail objects are built once per
+    distinct value and shared between the vulnerabilities of the document (the same CVE
+    is usually reported for several packages, a package for several CVEs): the document
+    is read-only data.
     """
 
     def __init__(self, image: str, os_name: str, default_branch_image: str | None,
@@ -173,6 +174,7 @@ class _Renderer:
         self.links: dict[tuple[str, ...], list[dict[str, str]]] = {}
         self.vectors: dict[tuple[tuple[str, str | None], ...], list[dict[str, str]]] = {}
         self.details: dict[tuple[tuple[str, ...], float | None], dict[str, Any]] = {}
+        self.packages: dict[str, dict[str, str]] = {}
 
     def _identifier(self, value: str) -> dict[str, str]:
         # The source report's URL for an id (GitLab input) wins over the usual one.
@@ -200,8 +202,11 @@ class _Renderer:
                 len(own.default_branch_image) <= 255 else dbi
             make_id = self.id_makers.get(image) or self.id_makers.setdefault(image,
                                                                              _IdMaker(image))
+        package = self.packages.get(f.package)
+        if package is None:
+            package = self.packages[f.package] = {"name": f.package}
         location: dict[str, Any] = {
-            "dependency": {"package": {"name": f.package}, "version": f.version},
+            "dependency": {"package": package, "version": f.version},
             "operating_system": os_name,
             "image": image,
         }
