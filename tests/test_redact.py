@@ -104,12 +104,11 @@ def test_reports_are_redacted(fresh: Redactor, tmp_path: Path) -> None:
 
 def test_the_html_report_is_redacted(fresh: Redactor, tmp_path: Path) -> None:
     # The page is written part by part when there is no secret: never with one.
-    from dataclasses import replace
-
     from msgspec import structs
 
     from formats.verdict_samples import deny_image, single
     from imggate.formats import html
+    from imggate.values import replace
 
     register(CANARY)
     iv = deny_image(5)

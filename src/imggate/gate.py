@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from msgspec import Struct, field
 
+from imggate import values
 from imggate._aio import settled
 from imggate.errors import Error
 from imggate.models import (
@@ -326,7 +326,7 @@ async def image_evidence(req: CheckRequest, client: RegistryClient | None, text:
         try:
             scanned = await asyncio.to_thread(scans.scan, image, username=user,
                                               password=secret)
-            found.append(dataclasses.replace(scanned, kind=EvidenceKind.SCAN))
+            found.append(values.replace(scanned, kind=EvidenceKind.SCAN))
         except Error as e:
             errors.append(Unchecked(e.message, SCANNER))
     sources = req.policy.rules.for_image(ref).rules.severity.evidence
@@ -489,7 +489,7 @@ def with_attested_vex(p: Policy, ev: Evidence, now: datetime
                  "suppresses nothing" for c in ev.vex if not c.verified]
     problems += [f"openvex attestation {e.source}: {e.vulnerability} refused by the exception "
                  f"policy: {why}" for e, why in found.refused[:10]]
-    return dataclasses.replace(ev, notes=ev.notes + tuple(problems)), p.exceptions + found
+    return values.replace(ev, notes=ev.notes + tuple(problems)), p.exceptions + found
 
 
 def run_info(policy: Policy) -> RunInfo:

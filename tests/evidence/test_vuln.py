@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import pytest
 
 from fixture_paths import FIXTURES
+from imggate import values
 from imggate.evidence.attested import judge
 from imggate.evidence.vuln import (
     LEGACY_VULN_PREDICATE,
@@ -113,7 +113,7 @@ def test_the_newest_valid_attestation_wins_and_failures_are_listed() -> None:
 
 def test_a_verified_but_unusable_predicate_becomes_a_failed_check() -> None:
     bad = _check(NOW - timedelta(hours=1))
-    bad = dataclasses.replace(bad, predicate={"scanner": {"result": None}})
+    bad = values.replace(bad, predicate={"scanner": {"result": None}})
     got = judge((bad,), subject=SUBJECT, now=NOW)
     assert got.report is None
     assert not got.checks[0].verified and "not a Trivy JSON report" in got.checks[0].reason

@@ -6,7 +6,6 @@ import io
 import re
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from formats.verdict_samples import (
 )
 from imggate.formats import console
 from imggate.models import Mode, RuleResult, Severity, Verdict
+from imggate.values import replace
 
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
 

@@ -15,7 +15,7 @@ import re
 import struct
 import subprocess
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -36,6 +36,7 @@ from formats.verdict_samples import (
 )
 from imggate.formats import html
 from imggate.models import Decision, ImageVerdict, Mode, RuleResult, Verdict
+from imggate.values import replace
 from registry_harness import require_tool
 
 # ----------------------------------------------------------------- helpers

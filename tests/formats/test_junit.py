@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import replace
 from datetime import UTC, datetime
 
 from hypothesis import example, given, settings
@@ -23,6 +22,7 @@ from formats.verdict_samples import (
 from imggate.formats import junit
 from imggate.models import Decision, Mode, RuleResult, Verdict
 from imggate.policy.checks import describe_finding
+from imggate.values import replace
 
 
 def parse(verdict: Verdict) -> ET.Element:

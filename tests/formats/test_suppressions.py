@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from formats.verdict_samples import allow_image, finding
 from imggate.formats.suppressions import suppression_lines
 from imggate.models import Severity
+from imggate.values import replace
 
 
 def test_each_suppression_is_a_line_with_why_worst_first() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from formats.verdict_samples import (
 from imggate.errors import Error
 from imggate.formats import verdict_json
 from imggate.models import Cvss, Decision, Mode, RuleResult, Severity, Verdict
+from imggate.values import replace
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((REPO / "src/imggate/data/verdict.schema.json").read_text())

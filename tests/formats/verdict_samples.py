@@ -8,7 +8,6 @@ markup, quotes, control characters, rich markup, lone surrogates, RTL text.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from fixture_paths import FIXTURES as _FIXTURES
@@ -38,6 +37,7 @@ from imggate.models import (
     SignatureKind,
     Verdict,
 )
+from imggate.values import replace
 
 XSS_TITLE = "<script>document.title='pwned'</script><img src=x onerror=\"document.title='pwned2'\">"
 CONTROL = "bell\x07 nul\x00 esc\x1b[31m vt\x0b del\x7f"

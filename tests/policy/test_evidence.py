@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -13,6 +12,7 @@ from imggate.policy.engine import evaluate
 from imggate.policy.evidence import Judged, format_age, judge_reports, same_repository
 from imggate.policy.rules import BindingRules, SeverityRules
 from imggate.scanners.detect import load_report
+from imggate.values import replace
 from policy.policy_builders import (
     DIGEST,
     FIXTURES,

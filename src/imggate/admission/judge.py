@@ -23,7 +23,6 @@ registry that refuses access is answered with which credentials were used.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import math
 from collections import OrderedDict
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Generic, Literal, NamedTuple, TypeVar
 
+from imggate import values
 from imggate.admission.cache import (
     AdmissionCache,
     CachedVerdict,
@@ -464,7 +464,7 @@ class Judge:
                                         self.settings.root)
         if errors or evidence.errors:
             self.metrics.child(self.metrics.registry_errors, "evidence").inc()
-            evidence = dataclasses.replace(evidence, errors=(*errors, *evidence.errors))
+            evidence = values.replace(evidence, errors=(*errors, *evidence.errors))
         # Signed OpenVEX beside the image (exceptions.vex_attestations), as check reads it.
         evidence, exceptions = with_attested_vex(env_policy.policy, evidence, now)
         verdict = evaluate(evidence, env_policy.rules, exceptions=exceptions,

@@ -16,7 +16,6 @@ the rules file, and which environment each namespace got and why.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from msgspec import structs
 
+from imggate import values
 from imggate.admission.manifests import ManifestImage, ManifestScan
 from imggate.errors import Error, InvalidReference, UsageError
 from imggate.models import (
@@ -107,7 +107,7 @@ def plan(scans: Sequence[ManifestScan], rules: RulesFile, *,
             if ns is None and namespace is not None:
                 # Say where it will run: the object takes -n's namespace when applied.
                 ns = namespace
-                entry = dataclasses.replace(
+                entry = values.replace(
                     entry, image=entry.image._replace(namespace=ns))
             mapping = namespace_env(rules, ns, explicit=explicit, default=default)
             exempt = None if mapping.exempt else exempt_image(rules, ref)
@@ -197,7 +197,7 @@ def provenance(manifest_plan: ManifestPlan, policy: Policy, gated: Sequence[Verd
         for p in manifest_plan.images)
     notes = dict.fromkeys(n for r in (base, *(v.run for v in gated)) if r is not None
                           for n in r.notes)
-    return dataclasses.replace(
+    return values.replace(
         base, env=env, env_origin=base.env_origin if explicit else NAMESPACES_ORIGIN,
         env_reason="; ".join(reasons), notes=tuple(notes))
 

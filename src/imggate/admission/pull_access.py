@@ -34,13 +34,13 @@ the ``AlwaysPullImages`` admission plugin's or the kubelet's
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from imggate import values
 from imggate.registry.client import RegistryClient
 from imggate.registry.credentials import CredentialStore
 from imggate.registry.pod_secrets import PodPullSecrets
@@ -91,7 +91,7 @@ class RegistryAccess:
             refused = f"{self.refused}, refused; then {refused}"
         following = self.secrets.after(host, sent) if self.pool is not None else None
         if following is not None and self.pool is not None:
-            return dataclasses.replace(self.pool.access(following), refused=refused)
+            return values.replace(self.pool.access(following), refused=refused)
         if self.fallback is None:
             return None
         other = self.fallback.options.credentials.get(host)

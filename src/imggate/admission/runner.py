@@ -26,7 +26,7 @@ import socket
 import ssl
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,7 @@ from imggate.admission.connections import (
 from imggate.admission.reviewlog import ReviewLog
 from imggate.admission.server import AdmissionApp, ServeOptions
 from imggate.errors import ConfigError
+from imggate.values import replace
 
 if TYPE_CHECKING:
     from imggate.admission.background_audit import AuditSchedule

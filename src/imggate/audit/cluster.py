@@ -35,7 +35,6 @@ namespace at a time (:mod:`imggate.audit.cluster_results`), and a combined
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import time
 from collections import Counter
@@ -45,6 +44,7 @@ from datetime import datetime
 from sys import intern
 from typing import TYPE_CHECKING, Any
 
+from imggate import values
 from imggate.audit.pods import DEFAULT_PAGE, ContainerRow, KubeSource
 from imggate.audit.shared_cache import (
     HIT_NOTE,
@@ -242,7 +242,7 @@ def _naming(image: str, running: str | None
             ran = None
         if ran is not None and ran.digest is not None:
             tag = spec.tag if ran.name == spec.name else None
-            judged = dataclasses.replace(ran, tag=tag)
+            judged = values.replace(ran, tag=tag)
             if spec.digest is not None and spec.digest != ran.digest:
                 drift = RuleResult(DRIFT_RULE, False, Mode.ENFORCE, (
                     f"the spec pins {spec.digest} but the kubelet runs {ran.digest}",))
@@ -334,9 +334,9 @@ class _PullCredentials:
                 self._read[key] = e
         got = self._read[key]
         if isinstance(got, Error):
-            return dataclasses.replace(p, why=f"pull secrets: {got.message}")
+            return values.replace(p, why=f"pull secrets: {got.message}")
         found.setdefault(got.fingerprint, got)
-        return dataclasses.replace(p, creds=got.fingerprint)
+        return values.replace(p, creds=got.fingerprint)
 
 
 async def _read(req: ClusterRequest, client: Any, progress: Progress) -> _Reading:
@@ -428,7 +428,7 @@ def _run_info(req: ClusterRequest) -> RunInfo | None:
     if not envs:
         return None
     base = run_info(envs[0].policy)
-    return dataclasses.replace(base, env="(per namespace)", env_origin="namespaces",
+    return values.replace(base, env="(per namespace)", env_origin="namespaces",
                                env_reason="each pod's namespace, mapped as the webhook maps it")
 
 

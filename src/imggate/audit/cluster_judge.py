@@ -19,12 +19,12 @@ audit (:mod:`imggate.audit.cluster`) and returns the verdict of each:
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from msgspec import structs
 
+from imggate import values
 from imggate.audit.shared_cache import VerdictCache, hit_verdict
 from imggate.errors import Error
 from imggate.models import Evidence, ImageRef, ImageVerdict, ResolvedImage, Unchecked
@@ -57,7 +57,7 @@ def _with_spec_rules(iv: ImageVerdict, spec: ImageRef, check: CheckRequest,
 
     by_ref = reference_results(spec, check.policy.rules.for_image(spec).rules)
     rules = (*by_ref, *(r for r in iv.rules if r.rule not in REFERENCE_RULES))
-    return dataclasses.replace(iv, rules=rules, decision=decide(rules, unchecked))
+    return values.replace(iv, rules=rules, decision=decide(rules, unchecked))
 
 
 def _unchecked(ev: Evidence) -> tuple[Unchecked, ...]:
@@ -91,7 +91,7 @@ async def judge(req: ClusterRequest, combos: Mapping[Combo, tuple[ImageRef, Imag
     options = {"": req.registry}
     for fp, secrets in credentials.items():
         if fp and fp not in options:
-            options[fp] = dataclasses.replace(req.registry, credentials=PullSecretCredentials(
+            options[fp] = values.replace(req.registry, credentials=PullSecretCredentials(
                 secrets.found, req.registry.credentials))
     envs = dict.fromkeys(env for env, _, _ in combos)
     checks = {env: CheckRequest(references=(), refs=(),
@@ -166,7 +166,7 @@ async def judge(req: ClusterRequest, combos: Mapping[Combo, tuple[ImageRef, Imag
             if isinstance(image, Error):
                 evidence[text] = Evidence(text, ref, None, errors=(Unchecked(image.message),))
             else:
-                ready.setdefault(fp, []).append((text, ref, dataclasses.replace(
+                ready.setdefault(fp, []).append((text, ref, values.replace(
                     image, ref=ref.with_digest(image.digest))))
         done = 0
         for fp, items in ready.items():

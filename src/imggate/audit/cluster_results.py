@@ -11,11 +11,11 @@ not grow with its pods beyond a page of them and one namespace's results.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from sys import intern
 from typing import TYPE_CHECKING, Any
 
+from imggate import values
 from imggate.audit.cluster import (
     ContainerResult,
     fixed_verdict,
@@ -118,7 +118,7 @@ class Results:
         row, why = row_of(record)
         p = plan_row(self._policies, row)
         if why is not None:
-            p = dataclasses.replace(p, why=why)
+            p = values.replace(p, why=why)
         text = text_of(p.judged) if p.judged is not None else p.row.image
         spec = text_of(p.spec) if p.spec is not None else text
         found = self._judged.get((p.env, spec, text)) if gated(p) else None

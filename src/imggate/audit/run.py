@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from imggate import values
 from imggate.audit.cleanup import CleanupOutcome, CleanupPolicy, TagDate, compile_regex, plan
 from imggate.errors import Error, UsageError
 from imggate.gate import SignatureOptions
@@ -138,7 +139,7 @@ async def _resolve_tags(req: AuditRequest, client: RegistryClient, tags: Sequenc
 
     async def one(tag: str) -> None:
         nonlocal done
-        ref = dataclasses.replace(req.repository, tag=tag)
+        ref = values.replace(req.repository, tag=tag)
         try:
             async with sem:
                 top = await repo.resolve(tag)
@@ -150,7 +151,7 @@ async def _resolve_tags(req: AuditRequest, client: RegistryClient, tags: Sequenc
             if task is None:
                 task = described[top.digest] = asyncio.ensure_future(describe(ref, top))
             image = await task
-            out[tag] = image if isinstance(image, Error) else dataclasses.replace(
+            out[tag] = image if isinstance(image, Error) else values.replace(
                 image, ref=ref.with_digest(image.digest))
         done += 1
         progress("resolve", done, len(tags))
@@ -184,7 +185,7 @@ def run_audit(req: AuditRequest, progress: Progress = _nothing) -> AuditResult:
     resolved, skipped = run(_gather(req, progress))
 
     def unresolved_ref(tag: str) -> ImageRef:
-        return dataclasses.replace(req.repository, tag=tag)
+        return values.replace(req.repository, tag=tag)
 
     dates = [TagDate(t, r.config.created if isinstance(r, ResolvedImage) and r.config else None,
                      has_manifest=isinstance(r, ResolvedImage)) for t, r in resolved.items()]
@@ -203,7 +204,7 @@ def run_audit(req: AuditRequest, progress: Progress = _nothing) -> AuditResult:
     for ref, digest in zip(refs, digests, strict=True):
         first = resolved[by_digest[digest][0]]
         assert isinstance(first, ResolvedImage)
-        images.append(dataclasses.replace(first, ref=ref))
+        images.append(values.replace(first, ref=ref))
     verdicts: dict[str, Verdict] = {}
     signed: dict[Digest, bool] = {}
     # Every environment looks up the same signatures and attestations: asked once.
@@ -229,8 +230,8 @@ def run_audit(req: AuditRequest, progress: Progress = _nothing) -> AuditResult:
                 signed[digest] = signed.get(digest, False) or any(s.verified
                                                                   for s in ev.signatures)
             for t in by_digest[digest]:
-                ref = dataclasses.replace(req.repository, tag=t, digest=digest)
-                per_tag.append(dataclasses.replace(ev, reference=f"{ref}", ref=ref))
+                ref = values.replace(req.repository, tag=t, digest=digest)
+                per_tag.append(values.replace(ev, reference=f"{ref}", ref=ref))
         verdicts[env] = decide(check, per_tag)
     decisions: dict[str, dict[str, Decision]] = {}
     reasons: dict[str, dict[str, tuple[str, ...]]] = {}
@@ -248,7 +249,7 @@ def run_audit(req: AuditRequest, progress: Progress = _nothing) -> AuditResult:
                                checked=t in chosen,
                                reasons=reasons.get(str(unresolved_ref(t)), {})))
             continue
-        shown = f"{dataclasses.replace(req.repository, tag=t, digest=r.digest)}"
+        shown = f"{values.replace(req.repository, tag=t, digest=r.digest)}"
         rows.append(TagRow(
             t, r.digest, r.config.created if r.config else None, cleanup[t],
             decisions.get(shown, {}),

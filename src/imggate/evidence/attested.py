@@ -20,11 +20,11 @@ image is simply not scanned, which ``severity.require_report`` denies.
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 
 from msgspec import Struct, structs
 
+from imggate import values
 from imggate.evidence.vuln import VULN_PREDICATES, PredicateError, read_predicate
 from imggate.models import Digest, ScanReport, SignatureCheck, SignatureKind
 from imggate.registry.interface import Repository
@@ -75,7 +75,7 @@ def attestation_trust(trust: TrustConfig) -> TrustConfig:
 
 
 def _refuse(check: SignatureCheck, reason: str) -> SignatureCheck:
-    return dataclasses.replace(check, verified=False, reason=reason, predicate=None)
+    return values.replace(check, verified=False, reason=reason, predicate=None)
 
 
 def _candidate(check: SignatureCheck) -> bool:
@@ -123,7 +123,7 @@ def judge(checks: tuple[SignatureCheck, ...], *, subject: Digest,
         if i == index:
             continue
         if c.verified:
-            c = dataclasses.replace(c, reason=c.reason + "; superseded by a newer scan")
+            c = values.replace(c, reason=c.reason + "; superseded by a newer scan")
         others.append(c)
     return AttestedEvidence(report, (chosen, *others))
 
@@ -149,7 +149,7 @@ def as_evidence(checks: tuple[SignatureCheck, ...], *, now: datetime
             else:
                 when = report.finished.isoformat() if report.finished else "undated"
                 who = " ".join(x for x in (report.scanner.name, report.scanner.version) if x)
-                c = dataclasses.replace(c, reason=f"{c.reason}; evidence: {who}, "
+                c = values.replace(c, reason=f"{c.reason}; evidence: {who}, "
                                                   f"{len(report.findings)} findings, "
                                                   f"scan finished {when}")
         out.append(c)

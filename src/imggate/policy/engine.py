@@ -16,7 +16,6 @@ Order of work:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 
 from imggate.models import (
@@ -45,6 +44,7 @@ from imggate.policy.exceptions import (
     ExceptionSet,
 )
 from imggate.policy.kev import KevCatalog
+from imggate.values import replace
 
 __all__ = ["evaluate", "exception_result", "image_digests", "merge_findings",
            "reconcile_exceptions"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import email.utils
 import logging
 import math
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Self
 
 import httpx
 
+from imggate import values
 from imggate.errors import AuthError, NotFound, RegistryError, UsageError
 from imggate.registry import deadline as _deadline
 from imggate.registry.auth import RegistryAuth, TokenError
@@ -99,7 +99,7 @@ class RegistryClient:
         closes nothing (the pool is this client's); it is usable while this one is.
         """
         assert self._http is not None, "enter the client before deriving one from it"
-        child = RegistryClient(dataclasses.replace(self.options, credentials=credentials),
+        child = RegistryClient(values.replace(self.options, credentials=credentials),
                                self._transport, deadline=self._deadline)
         child._http = self._http
         child.guard = self.guard

@@ -16,9 +16,10 @@ import hmac
 import json
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from imggate.registry.credentials import Credentials, normalise_host
+from imggate.values import replace
 
 _FINGERPRINT_KEY = secrets.token_bytes(32)
 

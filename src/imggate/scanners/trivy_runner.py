@@ -23,12 +23,13 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from imggate.errors import ReportError, ScannerError, UsageError
 from imggate.models import ResolvedImage, ScanReport
 from imggate.scanners.detect import parse_report
+from imggate.values import replace
 
 _TAIL_LINES = 20
 _TAIL_CHARS = 4000
