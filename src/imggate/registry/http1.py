@@ -345,20 +345,17 @@ class Http1Pool:
             raise httpx.UnsupportedProtocol(f"unsupported scheme {scheme!r}")
         origin: Origin = (scheme, url.host, url.port or (443 if scheme == "https" else 80))
         timeouts = request.extensions.get("timeout") or {}
-        body = b"".join([part async for part in request.stream])  # type: ignore[union-attr]
-        head = _head(request, body)
-        data = head + body
+        body = await request.aread()  # the client's bodies are bytes: already read
+        data = _head(request, body) + body
         conn = self._reuse(origin)
         if conn is not None:
             try:
                 return await self._exchange(conn, request.method, data, timeouts)
             except _Stale:
                 pass  # the server had closed it: once more, on a new connection
+        # A new connection never raises _Stale: its failures are the request's.
         conn = await self._connect(origin, timeouts.get("connect"))
-        try:
-            return await self._exchange(conn, request.method, data, timeouts)
-        except _Stale as e:
-            raise e.__cause__ from None  # type: ignore[misc]
+        return await self._exchange(conn, request.method, data, timeouts)
 
     def _reuse(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin)
@@ -454,7 +451,7 @@ class _Refused(Exception):
 
 class _Stale(Exception):
     """A reused connection failed before the first byte of an answer: the server had
-    closed it while it was idle (its ``__cause__`` is the failure)."""
+    closed it while it was idle."""
 
 
 class _Body(httpx.AsyncByteStream):
