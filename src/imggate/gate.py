@@ -69,9 +69,7 @@ NOT_READ = ("vuln attestations not read: the rules name no signature keys or ide
             "to verify them with")
 
 
-# Value types here are msgspec Structs, not frozen dataclasses: a dataclass compiles
-# its methods from source when the module is imported (~4M instructions a class,
-# ~120M of a check over the modules it imports; a Struct is made in C: ~0.1M).
+# Value types here are msgspec Structs, not frozen dataclasses: see imggate.values.
 class SignatureOptions(Struct, frozen=True):
     """Signature verification settings that are not policy: where and how to look."""
 

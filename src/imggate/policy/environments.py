@@ -38,9 +38,7 @@ class MatchKind(str, Enum):
     FALLBACK = "fallback"    # the value matched nothing: the rules' fallback_env
 
 
-# Value types here are msgspec Structs, not frozen dataclasses: a dataclass compiles
-# its methods from source when the module is imported (~4M instructions a class,
-# ~120M of a check over the modules it imports; a Struct is made in C: ~0.1M).
+# Value types here are msgspec Structs, not frozen dataclasses: see imggate.values.
 class EnvMatch(Struct, frozen=True):
     """An environment found for a value: ``pattern`` is the alias glob that matched."""
 

@@ -41,9 +41,7 @@ from imggate.policy.rules import BindingRules, SeverityRules, format_duration
 SKEW = timedelta(minutes=5)
 
 
-# Value types here are msgspec Structs, not frozen dataclasses: a dataclass compiles
-# its methods from source when the module is imported (~4M instructions a class,
-# ~120M of a check over the modules it imports; a Struct is made in C: ~0.1M).
+# Value types here are msgspec Structs, not frozen dataclasses: see imggate.values.
 class Judged(Struct, frozen=True):
     """Reports judged for one image: those whose findings count, the facts, the rule results."""
 

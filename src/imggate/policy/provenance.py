@@ -73,9 +73,7 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value and len(value) <= _MAX_VALUE else None
 
 
-# Value types here are msgspec Structs, not frozen dataclasses: a dataclass compiles
-# its methods from source when the module is imported (~4M instructions a class,
-# ~120M of a check over the modules it imports; a Struct is made in C: ~0.1M).
+# Value types here are msgspec Structs, not frozen dataclasses: see imggate.values.
 class Stated(Struct, frozen=True):
     """One value and where it was stated (``certificate Source Repository URI``, a path)."""
 

@@ -63,9 +63,7 @@ class AttachmentKind(str, Enum):
     BUNDLE = "bundle"            # a Sigstore bundle v0.3 found through referrers
 
 
-# Value types here are msgspec Structs, not frozen dataclasses: a dataclass compiles
-# its methods from source when the module is imported (~4M instructions a class,
-# ~120M of a check over the modules it imports; a Struct is made in C: ~0.1M).
+# Value types here are msgspec Structs, not frozen dataclasses: see imggate.values.
 class Attachment(Struct, frozen=True):
     """One signature/attestation layer or bundle, with its payload fetched and verified.
 
