@@ -178,13 +178,13 @@ def _collector_on(callback: Callable[..., Any]) -> Callable[..., Any]:
 def _main(args: list[str], collecting: bool = True) -> None:
     import typer
 
-    from imggate import _app, _help, logs
+    from imggate import _app, _help, _options, logs
 
     verbosity, args = split_verbosity(args)
     verbose = verbosity > 0
     logs.configure(verbosity)
     register(args)
-    command = _help.tidy(typer.main.get_command(_app.app))
+    command = _options.install(_help.tidy(typer.main.get_command(_app.app)))
     _resume_collector(command, collecting)
     try:
         rv = command.main(args=args, prog_name="imggate", standalone_mode=False)
