@@ -184,7 +184,7 @@ def _main(args: list[str], collecting: bool = True) -> None:
     verbose = verbosity > 0
     logs.configure(verbosity)
     register(args)
-    command = _options.install(_help.tidy(typer.main.get_command(_app.app)))
+    command = _options.install(_help.tidy(typer.main.get_command(_app.app)), args)
     _resume_collector(command, collecting)
     try:
         rv = command.main(args=args, prog_name="imggate", standalone_mode=False)

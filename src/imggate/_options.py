@@ -19,7 +19,7 @@ command through both, and asserts that the attribute still exists in the typer i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, get_args, get_origin
 
 from typer import _click
@@ -130,9 +130,11 @@ def plain_coercion(param: _click.Parameter) -> _Plain | None:
     return _Plain(leaf, many, low, high)
 
 
-def install(command: _click.Command, parent: _click.Context | None = None) -> _click.Command:
+def install(command: _click.Command, args: Sequence[str] | None = None,
+            parent: _click.Context | None = None) -> _click.Command:
     """Give every parameter of ``command`` and its subcommands imggate's coercion where it
-    has one (see the module's docstring for why, and for what is left to typer).
+    has one (see the module's docstring for why, and for what is left to typer); with
+    ``args``, only of the subcommands they name (the ones that can run).
 
     The help option is made here too (click makes it once per command, on first use,
     from the context's option names): a context chain like the one a run builds.
@@ -144,6 +146,7 @@ def install(command: _click.Command, parent: _click.Context | None = None) -> _c
             plain = plain_coercion(param)
             if plain is not None:
                 param._runtime_param = plain  # type: ignore[assignment]
-    for sub in getattr(command, "commands", {}).values():
-        install(sub, ctx)
+    for name, sub in getattr(command, "commands", {}).items():
+        if args is None or name in args:
+            install(sub, args, ctx)
     return command
