@@ -223,7 +223,8 @@ def _credentials_for_trivy(req: CheckRequest, ref: ImageRef) -> tuple[str | None
 async def gather(req: CheckRequest, *,
                  progress: Callable[[int], None] | None = None,
                  resolved: Sequence[ResolvedImage] | None = None,
-                 shared: SharedAnswers | None = None) -> list[Evidence]:
+                 shared: SharedAnswers | None = None,
+                 client: RegistryClient | None = None) -> list[Evidence]:
     """Resolve every image concurrently, then gather each one's evidence concurrently.
 
     ``progress(n)`` is called with the number of images whose evidence is complete, as
@@ -231,7 +232,9 @@ async def gather(req: CheckRequest, *,
     order, are images the caller has already pinned (``imggate audit``, which resolves
     every tag first): they are used as they are, with no registry request. ``shared``
     keeps the signature and attestation lookups for the caller's next gather (``imggate
-    audit``'s next environment).
+    audit``'s next environment). ``client`` is the caller's open registry client, read
+    with instead of a client of the run's own (``imggate audit``: its connections and
+    tokens are the listing's); the caller closes it.
     """
     if resolved is not None and len(resolved) != len(req.refs):
         raise ValueError(f"gather: {len(resolved)} resolved images for {len(req.refs)} refs")
@@ -245,7 +248,8 @@ async def gather(req: CheckRequest, *,
 
         # One file may hold several roots (JSON lines): each bundle uses the one it chains to.
         root = load_trusted_roots(req.signatures.trusted_root)
-    async with _registry_client(req) as client:
+    opened = _registry_client(req) if client is None else contextlib.nullcontext(client)
+    async with opened as client:
 
         async def resolve(ref: ImageRef) -> ResolvedImage | Error | None:
             if denied_by_reference(req, ref):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -67,11 +68,25 @@ def test_every_tag_is_listed_and_cosign_tags_are_not_images(audited: tuple) -> N
     assert result.code == 1, result.output  # prod denies some tags
 
 
-def test_tags_sharing_a_digest_are_shown_together(audited: tuple) -> None:
-    doc, pushed, _, _ = audited
+def test_tags_sharing_a_digest_are_shown_together(audited: tuple,
+                                                  anon_registry: Registry) -> None:
+    doc, pushed, work, _ = audited
     rows = _rows(doc)
-    assert sorted(rows["v1.0.0"]["same_digest_as"]) == sorted(
-        ["v1.0.60", "v1.0.120", "v1.0.180", "stable"])
+    # In the order the registry lists the tags, whatever order their answers came in: the
+    # reports are the same run after run.
+    repository = str(doc["repository"]).removeprefix(f"{anon_registry.host}/")
+    with urllib.request.urlopen(f"{anon_registry.url}/v2/{repository}/tags/list") as r:
+        listed = json.load(r)["tags"]
+    same = ["v1.0.60", "v1.0.120", "v1.0.180", "stable"]
+    assert rows["v1.0.0"]["same_digest_as"] == sorted(same, key=listed.index)
+    verdict = json.loads((work / "out" / "dev" / "imggate-verdict.json").read_text())
+    # Each image's tags together, the images in the order their first tag is listed.
+    groups: dict[str, list[str]] = {}
+    for tag in listed:
+        if tag in rows:
+            groups.setdefault(rows[tag]["digest"], []).append(tag)
+    assert [i["reference"].split("@")[0].rsplit(":", 1)[1] for i in verdict["images"]] == [
+        t for tags in groups.values() for t in tags]
     assert rows["v1.0.0"]["digest"] == str(pushed.tags["v1.0.0"])
     assert rows["latest"]["digest"] == rows["v1.0.59"]["digest"]
     assert rows["multi"]["digest"].startswith("sha256:")  # the index, resolved like any tag
@@ -219,7 +234,8 @@ def registry_requests(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("envs", [["prod"], ["prod", "prod-eu"]], ids=["one-env", "two-envs"])
 def test_audit_fetches_each_manifest_and_config_once(
         anon_registry: Registry, skopeo: Skopeo, image_layout: LayoutBuilder,
-        registry_requests: list[tuple[str, str]], tmp_path: Path, envs: list[str]) -> None:
+        registry_requests: list[tuple[str, str]], tmp_path: Path, envs: list[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     # 20 tags + latest + stable over 5 images, 2 of them signed, and a multi-arch index
     # under two tags, checked against a key rule: every tag's manifest is fetched once by
     # tag, each image's config (and the index's platform manifest) once, signatures are
@@ -233,6 +249,7 @@ def test_audit_fetches_each_manifest_and_config_once(
     (tmp_path / "cosign.pub").write_bytes(pushed.signer.public_pem)
     (tmp_path / "rules.yaml").write_text(RULES)
     registry_requests.clear()
+    opened = _count_clients(monkeypatch)
     result = run_imggate(["audit", f"{anon_registry.host}/{repository}", "--rules",
                           str(tmp_path / "rules.yaml"),
                           *(arg for env in envs for arg in ("--env", env)),
@@ -264,3 +281,21 @@ def test_audit_fetches_each_manifest_and_config_once(
     assert sorted(p.split(":")[0] for p in count) == ["/blobs/sha256"] * (6 + 2) + [
         "/manifests/sha256"], count
     assert set(count.values()) == {1}, count
+    # One registry client for the whole audit: the signature checks go over the listing's
+    # connections (a client of their own opened as many again).
+    assert opened == [1]
+
+
+def _count_clients(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many registry clients are opened from now on (one number in a list)."""
+    from imggate.registry.client import RegistryClient
+
+    opened = [0]
+    enter = RegistryClient.__aenter__
+
+    async def counting(self: RegistryClient) -> RegistryClient:
+        opened[0] += 1
+        return await enter(self)
+
+    monkeypatch.setattr(RegistryClient, "__aenter__", counting)
+    return opened

@@ -157,32 +157,50 @@ async def _resolve_tags(req: AuditRequest, client: RegistryClient, tags: Sequenc
         progress("resolve", done, len(tags))
 
     await asyncio.gather(*(one(t) for t in tags))
-    return out
+    # In the listed order, not the order the answers came in: the reports (the images'
+    # order, each row's other tags of the same image) are the same run after run.
+    return {t: out[t] for t in tags}
 
 
-async def _gather(req: AuditRequest,
+async def _listed(req: AuditRequest, client: RegistryClient,
                   progress: Progress) -> tuple[dict[str, ResolvedImage | Error], tuple[str, ...]]:
-    async with RegistryClient(req.registry, deadline=req.deadline) as client:
-        listed = await open_repository(req.repository, client).tags()
-        images = [t for t in dict.fromkeys(listed) if not COSIGN_TAG.fullmatch(t)]
-        skipped = tuple(t for t in images if not VALID_TAG.fullmatch(t))
-        wanted = [t for t in images if VALID_TAG.fullmatch(t)]
-        progress("list", len(wanted), len(wanted))
-        return await _resolve_tags(req, client, wanted, progress), skipped
+    listed = await open_repository(req.repository, client).tags()
+    images = [t for t in dict.fromkeys(listed) if not COSIGN_TAG.fullmatch(t)]
+    skipped = tuple(t for t in images if not VALID_TAG.fullmatch(t))
+    wanted = [t for t in images if VALID_TAG.fullmatch(t)]
+    progress("list", len(wanted), len(wanted))
+    return await _resolve_tags(req, client, wanted, progress), skipped
 
 
 def run_audit(req: AuditRequest, progress: Progress = _nothing) -> AuditResult:
     """List, resolve, plan the cleanup, check each distinct digest once per environment."""
     from imggate._aio import run
-    from imggate.gate import CheckRequest, decide, gather
-    from imggate.registry.memo import SharedAnswers
 
     compile_regex(req.cleanup.name_regex, "--tags")  # a bad pattern fails before any traffic
     compile_regex(req.cleanup.name_regex_keep, "--keep-regex")
     if (req.repository.tag is not None and req.repository.tag != "latest") \
             or req.repository.digest is not None:
         raise UsageError(f"{req.repository}: audit takes a repository, without a tag or digest")
-    resolved, skipped = run(_gather(req, progress))
+    return run(_audit(req, progress))
+
+
+async def _audit(req: AuditRequest, progress: Progress) -> AuditResult:
+    """The audit on one event loop and one registry client: the checks (signatures,
+    attestations) reuse the connections, scheme probe and tokens of the listing and
+    resolving (a client of their own opened as many connections again, and probed and
+    authenticated again: ``audit --key`` made 32 connections instead of 16)."""
+    async with RegistryClient(req.registry, deadline=req.deadline) as client:
+        resolved, skipped = await _listed(req, client, progress)
+        return await _judged(req, client, resolved, skipped, progress)
+
+
+async def _judged(req: AuditRequest, client: RegistryClient,
+                  resolved: dict[str, ResolvedImage | Error], skipped: tuple[str, ...],
+                  progress: Progress) -> AuditResult:
+    """Plan the cleanup, gather each distinct digest's evidence once per environment, and
+    judge every tag."""
+    from imggate.gate import CheckRequest, decide, gather
+    from imggate.registry.memo import SharedAnswers
 
     def unresolved_ref(tag: str) -> ImageRef:
         return values.replace(req.repository, tag=tag)
@@ -190,7 +208,8 @@ def run_audit(req: AuditRequest, progress: Progress = _nothing) -> AuditResult:
     dates = [TagDate(t, r.config.created if isinstance(r, ResolvedImage) and r.config else None,
                      has_manifest=isinstance(r, ResolvedImage)) for t, r in resolved.items()]
     cleanup = plan(dates, req.cleanup, req.now)
-    chosen = [t for t in resolved if cleanup[t].kept or not req.only_kept]
+    # A dict: asked of every tag (a list made the rows quadratic in the tags).
+    chosen = dict.fromkeys(t for t in resolved if cleanup[t].kept or not req.only_kept)
     by_digest: dict[Digest, list[str]] = {}
     for t in chosen:
         r = resolved[t]
@@ -218,7 +237,8 @@ def run_audit(req: AuditRequest, progress: Progress = _nothing) -> AuditResult:
         def advance(n: int, phase: str = phase, total: int = total) -> None:
             progress(phase, n, total)
 
-        evidence = run(gather(check, progress=advance, resolved=images, shared=shared))
+        evidence = await gather(check, progress=advance, resolved=images, shared=shared,
+                                client=client)
         # A tag that could not be resolved is still judged by what its reference says
         # (``latest`` where it is denied is a denial, registry or not), else undecided.
         per_tag = [Evidence(str(unresolved_ref(t)), unresolved_ref(t), None,
