@@ -216,6 +216,31 @@ def test_any_text_gives_valid_json(reference, message, env):
     assert doc["images"][0]["violations"][0]["messages"] == [message]
 
 
+@pytest.mark.parametrize("make", [lambda: sample_verdict(5), real_verdict],
+                         ids=["sample", "real"])
+def test_the_document_is_the_text_json_writes(make):
+    # The document outside the findings lines is encoded by msgspec (in C) where that
+    # writes what json.dumps(indent=2, ensure_ascii=True) writes, and by json elsewhere:
+    # either way, the same text.
+    v = make()
+    doc = verdict_json._document(v, None, with_findings=False)
+    assert verdict_json.indented_json(doc) == json.dumps(doc, indent=2, ensure_ascii=True,
+                                                     allow_nan=False)
+
+
+@settings(max_examples=100, deadline=None)
+@given(reference=st.text(max_size=40), message=st.text(max_size=80), env=st.text(max_size=10),
+       count=st.integers(-(2**70), 2**70))
+def test_any_document_is_the_text_json_writes(reference, message, env, count):
+    iv = replace(error_image(), reference=reference, env=env, decision=Decision.DENY, rules=(
+        RuleResult(message or "r", False, Mode.ENFORCE, (message,)),),
+        exceptions_unlisted=count)
+    v = Verdict(env=env, images=(iv,), generated=datetime(2026, 1, 1, tzinfo=UTC))
+    doc = verdict_json._document(v, None, with_findings=False)
+    assert verdict_json.indented_json(doc) == json.dumps(doc, indent=2, ensure_ascii=True,
+                                                     allow_nan=False)
+
+
 _strs = st.text(max_size=30) | st.sampled_from([XSS_TITLE, CONTROL, SURROGATE, "\u202e", ""])
 
 

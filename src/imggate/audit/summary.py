@@ -9,7 +9,6 @@ and error texts are escaped before they are printed.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from imggate.audit.run import AuditResult, TagRow
-from imggate.formats.verdict_json import write_text
+from imggate.formats.verdict_json import indented_json, write_text
 from imggate.text import printable
 
 FILENAME = "imggate-audit.json"
@@ -65,7 +64,8 @@ def document(result: AuditResult) -> dict[str, Any]:
 
 def write(result: AuditResult, directory: Path) -> Path:
     """Write ``imggate-audit.json`` into ``directory``."""
-    return write_text(directory / FILENAME, json.dumps(document(result), indent=2) + "\n")
+    # No float in it: msgspec's C encoder writes what json.dumps(indent=2) would.
+    return write_text(directory / FILENAME, indented_json(document(result)) + "\n")
 
 
 def table(result: AuditResult) -> Table:

@@ -25,6 +25,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from imggate import __version__
 from imggate.formats.files import write_text
 from imggate.models import (
@@ -357,11 +359,31 @@ def render(verdict: Verdict, *, tool_version: str | None = None) -> str:
             blocks[json.dumps(token)] = _lines(block, indent=8)
             image[key] = token
     # The newline goes on before the findings go in: after, it would copy megabytes.
-    text = json.dumps(doc, indent=2, ensure_ascii=True, allow_nan=False) + "\n"
+    text = indented_json(doc) + "\n"
     if blocks:
         text = re.sub(r'"imggate-[0-9a-f]{32}-\d+-(?:findings|suppressed)"',
                       lambda m: blocks.get(m.group(), m.group()), text)
     return text
+
+
+def indented_json(doc: dict[str, Any]) -> str:
+    """``json.dumps(doc, indent=2, ensure_ascii=True, allow_nan=False)``, the same text,
+    for a document of str, int, bool, None, lists and dicts (no float).
+
+    json's indented encoder runs in pure Python: ~450M instructions for the 1,002 images
+    of an audit, most of this report's cost. msgspec encodes and indents in C (6x faster)
+    and writes the same text for such a document (this report has no float outside the
+    findings lines: scores are in the findings, encoded apart). Where it would differ,
+    json writes it: text that is not ASCII (json escapes it, msgspec writes UTF-8) and
+    values msgspec refuses (a lone surrogate).
+    """
+    try:
+        data = msgspec.json.format(msgspec.json.encode(doc), indent=2)
+    except (msgspec.EncodeError, TypeError, ValueError, OverflowError):
+        data = b"\x80"  # not ASCII: json's turn
+    if not data.isascii():
+        return json.dumps(doc, indent=2, ensure_ascii=True, allow_nan=False)
+    return data.decode("ascii")
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(", ", ": "))
