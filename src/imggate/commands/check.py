@@ -182,13 +182,6 @@ def check(
                              "(password from $COSIGN_PASSWORD) or PKCS#8 PEM.")] = None,
 ) -> int:
     """Gate images: resolve, gather evidence, apply the rules, write reports."""
-    from imggate.formats import outputs
-    from imggate.gate import CheckRequest, SignatureOptions, run_check
-    from imggate.models import Decision
-    from imggate.policy.effective import command_line
-    from imggate.policy.loader import identity_from_flags, load_policy, locate_rules
-    from imggate.registry.options import RegistryOptions
-
     started = datetime.now(UTC)
     limit = parse_deadline(deadline)
     if bool(refs) == bool(filename):
@@ -201,11 +194,31 @@ def check(
     plat = parse_platform(platform)
     if scan not in (None, "trivy"):
         raise UsageError(f"--scan {scan!r}: the only scanner imggate runs itself is 'trivy'")
-    identity = identity_from_flags(certificate_identity, certificate_identity_regexp,
-                                   certificate_oidc_issuer, certificate_oidc_issuer_regexp)
+    identity = None
+    if certificate_identity or certificate_identity_regexp or certificate_oidc_issuer \
+            or certificate_oidc_issuer_regexp:
+        from imggate.policy.loader import identity_from_flags
+
+        identity = identity_from_flags(certificate_identity, certificate_identity_regexp,
+                                       certificate_oidc_issuer, certificate_oidc_issuer_regexp)
     out_dir = _output_dir(output_dir)
     dotenv_path = Path(dotenv) if dotenv else None
-    with outputs.stale_removed_on_error(out_dir, dotenv_path):
+    from imggate.scanners import read_ahead
+
+    # A large report is read by a child on the other CPU while this process imports and
+    # loads the rules (see imggate.scanners.read_ahead); forked before those imports.
+    named = [(kind, p) for kind, paths in (("trivy", trivy_report), ("grype", grype_report),
+                                           ("gitlab", gitlab_report), (None, report))
+             for p in paths or ()]
+    ahead = read_ahead.start([p for _, p in named], lambda: _load_reports(named))
+    from imggate.formats import outputs
+    from imggate.gate import CheckRequest, SignatureOptions, run_check
+    from imggate.models import Decision
+    from imggate.policy.effective import command_line
+    from imggate.policy.loader import load_policy, locate_rules
+    from imggate.registry.options import RegistryOptions
+
+    with ahead, outputs.stale_removed_on_error(out_dir, dotenv_path):
         page = None
         # Compiled and checked now: a syntax error, an unknown name or a construct the
         # sandbox refuses is exit 2 before any network work.
@@ -262,7 +275,9 @@ def check(
                                  db_repository=db_repository, evidence_dir=str(out_dir))
         # Every report is read before any network traffic: one that is missing or does not
         # parse is the user's to fix (exit 2), never "could not decide".
-        reports = _load_reports(trivy_report, grype_report, gitlab_report, report)
+        reports = ahead.result()
+        if reports is None:
+            reports = _load_reports(named)
         request = CheckRequest(
             references=tuple(refs), refs=tuple(parsed), policy=policy, now=started,
             reports=reports, registry=options, platform=plat, trivy=trivy,
@@ -366,13 +381,9 @@ def _existing(path: str, flag: str) -> Path:
     return p
 
 
-def _load_reports(trivy: list[str] | None, grype: list[str] | None, gitlab: list[str] | None,
-                  auto: list[str] | None) -> "tuple[ScanReport, ...]":
-    """Read every report before any network traffic: an unreadable one is exit 2 up front."""
+def _load_reports(given: list[tuple[str | None, str]]) -> "tuple[ScanReport, ...]":
+    """Read every report (kind, path) before any network traffic: an unreadable one is
+    exit 2 up front."""
     from imggate.scanners.detect import load_report
 
-    out = []
-    for kind, paths in (("trivy", trivy), ("grype", grype), ("gitlab", gitlab), (None, auto)):
-        for p in paths or ():
-            out.append(load_report(p, kind))
-    return tuple(out)
+    return tuple(load_report(p, kind) for kind, p in given)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from msgspec import Struct
 
+from imggate._fork import can_fork as _can_fork
 from imggate.errors import Error
 from imggate.formats.files import remove_stale
 from imggate.models import Decision, Verdict
@@ -158,14 +158,6 @@ def write_outputs(verdict: Verdict, directory: Path, *, started: datetime,
 
 #: Below this many findings the reports take a few ms; a second process is not worth it.
 _FORK_MIN_FINDINGS = 2000
-
-
-def _can_fork() -> bool:
-    """A second CPU to use, and a process that can be forked safely (one thread)."""
-    if not hasattr(os, "fork") or threading.active_count() != 1:
-        return False
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (cpus or 1) > 1
 
 
 def _alongside(job: Callable[[], None], main: Callable[[], T], *, fork: bool) -> T:

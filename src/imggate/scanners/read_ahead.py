@@ -1,0 +1,140 @@
+"""Large scanner reports read by a forked child while ``check`` starts up.
+
+Reading a 10,000-finding report (decoding 19 MB of JSON and building the
+findings) is ~450M instructions, and ``check`` does it on one CPU right after
+importing and loading the rules (~700M more). Neither needs the other, so
+:func:`start` forks a child that reads the reports on the second CPU meanwhile
+and hands them back pickled: unpickling them is ~90M instructions, a fifth of
+reading them (a check of 10,000 findings: ~15% less wall time).
+
+The child only ever delivers reports it read successfully. Anything else
+(an unreadable or invalid report, a crash, a child that never ran) makes
+:meth:`ReadAhead.result` return ``None``, and the caller reads the reports
+itself as it always did: every refusal is worded, and exits, exactly as before.
+The pickle comes from this process's own child through a pipe only the two of
+them hold: nothing from outside is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import stat
+from collections.abc import Callable, Sequence
+from types import TracebackType
+
+from imggate._fork import can_fork
+from imggate.models import ScanReport
+
+#: Below this many bytes of reports in all, reading them takes a few ms: not worth a fork.
+MIN_BYTES = 1 << 20
+_CHUNK = 1 << 20
+
+Reader = Callable[[], tuple[ScanReport, ...]]
+
+
+class ReadAhead:
+    """A child reading the reports; :meth:`result` collects them (once)."""
+
+    def __init__(self, pid: int, fd: int | None) -> None:
+        #: The child's process id (0: no child; :meth:`result` is ``None``).
+        self.pid = pid
+        self._fd = fd
+
+    def result(self) -> tuple[ScanReport, ...] | None:
+        """The reports the child read, or ``None`` (read them here instead)."""
+        if self._fd is None:
+            return None
+        chunks = []
+        with contextlib.suppress(OSError):
+            while chunk := os.read(self._fd, _CHUNK):
+                chunks.append(chunk)
+        os.close(self._fd)
+        self._fd = None
+        _, status = os.waitpid(self.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0 or not chunks:
+            return None
+        try:
+            reports = pickle.loads(b"".join(chunks))  # noqa: S301 - our child's, see above
+        except Exception:  # (a child cut off mid-write leaves a partial pickle)
+            return None
+        if type(reports) is not tuple or not all(type(r) is ScanReport for r in reports):
+            return None
+        return reports
+
+    def discard(self) -> None:
+        """Stop the child if :meth:`result` did not collect it (the run failed first)."""
+        if self._fd is None:
+            return
+        os.close(self._fd)
+        self._fd = None
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+    def __enter__(self) -> ReadAhead:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.discard()
+
+
+def worth_it(paths: Sequence[str]) -> bool:
+    """Whether ``paths`` are regular files of :data:`MIN_BYTES` or more in all.
+
+    A pipe (``--report <(trivy …)``) can be read only once: whatever the child read of
+    it could not be read again here, so reports that are not all regular files are
+    read by the caller.
+    """
+    total = 0
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except (OSError, ValueError):
+            return False
+        if not stat.S_ISREG(st.st_mode):
+            return False
+        total += st.st_size
+    return total >= MIN_BYTES and can_fork()
+
+
+def start(paths: Sequence[str], read: Reader) -> ReadAhead:
+    """Fork a child that runs ``read`` (which reads ``paths``) and sends back what it
+    returns, when that is :func:`worth_it`; else (or when this process cannot fork) a
+    :class:`ReadAhead` whose :meth:`~ReadAhead.result` is ``None``: the caller reads."""
+    if not worth_it(paths):
+        return ReadAhead(0, None)
+    try:
+        read_end, write_end = os.pipe()
+    except OSError:
+        return ReadAhead(0, None)
+    # Fewer turns of the child writing and this process reading ~6 MB (a pipe holds
+    # 64 KiB by default; F_SETPIPE_SZ is Linux's); elsewhere the default stays.
+    with contextlib.suppress(ImportError, AttributeError, OSError):
+        import fcntl
+
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, _CHUNK)
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        return ReadAhead(0, None)
+    if pid == 0:  # the child: read, send, never return
+        code = 1
+        try:
+            os.close(read_end)
+            data = memoryview(pickle.dumps(read(), protocol=pickle.HIGHEST_PROTOCOL))
+            while data:
+                data = data[os.write(write_end, data):]
+            code = 0
+        except BaseException:  # noqa: S110 - the parent reads the reports itself and says why
+            pass
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    return ReadAhead(pid, read_end)

@@ -1,0 +1,83 @@
+"""Reports read ahead by a forked child: the same reports, or none (the caller reads)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from imggate.errors import ReportError
+from imggate.models import ScanReport
+from imggate.scanners import read_ahead
+from imggate.scanners.detect import load_report
+from scanners.report_fixtures import GRYPE, TRIVY_JSON
+
+
+@pytest.fixture
+def any_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read ahead whatever the reports' size and this machine's CPUs."""
+    monkeypatch.setattr(read_ahead, "MIN_BYTES", 0)
+    monkeypatch.setattr(read_ahead, "can_fork", lambda: True)
+
+
+def _read(paths: list[str]) -> tuple[ScanReport, ...]:
+    return tuple(load_report(p) for p in paths)
+
+
+@pytest.mark.usefixtures("any_size")
+def test_the_child_hands_back_the_reports_as_read_here() -> None:
+    paths = [str(TRIVY_JSON[0]), str(GRYPE[0]), str(TRIVY_JSON[-1])]
+    with read_ahead.start(paths, lambda: _read(paths)) as ahead:
+        got = ahead.result()
+    assert got is not None and got == _read(paths)
+    assert ahead.result() is None  # collected once; the child is gone
+    with pytest.raises(ChildProcessError):
+        os.waitpid(ahead.pid, os.WNOHANG)
+
+
+@pytest.mark.usefixtures("any_size")
+def test_a_report_the_child_cannot_read_is_left_to_the_caller(tmp_path: Path) -> None:
+    bad = tmp_path / "trivy.json"
+    bad.write_text('{"SchemaVersion": 2, "Results": [')
+    paths = [str(TRIVY_JSON[0]), str(bad)]
+    with read_ahead.start(paths, lambda: _read(paths)) as ahead:
+        assert ahead.result() is None
+    with pytest.raises(ReportError, match=r"trivy\.json"):  # worded here, as always
+        _read(paths)
+
+
+def test_small_reports_and_pipes_are_read_by_the_caller(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_fork() -> int:
+        raise AssertionError("forked")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    monkeypatch.setattr(read_ahead, "can_fork", lambda: True)
+    small = [str(TRIVY_JSON[0])]
+    assert read_ahead.start(small, lambda: _read(small)).result() is None
+    fifo = tmp_path / "report"
+    os.mkfifo(fifo)
+    monkeypatch.setattr(read_ahead, "MIN_BYTES", 0)
+    assert not read_ahead.worth_it([str(fifo)])  # read once: only by the caller
+    assert not read_ahead.worth_it([str(tmp_path / "missing.json")])
+    assert read_ahead.worth_it(small)
+
+
+@pytest.mark.usefixtures("any_size")
+def test_a_run_that_fails_first_stops_the_child() -> None:
+    paths = [str(TRIVY_JSON[0])]
+
+    def slow() -> tuple[ScanReport, ...]:
+        time.sleep(60)
+        return ()
+
+    started = time.monotonic()
+    ahead = read_ahead.start(paths, slow)
+    assert ahead.pid > 0
+    with pytest.raises(RuntimeError), ahead:
+        raise RuntimeError("the rules are broken")
+    assert time.monotonic() - started < 10
+    with pytest.raises(ChildProcessError):
+        os.waitpid(ahead.pid, os.WNOHANG)
