@@ -299,3 +299,20 @@ def _count_clients(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(RegistryClient, "__aenter__", counting)
     return opened
+
+
+def test_a_quiet_audit_imports_no_console(anon_registry: Registry, tmp_path: Path) -> None:
+    # -q shows nothing: rich (the progress, the table: ~25 ms of import) stays out.
+    import subprocess
+    import sys
+
+    repository = f"audit/{secrets.token_hex(4)}"
+    build(anon_registry.url, repository, n_tags=3, n_digests=2, signed=1)
+    probe = ("import sys\nfrom imggate._cli import main\ntry:\n    main(sys.argv[1:])\n"
+             "except SystemExit:\n    pass\n"
+             "print('\\nRICH', sorted(m for m in sys.modules if m.split('.')[0] == 'rich'))\n")
+    proc = subprocess.run([sys.executable, "-c", probe, "audit",
+                           f"{anon_registry.host}/{repository}", "-q", "-o", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert (tmp_path / "imggate-audit.json").is_file(), proc.stderr[-2000:]
+    assert proc.stdout.rsplit("\nRICH ", 1)[1].strip() == "[]"

@@ -10,15 +10,17 @@ and error texts are escaped before they are printed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from imggate.audit.run import AuditResult, TagRow
 from imggate.formats.verdict_json import indented_json, write_text
 from imggate.text import printable
+
+if TYPE_CHECKING:
+    # rich only for the console (~25 ms of import): ``audit -q`` writes the JSON alone.
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
 FILENAME = "imggate-audit.json"
 _STYLE = {"allow": "green", "deny": "red", "error": "yellow"}
@@ -70,6 +72,9 @@ def write(result: AuditResult, directory: Path) -> Path:
 
 def table(result: AuditResult) -> Table:
     """The summary as a rich table (cells are Text: nothing in them is markup)."""
+    from rich.table import Table
+    from rich.text import Text
+
     envs = list(result.verdicts)
     t = Table(title=f"{result.repository}: {len(result.rows)} tags, "
                     f"{result.distinct_digests} distinct images", title_justify="left")
@@ -103,6 +108,8 @@ TOP_REASONS = 3
 def reason_lines(result: AuditResult) -> list[Text]:
     """``DENY tag (env): rule: message; ...`` for each tag an environment denies or could
     not decide, kept tags first: the top reasons, then how many more."""
+    from rich.text import Text
+
     rows = [r for r in _ordered(result) if r.reasons]
     rows.sort(key=lambda r: not r.cleanup.kept)
     out = []
@@ -122,6 +129,8 @@ def reason_lines(result: AuditResult) -> list[Text]:
 
 def print_summary(result: AuditResult, console: Console, written: list[Path]) -> None:
     """The table, the rows that could not be resolved, and where the reports are."""
+    from rich.text import Text
+
     console.print(table(result))
     for r in result.rows:
         if r.error:

@@ -190,9 +190,7 @@ def audit(
 def _run(request: object, out: Path, *, quiet: bool) -> int:
     """Run the audit with progress, write the reports, print the table."""
     from imggate.audit import summary
-    from imggate.audit.progress import AuditProgress
     from imggate.audit.run import AuditRequest, run_audit
-    from imggate.formats.console import make_console
     from imggate.formats.outputs import write_outputs
     from imggate.logs import each_message_once
 
@@ -205,6 +203,9 @@ def _run(request: object, out: Path, *, quiet: bool) -> int:
         if quiet:
             result = run_audit(request)
         else:
+            # rich (the progress, the table) only when something is shown: not with -q.
+            from imggate.audit.progress import AuditProgress
+
             with AuditProgress() as progress:
                 result = run_audit(request, progress)
     written = []
@@ -213,6 +214,8 @@ def _run(request: object, out: Path, *, quiet: bool) -> int:
         written += write_outputs(verdict, out / env if several else out, started=request.now)
     written.append(summary.write(result, out))
     if not quiet:
+        from imggate.formats.console import make_console
+
         # Colour and wrapping only on a terminal: in a job log no line is cut.
         summary.print_summary(result, make_console(), written)
     return result.exit_code
