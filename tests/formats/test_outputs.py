@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -80,6 +81,48 @@ def test_forked_and_sequential_writes_give_the_same_reports(tmp_path: Path,
     assert _reports(forked) == _reports(plain)
     gl = json.loads((forked / "gl-container-scanning-report.json").read_text())
     assert len(gl["vulnerabilities"]) == check._FORK_MIN_FINDINGS + 13
+
+
+def test_many_images_have_their_html_page_written_by_a_child(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An audit's verdict: many images, few findings; the page is the child's, the same page.
+    from formats.verdict_samples import sample_verdict
+
+    verdict = sample_verdict(5)
+    monkeypatch.setattr(check, "_FORK_MIN_IMAGES", len(verdict.images))
+    monkeypatch.setattr(check, "_can_fork", lambda: True)
+    children: list[bool] = []
+    alongside = check._alongside
+
+    def watched(job: Callable[[], None], main: Callable[[], object], *, fork: bool) -> object:
+        children.append(fork and job.__name__ == "write_html")
+        return alongside(job, main, fork=fork)
+
+    monkeypatch.setattr(check, "_alongside", watched)
+    forked = tmp_path / "forked"
+    written = check.write_outputs(verdict, forked, started=STARTED)
+    assert children == [True]
+    assert [p.name for p in written] == ["gl-container-scanning-report.json",
+                                         "imggate-report.html", "imggate-junit.xml",
+                                         "imggate-verdict.json"]
+    monkeypatch.setattr(check, "_can_fork", lambda: False)
+    plain = tmp_path / "plain"
+    check.write_outputs(verdict, plain, started=STARTED)
+    assert children == [True, False]
+    assert _reports(forked) == _reports(plain)
+
+
+def test_a_page_the_child_cannot_write_is_an_error(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from formats.verdict_samples import sample_verdict
+
+    verdict = sample_verdict(5)
+    monkeypatch.setattr(check, "_FORK_MIN_IMAGES", 1)
+    monkeypatch.setattr(check, "_can_fork", lambda: True)
+    (tmp_path / "imggate-report.html").mkdir()  # the page cannot replace a directory
+    (tmp_path / "imggate-report.html" / "x").write_text("")
+    with pytest.raises(Error, match=r"imggate-report\.html"):
+        check.write_outputs(verdict, tmp_path, started=STARTED)
 
 
 def test_reports_honour_the_umask(tmp_path: Path) -> None:

@@ -152,12 +152,32 @@ def write_outputs(verdict: Verdict, directory: Path, *, started: datetime,
                 verdict_json.write(verdict, directory)]
 
     findings = sum(len(iv.findings) + len(iv.suppressed) for iv in verdict.images)
+    if findings < _FORK_MIN_FINDINGS and html_page is None and not skip_html \
+            and len(verdict.images) >= _FORK_MIN_IMAGES and _can_fork():
+        # Many images, few findings (an audit of a repository's tags): the HTML page (the
+        # template's section per image) is the largest report, so it is the child's.
+        def write_html() -> None:
+            from imggate.formats import html
+
+            html.write(verdict, directory)
+
+        def write_rest() -> list[Path]:
+            from imggate.formats import html, junit, verdict_json
+
+            write_gitlab()
+            return [directory / html.FILENAME, junit.write(verdict, directory),
+                    verdict_json.write(verdict, directory)]
+
+        return [gl_path, *_alongside(write_html, write_rest, fork=True)]
     return [gl_path, *_alongside(write_gitlab, write_others,
                                  fork=findings >= _FORK_MIN_FINDINGS and _can_fork())]
 
 
 #: Below this many findings the reports take a few ms; a second process is not worth it.
 _FORK_MIN_FINDINGS = 2000
+#: From this many images the HTML page alone takes ~50 ms (1,002 images: ~1,200M
+#: instructions, the other reports together ~1,000M): written by a child meanwhile.
+_FORK_MIN_IMAGES = 200
 
 
 def _alongside(job: Callable[[], None], main: Callable[[], T], *, fork: bool) -> T:
