@@ -175,3 +175,34 @@ def test_trivy_severity_and_ignore_unfixed_override_the_rules(tmp_path: Path) ->
     assert res.code == 2 and "CRITICAL,HIGH,MEDIUM,LOW" in res.stderr
     res, _ = check(tmp_path, rules, ref, *base, "--severity", "SEVERE")
     assert res.code == 2 and "unknown severity" in res.stderr
+
+
+def test_a_report_read_ahead_by_a_child_gives_the_same_verdict(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imggate.scanners import read_ahead
+
+    ref, report = _report_layout(tmp_path)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("environments:\n  dev:\n    severity:\n      fail_on: High\n")
+    forked: list[int] = []
+    start = read_ahead.start
+
+    def counted(paths: list[str], read: read_ahead.Reader) -> read_ahead.ReadAhead:
+        ahead = start(paths, read)
+        forked.append(ahead.pid)
+        return ahead
+
+    monkeypatch.setattr(read_ahead, "start", counted)
+    monkeypatch.setattr(read_ahead, "MIN_BYTES", 1 << 62)
+    res, here = check(tmp_path, rules, ref, "--trivy-report", str(report))
+    monkeypatch.setattr(read_ahead, "MIN_BYTES", 0)
+    monkeypatch.setattr(read_ahead, "can_fork", lambda: True)
+    res_ahead, ahead = check(tmp_path, rules, ref, "--trivy-report", str(report))
+    assert forked[0] == 0 and forked[1] > 0  # read here, then by a child
+    assert (res_ahead.code, res_ahead.stderr) == (res.code, res.stderr) == (1, res.stderr)
+    for verdict in (here, ahead):
+        verdict.pop("generated")
+        for image in verdict["images"]:
+            for found in image["evidence"]:
+                found.pop("age_seconds", None)
+    assert ahead == here and here["images"][0]["findings"]
