@@ -41,7 +41,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from imggate import __version__
-from imggate.formats.files import write_atomic
+from imggate.formats.destination import write_parts
 from imggate.formats.verdict_json import (
     SEVERITY_ORDER,
     finding_sort_key,
@@ -437,5 +437,7 @@ def write(verdict: Verdict, output_dir: Path, *, tool_version: str | None = None
     # Encoded part by part, the same bytes: one non-ASCII character of the template's
     # ("·") makes the whole page a non-ASCII str, which UTF-8 encodes character by
     # character (~15 ms at 10,000 findings), while the rows alone are usually ASCII,
-    # which encodes as a copy.
-    return write_atomic(path, b"".join([p.encode("utf-8") for p in parts]))
+    # which encodes as a copy. Each part is written as it is encoded: joined first, the
+    # page (5.6 MB at 10,000 findings) was copied once more into fresh memory.
+    write_parts(path, (p.encode("utf-8") for p in parts))
+    return path
