@@ -316,3 +316,29 @@ def test_a_quiet_audit_imports_no_console(anon_registry: Registry, tmp_path: Pat
                           capture_output=True, text=True, timeout=120, check=False)
     assert (tmp_path / "imggate-audit.json").is_file(), proc.stderr[-2000:]
     assert proc.stdout.rsplit("\nRICH ", 1)[1].strip() == "[]"
+
+
+def test_an_audit_runs_with_the_collector_paused_and_resumes_it(
+        anon_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its verdicts live until it exits and it makes almost no cycles: no collection walks
+    # them (nor copies the HTML child's pages); the collector is back on after.
+    import gc
+
+    import imggate.audit.run
+
+    repository = f"audit/{secrets.token_hex(4)}"
+    build(anon_registry.url, repository, n_tags=3, n_digests=2, signed=1)
+    seen: list[bool] = []
+    run_audit = imggate.audit.run.run_audit
+
+    def watched(*args: object, **kwargs: object) -> object:
+        seen.append(gc.isenabled())
+        return run_audit(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(imggate.audit.run, "run_audit", watched)
+    assert gc.isenabled()
+    result = run_imggate(["audit", f"{anon_registry.host}/{repository}", "-q", "-o",
+                          str(tmp_path)])
+    assert result.code == 0, result.output
+    assert seen == [False]
+    assert gc.isenabled()

@@ -1,6 +1,7 @@
 """``imggate audit REPOSITORY``: every tag through the gate, with GitLab's cleanup-policy view."""
 
 
+import gc
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -189,16 +190,34 @@ def audit(
 
 def _run(request: object, out: Path, *, quiet: bool) -> int:
     """Run the audit with progress, write the reports, print the table."""
-    from imggate.audit import summary
-    from imggate.audit.run import AuditRequest, run_audit
-    from imggate.formats.outputs import write_outputs
-    from imggate.logs import each_message_once
+    from imggate.audit.run import AuditRequest
 
     assert isinstance(request, AuditRequest)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"--output-dir {out}: cannot create it ({e.strerror})") from None
+    # Paused, as for check: an audit holds every tag's verdict until it exits and makes
+    # almost no cycles (1,002 tags: ~250 collections, 0.1-0.2 s, freed ~860 objects, the
+    # same peak memory without them), and the child that writes the HTML page copies no
+    # page for a collection either. Reference counting still frees the rest.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _audited(request, out, quiet=quiet)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _audited(request: object, out: Path, *, quiet: bool) -> int:
+    """The audit and its reports (the collector paused by :func:`_run`)."""
+    from imggate.audit import summary
+    from imggate.audit.run import AuditRequest, run_audit
+    from imggate.formats.outputs import write_outputs
+    from imggate.logs import each_message_once
+
+    assert isinstance(request, AuditRequest)
     with each_message_once():
         if quiet:
             result = run_audit(request)
