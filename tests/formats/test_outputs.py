@@ -13,6 +13,7 @@ import pytest
 from formats.verdict_samples import allow_image, deny_image, single
 from imggate.errors import Error
 from imggate.formats import outputs as check
+from imggate.values import replace
 
 STARTED = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
 
@@ -123,6 +124,26 @@ def test_a_page_the_child_cannot_write_is_an_error(tmp_path: Path,
     (tmp_path / "imggate-report.html" / "x").write_text("")
     with pytest.raises(Error, match=r"imggate-report\.html"):
         check.write_outputs(verdict, tmp_path, started=STARTED)
+
+
+def test_the_gitlab_document_lists_every_image_s_findings_and_suppressions() -> None:
+    # Images with nothing to list (an audit's tags) are passed over; the document is the
+    # first image's, with every other image's vulnerabilities and messages after it.
+    from imggate.models import Verdict
+
+    plain = allow_image()
+    empty = replace(plain, findings=(), suppressed=())
+    denied = deny_image(3)
+    v = Verdict(env="prod", images=(empty, denied, empty, plain, empty), generated=STARTED)
+    doc = check.gitlab_document(v, started=STARTED)
+    each = [check.gitlab_document(replace(v, images=(iv,)), started=STARTED)
+            for iv in (denied, plain)]
+    assert doc["vulnerabilities"] == [x for d in each for x in d["vulnerabilities"]]
+    assert doc["scan"].get("messages", []) == [
+        m for d in each for m in d["scan"].get("messages", [])]
+    first = check.gitlab_document(replace(v, images=(empty,)), started=STARTED)
+    assert doc["scan"]["scanner"] == first["scan"]["scanner"]
+    assert doc["scan"]["status"] == "success"
 
 
 def test_reports_honour_the_umask(tmp_path: Path) -> None:
