@@ -330,7 +330,22 @@ def _run_view(run: RunInfo | None) -> dict[str, Any] | None:
             "env_reason": clean(run.env_reason), "notes": [clean(n) for n in run.notes]}
 
 
-def _image_view(index: int, iv: ImageVerdict, rows: _Spliced) -> _View:
+class _FactsOnce(dict[int, tuple[ResolvedImage, list[tuple[str, Any]]]]):
+    """:func:`_facts` once per image object of a page: an audit's tags that name the same
+    image share it (1,002 tags, 300 images)."""
+
+    def __call__(self, img: ResolvedImage | None) -> list[tuple[str, Any]]:
+        if img is None:
+            return []
+        hit = self.get(id(img))
+        if hit is not None and hit[0] is img:
+            return hit[1]
+        rows = _facts(img)
+        self[id(img)] = (img, rows)  # the image held: its id is not reused meanwhile
+        return rows
+
+
+def _image_view(index: int, iv: ImageVerdict, rows: _Spliced, facts: _FactsOnce) -> _View:
     counts = severity_counts(iv.findings)
     return _View(**{
         "anchor": f"image-{index}",
@@ -346,9 +361,11 @@ def _image_view(index: int, iv: ImageVerdict, rows: _Spliced) -> _View:
         "rules": [_rule(r) for r in iv.rules],
         "counts": [(k, n) for k, n in counts.items()],
         "total": len(iv.findings),
-        "findings": rows.token(_finding_rows((f, None) for f in worst_first(iv.findings))),
+        "findings": rows.token(_finding_rows((f, None) for f in worst_first(iv.findings))
+                               if iv.findings else ""),
         "suppressed": rows.token(_finding_rows(
-            sorted(iv.suppressed, key=lambda p: finding_sort_key(p[0])))),
+            sorted(iv.suppressed, key=lambda p: finding_sort_key(p[0])))
+            if iv.suppressed else ""),
         "suppressed_count": len(iv.suppressed),
         "exceptions": [_exception(e) for e in iv.exceptions],
         "exceptions_unlisted": iv.exceptions_unlisted,
@@ -357,7 +374,7 @@ def _image_view(index: int, iv: ImageVerdict, rows: _Spliced) -> _View:
         # Nothing read at all (could not decide before any evidence): no counts either.
         "unread": iv.image is None,
         "reports": [_evidence(e) for e in iv.evidence],
-        "facts": _facts(iv.image),
+        "facts": facts(iv.image),
         # An undecided or denied image with nothing gathered (never read: its registry
         # failed, or its reference alone denied it) gets one line instead of empty
         # sections that would read like "checked, nothing found".
@@ -402,7 +419,8 @@ def _parts(verdict: Verdict, tool_version: str | None) -> list[str]:
     css, js = _assets()
     decision = overall_decision(verdict).value
     rows = _Spliced()
-    images = [_image_view(i, iv, rows) for i, iv in enumerate(verdict.images, start=1)]
+    facts = _FactsOnce()
+    images = [_image_view(i, iv, rows, facts) for i, iv in enumerate(verdict.images, start=1)]
     csp = (f"default-src 'none'; style-src {_csp_hash(css)}; script-src {_csp_hash(js)}; "
            "base-uri 'none'; form-action 'none'")
     from markupsafe import Markup
