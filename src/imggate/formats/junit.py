@@ -107,7 +107,9 @@ def _provenance(run: RunInfo | None) -> list[tuple[str, str | None]]:
 
 
 def _suite(parent: ET.Element, iv: ImageVerdict, timestamp: str,
-           run: RunInfo | None = None) -> dict[str, int]:
+           provenance: list[tuple[str, str]]) -> dict[str, int]:
+    """Add ``iv``'s testsuite; ``provenance`` is the run's properties, already XML text
+    (the same in every suite: made once per report)."""
     suite = ET.SubElement(parent, "testsuite", {"name": xml_text(iv.reference)})
     props = ET.SubElement(suite, "properties")
     facts: list[tuple[str, str | None]] = [("imggate.env", iv.env),
@@ -117,9 +119,10 @@ def _suite(parent: ET.Element, iv: ImageVerdict, timestamp: str,
                   ("imggate.scanned", "true" if iv.scanned else "false")]
     if iv.suppressed:
         facts.append(("imggate.suppressed", str(len(iv.suppressed))))
-    facts += _provenance(run)
     for name, value in facts:
         ET.SubElement(props, "property", {"name": name, "value": xml_text(value)})
+    for name, text in provenance:
+        ET.SubElement(props, "property", {"name": name, "value": text})
 
     tally = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for r in iv.rules:
@@ -182,8 +185,9 @@ def render(verdict: Verdict) -> str:
     timestamp = _timestamp(verdict.generated)
     root = ET.Element("testsuites", {"name": xml_text(f"imggate ({verdict.env})")})
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    provenance = [(name, xml_text(value)) for name, value in _provenance(verdict.run)]
     for iv in verdict.images:
-        for key, n in _suite(root, iv, timestamp, verdict.run).items():
+        for key, n in _suite(root, iv, timestamp, provenance).items():
             totals[key] += n
     if not verdict.images:
         # Nothing checked is a failed gate, not an empty green report.
