@@ -23,6 +23,14 @@ def test_host_normalisation() -> None:
     assert normalise_host("http://Reg.Example.com:5000/x") == "reg.example.com:5000"
 
 
+def test_credentials_never_print_their_secret() -> None:
+    creds = Credentials("robot", "never-printed-1", origin="a test")
+    for shown in (repr(creds), str(creds), repr([creds])):
+        assert "never-printed-1" not in shown
+        assert "robot" in shown
+    assert creds == Credentials("robot", "never-printed-1", origin="a test")
+
+
 def test_docker_config_auths_auth_and_username_password(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"auths": {
         "https://index.docker.io/v1/": {"auth": b64("hub:pw1")},

@@ -15,9 +15,9 @@ import base64
 import re
 import time
 from collections.abc import AsyncGenerator, Generator
-from dataclasses import dataclass
 
 import httpx
+from msgspec import Struct
 
 from imggate.redact import register, release
 from imggate.registry.bounded import MAX_BODY, BodyTooLarge
@@ -43,8 +43,8 @@ MAX_TOKEN_CHARS = 16 * 1024
 _TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 
 
-@dataclass(frozen=True, slots=True)
-class Challenge:
+# Value types here are msgspec Structs, not frozen dataclasses: see imggate.values.
+class Challenge(Struct, frozen=True):
     """A parsed ``WWW-Authenticate`` header."""
 
     scheme: str

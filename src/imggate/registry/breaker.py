@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 #: How many failing hosts are remembered at once.
 MAX_HOSTS = 4096
 
 
-@dataclass(frozen=True, slots=True)
-class BreakerSettings:
+# Value types here are msgspec Structs, not frozen dataclasses: see imggate.values.
+class BreakerSettings(Struct, frozen=True):
     """When a host's breaker opens, and for how long."""
 
     #: Consecutive transport failures that open the breaker (0: never opens).
@@ -37,8 +38,7 @@ class HostUnavailable(Exception):
     """The host's breaker is open (the message names the host and is safe to show)."""
 
 
-@dataclass(slots=True)
-class _State:
+class _State(Struct):
     failures: int = 0
     opened_at: float | None = None
     probing: bool = False

@@ -20,11 +20,11 @@ import random
 import ssl
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 import httpx
+from msgspec import Struct
 
 from imggate import values
 from imggate.errors import AuthError, NotFound, RegistryError, UsageError
@@ -61,8 +61,8 @@ DRAIN_LIMIT = 4096
 _OK = frozenset({200})
 
 
-@dataclass(frozen=True, slots=True)
-class Fetched:
+# Value types here are msgspec Structs, not frozen dataclasses: see imggate.values.
+class Fetched(Struct, frozen=True):
     """One registry answer, its body read within its cap and deadline."""
 
     status: int

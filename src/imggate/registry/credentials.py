@@ -23,9 +23,10 @@ import os
 import shutil
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct
 
 from imggate.errors import ConfigError
 from imggate.redact import register
@@ -36,8 +37,8 @@ _HUB_ALIASES = ("docker.io", "index.docker.io", "registry-1.docker.io", "registr
 _HELPER_TIMEOUT = 15.0
 
 
-@dataclass(frozen=True, slots=True)
-class Credentials:
+# Value types here are msgspec Structs, not frozen dataclasses: see imggate.values.
+class Credentials(Struct, frozen=True):
     """A username and a secret (password, token). The secret never prints.
 
     Building one registers the secret with the run's redactor
@@ -45,12 +46,17 @@ class Credentials:
     """
 
     username: str
-    secret: str = field(repr=False)
+    secret: str
     identity_token: bool = False
     origin: str = ""
 
     def __post_init__(self) -> None:
         register(self.secret, username=self.username)
+
+    def __repr__(self) -> str:
+        # Every field but the secret.
+        return (f"Credentials(username={self.username!r}, "
+                f"identity_token={self.identity_token!r}, origin={self.origin!r})")
 
     def __str__(self) -> str:
         return f"credentials for {self.username!r} from {self.origin}"
@@ -66,8 +72,7 @@ def normalise_host(key: str) -> str:
     return "docker.io" if host in _HUB_ALIASES else host
 
 
-@dataclass(frozen=True, slots=True)
-class _DockerConfig:
+class _DockerConfig(Struct, frozen=True):
     path: str
     auths: Mapping[str, Credentials]
     helpers: Mapping[str, str]

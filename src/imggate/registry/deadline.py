@@ -29,7 +29,8 @@ import contextvars
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 #: The deadline of the current context (see :meth:`Deadline.applied`).
 _CURRENT: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
@@ -40,8 +41,8 @@ class DeadlineExceeded(Exception):
     """The deadline passed, or a request's body came too slowly (message is safe to show)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Deadline:
+# Value types here are msgspec Structs, not frozen dataclasses: see imggate.values.
+class Deadline(Struct, frozen=True):
     """A point on the monotonic clock after which no registry work is started or continued."""
 
     at: float
@@ -94,8 +95,7 @@ def current(default: Deadline | None = None) -> Deadline:
     return default if default is not None else Deadline.never()
 
 
-@dataclass(slots=True)
-class RequestBudget:
+class RequestBudget(Struct):
     """The time one request may take: ``timeout`` plus ``received / min_rate``, within a deadline.
 
     Mutable by design: it belongs to one request and counts its bytes.

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
 
 from imggate.models import Digest, Platform
 
@@ -24,8 +25,8 @@ ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Descriptor:
+# Value types here are msgspec Structs, not frozen dataclasses: see imggate.values.
+class Descriptor(Struct, frozen=True):
     """An OCI content descriptor."""
 
     media_type: str
@@ -67,8 +68,7 @@ class Descriptor:
         return cls(mt, digest, size, dict(ann), at, platform)
 
 
-@dataclass(frozen=True, slots=True)
-class Manifest:
+class Manifest(Struct, frozen=True):
     """A manifest or index whose bytes were verified against ``digest``."""
 
     digest: Digest

@@ -21,7 +21,8 @@ import asyncio
 import contextvars
 import itertools
 import time
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 
 class _Share:
@@ -45,8 +46,8 @@ _REVIEW: contextvars.ContextVar[_Share | None] = contextvars.ContextVar(
     "imggate_review_share", default=None)
 
 
-@dataclass(frozen=True, slots=True)
-class RequestLimits:
+# Value types here are msgspec Structs, not frozen dataclasses: see imggate.values.
+class RequestLimits(Struct, frozen=True):
     """Registry requests in flight at once."""
 
     #: In all, over every host.

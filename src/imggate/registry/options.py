@@ -8,15 +8,15 @@ was ~60-80 ms of its start-up.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from msgspec import Struct, field
 
 from imggate.registry.breaker import BreakerSettings
 from imggate.registry.credentials import CredentialStore
 from imggate.registry.limits import RequestLimits
 
 
-@dataclass(frozen=True, slots=True)
-class RegistryOptions:
+# Value types here are msgspec Structs, not frozen dataclasses: see imggate.values.
+class RegistryOptions(Struct, frozen=True):
     """How to talk to registries."""
 
     credentials: CredentialStore = field(default_factory=CredentialStore)
