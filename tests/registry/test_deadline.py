@@ -140,6 +140,37 @@ def test_a_slow_body_is_cut_off_by_the_request_budget() -> None:
     assert time.monotonic() - start < 2
 
 
+class _ReadyStream(httpx.AsyncByteStream):
+    """A body whose parts are all there: it says so (as imggate's HTTP/1.1 bodies do)."""
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts = parts
+
+    def ready(self) -> bool:
+        return True
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for part in self.parts:
+            yield part
+
+
+def test_a_body_that_is_there_is_still_capped_and_bounded_by_its_budget() -> None:
+    from imggate.registry.bounded import BodyTooLarge, BoundedStream
+    from imggate.registry.deadline import DeadlineExceeded, RequestBudget
+
+    async def read(stream: BoundedStream) -> bytes:
+        return b"".join([part async for part in stream])
+
+    budget = RequestBudget(Deadline.never(), 30.0, 1024)
+    assert asyncio.run(read(BoundedStream(_ReadyStream([b"ab", b"cd"]), budget, 4))) == b"abcd"
+    with pytest.raises(BodyTooLarge):
+        asyncio.run(read(BoundedStream(_ReadyStream([b"ab", b"cde"]), budget, 4)))
+    spent = RequestBudget(Deadline.after(0.01), 30.0, 1024)
+    time.sleep(0.02)
+    with pytest.raises(DeadlineExceeded):
+        asyncio.run(read(BoundedStream(_ReadyStream([b"ab"]), spent, 4)))
+
+
 def test_a_redirect_loop_is_an_error() -> None:
     with pytest.raises(RegistryError, match="redirect loop"):
         run(lambda req: httpx.Response(302, headers={"Location": req.url.path}),

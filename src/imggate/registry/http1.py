@@ -264,14 +264,23 @@ class _Connection(asyncio.Protocol):
 
     async def wait(self, timeout: float | None) -> None:
         """Until more of the answer arrived (or it failed), at most ``timeout`` seconds."""
-        self._waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        # A timer that fails the waiter, not asyncio.timeout: nothing but this future is
+        # awaited, so no task needs cancelling (asyncio.timeout on every answer's head was
+        # 2.8% of the instructions of a 200-image resolve).
+        timer = None if timeout is None else loop.call_later(timeout, _time_out, waiter)
         try:
-            async with asyncio.timeout(timeout):
-                await self._waiter
-        except TimeoutError as e:
-            raise httpx.ReadTimeout("no answer within the read timeout") from e
+            await waiter
         finally:
             self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    def ready(self) -> bool:
+        """Whether the answer has something for its reader without waiting: a part of
+        the body, its end, or its failure."""
+        return bool(self.body) or self.complete or self.error is not None
 
     async def write(self, data: bytes, timeout: float | None) -> None:
         """Send ``data``; wait (at most ``timeout``) while the send buffer is full."""
@@ -445,6 +454,11 @@ class Http1Pool:
             "IDLE" for conns in self._idle.values() for _ in conns]
 
 
+def _time_out(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(httpx.ReadTimeout("no answer within the read timeout"))
+
+
 class _Refused(Exception):
     """An answer imggate refuses before llhttp would (its head too large)."""
 
@@ -484,6 +498,10 @@ class _Body(httpx.AsyncByteStream):
             self._end(clean=False)
             raise
         self._end(clean=True)
+
+    def ready(self) -> bool:
+        """Whether the next step of the iteration has what it needs without waiting."""
+        return self._conn is None or self._conn.ready()
 
     def _end(self, clean: bool) -> None:
         if self._conn is not None:

@@ -32,6 +32,12 @@ class _ReleasingStream(httpx.AsyncByteStream):
         """The body's parts."""
         return self._inner.__aiter__()
 
+    def ready(self) -> bool:
+        """Whether the next part (or the end) is there without waiting (see
+        :class:`~imggate.registry.bounded.BoundedStream`); ``False`` when unknown."""
+        ready = getattr(self._inner, "ready", None)
+        return bool(ready()) if callable(ready) else False
+
     async def aclose(self) -> None:
         """Close the body (and its connection, when unfinished); give the slots back."""
         try:
