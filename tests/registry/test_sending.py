@@ -160,3 +160,27 @@ def test_a_flow_that_fails_closes_the_answer_it_was_given() -> None:
 
     asyncio.run(go())
     assert closed  # the token server's answer was read and closed, not left open
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_bodiless_request_is_the_one_httpx_would_build_and_its_own(method: str) -> None:
+    sender = _sender(httpx.MockTransport(lambda r: httpx.Response(200)))
+    url = httpx.URL("http://[::1]:5000/v2/team/app/manifests/v1")
+    first = sender.request(method, url, {"Accept": "application/x-one"}, {})
+    built = httpx.Request(method, url, headers=[
+        ("Accept-Encoding", "gzip, deflate"), ("Connection", "keep-alive"),
+        ("User-Agent", "imggate/test"), ("Accept", "application/x-one")])
+    assert first.headers.raw == built.headers.raw  # Host first, as httpx puts it
+    assert first.headers["Host"] == "[::1]:5000"
+    assert first.content == built.content == b""
+    # An auth flow adds its header to one request, never to the next one's.
+    first.headers["Authorization"] = "Bearer one"
+    second = sender.request(method, url, {"Accept": "application/x-one"}, {})
+    assert "Authorization" not in second.headers
+    assert second.headers.raw == built.headers.raw
+
+
+def test_a_callers_host_header_is_the_only_one() -> None:
+    sender = _sender(httpx.MockTransport(lambda r: httpx.Response(200)))
+    request = sender.request("GET", httpx.URL("http://r.test/v2/"), {"host": "other.test"}, {})
+    assert request.headers.get_list("Host") == ["other.test"]
