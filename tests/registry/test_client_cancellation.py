@@ -20,12 +20,12 @@ import pytest
 from hostile_hosts import HostileHosts
 from imggate.errors import RegistryError
 from imggate.registry.breaker import BreakerSettings
-from imggate.registry.client import RegistryClient
+from imggate.registry.client import Asked, RegistryClient
 from imggate.registry.limits import Progress, RequestLimits, review_share
 from imggate.registry.options import RegistryOptions
 from registry_harness import Registry
 
-WHAT = RegistryError("probe", registry="x")
+WHAT = Asked("x")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import httpx
 
 from imggate.errors import DigestMismatch, RegistryError
 from imggate.models import Digest
-from imggate.registry.client import MAX_TAG_PAGES, _like
+from imggate.registry.client import MAX_TAG_PAGES, Asked, _like
 from imggate.registry.interface import (
     ACCEPT,
     MAX_MANIFEST_BYTES,
@@ -37,9 +37,8 @@ class RegistryRepository(Repository):
         self.name = f"{registry}/{repository}"
         self._base = f"/v2/{repository}"
 
-    def _what(self, reference: str | None) -> RegistryError:
-        return RegistryError("", registry=self.registry, repository=self.repository,
-                             reference=reference)
+    def _what(self, reference: str | None) -> Asked:
+        return Asked(self.registry, self.repository, reference)
 
     async def _get_manifest(self, reference: str, expect: Digest | None,
                             missing_ok: bool = False) -> Manifest | None:
