@@ -48,9 +48,9 @@ class Descriptor(Struct, frozen=True):
             raise ValueError(f"{where}: descriptor size must be a non-negative integer")
         digest = Digest.parse(dg)
         ann = data.get("annotations") or {}
-        if not isinstance(ann, dict) or not all(
+        if not isinstance(ann, dict) or (ann and not all(
             isinstance(k, str) and isinstance(v, str) for k, v in ann.items()
-        ):
+        )):
             raise ValueError(f"{where}: annotations must map strings to strings")
         at = data.get("artifactType")
         if at is not None and not isinstance(at, str):
@@ -136,6 +136,12 @@ class Manifest(Struct, frozen=True):
             raise ValueError(f"{self.digest}: layers must be a list")
         return tuple(Descriptor.from_json(d, f"{self.digest} layers[{i}]")
                      for i, d in enumerate(items))
+
+    @property
+    def layer_count(self) -> int:
+        """How many layers an image manifest lists (without parsing them again)."""
+        items = self.data.get("layers", [])
+        return len(items) if isinstance(items, list) else len(self.layers)
 
     @property
     def subject(self) -> Descriptor | None:

@@ -179,7 +179,7 @@ async def describe_image(repo: Repository, ref: ImageRef, top: Manifest,
         raw = await repo.blob(cfg_desc.digest, max_size=cfg_desc.size)
         _check_size(repo, "config", cfg_desc.digest, cfg_desc.size, len(raw))
         try:
-            config = summarise_config(raw, cfg_desc.digest, len(manifest.layers),
+            config = summarise_config(raw, cfg_desc.digest, manifest.layer_count,
                                       f"{repo.name}@{cfg_desc.digest}")
         except ValueError as e:
             raise _fail(repo, str(e)) from None
