@@ -338,3 +338,20 @@ def test_an_answer_that_switches_protocols_is_refused(run: Runner) -> None:
             await pool.aclose()
 
     run(main())
+
+
+def test_request_heads_are_checked_every_time_and_keep_no_credential() -> None:
+    from imggate.registry import http1
+
+    good = httpx.Request("GET", "http://r.test/v2/", headers={"Accept": "a/b"})
+    assert b"Accept: a/b\r\n" in http1._head(good, b"")
+    assert b"Accept: a/b\r\n" in http1._head(good, b"")  # the second time from what was kept
+    for bad in ({"Accept": "a/b\r\nX-Injected: 1"}, {"Bad Name": "v"}):
+        with pytest.raises(httpx.LocalProtocolError):
+            http1._head(httpx.Request("GET", "http://r.test/v2/", headers=bad), b"")
+        with pytest.raises(httpx.LocalProtocolError):  # refused again, not kept
+            http1._head(httpx.Request("GET", "http://r.test/v2/", headers=bad), b"")
+    token = httpx.Request("GET", "http://r.test/v2/",
+                          headers={"Authorization": "Bearer kept-nowhere"})
+    assert b"Authorization: Bearer kept-nowhere\r\n" in http1._head(token, b"")
+    assert not any(b"kept-nowhere" in value for _, value in http1._CHECKED)
