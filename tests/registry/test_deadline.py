@@ -171,6 +171,30 @@ def test_a_body_that_is_there_is_still_capped_and_bounded_by_its_budget() -> Non
         asyncio.run(read(BoundedStream(_ReadyStream([b"ab"]), spent, 4)))
 
 
+class _Arrived(_ReadyStream):
+    """A body that has all arrived, and says so."""
+
+    def take_complete(self) -> bytes | None:
+        data, self.parts = b"".join(self.parts), []
+        return data
+
+
+def test_a_body_taken_whole_is_still_capped_and_bounded_by_its_budget() -> None:
+    from imggate.registry.bounded import BodyTooLarge, BoundedStream
+    from imggate.registry.deadline import RequestBudget
+
+    budget = RequestBudget(Deadline.never(), 30.0, 1024)
+    assert BoundedStream(_Arrived([b"ab", b"cd"]), budget, 4).take_complete() == b"abcd"
+    assert BoundedStream(_ReadyStream([b"ab"]), budget, 4).take_complete() is None
+    with pytest.raises(BodyTooLarge):
+        BoundedStream(_Arrived([b"ab", b"cde"]), RequestBudget(Deadline.never(), 30.0, 1024),
+                      4).take_complete()
+    spent = RequestBudget(Deadline.after(0.01), 30.0, 1024)
+    time.sleep(0.02)
+    # Left to the iteration, which says the deadline passed.
+    assert BoundedStream(_Arrived([b"ab"]), spent, 4).take_complete() is None
+
+
 def test_a_redirect_loop_is_an_error() -> None:
     with pytest.raises(RegistryError, match="redirect loop"):
         run(lambda req: httpx.Response(302, headers={"Location": req.url.path}),

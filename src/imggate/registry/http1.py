@@ -524,6 +524,18 @@ class _Body(httpx.AsyncByteStream):
         """Whether the next step of the iteration has what it needs without waiting."""
         return self._conn is None or self._conn.ready()
 
+    def take_complete(self) -> bytes | None:
+        """The whole body, when all of it has arrived (its connection then goes back to
+        the pool); else ``None``, and nothing is taken."""
+        conn = self._conn
+        if conn is None or not conn.complete or conn.error is not None:
+            return None
+        data = b"".join(conn.body)
+        conn.body.clear()
+        conn.taken(len(data))
+        self._end(clean=True)
+        return data
+
     def _end(self, clean: bool) -> None:
         if self._conn is not None:
             self._pool._ended(self._conn, clean)

@@ -38,6 +38,12 @@ class _ReleasingStream(httpx.AsyncByteStream):
         ready = getattr(self._inner, "ready", None)
         return bool(ready()) if callable(ready) else False
 
+    def take_complete(self) -> bytes | None:
+        """The whole body when it has all arrived (see
+        :meth:`~imggate.registry.bounded.BoundedStream.take_complete`), else ``None``."""
+        take = getattr(self._inner, "take_complete", None)
+        return take() if callable(take) else None
+
     async def aclose(self) -> None:
         """Close the body (and its connection, when unfinished); give the slots back."""
         try:
