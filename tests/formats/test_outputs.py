@@ -13,6 +13,7 @@ import pytest
 from formats.verdict_samples import allow_image, deny_image, single
 from imggate.errors import Error
 from imggate.formats import outputs as check
+from imggate.models import Verdict
 from imggate.values import replace
 
 STARTED = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
@@ -67,11 +68,12 @@ def _reports(directory: Path) -> dict[str, object]:
     return out
 
 
-def test_forked_and_sequential_writes_give_the_same_reports(tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    verdict = single(deny_image(check._FORK_MIN_FINDINGS + 10))
+def _forked_equals_plain(verdict: Verdict, tmp_path: Path,
+                         monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Write ``verdict``'s reports with a child (whatever this machine's CPUs), then in this
+    process alone: the same four reports, byte for byte; the forked ones' directory."""
     forked = tmp_path / "forked"
-    monkeypatch.setattr(check, "_can_fork", lambda: True)  # whatever this machine's CPUs
+    monkeypatch.setattr(check, "_can_fork", lambda: True)
     written = check.write_outputs(verdict, forked, started=STARTED)
     assert [p.name for p in written] == ["gl-container-scanning-report.json",
                                          "imggate-report.html", "imggate-junit.xml",
@@ -80,6 +82,13 @@ def test_forked_and_sequential_writes_give_the_same_reports(tmp_path: Path,
     plain = tmp_path / "plain"
     check.write_outputs(verdict, plain, started=STARTED)
     assert _reports(forked) == _reports(plain)
+    return forked
+
+
+def test_forked_and_sequential_writes_give_the_same_reports(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    verdict = single(deny_image(check._FORK_MIN_FINDINGS + 10))
+    forked = _forked_equals_plain(verdict, tmp_path, monkeypatch)
     gl = json.loads((forked / "gl-container-scanning-report.json").read_text())
     assert len(gl["vulnerabilities"]) == check._FORK_MIN_FINDINGS + 13
 
@@ -100,17 +109,8 @@ def test_many_images_have_their_html_page_written_by_a_child(
         return alongside(job, main, fork=fork)
 
     monkeypatch.setattr(check, "_alongside", watched)
-    forked = tmp_path / "forked"
-    written = check.write_outputs(verdict, forked, started=STARTED)
-    assert children == [True]
-    assert [p.name for p in written] == ["gl-container-scanning-report.json",
-                                         "imggate-report.html", "imggate-junit.xml",
-                                         "imggate-verdict.json"]
-    monkeypatch.setattr(check, "_can_fork", lambda: False)
-    plain = tmp_path / "plain"
-    check.write_outputs(verdict, plain, started=STARTED)
+    _forked_equals_plain(verdict, tmp_path, monkeypatch)
     assert children == [True, False]
-    assert _reports(forked) == _reports(plain)
 
 
 def test_a_page_the_child_cannot_write_is_an_error(tmp_path: Path,
@@ -129,7 +129,6 @@ def test_a_page_the_child_cannot_write_is_an_error(tmp_path: Path,
 def test_the_gitlab_document_lists_every_image_s_findings_and_suppressions() -> None:
     # Images with nothing to list (an audit's tags) are passed over; the document is the
     # first image's, with every other image's vulnerabilities and messages after it.
-    from imggate.models import Verdict
 
     plain = allow_image()
     empty = replace(plain, findings=(), suppressed=())
