@@ -235,29 +235,27 @@ def _serialize(elem: ET.Element, out: list[str], indent: str) -> None:
         out.append(f"</{tag}>")
 
 
+#: What ElementTree escapes in character data, and in attribute values besides.
+_CDATA = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))
+_ATTRIB = (*_CDATA, ('"', "&quot;"), ("\r", "&#13;"), ("\n", "&#10;"), ("\t", "&#09;"))
+
+
+def _escaped(text: str, table: tuple[tuple[str, str], ...]) -> str:
+    # Looked for before replaced: most values have nothing to escape.
+    for char, entity in table:
+        if char in text:
+            text = text.replace(char, entity)
+    return text
+
+
 def _cdata(text: str) -> str:
     """Character data escaped as ElementTree escapes it."""
-    if "&" in text:
-        text = text.replace("&", "&amp;")
-    if "<" in text:
-        text = text.replace("<", "&lt;")
-    if ">" in text:
-        text = text.replace(">", "&gt;")
-    return text
+    return _escaped(text, _CDATA)
 
 
 def _attrib(text: str) -> str:
     """An attribute value escaped as ElementTree escapes it (quotes, CR, LF and tab too)."""
-    text = _cdata(text)
-    if '"' in text:
-        text = text.replace('"', "&quot;")
-    if "\r" in text:
-        text = text.replace("\r", "&#13;")
-    if "\n" in text:
-        text = text.replace("\n", "&#10;")
-    if "\t" in text:
-        text = text.replace("\t", "&#09;")
-    return text
+    return _escaped(text, _ATTRIB)
 
 
 def write(verdict: Verdict, output_dir: Path) -> Path:
