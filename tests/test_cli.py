@@ -254,3 +254,34 @@ def test_the_program_ends_with_everything_written(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "imggate", "convert", str(tmp_path / "no")],
                          capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and bad.stderr.startswith("imggate: ")
+
+
+def test_command_list_lists_every_command_as_built_and_runs_none() -> None:
+    """A run that names no command (``imggate --help``) lists the commands without
+    building their parameters; the list is the real tree's, and a listed command that
+    were reached anyway fails closed (exit 3), never runs as a no-op."""
+    import typer
+
+    from imggate._app import app
+    from imggate._cli import command_list, command_named, register
+    from imggate.errors import Error
+
+    register()
+    full = typer.main.get_command(app)
+    listed = typer.main.get_command(command_list(app))
+
+    def names_and_help(group: typer.core.TyperGroup) -> list[tuple[str, str | None]]:
+        return [(name, sub.help) for name, sub in group.commands.items()]
+
+    assert names_and_help(listed) == names_and_help(full)  # type: ignore[arg-type]
+    rules = listed.commands["rules"]  # type: ignore[attr-defined]
+    assert names_and_help(rules) == names_and_help(full.commands["rules"])  # type: ignore[attr-defined]
+    check = listed.commands["check"]  # type: ignore[attr-defined]
+    assert check.params == [] and full.commands["check"].params  # type: ignore[attr-defined]
+    with pytest.raises(Error) as raised:
+        check.callback()
+    assert raised.value.exit_code == 3
+    assert "listed, not loaded" in raised.value.message
+    assert command_named(["-v", "--help"]) is None
+    assert command_named(["chek"]) is None
+    assert command_named(["--", "check", "x"]) == "check"

@@ -21,6 +21,7 @@ from imggate.redact import RedactingStream
 from imggate.text import printable, printable_lines
 
 if TYPE_CHECKING:
+    import typer
     from typer import _click
 
 
@@ -47,13 +48,61 @@ COMMANDS = {"audit": "audit", "check": "check", "convert": "convert", "resolve":
             "rules": "rules", "serve": "serve", "verify": "verify"}
 
 
+def command_named(args: Sequence[str]) -> str | None:
+    """The command that ``args`` run, or ``None`` when they name none of imggate's. The
+    root takes no option with a value, so the first word that is not an option is the
+    command."""
+    name = next((a for a in args if not a.startswith("-")), None)
+    return name if name in COMMANDS else None
+
+
 def register(args: Sequence[str] | None = None) -> None:
     """Register the command that ``args`` run on the app, or every command when ``args``
-    name none (``None``: every command). The root takes no option with a value, so the
-    first word that is not an option is the command."""
-    name = next((a for a in args if not a.startswith("-")), None) if args is not None else None
-    for module in [COMMANDS[name]] if name in COMMANDS else sorted(set(COMMANDS.values())):
+    name none (``None``: every command)."""
+    name = command_named(args) if args is not None else None
+    for module in [COMMANDS[name]] if name is not None else sorted(set(COMMANDS.values())):
         importlib.import_module(f"imggate.commands.{module}")
+
+
+def command_list(app: typer.Typer) -> typer.Typer:
+    """``app`` as a run that names no command needs it (``imggate --help``, no arguments,
+    a mistyped command): every command and group with its name and help, none with its
+    parameters, since the command list shows none.
+
+    Building every command's parameters was ~60M instructions, two thirds of what
+    ``imggate --help`` adds to importing typer (issue 22). A command listed here cannot
+    run: a run that names a command builds it from ``app`` itself (:func:`command_named`);
+    were one reached anyway, it fails closed.
+    """
+    import copy
+
+    lean = copy.copy(app)
+    lean.registered_commands = []
+    for info in app.registered_commands:
+        listed = copy.copy(info)
+        listed.callback = _unbuilt(info.callback)
+        lean.registered_commands.append(listed)
+    lean.registered_groups = []
+    for group in app.registered_groups:
+        listed_group = copy.copy(group)
+        if group.typer_instance is not None:
+            listed_group.typer_instance = command_list(group.typer_instance)
+        lean.registered_groups.append(listed_group)
+    return lean
+
+
+def _unbuilt(callback: Callable[..., Any] | None) -> Callable[[], None]:
+    """A callback without parameters that bears ``callback``'s name and help (typer's
+    name and help for a command come from them), and refuses to run."""
+    name = getattr(callback, "__name__", "command")
+
+    def unbuilt() -> None:
+        raise Error(f"internal error: the command {name!r} was listed, not loaded")
+
+    # Not functools.wraps: typer would follow __wrapped__ to the parameters.
+    unbuilt.__name__ = name
+    unbuilt.__doc__ = getattr(callback, "__doc__", None)
+    return unbuilt
 
 
 def verbosity_of(args: Sequence[str]) -> int:
@@ -184,7 +233,8 @@ def _main(args: list[str], collecting: bool = True) -> None:
     verbose = verbosity > 0
     logs.configure(verbosity)
     register(args)
-    command = _options.install(_help.tidy(typer.main.get_command(_app.app)), args)
+    tree = _app.app if command_named(args) is not None else command_list(_app.app)
+    command = _options.install(_help.tidy(typer.main.get_command(tree)), args)
     _resume_collector(command, collecting)
     try:
         rv = command.main(args=args, prog_name="imggate", standalone_mode=False)
