@@ -21,6 +21,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 from msgspec import structs
 
 from formats.verdict_samples import (
@@ -531,3 +532,30 @@ def test_the_written_page_is_the_rendered_page_in_utf_8(tmp_path: Path) -> None:
     written = html.write(verdict, tmp_path).read_bytes()
     assert written == html.render(verdict).encode("utf-8")
     assert "漏洞".encode() in written and b"vex: not affected" in written
+
+
+def test_images_judged_alike_share_their_parts_and_the_page_is_the_same(monkeypatch) -> None:
+    # An audit's tags that name the same image: their rows and sections are rendered once
+    # and given each tag's anchor and reference; the page is what rendering each gives,
+    # with references that escaping changes, and with verdicts of the same image that
+    # differ (a note, a decision) or have no image.
+    images = [allow_image(), deny_image(40), error_image()]
+    tags = []
+    for n, iv in enumerate(images * 3):
+        tags.append(replace(iv, reference=f"reg.example/app:t{n}<&>\"'{RTL}"))
+    tags.append(replace(images[0], reference="reg.example/app:noted", notes=("a note",)))
+    tags.append(replace(images[1], reference="reg.example/app:allowed",
+                        decision=Decision.ALLOW))
+    verdict = replace(sample_verdict(5), images=tuple(tags))
+    shared = html.render(verdict)
+    monkeypatch.setattr(html, "_alike", lambda a, b: False)
+    assert html.render(verdict) == shared
+    doc = parse(shared)
+    assert [s.attrs["id"] for s in doc.find("section")] == [f"image-{i}" for i in
+                                                            range(1, len(tags) + 1)]
+    for i, iv in enumerate(tags, start=1):
+        shown = html.clean(iv.reference)
+        assert f'<h2 id="image-{i}-title" class="ref">{escape(shown)}</h2>' in shared
+        assert f'<a href="#image-{i}">{escape(shown)}</a>' in shared
+        for table in doc.find("table", id=f"image-{i}-findings"):
+            assert text_of(table).startswith(f"Vulnerabilities found in {shown} ")

@@ -3,7 +3,8 @@
 jinja2 is imported here and in :mod:`.html_template` only, and those only when
 a report is rendered: ``imggate --help`` never imports it.
 
-The shipped template (``templates/report.html.j2``) is compiled to Python at
+The shipped templates (``templates/report.html.j2``, the page, and
+``templates/report_section.html.j2``, one image's section of it) are compiled to Python at
 development time by :mod:`imggate.formats.precompile` into ``_compiled/``
 (checked in and shipped in the wheel; a test fails when it is stale). A run
 imports that module instead of parsing and compiling the template (~40 ms of
@@ -22,6 +23,10 @@ import jinja2
 
 #: The shipped report template, in :data:`TEMPLATES`.
 REPORT = "report.html.j2"
+#: One image's section of the report (rendered apart: see ``html._Sections``).
+SECTION = "report_section.html.j2"
+#: Every shipped template (each compiled ahead of time).
+SHIPPED = (REPORT, SECTION)
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 COMPILED = Path(__file__).resolve().parent / "_compiled"
 
@@ -53,15 +58,27 @@ def _compiled_is_current() -> bool:
 
 def stamp_fields() -> list[str]:
     """What the compiled templates depend on: Jinja2's version and each source's digest."""
-    return [f"jinja2={jinja2.__version__}", f"{REPORT}={source_digest(REPORT)}"]
+    return [f"jinja2={jinja2.__version__}", *(f"{n}={source_digest(n)}" for n in SHIPPED)]
 
 
 @lru_cache(maxsize=1)
-def report_template() -> jinja2.Template:
-    """The shipped report template, loaded once per process."""
+def _shipped() -> jinja2.Environment:
+    """The environment of the shipped templates, made once per process."""
     loader: jinja2.BaseLoader
     if _compiled_is_current():
         loader = jinja2.ModuleLoader(str(COMPILED))
     else:
         loader = jinja2.FileSystemLoader(str(TEMPLATES))
-    return environment(loader).get_template(REPORT)
+    return environment(loader)
+
+
+@lru_cache(maxsize=1)
+def report_template() -> jinja2.Template:
+    """The shipped report template, loaded once per process."""
+    return _shipped().get_template(REPORT)
+
+
+@lru_cache(maxsize=1)
+def section_template() -> jinja2.Template:
+    """The shipped template of one image's section, loaded once per process."""
+    return _shipped().get_template(SECTION)

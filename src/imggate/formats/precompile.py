@@ -2,9 +2,10 @@
 
 Writes ``src/imggate/formats/_compiled/`` (Jinja2's ``compile_templates``
 output, loaded with ``jinja2.ModuleLoader``, plus a ``STAMP`` naming the
-Jinja2 release and the template's SHA-256). Run it after editing
-``templates/report.html.j2`` or upgrading Jinja2; ``--check`` exits 1 when the
-checked-in output is stale (the test suite runs the same check).
+Jinja2 release and each template's SHA-256). Run it after editing
+``templates/report.html.j2`` or ``templates/report_section.html.j2``, or upgrading
+Jinja2; ``--check`` exits 1 when the checked-in output is stale (the test suite
+runs the same check).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def build(target: Path) -> None:
     target.mkdir(parents=True)
     env = _jinja.environment(jinja2.FileSystemLoader(str(_jinja.TEMPLATES)))
     env.compile_templates(str(target), zip=None, ignore_errors=False,
-                          filter_func=lambda name: name == _jinja.REPORT)
+                          filter_func=lambda name: name in _jinja.SHIPPED)
     (target / "STAMP").write_text("\n".join(_jinja.stamp_fields()) + "\n", "utf-8")
 
 
