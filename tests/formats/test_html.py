@@ -35,7 +35,7 @@ from formats.verdict_samples import (
     sample_verdict,
     single,
 )
-from imggate.formats import html
+from imggate.formats import alike, html
 from imggate.models import Decision, ImageVerdict, Mode, RuleResult, Verdict
 from imggate.values import replace
 from registry_harness import require_tool
@@ -548,7 +548,7 @@ def test_images_judged_alike_share_their_parts_and_the_page_is_the_same(monkeypa
                         decision=Decision.ALLOW))
     verdict = replace(sample_verdict(5), images=tuple(tags))
     shared = html.render(verdict)
-    monkeypatch.setattr(html, "_alike", lambda a, b: False)
+    monkeypatch.setattr(alike, "alike", lambda a, b: False)
     assert html.render(verdict) == shared
     doc = parse(shared)
     assert [s.attrs["id"] for s in doc.find("section")] == [f"image-{i}" for i in

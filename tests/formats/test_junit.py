@@ -236,3 +236,33 @@ def test_a_real_report_is_the_text_elementtree_writes() -> None:
         elem.tail = None
     assert text == ('<?xml version="1.0" encoding="UTF-8"?>\n'
                     + _as_elementtree_writes_it(root) + "\n")
+
+
+def test_images_judged_alike_share_their_suite_and_the_report_is_the_same(monkeypatch) -> None:
+    # An audit's tags that name the same image: each suite is written once and given each
+    # tag's reference (escaped as an attribute value); the report is what writing each
+    # gives, and the text ElementTree writes, also where verdicts of one image differ.
+    from imggate.formats import alike
+
+    images = [allow_image(), deny_image(3), error_image()]
+    tags = [replace(iv, reference=f"reg.example/app:t{n}<&>\"'\r\n\t{CONTROL}")
+            for n, iv in enumerate(images * 3)]
+    tags.append(replace(images[0], reference="reg.example/app:noted", notes=("a note",)))
+    tags.append(replace(images[1], reference="reg.example/app:allowed",
+                        decision=Decision.ALLOW))
+    verdict = replace(sample_verdict(5), images=tuple(tags))
+    shared = junit.render(verdict)
+    root = ET.fromstring(shared.encode("utf-8"))
+    suites = root.findall("testsuite")
+    assert [s.get("name") for s in suites] == [junit.xml_text(iv.reference) for iv in tags]
+    for suite, iv in zip(suites, tags, strict=True):
+        assert {c.get("classname") for c in suite.findall("testcase")} == {
+            junit.xml_text(iv.reference)}
+    for elem in root.iter():
+        if len(elem):
+            elem.text = None
+        elem.tail = None
+    assert shared == ('<?xml version="1.0" encoding="UTF-8"?>\n'
+                      + _as_elementtree_writes_it(root) + "\n")
+    monkeypatch.setattr(alike, "alike", lambda a, b: False)
+    assert junit.render(verdict) == shared

@@ -372,54 +372,38 @@ def _image_view(anchor: str, reference: str, iv: ImageVerdict, rows: _Spliced) -
 
 class _Sections:
     """Each image's row of the summary table and ``<section>``, rendered once per distinct
-    image verdict.
+    image verdict (:mod:`.alike`: an audit's tags that name the same image).
 
-    An audit's tags that name the same image are judged alike (1,002 tags, 300 images):
-    their verdicts differ only in the reference, and so would their row and section, but
-    for the anchor and reference in them. The first such verdict's are rendered with a
-    token for each (a fresh nonce: no text from a report or registry can be mistaken for
-    one; letters, digits and dashes, which escaping leaves alone); each verdict then gets
-    that text with its own anchor and escaped reference put in, the same bytes as
-    rendering it (escaping is character by character). Whether two verdicts are alike is
-    their equality, reference aside: anything else that differs (a rule about tags, a
-    note) renders its own. The page of an audit of 1,002 tags over 300 images: ~850M
-    instructions rendered per tag, ~490M so (imports included).
+    They are rendered with a placeholder for the anchor and for the reference; each
+    verdict gets that text with its own anchor and escaped reference put in, the same
+    bytes as rendering it (escaping is character by character). The page of an audit of
+    1,002 tags over 300 images: ~850M instructions rendered per tag, ~490M so (imports
+    included).
     """
 
     def __init__(self, rows: _Spliced) -> None:
-        nonce = secrets.token_hex(16)
-        self._anchor = f"imggate-anchor-{nonce}"
-        self._reference = f"imggate-reference-{nonce}"
+        from imggate.formats.alike import OncePerVerdict, placeholder
+
+        self._anchor = placeholder("anchor")
+        self._reference = placeholder("reference")
         self._rows = rows
-        # By digest (None: no image), the distinct verdicts seen, each with its row and
-        # section as rendered with the tokens.
-        self._seen: dict[object, list[tuple[ImageVerdict, str, str]]] = {}
+        self._parts = OncePerVerdict(self._render)
+
+    def _render(self, iv: ImageVerdict) -> tuple[str, str]:
+        from imggate.formats import _jinja
+
+        view = _image_view(self._anchor, self._reference, iv, self._rows)
+        parts: Any = _jinja.section_template().module  # the template's macros
+        return str(parts.summary_row(view)), str(parts.section(view))
 
     def __call__(self, index: int, iv: ImageVerdict) -> tuple[str, str]:
         """``iv``'s row of the summary table and its section (the ``index``-th image)."""
         from markupsafe import escape
 
-        from imggate.formats import _jinja
-
-        alike = self._seen.setdefault(iv.image.digest if iv.image is not None else None, [])
-        found = next(((row, section) for seen, row, section in alike if _alike(iv, seen)),
-                     None)
-        if found is None:
-            view = _image_view(self._anchor, self._reference, iv, self._rows)
-            parts: Any = _jinja.section_template().module  # the template's macros
-            found = str(parts.summary_row(view)), str(parts.section(view))
-            alike.append((iv, *found))
-        row, section = found
+        row, section = self._parts(iv)
         anchor, reference = f"image-{index}", str(escape(clean(iv.reference)))
         return (row.replace(self._anchor, anchor).replace(self._reference, reference),
                 section.replace(self._anchor, anchor).replace(self._reference, reference))
-
-
-def _alike(a: ImageVerdict, b: ImageVerdict) -> bool:
-    """``a`` and ``b`` are the same verdict, reference aside (their parts are alike)."""
-    from imggate.values import replace
-
-    return replace(a, reference=b.reference) == b
 
 
 def _asset(name: str) -> str:
