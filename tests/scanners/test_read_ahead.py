@@ -81,3 +81,57 @@ def test_a_run_that_fails_first_stops_the_child() -> None:
     assert time.monotonic() - started < 10
     with pytest.raises(ChildProcessError):
         os.waitpid(ahead.pid, os.WNOHANG)
+
+
+def test_the_reports_named_on_a_command_line_in_reading_order() -> None:
+    args = ["ref", "--report", "a.json", "--trivy-report=t1.json", "-q", "--grype-report",
+            "g.json", "--trivy-report", "t2.json", "--", "--report", "not-an-option.json"]
+    assert read_ahead.named_on(args) == [("trivy", "t1.json"), ("trivy", "t2.json"),
+                                         ("grype", "g.json"), (None, "a.json")]
+    assert read_ahead.named_on(["ref", "--trivy-report"]) == []  # no value: nothing to read
+    assert read_ahead.named({"--report": ["a"], "--trivy-report": ["t"]}) == [
+        ("trivy", "t"), (None, "a")]
+
+
+@pytest.mark.usefixtures("any_size")
+def test_the_early_child_is_taken_only_for_the_same_reports(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = [str(TRIVY_JSON[0]), str(GRYPE[0])]
+    started: list[int] = []
+    start = read_ahead.start
+
+    def counted(paths: list[str], read: read_ahead.Reader) -> read_ahead.ReadAhead:
+        ahead = start(paths, read)
+        started.append(ahead.pid)
+        return ahead
+
+    monkeypatch.setattr(read_ahead, "start", counted)
+    read_ahead.start_early(["ref", "--trivy-report", paths[0], "--report", paths[1]])
+    same = [("trivy", paths[0]), (None, paths[1])]
+    with read_ahead.take(same) as ahead:
+        early = ahead.pid
+        assert early > 0 and ahead.result() == read_ahead.read_reports(same)
+    read_ahead.start_early(["ref", "--trivy-report", paths[0]])
+    other = [(None, paths[0])]  # read as another kind: not the child's to give
+    with read_ahead.take(other) as ahead:
+        assert ahead.pid not in (0, early)
+        assert ahead.result() == read_ahead.read_reports(other)
+    read_ahead.start_early(["ref", "--trivy-report", paths[0]])
+    read_ahead.discard_early()  # the run stopped before check took it: the child is stopped
+    with pytest.raises(ChildProcessError):
+        os.waitpid(started[-1], os.WNOHANG)
+    assert len(started) == 4 and len(set(started)) == 4
+
+
+@pytest.mark.usefixtures("any_size")
+def test_the_child_merges_the_findings_too() -> None:
+    from imggate.scanners.merge import merge, merge_findings
+
+    paths = [str(TRIVY_JSON[0]), str(GRYPE[0])]
+    with read_ahead.start(paths, lambda: _read(paths)) as ahead:
+        reports = ahead.result()
+    assert reports is not None
+    merged = merge(reports)
+    assert merged == merge_findings(f for r in reports for f in r.findings)
+    assert merge(reports) is merged  # the child's, remembered
+    assert merge(_read(paths)) is not merged  # other objects: merged here

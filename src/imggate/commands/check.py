@@ -49,7 +49,7 @@ from imggate.text import printable
 
 if TYPE_CHECKING:
     from imggate.evidence.attest import AttestPlan
-    from imggate.models import ScanReport, Verdict
+    from imggate.models import Verdict
     from imggate.policy.loader import Policy
     from imggate.registry.deadline import Deadline
     from imggate.registry.options import RegistryOptions
@@ -206,11 +206,11 @@ def check(
     from imggate.scanners import read_ahead
 
     # A large report is read by a child on the other CPU while this process imports and
-    # loads the rules (see imggate.scanners.read_ahead); forked before those imports.
-    named = [(kind, p) for kind, paths in (("trivy", trivy_report), ("grype", grype_report),
-                                           ("gitlab", gitlab_report), (None, report))
-             for p in paths or ()]
-    ahead = read_ahead.start([p for _, p in named], lambda: _load_reports(named))
+    # loads the rules (see imggate.scanners.read_ahead): the one the program started
+    # before parsing the command line, or one forked now, before those imports.
+    named = read_ahead.named({"--trivy-report": trivy_report, "--grype-report": grype_report,
+                              "--gitlab-report": gitlab_report, "--report": report})
+    ahead = read_ahead.take(named)
     from imggate.formats import outputs
     from imggate.gate import CheckRequest, SignatureOptions, run_check
     from imggate.models import Decision
@@ -277,7 +277,7 @@ def check(
         # parse is the user's to fix (exit 2), never "could not decide".
         reports = ahead.result()
         if reports is None:
-            reports = _load_reports(named)
+            reports = read_ahead.read_reports(named)
         request = CheckRequest(
             references=tuple(refs), refs=tuple(parsed), policy=policy, now=started,
             reports=reports, registry=options, platform=plat, trivy=trivy,
@@ -379,11 +379,3 @@ def _existing(path: str, flag: str) -> Path:
     if not p.is_file():
         raise UsageError(f"{flag} {path}: no such file")
     return p
-
-
-def _load_reports(given: list[tuple[str | None, str]]) -> "tuple[ScanReport, ...]":
-    """Read every report (kind, path) before any network traffic: an unreadable one is
-    exit 2 up front."""
-    from imggate.scanners.detect import load_report
-
-    return tuple(load_report(p, kind) for kind, p in given)

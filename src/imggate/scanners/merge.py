@@ -13,6 +13,7 @@ version and link, and takes the most severe rating (fail closed) unless
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 
 from imggate.models import Finding, FixState, ScanReport, Severity
@@ -128,6 +129,27 @@ def merge(reports: Iterable[ScanReport], *, prefer: Sequence[str] = ()) -> tuple
 
     ``prefer`` (scanner names such as ``("trivy", "grype")``) makes the first
     listed scanner that reported a finding decide its severity; by default
-    the most severe rating wins.
+    the most severe rating wins. The same reports as :func:`remember` was given
+    (the very objects) give what it was given.
     """
+    reports = tuple(reports)
+    if not prefer and _remembered is not None:
+        known, merged = _remembered
+        if len(known) == len(reports) and all(map(operator.is_, known, reports)):
+            return merged
     return merge_findings((f for r in reports for f in r.findings), prefer=prefer)
+
+
+#: The last :func:`remember`: reports, and their merge (both immutable).
+_remembered: tuple[tuple[ScanReport, ...], tuple[Finding, ...]] | None = None
+
+
+def remember(reports: tuple[ScanReport, ...], merged: tuple[Finding, ...]) -> None:
+    """Take ``merged`` as :func:`merge` of exactly these ``reports`` (default ``prefer``).
+
+    ``check`` merges its reports in the child that reads them (see
+    :mod:`imggate.scanners.read_ahead`), on the second CPU: ~70M instructions at
+    10,000 findings that the decision would otherwise spend on the critical path.
+    """
+    global _remembered
+    _remembered = (reports, merged)

@@ -13,6 +13,12 @@ The child only ever delivers reports it read successfully. Anything else
 itself as it always did: every refusal is worded, and exits, exactly as before.
 The pickle comes from this process's own child through a pipe only the two of
 them hold: nothing from outside is ever unpickled.
+
+The child also merges the findings (:func:`imggate.scanners.merge.remember`), and
+the program starts it as early as it can (:func:`start_early`, before the
+command line is even parsed): the reading then overlaps ``typer``'s import too.
+``check`` takes that child (:func:`take`) only when it reads exactly the reports
+``check`` was given, else stops it and starts its own.
 """
 
 from __future__ import annotations
@@ -22,17 +28,26 @@ import os
 import pickle
 import signal
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 
 from imggate._fork import can_fork
-from imggate.models import ScanReport
+from imggate.models import Finding, ScanReport
 
 #: Below this many bytes of reports in all, reading them takes a few ms: not worth a fork.
 MIN_BYTES = 1 << 20
 _CHUNK = 1 << 20
 
 Reader = Callable[[], tuple[ScanReport, ...]]
+#: Reports as ``check`` reads them: (kind or ``None`` to detect it, path), in order.
+Named = list[tuple[str | None, str]]
+
+#: ``check``'s options that name a report, and the kind each is read as, in the order
+#: ``check`` reads them (all of the first, then all of the next, ...).
+REPORT_OPTIONS: dict[str, str | None] = {
+    "--trivy-report": "trivy", "--grype-report": "grype", "--gitlab-report": "gitlab",
+    "--report": None,
+}
 
 
 class ReadAhead:
@@ -57,11 +72,18 @@ class ReadAhead:
         if os.waitstatus_to_exitcode(status) != 0 or not chunks:
             return None
         try:
-            reports = pickle.loads(b"".join(chunks))  # noqa: S301 - our child's, see above
+            got = pickle.loads(b"".join(chunks))  # noqa: S301 - our child's, see above
         except Exception:  # (a child cut off mid-write leaves a partial pickle)
             return None
+        if type(got) is not tuple or len(got) != 2:
+            return None
+        reports, merged = got
         if type(reports) is not tuple or not all(type(r) is ScanReport for r in reports):
             return None
+        if type(merged) is tuple and all(type(f) is Finding for f in merged):
+            from imggate.scanners.merge import remember
+
+            remember(reports, merged)
         return reports
 
     def discard(self) -> None:
@@ -128,7 +150,11 @@ def start(paths: Sequence[str], read: Reader) -> ReadAhead:
         code = 1
         try:
             os.close(read_end)
-            data = memoryview(pickle.dumps(read(), protocol=pickle.HIGHEST_PROTOCOL))
+            from imggate.scanners.merge import merge
+
+            reports = read()
+            data = memoryview(pickle.dumps((reports, merge(reports)),
+                                           protocol=pickle.HIGHEST_PROTOCOL))
             while data:
                 data = data[os.write(write_end, data):]
             code = 0
@@ -138,3 +164,73 @@ def start(paths: Sequence[str], read: Reader) -> ReadAhead:
             os._exit(code)
     os.close(write_end)
     return ReadAhead(pid, read_end)
+
+
+def read_reports(named: Named) -> tuple[ScanReport, ...]:
+    """Read every report (kind, path), in order."""
+    from imggate.scanners.detect import load_report
+
+    return tuple(load_report(p, kind) for kind, p in named)
+
+
+def named(given: Mapping[str, Sequence[str] | None]) -> Named:
+    """The reports ``given`` per option of :data:`REPORT_OPTIONS`, in reading order."""
+    return [(kind, p) for option, kind in REPORT_OPTIONS.items() for p in given.get(option) or ()]
+
+
+def named_on(args: Sequence[str]) -> Named:
+    """The reports a ``check`` command line names, found by looking at the words alone.
+
+    Only a guess at what the parser will make of ``args`` (an option's value that
+    happens to read ``--report`` is taken for the option): :func:`take` uses a child
+    started on it only when the parser's list is the same.
+    """
+    given: dict[str, list[str]] = {}
+    i = 0
+    while i < len(args):
+        word = args[i]
+        if word == "--":
+            break
+        option, eq, value = word.partition("=")
+        if option in REPORT_OPTIONS:
+            if not eq:
+                if i + 1 == len(args):
+                    break
+                i += 1
+                value = args[i]
+            given.setdefault(option, []).append(value)
+        i += 1
+    return named(given)
+
+
+#: The child :func:`start_early` started and what it reads; :func:`take` takes it.
+_early: tuple[Named, ReadAhead] | None = None
+
+
+def start_early(args: Sequence[str]) -> None:
+    """Start reading the reports a ``check`` command line names (the words after the
+    command), before anything else of the program runs; see :func:`take`."""
+    global _early
+    reports = named_on(args)
+    if reports:
+        _early = (reports, start([p for _, p in reports], lambda: read_reports(reports)))
+
+
+def discard_early() -> None:
+    """Stop the child :func:`start_early` started, unless :func:`take` took it."""
+    global _early
+    if _early is not None:
+        _early[1].discard()
+        _early = None
+
+
+def take(reports: Named) -> ReadAhead:
+    """A child reading ``reports``: the one :func:`start_early` started when it reads
+    exactly these, else one started now (see :func:`start`)."""
+    global _early
+    early, _early = _early, None
+    if early is not None:
+        if early[0] == reports:
+            return early[1]
+        early[1].discard()
+    return start([p for _, p in reports], lambda: read_reports(reports))
