@@ -294,3 +294,21 @@ def test_not_scanned_evidence_and_provenance():
     assert (refused["binding"], refused["used"], refused["findings"]) == (
         "other-image", False, 1)
     assert unscanned["findings"] == [] and unscanned["reports"] == []
+
+
+def test_images_judged_alike_share_their_object_and_the_text_is_json_of_the_document() -> None:
+    # An audit's tags that name the same image: each image's object (without findings) is
+    # made once and given each tag's reference; the file reads as document(), also where
+    # verdicts of one image differ, or have findings and suppressions.
+    images = [allow_image(), deny_image(3), error_image()]
+    tags = [replace(iv, reference=f"reg.example/app:t{n}<&>\"'{CONTROL}")
+            for n, iv in enumerate(images * 3)]
+    tags.append(replace(images[0], reference="reg.example/app:noted", notes=("a note",)))
+    tags.append(replace(images[1], reference="reg.example/app:allowed",
+                        decision=Decision.ALLOW,
+                        suppressed=((images[1].findings[0], "vex: not affected"),)))
+    v = replace(sample_verdict(5), images=tuple(tags))
+    text = verdict_json.render(v)
+    assert json.loads(text) == verdict_json.document(v)
+    assert [i["reference"] for i in json.loads(text)["images"]] == [
+        iv.reference for iv in tags]
