@@ -17,7 +17,7 @@ from imggate.models import Digest
 from imggate.redact import SECRETS
 from imggate.registry.client import RegistryClient
 from imggate.registry.credentials import Credentials, CredentialStore
-from imggate.registry.deadline import Deadline, current
+from imggate.registry.deadline import Deadline, current, cutoff
 from imggate.registry.options import RegistryOptions
 
 REG = "reg.example.com"
@@ -61,6 +61,55 @@ def test_deadline_values() -> None:
     with d.applied():
         assert current() is d
     assert current(d) is d
+
+
+def _outcome_of(timeout: Callable[[float], object], seconds: float, work: float,
+                cancel_after: float | None) -> tuple[str, int]:
+    """How a block that takes ``work`` seconds ends under ``timeout(seconds)``, the task
+    cancelled from outside after ``cancel_after`` seconds (``None``: never); and the
+    task's pending cancellations afterwards."""
+
+    async def block() -> tuple[str, int]:
+        task = asyncio.current_task()
+        assert task is not None
+        try:
+            cm = timeout(seconds)
+            if isinstance(cm, cutoff):
+                with cm:
+                    await asyncio.sleep(work)
+            else:
+                async with cm:  # type: ignore[attr-defined]
+                    await asyncio.sleep(work)
+            outcome = "done"
+        except TimeoutError:
+            outcome = "timeout"
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+        return outcome, task.cancelling()
+
+    async def main() -> tuple[str, int]:
+        task = asyncio.ensure_future(block())
+        if cancel_after is not None:
+            asyncio.get_running_loop().call_later(cancel_after, task.cancel)
+        return await task
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize(("seconds", "work", "cancel_after"), [
+    (1.0, 0.0, None),     # done in time
+    (0.02, 1.0, None),    # cut off
+    (0.0, 1.0, None),     # nothing left: cut off at once
+    (1.0, 1.0, 0.02),     # cancelled from outside first: stays a cancellation
+    (0.02, 1.0, 0.02),    # both at once (either order): what asyncio.timeout does
+])
+def test_cutoff_ends_a_block_as_asyncio_timeout_does(seconds: float, work: float,
+                                                     cancel_after: float | None) -> None:
+    ours = _outcome_of(cutoff, seconds, work, cancel_after)
+    assert ours == _outcome_of(asyncio.timeout, seconds, work, cancel_after)
+    expected = {(1.0, 0.0): "done", (0.02, 1.0): "timeout", (0.0, 1.0): "timeout"}
+    if cancel_after is None:
+        assert ours == (expected[seconds, work], 0)
 
 
 @pytest.mark.parametrize("value", ["soon", "Mon, 99 Foo 2026 25:61:61 GMT", "nan", "", "-5"])

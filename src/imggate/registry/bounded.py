@@ -18,12 +18,11 @@ its ``401`` bodies, token servers' answers, answers through a proxy), in
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
 
-from imggate.registry.deadline import DeadlineExceeded, RequestBudget, current
+from imggate.registry.deadline import DeadlineExceeded, RequestBudget, current, cutoff
 
 #: A response whose request named no cap (a token server's answer) is at most this big.
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -61,7 +60,7 @@ class BoundedStream(httpx.AsyncByteStream):
                 if callable(ready) and ready():
                     chunk = await chunks.__anext__()
                 else:
-                    async with asyncio.timeout(left):
+                    with cutoff(left):
                         chunk = await chunks.__anext__()
             except StopAsyncIteration:
                 return

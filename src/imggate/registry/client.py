@@ -305,7 +305,7 @@ class RegistryClient:
         if left <= 0:
             raise DeadlineExceeded(budget.why())
         try:
-            async with asyncio.timeout(left):
+            with _deadline.cutoff(left):
                 response = await self._send_following(method, url, headers, auth, extensions,
                                                       content)
         except TimeoutError:
