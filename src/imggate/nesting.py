@@ -42,7 +42,7 @@ def yaml_too_deep(text: str, limit: int = MAX_DEPTH) -> int | None:
     unlike the composer). A document the parser refuses for any other reason is not
     too deep by this measure: the caller's parse then reports what is wrong with it.
     """
-    import yaml
+    from imggate._pyyaml import yaml
 
     fast: type[yaml.SafeLoader] | None = getattr(yaml, "CSafeLoader", None)
     starts: list[int] = [0]
@@ -65,7 +65,7 @@ def yaml_too_deep(text: str, limit: int = MAX_DEPTH) -> int | None:
 
 def _measure(loader_class: type, text: str, limit: int, starts: list[int]) -> int | None:
     """Walk the events; the 1-based line of the first collection beyond ``limit``."""
-    import yaml
+    from imggate._pyyaml import yaml
 
     parser = loader_class(text)
     depth = 0

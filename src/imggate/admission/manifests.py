@@ -183,7 +183,7 @@ def _template_for(sources: Sequence[tuple[int, str]], after: int, before: int) -
 def _objects(node: yaml.Node, data: Any, source: str
              ) -> Iterator[tuple[yaml.Node, Mapping[str, Any], tuple[str | int, ...]]]:
     """The object a document holds, or the items of a ``List`` (one level: as kubectl)."""
-    import yaml
+    from imggate._pyyaml import yaml
 
     line = node.start_mark.line + 1
     if not isinstance(data, Mapping):
@@ -210,7 +210,7 @@ def _objects(node: yaml.Node, data: Any, source: str
 
 
 def _child(node: yaml.Node, key: str | int) -> yaml.Node | None:
-    import yaml
+    from imggate._pyyaml import yaml
 
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
@@ -237,7 +237,7 @@ def _line_of(node: yaml.Node, path: Sequence[str | int], fallback: int) -> int:
 
 def _documents(text: str, source: str) -> Iterator[tuple[yaml.Node, Any]]:
     """Each non-empty document as (node tree, data); YAML problems are ``file:line`` errors."""
-    import yaml
+    from imggate._pyyaml import yaml
 
     loader: Any = None
     try:
@@ -287,7 +287,7 @@ def _check_depth(text: str, source: str) -> None:
 def _loader_class() -> type[yaml.SafeLoader]:
     """libyaml's safe loader when PyYAML is built with it (about ten times faster on a
     rendered chart; the same nodes, marks and constructors), else the pure-Python one."""
-    import yaml
+    from imggate._pyyaml import yaml
 
     loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     return loader
@@ -300,7 +300,7 @@ def _check_tree(root: yaml.Node, source: str) -> None:
     of the data would see it; the walk stops once that adds more than
     :data:`MAX_ALIAS_NODES` nodes (a cycle, too, ends there).
     """
-    import yaml
+    from imggate._pyyaml import yaml
 
     visits = 0
     seen: set[int] = set()
@@ -322,7 +322,7 @@ def _check_tree(root: yaml.Node, source: str) -> None:
 
 
 def _check_keys(node: yaml.MappingNode, source: str) -> None:
-    import yaml
+    from imggate._pyyaml import yaml
 
     keys: dict[str, int] = {}
     for k, _ in node.value:

@@ -155,7 +155,7 @@ def reports(result: ClusterResult, when: datetime,
 
 def write_yaml(objects: Iterable[Mapping[str, Any]], out: TextIO) -> None:
     """The reports as a YAML stream (``--dry-run``), written one by one."""
-    import yaml
+    from imggate._pyyaml import yaml
 
     for n, obj in enumerate(objects):
         if n:

@@ -98,8 +98,7 @@ def explain(
     in effect there today, as YAML."""
     from datetime import date
 
-    import yaml
-
+    from imggate._pyyaml import yaml
     from imggate.policy.effective import describe
     from imggate.policy.loader import load_exceptions, load_rules, locate_rules, select_env
     from imggate.policy.namespaces import explain_namespaces

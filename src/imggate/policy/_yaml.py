@@ -70,7 +70,7 @@ class YamlDoc(Struct, frozen=True):
 
 def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], source: str,
           seen_nodes: set[int]) -> None:
-    import yaml
+    from imggate._pyyaml import yaml
 
     # An alias is the anchored node again: walking it once keeps "billion laughs" linear.
     if id(node) in seen_nodes:
@@ -100,7 +100,7 @@ def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], source: str
 def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int],
                    source: str) -> int:
     """Nodes in ``node`` once every alias is expanded (memoised: linear in the nodes written)."""
-    import yaml
+    from imggate._pyyaml import yaml
 
     known = sizes.get(id(node))
     if known is not None:
@@ -137,7 +137,7 @@ def _loader_class() -> type[yaml.SafeLoader]:
     """The safe loader whose unconstructible scalars (``2026-02-30``) are marked errors:
     libyaml's when PyYAML is built with it (parsing the repository's rules: ~4M
     instructions instead of ~49M in Python), else PyYAML's own."""
-    import yaml
+    from imggate._pyyaml import yaml
 
     base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -160,7 +160,7 @@ def _tag_name(tag: str) -> str:
 
 def parse_yaml(text: str, source: str) -> YamlDoc:
     """Parse one YAML document; syntax errors and duplicate keys are :class:`ConfigError`."""
-    import yaml
+    from imggate._pyyaml import yaml
 
     loader: yaml.SafeLoader | None = None
     try:
