@@ -135,6 +135,7 @@ def test_v_is_imggate_debug_only_and_vv_adds_library_debug(anon_image: PushedIma
     two = run_imggate(["resolve", anon_image.ref, "-vv"], subprocess_mode=True)
     assert two.code == 0, two.stderr
     assert "imggate: DEBUG: connecting to 127.0.0.1:" in two.stderr  # the connection log
+    assert "HTTP Request: GET http://127.0.0.1:" in two.stderr  # each exchange, as httpx's
 
 
 EXAMPLE_DIGEST = "sha256:f41e9a845abd009489a7f2ce16ff1294db80ee19b3cb805dfc7d45aad7bf64f5"

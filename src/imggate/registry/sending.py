@@ -128,8 +128,12 @@ class Sender:
         response = await self._transport.handle_async_request(request)
         response.request = request
         bound(response, self._timeout, self._min_rate)
-        _httpx_log.info('HTTP Request: %s %s "%s %d %s"', request.method, request.url,
-                        response.http_version, response.status_code, response.reason_phrase)
+        # Only when shown (-vv): its arguments alone (two of them properties that decode
+        # bytes) were 8.5K instructions a request, 0.4% of a resolve (cachegrind).
+        if _httpx_log.isEnabledFor(logging.INFO):
+            _httpx_log.info('HTTP Request: %s %s "%s %d %s"', request.method, request.url,
+                            response.http_version, response.status_code,
+                            response.reason_phrase)
         return response
 
     async def aclose(self) -> None:
