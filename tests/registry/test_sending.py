@@ -140,6 +140,59 @@ def test_an_auth_flow_gets_its_token_within_bounds_and_retries_with_it() -> None
     assert retry.headers["Authorization"] == "Bearer tok-123"
 
 
+def test_only_the_first_request_to_a_registry_is_sent_anonymously() -> None:
+    """Until a challenge, a request goes out as it is (the sender sends it without the
+    flow); after one, each new scope's token comes before its request, and a Basic
+    registry gets the credentials on every later request: as the whole flow decides."""
+    def answer(request: httpx.Request) -> httpx.Response:
+        given = request.headers.get("Authorization", "")
+        if request.url.host == "auth.test":
+            return httpx.Response(200, content=json.dumps({"token": "tok-1"}).encode())
+        if request.url.host == "basic.test":
+            if given.startswith("Basic "):
+                return httpx.Response(200, content=b"ok")
+            return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="r"'})
+        if request.url.path.startswith("/v2/open/"):
+            return httpx.Response(401)  # no challenge: the 401 is the answer
+        if given == "Bearer tok-1":
+            return httpx.Response(200, content=b"ok")
+        return httpx.Response(401, headers={
+            "WWW-Authenticate": 'Bearer realm="https://auth.test/token",service="r.test"'})
+
+    rec = Recorder(answer)
+
+    async def go() -> list[int]:
+        sender = _sender(rec.transport())
+        bearer = RegistryAuth("r.test", None, plain_http_ok=False)
+        basic = RegistryAuth("basic.test", Credentials("user", "pw"), plain_http_ok=False)
+        statuses = []
+        for auth, url in [(bearer, "https://r.test/v2/open/manifests/v1"),
+                          (bearer, "https://r.test/v2/a/manifests/v1"),
+                          (bearer, "https://r.test/v2/b/manifests/v1"),
+                          (basic, "https://basic.test/v2/a/manifests/v1"),
+                          (basic, "https://basic.test/v2/b/manifests/v1")]:
+            response = await sender.send(sender.request("GET", httpx.URL(url), {}, {}), auth)
+            statuses.append(response.status_code)
+            await response.aread()
+            await response.aclose()
+        return statuses
+
+    assert asyncio.run(go()) == [401, 200, 200, 200, 200]
+    sent = [(r.url.host, r.url.path, r.headers.get("Authorization", "")) for r in rec.seen]
+    assert sent == [
+        ("r.test", "/v2/open/manifests/v1", ""),
+        ("r.test", "/v2/a/manifests/v1", ""),  # anonymous first: challenged
+        ("auth.test", "/token", ""),
+        ("r.test", "/v2/a/manifests/v1", "Bearer tok-1"),
+        ("auth.test", "/token", ""),  # a new scope: its token first, no 401
+        ("r.test", "/v2/b/manifests/v1", "Bearer tok-1"),
+        ("basic.test", "/v2/a/manifests/v1", ""),
+        ("basic.test", "/v2/a/manifests/v1", sent[7][2]),
+        ("basic.test", "/v2/b/manifests/v1", sent[7][2]),  # Basic from then on
+    ]
+    assert sent[7][2].startswith("Basic ")
+
+
 def test_a_flow_that_fails_closes_the_answer_it_was_given() -> None:
     closed: list[bool] = []
     def answer(request: httpx.Request) -> httpx.Response:

@@ -111,6 +111,18 @@ class RegistryAuth(httpx.Auth):
         """imggate's registry client is async; see :meth:`async_auth_flow`."""
         raise RuntimeError("RegistryAuth is run by the registry client's async sender only")
 
+    def untouched(self, request: httpx.Request) -> bool:
+        """Whether :meth:`async_auth_flow` would send ``request`` as it is, with no
+        credential: nothing learnt or given applies to it yet (an anonymous registry, any
+        registry before its first challenge; a token is only ever cached after one).
+
+        The sender then sends such a request itself and runs :meth:`challenged` only on a
+        ``401``: the flow's async generator per request was ~28K instructions, 1.5% of a
+        resolve of 200 images (cachegrind). ``False`` is always safe (the whole flow).
+        """
+        return (self._challenge is None and not self._tokens
+                and not (self._basic and self.credentials) and self._matches(request))
+
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
@@ -141,9 +153,30 @@ class RegistryAuth(httpx.Auth):
         response = yield request
         if response.status_code != 401:
             return
+        # The rest of the flow is challenged()'s (async generators cannot delegate with
+        # ``yield from``): what it asks to send is sent, and its answer given back.
+        rest = self.challenged(request, response, token)
+        try:
+            answer: httpx.Response | None = None
+            while True:
+                try:
+                    nxt = await (rest.__anext__() if answer is None else rest.asend(answer))
+                except StopAsyncIteration:
+                    return
+                answer = yield nxt
+        finally:
+            await rest.aclose()
+
+    async def challenged(
+        self, request: httpx.Request, response: httpx.Response, token: str | None,
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """The flow after ``response``, a ``401`` to ``request`` (which carried ``token``,
+        if any): follow the challenge at most once. Nothing to follow ends the flow with
+        that ``401``."""
         challenge = parse_challenge(response.headers.get("WWW-Authenticate"))
         if challenge is None:
             return
+        scope = scope_for(request.url.path, push=request.method not in ("GET", "HEAD"))
         if challenge.scheme == "basic":
             if self.credentials is None or "Authorization" in request.headers:
                 return

@@ -21,6 +21,7 @@ responses are still httpx's, and so are their exceptions.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncGenerator
 
 import httpx
 
@@ -101,9 +102,32 @@ class Sender:
         token server's and the retry with credentials."""
         if auth is None:
             return await self._send_one(request)
-        flow = auth.async_auth_flow(request)
+        if not auth.untouched(request):
+            return await self._follow(auth.async_auth_flow(request))
+        # What the flow would send first, sent as it is; only a 401 needs the rest of it.
+        response = await self._send_one(request)
+        if response.status_code != 401:
+            return response
+        return await self._follow(auth.challenged(request, response, None), response)
+
+    async def _follow(self, flow: AsyncGenerator[httpx.Request, httpx.Response],
+                      answered: httpx.Response | None = None) -> httpx.Response:
+        """Send what ``flow`` asks, giving it each answer; the last answer is returned.
+        ``answered``: the answer the flow was made with (a flow that ends at once ends
+        with it), ``None`` for a flow that starts with a request."""
         try:
-            request = await flow.__anext__()
+            try:
+                request = await flow.__anext__()
+            except StopAsyncIteration:
+                if answered is None:
+                    raise RuntimeError("the auth flow sent no request") from None
+                return answered
+            except BaseException:
+                if answered is not None:
+                    await answered.aclose()
+                raise
+            if answered is not None:
+                await _done_with(answered)
             while True:
                 response = await self._send_one(request)
                 try:
@@ -113,12 +137,7 @@ class Sender:
                 except BaseException:
                     await response.aclose()
                     raise
-                # The flow is done with it: read (within its bound) so that its connection
-                # carries the next request, as httpx's client did.
-                try:
-                    await response.aread()
-                finally:
-                    await response.aclose()
+                await _done_with(response)
         finally:
             await flow.aclose()
 
@@ -139,3 +158,12 @@ class Sender:
     async def aclose(self) -> None:
         """Close the transport (its connections)."""
         await self._transport.aclose()
+
+
+async def _done_with(response: httpx.Response) -> None:
+    """A response the auth flow is done with: read (within its bound) so that its
+    connection carries the next request, as httpx's client did; then closed."""
+    try:
+        await response.aread()
+    finally:
+        await response.aclose()
