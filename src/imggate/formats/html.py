@@ -223,6 +223,10 @@ class _Spliced:
         """A stand-in for ``rows`` (already escaped by :func:`_finding_rows`)."""
         from markupsafe import Markup
 
+        if not rows:
+            # Nothing to put in after (an image without findings: an audit's every tag),
+            # and a page without a token is not searched for one (3.8 MB for an audit).
+            return Markup()
         key = f"{self._prefix}{len(self._rows)}"
         self._rows[key] = rows
         return Markup(key)  # noqa: S704 - letters, digits and dashes only
