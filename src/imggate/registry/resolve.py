@@ -15,7 +15,6 @@ from imggate.errors import Error, LayoutError, RegistryError
 from imggate.models import ConfigSummary, Digest, ImageRef, Platform, PlatformChild, ResolvedImage
 from imggate.registry.deadline import Deadline
 from imggate.registry.interface import Manifest, Repository
-from imggate.registry.layout import OciLayout
 from imggate.registry.options import RegistryOptions
 
 IMAGE_CONFIG_TYPES = frozenset({
@@ -36,6 +35,9 @@ def open_repository(ref: ImageRef, client: RegistryClient | None) -> Repository:
     """The :class:`Repository` an image reference points at (``client``: ``None`` only
     when no reference of the run is to a registry)."""
     if ref.source == "oci-layout":
+        # Imported here: a run against registries only never reads a layout.
+        from imggate.registry.layout import OciLayout
+
         assert ref.layout_path is not None
         return OciLayout(ref.layout_path).repository()
     if client is None:
