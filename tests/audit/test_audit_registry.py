@@ -7,6 +7,7 @@ import json
 import re
 import secrets
 import urllib.request
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import pytest
@@ -342,3 +343,82 @@ def test_an_audit_runs_with_the_collector_paused_and_resumes_it(
     assert result.code == 0, result.output
     assert seen == [False]
     assert gc.isenabled()
+
+
+
+def _paged(monkeypatch: pytest.MonkeyPatch, size: int, *, fail_after: int | None = None) -> None:
+    """The registry's tag list in pages of ``size`` tags, each after a pause; with
+    ``fail_after``, the page after that many fails. Distribution 2.8 (the test registry)
+    always answers with one page (``n`` on ``tags/list`` is Distribution 3's): the real
+    list is cut into pages here, the way Docker Hub or GHCR hand it out."""
+    import asyncio
+
+    from imggate.errors import RegistryError
+    from imggate.registry.repository import RegistryRepository
+
+    listed = RegistryRepository.tag_pages
+
+    async def pages(self: RegistryRepository, page_size: int | None = None
+                    ) -> AsyncGenerator[tuple[str, ...], None]:
+        tags = [t async for page in listed(self) for t in page]
+        for n, start in enumerate(range(0, len(tags), size)):
+            if n == fail_after:
+                raise RegistryError("tags/list page failed", registry="r", repository="x")
+            await asyncio.sleep(0.02)  # a round trip: the resolves go on meanwhile
+            yield tuple(tags[start:start + size])
+
+    monkeypatch.setattr(RegistryRepository, "tag_pages", pages)
+
+
+def test_a_paginated_list_is_resolved_as_its_pages_come_and_reported_in_listed_order(
+        anon_registry: Registry, registry_requests: list[tuple[str, str]], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    repository = f"audit/{secrets.token_hex(4)}"
+    build(anon_registry.url, repository, n_tags=40, n_digests=6, signed=0)
+    args = ["audit", f"{anon_registry.host}/{repository}", "-q"]
+    whole = run_imggate([*args, "-o", str(tmp_path / "whole")])
+    assert whole.code == 0, whole.output
+    _paged(monkeypatch, 7)
+    resolved_before_the_last_page = []
+    from imggate.registry.repository import RegistryRepository
+
+    paged_list = RegistryRepository.tag_pages
+
+    async def watched(self: RegistryRepository, page_size: int | None = None
+                      ) -> AsyncGenerator[tuple[str, ...], None]:
+        async for page in paged_list(self, page_size):
+            yield page
+        resolved_before_the_last_page.append(
+            sum("/manifests/" in path for _, path in registry_requests))
+
+    monkeypatch.setattr(RegistryRepository, "tag_pages", watched)
+    registry_requests.clear()
+    paged = run_imggate([*args, "-o", str(tmp_path / "paged")])
+    assert paged.code == 0, paged.output
+    # The first pages' tags were resolving while the last page was awaited.
+    assert resolved_before_the_last_page[0] > 0
+    # The same reports, the rows in the listed order (the timestamps aside).
+    stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?")
+    for name in ("imggate-audit.json", "imggate-verdict.json", "imggate-junit.xml",
+                 "imggate-report.html"):
+        a, b = ((tmp_path / d / name).read_text() for d in ("whole", "paged"))
+        if name == "imggate-audit.json":
+            assert json.loads(a)["rows"] == json.loads(b)["rows"]
+        elif name == "imggate-report.html":
+            assert len(a) == len(b)
+        else:
+            assert stamp.sub("T", a) == stamp.sub("T", b), name
+
+
+def test_a_page_of_the_list_that_fails_fails_the_audit(
+        anon_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Never a partial audit: the third page fails after the first pages' tags have started
+    # resolving; they are cancelled and no report is written.
+    repository = f"audit/{secrets.token_hex(4)}"
+    build(anon_registry.url, repository, n_tags=20, n_digests=4, signed=0)
+    _paged(monkeypatch, 5, fail_after=2)
+    result = run_imggate(["audit", f"{anon_registry.host}/{repository}", "-q",
+                          "-o", str(tmp_path)])
+    assert result.code == 3, result.output
+    assert "tags/list page failed" in result.stderr
+    assert not list(tmp_path.iterdir())

@@ -201,6 +201,49 @@ def test_tags_follow_link_pagination() -> None:
     assert run(handler, lambda r: r.tags()) == ("a", "b", "c")
 
 
+def _link_pages(seen: list[str], pages: int) -> Callable[[httpx.Request], httpx.Response]:
+    """A registry whose tag list is ``pages`` pages of one tag each (``t0``, ``t1``...)."""
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append(str(req.url.query, "ascii"))
+        n = int(req.url.params.get("last", "t-1")[1:]) + 1
+        more = {"Link": f'</v2/team/app/tags/list?n=1&last=t{n}>; rel="next"'} \
+            if n + 1 < pages else {}
+        return httpx.Response(200, json={"name": "team/app", "tags": [f"t{n}"]}, headers=more)
+    return handler
+
+
+def test_tag_pages_come_one_at_a_time_asked_with_the_page_size() -> None:
+    seen: list[str] = []
+
+    async def each(r: object) -> list[tuple[tuple[str, ...], int]]:
+        # Each page is handed over before the next one is asked for.
+        return [(page, len(seen)) async for page in r.tag_pages(1)]  # type: ignore[attr-defined]
+
+    assert run(_link_pages(seen, 3), each) == [(("t0",), 1), (("t1",), 2), (("t2",), 3)]
+    assert seen == ["n=1", "n=1&last=t0", "n=1&last=t1"]
+
+
+def test_a_tag_list_past_the_page_bound_is_an_error_not_a_partial_list(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from imggate.registry import repository
+
+    monkeypatch.setattr(repository, "MAX_TAG_PAGES", 3)
+    assert run(_link_pages([], 3), lambda r: r.tags()) == ("t0", "t1", "t2")
+    with pytest.raises(RegistryError, match="past 3 pages"):
+        run(_link_pages([], 4), lambda r: r.tags())
+
+
+def test_a_tag_list_page_that_fails_fails_the_list() -> None:
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.url.params.get("last"):
+            return httpx.Response(200, content=b"{not json")
+        return httpx.Response(200, json={"name": "team/app", "tags": ["a"]}, headers={
+            "Link": '</v2/team/app/tags/list?last=a>; rel="next"'})
+
+    with pytest.raises(RegistryError, match="malformed"):
+        run(handler, lambda r: r.tags())
+
+
 def test_referrers_fall_back_to_the_tag_schema() -> None:
     child = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
              "digest": "sha256:" + "c" * 64, "size": 10,

@@ -1,7 +1,8 @@
 """``imggate audit``: every tag of a repository through the gate, each digest checked once.
 
 The steps: list the tags (the registry's ``tags/list``, paginated); resolve
-each tag to its verified digest and creation date, concurrently; apply the
+each tag to its verified digest and creation date, concurrently, as soon as its
+page of the list arrives; apply the
 cleanup policy to those dates; gather each *distinct* digest's evidence once
 per environment (tags that share a digest share it, and the environments
 share the lookups: an image's signatures are fetched once for the whole
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -115,20 +116,30 @@ def _nothing(phase: str, done: int, total: int) -> None:
     """The default progress callback."""
 
 
-async def _resolve_tags(req: AuditRequest, client: RegistryClient, tags: Sequence[str],
-                        progress: Progress) -> dict[str, ResolvedImage | Error]:
-    """Each tag's manifest once, then each distinct digest's config once.
+async def _listed(req: AuditRequest, client: RegistryClient,
+                  progress: Progress) -> tuple[dict[str, ResolvedImage | Error], tuple[str, ...]]:
+    """List the tags and resolve each one as its page of the list arrives.
 
-    Tags that share an image share its description: the first tag to reach a digest
-    reads its config (and, for an index, its platform manifest); the others wait for that.
+    Each tag's manifest is read once, then each distinct digest's config once: tags that
+    share an image share its description (the first tag to reach a digest reads its
+    config, and for an index its platform manifest; the others wait for that). A
+    registry that paginates (Docker Hub, GHCR: ~100 tags a page) has the first page's
+    tags resolving while the next pages come. A page that fails fails the audit, as
+    before: what was started is cancelled and nothing is reported from a partial list.
     """
     import asyncio
+    import contextlib
 
     sem = asyncio.Semaphore(req.concurrency)
     repo = open_repository(req.repository, client)
-    done = 0
     out: dict[str, ResolvedImage | Error] = {}
     described: dict[Digest, asyncio.Task[ResolvedImage | Error]] = {}
+    seen: set[str] = set()
+    wanted: list[str] = []
+    skipped: list[str] = []
+    resolving: list[asyncio.Task[None]] = []
+    listed = False
+    done = 0
 
     async def describe(ref: ImageRef, top: Manifest) -> ResolvedImage | Error:
         async with sem:
@@ -154,22 +165,37 @@ async def _resolve_tags(req: AuditRequest, client: RegistryClient, tags: Sequenc
             out[tag] = image if isinstance(image, Error) else values.replace(
                 image, ref=ref.with_digest(image.digest))
         done += 1
-        progress("resolve", done, len(tags))
+        if listed:  # (until then the total is not known)
+            progress("resolve", done, len(wanted))
 
-    await asyncio.gather(*(one(t) for t in tags))
+    try:
+        async with contextlib.aclosing(repo.tag_pages()) as pages:
+            async for page in pages:
+                for tag in page:
+                    if tag in seen:
+                        continue
+                    seen.add(tag)
+                    if COSIGN_TAG.fullmatch(tag):  # a signature artifact: listed, not checked
+                        continue
+                    if not VALID_TAG.fullmatch(tag):
+                        skipped.append(tag)
+                        continue
+                    wanted.append(tag)
+                    resolving.append(asyncio.ensure_future(one(tag)))
+    except BaseException:
+        started = [*resolving, *described.values()]
+        for task in started:
+            task.cancel()
+        await asyncio.gather(*started, return_exceptions=True)
+        raise
+    listed = True
+    progress("list", len(wanted), len(wanted))
+    if done:
+        progress("resolve", done, len(wanted))
+    await asyncio.gather(*resolving)
     # In the listed order, not the order the answers came in: the reports (the images'
     # order, each row's other tags of the same image) are the same run after run.
-    return {t: out[t] for t in tags}
-
-
-async def _listed(req: AuditRequest, client: RegistryClient,
-                  progress: Progress) -> tuple[dict[str, ResolvedImage | Error], tuple[str, ...]]:
-    listed = await open_repository(req.repository, client).tags()
-    images = [t for t in dict.fromkeys(listed) if not COSIGN_TAG.fullmatch(t)]
-    skipped = tuple(t for t in images if not VALID_TAG.fullmatch(t))
-    wanted = [t for t in images if VALID_TAG.fullmatch(t)]
-    progress("list", len(wanted), len(wanted))
-    return await _resolve_tags(req, client, wanted, progress), skipped
+    return {t: out[t] for t in wanted}, tuple(skipped)
 
 
 def run_audit(req: AuditRequest, progress: Progress = _nothing) -> AuditResult:

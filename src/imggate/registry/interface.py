@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 from msgspec import Struct, field
@@ -192,6 +192,17 @@ class Repository(ABC):
     @abstractmethod
     async def tags(self) -> tuple[str, ...]:
         """Every tag (following pagination)."""
+
+    async def tag_pages(
+        self, page_size: int | None = None
+    ) -> AsyncGenerator[tuple[str, ...], None]:
+        """Every tag, a page at a time as each arrives (here: all of them at once).
+
+        ``page_size`` asks a registry for pages of that many tags (a registry may
+        paginate anyway). A page that cannot be read raises, as :meth:`tags` does: what
+        came before it is never all there is.
+        """
+        yield await self.tags()
 
     @abstractmethod
     async def referrers(

@@ -7,6 +7,7 @@ digest it was asked for, or the registry announced, before it is parsed.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 import httpx
@@ -105,14 +106,26 @@ class RegistryRepository(Repository):
 
     async def tags(self) -> tuple[str, ...]:
         """Every tag, following ``Link`` pagination."""
+        out: list[str] = []
+        async for page in self.tag_pages():
+            out.extend(page)
+        return tuple(out)
+
+    async def tag_pages(
+        self, page_size: int | None = None
+    ) -> AsyncGenerator[tuple[str, ...], None]:
+        """Every tag, a page at a time, following ``Link`` pagination.
+
+        A page that cannot be read or parsed raises, and so does a list longer than
+        :data:`MAX_TAG_PAGES` pages: what came before is never taken for all the tags.
+        """
         import json
 
         what = self._what(None)
-        url: str | None = f"{self._base}/tags/list"
-        out: list[str] = []
+        url: str | None = f"{self._base}/tags/list" + (
+            f"?n={int(page_size)}" if page_size is not None else "")
         for _ in range(MAX_TAG_PAGES):
-            if url is None:
-                break
+            assert url is not None
             r = await self.client.fetch("GET", self.registry, url, headers={}, what=what,
                                         limit=MAX_MANIFEST_BYTES)
             body, link, current = r.body, r.headers.get("Link"), r.url
@@ -123,9 +136,12 @@ class RegistryRepository(Repository):
                     raise ValueError
             except (ValueError, AttributeError):
                 raise _like(what, RegistryError, "tags/list response is malformed") from None
-            out.extend(tags)
+            yield tuple(tags)
             url = _next_link(link, current)
-        return tuple(out)
+            if url is None:
+                return
+        raise _like(what, RegistryError,
+                    f"the tag list goes on past {MAX_TAG_PAGES} pages: not all listed")
 
     async def referrers(
         self, digest: Digest, artifact_type: str | None = None
