@@ -32,7 +32,7 @@ def parse_reference(text: str) -> ImageRef:
     if len(text) > MAX_REFERENCE_LENGTH:
         raise InvalidReference(f"image reference is {len(text)} characters long (limit "
                                f"{MAX_REFERENCE_LENGTH})")
-    if text != text.strip() or any(c.isspace() for c in text):
+    if text != text.strip() or any(map(str.isspace, text)):
         raise InvalidReference(f"image reference {text[:200]!r} contains whitespace")
     if text.startswith("oci:"):
         return _parse_layout(text)
