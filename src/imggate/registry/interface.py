@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
+import msgspec
 from msgspec import Struct, field
 
 from imggate.models import Digest, Platform
@@ -84,7 +85,7 @@ class Manifest(Struct, frozen=True):
         digest covers it; a Content-Type header is not covered), else ``declared_type``.
         """
         try:
-            data = json.loads(raw)
+            data = load_json(raw)
         except (ValueError, RecursionError) as e:
             raise ValueError(f"{where}: manifest is not JSON ({json_problem(e)})") from None
         if not isinstance(data, dict):
@@ -213,6 +214,21 @@ class Repository(ABC):
     @abstractmethod
     async def try_resolve_tag(self, tag: str) -> Manifest | None:
         """Like :meth:`resolve` for a tag, but ``None`` when the tag does not exist."""
+
+
+def load_json(raw: bytes) -> Any:
+    """``json.loads(raw)``: the same document, or the same exception.
+
+    msgspec's decoder reads a manifest or a config in about a third of the instructions
+    (~13K against ~42K for a 350-byte config: 2% of a resolve of 200 images, cachegrind),
+    and gives what ``json.loads`` gives for every document it accepts. It accepts less (no
+    ``NaN``, byte-order mark, UTF-16 or lone surrogate): anything it refuses goes to
+    ``json.loads``, whose answer (or error, and so its message) stands.
+    """
+    try:
+        return msgspec.json.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return json.loads(raw)
 
 
 def json_problem(e: ValueError | RecursionError) -> str:

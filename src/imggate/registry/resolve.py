@@ -6,7 +6,6 @@ The tag is resolved exactly once; everything after uses digests.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING
 from imggate.errors import Error, LayoutError, RegistryError
 from imggate.models import ConfigSummary, Digest, ImageRef, Platform, PlatformChild, ResolvedImage
 from imggate.registry.deadline import Deadline
-from imggate.registry.interface import Manifest, Repository
+from imggate.registry.interface import Manifest, Repository, load_json
 from imggate.registry.options import RegistryOptions
 
 IMAGE_CONFIG_TYPES = frozenset({
@@ -87,7 +86,7 @@ def _pick(children: Sequence[PlatformChild], want: Platform | None,
 def summarise_config(raw: bytes, digest: Digest, layer_count: int, where: str) -> ConfigSummary:
     """Summarise an image config blob; ``ValueError`` names what is malformed."""
     try:
-        doc = json.loads(raw)
+        doc = load_json(raw)
     except (ValueError, RecursionError):
         raise ValueError(f"{where}: config blob is not JSON") from None
     if not isinstance(doc, dict):
