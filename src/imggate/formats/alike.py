@@ -17,6 +17,7 @@ each verdict's (escaped as that text escapes it) replaces.
 from __future__ import annotations
 
 import secrets
+from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -40,17 +41,26 @@ def placeholder(what: str) -> str:
     return f"imggate-{what}-{secrets.token_hex(16)}"
 
 
+#: Distinct verdicts of one image kept to compare with: each verdict is compared with at
+#: most this many (the latest), so that tags of one image judged each differently (a rule
+#: whose message names the tag) cost a few comparisons each, not one per earlier tag.
+KEPT_PER_IMAGE = 8
+
+
 class OncePerVerdict(Generic[T]):
     """``make(verdict)``, made once per distinct verdict (:func:`alike`) and reused."""
 
     def __init__(self, make: Callable[[ImageVerdict], T]) -> None:
         self._make = make
-        # By digest (None: no image), the distinct verdicts seen and what was made of each.
-        self._seen: dict[Digest | None, list[tuple[ImageVerdict, T]]] = {}
+        # By digest (None: no image), the latest distinct verdicts and what was made of each.
+        self._seen: dict[Digest | None, deque[tuple[ImageVerdict, T]]] = {}
 
     def __call__(self, iv: ImageVerdict) -> T:
-        """What was made of the first verdict alike ``iv``, else of ``iv`` now."""
-        seen = self._seen.setdefault(iv.image.digest if iv.image is not None else None, [])
+        """What was made of a verdict alike ``iv`` (among those kept), else of ``iv`` now."""
+        key = iv.image.digest if iv.image is not None else None
+        seen = self._seen.get(key)
+        if seen is None:
+            seen = self._seen[key] = deque(maxlen=KEPT_PER_IMAGE)
         for other, made in seen:
             if alike(iv, other):
                 return made
