@@ -234,6 +234,28 @@ def test_check_keeps_the_collector_off_from_start_up_on(monkeypatch: pytest.Monk
     assert gc.isenabled()
 
 
+def test_resolve_keeps_the_collector_off_from_start_up_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # As check: a resolve makes a few cycles an image, freed with the process, and each
+    # collection walked what start-up built (issue 22).
+    import gc
+
+    from imggate.commands import resolve
+    from imggate.errors import UsageError
+
+    seen: list[bool] = []
+
+    def parse_deadline(seconds: float) -> None:  # the command's first step
+        seen.append(gc.isenabled())
+        raise UsageError("stop here")
+
+    monkeypatch.setattr(resolve, "parse_deadline", parse_deadline)
+    result = run_imggate(["resolve", "registry.example/app:1"])
+    assert result.code == 2 and "stop here" in result.stderr
+    assert seen == [False]
+    assert gc.isenabled()  # a caller of main(argv) gets it back
+
+
 def test_the_program_ends_with_everything_written(tmp_path: Path) -> None:
     # `imggate` ends its process without the interpreter's teardown (issue 22): what it
     # wrote to a pipe, however large, is all there, and its exit code is the command's.
