@@ -112,8 +112,8 @@ class cutoff:  # noqa: N801 - used as a function: ``with cutoff(seconds):``
     (Python 3.11's ``asyncio.Timeout``), without what a request never uses: an
     ``async with`` (two coroutines to enter and leave), a deadline that can be moved,
     and its state machine. The registry client enters one around every request:
-    asyncio's was ~29K instructions a request, 1.5% of a resolve of 200 images (this
-    one ~7K; cachegrind). ``tests/registry/test_deadline.py`` holds the two in step.
+    asyncio's was ~29K instructions a request, 1.5% of a resolve of 200 images; this one
+    is ~12K (cachegrind). ``tests/registry/test_deadline.py`` holds the two in step.
     """
 
     __slots__ = ("_cancelling", "_expired", "_handle", "_seconds", "_task")
