@@ -298,6 +298,14 @@ class EvidenceKind(str, Enum):
     ATTESTATION = "attestation"    # a signed vulnerability attestation in the registry
 
 
+def describe_finding(f: Finding) -> str:
+    """One line for a finding in a rule's messages (and the outputs that list findings
+    as lines)."""
+    fix = f"fixed in {', '.join(f.fixed_versions)}" if f.fixed_versions else "no fix"
+    cvss = f", CVSS {f.max_cvss:g}" if f.max_cvss is not None else ""
+    return f"{f.id} ({f.severity.value}{cvss}) in {f.package} {f.version}: {fix}"
+
+
 class FindingLocation(Struct, frozen=True):
     """Where a GitLab report said one vulnerability was: kept when GitLab is converted to GitLab."""
 

@@ -203,7 +203,7 @@ def _image_details(iv: ImageVerdict, top: int, findings_top: int = 10
                     else ": no scanner evidence was given for this image")
         line.append("; vulnerabilities unknown")
         out.append(line)
-    from imggate.policy.checks import describe_finding
+    from imggate.models import describe_finding
 
     # What blocks the image, in full: every message of every violated rule (each
     # failed signature's reason), and the offending findings as a table.

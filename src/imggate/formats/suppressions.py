@@ -10,7 +10,7 @@ the GitLab report (``scan.messages``) carry these lines.
 from __future__ import annotations
 
 from imggate.formats.verdict_json import finding_sort_key
-from imggate.models import ImageVerdict
+from imggate.models import ImageVerdict, describe_finding
 
 #: Most suppressions listed per image as lines; the rest are counted in a last line.
 MAX_LINES = 1000
@@ -18,8 +18,6 @@ MAX_LINES = 1000
 
 def suppression_lines(iv: ImageVerdict, limit: int = MAX_LINES) -> list[str]:
     """``"<finding>: suppressed by <why>"`` per suppressed finding, worst first."""
-    from imggate.policy.checks import describe_finding  # the policy layer: only when needed
-
     ordered = sorted(iv.suppressed, key=lambda p: finding_sort_key(p[0]))
     lines = [f"{describe_finding(f)}: suppressed by {why}" for f, why in ordered[:limit]]
     if len(ordered) > limit:

@@ -25,6 +25,7 @@ from imggate.models import (
     Severity,
     SignatureCheck,
     SignatureKind,
+    describe_finding,
 )
 from imggate.policy.kev import KevCatalog
 from imggate.policy.patterns import compile_regex, prefix_matches, tag_matches
@@ -56,13 +57,6 @@ def listing(items: Sequence[str], total: int | None = None) -> tuple[str, ...]:
 def is_unfixed(f: Finding) -> bool:
     """No fixed version is known (Trivy's ``--ignore-unfixed`` meaning)."""
     return f.fix_state is not FixState.FIXED and not f.fixed_versions
-
-
-def describe_finding(f: Finding) -> str:
-    """One line for a finding in a rule's messages."""
-    fix = f"fixed in {', '.join(f.fixed_versions)}" if f.fixed_versions else "no fix"
-    cvss = f", CVSS {f.max_cvss:g}" if f.max_cvss is not None else ""
-    return f"{f.id} ({f.severity.value}{cvss}) in {f.package} {f.version}: {fix}"
 
 
 def check_severity(findings: Sequence[Finding], rules: SeverityRules, mode: Mode,
