@@ -187,8 +187,9 @@ def test_a_report_read_ahead_by_a_child_gives_the_same_verdict(
     forked: list[int] = []
     start = read_ahead.start
 
-    def counted(paths: list[str], read: read_ahead.Reader) -> read_ahead.ReadAhead:
-        ahead = start(paths, read)
+    def counted(paths: list[str], read: read_ahead.Reader, *,
+                writes: bool = False) -> read_ahead.ReadAhead:
+        ahead = start(paths, read, writes=writes)
         forked.append(ahead.pid)
         return ahead
 
@@ -206,3 +207,95 @@ def test_a_report_read_ahead_by_a_child_gives_the_same_verdict(
             for found in image["evidence"]:
                 found.pop("age_seconds", None)
     assert ahead == here and here["images"][0]["findings"]
+
+
+def _report_of(tmp_path: Path, name: str) -> tuple[str, Path]:
+    repo = InMemoryRepository()
+    image = make_image(repo, tag="app")
+    ref = f"oci:{write_layout(repo, tmp_path / 'layout')}:app"
+    doc = json.loads((FIXTURES / "trivy" / name).read_text())
+    doc["Metadata"]["RepoDigests"] = [f"oci:{tmp_path / 'layout'}@{image}"]
+    doc["Metadata"].pop("ImageID", None)
+    report = tmp_path / "trivy.json"
+    report.write_text(json.dumps(doc))
+    return ref, report
+
+
+def _written(out: Path) -> dict[str, bytes]:
+    """The reports in ``out``, their clock readings blanked."""
+    import re
+
+    times = re.compile(rb'"(?:start_time|end_time|generated)": ?"[^"]*"|"age_seconds": \d+'
+                       rb'|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC|class="age">[^<]*|'
+                       rb'timestamp="[^"]*"|time="[^"]*"')
+    return {p.name: times.sub(b"T", p.read_bytes()) for p in sorted(out.iterdir())}
+
+
+def test_reports_written_by_the_child_that_read_them_are_the_same_bytes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imggate.formats import written_ahead
+    from imggate.scanners import read_ahead
+
+    ref, report = _report_of(tmp_path, "defectdojo-issue_9333.json")
+    first = json.loads(report.read_text())["Results"][0]["Vulnerabilities"][0]
+    allow = tmp_path / ".trivyignore"
+    allow.write_text(first["VulnerabilityID"] + "\n")  # a suppressed finding too
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("environments:\n  dev:\n    severity:\n      fail_on: High\n")
+    args = ["--trivy-report", str(report), "--allowlist", str(allow)]
+    monkeypatch.setattr(read_ahead, "MIN_BYTES", 0)
+    monkeypatch.setattr(read_ahead, "can_fork", lambda: True)
+    attached: list[int] = []
+    attach = written_ahead.attach
+
+    def counted(*given: Any) -> written_ahead.WrittenAhead:
+        attached.append(given[0])
+        return attach(*given)
+
+    monkeypatch.setattr(written_ahead, "attach", counted)
+    from imggate.redact import Redactor
+
+    monkeypatch.setattr(written_ahead, "SECRETS", Redactor())  # (what earlier tests left)
+    (tmp_path / "here").mkdir()
+    res, here = check(tmp_path / "here", rules, ref, *args)
+    assert attached == [] and here["images"][0]["suppressed"]  # few findings: written here
+    monkeypatch.setattr(written_ahead, "MIN_FINDINGS", 0)
+    (tmp_path / "child").mkdir()
+    res_child, _ = check(tmp_path / "child", rules, ref, *args)
+    assert len(attached) == 1 and attached[0] > 0
+    assert (res_child.code, res_child.stderr) == (res.code, res.stderr)
+    assert _written(tmp_path / "child" / "out") == _written(tmp_path / "here" / "out")
+    # A run holding a secret writes here: the child redacts with its fork's secrets.
+    held = Redactor()
+    held.add("a-registry-password-of-this-run")
+    monkeypatch.setattr(written_ahead, "SECRETS", held)
+    (tmp_path / "secret").mkdir()
+    res_secret, _ = check(tmp_path / "secret", rules, ref, *args)
+    assert len(attached) == 1 and res_secret.code == res.code
+    assert _written(tmp_path / "secret" / "out") == _written(tmp_path / "here" / "out")
+
+
+def test_a_report_the_child_cannot_write_fails_the_run_as_here(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imggate.formats import written_ahead
+    from imggate.formats.outputs import GITLAB_FILENAME
+    from imggate.scanners import read_ahead
+
+    ref, report = _report_of(tmp_path, "defectdojo-issue_9333.json")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("environments:\n  dev:\n    severity:\n      fail_on: Critical\n")
+    monkeypatch.setattr(read_ahead, "MIN_BYTES", 0)
+    monkeypatch.setattr(read_ahead, "can_fork", lambda: True)
+    from imggate.redact import Redactor
+
+    monkeypatch.setattr(written_ahead, "SECRETS", Redactor())  # (what earlier tests left)
+    results = []
+    for name, least in (("here", 1 << 30), ("child", 0)):
+        monkeypatch.setattr(written_ahead, "MIN_FINDINGS", least)
+        (tmp_path / name / "out" / GITLAB_FILENAME).mkdir(parents=True)  # not writable
+        res, _ = check(tmp_path / name, rules, ref, "--trivy-report", str(report))
+        left = sorted(p.name for p in (tmp_path / name / "out").iterdir())
+        results.append((res.code, res.stderr.replace(str(tmp_path / name), "X"), left))
+    assert results[0] == results[1]
+    assert results[0][0] == 3 and "it is a directory" in results[0][1]
+    assert results[0][2] == [GITLAB_FILENAME]  # nothing else left behind

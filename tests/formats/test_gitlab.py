@@ -281,3 +281,36 @@ def test_any_findings_render_to_a_schema_valid_report(findings, image, os_name, 
     assert schema_errors(doc) == []
     assert len(doc["vulnerabilities"]) == len(findings)
     assert json.loads(gitlab.encode(doc)) == json.loads(json.dumps(doc))
+
+
+def test_vulnerabilities_made_ahead_are_written_as_the_same_bytes(tmp_path: Path) -> None:
+    from typing import Any
+
+    from fixture_paths import FIXTURES
+    from imggate.scanners.detect import load_report
+    from imggate.scanners.merge import merge
+
+    findings = merge([load_report(FIXTURES / "trivy" / "defectdojo-issue_9333.json")])
+    when = datetime(2026, 1, 2, tzinfo=UTC)
+
+    def doc(messages: tuple[str, ...] = ()) -> dict[str, Any]:
+        return gitlab.render(findings, image="registry.example/app@sha256:" + "a" * 64,
+                             operating_system="debian 12", scanners=(), start=when,
+                             end=when, default_branch_image="registry.example/app:main",
+                             messages=messages)
+
+    odd = ("a lone surrogate: \ud800",)  # orjson refuses it: the stdlib writes the document
+    plain = [gitlab.encode(doc(), newline=True), gitlab.encode(doc(odd), newline=True)]
+    gitlab.write(tmp_path / "plain.json", doc())
+    saved = dict(gitlab._WARM)
+    try:
+        gitlab.warm(findings)
+        ahead = doc()
+        assert all(type(v) is not dict for v in ahead["vulnerabilities"])  # encoded ahead
+        assert [gitlab.encode(ahead, newline=True),
+                gitlab.encode(doc(odd), newline=True)] == plain
+        gitlab.write(tmp_path / "ahead.json", ahead)
+    finally:
+        gitlab._WARM.clear()
+        gitlab._WARM.update(saved)
+    assert (tmp_path / "ahead.json").read_bytes() == (tmp_path / "plain.json").read_bytes()

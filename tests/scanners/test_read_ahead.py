@@ -100,8 +100,9 @@ def test_the_early_child_is_taken_only_for_the_same_reports(
     started: list[int] = []
     start = read_ahead.start
 
-    def counted(paths: list[str], read: read_ahead.Reader) -> read_ahead.ReadAhead:
-        ahead = start(paths, read)
+    def counted(paths: list[str], read: read_ahead.Reader, *,
+                writes: bool = False) -> read_ahead.ReadAhead:
+        ahead = start(paths, read, writes=writes)
         started.append(ahead.pid)
         return ahead
 

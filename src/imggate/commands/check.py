@@ -1,6 +1,7 @@
 """``imggate check REF…``: the gate. Exit 0 allowed, 1 denied, 2 usage/config, 3 undecided."""
 
 
+import contextlib
 import functools
 import gc
 import os
@@ -218,7 +219,8 @@ def check(
     from imggate.policy.loader import load_policy, locate_rules
     from imggate.registry.options import RegistryOptions
 
-    with ahead, outputs.stale_removed_on_error(out_dir, dotenv_path):
+    with ahead, outputs.stale_removed_on_error(out_dir, dotenv_path), \
+            contextlib.ExitStack() as later:
         page = None
         # Compiled and checked now: a syntax error, an unknown name or a construct the
         # sandbox refuses is exit 2 before any network work.
@@ -278,6 +280,11 @@ def check(
         reports = ahead.result()
         if reports is None:
             reports = read_ahead.read_reports(named)
+        # The GitLab report and the verdict JSON are mostly these findings: the child that
+        # read them makes their parts meanwhile and writes them (imggate.formats.written_ahead).
+        writer = ahead.writer()
+        if writer is not None:
+            later.enter_context(writer)
         request = CheckRequest(
             references=tuple(refs), refs=tuple(parsed), policy=policy, now=started,
             reports=reports, registry=options, platform=plat, trivy=trivy,
@@ -308,9 +315,9 @@ def check(
             verdict = result.verdict
             if not quiet:
                 sys.stdout.write("".join(line + "\n" for line in describe_rows(result)))
-    published = outputs.publish(verdict, out_dir, started=started,
-                                default_branch_image=default_branch_image, dotenv=dotenv_path,
-                                html_template=page)
+        published = outputs.publish(verdict, out_dir, started=started,
+                                    default_branch_image=default_branch_image,
+                                    dotenv=dotenv_path, html_template=page, ahead=writer)
     code = published.exit_code(verdict)
     failure = published.failure
     if attest_plan is not None:

@@ -175,6 +175,7 @@ class _Renderer:
         self.vectors: dict[tuple[tuple[str, str | None], ...], list[dict[str, str]]] = {}
         self.details: dict[tuple[tuple[str, ...], float | None], dict[str, Any]] = {}
         self.packages: dict[str, dict[str, str]] = {}
+        self._image_json: bytes | None = None
 
     def _identifier(self, value: str) -> dict[str, str]:
         # The source report's URL for an id (GitLab input) wins over the usual one.
@@ -190,7 +191,9 @@ class _Renderer:
                 return where
         return None
 
-    def __call__(self, f: Finding) -> dict[str, Any]:
+    def __call__(self, f: Finding) -> Any:
+        """The vulnerability object of ``f``: a dict, or the same already encoded when
+        :func:`warm` made its parts."""
         image, os_name, dbi = self.image, self.os_name, self.dbi
         make_id = self.make_id
         own = self._own(f)
@@ -202,9 +205,17 @@ class _Renderer:
                 len(own.default_branch_image) <= 255 else dbi
             make_id = self.id_makers.get(image) or self.id_makers.setdefault(image,
                                                                              _IdMaker(image))
-        package = self.packages.get(f.package)
-        if package is None:
-            package = self.packages[f.package] = {"name": f.package}
+        facts = None
+        if not self.urls:  # (what warm() made knew no report's identifier URLs)
+            hit = _WARM.get(id(f))
+            if hit is not None and hit[0] is f:
+                facts, encoded = hit[1], hit[2]
+                end = self.image_json
+                if encoded is not None and own is None and end is not None:
+                    return self._fragment(make_id(f), encoded, end)
+        if facts is None:
+            facts = self.facts(f)
+        package, name, description, severity, sol, idents, links, vectors, details = facts
         location: dict[str, Any] = {
             "dependency": {"package": package, "version": f.version},
             "operating_system": os_name,
@@ -212,26 +223,60 @@ class _Renderer:
         }
         if dbi:
             location["default_branch_image"] = dbi
-        name = f.title or f"{f.id} in {f.package}"
         v: dict[str, Any] = {
             "id": make_id(f),
-            "name": name[:_NAME_MAX],
-            "description": (f.description or f.title or name)[:_DESCRIPTION_MAX],
-            "severity": f.severity._value_,  # not .value: a descriptor, slow per finding
+            "name": name,
+            "description": description,
+            "severity": severity,
         }
-        sol = solution(f)
         if sol:
             v["solution"] = sol
         v["location"] = location
+        v["identifiers"] = idents
+        v["links"] = links
+        if vectors:
+            v["cvss_vectors"] = vectors
+        if details is not None:
+            v["details"] = details
+        return v
+
+    @staticmethod
+    def _fragment(vid: str, encoded: _Encoded, end: bytes) -> Any:
+        """The vulnerability as :meth:`__call__` builds it, already encoded by orjson (the
+        same bytes: each part is orjson's, joined as it joins a dict's members)."""
+        head, dependency, tail = encoded
+        return _Written(b"".join((
+            b'{"id":"', vid.encode("ascii"), b'",', head, b',"location":{"dependency":',
+            dependency, end, tail)))
+
+    @property
+    def image_json(self) -> bytes | None:
+        """The end of every location of this document, encoded, between the dependency
+        and the members after ``location`` (``None``: without orjson)."""
+        if _orjson is None:
+            return None
+        if self._image_json is None:
+            end = [b',"operating_system":', _orjson.dumps(self.os_name),
+                   b',"image":', _orjson.dumps(self.image)]
+            if self.dbi:
+                end += [b',"default_branch_image":', _orjson.dumps(self.dbi)]
+            self._image_json = b"".join([*end, b"},"])
+        return self._image_json
+
+    def facts(self, f: Finding) -> _Facts:
+        """What a vulnerability says that depends on ``f`` alone (not on the image)."""
+        package = self.packages.get(f.package)
+        if package is None:
+            package = self.packages[f.package] = {"name": f.package}
+        name = f.title or f"{f.id} in {f.package}"
         key = (f.id, f.aliases)
         idents = self.idents.get(key)
         if idents is None:
             idents = self.idents[key] = [self._identifier(i) for i in f.all_ids]
-        v["identifiers"] = idents
         links = self.links.get(f.links)
         if links is None:
             links = self.links[f.links] = [{"url": u} for u in filter(_URL.match, f.links)]
-        v["links"] = links
+        vectors = None
         if f.cvss:
             # The same ratings recur (one CVE, several packages): their vector
             # lists are built once and shared, like identifiers and links.
@@ -239,15 +284,92 @@ class _Renderer:
             vectors = self.vectors.get(ckey)
             if vectors is None:
                 vectors = self.vectors[ckey] = _cvss_vectors(f)
-            if vectors:
-                v["cvss_vectors"] = vectors
+        details = None
         if len(f.sources) > 1 or f.epss is not None:
             dkey = (f.sources, f.epss)
             details = self.details.get(dkey)
             if details is None:
                 details = self.details[dkey] = _details(f)
-            v["details"] = details
-        return v
+        return (package, name[:_NAME_MAX], (f.description or f.title or name)[:_DESCRIPTION_MAX],
+                f.severity._value_,  # not .value: a descriptor, slow per finding
+                solution(f), idents, links, vectors, details)
+
+
+#: What :meth:`_Renderer.facts` says of a finding: package, name, description, severity,
+#: solution, identifiers, links, CVSS vectors, details.
+_Facts = tuple[dict[str, str], str, str, str, str | None, list[dict[str, str]],
+               list[dict[str, str]], list[dict[str, str]] | None, dict[str, Any] | None]
+class _Written:
+    """A vulnerability already encoded (see :func:`warm`): the JSON text orjson makes of
+    the object :meth:`_Renderer.__call__` would build. :func:`encode` and :func:`write`
+    write it as they would the object."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, json: bytes) -> None:
+        self.json = json
+
+
+def _as_fragment(value: object) -> Any:
+    """orjson's ``default``: a vulnerability encoded ahead goes in as it is."""
+    if type(value) is _Written:
+        return _orjson.Fragment(value.json)
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
+
+
+#: A vulnerability's members before ``location``, its ``location.dependency``, and its
+#: members after ``location``, each encoded by orjson (without the braces).
+_Encoded = tuple[bytes, bytes, bytes]
+#: Made ahead (:func:`warm`): id of the finding -> (the finding, its facts, encoded).
+_WARM: dict[int, tuple[Finding, _Facts, _Encoded | None]] = {}
+
+
+def warm(findings: Sequence[Finding]) -> None:
+    """Make what the vulnerabilities of ``findings`` say of each finding alone now, for
+    the documents rendered later, encoded where orjson can: most of a document's cost,
+    made by a child of ``check`` while the registry is read (see
+    :mod:`imggate.formats.written_ahead`). Held with each finding: kept while it is.
+
+    A document with such vulnerabilities holds them encoded (:class:`_Written`):
+    :func:`write` and :func:`encode` write the same bytes as for the plain objects.
+    """
+    facts = _Renderer("", "", None).facts
+    if _orjson is None:
+        for f in findings:
+            _WARM[id(f)] = (f, facts(f), None)
+        return
+    dumps = _orjson.dumps
+    # The members shared by findings of one vulnerability (its text, its identifier, link
+    # and vector lists: the same objects) are encoded once.
+    heads: dict[tuple[str, str, str], bytes] = {}
+    tails: dict[tuple[int, int, int, int], bytes] = {}
+    packages: dict[str, bytes] = {}
+    for f in findings:
+        said = facts(f)
+        package, name, description, severity, sol, idents, links, vectors, details = said
+        try:  # (a lone surrogate: the plain objects, which the stdlib writes)
+            head = heads.get((name, description, severity))
+            if head is None:
+                head = heads[name, description, severity] = dumps(
+                    {"name": name, "description": description, "severity": severity})[1:-1]
+            if sol:
+                head += b',"solution":' + dumps(sol)
+            tkey = (id(idents), id(links), id(vectors), id(details))
+            tail = tails.get(tkey)
+            if tail is None:
+                members: dict[str, Any] = {"identifiers": idents, "links": links}
+                if vectors:
+                    members["cvss_vectors"] = vectors
+                if details is not None:
+                    members["details"] = details
+                tail = tails[tkey] = dumps(members)[1:]
+            named = packages.get(f.package)
+            if named is None:
+                named = packages[f.package] = b'{"package":' + dumps(package) + b',"version":'
+            encoded: _Encoded | None = (head, named + dumps(f.version) + b"}", tail)
+        except TypeError:
+            encoded = None
+        _WARM[id(f)] = (f, said, encoded)
 
 
 def _with_url(ident: dict[str, str], url: str | None) -> dict[str, str]:
@@ -360,15 +482,26 @@ def encode(doc: dict[str, Any], *, newline: bool = False) -> bytes:
     end = "\n" if newline else ""
     if _orjson is not None:
         try:
-            result: bytes = _orjson.dumps(doc, option=_orjson.OPT_APPEND_NEWLINE if newline
+            result: bytes = _orjson.dumps(doc, default=_as_fragment,
+                                          option=_orjson.OPT_APPEND_NEWLINE if newline
                                           else None)
             return result
         except TypeError:
             pass
     try:
-        return (json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + end).encode("utf-8")
+        return (json.dumps(doc, ensure_ascii=False, separators=(",", ":"),
+                           default=_unfragment) + end).encode("utf-8")
     except UnicodeEncodeError:
-        return (json.dumps(doc, separators=(",", ":")) + end).encode("ascii")
+        return (json.dumps(doc, separators=(",", ":"), default=_unfragment) + end
+                ).encode("ascii")
+
+
+def _unfragment(value: object) -> Any:
+    """A vulnerability encoded ahead (see :func:`warm`), decoded for the stdlib's encoder:
+    the objects it was encoded from, which that encoder writes as it would have."""
+    if type(value) is _Written:
+        return json.loads(value.json)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def dumps(doc: dict[str, Any]) -> str:
@@ -393,10 +526,11 @@ def _encoded_parts(doc: dict[str, Any]) -> Iterator[bytes | memoryview]:
             for i in range(0, len(value), _PART_ITEMS):
                 if i:
                     yield b","
-                yield memoryview(dumps(value[i:i + _PART_ITEMS]))[1:-1]  # without [ ]
+                part = dumps(value[i:i + _PART_ITEMS], default=_as_fragment)
+                yield memoryview(part)[1:-1]  # without [ ]
             yield b"]"
         else:
-            yield sep + dumps({key: value})[1:-1]  # without { }
+            yield sep + dumps({key: value}, default=_as_fragment)[1:-1]  # without { }
         sep = b","
     yield b"}\n" if doc else b"{}\n"
 

@@ -27,6 +27,7 @@ from imggate.models import Decision, Verdict
 
 if TYPE_CHECKING:
     from imggate.formats.html_template import UserTemplate
+    from imggate.formats.written_ahead import WrittenAhead
 
 T = TypeVar("T")
 
@@ -85,10 +86,12 @@ class Published(Struct, frozen=True):
 
 def publish(verdict: Verdict, directory: Path, *, started: datetime,
             default_branch_image: str | None = None, dotenv: Path | None = None,
-            html_template: UserTemplate | None = None) -> Published:
+            html_template: UserTemplate | None = None,
+            ahead: WrittenAhead | None = None) -> Published:
     """Write every report of the run; on failure remove them all and say why.
 
-    A team's ``html_template`` that fails while rendering is such a failure.
+    A team's ``html_template`` that fails while rendering is such a failure. ``ahead``
+    is the run's child that writes the GitLab report and the verdict JSON.
     """
     page: str | None = None
     template_error = None
@@ -103,7 +106,8 @@ def publish(verdict: Verdict, directory: Path, *, started: datetime,
     try:
         written = write_outputs(verdict, directory, started=started,
                                 default_branch_image=default_branch_image,
-                                html_page=page, skip_html=template_error is not None)
+                                html_page=page, skip_html=template_error is not None,
+                                ahead=ahead)
         if dotenv is not None:
             from imggate.formats import dotenv as dotenv_report
 
@@ -123,14 +127,36 @@ def html_page_name() -> str:
 
 def write_outputs(verdict: Verdict, directory: Path, *, started: datetime,
                   default_branch_image: str | None = None,
-                  html_page: str | None = None, skip_html: bool = False) -> list[Path]:
+                  html_page: str | None = None, skip_html: bool = False,
+                  ahead: WrittenAhead | None = None) -> list[Path]:
     """Write the GitLab report, HTML, JUnit and verdict JSON into ``directory``.
 
     ``html_page`` is a team's template already rendered (else the built-in page is
     written); ``skip_html`` writes no HTML report (the team's template failed).
+    ``ahead`` writes the GitLab report and the verdict JSON when it can (see
+    :mod:`imggate.formats.written_ahead`); this process the others meanwhile.
     """
     directory.mkdir(parents=True, exist_ok=True)
     gl_path = directory / GITLAB_FILENAME
+    if ahead is not None and ahead.submit(verdict, directory, started=started,
+                                          default_branch_image=default_branch_image):
+        from imggate.formats import html, junit, verdict_json
+
+        try:
+            pages = []
+            if html_page is not None:
+                pages.append(verdict_json.write_text(directory / html.FILENAME, html_page))
+            elif not skip_html:
+                pages.append(html.write(verdict, directory))
+            written = [gl_path, *pages, junit.write(verdict, directory),
+                       directory / verdict_json.FILENAME]
+        finally:
+            # Waited for whatever happened here: the reports are then all removed, none
+            # written after.
+            failure = ahead.wait()
+        if failure is not None:
+            raise Error(failure)
+        return written
 
     # Each side imports its own formats: with the GitLab report forked off, those imports
     # run on both CPUs at once instead of before the fork (~40M instructions of a check).

@@ -360,9 +360,14 @@ def render(verdict: Verdict, *, tool_version: str | None = None) -> str:
     nonce = secrets.token_hex(16)
     blocks: dict[str, str] = {}
     lines = _FindingLines()
+
+    def line(f: Finding) -> str:
+        hit = _WARM.get(id(f))
+        return hit[1] if hit is not None and hit[0] is f else lines(f)
+
     for i, (image, iv) in enumerate(zip(doc["images"], verdict.images, strict=True)):
         for key, block in (
-            ("findings", [lines(f) for f in worst_first(iv.findings)]),
+            ("findings", [line(f) for f in worst_first(iv.findings)]),
             ("suppressed", [lines(f, why) for f, why in
                             sorted(iv.suppressed, key=lambda p: finding_sort_key(p[0]))]),
         ):
@@ -430,6 +435,19 @@ class _FindingLines(dict[object, str]):
         if suppressed_by is not _NO_REASON:
             line += f', "suppressed_by": {self[suppressed_by]}'
         return line + "}"
+
+
+#: Lines made ahead (:func:`warm`): id of the finding -> (the finding, its line).
+_WARM: dict[int, tuple[Finding, str]] = {}
+
+
+def warm(findings: Iterable[Finding]) -> None:
+    """Make the lines of ``findings`` now, for the verdicts rendered later: most of the
+    document's cost, made by a child of ``check`` while the registry is read (see
+    :mod:`imggate.formats.written_ahead`). Held with each finding: kept while it is."""
+    lines = _FindingLines()
+    for f in findings:
+        _WARM[id(f)] = (f, lines(f))
 
 
 def _lines(items: list[str], *, indent: int) -> str:

@@ -133,15 +133,24 @@ def merge(reports: Iterable[ScanReport], *, prefer: Sequence[str] = ()) -> tuple
     (the very objects) give what it was given.
     """
     reports = tuple(reports)
-    if not prefer and _remembered is not None:
-        known, merged = _remembered
-        if len(known) == len(reports) and all(map(operator.is_, known, reports)):
-            return merged
+    merged = remembered(reports) if not prefer else None
+    if merged is not None:
+        return merged
     return merge_findings((f for r in reports for f in r.findings), prefer=prefer)
 
 
 #: The last :func:`remember`: reports, and their merge (both immutable).
 _remembered: tuple[tuple[ScanReport, ...], tuple[Finding, ...]] | None = None
+
+
+def remembered(reports: Sequence[ScanReport]) -> tuple[Finding, ...] | None:
+    """What :func:`remember` was given for exactly these ``reports``, or ``None``."""
+    if _remembered is None:
+        return None
+    known, merged = _remembered
+    if len(known) == len(reports) and all(map(operator.is_, known, reports)):
+        return merged
+    return None
 
 
 def remember(reports: tuple[ScanReport, ...], merged: tuple[Finding, ...]) -> None:

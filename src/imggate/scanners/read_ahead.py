@@ -30,9 +30,13 @@ import signal
 import stat
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from imggate._fork import can_fork
 from imggate.models import Finding, ScanReport
+
+if TYPE_CHECKING:
+    from imggate.formats.written_ahead import Pipes, WrittenAhead
 
 #: Below this many bytes of reports in all, reading them takes a few ms: not worth a fork.
 MIN_BYTES = 1 << 20
@@ -53,10 +57,13 @@ REPORT_OPTIONS: dict[str, str | None] = {
 class ReadAhead:
     """A child reading the reports; :meth:`result` collects them (once)."""
 
-    def __init__(self, pid: int, fd: int | None) -> None:
+    def __init__(self, pid: int, fd: int | None, pipes: Pipes | None = None) -> None:
         #: The child's process id (0: no child; :meth:`result` is ``None``).
         self.pid = pid
         self._fd = fd
+        self._pipes = pipes  # the child writes reports after (see writer())
+        self._running = pid > 0
+        self._got: tuple[tuple[ScanReport, ...], tuple[Finding, ...]] | None = None
 
     def result(self) -> tuple[ScanReport, ...] | None:
         """The reports the child read, or ``None`` (read them here instead)."""
@@ -68,34 +75,47 @@ class ReadAhead:
                 chunks.append(chunk)
         os.close(self._fd)
         self._fd = None
-        _, status = os.waitpid(self.pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0 or not chunks:
-            return None
-        try:
-            got = pickle.loads(b"".join(chunks))  # noqa: S301 - our child's, see above
-        except Exception:  # (a child cut off mid-write leaves a partial pickle)
-            return None
-        if type(got) is not tuple or len(got) != 2:
-            return None
-        reports, merged = got
-        if type(reports) is not tuple or not all(type(r) is ScanReport for r in reports):
-            return None
-        if type(merged) is tuple and all(type(f) is Finding for f in merged):
-            from imggate.scanners.merge import remember
+        got = _payload(b"".join(chunks))
+        if got is None or self._pipes is None:
+            # Done (or failed, or cut off mid-write: a partial pickle): stopped, not waited
+            # for as it goes on to write (see writer()).
+            self._stop()
+            return None if got is None else got[0]
+        self._got = got
+        return got[0]
 
-            remember(reports, merged)
-        return reports
+    def writer(self) -> WrittenAhead | None:
+        """The child, from now on writing the GitLab report and the verdict JSON (see
+        :mod:`imggate.formats.written_ahead`), when :meth:`result` gave its reports and
+        it may; else ``None`` (and the child stopped)."""
+        from imggate.formats import written_ahead
+
+        pipes, got = self._pipes, self._got
+        if pipes is None or got is None or not written_ahead.wanted(got[1]):
+            self._stop()
+            return None
+        self._pipes = None  # the WrittenAhead's now, and the child too
+        self._running = False
+        return written_ahead.attach(self.pid, pipes, got[1], got[0])
+
+    def _stop(self) -> None:
+        if self._pipes is not None:
+            self._pipes.close()
+            self._pipes = None
+        if self._running:
+            self._running = False
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
 
     def discard(self) -> None:
-        """Stop the child if :meth:`result` did not collect it (the run failed first)."""
-        if self._fd is None:
-            return
-        os.close(self._fd)
-        self._fd = None
-        with contextlib.suppress(OSError):
-            os.kill(self.pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
+        """Stop the child unless :meth:`writer` handed it on (the run failed first, or
+        wrote its reports itself)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._stop()
 
     def __enter__(self) -> ReadAhead:
         return self
@@ -103,6 +123,27 @@ class ReadAhead:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.discard()
+
+
+def _payload(data: bytes) -> tuple[tuple[ScanReport, ...], tuple[Finding, ...]] | None:
+    """The reports and their merge the child sent (the merge remembered), or ``None``."""
+    if not data:
+        return None
+    try:
+        got = pickle.loads(data)  # noqa: S301 - our child's, see the module
+    except Exception:  # (a child cut off mid-write leaves a partial pickle)
+        return None
+    if type(got) is not tuple or len(got) != 2:
+        return None
+    reports, merged = got
+    if type(reports) is not tuple or not all(type(r) is ScanReport for r in reports):
+        return None
+    if type(merged) is not tuple or not all(type(f) is Finding for f in merged):
+        return None
+    from imggate.scanners.merge import remember
+
+    remember(reports, merged)
+    return reports, merged
 
 
 def worth_it(paths: Sequence[str]) -> bool:
@@ -124,14 +165,20 @@ def worth_it(paths: Sequence[str]) -> bool:
     return total >= MIN_BYTES and can_fork()
 
 
-def start(paths: Sequence[str], read: Reader) -> ReadAhead:
+def start(paths: Sequence[str], read: Reader, *, writes: bool = False) -> ReadAhead:
     """Fork a child that runs ``read`` (which reads ``paths``) and sends back what it
     returns, when that is :func:`worth_it`; else (or when this process cannot fork) a
-    :class:`ReadAhead` whose :meth:`~ReadAhead.result` is ``None``: the caller reads."""
+    :class:`ReadAhead` whose :meth:`~ReadAhead.result` is ``None``: the caller reads.
+    With ``writes``, the child then goes on to write reports (:meth:`ReadAhead.writer`)."""
     if not worth_it(paths):
         return ReadAhead(0, None)
+    pipes = None
     try:
         read_end, write_end = os.pipe()
+        if writes:
+            from imggate.formats.written_ahead import Pipes
+
+            pipes = Pipes()
     except OSError:
         return ReadAhead(0, None)
     # Fewer turns of the child writing and this process reading ~6 MB (a pipe holds
@@ -145,6 +192,9 @@ def start(paths: Sequence[str], read: Reader) -> ReadAhead:
     except OSError:
         os.close(read_end)
         os.close(write_end)
+        if pipes is not None:
+            pipes.parent_side()
+            pipes.close()
         return ReadAhead(0, None)
     if pid == 0:  # the child: read, send, never return
         code = 1
@@ -153,17 +203,25 @@ def start(paths: Sequence[str], read: Reader) -> ReadAhead:
             from imggate.scanners.merge import merge
 
             reports = read()
-            data = memoryview(pickle.dumps((reports, merge(reports)),
+            merged = merge(reports)
+            data = memoryview(pickle.dumps((reports, merged),
                                            protocol=pickle.HIGHEST_PROTOCOL))
             while data:
                 data = data[os.write(write_end, data):]
+            os.close(write_end)  # the parent has it all: its read ends
+            if pipes is not None:
+                from imggate.formats.written_ahead import serve
+
+                serve(merged, reports, pipes)
             code = 0
         except BaseException:  # noqa: S110 - the parent reads the reports itself and says why
             pass
         finally:
             os._exit(code)
     os.close(write_end)
-    return ReadAhead(pid, read_end)
+    if pipes is not None:
+        pipes.parent_side()
+    return ReadAhead(pid, read_end, pipes)
 
 
 def read_reports(named: Named) -> tuple[ScanReport, ...]:
@@ -213,7 +271,8 @@ def start_early(args: Sequence[str]) -> None:
     global _early
     reports = named_on(args)
     if reports:
-        _early = (reports, start([p for _, p in reports], lambda: read_reports(reports)))
+        _early = (reports, start([p for _, p in reports], lambda: read_reports(reports),
+                                 writes=True))
 
 
 def discard_early() -> None:
@@ -233,4 +292,4 @@ def take(reports: Named) -> ReadAhead:
         if early[0] == reports:
             return early[1]
         early[1].discard()
-    return start([p for _, p in reports], lambda: read_reports(reports))
+    return start([p for _, p in reports], lambda: read_reports(reports), writes=True)

@@ -1,0 +1,227 @@
+"""The GitLab report and the verdict JSON of a large ``check``, written by the child
+that read its reports.
+
+Both documents are mostly their findings: each finding's part of them (the GitLab
+vulnerability's members but its id and location, the verdict's finding line) depends
+on the finding alone. The child that read the reports (:mod:`imggate.scanners.read_ahead`)
+goes on, once it has handed them over, to make those parts on the other CPU
+(:func:`serve`; :func:`imggate.formats.gitlab.warm`,
+:func:`imggate.formats.verdict_json.warm`) while this process reads the registry,
+checks the signatures and decides; then it waits for the verdict
+(:meth:`WrittenAhead.submit`) and writes the two documents while this process writes
+the HTML and JUnit reports. A check of 10,000 findings: the reports were written on
+two CPUs after the decision in ~500M instructions each; now ~320M (HTML and JUnit
+here), the child ~330M after the verdict (issue 22).
+
+The verdict goes to the child pickled without its findings and reports, which go as
+their places among those the child holds (the ones it handed over, in the same
+order): what the child puts together is the verdict this process has, its findings
+the objects the child made parts for (pickling them cost ~50M instructions on each
+side). A verdict with a finding or report the child does not hold is written here.
+Nothing from outside is unpickled: the pipe is the two processes' own.
+
+Failure is as for any report: :meth:`WrittenAhead.wait` says why the child wrote
+nothing (or died), and the run removes every report. A run that stops before it
+submits closes the pipe: the child reads nothing and ends without writing. The
+child redacts with the secrets this process held when it forked: a run that holds
+any then, or when it submits, writes both documents itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+
+from imggate.errors import Error
+from imggate.models import Finding, ScanReport, Verdict
+from imggate.redact import SECRETS
+from imggate.values import replace
+
+#: Below this many findings both documents take a few ms: not worth a process.
+MIN_FINDINGS = 2000
+
+
+class WrittenAhead:
+    """The child that writes the GitLab report and the verdict JSON (see the module)."""
+
+    def __init__(self, pid: int, job: int, result: int, held: _Held) -> None:
+        #: The child's process id.
+        self.pid = pid
+        self._job: int | None = job
+        self._result: int | None = result
+        self._held = held
+
+    def submit(self, verdict: Verdict, directory: Path, *, started: datetime,
+               default_branch_image: str | None) -> bool:
+        """Have the child write ``verdict``'s two documents into ``directory``; ``False``
+        (and the child stopped) when this process must write them itself."""
+        job = self._job
+        shell = _shell(verdict, self._held) if job is not None and not SECRETS else None
+        if job is None or shell is None:
+            self.discard()
+            return False
+        data = pickle.dumps((*shell, directory, started, default_branch_image),
+                            protocol=pickle.HIGHEST_PROTOCOL)
+        self._job = None
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(job, view):]
+        except OSError:  # the child is gone: wait() says so
+            pass
+        finally:
+            os.close(job)
+        return True
+
+    def wait(self) -> str | None:
+        """Wait for the child: ``None`` when it wrote both documents, else why not."""
+        if self._result is None:
+            return "the reports' writer was stopped"
+        chunks = []
+        with contextlib.suppress(OSError):
+            while chunk := os.read(self._result, 4096):
+                chunks.append(chunk)
+        os.close(self._result)
+        self._result = None
+        _, status = os.waitpid(self.pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if code == 0:
+            return None
+        message = b"".join(chunks).decode("utf-8", "replace")
+        return message or f"writing the GitLab report failed (exit status {code})"
+
+    def discard(self) -> None:
+        """Stop the child if it was not waited for."""
+        if self._job is not None:
+            os.close(self._job)
+            self._job = None
+        if self._result is None:  # waited for already
+            return
+        os.close(self._result)
+        self._result = None
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+    def __enter__(self) -> WrittenAhead:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.discard()
+
+
+#: What the child was forked with: findings and reports, and the place of each by id.
+class _Held:
+    def __init__(self, findings: Sequence[Finding], reports: Sequence[ScanReport]) -> None:
+        self.findings = tuple(findings)
+        self.reports = tuple(reports)
+        # Ids of objects held here: no other object has one of them meanwhile.
+        self.finding_at = {id(f): n for n, f in enumerate(self.findings)}
+        self.report_at = {id(r): n for n, r in enumerate(self.reports)}
+
+
+#: Per image: its findings', suppressed findings' and reports' places, and the reasons.
+_Places = list[tuple[list[int], list[int], list[str], list[int]]]
+
+
+def _shell(verdict: Verdict, held: _Held) -> tuple[Verdict, _Places] | None:
+    """``verdict`` without its findings and reports, and their places in ``held``;
+    ``None`` when it has one ``held`` does not hold."""
+    places: _Places = []
+    images = []
+    at, report_at = held.finding_at, held.report_at
+    for iv in verdict.images:
+        try:
+            found = [at[id(f)] for f in iv.findings]
+            suppressed = [at[id(f)] for f, _ in iv.suppressed]
+            reports = [report_at[id(r)] for r in iv.reports]
+        except KeyError:
+            return None
+        places.append((found, suppressed, [why for _, why in iv.suppressed], reports))
+        images.append(replace(iv, findings=(), suppressed=(), reports=()))
+    return replace(verdict, images=tuple(images)), places
+
+
+def _whole(shell: Verdict, places: _Places, held: _Held) -> Verdict:
+    """The verdict :func:`_shell` took apart, with the objects ``held`` holds."""
+    findings, reports = held.findings, held.reports
+    return replace(shell, images=tuple(
+        replace(iv, findings=tuple([findings[n] for n in found]),
+                suppressed=tuple(zip([findings[n] for n in suppressed], why, strict=True)),
+                reports=tuple([reports[n] for n in used]))
+        for iv, (found, suppressed, why, used) in zip(shell.images, places, strict=True)))
+
+
+class Pipes:
+    """The two pipes between this process and the child: the job to it, the outcome back.
+    Made before the fork (by :func:`imggate.scanners.read_ahead.start`)."""
+
+    def __init__(self) -> None:
+        self.job_read, self.job_write = os.pipe()
+        self.result_read, self.result_write = os.pipe()
+
+    def parent_side(self) -> None:
+        """Close the child's ends (in this process, after the fork)."""
+        os.close(self.job_read)
+        os.close(self.result_write)
+
+    def close(self) -> None:
+        """Close this process's ends (no child to write)."""
+        os.close(self.job_write)
+        os.close(self.result_read)
+
+
+def wanted(findings: Sequence[Finding]) -> bool:
+    """Whether a child is worth its process for ``findings``, and may write: many
+    findings, no secret held (the child redacts with the secrets of its fork)."""
+    return len(findings) >= MIN_FINDINGS and not SECRETS
+
+
+def attach(pid: int, pipes: Pipes, findings: Sequence[Finding],
+           reports: Sequence[ScanReport]) -> WrittenAhead:
+    """The child ``pid``, serving (:func:`serve`) ``findings`` of ``reports`` (this
+    process's copies of what the child holds, in the same order)."""
+    return WrittenAhead(pid, pipes.job_write, pipes.result_read, _Held(findings, reports))
+
+
+def serve(findings: Sequence[Finding], reports: Sequence[ScanReport], pipes: Pipes) -> None:
+    """In the child (never returns): make the parts of ``findings``, then write the
+    documents of the verdict the parent sends (nothing if it sends none)."""
+    os.close(pipes.job_write)
+    os.close(pipes.result_read)
+    if not wanted(findings):
+        os._exit(1)
+    _child(_Held(findings, reports), pipes.job_read, pipes.result_write)
+
+
+def _child(held: _Held, job: int, result: int) -> None:
+    code = 1
+    try:
+        from imggate.formats import gitlab, verdict_json
+        from imggate.formats.outputs import GITLAB_FILENAME, gitlab_document
+
+        gitlab.warm(held.findings)
+        verdict_json.warm(held.findings)
+        with os.fdopen(job, "rb") as pipe:
+            data = pipe.read()
+        if data:  # (none: the run wrote its reports itself, or stopped)
+            shell, places, directory, started, dbi = pickle.loads(data)  # noqa: S301
+            verdict = _whole(shell, places, held)
+            gitlab.write(directory / GITLAB_FILENAME,
+                         gitlab_document(verdict, started=started, default_branch_image=dbi))
+            verdict_json.write(verdict, directory)
+            code = 0
+    except BaseException as e:  # the parent reports it and fails
+        text = e.message if isinstance(e, Error) else f"{type(e).__name__}: {e}"
+        with contextlib.suppress(OSError):
+            os.write(result, text.encode("utf-8", "replace")[:4096])
+    finally:
+        os._exit(code)
