@@ -45,6 +45,8 @@ from imggate.values import replace
 
 #: Below this many findings both documents take a few ms: not worth a process.
 MIN_FINDINGS = 2000
+#: What the child says when it has written both documents (an error is said in words).
+_WRITTEN = b"\0written"
 
 
 class WrittenAhead:
@@ -89,11 +91,16 @@ class WrittenAhead:
                 chunks.append(chunk)
         os.close(self._result)
         self._result = None
+        said = b"".join(chunks)
+        if said == _WRITTEN:
+            # Both written: not waited for while the kernel frees the child's memory (it
+            # says so before it exits); reaped if it is gone already, else by init.
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, os.WNOHANG)
+            return None
         _, status = os.waitpid(self.pid, 0)
         code = os.waitstatus_to_exitcode(status)
-        if code == 0:
-            return None
-        message = b"".join(chunks).decode("utf-8", "replace")
+        message = said.decode("utf-8", "replace")
         return message or f"writing the GitLab report failed (exit status {code})"
 
     def discard(self) -> None:
@@ -218,6 +225,8 @@ def _child(held: _Held, job: int, result: int) -> None:
             gitlab.write(directory / GITLAB_FILENAME,
                          gitlab_document(verdict, started=started, default_branch_image=dbi))
             verdict_json.write(verdict, directory)
+            os.write(result, _WRITTEN)
+            os.close(result)  # now: exiting frees the memory first, then the files
             code = 0
     except BaseException as e:  # the parent reports it and fails
         text = e.message if isinstance(e, Error) else f"{type(e).__name__}: {e}"
