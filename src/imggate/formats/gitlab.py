@@ -19,7 +19,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -102,15 +102,25 @@ class _IdMaker:
     """:func:`vulnerability_id` for many findings: the namespace+image hash state is reused."""
 
     def __init__(self, image: str) -> None:
-        self._prefix = hashlib.sha1(ID_NAMESPACE.bytes, usedforsecurity=False)
-        self._prefix.update(image.encode("utf-8", "surrogatepass"))
+        #: The hash of the namespace and the image, copied for each finding.
+        self.prefix = hashlib.sha1(ID_NAMESPACE.bytes, usedforsecurity=False)
+        self.prefix.update(image.encode("utf-8", "surrogatepass"))
 
     def __call__(self, f: Finding) -> str:
-        h = self._prefix.copy()
-        h.update(f"\x00{f.id}\x00{f.package}\x00{f.version}".encode("utf-8", "surrogatepass"))
-        x = h.hexdigest()
-        # version nibble 5; variant bits 10xx (RFC 4122), as uuid.uuid5 sets them
-        return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
+        h = self.prefix.copy()
+        h.update(_id_key(f))
+        return _uuid5_text(h.hexdigest())
+
+
+def _id_key(f: Finding) -> bytes:
+    """What a vulnerability id hashes of ``f``, after the image."""
+    return f"\x00{f.id}\x00{f.package}\x00{f.version}".encode("utf-8", "surrogatepass")
+
+
+def _uuid5_text(x: str) -> str:
+    """The UUID whose SHA-1 hex digest is ``x``: version nibble 5, variant bits 10xx (RFC
+    4122), as uuid.uuid5 sets them."""
+    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
 
 
 def solution(f: Finding) -> str | None:
@@ -244,10 +254,32 @@ class _Renderer:
     def _fragment(vid: str, encoded: _Encoded, end: bytes) -> Any:
         """The vulnerability as :meth:`__call__` builds it, already encoded by orjson (the
         same bytes: each part is orjson's, joined as it joins a dict's members)."""
-        head, dependency, tail = encoded
+        head, dependency, tail, _ = encoded
         return _Written(b"".join((
             b'{"id":"', vid.encode("ascii"), b'",', head, b',"location":{"dependency":',
             dependency, end, tail)))
+
+    def many(self, findings: Iterable[Finding]) -> list[Any]:
+        """``[self(f) for f in findings]``; those encoded ahead (:func:`warm`) in one loop,
+        without two calls each (~40% of a document of 10,000 of them)."""
+        end = self.image_json if not self.urls and not self.locations else None
+        if end is None or not _WARM:
+            return [self(f) for f in findings]
+        get, copy, join = _WARM.get, self.make_id.prefix.copy, b"".join
+        out: list[Any] = []
+        for f in findings:
+            hit = get(id(f))
+            encoded = hit[2] if hit is not None and hit[0] is f else None
+            if encoded is None:
+                out.append(self(f))
+                continue
+            head, dependency, tail, key = encoded
+            h = copy()
+            h.update(key)
+            out.append(_Written(join((
+                b'{"id":"', _uuid5_text(h.hexdigest()).encode("ascii"), b'",', head,
+                b',"location":{"dependency":', dependency, end, tail))))
+        return out
 
     @property
     def image_json(self) -> bytes | None:
@@ -318,8 +350,9 @@ def _as_fragment(value: object) -> Any:
 
 
 #: A vulnerability's members before ``location``, its ``location.dependency``, and its
-#: members after ``location``, each encoded by orjson (without the braces).
-_Encoded = tuple[bytes, bytes, bytes]
+#: members after ``location``, each encoded by orjson (without the braces), and what its
+#: id hashes after the image.
+_Encoded = tuple[bytes, bytes, bytes, bytes]
 #: Made ahead (:func:`warm`): id of the finding -> (the finding, its facts, encoded).
 _WARM: dict[int, tuple[Finding, _Facts, _Encoded | None]] = {}
 
@@ -366,7 +399,8 @@ def warm(findings: Sequence[Finding]) -> None:
             named = packages.get(f.package)
             if named is None:
                 named = packages[f.package] = b'{"package":' + dumps(package) + b',"version":'
-            encoded: _Encoded | None = (head, named + dumps(f.version) + b"}", tail)
+            encoded: _Encoded | None = (head, named + dumps(f.version) + b"}", tail,
+                                        _id_key(f))
         except TypeError:
             encoded = None
         _WARM[id(f)] = (f, said, encoded)
@@ -466,7 +500,7 @@ def render(
     return {
         "version": SCHEMA_VERSION,
         "scan": scan,
-        "vulnerabilities": [vulnerability(f) for f in findings],
+        "vulnerabilities": vulnerability.many(findings),
         "remediations": [],
     }
 
