@@ -140,9 +140,9 @@ def write_outputs(verdict: Verdict, directory: Path, *, started: datetime,
     gl_path = directory / GITLAB_FILENAME
     if ahead is not None and ahead.submit(verdict, directory, started=started,
                                           default_branch_image=default_branch_image):
-        from imggate.formats import html, junit, verdict_json
-
         try:
+            from imggate.formats import html, junit, verdict_json
+
             pages = []
             if html_page is not None:
                 pages.append(verdict_json.write_text(directory / html.FILENAME, html_page))
