@@ -299,3 +299,38 @@ def test_a_report_the_child_cannot_write_fails_the_run_as_here(
     assert results[0] == results[1]
     assert results[0][0] == 3 and "it is a directory" in results[0][1]
     assert results[0][2] == [GITLAB_FILENAME]  # nothing else left behind
+
+
+def test_a_child_that_ends_before_the_verdict_leaves_the_reports_to_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from imggate.formats import written_ahead
+    from imggate.redact import Redactor
+    from imggate.scanners import read_ahead
+
+    ref, report = _report_of(tmp_path, "defectdojo-issue_9333.json")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("environments:\n  dev:\n    severity:\n      fail_on: Critical\n")
+    monkeypatch.setattr(read_ahead, "MIN_BYTES", 0)
+    monkeypatch.setattr(read_ahead, "can_fork", lambda: True)
+    monkeypatch.setattr(written_ahead, "SECRETS", Redactor())
+    (tmp_path / "here").mkdir()
+    res, _ = check(tmp_path / "here", rules, ref, "--trivy-report", str(report))
+    monkeypatch.setattr(written_ahead, "MIN_FINDINGS", 0)
+    monkeypatch.setattr(written_ahead, "_child", lambda *_: os._exit(9))  # dies at once
+    submit = written_ahead.WrittenAhead.submit
+    gone: list[int] = []
+
+    def after_its_end(self: written_ahead.WrittenAhead, *args: Any, **kwargs: Any) -> bool:
+        os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)  # ended, not reaped
+        gone.append(self.pid)
+        return submit(self, *args, **kwargs)
+
+    monkeypatch.setattr(written_ahead.WrittenAhead, "submit", after_its_end)
+    (tmp_path / "gone").mkdir()
+    res_gone, _ = check(tmp_path / "gone", rules, ref, "--trivy-report", str(report))
+    assert len(gone) == 1 and (res_gone.code, res_gone.stderr) == (res.code, res.stderr)
+    assert _written(tmp_path / "gone" / "out") == _written(tmp_path / "here" / "out")
+    with pytest.raises(ChildProcessError):
+        os.waitpid(gone[0], os.WNOHANG)

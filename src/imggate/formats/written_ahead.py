@@ -58,6 +58,7 @@ class WrittenAhead:
         self._job: int | None = job
         self._result: int | None = result
         self._held = held
+        self._reaped = False
 
     def submit(self, verdict: Verdict, directory: Path, *, started: datetime,
                default_branch_image: str | None) -> bool:
@@ -65,7 +66,8 @@ class WrittenAhead:
         (and the child stopped) when this process must write them itself."""
         job = self._job
         shell = _shell(verdict, self._held) if job is not None and not SECRETS else None
-        if job is None or shell is None:
+        if job is None or shell is None or self._gone():
+            # (gone: it failed making its parts; this process writes, as without it)
             self.discard()
             return False
         data = pickle.dumps((*shell, directory, started, default_branch_image),
@@ -112,10 +114,20 @@ class WrittenAhead:
             return
         os.close(self._result)
         self._result = None
+        if self._reaped:  # (its process id may be another process's by now)
+            return
         with contextlib.suppress(OSError):
             os.kill(self.pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
+
+    def _gone(self) -> bool:
+        """Whether the child has ended (it is reaped then)."""
+        try:
+            self._reaped = os.waitpid(self.pid, os.WNOHANG)[0] != 0
+        except ChildProcessError:
+            self._reaped = True
+        return self._reaped
 
     def __enter__(self) -> WrittenAhead:
         return self
