@@ -283,7 +283,10 @@ def test_any_findings_render_to_a_schema_valid_report(findings, image, os_name, 
     assert json.loads(gitlab.encode(doc)) == json.loads(json.dumps(doc))
 
 
-def test_vulnerabilities_made_ahead_are_written_as_the_same_bytes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("at_a_time", [1000, 4])  # (4: the list written in parts)
+def test_vulnerabilities_made_ahead_are_written_as_the_same_bytes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at_a_time: int) -> None:
+    monkeypatch.setattr(gitlab, "_PART_ITEMS", at_a_time)
     from typing import Any
 
     from fixture_paths import FIXTURES
