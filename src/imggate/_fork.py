@@ -1,9 +1,13 @@
-"""Whether this process may hand work to a forked child: the one test every fork here uses."""
+"""Whether this process may hand work to a forked child (the one test every fork here
+uses), and how a child tells its parent what went wrong."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+
+from imggate.errors import Error
 
 
 def can_fork() -> bool:
@@ -12,3 +16,12 @@ def can_fork() -> bool:
         return False
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (cpus or 1) > 1
+
+
+def tell_parent(fd: int, e: BaseException) -> None:
+    """Write why a forked child failed to ``fd``, for its parent to report (imggate's own
+    message for an imggate error, else the exception's type and text; at most 4 KiB).
+    A parent that stopped listening is not an error here: the child is ending anyway."""
+    text = e.message if isinstance(e, Error) else f"{type(e).__name__}: {e}"
+    with contextlib.suppress(OSError):
+        os.write(fd, text.encode("utf-8", "replace")[:4096])

@@ -231,20 +231,33 @@ def _written(out: Path) -> dict[str, bytes]:
     return {p.name: times.sub(b"T", p.read_bytes()) for p in sorted(out.iterdir())}
 
 
-def test_reports_written_by_the_child_that_read_them_are_the_same_bytes(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _forking_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                   fail_on: str) -> tuple[str, Path, Path]:
+    """A real Trivy report bound to an image, rules failing on ``fail_on``, and a check set
+    to hand its report to a child (a fork allowed, no size too small, no secret held by
+    what earlier tests left): the image's reference, the report and the rules."""
     from imggate.formats import written_ahead
+    from imggate.redact import Redactor
     from imggate.scanners import read_ahead
 
     ref, report = _report_of(tmp_path, "defectdojo-issue_9333.json")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(f"environments:\n  dev:\n    severity:\n      fail_on: {fail_on}\n")
+    monkeypatch.setattr(read_ahead, "MIN_BYTES", 0)
+    monkeypatch.setattr(read_ahead, "can_fork", lambda: True)
+    monkeypatch.setattr(written_ahead, "SECRETS", Redactor())
+    return ref, report, rules
+
+
+def test_reports_written_by_the_child_that_read_them_are_the_same_bytes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imggate.formats import written_ahead
+
+    ref, report, rules = _forking_check(tmp_path, monkeypatch, "High")
     first = json.loads(report.read_text())["Results"][0]["Vulnerabilities"][0]
     allow = tmp_path / ".trivyignore"
     allow.write_text(first["VulnerabilityID"] + "\n")  # a suppressed finding too
-    rules = tmp_path / "rules.yaml"
-    rules.write_text("environments:\n  dev:\n    severity:\n      fail_on: High\n")
     args = ["--trivy-report", str(report), "--allowlist", str(allow)]
-    monkeypatch.setattr(read_ahead, "MIN_BYTES", 0)
-    monkeypatch.setattr(read_ahead, "can_fork", lambda: True)
     attached: list[int] = []
     attach = written_ahead.attach
 
@@ -253,9 +266,6 @@ def test_reports_written_by_the_child_that_read_them_are_the_same_bytes(
         return attach(*given)
 
     monkeypatch.setattr(written_ahead, "attach", counted)
-    from imggate.redact import Redactor
-
-    monkeypatch.setattr(written_ahead, "SECRETS", Redactor())  # (what earlier tests left)
     (tmp_path / "here").mkdir()
     res, here = check(tmp_path / "here", rules, ref, *args)
     assert attached == [] and here["images"][0]["suppressed"]  # few findings: written here
@@ -266,6 +276,8 @@ def test_reports_written_by_the_child_that_read_them_are_the_same_bytes(
     assert (res_child.code, res_child.stderr) == (res.code, res.stderr)
     assert _written(tmp_path / "child" / "out") == _written(tmp_path / "here" / "out")
     # A run holding a secret writes here: the child redacts with its fork's secrets.
+    from imggate.redact import Redactor
+
     held = Redactor()
     held.add("a-registry-password-of-this-run")
     monkeypatch.setattr(written_ahead, "SECRETS", held)
@@ -279,16 +291,8 @@ def test_a_report_the_child_cannot_write_fails_the_run_as_here(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from imggate.formats import written_ahead
     from imggate.formats.outputs import GITLAB_FILENAME
-    from imggate.scanners import read_ahead
 
-    ref, report = _report_of(tmp_path, "defectdojo-issue_9333.json")
-    rules = tmp_path / "rules.yaml"
-    rules.write_text("environments:\n  dev:\n    severity:\n      fail_on: Critical\n")
-    monkeypatch.setattr(read_ahead, "MIN_BYTES", 0)
-    monkeypatch.setattr(read_ahead, "can_fork", lambda: True)
-    from imggate.redact import Redactor
-
-    monkeypatch.setattr(written_ahead, "SECRETS", Redactor())  # (what earlier tests left)
+    ref, report, rules = _forking_check(tmp_path, monkeypatch, "Critical")
     results = []
     for name, least in (("here", 1 << 30), ("child", 0)):
         monkeypatch.setattr(written_ahead, "MIN_FINDINGS", least)
@@ -306,15 +310,8 @@ def test_a_child_that_ends_before_the_verdict_leaves_the_reports_to_the_run(
     import os
 
     from imggate.formats import written_ahead
-    from imggate.redact import Redactor
-    from imggate.scanners import read_ahead
 
-    ref, report = _report_of(tmp_path, "defectdojo-issue_9333.json")
-    rules = tmp_path / "rules.yaml"
-    rules.write_text("environments:\n  dev:\n    severity:\n      fail_on: Critical\n")
-    monkeypatch.setattr(read_ahead, "MIN_BYTES", 0)
-    monkeypatch.setattr(read_ahead, "can_fork", lambda: True)
-    monkeypatch.setattr(written_ahead, "SECRETS", Redactor())
+    ref, report, rules = _forking_check(tmp_path, monkeypatch, "Critical")
     (tmp_path / "here").mkdir()
     res, _ = check(tmp_path / "here", rules, ref, "--trivy-report", str(report))
     monkeypatch.setattr(written_ahead, "MIN_FINDINGS", 0)

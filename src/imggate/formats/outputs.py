@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from msgspec import Struct
 
 from imggate._fork import can_fork as _can_fork
+from imggate._fork import tell_parent
 from imggate.errors import Error
 from imggate.formats.files import remove_stale
 from imggate.models import Decision, Verdict
@@ -229,9 +230,7 @@ def _alongside(job: Callable[[], None], main: Callable[[], T], *, fork: bool) ->
             job()
             code = 0
         except BaseException as e:  # the parent reports it and fails
-            text = e.message if isinstance(e, Error) else f"{type(e).__name__}: {e}"
-            with contextlib.suppress(OSError):
-                os.write(write_end, text.encode("utf-8", "replace")[:4096])
+            tell_parent(write_end, e)
         finally:
             os._exit(code)
     os.close(write_end)

@@ -38,7 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
-from imggate.errors import Error
+from imggate._fork import tell_parent
 from imggate.models import Finding, ScanReport, Verdict
 from imggate.redact import SECRETS
 from imggate.values import replace
@@ -241,8 +241,6 @@ def _child(held: _Held, job: int, result: int) -> None:
             os.close(result)  # now: exiting frees the memory first, then the files
             code = 0
     except BaseException as e:  # the parent reports it and fails
-        text = e.message if isinstance(e, Error) else f"{type(e).__name__}: {e}"
-        with contextlib.suppress(OSError):
-            os.write(result, text.encode("utf-8", "replace")[:4096])
+        tell_parent(result, e)
     finally:
         os._exit(code)
