@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from fixture_paths import FIXTURES
+from harness_read_ahead import count_started
 from registry_harness import CliResult, run_imggate
 from signatures.cosign_format_signer import (
     CosignFormatSigner,
@@ -184,16 +185,7 @@ def test_a_report_read_ahead_by_a_child_gives_the_same_verdict(
     ref, report = _report_layout(tmp_path)
     rules = tmp_path / "rules.yaml"
     rules.write_text("environments:\n  dev:\n    severity:\n      fail_on: High\n")
-    forked: list[int] = []
-    start = read_ahead.start
-
-    def counted(paths: list[str], read: read_ahead.Reader, *,
-                writes: bool = False) -> read_ahead.ReadAhead:
-        ahead = start(paths, read, writes=writes)
-        forked.append(ahead.pid)
-        return ahead
-
-    monkeypatch.setattr(read_ahead, "start", counted)
+    forked = count_started(monkeypatch)
     monkeypatch.setattr(read_ahead, "MIN_BYTES", 1 << 62)
     res, here = check(tmp_path, rules, ref, "--trivy-report", str(report))
     monkeypatch.setattr(read_ahead, "MIN_BYTES", 0)

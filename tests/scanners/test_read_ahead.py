@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness_read_ahead import count_started
 from imggate.errors import ReportError
 from imggate.models import ScanReport
 from imggate.scanners import read_ahead
@@ -97,16 +98,7 @@ def test_the_reports_named_on_a_command_line_in_reading_order() -> None:
 def test_the_early_child_is_taken_only_for_the_same_reports(
         monkeypatch: pytest.MonkeyPatch) -> None:
     paths = [str(TRIVY_JSON[0]), str(GRYPE[0])]
-    started: list[int] = []
-    start = read_ahead.start
-
-    def counted(paths: list[str], read: read_ahead.Reader, *,
-                writes: bool = False) -> read_ahead.ReadAhead:
-        ahead = start(paths, read, writes=writes)
-        started.append(ahead.pid)
-        return ahead
-
-    monkeypatch.setattr(read_ahead, "start", counted)
+    started = count_started(monkeypatch)
     read_ahead.start_early(["ref", "--trivy-report", paths[0], "--report", paths[1]])
     same = [("trivy", paths[0]), (None, paths[1])]
     with read_ahead.take(same) as ahead:
