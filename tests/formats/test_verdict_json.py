@@ -272,6 +272,16 @@ def test_worst_first_sorts_and_reuses_only_the_same_tuple():
         sorted(findings[:3], key=verdict_json.finding_sort_key))
 
 
+def test_worst_first_reuses_the_same_findings_in_another_tuple_and_a_remembered_order():
+    findings = sample_verdict(40).images[1].findings
+    first = verdict_json.worst_first(findings)
+    assert verdict_json.worst_first(tuple(list(findings))) is first  # same objects, in order
+    assert verdict_json.worst_first(findings[:-1]) is not first
+    given = tuple(sorted(findings, key=verdict_json.finding_sort_key))
+    verdict_json.worst_first.remember(findings, given)  # (as a check's reading child sends)
+    assert verdict_json.worst_first(tuple(list(findings))) is given
+
+
 def test_not_scanned_evidence_and_provenance():
     from formats.verdict_samples import RUN, unscanned_image
 

@@ -128,3 +128,27 @@ def test_the_child_merges_the_findings_too() -> None:
     assert merged == merge_findings(f for r in reports for f in r.findings)
     assert merge(reports) is merged  # the child's, remembered
     assert merge(_read(paths)) is not merged  # other objects: merged here
+
+
+@pytest.mark.usefixtures("any_size")
+def test_the_child_sorts_the_merge_worst_first_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    from imggate.formats import verdict_json
+    from imggate.scanners.merge import merge
+
+    sorted_here: list[int] = []
+    key = verdict_json.finding_sort_key
+
+    def counted(f: object) -> object:
+        sorted_here.append(1)
+        return key(f)  # type: ignore[arg-type]
+
+    paths = [str(TRIVY_JSON[0]), str(GRYPE[0])]
+    with read_ahead.start(paths, lambda: _read(paths)) as ahead:
+        reports = ahead.result()
+    assert reports is not None
+    monkeypatch.setattr(verdict_json, "finding_sort_key", counted)
+    merged = merge(reports)
+    # The decision's own tuple of the same findings: the child's order, not sorted here.
+    ordered = verdict_json.worst_first(tuple(list(merged)))
+    assert sorted_here == [] and len(ordered) == len(merged) > 1
+    assert list(ordered) == sorted(merged, key=key)
