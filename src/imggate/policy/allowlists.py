@@ -69,8 +69,9 @@ def parse_trivyignore(text: str, source: str) -> ExceptionSet:
 
 
 class _TrivyVuln(BaseModel):
-    # Trivy's own format: tolerate keys we do not use.
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # Trivy's own format: tolerate keys we do not use. Built when first used (defer_build):
+    # a run that reads no .trivyignore.yaml never pays for it.
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     id: str = Field(min_length=1)
     paths: tuple[str, ...] = ()
@@ -80,7 +81,7 @@ class _TrivyVuln(BaseModel):
 
 
 class _TrivyIgnore(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     vulnerabilities: tuple[_TrivyVuln, ...] = ()
 

@@ -52,7 +52,8 @@ class ExceptionEntry(BaseModel):
 class ExceptionsDocument(BaseModel):
     """A standalone imggate exceptions file: ``exceptions: [...]``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built when first used: a run that reads no exceptions file never pays for it.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     exceptions: tuple[ExceptionEntry, ...] = ()
 
