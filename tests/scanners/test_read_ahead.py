@@ -152,3 +152,18 @@ def test_the_child_sorts_the_merge_worst_first_too(monkeypatch: pytest.MonkeyPat
     ordered = verdict_json.worst_first(tuple(list(merged)))
     assert sorted_here == [] and len(ordered) == len(merged) > 1
     assert list(ordered) == sorted(merged, key=key)
+
+
+@pytest.mark.usefixtures("any_size")
+def test_the_child_makes_the_html_reports_rows_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    from imggate.formats import html, verdict_json
+    from imggate.scanners.merge import merge
+
+    paths = [str(TRIVY_JSON[0]), str(GRYPE[0])]
+    with read_ahead.start(paths, lambda: _read(paths)) as ahead:
+        reports = ahead.result()
+    assert reports is not None
+    ordered = verdict_json.worst_first(tuple(list(merge(reports))))
+    made_here = html._finding_rows((f, None) for f in ordered)
+    monkeypatch.setattr(html, "_finding_rows", lambda items: pytest.fail("made here"))
+    assert html.active_rows(ordered) == made_here  # the child's, the same text

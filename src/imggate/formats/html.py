@@ -47,6 +47,7 @@ from imggate.formats.verdict_json import (
     SEVERITY_ORDER,
     finding_sort_key,
     overall_decision,
+    same_objects,
     severity_counts,
     worst_first,
     write_text,
@@ -206,6 +207,25 @@ def _finding_rows(items: Iterable[tuple[Finding, str | None]]) -> str:
     return "".join(out)
 
 
+#: Rows made ahead (:func:`remember_rows`): the findings, worst first, and their rows.
+_ahead: tuple[tuple[Finding, ...], str] | None = None
+
+
+def active_rows(ordered: tuple[Finding, ...]) -> str:
+    """The rows of ``ordered``, findings not suppressed, worst first (:func:`worst_first`)."""
+    if _ahead is not None and same_objects(_ahead[0], ordered):
+        return _ahead[1]
+    return _finding_rows((f, None) for f in ordered)
+
+
+def remember_rows(ordered: tuple[Finding, ...], rows: str) -> None:
+    """Take ``rows`` as :func:`active_rows` of ``ordered``: a check's reading child makes
+    them before it hands its reports over (:mod:`imggate.scanners.read_ahead`), on the
+    other CPU while this process starts up, not after the verdict here."""
+    global _ahead
+    _ahead = (ordered, rows)
+
+
 class _Spliced:
     """The findings rows, kept out of the template and put in the rendered page after.
 
@@ -351,8 +371,7 @@ def _image_view(anchor: str, reference: str, iv: ImageVerdict, rows: _Spliced) -
         "rules": [_rule(r) for r in iv.rules],
         "counts": [(k, n) for k, n in counts.items()],
         "total": len(iv.findings),
-        "findings": rows.token(_finding_rows((f, None) for f in worst_first(iv.findings))
-                               if iv.findings else ""),
+        "findings": rows.token(active_rows(worst_first(iv.findings)) if iv.findings else ""),
         "suppressed": rows.token(_finding_rows(
             sorted(iv.suppressed, key=lambda p: finding_sort_key(p[0])))
             if iv.suppressed else ""),

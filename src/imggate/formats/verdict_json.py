@@ -98,7 +98,7 @@ class _WorstFirst:
 
     def __call__(self, findings: tuple[Finding, ...]) -> tuple[Finding, ...]:
         last = self._last
-        if last is not None and _same_objects(last[0], findings):
+        if last is not None and same_objects(last[0], findings):
             return last[1]
         ordered = tuple(sorted(findings, key=finding_sort_key))
         self._last = (findings, ordered)
@@ -115,8 +115,9 @@ class _WorstFirst:
 worst_first = _WorstFirst()
 
 
-def _same_objects(a: Sequence[object], b: Sequence[object]) -> bool:
-    """Whether ``a`` and ``b`` hold the same objects in the same order."""
+def same_objects(a: Sequence[object], b: Sequence[object]) -> bool:
+    """Whether ``a`` and ``b`` hold the same objects in the same order (what is made of
+    findings ahead is taken for the same findings: see :class:`_WorstFirst`)."""
     return a is b or (len(a) == len(b) and all(map(operator.is_, a, b)))
 
 

@@ -126,29 +126,31 @@ class ReadAhead:
 
 
 def _payload(data: bytes) -> tuple[tuple[ScanReport, ...], tuple[Finding, ...]] | None:
-    """The reports and their merge the child sent (the merge remembered, and its order
-    worst first), or ``None``."""
+    """The reports and their merge the child sent (the merge remembered, its order worst
+    first and the HTML report's rows of it), or ``None``."""
     if not data:
         return None
     try:
         got = pickle.loads(data)  # noqa: S301 - our child's, see the module
     except Exception:  # (a child cut off mid-write leaves a partial pickle)
         return None
-    if type(got) is not tuple or len(got) != 3:
+    if type(got) is not tuple or len(got) != 4:
         return None
-    reports, merged, worst = got
+    reports, merged, worst, rows = got
     if type(reports) is not tuple or not all(type(r) is ScanReport for r in reports):
         return None
     if type(merged) is not tuple or not all(type(f) is Finding for f in merged):
         return None
     if type(worst) is not tuple or len(worst) != len(merged) \
-            or not all(type(f) is Finding for f in worst):
+            or not all(type(f) is Finding for f in worst) or type(rows) is not str:
         return None
+    from imggate.formats.html import remember_rows
     from imggate.formats.verdict_json import worst_first
     from imggate.scanners.merge import remember
 
     remember(reports, merged)
     worst_first.remember(merged, worst)
+    remember_rows(worst, rows)
     return reports, merged
 
 
@@ -206,6 +208,7 @@ def start(paths: Sequence[str], read: Reader, *, writes: bool = False) -> ReadAh
         code = 1
         try:
             os.close(read_end)
+            from imggate.formats.html import active_rows
             from imggate.formats.verdict_json import worst_first
             from imggate.scanners.merge import merge
 
@@ -215,7 +218,11 @@ def start(paths: Sequence[str], read: Reader, *, writes: bool = False) -> ReadAh
             # processes after the verdict (~45M instructions each at 10,000 findings);
             # sent as references to the merge's findings (pickle's memo), ~3M more.
             worst = worst_first(merged)
-            data = memoryview(pickle.dumps((reports, merged, worst),
+            # The HTML report's rows of them too (~110M): the parent, not this child, is
+            # the longer of the two from start to end (its imports are slow per
+            # instruction); this child would wait for its verdict meanwhile.
+            rows = active_rows(worst)
+            data = memoryview(pickle.dumps((reports, merged, worst, rows),
                                            protocol=pickle.HIGHEST_PROTOCOL))
             while data:
                 data = data[os.write(write_end, data):]
