@@ -117,3 +117,17 @@ def test_the_command_list_has_every_command_and_the_table_names_them_all(
                          text=True, cwd=tmp_path, check=True).stdout
     listed = out.split("Commands:", 1)[1]
     assert all(f"\n  {n} " in listed for n in COMMANDS), out
+
+
+def test_what_an_audit_lists_and_resolves_tags_with_holds_no_policy_layer() -> None:
+    # An audit imports the policy layer (pydantic, the rules' models: ~0.5G instructions)
+    # on a thread of its own while the tags are listed: the main thread's listing and
+    # resolving must not import it first, or the registry waits for it again.
+    probe = ("import json, sys\nimport imggate.commands.audit, imggate.audit.run, "
+             "imggate.registry.client, imggate.models\n"
+             "print(json.dumps(sorted(sys.modules)))\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    modules = set(json.loads(out))
+    assert "imggate.audit.run" in modules
+    assert _offending(modules, ["pydantic", "imggate.policy", "imggate.gate", "yaml"]) == []

@@ -36,6 +36,7 @@ from imggate.models import (
     Unchecked,
     Verdict,
 )
+from imggate.models import SignatureOptions as SignatureOptions  # its home was here
 from imggate.policy.loader import Policy
 from imggate.policy.rules import EvidenceSource
 from imggate.registry.deadline import Deadline
@@ -70,15 +71,6 @@ NOT_READ = ("vuln attestations not read: the rules name no signature keys or ide
 
 
 # Value types here are msgspec Structs, not frozen dataclasses: see imggate.values.
-class SignatureOptions(Struct, frozen=True):
-    """Signature verification settings that are not policy: where and how to look."""
-
-    ignore_tlog: bool = False
-    trusted_root: Path | None = None
-    signature_repository: str | None = None
-    accept_platform_signatures: bool = False
-
-
 class CheckRequest(Struct, frozen=True):
     """Everything one ``imggate check`` run needs, validated before any network traffic."""
 

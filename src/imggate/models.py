@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from msgspec import Struct, field
@@ -545,6 +546,18 @@ class ImageVerdict(Struct, frozen=True):
     def warnings(self) -> tuple[RuleResult, ...]:
         """Failed rules in warn mode."""
         return tuple(r for r in self.rules if not r.passed and r.mode is Mode.WARN)
+
+
+class SignatureOptions(Struct, frozen=True):
+    """Signature verification settings that are not policy: where and how to look.
+
+    Here, not in :mod:`imggate.gate` (which re-exports it), so that a command can name
+    them without importing the policy layer (``audit`` lists tags while that loads)."""
+
+    ignore_tlog: bool = False
+    trusted_root: Path | None = None
+    signature_repository: str | None = None
+    accept_platform_signatures: bool = False
 
 
 class RunInfo(Struct, frozen=True):

@@ -207,6 +207,64 @@ def test_a_tagged_reference_is_not_a_repository(anon_registry: Registry) -> None
     assert result.code == 2 and "takes a repository" in result.stderr
 
 
+#: A rules file the loader refuses (an unknown severity).
+BROKEN_RULES = "version: 1\nenvironments:\n  dev:\n    severity: {fail_on: Sometimes}\n"
+
+
+def _refused(rules: Path) -> str:
+    """The loader's own message for ``rules``."""
+    from imggate.errors import Error
+    from imggate.policy.loader import load_policy
+
+    with pytest.raises(Error) as refused:
+        load_policy(rules)
+    return str(refused.value)
+
+
+@pytest.mark.parametrize("extra", [[], ["--tags", "("]], ids=["alone", "and-a-bad-flag"])
+def test_a_broken_rules_file_fails_the_audit_before_any_other_error_and_writes_nothing(
+        anon_registry: Registry, tmp_path: Path, extra: list[str]) -> None:
+    # The rules are read while the tags are listed: their error is still the audit's
+    # (exit 2, the loader's message), ahead of a flag that fails before any request, and
+    # no report is written.
+    repository = f"audit/{secrets.token_hex(4)}"
+    build(anon_registry.url, repository, n_tags=20, n_digests=4, signed=0)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(BROKEN_RULES)
+    out = tmp_path / "out" / "reports"
+    result = run_imggate(["audit", f"{anon_registry.host}/{repository}", "--rules", str(rules),
+                          "-q", "-o", str(out), *extra])
+    assert result.code == 2, result.output
+    assert f"imggate: error: {_refused(rules)}\n" in result.stderr
+    assert "--tags" not in result.stderr
+    assert not (tmp_path / "out").exists()  # not even the directories for the reports
+
+
+def test_a_broken_rules_file_is_the_error_even_when_the_registry_fails_too(
+        tmp_path: Path) -> None:
+    # Nothing listens on the port: the listing fails too, and the rules' error still wins
+    # (as when they were read before the first request).
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(BROKEN_RULES)
+    result = run_imggate(["audit", f"127.0.0.1:{port}/audit/none", "--rules", str(rules),
+                          "--deadline", "10", "-q", "-o", str(tmp_path / "out")])
+    assert result.code == 2, result.output
+    assert f"imggate: error: {_refused(rules)}\n" in result.stderr
+    assert "registry" not in result.stderr
+
+
+def test_a_missing_key_is_a_usage_error(anon_registry: Registry, tmp_path: Path) -> None:
+    result = run_imggate(["audit", f"{anon_registry.host}/audit/none", "--key",
+                          str(tmp_path / "none.pub"), "-q", "-o", str(tmp_path / "out")])
+    assert result.code == 2
+    assert f"--key {tmp_path / 'none.pub'}: no such file" in result.stderr
+
+
 def test_the_multi_arch_platforms_come_from_the_layout() -> None:
     assert {p for _, p in MULTI_PLATFORMS} == {"linux/amd64", "linux/arm64"}
 

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from imggate import values
 from imggate.audit.cleanup import CleanupOutcome, CleanupPolicy, TagDate, compile_regex, plan
 from imggate.errors import Error, UsageError
-from imggate.gate import SignatureOptions
 from imggate.models import (
     EXIT_CODES,
     Decision,
@@ -33,20 +34,27 @@ from imggate.models import (
     ImageRef,
     ImageVerdict,
     ResolvedImage,
+    SignatureOptions,
     Unchecked,
     Verdict,
 )
-from imggate.policy.loader import Policy
 from imggate.registry.client import RegistryClient
 from imggate.registry.deadline import Deadline
 from imggate.registry.interface import Manifest
 from imggate.registry.options import RegistryOptions
 from imggate.registry.resolve import describe_image, open_repository
 
+if TYPE_CHECKING:
+    # The policy layer (pydantic) is imported while the tags are listed: see _audit.
+    from imggate.policy.loader import Policy
+
 #: cosign's tag schema for signatures, attestations and SBOMs attached to a digest.
 COSIGN_TAG = re.compile(r"sha256-[0-9a-f]{64}(\.[a-z]+)?")
 #: Docker's tag grammar: anything else listed by a registry is not a tag we can pull.
 VALID_TAG = re.compile(r"[\w][\w.-]{0,127}")
+
+T = TypeVar("T")
+L = TypeVar("L")
 
 #: ``progress(phase, done, total)``: called as work completes.
 Progress = Callable[[str, int, int], None]
@@ -57,7 +65,9 @@ class AuditRequest:
     """One audit: the repository, which tags, the cleanup view and the environments."""
 
     repository: ImageRef
-    policies: Mapping[str, Policy]
+    #: Each environment's policy, or their loading under way on another thread (read
+    #: while the tags are listed and resolved; its failure is the audit's).
+    policies: Mapping[str, Policy] | Future[Mapping[str, Policy]]
     now: datetime
     registry: RegistryOptions
     cleanup: CleanupPolicy = dataclasses.field(default_factory=CleanupPolicy)
@@ -216,11 +226,35 @@ async def _audit(req: AuditRequest, progress: Progress) -> AuditResult:
     resolving (a client of their own opened as many connections again, and probed and
     authenticated again: ``audit --key`` made 32 connections instead of 16)."""
     async with RegistryClient(req.registry, deadline=req.deadline) as client:
-        resolved, skipped = await _listed(req, client, progress)
-        return await _judged(req, client, resolved, skipped, progress)
+        if isinstance(req.policies, Future):
+            policies, (resolved, skipped) = await _alongside(req.policies,
+                                                             _listed(req, client, progress))
+        else:
+            policies = req.policies
+            resolved, skipped = await _listed(req, client, progress)
+        return await _judged(req, policies, client, resolved, skipped, progress)
 
 
-async def _judged(req: AuditRequest, client: RegistryClient,
+async def _alongside(loading: Future[L], listing: Coroutine[Any, Any, T]) -> tuple[L, T]:
+    """The policies being loaded and the listing, both: the listing is stopped as soon as
+    the loading fails (a broken rules file stops the audit's traffic), and a listing that
+    fails waits for the loading, whose error comes first (as when the rules were read
+    before any request)."""
+    import asyncio
+
+    loaded = asyncio.wrap_future(loading)
+    listed = asyncio.ensure_future(listing)
+    try:
+        await asyncio.wait((loaded, listed), return_when=asyncio.FIRST_EXCEPTION)
+        await asyncio.wait((loaded,))
+    finally:
+        if not listed.done():  # the loading failed (or this was cancelled): no more traffic
+            listed.cancel()
+            await asyncio.gather(listed, return_exceptions=True)
+    return loaded.result(), listed.result()
+
+
+async def _judged(req: AuditRequest, policies: Mapping[str, Policy], client: RegistryClient,
                   resolved: dict[str, ResolvedImage | Error], skipped: tuple[str, ...],
                   progress: Progress) -> AuditResult:
     """Plan the cleanup, gather each distinct digest's evidence once per environment, and
@@ -254,7 +288,7 @@ async def _judged(req: AuditRequest, client: RegistryClient,
     signed: dict[Digest, bool] = {}
     # Every environment looks up the same signatures and attestations: asked once.
     shared = SharedAnswers()
-    for env, policy in req.policies.items():
+    for env, policy in policies.items():
         check = CheckRequest(references=tuple(str(r) for r in refs), refs=refs, policy=policy,
                              now=req.now, registry=req.registry, concurrency=req.concurrency,
                              deadline=req.deadline, signatures=req.signatures)

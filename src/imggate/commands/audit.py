@@ -1,6 +1,7 @@
 """``imggate audit REPOSITORY``: every tag through the gate, with GitLab's cleanup-policy view."""
 
 
+import contextlib
 import gc
 import re
 from datetime import UTC, datetime, timedelta
@@ -30,7 +31,10 @@ from imggate.commands._signature_opts import (
 from imggate.errors import UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from imggate.audit.shared_cache import SharedCache
+    from imggate.policy.loader import Policy
 
 _DURATION = re.compile(r"([1-9][0-9]{0,4})([hdw])")
 
@@ -154,10 +158,10 @@ def audit(
                         ("--cache-key-file", cache_key_file), ("--fresh", fresh)):
         if given:
             raise UsageError(f"{flag} only applies with --cluster")
+    from imggate._ahead import ahead, failure
     from imggate.audit.cleanup import CleanupPolicy
     from imggate.audit.run import AuditRequest
-    from imggate.gate import SignatureOptions
-    from imggate.policy.loader import identity_from_flags, load_policy, locate_rules
+    from imggate.models import SignatureOptions
     from imggate.registry.options import RegistryOptions
 
     now = datetime.now(UTC)
@@ -165,27 +169,54 @@ def audit(
     (repo,) = parse_refs([repository])
     cleanup = CleanupPolicy(name_regex=tags, name_regex_keep=keep_regex, keep_n=keep_n,
                             older_than=parse_older_than(older_than))
-    identity = identity_from_flags(certificate_identity, certificate_identity_regexp,
-                                   certificate_oidc_issuer, certificate_oidc_issuer_regexp)
-    where = locate_rules(Path(rules) if rules else None)
-    keys = [Path(k) for k in key or ()]
-    for k in keys:
-        if not k.is_file():
-            raise UsageError(f"--key {k}: no such file")
-    policies = {}
-    names: list[str | None] = list(env) if env else [None]
-    for name in names:
-        policy = load_policy(where.path, name, found_by=where.found_by, keys=keys,
-                             identities=[identity] if identity else [], discover=Path.cwd())
-        policies[policy.rules.env] = policy
-    options = registry_options([repo], insecure=insecure_registry, ca_file=ca_file,
-                               username=username, password_stdin=password_stdin, timeout=timeout)
-    assert isinstance(options, RegistryOptions)
-    request = AuditRequest(repository=repo, policies=policies, now=now, registry=options,
-                           cleanup=cleanup, only_kept=only_kept, concurrency=concurrency,
-                           deadline=limit,
-                           signatures=SignatureOptions(ignore_tlog=insecure_ignore_tlog))
-    return _run(request, Path(output_dir), quiet=quiet)
+    cwd = Path.cwd()
+
+    def load() -> "Mapping[str, Policy]":
+        """The environments' policies (every rules error as before: exit 2)."""
+        from imggate.policy.loader import identity_from_flags, load_policy, locate_rules
+
+        identity = identity_from_flags(certificate_identity, certificate_identity_regexp,
+                                       certificate_oidc_issuer, certificate_oidc_issuer_regexp)
+        where = locate_rules(Path(rules) if rules else None)
+        keys = [Path(k) for k in key or ()]
+        for k in keys:
+            if not k.is_file():
+                raise UsageError(f"--key {k}: no such file")
+        policies = {}
+        names: list[str | None] = list(env) if env else [None]
+        for name in names:
+            policy = load_policy(where.path, name, found_by=where.found_by, keys=keys,
+                                 identities=[identity] if identity else [], discover=cwd)
+            policies[policy.rules.env] = policy
+        # What judging the tags imports, imported here too while the registry answers.
+        import imggate.gate  # noqa: F401
+        return policies
+
+    # The policy layer is imported and the rules read on a thread of their own while the
+    # tags are listed and resolved (~0.5G instructions that kept the registry idle). A
+    # rules error is still the command's error, whatever else failed meanwhile: exit 2,
+    # the same message, no report written (the registry was read, nothing judged).
+    policies = ahead(load, "imggate-rules")
+    out = Path(output_dir)
+    made = [d for d in (out, *out.parents) if not d.exists()]  # what _run creates
+    try:
+        options = registry_options([repo], insecure=insecure_registry, ca_file=ca_file,
+                                   username=username, password_stdin=password_stdin,
+                                   timeout=timeout)
+        assert isinstance(options, RegistryOptions)
+        request = AuditRequest(repository=repo, policies=policies, now=now, registry=options,
+                               cleanup=cleanup, only_kept=only_kept, concurrency=concurrency,
+                               deadline=limit,
+                               signatures=SignatureOptions(ignore_tlog=insecure_ignore_tlog))
+        return _run(request, out, quiet=quiet)
+    except Exception:
+        rules_error = failure(policies)
+        if rules_error is not None:
+            for d in made:  # deepest first; rmdir removes only what stayed empty
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+            raise rules_error from None
+        raise
 
 
 def _run(request: object, out: Path, *, quiet: bool) -> int:
