@@ -208,20 +208,22 @@ def _finding_rows(items: Iterable[tuple[Finding, str | None]]) -> str:
 
 
 #: Rows made ahead (:func:`remember_rows`): the findings, worst first, and their rows.
-_ahead: tuple[tuple[Finding, ...], str] | None = None
+_ahead: tuple[tuple[Finding, ...], bytes] | None = None
 
 
-def active_rows(ordered: tuple[Finding, ...]) -> str:
-    """The rows of ``ordered``, findings not suppressed, worst first (:func:`worst_first`)."""
+def active_rows(ordered: tuple[Finding, ...]) -> str | bytes:
+    """The rows of ``ordered``, findings not suppressed, worst first (:func:`worst_first`):
+    UTF-8 when they were made ahead (:func:`remember_rows`)."""
     if _ahead is not None and same_objects(_ahead[0], ordered):
         return _ahead[1]
     return _finding_rows((f, None) for f in ordered)
 
 
-def remember_rows(ordered: tuple[Finding, ...], rows: str) -> None:
-    """Take ``rows`` as :func:`active_rows` of ``ordered``: a check's reading child makes
-    them before it hands its reports over (:mod:`imggate.scanners.read_ahead`), on the
-    other CPU while this process starts up, not after the verdict here."""
+def remember_rows(ordered: tuple[Finding, ...], rows: bytes) -> None:
+    """Take ``rows`` (UTF-8) as :func:`active_rows` of ``ordered``: a check's reading child
+    makes them before it hands its reports over (:mod:`imggate.scanners.read_ahead`), on
+    the other CPU while this process starts up, not after the verdict here. As bytes, they
+    are written as they came, never decoded here (5.6 MB at 10,000 findings)."""
     global _ahead
     _ahead = (ordered, rows)
 
@@ -237,9 +239,9 @@ class _Spliced:
 
     def __init__(self) -> None:
         self._prefix = f"imggate-rows-{secrets.token_hex(16)}-"
-        self._rows: dict[str, str] = {}
+        self._rows: dict[str, str | bytes] = {}
 
-    def token(self, rows: str) -> Markup:
+    def token(self, rows: str | bytes) -> Markup:
         """A stand-in for ``rows`` (already escaped by :func:`_finding_rows`)."""
         from markupsafe import Markup
 
@@ -251,12 +253,14 @@ class _Spliced:
         self._rows[key] = rows
         return Markup(key)  # noqa: S704 - letters, digits and dashes only
 
-    def into(self, page: str) -> list[str]:
-        """``page`` in parts, each token replaced by its rows: the page is their join."""
+    def into(self, page: str) -> list[str | bytes]:
+        """``page`` in parts, each token replaced by its rows (UTF-8 where made ahead): the
+        page is their join."""
         if not self._rows:
             return [page]
-        parts = re.split(f"({re.escape(self._prefix)}\\d+)", page)
-        parts[1::2] = [self._rows[t] for t in parts[1::2]]
+        pieces = re.split(f"({re.escape(self._prefix)}\\d+)", page)
+        parts: list[str | bytes] = list(pieces)
+        parts[1::2] = [self._rows[t] for t in pieces[1::2]]
         return parts
 
 
@@ -456,10 +460,14 @@ def _counts_total(images: Iterable[ImageVerdict]) -> list[tuple[str, int]]:
 
 def render(verdict: Verdict, *, tool_version: str | None = None) -> str:
     """The whole report as one HTML document (a ``str``; see :func:`write`)."""
-    return "".join(_parts(verdict, tool_version))
+    return "".join(map(_text, _parts(verdict, tool_version)))
 
 
-def _parts(verdict: Verdict, tool_version: str | None) -> list[str]:
+def _text(part: str | bytes) -> str:
+    return part if isinstance(part, str) else part.decode("utf-8")
+
+
+def _parts(verdict: Verdict, tool_version: str | None) -> list[str | bytes]:
     """The report in parts (the template's, and each findings table's rows)."""
     from markupsafe import Markup
 
@@ -502,11 +510,12 @@ def write(verdict: Verdict, output_dir: Path, *, tool_version: str | None = None
     path = Path(output_dir) / FILENAME
     parts = _parts(verdict, tool_version)
     if SECRETS:  # redacted as one text: a secret could span two parts
-        return write_text(path, "".join(parts))
+        return write_text(path, "".join(map(_text, parts)))
     # Encoded part by part, the same bytes: one non-ASCII character of the template's
     # ("·") makes the whole page a non-ASCII str, which UTF-8 encodes character by
     # character (~15 ms at 10,000 findings), while the rows alone are usually ASCII,
     # which encodes as a copy. Each part is written as it is encoded: joined first, the
-    # page (5.6 MB at 10,000 findings) was copied once more into fresh memory.
-    write_parts(path, (p.encode("utf-8") for p in parts))
+    # page (5.6 MB at 10,000 findings) was copied once more into fresh memory. Rows made
+    # ahead are UTF-8 already.
+    write_parts(path, (p.encode("utf-8") if isinstance(p, str) else p for p in parts))
     return path
