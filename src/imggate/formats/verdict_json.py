@@ -407,14 +407,15 @@ def indented_json(doc: dict[str, Any]) -> str:
     of an audit, most of this report's cost. msgspec encodes and indents in C (6x faster)
     and writes the same text for such a document (this report has no float outside the
     findings lines: scores are in the findings, encoded apart). Where it would differ,
-    json writes it: text that is not ASCII (json escapes it, msgspec writes UTF-8) and
-    values msgspec refuses (a lone surrogate).
+    json writes it: text that is not ASCII (json escapes it, msgspec writes UTF-8), DEL
+    (json escapes it too, as it escapes everything outside printable ASCII; msgspec writes
+    it as it is) and values msgspec refuses (a lone surrogate).
     """
     try:
         data = msgspec.json.format(msgspec.json.encode(doc), indent=2)
     except (msgspec.EncodeError, TypeError, ValueError, OverflowError):
         data = b"\x80"  # not ASCII: json's turn
-    if not data.isascii():
+    if not data.isascii() or b"\x7f" in data:
         return json.dumps(doc, indent=2, ensure_ascii=True, allow_nan=False)
     return data.decode("ascii")
 
