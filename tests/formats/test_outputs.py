@@ -113,6 +113,38 @@ def test_many_images_have_their_html_page_written_by_a_child(
     assert children == [True, False]
 
 
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "one-process"])
+def test_the_callers_file_is_written_before_the_child_is_waited_for_and_listed_last(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: bool) -> None:
+    # An audit's summary is written while the child writes the page (the longer side),
+    # not after waiting for it.
+    from formats.verdict_samples import sample_verdict
+
+    verdict = sample_verdict(5)
+    monkeypatch.setattr(check, "_FORK_MIN_IMAGES", len(verdict.images))
+    monkeypatch.setattr(check, "_can_fork", lambda: fork)
+    events: list[str] = []
+    waitpid = os.waitpid
+
+    def waited(pid: int, options: int) -> tuple[int, int]:
+        events.append("child waited for")
+        return waitpid(pid, options)
+
+    monkeypatch.setattr(check.os, "waitpid", waited)
+
+    def summary() -> Path:
+        events.append("summary")
+        (tmp_path / "summary.json").write_text("{}")
+        return tmp_path / "summary.json"
+
+    written = check.write_outputs(verdict, tmp_path, started=STARTED, meanwhile=summary)
+    assert events == (["summary", "child waited for"] if fork else ["summary"])
+    assert [p.name for p in written] == ["gl-container-scanning-report.json",
+                                         "imggate-report.html", "imggate-junit.xml",
+                                         "imggate-verdict.json", "summary.json"]
+    assert (tmp_path / "imggate-report.html").is_file()
+
+
 def test_a_page_the_child_cannot_write_is_an_error(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from formats.verdict_samples import sample_verdict

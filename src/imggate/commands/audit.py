@@ -260,9 +260,14 @@ def _audited(request: object, out: Path, *, quiet: bool) -> int:
                 result = run_audit(request, progress)
     written = []
     several = len(result.verdicts) > 1
-    for env, verdict in result.verdicts.items():
-        written += write_outputs(verdict, out / env if several else out, started=request.now)
-    written.append(summary.write(result, out))
+    last = len(result.verdicts) - 1
+    for n, (env, verdict) in enumerate(result.verdicts.items()):
+        # The summary with the last environment's reports, while its HTML page is written.
+        written += write_outputs(verdict, out / env if several else out, started=request.now,
+                                 meanwhile=(lambda: summary.write(result, out)) if n == last
+                                 else None)
+    if not result.verdicts:
+        written.append(summary.write(result, out))
     if not quiet:
         from imggate.formats.console import make_console
 

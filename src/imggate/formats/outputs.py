@@ -129,14 +129,22 @@ def html_page_name() -> str:
 def write_outputs(verdict: Verdict, directory: Path, *, started: datetime,
                   default_branch_image: str | None = None,
                   html_page: str | None = None, skip_html: bool = False,
-                  ahead: WrittenAhead | None = None) -> list[Path]:
+                  ahead: WrittenAhead | None = None,
+                  meanwhile: Callable[[], Path] | None = None) -> list[Path]:
     """Write the GitLab report, HTML, JUnit and verdict JSON into ``directory``.
 
     ``html_page`` is a team's template already rendered (else the built-in page is
     written); ``skip_html`` writes no HTML report (the team's template failed).
     ``ahead`` writes the GitLab report and the verdict JSON when it can (see
     :mod:`imggate.formats.written_ahead`); this process the others meanwhile.
+    ``meanwhile`` writes a file of the caller's, listed last, after this process's
+    reports and before a child writing the others is waited for (an audit's summary,
+    while the child's page, the longer side, is still being written).
     """
+
+    def callers() -> list[Path]:
+        return [] if meanwhile is None else [meanwhile()]
+
     directory.mkdir(parents=True, exist_ok=True)
     gl_path = directory / GITLAB_FILENAME
     if ahead is not None and ahead.submit(verdict, directory, started=started,
@@ -150,7 +158,7 @@ def write_outputs(verdict: Verdict, directory: Path, *, started: datetime,
             elif not skip_html:
                 pages.append(html.write(verdict, directory))
             written = [gl_path, *pages, junit.write(verdict, directory),
-                       directory / verdict_json.FILENAME]
+                       directory / verdict_json.FILENAME, *callers()]
         finally:
             # Waited for whatever happened here: the reports are then all removed, none
             # written after.
@@ -176,7 +184,7 @@ def write_outputs(verdict: Verdict, directory: Path, *, started: datetime,
         elif not skip_html:
             pages.append(html.write(verdict, directory))
         return [*pages, junit.write(verdict, directory),
-                verdict_json.write(verdict, directory)]
+                verdict_json.write(verdict, directory), *callers()]
 
     findings = sum(len(iv.findings) + len(iv.suppressed) for iv in verdict.images)
     if findings < _FORK_MIN_FINDINGS and html_page is None and not skip_html \
@@ -193,7 +201,7 @@ def write_outputs(verdict: Verdict, directory: Path, *, started: datetime,
 
             write_gitlab()
             return [directory / html.FILENAME, junit.write(verdict, directory),
-                    verdict_json.write(verdict, directory)]
+                    verdict_json.write(verdict, directory), *callers()]
 
         return [gl_path, *_alongside(write_html, write_rest, fork=True)]
     return [gl_path, *_alongside(write_gitlab, write_others,
