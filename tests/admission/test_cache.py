@@ -117,7 +117,9 @@ def test_a_seal_binds_the_redis_key_and_every_accepted_key_opens() -> None:
     ("", "no cache key in the file"),
     ("# only a comment\n\n", "no cache key in the file"),
     ("short-key\n", "at least 32 are needed"),
-    ("\n".join(secrets.token_hex(32) for _ in range(9)), "at most 8 are read"),
+    # Random keys: a fixed id, so every xdist worker collects the same test names.
+    pytest.param("\n".join(secrets.token_hex(32) for _ in range(9)), "at most 8 are read",
+                 id="nine-random-keys"),
     ("k" * 40 + "\x01\n", "non-printable"),
 ])
 def test_a_bad_key_file_is_a_config_error_that_never_shows_a_key(text: str, said: str) -> None:

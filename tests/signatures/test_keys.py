@@ -42,7 +42,9 @@ LIBRARY_WORDS = ("Could not deserialize", "Unable to load", "ASN.1", "InvalidDat
     (_public(ec.generate_private_key(ec.SECP256K1())), "unsupported elliptic curve secp256k1"),
     (_public(rsa.generate_private_key(65537, 1024)),
      "RSA key of 1024 bits is too small (>= 2048)"),
-])
+# Keys made afresh at import: fixed ids, so every xdist worker collects the same test names.
+], ids=["not-pem", "private-key", "pgp", "no-end-line", "bad-base64", "bad-certificate",
+        "secp256k1", "rsa-1024"])
 def test_an_unusable_key_file_says_what_it_holds(data: bytes, why: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_public_key(data, "release.pub")
