@@ -182,15 +182,37 @@ def isolated_auth_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return docker_config
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Counts the fault matrix's rows (tests/faults) from the reports that carry one.
+
+    In a plain run that is every report; under pytest-xdist this hook runs in the
+    controller for every worker's report as well, so the controller has all the rows.
+    """
+    if report.when != "call":
+        return
+    for name, value in report.user_properties:
+        if name == "fault_matrix_row":
+            from faults import matrix
+
+            matrix.add(value)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """The fault matrix's table (tests/faults), when it ran: printed whatever ``-s`` says."""
+    """The fault matrix's table (tests/faults), when it ran: printed whatever ``-s`` says.
+
+    Also written to ``fault-matrix.txt`` in the run's temporary directory.
+    """
     import sys
 
     tally = sys.modules.get("faults.matrix")
     if tally is None or not getattr(tally, "ROWS", None):
         return
+    if hasattr(terminalreporter.config, "workerinput"):
+        return  # an xdist worker: the controller prints the rows of all workers
+    table = tally.table()
     terminalreporter.write_sep("=", "fault matrix")
-    terminalreporter.write_line(tally.table())
-    path = getattr(tally, "REPORT_PATH", None)
-    if path:
-        terminalreporter.write_line(f"  (also in {path})")
+    terminalreporter.write_line(table)
+    # The factory behind tmp_path; pytest-xdist's controller reads it the same way.
+    path = terminalreporter.config._tmp_path_factory.getbasetemp() / "fault-matrix.txt"
+    path.write_text(table + "\n")
+    terminalreporter.write_line(f"  (also in {path})")

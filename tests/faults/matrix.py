@@ -1,13 +1,16 @@
 """The fault matrix's tally: one row per fault, the totals printed at the end of the run.
 
-``tests/conftest.py``'s ``pytest_terminal_summary`` prints :func:`table` when
-the matrix ran, and the matrix writes it to ``fault-matrix.txt`` in its
-temporary directory.
+Each fault's test hands its row over in its report (:data:`PROPERTY`, a user property);
+``tests/conftest.py`` adds the rows of the reports it sees to :data:`ROWS`, then prints
+:func:`table` and writes it to ``fault-matrix.txt`` in the run's temporary directory. The
+rows travel in the reports because under pytest-xdist the tests run in worker processes
+and only their reports reach the process that prints the summary.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 COLUMNS = ("runs", "false allows", "crashes", "hangs", "leaks", "injections", "unexpected")
 
@@ -21,12 +24,23 @@ class Row:
     notes: list[str] = field(default_factory=list)
 
 
+#: The name of the user property a fault's test report carries its row in.
+PROPERTY = "fault_matrix_row"
+
 ROWS: dict[str, Row] = {}
 
 
-def row(fault: str) -> Row:
-    """The row of ``fault`` (created on first use)."""
-    return ROWS.setdefault(fault, Row(fault))
+def as_property(r: Row) -> dict[str, Any]:
+    """``r`` as plain data, the value of the :data:`PROPERTY` its test records."""
+    return {"fault": r.fault, "counts": dict(r.counts), "notes": list(r.notes)}
+
+
+def add(value: dict[str, Any]) -> None:
+    """Count one test's row (an :func:`as_property` value) in :data:`ROWS`."""
+    r = ROWS.setdefault(value["fault"], Row(value["fault"]))
+    for k, v in value["counts"].items():
+        r.counts[k] += v
+    r.notes.extend(value["notes"])
 
 
 def table() -> str:
