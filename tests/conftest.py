@@ -182,6 +182,33 @@ def isolated_auth_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return docker_config
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Under pytest-xdist, a test marked ``alone`` runs while no other worker runs one.
+
+    Siege tests judge time and memory under a load they make themselves (thousands of TLS
+    handshakes, deadlines to the second); a test on the other core would skew what they
+    measure. Every worker holds a shared lock on one file per run for each test, an
+    ``alone`` test an exclusive one: it waits for the running tests to end, and the
+    others wait for it. Taken outside pytest-timeout's timer (``tryfirst``), so waiting
+    for the lock never counts against a test's timeout. Without xdist, nothing to do.
+    """
+    workerinput = getattr(item.config, "workerinput", None)
+    if workerinput is None:
+        return (yield)
+    import fcntl
+
+    # Each worker's basetemp is the controller's basetemp/<worker id>: one dir per run.
+    lock = Path(item.config.option.basetemp).parent / "alone.lock"
+    mode = fcntl.LOCK_EX if item.get_closest_marker("alone") else fcntl.LOCK_SH
+    with lock.open("a") as f:
+        fcntl.flock(f, mode)
+        try:
+            return (yield)
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Counts the fault matrix's rows (tests/faults) from the reports that carry one.
 

@@ -161,6 +161,7 @@ def test_forged_tag_and_verdict_never_pin_the_attackers_digest(target: Target) -
     assert t.unsigned_digest not in json.dumps(answer)
 
 
+@pytest.mark.alone  # "quickly" is timed, and memory measured
 def test_an_88_mb_entry_is_refused_quickly_and_memory_stays_bounded(target: Target) -> None:
     t = target
     name, digest = t.signed, t.signed_digest

@@ -48,6 +48,7 @@ def _baseline(server: ServeProcess) -> float:
     return rss_mb(server.process.pid)
 
 
+@pytest.mark.alone  # 9,000 handshakes and a timed cut-off: the machine is its own
 @pytest.mark.timeout(150)
 def test_nine_thousand_slowloris_connections_are_cut_off_and_memory_comes_back(
         server: ServeProcess) -> None:
@@ -90,6 +91,7 @@ def _closed_after(sock: socket.socket, payload: bytes, gap: float, limit: float)
     return float("inf")
 
 
+@pytest.mark.alone  # timed to the second
 def test_a_trickled_body_is_cut_off_ten_seconds_after_its_headers(
         server: ServeProcess) -> None:
     with _tls(server) as sock:
@@ -98,6 +100,7 @@ def test_a_trickled_body_is_cut_off_ten_seconds_after_its_headers(
     assert 9.0 < took < 12.0, took
 
 
+@pytest.mark.alone  # 60 refusals timed at 0.3 s each, and memory
 def test_bodies_in_flight_are_capped(server: ServeProcess) -> None:
     baseline = _baseline(server)
     size = 8 * 1024 * 1024 - 1000

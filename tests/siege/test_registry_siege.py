@@ -29,6 +29,9 @@ from registry_harness import Registry
 from signatures.cosign_format_signer import CosignFormatSigner, make_image, push_repository
 from signatures.inmemory import InMemoryRepository
 
+#: Deadlines to the second under siege: measured with no other test running (under xdist).
+pytestmark = pytest.mark.alone
+
 #: The breaker's cool-down (imggate.registry.breaker's default).
 COOL_DOWN = 15.0
 

@@ -28,7 +28,8 @@ from admission.serve_harness import ServeProcess, pod, review, start_serve
 from registry_harness import Registry, start_registry
 from siege.memory import RSS_LIMIT_MB, RssSampler
 
-pytestmark = pytest.mark.registry
+#: Memory and latency under churn: measured with no other test running (under xdist).
+pytestmark = [pytest.mark.registry, pytest.mark.alone]
 
 IMAGES_PER_POD = 16
 REVIEWS = 48  # 768 images: a fresh token each (before the fix 500 took 428 s of CPU)
