@@ -7,7 +7,8 @@
 #
 # deps_start (after the main install, before the main tests) decides which sets to test
 # and builds their venvs in the background; deps_finish (after the main tests) runs their
-# unit tests side by side, one per core, prints each log and fails when any failed.
+# unit tests (each on two pytest-xdist workers, as the main run), prints each log and fails
+# when any failed.
 
 deps_dir=""
 deps_sets=()
@@ -46,7 +47,7 @@ _deps_install() {  # name
 }
 
 _deps_test() {  # name
-  "$deps_dir/venv-$1/bin/python" -m pytest -q -p no:cacheprovider -m "not registry" \
+  "$deps_dir/venv-$1/bin/python" -m pytest -q -p no:cacheprovider -n 2 -m "not registry" \
     --ignore=tests/faults --ignore=tests/siege
 }
 

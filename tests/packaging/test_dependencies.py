@@ -79,7 +79,7 @@ def test_ci_runs_the_unit_tests_on_the_newest_and_the_lowest_releases() -> None:
     run = (ROOT / ".ci" / "run").read_text()
     # The venvs are built while the main tests run; their tests run after them.
     order = [run.index(". .ci/dependency_releases.sh"), run.index("deps_start"),
-             run.index("python3 -m pytest -q -p no:cacheprovider\n"), run.index("deps_finish")]
+             run.index("python3 -m pytest -q -p no:cacheprovider -n 2\n"), run.index("deps_finish")]
     assert order == sorted(order)
     script = (ROOT / ".ci" / "dependency_releases.sh").read_text()
     assert 'how=(--upgrade --upgrade-strategy eager)' in script
@@ -90,7 +90,7 @@ def test_ci_runs_the_unit_tests_on_the_newest_and_the_lowest_releases() -> None:
     assert "python3 .ci/lower_bounds.py --is-newest" in script
     assert "python3 .ci/lower_bounds.py --is-lowest" in script
     assert 'failed="$failed ${run%%:*}"' in script and "return 1" in script
-    assert ('-m pytest -q -p no:cacheprovider -m "not registry" \\\n'
+    assert ('-m pytest -q -p no:cacheprovider -n 2 -m "not registry" \\\n'
             '    --ignore=tests/faults --ignore=tests/siege') in script
 
 
