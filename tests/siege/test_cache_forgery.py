@@ -42,6 +42,11 @@ from siege.memory import RSS_LIMIT_MB, RssSampler
 from signatures.cosign_format_signer import CosignFormatSigner, make_image, push_repository
 from signatures.inmemory import InMemoryRepository
 
+#: Alone under xdist: the webhook reads Redis with a 0.25 s timeout (its default), and a
+#: read that times out on a busy machine is a miss, not the rejected forgery counted here
+#: (seen once under -n 2 on a loaded machine); "quickly" is timed and memory weighed too.
+pytestmark = pytest.mark.alone
+
 
 @dataclass(frozen=True)
 class Target:
@@ -161,7 +166,6 @@ def test_forged_tag_and_verdict_never_pin_the_attackers_digest(target: Target) -
     assert t.unsigned_digest not in json.dumps(answer)
 
 
-@pytest.mark.alone  # "quickly" is timed, and memory measured
 def test_an_88_mb_entry_is_refused_quickly_and_memory_stays_bounded(target: Target) -> None:
     t = target
     name, digest = t.signed, t.signed_digest
