@@ -60,26 +60,20 @@ def test_rules_that_fail_stop_the_listing_under_way() -> None:
     assert stopped == [True]
 
 
-def test_a_listing_that_fails_first_yields_to_the_rules_error() -> None:
+@pytest.mark.parametrize(("rules", "expected", "words"), [
+    (_broken, ConfigError, "unknown severity"),  # the rules' error comes first
+    (lambda: {"dev": 1}, RegistryError, "cannot reach"),  # good rules: the listing's
+], ids=["broken-rules-win", "good-rules-listing-error"])
+def test_a_listing_that_fails_first_waits_for_the_rules(
+        rules: Callable[[], dict[str, object]], expected: type[Exception], words: str) -> None:
     release = threading.Event()
 
     async def listing() -> str:
         asyncio.get_running_loop().call_later(0.05, release.set)
         raise RegistryError("cannot reach registry", registry="r")
 
-    with pytest.raises(ConfigError, match="unknown severity"):
-        asyncio.run(_alongside(_loading(release, _broken), listing()))
-
-
-def test_a_listing_that_fails_with_good_rules_is_the_error() -> None:
-    release = threading.Event()
-
-    async def listing() -> str:
-        asyncio.get_running_loop().call_later(0.05, release.set)
-        raise RegistryError("cannot reach registry", registry="r")
-
-    with pytest.raises(RegistryError, match="cannot reach"):
-        asyncio.run(_alongside(_loading(release, lambda: {"dev": 1}), listing()))
+    with pytest.raises(expected, match=words):
+        asyncio.run(_alongside(_loading(release, rules), listing()))
 
 
 def test_failure_waits_and_names_the_exception_or_none() -> None:
