@@ -119,7 +119,7 @@ async def imggate_app(work: Path) -> tuple[App, Callable[[], Awaitable[None]]]:
     from imggate.admission.cache import CachedVerdict, tag_key, verdict_key
     from imggate.admission.reviewlog import ReviewLog
     from imggate.admission.server import AdmissionApp, ServeOptions
-    from imggate.gate import SignatureOptions
+    from imggate.models import SignatureOptions
     from imggate.redact import RedactingStream
     from imggate.registry.reference import parse_reference
 

@@ -33,10 +33,10 @@ from imggate.models import (
     RunInfo,
     ScanReport,
     SignatureCheck,
+    SignatureOptions,
     Unchecked,
     Verdict,
 )
-from imggate.models import SignatureOptions as SignatureOptions  # its home was here
 from imggate.policy.loader import Policy
 from imggate.policy.rules import EvidenceSource
 from imggate.registry.deadline import Deadline

@@ -551,7 +551,7 @@ class ImageVerdict(Struct, frozen=True):
 class SignatureOptions(Struct, frozen=True):
     """Signature verification settings that are not policy: where and how to look.
 
-    Here, not in :mod:`imggate.gate` (which re-exports it), so that a command can name
+    Here, not in :mod:`imggate.gate`, so that a command can name
     them without importing the policy layer (``audit`` lists tags while that loads)."""
 
     ignore_tlog: bool = False

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from imggate.admission.reviewlog import ReviewLog
 from imggate.admission.server import AdmissionApp, ServeOptions
-from imggate.gate import SignatureOptions
+from imggate.models import SignatureOptions
 
 app = AdmissionApp(ServeOptions(rules=Path(sys.argv[1]),
                                 signatures=SignatureOptions(ignore_tlog=True)))

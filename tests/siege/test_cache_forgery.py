@@ -36,7 +36,7 @@ from admission.serve_harness import (
 from imggate.admission.cache import CachedVerdict, tag_key, tag_payload, verdict_key
 from imggate.admission.judge import served_trust
 from imggate.admission.seal import CacheKeys
-from imggate.gate import SignatureOptions
+from imggate.models import SignatureOptions
 from registry_harness import MissingComponentError, Registry, missing_component
 from siege.memory import RSS_LIMIT_MB, RssSampler
 from signatures.cosign_format_signer import CosignFormatSigner, make_image, push_repository

@@ -48,7 +48,6 @@ from imggate.admission.pull_access import RegistryAccess
 from imggate.errors import AuthError, Error
 from imggate.gate import (
     CheckRequest,
-    SignatureOptions,
     bind_reports,
     given_roots,
     image_evidence,
@@ -63,6 +62,7 @@ from imggate.models import (
     Platform,
     RuleResult,
     ScanReport,
+    SignatureOptions,
     Unchecked,
 )
 from imggate.policy.checks import reference_results

@@ -66,8 +66,7 @@ from imggate.admission.reviewlog import ReviewLog
 from imggate.admission.seal import CacheKeys
 from imggate.admission.workloads import WORKLOAD_KINDS
 from imggate.errors import UsageError
-from imggate.gate import SignatureOptions
-from imggate.models import Platform
+from imggate.models import Platform, SignatureOptions
 from imggate.registry.client import RegistryClient
 from imggate.registry.options import RegistryOptions
 

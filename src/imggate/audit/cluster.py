@@ -54,7 +54,6 @@ from imggate.audit.shared_cache import (
 )
 from imggate.audit.spool import ContainerSpool
 from imggate.errors import Error, InvalidReference
-from imggate.gate import SignatureOptions
 from imggate.models import (
     Decision,
     ImageRef,
@@ -62,6 +61,7 @@ from imggate.models import (
     Mode,
     RuleResult,
     RunInfo,
+    SignatureOptions,
     Unchecked,
     Verdict,
 )

@@ -40,13 +40,13 @@ from imggate.admission.cache import (
     verdict_key,
 )
 from imggate.admission.seal import CacheKeys
-from imggate.gate import SignatureOptions
 from imggate.models import (
     Decision,
     ImageVerdict,
     Mode,
     ResolvedImage,
     RuleResult,
+    SignatureOptions,
     Unchecked,
 )
 from imggate.policy.decision import REFERENCE_RULES, decide

@@ -290,7 +290,7 @@ def _cluster(*, repository: str | None, namespaces: list[str], kubeconfig: str |
     from imggate.audit.cluster_run import run_and_publish
     from imggate.audit.pods import KubeSource, check_namespace
     from imggate.audit.policyreport import ReportFormat
-    from imggate.gate import SignatureOptions
+    from imggate.models import SignatureOptions
     from imggate.policy.loader import locate_rules
     from imggate.registry.options import RegistryOptions
 

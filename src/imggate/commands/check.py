@@ -213,8 +213,8 @@ def check(
                               "--gitlab-report": gitlab_report, "--report": report})
     ahead = read_ahead.take(named)
     from imggate.formats import outputs
-    from imggate.gate import CheckRequest, SignatureOptions, run_check
-    from imggate.models import Decision
+    from imggate.gate import CheckRequest, run_check
+    from imggate.models import Decision, SignatureOptions
     from imggate.policy.effective import command_line
     from imggate.policy.loader import load_policy, locate_rules
     from imggate.registry.options import RegistryOptions

@@ -102,7 +102,7 @@ def serve(
     from imggate.admission.runner import Listen
     from imggate.admission.runner import serve as run_server
     from imggate.admission.server import ServeOptions
-    from imggate.gate import SignatureOptions
+    from imggate.models import SignatureOptions
     from imggate.policy.loader import locate_rules
     from imggate.registry.credentials import CredentialStore, normalise_host
     from imggate.registry.limits import RequestLimits
