@@ -192,6 +192,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     ``alone`` test an exclusive one: it waits for the running tests to end, and the
     others wait for it. Taken outside pytest-timeout's timer (``tryfirst``), so waiting
     for the lock never counts against a test's timeout. Without xdist, nothing to do.
+    (The README's command runs the ``alone`` tests in a run of their own; this keeps a
+    plain ``pytest -n 2`` from running them beside another test.)
     """
     workerinput = getattr(item.config, "workerinput", None)
     if workerinput is None:

@@ -79,7 +79,8 @@ def test_ci_runs_the_unit_tests_on_the_newest_and_the_lowest_releases() -> None:
     run = (ROOT / ".ci" / "run").read_text()
     # The venvs are built while the main tests run; their tests run after them.
     order = [run.index(". .ci/dependency_releases.sh"), run.index("deps_start"),
-             run.index("python3 -m pytest -q -p no:cacheprovider -n 2\n"), run.index("deps_finish")]
+             run.index("( python3 -m pytest -q -p no:cacheprovider -n 2 -m 'not alone' && "
+                       "python3 -m pytest -q -p no:cacheprovider -m alone )\n"), run.index("deps_finish")]
     assert order == sorted(order)
     script = (ROOT / ".ci" / "dependency_releases.sh").read_text()
     assert 'how=(--upgrade --upgrade-strategy eager)' in script
