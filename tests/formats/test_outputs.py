@@ -215,3 +215,25 @@ def test_a_run_that_stops_early_leaves_no_stale_report(tmp_path: Path) -> None:
     with pytest.raises(Error), check.stale_removed_on_error(tmp_path, tmp_path / "x.env"):
         raise Error("the rules file is broken")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("html_page", [True, False])
+def test_prepare_loads_the_writers_and_only_with_the_page_its_templates(
+        html_page: bool) -> None:
+    import json
+    import subprocess
+    import sys
+
+    probe = ("import json, sys\nfrom imggate.formats import outputs\n"
+             f"outputs.prepare(html_page={html_page})\n"
+             "modules = sorted(sys.modules)\n"
+             "from imggate.formats import _jinja\n"
+             "print(json.dumps([modules, _jinja.report_template.cache_info().currsize,"
+             " _jinja.section_template.cache_info().currsize]))\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    modules, report, section = json.loads(out)
+    assert {"imggate.formats.html", "imggate.formats.junit",
+            "imggate.formats.verdict_json"} <= set(modules)
+    assert ("jinja2" in modules) is html_page
+    assert (report, section) == ((1, 1) if html_page else (0, 0))

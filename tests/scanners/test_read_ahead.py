@@ -167,3 +167,72 @@ def test_the_child_makes_the_html_reports_rows_too(monkeypatch: pytest.MonkeyPat
     made_here = html._finding_rows((f, None) for f in ordered)
     monkeypatch.setattr(html, "_finding_rows", lambda items: pytest.fail("made here"))
     assert html.active_rows(ordered) == made_here.encode("utf-8")  # the child's, the same
+
+
+def _many(reports: tuple[ScanReport, ...], copies: int) -> tuple[ScanReport, ...]:
+    """``reports`` with each one's findings repeated ``copies`` times under other ids: more
+    than a pipe holds once pickled."""
+    from imggate.values import replace
+
+    return tuple(replace(r, findings=tuple(
+        replace(f, id=f"{f.id}-{n}", description=f"({n}) {f.description} {'.' * 1000}")
+        for n in range(copies) for f in r.findings))
+        for r in reports)
+
+
+def _exited(pid: int, within: float) -> bool:
+    """Whether ``pid`` (a child of this process) ends within ``within`` seconds; it is
+    left to be reaped."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.mark.usefixtures("any_size")
+def test_the_child_is_done_before_its_reports_are_collected() -> None:
+    # The child hands over what it read without waiting for this process to take it (the
+    # parent may be busy importing for a while): more than a pipe holds (1 MiB at most)
+    # would keep it waiting on its write instead of going on to the reports' parts.
+    paths = [str(max(TRIVY_JSON, key=lambda p: p.stat().st_size))]
+    big = _many(_read(paths), 250)
+    with read_ahead.start(paths, lambda: big) as ahead:
+        assert ahead.pid > 0
+        import pickle
+
+        assert len(pickle.dumps(big)) > 2 << 20
+        assert _exited(ahead.pid, 30), "the child waited for its reports to be collected"
+        assert not ahead.busy()
+        assert ahead.result() == big
+
+
+@pytest.mark.usefixtures("any_size")
+def test_busy_while_the_child_reads() -> None:
+    paths = [str(TRIVY_JSON[0])]
+
+    def slow() -> tuple[ScanReport, ...]:
+        time.sleep(1.5)
+        return _read(paths)
+
+    with read_ahead.start(paths, slow) as ahead:
+        assert ahead.busy()
+        assert _exited(ahead.pid, 30)
+        assert not ahead.busy()  # it has said it is done
+        assert ahead.result() == _read(paths)
+    assert not ahead.busy()  # collected: nothing to wait for
+    assert not read_ahead.ReadAhead(0, None).busy()  # no child
+
+
+@pytest.mark.usefixtures("any_size")
+def test_a_child_that_dies_before_saying_it_is_done_gives_nothing() -> None:
+    paths = [str(TRIVY_JSON[0])]
+
+    def dies() -> tuple[ScanReport, ...]:
+        os._exit(0)  # as a crash would, before a word to the parent
+
+    with read_ahead.start(paths, dies) as ahead:
+        assert _exited(ahead.pid, 30)
+        assert not ahead.busy()  # its end is news too: the caller reads
+        assert ahead.result() is None

@@ -47,6 +47,7 @@ from imggate.commands._signature_opts import (
 from imggate.errors import UsageError
 from imggate.keyrefs import key_path
 from imggate.text import printable
+from imggate.values import replace
 
 if TYPE_CHECKING:
     from imggate.evidence.attest import AttestPlan
@@ -275,19 +276,9 @@ def check(
             trivy = TrivyOptions(timeout=trivy_timeout, skip_db_update=skip_db_update,
                                  offline_scan=offline_scan, cache_dir=cache_dir,
                                  db_repository=db_repository, evidence_dir=str(out_dir))
-        # Every report is read before any network traffic: one that is missing or does not
-        # parse is the user's to fix (exit 2), never "could not decide".
-        reports = ahead.result()
-        if reports is None:
-            reports = read_ahead.read_reports(named)
-        # The GitLab report and the verdict JSON are mostly these findings: the child that
-        # read them makes their parts meanwhile and writes them (imggate.formats.written_ahead).
-        writer = ahead.writer()
-        if writer is not None:
-            later.enter_context(writer)
         request = CheckRequest(
             references=tuple(refs), refs=tuple(parsed), policy=policy, now=started,
-            reports=reports, registry=options, platform=plat, trivy=trivy,
+            registry=options, platform=plat, trivy=trivy,
             deadline=limit,
             signatures=SignatureOptions(
                 ignore_tlog=insecure_ignore_tlog,
@@ -296,6 +287,24 @@ def check(
             ),
             read_attestations=attest_plan is None,
         )
+        if ahead.busy():
+            # Waiting for the child anyway: what the rest of the run imports is imported
+            # now, not after it.
+            from imggate.gate import import_ahead
+
+            import_ahead(request)
+            outputs.prepare(html_page=page is None)
+        # Every report is read before any network traffic: one that is missing or does not
+        # parse is the user's to fix (exit 2), never "could not decide".
+        reports = ahead.result()
+        if reports is None:
+            reports = read_ahead.read_reports(named)
+        request = replace(request, reports=reports)
+        # The GitLab report and the verdict JSON are mostly these findings: the child that
+        # read them makes their parts meanwhile and writes them (imggate.formats.written_ahead).
+        writer = ahead.writer()
+        if writer is not None:
+            later.enter_context(writer)
         if plan is None:
             verdict = run_check(request)
         else:

@@ -458,6 +458,17 @@ def _counts_total(images: Iterable[ImageVerdict]) -> list[tuple[str, int]]:
     return list(total.items())
 
 
+def prepare() -> None:
+    """Load now what every page is made with (the compiled templates, jinja2 and the
+    page's assets), for a caller with nothing else to do meanwhile (see
+    :func:`imggate.formats.outputs.prepare`)."""
+    from imggate.formats import _jinja
+
+    _assets()
+    _jinja.report_template()
+    _jinja.section_template()
+
+
 def render(verdict: Verdict, *, tool_version: str | None = None) -> str:
     """The whole report as one HTML document (a ``str``; see :func:`write`)."""
     return "".join(map(_text, _parts(verdict, tool_version)))
