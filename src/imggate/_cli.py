@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from imggate import _help_text
 from imggate.errors import Error
 from imggate.redact import RedactingStream
 from imggate.text import printable, printable_lines
@@ -136,7 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     nothing written to them can carry a secret (:mod:`imggate.redact`). Without
     ``argv`` (the ``imggate`` program, ``python -m imggate``) the process ends here
     when the command is done (:func:`_end_process`); a caller that passes ``argv``
-    gets ``SystemExit`` as usual.
+    gets ``SystemExit`` as usual. Without ``argv``, a command line that asks only for
+    the command list may get it stored rather than from typer (:mod:`imggate._help_text`).
     """
     collecting = gc.isenabled()
     # Start-up (typer and the command's modules imported, the arguments parsed) builds
@@ -158,6 +160,11 @@ def main(argv: list[str] | None = None) -> None:
     sys.stderr = RedactingStream(sys.stderr)
     try:
         try:
+            # The command list without importing typer, where typer would print the same
+            # (a trick for --help's start-up: see imggate._help_text).
+            code = _help_text.show(args) if argv is None else None
+            if code is not None:
+                sys.exit(code)
             _main(args, collecting)
         finally:
             sys.stdout, sys.stderr = saved

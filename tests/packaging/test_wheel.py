@@ -26,6 +26,7 @@ def test_the_wheel_builds_and_runs_in_a_fresh_venv(tmp_path: Path) -> None:
     metadata = zipfile.ZipFile(wheels[0]).read("imggate-0.1.0.dist-info/METADATA").decode()
     assert "License-Expression: Apache-2.0" in metadata.splitlines()
     assert "imggate/py.typed" in names and "imggate/data/verdict.schema.json" in names
+    assert "imggate/data/help.txt" in names  # the stored command list (imggate._help_text)
     assert not any(n.startswith(("tests/", "bench/")) for n in names)
 
     # A fresh environment: nothing of this checkout's (PYTHONPATH, an editable install) leaks in.
@@ -48,3 +49,8 @@ def test_the_wheel_builds_and_runs_in_a_fresh_venv(tmp_path: Path) -> None:
     helped = subprocess.run([str(venv / "bin" / "imggate"), "check", "--help"],
                             capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
     assert helped.returncode == 0 and "--dotenv" in helped.stdout
+    # The command list, stored in the wheel, printed as typer renders it.
+    listed = subprocess.run([str(venv / "bin" / "imggate"), "--help"], capture_output=True,
+                            timeout=60, cwd=tmp_path, env={**env, "COLUMNS": "80"})
+    assert listed.returncode == 0
+    assert listed.stdout == (ROOT / "src" / "imggate" / "data" / "help.txt").read_bytes()
