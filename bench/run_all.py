@@ -11,8 +11,11 @@ TLS for the webhook. Then each figure runs as alternating rounds (ABBA: the
 two sides swap order every round, so a drift in what the shared machine
 gives falls on both alike) of imggate and its peer:
 
-- start-up: ``imggate --help``, and ``check`` of the bundled example, against
-  ``python -c`` importing what that command needs (the import floor);
+- start-up: ``imggate --help`` against ``python -c 'import typer'`` (what drawing
+  the command list with typer would cost: imggate prints it stored, without typer,
+  ``imggate._help_text``) and the interpreter's own start (``python -c pass``), and
+  ``check`` of the bundled example against ``python -c`` importing what that command
+  needs (the import floor);
 - ``check`` of one signed image with a 10,000-finding report, against
   ``imggate resolve`` of the same image;
 - ``convert`` of 5,000 and 50,000 findings (in process), against the stdlib's
@@ -294,7 +297,9 @@ def fig_startup(b: Bench) -> list[Row]:
     compileall.compile_dir(str(SRC), quiet=1)
     out = b.work / "startup-reports"
     help_cmd = [*IMGGATE, "--help"]
-    # What --help needs: the interpreter and typer, which draws the help.
+    # What drawing the command list with typer costs: the interpreter and typer. imggate
+    # prints it stored, without typer (imggate._help_text), when the output is a pipe as
+    # here; the interpreter's own start (`python -c pass`, below) is its floor.
     help_floor = [sys.executable, "-c", "import typer"]
     check_args = ["check", "oci:examples/app", "--key", "examples/cosign.pub",
                   "--trivy-report", "examples/trivy-report.json", "--insecure-ignore-tlog",

@@ -2,11 +2,12 @@
 importing typer where typer would print the same.
 
 This is a trick, kept because of its measured win (issue 22: ``--help`` under 0.15 s):
-typer's import alone (~0.05 s, ~135M instructions) is most of what ``imggate --help``
-added to the interpreter's start, so the target was out of reach while the command list
-was drawn by typer. Printed from ``data/help.txt``, ``python -m imggate --help`` went from
-444M to ~160M instructions (``python -c pass``: 140M) and from ~0.15 s to ~0.09 s
-(bench/RESULTS.md has the alternating rounds).
+importing typer (~135M instructions, 0.05-0.08 s here) was most of what ``imggate --help``
+added to the interpreter's start, so the target was out of reach while typer drew the
+command list. Printed from ``data/help.txt``, ``python -m imggate --help`` went from 310M
+to 133M instructions (``python -c pass``: 140M; ``import typer``: 274M) and, in 21
+alternating rounds, from 0.167 s to 0.078 s (``python -c pass``: 0.082 s); the rounds are
+in bench/RESULTS.md.
 
 The stored text is printed only when what typer would print is the same text, the same
 way: the process's own command line (not :func:`imggate._cli.main` given ``argv``) is
@@ -15,8 +16,9 @@ standard error, exit 2); click would wrap at the width it was rendered at (its
 ``HelpFormatter`` wraps at ``max(min(columns, 80) - 2, 50)``, ``columns`` from
 ``shutil.get_terminal_size()``: ``COLUMNS``, else the terminal, else 80 for a pipe; the
 app sets no ``terminal_width`` or ``max_content_width``); the stream is UTF-8 (click
-re-wraps another); no shell completion is asked for (``_IMGGATE_COMPLETE``). Anything
-else (a narrower terminal, ``-v``, any other argument) is typer's, as before.
+re-wraps an ASCII one, and the text is not ASCII); no shell completion is asked for
+(``_IMGGATE_COMPLETE``). Anything else (a narrower terminal, ``-v``, any other argument)
+is typer's, as before.
 
 ``tests/test_help_text.py`` renders the help through typer and fails when the stored
 text differs by a byte; ``python -m imggate._help_text --write`` regenerates it.
