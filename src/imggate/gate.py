@@ -458,16 +458,27 @@ async def _attested(req: CheckRequest, repo: Repository, sig_repo: Repository | 
     return found
 
 
-def decide(req: CheckRequest, evidence: Sequence[Evidence]) -> Verdict:
-    """Apply the policy to each image's evidence."""
-    from imggate.policy.engine import evaluate, reconcile_exceptions
+def decide(req: CheckRequest, evidence: Sequence[Evidence], *,
+           named: Sequence[Sequence[ImageRef]] | None = None) -> Verdict:
+    """Apply the policy to each image's evidence.
+
+    ``named``, one per evidence: the references it is judged under, one image verdict
+    each, in order, instead of its own (``imggate audit``: a digest's evidence, gathered
+    once, judged under each of its tags; see :func:`~imggate.policy.engine.evaluate_each`).
+    """
+    from imggate.policy.engine import evaluate, evaluate_each, reconcile_exceptions
 
     p = req.policy
     judged = [with_attested_vex(p, ev, req.now) for ev in evidence]
-    verdicts = reconcile_exceptions([
-        evaluate(ev, p.rules, exceptions=exceptions, now=req.now, kev=p.kev)
-        for ev, exceptions in judged])
-    return Verdict(env=p.rules.env, images=verdicts, generated=req.now, run=run_info(p))
+    if named is None:
+        verdicts = [evaluate(ev, p.rules, exceptions=exceptions, now=req.now, kev=p.kev)
+                    for ev, exceptions in judged]
+    else:
+        verdicts = [v for (ev, exceptions), refs in zip(judged, named, strict=True)
+                    for v in evaluate_each(ev, refs, p.rules, exceptions=exceptions,
+                                           now=req.now, kev=p.kev)]
+    return Verdict(env=p.rules.env, images=reconcile_exceptions(verdicts), generated=req.now,
+                   run=run_info(p))
 
 
 def with_attested_vex(p: Policy, ev: Evidence, now: datetime

@@ -266,3 +266,67 @@ def test_a_signature_over_the_config_digest_does_not_count() -> None:
     v = _run("prod", evidence(ref(None, DIGEST), reports=(CLEAN,), signatures=(sig,)),
              text=SIGNED)
     assert _failed(v) == {"signatures"}
+
+
+# Tags of one image, as an audit judges them: every rule that reads the tag (denied,
+# allowed, pinning), an `images:` override, report binding and age, labels, and
+# exceptions scoped by repository, by digest and by tag.
+TAGGED = """
+environments:
+  prod:
+    severity: {fail_on: High, max_report_age: 7d}
+    tags: {deny: ["latest"], allow: ['v[0-9.]+'], require_digest: true}
+    registries: {allowed: [registry.example.com/team]}
+    labels: {required: [org.opencontainers.image.source]}
+    images:
+      - match: "registry.example.com/team/*"
+        labels: {mode: warn}
+"""
+
+
+def _entry(vid: str, images: tuple[str, ...], expires: date = date(2026, 12, 31)
+           ) -> ExceptionSet:
+    return ExceptionSet((AllowEntry(ids=(vid,), reason="accepted", source="ex.yaml:1",
+                                    kind="imggate", expires=expires, images=images),))
+
+
+@pytest.mark.parametrize("exceptions", [
+    None,
+    _entry("CVE-2024-0001", ("registry.example.com/team/*",)),
+    _entry("CVE-2024-0001", (f"registry.example.com/team/app@{DIGEST}",)),
+    _entry("CVE-2024-0001", ("registry.example.com/team/app:v1",))
+    + _entry("CVE-1999-0001", ("registry.example.com/team/app:latest",)),
+], ids=["none", "by-repository", "by-digest", "by-tag"])
+@pytest.mark.parametrize("reports", [
+    (CRITICAL,), (), (report(finished=NOW - timedelta(days=9)),)],
+    ids=["critical", "no-report", "stale"])
+def test_evaluate_each_is_evaluate_under_each_tag(exceptions: ExceptionSet | None,
+                                                  reports: tuple[ScanReport, ...]) -> None:
+    """An image's evidence judged once under several tags gives, for each, exactly the
+    verdict of evaluating it named by that tag."""
+    from imggate.policy.engine import evaluate_each
+
+    env = rules(TAGGED).effective("prod")
+    base = evidence(ref(None, DIGEST), reports=reports)
+    refs = [ref(t, DIGEST) for t in ("v1", "latest", "v2", "feature-x", "v1")]
+    refs.append(ref("v1", DIGEST, registry="ghcr.io"))  # another repository: its own rules
+    got = evaluate_each(base, refs, env, exceptions=exceptions, now=NOW)
+    want = [evaluate(replace(base, reference=str(r), ref=r), env, exceptions=exceptions,
+                     now=NOW) for r in refs]
+    assert got == want
+    assert [v.reference for v in got] == [str(r) for r in refs]
+    # latest, feature-x, the v tags and ghcr.io's fail reference rules of their own (and
+    # a tag-scoped exception splits the v tags further).
+    assert len({frozenset(_failed(v)) for v in got}) >= 4
+
+
+def test_an_exception_scoped_to_a_tag_applies_under_that_tag_only() -> None:
+    from imggate.policy.engine import evaluate_each
+
+    env = rules(TAGGED).effective("prod")
+    base = evidence(ref(None, DIGEST), reports=(CRITICAL,))
+    v1, v2 = evaluate_each(base, [ref("v1", DIGEST), ref("v2", DIGEST)], env,
+                           exceptions=_entry("CVE-2024-0001",
+                                             ("registry.example.com/team/app:v1",)), now=NOW)
+    assert (v1.decision, v2.decision) == (Decision.ALLOW, Decision.DENY)
+    assert [f.id for f in v2.findings] == ["CVE-2024-0001"] and not v1.findings

@@ -284,6 +284,8 @@ async def _judged(req: AuditRequest, policies: Mapping[str, Policy], client: Reg
         first = resolved[by_digest[digest][0]]
         assert isinstance(first, ResolvedImage)
         images.append(values.replace(first, ref=ref))
+    tag_refs = {d: tuple(values.replace(req.repository, tag=t, digest=d) for t in tags)
+                for d, tags in by_digest.items()}
     verdicts: dict[str, Verdict] = {}
     signed: dict[Digest, bool] = {}
     # Every environment looks up the same signatures and attestations: asked once.
@@ -301,18 +303,19 @@ async def _judged(req: AuditRequest, policies: Mapping[str, Policy], client: Reg
                                 client=client)
         # A tag that could not be resolved is still judged by what its reference says
         # (``latest`` where it is denied is a denial, registry or not), else undecided.
-        per_tag = [Evidence(str(unresolved_ref(t)), unresolved_ref(t), None,
-                            errors=(Unchecked(r.message),))
-                   for t, r in resolved.items() if isinstance(r, Error) and t in chosen]
+        judged = [Evidence(str(unresolved_ref(t)), unresolved_ref(t), None,
+                           errors=(Unchecked(r.message),))
+                  for t, r in resolved.items() if isinstance(r, Error) and t in chosen]
+        named: list[tuple[ImageRef, ...]] = [(ev.ref,) for ev in judged]
         for ev, digest in zip(evidence, digests, strict=True):
             # Signed: a trusted signature verified, in an environment that asked for one.
             if ev.signatures or policy.rules.trust(ev.ref).needed:
                 signed[digest] = signed.get(digest, False) or any(s.verified
                                                                   for s in ev.signatures)
-            for t in by_digest[digest]:
-                ref = values.replace(req.repository, tag=t, digest=digest)
-                per_tag.append(values.replace(ev, reference=f"{ref}", ref=ref))
-        verdicts[env] = decide(check, per_tag)
+            # Judged under each of its tags, as ``repo:tag@digest``.
+            judged.append(ev)
+            named.append(tag_refs[digest])
+        verdicts[env] = decide(check, judged, named=named)
     decisions: dict[str, dict[str, Decision]] = {}
     reasons: dict[str, dict[str, tuple[str, ...]]] = {}
     for env, verdict in verdicts.items():

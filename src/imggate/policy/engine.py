@@ -18,10 +18,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from msgspec import Struct
+
 from imggate.models import (
     Evidence,
     ExceptionUse,
     Finding,
+    ImageRef,
     ImageVerdict,
     Mode,
     ReportInfo,
@@ -31,7 +34,7 @@ from imggate.models import (
 )
 from imggate.policy import checks
 from imggate.policy.decision import decide
-from imggate.policy.effective import EffectiveRules
+from imggate.policy.effective import EffectiveRules, ImageRules
 from imggate.policy.evidence import image_digests, judge_reports
 from imggate.policy.exceptions import (
     EXPIRED,
@@ -46,7 +49,7 @@ from imggate.policy.exceptions import (
 from imggate.policy.kev import KevCatalog
 from imggate.values import replace
 
-__all__ = ["evaluate", "exception_result", "image_digests", "merge_findings",
+__all__ = ["evaluate", "evaluate_each", "exception_result", "image_digests", "merge_findings",
            "reconcile_exceptions"]
 
 
@@ -111,6 +114,19 @@ def reconcile_exceptions(verdicts: Sequence[ImageVerdict]) -> tuple[ImageVerdict
     return tuple(out)
 
 
+class _ImagePart(Struct, frozen=True):
+    """What :func:`evaluate` finds about the image itself, whichever tag names it: every
+    rule after the reference rules, in order, and what the verdict carries besides."""
+
+    results: tuple[RuleResult, ...]
+    applied: Applied
+    used: tuple[ScanReport, ...]
+    infos: tuple[ReportInfo, ...]
+    notes: tuple[str, ...]
+    errors: tuple[Unchecked, ...]
+    error: str | None
+
+
 def evaluate(evidence: Evidence, rules: EffectiveRules, *,
              exceptions: ExceptionSet | None = None, now: datetime,
              kev: KevCatalog | None = None) -> ImageVerdict:
@@ -121,16 +137,48 @@ def evaluate(evidence: Evidence, rules: EffectiveRules, *,
     expiry and image age.
     """
     chosen = rules.for_image(evidence.ref)
+    part = _image_part(evidence, evidence.ref, chosen, rules.env, exceptions, now, kev)
+    return _verdict(evidence, evidence.reference, evidence.ref, chosen, rules.env, part)
+
+
+def evaluate_each(evidence: Evidence, refs: Sequence[ImageRef], rules: EffectiveRules, *,
+                  exceptions: ExceptionSet | None = None, now: datetime,
+                  kev: KevCatalog | None = None) -> list[ImageVerdict]:
+    """``evidence`` judged under each of ``refs`` (``imggate audit``: every tag of a digest
+    whose evidence was gathered once): for each, the verdict :func:`evaluate` gives for
+    ``evidence`` named ``str(ref)``.
+
+    What is about the image rather than its name (reports, findings, exceptions,
+    signatures, age, labels: ~70% of an evaluation) is worked out once per repository
+    and digest: it reads the reference only through its repository (which ``images:``
+    override, report binding, exception scopes) and digest, and through its tag only
+    where an exception is scoped to a tag; then it is worked out per tag.
+    """
+    ex = exceptions if exceptions is not None else ExceptionSet()
+    by_tag = len(refs) > 1 and ex.scoped_by_tag
+    parts: dict[ImageRef, tuple[ImageRules, _ImagePart]] = {}
+    out = []
+    for ref in refs:
+        key = ref if by_tag else replace(ref, tag=None)
+        found = parts.get(key)
+        if found is None:
+            chosen = rules.for_image(ref)
+            found = parts[key] = (chosen, _image_part(evidence, ref, chosen, rules.env,
+                                                      exceptions, now, kev))
+        out.append(_verdict(evidence, str(ref), ref, found[0], rules.env, found[1]))
+    return out
+
+
+def _image_part(evidence: Evidence, ref: ImageRef, chosen: ImageRules, env: str,
+                exceptions: ExceptionSet | None, now: datetime,
+                kev: KevCatalog | None) -> _ImagePart:
+    """The rules about the image in ``evidence`` (named ``ref``), after the reference's."""
     r = chosen.rules
     image = evidence.image
-    digests = image_digests(image)
     notes: list[str] = list(evidence.notes)
     if chosen.pattern is not None:
         notes.append(f"rules for images matching {chosen.pattern!r} apply")
-
     results: list[RuleResult | None] = []
-    results += checks.check_tags(evidence.ref, r.tags, r.mode_of("tags"))
-    results.append(checks.check_registries(evidence.ref, r.registries, r.mode_of("registries")))
     used: tuple[ScanReport, ...] = ()
     infos: tuple[ReportInfo, ...] = ()
     if image is None:
@@ -138,15 +186,15 @@ def evaluate(evidence: Evidence, rules: EffectiveRules, *,
         notes.append("the image was not resolved: only rules about the reference were checked")
         applied = Applied((), (), ())
     else:
+        digests = image_digests(image)
         sev_mode = r.mode_of("severity")
-        judged = judge_reports(evidence.reports, evidence.ref, image, severity=r.severity,
+        judged = judge_reports(evidence.reports, ref, image, severity=r.severity,
                                binding=r.report_binding, severity_mode=sev_mode,
                                binding_mode=r.mode_of("report_binding"), now=now)
         used, infos = judged.used, judged.infos
         notes += judged.notes
         applied = (exceptions if exceptions is not None else ExceptionSet()).apply(
-            merge_findings(used), ref=evidence.ref, digests=digests,
-            env=rules.env, today=now.date())
+            merge_findings(used), ref=ref, digests=digests, env=env, today=now.date())
         expired = {u.vulnerability: u.expires for u in applied.uses
                    if u.status == EXPIRED and u.expires is not None}
         results.append(checks.check_severity(applied.active, r.severity, sev_mode,
@@ -173,17 +221,27 @@ def evaluate(evidence: Evidence, rules: EffectiveRules, *,
                          for u in uses)
             applied = Applied(applied.active, applied.suppressed, uses, applied.unlisted)
         results.append(exception_result(uses, applied.unlisted if used else 0))
-    ran = tuple(x for x in results if x is not None)
-
     errors = evidence.errors
     if image is None and not errors:
         # Nothing can be checked against an image that was never pinned: fail closed.
         errors = (Unchecked("the image was not resolved to a digest"),)
-    decision = decide(ran, errors)
+    return _ImagePart(tuple(x for x in results if x is not None), applied, used, infos,
+                      tuple(notes), errors,
+                      "; ".join(dict.fromkeys(e.reason for e in errors)) or None)
+
+
+def _verdict(evidence: Evidence, reference: str, ref: ImageRef, chosen: ImageRules, env: str,
+             part: _ImagePart) -> ImageVerdict:
+    """The verdict on the image named ``ref``: the rules about the reference, then ``part``."""
+    r = chosen.rules
+    results: list[RuleResult | None] = []
+    results += checks.check_tags(ref, r.tags, r.mode_of("tags"))
+    results.append(checks.check_registries(ref, r.registries, r.mode_of("registries")))
+    ran = (*(x for x in results if x is not None), *part.results)
+    applied = part.applied
     return ImageVerdict(
-        reference=evidence.reference, env=rules.env, decision=decision, image=image,
+        reference=reference, env=env, decision=decide(ran, part.errors), image=evidence.image,
         rules=ran, findings=applied.active, suppressed=applied.suppressed,
         exceptions=applied.uses, exceptions_unlisted=applied.unlisted,
-        signatures=evidence.signatures, reports=used,
-        error="; ".join(dict.fromkeys(e.reason for e in errors)) or None, notes=tuple(notes),
-        evidence=infos)
+        signatures=evidence.signatures, reports=part.used, error=part.error, notes=part.notes,
+        evidence=part.infos)

@@ -214,6 +214,13 @@ class ExceptionSet(Struct, frozen=True):
     def __len__(self) -> int:
         return len(self.entries)
 
+    @property
+    def scoped_by_tag(self) -> bool:
+        """Whether an entry (applied or refused) is scoped to a tag (``name:tag``): only
+        then can two tags of one image differ in what applies to them."""
+        return any(_split_image_pattern(p)[1] is not None
+                   for e in (*self.entries, *(e for e, _ in self.refused)) for p in e.images)
+
     def vetted(self, *, require_expiry: bool, max_days: int | None,
                today: date) -> ExceptionSet:
         """These exceptions with the ones the policy refuses moved to ``refused``."""
