@@ -273,3 +273,38 @@ def test_token_churn_leaves_nothing_behind(fresh: Redactor) -> None:
     alone.add("x" * 20)
     assert len(redactor) == 1 and redactor.forms == alone.forms
     assert redactor._index.keys() == alone._index.keys()
+
+
+def test_bytes_written_beneath_a_stream_are_redacted(fresh: Redactor) -> None:
+    register(CANARY)
+    inner = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    stream = RedactingStream(inner)
+    data = f"report {CANARY} \xff".encode("utf-8", "surrogateescape") + b"\xff"
+    assert stream.buffer.write(data) == len(data)
+    stream.buffer.writelines([CANARY.encode(), b"\n"])
+    stream.buffer.flush()
+    written = inner.buffer.getvalue()  # type: ignore[attr-defined]
+    assert CANARY.encode() not in written and MASK.encode() in written
+    assert written.startswith(b"report ") and b"\xff" in written  # the rest as it was
+    SECRETS.clear()
+    stream.buffer.write(CANARY.encode())  # no secret held: written as it is
+    stream.buffer.flush()
+    assert inner.buffer.getvalue().endswith(CANARY.encode())  # type: ignore[attr-defined]
+
+
+def test_click_writing_beneath_an_ascii_stream_is_redacted(
+        fresh: Redactor, monkeypatch: pytest.MonkeyPatch) -> None:
+    # With an ASCII stdout, click wraps the stream's binary buffer in a text stream of its
+    # own and writes there: what it prints must be redacted all the same.
+    import sys
+
+    from typer import _click
+
+    register(CANARY)
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", RedactingStream(io.TextIOWrapper(raw, encoding="ascii")))
+    _click.echo(f"token {CANARY}")
+    sys.stdout.flush()
+    assert raw.getvalue().startswith(b"token ")
+    assert CANARY.encode("utf-8") not in raw.getvalue()
+    assert MASK.encode() in raw.getvalue()

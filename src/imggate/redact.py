@@ -350,5 +350,37 @@ class RedactingStream:
         for line in lines:
             self.write(line)
 
+    @property
+    def buffer(self) -> Any:
+        """The wrapped stream's binary stream, redacted too: the report writers write bytes
+        to standard output there, and click writes there itself (through a text stream of
+        its own) when this stream's encoding is not UTF-8."""
+        return _RedactingBuffer(getattr(self._inner, "buffer"))  # noqa: B009 - IO[str] has none
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _RedactingBuffer:
+    """A binary stream wrapper that redacts everything written through it, read as UTF-8
+    (bytes that are not UTF-8 are written as they are)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def write(self, data: Any) -> int:
+        """Write ``data`` without secrets; returns its length as callers expect."""
+        size = memoryview(data).nbytes
+        if SECRETS:
+            text = bytes(data).decode("utf-8", "surrogateescape")
+            data = SECRETS.redact(text).encode("utf-8", "surrogateescape")
+        self._inner.write(data)
+        return size
+
+    def writelines(self, lines: Any) -> None:
+        """Write each line without secrets."""
+        for line in lines:
+            self.write(line)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
