@@ -308,3 +308,14 @@ def test_command_list_lists_every_command_as_built_and_runs_none() -> None:
     assert command_named(["-v", "--help"]) is None
     assert command_named(["chek"]) is None
     assert command_named(["--", "check", "x"]) == "check"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["resolve", "--help"]], ids=" ".join)
+def test_a_terminal_that_is_not_utf8_gets_escapes_not_an_internal_error(
+        args: list[str]) -> None:
+    # resolve's help holds "…", which Latin-1 cannot encode.
+    proc = subprocess.run([sys.executable, "-m", "imggate", *args], capture_output=True,
+                          env={**os.environ, "PYTHONIOENCODING": "latin-1"}, check=False,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode("latin-1")
+    assert b"@sha256:\\u2026" in proc.stdout and b"internal error" not in proc.stderr

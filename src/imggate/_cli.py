@@ -155,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
         from imggate.scanners import read_ahead
 
         read_ahead.start_early(args[args.index("check") + 1:])
+    if argv is None:
+        _printable_anywhere()
     saved = sys.stdout, sys.stderr
     sys.stdout = RedactingStream(sys.stdout)
     sys.stderr = RedactingStream(sys.stderr)
@@ -180,6 +182,15 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if collecting:
             gc.enable()
+
+
+def _printable_anywhere() -> None:
+    """Let standard output write what its encoding cannot as escapes (``\\u2026``), as
+    standard error already does: help or a finding's text is never an internal error
+    on a terminal that is not UTF-8 (``PYTHONIOENCODING=latin-1``)."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None and getattr(sys.stdout, "errors", None) == "strict":
+        reconfigure(errors="backslashreplace")
 
 
 def _print_traceback() -> None:
