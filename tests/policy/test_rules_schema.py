@@ -196,6 +196,41 @@ def test_most_specific_image_pattern_wins() -> None:
     assert prod.for_image(ref(registry="ghcr.io")).pattern is None
 
 
+def test_rules_and_trust_asked_again_are_the_same_as_worked_out_afresh(tmp_path: Path) -> None:
+    """for_image and trust are remembered per image name (audit: one repository, every tag):
+    what they answer must be what a fresh EffectiveRules works out, for every name, tag and
+    digest, and a copy with other command-line signers must not answer from the original."""
+    from imggate.models import Digest
+    from imggate.policy.effective import MEMO_LIMIT, EffectiveRules
+    from imggate.policy.rules import ImageOverride, RuleSet
+
+    # What the answers are computed from cannot change under the memo: frozen values.
+    assert all(m.model_config.get("frozen") for m in (RuleSet, ImageOverride))
+    assert EffectiveRules.__struct_config__.frozen
+
+    def fresh() -> EffectiveRules:
+        return rules(INHERIT).effective("prod")
+
+    prod = fresh()
+    names = [{}, {"repository": "team/other"}, {"repository": "x/y"}, {"registry": "ghcr.io"},
+             {"registry": "docker.io", "repository": "library/nginx"}]
+    for name in names:
+        for tag, digest in (("1.0", None), ("latest", None), (None, Digest.of(b"x")),
+                            ("2.0", Digest.of(b"y"))):
+            r = ref(tag, digest, **name)
+            for _ in range(2):
+                assert prod.for_image(r) == fresh().for_image(r)
+                assert prod.trust(r) == fresh().trust(r)
+    assert not prod.trust(ref()).needed
+    signed = prod.with_signers(keys=(tmp_path / "k.pub",))
+    assert signed.trust(ref()).needed and signed.for_image(ref()).rules.signatures.is_required
+    assert not prod.trust(ref()).needed
+    # Past the limit, answers are worked out each time, never wrong, and nothing grows.
+    many = [ref(repository=f"team/app{n}") for n in range(MEMO_LIMIT + 10)]
+    assert [prod.for_image(r) for r in many] == [fresh().for_image(r) for r in many]
+    assert len(prod._rules_by_name) == MEMO_LIMIT
+
+
 def test_docker_hub_short_names_match() -> None:
     r = rules("environments:\n  dev:\n    images:\n      - match: nginx\n"
               "        severity: {fail_on: Low}\n").effective("dev")
