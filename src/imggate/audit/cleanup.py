@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from msgspec import Struct
 
 from imggate.errors import UsageError
 from imggate.userregex import why_not_compiled
 
 
-@dataclass(frozen=True, slots=True)
-class CleanupPolicy:
+# Value types here are msgspec Structs, not frozen dataclasses: see imggate.values.
+class CleanupPolicy(Struct, frozen=True):
     """GitLab's cleanup policy settings (``None``: the setting is off)."""
 
     name_regex: str | None = None
@@ -43,8 +44,7 @@ class CleanupPolicy:
         return self.name_regex is not None
 
 
-@dataclass(frozen=True, slots=True)
-class TagDate:
+class TagDate(Struct, frozen=True):
     """A tag and when its image was created (``None``: no manifest or no date)."""
 
     tag: str
@@ -52,8 +52,7 @@ class TagDate:
     has_manifest: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class CleanupOutcome:
+class CleanupOutcome(Struct, frozen=True):
     """What the cleanup policy does with one tag, and the step that decided it."""
 
     kept: bool

@@ -15,13 +15,13 @@ signature artifacts, not images: listed, never checked.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from msgspec import Struct, field
 
 from imggate import values
 from imggate.audit.cleanup import CleanupOutcome, CleanupPolicy, TagDate, compile_regex, plan
@@ -60,8 +60,8 @@ L = TypeVar("L")
 Progress = Callable[[str, int, int], None]
 
 
-@dataclass(frozen=True, slots=True)
-class AuditRequest:
+# Value types here are msgspec Structs, not frozen dataclasses: see imggate.values.
+class AuditRequest(Struct, frozen=True):
     """One audit: the repository, which tags, the cleanup view and the environments."""
 
     repository: ImageRef
@@ -70,15 +70,14 @@ class AuditRequest:
     policies: Mapping[str, Policy] | Future[Mapping[str, Policy]]
     now: datetime
     registry: RegistryOptions
-    cleanup: CleanupPolicy = dataclasses.field(default_factory=CleanupPolicy)
+    cleanup: CleanupPolicy = field(default_factory=CleanupPolicy)
     only_kept: bool = False
     concurrency: int = 16
     deadline: Deadline | None = None
-    signatures: SignatureOptions = dataclasses.field(default_factory=SignatureOptions)
+    signatures: SignatureOptions = field(default_factory=SignatureOptions)
 
 
-@dataclass(frozen=True, slots=True)
-class TagRow:
+class TagRow(Struct, frozen=True):
     """One tag's line of the audit summary."""
 
     tag: str
@@ -92,11 +91,10 @@ class TagRow:
     checked: bool = True
     #: Per environment where the tag is denied (or undecided): why, each as
     #: ``rule: message`` for every message of every violated rule, in rule order.
-    reasons: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    reasons: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class AuditResult:
+class AuditResult(Struct, frozen=True):
     """The summary rows, and each environment's verdict (one image per checked tag)."""
 
     repository: str

@@ -244,12 +244,12 @@ class EffectiveRules(Struct, frozen=True, dict=True):
 
     def trust(self, ref: ImageRef) -> TrustMaterial:
         """Exactly the trust material the rules for ``ref`` need verified."""
-        from imggate.policy.provenance import PROVENANCE_TYPES
-
         memo, key = self._trust_by_name, _name(ref)
         found = memo.get(key)
         if found is not None:
             return found
+        from imggate.policy.provenance import PROVENANCE_TYPES
+
         r = self.for_image(ref).rules
         types = [a.predicate_type for a in r.attestations.required]
         if r.provenance.active and ANY_PREDICATE not in types:
