@@ -188,8 +188,13 @@ def audit(
             policy = load_policy(where.path, name, found_by=where.found_by, keys=keys,
                                  identities=[identity] if identity else [], discover=cwd)
             policies[policy.rules.env] = policy
-        # What judging the tags imports, imported here too while the registry answers.
+        # What judging the tags imports, imported here too while the registry answers (the
+        # judging is a phase of its own after the listing, one CPU used, the registry idle).
         import imggate.gate  # noqa: F401
+        import imggate.policy.engine  # noqa: F401
+        import imggate.policy.provenance  # noqa: F401
+        import imggate.registry.memo  # noqa: F401
+        import imggate.scanners.merge  # noqa: F401
         return policies
 
     # The policy layer is imported and the rules read on a thread of their own while the

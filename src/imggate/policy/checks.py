@@ -333,10 +333,10 @@ def check_provenance(checks: Sequence[SignatureCheck], rules: ProvenanceRules,
     Only attestations verified by a trusted signer for one of the image's digests count.
     One provenance meeting every pattern passes; otherwise each one found says what broke.
     """
-    from imggate.policy import provenance as prov
-
     if not rules.active:
         return None
+    from imggate.policy import provenance as prov
+
     found = [c for c in checks if c.predicate_type in prov.PROVENANCE_TYPES
              and _usable(c, SignatureKind.ATTESTATION, trust, digests)]
     if not found:
