@@ -190,10 +190,10 @@ def audit(
             policies[policy.rules.env] = policy
         # What judging the tags imports, imported here too while the registry answers (the
         # judging is a phase of its own after the listing, one CPU used, the registry idle).
-        import imggate.gate  # noqa: F401
-        import imggate.policy.engine  # noqa: F401
-        import imggate.policy.provenance  # noqa: F401
-        import imggate.registry.memo  # noqa: F401
+        import imggate.gate
+        import imggate.policy.engine
+        import imggate.policy.provenance
+        import imggate.registry.memo
         import imggate.scanners.merge  # noqa: F401
         return policies
 
