@@ -260,7 +260,14 @@ def test_pod_a_s_credentials_are_not_used_for_pod_b(cluster: Cluster) -> None:
 
 
 def test_no_secret_reaches_the_log(cluster: Cluster) -> None:
-    # Runs after the cases above (file order): every secret was read and used by then.
+    # A secret read and used, one the API server refuses, one it is too slow to give:
+    # asked here (the cases above may run in another worker, or not at all).
+    assert cluster.ask([cluster.registry.ref("pull/pod", "v1")],
+                       secrets=["regcred"])["allowed"] is True
+    assert cluster.ask([cluster.registry.ref("pull/locked", "v1")],
+                       secrets=["locked"])["allowed"] is False
+    assert cluster.ask([cluster.registry.ref("pull/slow", "v1")],
+                       secrets=["slow"])["allowed"] is False
     registry = cluster.registry
     assert registry.password
     text = cluster.server.log_text()
