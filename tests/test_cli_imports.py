@@ -43,7 +43,8 @@ NOT_FOR_CHECK = [
 NOT_FOR_HELP = [
     "imggate.models", "imggate.policy", "imggate.registry", "imggate.signatures",
     "imggate.scanners", "imggate.formats", "imggate.gate", "pydantic", "httpx", "httpcore",
-    "cryptography", "jinja2", "yaml", "starlette", "uvicorn", "sigstore",
+    "cryptography", "jinja2", "yaml", "starlette", "uvicorn", "sigstore", "msgspec",
+    "imggate.values",
 ]
 
 

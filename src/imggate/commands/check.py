@@ -47,7 +47,6 @@ from imggate.commands._signature_opts import (
 from imggate.errors import UsageError
 from imggate.keyrefs import key_path
 from imggate.text import printable
-from imggate.values import replace
 
 if TYPE_CHECKING:
     from imggate.evidence.attest import AttestPlan
@@ -213,6 +212,7 @@ def check(
     named = read_ahead.named({"--trivy-report": trivy_report, "--grype-report": grype_report,
                               "--gitlab-report": gitlab_report, "--report": report})
     ahead = read_ahead.take(named)
+    from imggate import values
     from imggate.formats import outputs
     from imggate.gate import CheckRequest, run_check
     from imggate.models import Decision, SignatureOptions
@@ -299,7 +299,7 @@ def check(
         reports = ahead.result()
         if reports is None:
             reports = read_ahead.read_reports(named)
-        request = replace(request, reports=reports)
+        request = values.replace(request, reports=reports)
         # The GitLab report and the verdict JSON are mostly these findings: the child that
         # read them makes their parts meanwhile and writes them (imggate.formats.written_ahead).
         writer = ahead.writer()
