@@ -536,8 +536,7 @@ def import_ahead(req: CheckRequest) -> None:
     stack). A caller with nothing else to do meanwhile (``check`` while its child still
     reads a large report) imports them then: ~0.1 s of a check's own path otherwise.
     """
-    names = ["imggate._aio", "imggate.policy.checks", "imggate.policy.decision",
-             "imggate.policy.engine"]
+    names = ["imggate._aio"]
     if _over_network(req):
         names += ["imggate.registry.client", "imggate.registry.memo"]
     materials = [req.policy.rules.trust(ref) for ref in req.refs]
@@ -545,6 +544,20 @@ def import_ahead(req: CheckRequest) -> None:
         names += ["imggate.signatures.keys", "imggate.signatures.check",
                   "imggate.evidence.attested"]
     for name in names:
+        importlib.import_module(name)
+    import_deciding()
+
+
+#: What :func:`decide` imports on first use (the engine and what it judges with).
+_DECIDING = ("imggate.policy.checks", "imggate.policy.decision", "imggate.policy.engine",
+             "imggate.policy.provenance", "imggate.scanners.merge")
+
+
+def import_deciding() -> None:
+    """Import now what :func:`decide` would import on first use: for a caller with
+    nothing else to do meanwhile (``check`` while its child reads; ``audit``'s rules
+    thread while the registry answers, before its judging phase with the registry idle)."""
+    for name in _DECIDING:
         importlib.import_module(name)
 
 

@@ -190,11 +190,10 @@ def audit(
             policies[policy.rules.env] = policy
         # What judging the tags imports, imported here too while the registry answers (the
         # judging is a phase of its own after the listing, one CPU used, the registry idle).
-        import imggate.gate
-        import imggate.policy.engine
-        import imggate.policy.provenance
-        import imggate.registry.memo
-        import imggate.scanners.merge  # noqa: F401
+        import imggate.registry.memo  # noqa: F401
+        from imggate.gate import import_deciding
+
+        import_deciding()
         return policies
 
     # The policy layer is imported and the rules read on a thread of their own while the
