@@ -56,10 +56,12 @@ from imggate.gate import (
 from imggate.models import (
     Decision,
     Digest,
+    Evidence,
     EvidenceGroup,
     ImageRef,
     Mode,
     Platform,
+    ResolvedImage,
     RuleResult,
     ScanReport,
     SignatureOptions,
@@ -71,7 +73,13 @@ from imggate.registry.client import RegistryClient
 from imggate.registry.deadline import Deadline
 from imggate.registry.deadline import current as current_deadline
 from imggate.registry.interface import Manifest
-from imggate.registry.resolve import describe_image, open_repository, resolve_image
+from imggate.registry.resolve import (
+    describe_image,
+    open_repository,
+    pin_platform,
+    read_config,
+    top_manifest,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -426,22 +434,12 @@ class Judge:
                 raise Error(f"{progress.stage} took longer than "
                             f"{self.settings.deadline:g}s") from None
 
-    async def _gather_and_decide(self, text: str, ref: ImageRef, env_policy: EnvPolicy,
-                                 policies: PolicySet, key: VerdictKey, dry_run: bool,
-                                 progress: Progress, client: RegistryClient,
-                                 top: Manifest | None) -> CachedVerdict:
-        """``top``: the image's top-level manifest when pinning its tag fetched it."""
-        from imggate.policy.engine import evaluate
-
-        progress.stage = f"resolving {ref} in the registry"
-        self.metrics.child(self.metrics.registry_ops, "resolve").inc()
-        repo = open_repository(ref, client)
-        try:
-            image = await (resolve_image(repo, ref, self.settings.platform) if top is None
-                           else describe_image(repo, ref, top, self.settings.platform))
-        except Error:
-            self.metrics.child(self.metrics.registry_errors, "resolve").inc()
-            raise
+    async def _evidence(self, text: str, ref: ImageRef, image: ResolvedImage,
+                        env_policy: EnvPolicy, policies: PolicySet, now: datetime,
+                        progress: Progress, client: RegistryClient) -> Evidence:
+        """The evidence about ``image`` (pinned; its config may still be being read): the
+        sources' reports, then signatures and attestations; what could not be read is in
+        its errors."""
         progress.stage = f"reading scanner evidence for {text}"
         reports: list[ScanReport] = []
         errors: list[Unchecked] = []
@@ -453,7 +451,6 @@ class Judge:
         if env_policy.rules.trust(ref).needed:
             self.metrics.child(self.metrics.registry_ops, "signatures").inc()
         progress.stage = f"fetching and verifying signatures and attestations of {text}"
-        now = datetime.now(UTC)
         request = CheckRequest(references=(text,), refs=(ref,), policy=env_policy.policy,
                                now=now, platform=self.settings.platform,
                                signatures=self.settings.signatures)
@@ -465,6 +462,45 @@ class Judge:
         if errors or evidence.errors:
             self.metrics.child(self.metrics.registry_errors, "evidence").inc()
             evidence = values.replace(evidence, errors=(*errors, *evidence.errors))
+        return evidence
+
+    async def _gather_and_decide(self, text: str, ref: ImageRef, env_policy: EnvPolicy,
+                                 policies: PolicySet, key: VerdictKey, dry_run: bool,
+                                 progress: Progress, client: RegistryClient,
+                                 top: Manifest | None) -> CachedVerdict:
+        """``top``: the image's top-level manifest when pinning its tag fetched it."""
+        from imggate.policy.engine import evaluate
+
+        resolving = f"resolving {ref} in the registry"
+        progress.stage = resolving
+        self.metrics.child(self.metrics.registry_ops, "resolve").inc()
+        repo = open_repository(ref, client)
+        platform = self.settings.platform
+        try:
+            pinned, manifest = await pin_platform(
+                repo, ref, top if top is not None else await top_manifest(repo, ref), platform)
+        except Error:
+            self.metrics.child(self.metrics.registry_errors, "resolve").inc()
+            raise
+        # The config is read while the signatures, attestations and reports are looked up:
+        # they need only the image's digests. A cold review waits for one round trip to
+        # the registry fewer: three instead of four (a registry 20 ms away: p50 ~135 ->
+        # ~111 ms). A config that cannot be read still fails the review, as before.
+        described = asyncio.ensure_future(read_config(repo, pinned, manifest, platform))
+        try:
+            now = datetime.now(UTC)
+            evidence = await self._evidence(text, ref, pinned, env_policy, policies, now,
+                                            progress, client)
+            if not described.done():
+                progress.stage = resolving
+            try:
+                image = await described
+            except Error:
+                self.metrics.child(self.metrics.registry_errors, "resolve").inc()
+                raise
+        finally:
+            _settle(described)
+        evidence = values.replace(evidence, image=image)
         # Signed OpenVEX beside the image (exceptions.vex_attestations), as check reads it.
         evidence, exceptions = with_attested_vex(env_policy.policy, evidence, now)
         verdict = evaluate(evidence, env_policy.rules, exceptions=exceptions,
@@ -489,3 +525,12 @@ class Judge:
         if not dry_run:
             await self.cache.put_verdict(key, cached)
         return cached
+
+
+def _settle(task: asyncio.Future[T]) -> None:
+    """Stop ``task`` if it still runs; an outcome nobody will ask for is taken (asyncio
+    would log a failure nobody retrieved)."""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()

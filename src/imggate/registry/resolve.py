@@ -15,6 +15,7 @@ from imggate.models import ConfigSummary, Digest, ImageRef, Platform, PlatformCh
 from imggate.registry.deadline import Deadline
 from imggate.registry.interface import Manifest, Repository, load_json
 from imggate.registry.options import RegistryOptions
+from imggate.values import replace
 
 IMAGE_CONFIG_TYPES = frozenset({
     "application/vnd.oci.image.config.v1+json",
@@ -139,9 +140,14 @@ async def resolve_image(repo: Repository, ref: ImageRef,
     is fetched (enough to pin the image): ``manifest_digest`` is then the
     top-level digest and ``config`` is ``None``.
     """
+    return await describe_image(repo, ref, await top_manifest(repo, ref), platform,
+                                details=details)
+
+
+async def top_manifest(repo: Repository, ref: ImageRef) -> Manifest:
+    """The verified top-level manifest ``ref`` names in ``repo`` (its tag resolved once)."""
     default_tag = "" if ref.source == "oci-layout" else "latest"
-    top = await repo.resolve(ref.digest if ref.digest is not None else (ref.tag or default_tag))
-    return await describe_image(repo, ref, top, platform, details=details)
+    return await repo.resolve(ref.digest if ref.digest is not None else (ref.tag or default_tag))
 
 
 async def describe_image(repo: Repository, ref: ImageRef, top: Manifest,
@@ -158,6 +164,19 @@ async def describe_image(repo: Repository, ref: ImageRef, top: Manifest,
         return ResolvedImage(ref=ref.with_digest(top.digest), digest=top.digest,
                              media_type=top.media_type, platforms=kids,
                              manifest_digest=top.digest, config=None)
+    pinned, manifest = await pin_platform(repo, ref, top, platform)
+    return await read_config(repo, pinned, manifest, platform)
+
+
+async def pin_platform(repo: Repository, ref: ImageRef, top: Manifest,
+                       platform: Platform | None = None) -> tuple[ResolvedImage, Manifest]:
+    """``ref`` pinned to ``top``, its platform's manifest picked (an index walked, each
+    child verified): the image without its config (``config`` ``None``), and that
+    manifest for :func:`read_config`.
+
+    All that an image's signatures, attestations and reports are looked up by (its
+    digests): the webhook looks them up while :func:`read_config` reads the config.
+    """
     children: tuple[PlatformChild, ...] = ()
     manifest = top
     for _ in range(_MAX_NESTING):
@@ -171,26 +190,33 @@ async def describe_image(repo: Repository, ref: ImageRef, top: Manifest,
         _check_size(repo, "manifest", chosen.digest, chosen.size, len(manifest.raw))
     if manifest.is_index:
         raise _fail(repo, f"{top.digest}: indexes nested too deeply")
-    config = None
+    return ResolvedImage(ref=ref.with_digest(top.digest), digest=top.digest,
+                         media_type=top.media_type, platforms=children,
+                         manifest_digest=manifest.digest, config=None), manifest
+
+
+async def read_config(repo: Repository, pinned: ResolvedImage, manifest: Manifest,
+                      platform: Platform | None = None) -> ResolvedImage:
+    """``pinned`` with its config read from ``repo`` (verified, bounded) and summarised;
+    ``pinned`` and ``manifest`` as :func:`pin_platform` gave them."""
     cfg_desc = manifest.config
-    if cfg_desc is not None and cfg_desc.media_type in IMAGE_CONFIG_TYPES:
-        if cfg_desc.size > MAX_CONFIG_BYTES:
-            raise _fail(repo, f"config {cfg_desc.digest} is {cfg_desc.size} bytes, over the "
-                              f"{MAX_CONFIG_BYTES} byte limit")
-        raw = await repo.blob(cfg_desc.digest, max_size=cfg_desc.size)
-        _check_size(repo, "config", cfg_desc.digest, cfg_desc.size, len(raw))
-        try:
-            config = summarise_config(raw, cfg_desc.digest, manifest.layer_count,
-                                      f"{repo.name}@{cfg_desc.digest}")
-        except ValueError as e:
-            raise _fail(repo, str(e)) from None
-        if platform is not None and not children and config.os and config.architecture:
-            have = Platform(config.os, config.architecture, config.variant)
-            if not platform.matches(have):
-                raise _fail(repo, f"image is {have}, not the requested {platform}")
-    pinned = ref.with_digest(top.digest)
-    return ResolvedImage(ref=pinned, digest=top.digest, media_type=top.media_type,
-                         platforms=children, manifest_digest=manifest.digest, config=config)
+    if cfg_desc is None or cfg_desc.media_type not in IMAGE_CONFIG_TYPES:
+        return pinned
+    if cfg_desc.size > MAX_CONFIG_BYTES:
+        raise _fail(repo, f"config {cfg_desc.digest} is {cfg_desc.size} bytes, over the "
+                          f"{MAX_CONFIG_BYTES} byte limit")
+    raw = await repo.blob(cfg_desc.digest, max_size=cfg_desc.size)
+    _check_size(repo, "config", cfg_desc.digest, cfg_desc.size, len(raw))
+    try:
+        config = summarise_config(raw, cfg_desc.digest, manifest.layer_count,
+                                  f"{repo.name}@{cfg_desc.digest}")
+    except ValueError as e:
+        raise _fail(repo, str(e)) from None
+    if platform is not None and not pinned.platforms and config.os and config.architecture:
+        have = Platform(config.os, config.architecture, config.variant)
+        if not platform.matches(have):
+            raise _fail(repo, f"image is {have}, not the requested {platform}")
+    return replace(pinned, config=config)
 
 
 async def resolve_many(
