@@ -27,8 +27,8 @@ if mode == "alone":
 elif mode == "busy":
     read_ahead.ReadAhead.busy = lambda self: self.pid > 0
 writer = read_ahead.ReadAhead.writer
-def said(self):
-    got = writer(self)
+def said(self, *plan):
+    got = writer(self, *plan)
     sys.stderr.write(f"TEST: the reports' child writes: {got is not None}\\n")
     return got
 read_ahead.ReadAhead.writer = said
@@ -38,6 +38,14 @@ def imported(request):
     sys.stderr.write("TEST: imported ahead\\n")
     ahead(request)
 gate.import_ahead = imported
+from imggate.formats import gitlab
+many = gitlab._Renderer.many
+def made(self, findings):
+    got = many(self, findings)
+    ahead = type(got) is gitlab._Vulnerabilities
+    sys.stderr.write(f"TEST: the GitLab vulnerabilities made before the verdict: {ahead}\\n")
+    return got
+gitlab._Renderer.many = made
 from imggate._cli import main
 sys.argv[0] = "imggate"
 main()
@@ -68,9 +76,15 @@ def large_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _check(mode: str, report: Path, out: Path) -> dict[str, str]:
+#: The example image, pinned by digest as a CI job names what it built.
+_PINNED = ("oci:examples/app@sha256:"
+           "f41e9a845abd009489a7f2ce16ff1294db80ee19b3cb805dfc7d45aad7bf64f5")
+
+
+def _check(mode: str, report: Path, out: Path, ref: str = "oci:examples/app"
+           ) -> dict[str, str]:
     proc = subprocess.run(
-        [sys.executable, "-c", _RUN, mode, "check", "oci:examples/app", "--key",
+        [sys.executable, "-c", _RUN, mode, "check", ref, "--key",
          "examples/cosign.pub", "--trivy-report", str(report), "--insecure-ignore-tlog",
          "-q", "-o", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=120,
         check=False)
@@ -80,14 +94,18 @@ def _check(mode: str, report: Path, out: Path) -> dict[str, str]:
     # (Early, it depends on which of the two is first.)
     if mode != "early":
         assert ("TEST: imported ahead" in proc.stderr) is (mode == "busy")
+    # Made before the verdict only in the child, for the image the command line pins.
+    ahead = "TEST: the GitLab vulnerabilities made before the verdict: True" in proc.stderr
+    assert ahead is (writes and ref == _PINNED)
     return {name: (out / name).read_text("utf-8") for name in _REPORTS}
 
 
-@pytest.mark.parametrize("mode", ["early", "busy"])
+@pytest.mark.parametrize(("mode", "ref"), [("early", "oci:examples/app"),
+                                           ("busy", "oci:examples/app"), ("early", _PINNED)])
 def test_a_large_check_writes_the_same_reports_as_one_read_in_one_process(
-        mode: str, large_report: Path, tmp_path: Path) -> None:
-    alone = _check("alone", large_report, tmp_path / "alone")
-    ahead = _check(mode, large_report, tmp_path / mode)
+        mode: str, ref: str, large_report: Path, tmp_path: Path) -> None:
+    alone = _check("alone", large_report, tmp_path / "alone", ref)
+    ahead = _check(mode, large_report, tmp_path / mode, ref)
     verdict = json.loads(alone["imggate-verdict.json"])
     assert verdict["images"][0]["findings_total"] == 2000  # the report was used
     for name in _REPORTS:

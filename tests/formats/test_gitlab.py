@@ -317,3 +317,39 @@ def test_vulnerabilities_made_ahead_are_written_as_the_same_bytes(
         gitlab._WARM.clear()
         gitlab._WARM.update(saved)
     assert (tmp_path / "ahead.json").read_bytes() == (tmp_path / "plain.json").read_bytes()
+
+
+def test_vulnerabilities_made_whole_ahead_for_one_image_are_the_same_bytes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gitlab, "_PART_ITEMS", 4)  # (the list written in parts)
+    from fixture_paths import FIXTURES
+
+    findings = merge([load_report(FIXTURES / "trivy" / "defectdojo-issue_9333.json")])
+    image = "registry.example/app@sha256:" + "a" * 64
+    args = {"image": image, "operating_system": "debian 12",
+            "default_branch_image": "registry.example/app:main"}
+    plain = gitlab.encode(_render(findings, **args), newline=True)
+    monkeypatch.setattr(gitlab, "_WARM", {})
+    monkeypatch.setattr(gitlab, "_WHOLE", None)
+    gitlab.warm(findings)
+    gitlab.warm_image(findings, **args)
+    ahead = _render(findings, **args)
+    assert type(ahead["vulnerabilities"]) is gitlab._Vulnerabilities  # made ahead
+    gitlab.write(tmp_path / "ahead.json", ahead)
+    assert (tmp_path / "ahead.json").read_bytes() == gitlab.encode(ahead, newline=True) == plain
+    # Another image, system or default branch image, other findings, or a list that grew
+    # since: made here, the same bytes as without anything made ahead.
+    for other in ({**args, "image": image[:-1] + "b"}, {**args, "operating_system": "alpine"},
+                  {**args, "default_branch_image": None}):
+        doc = _render(findings, **other)
+        assert type(doc["vulnerabilities"]) is list
+        monkeypatch.setattr(gitlab, "_WARM", {})
+        assert gitlab.encode(doc, newline=True) == gitlab.encode(_render(findings, **other),
+                                                                 newline=True)
+        gitlab.warm(findings)
+    assert type(_render(findings[1:], **args)["vulnerabilities"]) is list
+    grown = _render(findings, **args)
+    grown["vulnerabilities"].extend(_render(findings[:1], **args)["vulnerabilities"])
+    gitlab.write(tmp_path / "grown.json", grown)
+    assert json.loads((tmp_path / "grown.json").read_bytes())["vulnerabilities"] == \
+        json.loads(plain)["vulnerabilities"] + json.loads(plain)["vulnerabilities"][:1]

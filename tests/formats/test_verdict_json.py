@@ -325,3 +325,37 @@ def test_images_judged_alike_share_their_object_and_the_text_is_json_of_the_docu
     assert json.loads(text) == verdict_json.document(v)
     assert [i["reference"] for i in json.loads(text)["images"]] == [
         iv.reference for iv in tags]
+
+
+def test_a_findings_block_made_ahead_is_written_as_the_block_made_here(monkeypatch):
+    v = sample_verdict(300)
+    deny = v.images[1]
+    one = replace(v, images=(deny,))
+    fewer = replace(v, images=(replace(deny, findings=deny.findings[1:]),))
+    plain, plain_fewer = verdict_json.render(one), verdict_json.render(fewer)
+    monkeypatch.setattr(verdict_json, "_block", None)
+    # Made for these findings, in a tuple of their own (as a check's reading child sends
+    # them): used, and the same bytes; other findings' block is made as ever.
+    findings = tuple(list(deny.findings))
+    verdict_json.remember_block(verdict_json.worst_first(findings),
+                                verdict_json.findings_block(findings))
+    made = verdict_json.findings_block
+    monkeypatch.setattr(verdict_json, "findings_block",
+                        lambda f: pytest.fail("made after the verdict"))
+    assert verdict_json.render(one) == plain
+    with pytest.raises(pytest.fail.Exception):
+        verdict_json.render(fewer)
+    monkeypatch.setattr(verdict_json, "findings_block", made)
+    assert verdict_json.render(fewer) == plain_fewer
+
+
+def test_counts_are_counted_again_for_other_findings():
+    first, second = sample_verdict(40).images[1].findings, sample_verdict(7).images[1].findings
+    for findings in (first, second, tuple(list(first)), first[:-1], list(second)):
+        expected = {s.value: 0 for s in verdict_json.SEVERITY_ORDER}
+        for f in findings:
+            expected[f.severity.value] += 1
+        counted = verdict_json.severity_counts(findings)
+        assert counted == expected and list(counted) == list(expected)
+        counted["Critical"] += 1  # the caller's own dict
+        assert verdict_json.severity_counts(findings) == expected

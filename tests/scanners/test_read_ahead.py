@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -167,6 +168,65 @@ def test_the_child_makes_the_html_reports_rows_too(monkeypatch: pytest.MonkeyPat
     made_here = html._finding_rows((f, None) for f in ordered)
     monkeypatch.setattr(html, "_finding_rows", lambda items: pytest.fail("made here"))
     assert html.active_rows(ordered) == made_here.encode("utf-8")  # the child's, the same
+
+
+@pytest.mark.usefixtures("any_size")
+def test_the_child_makes_the_verdict_jsons_findings_block_too(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from formats.verdict_samples import sample_verdict
+    from imggate.formats import verdict_json
+    from imggate.scanners.merge import merge
+    from imggate.values import replace
+
+    paths = [str(TRIVY_JSON[0]), str(GRYPE[0])]
+    with read_ahead.start(paths, lambda: _read(paths)) as ahead:
+        reports = ahead.result()
+    assert reports is not None
+    findings = tuple(list(merge(reports)))  # (the decision's own tuple of them)
+    made_here = verdict_json.findings_block(findings)
+    monkeypatch.setattr(verdict_json, "findings_block", lambda f: pytest.fail("made here"))
+    verdict = sample_verdict(1)
+    image = replace(verdict.images[1], findings=findings)
+    assert made_here in verdict_json.render(replace(verdict, images=(image,)))
+
+
+@pytest.mark.usefixtures("any_size")
+def test_told_the_run_the_writer_holds_the_previous_reports_open(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Renaming this run's report over the previous one frees the previous one's pages then
+    # (~17 ms for 18 MB), in the writer's work after the verdict: held open by the writer,
+    # they are freed when it exits instead.
+    from imggate.formats import written_ahead
+    from imggate.formats.outputs import GITLAB_FILENAME
+    from imggate.redact import Redactor
+
+    monkeypatch.setattr(written_ahead, "MIN_FINDINGS", 0)
+    monkeypatch.setattr(written_ahead, "SECRETS", Redactor())
+    (tmp_path / GITLAB_FILENAME).write_text("{}")
+    (tmp_path / "imggate-verdict.json").mkdir()  # (not a file: not opened)
+    paths = [str(TRIVY_JSON[0])]
+    with read_ahead.start(paths, lambda: _read(paths), writes=True) as ahead:
+        assert ahead.result() is not None
+        writer = ahead.writer(written_ahead.Plan(tmp_path, images=("registry.example/a@x",)))
+        assert writer is not None
+        with writer:
+            fds = Path(f"/proc/{writer.pid}/fd")
+            if not fds.is_dir():
+                pytest.skip("no /proc here")
+            deadline, held = time.monotonic() + 30, set()
+            while time.monotonic() < deadline and not held:
+                held = _opened(fds) & {str(p) for p in tmp_path.iterdir()}
+                time.sleep(0.01)
+            assert held == {str(tmp_path / GITLAB_FILENAME)}
+
+
+def _opened(fds: Path) -> set[str]:
+    """What the descriptors in ``fds`` (a ``/proc/PID/fd``) name."""
+    names = set()
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):  # (closed meanwhile)
+            names.add(os.readlink(fd))
+    return names
 
 
 def _many(reports: tuple[ScanReport, ...], copies: int) -> tuple[ScanReport, ...]:

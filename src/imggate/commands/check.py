@@ -214,6 +214,7 @@ def check(
     ahead = read_ahead.take(named)
     from imggate import values
     from imggate.formats import outputs
+    from imggate.formats.written_ahead import Plan
     from imggate.gate import CheckRequest, run_check
     from imggate.models import Decision, SignatureOptions
     from imggate.policy.effective import command_line
@@ -300,9 +301,12 @@ def check(
         if reports is None:
             reports = read_ahead.read_reports(named)
         request = values.replace(request, reports=reports)
-        # The GitLab report and the verdict JSON are mostly these findings: the child that
-        # read them makes their parts meanwhile and writes them (imggate.formats.written_ahead).
-        writer = ahead.writer()
+        # The GitLab report is mostly these findings: the child that read them makes their
+        # parts meanwhile and writes it (imggate.formats.written_ahead), told where to and,
+        # when the command line pins it, for which image (the ids are the image's).
+        writer = ahead.writer(Plan(
+            out_dir, images=tuple(f"{r.name}@{r.digest}" for r in parsed if r.digest),
+            default_branch_image=default_branch_image))
         if writer is not None:
             later.enter_context(writer)
         if plan is None:

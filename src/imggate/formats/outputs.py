@@ -92,7 +92,7 @@ def publish(verdict: Verdict, directory: Path, *, started: datetime,
     """Write every report of the run; on failure remove them all and say why.
 
     A team's ``html_template`` that fails while rendering is such a failure. ``ahead``
-    is the run's child that writes the GitLab report and the verdict JSON.
+    is the run's child that writes the GitLab report.
     """
     page: str | None = None
     template_error = None
@@ -146,7 +146,7 @@ def write_outputs(verdict: Verdict, directory: Path, *, started: datetime,
 
     ``html_page`` is a team's template already rendered (else the built-in page is
     written); ``skip_html`` writes no HTML report (the team's template failed).
-    ``ahead`` writes the GitLab report and the verdict JSON when it can (see
+    ``ahead`` writes the GitLab report when it can (see
     :mod:`imggate.formats.written_ahead`); this process the others meanwhile.
     ``meanwhile`` writes a file of the caller's, listed last, after this process's
     reports and before a child writing the others is waited for (an audit's summary,
@@ -169,7 +169,7 @@ def write_outputs(verdict: Verdict, directory: Path, *, started: datetime,
             elif not skip_html:
                 pages.append(html.write(verdict, directory))
             written = [gl_path, *pages, junit.write(verdict, directory),
-                       directory / verdict_json.FILENAME, *callers()]
+                       verdict_json.write(verdict, directory), *callers()]
         finally:
             # Waited for whatever happened here: the reports are then all removed, none
             # written after.

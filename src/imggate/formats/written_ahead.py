@@ -1,17 +1,24 @@
-"""The GitLab report and the verdict JSON of a large ``check``, written by the child
-that read its reports.
+"""The GitLab report of a large ``check``, written by the child that read its reports.
 
-Both documents are mostly their findings: each finding's part of them (the GitLab
-vulnerability's members but its id and location, the verdict's finding line) depends
-on the finding alone. The child that read the reports (:mod:`imggate.scanners.read_ahead`)
-goes on, once it has handed them over, to make those parts on the other CPU
-(:func:`serve`; :func:`imggate.formats.gitlab.warm`,
-:func:`imggate.formats.verdict_json.warm`) while this process reads the registry,
-checks the signatures and decides; then it waits for the verdict
-(:meth:`WrittenAhead.submit`) and writes the two documents while this process writes
-the HTML and JUnit reports. A check of 10,000 findings: the reports were written on
-two CPUs after the decision in ~500M instructions each; now ~320M (HTML and JUnit
-here), the child ~330M after the verdict (issue 22).
+The report is mostly its findings: each finding's part of it (the GitLab
+vulnerability's members but its id and location) depends on the finding alone. The
+child that read the reports (:mod:`imggate.scanners.read_ahead`) goes on, once it has
+handed them over, to make those parts on the other CPU (:func:`serve`;
+:func:`imggate.formats.gitlab.warm`) while this process reads the registry, checks the
+signatures and decides; then it waits for the verdict (:meth:`WrittenAhead.submit`)
+and writes the report while this process writes the HTML, JUnit and verdict JSON
+reports (the verdict JSON's findings lines come made with the reports: see
+:mod:`imggate.scanners.read_ahead`).
+
+When this process takes the child (:meth:`imggate.scanners.read_ahead.ReadAhead.writer`)
+it tells it what it knows of the run by then (:class:`Plan`: where the reports go, the
+image the command line pins), and the child makes the vulnerabilities whole for that
+image, ids included, and their text (:func:`imggate.formats.gitlab.warm_image`), before
+the verdict. A plan is a guess: what the child writes is the verdict it is sent, and
+what it made for another image, or for other findings, is not used. After the verdict
+the child then only puts the document together and writes it (a check of 10,000
+findings: ~220M instructions there before (the GitLab report and the verdict JSON then),
+~7M now; issue 22).
 
 The verdict goes to the child pickled without its findings and reports, which go as
 their places among those the child holds (the ones it handed over, in the same
@@ -24,7 +31,7 @@ Failure is as for any report: :meth:`WrittenAhead.wait` says why the child wrote
 nothing (or died), and the run removes every report. A run that stops before it
 submits closes the pipe: the child reads nothing and ends without writing. The
 child redacts with the secrets this process held when it forked: a run that holds
-any then, or when it submits, writes both documents itself.
+any then, or when it submits, writes the report itself.
 """
 
 from __future__ import annotations
@@ -33,24 +40,42 @@ import contextlib
 import os
 import pickle
 import signal
+import stat
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Any, BinaryIO
+
+from msgspec import Struct
 
 from imggate._fork import tell_parent
 from imggate.models import Finding, ScanReport, Verdict
 from imggate.redact import SECRETS
 from imggate.values import replace
 
-#: Below this many findings both documents take a few ms: not worth a process.
+#: Below this many findings the report takes a few ms: not worth a process.
 MIN_FINDINGS = 2000
-#: What the child says when it has written both documents (an error is said in words).
+#: What the child says when it has written the report (an error is said in words).
 _WRITTEN = b"\0written"
 
 
+# Value types here are msgspec Structs, not frozen dataclasses: see imggate.values.
+class Plan(Struct, frozen=True):
+    """What the child is told of the run before its verdict (see the module): guesses
+    that let it make more of the reports ahead, never what it writes."""
+
+    #: Where the reports will be written.
+    directory: Path
+    #: The images as their reports will name them (``registry/repository@digest``), for
+    #: the references the command line pins by digest.
+    images: tuple[str, ...] = ()
+    #: ``--default-branch-image``.
+    default_branch_image: str | None = None
+
+
 class WrittenAhead:
-    """The child that writes the GitLab report and the verdict JSON (see the module)."""
+    """The child that writes the GitLab report (see the module)."""
 
     def __init__(self, pid: int, job: int, result: int, held: _Held) -> None:
         #: The child's process id.
@@ -60,23 +85,25 @@ class WrittenAhead:
         self._held = held
         self._reaped = False
 
+    def plan(self, plan: Plan) -> None:
+        """Tell the child what it may make ahead for this run (see :class:`Plan`)."""
+        if self._job is not None:
+            with contextlib.suppress(OSError):  # (gone: submit() finds out)
+                _send(self._job, plan)
+
     def submit(self, verdict: Verdict, directory: Path, *, started: datetime,
                default_branch_image: str | None) -> bool:
-        """Have the child write ``verdict``'s two documents into ``directory``; ``False``
-        (and the child stopped) when this process must write them itself."""
+        """Have the child write ``verdict``'s GitLab report into ``directory``; ``False``
+        (and the child stopped) when this process must write it itself."""
         job = self._job
         shell = _shell(verdict, self._held) if job is not None and not SECRETS else None
         if job is None or shell is None or self._gone():
             # (gone: it failed making its parts; this process writes, as without it)
             self.discard()
             return False
-        data = pickle.dumps((*shell, directory, started, default_branch_image),
-                            protocol=pickle.HIGHEST_PROTOCOL)
         self._job = None
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(job, view):]
+            _send(job, (*shell, directory, started, default_branch_image))
         except OSError:  # the child is gone: wait() says so
             pass
         finally:
@@ -84,7 +111,7 @@ class WrittenAhead:
         return True
 
     def wait(self) -> str | None:
-        """Wait for the child: ``None`` when it wrote both documents, else why not."""
+        """Wait for the child: ``None`` when it wrote the report, else why not."""
         if self._result is None:
             return "the reports' writer was stopped"
         chunks = []
@@ -179,6 +206,25 @@ def _whole(shell: Verdict, places: _Places, held: _Held) -> Verdict:
         for iv, (found, suppressed, why, used) in zip(shell.images, places, strict=True)))
 
 
+def _send(fd: int, message: object) -> None:
+    """Write ``message`` pickled to the job pipe, after its length (8 bytes)."""
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(len(data).to_bytes(8, "big") + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _received(pipe: BinaryIO) -> Any:
+    """The next message on the job pipe (see :func:`_send`); ``None`` when it has none
+    left whole (this process wrote its reports itself, or stopped)."""
+    said = pipe.read(8)
+    size = int.from_bytes(said, "big") if len(said) == 8 else -1
+    data = pipe.read(size) if size >= 0 else b""
+    if len(data) != size:
+        return None
+    return pickle.loads(data)  # noqa: S301 - our parent's, see the module
+
+
 class Pipes:
     """The two pipes between this process and the child: the job to it, the outcome back.
     Made before the fork (by :func:`imggate.scanners.read_ahead.start`)."""
@@ -205,10 +251,13 @@ def wanted(findings: Sequence[Finding]) -> bool:
 
 
 def attach(pid: int, pipes: Pipes, findings: Sequence[Finding],
-           reports: Sequence[ScanReport]) -> WrittenAhead:
+           reports: Sequence[ScanReport], plan: Plan | None = None) -> WrittenAhead:
     """The child ``pid``, serving (:func:`serve`) ``findings`` of ``reports`` (this
-    process's copies of what the child holds, in the same order)."""
-    return WrittenAhead(pid, pipes.job_write, pipes.result_read, _Held(findings, reports))
+    process's copies of what the child holds, in the same order), told ``plan``."""
+    ahead = WrittenAhead(pid, pipes.job_write, pipes.result_read, _Held(findings, reports))
+    if plan is not None:
+        ahead.plan(plan)
+    return ahead
 
 
 def serve(findings: Sequence[Finding], reports: Sequence[ScanReport], pipes: Pipes) -> None:
@@ -224,19 +273,23 @@ def serve(findings: Sequence[Finding], reports: Sequence[ScanReport], pipes: Pip
 def _child(held: _Held, job: int, result: int) -> None:
     code = 1
     try:
-        from imggate.formats import gitlab, verdict_json
+        from imggate.formats import gitlab
         from imggate.formats.outputs import GITLAB_FILENAME, gitlab_document
 
         gitlab.warm(held.findings)
-        verdict_json.warm(held.findings)
         with os.fdopen(job, "rb") as pipe:
-            data = pipe.read()
-        if data:  # (none: the run wrote its reports itself, or stopped)
-            shell, places, directory, started, dbi = pickle.loads(data)  # noqa: S301
+            message = _received(pipe)
+            if type(message) is Plan:
+                # Failing here only makes less ahead: what fails fails again, and is
+                # said, when the documents are written.
+                with contextlib.suppress(Exception):
+                    _ahead_of(message, held)
+                message = _received(pipe)
+        if message is not None:  # (none: the run wrote its reports itself, or stopped)
+            shell, places, directory, started, dbi = message
             verdict = _whole(shell, places, held)
             gitlab.write(directory / GITLAB_FILENAME,
                          gitlab_document(verdict, started=started, default_branch_image=dbi))
-            verdict_json.write(verdict, directory)
             os.write(result, _WRITTEN)
             os.close(result)  # now: exiting frees the memory first, then the files
             code = 0
@@ -244,3 +297,23 @@ def _child(held: _Held, job: int, result: int) -> None:
         tell_parent(result, e)
     finally:
         os._exit(code)
+
+
+def _ahead_of(plan: Plan, held: _Held) -> None:
+    """Make in the child what ``plan`` lets it make before the verdict (see the module)."""
+    from imggate.formats import gitlab
+    from imggate.formats.outputs import report_paths
+
+    # The previous run's reports are held open until this child exits (never closed
+    # here): renaming a report over one frees its pages (18 MB for the GitLab report of
+    # 10,000 findings: ~17 ms of wall time); held open, they are freed when this child
+    # exits instead, after it said it wrote. Opened read-only, regular files only:
+    # nothing about them changes.
+    for path in report_paths(plan.directory):
+        with contextlib.suppress(OSError):
+            if stat.S_ISREG(os.stat(path).st_mode):
+                os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    if len(plan.images) == 1:
+        os_name = next((r.operating_system for r in held.reports if r.operating_system), None)
+        gitlab.warm_image(held.findings, image=plan.images[0], operating_system=os_name,
+                          default_branch_image=plan.default_branch_image)

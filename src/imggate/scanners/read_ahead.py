@@ -40,7 +40,7 @@ from imggate._fork import can_fork
 from imggate.models import Finding, ScanReport
 
 if TYPE_CHECKING:
-    from imggate.formats.written_ahead import Pipes, WrittenAhead
+    from imggate.formats.written_ahead import Pipes, Plan, WrittenAhead
 
 #: Below this many bytes of reports in all, reading them takes a few ms: not worth a fork.
 MIN_BYTES = 1 << 20
@@ -101,10 +101,10 @@ class ReadAhead:
         self._got = got
         return got[0]
 
-    def writer(self) -> WrittenAhead | None:
-        """The child, from now on writing the GitLab report and the verdict JSON (see
-        :mod:`imggate.formats.written_ahead`), when :meth:`result` gave its reports and
-        it may; else ``None`` (and the child stopped)."""
+    def writer(self, plan: Plan | None = None) -> WrittenAhead | None:
+        """The child, from now on writing the GitLab report (see
+        :mod:`imggate.formats.written_ahead`) and told ``plan``, when :meth:`result` gave
+        its reports and it may; else ``None`` (and the child stopped)."""
         from imggate.formats import written_ahead
 
         pipes, got = self._pipes, self._got
@@ -113,7 +113,7 @@ class ReadAhead:
             return None
         self._pipes = None  # the WrittenAhead's now, and the child too
         self._running = False
-        return written_ahead.attach(self.pid, pipes, got[1], got[0])
+        return written_ahead.attach(self.pid, pipes, got[1], got[0], plan)
 
     def _stop(self) -> None:
         if self._pipes is not None:
@@ -169,30 +169,32 @@ def _stored(store: int | None, said: bytes) -> bytes:
 
 def _payload(data: bytes) -> tuple[tuple[ScanReport, ...], tuple[Finding, ...]] | None:
     """The reports and their merge the child sent (the merge remembered, its order worst
-    first and the HTML report's rows of it), or ``None``."""
+    first, the HTML report's rows of it and the verdict JSON's block), or ``None``."""
     if not data:
         return None
     try:
         got = pickle.loads(data)  # noqa: S301 - our child's, see the module
     except Exception:  # (a child cut off mid-write leaves a partial pickle)
         return None
-    if type(got) is not tuple or len(got) != 4:
+    if type(got) is not tuple or len(got) != 5:
         return None
-    reports, merged, worst, rows = got
+    reports, merged, worst, rows, block = got
     if type(reports) is not tuple or not all(type(r) is ScanReport for r in reports):
         return None
     if type(merged) is not tuple or not all(type(f) is Finding for f in merged):
         return None
     if type(worst) is not tuple or len(worst) != len(merged) \
-            or not all(type(f) is Finding for f in worst) or type(rows) is not bytes:
+            or not all(type(f) is Finding for f in worst) or type(rows) is not bytes \
+            or type(block) is not str:
         return None
     from imggate.formats.html import remember_rows
-    from imggate.formats.verdict_json import worst_first
+    from imggate.formats.verdict_json import remember_block, worst_first
     from imggate.scanners.merge import remember
 
     remember(reports, merged)
     worst_first.remember(merged, worst)
     remember_rows(worst, rows)
+    remember_block(worst, block)
     return reports, merged
 
 
@@ -251,7 +253,7 @@ def start(paths: Sequence[str], read: Reader, *, writes: bool = False) -> ReadAh
         try:
             os.close(read_end)
             from imggate.formats.html import active_rows
-            from imggate.formats.verdict_json import worst_first
+            from imggate.formats.verdict_json import findings_block, worst_first
             from imggate.scanners.merge import merge
 
             reports = read()
@@ -266,7 +268,11 @@ def start(paths: Sequence[str], read: Reader, *, writes: bool = False) -> ReadAh
             # parent writes them as they come (decoding them was ~7 ms there).
             made = active_rows(worst)
             rows = made.encode("utf-8") if isinstance(made, str) else made
-            data = pickle.dumps((reports, merged, worst, rows), protocol=pickle.HIGHEST_PROTOCOL)
+            # The verdict JSON's findings block too (~170M): that report is the parent's, as
+            # this child makes the GitLab report's parts and then writes it.
+            block = findings_block(merged)
+            data = pickle.dumps((reports, merged, worst, rows, block),
+                                protocol=pickle.HIGHEST_PROTOCOL)
             # Into a file in memory, not down the pipe: ~7.6 MB at 10,000 findings, more
             # than a pipe holds (1 MiB at most, unprivileged), so this child would wait
             # for the parent to read it all before going on to the reports' parts. The
