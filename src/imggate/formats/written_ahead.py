@@ -37,6 +37,7 @@ any then, or when it submits, writes the report itself.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pickle
 import signal
@@ -170,24 +171,34 @@ class _Held:
         self.findings = tuple(findings)
         self.reports = tuple(reports)
         # Ids of objects held here: no other object has one of them meanwhile.
-        self.finding_at = {id(f): n for n, f in enumerate(self.findings)}
         self.report_at = {id(r): n for n, r in enumerate(self.reports)}
 
+    @functools.cached_property
+    def finding_at(self) -> dict[int, int]:
+        """The place of each finding, by id (made when a verdict needs it: one whose image
+        holds all of them, in order, does not)."""
+        return {id(f): n for n, f in enumerate(self.findings)}
 
-#: Per image: its findings', suppressed findings' and reports' places, and the reasons.
-_Places = list[tuple[list[int], list[int], list[str], list[int]]]
+
+#: Per image: its findings' places (``None``: all held, in order), its suppressed
+#: findings' and reports' places, and the reasons.
+_Places = list[tuple[list[int] | None, list[int], list[str], list[int]]]
 
 
 def _shell(verdict: Verdict, held: _Held) -> tuple[Verdict, _Places] | None:
     """``verdict`` without its findings and reports, and their places in ``held``;
     ``None`` when it has one ``held`` does not hold."""
+    # (Imported here: this module is imported before the reading child is forked.)
+    from imggate.formats.verdict_json import same_objects
+
     places: _Places = []
     images = []
-    at, report_at = held.finding_at, held.report_at
+    report_at = held.report_at
     for iv in verdict.images:
         try:
-            found = [at[id(f)] for f in iv.findings]
-            suppressed = [at[id(f)] for f, _ in iv.suppressed]
+            found = None if same_objects(iv.findings, held.findings) else [
+                held.finding_at[id(f)] for f in iv.findings]
+            suppressed = [held.finding_at[id(f)] for f, _ in iv.suppressed]
             reports = [report_at[id(r)] for r in iv.reports]
         except KeyError:
             return None
@@ -200,7 +211,7 @@ def _whole(shell: Verdict, places: _Places, held: _Held) -> Verdict:
     """The verdict :func:`_shell` took apart, with the objects ``held`` holds."""
     findings, reports = held.findings, held.reports
     return replace(shell, images=tuple(
-        replace(iv, findings=tuple([findings[n] for n in found]),
+        replace(iv, findings=findings if found is None else tuple([findings[n] for n in found]),
                 suppressed=tuple(zip([findings[n] for n in suppressed], why, strict=True)),
                 reports=tuple([reports[n] for n in used]))
         for iv, (found, suppressed, why, used) in zip(shell.images, places, strict=True)))
