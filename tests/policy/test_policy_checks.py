@@ -60,6 +60,24 @@ def test_severity_threshold_counts_at_and_above() -> None:
     assert r.messages[1].startswith("CVE-2 (Critical) in openssl 3.0.1: fixed in 3.0.2")
 
 
+def test_severity_describes_only_the_findings_it_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    from imggate.policy import checks
+
+    described: list[str] = []
+    describe = checks.describe_finding
+
+    def counted(f: object) -> str:
+        described.append("")
+        return describe(f)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(checks, "describe_finding", counted)
+    many = [finding(f"CVE-{n}", Severity.CRITICAL) for n in range(500)]
+    r = check_severity(many, SeverityRules(fail_on=Severity.HIGH), E, True)
+    assert r is not None and not r.passed and len(r.findings) == 500
+    assert r.messages[-1] == f"... and {500 - checks.SHOW} more"
+    assert len(described) == checks.SHOW == len(r.messages) - 2
+
+
 def test_severity_accepts_any_case_in_yaml() -> None:
     assert SeverityRules.model_validate({"fail_on": "critical"}).fail_on is Severity.CRITICAL
     assert SeverityRules.model_validate({"max": {"high": 2}}).max == {Severity.HIGH: 2}
