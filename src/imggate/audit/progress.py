@@ -7,20 +7,14 @@ Plain lines go out when a phase starts and ends, and in between at most every
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from types import TracebackType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 class AuditProgress:
@@ -29,18 +23,31 @@ class AuditProgress:
     def __init__(self, file: IO[str] | None = None, *, interval: float = 5.0,
                  terminal: bool | None = None) -> None:
         self._file = file or sys.stderr
-        self._console = Console(file=self._file, force_terminal=terminal)
+        self._terminal = terminal
         self._interval = interval
         self._bar: Progress | None = None
         self._tasks: dict[str, TaskID] = {}
         self._last: dict[str, float] = {}
 
     def __enter__(self) -> AuditProgress:
-        if self._console.is_terminal:
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TimeElapsedColumn(),
-                                 console=self._console, transient=False)
-            self._bar.start()
+        if _maybe_terminal(self._file, self._terminal):
+            # rich (~100M instructions of import, before the audit's first request) only
+            # where it may draw a bar: a CI log gets plain lines without it.
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            console = Console(file=self._file, force_terminal=self._terminal)
+            if console.is_terminal:
+                self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                     MofNCompleteColumn(), TimeElapsedColumn(),
+                                     console=console, transient=False)
+                self._bar.start()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
@@ -61,3 +68,18 @@ class AuditProgress:
             self._last[phase] = now
             self._file.write(f"imggate: audit: {phase}: {done}/{total}\n")
             self._file.flush()
+
+
+def _maybe_terminal(file: IO[str], terminal: bool | None) -> bool:
+    """Whether rich's Console could take ``file`` for a terminal: ``False`` only where it
+    certainly would not (nothing forces one, no ``TTY_COMPATIBLE`` or ``FORCE_COLOR`` in
+    the environment, and ``file`` is no tty); anything else is left to rich to decide."""
+    if terminal is not None:
+        return terminal
+    if "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ:
+        return True
+    isatty = getattr(file, "isatty", None)
+    try:
+        return bool(isatty()) if callable(isatty) else False
+    except ValueError:  # a closed file: rich says no terminal too
+        return False

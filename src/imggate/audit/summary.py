@@ -127,6 +127,16 @@ def reason_lines(result: AuditResult) -> list[Text]:
     return out
 
 
+def prepare_console() -> None:
+    """Import now what printing the table imports on first use (rich's console, table
+    and text: ~100M instructions), for a caller with a thread to spare meanwhile (an
+    audit's rules thread while the tags are listed): not after the reports, where the
+    run does nothing else."""
+    import rich.console
+    import rich.table
+    import rich.text  # noqa: F401 - imported ahead
+
+
 def print_summary(result: AuditResult, console: Console, written: list[Path]) -> None:
     """The table, the rows that could not be resolved, and where the reports are."""
     from rich.text import Text

@@ -194,6 +194,10 @@ def audit(
         from imggate.gate import import_deciding
 
         import_deciding()
+        if not quiet:
+            from imggate.audit.summary import prepare_console
+
+            prepare_console()
         return policies
 
     # The policy layer is imported and the rules read on a thread of their own while the
