@@ -70,33 +70,59 @@ def write(result: AuditResult, directory: Path) -> Path:
     return write_text(directory / FILENAME, indented_json(document(result)) + "\n")
 
 
+def _cells(result: AuditResult) -> tuple[str, list[str], list[list[tuple[str, str]]]]:
+    """The table's title, headers and rows (each cell's text and rich style)."""
+    envs = list(result.verdicts)
+    title = f"{result.repository}: {len(result.rows)} tags, {result.distinct_digests} " \
+            "distinct images"
+    headers = ["Tag", "Digest", "Created", "Cleanup", *envs, "Signed", "Same image as"]
+    rows = []
+    for r in _ordered(result):
+        cells = [(r.tag, ""), (r.digest.hex[:12] if r.digest else "-", ""),
+                 (r.created.date().isoformat() if r.created else "-", ""),
+                 ("keep" if r.cleanup.kept else "remove", "" if r.cleanup.kept else "dim")]
+        for env in envs:
+            d = r.decisions.get(env)
+            label = d.value.upper() if d else ("ERROR" if r.error else "-")
+            cells.append((label, _STYLE.get(label.lower(), "")))
+        same = ", ".join(r.same_digest[:3]) + (f" +{len(r.same_digest) - 3}"
+                                                if len(r.same_digest) > 3 else "")
+        cells += [(_signed(r), ""), (same, "")]
+        rows.append(cells)
+    return title, headers, rows
+
+
 def table(result: AuditResult) -> Table:
     """The summary as a rich table (cells are Text: nothing in them is markup)."""
     from rich.table import Table
     from rich.text import Text
 
-    envs = list(result.verdicts)
-    t = Table(title=f"{result.repository}: {len(result.rows)} tags, "
-                    f"{result.distinct_digests} distinct images", title_justify="left")
+    title, headers, rows = _cells(result)
+    t = Table(title=title, title_justify="left")
     # A tag or digest cut in two cannot be searched for: those columns never wrap (off a
     # terminal nothing does: see print_summary); the list of other tags may.
-    for name in ("Tag", "Digest", "Created", "Cleanup", *envs, "Signed"):
+    for name in headers[:-1]:
         t.add_column(name, no_wrap=True)
-    t.add_column("Same image as", overflow="fold")
-    for r in _ordered(result):
-        cells = [Text(r.tag), Text(r.digest.hex[:12] if r.digest else "-"),
-                 Text(r.created.date().isoformat() if r.created else "-"),
-                 Text("keep" if r.cleanup.kept else "remove",
-                      style="" if r.cleanup.kept else "dim")]
-        for env in envs:
-            d = r.decisions.get(env)
-            label = d.value.upper() if d else ("ERROR" if r.error else "-")
-            cells.append(Text(label, style=_STYLE.get(label.lower(), "")))
-        same = ", ".join(r.same_digest[:3]) + (f" +{len(r.same_digest) - 3}"
-                                                if len(r.same_digest) > 3 else "")
-        cells += [Text(_signed(r)), Text(same)]
-        t.add_row(*cells)
+    t.add_column(headers[-1], overflow="fold")
+    for cells in rows:
+        t.add_row(*(Text(text, style=style) for text, style in cells))
     return t
+
+
+def _print_table(result: AuditResult, console: Console) -> None:
+    """The table: off a terminal as plain text where that is rich's text too
+    (:mod:`imggate.audit.plain_table`), else by rich."""
+    if not console.is_terminal:
+        from imggate.audit import plain_table
+
+        title, headers, rows = _cells(result)
+        text = plain_table.render(title, headers, [[c for c, _ in r] for r in rows],
+                                  console.width)
+        if text is not None:
+            console.file.write(text)
+            console.file.flush()
+            return
+    console.print(table(result))
 
 
 #: Denied or undecided tags whose reasons the console lists, and reasons per tag and
@@ -141,7 +167,7 @@ def print_summary(result: AuditResult, console: Console, written: list[Path]) ->
     """The table, the rows that could not be resolved, and where the reports are."""
     from rich.text import Text
 
-    console.print(table(result))
+    _print_table(result, console)
     for r in result.rows:
         if r.error:
             console.print(Text(f"ERROR {r.tag}: {printable(r.error)}", style="yellow"),
