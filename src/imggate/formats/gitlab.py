@@ -27,7 +27,7 @@ from typing import Any
 
 from imggate import __version__
 from imggate.formats.verdict_json import same_objects
-from imggate.models import Finding, FindingLocation, FixState, ScannerInfo
+from imggate.models import Cvss, Finding, FindingLocation, FixState, ScannerInfo
 from imggate.redact import SECRETS
 
 _orjson: Any
@@ -183,7 +183,7 @@ class _Renderer:
         self.id_makers: dict[str, _IdMaker] = {image: self.make_id}
         self.idents: dict[tuple[str, tuple[str, ...]], list[dict[str, str]]] = {}
         self.links: dict[tuple[str, ...], list[dict[str, str]]] = {}
-        self.vectors: dict[tuple[tuple[str, str | None], ...], list[dict[str, str]]] = {}
+        self.vectors: dict[tuple[Cvss, ...], list[dict[str, str]]] = {}
         self.details: dict[tuple[tuple[str, ...], float | None], dict[str, Any]] = {}
         self.packages: dict[str, dict[str, str]] = {}
         self._image_json: bytes | None = None
@@ -318,10 +318,10 @@ class _Renderer:
         if f.cvss:
             # The same ratings recur (one CVE, several packages): their vector
             # lists are built once and shared, like identifiers and links.
-            ckey = tuple([(c.source, c.vector) for c in f.cvss])
-            vectors = self.vectors.get(ckey)
+            # (Keyed by the ratings themselves, scores too: hashed and compared in C.)
+            vectors = self.vectors.get(f.cvss)
             if vectors is None:
-                vectors = self.vectors[ckey] = _cvss_vectors(f)
+                vectors = self.vectors[f.cvss] = _cvss_vectors(f)
         details = None
         if len(f.sources) > 1 or f.epss is not None:
             dkey = (f.sources, f.epss)
