@@ -204,19 +204,27 @@ def test_told_the_run_the_writer_holds_the_previous_reports_open(
     monkeypatch.setattr(written_ahead, "SECRETS", Redactor())
     (tmp_path / GITLAB_FILENAME).write_text("{}")
     (tmp_path / "imggate-verdict.json").mkdir()  # (not a file: not opened)
+    os.mkfifo(tmp_path / "imggate-junit.xml")  # (not a file: not opened, never waited on)
+    # A symlink is not followed: the rename replaces the link, and what it points at
+    # could be anything.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "page.html").write_text("<html></html>")
+    (tmp_path / "imggate-report.html").symlink_to(elsewhere / "page.html")
+    watched = {str(p) for p in tmp_path.iterdir()} | {str(elsewhere / "page.html")}
     paths = [str(TRIVY_JSON[0])]
     with read_ahead.start(paths, lambda: _read(paths), writes=True) as ahead:
         assert ahead.result() is not None
         writer = ahead.writer(written_ahead.Plan(tmp_path, images=("registry.example/a@x",)))
         assert writer is not None
         with writer:
-            fds = Path(f"/proc/{writer.pid}/fd")
-            if not fds.is_dir():
-                pytest.skip("no /proc here")
+            fds = Path(f"/proc/{writer.pid}/fd")  # (imggate's CI and users: Linux)
             deadline, held = time.monotonic() + 30, set()
             while time.monotonic() < deadline and not held:
-                held = _opened(fds) & {str(p) for p in tmp_path.iterdir()}
+                held = _opened(fds) & watched
                 time.sleep(0.01)
+            time.sleep(0.2)  # (anything else it would hold is held by now too)
+            held = _opened(fds) & watched
             assert held == {str(tmp_path / GITLAB_FILENAME)}
 
 

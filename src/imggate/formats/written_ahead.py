@@ -318,12 +318,14 @@ def _ahead_of(plan: Plan, held: _Held) -> None:
     # The previous run's reports are held open until this child exits (never closed
     # here): renaming a report over one frees its pages (18 MB for the GitLab report of
     # 10,000 findings: ~17 ms of wall time); held open, they are freed when this child
-    # exits instead, after it said it wrote. Opened read-only, regular files only:
-    # nothing about them changes.
+    # exits instead, after it said it wrote. Opened read-only, never through a symlink
+    # (a rename replaces the link, not its target) and without waiting (a FIFO), and
+    # kept only when it is a regular file: nothing about them changes.
     for path in report_paths(plan.directory):
         with contextlib.suppress(OSError):
-            if stat.S_ISREG(os.stat(path).st_mode):
-                os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
     if len(plan.images) == 1:
         os_name = next((r.operating_system for r in held.reports if r.operating_system), None)
         gitlab.warm_image(held.findings, image=plan.images[0], operating_system=os_name,
