@@ -21,12 +21,10 @@ two trees on the same machine, alternately.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -38,49 +36,7 @@ from admission_bench import webhook_world  # noqa: E402
 
 from admission.serve_harness import pod, review, start_serve  # noqa: E402
 from registry_harness import require_binaries, start_registry  # noqa: E402
-
-
-class DelayingProxy:
-    """Loopback TCP proxy to ``target`` (``host:port``), in a thread of its own: every
-    chunk is held ``rtt / 2`` seconds each way before it is passed on."""
-
-    def __init__(self, target: str, rtt: float) -> None:
-        host, _, port = target.rpartition(":")
-        self._target = (host, int(port))
-        self._half = rtt / 2
-        self._loop = asyncio.new_event_loop()
-        self.host = ""
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                if self._half:
-                    await asyncio.sleep(self._half)
-                writer.write(data)
-                await writer.drain()
-        except OSError:
-            pass
-        finally:
-            writer.close()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self._target)
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-
-    def start(self) -> None:
-        """Listen on a free loopback port (``host`` is then ``127.0.0.1:PORT``)."""
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(self._loop)
-            server = self._loop.run_until_complete(
-                asyncio.start_server(self._handle, "127.0.0.1", 0))
-            self.host = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
-            ready.set()
-            self._loop.run_forever()
-
-        threading.Thread(target=run, daemon=True).start()
-        ready.wait()
+from tcp_proxy import TcpProxy  # noqa: E402
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -102,17 +58,16 @@ def main() -> None:
     server = None
     try:
         world = webhook_world(work, reg, args.images + 1)
-        proxy = DelayingProxy(reg.host, args.rtt / 1000)
-        proxy.start()
+        proxy = TcpProxy(reg.host, rtt=args.rtt / 1000).start_in_thread()
         rules = work / "rules-through-proxy.yaml"
-        rules.write_text(world.rules.read_text().replace(reg.host, proxy.host))
+        rules.write_text(world.rules.read_text().replace(reg.host, proxy))
         server = start_serve(work / "serve", ["--rules", str(rules), "--insecure-ignore-tlog",
                                               "--cache-ttl", "3600", "--tag-ttl", "3600"],
                              tls=world.tls, env={"PYTHONPATH": str(args.src.resolve())})
         took = []
         with server.client() as c:
             for n, name in enumerate(world.names):
-                doc = json.dumps(review(pod([f"{proxy.host}/{name}:v1"]),
+                doc = json.dumps(review(pod([f"{proxy}/{name}:v1"]),
                                         namespace="prod-bench"))
                 t = time.perf_counter()
                 answer = c.post("/validate", content=doc).json()["response"]

@@ -2,14 +2,12 @@
 does not send a request on an idle connection the server has closed.
 
 Connections are counted by a TCP proxy in front of the real registry (it counts
-what it accepts, and forwards bytes both ways untouched).
+what it accepts, and forwards bytes both ways untouched: ``tcp_proxy``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -19,47 +17,13 @@ from imggate.models import Digest
 from imggate.registry.client import RegistryClient
 from imggate.registry.limits import RequestLimits
 from imggate.registry.options import RegistryOptions
+from tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.registry, pytest.mark.usefixtures("isolated_auth_env")]
 
 
-class CountingProxy:
-    """Accepts on loopback, forwards each connection to ``target``; counts connections."""
-
-    def __init__(self, target: str) -> None:
-        host, _, port = target.rpartition(":")
-        self._target = (host, int(port))
-        self.accepted = 0
-        self.port = 0
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except OSError:
-            pass
-        finally:
-            writer.close()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.accepted += 1
-        up_reader, up_writer = await asyncio.open_connection(*self._target)
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-
-    @asynccontextmanager
-    async def running(self) -> AsyncIterator[str]:
-        """Serve while in the block; yields ``127.0.0.1:PORT``."""
-        server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = server.sockets[0].getsockname()[1]
-        try:
-            yield f"127.0.0.1:{self.port}"
-        finally:
-            server.close()
-
-
 def test_sequential_requests_share_one_connection(anon_image: PushedImage) -> None:
-    proxy = CountingProxy(anon_image.registry.host)
+    proxy = TcpProxy(anon_image.registry.host)
 
     async def main() -> list[Digest]:
         async with proxy.running() as host, RegistryClient(RegistryOptions()) as client:
@@ -74,7 +38,7 @@ def test_sequential_requests_share_one_connection(anon_image: PushedImage) -> No
 
 def test_answers_not_found_keep_their_connection(anon_image: PushedImage) -> None:
     # A signature or referrers lookup of an unsigned image is a 404 (its body unwanted).
-    proxy = CountingProxy(anon_image.registry.host)
+    proxy = TcpProxy(anon_image.registry.host)
 
     async def main() -> list[object]:
         async with proxy.running() as host, RegistryClient(RegistryOptions()) as client:
@@ -86,7 +50,7 @@ def test_answers_not_found_keep_their_connection(anon_image: PushedImage) -> Non
 
 
 def test_concurrent_requests_open_at_most_the_per_host_share(anon_image: PushedImage) -> None:
-    proxy = CountingProxy(anon_image.registry.host)
+    proxy = TcpProxy(anon_image.registry.host)
     limits = RequestLimits(total=32, per_host=4)
 
     async def main() -> None:
@@ -104,7 +68,7 @@ def test_concurrent_requests_open_at_most_the_per_host_share(anon_image: PushedI
 def test_waves_of_requests_open_no_more_than_the_per_host_share(anon_image: PushedImage
                                                                 ) -> None:
     # Each wave's requests take the connections the previous wave left idle.
-    proxy = CountingProxy(anon_image.registry.host)
+    proxy = TcpProxy(anon_image.registry.host)
     per_host = RequestLimits().per_host
 
     async def main() -> list[str]:
