@@ -20,7 +20,7 @@ from imggate.admission.cache import AdmissionCache, CacheTimes
 from imggate.admission.judge import ImageOutcome, Judge, JudgeSettings, Progress
 from imggate.admission.metrics import Metrics
 from imggate.admission.policies import RulesStore
-from imggate.models import Decision, Digest, SignatureOptions
+from imggate.models import Decision, Digest, Platform, SignatureOptions
 from imggate.registry.client import RegistryClient
 from imggate.registry.reference import parse_reference
 from registry_harness import Registry
@@ -46,7 +46,7 @@ def signed(anon_registry: Registry, tmp_path_factory: pytest.TempPathFactory
 
 
 def _judge(anon_registry: Registry, key: Path, proxy: TcpProxy, tmp_path: Path,
-           deadline: float) -> tuple[ImageOutcome, float]:
+           deadline: float, platform: Platform | None = None) -> tuple[ImageOutcome, float]:
     """The decision about ``judge/overlap:v1`` read through ``proxy`` in env prod (its
     signature required), and how long it took."""
 
@@ -58,7 +58,7 @@ def _judge(anon_registry: Registry, key: Path, proxy: TcpProxy, tmp_path: Path,
             assert store.load() and store.current is not None, store.last_error
             judge = Judge(client, AdmissionCache(CacheTimes()), Metrics(), (),
                           JudgeSettings(signatures=SignatureOptions(ignore_tlog=True),
-                                        deadline=deadline))
+                                        deadline=deadline, platform=platform))
             text = f"{host}/judge/overlap:v1"
             started = time.monotonic()
             outcome = await judge.judge(text, parse_reference(text), store.current, "prod",
@@ -95,3 +95,18 @@ def test_a_config_never_answered_fails_the_review_naming_it(
     assert f"judge/overlap@{config}" in outcome.error, outcome
     assert "deadline" in outcome.error, outcome
     assert took < 4, took
+
+
+def test_a_config_naming_another_platform_fails_the_review_at_once(
+        anon_registry: Registry, signed: tuple[Digest, Digest, Path], tmp_path: Path) -> None:
+    # The registry answers the config at once (an amd64 image, arm64 asked for) and never
+    # the signature's tag: the review fails on the config then, as when the config was
+    # read before the lookups, not when the signature lookup runs out of time.
+    _, _, key = signed
+    proxy = TcpProxy(anon_registry.host, hold=r"\.sig$")
+    outcome, took = _judge(anon_registry, key, proxy, tmp_path, deadline=4,
+                           platform=Platform("linux", "arm64"))
+    assert outcome.decision is Decision.ERROR, outcome
+    assert outcome.error is not None and "not the requested linux/arm64" in outcome.error, \
+        outcome
+    assert took < 2, took

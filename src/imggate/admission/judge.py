@@ -485,21 +485,30 @@ class Judge:
         # The config is read while the signatures, attestations and reports are looked up:
         # they need only the image's digests. A cold review waits for one round trip to
         # the registry fewer: three instead of four (a registry 20 ms away: p50 ~135 ->
-        # ~111 ms). A config that cannot be read still fails the review, as before.
+        # ~111 ms). A config that cannot be read (or names another platform) fails the
+        # review as soon as it is known, the lookups stopped, as when it was read first:
+        # a registry that fails the config and stalls the lookups does not hold the
+        # review (and its in-flight slot) until the deadline.
+        now = datetime.now(UTC)
         described = asyncio.ensure_future(read_config(repo, pinned, manifest, platform))
+        gathering = asyncio.ensure_future(self._evidence(text, ref, pinned, env_policy,
+                                                         policies, now, progress, client))
         try:
-            now = datetime.now(UTC)
-            evidence = await self._evidence(text, ref, pinned, env_policy, policies, now,
-                                            progress, client)
-            if not described.done():
-                progress.stage = resolving
+            waiting = {described, gathering}
+            while described in waiting:
+                done, waiting = await asyncio.wait(waiting,
+                                                   return_when=asyncio.FIRST_COMPLETED)
+                if gathering in done and described in waiting:
+                    progress.stage = resolving  # (what a deadline error then names)
             try:
-                image = await described
+                image = described.result()
             except Error:
                 self.metrics.child(self.metrics.registry_errors, "resolve").inc()
                 raise
+            evidence = await gathering
         finally:
             _settle(described)
+            _settle(gathering)
         evidence = values.replace(evidence, image=image)
         # Signed OpenVEX beside the image (exceptions.vex_attestations), as check reads it.
         evidence, exceptions = with_attested_vex(env_policy.policy, evidence, now)
