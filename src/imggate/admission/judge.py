@@ -538,8 +538,15 @@ class Judge:
 
 def _settle(task: asyncio.Future[T]) -> None:
     """Stop ``task`` if it still runs; an outcome nobody will ask for is taken (asyncio
-    would log a failure nobody retrieved)."""
+    would log a failure nobody retrieved), now or when it ends: a task asked to stop may
+    still end in an error of its own (a request cut off by its deadline meanwhile)."""
     if not task.done():
         task.cancel()
-    elif not task.cancelled():
+        task.add_done_callback(_taken)
+    else:
+        _taken(task)
+
+
+def _taken(task: asyncio.Future[T]) -> None:
+    if not task.cancelled():
         task.exception()
