@@ -150,6 +150,18 @@ def _crash_trivy(ctx: Ctx) -> list[str]:
     return [ctx.image.ref, "--scan", "trivy", "--skip-db-update"]
 
 
+def _report_path(c: Ctx, target: str | None) -> list[str]:
+    """The bundled example into ``c.tmp/reports``, whose JUnit report's name is taken: by
+    a directory (``target`` ``None``), else by a symlink to ``target``."""
+    junit = c.tmp / "reports" / "imggate-junit.xml"
+    junit.parent.mkdir()
+    if target is None:
+        junit.mkdir()
+    else:
+        junit.symlink_to(target)
+    return EXAMPLE
+
+
 RECIPES: dict[str, Recipe] = {
     "allowed": lambda c: EXAMPLE,
     "denied-reference": lambda c: [*EXAMPLE, "--env", "prod"],
@@ -186,6 +198,8 @@ RECIPES: dict[str, Recipe] = {
     "template-render": lambda c: [*EXAMPLE, "--html-template",
                                   c.write("t.j2", "{{ verdict.images[7].reference }}")],
     "output-dir": lambda c: [c.offline, "-o", "/dev/null/reports"],
+    "report-path-directory": lambda c: _report_path(c, None),
+    "reports-disk-full": lambda c: _report_path(c, "/dev/full"),
     "registry-unreachable": lambda c: [f"127.0.0.1:{free_port()}/exit/app:1.0.0"],
     "registry-5xx": lambda c: [f"{c.unavailable}/exit/app:1.0.0", "--timeout", "2"],
     "registry-timeout": lambda c: [c.offline, "--timeout", "1", "--deadline", "2"],

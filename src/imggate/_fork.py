@@ -7,7 +7,7 @@ import contextlib
 import os
 import threading
 
-from imggate.errors import Error
+from imggate.errors import Error, UsageError
 
 
 def can_fork() -> bool:
@@ -25,3 +25,16 @@ def tell_parent(fd: int, e: BaseException) -> None:
     text = e.message if isinstance(e, Error) else f"{type(e).__name__}: {e}"
     with contextlib.suppress(OSError):
         os.write(fd, text.encode("utf-8", "replace")[:4096])
+
+
+def failed_with(e: BaseException) -> int:
+    """The exit status a forked child that failed with ``e`` ends with: 2 for an error the
+    user must fix (a directory where a report's file goes), else 1. Its parent makes the
+    same kind of error of it again (:func:`child_error`)."""
+    return 2 if isinstance(e, Error) and e.exit_code == 2 else 1
+
+
+def child_error(message: str, status: int) -> Error:
+    """The error a forked child said (``message``) and ended with (``status``, see
+    :func:`failed_with`), for its parent to raise: its exit code is the child's error's."""
+    return UsageError(message) if status == 2 else Error(message)

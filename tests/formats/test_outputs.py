@@ -204,9 +204,24 @@ def test_a_report_that_cannot_be_written_removes_the_stale_ones(tmp_path: Path) 
     assert result.written == () and result.error is not None
     assert "imggate-junit.xml" in result.error
     assert sorted(p.name for p in out.iterdir()) == ["imggate-junit.xml"]
-    assert result.left_behind == (out / "imggate-junit.xml",)
+    # The directory is the user's, not a report left behind.
+    assert result.left_behind == ()
     assert result.exit_code(denied) == 1  # still a denial
-    assert result.exit_code(single(allow_image())) == 3  # an allow without its reports is not
+    # An allow without its reports is not an allow: the user must move the directory, no
+    # retry writes them (exit 2, not 3).
+    assert result.exit_code(single(allow_image())) == 2
+
+
+def test_an_allow_whose_reports_a_full_disk_refused_is_undecided(tmp_path: Path) -> None:
+    # /dev/full refuses every write (ENOSPC): what a retry may get past, so exit 3.
+    out = tmp_path / "reports"
+    out.mkdir()
+    (out / "imggate-junit.xml").symlink_to("/dev/full")
+    result = check.publish(single(allow_image()), out, started=STARTED)
+    assert result.written == () and result.error is not None
+    assert "imggate-junit.xml" in result.error
+    assert result.exit_code(single(allow_image())) == 3
+    assert result.exit_code(single(deny_image(3))) == 1
 
 
 def test_a_run_that_stops_early_leaves_no_stale_report(tmp_path: Path) -> None:

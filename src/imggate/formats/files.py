@@ -12,6 +12,7 @@ read by the CI job's other steps. FIFOs, devices and links are handled by
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 
@@ -57,11 +58,18 @@ def write_text(path: Path, text: str) -> Path:
 
 def remove_stale(paths: list[Path]) -> list[Path]:
     """Delete the files a run would have written but could not, so that no earlier run's
-    report is left to be uploaded as this run's; return those that could not be removed."""
+    report is left to be uploaded as this run's; return those that could not be removed.
+
+    A directory there holds no report (none can be written there): it is the user's, and
+    neither removed nor said to be left behind."""
     left = []
     for p in paths:
         try:
-            Path(p).unlink(missing_ok=True)
+            if stat.S_ISDIR(os.lstat(p).st_mode):
+                continue
+            Path(p).unlink()
+        except FileNotFoundError:
+            continue
         except OSError:
             left.append(Path(p))
     return left

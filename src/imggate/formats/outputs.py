@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from msgspec import Struct
 
 from imggate._fork import can_fork as _can_fork
-from imggate._fork import tell_parent
+from imggate._fork import child_error, failed_with, tell_parent
 from imggate.errors import Error
 from imggate.formats.files import remove_stale
 from imggate.models import Decision, Verdict
@@ -67,15 +67,18 @@ class Published(Struct, frozen=True):
     error: str | None = None
     left_behind: tuple[Path, ...] = ()
     template_error: str | None = None
+    #: The exit code of ``error``: 2 when the user must change where the reports go (a
+    #: directory where a report's file goes), 3 when a retry may write them (a full disk).
+    error_exit: int = 3
 
     def exit_code(self, verdict: Verdict) -> int:
         """The verdict's exit code; 2 when the user's HTML template failed (the user's to
         fix; the other reports say the verdict); an allow whose reports could not be
-        written is 3."""
+        written is :attr:`error_exit` (a denial stays a denial)."""
         code = verdict.exit_code
         if self.template_error is not None:
             return 2
-        return 3 if self.error is not None and code == 0 else code
+        return self.error_exit if self.error is not None and code == 0 else code
 
     @property
     def failure(self) -> str | None:
@@ -115,7 +118,7 @@ def publish(verdict: Verdict, directory: Path, *, started: datetime,
             written.append(dotenv_report.write(dotenv, verdict, written))
     except Error as e:
         left = remove_stale(report_paths(directory, dotenv))
-        return Published((), e.message, tuple(left))
+        return Published((), e.message, tuple(left), error_exit=e.exit_code)
     return Published(tuple(written), template_error=template_error)
 
 
@@ -175,7 +178,7 @@ def write_outputs(verdict: Verdict, directory: Path, *, started: datetime,
             # written after.
             failure = ahead.wait()
         if failure is not None:
-            raise Error(failure)
+            raise failure
         return written
 
     # Each side imports its own formats: with the GitLab report forked off, those imports
@@ -250,6 +253,7 @@ def _alongside(job: Callable[[], None], main: Callable[[], T], *, fork: bool) ->
             code = 0
         except BaseException as e:  # the parent reports it and fails
             tell_parent(write_end, e)
+            code = failed_with(e)
         finally:
             os._exit(code)
     os.close(write_end)
@@ -261,7 +265,8 @@ def _alongside(job: Callable[[], None], main: Callable[[], T], *, fork: bool) ->
         _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
-        raise Error(message or f"writing the GitLab report failed (exit status {code})")
+        raise child_error(message or f"writing the GitLab report failed (exit status {code})",
+                          code)
     return result
 
 

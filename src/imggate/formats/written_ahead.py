@@ -50,7 +50,8 @@ from typing import Any, BinaryIO
 
 from msgspec import Struct
 
-from imggate._fork import tell_parent
+from imggate._fork import child_error, failed_with, tell_parent
+from imggate.errors import Error
 from imggate.models import Finding, ScanReport, Verdict
 from imggate.redact import SECRETS
 from imggate.values import replace
@@ -111,10 +112,11 @@ class WrittenAhead:
             os.close(job)
         return True
 
-    def wait(self) -> str | None:
-        """Wait for the child: ``None`` when it wrote the report, else why not."""
+    def wait(self) -> Error | None:
+        """Wait for the child: ``None`` when it wrote the report, else why not (the error
+        the child failed with: its exit code too, see :func:`imggate._fork.child_error`)."""
         if self._result is None:
-            return "the reports' writer was stopped"
+            return Error("the reports' writer was stopped")
         chunks = []
         with contextlib.suppress(OSError):
             while chunk := os.read(self._result, 4096):
@@ -131,7 +133,8 @@ class WrittenAhead:
         _, status = os.waitpid(self.pid, 0)
         code = os.waitstatus_to_exitcode(status)
         message = said.decode("utf-8", "replace")
-        return message or f"writing the GitLab report failed (exit status {code})"
+        return child_error(message or f"writing the GitLab report failed (exit status {code})",
+                           code)
 
     def discard(self) -> None:
         """Stop the child if it was not waited for."""
@@ -306,6 +309,7 @@ def _child(held: _Held, job: int, result: int) -> None:
             code = 0
     except BaseException as e:  # the parent reports it and fails
         tell_parent(result, e)
+        code = failed_with(e)
     finally:
         os._exit(code)
 
