@@ -10,11 +10,16 @@ types of a check's other modules were ~120M.
 ``dataclasses.replace`` refuses a Struct (at run time only: type checkers take
 Structs for dataclasses), and ``msgspec.structs.replace`` a dataclass, so the
 code that copies values calls :func:`replace`, which takes either.
+
+What one stage made of some values is used by a later one only for those very values
+(:func:`same_objects`): they are frozen, so the same objects are the same values.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import operator
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import msgspec
@@ -27,3 +32,9 @@ def replace(value: T, /, **changes: Any) -> T:
     if isinstance(value, msgspec.Struct):
         return msgspec.structs.replace(value, **changes)
     return dataclasses.replace(value, **changes)  # type: ignore[type-var]
+
+
+def same_objects(a: Sequence[object], b: Sequence[object]) -> bool:
+    """Whether ``a`` and ``b`` hold the same objects in the same order (what was made of
+    findings ahead is taken for the same findings only then)."""
+    return a is b or (len(a) == len(b) and all(map(operator.is_, a, b)))

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from imggate import __version__
-from imggate.formats.verdict_json import same_objects
 from imggate.models import Cvss, Finding, FindingLocation, FixState, ScannerInfo
 from imggate.redact import SECRETS
+from imggate.values import same_objects
 
 _orjson: Any
 try:  # several times faster for 100 MB reports; the stdlib is the fallback

@@ -47,7 +47,6 @@ from imggate.formats.verdict_json import (
     SEVERITY_ORDER,
     finding_sort_key,
     overall_decision,
-    same_objects,
     severity_counts,
     worst_first,
     write_text,
@@ -66,6 +65,7 @@ from imggate.models import (
     Verdict,
 )
 from imggate.redact import SECRETS
+from imggate.values import same_objects
 
 if TYPE_CHECKING:
     from markupsafe import Markup

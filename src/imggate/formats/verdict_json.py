@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import operator
 import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
@@ -45,6 +44,7 @@ from imggate.models import (
     SignatureCheck,
     Verdict,
 )
+from imggate.values import same_objects
 
 __all__ = ["FILENAME", "document", "image_document", "overall_decision", "render",
            "severity_counts", "worst_first", "write", "write_text"]
@@ -124,12 +124,6 @@ class _WorstFirst:
 
 #: ``findings`` sorted by :func:`finding_sort_key`, worst first.
 worst_first = _WorstFirst()
-
-
-def same_objects(a: Sequence[object], b: Sequence[object]) -> bool:
-    """Whether ``a`` and ``b`` hold the same objects in the same order (what is made of
-    findings ahead is taken for the same findings: see :class:`_WorstFirst`)."""
-    return a is b or (len(a) == len(b) and all(map(operator.is_, a, b)))
 
 
 def _ts(value: datetime | None) -> str | None:

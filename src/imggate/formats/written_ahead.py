@@ -54,7 +54,7 @@ from imggate._fork import child_error, failed_with, tell_parent
 from imggate.errors import Error
 from imggate.models import Finding, ScanReport, Verdict
 from imggate.redact import SECRETS
-from imggate.values import replace
+from imggate.values import replace, same_objects
 
 #: Below this many findings the report takes a few ms: not worth a process.
 MIN_FINDINGS = 2000
@@ -192,7 +192,6 @@ def _shell(verdict: Verdict, held: _Held) -> tuple[Verdict, _Places] | None:
     """``verdict`` without its findings and reports, and their places in ``held``;
     ``None`` when it has one ``held`` does not hold."""
     # (Imported here: this module is imported before the reading child is forked.)
-    from imggate.formats.verdict_json import same_objects
 
     places: _Places = []
     images = []

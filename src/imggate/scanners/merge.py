@@ -13,10 +13,10 @@ version and link, and takes the most severe rating (fail closed) unless
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable, Sequence
 
 from imggate.models import Finding, FixState, ScanReport, Severity
+from imggate.values import same_objects
 
 # By value: an Enum member's hash is a Python call, a str's is cached (50,000 sorted).
 _RANK = {s._value_: s.rank for s in Severity}
@@ -148,7 +148,7 @@ def remembered(reports: Sequence[ScanReport]) -> tuple[Finding, ...] | None:
     if _remembered is None:
         return None
     known, merged = _remembered
-    if len(known) == len(reports) and all(map(operator.is_, known, reports)):
+    if same_objects(known, reports):
         return merged
     return None
 
