@@ -494,12 +494,10 @@ class Judge:
         gathering = asyncio.ensure_future(self._evidence(text, ref, pinned, env_policy,
                                                          policies, now, progress, client))
         try:
-            waiting = {described, gathering}
-            while described in waiting:
-                done, waiting = await asyncio.wait(waiting,
-                                                   return_when=asyncio.FIRST_COMPLETED)
-                if gathering in done and described in waiting:
-                    progress.stage = resolving  # (what a deadline error then names)
+            await asyncio.wait((described, gathering), return_when=asyncio.FIRST_COMPLETED)
+            if not described.done():  # the lookups ended first: the config is waited for
+                progress.stage = resolving  # (what a deadline error then names)
+                await asyncio.wait((described,))
             try:
                 image = described.result()
             except Error:
