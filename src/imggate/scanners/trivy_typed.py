@@ -19,6 +19,7 @@ accepts it or words the refusal (file and JSON path) as it always has.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, TypeVar
@@ -28,7 +29,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from imggate.models import Cvss, Finding, ScannerInfo, ScanReport, Severity
 from imggate.scanners._doc import MAX_ID_LEN, MAX_TEXT_LEN, unique
-from imggate.scanners.interface import dedupe, parse_digests
+from imggate.scanners.interface import parse_digests
 from imggate.scanners.trivy import SEVERITIES, fix_of, rating
 from imggate.scanners.trivy import target_os as target_os_of
 
@@ -146,15 +147,38 @@ def parse(data: bytes | memoryview, source: str) -> ScanReport | None:
 
 
 def _report(doc: _Report, source: str) -> ScanReport:
-    findings: list[Finding] = []
-    seen: _Texts = {}
+    # One finding per (id, package, version), the first kept: interface.dedupe, made as
+    # the findings are (a later repeat is still checked, never built).
+    findings: dict[tuple[str, str, str], Finding] = {}
+    seen: _Seen = {}
     target_os = target_image = None
     for r in doc.Results or ():
         ptype = r.Type or None
         if target_os is None and r.Class == "os-pkgs":
             target_os, target_image = target_os_of(r.Target or "")
         for v in r.Vulnerabilities or ():
-            findings.append(_finding(v, ptype, seen))
+            vid, pkg, version = v.VulnerabilityID, v.PkgName, v.InstalledVersion
+            said = (v.Severity, v.Title, v.Description, v.References, v.CVSS, v.PrimaryURL,
+                    v.VendorIDs)
+            known = seen.get(vid)
+            if known is None or known[0] != said:
+                known = seen[vid] = (said, _vulnerability(vid, *said))
+            if not pkg or pkg.isspace():
+                raise _NotMine
+            key = (vid, pkg, version)
+            if key in findings:
+                continue
+            sev, aliases, cvss, title, description, links = known[1]
+            ident, layer = v.PkgIdentifier, v.Layer
+            fixed, state = _fix_of(v.FixedVersion, v.Status)
+            # Positional: msgspec builds a Struct from keywords ~6x slower (1.9 against
+            # 0.3 us a finding). The order is Finding's fields'.
+            findings[key] = Finding(
+                vid, pkg, version, sev, aliases, ptype,
+                (ident.PURL or None) if ident is not None else None,  # purl
+                fixed, state, cvss, None, title, description, links,  # epss None
+                (layer.Digest or layer.DiffID or None) if layer is not None else None,
+                v.PkgPath or None, _SOURCES)
     md = doc.Metadata or _Metadata()
     os_name = None
     if md.OS is not None:
@@ -165,7 +189,7 @@ def _report(doc: _Report, source: str) -> ScanReport:
     return ScanReport(
         scanner=ScannerInfo("trivy", doc.Trivy.Version or None if doc.Trivy else None,
                             "Aqua Security"),
-        findings=dedupe(findings),
+        findings=tuple(findings.values()),
         source=source,
         image_name=name,
         image_digests=parse_digests(t for t in texts if "sha256:" in t),
@@ -174,34 +198,43 @@ def _report(doc: _Report, source: str) -> ScanReport:
     )
 
 
-def _finding(v: _Vulnerability, package_type: str | None, seen: _Texts) -> Finding:
-    vid, pkg = v.VulnerabilityID, v.PkgName
-    raw_sev = v.Severity
+_SOURCES = ("trivy",)
+#: What one vulnerability's findings say alike, as read (severity, title, description,
+#: references, ratings, primary URL, vendor ids: the Raw ones as their JSON text).
+_Said = tuple[str | None, msgspec.Raw, msgspec.Raw, msgspec.Raw, msgspec.Raw, str | None,
+              list[str] | None]
+#: What is made of it: severity, aliases, ratings, title, description, links.
+_Made = tuple[Severity, tuple[str, ...], tuple[Cvss, ...], str | None, str | None,
+              tuple[str, ...]]
+#: A report's vulnerabilities as read (:func:`_vulnerability`), by id, with what they
+#: were read from: a CVE's text recurs for every package it hits (10,000 findings of
+#: 85 CVEs in the benchmark), so its findings share one of each value, made and checked
+#: once. The JSON text is compared (a memcmp), not hashed. Lives as long as the report's
+#: reading: the Raw texts point into the document.
+_Seen = dict[str, tuple[_Said, _Made]]
+
+
+def _vulnerability(vid: str, raw_sev: str | None, title: msgspec.Raw,
+                   description: msgspec.Raw, references: msgspec.Raw, ratings: msgspec.Raw,
+                   primary: str | None, vendor_ids: list[str] | None) -> _Made:
+    """What the findings of vulnerability ``vid`` share, from what they said alike."""
     sev = Severity.UNKNOWN if raw_sev is None else SEVERITIES.get(raw_sev)
-    if sev is None or not vid or not pkg or vid.isspace() or pkg.isspace():
+    if sev is None or not vid or vid.isspace():
         raise _NotMine
-    ident, layer_obj, ratings = v.PkgIdentifier, v.Layer, v.CVSS
-    vendor_ids = v.VendorIDs or ()
-    fixed, state = fix_of(v.FixedVersion, v.Status)
-    title, description = _texts(vid, v.Title, v.Description, seen)
-    return Finding(
-        id=vid,
-        package=pkg,
-        version=v.InstalledVersion,
-        severity=sev,
-        aliases=unique([a for a in vendor_ids if a != vid]),
-        package_type=package_type,
-        purl=(ident.PURL or None) if ident is not None else None,
-        fixed_versions=fixed,
-        fix_state=state,
-        cvss=_ratings(vid, ratings) if ratings else (),  # (an empty Raw: no CVSS key)
-        title=title,
-        description=description,
-        links=_links(vid, v.PrimaryURL, v.References),
-        layer=(layer_obj.Digest or layer_obj.DiffID or None) if layer_obj is not None else None,
-        path=v.PkgPath or None,
-        sources=("trivy",),
+    refs = (_decoded(_REFERENCES, references) if references else None) or ()
+    rated = _decoded(_RATINGS, ratings) if ratings else None  # (empty Raw: no CVSS key)
+    return (
+        sev,
+        unique([a for a in vendor_ids or () if a != vid]),
+        tuple(_rated(rated)) if rated else (),
+        (_decoded(_TEXT, title) if title else None) or None,
+        (_decoded(_TEXT, description) if description else None) or None,
+        unique([primary, *refs] if primary else list(refs)),
     )
+
+
+#: :func:`.trivy.fix_of`, shared: a report's findings say few distinct things of fixes.
+_fix_of = functools.lru_cache(maxsize=4096)(fix_of)
 
 
 def _decoded(decoder: msgspec.json.Decoder[T], raw: msgspec.Raw) -> T:
@@ -210,63 +243,6 @@ def _decoded(decoder: msgspec.json.Decoder[T], raw: msgspec.Raw) -> T:
         return decoder.decode(raw)
     except (msgspec.DecodeError, RecursionError):
         raise _NotMine from None
-
-
-#: Each finding's links, by its vulnerability id and primary URL, with the references' JSON
-#: text they were made from: a CVE's recur for every package it hits. The text is compared
-#: (a memcmp), not used as the key: hashing it as a key was ~30M instructions of a
-#: 10,000-finding report, references being a kilobyte or more.
-_LINKS: dict[tuple[str, str | None], tuple[bytes, tuple[str, ...]]] = {}
-
-
-def _links(vid: str, primary: str | None, raw: msgspec.Raw) -> tuple[str, ...]:
-    """The primary URL, then the references, without repeats (shared, cached)."""
-    text, key = bytes(raw), (vid, primary)
-    found = _LINKS.get(key)
-    if found is not None and found[0] == text:
-        return found[1]
-    refs = (_decoded(_REFERENCES, raw) if raw else None) or ()
-    if len(_LINKS) > 100_000:
-        _LINKS.clear()
-    links = unique([primary, *refs] if primary else list(refs))
-    _LINKS[key] = (text, links)
-    return links
-
-
-#: A report's titles and descriptions as read (:func:`_texts`), by vulnerability id.
-_Texts = dict[str, tuple[msgspec.Raw, msgspec.Raw, str | None, str | None]]
-
-
-def _texts(vid: str, title: msgspec.Raw, description: msgspec.Raw, seen: _Texts
-           ) -> tuple[str | None, str | None]:
-    """The title and description (``None`` when absent, null or empty), one string for
-    every finding of the report that has the same JSON text (compared, not hashed).
-    ``seen`` lives as long as the report's reading: its texts point into the document."""
-    found = seen.get(vid)
-    if found is not None and found[0] == title and found[1] == description:
-        return found[2], found[3]
-    made = (_decoded(_TEXT, title) if title else None) or None, \
-        (_decoded(_TEXT, description) if description else None) or None
-    seen[vid] = (title, description, *made)
-    return made
-
-
-#: Each finding's ratings, by its vulnerability id, with their JSON text (as :data:`_LINKS`).
-_RATED: dict[str, tuple[bytes, tuple[Cvss, ...]]] = {}
-
-
-def _ratings(vid: str, raw: msgspec.Raw) -> tuple[Cvss, ...]:
-    """What :func:`.trivy._cvss` makes of the same ratings (shared, frozen, cached)."""
-    text = bytes(raw)
-    found = _RATED.get(vid)
-    if found is not None and found[0] == text:
-        return found[1]
-    ratings = _decoded(_RATINGS, raw)
-    if len(_RATED) > 100_000:
-        _RATED.clear()
-    rated = tuple(_rated(ratings)) if ratings else ()
-    _RATED[vid] = (text, rated)
-    return rated
 
 
 def _rated(ratings: dict[str, _Rating]) -> Iterator[Cvss]:
