@@ -534,6 +534,34 @@ def test_the_written_page_is_the_rendered_page_in_utf_8(tmp_path: Path) -> None:
     assert "漏洞".encode() in written and b"vex: not affected" in written
 
 
+def test_rows_made_ahead_in_a_mapped_file_are_written_and_redacted_as_made_here(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A check's reading child leaves the rows (UTF-8) in a file this process maps: written
+    # from there, the page is the page rendered here; with a secret held, redacted in them.
+    from imggate.formats.verdict_json import worst_first
+    from imggate.redact import MASK, SECRETS, register
+
+    secret = "s3cret-token-value"
+    iv = deny_image(40)
+    iv = replace(iv, findings=tuple(structs.replace(f, title=f"{f.title} ünï {secret}")
+                                    for f in iv.findings))
+    verdict = single(iv)
+    page = html.render(verdict)
+    ordered = worst_first(tuple(list(iv.findings)))
+    rows = memoryview(html._finding_rows((f, None) for f in ordered).encode("utf-8"))
+    monkeypatch.setattr(html, "_ahead", None)
+    html.remember_rows(ordered, rows)
+    monkeypatch.setattr(html, "_finding_rows", lambda items: pytest.fail("made here"))
+    assert html.write(verdict, tmp_path / "plain").read_bytes() == page.encode("utf-8")
+    register(secret)
+    try:
+        redacted = html.write(verdict, tmp_path / "redacted").read_text(encoding="utf-8")
+    finally:
+        SECRETS.clear()
+    assert secret not in redacted and redacted.count(MASK) == len(iv.findings)
+    assert redacted == page.replace(secret, MASK)
+
+
 def test_images_judged_alike_share_their_parts_and_the_page_is_the_same(monkeypatch) -> None:
     # An audit's tags that name the same image: their rows and sections are rendered once
     # and given each tag's anchor and reference; the page is what rendering each gives,

@@ -349,6 +349,44 @@ def test_a_findings_block_made_ahead_is_written_as_the_block_made_here(monkeypat
     assert verdict_json.render(fewer) == plain_fewer
 
 
+def test_a_block_made_ahead_as_bytes_is_written_as_it_came(tmp_path, monkeypatch):
+    # A check's reading child leaves the block as ASCII bytes in a file this process maps:
+    # written from there, the file is the text render() gives, byte for byte.
+    lookalike = "imggate-" + "0" * 32 + "-0-findings"
+    deny = replace(deny_image(300), reference=lookalike, notes=(lookalike,))
+    v = single(deny)
+    plain = verdict_json.render(v)
+    findings = tuple(list(deny.findings))
+    block = verdict_json.findings_block(findings).encode("ascii")
+    monkeypatch.setattr(verdict_json, "_block", None)
+    verdict_json.remember_block(verdict_json.worst_first(findings), memoryview(block))
+    monkeypatch.setattr(verdict_json, "findings_block",
+                        lambda f: pytest.fail("made after the verdict"))
+    assert verdict_json.render(v) == plain
+    path = verdict_json.write(v, tmp_path)
+    assert path.read_bytes() == plain.encode("ascii")
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_a_block_made_ahead_is_redacted_with_the_rest(tmp_path, monkeypatch):
+    from imggate.redact import MASK, SECRETS, register
+
+    secret = "s3cret-token-value"
+    deny = deny_image(30)
+    findings = tuple(replace(f, title=f"x {secret} y") for f in deny.findings)
+    v = single(replace(deny, findings=findings, reference=f"registry/{secret}"))
+    block = verdict_json.findings_block(findings).encode("ascii")
+    monkeypatch.setattr(verdict_json, "_block", None)
+    verdict_json.remember_block(verdict_json.worst_first(findings), memoryview(block))
+    register(secret)
+    try:
+        text = verdict_json.write(v, tmp_path).read_text(encoding="ascii")
+    finally:
+        SECRETS.clear()
+    assert secret not in text and text.count(MASK) == len(findings) + 1
+    assert json.loads(text)["images"][0]["findings"][0]["title"] == f"x {MASK} y"
+
+
 def test_counts_are_counted_again_for_other_findings():
     first, second = sample_verdict(40).images[1].findings, sample_verdict(7).images[1].findings
     for findings in (first, second, tuple(list(first)), first[:-1], list(second)):

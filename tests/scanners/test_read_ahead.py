@@ -304,3 +304,21 @@ def test_a_child_that_dies_before_saying_it_is_done_gives_nothing() -> None:
         assert _exited(ahead.pid, 30)
         assert not ahead.busy()  # its end is news too: the caller reads
         assert ahead.result() is None
+
+
+def test_a_store_shorter_than_the_child_said_gives_nothing() -> None:
+    # Mapped past its end, the file would kill this process (SIGBUS) where it is read.
+    import pickle
+
+    data = pickle.dumps(((), (), ()))
+    fd = read_ahead._anonymous_file()
+    try:
+        os.write(fd, data + b"rows" + b"[]")
+        said = [len(data), 4, 2]
+        parts = read_ahead._stored(fd, b"".join(n.to_bytes(8, "big") for n in said))
+        assert parts is not None and [bytes(p) for p in parts] == [data, b"rows", b"[]"]
+        said[1] += 1
+        assert read_ahead._stored(fd, b"".join(n.to_bytes(8, "big") for n in said)) is None
+        assert read_ahead._stored(fd, b"\0" * 16) is None  # (not all it says)
+    finally:
+        os.close(fd)

@@ -208,10 +208,10 @@ def _finding_rows(items: Iterable[tuple[Finding, str | None]]) -> str:
 
 
 #: Rows made ahead (:func:`remember_rows`): the findings, worst first, and their rows.
-_ahead: tuple[tuple[Finding, ...], bytes] | None = None
+_ahead: tuple[tuple[Finding, ...], bytes | memoryview] | None = None
 
 
-def active_rows(ordered: tuple[Finding, ...]) -> str | bytes:
+def active_rows(ordered: tuple[Finding, ...]) -> str | bytes | memoryview:
     """The rows of ``ordered``, findings not suppressed, worst first (:func:`worst_first`):
     UTF-8 when they were made ahead (:func:`remember_rows`)."""
     if _ahead is not None and same_objects(_ahead[0], ordered):
@@ -219,7 +219,7 @@ def active_rows(ordered: tuple[Finding, ...]) -> str | bytes:
     return _finding_rows((f, None) for f in ordered)
 
 
-def remember_rows(ordered: tuple[Finding, ...], rows: bytes) -> None:
+def remember_rows(ordered: tuple[Finding, ...], rows: bytes | memoryview) -> None:
     """Take ``rows`` (UTF-8) as :func:`active_rows` of ``ordered``: a check's reading child
     makes them before it hands its reports over (:mod:`imggate.scanners.read_ahead`), on
     the other CPU while this process starts up, not after the verdict here. As bytes, they
@@ -239,9 +239,9 @@ class _Spliced:
 
     def __init__(self) -> None:
         self._prefix = f"imggate-rows-{secrets.token_hex(16)}-"
-        self._rows: dict[str, str | bytes] = {}
+        self._rows: dict[str, str | bytes | memoryview] = {}
 
-    def token(self, rows: str | bytes) -> Markup:
+    def token(self, rows: str | bytes | memoryview) -> Markup:
         """A stand-in for ``rows`` (already escaped by :func:`_finding_rows`)."""
         from markupsafe import Markup
 
@@ -253,13 +253,13 @@ class _Spliced:
         self._rows[key] = rows
         return Markup(key)  # noqa: S704 - letters, digits and dashes only
 
-    def into(self, page: str) -> list[str | bytes]:
+    def into(self, page: str) -> list[str | bytes | memoryview]:
         """``page`` in parts, each token replaced by its rows (UTF-8 where made ahead): the
         page is their join."""
         if not self._rows:
             return [page]
         pieces = re.split(f"({re.escape(self._prefix)}\\d+)", page)
-        parts: list[str | bytes] = list(pieces)
+        parts: list[str | bytes | memoryview] = list(pieces)
         parts[1::2] = [self._rows[t] for t in pieces[1::2]]
         return parts
 
@@ -474,11 +474,11 @@ def render(verdict: Verdict, *, tool_version: str | None = None) -> str:
     return "".join(map(_text, _parts(verdict, tool_version)))
 
 
-def _text(part: str | bytes) -> str:
-    return part if isinstance(part, str) else part.decode("utf-8")
+def _text(part: str | bytes | memoryview) -> str:
+    return part if isinstance(part, str) else str(part, "utf-8")
 
 
-def _parts(verdict: Verdict, tool_version: str | None) -> list[str | bytes]:
+def _parts(verdict: Verdict, tool_version: str | None) -> list[str | bytes | memoryview]:
     """The report in parts (the template's, and each findings table's rows)."""
     from markupsafe import Markup
 
