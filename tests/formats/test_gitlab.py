@@ -353,3 +353,65 @@ def test_vulnerabilities_made_whole_ahead_for_one_image_are_the_same_bytes(
     gitlab.write(tmp_path / "grown.json", grown)
     assert json.loads((tmp_path / "grown.json").read_bytes())["vulnerabilities"] == \
         json.loads(plain)["vulnerabilities"] + json.loads(plain)["vulnerabilities"][:1]
+
+
+def _alike() -> tuple[Finding, ...]:
+    """Findings of one CVE that share some values and not others (the same text in another
+    string, another title, description, alias, link, rating, source or EPSS), without
+    title or description, with each fix state, and one that orjson cannot encode."""
+    def again(text: str) -> str:  # the same text, another string
+        return "".join(list(text))
+
+    cvss = (Cvss("nvd", "3.1", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", 9.8),)
+    base = Finding("CVE-2024-1", "libssl", "1.0", Severity.HIGH, title="TLS bug",
+                   description="A bug in TLS.", links=("https://example.com/1",), cvss=cvss,
+                   sources=("trivy",), fixed_versions=("1.1",), fix_state=FixState.FIXED)
+    import msgspec
+
+    def like(**changes: object) -> Finding:
+        return msgspec.structs.replace(base, **changes)
+
+    return (
+        base, like(package="libcrypto"), like(package="a", title=again("TLS bug")),
+        like(package="b", title="Another title"), like(package="c", description="Other."),
+        like(package="d", aliases=("GHSA-xxxx-yyyy-zzzz",)),
+        like(package="e", links=("https://example.com/2",)), like(package="f", cvss=()),
+        like(package="g", sources=("trivy", "grype")), like(package="h", epss=0.25),
+        like(package="i", severity=Severity.CRITICAL), like(package="j", title=None),
+        like(package="k", title=None, description=None), like(package="l", title=""),
+        like(package="m", fixed_versions=(), fix_state=FixState.WONT_FIX),
+        like(package="n", fixed_versions=(), fix_state=FixState.END_OF_LIFE),
+        like(package="o", fixed_versions=(), fix_state=FixState.NOT_FIXED),
+        like(package="p", fixed_versions=(), fix_state=FixState.UNKNOWN),
+        like(package="q", description="a lone surrogate: \ud800"),
+        like(package="r"), like(id="CVE-2024-2", package="s"),
+    )
+
+
+@pytest.mark.parametrize("odd", [False, True], ids=["encoded", "one-not-encodable"])
+def test_findings_of_one_vulnerability_made_ahead_are_the_same_bytes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, odd: bool) -> None:
+    # What warm() makes once for the findings of one vulnerability is used only for those
+    # that say the same of it: every other value is made as without anything made ahead.
+    findings = _alike() if odd else tuple(f for f in _alike() if f.package != "q")
+    args = {"image": IMAGE, "operating_system": "debian 12", "default_branch_image": "app:1"}
+    monkeypatch.setattr(gitlab, "_WARM", {})
+    monkeypatch.setattr(gitlab, "_WHOLE", None)
+    plain = _render(findings, **args)
+    assert all(type(v) is dict for v in plain["vulnerabilities"])
+    expected = gitlab.encode(plain, newline=True)
+    gitlab.warm(findings)
+    gitlab.warm_image(findings, **args)
+    ahead = _render(findings, **args)
+    assert (type(ahead["vulnerabilities"]) is gitlab._Vulnerabilities) is not odd
+    gitlab.write(tmp_path / "ahead.json", ahead)
+    assert (tmp_path / "ahead.json").read_bytes() == gitlab.encode(ahead, newline=True) \
+        == expected
+    other = {**args, "image": IMAGE + "x"}  # (encoded ahead, ids made here)
+    assert gitlab.encode(_render(findings, **other)) == \
+        gitlab.encode(json.loads(gitlab.encode(_render(findings, **other))))
+    ids = [v["id"] for v in json.loads(gitlab.encode(_render(findings, **other)))[
+        "vulnerabilities"]]
+    assert ids == [gitlab.vulnerability_id(IMAGE + "x", f) for f in findings] == [
+        str(uuid.uuid5(gitlab.ID_NAMESPACE, f"{IMAGE}x\0{f.id}\0{f.package}\0{f.version}"))
+        for f in findings]
