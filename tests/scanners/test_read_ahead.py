@@ -191,6 +191,26 @@ def test_the_child_makes_the_verdict_jsons_findings_block_too(
 
 
 @pytest.mark.usefixtures("any_size")
+def test_the_rows_and_block_written_a_few_at_a_time_are_the_ones_made_here(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from imggate.formats import html, verdict_json
+    from imggate.scanners.merge import merge
+
+    monkeypatch.setattr(read_ahead, "_PER_WRITE", 2)  # (the child's, forked from here)
+    paths = [str(TRIVY_JSON[0]), str(GRYPE[0])]
+    with read_ahead.start(paths, lambda: _read(paths)) as ahead:
+        reports = ahead.result()
+    assert reports is not None
+    findings = tuple(list(merge(reports)))
+    ordered = verdict_json.worst_first(findings)
+    assert len(ordered) > 4
+    made_here = html._finding_rows((f, None) for f in ordered).encode("utf-8")
+    assert html.active_rows(ordered) == made_here
+    block = verdict_json.findings_block(findings)
+    assert verdict_json._block is not None and verdict_json._block[1] == block.encode("ascii")
+
+
+@pytest.mark.usefixtures("any_size")
 def test_told_the_run_the_writer_holds_the_previous_reports_open(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Renaming this run's report over the previous one frees the previous one's pages then

@@ -165,6 +165,18 @@ def _vuln_cell(f: Finding, esc: _Escaper) -> str:
 
 
 def _finding_rows(items: Iterable[tuple[Finding, str | None]]) -> str:
+    """The ``<tr>`` elements of a findings table, every value escaped here (see
+    :func:`_row_list`)."""
+    return "".join(_row_list(items))
+
+
+def row_list(ordered: tuple[Finding, ...]) -> list[str]:
+    """:func:`active_rows` of ``ordered`` made here, one row per finding, not joined: a
+    check's reading child writes them as they are (:mod:`imggate.scanners.read_ahead`)."""
+    return _row_list((f, None) for f in ordered)
+
+
+def _row_list(items: Iterable[tuple[Finding, str | None]]) -> list[str]:
     """The ``<tr>`` elements of a findings table, every value escaped here.
 
     This is the one part of the page that scales with the report.
@@ -204,7 +216,7 @@ def _finding_rows(items: Iterable[tuple[Finding, str | None]]) -> str:
             f'<td class="ver fixed">{fixed}</td>{num}'
             f'<td class="src">{esc[last]}</td></tr>\n'
         )
-    return "".join(out)
+    return out
 
 
 #: Rows made ahead (:func:`remember_rows`): the findings, worst first, and their rows.

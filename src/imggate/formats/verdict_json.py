@@ -488,8 +488,15 @@ def findings_block(findings: tuple[Finding, ...]) -> str:
     document holds them. A check's reading child makes it before it hands
     its reports over (:mod:`imggate.scanners.read_ahead`), on the other CPU, not after
     the verdict here (see :func:`remember_block`)."""
+    items, separator = findings_block_parts(findings)
+    return separator.join(items)
+
+
+def findings_block_parts(findings: tuple[Finding, ...]) -> tuple[list[str], str]:
+    """:func:`findings_block` not joined: the texts and what goes between each two (a
+    check's reading child writes them as they are, never the block whole)."""
     lines = _FindingLines()
-    return _lines([lines(f) for f in worst_first(findings)], indent=8)
+    return _line_parts([lines(f) for f in worst_first(findings)], indent=8)
 
 
 def remember_block(ordered: tuple[Finding, ...], block: Part) -> None:
@@ -500,15 +507,20 @@ def remember_block(ordered: tuple[Finding, ...], block: Part) -> None:
 
 
 def _lines(items: list[str], *, indent: int) -> str:
+    lines, separator = _line_parts(items, indent=indent)
+    return separator.join(lines)
+
+
+def _line_parts(items: list[str], *, indent: int) -> tuple[list[str], str]:
     if not items:
-        return "[]"
+        return ["[]"], ""
     pad = " " * indent
     # The brackets go on the first and last line, so the lines are joined once: a
     # concatenation after the join would copy them all again (megabytes).
     lines = list(items)
     lines[0] = f"[\n{pad}{lines[0]}"
     lines[-1] = f"{lines[-1]}\n{' ' * (indent - 2)}]"
-    return f",\n{pad}".join(lines)
+    return lines, f",\n{pad}"
 
 
 def write(verdict: Verdict, output_dir: Path, *, tool_version: str | None = None) -> Path:
