@@ -264,6 +264,25 @@ def test_finding_lines_are_exactly_the_json_of_the_finding(f, why):
     assert enc(f, why) == json.dumps({**verdict_json._finding(f), "suppressed_by": why}, **opts)
 
 
+_findings = st.builds(
+    finding, i=st.integers(0, 2), severity=st.sampled_from([Severity.HIGH, Severity.LOW]),
+    package=st.sampled_from(["a", "b"]),
+    aliases=st.sampled_from([(), ("GHSA-1",)]), package_type=st.none() | st.just("deb"),
+    title=st.sampled_from([None, "t", "".join(["t"]), "other"]),
+    fixed_versions=st.sampled_from([(), ("1.1",)]), sources=st.sampled_from([("a",), ("b",)]),
+    cvss=st.sampled_from([(), (Cvss("nvd", None, None, 7.5),), (Cvss("nvd", None, None, 5),)]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(fs=st.lists(_findings, max_size=12))
+def test_findings_of_one_vulnerability_each_get_their_own_line(fs):
+    # Lines made together encode what the findings of one id share once: only findings
+    # that say the same of it (the same title in another string too) get the same text.
+    opts = {"ensure_ascii": True, "allow_nan": False, "separators": (", ", ": ")}
+    assert verdict_json._FindingLines().many(fs) == [
+        json.dumps(verdict_json._finding(f), **opts) for f in fs]
+
+
 def test_worst_first_sorts_and_reuses_only_the_same_tuple():
     findings = sample_verdict(40).images[1].findings
     first = verdict_json.worst_first(findings)
