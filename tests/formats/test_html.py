@@ -587,3 +587,27 @@ def test_images_judged_alike_share_their_parts_and_the_page_is_the_same(monkeypa
         assert f'<a href="#image-{i}">{escape(shown)}</a>' in shared
         for table in doc.find("table", id=f"image-{i}-findings"):
             assert text_of(table).startswith(f"Vulnerabilities found in {shown} ")
+
+
+def test_rows_of_one_vulnerability_each_say_their_own_values() -> None:
+    # What rows made together say of one vulnerability is made once, for the findings
+    # that say the same of it: every other row is as if made alone.
+    from imggate.models import Cvss, Finding, FixState, Severity
+
+    base = Finding("CVE-2024-1", "libssl", "1.0", Severity.HIGH, title="TLS <bug>",
+                   links=("https://example.com/1",), cvss=(Cvss("nvd", None, None, 7.5),),
+                   sources=("trivy",), fixed_versions=("1.1",), fix_state=FixState.FIXED)
+    alike_ = [
+        base, structs.replace(base, package="a", title="".join(["TLS <bug>"])),
+        structs.replace(base, package="b", title="Other"),
+        structs.replace(base, package="c", aliases=("GHSA-1",)),
+        structs.replace(base, package="d", links=("javascript:alert(1)",)),
+        structs.replace(base, package="e", cvss=()),
+        structs.replace(base, package="f", severity=Severity.LOW),
+        structs.replace(base, package="g", sources=("trivy", "grype")),
+        structs.replace(base, package="h", package_type="deb", fixed_versions=(),
+                        fix_state=FixState.WONT_FIX),
+        structs.replace(base, package="i"),
+    ]
+    items = [(f, "accepted <risk>" if i % 3 == 0 else None) for i, f in enumerate(alike_)]
+    assert html._finding_rows(items) == "".join(html._finding_rows([it]) for it in items)
