@@ -151,24 +151,33 @@ def _report(doc: _Report, source: str) -> ScanReport:
     # the findings are (a later repeat is still checked, never built).
     findings: dict[tuple[str, str, str], Finding] = {}
     seen: _Seen = {}
+    # One string per package name (and per id: _vulnerability's), shared by its findings:
+    # the pickle the reading child hands over says each once, and the names' hashes
+    # are computed once.
+    packages: dict[str, str] = {}
     target_os = target_image = None
     for r in doc.Results or ():
         ptype = r.Type or None
         if target_os is None and r.Class == "os-pkgs":
             target_os, target_image = target_os_of(r.Target or "")
         for v in r.Vulnerabilities or ():
-            vid, pkg, version = v.VulnerabilityID, v.PkgName, v.InstalledVersion
             said = (v.Severity, v.Title, v.Description, v.References, v.CVSS, v.PrimaryURL,
                     v.VendorIDs)
-            known = seen.get(vid)
+            known = seen.get(v.VulnerabilityID)
             if known is None or known[0] != said:
-                known = seen[vid] = (said, _vulnerability(vid, *said))
-            if not pkg or pkg.isspace():
-                raise _NotMine
+                known = seen[v.VulnerabilityID] = (said, _vulnerability(v.VulnerabilityID,
+                                                                        *said))
+            vid, sev, aliases, cvss, title, description, links = known[1]
+            pkg = packages.get(v.PkgName)
+            if pkg is None:
+                pkg = v.PkgName
+                if not pkg or pkg.isspace():
+                    raise _NotMine
+                packages[pkg] = pkg
+            version = v.InstalledVersion
             key = (vid, pkg, version)
             if key in findings:
                 continue
-            sev, aliases, cvss, title, description, links = known[1]
             ident, layer = v.PkgIdentifier, v.Layer
             fixed, state = _fix_of(v.FixedVersion, v.Status)
             # Positional: msgspec builds a Struct from keywords ~6x slower (1.9 against
@@ -203,8 +212,8 @@ _SOURCES = ("trivy",)
 #: references, ratings, primary URL, vendor ids: the Raw ones as their JSON text).
 _Said = tuple[str | None, msgspec.Raw, msgspec.Raw, msgspec.Raw, msgspec.Raw, str | None,
               list[str] | None]
-#: What is made of it: severity, aliases, ratings, title, description, links.
-_Made = tuple[Severity, tuple[str, ...], tuple[Cvss, ...], str | None, str | None,
+#: What is made of it: the id, severity, aliases, ratings, title, description, links.
+_Made = tuple[str, Severity, tuple[str, ...], tuple[Cvss, ...], str | None, str | None,
               tuple[str, ...]]
 #: A report's vulnerabilities as read (:func:`_vulnerability`), by id, with what they
 #: were read from: a CVE's text recurs for every package it hits (10,000 findings of
@@ -224,6 +233,7 @@ def _vulnerability(vid: str, raw_sev: str | None, title: msgspec.Raw,
     refs = (_decoded(_REFERENCES, references) if references else None) or ()
     rated = _decoded(_RATINGS, ratings) if ratings else None  # (empty Raw: no CVSS key)
     return (
+        vid,
         sev,
         unique([a for a in vendor_ids or () if a != vid]),
         tuple(_rated(rated)) if rated else (),
