@@ -305,6 +305,46 @@ def test_a_body_that_runs_to_the_close_and_a_large_body_are_read_whole(
     assert left == ["IDLE"]  # the sized answer's connection; the one read to its close is gone
 
 
+@pytest.mark.parametrize(("value", "encoding"), [
+    (b"sha256:abc", "ascii"), ("caf\u00e9".encode(), "utf-8"), (b"caf\xe9", "iso-8859-1"),
+], ids=["ascii", "utf-8", "latin-1"])
+def test_an_answers_headers_read_as_httpx_reads_them(run: Runner, value: bytes,
+                                                      encoding: str) -> None:
+    raw = b"HTTP/1.1 200 OK\r\nX-Digest: " + value + b"\r\ncontent-LENGTH: 12\r\n\r\n" + OK_BODY
+
+    async def main() -> tuple[str, str, str, bytes, int]:
+        async with Server(_answer(raw)) as server:
+            pool = _pool()
+            response = await pool.send(_get(server.url + "/v2/"))
+            body = b"".join([part async for part in response.stream])  # type: ignore[union-attr]
+            await response.aclose()
+            again = await _fetch(pool, _get(server.url + "/v2/"))
+            assert again == (200, OK_BODY)
+            await pool.aclose()
+            return (response.headers.encoding, response.headers["x-digest"],
+                    httpx.Headers(response.headers.raw).get("X-Digest", ""), body,
+                    server.accepted)
+
+    got_encoding, seen, httpx_seen, body, accepted = run(main())
+    assert got_encoding == encoding
+    assert seen == httpx_seen == value.decode(encoding)
+    assert body == OK_BODY and accepted == 1  # sized in any case: the connection reused
+
+
+def test_a_name_that_only_contains_content_length_does_not_size_the_body(run: Runner) -> None:
+    raw = b"HTTP/1.1 200 OK\r\nX-Content-Length: 3\r\n\r\n" + OK_BODY
+
+    async def main() -> tuple[tuple[int, bytes], list[str]]:
+        async with Server(_answer(raw, close=True)) as server:
+            pool = _pool()
+            got = await _fetch(pool, _get(server.url + "/v2/"))
+            left = pool.connections()
+            await pool.aclose()
+            return got, left
+
+    assert run(main()) == ((200, OK_BODY), [])  # read to the close, not reused
+
+
 @pytest.mark.parametrize("raw", [
     OK + b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",  # an answer nobody asked for
     OK + b"garbage",
