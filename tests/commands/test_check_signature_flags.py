@@ -300,6 +300,64 @@ def test_a_report_the_child_cannot_write_fails_the_run_as_here(
     assert results[0][2] == [GITLAB_FILENAME]  # nothing else left behind
 
 
+def _when_the_child_is_ready(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Each verdict submitted once its child has said it can write the HTML report (or
+    ended; at most 30 s): whether the child was given the HTML report, per submit."""
+    import select
+
+    from imggate.formats import written_ahead
+
+    submit = written_ahead.WrittenAhead.submit
+    given: list[bool] = []
+
+    def when_ready(self: written_ahead.WrittenAhead, *args: Any, **kwargs: Any) -> bool:
+        assert self._result is not None
+        select.select([self._result], [], [], 30)
+        submitted = submit(self, *args, **kwargs)
+        given.append(self.html)
+        return submitted
+
+    monkeypatch.setattr(written_ahead.WrittenAhead, "submit", when_ready)
+    return given
+
+
+def test_the_html_report_written_by_the_child_is_the_same_bytes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imggate.formats import written_ahead
+
+    ref, report, rules = _forking_check(tmp_path, monkeypatch, "High")
+    args = ["--trivy-report", str(report)]
+    (tmp_path / "here").mkdir()
+    res, _ = check(tmp_path / "here", rules, ref, *args)
+    monkeypatch.setattr(written_ahead, "MIN_FINDINGS", 0)
+    given = _when_the_child_is_ready(monkeypatch)
+    (tmp_path / "child").mkdir()
+    res_child, _ = check(tmp_path / "child", rules, ref, *args)
+    assert given == [True]
+    assert (res_child.code, res_child.stderr) == (res.code, res.stderr)
+    assert _written(tmp_path / "child" / "out") == _written(tmp_path / "here" / "out")
+
+
+def test_an_html_report_the_child_cannot_write_fails_the_run_as_here(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imggate.formats import written_ahead
+    from imggate.formats.html import FILENAME
+
+    ref, report, rules = _forking_check(tmp_path, monkeypatch, "Critical")
+    given = _when_the_child_is_ready(monkeypatch)
+    results = []
+    for name, least in (("here", 1 << 30), ("child", 0)):
+        monkeypatch.setattr(written_ahead, "MIN_FINDINGS", least)
+        (tmp_path / name / "out" / FILENAME).mkdir(parents=True)  # not writable
+        res, _ = check(tmp_path / name, rules, ref, "--trivy-report", str(report))
+        left = sorted(p.name for p in (tmp_path / name / "out").iterdir())
+        results.append((res.code, res.stderr.replace(str(tmp_path / name), "X"), left))
+    assert given == [True]
+    assert results[0] == results[1]
+    assert results[0][0] == 2 and "it is a directory" in results[0][1]
+    assert results[0][2] == [FILENAME]  # nothing else left behind
+
+
 def test_a_child_that_ends_before_the_verdict_leaves_the_reports_to_the_run(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import os

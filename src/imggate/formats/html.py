@@ -350,7 +350,7 @@ _BINDING_TEXT = {
 
 def _evidence(e: ReportInfo) -> dict[str, Any]:
     """One report as judged for this image: what, when, how old, about whom, used or not."""
-    from imggate.policy.evidence import format_age
+    from imggate.ages import format_age
 
     return {
         "kind": e.kind.value,

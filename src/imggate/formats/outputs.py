@@ -149,8 +149,9 @@ def write_outputs(verdict: Verdict, directory: Path, *, started: datetime,
 
     ``html_page`` is a team's template already rendered (else the built-in page is
     written); ``skip_html`` writes no HTML report (the team's template failed).
-    ``ahead`` writes the GitLab report when it can (see
-    :mod:`imggate.formats.written_ahead`); this process the others meanwhile.
+    ``ahead`` writes the GitLab report when it can (and the built-in HTML report when it
+    says it can; see :mod:`imggate.formats.written_ahead`); this process the others
+    meanwhile.
     ``meanwhile`` writes a file of the caller's, listed last, after this process's
     reports and before a child writing the others is waited for (an audit's summary,
     while the child's page, the longer side, is still being written).
@@ -162,13 +163,16 @@ def write_outputs(verdict: Verdict, directory: Path, *, started: datetime,
     directory.mkdir(parents=True, exist_ok=True)
     gl_path = directory / GITLAB_FILENAME
     if ahead is not None and ahead.submit(verdict, directory, started=started,
-                                          default_branch_image=default_branch_image):
+                                          default_branch_image=default_branch_image,
+                                          html=html_page is None and not skip_html):
         try:
             from imggate.formats import html, junit, verdict_json
 
             pages = []
             if html_page is not None:
                 pages.append(verdict_json.write_text(directory / html.FILENAME, html_page))
+            elif ahead.html:  # (the child's: see imggate.formats.written_ahead)
+                pages.append(directory / html.FILENAME)
             elif not skip_html:
                 pages.append(html.write(verdict, directory))
             written = [gl_path, *pages, junit.write(verdict, directory),

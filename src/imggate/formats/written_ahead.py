@@ -20,6 +20,11 @@ the child then only puts the document together and writes it (a check of 10,000
 findings: ~220M instructions there before (the GitLab report and the verdict JSON then),
 ~7M now; issue 22).
 
+A child that is done with the plan before the verdict comes loads the HTML report's
+templates meanwhile and says so; told then, it writes the HTML report too (its rows it
+made itself), and this process never imports Jinja2: ~30-60 ms of this process's work
+after the verdict, where the child would only wait (:meth:`WrittenAhead.submit`).
+
 The verdict goes to the child pickled without its findings and reports, which go as
 their places among those the child holds (the ones it handed over, in the same
 order): what the child puts together is the verdict this process has, its findings
@@ -40,13 +45,14 @@ import contextlib
 import functools
 import os
 import pickle
+import select
 import signal
 import stat
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any
 
 from msgspec import Struct
 
@@ -60,6 +66,8 @@ from imggate.values import replace, same_objects
 MIN_FINDINGS = 2000
 #: What the child says when it has written the report (an error is said in words).
 _WRITTEN = b"\0written"
+#: What the child says, before the verdict, when it can write the HTML report too.
+_READY = b"\0ready"
 
 
 # Value types here are msgspec Structs, not frozen dataclasses: see imggate.values.
@@ -86,6 +94,9 @@ class WrittenAhead:
         self._result: int | None = result
         self._held = held
         self._reaped = False
+        self._said = b""  # what the child said before wait() (not that it is ready)
+        #: Whether the child writes the HTML report too (see :meth:`submit`).
+        self.html = False
 
     def plan(self, plan: Plan) -> None:
         """Tell the child what it may make ahead for this run (see :class:`Plan`)."""
@@ -94,9 +105,11 @@ class WrittenAhead:
                 _send(self._job, plan)
 
     def submit(self, verdict: Verdict, directory: Path, *, started: datetime,
-               default_branch_image: str | None) -> bool:
+               default_branch_image: str | None, html: bool = False) -> bool:
         """Have the child write ``verdict``'s GitLab report into ``directory``; ``False``
-        (and the child stopped) when this process must write it itself."""
+        (and the child stopped) when this process must write it itself. With ``html``
+        (the built-in HTML report is wanted), the child writes that too when it said it
+        can (:attr:`html` says which)."""
         job = self._job
         shell = _shell(verdict, self._held) if job is not None and not SECRETS else None
         if job is None or shell is None or self._gone():
@@ -104,13 +117,29 @@ class WrittenAhead:
             self.discard()
             return False
         self._job = None
+        self.html = html and self._ready()
         try:
-            _send(job, (*shell, directory, started, default_branch_image))
+            _send(job, (*shell, directory, started, default_branch_image, self.html))
         except OSError:  # the child is gone: wait() says so
             pass
         finally:
             os.close(job)
         return True
+
+    def _ready(self) -> bool:
+        """Whether the child has said it can write the HTML report (without waiting)."""
+        if self._result is None:
+            return False
+        try:
+            if not select.select([self._result], [], [], 0)[0]:
+                return False
+            said = os.read(self._result, len(_READY))
+        except (OSError, ValueError):
+            return False
+        if said == _READY:
+            return True
+        self._said = said  # (the start of why it failed: wait() says all of it)
+        return False
 
     def wait(self) -> Error | None:
         """Wait for the child: ``None`` when it wrote the report, else why not (the error
@@ -123,7 +152,9 @@ class WrittenAhead:
                 chunks.append(chunk)
         os.close(self._result)
         self._result = None
-        said = b"".join(chunks)
+        said = self._said + b"".join(chunks)
+        # (Ready after submit() looked: the verdict went without the HTML report.)
+        said = said.removeprefix(_READY)
         if said == _WRITTEN:
             # Both written: not waited for while the kernel frees the child's memory (it
             # says so before it exits); reaped if it is gone already, else by init.
@@ -227,15 +258,30 @@ def _send(fd: int, message: object) -> None:
         view = view[os.write(fd, view):]
 
 
-def _received(pipe: BinaryIO) -> Any:
+def _received(job: int) -> Any:
     """The next message on the job pipe (see :func:`_send`); ``None`` when it has none
-    left whole (this process wrote its reports itself, or stopped)."""
-    said = pipe.read(8)
+    left whole (this process wrote its reports itself, or stopped). Read as it comes,
+    nothing read ahead of it (so :func:`_waiting` sees what follows)."""
+    said = _read_exactly(job, 8)
     size = int.from_bytes(said, "big") if len(said) == 8 else -1
-    data = pipe.read(size) if size >= 0 else b""
+    data = _read_exactly(job, size) if size >= 0 else b""
     if len(data) != size:
         return None
     return pickle.loads(data)  # noqa: S301 - our parent's, see the module
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    """``size`` bytes from ``fd``, or fewer where it ends."""
+    chunks, left = [], size
+    while left > 0 and (chunk := os.read(fd, left)):
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _waiting(fd: int) -> bool:
+    """Whether the parent has sent something (or closed the pipe) that is not read yet."""
+    return bool(select.select([fd], [], [], 0)[0])
 
 
 class Pipes:
@@ -286,21 +332,27 @@ def serve(findings: Sequence[Finding], reports: Sequence[ScanReport], pipes: Pip
 def _child(held: _Held, job: int, result: int) -> None:
     code = 1
     try:
-        from imggate.formats import gitlab
+        from imggate.formats import gitlab, html
         from imggate.formats.outputs import GITLAB_FILENAME, gitlab_document
 
         gitlab.warm(held.findings)
-        with os.fdopen(job, "rb") as pipe:
-            message = _received(pipe)
-            if type(message) is Plan:
-                # Failing here only makes less ahead: what fails fails again, and is
-                # said, when the documents are written.
+        message = _received(job)
+        if type(message) is Plan:
+            # Failing here only makes less ahead: what fails fails again, and is
+            # said, when the documents are written.
+            with contextlib.suppress(Exception):
+                _ahead_of(message, held)
+            if not _waiting(job):  # (a verdict there already: not waited for longer)
                 with contextlib.suppress(Exception):
-                    _ahead_of(message, held)
-                message = _received(pipe)
+                    html.prepare()
+                    os.write(result, _READY)
+            message = _received(job)
+        os.close(job)
         if message is not None:  # (none: the run wrote its reports itself, or stopped)
-            shell, places, directory, started, dbi = message
+            shell, places, directory, started, dbi, page = message
             verdict = _whole(shell, places, held)
+            if page:  # (first: its failure is the one said, as when the parent writes both)
+                html.write(verdict, directory)
             gitlab.write(directory / GITLAB_FILENAME,
                          gitlab_document(verdict, started=started, default_branch_image=dbi))
             os.write(result, _WRITTEN)

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 from msgspec import Struct
 
+from imggate.ages import format_age
 from imggate.errors import InvalidReference
 from imggate.models import (
     Binding,
@@ -124,19 +125,6 @@ def _age_problem(report: ScanReport, age: timedelta | None, rules: SeverityRules
         return (f"is {format_age(age)} old (created {report.created:%Y-%m-%d %H:%M} UTC), "
                 f"older than max_report_age {format_duration(limit)}")
     return None
-
-
-def format_age(age: timedelta) -> str:
-    """``3d 4h``, ``5h 12m``, ``40m``: an age for people."""
-    seconds = max(0, int(age.total_seconds()))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    if days:
-        return f"{days}d {hours}h" if hours else f"{days}d"
-    if hours:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    return f"{minutes}m"
 
 
 def _aware(when: datetime | None) -> datetime | None:

@@ -150,7 +150,8 @@ class ReadAhead:
         self.discard()
 
 
-def _stored(store: int | None, said: bytes) -> list[memoryview] | None:
+def _stored(store: int | None, said: bytes, *, populate: bool = True,
+            ) -> list[memoryview] | None:
     """What the child wrote into ``store`` when it said (``said``: three lengths, 8 bytes
     each) that it wrote all of it: its pickle, the rows and the block, each a view of the
     file mapped here; else ``None``.
@@ -168,9 +169,10 @@ def _stored(store: int | None, said: bytes) -> list[memoryview] | None:
     try:
         if os.fstat(store).st_size < sum(sizes):  # (a page past the file's end: SIGBUS)
             return None
-        # MAP_POPULATE: the mapping's pages all at once, not a fault per page.
-        view = memoryview(mmap.mmap(store, sum(sizes), prot=mmap.PROT_READ,
-                                    flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)))
+        # MAP_POPULATE: the mapping's pages all at once, not a fault per page (without
+        # ``populate``: as they are read, for a mapping that may never be).
+        flags = mmap.MAP_SHARED | (getattr(mmap, "MAP_POPULATE", 0) if populate else 0)
+        view = memoryview(mmap.mmap(store, sum(sizes), prot=mmap.PROT_READ, flags=flags))
     except (OSError, ValueError):
         return None
     parts, at = [], 0
@@ -294,10 +296,18 @@ def start(paths: Sequence[str], read: Reader, *, writes: bool = False) -> ReadAh
                 # parent's, as this child makes the GitLab report's parts and then writes
                 # it. (JSON with ensure_ascii: ASCII.)
                 sizes.append(_write_joined(file, *findings_block_parts(merged), "ascii"))
-            os.write(write_end, b"".join(n.to_bytes(8, "big") for n in sizes))
+            said = b"".join(n.to_bytes(8, "big") for n in sizes)
+            os.write(write_end, said)
             os.close(write_end)  # the parent's read ends
             if pipes is not None:
+                from imggate.formats.html import remember_rows
                 from imggate.formats.written_ahead import serve
+
+                # The rows for this child's HTML report too, when it writes that (see
+                # imggate.formats.written_ahead): mapped as the parent maps them.
+                parts = _stored(store, said, populate=False)
+                if parts is not None:
+                    remember_rows(worst, parts[1])
 
                 serve(merged, reports, pipes)
             code = 0
