@@ -26,7 +26,7 @@ from formats.verdict_samples import (
 )
 from imggate.errors import Error
 from imggate.formats import verdict_json
-from imggate.models import Cvss, Decision, Mode, RuleResult, Severity, Verdict
+from imggate.models import Cvss, Decision, Finding, Mode, RuleResult, Severity, Verdict
 from imggate.values import replace
 
 REPO = Path(__file__).resolve().parents[2]
@@ -281,6 +281,28 @@ def test_findings_of_one_vulnerability_each_get_their_own_line(fs):
     opts = {"ensure_ascii": True, "allow_nan": False, "separators": (", ", ": ")}
     assert verdict_json._FindingLines().many(fs) == [
         json.dumps(verdict_json._finding(f), **opts) for f in fs]
+
+
+def _mostly(usual: list[object], odd: list[object]) -> st.SearchStrategy[object]:
+    return st.sampled_from(usual * 8 + odd)
+
+
+_scores = st.none() | st.sampled_from([0.0, -0.0, 5, 7.5, 9.8, 10.0]) | st.floats(0, 10) | \
+    _mostly([1.0], [float("nan"), -1.0, float("inf"), 2**60])
+
+
+@settings(max_examples=300, deadline=None)
+@given(fs=st.lists(st.builds(
+    Finding, id=_mostly(["CVE-1", "CVE-2", "GHSA-1"], ["CVE-1\0x"]),
+    package=_mostly(["a", "b", ""], ["a\0"]), version=_mostly(["1", "2"], ["1\0"]),
+    severity=st.sampled_from(list(Severity)),
+    cvss=st.lists(st.builds(Cvss, source=st.just("nvd"), version=st.none(), vector=st.none(),
+                            score=_scores), max_size=2).map(tuple)), max_size=15))
+def test_worst_first_is_the_order_of_the_sort_key(fs):
+    # The order of one string key per finding, or of the tuples where that could differ
+    # (a NUL in an id, package or version; a score with no such text: NaN, negative).
+    assert list(verdict_json._sorted_worst_first(tuple(fs))) == \
+        sorted(fs, key=verdict_json.finding_sort_key)
 
 
 def test_worst_first_sorts_and_reuses_only_the_same_tuple():
