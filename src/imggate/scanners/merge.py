@@ -94,22 +94,27 @@ def merge_findings(
     """
     first: dict[tuple[str, str, str], Finding] = {}
     repeats: dict[tuple[str, str, str], list[Finding]] = {}  # only keys seen more than once
+    renamed = False  # whether a finding's canonical id is not its id
     for f in findings:
-        key = (canonical_id(f), f.package, f.version)
-        seen = first.get(key)
-        if seen is None:
-            first[key] = f
+        vid = f.id
+        if vid.startswith("CVE-"):  # its own canonical id (most are: the call skipped)
+            key = (vid, f.package, f.version)
         else:
+            key = (canonical_id(f), f.package, f.version)
+            renamed = renamed or key[0] != vid
+        seen = first.setdefault(key, f)
+        if seen is not f:
             repeats.setdefault(key, [seen]).append(f)
-    merged = [
+    if not repeats and not renamed:  # (one report, as most are: nothing to combine)
+        return _sort(list(first.values()))
+    return _sort([
         f if key not in repeats and f.id == key[0] else
         _combine(repeats.get(key, [f]), key[0], prefer)
         for key, f in first.items()
-    ]
-    return tuple(_sort(merged))
+    ])
 
 
-def _sort(findings: list[Finding]) -> list[Finding]:
+def _sort(findings: list[Finding]) -> tuple[Finding, ...]:
     """``findings`` most severe first, then by id, package and version."""
     # One str per finding (severity, then id, package and version with "\0" between)
     # rather than a tuple of the four: a comparison is one memcmp of two keys made side by
@@ -119,9 +124,9 @@ def _sort(findings: list[Finding]) -> list[Finding]:
     # while no part holds one; when one does, the tuples are sorted.
     keys = [f"{_HEAD[f.severity._value_]}{f.id}\0{f.package}\0{f.version}" for f in findings]
     if "".join(keys).count("\0") != 2 * len(keys):
-        return sorted(findings,
-                      key=lambda f: (-_RANK[f.severity._value_], f.id, f.package, f.version))
-    return [findings[i] for i in sorted(range(len(keys)), key=keys.__getitem__)]
+        return tuple(sorted(findings, key=lambda f: (-_RANK[f.severity._value_], f.id,
+                                                     f.package, f.version)))
+    return tuple([findings[i] for i in sorted(range(len(keys)), key=keys.__getitem__)])
 
 
 def merge(reports: Iterable[ScanReport], *, prefer: Sequence[str] = ()) -> tuple[Finding, ...]:
