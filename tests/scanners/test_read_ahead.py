@@ -326,8 +326,9 @@ def test_a_child_that_dies_before_saying_it_is_done_gives_nothing() -> None:
         assert ahead.result() is None
 
 
-def test_a_store_shorter_than_the_child_said_gives_nothing() -> None:
-    # Mapped past its end, the file would kill this process (SIGBUS) where it is read.
+def test_a_store_shorter_than_the_child_said_or_not_sealed_gives_nothing() -> None:
+    # Mapped past its end, the file would kill this process (SIGBUS) where it is read;
+    # sealed, it can neither shrink nor change once mapped.
     import pickle
 
     data = pickle.dumps(((), (), ()))
@@ -335,7 +336,15 @@ def test_a_store_shorter_than_the_child_said_gives_nothing() -> None:
     try:
         os.write(fd, data + b"rows" + b"[]")
         said = [len(data), 4, 2]
-        parts = read_ahead._stored(fd, b"".join(n.to_bytes(8, "big") for n in said))
+        whole = b"".join(n.to_bytes(8, "big") for n in said)
+        if hasattr(os, "memfd_create"):  # (Linux: the child seals what it wrote)
+            assert read_ahead._stored(fd, whole) is None
+            read_ahead._seal(fd)
+            with pytest.raises(PermissionError):
+                os.ftruncate(fd, 1)
+            with pytest.raises(PermissionError):
+                os.pwrite(fd, b"x", 0)
+        parts = read_ahead._stored(fd, whole)
         assert parts is not None and [bytes(p) for p in parts] == [data, b"rows", b"[]"]
         said[1] += 1
         assert read_ahead._stored(fd, b"".join(n.to_bytes(8, "big") for n in said)) is None

@@ -167,7 +167,8 @@ def _stored(store: int | None, said: bytes, *, populate: bool = True,
 
     sizes = [int.from_bytes(said[at:at + 8], "big") for at in (0, 8, 16)]
     try:
-        if os.fstat(store).st_size < sum(sizes):  # (a page past the file's end: SIGBUS)
+        # (A page past the file's end would be SIGBUS where it is read.)
+        if os.fstat(store).st_size < sum(sizes) or not _sealed(store):
             return None
         # MAP_POPULATE: the mapping's pages all at once, not a fault per page (without
         # ``populate``: as they are read, for a mapping that may never be).
@@ -180,6 +181,38 @@ def _stored(store: int | None, said: bytes, *, populate: bool = True,
         parts.append(view[at:at + size])
         at += size
     return parts
+
+
+#: The seals the child puts on the file once written (see :func:`_seal`).
+_SEALS = ("F_SEAL_SHRINK", "F_SEAL_GROW", "F_SEAL_WRITE", "F_SEAL_SEAL")
+
+
+def _seal(fd: int) -> None:
+    """In the child, once all is written: the file made unchangeable (Linux's memfd seals),
+    so that what the parent maps can neither change nor shrink under it."""
+    try:
+        import fcntl
+
+        seals = 0
+        for name in _SEALS:
+            seals |= getattr(fcntl, name)
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
+    except (ImportError, AttributeError, OSError):
+        pass  # (no seals here: the parent maps a file only the two processes hold)
+
+
+def _sealed(fd: int) -> bool:
+    """Whether the file is sealed as :func:`_seal` seals it, where files can be sealed."""
+    try:
+        import fcntl
+
+        seals = [getattr(fcntl, name) for name in _SEALS]
+        have = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+    except (ImportError, AttributeError):
+        return True  # (no seals on this system)
+    except OSError:
+        return False
+    return all(have & seal for seal in seals)
 
 
 def _payload(parts: list[memoryview] | None,
@@ -296,6 +329,7 @@ def start(paths: Sequence[str], read: Reader, *, writes: bool = False) -> ReadAh
                 # parent's, as this child makes the GitLab report's parts and then writes
                 # it. (JSON with ensure_ascii: ASCII.)
                 sizes.append(_write_joined(file, *findings_block_parts(merged), "ascii"))
+            _seal(store)
             said = b"".join(n.to_bytes(8, "big") for n in sizes)
             os.write(write_end, said)
             os.close(write_end)  # the parent's read ends
@@ -343,7 +377,8 @@ def _anonymous_file() -> int:
     elsewhere a temporary file already removed), shared with the child the fork makes."""
     memfd = getattr(os, "memfd_create", None)
     if memfd is not None:
-        fd: int = memfd("imggate-read-ahead", getattr(os, "MFD_CLOEXEC", 0))
+        fd: int = memfd("imggate-read-ahead", getattr(os, "MFD_CLOEXEC", 0)
+                        | getattr(os, "MFD_ALLOW_SEALING", 0))
         return fd
     import tempfile
 
