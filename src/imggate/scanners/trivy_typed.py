@@ -61,15 +61,20 @@ class _Layer(Struct):
     DiffID: _Id | None = None
 
 
-class _Vulnerability(Struct):
+class _Vulnerability(Struct, kw_only=True):
+    # In the order Trivy writes them (pkg/types/vulnerability.go): msgspec looks each key
+    # of an object up from where the last one was found, so a key in this order is found
+    # at the first field it tries (kw_only: the required ones need not come first).
     VulnerabilityID: _Id
+    VendorIDs: list[_Id] | None = None
     PkgName: _Id
+    PkgPath: _Path | None = None
+    PkgIdentifier: _Identifier | None = None
     InstalledVersion: _Id = ""
     FixedVersion: _Id | None = None
     Status: _Id | None = None
-    Severity: _Id | None = None
+    Layer: _Layer | None = None
     PrimaryURL: _Url | None = None
-    PkgPath: _Path | None = None
     # Kept as their JSON text (Raw: not decoded while the document is): a CVE's
     # title, description, references and ratings recur for every package it hits, so
     # each distinct text is decoded, and checked, once (_vulnerability): ~30 ms
@@ -77,11 +82,9 @@ class _Vulnerability(Struct):
     # those findings instead of a copy each.
     Title: msgspec.Raw = msgspec.Raw()
     Description: msgspec.Raw = msgspec.Raw()
-    References: msgspec.Raw = msgspec.Raw()
-    VendorIDs: list[_Id] | None = None
-    PkgIdentifier: _Identifier | None = None
-    Layer: _Layer | None = None
+    Severity: _Id | None = None
     CVSS: msgspec.Raw = msgspec.Raw()
+    References: msgspec.Raw = msgspec.Raw()
 
 
 class _Result(Struct):
