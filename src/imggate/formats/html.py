@@ -54,6 +54,7 @@ from imggate.formats.verdict_json import (
 from imggate.models import (
     ExceptionUse,
     Finding,
+    FixState,
     ImageVerdict,
     Mode,
     ReportInfo,
@@ -188,8 +189,10 @@ def _row_list(items: Iterable[tuple[Finding, str | None]]) -> list[str]:
     # scanners) is made once per id and values: a CVE recurs for every package it hits,
     # and the readers' findings of one hold the very same values, so telling them alike
     # is one tuple's identity checks (10,000 rows: ~130M -> ~60M instructions, against
-    # keys hashed and the score computed per finding).
+    # keys hashed and the score computed per finding). Its package's cell likewise, once
+    # per package and type.
     shared: dict[str, tuple[tuple[object, ...], str, str, str]] = {}
+    packages: dict[str, tuple[str | None, str]] = {}
     out: list[str] = []
     append = out.append
     for f, suppressed_by in items:
@@ -197,28 +200,38 @@ def _row_list(items: Iterable[tuple[Finding, str | None]]) -> list[str]:
         known = shared.get(f.id)
         if known is None or known[0] != said:
             known = shared[f.id] = (said, *_vulnerability_cells(f, esc))
-        _, head, num, sources = known
-        pkg = esc[f.package]
-        if f.package_type:
-            pkg += f' <span class="ptype">{esc[f.package_type]}</span>'
+        package = packages.get(f.package)
+        if package is None or package[0] is not f.package_type:
+            package = packages[f.package] = (f.package_type, _package_cell(f, esc))
         fixed = (esc[", ".join(f.fixed_versions)] if f.fixed_versions
-                 else f'<span class="nofix">{f.fix_state._value_}</span>')
-        last = sources if suppressed_by is None else esc[suppressed_by]
-        append(
-            f'{head}<td class="pkg">{pkg}</td><td class="ver">{esc[f.version]}</td>'
-            f'<td class="ver fixed">{fixed}</td>{num}<td class="src">{last}</td></tr>\n'
-        )
+                 else _NO_FIX[f.fix_state._value_])
+        end = known[2] if suppressed_by is None else \
+            f'{known[3]}<td class="src">{esc[suppressed_by]}</td></tr>\n'
+        append(f'{known[1]}{package[1]}{esc[f.version]}</td><td class="ver fixed">{fixed}{end}')
     return out
+
+
+#: The fixed versions' cell of a finding without any, by its fix state.
+_NO_FIX = {s.value: f'<span class="nofix">{s.value}</span>' for s in FixState}
+
+
+def _package_cell(f: Finding, esc: _Escaper) -> str:
+    """The row of ``f`` from its package's cell to its version."""
+    pkg = esc[f.package]
+    if f.package_type:
+        pkg += f' <span class="ptype">{esc[f.package_type]}</span>'
+    return f'<td class="pkg">{pkg}</td><td class="ver">'
 
 
 def _vulnerability_cells(f: Finding, esc: _Escaper) -> tuple[str, str, str]:
     """What the row of ``f`` says of its vulnerability: the row up to the package, the
-    score's cell, and the scanners (escaped)."""
+    row after the fixed versions, and the same up to the scanners' cell (a suppressed
+    finding's says why)."""
     score = f.max_cvss
     cvss = f"{score:.1f}" if score is not None and math.isfinite(score) else ""
+    num = f'</td><td class="num" data-sort="{cvss or -1}">{cvss}</td>'
     return (f"{_ROW_HEAD[f.severity._value_]}{_vuln_cell(f, esc)}",
-            f'<td class="num" data-sort="{cvss or -1}">{cvss}</td>',
-            esc[", ".join(f.sources)])
+            f'{num}<td class="src">{esc[", ".join(f.sources)]}</td></tr>\n', num)
 
 
 #: Rows made ahead (:func:`remember_rows`): the findings, worst first, and their rows.
