@@ -525,30 +525,39 @@ class _FindingLines(dict[object, str]):
         telling them alike is one tuple's identity checks (10,000 findings: ~150M ->
         ~50M instructions, against each finding's values looked up and its score written).
         """
-        shared: dict[str, tuple[tuple[object, ...], str, str, str]] = {}
+        shared: dict[str, tuple[tuple[object, ...], str, dict[str | None, str], str]] = {}
+        packages: dict[str, str] = {}
         out = []
         for f in findings:
             said = (f.aliases, f.severity, f.cvss, f.title, f.sources)
             known = shared.get(f.id)
             if known is None or known[0] != said:
                 known = shared[f.id] = (said, *self._shared(f))
-            _, head, severity, tail = known
+            _, head, typed, tail = known
+            package = packages.get(f.package)
+            if package is None:
+                package = packages[f.package] = f'{self[f.package]}, "version": '
+            # The package type and the severity: per type, with the vulnerability.
+            middle = typed.get(f.package_type)
+            if middle is None:
+                middle = typed[f.package_type] = (
+                    f', "package_type": {self[f.package_type]}, '
+                    f'"severity": {self[f.severity._value_]}, "fix_state": ')
             # Tuples are encoded as JSON arrays; None as null (both memoised too).
             # (A version is most often the finding's own: encoded, not remembered.)
-            out.append(f'{head}{self[f.package]}, "version": {_json_str(f.version)}, '
-                       f'"package_type": {self[f.package_type]}, "severity": {severity}, '
-                       f'"fix_state": {self[f.fix_state._value_]}, '
-                       f'"fixed_versions": {self[f.fixed_versions]}{tail}')
+            out.append(f'{head}{package}{_json_str(f.version)}{middle}'
+                       f'{self[f.fix_state._value_]}, "fixed_versions": '
+                       f'{self[f.fixed_versions]}{tail}')
         return out
 
-    def _shared(self, f: Finding) -> tuple[str, str, str]:
-        """What the line of ``f`` says of its vulnerability: before the package, the
-        severity, and after the fixed versions."""
+    def _shared(self, f: Finding) -> tuple[str, dict[str | None, str], str]:
+        """What the line of ``f`` says of its vulnerability: before the package, (to be
+        filled) its part from the package type to the fix state, by the type, and after
+        the fixed versions."""
         score = _finite(f.max_cvss)
         cvss = "null" if score is None else (
             float.__repr__(score) if type(score) is float else _ENCODER.encode(score))
-        return (f'{{"id": {self[f.id]}, "aliases": {self[f.aliases]}, "package": ',
-                self[f.severity._value_],
+        return (f'{{"id": {self[f.id]}, "aliases": {self[f.aliases]}, "package": ', {},
                 f', "cvss": {cvss}, "title": {self[f.title]}, "sources": {self[f.sources]}}}')
 
 
