@@ -88,13 +88,14 @@ def push_signed(registry: Registry, work: Path, count: int) -> tuple[list[str], 
         return list(pool.map(push, range(count))), key
 
 
-def write_report(work: Path, ref: str, findings: int) -> Path:
-    """A Trivy report of ``findings`` real entries, bound to ``ref``."""
-    doc = build_report(real_entries(), findings)
+def write_report(work: Path, ref: str, findings: int, *, distinct: bool = False) -> Path:
+    """A Trivy report of ``findings`` real entries, bound to ``ref`` (``distinct``: each
+    finding a vulnerability of its own, see :func:`convert_bench.build_report`)."""
+    doc = build_report(real_entries(), findings, distinct=distinct)
     doc["ArtifactName"] = ref
     doc.setdefault("Metadata", {})["RepoDigests"] = [ref]
     doc["Metadata"].pop("ImageID", None)
-    report = work / f"trivy-{findings}.json"
+    report = work / f"trivy-{findings}{'-distinct' if distinct else ''}.json"
     report.write_text(json.dumps(doc))
     return report
 

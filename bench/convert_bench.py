@@ -49,14 +49,27 @@ def real_entries() -> list[dict]:
     return list(seen.values())
 
 
-def build_report(entries: list[dict], n: int) -> dict:
-    """A SchemaVersion 2 report with ``n`` unique findings made from ``entries``."""
+def build_report(entries: list[dict], n: int, *, distinct: bool = False) -> dict:
+    """A SchemaVersion 2 report with ``n`` unique findings made from ``entries``.
+
+    The real entries are 130 (85 vulnerabilities); past them, each finding repeats one
+    with another installed version, so a vulnerability's findings share its id and text
+    (~118 findings a vulnerability at 10,000: more than any real image has; Trivy
+    repeats a vulnerability once per affected package). With ``distinct``, every
+    repeat is a vulnerability of its own instead (its own id, title and description):
+    nothing is shared, the other end of what real reports hold.
+    """
     vulns = []
     for i in range(n):
         v = dict(entries[i % len(entries)])
         round_ = i // len(entries)
         if round_:
             v["InstalledVersion"] = f"{v['InstalledVersion']}+b{round_}"
+            if distinct:
+                v["VulnerabilityID"] = f"CVE-2099-{100000 + i}"
+                for key in ("Title", "Description"):
+                    if isinstance(v.get(key), str):
+                        v[key] = f"{v[key]} ({i})"
         vulns.append(v)
     return {
         "SchemaVersion": 2,
