@@ -203,7 +203,9 @@ def _seal(fd: int) -> None:
 
 
 def _sealed(fd: int) -> bool:
-    """Whether the file is sealed as :func:`_seal` seals it, where files can be sealed."""
+    """Whether the file is sealed as :func:`_seal` seals it, where files can be sealed (a
+    Linux without ``memfd_create``, its temporary file not sealable: never, and the
+    parent reads the reports itself)."""
     try:
         import fcntl
 
