@@ -395,3 +395,25 @@ def test_request_heads_are_checked_every_time_and_keep_no_credential() -> None:
                           headers={"Authorization": "Bearer kept-nowhere"})
     assert b"Authorization: Bearer kept-nowhere\r\n" in http1._head(token, b"")
     assert not any(b"kept-nowhere" in value for _, value in http1._CHECKED)
+    assert not any(b"kept-nowhere" in block for block, _ in http1._BLOCKS.values())
+
+
+def test_a_request_head_is_the_same_made_or_kept() -> None:
+    from imggate.registry import http1
+
+    def request(**headers: str) -> httpx.Request:
+        return httpx.Request("GET", "http://r.test/v2/x", headers=headers)
+
+    made = http1._head(request(Accept="a/b", **{"User-Agent": "u"}), b"")
+    assert made == (b"GET /v2/x HTTP/1.1\r\nHost: r.test\r\nAccept: a/b\r\n"
+                    b"User-Agent: u\r\n\r\n")
+    assert http1._head(request(Accept="a/b", **{"User-Agent": "u"}), b"") == made
+    # Kept by name and value in order: another value, or another order, is another block.
+    assert b"Accept: c/d\r\n" in http1._head(request(Accept="c/d", **{"User-Agent": "u"}), b"")
+    assert http1._head(request(**{"User-Agent": "u"}, Accept="a/b"), b"").index(b"User") < \
+        http1._head(request(**{"User-Agent": "u"}, Accept="a/b"), b"").index(b"Accept")
+    # A body's length is added unless the headers declare one, the block kept or not.
+    post = httpx.Request("POST", "http://r.test/v2/x", headers={"Accept": "a/b"},
+                         content=b"12345")
+    assert http1._head(post, b"12345").count(b"Content-Length: 5\r\n") == 1
+    assert http1._head(post, b"12345").count(b"Content-Length: 5\r\n") == 1
