@@ -421,9 +421,8 @@ def warm(findings: Sequence[Finding]) -> None:
             head = known[1]
             if head is None:  # (no title: it is named after its package, see facts())
                 head = _head(facts(f))
-            sol = solution(f)
-            if sol:
-                head += b',"solution":' + dumps(sol)
+            if f.fixed_versions or f.fix_state._value_ in _ADVICE:  # (else no solution)
+                head += b',"solution":' + dumps(solution(f))
             named = packages.get(package)
             if named is None:
                 named = packages[package] = \
