@@ -45,3 +45,26 @@ def test_a_root_httpx_would_normalise_is_left_to_httpx() -> None:
     assert client._under("https://reg.example.com:443", "/v2/") == \
         "https://reg.example.com:443/v2/"
     assert client._under("http://bad host", "/v2/") == "http://bad host/v2/"
+
+
+def test_a_hosts_scheme_is_decided_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from imggate.registry import client as client_module
+    from imggate.registry.options import RegistryOptions
+
+    checked: list[str] = []
+    real = client_module.is_loopback
+
+    def counted(host: str) -> bool:
+        checked.append(host)
+        return real(host)
+
+    monkeypatch.setattr(client_module, "is_loopback", counted)
+
+    async def main() -> list[str]:
+        async with RegistryClient(RegistryOptions()) as client:
+            return [await client.base_url("registry.example") for _ in range(3)]
+
+    assert asyncio.run(main()) == ["https://registry.example"] * 3
+    assert checked == ["registry.example"]  # an HTTPS-only host is not checked again

@@ -404,7 +404,10 @@ class Http1Pool:
             raise httpx.UnsupportedProtocol(f"unsupported scheme {scheme!r}")
         origin: Origin = (scheme, url.host, url.port or (443 if scheme == "https" else 80))
         timeouts = request.extensions.get("timeout") or {}
-        body = await request.aread()  # the client's bodies are bytes: already read
+        try:
+            body = request.content  # the client's bodies are bytes: already read
+        except httpx.RequestNotRead:
+            body = await request.aread()
         data = _head(request, body) + body
         conn = self._reuse(origin)
         if conn is not None:
