@@ -21,6 +21,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from markupsafe import escape
 from msgspec import structs
 
@@ -611,3 +613,11 @@ def test_rows_of_one_vulnerability_each_say_their_own_values() -> None:
     ]
     items = [(f, "accepted <risk>" if i % 3 == 0 else None) for i, f in enumerate(alike_)]
     assert html._finding_rows(items) == "".join(html._finding_rows([it]) for it in items)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text() | st.sampled_from(["&amp;", "<a href=\"x\">'</a>", ""]))
+def test_escaping_is_the_standard_librarys(text: str) -> None:
+    import html as stdlib_html
+
+    assert html._escape(text) == stdlib_html.escape(text, quote=True)

@@ -35,7 +35,6 @@ import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
-from html import escape as _escape
 from importlib import resources
 from pathlib import Path
 from types import SimpleNamespace
@@ -136,7 +135,15 @@ def _e(value: object) -> str:
     text = "" if value is None else str(value)
     if _SPECIAL.search(text) is None:  # the common case: nothing to clean or escape
         return text
-    return _escape(clean(text), quote=True)
+    return _escape(clean(text))
+
+
+def _escape(text: str) -> str:
+    """``html.escape(text, quote=True)``, as the standard library writes it: importing
+    ``html`` builds its table of 2,231 named entities (~7.5M instructions), in the
+    reading child of a check before it hands its reports over."""
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;").replace("'", "&#x27;"))
 
 
 class _Escaper(dict[str, str]):
