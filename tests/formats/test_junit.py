@@ -196,36 +196,6 @@ def _as_elementtree_writes_it(root: ET.Element) -> str:
     return ET.tostring(root, encoding="unicode")
 
 
-_text = st.none() | st.text(alphabet=st.sampled_from(list("ab &<>\"'\r\n\t ")), max_size=8)
-
-
-@st.composite
-def _trees(draw: st.DrawFn, depth: int = 0) -> ET.Element:
-    elem = ET.Element(draw(st.sampled_from(["testsuite", "testcase", "failure"])),
-                      draw(st.dictionaries(st.sampled_from(["name", "message", "type"]),
-                                           st.text(max_size=8) | _text.filter(bool),
-                                           max_size=3)))
-    elem.text = draw(_text)
-    elem.tail = draw(_text)
-    if depth < 3:
-        elem.extend(draw(st.lists(_trees(depth + 1), max_size=3)))
-    return elem
-
-
-@settings(max_examples=300, deadline=None)
-@given(tree=_trees())
-def test_the_xml_is_the_text_elementtree_writes(tree: ET.Element) -> None:
-    # The report is written by junit._serialize, not ElementTree's writer: the same text,
-    # indentation, escaping, empty elements and non-blank text and tails included.
-    import copy
-
-    out: list[str] = []
-    root = ET.Element("testsuites", {"name": "imggate"})
-    root.append(tree)
-    junit._serialize(copy.deepcopy(root), out, "\n")
-    assert "".join(out) == _as_elementtree_writes_it(root)
-
-
 def test_a_real_report_is_the_text_elementtree_writes() -> None:
     v = real_verdict()
     text = junit.render(v)

@@ -14,3 +14,10 @@ def test_not_xml_is_the_complement_of_the_allowed_characters() -> None:
     wrong = [hex(c) for c in points
              if bool(junit._NOT_XML.match(chr(c))) == bool(_ALLOWED.match(chr(c)))]
     assert wrong == []
+
+
+def test_printable_text_has_nothing_the_pattern_changes() -> None:
+    # xml_text returns printable text as it is, without the pattern (or CR) looked for.
+    printable = "".join(chr(c) for c in range(0x110000) if chr(c).isprintable())
+    assert "\r" not in printable
+    assert junit._NOT_XML.search(printable) is None

@@ -31,7 +31,6 @@ characters, lone surrogates) are written as visible ``\\xNN`` escapes.
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,7 +53,15 @@ def xml_text(value: object) -> str:
     """``value`` as text XML 1.0 can hold; invalid characters become ``\\xNN``/``\\uNNNN``."""
     # XML parsers turn CR and CRLF into LF; do it here so what we write is
     # what a reader gets back.
-    text = ("" if value is None else str(value)).replace("\r\n", "\n").replace("\r", "\n")
+    text = "" if value is None else str(value)
+    if text.isprintable():
+        # Printable text has no control characters (CR included), surrogates or
+        # noncharacters, so nothing to change; str.isprintable looks at each character
+        # ~4x faster than the pattern's character class (a JUnit report of an audit's
+        # 1,002 tags: ~14M -> ~5M instructions). tests/formats/test_junit_chars.py checks
+        # that every printable character is one the pattern lets through.
+        return text
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     return _NOT_XML.sub(
         lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
         else f"\\u{ord(m.group()):04x}",
@@ -75,27 +82,38 @@ def _timestamp(value: datetime) -> str:
     return value.replace(microsecond=0).isoformat()
 
 
-def _testcase(suite: ET.Element, classname: str, name: str) -> ET.Element:
-    return ET.SubElement(suite, "testcase",
-                         {"classname": xml_text(classname), "name": xml_text(name), "time": "0"})
+def _leaf(tag: str, attrs: str, text: str | None = None) -> str:
+    """An element without children; ``attrs`` are written already (`` name="value"``),
+    ``text`` is XML text, escaped here. Without text it is written empty, as ElementTree
+    writes it."""
+    return f"<{tag}{attrs}>{_cdata(text)}</{tag}>" if text else f"<{tag}{attrs} />"
 
 
-def _add_rule(suite: ET.Element, iv: ImageVerdict, r: RuleResult) -> str:
-    """Add one rule's testcase; return its outcome (passed, failure, skipped)."""
-    case = _testcase(suite, iv.reference, r.rule)
-    body = "\n".join(xml_text(m) for m in r.messages)
+def _testcase(classname: str, name: str, *children: str) -> str:
+    """A testcase of ``children`` (written already); ``classname`` is an escaped attribute
+    value, ``name`` XML text."""
+    head = f'<testcase classname="{classname}" name="{_attrib(name)}" time="0"'
+    if not children:
+        return head + " />"
+    return f"{head}>\n      " + "\n      ".join(children) + "\n    </testcase>"
+
+
+def _rule(ref: str, r: RuleResult) -> tuple[str, str]:
+    """One rule's testcase (``ref`` the escaped reference), and its outcome (passed,
+    failure, skipped)."""
+    name = xml_text(r.rule)
+    body = "\n".join([xml_text(m) for m in r.messages])
     if r.passed:
-        if body:
-            ET.SubElement(case, "system-out").text = body
-        return "passed"
-    first = _short(body) or f"rule {xml_text(r.rule)} failed"
+        return (_testcase(ref, name, _leaf("system-out", "", body)) if body
+                else _testcase(ref, name)), "passed"
+    first = _short(body) or f"rule {name} failed"
     if r.mode is Mode.ENFORCE:
-        failure = ET.SubElement(case, "failure", {"type": "violation", "message": first})
-        failure.text = body or first
-        return "failure"
-    ET.SubElement(case, "skipped", {"message": "warning (not enforced): " + first})
-    ET.SubElement(case, "system-out").text = "warning (not enforced):\n" + (body or first)
-    return "skipped"
+        failure = _leaf("failure", f' type="violation" message="{_attrib(first)}"', body or first)
+        return _testcase(ref, name, failure), "failure"
+    return _testcase(ref, name,
+                     _leaf("skipped", f' message="{_attrib("warning (not enforced): " + first)}"'),
+                     _leaf("system-out", "", "warning (not enforced):\n" + (body or first))
+                     ), "skipped"
 
 
 def _provenance(run: RunInfo | None) -> list[tuple[str, str | None]]:
@@ -107,12 +125,21 @@ def _provenance(run: RunInfo | None) -> list[tuple[str, str | None]]:
             ("imggate.env.origin", run.env_origin), ("imggate.env.reason", run.env_reason)]
 
 
-def _suite(iv: ImageVerdict, timestamp: str,
-           provenance: list[tuple[str, str]]) -> tuple[ET.Element, dict[str, int]]:
-    """``iv``'s testsuite and its tally; ``provenance`` is the run's properties, already
-    XML text (the same in every suite: made once per report)."""
-    suite = ET.Element("testsuite", {"name": xml_text(iv.reference)})
-    props = ET.SubElement(suite, "properties")
+def _property(name: str, value: str) -> str:
+    """A ``<property>`` of the suite's ``<properties>`` (``value`` XML text), indented."""
+    return f'\n      <property name="{name}" value="{_attrib(value)}" />'
+
+
+def _suite(iv: ImageVerdict, timestamp: str, provenance: str) -> tuple[str, dict[str, int]]:
+    """``iv``'s testsuite as written in the root, and its tally; ``provenance`` is the
+    run's ``<property>`` elements, written (the same in every suite: made once per report).
+
+    Written as text, as ``ET.indent(root, space="  ")`` then ``ET.tostring`` wrote the
+    ElementTree this report used to be (tests/formats/junit_elementtree.py keeps it, to
+    compare with): building the elements and walking them again was ~2/3 of this
+    report's cost for the 1,002 images of an audit.
+    """
+    ref = _attrib(xml_text(iv.reference))
     facts: list[tuple[str, str | None]] = [("imggate.env", iv.env),
                                            ("imggate.decision", iv.decision.value)]
     if iv.image is not None:
@@ -120,143 +147,106 @@ def _suite(iv: ImageVerdict, timestamp: str,
                   ("imggate.scanned", "true" if iv.scanned else "false")]
     if iv.suppressed:
         facts.append(("imggate.suppressed", str(len(iv.suppressed))))
-    for name, value in facts:
-        ET.SubElement(props, "property", {"name": name, "value": xml_text(value)})
-    for name, text in provenance:
-        ET.SubElement(props, "property", {"name": name, "value": text})
+    properties = "".join([_property(name, xml_text(value)) for name, value in facts])
 
-    tally = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    tests = failures = errors = skipped = 0
+    cases = []
     for r in iv.rules:
-        outcome = _add_rule(suite, iv, r)
-        tally["tests"] += 1
+        case, outcome = _rule(ref, r)
+        cases.append(case)
+        tests += 1
         if outcome == "failure":
-            tally["failures"] += 1
+            failures += 1
         elif outcome == "skipped":
-            tally["skipped"] += 1
+            skipped += 1
 
     if iv.suppressed:
         # Passed (a suppression is no failure), but said: what did not count, and why.
-        case = _testcase(suite, iv.reference, "suppressed findings")
-        ET.SubElement(case, "system-out").text = "\n".join(
-            xml_text(line) for line in suppression_lines(iv))
-        tally["tests"] += 1
+        cases.append(_testcase(ref, "suppressed findings", _leaf("system-out", "", "\n".join(
+            [xml_text(line) for line in suppression_lines(iv)]))))
+        tests += 1
 
     if iv.image is not None and not iv.scanned:
         refused = [e for e in iv.evidence if not e.used]
         why = (f"{len(refused)} report(s) given, none usable for this image" if refused
                else "no scanner report, scan or attestation was given for this image")
-        case = _testcase(suite, iv.reference, "evidence")
         message = f"{NOT_SCANNED}: {why}: its vulnerabilities are unknown"
-        ET.SubElement(case, "failure", {"type": "not-scanned", "message": message}).text = \
+        cases.append(_testcase(ref, "evidence", _leaf(
+            "failure", f' type="not-scanned" message="{_attrib(message)}"',
             xml_text("\n".join([message, *(f"{e.location}: {p}" for e in refused
-                                            for p in e.problems)]))
-        tally["tests"] += 1
-        tally["failures"] += 1
+                                            for p in e.problems)])))))
+        tests += 1
+        failures += 1
 
     if iv.decision is Decision.ERROR:
         message = xml_text(iv.error or "the gate could not decide for this image")
-        case = _testcase(suite, iv.reference, "decision")
-        ET.SubElement(case, "error", {"type": "could-not-decide", "message": _short(message)}
-                      ).text = message
-        tally["tests"] += 1
-        tally["errors"] += 1
+        cases.append(_testcase(ref, "decision", _leaf(
+            "error", f' type="could-not-decide" message="{_attrib(_short(message))}"', message)))
+        tests += 1
+        errors += 1
     elif iv.decision is Decision.DENY and not iv.violations:
-        case = _testcase(suite, iv.reference, "decision")
-        ET.SubElement(case, "failure", {"type": "violation", "message": "image denied"}
-                      ).text = "the image was denied"
-        tally["tests"] += 1
-        tally["failures"] += 1
+        cases.append(_testcase(ref, "decision", _leaf(
+            "failure", ' type="violation" message="image denied"', "the image was denied")))
+        tests += 1
+        failures += 1
     if iv.decision is Decision.DENY and iv.error:
         # Denied for certain, with some evidence unread: said, not counted as an error.
         message = xml_text("also not checked: " + iv.error)
-        case = _testcase(suite, iv.reference, "not checked")
-        ET.SubElement(case, "skipped", {"message": _short(message)}).text = message
-        tally["tests"] += 1
-        tally["skipped"] += 1
+        cases.append(_testcase(ref, "not checked", _leaf(
+            "skipped", f' message="{_attrib(_short(message))}"', message)))
+        tests += 1
+        skipped += 1
 
-    for key in ("tests", "failures", "errors", "skipped"):
-        suite.set(key, str(tally[key]))
-    suite.set("time", "0")
-    suite.set("timestamp", timestamp)
-    return suite, tally
+    text = (f'<testsuite name="{ref}" tests="{tests}" failures="{failures}" errors="{errors}"'
+            f' skipped="{skipped}" time="0" timestamp="{timestamp}">\n    <properties>'
+            f'{properties}{provenance}\n    </properties>'
+            + "".join(["\n    " + case for case in cases]) + "\n  </testsuite>")
+    return text, {"tests": tests, "failures": failures, "errors": errors, "skipped": skipped}
 
 
 def render(verdict: Verdict) -> str:
     """The JUnit XML document (UTF-8 declaration, indented, trailing newline)."""
     from imggate.formats.alike import OncePerVerdict, placeholder
 
-    timestamp = _timestamp(verdict.generated)
+    timestamp = _attrib(_timestamp(verdict.generated))
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    provenance = [(name, xml_text(value)) for name, value in _provenance(verdict.run)]
+    provenance = "".join([_property(name, xml_text(value))
+                          for name, value in _provenance(verdict.run)])
     # Each suite is written as text once per distinct image verdict (an audit's tags that
     # name the same image share it: 1,002 tags over 300 images, ~530M -> ~200M
     # instructions), with a placeholder where the reference goes (the suite's name and
     # each testcase's classname, both attribute values): each verdict's is put in.
     token = placeholder("reference")
 
-    def suite_text(iv: ImageVerdict) -> tuple[str, dict[str, int]]:
-        suite, tally = _suite(replace(iv, reference=token), timestamp, provenance)
-        return _suite_text(suite), tally
+    def suite_parts(iv: ImageVerdict) -> tuple[list[str], dict[str, int]]:
+        # Split where the reference goes once, so that each tag's suite is a join (a
+        # copy) rather than a search for the token through the whole suite.
+        text, tally = _suite(replace(iv, reference=token), timestamp, provenance)
+        return text.split(token), tally
 
-    suites = OncePerVerdict(suite_text)
+    suites = OncePerVerdict(suite_parts)
     texts = []
     for iv in verdict.images:
-        text, tally = suites(iv)
-        texts.append(text.replace(token, _attrib(xml_text(iv.reference))))
+        parts, tally = suites(iv)
+        texts.append(_attrib(xml_text(iv.reference)).join(parts))
         for key, n in tally.items():
             totals[key] += n
     if not verdict.images:
         # Nothing checked is a failed gate, not an empty green report.
-        suite = ET.Element("testsuite", {"name": "imggate", "tests": "1", "failures": "0",
-                                         "errors": "1", "skipped": "0", "time": "0",
-                                         "timestamp": timestamp})
-        case = _testcase(suite, "imggate", "decision")
-        ET.SubElement(case, "error", {"type": "could-not-decide",
-                                      "message": "no images were checked"})
-        texts.append(_suite_text(suite))
+        texts.append(
+            f'<testsuite name="imggate" tests="1" failures="0" errors="1" skipped="0" time="0"'
+            f' timestamp="{timestamp}">\n    '
+            + _testcase("imggate", "decision", _leaf(
+                "error", ' type="could-not-decide" message="no images were checked"'))
+            + "\n  </testsuite>")
         totals["tests"] += 1
         totals["errors"] += 1
-    # The root as _serialize writes an element with children (the suites, indented).
     attrs = "".join(f' {k}="{v}"' for k, v in (
         ("name", _attrib(xml_text(f"imggate ({verdict.env})"))),
         *((key, str(totals[key])) for key in ("tests", "failures", "errors", "skipped")),
         ("time", "0")))
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuites{attrs}>\n  '
             + "\n  ".join(texts) + "\n</testsuites>\n")
-
-
-def _suite_text(suite: ET.Element) -> str:
-    """A testsuite as :func:`_serialize` writes it in the root."""
-    out: list[str] = []
-    _serialize(suite, out, "\n  ")
-    return "".join(out)
-
-
-def _serialize(elem: ET.Element, out: list[str], indent: str) -> None:
-    """Append ``elem`` as ``ET.indent(root, space="  ")`` then ``ET.tostring(root,
-    encoding="unicode")`` write it, the same text.
-
-    ElementTree's writer is pure Python and general (namespaces, qualified names,
-    comments): ~60% of this report's cost for the 1,002 images of an audit. imggate's
-    elements have plain names and no namespace, and only leaves carry text, so this
-    writes them directly, ~3x faster. ``indent`` is the newline and indentation before
-    ``elem``.
-    """
-    tag = elem.tag
-    attrs = "".join([f' {k}="{_attrib(v)}"' for k, v in elem.items()])
-    text = elem.text
-    if not len(elem):
-        out.append(f"<{tag}{attrs}>{_cdata(text)}</{tag}>" if text else f"<{tag}{attrs} />")
-    else:
-        inner = indent + "  "
-        # As ET.indent: text and tails that are only whitespace become the indentation.
-        out.append(f"<{tag}{attrs}>{_cdata(text) if text and text.strip() else inner}")
-        last = len(elem) - 1
-        for i, child in enumerate(elem):
-            _serialize(child, out, inner)
-            tail = child.tail
-            out.append(_cdata(tail) if tail and tail.strip() else inner if i < last else indent)
-        out.append(f"</{tag}>")
 
 
 #: What ElementTree escapes in character data, and in attribute values besides.
