@@ -265,12 +265,13 @@ def test_finding_lines_are_exactly_the_json_of_the_finding(f, why):
 
 
 _findings = st.builds(
-    finding, i=st.integers(0, 2), severity=st.sampled_from([Severity.HIGH, Severity.LOW]),
+    finding, i=st.integers(0, 4), severity=st.sampled_from([Severity.HIGH, Severity.LOW]),
     package=st.sampled_from(["a", "b"]),
     aliases=st.sampled_from([(), ("GHSA-1",)]), package_type=st.none() | st.just("deb"),
     title=st.sampled_from([None, "t", "".join(["t"]), "other"]),
     fixed_versions=st.sampled_from([(), ("1.1",)]), sources=st.sampled_from([("a",), ("b",)]),
-    cvss=st.sampled_from([(), (Cvss("nvd", None, None, 7.5),), (Cvss("nvd", None, None, 5),)]))
+    cvss=st.sampled_from([(), *((Cvss("nvd", None, None, score),)
+                                 for score in (7.5, 5, 5.0, 0.0, -0.0, 0, float("nan")))]))
 
 
 @settings(max_examples=150, deadline=None)

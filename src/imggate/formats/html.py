@@ -200,13 +200,14 @@ def _row_list(items: Iterable[tuple[Finding, str | None]]) -> list[str]:
     # per package and type.
     shared: dict[str, tuple[tuple[object, ...], str, str, str]] = {}
     packages: dict[str, tuple[str | None, str]] = {}
+    scores: dict[float, str] = {}  # (vulnerabilities of their own have few scores)
     out: list[str] = []
     append = out.append
     for f, suppressed_by in items:
         said = (f.links, f.aliases, f.title, f.severity, f.cvss, f.sources)
         known = shared.get(f.id)
         if known is None or known[0] != said:
-            known = shared[f.id] = (said, *_vulnerability_cells(f, esc))
+            known = shared[f.id] = (said, *_vulnerability_cells(f, esc, scores))
         package = packages.get(f.package)
         if package is None or package[0] is not f.package_type:
             package = packages[f.package] = (f.package_type, _package_cell(f, esc))
@@ -230,13 +231,19 @@ def _package_cell(f: Finding, esc: _Escaper) -> str:
     return f'<td class="pkg">{pkg}</td><td class="ver">'
 
 
-def _vulnerability_cells(f: Finding, esc: _Escaper) -> tuple[str, str, str]:
+def _vulnerability_cells(f: Finding, esc: _Escaper, scores: dict[float, str]
+                         ) -> tuple[str, str, str]:
     """What the row of ``f`` says of its vulnerability: the row up to the package, the
     row after the fixed versions, and the same up to the scanners' cell (a suppressed
-    finding's says why)."""
+    finding's says why). ``scores``: the score's cell by score, made here."""
     score = f.max_cvss
-    cvss = f"{score:.1f}" if score is not None and math.isfinite(score) else ""
-    num = f'</td><td class="num" data-sort="{cvss or -1}">{cvss}</td>'
+    # (not keyed by None or zero: -0.0 == 0.0 but is written "-0.0")
+    num = scores.get(score) if score else None
+    if num is None:
+        cvss = f"{score:.1f}" if score is not None and math.isfinite(score) else ""
+        num = f'</td><td class="num" data-sort="{cvss or -1}">{cvss}</td>'
+        if score:
+            scores[score] = num
     return (f"{_ROW_HEAD[f.severity._value_]}{_vuln_cell(f, esc)}",
             f'{num}<td class="src">{esc[", ".join(f.sources)]}</td></tr>\n', num)
 

@@ -159,14 +159,20 @@ def _sorted_worst_first(findings: tuple[Finding, ...]) -> tuple[Finding, ...]:
     no text (NaN), the tuples are sorted. 10,000 findings: ~45M -> ~20M instructions.
     """
     shared: dict[str, tuple[Severity, tuple[Cvss, ...], str | None]] = {}
+    # (And the text of each score, for vulnerabilities of their own: a report of distinct
+    # CVEs has few distinct scores.)
+    texts: dict[float | None, str | None] = {}
     keys = []
     for f in findings:
         known = shared.get(f.id)
         if known is None or known[0] is not f.severity or known[1] is not f.cvss:
-            score = _score_text(f.max_cvss)
+            score = f.max_cvss
+            text = texts.get(score, "") if score == score else None  # (NaN: no text)
+            if text == "":
+                text = texts[score] = _score_text(score)
             known = shared[f.id] = (f.severity, f.cvss,
-                                    None if score is None else
-                                    _RANK_TEXT[f.severity._value_] + score)
+                                    None if text is None else
+                                    _RANK_TEXT[f.severity._value_] + text)
         head = known[2]
         if head is None:
             return tuple(sorted(findings, key=finding_sort_key))
@@ -506,6 +512,11 @@ class _FindingLines(dict[object, str]):
     across findings): about 5x faster than encoding each finding's dict.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        #: Scores (floats but zero) as written: vulnerabilities of their own have few.
+        self.scores: dict[float, str] = {}
+
     def __missing__(self, value: object) -> str:
         text = self[value] = _json_str(value) if type(value) is str else _ENCODER.encode(value)
         return text
@@ -555,8 +566,11 @@ class _FindingLines(dict[object, str]):
         filled) its part from the package type to the fix state, by the type, and after
         the fixed versions."""
         score = _finite(f.max_cvss)
-        cvss = "null" if score is None else (
-            float.__repr__(score) if type(score) is float else _ENCODER.encode(score))
+        if type(score) is float and score:  # (not zero: -0.0 == 0.0, written apart)
+            cvss = self.scores.get(score) or self.scores.setdefault(score, repr(score))
+        else:
+            cvss = "null" if score is None else (
+                float.__repr__(score) if type(score) is float else _ENCODER.encode(score))
         return (f'{{"id": {self[f.id]}, "aliases": {self[f.aliases]}, "package": ', {},
                 f', "cvss": {cvss}, "title": {self[f.title]}, "sources": {self[f.sources]}}}')
 
