@@ -249,27 +249,38 @@ def render(verdict: Verdict) -> str:
             + "\n  ".join(texts) + "\n</testsuites>\n")
 
 
-#: What ElementTree escapes in character data, and in attribute values besides.
-_CDATA = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))
-_ATTRIB = (*_CDATA, ('"', "&quot;"), ("\r", "&#13;"), ("\n", "&#10;"), ("\t", "&#09;"))
-
-
-def _escaped(text: str, table: tuple[tuple[str, str], ...]) -> str:
-    # Looked for before replaced: most values have nothing to escape.
-    for char, entity in table:
-        if char in text:
-            text = text.replace(char, entity)
-    return text
-
-
+# What ElementTree escapes, each looked for before replaced (most values have nothing
+# to escape), written out rather than looped over a table: the loop's bytecode was
+# half the escaping's cost (the report of an audit's 1,002 tags: 65.8M -> 58.8M
+# instructions).
 def _cdata(text: str) -> str:
     """Character data escaped as ElementTree escapes it."""
-    return _escaped(text, _CDATA)
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text
 
 
 def _attrib(text: str) -> str:
     """An attribute value escaped as ElementTree escapes it (quotes, CR, LF and tab too)."""
-    return _escaped(text, _ATTRIB)
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    if '"' in text:
+        text = text.replace('"', "&quot;")
+    if "\r" in text:
+        text = text.replace("\r", "&#13;")
+    if "\n" in text:
+        text = text.replace("\n", "&#10;")
+    if "\t" in text:
+        text = text.replace("\t", "&#09;")
+    return text
 
 
 def write(verdict: Verdict, output_dir: Path) -> Path:
