@@ -385,6 +385,9 @@ def _alike() -> tuple[Finding, ...]:
         like(package="p", fixed_versions=(), fix_state=FixState.UNKNOWN),
         like(package="q", description="a lone surrogate: \ud800"),
         like(package="r"), like(id="CVE-2024-2", package="s"),
+        # EPSS alike but not the same (0.0, -0.0; 1, 1.0).
+        like(package="t", epss=0.0), like(package="u", epss=-0.0), like(package="v", epss=1),
+        like(package="w", epss=1.0),
     )
 
 

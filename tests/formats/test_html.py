@@ -615,6 +615,8 @@ def test_rows_of_one_vulnerability_each_say_their_own_values() -> None:
         *(structs.replace(base, id=f"CVE-2024-{2 + n}", package="j",
                           cvss=(Cvss("nvd", None, None, score),))
           for n, score in enumerate((0.0, -0.0, 7.5, 7.5, 7, float("nan"), float("nan")))),
+        *(structs.replace(base, package=f"k{n}", cvss=(Cvss("nvd", None, None, score),))
+          for n, score in enumerate((0.0, -0.0, 0.0)))  # (of one vulnerability)
     ]
     items = [(f, "accepted <risk>" if i % 3 == 0 else None) for i, f in enumerate(alike_)]
     assert html._finding_rows(items) == "".join(html._finding_rows([it]) for it in items)

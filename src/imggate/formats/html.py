@@ -206,7 +206,8 @@ def _row_list(items: Iterable[tuple[Finding, str | None]]) -> list[str]:
     for f, suppressed_by in items:
         said = (f.links, f.aliases, f.title, f.severity, f.cvss, f.sources)
         known = shared.get(f.id)
-        if known is None or known[0] != said:
+        # (The ratings the very same: equal scores may be written apart, 0.0 and -0.0.)
+        if known is None or known[0] != said or known[0][4] is not f.cvss:
             known = shared[f.id] = (said, *_vulnerability_cells(f, esc, scores))
         package = packages.get(f.package)
         if package is None or package[0] is not f.package_type:

@@ -542,7 +542,8 @@ class _FindingLines(dict[object, str]):
         for f in findings:
             said = (f.aliases, f.severity, f.cvss, f.title, f.sources)
             known = shared.get(f.id)
-            if known is None or known[0] != said:
+            # (The ratings the very same: equal scores may be written apart, 0.0 and -0.0.)
+            if known is None or known[0] != said or known[0][2] is not f.cvss:
                 known = shared[f.id] = (said, *self._shared(f))
             _, head, typed, tail = known
             package = packages.get(f.package)
