@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: ``python -c`` runs of the program as ``imggate`` runs it (``main()`` without
 #: arguments: the early child), with read-ahead off, or with the parent always taking
-#: the child for busy (what it imports meanwhile, then). argv: the mode, then the args.
+#: the child for busy (what it imports meanwhile, then), or with the child told that
+#: the parent waits for it before its block ("waited") or after two steps of its rows
+#: ("waited-rows"). argv: the mode, then the args.
 _RUN = """\
 import sys
 from imggate.scanners import read_ahead
@@ -26,6 +28,12 @@ if mode == "alone":
     read_ahead.MIN_BYTES = 1 << 62
 elif mode == "busy":
     read_ahead.ReadAhead.busy = lambda self: self.pid > 0
+elif mode == "waited":
+    read_ahead._waited_for = lambda fd: True
+elif mode == "waited-rows":
+    looks = iter([False, False, False])
+    read_ahead._waited_for = lambda fd: next(looks, True)
+    read_ahead._ROWS_PER_STEP = 300
 writer = read_ahead.ReadAhead.writer
 def said(self, *plan):
     got = writer(self, *plan)
@@ -92,7 +100,7 @@ def _check(mode: str, report: Path, out: Path, ref: str = "oci:examples/app"
     writes = mode != "alone"
     assert f"TEST: the reports' child writes: {writes}" in proc.stderr or not writes
     # (Early, it depends on which of the two is first.)
-    if mode != "early":
+    if mode in ("alone", "busy"):
         assert ("TEST: imported ahead" in proc.stderr) is (mode == "busy")
     # Made before the verdict only in the child, for the image the command line pins.
     ahead = "TEST: the GitLab vulnerabilities made before the verdict: True" in proc.stderr
@@ -101,7 +109,8 @@ def _check(mode: str, report: Path, out: Path, ref: str = "oci:examples/app"
 
 
 @pytest.mark.parametrize(("mode", "ref"), [("early", "oci:examples/app"),
-                                           ("busy", "oci:examples/app"), ("early", _PINNED)])
+                                           ("busy", "oci:examples/app"), ("early", _PINNED),
+                                           ("waited", _PINNED), ("waited-rows", _PINNED)])
 def test_a_large_check_writes_the_same_reports_as_one_read_in_one_process(
         mode: str, ref: str, large_report: Path, tmp_path: Path) -> None:
     alone = _check("alone", large_report, tmp_path / "alone", ref)

@@ -28,6 +28,15 @@ def _read(paths: list[str]) -> tuple[ScanReport, ...]:
     return tuple(load_report(p) for p in paths)
 
 
+def _when_done(ahead: read_ahead.ReadAhead) -> tuple[ScanReport, ...] | None:
+    """What ``ahead`` gives once its child is done: as a run collects it that starts
+    waiting after the child handed over (told it waits, the child makes less)."""
+    deadline = time.monotonic() + 30
+    while ahead.busy() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return ahead.result()
+
+
 @pytest.mark.usefixtures("any_size")
 def test_the_child_hands_back_the_reports_as_read_here() -> None:
     paths = [str(TRIVY_JSON[0]), str(GRYPE[0]), str(TRIVY_JSON[-1])]
@@ -162,7 +171,7 @@ def test_the_child_makes_the_html_reports_rows_too(monkeypatch: pytest.MonkeyPat
 
     paths = [str(TRIVY_JSON[0]), str(GRYPE[0])]
     with read_ahead.start(paths, lambda: _read(paths)) as ahead:
-        reports = ahead.result()
+        reports = _when_done(ahead)
     assert reports is not None
     ordered = verdict_json.worst_first(tuple(list(merge(reports))))
     made_here = html._finding_rows((f, None) for f in ordered)
@@ -180,7 +189,7 @@ def test_the_child_makes_the_verdict_jsons_findings_block_too(
 
     paths = [str(TRIVY_JSON[0]), str(GRYPE[0])]
     with read_ahead.start(paths, lambda: _read(paths)) as ahead:
-        reports = ahead.result()
+        reports = _when_done(ahead)
     assert reports is not None
     findings = tuple(list(merge(reports)))  # (the decision's own tuple of them)
     made_here = verdict_json.findings_block(findings)
@@ -199,7 +208,7 @@ def test_the_rows_and_block_written_a_few_at_a_time_are_the_ones_made_here(
     monkeypatch.setattr(read_ahead, "_PER_WRITE", 2)  # (the child's, forked from here)
     paths = [str(TRIVY_JSON[0]), str(GRYPE[0])]
     with read_ahead.start(paths, lambda: _read(paths)) as ahead:
-        reports = ahead.result()
+        reports = _when_done(ahead)
     assert reports is not None
     findings = tuple(list(merge(reports)))
     ordered = verdict_json.worst_first(findings)
@@ -334,8 +343,8 @@ def test_a_store_shorter_than_the_child_said_or_not_sealed_gives_nothing() -> No
     data = pickle.dumps(((), (), ()))
     fd = read_ahead._anonymous_file()
     try:
-        os.write(fd, data + b"rows" + b"[]")
-        said = [len(data), 4, 2]
+        os.write(fd, data + b"[]" + b"rows")
+        said = [len(data), 2, 4, 1]  # (the pickle, the block, the rows of 1 finding)
         whole = b"".join(n.to_bytes(8, "big") for n in said)
         if hasattr(os, "memfd_create"):  # (Linux: the child seals what it wrote)
             assert read_ahead._stored(fd, whole) is None
@@ -345,9 +354,93 @@ def test_a_store_shorter_than_the_child_said_or_not_sealed_gives_nothing() -> No
             with pytest.raises(PermissionError):
                 os.pwrite(fd, b"x", 0)
         parts = read_ahead._stored(fd, whole)
-        assert parts is not None and [bytes(p) for p in parts] == [data, b"rows", b"[]"]
+        assert parts is not None and [bytes(p) for p in parts[:3]] == [data, b"[]", b"rows"]
+        assert parts[3] == 1
         said[1] += 1
         assert read_ahead._stored(fd, b"".join(n.to_bytes(8, "big") for n in said)) is None
-        assert read_ahead._stored(fd, b"\0" * 16) is None  # (not all it says)
+        assert read_ahead._stored(fd, b"\0" * 24) is None  # (not all it says)
     finally:
         os.close(fd)
+
+
+def _reports_parts(reports: tuple[ScanReport, ...] | None) -> tuple[bytes, str]:
+    """The HTML report's rows and the verdict JSON of ``reports``' findings, as a run
+    writes them once a reading child gave them."""
+    from formats.verdict_samples import sample_verdict
+    from imggate.formats import html, verdict_json
+    from imggate.scanners.merge import merge
+    from imggate.values import replace
+
+    assert reports is not None
+    findings = tuple(list(merge(reports)))  # (the decision's own tuple of them)
+    rows = html.active_rows(verdict_json.worst_first(findings))
+    verdict = sample_verdict(1)
+    image = replace(verdict.images[1], findings=findings)
+    document = verdict_json.render(replace(verdict, images=(image,)))
+    return (rows.encode("utf-8") if isinstance(rows, str) else bytes(rows)), document
+
+
+@pytest.fixture
+def nothing_made_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No rows or block remembered from an earlier test."""
+    from imggate.formats import html, verdict_json
+
+    monkeypatch.setattr(html, "_ahead", None)
+    monkeypatch.setattr(verdict_json, "_block", None)
+    monkeypatch.setattr(read_ahead, "_rest", None)
+
+
+@pytest.mark.usefixtures("any_size", "nothing_made_ahead")
+def test_a_child_waited_for_hands_over_without_its_parts_and_they_are_made_here(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from imggate.formats import html, verdict_json
+
+    paths = [str(TRIVY_JSON[0]), str(GRYPE[0])]
+    with read_ahead.start(paths, lambda: _read(paths)) as ahead:
+        made_there = _reports_parts(_when_done(ahead))
+    assert html._ahead is not None and verdict_json._block is not None  # the child's
+    monkeypatch.setattr(html, "_ahead", None)
+    monkeypatch.setattr(verdict_json, "_block", None)
+
+    def slow() -> tuple[ScanReport, ...]:
+        time.sleep(0.5)  # (this process waits for it meanwhile)
+        return _read(paths)
+
+    with read_ahead.start(paths, slow) as ahead:
+        assert ahead.busy()
+        reports = ahead.result()  # told it waits: the reports without the parts
+        assert reports is not None
+        assert html._ahead is None and verdict_json._block is None
+        assert _reports_parts(reports) == made_there  # made here, the same bytes
+
+
+@pytest.mark.usefixtures("any_size", "nothing_made_ahead")
+def test_rows_made_in_part_by_a_child_waited_for_are_made_whole_here(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from imggate.formats import html, verdict_json
+    from imggate.scanners.merge import merge
+
+    paths = [str(TRIVY_JSON[0]), str(GRYPE[0])]
+    with read_ahead.start(paths, lambda: _read(paths)) as ahead:
+        made_there = _reports_parts(_when_done(ahead))
+    monkeypatch.setattr(html, "_ahead", None)
+    monkeypatch.setattr(verdict_json, "_block", None)
+
+    # (In the child, forked from here:) told it is waited for after the block and two
+    # steps of rows, two findings each.
+    looks = iter([False, False, False])
+    monkeypatch.setattr(read_ahead, "_waited_for", lambda fd: next(looks, True))
+    monkeypatch.setattr(read_ahead, "_ROWS_PER_STEP", 2)
+    made_here: list[int] = []
+    row_list = html.row_list
+    monkeypatch.setattr(html, "row_list", lambda ordered: (
+        made_here.append(len(ordered)), row_list(ordered))[1])
+    with read_ahead.start(paths, lambda: _read(paths)) as ahead:
+        reports = _when_done(ahead)
+        assert reports is not None and verdict_json._block is not None  # the child's
+        assert made_here == [] and html._ahead is None  # (not before the verdict)
+        read_ahead.finish_rows()
+        # The rows of the other findings made here, once (the child's four kept).
+        assert made_here == [len(merge(reports)) - 4]
+        assert html._ahead is not None
+        assert _reports_parts(reports) == made_there

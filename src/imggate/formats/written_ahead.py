@@ -319,17 +319,19 @@ def attach(pid: int, pipes: Pipes, findings: Sequence[Finding],
     return ahead
 
 
-def serve(findings: Sequence[Finding], reports: Sequence[ScanReport], pipes: Pipes) -> None:
+def serve(findings: Sequence[Finding], reports: Sequence[ScanReport], pipes: Pipes, *,
+          html_too: bool = True) -> None:
     """In the child (never returns): make the parts of ``findings``, then write the
-    documents of the verdict the parent sends (nothing if it sends none)."""
+    documents of the verdict the parent sends (nothing if it sends none). ``html_too``:
+    whether it may offer to write the HTML report (it holds all its rows)."""
     os.close(pipes.job_write)
     os.close(pipes.result_read)
     if not wanted(findings):
         os._exit(1)
-    _child(_Held(findings, reports), pipes.job_read, pipes.result_write)
+    _child(_Held(findings, reports), pipes.job_read, pipes.result_write, html_too)
 
 
-def _child(held: _Held, job: int, result: int) -> None:
+def _child(held: _Held, job: int, result: int, html_too: bool) -> None:
     code = 1
     try:
         from imggate.formats import gitlab, html
@@ -342,7 +344,10 @@ def _child(held: _Held, job: int, result: int) -> None:
             # said, when the documents are written.
             with contextlib.suppress(Exception):
                 _ahead_of(message, held)
-            if not _waiting(job):  # (a verdict there already: not waited for longer)
+            # (A verdict there already: not waited for longer. Without all the rows, the
+            # parent has them, or makes them: made here too, they took this child ~150
+            # ms at 10,000 findings, mostly past a verdict that came meanwhile.)
+            if html_too and not _waiting(job):
                 with contextlib.suppress(Exception):
                     html.prepare()
                     os.write(result, _READY)

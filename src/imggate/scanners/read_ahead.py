@@ -12,6 +12,10 @@ this process to take it. The reports' parts the child makes as text (the HTML ro
 the verdict JSON's findings) follow the pickle as they are, and this process maps the
 file and writes them from there, never copying them into its own memory.
 
+Those parts are made ahead only while this process is not yet waiting for them: when
+:meth:`ReadAhead.result` has to wait, it says so, and the child hands over what it has
+made by then (see :func:`_waited_for`); this process makes the rest.
+
 The child only ever delivers reports it read successfully. Anything else
 (an unreadable or invalid report, a crash, a child that never ran) makes
 :meth:`ReadAhead.result` return ``None``, and the caller reads the reports
@@ -63,11 +67,12 @@ class ReadAhead:
     """A child reading the reports; :meth:`result` collects them (once)."""
 
     def __init__(self, pid: int, fd: int | None, pipes: Pipes | None = None,
-                 store: int | None = None) -> None:
+                 store: int | None = None, waits: int | None = None) -> None:
         #: The child's process id (0: no child; :meth:`result` is ``None``).
         self.pid = pid
         self._fd = fd  # the child says here how much of ``store`` it wrote
         self._store = store
+        self._waits = waits  # this process says here that it waits (see result())
         self._pipes = pipes  # the child writes reports after (see writer())
         self._running = pid > 0
         self._got: tuple[tuple[ScanReport, ...], tuple[Finding, ...]] | None = None
@@ -87,6 +92,13 @@ class ReadAhead:
         """The reports the child read, or ``None`` (read them here instead)."""
         if self._fd is None:
             return None
+        if self._waits is not None:
+            # Waiting for the child: told so, it hands the reports over without the parts
+            # it has not made yet, and this process makes them (see _waited_for()).
+            if self.busy():
+                with contextlib.suppress(OSError):  # (gone: nothing to say)
+                    os.write(self._waits, _WAITING)
+            self._close_waits()
         said = b""
         with contextlib.suppress(OSError):
             while chunk := os.read(self._fd, 64):
@@ -134,8 +146,14 @@ class ReadAhead:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        self._close_waits()
         self._close_store()
         self._stop()
+
+    def _close_waits(self) -> None:
+        if self._waits is not None:
+            os.close(self._waits)
+            self._waits = None
 
     def _close_store(self) -> None:
         if self._store is not None:
@@ -150,21 +168,27 @@ class ReadAhead:
         self.discard()
 
 
-def _stored(store: int | None, said: bytes) -> list[memoryview] | None:
-    """What the child wrote into ``store`` when it said (``said``: three lengths, 8 bytes
-    each) that it wrote all of it: its pickle, the rows and the block, each a view of the
-    file mapped here; else ``None``.
+#: What the child wrote, as :func:`_stored` gives it: its pickle, the block and the rows
+#: (each a view of the file), and how many findings those rows are of.
+Stored = tuple[memoryview, memoryview, memoryview, int]
+
+
+def _stored(store: int | None, said: bytes) -> Stored | None:
+    """What the child wrote into ``store`` when it said (``said``: three lengths and a
+    count, 8 bytes each) that it wrote all of it: its pickle, the block (empty when not
+    made) and the rows of the first findings (worst first; as many as the count says),
+    each a view of the file mapped here; else ``None``.
 
     Mapped, not read: read, the 11 MB (at 10,000 findings) were copied into fresh memory
     of this process (~2,700 page faults, ~4 µs each on this VM), and the rows and block
     copied once more out of the pickle (~2,100). Mapped, they are written from the
     file's own pages (the pickle's findings are the only copies made here).
     """
-    if store is None or len(said) != 24:
+    if store is None or len(said) != 32:
         return None
     import mmap
 
-    sizes = [int.from_bytes(said[at:at + 8], "big") for at in (0, 8, 16)]
+    *sizes, count = [int.from_bytes(said[at:at + 8], "big") for at in (0, 8, 16, 24)]
     try:
         # (A page past the file's end would be SIGBUS where it is read.)
         if os.fstat(store).st_size < sum(sizes) or not _sealed(store):
@@ -177,11 +201,9 @@ def _stored(store: int | None, said: bytes) -> list[memoryview] | None:
                                     flags=mmap.MAP_SHARED))
     except (OSError, ValueError):
         return None
-    parts, at = [], 0
-    for size in sizes:
-        parts.append(view[at:at + size])
-        at += size
-    return parts
+    data, block, rows = view[:sizes[0]], view[sizes[0]:sizes[0] + sizes[1]], \
+        view[sizes[0] + sizes[1]:sum(sizes)]
+    return data, block, rows, count
 
 
 #: The seals the child puts on the file once written (see :func:`_seal`).
@@ -218,13 +240,14 @@ def _sealed(fd: int) -> bool:
     return all(have & seal for seal in seals)
 
 
-def _payload(parts: list[memoryview] | None,
+def _payload(stored: Stored | None,
              ) -> tuple[tuple[ScanReport, ...], tuple[Finding, ...]] | None:
     """The reports and their merge the child sent (the merge remembered, its order worst
-    first, the HTML report's rows of it and the verdict JSON's block), or ``None``."""
-    if parts is None:
+    first, the verdict JSON's block and the HTML report's rows of it when made), or
+    ``None``."""
+    if stored is None:
         return None
-    data, rows, block = parts
+    data, block, rows, count = stored
     try:
         got = pickle.loads(data)  # noqa: S301 - our child's, see the module
     except Exception:  # (a child cut off mid-write leaves a partial pickle)
@@ -237,17 +260,46 @@ def _payload(parts: list[memoryview] | None,
     if type(merged) is not tuple or not all(type(f) is Finding for f in merged):
         return None
     if type(worst) is not tuple or len(worst) != len(merged) \
-            or not all(type(f) is Finding for f in worst):
+            or not all(type(f) is Finding for f in worst) or count > len(worst):
         return None
-    from imggate.formats.html import remember_rows
+    from imggate.formats.html import remember_rows, row_list
     from imggate.formats.verdict_json import remember_block, worst_first
     from imggate.scanners.merge import remember
 
     remember(reports, merged)
     worst_first.remember(merged, worst)
-    remember_rows(worst, rows)
-    remember_block(worst, block)
+    # (Not made, see _waited_for(): this process makes it when it writes.)
+    if block:
+        remember_block(worst, block)
+    global _rest
+    _rest = None
+    if count == len(worst):
+        remember_rows(worst, rows)
+    elif count:
+        # Made in part: the rest made here (a row is one finding's alone), joined to the
+        # child's in memory of this process (~5 ms at most: 5.6 MB), once the verdict
+        # is decided (finish_rows()): made now, before the decision, they held up the
+        # verdict the child writes the GitLab report of, and it waited for it.
+        def rest() -> None:
+            remember_rows(worst, b"".join([rows, "".join(row_list(worst[count:])).encode()]))
+
+        _rest = rest
     return reports, merged
+
+
+#: The rows the child did not make, made by :func:`finish_rows` (see :func:`_payload`).
+_rest: Callable[[], None] | None = None
+
+
+def finish_rows() -> None:
+    """Make the HTML report's rows the reading child began and did not finish (it was
+    waited for: see :func:`_waited_for`), for a caller about to write that report after
+    its GitLab report's writer has the verdict. Not called, the report makes all of its
+    rows itself: the same bytes."""
+    global _rest
+    rest, _rest = _rest, None
+    if rest is not None:
+        rest()
 
 
 def worth_it(paths: Sequence[str]) -> bool:
@@ -281,21 +333,25 @@ def start(paths: Sequence[str], read: Reader, *, writes: bool = False) -> ReadAh
         store = _anonymous_file()
     except OSError:
         return ReadAhead(0, None)
+    fds = [store]
     try:
         read_end, write_end = os.pipe()
+        fds += (read_end, write_end)
+        waits_read, waits_write = os.pipe()
+        fds += (waits_read, waits_write)
         if writes:
             from imggate.formats.written_ahead import Pipes
 
             pipes = Pipes()
     except OSError:
-        os.close(store)
+        for fd in fds:
+            os.close(fd)
         return ReadAhead(0, None)
     try:
         pid = os.fork()
     except OSError:
-        os.close(store)
-        os.close(read_end)
-        os.close(write_end)
+        for fd in fds:
+            os.close(fd)
         if pipes is not None:
             pipes.parent_side()
             pipes.close()
@@ -304,6 +360,7 @@ def start(paths: Sequence[str], read: Reader, *, writes: bool = False) -> ReadAh
         code = 1
         try:
             os.close(read_end)
+            os.close(waits_write)
             from imggate.formats.html import row_list
             from imggate.formats.verdict_json import findings_block_parts, worst_first
             from imggate.scanners.merge import merge
@@ -322,16 +379,25 @@ def start(paths: Sequence[str], read: Reader, *, writes: bool = False) -> ReadAh
             # and writes them from there, never copying them (see _stored()).
             with open(store, "wb", closefd=False) as file:
                 pickle.dump((reports, merged, worst), file, protocol=pickle.HIGHEST_PROTOCOL)
-                sizes = [file.tell()]
-                # The HTML report's rows of them too (~110M): the parent, not this child,
-                # is the longer of the two from start to end (its imports are slow per
-                # instruction); this child would wait for its verdict meanwhile. UTF-8:
-                # the parent writes them as they come.
-                sizes.append(_write_joined(file, row_list(worst), "", "utf-8"))
+                # The pickle, the block, the rows and how many findings they are of.
+                sizes = [file.tell(), 0, 0, 0]
                 # The verdict JSON's findings block too (~170M): that report is the
                 # parent's, as this child makes the GitLab report's parts and then writes
-                # it. (JSON with ensure_ascii: ASCII.)
-                sizes.append(_write_joined(file, *findings_block_parts(merged), "ascii"))
+                # it. (JSON with ensure_ascii: ASCII.) Made whole: only a parent waiting
+                # before it starts makes it instead.
+                if not _waited_for(waits_read):
+                    sizes[1] = _write_joined(file, *findings_block_parts(merged), "ascii")
+                # The HTML report's rows of them too (~110M): the parent, not this child,
+                # is the longer of the two from start to end when the findings share
+                # their vulnerabilities (its imports are slow per instruction); this child
+                # would wait for its verdict meanwhile. UTF-8: the parent writes them as
+                # they come. After the block, as the larger part where the findings share
+                # little (~150 ms against ~70 at 10,000), a few at a time: a parent
+                # waiting by then makes the rest (see _waited_for()).
+                while sizes[1] and sizes[3] < len(worst) and not _waited_for(waits_read):
+                    step = worst[sizes[3]:sizes[3] + _ROWS_PER_STEP]
+                    sizes[2] += _write_joined(file, row_list(step), "", "utf-8")
+                    sizes[3] += len(step)
             _seal(store)
             said = b"".join(n.to_bytes(8, "big") for n in sizes)
             os.write(write_end, said)
@@ -341,12 +407,13 @@ def start(paths: Sequence[str], read: Reader, *, writes: bool = False) -> ReadAh
                 from imggate.formats.written_ahead import serve
 
                 # The rows for this child's HTML report too, when it writes that (see
-                # imggate.formats.written_ahead): mapped as the parent maps them.
+                # imggate.formats.written_ahead): mapped as the parent maps them. Not all
+                # made, that report is the parent's.
                 parts = _stored(store, said)
-                if parts is not None:
-                    remember_rows(worst, parts[1])
-
-                serve(merged, reports, pipes)
+                whole = parts is not None and parts[3] == len(worst)
+                if parts is not None and whole:
+                    remember_rows(worst, parts[2])
+                serve(merged, reports, pipes, html_too=whole)
             code = 0
         except BaseException:  # noqa: S110 - the parent reads the reports itself and says why
             pass
@@ -355,7 +422,36 @@ def start(paths: Sequence[str], read: Reader, *, writes: bool = False) -> ReadAh
     os.close(write_end)
     if pipes is not None:
         pipes.parent_side()
-    return ReadAhead(pid, read_end, pipes, store)
+    os.close(waits_read)
+    return ReadAhead(pid, read_end, pipes, store, waits_write)
+
+
+#: Findings whose rows the child makes between two looks at whether the parent waits
+#: (~15-20 ms of rows when each finding is a vulnerability of its own). Each step makes
+#: its rows' shared parts afresh: ~10 times per vulnerability where 10,000 findings
+#: share 85, ~5M instructions more there, where this child is done long before the
+#: parent waits.
+_ROWS_PER_STEP = 1000
+
+#: What :meth:`ReadAhead.result` says to a child it waits for.
+_WAITING = b"w"
+
+
+def _waited_for(waits: int) -> bool:
+    """In the child: whether the parent waits for it (it said so, or no longer listens).
+
+    Then the reports go over without the parts not made yet (the block, the rows not
+    made yet), and the parent makes those itself (the rows' rest as it takes them, the
+    rest when it writes), while this child makes the GitLab report's parts: where the
+    findings share little (each its own vulnerability) this child's part of a check is
+    the longer (~3.0G instructions against the parent's ~2.1G at 10,000 findings), and
+    the parent waited for it twice, at the hand-over and for the GitLab report. Where
+    they share much, the child is done with them before the parent waits: as before.
+    """
+    try:
+        return bool(select.select([waits], [], [], 0)[0])
+    except (OSError, ValueError):
+        return False
 
 
 #: Texts joined and encoded per write by :func:`_write_joined`: ~300 KB at a time.
