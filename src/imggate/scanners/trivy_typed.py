@@ -161,6 +161,9 @@ def _report(doc: _Report, source: str) -> ScanReport:
     # the pickle the reading child hands over says each once, and the names' hashes
     # are computed once.
     packages: dict[str, str] = {}
+    # The ratings made of each JSON text (the same text: the very same ratings, which the
+    # outputs tell alike by identity; see _vulnerability).
+    rated: dict[bytes, tuple[Cvss, ...]] = {}
     target_os = target_image = None
     for r in doc.Results or ():
         ptype = r.Type or None
@@ -171,8 +174,8 @@ def _report(doc: _Report, source: str) -> ScanReport:
                     v.VendorIDs)
             known = seen.get(v.VulnerabilityID)
             if known is None or known[0] != said:
-                known = seen[v.VulnerabilityID] = (said, _vulnerability(v.VulnerabilityID,
-                                                                        *said))
+                known = seen[v.VulnerabilityID] = (said, _vulnerability(
+                    v.VulnerabilityID, *said, rated=rated))
             vid, sev, aliases, cvss, title, description, links = known[1]
             pkg = packages.get(v.PkgName)
             if pkg is None:
@@ -231,18 +234,27 @@ _Seen = dict[str, tuple[_Said, _Made]]
 
 def _vulnerability(vid: str, raw_sev: str | None, title: msgspec.Raw,
                    description: msgspec.Raw, references: msgspec.Raw, ratings: msgspec.Raw,
-                   primary: str | None, vendor_ids: list[str] | None) -> _Made:
-    """What the findings of vulnerability ``vid`` share, from what they said alike."""
+                   primary: str | None, vendor_ids: list[str] | None, *,
+                   rated: dict[bytes, tuple[Cvss, ...]]) -> _Made:
+    """What the findings of vulnerability ``vid`` share, from what they said alike;
+    ``rated``: the report's ratings by their JSON text, made here."""
     sev = Severity.UNKNOWN if raw_sev is None else SEVERITIES.get(raw_sev)
     if sev is None or not vid or vid.isspace():
         raise _NotMine
     refs = (_decoded(_REFERENCES, references) if references else None) or ()
-    rated = _decoded(_RATINGS, ratings) if ratings else None  # (empty Raw: no CVSS key)
+    cvss: tuple[Cvss, ...] = ()
+    if ratings:  # (empty Raw: no CVSS key)
+        text = bytes(ratings)
+        known = rated.get(text)
+        if known is None:
+            decoded = _decoded(_RATINGS, ratings)
+            known = rated[text] = tuple(_rated(decoded)) if decoded else ()
+        cvss = known
     return (
         vid,
         sev,
         unique([a for a in vendor_ids or () if a != vid]),
-        tuple(_rated(rated)) if rated else (),
+        cvss,
         (_decoded(_TEXT, title) if title else None) or None,
         (_decoded(_TEXT, description) if description else None) or None,
         unique([primary, *refs] if primary else list(refs)),
