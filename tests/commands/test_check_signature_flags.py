@@ -302,11 +302,25 @@ def test_a_report_the_child_cannot_write_fails_the_run_as_here(
 
 def _when_the_child_is_ready(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Each verdict submitted once its child has said it can write the HTML report (or
-    ended; at most 30 s): whether the child was given the HTML report, per submit."""
+    ended; at most 30 s): whether the child was given the HTML report, per submit. Its
+    reports are collected once it has handed them over (a parent that waits for them
+    says so, and the child hands them over without the HTML rows: that report is then
+    the parent's; see imggate.scanners.read_ahead)."""
     import select
+    import time
 
     from imggate.formats import written_ahead
+    from imggate.scanners import read_ahead
 
+    result = read_ahead.ReadAhead.result
+
+    def when_done(self: read_ahead.ReadAhead) -> Any:
+        deadline = time.monotonic() + 30
+        while self.busy() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return result(self)
+
+    monkeypatch.setattr(read_ahead.ReadAhead, "result", when_done)
     submit = written_ahead.WrittenAhead.submit
     given: list[bool] = []
 
