@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -54,6 +55,22 @@ def write_text(path: Path, text: str) -> Path:
     from imggate.redact import redact
 
     return write_atomic(path, redact(text).encode("utf-8"))
+
+
+def write_text_parts(path: Path, parts: Iterable[str | bytes | memoryview]) -> Path:
+    """:func:`write_text` of the concatenation of ``parts`` (text, or UTF-8 already), each
+    written as it comes: a large report (the HTML page, the verdict JSON of 10,000
+    findings) is never joined and encoded whole, which copied it twice more into fresh
+    memory. While the run holds a secret, the parts are joined and redacted as one text
+    (a secret could span two parts)."""
+    from imggate.formats.destination import write_parts
+    from imggate.redact import SECRETS
+
+    if SECRETS:
+        return write_text(path, "".join(p if isinstance(p, str) else str(p, "utf-8")
+                                        for p in parts))
+    write_parts(path, (p.encode("utf-8") if isinstance(p, str) else p for p in parts))
+    return Path(path)
 
 
 def remove_stale(paths: list[Path]) -> list[Path]:

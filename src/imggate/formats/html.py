@@ -41,14 +41,13 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from imggate import __version__
-from imggate.formats.destination import write_parts
+from imggate.formats.files import write_text_parts
 from imggate.formats.verdict_json import (
     SEVERITY_ORDER,
     finding_sort_key,
     overall_decision,
     severity_counts,
     worst_first,
-    write_text,
 )
 from imggate.models import (
     ExceptionUse,
@@ -64,7 +63,6 @@ from imggate.models import (
     SignatureCheck,
     Verdict,
 )
-from imggate.redact import SECRETS
 from imggate.values import same_objects
 
 if TYPE_CHECKING:
@@ -560,15 +558,8 @@ def _parts(verdict: Verdict, tool_version: str | None) -> list[str | bytes | mem
 
 def write(verdict: Verdict, output_dir: Path, *, tool_version: str | None = None) -> Path:
     """Write ``imggate-report.html`` into ``output_dir`` (created if needed); return its path."""
-    path = Path(output_dir) / FILENAME
-    parts = _parts(verdict, tool_version)
-    if SECRETS:  # redacted as one text: a secret could span two parts
-        return write_text(path, "".join(map(_text, parts)))
     # Encoded part by part, the same bytes: one non-ASCII character of the template's
     # ("·") makes the whole page a non-ASCII str, which UTF-8 encodes character by
     # character (~15 ms at 10,000 findings), while the rows alone are usually ASCII,
-    # which encodes as a copy. Each part is written as it is encoded: joined first, the
-    # page (5.6 MB at 10,000 findings) was copied once more into fresh memory. Rows made
-    # ahead are UTF-8 already.
-    write_parts(path, (p.encode("utf-8") if isinstance(p, str) else p for p in parts))
-    return path
+    # which encodes as a copy. Rows made ahead are UTF-8 already.
+    return write_text_parts(Path(output_dir) / FILENAME, _parts(verdict, tool_version))

@@ -29,8 +29,7 @@ from typing import Any
 import msgspec
 
 from imggate import __version__
-from imggate.formats.destination import write_parts
-from imggate.formats.files import write_text
+from imggate.formats.files import write_text, write_text_parts
 from imggate.models import (
     ConfigSummary,
     Cvss,
@@ -47,7 +46,6 @@ from imggate.models import (
     SignatureCheck,
     Verdict,
 )
-from imggate.redact import SECRETS
 from imggate.values import same_objects
 
 __all__ = ["FILENAME", "document", "image_document", "overall_decision", "render",
@@ -622,11 +620,6 @@ def _line_parts(items: list[str], *, indent: int) -> tuple[list[str], str]:
 
 def write(verdict: Verdict, output_dir: Path, *, tool_version: str | None = None) -> Path:
     """Write ``imggate-verdict.json`` into ``output_dir`` (created if needed); return its path."""
-    path = Path(output_dir) / FILENAME
-    parts = _parts(verdict, tool_version)
-    if SECRETS:  # redacted as one text: a secret could span two parts
-        return write_text(path, "".join(map(_text, parts)))
-    # Part by part, the same bytes: joined, the findings (3 MB at 10,000) were copied
-    # twice more (the text, its encoding), ~1,500 page faults of fresh memory.
-    write_parts(path, (p.encode("utf-8") if isinstance(p, str) else p for p in parts))
-    return path
+    # Part by part: joined, the findings (3 MB at 10,000) were copied twice more (the
+    # text, its encoding), ~1,500 page faults of fresh memory.
+    return write_text_parts(Path(output_dir) / FILENAME, _parts(verdict, tool_version))
