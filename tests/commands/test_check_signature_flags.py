@@ -281,23 +281,33 @@ def test_reports_written_by_the_child_that_read_them_are_the_same_bytes(
 
 def test_a_report_the_child_cannot_write_fails_the_run_as_here(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from imggate.formats import written_ahead
     from imggate.formats.outputs import GITLAB_FILENAME
 
-    ref, report, rules = _forking_check(tmp_path, monkeypatch, "Critical")
-    results = []
-    for name, least in (("here", 1 << 30), ("child", 0)):
-        monkeypatch.setattr(written_ahead, "MIN_FINDINGS", least)
-        (tmp_path / name / "out" / GITLAB_FILENAME).mkdir(parents=True)  # not writable
-        res, _ = check(tmp_path / name, rules, ref, "--trivy-report", str(report))
-        left = sorted(p.name for p in (tmp_path / name / "out").iterdir())
-        results.append((res.code, res.stderr.replace(str(tmp_path / name), "X"), left))
+    results = _directory_at_report_path(tmp_path, monkeypatch, GITLAB_FILENAME)
     assert results[0] == results[1]
     # The user's to change (a retry would fail the same): exit 2, and the directory is
     # not called a stale report.
     assert results[0][0] == 2 and "it is a directory" in results[0][1]
     assert "could not remove" not in results[0][1]
     assert results[0][2] == [GITLAB_FILENAME]  # nothing else left behind
+
+
+def _directory_at_report_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                              filename: str) -> list[tuple[int, str, list[str]]]:
+    """A forking check run twice with a directory where ``filename`` goes, its reports
+    written here and then by the child: each run's exit code, its stderr (the run's
+    directory as ``X``) and what it left in its output directory."""
+    from imggate.formats import written_ahead
+
+    ref, report, rules = _forking_check(tmp_path, monkeypatch, "Critical")
+    results = []
+    for name, least in (("here", 1 << 30), ("child", 0)):
+        monkeypatch.setattr(written_ahead, "MIN_FINDINGS", least)
+        (tmp_path / name / "out" / filename).mkdir(parents=True)  # not writable
+        res, _ = check(tmp_path / name, rules, ref, "--trivy-report", str(report))
+        left = sorted(p.name for p in (tmp_path / name / "out").iterdir())
+        results.append((res.code, res.stderr.replace(str(tmp_path / name), "X"), left))
+    return results
 
 
 def _when_the_child_is_ready(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
@@ -354,18 +364,10 @@ def test_the_html_report_written_by_the_child_is_the_same_bytes(
 
 def test_an_html_report_the_child_cannot_write_fails_the_run_as_here(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from imggate.formats import written_ahead
     from imggate.formats.html import FILENAME
 
-    ref, report, rules = _forking_check(tmp_path, monkeypatch, "Critical")
     given = _when_the_child_is_ready(monkeypatch)
-    results = []
-    for name, least in (("here", 1 << 30), ("child", 0)):
-        monkeypatch.setattr(written_ahead, "MIN_FINDINGS", least)
-        (tmp_path / name / "out" / FILENAME).mkdir(parents=True)  # not writable
-        res, _ = check(tmp_path / name, rules, ref, "--trivy-report", str(report))
-        left = sorted(p.name for p in (tmp_path / name / "out").iterdir())
-        results.append((res.code, res.stderr.replace(str(tmp_path / name), "X"), left))
+    results = _directory_at_report_path(tmp_path, monkeypatch, FILENAME)
     assert given == [True]
     assert results[0] == results[1]
     assert results[0][0] == 2 and "it is a directory" in results[0][1]

@@ -390,17 +390,27 @@ def nothing_made_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(read_ahead, "_rest", None)
 
 
+def _made_by_a_child_then_forgotten(paths: list[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> tuple[bytes, str]:
+    """The report parts of ``paths`` as a child not waited for makes them all (the rows
+    and the block remembered, then forgotten here, for a run that makes them again)."""
+    from imggate.formats import html, verdict_json
+
+    with read_ahead.start(paths, lambda: _read(paths)) as ahead:
+        made_there = _reports_parts(_when_done(ahead))
+    assert html._ahead is not None and verdict_json._block is not None  # the child's
+    monkeypatch.setattr(html, "_ahead", None)
+    monkeypatch.setattr(verdict_json, "_block", None)
+    return made_there
+
+
 @pytest.mark.usefixtures("any_size", "nothing_made_ahead")
 def test_a_child_waited_for_hands_over_without_its_parts_and_they_are_made_here(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from imggate.formats import html, verdict_json
 
     paths = [str(TRIVY_JSON[0]), str(GRYPE[0])]
-    with read_ahead.start(paths, lambda: _read(paths)) as ahead:
-        made_there = _reports_parts(_when_done(ahead))
-    assert html._ahead is not None and verdict_json._block is not None  # the child's
-    monkeypatch.setattr(html, "_ahead", None)
-    monkeypatch.setattr(verdict_json, "_block", None)
+    made_there = _made_by_a_child_then_forgotten(paths, monkeypatch)
 
     def slow() -> tuple[ScanReport, ...]:
         time.sleep(0.5)  # (this process waits for it meanwhile)
@@ -421,10 +431,7 @@ def test_rows_made_in_part_by_a_child_waited_for_are_made_whole_here(
     from imggate.scanners.merge import merge
 
     paths = [str(TRIVY_JSON[0]), str(GRYPE[0])]
-    with read_ahead.start(paths, lambda: _read(paths)) as ahead:
-        made_there = _reports_parts(_when_done(ahead))
-    monkeypatch.setattr(html, "_ahead", None)
-    monkeypatch.setattr(verdict_json, "_block", None)
+    made_there = _made_by_a_child_then_forgotten(paths, monkeypatch)
 
     # (In the child, forked from here:) told it is waited for after the block and two
     # steps of rows, two findings each.
