@@ -1,14 +1,17 @@
 """The CLI's event loop: a coroutine's result or exception comes back, its async
-generators are finalised, and the loop is uvloop's when uvloop is installed."""
+generators are finalised, and the loop is uvloop's when uvloop is installed; a task
+settled is stopped and its outcome taken."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 
 import pytest
 
-from imggate._aio import run
+from imggate._aio import run, settle
+from imggate.errors import Error
 
 
 def test_the_result_and_the_exception_come_back() -> None:
@@ -50,3 +53,28 @@ def test_the_loop_is_uvloops_when_installed() -> None:
         return type(asyncio.get_running_loop())
 
     assert issubclass(run(loop_type()), uvloop.Loop)
+
+
+def test_a_lookup_stopped_that_ends_in_its_own_error_is_not_left_unretrieved() -> None:
+    # A task told to stop that still ends in an error (its request cut off by its own
+    # deadline meanwhile): nobody asks for it, and asyncio must not log it as unretrieved.
+    logged: list[dict[str, object]] = []
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            raise Error("cut off") from None
+
+    async def go() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, c: logged.append(c))
+        task = asyncio.ensure_future(stubborn())
+        await asyncio.sleep(0)
+        settle(task)
+        await asyncio.sleep(0.01)
+        assert task.done() and not task.cancelled()
+        del task
+        gc.collect()
+
+    asyncio.run(go())
+    assert not logged, logged

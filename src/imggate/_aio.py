@@ -1,4 +1,5 @@
-"""Running a coroutine from synchronous code, and reading what ``asyncio.gather`` gathered.
+"""Running a coroutine from synchronous code, reading what ``asyncio.gather`` gathered,
+and settling a task nobody will wait for.
 
 ``asyncio.run`` installs a SIGINT handler that holds the main task; on
 Python 3.11, restoring the previous handler builds a ``repr`` of that
@@ -46,3 +47,19 @@ def settled(answer: T | BaseException) -> T:
     if isinstance(answer, BaseException):
         raise answer
     return answer
+
+
+def settle(task: asyncio.Future[T]) -> None:
+    """Stop ``task`` if it still runs; an outcome nobody will ask for is taken (asyncio
+    would log a failure nobody retrieved), now or when it ends: a task asked to stop may
+    still end in an error of its own (a request cut off by its deadline meanwhile)."""
+    if not task.done():
+        task.cancel()
+        task.add_done_callback(_taken)
+    else:
+        _taken(task)
+
+
+def _taken(task: asyncio.Future[T]) -> None:
+    if not task.cancelled():
+        task.exception()

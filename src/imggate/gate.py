@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from msgspec import Struct, field
 
 from imggate import values
-from imggate._aio import settled
+from imggate._aio import settle, settled
 from imggate.errors import Error
 from imggate.models import (
     Digest,
@@ -42,7 +42,12 @@ from imggate.policy.loader import Policy
 from imggate.policy.rules import EvidenceSource
 from imggate.registry.deadline import Deadline
 from imggate.registry.options import RegistryOptions
-from imggate.registry.resolve import open_repository, resolve_image
+from imggate.registry.resolve import (
+    open_repository,
+    pin_platform,
+    read_config,
+    top_manifest,
+)
 
 if TYPE_CHECKING:
     # Signature verification pulls in cryptography's x509 stack: only when rules need it.
@@ -231,8 +236,6 @@ async def gather(req: CheckRequest, *,
     """
     if resolved is not None and len(resolved) != len(req.refs):
         raise ValueError(f"gather: {len(resolved)} resolved images for {len(req.refs)} refs")
-    finished = 0
-    sem = asyncio.Semaphore(req.concurrency)
     keys = KeyCache()
     keys.preload(req)
     root = None
@@ -243,44 +246,97 @@ async def gather(req: CheckRequest, *,
         root = load_trusted_roots(req.signatures.trusted_root)
     opened = _registry_client(req) if client is None else contextlib.nullcontext(client)
     async with opened as client:
-
-        async def resolve(ref: ImageRef) -> ResolvedImage | Error | None:
-            if denied_by_reference(req, ref):
-                return None  # decided already: no registry is waited for
-            async with sem:
-                try:
-                    return await resolve_image(open_repository(ref, client), ref, req.platform)
-                except Error as e:
-                    return e
-
         scans = None
         if req.trivy is not None:
             from imggate.scanners.trivy_runner import TrivyScans
 
             scans = TrivyScans(req.trivy)
-        results: list[ResolvedImage | Error | None] = (
-            list(resolved) if resolved is not None
-            else await asyncio.gather(*(resolve(r) for r in req.refs)))
-        images = [r if isinstance(r, ResolvedImage) else None for r in results]
-        bound = bind_reports(req.reports, images)
+        if resolved is None:
+            return await _pin_and_gather(req, client, keys, root, scans, shared, progress)
+
+        bound = bind_reports(req.reports, resolved)
+        sem = asyncio.Semaphore(req.concurrency)
+        finished = 0
 
         async def evidence(n: int) -> Evidence:
-            text, ref, result = req.references[n], req.refs[n], results[n]
             nonlocal finished
-            if isinstance(result, Error):
-                found = Evidence(text, ref, None, errors=(Unchecked(result.message),))
-            elif result is None:
-                found = Evidence(text, ref, None, errors=(Unchecked(NOT_FETCHED),))
-            else:
-                async with sem:
-                    found = await image_evidence(req, client, text, ref, result, bound[n], keys,
-                                                 root, scans, shared)
+            async with sem:
+                found = await image_evidence(req, client, req.references[n], req.refs[n],
+                                             resolved[n], bound[n], keys, root, scans, shared)
             finished += 1
             if progress is not None:
                 progress(finished)
             return found
 
         return list(await asyncio.gather(*(evidence(n) for n in range(len(req.refs)))))
+
+
+async def _pin_and_gather(req: CheckRequest, client: RegistryClient | None, keys: KeyCache,
+                          root: object | None, scans: TrivyScans | None,
+                          shared: SharedAnswers | None,
+                          progress: Callable[[int], None] | None) -> list[Evidence]:
+    """:func:`gather` of images not resolved yet: each one pinned, then its config read
+    while its signatures and attestations are looked up (they need only its digests), the
+    webhook's order: a run waits for one round trip to the registry fewer.
+
+    The reports are bound once every image is described (a report names an image by its
+    config digest too, and one naming none of the run's images goes to all of them), and
+    then counted: each image holds the semaphore only for its own round trips, never while
+    waiting on another image's, so no image waits on a slot another image keeps.
+    """
+    sem = asyncio.Semaphore(req.concurrency)
+    finished = 0
+
+    async def look(ref: ImageRef) -> tuple[ResolvedImage, Lookups] | Error | None:
+        nonlocal finished
+        found: tuple[ResolvedImage, Lookups] | Error | None = None
+        if not denied_by_reference(req, ref):  # (else decided already: no registry waited for)
+            async with sem:
+                try:
+                    found = await _described_and_looked_up(req, client, ref, keys, root,
+                                                           scans, shared)
+                except Error as e:
+                    found = e
+        finished += 1
+        if progress is not None:
+            progress(finished)
+        return found
+
+    results = await asyncio.gather(*(look(r) for r in req.refs))
+    images = [r[0] if isinstance(r, tuple) else None for r in results]
+    bound = bind_reports(req.reports, images)
+    out: list[Evidence] = []
+    for n, result in enumerate(results):
+        text, ref = req.references[n], req.refs[n]
+        if isinstance(result, Error):
+            out.append(Evidence(text, ref, None, errors=(Unchecked(result.message),)))
+        elif result is None:
+            out.append(Evidence(text, ref, None, errors=(Unchecked(NOT_FETCHED),)))
+        else:
+            out.append(counted(req, text, ref, result[0], bound[n], result[1]))
+    return out
+
+
+async def _described_and_looked_up(req: CheckRequest, client: RegistryClient | None,
+                                   ref: ImageRef, keys: KeyCache, root: object | None,
+                                   scans: TrivyScans | None, shared: SharedAnswers | None
+                                   ) -> tuple[ResolvedImage, Lookups]:
+    """``ref`` pinned and described, and what its lookups found: the config is read beside
+    the lookups. A config that cannot be read (or names another platform) fails the image
+    as soon as it is known, the lookups stopped, exactly as when it was read first."""
+    repo = open_repository(ref, client)
+    pinned, manifest = await pin_platform(repo, ref, await top_manifest(repo, ref),
+                                          req.platform)
+    described = asyncio.ensure_future(read_config(repo, pinned, manifest, req.platform))
+    looking = asyncio.ensure_future(
+        image_lookups(req, client, ref, pinned, keys, root, scans, shared))
+    try:
+        await asyncio.wait((described, looking), return_when=asyncio.FIRST_COMPLETED)
+        image = await described  # an Error here is the image's, the lookups stopped
+        return image, await looking
+    finally:
+        settle(described)
+        settle(looking)
 
 
 def _registry_client(req: CheckRequest
@@ -302,6 +358,20 @@ def _over_network(req: CheckRequest) -> bool:
                 and (sig is None or sig.startswith("oci:")))
 
 
+class Lookups(Struct, frozen=True):
+    """What the scanner and the registry gave about one image, before its reports are
+    counted: :func:`image_lookups`' answer, for :func:`counted`."""
+
+    #: The Trivy scan's report (``--scan trivy``), if one was run and read.
+    scanned: ScanReport | None
+    #: What could not be read: the scan's error first, then the lookups'.
+    errors: tuple[Unchecked, ...]
+    checks: tuple[SignatureCheck, ...]
+    #: The signed vuln attestations (``None``: not read, or could not be).
+    attested: AttestedEvidence | None
+    vex: tuple[SignatureCheck, ...]
+
+
 async def image_evidence(req: CheckRequest, client: RegistryClient | None, text: str,
                          ref: ImageRef,
                          image: ResolvedImage, reports: tuple[ScanReport, ...], keys: KeyCache,
@@ -314,27 +384,32 @@ async def image_evidence(req: CheckRequest, client: RegistryClient | None, text:
     ``scans`` runs Trivy for the whole run (one DB update, one scan at a time); without it,
     ``req.trivy`` gets a runner of its own. ``shared`` keeps the signature and attestation
     lookups beyond this image (see :mod:`imggate.registry.memo`)."""
+    looked = await image_lookups(req, client, ref, image, keys, root, scans, shared)
+    return counted(req, text, ref, image, reports, looked)
+
+
+async def image_lookups(req: CheckRequest, client: RegistryClient | None, ref: ImageRef,
+                        image: ResolvedImage, keys: KeyCache, root: object | None,
+                        scans: TrivyScans | None = None,
+                        shared: SharedAnswers | None = None) -> Lookups:
+    """The network half of :func:`image_evidence`: a Trivy run when asked, then the
+    signatures, attestations and signed VEX. They need only ``image``'s digests, not its
+    config. Errors are recorded in the answer, never raised."""
     if scans is None and req.trivy is not None:
         from imggate.scanners.trivy_runner import TrivyScans
 
         scans = TrivyScans(req.trivy)
     errors: list[Unchecked] = []
-    notes: list[str] = []
-    found = list(reports)
+    scanned: ScanReport | None = None
     if scans is not None:
         user, secret = _credentials_for_trivy(req, ref)
         try:
-            scanned = await asyncio.to_thread(scans.scan, image, username=user,
-                                              password=secret)
-            found.append(values.replace(scanned, kind=EvidenceKind.SCAN))
+            scanned = values.replace(
+                await asyncio.to_thread(scans.scan, image, username=user, password=secret),
+                kind=EvidenceKind.SCAN)
         except Error as e:
             errors.append(Unchecked(e.message, SCANNER))
     sources = req.policy.rules.for_image(ref).rules.severity.evidence
-    refused: list[str] = []
-    if EvidenceSource.REPORTS not in sources and found:
-        refused.append(f"{len(found)} scanner report(s) not counted: severity.evidence does "
-                       "not list reports")
-        found = []
     material = req.policy.rules.trust(ref)
     # Signatures and signed vuln attestations look in the same places (the .sig/.att tags,
     # the referrers): each place is asked once for this image.
@@ -395,9 +470,28 @@ async def image_evidence(req: CheckRequest, client: RegistryClient | None, text:
                                        return_exceptions=True)
         checks, attested, vex = (settled(answers[0]), settled(answers[1]),
                                  settled(answers[2]))
-    errors += sig_errors + att_errors + vex_errors
-    if reads_attestations:
+    return Lookups(scanned, (*errors, *sig_errors, *att_errors, *vex_errors), checks,
+                   attested, vex)
+
+
+def counted(req: CheckRequest, text: str, ref: ImageRef, image: ResolvedImage,
+            reports: tuple[ScanReport, ...], looked: Lookups) -> Evidence:
+    """The :class:`Evidence` of ``image``: ``reports`` (bound to it), then what its lookups
+    found, each counted as the rules' ``severity.evidence`` says (what is not counted is
+    said, never dropped silently)."""
+    sources = req.policy.rules.for_image(ref).rules.severity.evidence
+    found = [*reports, looked.scanned] if looked.scanned is not None else list(reports)
+    refused: list[str] = []
+    notes: list[str] = []
+    if EvidenceSource.REPORTS not in sources and found:
+        refused.append(f"{len(found)} scanner report(s) not counted: severity.evidence does "
+                       "not list reports")
+        found = []
+    checks = looked.checks
+    if EvidenceSource.ATTESTATIONS in sources and req.read_attestations:
+        attested = looked.attested
         if attested is None:
+            material = req.policy.rules.trust(ref)
             if not (material.keys or material.identities):
                 refused.append(NOT_READ)
         else:
@@ -406,9 +500,8 @@ async def image_evidence(req: CheckRequest, client: RegistryClient | None, text:
             notes += attested.notes
             if attested.report is not None:
                 found.append(attested.report)
-    return Evidence(text, ref, image, tuple(found), tuple(checks), tuple(errors), tuple(notes),
-                    tuple(refused), vex=vex)
-
+    return Evidence(text, ref, image, tuple(found), tuple(checks), looked.errors,
+                    tuple(notes), tuple(refused), vex=looked.vex)
 
 
 async def _vex(repo: Repository, sig_repo: Repository | None, image: ResolvedImage,

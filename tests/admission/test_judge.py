@@ -110,33 +110,3 @@ def test_a_config_naming_another_platform_fails_the_review_at_once(
     assert outcome.error is not None and "not the requested linux/arm64" in outcome.error, \
         outcome
     assert took < 2, took
-
-
-def test_a_lookup_stopped_that_ends_in_its_own_error_is_not_left_unretrieved() -> None:
-    # A task told to stop that still ends in an error (its request cut off by its own
-    # deadline meanwhile): nobody asks for it, and asyncio must not log it as unretrieved.
-    from imggate.admission.judge import _settle
-    from imggate.errors import Error
-
-    logged: list[dict[str, object]] = []
-
-    async def stubborn() -> None:
-        try:
-            await asyncio.sleep(10)
-        except asyncio.CancelledError:
-            raise Error("cut off") from None
-
-    async def go() -> None:
-        asyncio.get_running_loop().set_exception_handler(lambda _, c: logged.append(c))
-        task = asyncio.ensure_future(stubborn())
-        await asyncio.sleep(0)
-        _settle(task)
-        await asyncio.sleep(0.01)
-        assert task.done() and not task.cancelled()
-        del task
-        import gc
-
-        gc.collect()
-
-    asyncio.run(go())
-    assert not logged, logged

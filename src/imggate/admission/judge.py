@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Generic, Literal, NamedTuple, TypeVar
 
 from imggate import values
+from imggate._aio import settle
 from imggate.admission.cache import (
     AdmissionCache,
     CachedVerdict,
@@ -505,8 +506,8 @@ class Judge:
                 raise
             evidence = await gathering
         finally:
-            _settle(described)
-            _settle(gathering)
+            settle(described)
+            settle(gathering)
         evidence = values.replace(evidence, image=image)
         # Signed OpenVEX beside the image (exceptions.vex_attestations), as check reads it.
         evidence, exceptions = with_attested_vex(env_policy.policy, evidence, now)
@@ -534,17 +535,3 @@ class Judge:
         return cached
 
 
-def _settle(task: asyncio.Future[T]) -> None:
-    """Stop ``task`` if it still runs; an outcome nobody will ask for is taken (asyncio
-    would log a failure nobody retrieved), now or when it ends: a task asked to stop may
-    still end in an error of its own (a request cut off by its deadline meanwhile)."""
-    if not task.done():
-        task.cancel()
-        task.add_done_callback(_taken)
-    else:
-        _taken(task)
-
-
-def _taken(task: asyncio.Future[T]) -> None:
-    if not task.cancelled():
-        task.exception()
