@@ -628,3 +628,50 @@ def test_escaping_is_the_standard_librarys(text: str) -> None:
     import html as stdlib_html
 
     assert html._escape(text) == stdlib_html.escape(text, quote=True)
+
+
+_TRICKY = st.sampled_from([
+    "", " ", "&", "<b>", '"', "'", "`", "\t", "\n", "\x00", "\x1f", "\x7f", "\x85", "\xa0",
+    "\u202e", "\u2028", "é", "\u017f", "\u212a", "http://", "https://", "HTTPS://", "hTtP://", "http:/",
+    "javascript:", "x", "a.b/c?d=1&e=2", "\ud800",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(st.lists(_TRICKY | st.text(max_size=6), max_size=6).map("".join),
+                      max_size=12))
+def test_texts_looked_at_together_are_escaped_as_each_alone(texts: list[str]) -> None:
+    # A table's ids, titles, versions and first links are looked at all at once for what
+    # escaping would change (html._marked): each is then written as escaping it alone
+    # writes it, and each link is as safe (or not) as it is alone.
+    esc = html._Escaper()
+    esc.take_plain(texts)
+    assert [esc[t] for t in texts] == [html._e(t) for t in texts]
+    links = html._Escaper()
+    links.take_links(texts)
+    assert [links[t] for t in texts] == [html._e(t) for t in texts]
+    for t in texts:
+        if t in links.links:
+            assert links.links[t] == html.safe_url(t)
+        assert html._first_link((t, "https://example.test/"), links.links) == \
+            html._first_link((t, "https://example.test/"), {})
+
+
+def test_rows_looked_at_together_are_the_rows_each_alone() -> None:
+    # Findings whose ids, titles, versions and links need escaping (or are not ASCII, or
+    # not safe links) among findings that need none: every row as if made alone.
+    from imggate.models import Finding, Severity
+
+    odd = ["CVE-1 <x>", "t\u202e", "1.0&1", "javascript:alert(1)", "HTTPS://a.test/é",
+           "https://a.test/\"x", "http://", "https://a.test/x y", "hTtP://a.test/ok"]
+    findings = [Finding(f"CVE-2024-{n}" if n % 3 else odd[n % len(odd)], "pkg",
+                        odd[(n + 1) % len(odd)] if n % 4 == 0 else f"1.{n}", Severity.HIGH,
+                        title=odd[(n + 2) % len(odd)] if n % 5 == 0 else f"Title {n}",
+                        links=(odd[n % len(odd)] if n % 2 else f"https://x.test/{n}",
+                               "https://fallback.test/"))
+                for n in range(40)]
+    items = [(f, None) for f in findings]
+    assert html._finding_rows(items) == "".join(html._finding_rows([it]) for it in items)
+    for f in findings:  # and each row as the escaping of each value alone makes it
+        row = html._finding_rows([(f, None)])
+        assert html._e(f.id) in row and html._e(f.version) in row

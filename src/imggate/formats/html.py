@@ -32,10 +32,13 @@ import hashlib
 import math
 import re
 import secrets
+from bisect import bisect_right
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
+from itertools import accumulate
+from operator import attrgetter
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -147,21 +150,94 @@ def _escape(text: str) -> str:
 class _Escaper(dict[str, str]):
     """:func:`_e` for one findings table: package names, versions, titles repeat."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        #: :func:`safe_url` of links found plain by :meth:`take_links`.
+        self.links: dict[str, str | None] = {}
+
     def __missing__(self, key: str) -> str:
         value = self[key] = _e(key)
         return value
 
+    def take_plain(self, texts: list[str]) -> None:
+        """Take each of ``texts`` that :func:`_e` leaves as it is as its own escaping,
+        all looked at together (see :func:`_marked`)."""
+        texts = list(dict.fromkeys(texts))  # (a CVE recurs for every package it hits)
+        marked = _marked(texts, _SPECIAL_MARKS)
+        self.update(zip(texts, texts, strict=True))
+        for n in marked:
+            self.pop(texts[n], None)
 
-def _first_link(links: tuple[str, ...]) -> str | None:
-    return next((u for u in (safe_url(x) for x in links) if u), None)
+    def take_links(self, links: list[str]) -> None:
+        """:meth:`take_plain` for links, with their :func:`safe_url` as well: a link of
+        ASCII text without white space, quotes, angle brackets, backquotes or a character
+        :func:`_e` changes is safe when it starts with ``http://`` or ``https://`` and
+        goes on after it (the others are told by :func:`safe_url` itself)."""
+        links = list(dict.fromkeys(links))
+        marked = _marked(links, _LINK_MARKS)
+        plain = [u for n, u in enumerate(links) if n not in marked] if marked else links
+        self.update(zip(plain, plain, strict=True))
+        self.links.update((u, u) for u in plain if u.startswith(_SCHEMES) and len(u) > 8)
+
+
+#: The schemes :meth:`_Escaper.take_links` takes links of (in any case, :func:`safe_url`).
+_SCHEMES = ("http://", "https://")
+
+
+def _marks(chars: bytes) -> bytes:
+    """What :func:`_marked` looks for, as a table for :meth:`bytes.translate`: each of
+    ``chars`` 0, any other byte 1."""
+    return bytes(0 if b in chars else 1 for b in range(256))
+
+
+#: The ASCII characters :data:`_SPECIAL` finds (all it finds in ASCII text).
+_SPECIAL_MARKS = _marks(bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+                        + b"&<>\"'")
+#: Those, and the ASCII characters :data:`_SAFE_URL` does not take after its scheme
+#: (white space, quotes, angle brackets, backquote) or :func:`safe_url` strips.
+_LINK_MARKS = _marks(bytes([*range(0x21), 0x7F]) + b"&<>\"'`")
+
+
+def _marked(texts: list[str], marks: bytes) -> set[int]:
+    """The places in ``texts`` of those that hold a character ``marks`` marks, or that are
+    not ASCII (each of those is then looked at by itself, as any text was).
+
+    All of them at once, as one text: :data:`_SPECIAL` looks at ~60 instructions a
+    character and a search is a call of ~600 more, where :meth:`bytes.translate` is ~10
+    a character. A findings table's ids, titles, versions and first links (10,000 rows
+    each a vulnerability of its own: ~250 characters a row) were ~145M instructions of
+    searches, ~40% of the rows.
+    """
+    odd: set[int] = set()
+    if not "".join(texts).isascii():
+        odd = {n for n, t in enumerate(texts) if not t.isascii()}
+        texts = ["" if n in odd else t for n, t in enumerate(texts)]
+    found = "".join(texts).encode("ascii").translate(marks)
+    at = found.find(0)
+    if at >= 0:  # (the texts' ends in the joined one: only where something is found)
+        ends = list(accumulate(map(len, texts)))
+        while at >= 0:
+            n = bisect_right(ends, at)
+            odd.add(n)
+            at = found.find(0, ends[n])
+    return odd
+
+
+def _first_link(links: tuple[str, ...], known: dict[str, str | None]) -> str | None:
+    """The first of ``links`` that is a safe URL (``known``: some already told)."""
+    for x in links:
+        url = known[x] if x in known else safe_url(x)
+        if url:
+            return url
+    return None
 
 
 def _vuln_cell(f: Finding, esc: _Escaper) -> str:
     """The vulnerability cell: the id (linked to its first http(s) link), aliases, title."""
     ident = esc[f.id]
-    link = _first_link(f.links)
+    link = _first_link(f.links, esc.links)
     if link:
-        ident = f'<a href="{_e(link)}" rel="noreferrer noopener" target="_blank">{ident}</a>'
+        ident = f'<a href="{esc[link]}" rel="noreferrer noopener" target="_blank">{ident}</a>'
     extra = ""
     if f.aliases:
         extra = f'<span class="aliases">{esc[", ".join(f.aliases)]}</span>'
@@ -189,7 +265,16 @@ def _row_list(items: Iterable[tuple[Finding, str | None]]) -> list[str]:
     ``str | None`` is the suppression reason, shown instead of the scanners.
     Escaped values are memoised per table (they repeat across findings).
     """
+    items = list(items)
     esc = _Escaper()
+    # What a vulnerability of its own (a CVE not repeated in the table) makes each of its
+    # rows look at anew, looked at for all of them together first.
+    findings = [f for f, _ in items]
+    # (One finding of each id for what a row says of its vulnerability.)
+    vulnerabilities = dict(zip(map(_ID, findings), findings, strict=True)).values()
+    esc.take_plain([*map(_ID, vulnerabilities), *filter(None, map(_TITLE, vulnerabilities)),
+                    *map(_VERSION, findings)])
+    esc.take_links([links[0] for links in map(_LINKS, vulnerabilities) if links])
     # What a row says of its vulnerability (the severity, its cell, the score, the
     # scanners) is made once per id and values: a CVE recurs for every package it hits,
     # and the readers' findings of one hold the very same values, so telling them alike
@@ -217,6 +302,9 @@ def _row_list(items: Iterable[tuple[Finding, str | None]]) -> list[str]:
         append(f'{known[1]}{package[1]}{esc[f.version]}</td><td class="ver fixed">{fixed}{end}')
     return out
 
+
+_ID, _TITLE, _VERSION, _LINKS = (attrgetter(name) for name in ("id", "title", "version",
+                                                                 "links"))
 
 #: The fixed versions' cell of a finding without any, by its fix state.
 _NO_FIX = {s.value: f'<span class="nofix">{s.value}</span>' for s in FixState}
