@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 
-from imggate._aio import settled
+from imggate._aio import settle, settled
 from imggate.errors import DigestMismatch, LayoutError, NotFound, RegistryError, SignatureError
 from imggate.models import Digest
 from imggate.registry.interface import Descriptor, Manifest, Repository
@@ -73,26 +73,38 @@ def _unavailable(repo: Repository, subject: Digest, e: RegistryError | LayoutErr
 
 
 class _BlobCache:
-    """Payload blobs by digest: bytes, or the reason they cannot be used."""
+    """Payload blobs by digest: bytes, or the reason they cannot be used. The places are
+    read at once: a blob two of them name is fetched once, the second waiting for the
+    first's answer."""
 
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
-        self.items: dict[Digest, bytes | str] = {}
-        self.fetches = 0
+        self.items: dict[Digest, asyncio.Future[bytes | str]] = {}
 
     async def get(self, desc: Descriptor, limit: int) -> bytes | str:
         if desc.size > limit:
             # Refuse before downloading: a 50 MB "signature" is not a signature.
             return f"layer is {desc.size} bytes, over the {limit} byte limit for its kind"
-        if desc.digest not in self.items:
-            self.fetches += 1
-            try:
-                self.items[desc.digest] = await self.repo.blob(desc.digest, max_size=limit)
-            except DigestMismatch:
-                self.items[desc.digest] = f"payload blob does not match its digest {desc.digest}"
-            except NotFound:
-                self.items[desc.digest] = f"payload blob {desc.digest} is missing"
-        return self.items[desc.digest]
+        fetching = self.items.get(desc.digest)
+        if fetching is None:
+            fetching = self.items[desc.digest] = asyncio.ensure_future(
+                self._fetch(desc.digest, limit))
+        # Shielded: a place stopped (its discovery failing elsewhere) leaves the fetch to
+        # the others; :func:`discover` settles what is left when it ends.
+        return await asyncio.shield(fetching)
+
+    async def _fetch(self, digest: Digest, limit: int) -> bytes | str:
+        try:
+            return await self.repo.blob(digest, max_size=limit)
+        except DigestMismatch:
+            return f"payload blob does not match its digest {digest}"
+        except NotFound:
+            return f"payload blob {digest} is missing"
+
+    def settle(self) -> None:
+        """Stop the fetches nobody waits for any more (their outcome taken)."""
+        for fetching in self.items.values():
+            settle(fetching)
 
 
 async def _layers(kind: AttachmentKind, manifest: Manifest, where: str, subject: Digest,
@@ -136,8 +148,7 @@ async def _look_up_tag(sig_repo: Repository, subject: Digest, suffix: str
 
 
 async def _tagged(kind: AttachmentKind, suffix: str, sig_repo: Repository, subject: Digest,
-                  manifest: Manifest | str | None, blobs: _BlobCache,
-                  seen: set[Digest]) -> list[Attachment]:
+                  manifest: Manifest | str | None, blobs: _BlobCache) -> list[Attachment]:
     where = f"{sig_repo.name}:{subject.tag_form}.{suffix}"
     if isinstance(manifest, str):
         return [Attachment(kind, where, subject, "", {}, None, manifest)]
@@ -146,7 +157,6 @@ async def _tagged(kind: AttachmentKind, suffix: str, sig_repo: Repository, subje
     if manifest.is_index:
         return [Attachment(kind, where, subject, manifest.media_type, {}, None,
                            "signature tag holds an index, not a manifest")]
-    seen.add(manifest.digest)
     return await _layers(kind, manifest, where, subject, blobs)
 
 
@@ -216,39 +226,46 @@ async def _referrers(repo: Repository, subject: Digest, refs: Sequence[Descripto
                               f"{len(unique)} referrers, over the limit of {MAX_REFERRERS}: "
                               f"{len(unique) - MAX_REFERRERS} not read"))
         unique = unique[:MAX_REFERRERS]
-    for desc in unique:
-        seen.add(desc.digest)
-        where = f"{repo.name}@{desc.digest} (referrer)"
-        try:
-            manifest = await repo.manifest(desc.digest)
-        except (DigestMismatch, NotFound) as e:
-            out.append(Attachment(AttachmentKind.BUNDLE, where, subject, desc.media_type, {},
-                                  None, f"referrer manifest unusable: {e.message}"))
+    # Each referrer is a manifest and then its payloads: read at once, put together in the
+    # order of the list, so that N referrers cost two round trips, not 2N.
+    read = await asyncio.gather(*(_referrer(repo, subject, d, blobs, wanted) for d in unique),
+                                return_exceptions=True)
+    for one in read:
+        out += settled(one)
+    return out
+
+
+async def _referrer(repo: Repository, subject: Digest, desc: Descriptor, blobs: _BlobCache,
+                    wanted: frozenset[AttachmentKind]) -> list[Attachment]:
+    """The attachments of one referrer manifest that ``wanted`` asks about."""
+    where = f"{repo.name}@{desc.digest} (referrer)"
+    try:
+        manifest = await repo.manifest(desc.digest)
+    except (DigestMismatch, NotFound) as e:
+        return [Attachment(AttachmentKind.BUNDLE, where, subject, desc.media_type, {},
+                           None, f"referrer manifest unusable: {e.message}")]
+    if manifest.is_index or (manifest.subject is not None
+                             and manifest.subject.digest != subject):
+        return [Attachment(AttachmentKind.BUNDLE, where, subject, manifest.media_type,
+                           {}, None, "referrer manifest does not refer to this image")]
+    kind = classify(manifest)
+    if kind is None:
+        return []  # an SBOM or other artifact attached as such: nothing signed to check
+    layers = manifest.layers
+    if len(layers) > MAX_LAYERS:
+        return [Attachment(kind, where, subject, manifest.media_type, {}, None,
+                           f"{len(layers)} layers, over the limit of {MAX_LAYERS}")]
+    out: list[Attachment] = []
+    for i, layer in enumerate(layers):
+        # A layer says what it is; a generic one takes the manifest's kind.
+        lkind = media_kind(layer.media_type) or kind
+        if lkind not in wanted:
             continue
-        if manifest.is_index or (manifest.subject is not None
-                                 and manifest.subject.digest != subject):
-            out.append(Attachment(AttachmentKind.BUNDLE, where, subject, manifest.media_type,
-                                  {}, None, "referrer manifest does not refer to this image"))
-            continue
-        kind = classify(manifest)
-        if kind is None:
-            continue  # an SBOM or other artifact attached as such: nothing signed to check
-        layers = manifest.layers
-        if len(layers) > MAX_LAYERS:
-            out.append(Attachment(kind, where, subject, manifest.media_type, {}, None,
-                                  f"{len(layers)} layers, over the limit of {MAX_LAYERS}"))
-            continue
-        for i, layer in enumerate(layers):
-            # A layer says what it is; a generic one takes the manifest's kind.
-            lkind = media_kind(layer.media_type) or kind
-            if lkind not in wanted:
-                continue
-            media = layer.media_type if media_kind(layer.media_type) else \
-                _EXPECTED_TYPE[lkind]
-            got = await blobs.get(layer, MAX_BLOB[lkind])
-            payload, error = (got, None) if isinstance(got, bytes) else (None, got)
-            out.append(Attachment(lkind, f"{where} layers[{i}]", subject, media,
-                                  layer.annotations, payload, error, layer.digest))
+        media = layer.media_type if media_kind(layer.media_type) else _EXPECTED_TYPE[lkind]
+        got = await blobs.get(layer, MAX_BLOB[lkind])
+        payload, error = (got, None) if isinstance(got, bytes) else (None, got)
+        out.append(Attachment(lkind, f"{where} layers[{i}]", subject, media,
+                              layer.annotations, payload, error, layer.digest))
     return out
 
 
@@ -261,33 +278,46 @@ async def discover(repo: Repository, subject: Digest, trust: TrustConfig, *,
     """
     sig_repo = signature_repo or repo
     blobs = _BlobCache(sig_repo)
-    seen: set[Digest] = set()
-    found: list[Attachment] = []
     # Bundles are verified against keys and keyless identities only: with neither,
     # asking the registry for referrers could not change the outcome.
     bundles = trust.check_bundles and bool(trust.identities or trust.keys)
-    # The three places are asked at once (each lookup is a round trip, and most images
-    # have nothing in two of them); what they hold is then read in a fixed order, so
-    # the attachments and their de-duplication do not depend on which answered first.
-    looked = await asyncio.gather(
-        _look_up_tag(sig_repo, subject, "sig") if trust.check_signatures else _none(),
-        _look_up_tag(sig_repo, subject, "att") if trust.check_attestations else _none(),
-        _look_up_referrers(sig_repo, subject) if bundles else _none(),
-        return_exceptions=True)
+    # The three places are read at once, each as soon as its lookup answers (each lookup
+    # and each fetch is a round trip, and most images have nothing in two of them): a
+    # .sig tag's payload is fetched while the referrers' fallback tag is still asked for.
+    # What they hold is put together in a fixed order, so that the attachments and their
+    # de-duplication do not depend on which answered first.
+    sig = asyncio.ensure_future(_look_up_tag(sig_repo, subject, "sig")
+                                if trust.check_signatures else _none())
+    att = asyncio.ensure_future(_look_up_tag(sig_repo, subject, "att")
+                                if trust.check_attestations else _none())
+
+    async def tagged(kind: AttachmentKind, suffix: str,
+                     looking: asyncio.Future[Manifest | str | None]) -> list[Attachment]:
+        return await _tagged(kind, suffix, sig_repo, subject, await looking, blobs)
+
+    async def referred() -> list[Attachment]:
+        refs = await _look_up_referrers(sig_repo, subject) if bundles else ()
+        if not refs:
+            return []
+        # A manifest a tag holds is read there, not again as a referrer (cosign's
+        # oci-1-1 mode puts one manifest in both places).
+        seen = {m.digest for m in await asyncio.gather(sig, att)
+                if isinstance(m, Manifest) and not m.is_index}
+        return await _referrers(sig_repo, subject, refs, blobs, seen, _wanted(trust))
+
+    places = [asyncio.ensure_future(tagged(AttachmentKind.SIGNATURE, "sig", sig)),
+              asyncio.ensure_future(tagged(AttachmentKind.ATTESTATION, "att", att)),
+              asyncio.ensure_future(referred())]
     try:
-        # The first failure in that order is the one reported (each lookup ran to its end).
-        sig, att, refs = settled(looked[0]), settled(looked[1]), settled(looked[2])
-        if trust.check_signatures:
-            found += await _tagged(AttachmentKind.SIGNATURE, "sig", sig_repo, subject, sig,
-                                   blobs, seen)
-        if trust.check_attestations:
-            found += await _tagged(AttachmentKind.ATTESTATION, "att", sig_repo, subject, att,
-                                   blobs, seen)
-        if refs:
-            found += await _referrers(sig_repo, subject, refs, blobs, seen, _wanted(trust))
+        read = await asyncio.gather(*places, return_exceptions=True)
+        # The first failure in that order is the one reported (each place ran to its end).
+        return tuple(a for place in read for a in settled(place))
     except (RegistryError, LayoutError) as e:
         raise _unavailable(sig_repo, subject, e) from e
-    return tuple(found)
+    finally:
+        for task in (sig, att, *places):
+            settle(task)
+        blobs.settle()
 
 
 async def _none() -> None:
