@@ -1,6 +1,7 @@
 """Every headline figure beside its peer or floor, measured in one run: one table.
 
-    python3 bench/run_all.py [--quick] [--only startup,check,convert,resolve,audit,webhook]
+    python3 bench/run_all.py [--quick]
+                             [--only startup,check,rtt,convert,resolve,audit,webhook]
                              [--rounds N]
 
 Sets up what the figures need on loopback, in a temporary directory it removes
@@ -19,6 +20,9 @@ gives falls on both alike) of imggate and its peer:
 - ``check`` of one signed image with a 10,000-finding report, against
   ``imggate resolve`` of the same image: the report whose findings repeat 85
   vulnerabilities, and one where every finding is a vulnerability of its own;
+- the round trips to a registry 50 ms away that ``check`` of one key-signed image waits
+  for, against those of ``resolve``: each run through a TCP proxy that adds the round
+  trip and through the same proxy adding none (start-up and CPU cancel out);
 - ``convert`` of 5,000 and 50,000 findings (in process), against the stdlib's
   ``json.loads`` + ``json.dumps`` of the same file, and its growth 5k -> 50k: both
   report variants, as for ``check``;
@@ -74,7 +78,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 from registry_figures import alternate  # noqa: E402
 
 IMGGATE = [sys.executable, "-m", "imggate"]
-FIGURES = ("startup", "check", "convert", "resolve", "audit", "webhook")
+FIGURES = ("startup", "check", "rtt", "convert", "resolve", "audit", "webhook")
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,7 @@ class Row:
 def _num(value: float, unit: str) -> str:
     """``value`` as ``_fmt`` writes it, without the unit (for the range after a median)."""
     text = _fmt(value, unit)
-    for suffix in (" s", " ms", " µs", "/s", "x"):
+    for suffix in (" s", " ms", " µs", "/s", "x", " round trips"):
         if unit != "%" and text.endswith(suffix):
             return text[: -len(suffix)]
     return text
@@ -142,6 +146,8 @@ def _fmt(value: float, unit: str) -> str:
         return f"{value:.0%}"
     if unit == "x":
         return f"{value:.2f}x"
+    if unit == "RT":
+        return f"{value:.1f} round trips"
     return f"{value:g}{unit}"
 
 
@@ -385,6 +391,47 @@ def fig_check(b: Bench) -> list[Row]:
     return rows
 
 
+#: The round trip the proxy adds for :func:`fig_rtt` (seconds): long beside the wall
+#: time's noise from run to run (~10-20 ms), so that a round trip more or less shows.
+RTT = 0.050
+
+
+def fig_rtt(b: Bench) -> list[Row]:
+    """How many round trips to the registry ``check`` of one key-signed image waits for,
+    against ``resolve`` of it: each command run through a TCP proxy adding :data:`RTT` a
+    round trip and through the same kind of proxy adding none, alternating; the
+    difference of the two wall times over :data:`RTT` counts the round trips waited for
+    (start-up and CPU are in both and cancel out)."""
+    from check_bench import push_signed
+
+    from tcp_proxy import TcpProxy
+
+    refs, key = push_signed(b.registry, b.work / "rtt", 1)
+    out = b.work / "rtt" / "out"
+    host = b.registry.host
+
+    def commands(through: str) -> tuple[list[str], list[str]]:
+        ref = refs[0].replace(host, through)
+        return ([*IMGGATE, "check", ref, "--key", str(key), "--insecure-ignore-tlog", "-q",
+                 "-o", str(out)], [*IMGGATE, "resolve", ref])
+
+    far = commands(TcpProxy(host, rtt=RTT).start_in_thread())
+    near = commands(TcpProxy(host).start_in_thread())
+    sides = [lambda cmd=cmd: run_timed(cmd)[0]  # type: ignore[misc]
+             for cmd in (far[0], near[0], far[1], near[1])]
+    for side in sides:  # warm-up: page cache, connections' first costs
+        side()
+    before = load1()
+    check_far, check_near, resolve_far, resolve_near = alternate(sides, b.sizes.rounds * 2)
+    load = (before, load1())
+    ours = [(f - n) / RTT for f, n in zip(check_far, check_near, strict=True)]
+    peer = [(f - n) / RTT for f, n in zip(resolve_far, resolve_near, strict=True)]
+    return [Row(f"round trips to a registry {RTT * 1000:.0f} ms away that `imggate check` of "
+                "1 key-signed image waits for (wall through a proxy adding the round trip, "
+                "less wall through one adding none, over the round trip)", "RT", ours,
+                "`imggate resolve` of the same image", peer, ratios(ours, peer), load=load)]
+
+
 def fig_convert(b: Bench) -> list[Row]:
     """convert (in process) against ``json.loads`` + ``json.dumps`` of the same file, at
     two sizes in the same rounds (so that the growth from one to the other is measured
@@ -584,7 +631,7 @@ def pct(values: Sequence[float], q: float) -> float:
 
 
 RUNNERS: dict[str, Callable[[Bench], list[Row]]] = {
-    "startup": fig_startup, "check": fig_check, "convert": fig_convert,
+    "startup": fig_startup, "check": fig_check, "rtt": fig_rtt, "convert": fig_convert,
     "resolve": fig_resolve, "audit": fig_audit, "webhook": fig_webhook,
 }
 
