@@ -642,7 +642,7 @@ _TRICKY = st.sampled_from([
                       max_size=12))
 def test_texts_looked_at_together_are_escaped_as_each_alone(texts: list[str]) -> None:
     # A table's ids, titles, versions and first links are looked at all at once for what
-    # escaping would change (html._marked): each is then written as escaping it alone
+    # escaping would change (imggate.formats.plain.marked): each is then written as escaping it alone
     # writes it, and each link is as safe (or not) as it is alone.
     esc = html._Escaper()
     esc.take_plain(texts)

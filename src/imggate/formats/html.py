@@ -32,18 +32,17 @@ import hashlib
 import math
 import re
 import secrets
-from bisect import bisect_right
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
-from itertools import accumulate
 from operator import attrgetter
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from imggate import __version__
+from imggate.formats import plain
 from imggate.formats.files import write_text_parts
 from imggate.formats.verdict_json import (
     SEVERITY_ORDER,
@@ -161,11 +160,12 @@ class _Escaper(dict[str, str]):
 
     def take_plain(self, texts: list[str]) -> None:
         """Take each of ``texts`` that :func:`_e` leaves as it is as its own escaping,
-        all looked at together (see :func:`_marked`)."""
+        all looked at together (:func:`imggate.formats.plain.marked`: rows of 10,000
+        vulnerabilities of their own, ~250 characters a row, 477M -> 267M instructions)."""
         texts = list(dict.fromkeys(texts))  # (a CVE recurs for every package it hits)
-        marked = _marked(texts, _SPECIAL_MARKS)
+        escaped = plain.marked(texts, _SPECIAL_MARKS)
         self.update(zip(texts, texts, strict=True))
-        for n in marked:
+        for n in escaped:
             self.pop(texts[n], None)
 
     def take_links(self, links: list[str]) -> None:
@@ -174,53 +174,22 @@ class _Escaper(dict[str, str]):
         :func:`_e` changes is safe when it starts with ``http://`` or ``https://`` and
         goes on after it (the others are told by :func:`safe_url` itself)."""
         links = list(dict.fromkeys(links))
-        marked = _marked(links, _LINK_MARKS)
-        plain = [u for n, u in enumerate(links) if n not in marked] if marked else links
-        self.update(zip(plain, plain, strict=True))
-        self.links.update((u, u) for u in plain if u.startswith(_SCHEMES) and len(u) > 8)
+        escaped = plain.marked(links, _LINK_MARKS)
+        links = [u for n, u in enumerate(links) if n not in escaped] if escaped else links
+        self.update(zip(links, links, strict=True))
+        self.links.update((u, u) for u in links if u.startswith(_SCHEMES) and len(u) > 8)
 
 
-#: The schemes :meth:`_Escaper.take_links` takes links of (in any case, :func:`safe_url`).
+#: The schemes :meth:`_Escaper.take_links` tells links of (in other cases, safe_url()).
 _SCHEMES = ("http://", "https://")
 
 
-def _marks(chars: bytes) -> bytes:
-    """What :func:`_marked` looks for, as a table for :meth:`bytes.translate`: each of
-    ``chars`` 0, any other byte 1."""
-    return bytes(0 if b in chars else 1 for b in range(256))
-
-
 #: The ASCII characters :data:`_SPECIAL` finds (all it finds in ASCII text).
-_SPECIAL_MARKS = _marks(bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
-                        + b"&<>\"'")
+_SPECIAL_MARKS = plain.marks(bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+                             + b"&<>\"'")
 #: Those, and the ASCII characters :data:`_SAFE_URL` does not take after its scheme
 #: (white space, quotes, angle brackets, backquote) or :func:`safe_url` strips.
-_LINK_MARKS = _marks(bytes([*range(0x21), 0x7F]) + b"&<>\"'`")
-
-
-def _marked(texts: list[str], marks: bytes) -> set[int]:
-    """The places in ``texts`` of those that hold a character ``marks`` marks, or that are
-    not ASCII (each of those is then looked at by itself, as any text was).
-
-    All of them at once, as one text: :data:`_SPECIAL` looks at ~60 instructions a
-    character and a search is a call of ~600 more, where :meth:`bytes.translate` is ~10
-    a character. A findings table's ids, titles, versions and first links (10,000 rows
-    each a vulnerability of its own: ~250 characters a row) were ~145M instructions of
-    searches, ~40% of the rows.
-    """
-    odd: set[int] = set()
-    if not "".join(texts).isascii():
-        odd = {n for n, t in enumerate(texts) if not t.isascii()}
-        texts = ["" if n in odd else t for n, t in enumerate(texts)]
-    found = "".join(texts).encode("ascii").translate(marks)
-    at = found.find(0)
-    if at >= 0:  # (the texts' ends in the joined one: only where something is found)
-        ends = list(accumulate(map(len, texts)))
-        while at >= 0:
-            n = bisect_right(ends, at)
-            odd.add(n)
-            at = found.find(0, ends[n])
-    return odd
+_LINK_MARKS = plain.marks(bytes([*range(0x21), 0x7F]) + b"&<>\"'`")
 
 
 def _first_link(links: tuple[str, ...], known: dict[str, str | None]) -> str | None:
