@@ -387,7 +387,6 @@ def nothing_made_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(html, "_ahead", None)
     monkeypatch.setattr(verdict_json, "_block", None)
-    monkeypatch.setattr(read_ahead, "_rest", None)
 
 
 def _made_by_a_child_then_forgotten(paths: list[str],
@@ -445,9 +444,10 @@ def test_rows_made_in_part_by_a_child_waited_for_are_made_whole_here(
     with read_ahead.start(paths, lambda: _read(paths)) as ahead:
         reports = _when_done(ahead)
         assert reports is not None and verdict_json._block is not None  # the child's
-        assert made_here == [] and html._ahead is None  # (not before the verdict)
-        read_ahead.finish_rows()
-        # The rows of the other findings made here, once (the child's four kept).
-        assert made_here == [len(merge(reports)) - 4]
-        assert html._ahead is not None
+        # The child's four rows taken, the others not made before the page is written
+        # (after the verdict).
+        assert made_here == [] and html._ahead is not None and html._ahead[2] == 4
         assert _reports_parts(reports) == made_there
+        # The rows of the other findings made then, once (the child's four kept).
+        assert made_here == [len(merge(reports)) - 4]
+        assert _reports_parts(reports) == made_there and len(made_here) == 1

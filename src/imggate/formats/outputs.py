@@ -174,10 +174,8 @@ def write_outputs(verdict: Verdict, directory: Path, *, started: datetime,
             elif ahead.html:  # (the child's: see imggate.formats.written_ahead)
                 pages.append(directory / html.FILENAME)
             elif not skip_html:
-                # (Rows the reading child left: made now, the verdict sent, not before.)
-                from imggate.scanners.read_ahead import finish_rows
-
-                finish_rows()
+                # (Rows the reading child left are made as it is written, the verdict sent:
+                # see html.active_rows.)
                 pages.append(html.write(verdict, directory))
             written = [gl_path, *pages, junit.write(verdict, directory),
                        verdict_json.write(verdict, directory), *callers()]

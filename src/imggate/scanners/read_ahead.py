@@ -262,7 +262,7 @@ def _payload(stored: Stored | None,
     if type(worst) is not tuple or len(worst) != len(merged) \
             or not all(type(f) is Finding for f in worst) or count > len(worst):
         return None
-    from imggate.formats.html import remember_rows, row_list
+    from imggate.formats.html import remember_rows
     from imggate.formats.verdict_json import remember_block, worst_first
     from imggate.scanners.merge import remember
 
@@ -271,35 +271,11 @@ def _payload(stored: Stored | None,
     # (Not made, see _waited_for(): this process makes it when it writes.)
     if block:
         remember_block(worst, block)
-    global _rest
-    _rest = None
-    if count == len(worst):
-        remember_rows(worst, rows)
-    elif count:
-        # Made in part: the rest made here (a row is one finding's alone), joined to the
-        # child's in memory of this process (~5 ms at most: 5.6 MB), once the verdict
-        # is decided (finish_rows()): made now, before the decision, they held up the
-        # verdict the child writes the GitLab report of, and it waited for it.
-        def rest() -> None:
-            remember_rows(worst, b"".join([rows, "".join(row_list(worst[count:])).encode()]))
-
-        _rest = rest
+    if count:
+        # (Made in part, when the child was waited for: the rest made as the HTML report
+        # is written, see imggate.formats.html.active_rows.)
+        remember_rows(worst, rows, count)
     return reports, merged
-
-
-#: The rows the child did not make, made by :func:`finish_rows` (see :func:`_payload`).
-_rest: Callable[[], None] | None = None
-
-
-def finish_rows() -> None:
-    """Make the HTML report's rows the reading child began and did not finish (it was
-    waited for: see :func:`_waited_for`), for a caller about to write that report after
-    its GitLab report's writer has the verdict. Not called, the report makes all of its
-    rows itself: the same bytes."""
-    global _rest
-    rest, _rest = _rest, None
-    if rest is not None:
-        rest()
 
 
 def worth_it(paths: Sequence[str]) -> bool:
