@@ -12,7 +12,8 @@ figures); bursts come from threads holding pre-opened TLS connections.
 Figures (targets from issue 10, 2 cores):
 
 - warm cache, ~1,500 reviews/s offered, 64 connections: p99 <= 10 ms
-- warm cache at saturation: >= 60% of the bare app's requests/s
+- warm cache at saturation: >= 60% of the bare app's requests/s (each server pinned to
+  one core at nice -20, ``wrk`` on the other: :func:`saturation_rounds`)
 - burst of 64 reviews sent together: p99 <= 40 ms
 - cold cache, first sight of each digest, signature verified: p99 <= 100 ms
 - burst of 30 Pods with distinct signed images: < 1 s in all
@@ -24,9 +25,11 @@ Figures (targets from issue 10, 2 cores):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import ssl
@@ -77,19 +80,36 @@ end
 
 
 def wrk(url: str, body: Path, script: Path, *, connections: int, seconds: float,
-        delay_ms: float = 0) -> dict[str, float]:
+        delay_ms: float = 0, threads: int = 2, cpus: set[int] | None = None
+        ) -> dict[str, float]:
+    """One ``wrk`` run (``threads`` threads; with ``cpus``, on those and at the highest
+    priority allowed, :func:`prioritize`); its figures, and ``client_cpu``: the share of
+    one core ``wrk`` used (near 1 with one thread: the client, not the server, set the
+    pace)."""
     env = {**os.environ, "BODY_FILE": str(body), "DELAY_MS": str(delay_ms)}
-    proc = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{round(seconds)}s",
+
+    def placed() -> None:  # in the child, before exec (a session of its own by then)
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
+            prioritize(os.getpid())
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{round(seconds)}s",
                            "--timeout", "10s", "-s", str(script), url],
-                          capture_output=True, text=True, env=env, check=False)
+                          capture_output=True, text=True, env=env, check=False,
+                          start_new_session=cpus is not None,
+                          preexec_fn=placed if cpus is not None else None)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = proc.stdout
     if proc.returncode != 0:
         raise RuntimeError(f"wrk failed: {proc.stdout}{proc.stderr}")
     m = re.search(r"^RESULT (\d+) (\d+) ([\d.]+) ([\d.]+) ([\d.]+) (\d+)$", out, re.M)
     assert m, out
     n, us = int(m.group(1)), int(m.group(2))
+    client = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / (us / 1e6)
     return {"rps": n / (us / 1e6), "p50": float(m.group(3)), "p99": float(m.group(4)),
-            "max": float(m.group(5)), "errors": int(m.group(6)), "requests": n}
+            "max": float(m.group(5)), "errors": int(m.group(6)), "requests": n,
+            "seconds": us / 1e6, "client_cpu": client}
 
 
 def http_request(body: bytes) -> bytes:
@@ -163,13 +183,103 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def saturate(url: str, body: Path, script: Path, pid: int, seconds: float) -> dict[str, float]:
+def saturate(url: str, body: Path, script: Path, pid: int, seconds: float, *,
+             threads: int = 2, cpus: set[int] | None = None) -> dict[str, float]:
     """wrk at saturation, plus the server process's CPU time per request (what one review
-    costs, beside the requests/s that other work on the machine also moves)."""
+    costs, beside the requests/s that other work on the machine also moves) and
+    ``server_cpu``, the share of one core the server had over the run."""
     before = cpu_seconds(pid)
-    run = wrk(url, body, script, connections=64, seconds=seconds)
-    run["cpu_us"] = (cpu_seconds(pid) - before) / max(run["requests"], 1) * 1e6
+    run = wrk(url, body, script, connections=64, seconds=seconds, threads=threads, cpus=cpus)
+    used = cpu_seconds(pid) - before
+    run["cpu_us"] = used / max(run["requests"], 1) * 1e6
+    run["server_cpu"] = used / run["seconds"]
     return run
+
+
+#: Where :func:`saturation_rounds` runs the server under test and ``wrk`` (two cores).
+SERVER_CPU, CLIENT_CPU = 1, 0
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of process ``pid`` on ``cpus`` (threads it starts later inherit it)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(tid), cpus)
+
+
+def prioritize(pid: int) -> bool:
+    """Process ``pid`` at nice -20, when allowed (root): each thread, and, when ``pid``
+    leads a session of its own, that session's autogroup. With autogroups on (Linux's
+    default, and this machine's), each session is scheduled as one entity against the
+    others, whatever its processes' own nice: a server sharing its core with another
+    session's busy process got about half of it at nice 0 and at nice -20 alike (measured
+    here: 26-99% of its core, round by round, with other work running; 78-98% with its
+    session at -20). ``False`` when the priority could not be raised."""
+    raised = True
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, int(tid), -20)
+        except (PermissionError, ProcessLookupError):
+            raised = False
+    group = Path(f"/proc/{pid}/autogroup")
+    if group.exists():
+        try:
+            if os.getsid(pid) != pid:
+                return False  # its autogroup is its caller's: not this bench's to raise
+            group.write_text("-20")
+        except OSError:
+            return False
+    return raised
+
+
+def can_pin() -> bool:
+    """Whether this process may use both :data:`SERVER_CPU` and :data:`CLIENT_CPU`."""
+    return {SERVER_CPU, CLIENT_CPU} <= os.sched_getaffinity(0)
+
+
+def saturation_rounds(targets: list[tuple[str, int]], body: Path, script: Path, *,
+                      rounds: int, seconds: float, warmup: float = 2
+                      ) -> tuple[list[list[dict[str, float]]], str]:
+    """``rounds`` runs of :func:`saturate` against each ``(url, server pid)``, the order
+    reversed every other round (ABBA), every server under the same conditions:
+
+    - on a machine with two cores or more, each server is pinned to :data:`SERVER_CPU`
+      and ``wrk`` (one thread, 64 connections) to :data:`CLIENT_CPU`, both at the
+      highest priority allowed (:func:`prioritize`; start each server in a session of
+      its own). Unpinned, the server's one event-loop thread and wrk's threads share two
+      cores as the scheduler places them, round by round, beside whatever else runs:
+      the same two servers measured minutes apart gave 79% (79-92%) and 109%
+      (92-129%). One wrk thread keeps well ahead of a Python server (``client_cpu``
+      says how busy it was; ``server_cpu`` how much of its core the server had);
+    - each server first gets ``warmup`` seconds of the same load, not counted (its
+      caches, the allocator's arenas, the first connections);
+    - only the server under load is busy (the others and any registry beside them idle).
+
+    Returns each target's runs, in round order (``runs[i][r]``), and how they were
+    placed, in words."""
+    pinned = can_pin()
+    cpus = {CLIENT_CPU} if pinned else None
+    threads = 1 if pinned else 2
+    placement = "unpinned (fewer than two cores), wrk -t2"
+    if pinned:
+        raised = True
+        for _, pid in targets:
+            pin(pid, {SERVER_CPU})
+            raised = prioritize(pid) and raised
+        placement = (f"server pinned to cpu {SERVER_CPU}, wrk -t1 to cpu {CLIENT_CPU}, "
+                     + ("both at nice -20 in sessions of their own" if raised
+                        else "at their own priority (not raised)"))
+    if warmup > 0:
+        for url, pid in targets:
+            saturate(url, body, script, pid, warmup, threads=threads, cpus=cpus)
+    runs: list[list[dict[str, float]]] = [[] for _ in targets]
+    order = list(range(len(targets)))
+    for r in range(rounds):
+        for i in (order if r % 2 == 0 else order[::-1]):
+            url, pid = targets[i]
+            runs[i].append(saturate(url, body, script, pid, seconds, threads=threads,
+                                    cpus=cpus))
+    return runs, placement
 
 
 def interleaved(first: Callable[[], dict[str, float]], second: Callable[[], dict[str, float]],
@@ -265,7 +375,8 @@ def main() -> None:
         # 1. The ceiling: bare Starlette on the same stack (measured alongside imggate below).
         bare_port = free_port()
         procs.append(subprocess.Popen([sys.executable, str(HERE / "bare_admission_app.py"),
-                                       str(bare_port), str(tls.cert), str(tls.key)]))
+                                       str(bare_port), str(tls.cert), str(tls.key)],
+                                      start_new_session=True))
         bare_pid = procs[-1].pid
         wait_listening(bare_port)
         bare_url = f"https://127.0.0.1:{bare_port}/validate"
@@ -274,7 +385,7 @@ def main() -> None:
         # 2. imggate serve.
         server = start_serve(work / "serve", ["--rules", str(rules), "--insecure-ignore-tlog",
                                               "--cache-ttl", "3600", "--tag-ttl", "3600"],
-                             tls=tls, env={"PYTHONDONTWRITEBYTECODE": "1"})
+                             tls=tls, env={"PYTHONDONTWRITEBYTECODE": "1"}, new_session=True)
         url = f"{server.url}/validate"
         # Cold: first sight of each digest, one at a time (signature fetched and verified).
         cold = []
@@ -298,9 +409,9 @@ def main() -> None:
                         delay_ms=every),
             lambda: wrk(bare_url, warm_body, script, connections=64, seconds=args.duration,
                         delay_ms=every), args.rounds)
-        sat, bare_sat = interleaved(
-            lambda: saturate(url, warm_body, script, server.process.pid, args.duration),
-            lambda: saturate(bare_url, warm_body, script, bare_pid, args.duration), args.rounds)
+        (sat, bare_sat), placement = saturation_rounds(
+            [(url, server.process.pid), (bare_url, bare_pid)], warm_body, script,
+            rounds=args.rounds, seconds=args.duration)
         ratios = [o["rps"] / b["rps"] for o, b in zip(sat, bare_sat, strict=True)]
         cpu_ratios = [b["cpu_us"] / o["cpu_us"] for o, b in zip(sat, bare_sat, strict=True)]
         warm_burst, _, answers = burst(server.port, tls.ca, [warm_bytes] * 64)
@@ -333,8 +444,8 @@ def main() -> None:
              f"{median_of(rate, 'rps'):.0f}/s)",
              f"{spread([r['p99'] for r in bare_rate], '.2f')} ms "
              f"(p50 {median_of(bare_rate, 'p50'):.2f}, {median_of(bare_rate, 'rps'):.0f}/s)"),
-            ("warm at saturation, 64 conns (>= 60% of bare): ratio of each imggate run to "
-             "the bare run beside it",
+            (f"warm at saturation, 64 conns (>= 60% of bare; {placement}): ratio of each "
+             "imggate run to the bare run beside it",
              f"{median_of(sat, 'rps'):.0f}/s (p99 {median_of(sat, 'p99'):.1f} ms) = "
              f"{spread(ratios, '.0%')}",
              f"{median_of(bare_sat, 'rps'):.0f}/s (p99 {median_of(bare_sat, 'p99'):.1f} ms)"),

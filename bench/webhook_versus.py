@@ -6,10 +6,12 @@ measured today against a figure taken another day on another machine says little
 bare app's own rate moved between 13,600 and 25,100 requests/s from run to run here).
 This starts both versions side by side against the same registry, signed image and rules
 (those of ``admission_bench.py``), and the bare app, and runs ``wrk`` at saturation
-against each in turn, the order reversed every other round; each version's rate and
-server CPU per review are compared with the bare run of the same round.
+against each in turn, the order reversed every other round, after a warm-up of each,
+every server pinned to one core at nice -20 and ``wrk`` on the other
+(``admission_bench.saturation_rounds``); each version's rate and server CPU per review
+are compared with the bare run of the same round.
 
-    python bench/webhook_versus.py OTHER_SRC [--rounds 6] [--duration 4]
+    python bench/webhook_versus.py OTHER_SRC [--rounds 11] [--duration 2]
 
 ``OTHER_SRC`` is the ``src/`` folder of the other version, e.g. of a worktree made with
 ``git worktree add --detach ../before 78d3e2c``; this tree's ``src/`` is the other side.
@@ -23,15 +25,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
-from admission_bench import saturate, wait_listening, webhook_world  # noqa: E402
-from registry_figures import alternate  # noqa: E402
+from admission_bench import saturation_rounds, wait_listening, webhook_world  # noqa: E402
 
 from admission.serve_harness import ServeProcess, start_serve  # noqa: E402
 from registry_harness import free_port, require_binaries, start_registry  # noqa: E402
@@ -40,8 +40,8 @@ from registry_harness import free_port, require_binaries, start_registry  # noqa
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("other_src", type=Path, help="the other version's src/ folder")
-    ap.add_argument("--rounds", type=int, default=6)
-    ap.add_argument("--duration", type=float, default=4, help="seconds per wrk run")
+    ap.add_argument("--rounds", type=int, default=11)
+    ap.add_argument("--duration", type=float, default=2, help="seconds per wrk run")
     args = ap.parse_args()
     require_binaries("docker-registry")
     if shutil.which("wrk") is None:
@@ -59,10 +59,12 @@ def main() -> None:
         trees = {"this tree": HERE.parent / "src", "other": args.other_src.resolve()}
         for name, src in trees.items():
             servers.append(start_serve(work / name.replace(" ", "-"), serve_args,
-                                       tls=world.tls, env={"PYTHONPATH": str(src)}))
+                                       tls=world.tls, env={"PYTHONPATH": str(src)},
+                                       new_session=True))
         port = free_port()
         bare = subprocess.Popen([sys.executable, str(HERE / "bare_admission_app.py"),
-                                 str(port), str(world.tls.cert), str(world.tls.key)])
+                                 str(port), str(world.tls.cert), str(world.tls.key)],
+                                start_new_session=True)
         wait_listening(port)
         for server in servers:
             with server.client() as c:
@@ -71,17 +73,9 @@ def main() -> None:
                     sys.exit("a version refused the signed image: not comparable")
         targets = [(f"{s.url}/validate", s.process.pid) for s in servers]
         targets.append((f"https://127.0.0.1:{port}/validate", bare.pid))
-        runs: list[list[dict[str, float]]] = [[] for _ in targets]
-
-        def side(i: int) -> Callable[[], float]:
-            def run() -> float:
-                url, pid = targets[i]
-                result = saturate(url, world.warm_body, world.script, pid, args.duration)
-                runs[i].append(result)
-                return result["rps"]
-            return run
-
-        alternate([side(i) for i in range(len(targets))], args.rounds)
+        runs, placement = saturation_rounds(targets, world.warm_body, world.script,
+                                            rounds=args.rounds, seconds=args.duration)
+        print(placement)
         bare_runs = runs[-1]
         print("\n| version | reviews/s vs bare, same round | server CPU per review vs bare |")
         print("|---|---|---|")

@@ -162,9 +162,12 @@ class ServeProcess:
 
 def start_serve(workdir: Path, args: Sequence[str] = (), *, tls: Tls | None = None,
                 env: Mapping[str, str] | None = None, timeout: float = 20.0,
-                client_cert: tuple[Path, Path] | None = None) -> ServeProcess:
+                client_cert: tuple[Path, Path] | None = None,
+                new_session: bool = False) -> ServeProcess:
     """Start ``python -m imggate serve`` with ``args`` over TLS; wait until it answers
-    (presenting ``client_cert`` when given: for a server run with ``--client-ca``)."""
+    (presenting ``client_cert`` when given: for a server run with ``--client-ca``). With
+    ``new_session``, in a session of its own (the benchmarks give it a scheduling
+    priority of its own that way, ``bench/admission_bench.py``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     tls = tls or make_tls(workdir / "tls")
     last = ""
@@ -180,7 +183,7 @@ def start_serve(workdir: Path, args: Sequence[str] = (), *, tls: Tls | None = No
                 [sys.executable, "-m", "imggate", "serve", "--host", "127.0.0.1",
                  "--port", str(port), "--tls-cert", str(tls.cert), "--tls-key", str(tls.key),
                  *args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=full_env)
+                env=full_env, start_new_session=new_session)
         server = ServeProcess(proc, port, tls, log_path, client_cert)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
