@@ -336,3 +336,63 @@ def test_hostile_yaml_is_a_config_error_quickly() -> None:
     assert "alias bomb" in e.message  # refused in linear time, before anything expands it
     e = _error("environments: " + "[" * 2000 + "]" * 2000 + "\n")
     assert "invalid YAML" in e.message or "environments" in e.message
+
+
+# --- models built when a rules file uses them (issue 22) ------------------------------------
+
+#: Loads the rules given (``None``: the built-in ones) in a fresh interpreter, and prints
+#: which rule models that built and the document dumped as attestations record it.
+_BUILT_PROBE = """\
+import json, sys
+from pathlib import Path
+from pydantic import BaseModel
+from imggate.policy import exceptions, rules
+from imggate.policy.loader import load_rules
+doc = load_rules(Path(sys.argv[1]) if len(sys.argv) > 1 else None).document
+built = sorted(n for m in (rules, exceptions) for n, c in vars(m).items()
+               if isinstance(c, type) and issubclass(c, BaseModel) and c.__module__ == m.__name__
+               and c.__pydantic_complete__)
+dumped = doc.model_dump(mode="json")
+print(json.dumps({"built": built, "dumped": dumped}))
+"""
+
+
+def _built(*args: str) -> dict[str, object]:
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _BUILT_PROBE, *args], capture_output=True,
+                          text=True, cwd=REPO_ROOT, check=True, timeout=120)
+    loaded: dict[str, object] = json.loads(proc.stdout)
+    return loaded
+
+
+def test_rules_build_only_the_models_they_use() -> None:
+    # rules/default.yaml writes severity, tags, report_binding, exception_policy and
+    # namespaces: the sections it never writes (signatures, attestations, images...)
+    # keep their defaults and their models are never built.
+    got = _built("rules/default.yaml")
+    assert got["built"] == ["BindingRules", "ExceptionPolicy", "NamespaceEntry",
+                            "NamespaceRules", "RulesDocument", "SeverityRules", "TagRules"]
+    # ...and a document holding defaults of models never built is dumped as before.
+    dumped = got["dumped"]
+    assert isinstance(dumped, dict)
+    dev = dumped["environments"]["dev"]
+    assert dev["signatures"] == {"mode": None, "required": None, "keys": [], "identities": [],
+                                 "certificate_chains": [], "threshold": 1,
+                                 "trusted_roots": [], "require_tlog": None}
+    assert dev["age"] == {"mode": None, "max_days": None}
+    assert dumped["exceptions"] == [] and dumped["vex_attestations"] is None
+
+
+def test_a_section_written_builds_its_model_and_says_its_errors_at_its_place() -> None:
+    got = _built("rules/examples/signed-production.yaml")
+    assert {"SignatureRules", "RulesDocument"} <= set(got["built"])  # type: ignore[arg-type]
+    e = _error("environments:\n  dev:\n    signatures:\n      identities:\n"
+               "        - {identity: a}\n      threshold: 0\n")
+    assert e.message.splitlines() == [
+        "rules.yaml:5: environments.dev.signatures.identities.0: give exactly one of issuer "
+        "or issuer_regexp",
+        "  rules.yaml:6: environments.dev.signatures.threshold: must be at least 1, not 0",
+        "  (2 problems)"]

@@ -38,7 +38,8 @@ UNCHECKED = "unchecked"
 class ExceptionEntry(BaseModel):
     """imggate's allowlist entry, as written in a rules or exceptions file."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built when first used: rules without exceptions never pay for it.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     id: NonEmpty = Field(description="vulnerability id (CVE, GHSA...); aliases match too")
     package: NonEmpty | None = Field(default=None, description="package name (glob) or purl prefix")

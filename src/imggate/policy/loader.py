@@ -190,9 +190,9 @@ def _check_threshold(rules: RuleSet, ydoc: _yaml.YamlDoc, loc: tuple[str, ...]) 
 def resolve_environment(doc: RulesDocument, ydoc: _yaml.YamlDoc, name: str) -> EffectiveRules:
     """``name``'s rules after inheritance; a :class:`ConfigError` at the key that is wrong."""
     chain = _chain(doc, ydoc, name)
-    rules = RuleSet()
+    rules = RuleSet.model_construct()
     images: dict[str, ImageOverride] = {}
-    exception_policy = ExceptionPolicy()
+    exception_policy = ExceptionPolicy.model_construct()
     for env in chain:
         spec = doc.environments[env]
         rules = overlay(rules, spec)
