@@ -385,6 +385,12 @@ def _alike() -> tuple[Finding, ...]:
         like(package="p", fixed_versions=(), fix_state=FixState.UNKNOWN),
         like(package="q", description="a lone surrogate: \ud800"),
         like(package="r"), like(id="CVE-2024-2", package="s"),
+        # A title past the schema's 255 characters (the name is cut, the description is
+        # the title's whole when there is none), and one with aliases.
+        like(id="CVE-2024-3", package="x", title="T" * 300, description=None),
+        like(id="CVE-2024-4", package="y", aliases=("GHSA-aaaa-bbbb-cccc", "DSA-1")),
+        like(id="CVE-2024-4", package="z", aliases=("GHSA-aaaa-bbbb-cccc", "DSA-1"),
+             fixed_versions=("1.1",)),
         # EPSS alike but not the same (0.0, -0.0; 1, 1.0).
         like(package="t", epss=0.0), like(package="u", epss=-0.0), like(package="v", epss=1),
         like(package="w", epss=1.0),
