@@ -27,7 +27,8 @@ from imggate.policy.exceptions import ExceptionSet, from_models
 from imggate.policy.kev import KevCatalog, load_kev
 from imggate.policy.namespaces import check_mapping
 from imggate.policy.rules import (
-    ExceptionPolicy,
+    NO_EXCEPTION_POLICY,
+    NO_RULES,
     Identity,
     ImageOverride,
     RulesDocument,
@@ -190,9 +191,9 @@ def _check_threshold(rules: RuleSet, ydoc: _yaml.YamlDoc, loc: tuple[str, ...]) 
 def resolve_environment(doc: RulesDocument, ydoc: _yaml.YamlDoc, name: str) -> EffectiveRules:
     """``name``'s rules after inheritance; a :class:`ConfigError` at the key that is wrong."""
     chain = _chain(doc, ydoc, name)
-    rules = RuleSet.model_construct()
+    rules = NO_RULES
     images: dict[str, ImageOverride] = {}
-    exception_policy = ExceptionPolicy.model_construct()
+    exception_policy = NO_EXCEPTION_POLICY
     for env in chain:
         spec = doc.environments[env]
         rules = overlay(rules, spec)

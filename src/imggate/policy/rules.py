@@ -498,13 +498,22 @@ class RuleSet(_Model):
         """Just the :class:`RuleSet` fields (drops ``extends``/``match``...)."""
         if type(self) is RuleSet:
             return self
-        return overlay(RuleSet.model_construct(), self)
+        return overlay(NO_RULES, self)
+
+
+#: A rule set that sets nothing: every section's defaults. Shared (the models are frozen):
+#: made anew, model_construct deep-copies every section's default each time.
+NO_RULES = RuleSet.model_construct()
 
 
 class ImageOverride(RuleSet):
     """Rules for images whose name matches ``match`` (a glob over registry/repository)."""
 
     match: NonEmpty = Field(description="glob over registry/repository of the image")
+
+
+#: An exception policy that sets nothing.
+NO_EXCEPTION_POLICY = ExceptionPolicy.model_construct()
 
 
 class EnvironmentSpec(RuleSet):
@@ -519,7 +528,7 @@ class EnvironmentSpec(RuleSet):
     images: tuple[Annotated[ImageOverride, OWN], ...] = Field(
         default=(), description="per-image overrides; the most specific match wins")
     exception_policy: Annotated[ExceptionPolicy, OWN] = Field(
-        default=ExceptionPolicy.model_construct(),
+        default=NO_EXCEPTION_POLICY,
         description="which exceptions this environment accepts and where it looks for them")
 
 
