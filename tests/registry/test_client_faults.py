@@ -13,6 +13,7 @@ import gzip
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -261,6 +262,62 @@ def test_referrers_fall_back_to_the_tag_schema() -> None:
 
     found = run(handler, lambda r: r.referrers(MDIGEST))
     assert [str(d.digest) for d in found] == [child["digest"]]  # type: ignore[attr-defined]
+
+
+def _index(*digests: str) -> bytes:
+    return json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                       "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                      "digest": d, "size": 10} for d in digests]}).encode()
+
+
+def _index_response(body: bytes) -> httpx.Response:
+    return httpx.Response(200, content=body, headers={
+        "Content-Type": "application/vnd.oci.image.index.v1+json"})
+
+
+def test_a_registry_without_the_referrers_api_is_asked_its_tag_beside_it_from_then_on() -> None:
+    # The first lookup learns that the API is not there (404) and then asks the fallback
+    # tag; the next asks both at once: the tag is asked while the API's answer is awaited.
+    events: list[str] = []
+
+    async def handler(req: httpx.Request) -> httpx.Response:
+        if "/referrers/" in req.url.path:
+            events.append("api asked")
+            await asyncio.sleep(0.2)
+            events.append("api answered")
+            return httpx.Response(404)
+        events.append("tag asked")
+        return _index_response(_index("sha256:" + "c" * 64))
+
+    async def twice(repo: Any) -> list[tuple[Any, ...]]:
+        return [await repo.referrers(MDIGEST), await repo.referrers(MDIGEST)]
+
+    first, second = run(handler, twice)  # type: ignore[misc]
+    assert first == second and [str(d.digest) for d in first] == ["sha256:" + "c" * 64]
+    assert events == ["api asked", "api answered", "tag asked",
+                      "api asked", "tag asked", "api answered"], events
+
+
+def test_an_api_that_answers_is_the_one_used_though_the_tag_was_asked_beside_it() -> None:
+    # A registry that gained the API meanwhile: its answer wins over the tag's (asked at
+    # once, as the API was missing before), and the tag is not asked again after.
+    api, tag = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    asked: list[str] = []
+
+    async def handler(req: httpx.Request) -> httpx.Response:
+        if "/referrers/" in req.url.path:
+            asked.append("api")
+            await asyncio.sleep(0.1)  # (the tag, when asked beside it, is asked meanwhile)
+            return httpx.Response(404) if asked.count("api") == 1 else \
+                _index_response(_index(api))
+        asked.append("tag")
+        return _index_response(_index(tag))
+
+    async def three(repo: Any) -> list[list[str]]:
+        return [[str(d.digest) for d in await repo.referrers(MDIGEST)] for _ in range(3)]
+
+    assert run(handler, three) == [[tag], [api], [api]]
+    assert asked == ["api", "tag", "api", "tag", "api"], asked
 
 
 class _Streamed(httpx.AsyncByteStream):

@@ -104,6 +104,9 @@ class RegistryClient:
         self._schemes: dict[str, str] = {}
         self._probes: dict[str, asyncio.Lock] = {}
         self._roots: dict[str, httpx.URL] = {}
+        #: Registries whose referrers API answered that it is not there (see
+        #: :meth:`lacks_referrers_api`).
+        self._no_referrers_api: set[str] = set()
         self._owns_http = True
 
     def with_credentials(self, credentials: CredentialStore) -> RegistryClient:
@@ -122,8 +125,23 @@ class RegistryClient:
         child.breaker = self.breaker
         child._schemes = self._schemes
         child._probes = self._probes
+        child._no_referrers_api = self._no_referrers_api
         child._owns_http = False
         return child
+
+    def lacks_referrers_api(self, registry: str) -> bool:
+        """Whether ``registry``'s referrers API answered, earlier on this client, that it is
+        not there (404, 400 or 405): its next referrers lookups ask the API and the
+        fallback tag at once (:meth:`imggate.registry.repository.RegistryRepository.referrers`),
+        a round trip fewer, with the same answer and the same requests."""
+        return registry in self._no_referrers_api
+
+    def note_referrers_api(self, registry: str, *, present: bool) -> None:
+        """What ``registry``'s referrers API answered: there (200), or not."""
+        if present:
+            self._no_referrers_api.discard(registry)
+        else:
+            self._no_referrers_api.add(registry)
 
     async def __aenter__(self) -> Self:
         verify: ssl.SSLContext = _DeferredTrustContext()
