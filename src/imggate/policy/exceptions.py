@@ -261,12 +261,13 @@ class ExceptionSet(Struct, frozen=True):
                     if vid in wanted:
                         by_id.setdefault(vid, []).append((n, e))
         hits: dict[int, list[str]] = {}
-        active: list[Finding] = []
+        # No entry names an id of these findings (no exceptions at all, most often): every
+        # finding is active, without a pass over them (~3.9M instructions at 10,000).
+        active: list[Finding] = [] if by_id else findings
         suppressed: list[tuple[Finding, str]] = []
-        for f in findings:
+        for f in findings if by_id else ():
             # Most findings have no entry at all: skip the bookkeeping for them.
-            named = [pair for i in f.all_ids for pair in by_id.get(i.upper(), ())] \
-                if by_id else None
+            named = [pair for i in f.all_ids for pair in by_id.get(i.upper(), ())]
             if not named:
                 active.append(f)
                 continue
