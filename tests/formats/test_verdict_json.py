@@ -306,6 +306,24 @@ def test_worst_first_is_the_order_of_the_sort_key(fs):
         sorted(fs, key=verdict_json.finding_sort_key)
 
 
+@settings(max_examples=300, deadline=None)
+@given(fs=st.lists(st.builds(
+    Finding, id=_mostly(["CVE-1", "CVE-2", "GHSA-1"], ["CVE-1\0x"]),
+    package=_mostly(["a", "b", ""], ["a\0"]), version=_mostly(["1", "2"], ["1\0"]),
+    severity=st.sampled_from(list(Severity)),
+    cvss=st.lists(st.builds(Cvss, source=st.just("nvd"), version=st.none(), vector=st.none(),
+                            score=_scores), max_size=2).map(tuple)), max_size=15))
+def test_worst_first_of_a_merge_is_the_order_of_the_sort_key(fs):
+    # A merge's findings (most severe first, then id, package, version) sorted by their
+    # severity and score alone: the sort keeps the merge's order among those alike.
+    from imggate.scanners.merge import merge_findings
+
+    merged = merge_findings(fs)
+    ordered = verdict_json.worst_first.of_merge(merged)
+    assert list(ordered) == sorted(merged, key=verdict_json.finding_sort_key)
+    assert verdict_json.worst_first(merged) is ordered  # (remembered for the reports)
+
+
 def test_worst_first_sorts_and_reuses_only_the_same_tuple():
     findings = sample_verdict(40).images[1].findings
     first = verdict_json.worst_first(findings)

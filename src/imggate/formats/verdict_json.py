@@ -117,6 +117,17 @@ class _WorstFirst:
         self._last = (findings, ordered)
         return ordered
 
+    def of_merge(self, merged: tuple[Finding, ...]) -> tuple[Finding, ...]:
+        """:meth:`__call__` of findings in the order :func:`imggate.scanners.merge.merge`
+        gives them (most severe first, then by id, package and version): sorted by their
+        severity and score alone, the sort keeping that order among findings alike in
+        both, which is the order of the rest of :func:`finding_sort_key`. 10,000 findings
+        each a vulnerability of its own: 76M -> 63M instructions, the repeated report 32M
+        -> 17M (callgrind, in process)."""
+        ordered = _sorted_worst_first(merged, merge_order=True)
+        self._last = (merged, ordered)
+        return ordered
+
     def remember(self, findings: tuple[Finding, ...], ordered: tuple[Finding, ...]) -> None:
         """Take ``ordered`` as ``findings`` sorted worst first: a check's reading child
         sorts its merge before handing it over (:mod:`imggate.scanners.read_ahead`),
@@ -146,7 +157,8 @@ def _score_text(score: float | None) -> str | None:
     return f"{0xFFFF_FFFF_FFFF_FFFF - _BITS.unpack(_DOUBLE.pack(score + 0.0))[0]:016x}"
 
 
-def _sorted_worst_first(findings: tuple[Finding, ...]) -> tuple[Finding, ...]:
+def _sorted_worst_first(findings: tuple[Finding, ...], *,
+                        merge_order: bool = False) -> tuple[Finding, ...]:
     """``findings`` sorted by :func:`finding_sort_key`.
 
     Each finding's key is one str (severity, score, then id, package and version with
@@ -174,8 +186,8 @@ def _sorted_worst_first(findings: tuple[Finding, ...]) -> tuple[Finding, ...]:
         head = known[2]
         if head is None:
             return tuple(sorted(findings, key=finding_sort_key))
-        keys.append(f"{head}{f.id}\0{f.package}\0{f.version}")
-    if "".join(keys).count("\0") != 2 * len(keys):
+        keys.append(head if merge_order else f"{head}{f.id}\0{f.package}\0{f.version}")
+    if not merge_order and "".join(keys).count("\0") != 2 * len(keys):
         return tuple(sorted(findings, key=finding_sort_key))
     return tuple([findings[i] for i in sorted(range(len(keys)), key=keys.__getitem__)])
 

@@ -346,7 +346,7 @@ def start(paths: Sequence[str], read: Reader, *, writes: bool = False) -> ReadAh
             # Sorted for the reports here, while the parent starts up, not by both
             # processes after the verdict (~45M instructions each at 10,000 findings);
             # sent as references to the merge's findings (pickle's memo), ~3M more.
-            worst = worst_first(merged)
+            worst = worst_first.of_merge(merged)
             # Into a file in memory, not down the pipe: ~11 MB at 10,000 findings, more
             # than a pipe holds (1 MiB at most, unprivileged), so this child would wait
             # for the parent to read it all before going on to the reports' parts. The
