@@ -84,6 +84,8 @@ def test_check_of_the_bundled_example_imports_only_what_check_uses(tmp_path: Pat
     # pydantic's plugin loader is imggate's stand-in (every plugin is off): pydantic's own
     # imports importlib.metadata to look for plugins all the same.
     assert "importlib.metadata" not in modules and "pydantic.plugin._loader" not in modules
+    # Its rules have no provenance rule: the provenance layer is not imported.
+    assert "imggate.policy.provenance" not in modules
 
 
 @pytest.mark.parametrize("args", [["--help"], ["-h"], ["check", "--help"]],
