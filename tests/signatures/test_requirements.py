@@ -94,3 +94,15 @@ def test_threshold_counts_distinct_anchors(signers: list[str], k: int) -> None:
     req = Threshold(k, tuple(SignedBy(key) for key in KEYS))
     distinct = len(set(signers) - {"mallory"})
     assert req.satisfied([check(s) for s in signers]) is (distinct >= k)
+
+
+def test_requirements_are_frozen_values() -> None:
+    a, b = (SignedBy(k) for k in KEYS[:2])
+    req = AllOf(a, AnyOf(b), Threshold(1, (a, b)))
+    same = AllOf(SignedBy(KEYS[0]), AnyOf(SignedBy(KEYS[1])), Threshold(1, (a, b)))
+    assert req == same and hash(req) == hash(same) and len({req, same}) == 1
+    assert AllOf(a) != AnyOf(a) and AnyOf(a) != AnyOf(b) and AllOf() == AllOf()
+    assert repr(AnyOf(a)) == f"AnyOf(children=({a!r},))"
+    for value, name in ((req, "children"), (a, "kind"), (Threshold(1, ()), "k")):
+        with pytest.raises(AttributeError):
+            setattr(value, name, None)

@@ -16,12 +16,11 @@ empty composition is never satisfied: it fails closed.
 from __future__ import annotations
 
 import re
-from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import msgspec
 from msgspec import Struct
@@ -236,16 +235,24 @@ class TrustConfig(Struct, frozen=True):
 # --------------------------------------------------------------------------- requirements
 
 
-class Requirement(ABC):
-    """A policy over checks: ``verify`` returns ``None`` or raises :class:`NotVerified`."""
+class Requirement:
+    """A policy over checks: ``verify`` returns ``None`` or raises :class:`NotVerified`.
 
-    @abstractmethod
+    Each kind defines :meth:`verify` and :meth:`describe`. They are frozen values: msgspec
+    Structs, or (given their children as arguments) :class:`_Children`, not frozen
+    dataclasses, which write and compile their methods when defined (~3M instructions
+    each, on every check's path; issue 22).
+    """
+
+    __slots__ = ()
+
     def verify(self, checks: Sequence[SignatureCheck]) -> None:
         """Raise :class:`NotVerified` naming what is missing."""
+        raise NotImplementedError
 
-    @abstractmethod
     def describe(self) -> str:
         """A one-line human description."""
+        raise NotImplementedError
 
     def satisfied(self, checks: Sequence[SignatureCheck]) -> bool:
         """Whether :meth:`verify` passes."""
@@ -256,8 +263,7 @@ class Requirement(ABC):
         return True
 
 
-@dataclass(frozen=True, slots=True)
-class SignedBy(Requirement):
+class SignedBy(Struct, Requirement, frozen=True):
     """A verified check by ``anchor`` (any anchor when ``None``) of the given kind.
 
     For attestations, ``predicate_type`` (a full URI) must match when given.
@@ -294,8 +300,7 @@ class SignedBy(Requirement):
         return f"{what} by {who}"
 
 
-@dataclass(frozen=True, slots=True)
-class Threshold(Requirement):
+class Threshold(Struct, Requirement, frozen=True):
     """At least ``k`` of ``children`` hold. ``k`` < 1 or an empty list never holds."""
 
     k: int
@@ -317,14 +322,38 @@ class Threshold(Requirement):
         return f"{self.k} of [{', '.join(c.describe() for c in self.children)}]"
 
 
-@dataclass(frozen=True, slots=True, init=False)
-class AllOf(Requirement):
-    """Every child holds; an empty ``AllOf`` never does."""
+class _Children(Requirement):
+    """A requirement over the requirements it is given as arguments (``children``): frozen,
+    equal to one of its kind with equal children, hashed and shown by them."""
 
+    __slots__ = ("children",)
     children: tuple[Requirement, ...]
 
     def __init__(self, *children: Requirement) -> None:
         object.__setattr__(self, "children", tuple(children))
+
+    def __setattr__(self, name: str, value: Any) -> NoReturn:
+        raise AttributeError(f"{type(self).__name__} is frozen: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError(f"{type(self).__name__} is frozen: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self) or not isinstance(other, _Children):
+            return NotImplemented
+        return self.children == other.children
+
+    def __hash__(self) -> int:
+        return hash(self.children)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(children={self.children!r})"
+
+
+class AllOf(_Children):
+    """Every child holds; an empty ``AllOf`` never does."""
+
+    __slots__ = ()
 
     def verify(self, checks: Sequence[SignatureCheck]) -> None:
         """Raise for the first child that fails."""
@@ -338,14 +367,10 @@ class AllOf(Requirement):
         return f"all of [{', '.join(c.describe() for c in self.children)}]"
 
 
-@dataclass(frozen=True, slots=True, init=False)
-class AnyOf(Requirement):
+class AnyOf(_Children):
     """At least one child holds; an empty ``AnyOf`` never does."""
 
-    children: tuple[Requirement, ...]
-
-    def __init__(self, *children: Requirement) -> None:
-        object.__setattr__(self, "children", tuple(children))
+    __slots__ = ()
 
     def verify(self, checks: Sequence[SignatureCheck]) -> None:
         """Pass when one child passes."""
