@@ -252,7 +252,8 @@ def saturation_rounds(targets: list[tuple[str, int]], body: Path, script: Path, 
       (92-129%). One wrk thread keeps well ahead of a Python server (``client_cpu``
       says how busy it was; ``server_cpu`` how much of its core the server had);
     - each server first gets ``warmup`` seconds of the same load, not counted (its
-      caches, the allocator's arenas, the first connections);
+      caches, the allocator's arenas, the first connections); every round then opens
+      its 64 connections anew (64 TLS handshakes a round, alike for every server);
     - only the server under load is busy (the others and any registry beside them idle).
 
     Returns each target's runs, in round order (``runs[i][r]``), and how they were
