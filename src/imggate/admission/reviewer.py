@@ -373,5 +373,7 @@ class Reviewer:
 
 
 def elapsed_ms(start: float) -> float:
-    """Milliseconds since ``start`` (a ``time.perf_counter()``), rounded for logs."""
-    return round((time.perf_counter() - start) * 1000, 2)
+    """Milliseconds since ``start`` (a ``time.perf_counter()``), to two decimals, for logs."""
+    # round() to an integer of hundredths, not round(ms, 2): that rounds through a decimal
+    # string, ~0.5 µs of a remembered answer's few µs (every review calls this once).
+    return round((time.perf_counter() - start) * 100_000) / 100
