@@ -29,9 +29,6 @@ makes uvicorn's HTTP protocol (httptools) enforce, per connection:
 
 A connection cut off by a limit is closed; a review whose body was being read
 is then never answered (the API server's own timeout applies), never allowed.
-
-The same protocol writes a webhook answer's head and body in one piece
-(:class:`HeadWithBody`).
 """
 
 from __future__ import annotations
@@ -201,12 +198,7 @@ def guarded_protocol(base: type[asyncio.Protocol], limits: ConnectionLimits,
                 self._has_body_slot = True
                 self._body_size = 0
             self.cut_off_at = self.loop.time() + body_timeout
-            previous = self.cycle
             parent_headers(self)
-            cycle = self.cycle
-            if cycle is not previous and not self.expect_100_continue \
-                    and self.url.split(b"?", 1)[0] in WEBHOOK_PATHS:
-                cycle.transport = HeadWithBody(self.transport)
             self._served += 1
             if self._served >= max_requests and self.cycle is not None:
                 self.cycle.keep_alive = False
@@ -230,64 +222,6 @@ def guarded_protocol(base: type[asyncio.Protocol], limits: ConnectionLimits,
             parent_complete(self)
 
     return GuardedProtocol
-
-
-class HeadWithBody:
-    """A webhook response's transport: holds the head (status line and headers) until the
-    body is written, then writes both at once, one TLS record and one ``write(2)`` a
-    review instead of two.
-
-    uvicorn writes the head as soon as the app starts its response and the body when it
-    comes, each a TLS record, a system call and a TCP segment (on loopback the ``write``
-    also runs the receiver's side of TCP). py-spy of a server at saturation put ~45% of
-    its samples in those two writes, for ``imggate serve`` and bare Starlette alike.
-    Measured with ``bench/webhook_versus.py`` against the tree without it (three runs,
-    11 rounds each, servers pinned): system calls 2.04 -> 1.04 writes a review (strace),
-    server CPU per warm review 63-67 -> 60-63 µs, 0.97-0.99x -> 0.93x of bare Starlette's.
-
-    Used only for ``/validate`` and ``/mutate`` (whose endpoint sends its head and body
-    one after the other) and not when the client asked for ``100 Continue`` (that line
-    must leave at once). Anything but a write (``close``, ...) first writes what is
-    held: a response abandoned after its head ends as it did without this.
-    """
-
-    __slots__ = ("done", "head", "transport")
-
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self.transport = transport
-        self.head: bytes | None = None
-        self.done = False
-
-    def write(self, data: bytes) -> None:
-        """The first write is held; the second goes out with it; later ones pass."""
-        if self.done:
-            self.transport.write(data)
-        elif self.head is None:
-            self.head = data
-        else:
-            self.done = True
-            self.transport.write(self.head + data)
-            self.head = None
-
-    def flush(self) -> None:
-        """Write what is held."""
-        if self.head is not None:
-            self.done = True
-            self.transport.write(self.head)
-            self.head = None
-
-    def close(self) -> None:
-        """Write what is held, then close."""
-        self.flush()
-        self.transport.close()
-
-    def is_closing(self) -> bool:
-        """The transport's own."""
-        return self.transport.is_closing()
-
-    def __getattr__(self, name: str) -> Any:
-        self.flush()
-        return getattr(self.transport, name)
 
 
 #: How often the time limits are checked (a limit holds to within this).
