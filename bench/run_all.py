@@ -269,17 +269,15 @@ class Bench:
 
 
 #: Runs imggate in this interpreter, then prints the modules it ended with, in import
-#: order, and those its start-up keeps out (``None`` entries, and the stand-ins it puts in
-#: a module's place: the floor does not import them either).
+#: order, and those its start-up keeps out (``None`` entries).
 _MODULES_PROBE = """\
 import json, sys
-from imggate._cli import STAND_IN, main
+from imggate._cli import main
 try:
     main(sys.argv[1:])
 except SystemExit:
     pass
-print("\\nMODULES " + json.dumps([[k, v is None or getattr(v, STAND_IN, False)]
-                                  for k, v in list(sys.modules.items())]))
+print("\\nMODULES " + json.dumps([[k, v is None] for k, v in list(sys.modules.items())]))
 """
 
 #: Imports what a run of imggate imported from outside imggate, in the same order, kept

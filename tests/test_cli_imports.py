@@ -9,30 +9,26 @@ moved to the top of a command module, a command registered eagerly) fails the te
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from imggate._cli import COMMANDS, PLUGINS_OFF, no_plugins
+from imggate._cli import COMMANDS
 
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Prints, after the run, every module the run imported (stdout is imggate's until then;
-#: a ``None`` entry is a module imggate's start-up keeps out, and a stand-in one it put in
-#: a module's place, not one imported).
+#: a ``None`` entry is a module imggate's start-up keeps out, not one imported).
 _PROBE = """\
 import json, sys
-from imggate._cli import STAND_IN, main
+from imggate._cli import main
 try:
     main(sys.argv[1:])
 except SystemExit:
     pass
-held = sorted(name for name, module in sys.modules.items()
-              if module is not None and not getattr(module, STAND_IN, False))
+held = sorted(name for name, module in sys.modules.items() if module is not None)
 print("\\nMODULES " + json.dumps(held))
 """
 
@@ -81,9 +77,6 @@ def test_check_of_the_bundled_example_imports_only_what_check_uses(tmp_path: Pat
     # Its image is an OCI layout: nothing goes over the network, so no HTTP stack either.
     assert _offending(modules, ["httpx", "httpcore", "h2", "h11",
                                 "imggate.registry.client"]) == []
-    # pydantic's plugin loader is imggate's stand-in (every plugin is off): pydantic's own
-    # imports importlib.metadata to look for plugins all the same.
-    assert "importlib.metadata" not in modules and "pydantic.plugin._loader" not in modules
     # Its rules have no provenance rule: the provenance layer is not imported.
     assert "imggate.policy.provenance" not in modules
 
@@ -141,42 +134,3 @@ def test_what_an_audit_lists_and_resolves_tags_with_holds_no_policy_layer() -> N
     modules = set(json.loads(out))
     assert "imggate.audit.run" in modules
     assert _offending(modules, ["pydantic", "imggate.policy", "imggate.gate", "yaml"]) == []
-
-
-def _pydantics_plugin_loader() -> ModuleType:
-    """pydantic's own ``pydantic.plugin._loader``, whatever ``sys.modules`` holds under its
-    name (imggate's start-up, run in this process by other tests, puts its own there)."""
-    import importlib.machinery
-    import importlib.util
-
-    import pydantic.plugin
-
-    spec = importlib.machinery.PathFinder.find_spec("pydantic.plugin._loader",
-                                                    list(pydantic.plugin.__path__))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.mark.parametrize("setting", PLUGINS_OFF)
-def test_the_plugin_loader_in_pydantics_place_finds_what_pydantics_finds(
-        setting: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", setting)
-    assert tuple(_pydantics_plugin_loader().get_plugins()) == ()
-    assert tuple(no_plugins().get_plugins()) == ()
-
-
-def test_plugins_turned_on_are_looked_for_by_pydantic(tmp_path: Path) -> None:
-    # Someone who turns pydantic's plugins on (the variable set, to none of the values
-    # that turn them all off) gets pydantic's own loader.
-    probe = ("import json, os, sys\nfrom imggate._cli import main\n"
-             "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-             "import pydantic.plugin._loader as loader\n"
-             "print(json.dumps([getattr(loader, '__file__', None), 'importlib.metadata' in sys.modules]))\n")
-    env = {**os.environ, "PYDANTIC_DISABLE_PLUGINS": "some-plugin"}
-    out = subprocess.run([sys.executable, "-c", probe, "rules", "validate", "rules/default.yaml"],
-                         capture_output=True, text=True, cwd=ROOT, env=env, check=True,
-                         timeout=120).stdout
-    where, metadata = json.loads(out.rsplit("\n", 2)[-2])
-    assert where is not None and where.endswith("_loader.py") and metadata

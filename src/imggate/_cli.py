@@ -14,7 +14,6 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from imggate import _help_text
@@ -40,34 +39,6 @@ def _lean_startup() -> None:
     # pydantic reads every installed distribution's entry points (~25 ms) to find
     # plugins that observe validation; imggate's rules are validated by imggate alone.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    if os.environ["PYDANTIC_DISABLE_PLUGINS"] in PLUGINS_OFF:
-        # Its plugin loader imports importlib.metadata (with email, csv, zipfile...) even
-        # then, when it builds its first validator: ~28M instructions of a check of the
-        # bundled example, ~12M of a check over the network (issue 22). In its place, the
-        # loader as it is with every plugin off: it finds none.
-        sys.modules.setdefault("pydantic.plugin._loader", no_plugins())
-
-
-#: The values of ``PYDANTIC_DISABLE_PLUGINS`` with which pydantic loads no plugin at all.
-PLUGINS_OFF = ("__all__", "1", "true")
-
-
-#: An attribute that, set true on a module in ``sys.modules``, says it is a stand-in put
-#: there by imggate's start-up, not a module imported (what a run imported leaves it out).
-STAND_IN = "imggate_stand_in"
-
-
-def no_plugins() -> ModuleType:
-    """pydantic's plugin loader (``pydantic.plugin._loader``, whose ``get_plugins`` is all
-    pydantic asks of it) as it is with every plugin off: it finds none."""
-    loader = ModuleType("pydantic.plugin._loader")
-    setattr(loader, STAND_IN, True)
-
-    def get_plugins() -> tuple[()]:
-        return ()
-
-    loader.get_plugins = get_plugins  # type: ignore[attr-defined]
-    return loader
 
 
 #: Each command and the module in ``imggate.commands`` that registers it on the app when
