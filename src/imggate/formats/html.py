@@ -32,10 +32,11 @@ import hashlib
 import math
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
+from itertools import repeat
 from operator import attrgetter
 from pathlib import Path
 from types import SimpleNamespace
@@ -201,44 +202,30 @@ def _first_link(links: tuple[str, ...], known: dict[str, str | None]) -> str | N
     return None
 
 
-def _vuln_cell(f: Finding, esc: _Escaper) -> str:
-    """The vulnerability cell: the id (linked to its first http(s) link), aliases, title."""
-    ident = esc[f.id]
-    link = _first_link(f.links, esc.links)
-    if link:
-        ident = f'<a href="{esc[link]}" rel="noreferrer noopener" target="_blank">{ident}</a>'
-    extra = ""
-    if f.aliases:
-        extra = f'<span class="aliases">{esc[", ".join(f.aliases)]}</span>'
-    if f.title:
-        extra += f'<span class="title">{esc[f.title]}</span>'
-    return f'<td class="vuln"><span class="id">{ident}</span>{extra}</td>'
-
-
 def _finding_rows(items: Iterable[tuple[Finding, str | None]]) -> str:
     """The ``<tr>`` elements of a findings table, every value escaped here (see
-    :func:`_row_list`)."""
-    return "".join(_row_list(items))
+    :func:`_row_list`); ``str | None`` is the suppression reason, shown instead of the
+    scanners."""
+    pairs = list(items)
+    return "".join(_row_list([f for f, _ in pairs], [why for _, why in pairs]))
 
 
 def row_list(ordered: tuple[Finding, ...]) -> list[str]:
     """:func:`active_rows` of ``ordered`` made here, one row per finding, not joined: a
     check's reading child writes them as they are (:mod:`imggate.scanners.read_ahead`)."""
-    return _row_list((f, None) for f in ordered)
+    return _row_list(ordered, repeat(None))
 
 
-def _row_list(items: Iterable[tuple[Finding, str | None]]) -> list[str]:
-    """The ``<tr>`` elements of a findings table, every value escaped here.
+def _row_list(findings: Sequence[Finding], reasons: Iterable[str | None]) -> list[str]:
+    """The ``<tr>`` elements of a findings table, every value escaped here: one per
+    finding, with the reason it is suppressed for (``None``: it is not).
 
     This is the one part of the page that scales with the report.
-    ``str | None`` is the suppression reason, shown instead of the scanners.
     Escaped values are memoised per table (they repeat across findings).
     """
-    items = list(items)
     esc = _Escaper()
     # What a vulnerability of its own (a CVE not repeated in the table) makes each of its
     # rows look at anew, looked at for all of them together first.
-    findings = [f for f, _ in items]
     # (One finding of each id for what a row says of its vulnerability.)
     vulnerabilities = dict(zip(map(_ID, findings), findings, strict=True)).values()
     esc.take_plain([*map(_ID, vulnerabilities), *filter(None, map(_TITLE, vulnerabilities)),
@@ -255,7 +242,7 @@ def _row_list(items: Iterable[tuple[Finding, str | None]]) -> list[str]:
     scores: dict[float, str] = {}  # (vulnerabilities of their own have few scores)
     out: list[str] = []
     append = out.append
-    for f, suppressed_by in items:
+    for f, suppressed_by in zip(findings, reasons, strict=False):  # (reasons: may repeat)
         said = (f.links, f.aliases, f.title, f.severity, f.cvss, f.sources)
         known = shared.get(f.id)
         # (The ratings the very same: equal scores may be written apart, 0.0 and -0.0.)
@@ -289,9 +276,10 @@ def _package_cell(f: Finding, esc: _Escaper) -> str:
 
 def _vulnerability_cells(f: Finding, esc: _Escaper, scores: dict[float, str]
                          ) -> tuple[str, str, str]:
-    """What the row of ``f`` says of its vulnerability: the row up to the package, the
-    row after the fixed versions, and the same up to the scanners' cell (a suppressed
-    finding's says why). ``scores``: the score's cell by score, made here."""
+    """What the row of ``f`` says of its vulnerability: the row up to the package (its
+    severity and vulnerability cells), the row after the fixed versions, and the same up
+    to the scanners' cell (a suppressed finding's says why). ``scores``: the score's cell
+    by score, made here."""
     score = f.max_cvss
     # (not keyed by None or zero: -0.0 == 0.0 but is written "-0.0")
     num = scores.get(score) if score else None
@@ -300,7 +288,18 @@ def _vulnerability_cells(f: Finding, esc: _Escaper, scores: dict[float, str]
         num = f'</td><td class="num" data-sort="{cvss or -1}">{cvss}</td>'
         if score:
             scores[score] = num
-    return (f"{_ROW_HEAD[f.severity._value_]}{_vuln_cell(f, esc)}",
+    # The vulnerability cell: the id (linked to its first http(s) link), aliases, title.
+    ident = esc[f.id]
+    link = _first_link(f.links, esc.links)
+    if link:
+        ident = f'<a href="{esc[link]}" rel="noreferrer noopener" target="_blank">{ident}</a>'
+    extra = ""
+    if f.aliases:
+        extra = f'<span class="aliases">{esc[", ".join(f.aliases)]}</span>'
+    if f.title:
+        extra += f'<span class="title">{esc[f.title]}</span>'
+    return (f'{_ROW_HEAD[f.severity._value_]}<td class="vuln"><span class="id">{ident}</span>'
+            f'{extra}</td>',
             f'{num}<td class="src">{esc[", ".join(f.sources)]}</td></tr>\n', num)
 
 
