@@ -548,6 +548,7 @@ class _FindingLines(dict[object, str]):
         """
         shared: dict[str, tuple[tuple[object, ...], str, dict[str | None, str], str]] = {}
         packages: dict[str, str] = {}
+        middles: dict[tuple[str | None, str], str] = {}
         out = []
         for f in findings:
             said = (f.aliases, f.severity, f.cvss, f.title, f.sources)
@@ -559,12 +560,16 @@ class _FindingLines(dict[object, str]):
             package = packages.get(f.package)
             if package is None:
                 package = packages[f.package] = f'{self[f.package]}, "version": '
-            # The package type and the severity: per type, with the vulnerability.
+            # The package type and the severity: per type, with the vulnerability (and
+            # made once per type and severity: vulnerabilities of their own share them).
             middle = typed.get(f.package_type)
             if middle is None:
-                middle = typed[f.package_type] = (
-                    f', "package_type": {self[f.package_type]}, '
-                    f'"severity": {self[f.severity._value_]}, "fix_state": ')
+                kind = (f.package_type, f.severity._value_)
+                middle = middles.get(kind)
+                if middle is None:
+                    middle = middles[kind] = (f', "package_type": {self[kind[0]]}, '
+                                              f'"severity": {self[kind[1]]}, "fix_state": ')
+                typed[f.package_type] = middle
             # Tuples are encoded as JSON arrays; None as null (both memoised too).
             # (A version is most often the finding's own: encoded, not remembered.)
             out.append(f'{head}{package}{_json_str(f.version)}{middle}'
