@@ -292,13 +292,18 @@ _scores = st.none() | st.sampled_from([0.0, -0.0, 5, 7.5, 9.8, 10.0]) | st.float
     _mostly([1.0], [float("nan"), -1.0, float("inf"), 2**60])
 
 
-@settings(max_examples=300, deadline=None)
-@given(fs=st.lists(st.builds(
+#: Findings whose ids, packages and versions may hold a NUL, and whose scores may be NaN,
+#: negative, infinite or huge: where one string key per finding could sort otherwise.
+_odd_findings = st.lists(st.builds(
     Finding, id=_mostly(["CVE-1", "CVE-2", "GHSA-1"], ["CVE-1\0x"]),
     package=_mostly(["a", "b", ""], ["a\0"]), version=_mostly(["1", "2"], ["1\0"]),
     severity=st.sampled_from(list(Severity)),
     cvss=st.lists(st.builds(Cvss, source=st.just("nvd"), version=st.none(), vector=st.none(),
-                            score=_scores), max_size=2).map(tuple)), max_size=15))
+                            score=_scores), max_size=2).map(tuple)), max_size=15)
+
+
+@settings(max_examples=300, deadline=None)
+@given(fs=_odd_findings)
 def test_worst_first_is_the_order_of_the_sort_key(fs):
     # The order of one string key per finding, or of the tuples where that could differ
     # (a NUL in an id, package or version; a score with no such text: NaN, negative).
@@ -307,12 +312,7 @@ def test_worst_first_is_the_order_of_the_sort_key(fs):
 
 
 @settings(max_examples=300, deadline=None)
-@given(fs=st.lists(st.builds(
-    Finding, id=_mostly(["CVE-1", "CVE-2", "GHSA-1"], ["CVE-1\0x"]),
-    package=_mostly(["a", "b", ""], ["a\0"]), version=_mostly(["1", "2"], ["1\0"]),
-    severity=st.sampled_from(list(Severity)),
-    cvss=st.lists(st.builds(Cvss, source=st.just("nvd"), version=st.none(), vector=st.none(),
-                            score=_scores), max_size=2).map(tuple)), max_size=15))
+@given(fs=_odd_findings)
 def test_worst_first_of_a_merge_is_the_order_of_the_sort_key(fs):
     # A merge's findings (most severe first, then id, package, version) sorted by their
     # severity and score alone: the sort keeps the merge's order among those alike.
