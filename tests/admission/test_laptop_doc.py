@@ -8,6 +8,7 @@ block must end (not wait forever) with ``serve.log`` saying why.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -21,7 +22,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from registry_harness import require_tool
@@ -66,18 +66,26 @@ def test_the_laptop_commands_stop_when_the_port_is_taken(tmp_path: Path) -> None
     bind, since its curl kept failing on the other server's certificate.
     """
     with _port_8443(), socket.socket() as taker:
+        # As uvicorn does: connections of a server just stopped may linger in TIME_WAIT.
+        taker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         taker.bind(("127.0.0.1", 8443))
         taker.listen()
-        threading.Thread(target=_refuse_all, args=(taker,), daemon=True).start()
-        began = time.monotonic()
-        with _run_block(_section(), tmp_path) as done:
-            assert done.returncode != 0
-            assert time.monotonic() - began < 60
-            assert "could not serve on 127.0.0.1:8443" in _serve_log(tmp_path)
+        refuser = threading.Thread(target=_refuse_all, args=(taker,), daemon=True)
+        refuser.start()
+        try:
+            began = time.monotonic()
+            with _run_block(_section(), tmp_path) as done:
+                assert done.returncode != 0
+                assert time.monotonic() - began < 60
+                assert "could not serve on 127.0.0.1:8443" in _serve_log(tmp_path)
+        finally:
+            # Closing alone would leave the port listening while accept() holds it.
+            taker.shutdown(socket.SHUT_RDWR)
+            refuser.join(10)
 
 
 def _refuse_all(taker: socket.socket) -> None:
-    """Accepts each connection and closes it at once, until the socket is closed."""
+    """Accepts each connection and closes it at once, until the socket is shut down."""
     while True:
         try:
             conn, _ = taker.accept()
@@ -86,7 +94,7 @@ def _refuse_all(taker: socket.socket) -> None:
         conn.close()
 
 
-@contextmanager
+@contextlib.contextmanager
 def _port_8443() -> Iterator[None]:
     """Port 8443 for one test at a time on this machine, across pytest runs.
 
@@ -101,7 +109,7 @@ def _port_8443() -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-@contextmanager
+@contextlib.contextmanager
 def _run_block(section: str, tmp_path: Path) -> Iterator[subprocess.CompletedProcess[str]]:
     """The section's shell block, run as the page says, in a session of its own.
 
@@ -133,10 +141,8 @@ def _run_block(section: str, tmp_path: Path) -> Iterator[subprocess.CompletedPro
 
 
 def _kill_group(pgid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _serve_log(tmp_path: Path) -> str:
