@@ -75,7 +75,14 @@ def _unavailable(repo: Repository, subject: Digest, e: RegistryError | LayoutErr
 class _BlobCache:
     """Payload blobs by digest: bytes, or the reason they cannot be used. The places are
     read at once: a blob two of them name is fetched once, the second waiting for the
-    first's answer."""
+    first's answer.
+
+    A blob is used only when it is as long as the descriptor naming it says (as the OCI
+    image spec requires): the limit each kind of layer has is checked against that
+    size before the fetch, so a blob a larger kind fetched first (an ``.att`` layer's
+    16 MiB) never reaches a layer with a smaller one (a ``.sig`` layer's 1 MiB) under
+    a descriptor that understates its size.
+    """
 
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
@@ -91,7 +98,11 @@ class _BlobCache:
                 self._fetch(desc.digest, limit))
         # Shielded: a place stopped (its discovery failing elsewhere) leaves the fetch to
         # the others; :func:`discover` settles what is left when it ends.
-        return await asyncio.shield(fetching)
+        got = await asyncio.shield(fetching)
+        if isinstance(got, bytes) and len(got) != desc.size:
+            return (f"payload blob {desc.digest} is {len(got)} bytes where its descriptor "
+                    f"says {desc.size}")
+        return got
 
     async def _fetch(self, digest: Digest, limit: int) -> bytes | str:
         try:
