@@ -78,3 +78,38 @@ def test_a_lookup_stopped_that_ends_in_its_own_error_is_not_left_unretrieved() -
 
     asyncio.run(go())
     assert not logged, logged
+
+
+def test_a_task_settled_just_before_the_end_unwinds_in_its_own_context_on_the_loop() -> None:
+    """A lookup stopped when the run ends (the image's config failed meanwhile): its
+    ``finally`` runs on the loop, in its own context, before :func:`run` returns."""
+    import contextvars
+
+    current: contextvars.ContextVar[str | None] = contextvars.ContextVar("current",
+                                                                         default=None)
+    unwound: list[tuple[bool, str | None]] = []
+    started = asyncio.Event()
+
+    async def lookup() -> None:
+        token = current.set("lookup")
+        try:
+            started.set()
+            await asyncio.sleep(60)
+        finally:
+            await asyncio.sleep(0.01)  # (releasing a connection: a write and a wait)
+            try:
+                asyncio.get_running_loop()
+                on_loop = True
+            except RuntimeError:
+                on_loop = False
+            unwound.append((on_loop, current.get()))
+            current.reset(token)  # (a foreign context: ValueError, printed and ignored)
+
+    async def gather_then_fail() -> str:
+        task = asyncio.ensure_future(lookup())
+        await started.wait()
+        settle(task)
+        return "config failed"
+
+    assert run(gather_then_fail()) == "config failed"
+    assert unwound == [(True, "lookup")]

@@ -29,7 +29,10 @@ from registry_harness import Registry, free_port, run_imggate, silent_port, tamp
 from signatures.cosign_format_signer import CosignFormatSigner, make_image, push_repository
 from signatures.inmemory import InMemoryRepository
 
-pytestmark = [pytest.mark.registry, pytest.mark.usefixtures("isolated_auth_env")]
+pytestmark = [pytest.mark.registry, pytest.mark.usefixtures("isolated_auth_env"),
+              # A lookup stopped when the image's config fails must unwind on the loop,
+              # never be destroyed mid-request when it closes (imggate._aio.run).
+              pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")]
 
 DENY, ERROR, ALLOW = "deny", "error", "allow"
 

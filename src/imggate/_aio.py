@@ -18,15 +18,34 @@ T = TypeVar("T")
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` to completion on a fresh event loop (uvloop's, when it is installed)
-    and close it."""
+    and close it, once every task left behind has ended (see :func:`_end_tasks`)."""
     loop = _new_loop()
     try:
         return loop.run_until_complete(coro)
     finally:
         try:
+            _end_tasks(loop)
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             loop.close()
+
+
+def _end_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Stop the tasks ``coro`` left running and let each unwind on this loop, as
+    ``asyncio.run`` does: a lookup :func:`settle` stopped just before the end (the
+    image's config failed) has not yet run its cancellation. Left to the loop's closing,
+    its coroutine was destroyed mid-request by the garbage collector, outside its own
+    context: its request deadline could not be reset (an error Python prints and
+    ignores) and its connection was released by no one."""
+    left = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    if not left:
+        return
+    for task in left:
+        # One stop each: asked again while it unwinds, a task would be cut off in its
+        # own cleanup (the await that releases its connection).
+        if not task.cancelling():
+            task.cancel()
+    loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
