@@ -81,7 +81,7 @@ def test_invalid_identity_configs() -> None:
 
 def test_nested_composition() -> None:
     a, b, c = (SignedBy(k) for k in KEYS)
-    req = AllOf(a, AnyOf(b, c))
+    req = AllOf((a, AnyOf((b, c))))
     assert req.satisfied([check("alice"), check("carol")])
     assert not req.satisfied([check("bob"), check("carol")])
     met, why = evaluate(req, [check("alice")])
@@ -98,11 +98,11 @@ def test_threshold_counts_distinct_anchors(signers: list[str], k: int) -> None:
 
 def test_requirements_are_frozen_values() -> None:
     a, b = (SignedBy(k) for k in KEYS[:2])
-    req = AllOf(a, AnyOf(b), Threshold(1, (a, b)))
-    same = AllOf(SignedBy(KEYS[0]), AnyOf(SignedBy(KEYS[1])), Threshold(1, (a, b)))
+    req = AllOf((a, AnyOf((b,)), Threshold(1, (a, b))))
+    same = AllOf((SignedBy(KEYS[0]), AnyOf((SignedBy(KEYS[1]),)), Threshold(1, (a, b))))
     assert req == same and hash(req) == hash(same) and len({req, same}) == 1
-    assert AllOf(a) != AnyOf(a) and AnyOf(a) != AnyOf(b) and AllOf() == AllOf()
-    assert repr(AnyOf(a)) == f"AnyOf(children=({a!r},))"
+    assert AllOf((a,)) != AnyOf((a,)) and AnyOf((a,)) != AnyOf((b,)) and AllOf() == AllOf()
+    assert repr(AnyOf((a,))) == f"AnyOf(children=({a!r},))"
     for value, name in ((req, "children"), (a, "kind"), (Threshold(1, ()), "k")):
         with pytest.raises(AttributeError):
             setattr(value, name, None)

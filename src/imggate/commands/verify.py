@@ -246,9 +246,9 @@ def _bundle_requirement(trust: "TrustConfig", threshold: int | None,
 
     if typed:
         return default_requirement(trust, threshold)
-    per = tuple(AnyOf(SignedBy(a, SignatureKind.SIGNATURE), SignedBy(a, SignatureKind.ATTESTATION))
-                for a in trust.anchors)
-    return Threshold(threshold, per) if threshold else AnyOf(*per)
+    per = tuple(AnyOf((SignedBy(a, SignatureKind.SIGNATURE),
+                       SignedBy(a, SignatureKind.ATTESTATION))) for a in trust.anchors)
+    return Threshold(threshold, per) if threshold else AnyOf(per)
 
 
 @app.command()

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, ClassVar
 
 import msgspec
 from msgspec import Struct
@@ -238,10 +238,9 @@ class TrustConfig(Struct, frozen=True):
 class Requirement:
     """A policy over checks: ``verify`` returns ``None`` or raises :class:`NotVerified`.
 
-    Each kind defines :meth:`verify` and :meth:`describe`. They are frozen values: msgspec
-    Structs, or (given their children as arguments) :class:`_Children`, not frozen
-    dataclasses, which write and compile their methods when defined (~3M instructions
-    each, on every check's path; issue 22).
+    Each kind defines :meth:`verify` and :meth:`describe`. They are frozen values, msgspec
+    Structs, not frozen dataclasses, which write and compile their methods when defined
+    (~3M instructions each, on every check's path; issue 22).
     """
 
     __slots__ = ()
@@ -322,38 +321,10 @@ class Threshold(Struct, Requirement, frozen=True):
         return f"{self.k} of [{', '.join(c.describe() for c in self.children)}]"
 
 
-class _Children(Requirement):
-    """A requirement over the requirements it is given as arguments (``children``): frozen,
-    equal to one of its kind with equal children, hashed and shown by them."""
-
-    __slots__ = ("children",)
-    children: tuple[Requirement, ...]
-
-    def __init__(self, *children: Requirement) -> None:
-        object.__setattr__(self, "children", tuple(children))
-
-    def __setattr__(self, name: str, value: Any) -> NoReturn:
-        raise AttributeError(f"{type(self).__name__} is frozen: cannot set {name!r}")
-
-    def __delattr__(self, name: str) -> NoReturn:
-        raise AttributeError(f"{type(self).__name__} is frozen: cannot delete {name!r}")
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self) or not isinstance(other, _Children):
-            return NotImplemented
-        return self.children == other.children
-
-    def __hash__(self) -> int:
-        return hash(self.children)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(children={self.children!r})"
-
-
-class AllOf(_Children):
+class AllOf(Struct, Requirement, frozen=True):
     """Every child holds; an empty ``AllOf`` never does."""
 
-    __slots__ = ()
+    children: tuple[Requirement, ...] = ()
 
     def verify(self, checks: Sequence[SignatureCheck]) -> None:
         """Raise for the first child that fails."""
@@ -367,10 +338,10 @@ class AllOf(_Children):
         return f"all of [{', '.join(c.describe() for c in self.children)}]"
 
 
-class AnyOf(_Children):
+class AnyOf(Struct, Requirement, frozen=True):
     """At least one child holds; an empty ``AnyOf`` never does."""
 
-    __slots__ = ()
+    children: tuple[Requirement, ...] = ()
 
     def verify(self, checks: Sequence[SignatureCheck]) -> None:
         """Pass when one child passes."""
@@ -407,12 +378,12 @@ def default_requirement(trust: TrustConfig, threshold: int | None = None) -> Req
     parts: list[Requirement] = []
     if trust.check_signatures:
         per = tuple(SignedBy(a, SignatureKind.SIGNATURE) for a in anchors)
-        parts.append(Threshold(threshold, per) if threshold else AnyOf(*per))
+        parts.append(Threshold(threshold, per) if threshold else AnyOf(per))
     if trust.check_attestations:
         for ptype in trust.attestation_types or (None,):
             per = tuple(SignedBy(a, SignatureKind.ATTESTATION, ptype) for a in anchors)
-            parts.append(Threshold(threshold, per) if threshold else AnyOf(*per))
-    return AllOf(*parts)
+            parts.append(Threshold(threshold, per) if threshold else AnyOf(per))
+    return AllOf(tuple(parts))
 
 
 def evaluate(requirement: Requirement, checks: Sequence[SignatureCheck]) -> tuple[bool, str]:
